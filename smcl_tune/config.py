@@ -1,0 +1,181 @@
+"""Typed configuration of one trial: data, model, method, training.
+
+Every default comes from the method's specification (shared docs: SMCL.md). Unknown keys,
+wrong types and out-of-range values are rejected with the field path and the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the field path and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticConfig(_Strict):
+    """Parameters of the built-in background-bias benchmark (data.source = synthetic)."""
+
+    image_size: int = Field(32, ge=16, le=256, description="side of the square images, pixels")
+    rho: float = Field(0.9, ge=0.0, le=1.0, description="P(a training image of class c is drawn on background c)")
+    num_backgrounds: int = Field(10, ge=2, le=10, description="number of background textures K")
+    test_per_class: int = Field(100, ge=1)
+    val_pool_per_class: int = Field(100, ge=1, description="label-independent-background images per class to draw validation from")
+
+
+class DataConfig(_Strict):
+    source: Literal["synthetic", "cifar10", "cifar100", "image_folder", "file_list"] = "synthetic"
+    root: str | None = Field(None, description="dataset folder, .zip folder, or list folder (not used by synthetic)")
+    download: bool = Field(False, description="let torchvision download CIFAR into root")
+    num_classes: int = Field(10, ge=2, le=1000, description="synthetic only; other sources define it")
+    imbalance_factor: float = Field(100.0, ge=1.0, description="n_max / n_min of the long-tailed training subset")
+    profile: Literal["exp", "step"] = "exp"
+    n_max: int | None = Field(None, ge=1, description="images of the head class; default: the source's per-class pool (CIFAR-10 5000, CIFAR-100 500, synthetic 500)")
+    val_per_class: int = Field(20, ge=1, description="balanced validation images per class (file_list: 0 keeps the whole official list)")
+    subset_seed: int = Field(0, description="seed of the long-tailed subset and validation draw")
+    many_above: int = Field(100, ge=0, description="many-shot: training count > many_above")
+    few_below: int = Field(20, ge=1, description="few-shot: training count < few_below")
+    image_size: int | None = Field(None, ge=8, description="resize images to this side (image folders, file lists); None keeps the source size")
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        if self.source not in ("synthetic",) and self.root is None and self.source != "cifar10" and self.source != "cifar100":
+            raise ValueError(f"root: required for source '{self.source}'")
+        if self.source in ("cifar10", "cifar100") and self.root is None:
+            raise ValueError(f"root: required for source '{self.source}' (the torchvision dataset folder)")
+        if self.few_below > self.many_above + 1:
+            raise ValueError(f"few_below: must be <= many_above + 1, got {self.few_below} > {self.many_above} + 1")
+        return self
+
+
+class ModelConfig(_Strict):
+    architecture: Literal["resnet32", "small_cnn", "resnet18", "resnet50"] = "resnet32"
+    projection_dim: int = Field(128, ge=2, description="output size of the projection head")
+
+
+class MethodConfig(_Strict):
+    name: Literal["ce", "supcon", "mask_only", "smcl"] = "smcl"
+    saliency: Literal["spectral_residual", "gradient"] = "spectral_residual"
+    saliency_blur_sigma: float = Field(1.5, gt=0.0, description="Gaussian blur of the spectral-residual map, pixels")
+    mask_mode: Literal["threshold", "box"] = "threshold"
+    saliency_threshold: float = Field(0.5, ge=0.0, le=1.0, description="t: mask = [S(x_m) >= t]")
+    box_alpha: float = Field(1.0, gt=0.0, description="lambda ~ Beta(alpha, alpha) for box masks")
+    mask_source: Literal["minor", "head"] = "minor"
+    erase_head: bool = False
+    fill: Literal["mean", "noise"] = "mean"
+    soft_label: Literal["mixed", "minor"] = "mixed"
+    temperature: float = Field(0.1, gt=0.0, description="tau of the supervised contrastive loss")
+    loss_weight: float = Field(1.0, ge=0.0, description="w in L = L_MCE + w * L_MSC")
+    sampler_beta: float = Field(0.9999, gt=0.0, lt=1.0, description="beta of the effective number (minor-class sampler)")
+    mask_probability: float = Field(0.5, ge=0.0, le=1.0, description="p_mask: chance that a step masks")
+    mask_start_epoch: int = Field(3, ge=0)
+    mask_end_epoch: int | None = Field(None, ge=0, description="last masking epoch (exclusive); default epochs - 3")
+    classifier_loss: Literal["ce", "drw", "balanced_softmax"] = "ce"
+    drw_start_epoch: int = Field(160, ge=0)
+    drw_beta: float = Field(0.9999, gt=0.0, lt=1.0)
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(0.1, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(2e-4, ge=0.0)
+    schedule: Literal["step", "cosine", "onecycle"] = "step"
+    warmup_epochs: float = Field(5.0, ge=0.0)
+    milestones: list[int] = Field(default_factory=lambda: [160, 180], description="epochs where the step schedule drops")
+    milestone_factors: list[float] = Field(default_factory=lambda: [0.01, 0.0001], description="lr multiplier from each milestone on")
+    augment: bool = Field(True, description="random crop (pad 4) and horizontal flip")
+    seed: int = 0
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None leaves torch's default")
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainingConfig":
+        if len(self.milestones) != len(self.milestone_factors):
+            raise ValueError(
+                f"milestone_factors: needs one factor per milestone, got {len(self.milestone_factors)} for {len(self.milestones)}"
+            )
+        if sorted(self.milestones) != self.milestones:
+            raise ValueError(f"milestones: must be increasing, got {self.milestones}")
+        return self
+
+
+class TrialConfig(_Strict):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @property
+    def mask_end_epoch(self) -> int:
+        end = self.method.mask_end_epoch
+        return self.training.epochs - 3 if end is None else end
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in location if not isinstance(part, int) or True)
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One line per problem: `field.path: reason, got value`."""
+    lines = []
+    for problem in error.errors():
+        path = ".".join(str(p) for p in (prefix, *problem["loc"]) if p != "")
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif "input" in problem and problem["type"] not in ("missing",) and not isinstance(problem["input"], dict):
+            message = f"{message}, got {problem['input']!r}"
+        lines.append(f"{path}: {message}" if path else message)
+    return "\n".join(lines)
+
+
+def trial_config_from_dict(raw: dict[str, Any], prefix: str = "") -> TrialConfig:
+    """Validate a plain mapping into a TrialConfig, raising ConfigError with field paths."""
+    try:
+        return TrialConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, prefix)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping safely; errors name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def load_trial_config(path: str | Path) -> TrialConfig:
+    """A trial config from a YAML file (the `trial:` section of a study, or a bare trial file)."""
+    raw = load_yaml(path)
+    try:
+        return trial_config_from_dict(raw)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None

@@ -1,0 +1,1 @@
+"""Data sources: image pools (synthetic, CIFAR, image folders, file lists) and long-tailed subsets."""

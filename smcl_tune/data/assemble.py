@@ -1,0 +1,85 @@
+"""One trial's data: the source, its long-tailed subset, validation and test, as uint8 tensors."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from smcl_tune.config import DataConfig
+from smcl_tune.data.longtail import class_counts, split_long_tailed
+from smcl_tune.data.loading import DeviceSplit, channel_statistics
+from smcl_tune.data.pool import ImagePool
+from smcl_tune.data.sources import load_source
+from smcl_tune.metrics import shot_groups
+
+log = logging.getLogger(__name__)
+
+DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500, "synthetic": 500}
+
+
+@dataclass
+class TrialData:
+    """The long-tailed training subset, a balanced validation split and the test set."""
+
+    train: DeviceSplit
+    val: DeviceSplit
+    test: DeviceSplit
+    train_counts: list[int]
+    groups: dict[str, list[int]]
+    class_names: list[str]
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to(self, device: torch.device) -> "TrialData":
+        return TrialData(self.train.to(device), self.val.to(device), self.test.to(device), self.train_counts,
+                         self.groups, self.class_names, self.mean.to(device), self.std.to(device))
+
+
+def _load(pool: ImagePool, indices: torch.Tensor) -> DeviceSplit:
+    return DeviceSplit(pool.load(indices), pool.labels[indices].clone())
+
+
+def _balanced_indices(labels: torch.Tensor, per_class: int, num_classes: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    parts = []
+    for label in range(num_classes):
+        members = torch.nonzero(labels == label, as_tuple=False).flatten()
+        if len(members) < per_class:
+            log.info("class %d: %d validation images available, fewer than %d", label, len(members), per_class)
+        parts.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    return torch.cat(parts)
+
+
+def _pool_n_max(config: DataConfig, pool_labels: torch.Tensor, num_classes: int) -> int:
+    if config.n_max is not None:
+        return config.n_max
+    if config.source in DEFAULT_N_MAX:
+        return DEFAULT_N_MAX[config.source]
+    return int(torch.bincount(pool_labels, minlength=num_classes).max())
+
+
+def build_trial_data(config: DataConfig) -> TrialData:
+    """Load the source, draw the long-tailed subset and the validation split, decode the images."""
+    source = load_source(config)
+    num_classes = len(source.class_names)
+    n_max = _pool_n_max(config, source.train.labels, num_classes)
+    targets = class_counts(n_max, num_classes, config.imbalance_factor, config.profile)
+    held_out = 0 if source.val is not None else config.val_per_class
+    split = split_long_tailed(source.train.labels, targets, held_out, seed=config.subset_seed)
+    train = _load(source.train, split.train_indices)
+    if source.val is not None:
+        val = _load(source.val, _balanced_indices(source.val.labels, config.val_per_class, num_classes, config.subset_seed + 1))
+    else:
+        val = _load(source.train, split.val_indices)
+    test = _load(source.test, torch.arange(len(source.test.labels)))
+    mean, std = channel_statistics(train.images)
+    groups = shot_groups(split.train_counts, config.many_above, config.few_below)
+    log.info("long-tailed subset: %d images in %d classes (head %d, tail %d); validation %d; test %d",
+             len(train), num_classes, max(split.train_counts), min(split.train_counts), len(val), len(test))
+    return TrialData(train, val, test, split.train_counts, groups, source.class_names, mean, std)

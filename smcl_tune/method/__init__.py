@@ -1,0 +1,1 @@
+"""SMCL method pieces: saliency maps, masks, losses and the minor-class sampler."""

@@ -1,0 +1,160 @@
+"""Masks from saliency maps, and composing a masked image with its soft label."""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+FILL_MODES = ("mean", "noise")
+LABEL_MODES = ("mixed", "minor")
+
+
+def threshold_mask(saliency: Tensor, threshold: float) -> Tensor:
+    """Mask of the pixels whose saliency is at least ``threshold``.
+
+    Args:
+        saliency: float [B, H, W], normalised to [0, 1] per image.
+        threshold: saliency threshold t in [0, 1].
+
+    Returns:
+        float32 [B, 1, H, W] with values 0 or 1.
+    """
+    return (saliency >= threshold).float().unsqueeze(1)
+
+
+def box_mask(saliency: Tensor, lam: Tensor) -> Tensor:
+    """Box centred on each map's most salient pixel (SaliencyMix, Uddin et al. 2021).
+
+    Sides are round(W * sqrt(1 - lam)) by round(H * sqrt(1 - lam)); the box is clipped to the
+    image, so near a border its area is below 1 - lam.
+
+    Args:
+        saliency: float [B, H, W].
+        lam: [B] values in [0, 1]; the kept fraction of an unclipped box's image.
+
+    Returns:
+        float32 [B, 1, H, W] with values 0 or 1.
+    """
+    batch, height, width = saliency.shape
+    device = saliency.device
+    peak = saliency.reshape(batch, -1).argmax(dim=1)
+    centre_y = peak // width
+    centre_x = peak % width
+    side = torch.sqrt(1.0 - lam.to(device=device, dtype=torch.float64).clamp(0.0, 1.0))
+    box_h = torch.round(height * side).long()
+    box_w = torch.round(width * side).long()
+    top = centre_y - box_h // 2
+    left = centre_x - box_w // 2
+    rows = torch.arange(height, device=device)
+    cols = torch.arange(width, device=device)
+    inside_rows = (rows[None, :] >= top[:, None]) & (rows[None, :] < (top + box_h)[:, None])
+    inside_cols = (cols[None, :] >= left[:, None]) & (cols[None, :] < (left + box_w)[:, None])
+    return (inside_rows[:, :, None] & inside_cols[:, None, :]).float().unsqueeze(1)
+
+
+def sample_beta(alpha: float, n: int, generator: torch.Generator) -> Tensor:
+    """Draw n values from Beta(alpha, alpha), reproducibly from ``generator``.
+
+    torch's Beta sampler has no generator argument, so a seed is drawn from ``generator`` and
+    used on a forked CPU RNG; torch's global RNG state is unchanged afterwards.
+
+    Args:
+        alpha: both concentration parameters, > 0.
+        n: number of draws.
+        generator: source of randomness.
+
+    Returns:
+        float32 [n] on the CPU.
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0 for Beta(alpha, alpha), got {alpha}")
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+    with torch.random.fork_rng(devices=[]):
+        # Seed only the CPU generator: torch.manual_seed would also reseed CUDA's.
+        torch.default_generator.manual_seed(seed)
+        concentration = torch.tensor(float(alpha))
+        return torch.distributions.Beta(concentration, concentration).sample((n,))
+
+
+def fill_masked(
+    images: Tensor, mask: Tensor, fill: str, generator: torch.Generator | None = None
+) -> Tensor:
+    """Replace the masked region of each image by a fill; unmasked pixels are kept.
+
+    Args:
+        images: float [B, C, H, W].
+        mask: [B, 1, H, W], 1 where the pixel is replaced.
+        fill: ``"mean"`` (each image's per-channel mean colour) or ``"noise"`` (Gaussian with
+            each image's per-channel mean and standard deviation).
+        generator: source of the noise; None uses torch's global RNG on the images' device.
+
+    Returns:
+        [B, C, H, W], same dtype and device as ``images``.
+    """
+    if fill not in FILL_MODES:
+        raise ValueError(f"fill must be one of {FILL_MODES}, got {fill!r}")
+    pixels = images.float()
+    mean = pixels.mean(dim=(2, 3), keepdim=True)
+    if fill == "mean":
+        values = mean.expand_as(pixels)
+    else:
+        std = pixels.std(dim=(2, 3), keepdim=True, correction=0)
+        noise_device = generator.device if generator is not None else images.device
+        noise = torch.randn(images.shape, generator=generator, device=noise_device)
+        values = mean + std * noise.to(images.device)
+    return compose(images, values.to(images.dtype), mask)
+
+
+def compose(background: Tensor, foreground: Tensor, mask: Tensor) -> Tensor:
+    """Paste ``foreground`` onto ``background`` where the mask is 1: (1 - M) * bg + M * fg.
+
+    Args:
+        background: [B, C, H, W].
+        foreground: [B, C, H, W].
+        mask: [B, 1, H, W] in [0, 1].
+
+    Returns:
+        [B, C, H, W] in the background's dtype.
+    """
+    mask = mask.to(background.dtype)
+    return (1 - mask) * background + mask * foreground
+
+
+def mask_area(mask: Tensor) -> Tensor:
+    """Masked fraction of each image.
+
+    Args:
+        mask: [B, 1, H, W] in [0, 1].
+
+    Returns:
+        float32 [B] in [0, 1].
+    """
+    return mask.float().flatten(1).mean(dim=1)
+
+
+def soft_labels(
+    head_labels: Tensor,
+    minor_labels: Tensor,
+    area: Tensor,
+    num_classes: int,
+    mode: str = "mixed",
+) -> Tensor:
+    """Soft labels of the masked images.
+
+    Args:
+        head_labels: int64 [B], labels y_b of the background (head) images.
+        minor_labels: int64 [B], labels y_m of the pasted (minor) images.
+        area: [B], masked area fraction a of each image, in [0, 1].
+        num_classes: number of classes C.
+        mode: ``"mixed"``: (1 - a) * onehot(y_b) + a * onehot(y_m); ``"minor"``: onehot(y_m).
+
+    Returns:
+        float32 [B, C]; each row sums to 1.
+    """
+    if mode not in LABEL_MODES:
+        raise ValueError(f"mode must be one of {LABEL_MODES}, got {mode!r}")
+    minor = F.one_hot(minor_labels.long(), num_classes).float()
+    if mode == "minor":
+        return minor
+    head = F.one_hot(head_labels.long().to(minor.device), num_classes).float()
+    weight = area.to(device=minor.device, dtype=torch.float32)[:, None]
+    return (1 - weight) * head + weight * minor

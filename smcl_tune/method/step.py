@@ -1,0 +1,160 @@
+"""The loss of one training step for `ce`, `supcon`, `mask_only` and `smcl` (SMCL.md, steps 1-8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from smcl_tune.method.losses import balanced_softmax_logits, soft_cross_entropy, supervised_contrastive_loss
+from smcl_tune.method.masking import (
+    box_mask,
+    compose,
+    fill_masked,
+    mask_area,
+    sample_beta,
+    soft_labels,
+    threshold_mask,
+)
+from smcl_tune.method.saliency import gradient_saliency, spectral_residual_saliency
+
+METHODS = ("ce", "supcon", "mask_only", "smcl")
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What one step needs of the method's configuration (see MethodConfig for the meanings)."""
+
+    method: str
+    num_classes: int
+    saliency: str = "spectral_residual"
+    saliency_blur_sigma: float = 1.5
+    mask_mode: str = "threshold"
+    saliency_threshold: float = 0.5
+    box_alpha: float = 1.0
+    mask_source: str = "minor"
+    erase_head: bool = False
+    fill: str = "mean"
+    soft_label: str = "mixed"
+    temperature: float = 0.1
+    loss_weight: float = 1.0
+    classifier_loss: str = "ce"
+
+    @property
+    def uses_minor_batch(self) -> bool:
+        return self.method != "ce"
+
+    @property
+    def contrastive_weight(self) -> float:
+        return 0.0 if self.method in ("ce", "mask_only") else self.loss_weight
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    classification_loss: torch.Tensor
+    contrastive_loss: torch.Tensor
+    head_logits: torch.Tensor
+    masked_area: torch.Tensor
+
+
+def _saliency(settings: StepSettings, network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if settings.saliency == "spectral_residual":
+        return spectral_residual_saliency(images, settings.saliency_blur_sigma)
+    was_training = network.training
+    network.eval()  # the extra forward pass must not move BatchNorm's running statistics
+    try:
+        return gradient_saliency(lambda x: network(x)[0], images, labels)
+    finally:
+        network.train(was_training)
+
+
+def _mask(settings: StepSettings, saliency: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    if settings.mask_mode == "threshold":
+        return threshold_mask(saliency, settings.saliency_threshold)
+    lam = sample_beta(settings.box_alpha, saliency.shape[0], generator).to(saliency.device)
+    return box_mask(saliency, lam)
+
+
+def masked_images(
+    settings: StepSettings,
+    network: nn.Module,
+    head_images: torch.Tensor,
+    head_labels: torch.Tensor,
+    minor_images: torch.Tensor,
+    minor_labels: torch.Tensor,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x_tilde = (1 - M) * x_bg + M * x_m with its soft labels and masked area a (steps 1-4)."""
+    if settings.mask_source == "minor":
+        mask = _mask(settings, _saliency(settings, network, minor_images, minor_labels), generator)
+        head_saliency = None
+    else:
+        head_saliency = _saliency(settings, network, head_images, head_labels)
+        mask = _mask(settings, head_saliency, generator)
+    background = head_images
+    if settings.erase_head:
+        if head_saliency is None:
+            head_saliency = _saliency(settings, network, head_images, head_labels)
+        background = fill_masked(head_images, _mask(settings, head_saliency, generator), settings.fill, generator)
+    area = mask_area(mask)
+    targets = soft_labels(head_labels, minor_labels, area, settings.num_classes, settings.soft_label)
+    return compose(background, minor_images, mask), targets, area
+
+
+def step_loss(
+    settings: StepSettings,
+    network: nn.Module,
+    head_images: torch.Tensor,
+    head_labels: torch.Tensor,
+    minor_images: torch.Tensor | None = None,
+    minor_labels: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    class_weights: torch.Tensor | None = None,
+    class_counts: torch.Tensor | None = None,
+) -> StepOutput:
+    """L = L_MCE + w * L_MSC for a masking step, or plain classification loss on x_b.
+
+    head_images / head_labels: the instance-sampled batch (x_b, y_b); minor_images /
+    minor_labels: the minor-class biased batch (x_m, y_m), None for a plain step.
+    class_weights: DRW weights when active; class_counts: for Balanced Softmax.
+    """
+    batch = head_images.shape[0]
+    head_targets = F.one_hot(head_labels, settings.num_classes).float()
+    zero = head_images.new_zeros(())
+    if minor_images is None or not settings.uses_minor_batch:
+        logits, _ = network(head_images)
+        classification = _classification_loss(settings, logits, head_targets, class_weights, class_counts)
+        return StepOutput(classification, classification, zero, logits, zero)
+
+    if settings.method == "supcon":
+        second_images = minor_images
+        second_targets = F.one_hot(minor_labels, settings.num_classes).float()
+        area = torch.ones(batch, device=head_images.device)
+    else:
+        second_images, second_targets, area = masked_images(
+            settings, network, head_images, head_labels, minor_images, minor_labels, generator
+        )
+    weight = settings.contrastive_weight
+    logits, embeddings = network(torch.cat([head_images, second_images]), with_embedding=weight > 0)
+    targets = torch.cat([head_targets, second_targets])
+    classification = _classification_loss(settings, logits, targets, class_weights, class_counts)
+    if weight > 0:
+        contrastive = supervised_contrastive_loss(embeddings, torch.cat([head_labels, minor_labels]), settings.temperature)
+    else:
+        contrastive = zero
+    return StepOutput(classification + weight * contrastive, classification, contrastive, logits[:batch], area.mean())
+
+
+def _classification_loss(
+    settings: StepSettings,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None,
+    class_counts: torch.Tensor | None,
+) -> torch.Tensor:
+    if settings.classifier_loss == "balanced_softmax":
+        logits = balanced_softmax_logits(logits, class_counts)
+    return soft_cross_entropy(logits, targets, class_weights)

@@ -1,0 +1,300 @@
+"""One trial: build data and model, train epoch by epoch, select on validation, evaluate on test.
+
+`run_trial(config)` runs without Ray; `report(metrics, checkpoint_path)` is called after every
+epoch, so the same function serves Ray Tune (study.py) and plain scripts.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from smcl_tune.config import TrialConfig, trial_config_from_dict
+from smcl_tune.data.assemble import TrialData, build_trial_data
+from smcl_tune.data.loading import DeviceSplit, InstanceSampler, MinorClassSampler, normalize, random_crop_flip
+from smcl_tune.method.losses import drw_class_weights
+from smcl_tune.method.step import StepSettings, step_loss
+from smcl_tune.metrics import SHOT_GROUPS, accuracy_summary, confusion_matrix, per_class_accuracy
+from smcl_tune.models import build_network
+from smcl_tune.schedule import learning_rate_factor
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[dict[str, float], Path | None], None]
+CHECKPOINT_NAME = "trial.pt"
+
+
+@dataclass
+class TrialResult:
+    """What a trial ends with. Test metrics are those of the epoch selected on validation."""
+
+    status: str  # "completed" or "failed"
+    reason: str | None
+    epochs_completed: int
+    best_epoch: int | None
+    validation: dict[str, float]
+    test: dict[str, float]
+    test_per_class_accuracy: list[float]
+    test_confusion: list[list[int]]
+    group_sizes: dict[str, int]
+    train_counts: list[int]
+    class_names: list[str]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def step_settings(config: TrialConfig, num_classes: int) -> StepSettings:
+    method = config.method
+    return StepSettings(
+        method=method.name, num_classes=num_classes, saliency=method.saliency,
+        saliency_blur_sigma=method.saliency_blur_sigma, mask_mode=method.mask_mode,
+        saliency_threshold=method.saliency_threshold, box_alpha=method.box_alpha,
+        mask_source=method.mask_source, erase_head=method.erase_head, fill=method.fill,
+        soft_label=method.soft_label, temperature=method.temperature, loss_weight=method.loss_weight,
+        classifier_loss=method.classifier_loss,
+    )
+
+
+@torch.no_grad()
+def evaluate(network: nn.Module, split: DeviceSplit, data: TrialData, batch_size: int = 512) -> torch.Tensor:
+    """Confusion matrix of `network` on `split` (no augmentation), [true, predicted]."""
+    network.eval()
+    predictions = []
+    for start in range(0, len(split), batch_size):
+        images = normalize(split.images[start:start + batch_size], data.mean, data.std)
+        with _autocast(images.device):
+            logits, _ = network(_memory_format(images))
+        predictions.append(logits.argmax(dim=1))
+    network.train()
+    return confusion_matrix(torch.cat(predictions), split.labels, data.num_classes)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def _memory_format(images: torch.Tensor) -> torch.Tensor:
+    return images.contiguous(memory_format=torch.channels_last) if images.is_cuda else images
+
+
+class _Trial:
+    """The mutable state of one trial; everything in it goes into a checkpoint."""
+
+    def __init__(self, config: TrialConfig, data: TrialData, device: torch.device) -> None:
+        self.config = config
+        self.data = data
+        self.device = device
+        seed = config.training.seed
+        torch.manual_seed(seed)
+        self.network = build_network(config.model.architecture, data.num_classes, config.model.projection_dim).to(device)
+        if device.type == "cuda":
+            self.network = self.network.to(memory_format=torch.channels_last)
+        training = config.training
+        self.optimizer = torch.optim.SGD(self.network.parameters(), lr=training.lr, momentum=training.momentum,
+                                         weight_decay=training.weight_decay, nesterov=training.nesterov)
+        self.batch_generator = torch.Generator(device=device).manual_seed(seed + 1)
+        self.step_generator = torch.Generator().manual_seed(seed + 2)
+        self.instance_sampler = InstanceSampler(len(data.train), training.batch_size, self.batch_generator)
+        self.minor_sampler = MinorClassSampler(data.train.labels, data.train_counts, config.method.sampler_beta,
+                                               self.batch_generator)
+        self.settings = step_settings(config, data.num_classes)
+        self.counts = torch.as_tensor(data.train_counts, dtype=torch.float32, device=device)
+        self.epoch = 0
+        self.best_epoch: int | None = None
+        self.best_score = -math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.history: list[dict[str, float]] = []
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "epoch": self.epoch,
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "batch_generator": self.batch_generator.get_state(),
+            "step_generator": self.step_generator.get_state(),
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "best_state": self.best_state,
+            "history": self.history,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.epoch = state["epoch"]
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.batch_generator.set_state(state["batch_generator"])
+        self.step_generator.set_state(state["step_generator"])
+        self.best_epoch = state["best_epoch"]
+        self.best_score = state["best_score"]
+        self.best_state = state["best_state"]
+        self.history = state["history"]
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def _masking_now(self) -> bool:
+        method = self.config.method
+        if method.name == "ce" or not (method.mask_start_epoch <= self.epoch < self.config.mask_end_epoch):
+            return False
+        return bool(torch.rand((), generator=self.step_generator) < method.mask_probability)
+
+    def _class_weights(self) -> torch.Tensor | None:
+        method = self.config.method
+        if method.classifier_loss == "drw" and self.epoch >= method.drw_start_epoch:
+            return drw_class_weights(self.counts, method.drw_beta)
+        return None
+
+    def _batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = self.data.train.images[indices]
+        if self.config.training.augment:
+            images = random_crop_flip(images, self.batch_generator)
+        return _memory_format(normalize(images, self.data.mean, self.data.std)), self.data.train.labels[indices]
+
+    def train_epoch(self) -> dict[str, float]:
+        training = self.config.training
+        self.network.train()
+        batches = self.instance_sampler.epoch()
+        if training.max_steps_per_epoch is not None:
+            batches = batches[:training.max_steps_per_epoch]
+        class_weights = self._class_weights()
+        totals = torch.zeros(5, dtype=torch.float64, device=self.device)  # loss, L_MCE, L_MSC, correct, area
+        masked_steps = 0
+        seen = 0
+        started = time.perf_counter()
+        for step, indices in enumerate(batches):
+            factor = learning_rate_factor(training, self.epoch, step, len(batches))
+            for group in self.optimizer.param_groups:
+                group["lr"] = training.lr * factor
+            head_images, head_labels = self._batch(indices)
+            minor_images = minor_labels = None
+            if self._masking_now():
+                masked_steps += 1
+                minor_images, minor_labels = self._batch(self.minor_sampler.sample(len(indices)))
+            with _autocast(self.device):
+                output = step_loss(self.settings, self.network, head_images, head_labels, minor_images, minor_labels,
+                                   self.step_generator, class_weights, self.counts)
+            self.optimizer.zero_grad(set_to_none=True)
+            output.loss.backward()
+            self.optimizer.step()
+            batch = len(indices)
+            seen += batch
+            totals += torch.stack([
+                output.loss.detach().double() * batch,
+                output.classification_loss.detach().double() * batch,
+                output.contrastive_loss.detach().double() * batch,
+                (output.head_logits.detach().argmax(1) == head_labels).sum().double(),
+                output.masked_area.detach().double() * batch,
+            ])
+        loss, mce, msc, correct, area = (totals / seen).tolist()  # the epoch's only host synchronisation
+        elapsed = time.perf_counter() - started
+        return {
+            "loss": loss, "loss_mce": mce, "loss_msc": msc, "train_accuracy": correct,
+            "masked_step_fraction": masked_steps / len(batches),
+            "lr": training.lr * learning_rate_factor(training, self.epoch, len(batches) - 1, len(batches)),
+            "epoch_seconds": elapsed, "images_per_second": seen / elapsed,
+        }
+
+
+def _group_sizes(groups: dict[str, list[int]]) -> dict[str, int]:
+    return {name: len(groups[name]) for name in SHOT_GROUPS}
+
+
+def _save_checkpoint(trial: _Trial, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CHECKPOINT_NAME
+    temporary = path.with_suffix(".tmp")
+    torch.save(trial.state(), temporary)
+    temporary.replace(path)  # a crash mid-write leaves the previous checkpoint intact
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def run_trial(
+    config: TrialConfig | dict[str, Any],
+    report: Report | None = None,
+    checkpoint_dir: Path | None = None,
+    resume_from: Path | None = None,
+    data: TrialData | None = None,
+) -> TrialResult:
+    """Train and evaluate one SMCL (or baseline) model.
+
+    report: called after each epoch with that epoch's metrics and the checkpoint path (None
+    without `checkpoint_dir`). checkpoint_dir: where a checkpoint is written after each epoch.
+    resume_from: a checkpoint file (or a folder holding one) to continue from.
+    data: prebuilt data (benchmarks share it between trials); built from config.data if None.
+    """
+    if isinstance(config, dict):
+        config = trial_config_from_dict(config)
+    training = config.training
+    if training.num_threads is not None:
+        torch.set_num_threads(training.num_threads)
+    device = resolve_device(training.device)
+    data = (data or build_trial_data(config.data)).to(device)
+    trial = _Trial(config, data, device)
+    if resume_from is not None:
+        path = Path(resume_from)
+        trial.load(load_checkpoint(path / CHECKPOINT_NAME if path.is_dir() else path))
+        log.info("resumed at epoch %d", trial.epoch)
+    status, reason = "completed", None
+    while trial.epoch < training.epochs:
+        metrics = trial.train_epoch()
+        if not math.isfinite(metrics["loss"]):
+            status, reason = "failed", f"non-finite loss ({metrics['loss']}) in epoch {trial.epoch}"
+            log.warning("trial stopped: %s", reason)
+            break
+        validation = accuracy_summary(evaluate(trial.network, data.val, data), data.groups)
+        metrics.update({f"val_{name}": value for name, value in validation.items()})
+        metrics["epoch"] = trial.epoch
+        if validation["balanced_accuracy"] > trial.best_score:
+            trial.best_score = validation["balanced_accuracy"]
+            trial.best_epoch = trial.epoch
+            trial.best_state = copy.deepcopy(trial.network.state_dict())
+        trial.history.append(metrics)
+        trial.epoch += 1
+        checkpoint = _save_checkpoint(trial, checkpoint_dir) if checkpoint_dir is not None else None
+        log.info("epoch %d: loss %.4f, val balanced accuracy %.4f", trial.epoch - 1, metrics["loss"],
+                 validation["balanced_accuracy"])
+        if report is not None:
+            report(metrics, checkpoint)
+    return _final_result(trial, status, reason)
+
+
+def _final_result(trial: _Trial, status: str, reason: str | None) -> TrialResult:
+    data = trial.data
+    validation: dict[str, float] = {}
+    test: dict[str, float] = {}
+    per_class: list[float] = []
+    confusion: list[list[int]] = []
+    if trial.best_state is not None:
+        trial.network.load_state_dict(trial.best_state)
+        best = trial.history[trial.best_epoch]
+        validation = {key.removeprefix("val_"): value for key, value in best.items() if key.startswith("val_")}
+        matrix = evaluate(trial.network, data.test, data)
+        test = accuracy_summary(matrix, data.groups)
+        per_class = per_class_accuracy(matrix).tolist()
+        confusion = matrix.tolist()
+    return TrialResult(
+        status=status, reason=reason, epochs_completed=trial.epoch, best_epoch=trial.best_epoch,
+        validation=validation, test=test, test_per_class_accuracy=per_class, test_confusion=confusion,
+        group_sizes=_group_sizes(data.groups), train_counts=data.train_counts, class_names=data.class_names,
+        history=trial.history,
+    )
