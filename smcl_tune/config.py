@@ -124,10 +124,6 @@ class TrialConfig(_Strict):
         return self.training.epochs - 3 if end is None else end
 
 
-def _field_path(location: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in location if not isinstance(part, int) or True)
-
-
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     """One line per problem: `field.path: reason, got value`."""
     lines = []

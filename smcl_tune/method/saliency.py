@@ -8,7 +8,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 _LUMA = (0.299, 0.587, 0.114)
-_LOG_EPS = 1e-8
+# Floor of the amplitude spectrum, relative to each image's largest amplitude. Float32 FFT
+# round-off is far below it; without it the near-zero amplitudes of flat regions dominate the
+# log spectrum and the peak lands off the object.
+_RELATIVE_AMPLITUDE_FLOOR = 1e-4
+_ABSOLUTE_AMPLITUDE_FLOOR = 1e-30
 
 
 def _normalize_per_image(maps: Tensor) -> Tensor:
@@ -67,17 +71,22 @@ def spectral_residual_saliency(images: Tensor, blur_sigma: float = 1.5) -> Tenso
     """Spectral-residual saliency (Hou & Zhang, CVPR 2007) of a batch, without a model.
 
     Args:
-        images: float [B, C, H, W], C = 1 or 3, any normalisation; 3 channels are turned
-            into luminance (0.299 R + 0.587 G + 0.114 B).
+        images: float [B, C, H, W], C = 1 or 3, any normalisation (the map does not change
+            under a positive scale and offset); 3 channels are turned into luminance
+            (0.299 R + 0.587 G + 0.114 B).
         blur_sigma: standard deviation of the Gaussian blur of the map, in pixels
             (0 disables the blur).
 
     Returns:
-        float32 [B, H, W] on the images' device, each map min-max normalised to [0, 1].
+        float32 [B, H, W] on the images' device, each map min-max normalised to [0, 1];
+        all zeros for a flat (constant) image.
     """
     if blur_sigma < 0:
         raise ValueError(f"blur_sigma must be >= 0 pixels, got {blur_sigma}")
     grey = _grey(images)
+    flat = grey.amax(dim=(1, 2, 3)) == grey.amin(dim=(1, 2, 3))
+    # Removing the mean (the DC term) makes the map independent of the images' normalisation.
+    grey = grey - grey.mean(dim=(2, 3), keepdim=True)
     height, width = grey.shape[-2:]
     # Reflect padding keeps the FFT's wrap-around from putting peaks on the image border.
     pad_h = min(height // 2, height - 1)
@@ -86,7 +95,9 @@ def spectral_residual_saliency(images: Tensor, blur_sigma: float = 1.5) -> Tenso
         grey = F.pad(grey, (pad_w, pad_w, pad_h, pad_h), mode="reflect")
 
     spectrum = torch.fft.fft2(grey)
-    log_amplitude = torch.log(spectrum.abs() + _LOG_EPS)
+    amplitude = spectrum.abs()
+    floor = _RELATIVE_AMPLITUDE_FLOOR * amplitude.amax(dim=(2, 3), keepdim=True)
+    log_amplitude = torch.log(amplitude + floor + _ABSOLUTE_AMPLITUDE_FLOOR)
     phase = torch.angle(spectrum)
     local_mean = F.avg_pool2d(F.pad(log_amplitude, (1, 1, 1, 1), mode="circular"), 3, stride=1)
     residual = log_amplitude - local_mean
@@ -95,6 +106,8 @@ def spectral_residual_saliency(images: Tensor, blur_sigma: float = 1.5) -> Tenso
     if blur_sigma > 0:
         saliency = _gaussian_blur(saliency, blur_sigma)
     saliency = saliency[:, 0, pad_h : pad_h + height, pad_w : pad_w + width]
+    # A flat image has no salient region; its map would be FFT round-off.
+    saliency = saliency.masked_fill(flat[:, None, None], 0.0)
     return _normalize_per_image(saliency)
 
 

@@ -23,7 +23,9 @@ def effective_number_probabilities(
         raise ValueError(f"beta must be in [0, 1), got {beta}")
     counts = torch.as_tensor(class_counts, dtype=torch.float64)
     if counts.dim() != 1 or counts.numel() == 0:
-        raise ValueError(f"class_counts must be a non-empty 1-D list of counts, got {class_counts!r}")
+        raise ValueError(
+            f"class_counts must be a non-empty 1-D list of counts, got {class_counts!r}"
+        )
     if (counts < 0).any():
         raise ValueError(f"class_counts must be >= 0, got {class_counts!r}")
     if not (counts > 0).any():

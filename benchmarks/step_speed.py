@@ -1,0 +1,99 @@
+"""Speed of one training step on this machine: CE vs SMCL (ResNet-32, batch 128, 32x32).
+
+Prints a table: ms per step and images/s for a CE step, a step that forwards 2B images with CE
+only (the cost of the doubled batch), and a full SMCL masking step; the SMCL / CE ratio; and the
+throughput of the batched spectral-residual saliency.
+
+    .venv/bin/python benchmarks/step_speed.py [--steps 8] [--batch 128] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from smcl_tune.data.loading import normalize, random_crop_flip
+from smcl_tune.method.saliency import spectral_residual_saliency
+from smcl_tune.method.step import StepSettings, step_loss
+from smcl_tune.models import build_network
+
+NUM_CLASSES = 100
+
+
+def _time_steps(settings: StepSettings, device: torch.device, batch: int, steps: int, warmup: int = 2) -> float:
+    torch.manual_seed(0)
+    network = build_network("resnet32", NUM_CLASSES).to(device).train()
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9)
+    generator = torch.Generator(device=device).manual_seed(0)
+    step_generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4 * batch, 3, 32, 32), dtype=torch.uint8, device=device)
+    labels = torch.randint(0, NUM_CLASSES, (4 * batch,), device=device)
+    mean, std = torch.full((3,), 0.5, device=device), torch.full((3,), 0.25, device=device)
+
+    def batch_of(offset: int):
+        chosen = slice(offset, offset + batch)
+        return normalize(random_crop_flip(images[chosen], generator), mean, std), labels[chosen]
+
+    def one_step() -> None:
+        x_b, y_b = batch_of(0)
+        x_m, y_m = batch_of(batch) if settings.method != "ce" else (None, None)
+        output = step_loss(settings, network, x_b, y_b, x_m, y_m, step_generator)
+        optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        one_step()
+    _synchronize(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        one_step()
+    _synchronize(device)
+    return (time.perf_counter() - started) / steps
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _saliency_rate(device: torch.device, batch: int, repeats: int = 10) -> float:
+    images = torch.randn(batch, 3, 32, 32, device=device)
+    spectral_residual_saliency(images)
+    _synchronize(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        spectral_residual_saliency(images)
+    _synchronize(device)
+    return batch * repeats / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    arguments = parser.parse_args()
+    device = torch.device(arguments.device)
+    batch = arguments.batch
+    rows = [
+        ("ce (B images)", StepSettings(method="ce", num_classes=NUM_CLASSES)),
+        ("2B forward, CE only", StepSettings(method="supcon", num_classes=NUM_CLASSES, loss_weight=0.0)),
+        ("smcl masking step", StepSettings(method="smcl", num_classes=NUM_CLASSES)),
+    ]
+    seconds = {name: _time_steps(settings, device, batch, arguments.steps) for name, settings in rows}
+    ce = seconds["ce (B images)"]
+    print(f"device {device}, ResNet-32, batch {batch}, 32x32, {arguments.steps} timed steps, "
+          f"{torch.get_num_threads()} threads")
+    print(f"{'step':<22}{'ms/step':>10}{'images/s':>10}{'x CE':>8}")
+    for name, _ in rows:
+        print(f"{name:<22}{1000 * seconds[name]:>10.1f}{batch / seconds[name]:>10.1f}{seconds[name] / ce:>8.2f}")
+    overhead = seconds["smcl masking step"] / seconds["2B forward, CE only"] - 1
+    print(f"saliency + masking + contrastive on top of the 2B forward: {100 * overhead:+.1f}%")
+    print(f"spectral-residual saliency: {_saliency_rate(device, batch):.0f} maps/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+import torch
+
+from smcl_tune.data.loading import InstanceSampler, MinorClassSampler, normalize, random_crop_flip
+from smcl_tune.method.sampling import effective_number_probabilities
+
+
+def _marker_images(batch: int, size: int = 16) -> torch.Tensor:
+    """One bright pixel at (row 6, col 5) on black: its position after the crop gives the offset."""
+    images = torch.zeros(batch, 3, size, size, dtype=torch.uint8)
+    images[:, :, 6, 5] = 255
+    return images
+
+
+def test_crop_offsets_are_uniform_over_the_padding():
+    batch = 20000
+    out = random_crop_flip(_marker_images(batch), torch.Generator().manual_seed(0), padding=4)
+    assert out.dtype == torch.uint8 and out.shape == (batch, 3, 16, 16)
+    assert bool((out[:, 0].flatten(1).amax(1) == 255).all())  # every offset keeps the marker inside
+    rows = out[:, 0].flatten(1).argmax(1) // 16
+    row_shift = 6 - rows  # crop offset minus padding, in -4..4 (flips do not move rows)
+    frequencies = torch.bincount(row_shift + 4, minlength=9).double() / batch
+    assert torch.allclose(frequencies, torch.full((9,), 1 / 9, dtype=torch.float64), atol=0.01)
+
+
+def test_half_of_the_images_are_flipped():
+    out = random_crop_flip(_marker_images(20000), torch.Generator().manual_seed(2), padding=0)
+    cols = out[:, 0].flatten(1).argmax(1) % 16
+    assert set(cols.tolist()) == {5, 10}  # column 5 mirrored in a 16-px image is column 10
+    assert abs(float((cols == 10).double().mean()) - 0.5) < 0.01
+
+
+def test_crop_keeps_content_and_pads_with_zeros():
+    images = torch.full((4000, 3, 8, 8), 200, dtype=torch.uint8)
+    out = random_crop_flip(images, torch.Generator().manual_seed(1), padding=4)
+    zeros = (out == 0).double().mean()
+    # expected zero fraction: 1 - E[(8-|dy|)(8-|dx|)] / 64 with dy, dx uniform on -4..4
+    mean_overlap = sum(8 - abs(d) for d in range(-4, 5)) / 9
+    assert abs(float(zeros) - (1 - mean_overlap**2 / 64)) < 0.01
+
+
+def test_normalize_uses_channel_statistics():
+    images = torch.tensor([[[[0]], [[255]], [[51]]]], dtype=torch.uint8)
+    out = normalize(images, torch.tensor([0.0, 1.0, 0.1]), torch.tensor([1.0, 1.0, 0.5]))
+    assert torch.allclose(out.flatten(), torch.tensor([0.0, 0.0, 0.2]), atol=1e-6)
+
+
+def test_instance_sampler_visits_every_image_once_per_epoch():
+    sampler = InstanceSampler(103, 10, torch.Generator().manual_seed(0))
+    batches = sampler.epoch()
+    assert len(batches) == len(sampler) == 11
+    assert sorted(torch.cat(batches).tolist()) == list(range(103))
+
+
+def test_minor_class_sampler_matches_effective_number_probabilities():
+    counts = [400, 120, 40, 10, 3]
+    labels = torch.arange(5).repeat_interleave(torch.tensor(counts))
+    labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(3))]
+    sampler = MinorClassSampler(labels, counts, beta=0.999, generator=torch.Generator().manual_seed(0))
+    drawn = torch.cat([sampler.sample(1000) for _ in range(200)])
+    frequencies = torch.bincount(labels[drawn], minlength=5).double() / len(drawn)
+    expected = effective_number_probabilities(counts, 0.999)
+    assert torch.allclose(frequencies, expected, atol=0.005)
+    assert frequencies[4] > frequencies[0]
+    # within a class, images are drawn uniformly: every one of the 3 rarest is drawn
+    rare = drawn[labels[drawn] == 4]
+    assert len(set(rare.tolist())) == 3

@@ -1,0 +1,56 @@
+import torch
+
+from smcl_tune.data.longtail import class_counts, split_long_tailed
+from smcl_tune.metrics import shot_groups
+
+
+def test_cifar100_lt_if100_keeps_10847_images_in_35_35_30_groups():
+    counts = class_counts(500, 100, 100)
+    assert sum(counts) == 10847
+    assert counts[0] == 500 and counts[-1] == 5
+    groups = shot_groups(counts)
+    assert [len(groups[name]) for name in ("many", "medium", "few")] == [35, 35, 30]
+
+
+def test_cifar100_lt_group_sizes_for_if50_and_if10():
+    for factor, sizes in ((50, [41, 41, 18]), (10, [69, 31, 0])):
+        groups = shot_groups(class_counts(500, 100, factor))
+        assert [len(groups[name]) for name in ("many", "medium", "few")] == sizes
+
+
+def test_cifar10_lt_if100_keeps_12406_images():
+    counts = class_counts(5000, 10, 100)
+    assert counts == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert sum(counts) == 12406
+
+
+def test_step_profile_halves_head_and_tail():
+    assert class_counts(500, 10, 10, profile="step") == [500] * 5 + [50] * 5
+
+
+def _pool(per_class: int, num_classes: int) -> torch.Tensor:
+    return torch.arange(num_classes).repeat_interleave(per_class)[torch.randperm(per_class * num_classes)]
+
+
+def test_split_is_seeded_by_its_own_generator_not_the_global_rng():
+    labels = _pool(60, 5)
+    targets = class_counts(50, 5, 10)
+    torch.manual_seed(1)
+    first = split_long_tailed(labels, targets, val_per_class=5, seed=7)
+    torch.manual_seed(2)
+    torch.rand(100)
+    second = split_long_tailed(labels, targets, val_per_class=5, seed=7)
+    other = split_long_tailed(labels, targets, val_per_class=5, seed=8)
+    assert torch.equal(first.train_indices, second.train_indices)
+    assert torch.equal(first.val_indices, second.val_indices)
+    assert not torch.equal(first.train_indices, other.train_indices)
+
+
+def test_validation_is_balanced_and_disjoint_from_the_training_subset():
+    labels = _pool(60, 5)
+    split = split_long_tailed(labels, class_counts(60, 5, 10), val_per_class=8, seed=0)
+    assert set(split.train_indices.tolist()).isdisjoint(split.val_indices.tolist())
+    assert torch.bincount(labels[split.val_indices]).tolist() == [8] * 5
+    assert torch.bincount(labels[split.train_indices]).tolist() == split.train_counts
+    # the head class keeps its whole pool under the profile, so it gives up the validation images
+    assert split.train_counts[0] == 52 and split.train_counts[1:] == class_counts(60, 5, 10)[1:]

@@ -1,0 +1,39 @@
+import pytest
+
+from smcl_tune.config import ConfigError, TrialConfig, load_trial_config, trial_config_from_dict
+
+
+def test_defaults_follow_the_reference_recipe():
+    config = TrialConfig()
+    assert config.training.epochs == 200 and config.training.batch_size == 128 and config.training.lr == 0.1
+    assert config.training.milestones == [160, 180] and config.training.weight_decay == 2e-4
+    assert config.method.mask_probability == 0.5 and config.method.mask_start_epoch == 3
+    assert config.mask_end_epoch == 197
+    assert config.method.sampler_beta == 0.9999 and config.model.architecture == "resnet32"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ({"method": {"temperature": -1}}, "method.temperature: Input should be greater than 0, got -1"),
+    ({"method": {"temprature": 0.1}}, "method.temprature: unknown field"),
+    ({"training": {"epochs": "many"}}, "training.epochs:"),
+    ({"method": {"name": "focal"}}, "method.name:"),
+    ({"data": {"source": "image_folder"}}, "root: required"),
+    ({"training": {"milestones": [10], "milestone_factors": []}}, "milestone_factors"),
+])
+def test_bad_values_name_the_field_path(raw, expected):
+    with pytest.raises(ConfigError) as error:
+        trial_config_from_dict(raw)
+    assert expected in str(error.value)
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="missing.yaml: file not found"):
+        load_trial_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("training: [epochs: 3\n")
+    with pytest.raises(ConfigError, match="broken.yaml: invalid YAML"):
+        load_trial_config(broken)
+    unsafe = tmp_path / "unsafe.yaml"
+    unsafe.write_text("training: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="unsafe.yaml"):
+        load_trial_config(unsafe)

@@ -1,0 +1,24 @@
+import torch
+
+from smcl_tune.models import build_network
+
+
+def _parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_resnet32_has_the_cifar_shape():
+    network = build_network("resnet32", num_classes=100)
+    convs = [m for m in network.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 31  # stem + 3 stages x 5 blocks x 2 convs, plus the classifier = 32 layers
+    assert {c.out_channels for c in convs} == {16, 32, 64}
+    assert 0.45e6 < _parameters(network.backbone) < 0.48e6
+
+
+def test_networks_give_logits_and_unit_embeddings():
+    for architecture, size in (("resnet32", 32), ("small_cnn", 32), ("resnet18", 64)):
+        network = build_network(architecture, num_classes=7)
+        logits, z = network(torch.randn(3, 3, size, size), with_embedding=True)
+        assert logits.shape == (3, 7) and z.shape == (3, 128)
+        assert torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
+        assert network(torch.randn(2, 3, size, size))[1] is None

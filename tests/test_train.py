@@ -1,0 +1,62 @@
+import math
+import shutil
+
+import pytest
+import torch
+
+from smcl_tune.train import CHECKPOINT_NAME, run_trial
+
+
+def tiny_config(**training):
+    return {
+        "data": {"source": "synthetic", "num_classes": 5, "n_max": 60, "imbalance_factor": 10, "val_per_class": 6,
+                 "many_above": 30, "few_below": 10,
+                 "synthetic": {"image_size": 16, "test_per_class": 12, "val_pool_per_class": 12}},
+        "model": {"architecture": "small_cnn"},
+        "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 5, "mask_probability": 1.0},
+        "training": {"epochs": 2, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0, "milestones": [],
+                     "milestone_factors": [], "device": "cpu", **training},
+    }
+
+
+def test_two_epoch_trial_reports_each_epoch_and_finite_metrics():
+    reported = []
+    result = run_trial(tiny_config(), report=lambda metrics, checkpoint: reported.append(metrics))
+    assert result.status == "completed" and result.epochs_completed == 2
+    assert [m["epoch"] for m in reported] == [0, 1]
+    for key in ("loss", "loss_mce", "loss_msc", "train_accuracy", "val_balanced_accuracy", "val_many", "val_few"):
+        assert all(math.isfinite(m[key]) for m in reported), key
+    assert reported[0]["loss_msc"] > 0 and reported[0]["masked_step_fraction"] == 1.0
+    assert result.group_sizes == {"many": 2, "medium": 2, "few": 1}
+    assert result.train_counts == [60, 33, 18, 10, 6]  # synthetic validation comes from its own pool
+    for key in ("top1", "balanced_accuracy", "many", "medium", "few"):
+        assert 0.0 <= result.test[key] <= 1.0
+    assert len(result.test_per_class_accuracy) == 5 and sum(map(sum, result.test_confusion)) == 60
+    assert result.best_epoch in (0, 1)
+    assert result.validation["balanced_accuracy"] == reported[result.best_epoch]["val_balanced_accuracy"]
+
+
+def test_resumed_trial_finishes_with_the_same_metrics(tmp_path):
+    first_epoch = tmp_path / "after-epoch-0"
+
+    def keep_first(metrics, checkpoint):
+        if metrics["epoch"] == 0:
+            shutil.copytree(checkpoint.parent, first_epoch)
+
+    uninterrupted = run_trial(tiny_config(), report=keep_first, checkpoint_dir=tmp_path / "run")
+    assert (first_epoch / CHECKPOINT_NAME).exists()
+    resumed_reports = []
+    resumed = run_trial(tiny_config(), report=lambda m, c: resumed_reports.append(m), resume_from=first_epoch)
+    assert [m["epoch"] for m in resumed_reports] == [1]
+    assert resumed.test == uninterrupted.test
+    assert resumed.test_confusion == uninterrupted.test_confusion
+    assert resumed.history[1]["loss"] == uninterrupted.history[1]["loss"]
+    saved = torch.load(first_epoch / CHECKPOINT_NAME, weights_only=True)
+    assert {"network", "optimizer", "batch_generator", "step_generator", "config", "epoch"} <= set(saved)
+
+
+def test_exploding_loss_stops_the_trial_with_the_reason():
+    result = run_trial(tiny_config(lr=1e20, epochs=3))
+    assert result.status == "failed"
+    assert "non-finite loss" in result.reason
+    assert result.epochs_completed < 3
