@@ -25,7 +25,7 @@ class SyntheticConfig(_Strict):
     """Parameters of the built-in background-bias benchmark (data.source = synthetic)."""
 
     image_size: int = Field(32, ge=16, le=256, description="side of the square images, pixels")
-    rho: float = Field(0.9, ge=0.0, le=1.0, description="P(a training image of class c is drawn on background c)")
+    rho: float = Field(0.9, ge=0.0, le=1.0, description="P(a training image of class c is drawn on its own background c); otherwise a uniformly random one")
     num_backgrounds: int = Field(10, ge=2, le=10, description="number of background textures K")
     test_per_class: int = Field(100, ge=1)
     val_pool_per_class: int = Field(100, ge=1, description="label-independent-background images per class to draw validation from")

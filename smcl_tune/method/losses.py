@@ -46,11 +46,10 @@ def supervised_contrastive_loss(z: Tensor, labels: Tensor, temperature: float) -
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    z = z.to(torch.promote_types(z.dtype, torch.float32))
     n = z.shape[0]
     if n < 2:
         return (z * 0).sum()
-    dtype = torch.promote_types(z.dtype, torch.float32)
-    z = z.to(dtype)
     labels = labels.to(z.device)
     similarity = (z @ z.T) / temperature
     self_mask = torch.eye(n, dtype=torch.bool, device=z.device)

@@ -1,0 +1,255 @@
+"""load_source: synthetic, CIFAR via torchvision, image folders (plain and zipped), file lists."""
+
+import pickle
+import re
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from smcl_tune.config import DataConfig
+from smcl_tune.data.pool import DataSourceError, TensorPool
+from smcl_tune.data.sources import load_source
+
+CIFAR_JPEG = Path(__file__).parents[2].parent / "shared/data/cifar10-jpeg"
+CLASSES = {"dog": 2, "cat": 3, "ant": 2}  # sorted: ant=0, cat=1, dog=2
+
+
+def colour(split: str, name: str, index: int) -> tuple[int, int, int]:
+    """A distinct solid colour per image, so a decoded image shows which file it came from."""
+    return (10 + 60 * list(CLASSES).index(name), 20 * index, 200 if split == "train" else 100)
+
+
+def save_png(path: Path, rgb: tuple[int, int, int], size: tuple[int, int] = (8, 8)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, rgb).save(path)
+
+
+def make_folder(root: Path) -> Path:
+    for split in ("train", "test"):
+        for name, count in CLASSES.items():
+            for index in range(count):
+                save_png(root / split / name / f"{index:04d}.png", colour(split, name, index))
+    return root
+
+
+def make_zips(root: Path, folder: Path) -> Path:
+    root.mkdir()
+    for split in ("train", "test"):
+        with zipfile.ZipFile(root / f"{split}.zip", "w") as archive:
+            archive.writestr(f"{split}/", "")
+            for path in sorted((folder / split).rglob("*.png")):
+                archive.write(path, path.relative_to(folder).as_posix())
+    return root
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_folder(tmp_path / "folder")
+
+
+def folder_config(root: Path, **extra) -> DataConfig:
+    return DataConfig(source="image_folder", root=str(root), **extra)
+
+
+def assert_folder_pools(source) -> None:
+    assert source.class_names == ["ant", "cat", "dog"]
+    assert source.val is None
+    assert source.train.labels.tolist() == [0, 0, 1, 1, 1, 2, 2]
+    images = source.train.load(torch.tensor([6, 2, 0]))
+    assert images.shape == (3, 3, 8, 8) and images.dtype == torch.uint8
+    expected = [colour("train", "dog", 1), colour("train", "cat", 0), colour("train", "ant", 0)]
+    assert [tuple(image[:, 4, 4].tolist()) for image in images] == expected
+    assert len(source.test) == 7 and tuple(source.test.load(torch.tensor([0]))[0, :, 0, 0].tolist()) == colour("test", "ant", 0)
+
+
+def test_image_folder_labels_follow_sorted_class_names(folder):
+    assert_folder_pools(load_source(folder_config(folder)))
+
+
+def test_image_folder_reads_zip_archives(folder, tmp_path):
+    assert_folder_pools(load_source(folder_config(make_zips(tmp_path / "zipped", folder))))
+
+
+def test_image_folder_resizes_to_image_size(folder, tmp_path):
+    save_png(folder / "train" / "cat" / "big.png", (1, 2, 3), size=(20, 12))
+    for root in (folder, make_zips(tmp_path / "zipped", folder)):
+        source = load_source(folder_config(root, image_size=16))
+        assert source.train.image_size == (16, 16)
+        assert source.train.load(torch.arange(len(source.train))).shape == (8, 3, 16, 16)
+
+
+def test_image_of_another_size_without_image_size_names_the_file(folder):
+    save_png(folder / "train" / "dog" / "odd.png", (1, 2, 3), size=(9, 8))
+    train = load_source(folder_config(folder)).train
+    with pytest.raises(DataSourceError, match="odd.png.*data.image_size"):
+        train.load(torch.arange(len(train)))
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_pool_pickles_and_loads_after_unpickling(folder, tmp_path, zipped):
+    root = make_zips(tmp_path / "zipped", folder) if zipped else folder
+    train = load_source(folder_config(root)).train
+    before = train.load(torch.tensor([1, 4]))
+    restored = pickle.loads(pickle.dumps(train))
+    assert torch.equal(restored.load(torch.tensor([1, 4])), before)
+
+
+def test_unreadable_image_is_named(folder):
+    (folder / "train" / "cat" / "0001.png").write_bytes(b"not a png")
+    train = load_source(folder_config(folder)).train
+    with pytest.raises(DataSourceError, match="0001.png"):
+        train.load(torch.tensor([3]))
+
+
+def test_unreadable_first_image_fails_in_load_source(folder):
+    (folder / "train" / "ant" / "0000.png").write_bytes(b"")
+    with pytest.raises(DataSourceError, match="ant.0000.png"):
+        load_source(folder_config(folder))
+
+
+def test_missing_root_is_named(tmp_path):
+    with pytest.raises(DataSourceError, match=re.escape(str(tmp_path / "absent"))):
+        load_source(folder_config(tmp_path / "absent"))
+
+
+def test_missing_test_split_is_named(folder):
+    for path in sorted((folder / "test").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (folder / "test").rmdir()
+    with pytest.raises(DataSourceError, match=r"no test split.*test\.zip"):
+        load_source(folder_config(folder))
+
+
+def test_empty_class_folder_is_named(folder):
+    (folder / "train" / "bee").mkdir()
+    with pytest.raises(DataSourceError, match=re.escape(str(folder / "train" / "bee"))):
+        load_source(folder_config(folder))
+
+
+def test_split_without_class_folders_is_named(folder, tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    (empty / "test").mkdir()
+    with pytest.raises(DataSourceError, match=re.escape(str(empty / "train"))):
+        load_source(folder_config(empty))
+
+
+def test_differing_class_sets_are_reported(folder):
+    save_png(folder / "test" / "bee" / "0000.png", (1, 2, 3))
+    with pytest.raises(DataSourceError, match=r"only in test \['bee'\]") as error:
+        load_source(folder_config(folder))
+    assert str(folder) in str(error.value)
+
+
+def test_zip_errors_name_the_archive(folder, tmp_path):
+    zipped = make_zips(tmp_path / "zipped", folder)
+    with zipfile.ZipFile(zipped / "train.zip", "a") as archive:
+        archive.writestr("train/bee/", "")
+    with pytest.raises(DataSourceError, match=r"train\.zip: train/bee/ holds no image"):
+        load_source(folder_config(zipped))
+    (zipped / "train.zip").write_bytes(b"garbage")
+    with pytest.raises(DataSourceError, match=r"train\.zip: not a readable zip"):
+        load_source(folder_config(zipped))
+
+
+def test_tensor_pool_resizes_on_load():
+    images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    pool = TensorPool(images, torch.arange(5), size=16)
+    loaded = pool.load(torch.tensor([3, 1]))
+    assert pool.image_size == (16, 16) and loaded.shape == (2, 3, 16, 16) and loaded.dtype == torch.uint8
+    assert torch.equal(TensorPool(images, torch.arange(5)).load(torch.tensor([3, 1])), images[[3, 1]])
+
+
+def make_file_lists(root: Path, with_names: bool = False) -> Path:
+    lines = {"train": [("a/0.png", 0), ("a/1.png", 0), ("b/my image.png", 1), ("c/0.png", 2)],
+             "val": [("v/0.png", 1), ("v/1.png", 2)],
+             "test": [("t/0.png", 0), ("t/1.png", 1), ("t/2.png", 2)]}
+    for split, entries in lines.items():
+        for position, (name, label) in enumerate(entries):
+            save_png(root / name, (label * 50, position * 30, 7), size=(10 + position, 6))
+        (root / f"{split}.txt").write_text("".join(f"{name} {label}\n" for name, label in entries) + "\n")
+    if with_names:
+        (root / "classes.txt").write_text("apple\nbanana\ncherry\n")
+    return root
+
+
+def list_config(root: Path, image_size: int | None = 12) -> DataConfig:
+    return DataConfig(source="file_list", root=str(root), image_size=image_size)
+
+
+def test_file_lists_give_train_val_and_test(tmp_path):
+    source = load_source(list_config(make_file_lists(tmp_path)))
+    assert source.class_names == ["class_0", "class_1", "class_2"]
+    assert source.train.labels.tolist() == [0, 0, 1, 2]
+    assert source.val is not None and source.val.labels.tolist() == [1, 2]
+    assert source.test.labels.tolist() == [0, 1, 2]
+    images = source.train.load(torch.tensor([2, 0]))
+    assert images.shape == (2, 3, 12, 12) and tuple(images[0, :, 6, 6].tolist()) == (50, 60, 7)
+
+
+def test_file_lists_take_class_names_from_classes_txt(tmp_path):
+    assert load_source(list_config(make_file_lists(tmp_path, with_names=True))).class_names == ["apple", "banana", "cherry"]
+
+
+def test_file_lists_require_image_size(tmp_path):
+    with pytest.raises(DataSourceError, match="data.image_size"):
+        load_source(list_config(make_file_lists(tmp_path), image_size=None))
+
+
+def test_missing_list_file_is_named(tmp_path):
+    (make_file_lists(tmp_path) / "val.txt").unlink()
+    with pytest.raises(DataSourceError, match=re.escape(str(tmp_path / "val.txt"))):
+        load_source(list_config(tmp_path))
+
+
+def test_malformed_line_names_file_and_line_number(tmp_path):
+    root = make_file_lists(tmp_path)
+    (root / "train.txt").write_text("a/0.png 0\n\na/1.png zero\n")
+    with pytest.raises(DataSourceError, match=r"train\.txt:3: expected"):
+        load_source(list_config(root))
+
+
+def test_label_out_of_range_names_file_and_line(tmp_path):
+    root = make_file_lists(tmp_path)
+    (root / "test.txt").write_text("t/0.png 0\nt/1.png 3\n")
+    with pytest.raises(DataSourceError, match=r"test\.txt:2: label 3 is out of range 0\.\.2"):
+        load_source(list_config(root))
+
+
+def test_missing_listed_image_is_named(tmp_path):
+    root = make_file_lists(tmp_path)
+    (root / "t" / "1.png").unlink()
+    with pytest.raises(DataSourceError, match=re.escape(str(root / "t" / "1.png"))):
+        load_source(list_config(root))
+
+
+def test_cifar10_without_data_names_the_root(tmp_path):
+    with pytest.raises(DataSourceError, match=rf"{re.escape(str(tmp_path))}.*cifar-10-batches-py.*data.download: true"):
+        load_source(DataConfig(source="cifar10", root=str(tmp_path), download=False))
+
+
+def test_synthetic_source_uses_n_max_as_pool_size():
+    source = load_source(DataConfig(n_max=40, num_classes=4, subset_seed=3))
+    assert torch.bincount(source.train.labels).tolist() == [40] * 4
+    assert source.val is not None and len(source.test) == 400
+    with pytest.raises(DataSourceError, match="data.synthetic.image_size"):
+        load_source(DataConfig(image_size=64))
+
+
+def test_real_cifar10_jpeg_zips():
+    if not (CIFAR_JPEG / "train.zip").is_file():
+        pytest.skip(f"CIFAR-10 JPEG zips not found at {CIFAR_JPEG}")
+    start = time.perf_counter()
+    source = load_source(folder_config(CIFAR_JPEG))
+    assert time.perf_counter() - start < 10
+    assert len(source.train) == 50_000 and len(source.test) == 10_000
+    assert torch.bincount(source.train.labels).tolist() == [5000] * 10
+    assert source.class_names[0] == "airplane" and source.class_names[-1] == "truck"
+    indices = torch.randperm(50_000, generator=torch.Generator().manual_seed(0))[:20]
+    images = source.train.load(indices)
+    assert images.shape == (20, 3, 32, 32) and images.dtype == torch.uint8
+    assert images.float().std() > 10

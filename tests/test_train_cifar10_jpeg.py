@@ -1,0 +1,29 @@
+"""A short trial on the real CIFAR-10 JPEG copy in ../shared/data (skipped where it is absent)."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from smcl_tune.train import run_trial
+
+CIFAR10_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+
+
+@pytest.mark.skipif(not (CIFAR10_JPEG / "train.zip").exists(), reason=f"CIFAR-10 JPEG copy not found at {CIFAR10_JPEG}")
+def test_one_epoch_on_a_small_cifar10_lt_subset_reports_per_class_accuracy():
+    config = {
+        "data": {"source": "image_folder", "root": str(CIFAR10_JPEG), "n_max": 200, "imbalance_factor": 10,
+                 "val_per_class": 10, "many_above": 100, "few_below": 40},
+        "model": {"architecture": "small_cnn"},
+        "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 1, "mask_probability": 1.0},
+        "training": {"epochs": 1, "batch_size": 64, "warmup_epochs": 0, "device": "cpu"},
+    }
+    result = run_trial(config)
+    assert result.status == "completed"
+    assert result.class_names[:2] == ["airplane", "automobile"]
+    assert result.train_counts[0] == 200 and result.train_counts[-1] == 20
+    assert sum(map(sum, result.test_confusion)) == 10000
+    assert len(result.test_per_class_accuracy) == 10
+    assert all(0.0 <= value <= 1.0 for value in result.test_per_class_accuracy)
+    assert math.isfinite(result.history[0]["loss_msc"]) and result.history[0]["loss_msc"] > 0
