@@ -6,8 +6,11 @@ import argparse
 import json
 import logging
 import math
+import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from smcl_tune.config import ConfigError, load_trial_config
 from smcl_tune.data.pool import DataSourceError
@@ -46,9 +49,83 @@ def _command_trial(arguments: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "completed" else EXIT_FAILURE
 
 
+def _check_data_source(study) -> None:
+    """Open the data source of the base trial (listing only), so a bad root fails before Ray starts."""
+    from smcl_tune.data.sources import load_source
+
+    if any(path in ("data.root", "data.source") for path in study.config.search):
+        return
+    try:
+        load_source(study.base_trial.data)
+    except DataSourceError as error:
+        raise ConfigError(f"{study.source}: trial.data.root: {error}") from None
+
+
+def _command_validate(arguments: argparse.Namespace) -> int:
+    from smcl_tune.study_config import load_study
+
+    study = load_study(arguments.study)
+    _check_data_source(study)
+    print(yaml.safe_dump(study.config.model_dump(mode="json"), sort_keys=False).rstrip())
+    print(f"# study '{study.name}' is valid: {study.config.num_trials} sampled trials, "
+          f"{len(study.config.baselines)} baselines, fingerprint {study.fingerprint()}")
+    return EXIT_OK
+
+
+def _command_run(arguments: argparse.Namespace) -> int:
+    from smcl_tune.leaderboard import format_table, load_trials, rank_trials
+    from smcl_tune.study import run_study
+    from smcl_tune.study_config import load_study
+
+    study = load_study(arguments.study)
+    _check_data_source(study)
+    outcome = run_study(study, address=arguments.address, restart=arguments.restart)
+    objective = study.config.objective
+    trials = rank_trials(load_trials(outcome.paths.tracking_uri, outcome.paths.experiment, study.name),
+                         objective.metric, objective.mode)
+    print()
+    print(f"study {study.name}: {len(trials)} trials in {outcome.wall_seconds:.0f} s "
+          f"(ranked by {objective.metric}; accuracies in %, test metrics of the epoch selected on validation)")
+    print(format_table(trials))
+    if not outcome.finished:
+        print("the study did not finish; run the same command again to resume it", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _command_ui(arguments: argparse.Namespace) -> int:
+    from smcl_tune.tracking import default_tracking_uri
+
+    uri = arguments.tracking_uri or default_tracking_uri(Path(arguments.storage).resolve())
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", arguments.host,
+               "--port", str(arguments.port)]
+    print(f"MLflow UI on http://{arguments.host}:{arguments.port} over {uri} (Ctrl-C stops it)")
+    process = subprocess.Popen(command)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait(timeout=20)
+        return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smcl-tune", description="Hyperparameter studies for SMCL.")
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run or resume a study")
+    run.add_argument("study", help="study YAML file")
+    run.add_argument("--address", help="join the Ray cluster at this address (default: RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--restart", action="store_true", help="discard the study's earlier state and start over")
+    run.set_defaults(handler=_command_run)
+    validate = commands.add_parser("validate", help="check a study file and print the resolved study")
+    validate.add_argument("study", help="study YAML file")
+    validate.set_defaults(handler=_command_validate)
+    ui = commands.add_parser("ui", help="serve the MLflow UI over the study store")
+    ui.add_argument("--storage", default="smcl-runs", help="the studies' storage folder (default smcl-runs)")
+    ui.add_argument("--tracking-uri", help="an MLflow tracking URI instead of the storage folder's store")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=_command_ui)
     trial = commands.add_parser("trial", help="train and evaluate one trial from a trial config (no Ray)")
     trial.add_argument("config", help="YAML file with data / model / method / training sections")
     trial.add_argument("--epochs", type=int, help="override training.epochs")

@@ -6,6 +6,7 @@ wrong types and out-of-range values are rejected with the field path and the rea
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,10 +49,8 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
-        if self.source not in ("synthetic",) and self.root is None and self.source != "cifar10" and self.source != "cifar100":
+        if self.source != "synthetic" and self.root is None:
             raise ValueError(f"root: required for source '{self.source}'")
-        if self.source in ("cifar10", "cifar100") and self.root is None:
-            raise ValueError(f"root: required for source '{self.source}' (the torchvision dataset folder)")
         if self.few_below > self.many_above + 1:
             raise ValueError(f"few_below: must be <= many_above + 1, got {self.few_below} > {self.many_above} + 1")
         return self
@@ -128,12 +127,17 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     """One line per problem: `field.path: reason, got value`."""
     lines = []
     for problem in error.errors():
-        path = ".".join(str(p) for p in (prefix, *problem["loc"]) if p != "")
+        location = [str(part) for part in (prefix, *problem["loc"]) if part != ""]
         message = problem["msg"].removeprefix("Value error, ")
+        field_in_message = re.match(r"^([a-z_]+): (.*)$", message, re.DOTALL)
+        if field_in_message:  # a model-level check names its field first
+            location.append(field_in_message.group(1))
+            message = field_in_message.group(2)
         if problem["type"] == "extra_forbidden":
             message = "unknown field"
-        elif "input" in problem and problem["type"] not in ("missing",) and not isinstance(problem["input"], dict):
+        elif problem["type"] != "missing" and "input" in problem and not isinstance(problem["input"], dict):
             message = f"{message}, got {problem['input']!r}"
+        path = ".".join(location)
         lines.append(f"{path}: {message}" if path else message)
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ epoch, so the same function serves Ray Tune (study.py) and plain scripts.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import time
@@ -273,9 +274,38 @@ def run_trial(
         checkpoint = _save_checkpoint(trial, checkpoint_dir) if checkpoint_dir is not None else None
         log.info("epoch %d: loss %.4f, val balanced accuracy %.4f", trial.epoch - 1, metrics["loss"],
                  validation["balanced_accuracy"])
+        if trial.epoch == training.epochs:
+            # The last epoch's report carries the final test metrics: a scheduler may stop the
+            # trial as soon as it has seen `epochs` reports.
+            result = _final_result(trial, status, reason)
+            if report is not None:
+                report({**metrics, **final_metrics(result)}, checkpoint)
+            return result
         if report is not None:
             report(metrics, checkpoint)
-    return _final_result(trial, status, reason)
+    result = _final_result(trial, status, reason)
+    if report is not None:  # a failed trial, or one resumed from its last epoch's checkpoint
+        last = trial.history[-1] if trial.history else {}
+        report({**last, **final_metrics(result)}, None)
+    return result
+
+
+def final_metrics(result: "TrialResult") -> dict[str, Any]:
+    """The end-of-trial entries of a report: test metrics, how the trial ended, epochs done."""
+    metrics: dict[str, Any] = {f"test_{name}": value for name, value in result.test.items()}
+    metrics.update({
+        "trial_failed": float(result.status != "completed"),
+        "failure_reason": result.reason or "",
+        "epochs_completed": result.epochs_completed,
+        "best_epoch": -1 if result.best_epoch is None else result.best_epoch,
+        "test_per_class_accuracy": json.dumps(result.test_per_class_accuracy),
+        "test_confusion": json.dumps(result.test_confusion),
+        "train_counts": json.dumps(result.train_counts),
+        "class_names": json.dumps(result.class_names),
+        **{f"{name}_classes": size for name, size in result.group_sizes.items()},
+        **{f"selected_val_{name}": value for name, value in result.validation.items()},
+    })
+    return metrics
 
 
 def _final_result(trial: _Trial, status: str, reason: str | None) -> TrialResult:

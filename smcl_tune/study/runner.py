@@ -1,0 +1,193 @@
+"""Run or resume a study: Ray Tune schedules, Optuna samples, ASHA stops, MLflow records."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from smcl_tune.config import ConfigError
+from smcl_tune.study.searcher import StudySearcher
+from smcl_tune.study.trainable import train_study_trial
+from smcl_tune.study.tracking_callback import TrackingCallback
+from smcl_tune.study_config import Study
+from smcl_tune.tracking import StudyTracker, default_tracking_uri, delete_study_runs
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "smcl-study.json"
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    """Where a study keeps its state (see ARCHITECTURE.md: one `smcl-runs/` folder by default)."""
+
+    storage: str  # Ray's storage_path: a local folder or a URI
+    local_root: Path  # local folder for the Optuna and MLflow sqlite files and the study record
+    experiment_dir: str  # storage/name: Ray's experiment folder
+    optuna_url: str
+    tracking_uri: str
+    experiment: str
+
+    @classmethod
+    def of(cls, study: Study) -> "StudyPaths":
+        storage = study.config.storage
+        is_uri = "://" in storage
+        local_root = Path("smcl-runs" if is_uri else storage).resolve()
+        storage_path = storage if is_uri else str(local_root)
+        record = local_root / study.name
+        return cls(
+            storage=storage_path,
+            local_root=local_root,
+            experiment_dir=f"{storage_path.rstrip('/')}/{study.name}",
+            optuna_url=f"sqlite:///{record / 'optuna.db'}",
+            tracking_uri=study.config.tracking.uri or default_tracking_uri(local_root),
+            experiment=study.config.tracking.experiment or study.name,
+        )
+
+    @property
+    def record_dir(self) -> Path:
+        return self.local_root / Path(self.experiment_dir).name
+
+
+@dataclass
+class StudyOutcome:
+    name: str
+    wall_seconds: float
+    trial_seconds: float
+    trials: int
+    finished: bool
+    paths: StudyPaths
+
+
+def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
+    """Check the study record; return True when an earlier run of this study can be resumed."""
+    record = paths.record_dir / STATE_FILE
+    if restart:
+        if paths.record_dir.exists():
+            shutil.rmtree(paths.record_dir)
+        if "://" in paths.storage:
+            log.warning("--restart: the Ray results under %s are not deleted; they are overwritten", paths.experiment_dir)
+        deleted = delete_study_runs(paths.tracking_uri, paths.experiment, study.name)
+        log.info("restart: removed the earlier state of study %s (%d MLflow runs deleted)", study.name, deleted)
+    elif record.exists():
+        known = json.loads(record.read_text())
+        if known.get("fingerprint") != study.fingerprint():
+            raise ConfigError(
+                f"study '{study.name}' already exists in {paths.record_dir} with a different study file "
+                f"(it was started from {known.get('source')}); rename the study, or run again with --restart "
+                "to discard it and start over"
+            )
+    paths.record_dir.mkdir(parents=True, exist_ok=True)
+    resumable = record.exists() and tune.Tuner.can_restore(paths.experiment_dir)
+    record.write_text(json.dumps({"name": study.name, "fingerprint": study.fingerprint(),
+                                  "source": str(study.source) if study.source else None}))
+    return resumable
+
+
+def _init_ray(address: str | None) -> None:
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        log.info("joining the Ray cluster at %s", address)
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=True)
+
+
+def _searcher(study: Study, paths: StudyPaths) -> StudySearcher:
+    objective = study.config.objective
+    metrics, modes = [objective.metric], [objective.mode]
+    if objective.secondary is not None:
+        metrics.append(objective.secondary.metric)
+        modes.append(objective.secondary.mode)
+    # TPE is seeded; with two objectives Optuna's TPESampler runs as MOTPE.
+    sampler = optuna.samplers.TPESampler(seed=study.config.seed, n_startup_trials=min(10, max(2, study.config.num_trials // 3)))
+    return StudySearcher(
+        space=study.config.search,
+        baselines=[baseline.model_dump() for baseline in study.config.baselines],
+        metric=metrics if len(metrics) > 1 else metrics[0],
+        mode=modes if len(modes) > 1 else modes[0],
+        sampler=sampler,
+        study_name=study.name,
+        storage=optuna.storages.RDBStorage(paths.optuna_url),
+    )
+
+
+def _scheduler(study: Study):
+    settings = study.config.scheduler
+    objective = study.config.objective
+    if settings.type == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(metric=objective.metric, mode=objective.mode, time_attr="training_iteration",
+                         max_t=study.max_epochs, grace_period=settings.grace_period,
+                         reduction_factor=settings.reduction_factor)
+
+
+def _trainable(study: Study):
+    resources = study.config.resources
+    return tune.with_resources(
+        tune.with_parameters(train_study_trial, base_trial=study.config.trial),
+        {"cpu": resources.cpus, "gpu": resources.gpus},
+    )
+
+
+def _run_config(study: Study, paths: StudyPaths, tracker_arguments: dict[str, Any]) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=study.name,
+        storage_path=paths.storage,
+        failure_config=tune.FailureConfig(max_failures=2),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[TrackingCallback(tracker_arguments, study.config.trial)],
+        verbose=1,
+    )
+
+
+def run_study(study: Study, address: str | None = None, restart: bool = False) -> StudyOutcome:
+    """Run the study, or resume it where an interrupted run of the same study file stopped."""
+    started = time.time()
+    paths = StudyPaths.of(study)
+    resumable = _prepare_state(study, paths, restart)
+    tracker_arguments = {"uri": paths.tracking_uri, "experiment": paths.experiment, "study_name": study.name,
+                         "fingerprint": study.fingerprint(), "artifact_root": paths.local_root / "mlartifacts"}
+    tracker = StudyTracker(**tracker_arguments)
+    tracker.log_study(study.source, study.config.model_dump(mode="json"))
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # MLflow is the record; skip CSV/TBX files
+    _init_ray(address)
+    trainable = _trainable(study)
+    if resumable:
+        log.info("resuming study %s from %s", study.name, paths.experiment_dir)
+        tuner = tune.Tuner.restore(paths.experiment_dir, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=_searcher(study, paths),
+                scheduler=_scheduler(study),
+                num_samples=study.config.num_trials + len(study.config.baselines),
+                max_concurrent_trials=study.config.max_concurrent,
+            ),
+            run_config=_run_config(study, paths, tracker_arguments),
+        )
+    status = "FAILED"
+    finished = False
+    try:
+        grid = tuner.fit()
+        expected = study.config.num_trials + len(study.config.baselines)
+        finished = len(grid) >= expected and grid.num_terminated + grid.num_errors == len(grid)
+        status = "FINISHED" if finished else "KILLED"
+    finally:
+        tracker.finish(status)
+    trial_seconds = sum(result.metrics.get("time_total_s", 0.0) for result in grid if result.metrics)
+    return StudyOutcome(study.name, time.time() - started, trial_seconds, len(grid), finished, paths)

@@ -1,0 +1,44 @@
+"""The Ray Tune trainable: one trial of a study, resumable from its last checkpoint."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from smcl_tune.config import trial_config_from_dict
+from smcl_tune.study.searcher import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE
+from smcl_tune.study_config import OBJECTIVE_METRICS, apply_overrides
+from smcl_tune.train import run_trial
+
+BOOKKEEPING = (TRIAL_KEY, TRIAL_ROLE, TRIAL_NAME)
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The dotted-path values of a Ray trial's config (sampled values or baseline overrides)."""
+    return {key: value for key, value in config.items() if key not in BOOKKEEPING}
+
+
+def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any]) -> None:
+    """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch."""
+    trial_config = trial_config_from_dict(apply_overrides(base_trial, trial_params(config)))
+    planned = trial_config.training.epochs
+
+    def report(metrics: dict[str, Any], checkpoint_file: Path | None) -> None:
+        payload = {**metrics, "epochs_planned": planned}
+        for name in OBJECTIVE_METRICS:  # a trial that fails in its first epoch has none yet
+            payload.setdefault(name, math.nan)
+        if checkpoint_file is None:
+            tune.report(payload)
+        else:
+            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_file.parent)))
+
+    with tempfile.TemporaryDirectory(prefix="smcl-trial-") as work:
+        resume_from = None
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            resume_from = Path(checkpoint.to_directory(str(Path(work) / "resume")))
+        run_trial(trial_config, report=report, checkpoint_dir=Path(work) / "checkpoint", resume_from=resume_from)

@@ -1,0 +1,90 @@
+"""Bad study files: exit code 2, one line naming the file, the field path and the reason."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smcl_tune.cli import main
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "studies" / "quickstart.yaml"
+
+
+def _study(tmp_path: Path, change) -> Path:
+    raw = yaml.safe_load(QUICKSTART.read_text())
+    change(raw)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _set(path: str, value):
+    def change(raw):
+        *parents, leaf = path.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return change
+
+
+BAD_STUDIES = [
+    ("unknown search path", lambda r: r["search"].update({"method.temprature": {"uniform": [0.1, 0.2]}}),
+     "search.method.temprature: names no config field"),
+    ("bounds reversed", lambda r: r["search"].update({"method.temperature": {"loguniform": [0.5, 0.03]}}),
+     "search.method.temperature.loguniform: low must be below high"),
+    ("log of zero", lambda r: r["search"].update({"method.temperature": {"loguniform": [0.0, 0.5]}}),
+     "low must be > 0 on a log scale"),
+    ("bound outside the field's range", lambda r: r["search"].update({"method.saliency_threshold": {"uniform": [0.3, 1.5]}}),
+     "search.method.saliency_threshold: the value 1.5 gives an invalid trial: method.saliency_threshold:"),
+    ("empty choice", lambda r: r["search"].update({"data.imbalance_factor": {"choice": []}}),
+     "search.data.imbalance_factor.choice: needs a non-empty list"),
+    ("empty space", lambda r: r.update({"search": {}}), "search: the search space is empty"),
+    ("negative count", _set("num_trials", -3), "num_trials: Input should be greater than or equal to 1, got -3"),
+    ("gpu fraction above 1", _set("resources.gpus", 1.5), "resources.gpus: Input should be less than or equal to 1"),
+    ("unknown metric", _set("objective.metric", "val_accuracyy"), "objective.metric: unknown metric 'val_accuracyy'"),
+    ("test metric", _set("objective.metric", "test_top1"), "objective.metric: tuning never reads the test set"),
+    ("bad trial field", _set("trial.method.temperature", -1), "trial.method.temperature: Input should be greater than 0"),
+    ("unknown top-level key", _set("shceduler", {}), "shceduler: unknown field"),
+    ("unreadable data root", lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/nonexistent/data"}),
+     "/nonexistent/data"),
+]
+
+
+@pytest.mark.parametrize("label, change, expected", BAD_STUDIES, ids=[case[0] for case in BAD_STUDIES])
+def test_bad_study_exits_2_with_one_clear_line(tmp_path, capsys, label, change, expected):
+    path = _study(tmp_path, change)
+    assert main(["validate", str(path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert expected in error
+    assert str(path) in error
+    assert "Traceback" not in error and len(error.splitlines()) == 1
+
+
+def test_invalid_yaml_and_missing_file(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\nsearch: {a: [1, 2\n")
+    assert main(["validate", str(broken)]) == 2
+    assert "broken.yaml: invalid YAML (line" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: file not found" in capsys.readouterr().err
+
+
+def test_run_refuses_a_bad_file_before_anything_starts(tmp_path):
+    path = _study(tmp_path, _set("resources.gpus", 2))
+    done = subprocess.run([sys.executable, "-m", "smcl_tune.cli", "run", str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "resources.gpus" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "smcl-runs").exists()
+
+
+def test_shipped_studies_validate(capsys):
+    for study in sorted(QUICKSTART.parent.glob("*.yaml")):
+        raw = yaml.safe_load(study.read_text())
+        if raw["trial"].get("data", {}).get("source", "synthetic") != "synthetic":
+            continue  # their data roots exist on the user's machine, not here
+        assert main(["validate", str(study)]) == 0, study
+    assert "is valid" in capsys.readouterr().out
