@@ -96,7 +96,12 @@ def _command_run(arguments: argparse.Namespace) -> int:
 def _command_ui(arguments: argparse.Namespace) -> int:
     from smcl_tune.tracking import default_tracking_uri
 
-    uri = arguments.tracking_uri or default_tracking_uri(Path(arguments.storage).resolve())
+    if arguments.tracking_uri:
+        uri = arguments.tracking_uri
+    else:
+        storage = Path(arguments.storage).resolve()
+        storage.mkdir(parents=True, exist_ok=True)
+        uri = default_tracking_uri(storage)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", arguments.host,
                "--port", str(arguments.port)]
     print(f"MLflow UI on http://{arguments.host}:{arguments.port} over {uri} (Ctrl-C stops it)")

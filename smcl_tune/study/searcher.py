@@ -107,6 +107,7 @@ class StudySearcher(OptunaSearch):
         if ot_trial is None:
             return
         outcome, reason = trial_outcome(result, error)
+        self._report_last_value(ot_trial, result)
         if reason:
             ot_trial.set_user_attr("failure_reason", reason[:2000])
         try:
@@ -125,6 +126,16 @@ class StudySearcher(OptunaSearch):
         except (RuntimeError, ValueError) as told:  # e.g. told before the driver was restarted
             log.warning("Optuna trial %d: %s", ot_trial.number, told)
         self._completed_trials.add(trial_id)
+
+    def _report_last_value(self, ot_trial: optuna.Trial, result: dict[str, Any] | None) -> None:
+        """Ray does not pass the result that made the scheduler stop a trial to on_trial_result."""
+        if not result or not isinstance(self.metric, str) or "training_iteration" not in result:
+            return
+        value = result.get(self.metric)
+        step = result["training_iteration"]
+        if value is not None and math.isfinite(value) and step not in ot_trial.storage.get_trial(
+                ot_trial._trial_id).intermediate_values:
+            ot_trial.report(value, step)
 
     def is_baseline(self, trial_id: str) -> bool:
         return trial_id in self._baseline_trials

@@ -1,0 +1,100 @@
+"""Interrupting `smcl-tune run` (SIGINT, or SIGKILL of the driver) and running it again resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from smcl_tune.tracking import default_tracking_uri
+
+from .conftest import tiny_study
+
+EPOCHS = 5
+
+
+def _start(study: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "smcl_tune.cli", "run", str(study)], cwd=study.parent,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _children(client: MlflowClient, name: str) -> list:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return []
+    return [run for run in client.search_runs([experiment.experiment_id], max_results=100)
+            if run.data.tags.get("smcl.role") != "study"]
+
+
+def _wait_mid_study(client: MlflowClient, name: str, timeout: float = 240) -> None:
+    """Until one trial has finished and another has checkpointed at least two epochs."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            runs = _children(client, name)
+        except Exception:  # the store may not exist yet
+            runs = []
+        finished = [r for r in runs if r.info.status != "RUNNING"]
+        running = [r for r in runs if r.info.status == "RUNNING"
+                   and len(client.get_metric_history(r.info.run_id, "loss")) >= 2]
+        if finished and running:
+            return
+        time.sleep(0.3)
+    raise AssertionError("the study did not reach the middle in time")
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, how):
+    name = f"resume-{how.lower()}"
+    base = tiny_study(tmp_path, name=name, num_trials=3, scheduler={"type": "fifo"})
+    base.write_text(base.read_text().replace("epochs: 3", f"epochs: {EPOCHS}"))
+    client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))
+
+    first = _start(base)
+    try:
+        _wait_mid_study(client, name)
+        if how == "SIGINT":
+            os.killpg(first.pid, signal.SIGINT)
+            first.wait(timeout=120)
+        else:
+            first.kill()  # the driver alone, as `kill -9 <pid>` would
+            first.wait(timeout=30)
+    finally:
+        _kill_group(first)  # what the interruption left of the local Ray cluster
+    before = {run.info.run_name: run for run in _children(client, name)}
+    finished_before = {n for n, r in before.items() if r.info.status == "FINISHED"}
+    assert finished_before
+
+    second = _start(base)
+    try:
+        assert second.wait(timeout=600) == 0, second.stderr.read()[-3000:]
+    finally:
+        _kill_group(second)
+
+    after = _children(client, name)
+    assert sorted(run.info.run_name for run in after) == ["trial-000", "trial-001", "trial-002"]
+    assert all(run.info.status == "FINISHED" for run in after)
+    for run in after:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert sorted(set(steps)) == list(range(EPOCHS)), (run.info.run_name, steps)
+        if run.info.run_name in finished_before:
+            assert len(steps) == EPOCHS  # a finished trial was not run again
+        else:
+            # the interrupted trial went on from its checkpoint: at most the epoch in progress twice
+            assert len(steps) <= EPOCHS + 1, (run.info.run_name, steps)
+    optuna_study = optuna.load_study(study_name=name,
+                                     storage=f"sqlite:///{tmp_path / 'smcl-runs' / name / 'optuna.db'}")
+    states = [trial.state for trial in optuna_study.get_trials()]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 3

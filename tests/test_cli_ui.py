@@ -1,0 +1,35 @@
+"""`smcl-tune ui` serves the MLflow UI on 127.0.0.1 over the study store, then stops cleanly."""
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ui_answers_200_and_stops_on_ctrl_c(tmp_path):
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(tmp_path / "runs"),
+                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, status = time.time() + 120, None
+        while time.time() < deadline and status is None:
+            try:
+                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).status
+            except OSError:
+                assert process.poll() is None, process.stdout.read()
+                time.sleep(0.5)
+        assert status == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (tmp_path / "runs" / "mlflow.db").exists()
