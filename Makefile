@@ -17,7 +17,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 quickstart: $(STAMP)
-	$(BIN)/smcl-tune trial studies/quickstart_trial.yaml
+	$(BIN)/smcl-tune run studies/quickstart.yaml
 
 clean:
 	rm -rf $(VENV) smcl-runs .pytest_cache

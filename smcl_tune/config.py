@@ -40,7 +40,7 @@ class DataConfig(_Strict):
     imbalance_factor: float = Field(100.0, ge=1.0, description="n_max / n_min of the long-tailed training subset")
     profile: Literal["exp", "step"] = "exp"
     n_max: int | None = Field(None, ge=1, description="images of the head class; default: the source's per-class pool (CIFAR-10 5000, CIFAR-100 500, synthetic 500)")
-    val_per_class: int = Field(20, ge=1, description="balanced validation images per class (file_list: 0 keeps the whole official list)")
+    val_per_class: int = Field(20, ge=1, description="balanced validation images per class (drawn from the official validation list where the source has one)")
     subset_seed: int = Field(0, description="seed of the long-tailed subset and validation draw")
     many_above: int = Field(100, ge=0, description="many-shot: training count > many_above")
     few_below: int = Field(20, ge=1, description="few-shot: training count < few_below")

@@ -135,21 +135,31 @@ def _scheduler(study: Study):
                          reduction_factor=settings.reduction_factor)
 
 
-def _trainable(study: Study):
+def _absolute_data_root(trial: dict[str, Any]) -> dict[str, Any]:
+    """Ray runs each trial in its own folder: a relative data root is taken from the driver's."""
+    data = trial.get("data", {})
+    root = data.get("root")
+    if not root or Path(root).is_absolute():
+        return trial
+    return {**trial, "data": {**data, "root": str(Path(root).resolve())}}
+
+
+def _trainable(study: Study, base_trial: dict[str, Any]):
     resources = study.config.resources
     return tune.with_resources(
-        tune.with_parameters(train_study_trial, base_trial=study.config.trial),
+        tune.with_parameters(train_study_trial, base_trial=base_trial),
         {"cpu": resources.cpus, "gpu": resources.gpus},
     )
 
 
-def _run_config(study: Study, paths: StudyPaths, tracker_arguments: dict[str, Any]) -> tune.RunConfig:
+def _run_config(study: Study, paths: StudyPaths, tracker_arguments: dict[str, Any],
+                base_trial: dict[str, Any]) -> tune.RunConfig:
     return tune.RunConfig(
         name=study.name,
         storage_path=paths.storage,
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[TrackingCallback(tracker_arguments, study.config.trial)],
+        callbacks=[TrackingCallback(tracker_arguments, base_trial)],
         verbose=1,
     )
 
@@ -164,8 +174,11 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
     tracker = StudyTracker(**tracker_arguments)
     tracker.log_study(study.source, study.config.model_dump(mode="json"))
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # MLflow is the record; skip CSV/TBX files
+    # A snapshot of the experiment after every trial checkpoint is what makes resume exact; Ray warns about it.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     _init_ray(address)
-    trainable = _trainable(study)
+    base_trial = _absolute_data_root(study.config.trial)
+    trainable = _trainable(study, base_trial)
     if resumable:
         log.info("resuming study %s from %s", study.name, paths.experiment_dir)
         tuner = tune.Tuner.restore(paths.experiment_dir, trainable, resume_unfinished=True, resume_errored=True)
@@ -178,7 +191,7 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
                 num_samples=study.config.num_trials + len(study.config.baselines),
                 max_concurrent_trials=study.config.max_concurrent,
             ),
-            run_config=_run_config(study, paths, tracker_arguments),
+            run_config=_run_config(study, paths, tracker_arguments, base_trial),
         )
     status = "FAILED"
     finished = False
