@@ -81,10 +81,16 @@ def test_run_refuses_a_bad_file_before_anything_starts(tmp_path):
     assert not (tmp_path / "smcl-runs").exists()
 
 
-def test_shipped_studies_validate(capsys):
-    for study in sorted(QUICKSTART.parent.glob("*.yaml")):
-        raw = yaml.safe_load(study.read_text())
-        if raw["trial"].get("data", {}).get("source", "synthetic") != "synthetic":
-            continue  # their data roots exist on the user's machine, not here
-        assert main(["validate", str(study)]) == 0, study
+def test_shipped_studies_are_valid(capsys, monkeypatch):
+    from smcl_tune.study_config import load_study
+
+    studies = sorted(QUICKSTART.parent.glob("*.yaml"))
+    assert len(studies) >= 6
+    for study in studies:
+        assert load_study(study).config.num_trials >= 1
+    monkeypatch.chdir(QUICKSTART.parents[1])  # relative data roots are taken from the current folder
+    assert main(["validate", str(QUICKSTART)]) == 0
+    jpeg_study = QUICKSTART.parent / "cifar10_lt_jpeg.yaml"
+    if (QUICKSTART.parents[2] / "shared" / "data" / "cifar10-jpeg" / "train.zip").exists():
+        assert main(["validate", str(jpeg_study)]) == 0
     assert "is valid" in capsys.readouterr().out
