@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import math
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -73,23 +75,80 @@ def _command_validate(arguments: argparse.Namespace) -> int:
 
 
 def _command_run(arguments: argparse.Namespace) -> int:
-    from smcl_tune.leaderboard import format_table, load_trials, rank_trials
+    from smcl_tune.report_tables import format_text
     from smcl_tune.study import run_study
     from smcl_tune.study_config import load_study
 
     study = load_study(arguments.study)
     _check_data_source(study)
     outcome = run_study(study, address=arguments.address, restart=arguments.restart)
-    objective = study.config.objective
-    trials = rank_trials(load_trials(outcome.paths.tracking_uri, outcome.paths.experiment, study.name),
-                         objective.metric, objective.mode)
+    board = _publish_leaderboard(outcome)
     print()
-    print(f"study {study.name}: {len(trials)} trials in {outcome.wall_seconds:.0f} s "
-          f"(ranked by {objective.metric}; accuracies in %, test metrics of the epoch selected on validation)")
-    print(format_table(trials))
+    print(f"study {study.name} ran for {outcome.wall_seconds:.0f} s")
+    if board is not None:
+        print(format_text(board))
     if not outcome.finished:
         print("the study did not finish; run the same command again to resume it", file=sys.stderr)
         return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _publish_leaderboard(outcome):
+    """Build the leaderboard and log its CSV and HTML to the study's MLflow run."""
+    from smcl_tune.leaderboard import EmptyStudy, load_leaderboard
+    from smcl_tune.report_html import format_html
+    from smcl_tune.report_tables import format_csv
+    from smcl_tune.tracking import log_study_report
+
+    paths = outcome.paths
+    try:
+        board = load_leaderboard(paths.tracking_uri, outcome.name)
+    except EmptyStudy:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        files = [Path(folder) / f"{outcome.name}.csv", Path(folder) / f"{outcome.name}.html"]
+        files[0].write_text(format_csv(board))
+        files[1].write_text(format_html(board))
+        log_study_report(paths.tracking_uri, paths.experiment, outcome.name, files)
+    return board
+
+
+def _tracking_uri(arguments: argparse.Namespace) -> str:
+    from smcl_tune.tracking import default_tracking_uri
+
+    if arguments.tracking_uri:
+        return arguments.tracking_uri
+    storage = Path(arguments.storage).resolve()
+    if not (storage / "mlflow.db").exists():
+        raise ConfigError(f"{storage / 'mlflow.db'}: no MLflow store there; run a study first, "
+                          "or pass --storage or --tracking-uri")
+    return default_tracking_uri(storage)
+
+
+def _command_leaderboard(arguments: argparse.Namespace) -> int:
+    from smcl_tune.leaderboard import EmptyStudy, StudyNotFound, load_leaderboard
+    from smcl_tune.report_html import comparison_html, format_html
+    from smcl_tune.report_tables import format_comparison, format_csv, format_markdown, format_text
+
+    uri = _tracking_uri(arguments)
+    try:
+        boards = [load_leaderboard(uri, name) for name in arguments.studies]
+    except StudyNotFound as error:
+        raise ConfigError(str(error)) from None
+    except EmptyStudy as error:
+        print(f"smcl-tune: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    fmt = arguments.format
+    if len(boards) > 1:
+        text = comparison_html(boards) if fmt == "html" else format_comparison(boards, fmt)
+    else:
+        text = {"table": format_text, "csv": format_csv, "markdown": format_markdown,
+                "html": format_html}[fmt](boards[0])
+    if arguments.output:
+        Path(arguments.output).write_text(text)
+        print(f"wrote {arguments.output}")
+    else:
+        print(text)
     return EXIT_OK
 
 
@@ -125,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a study file and print the resolved study")
     validate.add_argument("study", help="study YAML file")
     validate.set_defaults(handler=_command_validate)
+    board = commands.add_parser("leaderboard", help="rank a study's trials; several studies side by side")
+    board.add_argument("studies", nargs="+", metavar="STUDY", help="study name(s)")
+    board.add_argument("--format", choices=("table", "csv", "markdown", "html"), default="table")
+    board.add_argument("--output", help="write to this file instead of the terminal")
+    board.add_argument("--storage", default="smcl-runs", help="the studies' storage folder (default smcl-runs)")
+    board.add_argument("--tracking-uri", help="an MLflow tracking URI instead of the storage folder's store")
+    board.set_defaults(handler=_command_leaderboard)
     ui = commands.add_parser("ui", help="serve the MLflow UI over the study store")
     ui.add_argument("--storage", default="smcl-runs", help="the studies' storage folder (default smcl-runs)")
     ui.add_argument("--tracking-uri", help="an MLflow tracking URI instead of the storage folder's store")
@@ -140,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     parser = build_parser()
     arguments = parser.parse_args(argv)  # argparse exits with 2 on bad arguments

@@ -1,80 +1,166 @@
-"""Leaderboards from the MLflow store: one row per trial, ranked by the study's objective."""
+"""Leaderboards from the MLflow store that `smcl-tune run` writes (works after the fact, on any study).
+
+One row per trial, ranked by the study's objective (a validation metric); studies that vary the
+imbalance factor are grouped by it, with ranks within each group.
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import math
+from dataclasses import dataclass, field
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from smcl_tune.tracking import MLFLOW_PARENT_RUN_ID, ROLE_TAG, STATE_TAG, STUDY_TAG, REASON_TAG
+from smcl_tune.tracking import MLFLOW_PARENT_RUN_ID, REASON_TAG, ROLE_TAG, STATE_TAG, STUDY_TAG
 
-ACCURACY_COLUMNS = ("test_top1", "test_balanced_accuracy", "test_many", "test_medium", "test_few")
-_STATE_ORDER = {"completed": 0, "pruned": 1, "running": 2, "failed": 3}
+SHOT_COLUMNS = ("test_many", "test_medium", "test_few")
+ACCURACY_COLUMNS = ("test_top1", "test_balanced_accuracy", *SHOT_COLUMNS)
+STATE_NAMES = {"completed": "finished", "pruned": "pruned", "failed": "failed", "running": "running"}
+_STATE_ORDER = {"finished": 0, "pruned": 1, "running": 2, "failed": 3}
+CURVE_TRIALS = 5
 
 
 class StudyNotFound(LookupError):
-    """No study of that name in the store; `known` lists the studies that exist."""
+    """No study of that name in the store; the message lists the studies that exist."""
 
     def __init__(self, name: str, known: list[str]) -> None:
         listing = ", ".join(known) if known else "none yet"
-        super().__init__(f"no study named '{name}' in the MLflow store (studies: {listing})")
-        self.known = known
+        super().__init__(f"no study named '{name}' in the MLflow store (studies there: {listing})")
 
 
-def load_trials(tracking_uri: str, experiment: str, study_name: str) -> pd.DataFrame:
-    """One row per trial run of a study: state, role, params (as `param.*`) and latest metrics."""
-    client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    parents = [] if found is None else client.search_runs(
-        [found.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=10000)
-    studies = sorted({run.data.tags.get(STUDY_TAG, "") for run in parents})
-    parent = next((run for run in parents if run.data.tags.get(STUDY_TAG) == study_name), None)
-    if parent is None:
-        raise StudyNotFound(study_name, studies)
-    children = client.search_runs([found.experiment_id],
-                                  filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}'",
-                                  max_results=10000)
-    rows = []
-    for run in children:
-        row = {
-            "trial": run.info.run_name,
-            "role": run.data.tags.get(ROLE_TAG, "search"),
-            "state": run.data.tags.get(STATE_TAG, "running"),
-            "reason": run.data.tags.get(REASON_TAG, ""),
-            "run_id": run.info.run_id,
-        }
-        row.update({f"param.{key}": value for key, value in run.data.params.items()})
-        row.update(run.data.metrics)
-        rows.append(row)
-    return pd.DataFrame(rows)
+class EmptyStudy(LookupError):
+    """A study with no trial runs yet."""
 
 
-def rank_trials(trials: pd.DataFrame, metric: str = "val_balanced_accuracy", mode: str = "max") -> pd.DataFrame:
-    """Sorted rows with a `rank` column: completed trials by their selected validation score first."""
-    if trials.empty:
-        return trials.assign(rank=pd.Series(dtype="Int64"), objective=pd.Series(dtype=float))
+@dataclass
+class Leaderboard:
+    """A study's trials, ranked, with what the report needs beside the table."""
+
+    study: str
+    metric: str
+    mode: str
+    trials: pd.DataFrame  # one row per trial, ranked; see `_trial_row` for the columns
+    searched: list[str]  # plain names of the searched hyperparameters (`param.<name>` columns)
+    optuna_storage: str | None = None
+    curves: dict[str, pd.DataFrame] = field(default_factory=dict)  # trial -> epoch, validation metric
+    best_per_class: pd.DataFrame | None = None  # class_id, class_name, train_count, test_accuracy
+
+    @property
+    def grouped(self) -> bool:
+        return self.trials["imbalance_factor"].nunique(dropna=True) > 1
+
+    def best(self) -> pd.Series | None:
+        finished = self.trials[self.trials["state"] == "finished"]
+        if finished.empty:
+            return None
+        ordered = finished.sort_values("objective", ascending=self.mode == "min", na_position="last")
+        return ordered.iloc[0]
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _study_runs(client: MlflowClient) -> list:
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    return client.search_runs(experiments, filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=50000)
+
+
+def study_names(tracking_uri: str) -> list[str]:
+    return sorted({run.data.tags.get(STUDY_TAG, "") for run in _study_runs(_client(tracking_uri))})
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _trial_row(run) -> dict:
+    tags, metrics = run.data.tags, run.data.metrics
+    epochs = metrics.get("epochs_completed")
+    if epochs is None and "epoch" in metrics:
+        epochs = metrics["epoch"] + 1
+    row = {
+        "trial": run.info.run_name,
+        "kind": "baseline" if tags.get(ROLE_TAG) == "baseline" else "search",
+        "state": STATE_NAMES.get(tags.get(STATE_TAG, "running"), "running"),
+        "reason": tags.get(REASON_TAG, ""),
+        "imbalance_factor": _number(tags.get("smcl.imbalance_factor")),
+        "many_above": _number(tags.get("smcl.many_above")),
+        "few_below": _number(tags.get("smcl.few_below")),
+        "epochs": epochs,
+        "wall_s": metrics.get("trial_seconds", math.nan),
+        "run_id": run.info.run_id,
+    }
+    for column in ACCURACY_COLUMNS:
+        row[column] = metrics.get(column, math.nan)
+    for name in ("many", "medium", "few"):
+        row[f"{name}_classes"] = metrics.get(f"{name}_classes", math.nan)
+    row["_metrics"] = metrics
+    row.update({f"param.{key}": value for key, value in run.data.params.items()})
+    return row
+
+
+def rank_trials(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """Add `objective` (the selected epoch's validation score, else the last) and `rank`.
+
+    Finished trials first, by objective; then pruned, running and failed ones. With several
+    imbalance factors, ranks restart within each factor's group.
+    """
     frame = trials.copy()
-    selected = frame.get(f"selected_{metric}", pd.Series(math.nan, index=frame.index))
-    frame["objective"] = selected.fillna(frame.get(metric, pd.Series(math.nan, index=frame.index)))
-    frame["_state_order"] = frame["state"].map(_STATE_ORDER).fillna(4)
-    frame = frame.sort_values(["_state_order", "objective"], ascending=[True, mode == "min"], na_position="last")
-    frame = frame.drop(columns="_state_order").reset_index(drop=True)
-    frame.insert(0, "rank", range(1, len(frame) + 1))
-    return frame
+    selected = [m.get(f"selected_{metric}", m.get(metric, math.nan)) for m in frame["_metrics"]]
+    frame["objective"] = pd.to_numeric(pd.Series(selected, index=frame.index), errors="coerce")
+    frame["_order"] = frame["state"].map(_STATE_ORDER).fillna(4)
+    grouped = frame["imbalance_factor"].nunique(dropna=True) > 1
+    keys = (["imbalance_factor"] if grouped else []) + ["_order", "objective", "trial"]
+    ascending = ([True] if grouped else []) + [True, mode == "min", True]
+    frame = frame.sort_values(keys, ascending=ascending, na_position="last").reset_index(drop=True)
+    if grouped:
+        frame["rank"] = frame.groupby("imbalance_factor", dropna=False).cumcount() + 1
+    else:
+        frame["rank"] = range(1, len(frame) + 1)
+    return frame.drop(columns=["_order"])
 
 
-def _percent(value: float) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+def _per_class(client: MlflowClient, run_id: str) -> pd.DataFrame | None:
+    try:
+        path = client.download_artifacts(run_id, "per_class_accuracy.csv")
+    except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
+        return None
+    with open(path) as handle:
+        return pd.read_csv(io.StringIO(handle.read()))
 
 
-def format_table(ranked: pd.DataFrame) -> str:
-    """A plain-text table: rank, trial, state, objective and test overall / many / medium / few."""
-    header = f"{'rank':>4}  {'trial':<22}{'state':<11}{'val obj':>8}{'top-1':>8}{'many':>8}{'medium':>8}{'few':>8}"
-    lines = [header, "-" * len(header)]
-    for _, row in ranked.iterrows():
-        cells = [_percent(row.get(column, math.nan)) for column in ("objective", "test_top1", "test_many",
-                                                                     "test_medium", "test_few")]
-        lines.append(f"{row['rank']:>4}  {str(row['trial'])[:21]:<22}{row['state']:<11}"
-                     + "".join(f"{cell:>8}" for cell in cells))
-    return "\n".join(lines)
+def load_leaderboard(tracking_uri: str, study: str, curves: int = CURVE_TRIALS) -> Leaderboard:
+    """The ranked trials of `study` from the MLflow store at `tracking_uri`."""
+    client = _client(tracking_uri)
+    parents = [run for run in _study_runs(client) if run.data.tags.get(STUDY_TAG) == study]
+    if not parents:
+        raise StudyNotFound(study, study_names(tracking_uri))
+    parent = parents[0]
+    tags = parent.data.tags
+    metric = tags.get("smcl.objective_metric", "val_balanced_accuracy")
+    mode = tags.get("smcl.objective_mode", "max")
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}'",
+                                  max_results=50000)
+    if not children:
+        raise EmptyStudy(f"study '{study}' has no trials yet")
+    trials = rank_trials(pd.DataFrame([_trial_row(run) for run in children]), metric, mode)
+    board = Leaderboard(study, metric, mode, trials, json.loads(tags.get("smcl.search", "[]")),
+                        tags.get("smcl.optuna_storage"))
+    for _, row in trials.head(curves).iterrows():
+        history = client.get_metric_history(row["run_id"], metric)
+        board.curves[row["trial"]] = pd.DataFrame({"epoch": [m.step for m in history],
+                                                   metric: [m.value for m in history]}).sort_values("epoch")
+    best = board.best()
+    if best is not None:
+        board.best_per_class = _per_class(client, best["run_id"])
+    return board

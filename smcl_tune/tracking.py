@@ -92,14 +92,16 @@ class StudyTracker:
         run = self.client.create_run(self.experiment_id, run_name=self.study_name, tags=tags)
         return run.info.run_id
 
-    def log_study(self, study_file: Path | None, resolved: dict[str, Any]) -> None:
-        """The study file and its resolved form as artifacts of the parent run."""
+    def log_study(self, study_file: Path | None, resolved: dict[str, Any], tags: dict[str, str]) -> None:
+        """The study file and its resolved form as artifacts of the parent run; `tags` describe it."""
+        self.client.log_batch(self.parent_run_id, tags=[RunTag(key, value) for key, value in tags.items()])
         if study_file is not None and study_file.exists():
             self.client.log_artifact(self.parent_run_id, str(study_file), "study")
         self.client.log_dict(self.parent_run_id, resolved, "study/resolved_study.json")
         self.client.log_batch(self.parent_run_id, params=[Param("version", smcl_tune.__version__)])
 
-    def trial_run(self, key: str, name: str, role: str, params: dict[str, Any], config: dict[str, Any]) -> str:
+    def trial_run(self, key: str, name: str, role: str, params: dict[str, Any], config: dict[str, Any],
+                  tags: dict[str, str] | None = None) -> str:
         """The child run of a trial, created on first use and found again after a resume."""
         if key in self._trial_runs:
             return self._trial_runs[key]
@@ -110,7 +112,7 @@ class StudyTracker:
             self.client.update_run(run_id, status="RUNNING")
         else:
             tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, TRIAL_KEY_TAG: key, ROLE_TAG: role,
-                    STUDY_TAG: self.study_name, MLFLOW_RUN_NAME: name, STATE_TAG: "running"}
+                    STUDY_TAG: self.study_name, MLFLOW_RUN_NAME: name, STATE_TAG: "running", **(tags or {})}
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
             self.client.log_dict(run_id, config, "trial_config.json")
@@ -149,6 +151,17 @@ class StudyTracker:
         self.client.log_artifact(self.parent_run_id, str(local_path), artifact_path)
 
 
+def log_study_report(uri: str, experiment: str, study_name: str, files: list[Path]) -> None:
+    """Attach report files to a study's parent run (under `leaderboard/`)."""
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = [] if found is None else client.search_runs(
+        [found.experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'study'")
+    for run in runs:
+        for path in files:
+            client.log_artifact(run.info.run_id, str(path), "leaderboard")
+
+
 def delete_study_runs(uri: str, experiment: str, study_name: str) -> int:
     """Delete (MLflow's soft delete) every run of a study; returns how many."""
     client = MlflowClient(tracking_uri=uri)
@@ -185,6 +198,13 @@ def confusion_figure(confusion: list[list[int]], class_names: list[str]):
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
     return figure
+
+
+def plain_param_names(params: dict[str, Any]) -> dict[str, Any]:
+    """`method.temperature` -> `temperature`, unless two paths share their last name."""
+    last_names = [path.rsplit(".", 1)[-1] for path in params]
+    return {(name if last_names.count(name) == 1 else path): value
+            for path, name, value in zip(params, last_names, params.values())}
 
 
 def decode_list(value: Any) -> list:

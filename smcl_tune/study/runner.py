@@ -21,7 +21,7 @@ from smcl_tune.study.searcher import StudySearcher
 from smcl_tune.study.trainable import train_study_trial
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study_config import Study
-from smcl_tune.tracking import StudyTracker, default_tracking_uri, delete_study_runs
+from smcl_tune.tracking import StudyTracker, default_tracking_uri, delete_study_runs, plain_param_names
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,11 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
     tracker_arguments = {"uri": paths.tracking_uri, "experiment": paths.experiment, "study_name": study.name,
                          "fingerprint": study.fingerprint(), "artifact_root": paths.local_root / "mlartifacts"}
     tracker = StudyTracker(**tracker_arguments)
-    tracker.log_study(study.source, study.config.model_dump(mode="json"))
+    objective = study.config.objective
+    tracker.log_study(study.source, study.config.model_dump(mode="json"), {
+        "smcl.objective_metric": objective.metric, "smcl.objective_mode": objective.mode,
+        "smcl.optuna_storage": paths.optuna_url, "smcl.search": json.dumps(list(plain_param_names(dict.fromkeys(study.config.search)))),
+    })
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # MLflow is the record; skip CSV/TBX files
     # A snapshot of the experiment after every trial checkpoint is what makes resume exact; Ray warns about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

@@ -11,20 +11,13 @@ from smcl_tune.config import trial_config_from_dict
 from smcl_tune.study.searcher import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE, trial_outcome
 from smcl_tune.study.trainable import trial_params
 from smcl_tune.study_config import apply_overrides
-from smcl_tune.tracking import StudyTracker, decode_list
+from smcl_tune.tracking import StudyTracker, decode_list, plain_param_names
 
 # Entries of a result that are not metrics (strings, lists, Ray's bookkeeping).
 _NOT_METRICS = {"failure_reason", "test_per_class_accuracy", "test_confusion", "train_counts", "class_names", "done", "trial_id", "date",
                 "hostname", "node_ip", "pid", "timestamp", "time_this_iter_s", "time_total_s",
                 "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "config",
                 "should_checkpoint"}
-
-
-def plain_param_names(params: dict[str, Any]) -> dict[str, Any]:
-    """`method.temperature` -> `temperature`, unless two paths share their last name."""
-    last_names = [path.rsplit(".", 1)[-1] for path in params]
-    return {(name if last_names.count(name) == 1 else path): value
-            for path, name, value in zip(params, last_names, params.values())}
 
 
 class TrackingCallback(Callback):
@@ -48,9 +41,12 @@ class TrackingCallback(Callback):
     def _run_id(self, trial) -> str:
         config = trial.config
         params = trial_params(config)
-        resolved = trial_config_from_dict(apply_overrides(self.base_trial, params)).model_dump(mode="json")
+        resolved = trial_config_from_dict(apply_overrides(self.base_trial, params))
+        data = resolved.data
+        tags = {"smcl.imbalance_factor": f"{data.imbalance_factor:g}", "smcl.many_above": str(data.many_above),
+                "smcl.few_below": str(data.few_below), "smcl.method": resolved.method.name}
         return self.tracker.trial_run(config[TRIAL_KEY], config[TRIAL_NAME], config[TRIAL_ROLE],
-                                      plain_param_names(params), resolved)
+                                      plain_param_names(params), resolved.model_dump(mode="json"), tags)
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._run_id(trial)
