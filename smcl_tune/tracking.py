@@ -35,6 +35,7 @@ TRIAL_KEY_TAG = "smcl.trial_key"
 ROLE_TAG = "smcl.role"
 STATE_TAG = "smcl.state"
 REASON_TAG = "smcl.reason"
+NODES_TAG = "smcl.nodes"
 _TERMINAL = {"completed": RunStatus.FINISHED, "pruned": RunStatus.KILLED, "failed": RunStatus.FAILED}
 
 
@@ -73,6 +74,7 @@ class StudyTracker:
             self.experiment_id = found.experiment_id
         self.parent_run_id = self._find_or_create_parent()
         self._trial_runs: dict[str, str] = {}
+        self._nodes: dict[str, list[str]] = {}
 
     # -- runs ----------------------------------------------------------------------------------
     def _search(self, filter_string: str) -> list:
@@ -110,6 +112,9 @@ class StudyTracker:
         if existing:
             run_id = existing[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
+            earlier_nodes = existing[0].data.tags.get(NODES_TAG)
+            if earlier_nodes:
+                self._nodes[run_id] = earlier_nodes.split(",")
         else:
             tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, TRIAL_KEY_TAG: key, ROLE_TAG: role,
                     STUDY_TAG: self.study_name, MLFLOW_RUN_NAME: name, STATE_TAG: "running", **(tags or {})}
@@ -118,6 +123,13 @@ class StudyTracker:
             self.client.log_dict(run_id, config, "trial_config.json")
         self._trial_runs[key] = run_id
         return run_id
+
+    def note_node(self, run_id: str, node_id: str) -> None:
+        """Record the Ray nodes a trial ran on, in order (tag `smcl.nodes`), when it moves."""
+        nodes = self._nodes.setdefault(run_id, [])
+        if node_id and (not nodes or nodes[-1] != node_id):
+            nodes.append(node_id)
+            self.client.set_tag(run_id, NODES_TAG, ",".join(nodes))
 
     def log_epoch(self, run_id: str, metrics: dict[str, Any], step: int, timestamp_ms: int) -> None:
         self.client.log_batch(run_id, metrics=_finite_metrics(metrics, step, timestamp_ms))

