@@ -220,7 +220,6 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
         "smcl.objective_metric": objective.metric, "smcl.objective_mode": objective.mode,
         "smcl.optuna_storage": paths.optuna_url, "smcl.search": json.dumps(list(plain_param_names(dict.fromkeys(study.config.search)))),
     })
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # MLflow is the record; skip CSV/TBX files
     # A snapshot of the experiment after every trial checkpoint is what makes resume exact; Ray warns about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     base_trial = _absolute_data_root(study.config.trial)

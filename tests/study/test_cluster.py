@@ -40,17 +40,17 @@ def _trial_runs(client: MlflowClient, name: str) -> list:
 
 def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path):
     port = _free_port()
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    env["RAY_AUTH_MODE"] = "disabled"  # a loopback-only test cluster; real clusters keep Ray's token auth
     head = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
-         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false",
-         f"--temp-dir={tmp_path / 'ray'}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
         study = tiny_study(tmp_path, name="on-head", num_trials=2)
-        env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
         done = subprocess.run([sys.executable, str(ROOT / "docker" / "submit_study.py"), "run", str(study),
                                "--address", f"127.0.0.1:{port}"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "study on-head ran for" in done.stdout
         assert f"joining the Ray cluster at 127.0.0.1:{port}" in done.stderr
