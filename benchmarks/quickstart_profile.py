@@ -11,6 +11,7 @@ available trial slots spent training, and the peak memory of the process tree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -56,10 +57,14 @@ def tree_rss_bytes(root: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default="studies/quickstart.yaml")
+    parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary folder)")
     arguments = parser.parse_args()
     study_file = Path(arguments.study).resolve()
     study = load_study(study_file)
-    with tempfile.TemporaryDirectory(prefix="smcl-quickstart-") as work:
+    if arguments.keep:
+        Path(arguments.keep).mkdir(parents=True, exist_ok=False)
+    with (contextlib.nullcontext(arguments.keep) if arguments.keep
+          else tempfile.TemporaryDirectory(prefix="smcl-quickstart-")) as work:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", "smcl_tune.cli", "run", str(study_file)], cwd=work,
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -235,6 +235,7 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
                 scheduler=_scheduler(study),
                 num_samples=study.config.num_trials + len(study.config.baselines),
                 max_concurrent_trials=study.config.max_concurrent,
+                reuse_actors=True,  # one worker process per slot: trials skip the interpreter and torch start-up
             ),
             run_config=_run_config(study, paths, tracker_arguments, base_trial),
         )
