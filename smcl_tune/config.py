@@ -122,6 +122,22 @@ class TrialConfig(_Strict):
         end = self.method.mask_end_epoch
         return self.training.epochs - 3 if end is None else end
 
+    @model_validator(mode="after")
+    def _check(self) -> "TrialConfig":
+        method, epochs = self.method, self.training.epochs
+        if method.name != "ce" and self.mask_end_epoch <= method.mask_start_epoch:
+            raise ValueError(
+                f"method.mask_end_epoch: the masking window is empty (epochs {method.mask_start_epoch} to "
+                f"{self.mask_end_epoch} of {epochs}), so '{method.name}' would train as plain CE; "
+                "set method.mask_start_epoch and method.mask_end_epoch"
+            )
+        if method.classifier_loss == "drw" and method.drw_start_epoch >= epochs:
+            raise ValueError(
+                f"method.drw_start_epoch: DRW starts at epoch {method.drw_start_epoch} but training has only "
+                f"{epochs} epochs; set an earlier start"
+            )
+        return self
+
 
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     """One line per problem: `field.path: reason, got value`."""
@@ -129,7 +145,7 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     for problem in error.errors():
         location = [str(part) for part in (prefix, *problem["loc"]) if part != ""]
         message = problem["msg"].removeprefix("Value error, ")
-        field_in_message = re.match(r"^([a-z_]+): (.*)$", message, re.DOTALL)
+        field_in_message = re.match(r"^([a-z_.]+): (.*)$", message, re.DOTALL)
         if field_in_message:  # a model-level check names its field first
             location.append(field_in_message.group(1))
             message = field_in_message.group(2)

@@ -192,6 +192,19 @@ def _check_baselines(config: StudyConfig) -> None:
             raise ConfigError(f"baselines[{index}] ({baseline.name}): {error}") from None
 
 
+def _check_asha_budget(config: StudyConfig) -> None:
+    """ASHA's budget is one epoch count for every trial; a trial may not change its own."""
+    if config.scheduler.type != "asha":
+        return
+    if "training.epochs" in config.search:
+        raise ConfigError("search.training.epochs: ASHA gives every trial scheduler.max_epochs epochs; "
+                          "search the epoch count with scheduler.type: fifo")
+    for index, baseline in enumerate(config.baselines):
+        if "training.epochs" in baseline.overrides:
+            raise ConfigError(f"baselines[{index}].overrides.training.epochs: ASHA gives every trial "
+                              "scheduler.max_epochs epochs; set training.epochs for the whole study")
+
+
 def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     """Validate a study mapping; ConfigError names the field path and the reason."""
     try:
@@ -201,6 +214,7 @@ def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     base_trial = trial_config_from_dict(config.trial, prefix="trial")
     _check_search_space(config)
     _check_baselines(config)
+    _check_asha_budget(config)
     return Study(config, base_trial, source)
 
 

@@ -37,3 +37,11 @@ def test_yaml_errors_name_the_file(tmp_path):
     unsafe.write_text("training: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(ConfigError, match="unsafe.yaml"):
         load_trial_config(unsafe)
+
+
+def test_settings_that_would_silently_do_nothing_are_refused():
+    with pytest.raises(ConfigError, match=r"method.mask_end_epoch: the masking window is empty \(epochs 3 to 3 of 6\)"):
+        trial_config_from_dict({"training": {"epochs": 6}})
+    trial_config_from_dict({"training": {"epochs": 6}, "method": {"name": "ce"}})  # CE never masks
+    with pytest.raises(ConfigError, match="method.drw_start_epoch: DRW starts at epoch 160"):
+        trial_config_from_dict({"training": {"epochs": 60}, "method": {"classifier_loss": "drw"}})

@@ -48,6 +48,8 @@ BAD_STUDIES = [
     ("test metric", _set("objective.metric", "test_top1"), "objective.metric: tuning never reads the test set"),
     ("bad trial field", _set("trial.method.temperature", -1), "trial.method.temperature: Input should be greater than 0"),
     ("unknown top-level key", _set("shceduler", {}), "shceduler: unknown field"),
+    ("epochs searched under ASHA", lambda r: r["search"].update({"training.epochs": {"int": [4, 8]}}),
+     "search.training.epochs: ASHA gives every trial scheduler.max_epochs epochs"),
     ("unreadable data root", lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/nonexistent/data"}),
      "/nonexistent/data"),
 ]
