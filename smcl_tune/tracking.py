@@ -159,9 +159,6 @@ class StudyTracker:
             self.client.set_terminated(run.info.run_id, status="KILLED")
         self.client.set_terminated(self.parent_run_id, status=status)
 
-    def log_study_artifact(self, local_path: Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.parent_run_id, str(local_path), artifact_path)
-
 
 def log_study_report(uri: str, experiment: str, study_name: str, files: list[Path]) -> None:
     """Attach report files to a study's parent run (under `leaderboard/`)."""

@@ -11,12 +11,12 @@ from smcl_tune.config import DataConfig
 from smcl_tune.data.longtail import class_counts, split_long_tailed
 from smcl_tune.data.loading import DeviceSplit, channel_statistics
 from smcl_tune.data.pool import ImagePool
-from smcl_tune.data.sources import load_source
+from smcl_tune.data.sources import SYNTHETIC_POOL_PER_CLASS, load_source
 from smcl_tune.metrics import shot_groups
 
 log = logging.getLogger(__name__)
 
-DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500, "synthetic": 500}
+DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500, "synthetic": SYNTHETIC_POOL_PER_CLASS}
 
 
 @dataclass

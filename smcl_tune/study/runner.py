@@ -64,8 +64,6 @@ class StudyPaths:
 class StudyOutcome:
     name: str
     wall_seconds: float
-    trial_seconds: float
-    trials: int
     finished: bool
     paths: StudyPaths
 
@@ -248,5 +246,4 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
         status = "FINISHED" if finished else "KILLED"
     finally:
         tracker.finish(status)
-    trial_seconds = sum(result.metrics.get("time_total_s", 0.0) for result in grid if result.metrics)
-    return StudyOutcome(study.name, time.time() - started, trial_seconds, len(grid), finished, paths)
+    return StudyOutcome(study.name, time.time() - started, finished, paths)

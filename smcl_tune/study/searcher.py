@@ -136,6 +136,3 @@ class StudySearcher(OptunaSearch):
         if value is not None and math.isfinite(value) and step not in ot_trial.storage.get_trial(
                 ot_trial._trial_id).intermediate_values:
             ot_trial.report(value, step)
-
-    def is_baseline(self, trial_id: str) -> bool:
-        return trial_id in self._baseline_trials

@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import pytest
 import yaml
 
 
@@ -33,6 +32,10 @@ def tiny_study(tmp_path: Path, name: str = "tiny", **changes) -> Path:
     return path
 
 
-@pytest.fixture
-def make_study():
-    return tiny_study
+def trial_runs(client, name: str) -> list:
+    """The trial runs (not the study run) of a study's MLflow experiment; [] before it exists."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return []
+    return [run for run in client.search_runs([experiment.experiment_id], max_results=100)
+            if run.data.tags.get("smcl.role") != "study"]

@@ -19,7 +19,7 @@ from smcl_tune.study import run_study
 from smcl_tune.study_config import load_study
 from smcl_tune.tracking import default_tracking_uri
 
-from .conftest import tiny_study
+from .conftest import tiny_study, trial_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,13 +29,6 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
-
-def _trial_runs(client: MlflowClient, name: str) -> list:
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        return []
-    return [r for r in client.search_runs([experiment.experiment_id], max_results=100)
-            if r.data.tags.get("smcl.role") != "study"]
 
 
 def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path):
@@ -61,7 +54,7 @@ def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
     client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))
-    assert len(_trial_runs(client, "on-head")) == 2
+    assert len(trial_runs(client, "on-head")) == 2
 
 
 def test_losing_a_worker_node_loses_no_trial(tmp_path):
@@ -87,7 +80,7 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path):
     try:
         victim = None
         while victim is None and time.time() - started < 300:
-            for run in _trial_runs(client, "node-loss"):
+            for run in trial_runs(client, "node-loss"):
                 epochs = len(client.get_metric_history(run.info.run_id, "loss"))
                 node = run.data.tags.get("smcl.nodes", "").split(",")[-1]
                 if run.info.status == "RUNNING" and epochs >= 2 and node:
@@ -105,7 +98,7 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path):
         ray.shutdown()
         cluster.shutdown()
 
-    runs = {run.info.run_name: run for run in _trial_runs(client, "node-loss")}
+    runs = {run.info.run_name: run for run in trial_runs(client, "node-loss")}
     assert sorted(runs) == ["trial-000", "trial-001", "trial-002", "trial-003"]
     nodes_used = set()
     for name, run in sorted(runs.items()):

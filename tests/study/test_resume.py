@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from smcl_tune.tracking import default_tracking_uri
 
-from .conftest import tiny_study
+from .conftest import tiny_study, trial_runs
 
 EPOCHS = 5
 
@@ -23,20 +23,13 @@ def _start(study: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _children(client: MlflowClient, name: str) -> list:
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        return []
-    return [run for run in client.search_runs([experiment.experiment_id], max_results=100)
-            if run.data.tags.get("smcl.role") != "study"]
-
 
 def _wait_mid_study(client: MlflowClient, name: str, timeout: float = 480) -> None:
     """Until one trial has finished and another has checkpointed at least two epochs."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            runs = _children(client, name)
+            runs = trial_runs(client, name)
         except Exception:  # the store may not exist yet
             runs = []
         finished = [r for r in runs if r.info.status != "RUNNING"]
@@ -73,7 +66,7 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
             first.wait(timeout=30)
     finally:
         _kill_group(first)  # what the interruption left of the local Ray cluster
-    before = {run.info.run_name: run for run in _children(client, name)}
+    before = {run.info.run_name: run for run in trial_runs(client, name)}
     finished_before = {n for n, r in before.items() if r.info.status == "FINISHED"}
     assert finished_before
 
@@ -83,7 +76,7 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
     finally:
         _kill_group(second)
 
-    after = _children(client, name)
+    after = trial_runs(client, name)
     assert sorted(run.info.run_name for run in after) == ["trial-000", "trial-001", "trial-002"]
     assert all(run.info.status == "FINISHED" for run in after)
     for run in after:
