@@ -45,6 +45,10 @@ class DataConfig(_Strict):
     many_above: int = Field(100, ge=0, description="many-shot: training count > many_above")
     few_below: int = Field(20, ge=1, description="few-shot: training count < few_below")
     image_size: int | None = Field(None, ge=8, description="resize images to this side (image folders, file lists); None keeps the source size")
+    loader: Literal["auto", "memory", "stream"] = Field(
+        "auto", description="memory: decode every image once and hold them as uint8 on the trial's device; stream: decode "
+        "each batch in DataLoader workers (datasets too large for memory); auto: memory up to 4 GiB of decoded images")
+    loader_workers: int = Field(4, ge=0, description="DataLoader worker processes of the stream loader (0: decode in the trial's process)")
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
     @model_validator(mode="after")
@@ -53,6 +57,8 @@ class DataConfig(_Strict):
             raise ValueError(f"root: required for source '{self.source}'")
         if self.few_below > self.many_above + 1:
             raise ValueError(f"few_below: must be <= many_above + 1, got {self.few_below} > {self.many_above} + 1")
+        if self.loader == "memory" and "loader_workers" in self.model_fields_set:
+            raise ValueError("loader_workers: used by loader 'stream' only (loader 'memory' decodes each image once)")
         return self
 
 
@@ -99,6 +105,9 @@ class TrainingConfig(_Strict):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None leaves torch's default")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
+    compile: bool = Field(False, description="torch.compile the network for training steps (CUDA only)")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        "default", description="torch.compile mode; reduce-overhead adds CUDA graphs")
 
     @model_validator(mode="after")
     def _check(self) -> "TrainingConfig":
@@ -108,6 +117,10 @@ class TrainingConfig(_Strict):
             )
         if sorted(self.milestones) != self.milestones:
             raise ValueError(f"milestones: must be increasing, got {self.milestones}")
+        if self.compile and self.device == "cpu":
+            raise ValueError("compile: torch.compile is used on CUDA devices only; set device to auto or cuda, or compile: false")
+        if not self.compile and self.compile_mode != "default":
+            raise ValueError(f"compile_mode: '{self.compile_mode}' has no effect without compile: true")
         return self
 
 

@@ -18,9 +18,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from smcl_tune.config import TrialConfig, trial_config_from_dict
+from smcl_tune.config import TrainingConfig, TrialConfig, trial_config_from_dict
 from smcl_tune.data.assemble import TrialData, build_trial_data
-from smcl_tune.data.loading import DeviceSplit, InstanceSampler, MinorClassSampler, normalize, random_crop_flip
+from smcl_tune.data.batches import Plan, Split, StreamSplit, TrainingBatches, evaluation_chunks
+from smcl_tune.data.loading import InstanceSampler, MinorClassSampler
 from smcl_tune.method.losses import drw_class_weights
 from smcl_tune.method.step import StepSettings, step_loss
 from smcl_tune.metrics import SHOT_GROUPS, accuracy_summary, confusion_matrix, per_class_accuracy
@@ -73,25 +74,41 @@ def step_settings(config: TrialConfig, num_classes: int) -> StepSettings:
 
 
 @torch.no_grad()
-def evaluate(network: nn.Module, split: DeviceSplit, data: TrialData, batch_size: int = 512) -> torch.Tensor:
+def evaluate(network: nn.Module, split: Split, data: TrialData, batch_size: int = 512) -> torch.Tensor:
     """Confusion matrix of `network` on `split` (no augmentation), [true, predicted]."""
     network.eval()
+    device = data.mean.device
     predictions = []
-    for start in range(0, len(split), batch_size):
-        images = normalize(split.images[start:start + batch_size], data.mean, data.std)
-        with _autocast(images.device):
-            logits, _ = network(_memory_format(images))
+    for images in evaluation_chunks(split, data.mean, data.std, device, batch_size):
+        with _autocast(device):
+            logits, _ = network(images)
         predictions.append(logits.argmax(dim=1))
     network.train()
     return confusion_matrix(torch.cat(predictions), split.labels, data.num_classes)
 
 
 def _autocast(device: torch.device):
+    # bf16 for convolutions and matrix products; BatchNorm keeps float32 weights and running
+    # statistics and accumulates in float32 (cuDNN's mixed-precision batch norm).
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
 
-def _memory_format(images: torch.Tensor) -> torch.Tensor:
-    return images.contiguous(memory_format=torch.channels_last) if images.is_cuda else images
+def _training_network(network: nn.Module, training: TrainingConfig, device: torch.device) -> nn.Module:
+    """The network the training steps call: compiled when asked for on CUDA, else `network` itself."""
+    if not training.compile:
+        return network
+    if device.type != "cuda":
+        log.warning("training.compile: ignored on %s (torch.compile is used on CUDA devices only)", device)
+        return network
+    return torch.compile(network, mode=training.compile_mode)
+
+
+def gpu_memory_metrics(device: torch.device) -> dict[str, float]:
+    """Peak GPU memory of this process since the trial started, MiB (empty off CUDA)."""
+    if device.type != "cuda":
+        return {}
+    return {"gpu_memory_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20,
+            "gpu_memory_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20}
 
 
 class _Trial:
@@ -106,11 +123,16 @@ class _Trial:
         self.network = build_network(config.model.architecture, data.num_classes, config.model.projection_dim).to(device)
         if device.type == "cuda":
             self.network = self.network.to(memory_format=torch.channels_last)
+            torch.cuda.reset_peak_memory_stats(device)
         training = config.training
+        self.step_network = _training_network(self.network, training, device)
         self.optimizer = torch.optim.SGD(self.network.parameters(), lr=training.lr, momentum=training.momentum,
                                          weight_decay=training.weight_decay, nesterov=training.nesterov)
-        self.batch_generator = torch.Generator(device=device).manual_seed(seed + 1)
+        # Indices are drawn where the images are: on the device, or on the host for a stream split.
+        sampling_device = torch.device("cpu") if isinstance(data.train, StreamSplit) else device
+        self.batch_generator = torch.Generator(device=sampling_device).manual_seed(seed + 1)
         self.step_generator = torch.Generator().manual_seed(seed + 2)
+        self.batches = TrainingBatches(data.train, data.mean, data.std, training.augment, self.batch_generator, device)
         self.instance_sampler = InstanceSampler(len(data.train), training.batch_size, self.batch_generator)
         self.minor_sampler = MinorClassSampler(data.train.labels, data.train_counts, config.method.sampler_beta,
                                                self.batch_generator)
@@ -149,11 +171,16 @@ class _Trial:
         self.history = state["history"]
 
     # -- one epoch ----------------------------------------------------------------------------
-    def _masking_now(self) -> bool:
+    def _plan(self) -> Plan:
+        """This epoch's head batches and, for the steps that mask, their minor-class batches."""
         method = self.config.method
+        heads = self.instance_sampler.epoch()
+        if self.config.training.max_steps_per_epoch is not None:
+            heads = heads[:self.config.training.max_steps_per_epoch]
         if method.name == "ce" or not (method.mask_start_epoch <= self.epoch < self.config.mask_end_epoch):
-            return False
-        return bool(torch.rand((), generator=self.step_generator) < method.mask_probability)
+            return [(head, None) for head in heads]
+        masking = (torch.rand(len(heads), generator=self.step_generator) < method.mask_probability).tolist()
+        return [(head, self.minor_sampler.sample(len(head)) if masks else None) for head, masks in zip(heads, masking)]
 
     def _class_weights(self) -> torch.Tensor | None:
         method = self.config.method
@@ -161,39 +188,27 @@ class _Trial:
             return drw_class_weights(self.counts, method.drw_beta)
         return None
 
-    def _batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        images = self.data.train.images[indices]
-        if self.config.training.augment:
-            images = random_crop_flip(images, self.batch_generator)
-        return _memory_format(normalize(images, self.data.mean, self.data.std)), self.data.train.labels[indices]
-
     def train_epoch(self) -> dict[str, float]:
         training = self.config.training
         self.network.train()
-        batches = self.instance_sampler.epoch()
-        if training.max_steps_per_epoch is not None:
-            batches = batches[:training.max_steps_per_epoch]
+        plan = self._plan()
         class_weights = self._class_weights()
         totals = torch.zeros(5, dtype=torch.float64, device=self.device)  # loss, L_MCE, L_MSC, correct, area
         masked_steps = 0
         seen = 0
         started = time.perf_counter()
-        for step, indices in enumerate(batches):
-            factor = learning_rate_factor(training, self.epoch, step, len(batches))
+        for step, (head_images, head_labels, minor_images, minor_labels) in enumerate(self.batches.epoch(plan)):
+            factor = learning_rate_factor(training, self.epoch, step, len(plan))
             for group in self.optimizer.param_groups:
                 group["lr"] = training.lr * factor
-            head_images, head_labels = self._batch(indices)
-            minor_images = minor_labels = None
-            if self._masking_now():
-                masked_steps += 1
-                minor_images, minor_labels = self._batch(self.minor_sampler.sample(len(indices)))
+            masked_steps += minor_images is not None
             with _autocast(self.device):
-                output = step_loss(self.settings, self.network, head_images, head_labels, minor_images, minor_labels,
-                                   self.step_generator, class_weights, self.counts)
+                output = step_loss(self.settings, self.step_network, head_images, head_labels, minor_images,
+                                   minor_labels, self.step_generator, class_weights, self.counts)
             self.optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             self.optimizer.step()
-            batch = len(indices)
+            batch = len(head_labels)
             seen += batch
             totals += torch.stack([
                 output.loss.detach().double() * batch,
@@ -206,8 +221,8 @@ class _Trial:
         elapsed = time.perf_counter() - started
         return {
             "loss": loss, "loss_mce": mce, "loss_msc": msc, "train_accuracy": correct,
-            "masked_step_fraction": masked_steps / len(batches),
-            "lr": training.lr * learning_rate_factor(training, self.epoch, len(batches) - 1, len(batches)),
+            "masked_step_fraction": masked_steps / len(plan),
+            "lr": training.lr * learning_rate_factor(training, self.epoch, len(plan) - 1, len(plan)),
             "epoch_seconds": elapsed, "images_per_second": seen / elapsed,
         }
 
@@ -264,6 +279,7 @@ def run_trial(
             break
         validation = accuracy_summary(evaluate(trial.network, data.val, data), data.groups)
         metrics.update({f"val_{name}": value for name, value in validation.items()})
+        metrics.update(gpu_memory_metrics(device))
         metrics["epoch"] = trial.epoch
         if validation["balanced_accuracy"] > trial.best_score:
             trial.best_score = validation["balanced_accuracy"]

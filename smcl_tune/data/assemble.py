@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from smcl_tune.config import DataConfig
+from smcl_tune.data.batches import Split, StreamSplit
 from smcl_tune.data.longtail import class_counts, split_long_tailed
 from smcl_tune.data.loading import DeviceSplit, channel_statistics
 from smcl_tune.data.pool import ImagePool
@@ -17,15 +18,17 @@ from smcl_tune.metrics import shot_groups
 log = logging.getLogger(__name__)
 
 DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500, "synthetic": SYNTHETIC_POOL_PER_CLASS}
+MEMORY_LOADER_LIMIT_BYTES = 4 * 2**30  # loader "auto": decoded uint8 images up to this stay in memory
+STATISTICS_SAMPLE = 10_000  # training images the stream loader decodes for the normalisation statistics
 
 
 @dataclass
 class TrialData:
     """The long-tailed training subset, a balanced validation split and the test set."""
 
-    train: DeviceSplit
-    val: DeviceSplit
-    test: DeviceSplit
+    train: Split
+    val: Split
+    test: Split
     train_counts: list[int]
     groups: dict[str, list[int]]
     class_names: list[str]
@@ -41,8 +44,26 @@ class TrialData:
                          self.groups, self.class_names, self.mean.to(device), self.std.to(device))
 
 
-def _load(pool: ImagePool, indices: torch.Tensor) -> DeviceSplit:
+def _split(pool: ImagePool, indices: torch.Tensor, config: DataConfig, streaming: bool) -> Split:
+    if streaming:
+        return StreamSplit(pool, indices, pool.labels[indices].clone(), config.loader_workers)
     return DeviceSplit(pool.load(indices), pool.labels[indices].clone())
+
+
+def _streams(config: DataConfig, pool: ImagePool, image_count: int) -> bool:
+    """Whether the stream loader is used: as configured, or by the decoded size for "auto"."""
+    if config.loader != "auto":
+        return config.loader == "stream"
+    decoded = image_count * 3 * pool.image_size[0] * pool.image_size[1]
+    return decoded > MEMORY_LOADER_LIMIT_BYTES
+
+
+def _statistics(train: Split, subset_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(train, DeviceSplit):
+        return channel_statistics(train.images)
+    generator = torch.Generator().manual_seed(subset_seed + 2)
+    sample = train.indices[torch.randperm(len(train.indices), generator=generator)[:STATISTICS_SAMPLE]]
+    return channel_statistics(train.pool.load(sample))
 
 
 def _balanced_indices(labels: torch.Tensor, per_class: int, num_classes: int, seed: int) -> torch.Tensor:
@@ -72,14 +93,19 @@ def build_trial_data(config: DataConfig) -> TrialData:
     targets = class_counts(n_max, num_classes, config.imbalance_factor, config.profile)
     held_out = 0 if source.val is not None else config.val_per_class
     split = split_long_tailed(source.train.labels, targets, held_out, seed=config.subset_seed)
-    train = _load(source.train, split.train_indices)
     if source.val is not None:
-        val = _load(source.val, _balanced_indices(source.val.labels, config.val_per_class, num_classes, config.subset_seed + 1))
+        val_pool = source.val
+        val_indices = _balanced_indices(source.val.labels, config.val_per_class, num_classes, config.subset_seed + 1)
     else:
-        val = _load(source.train, split.val_indices)
-    test = _load(source.test, torch.arange(len(source.test.labels)))
-    mean, std = channel_statistics(train.images)
+        val_pool, val_indices = source.train, split.val_indices
+    image_count = len(split.train_indices) + len(val_indices) + len(source.test)
+    streaming = _streams(config, source.train, image_count)
+    train = _split(source.train, split.train_indices, config, streaming)
+    val = _split(val_pool, val_indices, config, streaming)
+    test = _split(source.test, torch.arange(len(source.test.labels)), config, streaming)
+    mean, std = _statistics(train, config.subset_seed)
     groups = shot_groups(split.train_counts, config.many_above, config.few_below)
-    log.info("long-tailed subset: %d images in %d classes (head %d, tail %d); validation %d; test %d",
-             len(train), num_classes, max(split.train_counts), min(split.train_counts), len(val), len(test))
+    log.info("long-tailed subset: %d images in %d classes (head %d, tail %d); validation %d; test %d; %s loader",
+             len(train), num_classes, max(split.train_counts), min(split.train_counts), len(val), len(test),
+             "stream" if streaming else "memory")
     return TrialData(train, val, test, split.train_counts, groups, source.class_names, mean, std)

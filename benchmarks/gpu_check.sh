@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The GPU check of issue 6: CIFAR-10-LT (IF 100) with ResNet-32 for 200 epochs, CE and SMCL, on one
+# GPU, then four SMCL trials sharing it through Ray Tune. Needs no network: prepare on a machine
+# that has the data and PyPI, copy the repository with .gpu-data/ to the GPU machine, run there.
+#
+#   prepare (here):   .venv/bin/python benchmarks/prepare_gpu_data.py && bash benchmarks/gpu_bundle.sh
+#   run (GPU):        bash benchmarks/gpu_check.sh [gpu_check.py options, e.g. --epochs 200]
+#
+# Uses `python3` (or $PYTHON) with torch and torchvision; Ray and pydantic come from
+# .gpu-data/wheels when that Python lacks them. The full log goes to $GPU_CHECK_LOG
+# (default .gpu-data/gpu_check.log).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+log=${GPU_CHECK_LOG:-.gpu-data/gpu_check.log}
+mkdir -p "$(dirname "$log")"
+data=.gpu-data/cifar10-lt-jpeg
+if [[ ! -f $data/train.zip || ! -f $data/test.zip ]]; then
+    echo "$data: missing; run benchmarks/prepare_gpu_data.py first" >&2
+    exit 2
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ! "$python" -c "import ray, pydantic" 2>/dev/null; then
+    site=${GPU_CHECK_SITE:-/tmp/smcl-gpu-site}
+    if [[ ! -x .gpu-data/wheels/install.sh ]]; then
+        echo "$python lacks ray or pydantic and .gpu-data/wheels is missing; run benchmarks/gpu_bundle.sh first" >&2
+        exit 2
+    fi
+    bash .gpu-data/wheels/install.sh "$site" "$python"
+    export PYTHONPATH="$PYTHONPATH:$site"
+fi
+export PYTHONUNBUFFERED=1 RAY_DEDUP_LOGS=0
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+    "$python" benchmarks/gpu_check.py --data "$data" "$@"
+} 2>&1 | tee "$log"

@@ -1,0 +1,64 @@
+"""Copy the images of CIFAR-10-LT (imbalance factor 100) out of the JPEG copy of CIFAR-10.
+
+Writes `OUT/train.zip` (for each class its long-tailed training images plus the validation
+images, drawn with the project's own split) and `OUT/test.zip` (the 10,000 test images), in
+the image-folder layout `data.source: image_folder` reads. About 24 MB: small enough to travel
+with the repository to a machine without network (`benchmarks/gpu_check.sh`).
+
+    .venv/bin/python benchmarks/prepare_gpu_data.py [--source ../shared/data/cifar10-jpeg] [--out .gpu-data/cifar10-lt-jpeg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+from smcl_tune.data.longtail import class_counts, split_long_tailed
+from smcl_tune.data.pool import DataSourceError
+from smcl_tune.data.sources import image_folder_source
+
+N_MAX = 5000
+IMBALANCE_FACTOR = 100
+VAL_PER_CLASS = 100
+SUBSET_SEED = 0
+
+
+def prepare(source: Path, out: Path) -> int:
+    pools = image_folder_source(source)
+    train = pools.train
+    targets = class_counts(N_MAX, len(pools.class_names), IMBALANCE_FACTOR, "exp")
+    split = split_long_tailed(train.labels, targets, VAL_PER_CLASS, seed=SUBSET_SEED)
+    chosen = sorted(split.train_indices.tolist() + split.val_indices.tolist())
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / "train.zip.tmp"
+    with zipfile.ZipFile(train.root) as full, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as subset:
+        for index in chosen:
+            subset.writestr(full.getinfo(train.names[index]), full.read(train.names[index]))
+    partial.replace(out / "train.zip")
+    shutil.copyfile(source / "test.zip", out / "test.zip")
+    return len(chosen)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=Path("../shared/data/cifar10-jpeg"))
+    parser.add_argument("--out", type=Path, default=Path(".gpu-data/cifar10-lt-jpeg"))
+    arguments = parser.parse_args()
+    if not (arguments.source / "train.zip").is_file():
+        print(f"{arguments.source}: no train.zip (the JPEG copy of CIFAR-10)", file=sys.stderr)
+        return 2
+    try:
+        count = prepare(arguments.source, arguments.out)
+    except DataSourceError as error:
+        print(error, file=sys.stderr)
+        return 2
+    size = sum(path.stat().st_size for path in arguments.out.glob("*.zip")) / 2**20
+    print(f"{arguments.out}: {count} training and validation images, 10,000 test images, {size:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Training batches and evaluation chunks on the trial's device, from either kind of split.
+
+A `DeviceSplit` holds its uint8 images on the device: a batch is an index into them. A
+`StreamSplit` (datasets too large for memory, e.g. ImageNet-LT) decodes its images in DataLoader
+worker processes; the uint8 batch is copied to the device. In both, the crop, flip and
+normalisation run on the device for the whole batch, with the same random draws in the same
+order, so both give the same batches for the same generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from smcl_tune.data.loading import DeviceSplit, normalize, random_crop_flip
+from smcl_tune.data.pool import ImagePool
+
+Plan = list[tuple[torch.Tensor, torch.Tensor | None]]
+"""One epoch: per step the head-batch indices and, on a masking step, the minor-batch indices."""
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+"""x_b, y_b, x_m, y_m: normalised float images and labels on the device; x_m, y_m None on a plain step."""
+
+
+@dataclass
+class StreamSplit:
+    """Images `indices` of `pool`, decoded on demand; `labels` (int64 [N]) may live on the device."""
+
+    pool: ImagePool
+    indices: torch.Tensor
+    labels: torch.Tensor
+    workers: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> "StreamSplit":
+        return StreamSplit(self.pool, self.indices, self.labels.to(device), self.workers)
+
+
+Split = DeviceSplit | StreamSplit
+
+
+class _Decoded(Dataset):
+    """Positions 0..N-1 of a stream split; `__getitems__` decodes a whole batch in one call."""
+
+    def __init__(self, split: StreamSplit) -> None:
+        self.pool = split.pool
+        self.indices = split.indices.cpu()
+        self.labels = split.labels.cpu()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.__getitems__([position])
+
+    def __getitems__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        chosen = torch.as_tensor(positions, dtype=torch.long)
+        return self.pool.load(self.indices[chosen]), self.labels[chosen]
+
+
+def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch
+
+
+def _loader(split: StreamSplit, batches: list[list[int]], device: torch.device) -> DataLoader:
+    return DataLoader(_Decoded(split), batch_sampler=batches, num_workers=split.workers, collate_fn=_keep_batch,
+                      pin_memory=device.type == "cuda", persistent_workers=False)
+
+
+def _as_float(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    images = normalize(images, mean, std)
+    return images.contiguous(memory_format=torch.channels_last) if images.is_cuda else images
+
+
+class TrainingBatches:
+    """The batches of an epoch's plan, augmented (crop pad 4, flip) when `augment`, then normalised."""
+
+    def __init__(self, split: Split, mean: torch.Tensor, std: torch.Tensor, augment: bool,
+                 generator: torch.Generator, device: torch.device) -> None:
+        self.split = split
+        self.mean, self.std = mean, std
+        self.augment = augment
+        self.generator = generator
+        self.device = device
+
+    def _finish(self, images: torch.Tensor) -> torch.Tensor:
+        if self.augment:
+            images = random_crop_flip(images, self.generator)
+        return _as_float(images, self.mean, self.std)
+
+    def epoch(self, plan: Plan) -> Iterator[Batch]:
+        if isinstance(self.split, DeviceSplit):
+            for head, minor in plan:
+                x_b, y_b = self._finish(self.split.images[head]), self.split.labels[head]
+                if minor is None:
+                    yield x_b, y_b, None, None
+                else:
+                    yield x_b, y_b, self._finish(self.split.images[minor]), self.split.labels[minor]
+            return
+        positions = [torch.cat([head] if minor is None else [head, minor]).tolist() for head, minor in plan]
+        for (head, minor), (images, labels) in zip(plan, _loader(self.split, positions, self.device)):
+            images = images.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            size = len(head)
+            x_b = self._finish(images[:size])
+            if minor is None:
+                yield x_b, labels, None, None
+            else:
+                yield x_b, labels[:size], self._finish(images[size:]), labels[size:]
+
+
+def evaluation_chunks(split: Split, mean: torch.Tensor, std: torch.Tensor, device: torch.device,
+                      batch_size: int) -> Iterator[torch.Tensor]:
+    """The split's images in order, normalised, `batch_size` at a time (no augmentation)."""
+    if isinstance(split, DeviceSplit):
+        for start in range(0, len(split), batch_size):
+            yield _as_float(split.images[start:start + batch_size], mean, std)
+        return
+    chunks = [list(range(start, min(start + batch_size, len(split)))) for start in range(0, len(split), batch_size)]
+    for images, _ in _loader(split, chunks, device):
+        yield _as_float(images.to(device, non_blocking=True), mean, std)
