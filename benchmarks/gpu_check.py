@@ -19,7 +19,7 @@ import torch
 
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.assemble import build_trial_data
-from smcl_tune.train import _Trial, run_trial
+from smcl_tune.train import Trial, run_trial
 
 log = logging.getLogger("gpu_check")
 
@@ -57,7 +57,7 @@ HEADER = (f"{'run':<16}{'epochs':>7}{'s/epoch':>10}{'img/s':>10}{'peak MiB':>10}
           f"{'many':>7}{'medium':>7}{'few':>7}")
 
 
-def train_runs(data_root: Path, epochs: int, compile_epochs: int, device: str) -> list[str]:
+def train_runs(data_root: Path, epochs: int, compile_epochs: int, device: str, steps: int | None) -> list[str]:
     data = build_trial_data(trial_config_from_dict(trial_config(data_root, "ce", epochs, device)).data)
     rows = []
     runs = [("ce", "ce", epochs, {}), ("smcl", "smcl", epochs, {})]
@@ -65,7 +65,8 @@ def train_runs(data_root: Path, epochs: int, compile_epochs: int, device: str) -
         runs.append(("smcl compiled", "smcl", compile_epochs, {"compile": True}))
     for name, method, run_epochs, extra in runs:
         started = time.perf_counter()
-        result = run_trial(trial_config(data_root, method, run_epochs, device, **extra), data=data)
+        result = run_trial(trial_config(data_root, method, run_epochs, device, max_steps_per_epoch=steps, **extra),
+                           data=data)
         wall = time.perf_counter() - started
         rows.append(_row(name, result, wall))
         print(f"{name}: {result.status}, epoch 0 took {result.history[0]['epoch_seconds']:.1f} s", flush=True)
@@ -76,7 +77,7 @@ def host_synchronisations(data_root: Path) -> list[str]:
     """Warnings of CUDA's sync debug mode during one SMCL training epoch (its end reads the totals once)."""
     config = trial_config_from_dict(trial_config(data_root, "smcl", 4, "cuda"))
     data = build_trial_data(config.data).to(torch.device("cuda"))
-    trial = _Trial(config, data, torch.device("cuda"))
+    trial = Trial(config, data, torch.device("cuda"))
     trial.epoch = 1
     trial.train_epoch()  # warm-up
     torch.cuda.synchronize()
@@ -94,21 +95,23 @@ def host_synchronisations(data_root: Path) -> list[str]:
             f"{len(syncs)} {sorted(set(syncs))}", f"BatchNorm weight and running-statistics dtypes: {sorted(dtypes)}"]
 
 
-def packed_trials(data_root: Path, epochs: int, device: str, trials: int = 4) -> list[str]:
+def packed_trials(data_root: Path, epochs: int, device: str, steps: int | None, trials: int = 4) -> list[str]:
     import ray
     from ray import tune
 
+    from smcl_tune.study.trainable import limit_gpu_memory_to_share
+
     def trainable(config: dict) -> None:
-        if device == "cuda":
-            torch.cuda.set_per_process_memory_fraction(1.0 / trials)
-        run_trial(trial_config(config["root"], "smcl", config["epochs"], device, seed=config["seed"]),
+        limit_gpu_memory_to_share()
+        run_trial(trial_config(config["root"], "smcl", config["epochs"], device, seed=config["seed"],
+                               max_steps_per_epoch=config["steps"]),
                   report=lambda metrics, _: tune.report({**metrics, "finished_at": time.time()}))
 
     ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
     started = time.time()
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 3 if device == "cuda" else 0.5, "gpu": 1.0 / trials}),
-        param_space={"root": str(data_root.resolve()), "epochs": epochs, "seed": tune.grid_search(list(range(trials)))},
+        param_space={"root": str(data_root.resolve()), "epochs": epochs, "steps": steps, "seed": tune.grid_search(list(range(trials)))},
         tune_config=tune.TuneConfig(max_concurrent_trials=trials),
         run_config=tune.RunConfig(storage_path="/tmp/gpu-check-ray", name="packed", verbose=0),
     )
@@ -144,6 +147,7 @@ def main() -> int:
     parser.add_argument("--ray-epochs", type=int, default=6)
     parser.add_argument("--compile-epochs", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=[], choices=["train", "sync", "ray"])
+    parser.add_argument("--steps-per-epoch", type=int, default=None, help="cap on steps per epoch (dry runs)")
     parser.add_argument("--cpu", action="store_true", help="a dry run of the script on the CPU (no timings worth reading)")
     arguments = parser.parse_args()
     device = "cpu" if arguments.cpu else "cuda"
@@ -158,13 +162,13 @@ def main() -> int:
         sections.append(host_synchronisations(arguments.data))
         print("\n".join(sections[-1]), flush=True)
     if "train" not in arguments.skip:
-        rows = train_runs(arguments.data, arguments.epochs, arguments.compile_epochs, device)
-        sections.append([f"CIFAR-10-LT IF 100, ResNet-32, batch 128, one GPU; accuracies in % on the 10,000 test images",
+        rows = train_runs(arguments.data, arguments.epochs, arguments.compile_epochs, device, arguments.steps_per_epoch)
+        sections.append([f"CIFAR-10-LT IF 100, ResNet-32, batch 128, {name}; accuracies in % on the 10,000 test images",
                          HEADER, *rows])
         print("\n".join(sections[-1]), flush=True)
     if "ray" not in arguments.skip:
         sections.append([f"4 SMCL trials at 0.25 GPU each through Ray Tune, {arguments.ray_epochs} epochs each",
-                         *packed_trials(arguments.data, arguments.ray_epochs, device)])
+                         *packed_trials(arguments.data, arguments.ray_epochs, device, arguments.steps_per_epoch)])
     print("\n=== summary ===")
     for lines in sections:
         print("\n".join(lines) + "\n")

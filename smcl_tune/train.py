@@ -111,7 +111,7 @@ def gpu_memory_metrics(device: torch.device) -> dict[str, float]:
             "gpu_memory_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20}
 
 
-class _Trial:
+class Trial:
     """The mutable state of one trial; everything in it goes into a checkpoint."""
 
     def __init__(self, config: TrialConfig, data: TrialData, device: torch.device) -> None:
@@ -231,7 +231,7 @@ def _group_sizes(groups: dict[str, list[int]]) -> dict[str, int]:
     return {name: len(groups[name]) for name in SHOT_GROUPS}
 
 
-def _save_checkpoint(trial: _Trial, directory: Path) -> Path:
+def _save_checkpoint(trial: Trial, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CHECKPOINT_NAME
     temporary = path.with_suffix(".tmp")
@@ -242,6 +242,21 @@ def _save_checkpoint(trial: _Trial, directory: Path) -> Path:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def close_epoch(trial: Trial, metrics: dict[str, float]) -> None:
+    """After an epoch's training: validate, keep the best weights so far, record, move on."""
+    data = trial.data
+    validation = accuracy_summary(evaluate(trial.network, data.val, data), data.groups)
+    metrics.update({f"val_{name}": value for name, value in validation.items()})
+    metrics.update(gpu_memory_metrics(trial.device))
+    metrics["epoch"] = trial.epoch
+    if validation["balanced_accuracy"] > trial.best_score:
+        trial.best_score = validation["balanced_accuracy"]
+        trial.best_epoch = trial.epoch
+        trial.best_state = copy.deepcopy(trial.network.state_dict())
+    trial.history.append(metrics)
+    trial.epoch += 1
 
 
 def run_trial(
@@ -265,7 +280,7 @@ def run_trial(
         torch.set_num_threads(training.num_threads)
     device = resolve_device(training.device)
     data = (data or build_trial_data(config.data)).to(device)
-    trial = _Trial(config, data, device)
+    trial = Trial(config, data, device)
     if resume_from is not None:
         path = Path(resume_from)
         trial.load(load_checkpoint(path / CHECKPOINT_NAME if path.is_dir() else path))
@@ -277,29 +292,20 @@ def run_trial(
             status, reason = "failed", f"non-finite loss ({metrics['loss']}) in epoch {trial.epoch}"
             log.warning("trial stopped: %s", reason)
             break
-        validation = accuracy_summary(evaluate(trial.network, data.val, data), data.groups)
-        metrics.update({f"val_{name}": value for name, value in validation.items()})
-        metrics.update(gpu_memory_metrics(device))
-        metrics["epoch"] = trial.epoch
-        if validation["balanced_accuracy"] > trial.best_score:
-            trial.best_score = validation["balanced_accuracy"]
-            trial.best_epoch = trial.epoch
-            trial.best_state = copy.deepcopy(trial.network.state_dict())
-        trial.history.append(metrics)
-        trial.epoch += 1
+        close_epoch(trial, metrics)
         checkpoint = _save_checkpoint(trial, checkpoint_dir) if checkpoint_dir is not None else None
         log.info("epoch %d: loss %.4f, val balanced accuracy %.4f", trial.epoch - 1, metrics["loss"],
-                 validation["balanced_accuracy"])
+                 metrics["val_balanced_accuracy"])
         if trial.epoch == training.epochs:
             # The last epoch's report carries the final test metrics: a scheduler may stop the
             # trial as soon as it has seen `epochs` reports.
-            result = _final_result(trial, status, reason)
+            result = final_result(trial, status, reason)
             if report is not None:
                 report({**metrics, **final_metrics(result)}, checkpoint)
             return result
         if report is not None:
             report(metrics, checkpoint)
-    result = _final_result(trial, status, reason)
+    result = final_result(trial, status, reason)
     if report is not None:  # a failed trial, or one resumed from its last epoch's checkpoint
         last = trial.history[-1] if trial.history else {}
         report({**last, **final_metrics(result)}, None)
@@ -324,7 +330,7 @@ def final_metrics(result: "TrialResult") -> dict[str, Any]:
     return metrics
 
 
-def _final_result(trial: _Trial, status: str, reason: str | None) -> TrialResult:
+def final_result(trial: Trial, status: str, reason: str | None) -> TrialResult:
     data = trial.data
     validation: dict[str, float] = {}
     test: dict[str, float] = {}

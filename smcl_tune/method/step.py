@@ -74,7 +74,8 @@ def _saliency(settings: StepSettings, network: nn.Module, images: torch.Tensor, 
 def _mask(settings: StepSettings, saliency: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     if settings.mask_mode == "threshold":
         return threshold_mask(saliency, settings.saliency_threshold)
-    lam = sample_beta(settings.box_alpha, saliency.shape[0], generator).to(saliency.device)
+    # Drawn on the host; an asynchronous copy, as a blocking one would wait for the GPU's queue.
+    lam = sample_beta(settings.box_alpha, saliency.shape[0], generator).to(saliency.device, non_blocking=True)
     return box_mask(saliency, lam)
 
 
