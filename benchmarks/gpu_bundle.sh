@@ -142,8 +142,10 @@ if [[ "$want" != "$have" ]]; then
   exit 1
 fi
 mkdir -p "$target"
-"$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target "$target" "$here"/*.whl
+# A wheel is a zip of import-ready files: unpacking it needs no pip (some venvs have none).
+for wheel in "$here"/*.whl; do
+  "$py" -m zipfile -e "$wheel" "$target"
+done
 rm -rf "$target/ray" "$target"/ray-*.dist-info
 tar -xJf "$here"/ray-*.tar.xz -C "$target" --no-same-owner
 echo "installed into $target"

@@ -19,7 +19,7 @@ import torch
 
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.assemble import build_trial_data
-from smcl_tune.train import Trial, run_trial
+from smcl_tune.train import Trial, cap_gpu_memory, run_trial
 
 log = logging.getLogger("gpu_check")
 
@@ -99,10 +99,8 @@ def packed_trials(data_root: Path, epochs: int, device: str, steps: int | None, 
     import ray
     from ray import tune
 
-    from smcl_tune.study.trainable import limit_gpu_memory_to_share
-
     def trainable(config: dict) -> None:
-        limit_gpu_memory_to_share()
+        cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
         run_trial(trial_config(config["root"], "smcl", config["epochs"], device, seed=config["seed"],
                                max_steps_per_epoch=config["steps"]),
                   report=lambda metrics, _: tune.report({**metrics, "finished_at": time.time()}))

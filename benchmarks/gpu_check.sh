@@ -19,10 +19,14 @@ if [[ ! -f $data/train.zip || ! -f $data/test.zip ]]; then
     echo "$data: missing; run benchmarks/prepare_gpu_data.py first" >&2
     exit 2
 fi
+if ! "$python" -c "import torch, torchvision, yaml, PIL, pandas" 2>/dev/null; then
+    echo "$python: needs torch, torchvision, pyyaml, pillow and pandas; set PYTHON to an interpreter that has them" >&2
+    exit 2
+fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ! "$python" -c "import ray, pydantic" 2>/dev/null; then
     site=${GPU_CHECK_SITE:-/tmp/smcl-gpu-site}
-    if [[ ! -x .gpu-data/wheels/install.sh ]]; then
+    if [[ ! -f .gpu-data/wheels/install.sh ]]; then
         echo "$python lacks ray or pydantic and .gpu-data/wheels is missing; run benchmarks/gpu_bundle.sh first" >&2
         exit 2
     fi

@@ -106,16 +106,25 @@ def _data_path_rates(method: str, settings: StepSettings, device: torch.device, 
     }
     rates = {}
     for name, batches in paths.items():
-        for _ in batches.epoch(_plan(method, 2 * max(workers, 1), batch, generator)):  # start workers, warm caches
+        # The device path draws its indices on the device; the per-sample path's sampler on the host.
+        where = device if isinstance(batches, TrainingBatches) else torch.device("cpu")
+
+        def plan(count: int) -> Plan:
+            return [(head.to(where), None if minor is None else minor.to(where))
+                    for head, minor in _plan(method, count, batch, generator)]
+
+        for _ in batches.epoch(plan(2 * max(workers, 1))):  # start workers, warm caches
             pass
         data_steps = 5 * steps
+        timed = plan(data_steps)
+        _synchronize(device)
         started = time.perf_counter()
-        for _ in batches.epoch(_plan(method, data_steps, batch, generator)):
+        for _ in batches.epoch(timed):
             pass
         _synchronize(device)
         data_rate = batch * data_steps / (time.perf_counter() - started)
         rates[name] = (data_rate, batch / _time_steps(settings, device, batch, steps, batches=batches,
-                                                      plan=_plan(method, steps + 2, batch, generator)))
+                                                      plan=plan(steps + 2)))
     return rates
 
 

@@ -32,6 +32,9 @@ class SyntheticConfig(_Strict):
     val_pool_per_class: int = Field(100, ge=1, description="label-independent-background images per class to draw validation from")
 
 
+DEFAULT_LOADER_WORKERS = 4
+
+
 class DataConfig(_Strict):
     source: Literal["synthetic", "cifar10", "cifar100", "image_folder", "file_list"] = "synthetic"
     root: str | None = Field(None, description="dataset folder, .zip folder, or list folder (not used by synthetic)")
@@ -48,7 +51,9 @@ class DataConfig(_Strict):
     loader: Literal["auto", "memory", "stream"] = Field(
         "auto", description="memory: decode every image once and hold them as uint8 on the trial's device; stream: decode "
         "each batch in DataLoader workers (datasets too large for memory); auto: memory up to 4 GiB of decoded images")
-    loader_workers: int = Field(4, ge=0, description="DataLoader worker processes of the stream loader (0: decode in the trial's process)")
+    loader_workers: int | None = Field(
+        None, ge=0, description="DataLoader worker processes of the stream loader (0: decode in the trial's process); "
+        f"unset: {DEFAULT_LOADER_WORKERS}")
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
     @model_validator(mode="after")
@@ -57,7 +62,7 @@ class DataConfig(_Strict):
             raise ValueError(f"root: required for source '{self.source}'")
         if self.few_below > self.many_above + 1:
             raise ValueError(f"few_below: must be <= many_above + 1, got {self.few_below} > {self.many_above} + 1")
-        if self.loader == "memory" and "loader_workers" in self.model_fields_set:
+        if self.loader == "memory" and self.loader_workers is not None:
             raise ValueError("loader_workers: used by loader 'stream' only (loader 'memory' decodes each image once)")
         return self
 

@@ -67,6 +67,12 @@ def test_loader_workers_without_the_stream_loader_is_refused(tmp_path):
         trial_config_from_dict(_folder_config(tmp_path, "memory", loader_workers=2))
 
 
+def test_a_memory_loader_config_survives_its_own_dump(tmp_path):
+    # Checkpoints and `smcl-tune show` write the config out whole; it must load back.
+    config = trial_config_from_dict(_folder_config(tmp_path, "memory"))
+    assert trial_config_from_dict(config.model_dump(mode="json")) == config
+
+
 def test_compile_on_the_cpu_is_refused():
     with pytest.raises(ConfigError, match="training.compile: torch.compile is used on CUDA devices only"):
         trial_config_from_dict(tiny_config(compile=True))

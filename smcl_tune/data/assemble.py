@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from smcl_tune.config import DataConfig
+from smcl_tune.config import DEFAULT_LOADER_WORKERS, DataConfig
 from smcl_tune.data.batches import Split, StreamSplit
 from smcl_tune.data.longtail import class_counts, split_long_tailed
 from smcl_tune.data.loading import DeviceSplit, channel_statistics
@@ -46,11 +46,12 @@ class TrialData:
 
 def _split(pool: ImagePool, indices: torch.Tensor, config: DataConfig, streaming: bool) -> Split:
     if streaming:
-        return StreamSplit(pool, indices, pool.labels[indices].clone(), config.loader_workers)
+        workers = DEFAULT_LOADER_WORKERS if config.loader_workers is None else config.loader_workers
+        return StreamSplit(pool, indices, pool.labels[indices].clone(), workers)
     return DeviceSplit(pool.load(indices), pool.labels[indices].clone())
 
 
-def _streams(config: DataConfig, pool: ImagePool, image_count: int) -> bool:
+def _uses_stream_loader(config: DataConfig, pool: ImagePool, image_count: int) -> bool:
     """Whether the stream loader is used: as configured, or by the decoded size for "auto"."""
     if config.loader != "auto":
         return config.loader == "stream"
@@ -99,7 +100,7 @@ def build_trial_data(config: DataConfig) -> TrialData:
     else:
         val_pool, val_indices = source.train, split.val_indices
     image_count = len(split.train_indices) + len(val_indices) + len(source.test)
-    streaming = _streams(config, source.train, image_count)
+    streaming = _uses_stream_loader(config, source.train, image_count)
     train = _split(source.train, split.train_indices, config, streaming)
     val = _split(val_pool, val_indices, config, streaming)
     test = _split(source.test, torch.arange(len(source.test.labels)), config, streaming)

@@ -100,7 +100,7 @@ def fill_masked(
         std = pixels.std(dim=(2, 3), keepdim=True, correction=0)
         noise_device = generator.device if generator is not None else images.device
         noise = torch.randn(images.shape, generator=generator, device=noise_device)
-        values = mean + std * noise.to(images.device)
+        values = mean + std * noise.to(images.device, non_blocking=True)
     return compose(images, values.to(images.dtype), mask)
 
 

@@ -62,7 +62,9 @@ class StepOutput:
 
 def _saliency(settings: StepSettings, network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if settings.saliency == "spectral_residual":
-        return spectral_residual_saliency(images, settings.saliency_blur_sigma)
+        # float32 under bf16 autocast too: the blur would otherwise run in bf16 and move the threshold mask.
+        with torch.autocast(images.device.type, enabled=False):
+            return spectral_residual_saliency(images.float(), settings.saliency_blur_sigma)
     was_training = network.training
     network.eval()  # the extra forward pass must not move BatchNorm's running statistics
     try:

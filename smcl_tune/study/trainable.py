@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import torch
 from ray import tune
 
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.study.searcher import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE
 from smcl_tune.study_config import OBJECTIVE_METRICS, apply_overrides
-from smcl_tune.train import run_trial
+from smcl_tune.train import cap_gpu_memory, run_trial
 
 BOOKKEEPING = (TRIAL_KEY, TRIAL_ROLE, TRIAL_NAME)
 
@@ -24,22 +23,9 @@ def trial_params(config: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if key not in BOOKKEEPING}
 
 
-def limit_gpu_memory_to_share() -> float | None:
-    """Cap this worker's CUDA allocations at its share of the GPU (e.g. 0.25 of its memory).
-
-    Ray shares a GPU by bookkeeping only; without the cap one trial's caching allocator can take
-    the memory its neighbours need. Returns the share applied, None when there is nothing to cap.
-    """
-    share = ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0)
-    if not 0 < share < 1 or not torch.cuda.is_available():
-        return None
-    torch.cuda.set_per_process_memory_fraction(share)
-    return share
-
-
 def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any]) -> None:
     """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch."""
-    limit_gpu_memory_to_share()
+    cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
     trial_config = trial_config_from_dict(apply_overrides(base_trial, trial_params(config)))
     planned = trial_config.training.epochs
     node_id = ray.get_runtime_context().get_node_id()

@@ -1,6 +1,6 @@
 import torch
 
-from smcl_tune.data.loading import InstanceSampler, MinorClassSampler, normalize, random_crop_flip
+from smcl_tune.data.loading import InstanceSampler, MinorClassSampler, channel_statistics, normalize, random_crop_flip
 from smcl_tune.method.sampling import effective_number_probabilities
 
 
@@ -42,6 +42,15 @@ def test_normalize_uses_channel_statistics():
     images = torch.tensor([[[[0]], [[255]], [[51]]]], dtype=torch.uint8)
     out = normalize(images, torch.tensor([0.0, 1.0, 0.1]), torch.tensor([1.0, 1.0, 0.5]))
     assert torch.allclose(out.flatten(), torch.tensor([0.0, 0.0, 0.2]), atol=1e-6)
+
+
+def test_channel_statistics_in_chunks_match_the_whole_set_at_once():
+    images = torch.randint(0, 256, (70, 3, 5, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    images[:, 2] //= 4  # channels with different statistics
+    mean, std = channel_statistics(images, chunk=16)
+    scaled = images.double() / 255
+    assert torch.allclose(mean.double(), scaled.mean(dim=(0, 2, 3)), atol=1e-6)
+    assert torch.allclose(std.double(), scaled.std(dim=(0, 2, 3)), atol=1e-6)
 
 
 def test_instance_sampler_visits_every_image_once_per_epoch():
