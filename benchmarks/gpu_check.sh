@@ -14,11 +14,6 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 log=${GPU_CHECK_LOG:-.gpu-data/gpu_check.log}
 mkdir -p "$(dirname "$log")"
-data=.gpu-data/cifar10-lt-jpeg
-if [[ ! -f $data/train.zip || ! -f $data/test.zip ]]; then
-    echo "$data: missing; run benchmarks/prepare_gpu_data.py first" >&2
-    exit 2
-fi
 if ! "$python" -c "import torch, torchvision, yaml, PIL, pandas" 2>/dev/null; then
     echo "$python: needs torch, torchvision, pyyaml, pillow and pandas; set PYTHON to an interpreter that has them" >&2
     exit 2
@@ -32,6 +27,14 @@ if ! "$python" -c "import ray, pydantic" 2>/dev/null; then
     fi
     bash .gpu-data/wheels/install.sh "$site" "$python"
     export PYTHONPATH="$PYTHONPATH:$site"
+fi
+data=.gpu-data/cifar10-lt-jpeg
+if [[ ! -f $data/train.zip || ! -f $data/test.zip ]]; then
+    if [[ ! -d ../shared/data/cifar10-jpeg ]]; then
+        echo "$data: missing, and no ../shared/data/cifar10-jpeg to build it from; run benchmarks/prepare_gpu_data.py where the data is" >&2
+        exit 2
+    fi
+    "$python" benchmarks/prepare_gpu_data.py --out "$data"
 fi
 export PYTHONUNBUFFERED=1 RAY_DEDUP_LOGS=0
 {
