@@ -48,7 +48,7 @@ def run_one(job: tuple[str, dict, int, int]) -> dict:
             "best_epoch": result.best_epoch, "seconds": time.perf_counter() - started}
 
 
-def _cell(values: list[float]) -> str:
+def mean_spread_cell(values: list[float]) -> str:
     values = [100 * v for v in values]
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):5.1f} ± {spread:4.1f}"
@@ -80,7 +80,7 @@ def main() -> None:
         if not rows:
             print(f"{label:<24}{'failed':>14}")
             continue
-        cells = [_cell([row[key] for row in rows]) for key in ("top1", "many", "medium", "few")]
+        cells = [mean_spread_cell([row[key] for row in rows]) for key in ("top1", "many", "medium", "few")]
         print(f"{label:<24}" + "".join(f"{cell:>14}" for cell in cells))
 
 

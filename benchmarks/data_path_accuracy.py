@@ -16,6 +16,8 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from background_bias import mean_spread_cell
+
 PATHS = ("device", "per-sample")
 METHODS = ("ce", "smcl")
 
@@ -51,12 +53,6 @@ def run_one(job: tuple[str, str, int, int]) -> dict:
             "epoch_seconds": seconds}
 
 
-def _cell(values: list[float]) -> str:
-    values = [100 * v for v in values]
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):5.1f} ± {spread:4.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -77,7 +73,7 @@ def main() -> None:
             if not rows:
                 print(f"{method:<8}{path:<12}{'failed':>14}")
                 continue
-            cells = [_cell([row["test"][key] for row in rows]) for key in ("top1", "many", "medium", "few")]
+            cells = [mean_spread_cell([row["test"][key] for row in rows]) for key in ("top1", "many", "medium", "few")]
             seconds = statistics.mean(row["epoch_seconds"] for row in rows)
             print(f"{method:<8}{path:<12}" + "".join(f"{cell:>14}" for cell in cells) + f"{seconds:>9.2f}")
 

@@ -4,7 +4,9 @@ A `DeviceSplit` holds its uint8 images on the device: a batch is an index into t
 `StreamSplit` (datasets too large for memory, e.g. ImageNet-LT) decodes its images in DataLoader
 worker processes; the uint8 batch is copied to the device. In both, the crop, flip and
 normalisation run on the device for the whole batch, with the same random draws in the same
-order, so both give the same batches for the same generator.
+order, so both give the same batches for the same generator. (On CUDA a trial draws from a
+generator on the GPU with the memory loader and on the host with the stream loader, so there the
+two give different, equally distributed, batches.)
 """
 
 from __future__ import annotations
