@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from smcl_tune.config import trial_config_from_dict
-from smcl_tune.data.assemble import build_trial_data
+from smcl_tune.data.assemble import TrialData, build_trial_data
 from smcl_tune.train import Trial, cap_gpu_memory, run_trial
 
 log = logging.getLogger("gpu_check")
@@ -57,8 +57,8 @@ HEADER = (f"{'run':<16}{'epochs':>7}{'s/epoch':>10}{'img/s':>10}{'peak MiB':>10}
           f"{'many':>7}{'medium':>7}{'few':>7}")
 
 
-def train_runs(data_root: Path, epochs: int, compile_epochs: int, device: str, steps: int | None) -> list[str]:
-    data = build_trial_data(trial_config_from_dict(trial_config(data_root, "ce", epochs, device)).data)
+def train_runs(data_root: Path, data: TrialData, epochs: int, compile_epochs: int, device: str,
+               steps: int | None) -> list[str]:
     rows = []
     runs = [("ce", "ce", epochs, {}), ("smcl", "smcl", epochs, {})]
     if compile_epochs:
@@ -73,11 +73,10 @@ def train_runs(data_root: Path, epochs: int, compile_epochs: int, device: str, s
     return rows
 
 
-def host_synchronisations(data_root: Path) -> list[str]:
+def host_synchronisations(data_root: Path, data: TrialData) -> list[str]:
     """Warnings of CUDA's sync debug mode during one SMCL training epoch (its end reads the totals once)."""
     config = trial_config_from_dict(trial_config(data_root, "smcl", 4, "cuda"))
-    data = build_trial_data(config.data).to(torch.device("cuda"))
-    trial = Trial(config, data, torch.device("cuda"))
+    trial = Trial(config, data.to(torch.device("cuda")), torch.device("cuda"))
     trial.epoch = 1
     trial.train_epoch()  # warm-up
     torch.cuda.synchronize()
@@ -156,11 +155,14 @@ def main() -> int:
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     print(f"torch {torch.__version__}, {name}, data {arguments.data}", flush=True)
     sections = []
+    if "sync" not in arguments.skip or "train" not in arguments.skip:  # one decoding for both sections
+        data = build_trial_data(trial_config_from_dict(trial_config(arguments.data, "ce", 10, device)).data)
     if "sync" not in arguments.skip and device == "cuda":
-        sections.append(host_synchronisations(arguments.data))
+        sections.append(host_synchronisations(arguments.data, data))
         print("\n".join(sections[-1]), flush=True)
     if "train" not in arguments.skip:
-        rows = train_runs(arguments.data, arguments.epochs, arguments.compile_epochs, device, arguments.steps_per_epoch)
+        rows = train_runs(arguments.data, data, arguments.epochs, arguments.compile_epochs, device,
+                          arguments.steps_per_epoch)
         sections.append([f"CIFAR-10-LT IF 100, ResNet-32, batch 128, {name}; accuracies in % on the 10,000 test images",
                          HEADER, *rows])
         print("\n".join(sections[-1]), flush=True)

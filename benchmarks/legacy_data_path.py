@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from smcl_tune.data.batches import Batch, Plan
+from smcl_tune.data.batches import Batch, Plan, plan_positions
 from smcl_tune.data.loading import DeviceSplit
 
 
@@ -59,7 +59,7 @@ class LegacyBatches:
                                  pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed))
 
     def epoch(self, plan: Plan) -> Iterator[Batch]:
-        self.sampler.batches = [torch.cat([head] if minor is None else [head, minor]).tolist() for head, minor in plan]
+        self.sampler.batches = plan_positions(plan)
         for (head, minor), (images, labels) in zip(plan, self.loader):
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)

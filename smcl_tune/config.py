@@ -66,6 +66,11 @@ class DataConfig(_Strict):
             raise ValueError("loader_workers: used by loader 'stream' only (loader 'memory' decodes each image once)")
         return self
 
+    @property
+    def stream_workers(self) -> int:
+        """DataLoader worker processes of the stream loader."""
+        return DEFAULT_LOADER_WORKERS if self.loader_workers is None else self.loader_workers
+
 
 class ModelConfig(_Strict):
     architecture: Literal["resnet32", "small_cnn", "resnet18", "resnet50"] = "resnet32"

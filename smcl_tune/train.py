@@ -114,19 +114,17 @@ def gpu_memory_metrics(device: torch.device) -> dict[str, float]:
 CUDA_CONTEXT_ALLOWANCE = 0.9  # of a GPU share: each process's CUDA context lies outside the allocator's cap
 
 
-def cap_gpu_memory(share: float) -> float | None:
+def cap_gpu_memory(share: float) -> None:
     """Cap this process's CUDA allocations when it holds `share` (0 < share < 1) of a GPU.
 
     A scheduler shares a GPU by bookkeeping only; without a cap one trial's caching allocator can
-    take the memory its neighbours need. Returns the fraction of the GPU's memory applied, None
-    when nothing is capped.
+    take the memory its neighbours need.
     """
     if not 0 < share < 1 or not torch.cuda.is_available():
-        return None
+        return
     fraction = share * CUDA_CONTEXT_ALLOWANCE
     torch.cuda.set_per_process_memory_fraction(fraction)
     log.info("CUDA allocations capped at %.3f of the GPU's memory (a %.2f GPU share)", fraction, share)
-    return fraction
 
 
 class Trial:

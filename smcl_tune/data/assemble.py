@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from smcl_tune.config import DEFAULT_LOADER_WORKERS, DataConfig
+from smcl_tune.config import DataConfig
 from smcl_tune.data.batches import Split, StreamSplit
 from smcl_tune.data.longtail import class_counts, split_long_tailed
 from smcl_tune.data.loading import DeviceSplit, channel_statistics
@@ -46,8 +46,7 @@ class TrialData:
 
 def _split(pool: ImagePool, indices: torch.Tensor, config: DataConfig, streaming: bool) -> Split:
     if streaming:
-        workers = DEFAULT_LOADER_WORKERS if config.loader_workers is None else config.loader_workers
-        return StreamSplit(pool, indices, pool.labels[indices].clone(), workers)
+        return StreamSplit(pool, indices, pool.labels[indices].clone(), config.stream_workers)
     return DeviceSplit(pool.load(indices), pool.labels[indices].clone())
 
 

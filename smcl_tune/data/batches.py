@@ -65,6 +65,11 @@ class _Decoded(Dataset):
         return self.pool.load(self.indices[chosen]), self.labels[chosen]
 
 
+def plan_positions(plan: Plan) -> list[list[int]]:
+    """Per step, the images one loader batch holds: the head batch, then the minor batch if any."""
+    return [torch.cat([head] if minor is None else [head, minor]).tolist() for head, minor in plan]
+
+
 def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return batch
 
@@ -104,8 +109,7 @@ class TrainingBatches:
                 else:
                     yield x_b, y_b, self._finish(self.split.images[minor]), self.split.labels[minor]
             return
-        positions = [torch.cat([head] if minor is None else [head, minor]).tolist() for head, minor in plan]
-        for (head, minor), (images, labels) in zip(plan, _loader(self.split, positions, self.device)):
+        for (head, minor), (images, labels) in zip(plan, _loader(self.split, plan_positions(plan), self.device)):
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             size = len(head)
