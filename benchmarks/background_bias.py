@@ -26,11 +26,15 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def trial_config(method: dict, seed: int, epochs: int) -> dict:
-    """The prototype's setup (SMCL.md): 10 classes, 32x32, IF 100, 4-layer CNN, one-cycle lr 0.05."""
+def trial_config(method: dict, seed: int, epochs: int, synthetic: dict | None = None) -> dict:
+    """The prototype's setup (SMCL.md): 10 classes, 32x32, IF 100, 4-layer CNN, one-cycle lr 0.05.
+
+    synthetic: generator fields that replace the default ones (rho, object_contrast, ...).
+    """
     return {
         "data": {"source": "synthetic", "num_classes": 10, "imbalance_factor": 100, "n_max": 500,
-                 "val_per_class": 50, "subset_seed": 0, "synthetic": {"image_size": 32, "rho": 0.9}},
+                 "val_per_class": 50, "subset_seed": 0,
+                 "synthetic": {"image_size": 32, "rho": 0.9, **(synthetic or {})}},
         "model": {"architecture": "small_cnn"},
         "method": method,
         "training": {"epochs": epochs, "batch_size": 64, "lr": 0.05, "schedule": "onecycle", "nesterov": True,

@@ -30,6 +30,10 @@ class SyntheticConfig(_Strict):
     num_backgrounds: int = Field(10, ge=2, le=10, description="number of background textures K")
     test_per_class: int = Field(100, ge=1)
     val_pool_per_class: int = Field(100, ge=1, description="label-independent-background images per class to draw validation from")
+    object_scale: float = Field(1.0, ge=0.3, le=1.5, description="multiplies the object radius (5..9 px at 32 px)")
+    object_contrast: float = Field(1.0, gt=0.0, le=1.0, description="object colour blended over the texture; 1 is opaque")
+    texture_scale: float = Field(1.0, ge=0.25, le=4.0, description="multiplies the textures' period; below 1 is busier")
+    noise: float = Field(0.0, ge=0.0, le=64.0, description="Gaussian pixel noise over the whole image, grey levels")
 
 
 DEFAULT_LOADER_WORKERS = 4

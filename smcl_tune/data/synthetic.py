@@ -36,6 +36,22 @@ _SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 
 
 @dataclass(frozen=True)
+class Appearance:
+    """How hard the images are to read; the defaults give the original benchmark.
+
+    object_scale multiplies the object radius (5..9 px at 32 px); object_contrast blends the object
+    colour over the texture (1: opaque, lower: the texture shows through); texture_scale multiplies
+    the textures' period (below 1: finer, busier textures); noise is the standard deviation of
+    Gaussian pixel noise over the whole image, in grey levels.
+    """
+
+    object_scale: float = 1.0
+    object_contrast: float = 1.0
+    texture_scale: float = 1.0
+    noise: float = 0.0
+
+
+@dataclass(frozen=True)
 class SyntheticImages:
     """Rendered images uint8 [N,3,H,W], labels int64 [N], background ids int64 [N], object masks bool [N,H,W]."""
 
@@ -68,10 +84,10 @@ def _uniform(count: int, low: float, high: float, generator: torch.Generator) ->
     return (low + (high - low) * torch.rand(count, generator=generator)).view(count, 1, 1)
 
 
-def _pattern(background: int, count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+def _pattern(background: int, count: int, size: int, generator: torch.Generator, texture_scale: float = 1.0) -> torch.Tensor:
     """Blend weights in [0, 1], [count,1,H,W] (or [count,3,H,W] for noise), for one texture."""
     xs, ys = _grid(size)
-    scale = size / 32
+    scale = size / 32 * texture_scale
     period = 8 * scale
     if background < 4:
         angle = math.radians((0, 90, 45, 135)[background])
@@ -127,25 +143,26 @@ def _shape_mask(shape: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def render_synthetic(
-    labels: torch.Tensor, backgrounds: torch.Tensor, image_size: int, generator: torch.Generator
+    labels: torch.Tensor, backgrounds: torch.Tensor, image_size: int, generator: torch.Generator,
+    appearance: Appearance = Appearance(),
 ) -> SyntheticImages:
     """Draw class `labels[i]`'s object on texture `backgrounds[i]`, at a random position and scale.
 
-    The object radius is 5..9 px at 32 px (scaled with `image_size`) and the object never touches
-    the image border. Randomness comes only from `generator`.
+    The object radius is 5..9 px at 32 px (scaled with `image_size` and `appearance.object_scale`)
+    and the object never touches the image border. Randomness comes only from `generator`.
     """
     labels, backgrounds = labels.long(), backgrounds.long()
     count, size = len(labels), image_size
     weights = torch.empty(count, 3, size, size)
     for background in backgrounds.unique().tolist():
         members = torch.nonzero(backgrounds == background).flatten()
-        weights[members] = _pattern(background, len(members), size, generator)
+        weights[members] = _pattern(background, len(members), size, generator, appearance.texture_scale)
     dark = torch.rand(count, 1, generator=generator) * 40 + 64 + (torch.rand(count, 3, generator=generator) - 0.5) * 24
     light = torch.rand(count, 1, generator=generator) * 40 + 152 + (torch.rand(count, 3, generator=generator) - 0.5) * 24
     dark, light = dark.clamp(64, 192).view(count, 3, 1, 1), light.clamp(64, 192).view(count, 3, 1, 1)
     images = dark + (light - dark) * weights
 
-    scale = size / 32
+    scale = size / 32 * appearance.object_scale
     radius = _uniform(count, 5 * scale, 9 * scale, generator)
     room = size - 2 - 2 * radius
     centre_x = radius + 1 + room * torch.rand(count, 1, 1, generator=generator)
@@ -157,7 +174,10 @@ def render_synthetic(
         r = radius[members]
         masks[members] = _shape_mask(shape, (xs - centre_x[members]) / r, (ys - centre_y[members]) / r)
     colours = COLOURS[(labels + labels // 10) % 10].view(count, 3, 1, 1)
-    images = torch.where(masks.unsqueeze(1), colours, images)
+    objects = images + appearance.object_contrast * (colours - images)
+    images = torch.where(masks.unsqueeze(1), objects, images)
+    if appearance.noise > 0:
+        images = (images + appearance.noise * torch.randn(images.shape, generator=generator)).clamp(0, 255)
     return SyntheticImages(images.round().to(torch.uint8), labels, backgrounds, masks)
 
 
@@ -167,7 +187,8 @@ def _derived_seed(seed: int, split: str) -> int:
 
 @lru_cache(maxsize=8)
 def synthetic_split(
-    num_classes: int, per_class: int, image_size: int, num_backgrounds: int, rho: float | None, seed: int, split: str
+    num_classes: int, per_class: int, image_size: int, num_backgrounds: int, rho: float | None, seed: int, split: str,
+    appearance: Appearance = Appearance(),
 ) -> SyntheticImages:
     """`per_class` images of each class, ordered by class; rho None: label-independent backgrounds.
 
@@ -185,14 +206,17 @@ def synthetic_split(
     if rho is not None:
         biased = torch.rand(len(labels), generator=generator) < rho
         backgrounds = torch.where(biased, labels % num_backgrounds, backgrounds)
-    return render_synthetic(labels, backgrounds, image_size, generator)
+    return render_synthetic(labels, backgrounds, image_size, generator, appearance)
 
 
 def synthetic_source(num_classes: int, config: SyntheticConfig, pool_per_class: int, seed: int) -> SourceData:
     """The benchmark's pools: train (`pool_per_class` per class, background bias rho), val and test (uniform backgrounds)."""
+    appearance = Appearance(config.object_scale, config.object_contrast, config.texture_scale, config.noise)
+
     def split(per_class: int, rho: float | None, name: str) -> SyntheticPool:
         return SyntheticPool(
-            synthetic_split(num_classes, per_class, config.image_size, config.num_backgrounds, rho, seed, name)
+            synthetic_split(num_classes, per_class, config.image_size, config.num_backgrounds, rho, seed, name,
+                            appearance)
         )
 
     train = split(pool_per_class, config.rho, "train")
