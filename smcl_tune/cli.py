@@ -216,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"smcl-tune: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("smcl-tune: interrupted", file=sys.stderr)
-        return 130
+        print("smcl-tune: interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

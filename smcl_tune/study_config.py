@@ -46,7 +46,7 @@ class ObjectiveConfig(Objective):
 
 class SchedulerConfig(_Strict):
     type: Literal["asha", "fifo"] = "asha"
-    max_epochs: int | None = Field(None, ge=1, description="ASHA's max_t; default trial.training.epochs")
+    max_epochs: int | None = Field(None, ge=1, description="ASHA's max_t: trial.training.epochs, which it must equal if given")
     grace_period: int = Field(1, ge=1, description="epochs before ASHA may stop a trial")
     reduction_factor: float = Field(3.0, gt=1.0)
 
@@ -192,10 +192,17 @@ def _check_baselines(config: StudyConfig) -> None:
             raise ConfigError(f"baselines[{index}] ({baseline.name}): {error}") from None
 
 
-def _check_asha_budget(config: StudyConfig) -> None:
+def _check_asha_budget(config: StudyConfig, base_trial: TrialConfig) -> None:
     """ASHA's budget is one epoch count for every trial; a trial may not change its own."""
+    max_epochs, epochs = config.scheduler.max_epochs, base_trial.training.epochs
     if config.scheduler.type != "asha":
+        if max_epochs is not None:
+            raise ConfigError("scheduler.max_epochs: used by the ASHA scheduler only; remove it with type: fifo")
         return
+    if max_epochs is not None and max_epochs != epochs:
+        raise ConfigError(f"scheduler.max_epochs: ASHA stops every trial at max_epochs ({max_epochs}) while trials "
+                          f"train trial.training.epochs ({epochs}); leave max_epochs out (it defaults to "
+                          "trial.training.epochs) or make the two equal")
     if "training.epochs" in config.search:
         raise ConfigError("search.training.epochs: ASHA gives every trial scheduler.max_epochs epochs; "
                           "search the epoch count with scheduler.type: fifo")
@@ -214,7 +221,7 @@ def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     base_trial = trial_config_from_dict(config.trial, prefix="trial")
     _check_search_space(config)
     _check_baselines(config)
-    _check_asha_budget(config)
+    _check_asha_budget(config, base_trial)
     return Study(config, base_trial, source)
 
 

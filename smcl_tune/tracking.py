@@ -61,15 +61,14 @@ def _finite_metrics(metrics: dict[str, Any], step: int, timestamp: int) -> list[
 class StudyTracker:
     """Writes a study's runs to one MLflow experiment."""
 
-    def __init__(self, uri: str, experiment: str, study_name: str, fingerprint: str,
-                 artifact_root: Path | None = None) -> None:
+    def __init__(self, uri: str, experiment: str, study_name: str, fingerprint: str, artifact_root: Path) -> None:
         self.client = MlflowClient(tracking_uri=uri)
         self.study_name = study_name
         self.fingerprint = fingerprint
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
-            location = artifact_root.resolve().as_uri() if artifact_root is not None else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            # An explicit location: MLflow's default is ./mlruns under whatever folder the driver runs in.
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifact_root.resolve().as_uri())
         else:
             self.experiment_id = found.experiment_id
         self.parent_run_id = self._find_or_create_parent()

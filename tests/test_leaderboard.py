@@ -128,7 +128,7 @@ def test_unknown_and_empty_studies_and_missing_store(store, tmp_path, capsys):
         load_leaderboard(uri, "nope")
     assert main(["leaderboard", "nope", "--storage", str(storage)]) == 2
     assert "no study named 'nope'" in capsys.readouterr().err
-    empty = StudyTracker(uri, "empty", "empty", "x")
+    empty = StudyTracker(uri, "empty", "empty", "x", storage / "mlartifacts")
     empty.finish()
     assert main(["leaderboard", "empty", "--storage", str(storage)]) == 1
     assert "has no trials yet" in capsys.readouterr().err

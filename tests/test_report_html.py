@@ -58,3 +58,31 @@ def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path):
     for title in titles:
         assert any(text.startswith(title) for text in drawn), (title, drawn)
     assert len(drawn) == len(titles)
+
+
+def test_pareto_front_keeps_the_trials_no_other_beats_on_both_many_and_few(tmp_path):
+    import base64
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from smcl_tune.leaderboard import load_leaderboard
+    from smcl_tune.report_html import format_html, pareto_front
+
+    points = pd.DataFrame({"trial": list("abcde"), "test_many": [0.9, 0.8, 0.7, 0.85, 0.6],
+                           "test_few": [0.1, 0.3, 0.35, 0.05, 0.2]})
+    assert pareto_front(points, "test_many", "test_few")["trial"].tolist() == ["c", "b", "a"]
+
+    board = load_leaderboard(build_store(tmp_path / "store"), "lt")
+    page = format_html(board)
+    figure = next(json.loads(blob) for blob in re.findall(r"Plotly.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", page)
+                  if "Pareto front" in blob)
+    front = next(trace for trace in figure if trace["name"] == "Pareto front")
+
+    def values(array):  # plotly writes numeric arrays as base64 with a dtype
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+
+    # many / few of the store's finished trials: trial-000 80/20, trial-001 85/25, trial-003 90/NaN
+    # (no few-shot class), baseline-ce 90/5: trial-001 and baseline-ce are on the front.
+    assert sorted(zip(values(front["x"]), values(front["y"]))) == [(85.0, 25.0), (90.0, 5.0)]

@@ -50,6 +50,10 @@ BAD_STUDIES = [
     ("unknown top-level key", _set("shceduler", {}), "shceduler: unknown field"),
     ("epochs searched under ASHA", lambda r: r["search"].update({"training.epochs": {"int": [4, 8]}}),
      "search.training.epochs: ASHA gives every trial scheduler.max_epochs epochs"),
+    ("max_epochs below the epochs", _set("scheduler.max_epochs", 4),
+     "scheduler.max_epochs: ASHA stops every trial at max_epochs (4) while trials train trial.training.epochs (8)"),
+    ("max_epochs without ASHA", _set("scheduler", {"type": "fifo", "max_epochs": 8}),
+     "scheduler.max_epochs: used by the ASHA scheduler only"),
     ("unreadable data root", lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/nonexistent/data"}),
      "/nonexistent/data"),
 ]

@@ -60,3 +60,27 @@ def test_exploding_loss_stops_the_trial_with_the_reason():
     assert result.status == "failed"
     assert "non-finite loss" in result.reason
     assert result.epochs_completed < 3
+
+
+def test_a_trial_without_few_shot_classes_reports_few_as_missing():
+    config = tiny_config(epochs=1)
+    config["data"]["few_below"] = 1
+    config["method"]["mask_end_epoch"] = 1
+    result = run_trial(config)
+    assert result.group_sizes["few"] == 0
+    assert math.isnan(result.test["few"]) and math.isnan(result.validation["few"])
+    assert not math.isnan(result.test["many"])
+
+
+def test_drw_reweights_the_loss_from_its_start_epoch_and_balanced_softmax_from_the_first():
+    def trial(**method):
+        config = tiny_config(epochs=2)
+        config["method"] = {"name": "ce", **method}
+        return run_trial(config).history
+
+    plain = trial()
+    drw = trial(classifier_loss="drw", drw_start_epoch=1)
+    balanced = trial(classifier_loss="balanced_softmax")
+    assert drw[0]["loss"] == plain[0]["loss"]  # DRW is off before drw_start_epoch
+    assert drw[1]["loss"] != plain[1]["loss"]
+    assert balanced[0]["loss"] != plain[0]["loss"]

@@ -68,8 +68,23 @@ class StudyOutcome:
     paths: StudyPaths
 
 
+def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
+    """Refuse a changed study file under an existing name (unless restarting); reads only."""
+    record = paths.record_dir / STATE_FILE
+    if restart or not record.exists():
+        return
+    known = json.loads(record.read_text())
+    if known.get("fingerprint") != study.fingerprint():
+        raise ConfigError(
+            f"study '{study.name}' already exists in {paths.record_dir} with a different study file "
+            f"(it was started from {known.get('source')}); rename the study, or run again with --restart "
+            "to discard it and start over"
+        )
+
+
 def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
-    """Check the study record; return True when an earlier run of this study can be resumed."""
+    """Discard the old state on restart, write the record; True when an earlier run can be resumed."""
+    check_study_record(study, paths, restart)
     record = paths.record_dir / STATE_FILE
     if restart:
         if paths.record_dir.exists():
@@ -78,14 +93,6 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
             log.warning("--restart: the Ray results under %s are not deleted; they are overwritten", paths.experiment_dir)
         deleted = delete_study_runs(paths.tracking_uri, paths.experiment, study.name)
         log.info("restart: removed the earlier state of study %s (%d MLflow runs deleted)", study.name, deleted)
-    elif record.exists():
-        known = json.loads(record.read_text())
-        if known.get("fingerprint") != study.fingerprint():
-            raise ConfigError(
-                f"study '{study.name}' already exists in {paths.record_dir} with a different study file "
-                f"(it was started from {known.get('source')}); rename the study, or run again with --restart "
-                "to discard it and start over"
-            )
     paths.record_dir.mkdir(parents=True, exist_ok=True)
     resumable = record.exists() and tune.Tuner.can_restore(paths.experiment_dir)
     record.write_text(json.dumps({"name": study.name, "fingerprint": study.fingerprint(),
@@ -114,12 +121,16 @@ def filesystem_type(path: Path) -> str:
     return kind
 
 
-def check_cluster_storage(study: Study, paths: StudyPaths) -> None:
+def cluster_hosts() -> list[str]:
+    """The addresses of the live nodes of the Ray cluster this driver is connected to."""
+    return sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")})
+
+
+def check_cluster_storage(study: Study, paths: StudyPaths, hosts: list[str]) -> None:
     """Refuse a local-only storage folder when the Ray cluster spans several hosts.
 
     Trials write their checkpoints to the storage; a trial moved to another host must read them.
     """
-    hosts = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")})
     if len(hosts) <= 1 or "://" in paths.storage:
         return
     kind = filesystem_type(Path(paths.storage))
@@ -145,7 +156,8 @@ def _init_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, log_to_driver=True)
 
 
-def _searcher(study: Study, paths: StudyPaths) -> StudySearcher:
+def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudySearcher:
+    """The study's searcher: baselines first, then TPE seeded with the study's seed."""
     objective = study.config.objective
     metrics, modes = [objective.metric], [objective.mode]
     if objective.secondary is not None:
@@ -160,7 +172,7 @@ def _searcher(study: Study, paths: StudyPaths) -> StudySearcher:
         mode=modes if len(modes) > 1 else modes[0],
         sampler=sampler,
         study_name=study.name,
-        storage=optuna.storages.RDBStorage(paths.optuna_url),
+        storage=storage,
     )
 
 
@@ -207,8 +219,9 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
     """Run the study, or resume it where an interrupted run of the same study file stopped."""
     started = time.time()
     paths = StudyPaths.of(study)
+    check_study_record(study, paths, restart)  # a refusal starts nothing: it comes before Ray
     _init_ray(address)
-    check_cluster_storage(study, paths)
+    check_cluster_storage(study, paths, cluster_hosts())
     resumable = _prepare_state(study, paths, restart)
     tracker_arguments = {"uri": paths.tracking_uri, "experiment": paths.experiment, "study_name": study.name,
                          "fingerprint": study.fingerprint(), "artifact_root": paths.local_root / "mlartifacts"}
@@ -229,7 +242,7 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=_searcher(study, paths),
+                search_alg=build_searcher(study, optuna.storages.RDBStorage(paths.optuna_url)),
                 scheduler=_scheduler(study),
                 num_samples=study.config.num_trials + len(study.config.baselines),
                 max_concurrent_trials=study.config.max_concurrent,

@@ -60,7 +60,7 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
         _wait_mid_study(client, name)
         if how == "SIGINT":
             os.killpg(first.pid, signal.SIGINT)
-            first.wait(timeout=120)
+            assert first.wait(timeout=120) == 1  # README: 1, a study that did not finish
         else:
             first.kill()  # the driver alone, as `kill -9 <pid>` would
             first.wait(timeout=30)
@@ -78,7 +78,7 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
 
     after = trial_runs(client, name)
     assert sorted(run.info.run_name for run in after) == ["trial-000", "trial-001", "trial-002"]
-    assert all(run.info.status == "FINISHED" for run in after)
+    assert all(run.info.status == "FINISHED" for run in after), [(r.info.run_name, r.info.status, r.data.tags.get("smcl.state")) for r in after]
     for run in after:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
         assert sorted(set(steps)) == list(range(EPOCHS)), (run.info.run_name, steps)

@@ -1,5 +1,7 @@
 """One real study (Ray Tune + Optuna + MLflow), run once, checked from several sides."""
 
+import csv
+import io
 import math
 
 import optuna
@@ -8,7 +10,6 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.cli import main
-from smcl_tune.tracking import default_tracking_uri
 
 from .conftest import tiny_study
 
@@ -17,18 +18,24 @@ from .conftest import tiny_study
 def finished_study(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("study")
     # Baselines run first, one trial at a time: `ce` learns, `diverges` turns NaN in its first
-    # epoch; the sampled trials then barely train (lr ~1e-7), so ASHA stops them against `ce`.
+    # epoch, `no-few` is `ce` with shot thresholds that leave no few-shot class; the sampled
+    # trials then barely train (lr ~1e-7), so ASHA stops them against `ce`. The MLflow store is
+    # a tracking URI and experiment of the study file's own choosing.
+    tracking_uri = f"sqlite:///{tmp_path / 'tracking.db'}"
     path = tiny_study(
         tmp_path, name="e2e",
         search={"training.lr": {"loguniform": [1e-8, 1e-7]}, "method.temperature": {"loguniform": [0.05, 0.5]}},
         baselines=[{"name": "ce", "overrides": {"method.name": "ce"}},
-                   {"name": "diverges", "overrides": {"training.lr": 1e20}}],
+                   {"name": "diverges", "overrides": {"training.lr": 1e20}},
+                   {"name": "no-few", "overrides": {"method.name": "ce", "data.few_below": 1}}],
+        tracking={"uri": tracking_uri, "experiment": "e2e-experiment"},
     )
     code = main(["run", str(path)])
     ray.shutdown()
     storage = tmp_path / "smcl-runs"
-    client = MlflowClient(tracking_uri=default_tracking_uri(storage))
-    experiment = client.get_experiment_by_name("e2e")
+    assert not (storage / "mlflow.db").exists()  # the study's tracking URI, not the default store
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("e2e-experiment")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     optuna_study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{storage / 'e2e' / 'optuna.db'}")
     return code, client, runs, optuna_study
@@ -40,11 +47,32 @@ def test_study_exits_0_and_mlflow_nests_one_run_per_trial(finished_study):
     parents = [run for run in runs if run.data.tags.get("smcl.role") == "study"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(children) == 5  # 3 sampled + 2 baselines
+    assert len(children) == 6  # 3 sampled + 3 baselines
     assert sorted(run.info.run_name for run in children) == [
-        "baseline-ce", "baseline-diverges", "trial-000", "trial-001", "trial-002"]
+        "baseline-ce", "baseline-diverges", "baseline-no-few", "trial-000", "trial-001", "trial-002"]
     assert not [run for run in children if run.info.status == "RUNNING"]
     assert client.list_artifacts(parents[0].info.run_id, "study")
+    published = {item.path for item in client.list_artifacts(parents[0].info.run_id, "leaderboard")}
+    assert published == {"leaderboard/e2e.csv", "leaderboard/e2e.html"}
+
+
+def test_an_empty_shot_group_is_missing_in_mlflow_and_in_the_leaderboard(finished_study, capsys):
+    _, client, runs, _ = finished_study
+    no_few = next(run for run in runs if run.info.run_name == "baseline-no-few")
+    assert no_few.data.tags["smcl.state"] == "completed"
+    assert "test_few" not in no_few.data.metrics and "test_many" in no_few.data.metrics  # missing, not 0
+    assert no_few.data.metrics["few_classes"] == 0
+
+    assert main(["leaderboard", "e2e", "--tracking-uri", client.tracking_uri, "--format", "csv"]) == 0
+    rows = {row["trial"]: row for row in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert rows["baseline-no-few"]["test_few"] == "" and rows["baseline-ce"]["test_few"] != ""
+    assert main(["leaderboard", "e2e", "--tracking-uri", client.tracking_uri, "--format", "markdown"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    cells = {row[header.index("trial")]: row for row in
+             ([cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:])}
+    assert cells["baseline-no-few [baseline]"][header.index("few")] == "n/a"
+    assert cells["baseline-ce [baseline]"][header.index("few")] not in ("", "n/a")
 
 
 def test_completed_trial_has_epoch_metrics_test_metrics_and_artifacts(finished_study):

@@ -1,0 +1,152 @@
+"""What Optuna is told, without Ray: the searcher fed hand-built results on in-memory storage."""
+
+import math
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from smcl_tune.study.searcher import StudySearcher, to_optuna_distribution
+
+SPACE = {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}}
+METRIC = "val_balanced_accuracy"
+
+
+def _searcher(storage, metric=METRIC, mode="max", baselines=(), seed=0, space=SPACE):
+    return StudySearcher(space=space, baselines=list(baselines), metric=metric, mode=mode,
+                         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=2),
+                         study_name="s", storage=storage)
+
+
+def _epoch(epoch, value, planned, **final):
+    """A trial's report after `epoch` (0-based), as the trainable sends it through Ray."""
+    return {METRIC: value, "val_few": value / 2, "epoch": epoch, "training_iteration": epoch + 1,
+            "epochs_planned": planned, **final}
+
+
+def _final(epoch, value, planned, selected, **extra):
+    return _epoch(epoch, value, planned, epochs_completed=epoch + 1, trial_failed=0.0, failure_reason="",
+                  **{f"selected_{METRIC}": selected, "selected_val_few": selected / 2}, **extra)
+
+
+def _only_trial(storage):
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert len(trials) == 1
+    return trials[0]
+
+
+@pytest.fixture
+def storage():
+    return optuna.storages.InMemoryStorage()
+
+
+def test_a_trial_cut_short_is_pruned_with_its_intermediate_values(storage):
+    searcher = _searcher(storage)
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", _epoch(0, 0.4, planned=4))
+    searcher.on_trial_result("t1", _epoch(1, 0.5, planned=4))
+    # Ray does not pass the result that made the scheduler stop the trial to on_trial_result.
+    searcher.on_trial_complete("t1", _epoch(2, 0.45, planned=4))
+    trial = _only_trial(storage)
+    assert trial.state == TrialState.PRUNED
+    assert trial.intermediate_values == {1: 0.4, 2: 0.5, 3: 0.45}
+
+
+def test_a_full_run_is_complete_with_the_selected_epochs_validation_score(storage):
+    searcher = _searcher(storage)
+    searcher.suggest("t1")
+    for epoch, value in enumerate([0.5, 0.8]):
+        searcher.on_trial_result("t1", _epoch(epoch, value, planned=3))
+    searcher.on_trial_complete("t1", _final(2, 0.6, planned=3, selected=0.8))
+    trial = _only_trial(storage)
+    assert trial.state == TrialState.COMPLETE
+    assert trial.value == 0.8  # the epoch the trial selected on validation, not the last one (0.6)
+    assert trial.intermediate_values == {1: 0.5, 2: 0.8, 3: 0.6}
+
+
+def test_a_failed_trial_is_fail_with_its_reason(storage):
+    searcher = _searcher(storage)
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", _epoch(0, math.nan, planned=3, epochs_completed=0, trial_failed=1.0,
+                                            failure_reason="non-finite loss (nan) in epoch 0"))
+    trial = _only_trial(storage)
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["failure_reason"] == "non-finite loss (nan) in epoch 0"
+
+    searcher.suggest("t2")
+    searcher.on_trial_complete("t2", None, error=True)
+    crashed = optuna.load_study(study_name="s", storage=storage).get_trials()[1]
+    assert crashed.state == TrialState.FAIL and "raised an error" in crashed.user_attrs["failure_reason"]
+
+
+def test_a_running_trial_left_by_a_killed_driver_is_adopted_exactly_once(storage):
+    killed = _searcher(storage)
+    left_params = killed.suggest("old-driver-trial")
+    del killed  # the driver died: Optuna keeps trial 0 RUNNING, Ray's saved state never heard of it
+    searcher = _searcher(storage)
+    adopted = searcher.suggest("new-1")
+    fresh = searcher.suggest("new-2")
+    assert adopted["smcl_trial_key"] == "optuna-0" and adopted["method.temperature"] == left_params["method.temperature"]
+    assert fresh["smcl_trial_key"] == "optuna-1"
+    for trial_id in ("new-1", "new-2"):
+        searcher.on_trial_complete(trial_id, _final(0, 0.5, planned=1, selected=0.5))
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [(t.number, t.state) for t in trials] == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE)]
+
+
+def test_baselines_come_first_and_never_reach_optuna(storage):
+    searcher = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}])
+    baseline = searcher.suggest("b")
+    assert baseline == {"smcl_trial_key": "baseline-ce", "smcl_role": "baseline", "smcl_trial_name": "baseline-ce",
+                        "method.name": "ce"}
+    searcher.on_trial_result("b", _epoch(0, 0.3, planned=1))
+    searcher.on_trial_complete("b", _final(0, 0.3, planned=1, selected=0.3))
+    assert optuna.load_study(study_name="s", storage=storage).get_trials() == []
+    assert searcher.suggest("t")["smcl_trial_key"] == "optuna-0"
+
+
+def test_a_secondary_objective_makes_a_two_valued_study(storage):
+    searcher = _searcher(storage, metric=[METRIC, "val_few"], mode=["max", "max"])
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", _epoch(0, 0.7, planned=2))
+    searcher.on_trial_complete("t1", _final(1, 0.6, planned=2, selected=0.7))
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MAXIMIZE"]
+    assert study.get_trials()[0].values == [0.7, 0.35]
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"uniform": [0.1, 0.9]}, optuna.distributions.FloatDistribution(0.1, 0.9)),
+    ({"loguniform": [0.01, 1.0]}, optuna.distributions.FloatDistribution(0.01, 1.0, log=True)),
+    ({"int": [16, 256]}, optuna.distributions.IntDistribution(16, 256)),
+    ({"logint": [16, 256]}, optuna.distributions.IntDistribution(16, 256, log=True)),
+    ({"choice": [10, 50, 100]}, optuna.distributions.CategoricalDistribution([10, 50, 100])),
+])
+def test_every_distribution_kind_maps_to_its_optuna_distribution(spec, expected):
+    assert to_optuna_distribution(spec) == expected
+
+
+def test_the_study_seed_reproduces_the_suggestions(tmp_path):
+    from smcl_tune.study.runner import build_searcher
+    from smcl_tune.study_config import study_from_dict
+
+    from .conftest import tiny_study
+
+    space = {**SPACE, "training.batch_size": {"logint": [16, 256]}, "method.mask_mode": {"choice": ["threshold", "box"]}}
+
+    def suggestions(seed):
+        raw = yaml.safe_load(tiny_study(tmp_path, search=space, seed=seed, num_trials=4).read_text())
+        searcher = build_searcher(study_from_dict(raw), optuna.storages.InMemoryStorage())
+        drawn = []
+        for index in range(4):  # random start-up trials, then TPE
+            params = searcher.suggest(f"t{index}")
+            searcher.on_trial_complete(f"t{index}", _final(0, params["method.loss_weight"], planned=1,
+                                                           selected=params["method.loss_weight"]))
+            drawn.append({key: params[key] for key in space})
+        return drawn
+
+    first = suggestions(seed=3)
+    assert first == suggestions(seed=3)
+    assert first != suggestions(seed=4)
+    assert all(16 <= p["training.batch_size"] <= 256 and isinstance(p["training.batch_size"], int) for p in first)

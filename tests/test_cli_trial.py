@@ -1,0 +1,63 @@
+"""`smcl-tune trial FILE.yaml`: one trial from the command line, as a user runs it."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+TRIAL = {
+    "data": {"source": "synthetic", "num_classes": 4, "n_max": 40, "imbalance_factor": 4, "val_per_class": 5,
+             "many_above": 20, "few_below": 12, "synthetic": {"image_size": 16, "test_per_class": 5, "val_pool_per_class": 5}},
+    "model": {"architecture": "small_cnn"},
+    "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 2},
+    "training": {"epochs": 2, "batch_size": 16, "warmup_epochs": 0, "milestones": [], "milestone_factors": [],
+                 "device": "cpu", "num_threads": 1},
+}
+
+
+def _smcl_tune(*arguments, cwd, **options):
+    return subprocess.run([sys.executable, "-m", "smcl_tune.cli", *arguments], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, **options)
+
+
+def test_trial_prints_its_result_and_writes_json(tmp_path):
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump(TRIAL))
+    done = _smcl_tune("trial", str(config), "--epochs", "1", "--output", str(tmp_path / "result.json"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "status: completed" in done.stdout and "epochs: 1, selected on validation: epoch 0" in done.stdout
+    assert "shot groups (classes): many 2 / medium 1 / few 1" in done.stdout
+    test_line = next(line for line in done.stdout.splitlines() if line.startswith("test"))
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "completed" and result["epochs_completed"] == 1
+    assert test_line.split()[1] == f"{100 * result['test']['top1']:.1f}"
+    assert len(result["history"]) == 1 and len(result["test_confusion"]) == 4
+
+
+def test_trial_with_a_bad_config_exits_2_naming_the_field(tmp_path):
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump({**TRIAL, "method": {"temperature": -1}}))
+    done = _smcl_tune("trial", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "method.temperature" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_ctrl_c_stops_a_trial_with_exit_1(tmp_path):
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump({**TRIAL, "training": {**TRIAL["training"], "epochs": 500}}))
+    process = subprocess.Popen([sys.executable, "-m", "smcl_tune.cli", "trial", str(config)], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:  # the log: wait for the first finished epoch
+            if "epoch 0:" in line:
+                break
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 1
+        assert "interrupted" in process.stderr.read() and "Traceback" not in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
