@@ -2,19 +2,29 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The tests a change is checked against while it is written: no Ray, no browser, nothing slow.
+FAST := -m "not slow and not ray and not browser"
 
-.PHONY: test quickstart install clean
+.PHONY: test test-fast lint quickstart install clean
 
 install: $(STAMP)
 
-# pip takes torch / torchvision from this machine's local wheels (no multi-GB download).
-$(STAMP): pyproject.toml
+# pip takes torch / torchvision from this machine's local wheels (no multi-GB download); every
+# other version comes from docker/constraints.txt, the file the Docker image installs with.
+$(STAMP): pyproject.toml docker/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --constraint docker/constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -q
+
+test-fast: lint
+	$(BIN)/python -m pytest -q $(FAST)
 
 quickstart: $(STAMP)
 	$(BIN)/smcl-tune run studies/quickstart.yaml

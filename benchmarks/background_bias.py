@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from common import mean_spread_cell, synthetic_trial
 
 VARIANTS: dict[str, dict] = {
     "ce": {"name": "ce"},
@@ -26,36 +27,20 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def trial_config(method: dict, seed: int, epochs: int, synthetic: dict | None = None) -> dict:
-    """The prototype's setup (SMCL.md): 10 classes, 32x32, IF 100, 4-layer CNN, one-cycle lr 0.05.
-
-    synthetic: generator fields that replace the default ones (rho, object_contrast, ...).
-    """
-    return {
-        "data": {"source": "synthetic", "num_classes": 10, "imbalance_factor": 100, "n_max": 500,
-                 "val_per_class": 50, "subset_seed": 0,
-                 "synthetic": {"image_size": 32, "rho": 0.9, **(synthetic or {})}},
-        "model": {"architecture": "small_cnn"},
-        "method": method,
-        "training": {"epochs": epochs, "batch_size": 64, "lr": 0.05, "schedule": "onecycle", "nesterov": True,
-                     "weight_decay": 5e-4, "seed": seed, "device": "cpu", "num_threads": 1},
-    }
-
-
 def run_one(job: tuple[str, dict, int, int]) -> dict:
     from smcl_tune.train import run_trial
 
     label, method, seed, epochs = job
     started = time.perf_counter()
-    result = run_trial(trial_config(method, seed, epochs))
-    return {"variant": label, "seed": seed, "status": result.status, "test": result.test,
-            "best_epoch": result.best_epoch, "seconds": time.perf_counter() - started}
-
-
-def mean_spread_cell(values: list[float]) -> str:
-    values = [100 * v for v in values]
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):5.1f} ± {spread:4.1f}"
+    result = run_trial(synthetic_trial(method, seed, epochs))
+    return {
+        "variant": label,
+        "seed": seed,
+        "status": result.status,
+        "test": result.test,
+        "best_epoch": result.best_epoch,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def main() -> None:
@@ -66,8 +51,11 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     parser.add_argument("--output", default="background_bias.jsonl")
     arguments = parser.parse_args()
-    jobs = [(label, VARIANTS[label], seed, arguments.epochs) for seed in range(arguments.seeds)
-            for label in arguments.variants]
+    jobs = [
+        (label, VARIANTS[label], seed, arguments.epochs)
+        for seed in range(arguments.seeds)
+        for label in arguments.variants
+    ]
     results: list[dict] = []
     started = time.perf_counter()
     with ProcessPoolExecutor(arguments.workers) as pool, Path(arguments.output).open("w") as log_file:
@@ -75,9 +63,11 @@ def main() -> None:
             results.append(outcome)
             log_file.write(json.dumps(outcome) + "\n")
             log_file.flush()
-    print(f"synthetic background bias, 10 classes, IF 100, rho 0.9, small CNN, {arguments.epochs} epochs, "
-          f"seeds 0..{arguments.seeds - 1}, test accuracy % (mean ± std over seeds), "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"synthetic background bias, 10 classes, IF 100, rho 0.9, small CNN, {arguments.epochs} epochs, "
+        f"seeds 0..{arguments.seeds - 1}, test accuracy % (mean ± std over seeds), "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     print(f"{'method':<24}{'overall':>14}{'many':>14}{'medium':>14}{'few':>14}")
     for label in arguments.variants:
         rows = [r["test"] for r in results if r["variant"] == label and r["status"] == "completed"]

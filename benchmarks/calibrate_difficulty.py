@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from background_bias import mean_spread_cell, trial_config
+from common import mean_spread_cell, synthetic_trial
 
 # Ordered from the easiest to the hardest.
 CANDIDATES: dict[str, dict] = {
@@ -37,9 +37,16 @@ def run_one(job: tuple[str, str, dict, int, int]) -> dict:
 
     candidate, arm, synthetic, seed, epochs = job
     started = time.perf_counter()
-    result = run_trial(trial_config({"name": "ce"}, seed, epochs, synthetic))
-    return {"candidate": candidate, "arm": arm, "seed": seed, "status": result.status, "test": result.test,
-            "synthetic": synthetic, "seconds": time.perf_counter() - started}
+    result = run_trial(synthetic_trial({"name": "ce"}, seed, epochs, synthetic))
+    return {
+        "candidate": candidate,
+        "arm": arm,
+        "seed": seed,
+        "status": result.status,
+        "test": result.test,
+        "synthetic": synthetic,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def main() -> None:
@@ -62,25 +69,33 @@ def main() -> None:
             results.append(outcome)
             log_file.write(json.dumps(outcome) + "\n")
             log_file.flush()
-    print(f"difficulty calibration on CE only, 10 classes, IF 100, small CNN, {arguments.epochs} epochs, "
-          f"seeds 0..{arguments.seeds - 1}, test accuracy % (mean ± std over seeds), "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"difficulty calibration on CE only, 10 classes, IF 100, small CNN, {arguments.epochs} epochs, "
+        f"seeds 0..{arguments.seeds - 1}, test accuracy % (mean ± std over seeds), "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     print(f"{'candidate':<12}{'arm':<9}{'overall':>14}{'many':>14}{'medium':>14}{'few':>14}")
     chosen = None
     for name in arguments.candidates:
         few = {}
         for arm in ("ce", "control"):
-            rows = [r["test"] for r in results if r["candidate"] == name and r["arm"] == arm and r["status"] == "completed"]
+            rows = [
+                r["test"] for r in results if r["candidate"] == name and r["arm"] == arm and r["status"] == "completed"
+            ]
             cells = [mean_spread_cell([row[key] for row in rows]) for key in ("top1", "many", "medium", "few")]
             print(f"{name:<12}{arm:<9}" + "".join(f"{cell:>14}" for cell in cells))
             few[arm] = statistics.mean(row["few"] for row in rows)
         meets = few["ce"] <= CE_FEW_AT_MOST and few["control"] - few["ce"] >= CONTROL_GAIN_AT_LEAST
-        print(f"{'':<12}{'':<9}CE few {100 * few['ce']:.1f} (<= 30: {few['ce'] <= CE_FEW_AT_MOST}), control gain "
-              f"{100 * (few['control'] - few['ce']):+.1f} (>= 20: {few['control'] - few['ce'] >= CONTROL_GAIN_AT_LEAST})")
+        print(
+            f"{'':<12}{'':<9}CE few {100 * few['ce']:.1f} (<= 30: {few['ce'] <= CE_FEW_AT_MOST}), control gain "
+            f"{100 * (few['control'] - few['ce']):+.1f} (>= 20: {few['control'] - few['ce'] >= CONTROL_GAIN_AT_LEAST})"
+        )
         if meets and chosen is None:
             chosen = name
-    print(f"chosen: {chosen or 'none of the candidates meets both conditions'}"
-          + (f" {json.dumps(CANDIDATES[chosen])}" if chosen else ""))
+    print(
+        f"chosen: {chosen or 'none of the candidates meets both conditions'}"
+        + (f" {json.dumps(CANDIDATES[chosen])}" if chosen else "")
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Profile `smcl-tune run studies/quickstart.yaml` on this machine (after install).
 
 Runs the quickstart study from scratch in a temporary folder, samples the resident memory of
-the whole process tree (driver, Ray, trial workers) every 0.5 s from /proc, and prints a table:
+the whole process tree (driver, Ray, trial workers) every 0.5 s with psutil, and prints a table:
 wall time, time inside trial training (summed over trials, from MLflow), the share of the
 available trial slots spent training, and the peak memory of the process tree.
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,37 +19,24 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.study_config import load_study
 from smcl_tune.tracking import default_tracking_uri
 
 
-def _children_of() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tree.setdefault(int(fields[1]), []).append(int(entry))
-    return tree
-
-
 def tree_rss_bytes(root: int) -> int:
     """Resident memory of `root` and all its descendants (Ray's daemons are children of the driver)."""
-    tree, total, stack = _children_of(), 0, [root]
-    while stack:
-        pid = stack.pop()
-        stack.extend(tree.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
+    try:
+        process = psutil.Process(root)
+        tree = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a worker that ended meanwhile
+            total += member.memory_info().rss
     return total
 
 
@@ -63,11 +49,19 @@ def main() -> None:
     study = load_study(study_file)
     if arguments.keep:
         Path(arguments.keep).mkdir(parents=True, exist_ok=False)
-    with (contextlib.nullcontext(arguments.keep) if arguments.keep
-          else tempfile.TemporaryDirectory(prefix="smcl-quickstart-")) as work:
+    with (
+        contextlib.nullcontext(arguments.keep)
+        if arguments.keep
+        else tempfile.TemporaryDirectory(prefix="smcl-quickstart-")
+    ) as work:
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "smcl_tune.cli", "run", str(study_file)], cwd=work,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "smcl_tune.cli", "run", str(study_file)],
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         peak = 0
 
         def sample() -> None:
@@ -83,8 +77,11 @@ def main() -> None:
         sampler.join()
         client = MlflowClient(tracking_uri=default_tracking_uri(Path(work) / "smcl-runs"))
         experiment = client.get_experiment_by_name(study.name)
-        runs = [r for r in client.search_runs([experiment.experiment_id], max_results=1000)
-                if r.data.tags.get("smcl.role") != "study"]
+        runs = [
+            r
+            for r in client.search_runs([experiment.experiment_id], max_results=1000)
+            if r.data.tags.get("smcl.role") != "study"
+        ]
         trial_seconds = sum(r.data.metrics.get("trial_seconds", 0.0) for r in runs)
     slots = study.config.max_concurrent
     print(output.strip().split("\n\n")[-1])
@@ -94,7 +91,7 @@ def main() -> None:
     print(f"{'wall time of smcl-tune run (s)':<44}{wall:>12.1f}")
     print(f"{'trials (MLflow child runs)':<44}{len(runs):>12}")
     print(f"{'time inside trials, summed (s)':<44}{trial_seconds:>12.1f}")
-    print(f"{'share of {0} trial slots spent in trials'.format(slots):<44}{100 * trial_seconds / (slots * wall):>11.1f}%")
+    print(f"{f'share of {slots} trial slots spent in trials':<44}{100 * trial_seconds / (slots * wall):>11.1f}%")
     print(f"{'peak memory of the process tree (MiB)':<44}{peak / 2**20:>12.0f}")
 
 

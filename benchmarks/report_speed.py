@@ -19,9 +19,11 @@ from pathlib import Path
 
 import optuna
 
-from smcl_tune.leaderboard import load_leaderboard
-from smcl_tune.report_html import format_html
-from smcl_tune.report_tables import format_csv, format_text
+from smcl_tune.report.html import format_html
+from smcl_tune.report.leaderboard import load_leaderboard
+from smcl_tune.report.tables import format_csv, format_text
+from smcl_tune.report.trial_files import per_class_csv
+from smcl_tune.results import TrialState
 from smcl_tune.tracking import StudyTracker, default_tracking_uri
 
 EPOCHS = 30
@@ -33,34 +35,70 @@ def fill_store(storage: Path, trials: int) -> tuple[str, str]:
     optuna_url = f"sqlite:///{storage / 'optuna.db'}"
     study = optuna.create_study(study_name="bench", storage=optuna_url, direction="maximize")
     tracker = StudyTracker(uri, "bench", "bench", "f", storage / "mlartifacts")
-    tracker.log_study(None, {}, {"smcl.objective_metric": "val_balanced_accuracy", "smcl.objective_mode": "max",
-                                 "smcl.optuna_storage": optuna_url,
-                                 "smcl.search": json.dumps(["temperature", "loss_weight", "saliency_threshold"])})
+    tracker.log_study(
+        None,
+        {},
+        {
+            "smcl.objective_metric": "val_balanced_accuracy",
+            "smcl.objective_mode": "max",
+            "smcl.optuna_storage": optuna_url,
+            "smcl.search": json.dumps(["temperature", "loss_weight", "saliency_threshold"]),
+        },
+    )
     rng = random.Random(0)
     counts = [int(500 * 100 ** (-i / (CLASSES - 1))) for i in range(CLASSES)]
     for number in range(trials):
         trial = study.ask()
-        params = {"temperature": trial.suggest_float("method.temperature", 0.03, 0.5, log=True),
-                  "loss_weight": trial.suggest_float("method.loss_weight", 0.1, 2.0),
-                  "saliency_threshold": trial.suggest_float("method.saliency_threshold", 0.3, 0.9)}
+        params = {
+            "temperature": trial.suggest_float("method.temperature", 0.03, 0.5, log=True),
+            "loss_weight": trial.suggest_float("method.loss_weight", 0.1, 2.0),
+            "saliency_threshold": trial.suggest_float("method.saliency_threshold", 0.3, 0.9),
+        }
         pruned = number % 3 == 2
         epochs = 10 if pruned else EPOCHS
-        run_id = tracker.trial_run(f"optuna-{number}", f"trial-{number:03d}", "search", params, {},
-                                   {"smcl.imbalance_factor": "100", "smcl.many_above": "100", "smcl.few_below": "20"})
+        run_id = tracker.trial_run(
+            f"optuna-{number}",
+            f"trial-{number:03d}",
+            "search",
+            params,
+            {},
+            {"smcl.imbalance_factor": "100", "smcl.many_above": "100", "smcl.few_below": "20"},
+        )
         score = 0.3 + 0.2 * rng.random()
         for epoch in range(epochs):
-            tracker.log_epoch(run_id, {"val_balanced_accuracy": score * (epoch + 1) / epochs, "loss": 1 / (epoch + 1)},
-                              epoch, int(time.time() * 1000))
+            tracker.log_metrics(
+                run_id,
+                {"val_balanced_accuracy": score * (epoch + 1) / epochs, "loss": 1 / (epoch + 1)},
+                epoch,
+                int(time.time() * 1000),
+            )
         if pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            tracker.end_trial(run_id, "pruned")
+            tracker.end_trial(run_id, TrialState.PRUNED)
             continue
-        final = {"selected_val_balanced_accuracy": score, "test_top1": score, "test_balanced_accuracy": score,
-                 "test_many": score + 0.2, "test_medium": score, "test_few": score - 0.2, "many_classes": 35,
-                 "medium_classes": 35, "few_classes": 30, "epochs_completed": epochs, "trial_seconds": 60.0}
-        tracker.log_final(run_id, final, [rng.random() for _ in range(CLASSES)], [],
-                          [f"class{i}" for i in range(CLASSES)], counts, epochs - 1, int(time.time() * 1000))
-        tracker.end_trial(run_id, "completed")
+        final = {
+            "selected_val_balanced_accuracy": score,
+            "test_top1": score,
+            "test_balanced_accuracy": score,
+            "test_many": score + 0.2,
+            "test_medium": score,
+            "test_few": score - 0.2,
+            "many_classes": 35,
+            "medium_classes": 35,
+            "few_classes": 30,
+            "epochs_completed": epochs,
+            "trial_seconds": 60.0,
+        }
+        tracker.log_metrics(run_id, final, epochs - 1, int(time.time() * 1000))
+        tracker.log_files(
+            run_id,
+            {
+                "per_class_accuracy.csv": per_class_csv(
+                    [f"class{i}" for i in range(CLASSES)], counts, [rng.random() for _ in range(CLASSES)]
+                )
+            },
+        )
+        tracker.end_trial(run_id, TrialState.COMPLETED)
         study.tell(trial, score)
     tracker.finish()
     return uri, optuna_url
@@ -86,8 +124,10 @@ def main() -> None:
         page = format_html(board)
         timings["HTML report (plots, fANOVA)"] = time.perf_counter() - step
         timings["total"] = time.perf_counter() - started
-    print(f"leaderboard of a study with {arguments.trials} trials ({len(board.trials)} rows, "
-          f"{len(page) / 2**20:.1f} MiB HTML)")
+    print(
+        f"leaderboard of a study with {arguments.trials} trials ({len(board.trials)} rows, "
+        f"{len(page) / 2**20:.1f} MiB HTML)"
+    )
     print(f"{'step':<32}{'seconds':>10}")
     for name, seconds in timings.items():
         print(f"{name:<32}{seconds:>10.2f}")

@@ -2,12 +2,12 @@
 
 Prints a table: ms per step and images/s for a CE step, a step that forwards 2B images with CE
 only (the cost of the doubled batch), and a full SMCL masking step; the SMCL / CE ratio; and the
-throughput of the batched spectral-residual saliency. Then the data paths side by side: the
-device batches (uint8 tensors, whole-batch crop / flip / normalise) against the per-sample PIL
-pipeline in DataLoader workers they replaced, in images/s for the batches alone and for whole
-training steps, CE and SMCL (every step masking).
+throughput of the batched spectral-residual saliency. Then the device batches (uint8 tensors,
+whole-batch crop / flip / normalise) in images/s, for the batches alone and for whole training
+steps, CE and SMCL (every step masking). (The per-sample PIL pipeline they replaced was measured
+once against them; docs/RESULTS.md records the figures.)
 
-    .venv/bin/python benchmarks/step_speed.py [--steps 8] [--batch 128] [--device cpu] [--workers 2]
+    .venv/bin/python benchmarks/step_speed.py [--steps 8] [--batch 128] [--device cpu]
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from legacy_data_path import LegacyBatches
+from smcl_tune.data.augment import normalize, random_crop_flip
 from smcl_tune.data.batches import Plan, TrainingBatches
-from smcl_tune.data.loading import DeviceSplit, normalize, random_crop_flip
+from smcl_tune.data.splits import DeviceSplit
 from smcl_tune.method.saliency import spectral_residual_saliency
 from smcl_tune.method.step import StepSettings, step_loss
 from smcl_tune.models import build_network
@@ -27,8 +27,15 @@ from smcl_tune.models import build_network
 NUM_CLASSES = 100
 
 
-def _time_steps(settings: StepSettings, device: torch.device, batch: int, steps: int, warmup: int = 2,
-                batches: TrainingBatches | LegacyBatches | None = None, plan: Plan | None = None) -> float:
+def _time_steps(
+    settings: StepSettings,
+    device: torch.device,
+    batch: int,
+    steps: int,
+    warmup: int = 2,
+    batches: TrainingBatches | None = None,
+    plan: Plan | None = None,
+) -> float:
     """Seconds per training step; batches come from `batches` over `plan` (warm-up steps first) if given."""
     torch.manual_seed(0)
     network = build_network("resnet32", NUM_CLASSES).to(device).train()
@@ -87,45 +94,44 @@ DATA_IMAGES = 12_000  # about the size of CIFAR-100-LT's training subset
 
 def _plan(method: str, steps: int, batch: int, generator: torch.Generator) -> Plan:
     """`steps` random head batches, each with a minor batch for SMCL."""
+
     def draw() -> torch.Tensor:
         return torch.randint(0, DATA_IMAGES, (batch,), generator=generator)
+
     return [(draw(), draw() if method == "smcl" else None) for _ in range(steps)]
 
 
-def _data_path_rates(method: str, settings: StepSettings, device: torch.device, batch: int, steps: int,
-                     workers: int) -> dict[str, tuple[float, float]]:
-    """images/s of each data path: (batches alone, whole training steps)."""
+def _data_path_rates(
+    method: str, settings: StepSettings, device: torch.device, batch: int, steps: int
+) -> tuple[float, float]:
+    """images/s of the device batches: (batches alone, whole training steps)."""
     generator = torch.Generator().manual_seed(0)
-    split = DeviceSplit(torch.randint(0, 256, (DATA_IMAGES, 3, 32, 32), dtype=torch.uint8, generator=generator),
-                        torch.randint(0, NUM_CLASSES, (DATA_IMAGES,), generator=generator))
+    split = DeviceSplit(
+        torch.randint(0, 256, (DATA_IMAGES, 3, 32, 32), dtype=torch.uint8, generator=generator),
+        torch.randint(0, NUM_CLASSES, (DATA_IMAGES,), generator=generator),
+    )
     mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
-    paths = {
-        "device batches": TrainingBatches(split.to(device), mean.to(device), std.to(device), True,
-                                          torch.Generator(device=device).manual_seed(1), device),
-        f"per-sample PIL, {workers} workers": LegacyBatches(split, mean, std, True, workers, 1, device),
-    }
-    rates = {}
-    for name, batches in paths.items():
-        # The device path draws its indices on the device; the per-sample path's sampler on the host.
-        where = device if isinstance(batches, TrainingBatches) else torch.device("cpu")
+    batches = TrainingBatches(
+        split.to(device), mean.to(device), std.to(device), True, torch.Generator(device=device).manual_seed(1), device
+    )
 
-        def plan(count: int) -> Plan:
-            return [(head.to(where), None if minor is None else minor.to(where))
-                    for head, minor in _plan(method, count, batch, generator)]
+    def plan(count: int) -> Plan:
+        return [
+            (head.to(device), None if minor is None else minor.to(device))
+            for head, minor in _plan(method, count, batch, generator)
+        ]
 
-        for _ in batches.epoch(plan(2 * max(workers, 1))):  # start workers, warm caches
-            pass
-        data_steps = 5 * steps
-        timed = plan(data_steps)
-        _synchronize(device)
-        started = time.perf_counter()
-        for _ in batches.epoch(timed):
-            pass
-        _synchronize(device)
-        data_rate = batch * data_steps / (time.perf_counter() - started)
-        rates[name] = (data_rate, batch / _time_steps(settings, device, batch, steps, batches=batches,
-                                                      plan=plan(steps + 2)))
-    return rates
+    for _ in batches.epoch(plan(2)):  # warm caches
+        pass
+    data_steps = 5 * steps
+    timed = plan(data_steps)
+    _synchronize(device)
+    started = time.perf_counter()
+    for _ in batches.epoch(timed):
+        pass
+    _synchronize(device)
+    data_rate = batch * data_steps / (time.perf_counter() - started)
+    return data_rate, batch / _time_steps(settings, device, batch, steps, batches=batches, plan=plan(steps + 2))
 
 
 def main() -> None:
@@ -133,7 +139,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the per-sample path")
     arguments = parser.parse_args()
     device = torch.device(arguments.device)
     batch = arguments.batch
@@ -144,21 +149,24 @@ def main() -> None:
     ]
     seconds = {name: _time_steps(settings, device, batch, arguments.steps) for name, settings in rows}
     ce = seconds["ce (B images)"]
-    print(f"device {device}, ResNet-32, batch {batch}, 32x32, {arguments.steps} timed steps, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"device {device}, ResNet-32, batch {batch}, 32x32, {arguments.steps} timed steps, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"{'step':<22}{'ms/step':>10}{'images/s':>10}{'x CE':>8}")
     for name, _ in rows:
         print(f"{name:<22}{1000 * seconds[name]:>10.1f}{batch / seconds[name]:>10.1f}{seconds[name] / ce:>8.2f}")
     overhead = seconds["smcl masking step"] / seconds["2B forward, CE only"] - 1
     print(f"saliency + masking + contrastive on top of the 2B forward: {100 * overhead:+.1f}%")
     print(f"spectral-residual saliency: {_saliency_rate(device, batch):.0f} maps/s")
-    print(f"\ndata paths, {DATA_IMAGES} uint8 images 32x32, crop pad 4 + flip + normalise; images/s "
-          f"(SMCL: head images, every step also loading a minor batch)")
-    print(f"{'method':<7}{'data path':<30}{'batches only':>14}{'training':>10}")
+    print(
+        f"\ndevice batches, {DATA_IMAGES} uint8 images 32x32, crop pad 4 + flip + normalise; images/s "
+        f"(SMCL: head images, every step also loading a minor batch)"
+    )
+    print(f"{'method':<7}{'batches only':>14}{'training':>10}")
     for method, settings in (("ce", rows[0][1]), ("smcl", rows[2][1])):
-        rates = _data_path_rates(method, settings, device, batch, arguments.steps, arguments.workers)
-        for name, (data_rate, training_rate) in rates.items():
-            print(f"{method:<7}{name:<30}{data_rate:>14.0f}{training_rate:>10.1f}")
+        data_rate, training_rate = _data_path_rates(method, settings, device, batch, arguments.steps)
+        print(f"{method:<7}{data_rate:>14.0f}{training_rate:>10.1f}")
 
 
 if __name__ == "__main__":

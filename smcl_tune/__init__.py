@@ -1,2 +1,3 @@
 """smcl-tune: hyperparameter studies for SMCL on long-tailed recognition."""
+
 __version__ = "0.1.0"

@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -33,32 +32,33 @@ def _print_trial_result(result) -> None:
     print(header)
     for name, metrics in (("validation", result.validation), ("test", result.test)):
         if metrics:
-            print(f"{name:<12}{_format_accuracy(metrics['top1']):>8}{_format_accuracy(metrics['balanced_accuracy']):>10}"
-                  f"{_format_accuracy(metrics['many']):>8}{_format_accuracy(metrics['medium']):>8}"
-                  f"{_format_accuracy(metrics['few']):>8}")
+            print(
+                f"{name:<12}{_format_accuracy(metrics['top1']):>8}{_format_accuracy(metrics['balanced_accuracy']):>10}"
+                f"{_format_accuracy(metrics['many']):>8}{_format_accuracy(metrics['medium']):>8}"
+                f"{_format_accuracy(metrics['few']):>8}"
+            )
 
 
 def _command_trial(arguments: argparse.Namespace) -> int:
+    from smcl_tune.results import TrialState
     from smcl_tune.train import run_trial
 
-    config = load_trial_config(arguments.config)
-    if arguments.epochs is not None:
-        config.training.epochs = arguments.epochs
-    result = run_trial(config)
+    overrides = {} if arguments.epochs is None else {"training.epochs": arguments.epochs}
+    result = run_trial(load_trial_config(arguments.config, overrides))
     _print_trial_result(result)
     if arguments.output:
         Path(arguments.output).write_text(json.dumps(result.to_dict(), indent=2))
-    return EXIT_OK if result.status == "completed" else EXIT_FAILURE
+    return EXIT_OK if result.status == TrialState.COMPLETED else EXIT_FAILURE
 
 
-def _check_data_source(study) -> None:
-    """Open the data source of the base trial (listing only), so a bad root fails before Ray starts."""
-    from smcl_tune.data.sources import load_source
+def _check_data(study) -> str | None:
+    """Check the base trial's data source by its paths (nothing downloaded or decoded); a note or None."""
+    from smcl_tune.data.sources import check_source
 
     if any(path in ("data.root", "data.source") for path in study.config.search):
-        return
+        return None
     try:
-        load_source(study.base_trial.data)
+        return check_source(study.base_trial.data)
     except DataSourceError as error:
         raise ConfigError(f"{study.source}: trial.data.root: {error}") from None
 
@@ -67,50 +67,33 @@ def _command_validate(arguments: argparse.Namespace) -> int:
     from smcl_tune.study_config import load_study
 
     study = load_study(arguments.study)
-    _check_data_source(study)
+    note = _check_data(study)
     print(yaml.safe_dump(study.config.model_dump(mode="json"), sort_keys=False).rstrip())
-    print(f"# study '{study.name}' is valid: {study.config.num_trials} sampled trials, "
-          f"{len(study.config.baselines)} baselines, fingerprint {study.fingerprint()}")
+    if note:
+        print(f"# {note}")
+    print(
+        f"# study '{study.name}' is valid: {study.config.num_trials} sampled trials, "
+        f"{len(study.config.baselines)} baselines, fingerprint {study.fingerprint()}"
+    )
     return EXIT_OK
 
 
 def _command_run(arguments: argparse.Namespace) -> int:
-    from smcl_tune.report_tables import format_text
-    from smcl_tune.study import run_study
+    from smcl_tune.report.tables import format_text
+    from smcl_tune.study.runner import run_study
     from smcl_tune.study_config import load_study
 
     study = load_study(arguments.study)
-    _check_data_source(study)
+    _check_data(study)
     outcome = run_study(study, address=arguments.address, restart=arguments.restart)
-    board = _publish_leaderboard(outcome)
     print()
     print(f"study {study.name} ran for {outcome.wall_seconds:.0f} s")
-    if board is not None:
-        print(format_text(board))
+    if outcome.leaderboard is not None:
+        print(format_text(outcome.leaderboard))
     if not outcome.finished:
         print("the study did not finish; run the same command again to resume it", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
-
-
-def _publish_leaderboard(outcome):
-    """Build the leaderboard and log its CSV and HTML to the study's MLflow run."""
-    from smcl_tune.leaderboard import EmptyStudy, load_leaderboard
-    from smcl_tune.report_html import format_html
-    from smcl_tune.report_tables import format_csv
-    from smcl_tune.tracking import log_study_report
-
-    paths = outcome.paths
-    try:
-        board = load_leaderboard(paths.tracking_uri, outcome.name)
-    except EmptyStudy:
-        return None
-    with tempfile.TemporaryDirectory() as folder:
-        files = [Path(folder) / f"{outcome.name}.csv", Path(folder) / f"{outcome.name}.html"]
-        files[0].write_text(format_csv(board))
-        files[1].write_text(format_html(board))
-        log_study_report(paths.tracking_uri, paths.experiment, outcome.name, files)
-    return board
 
 
 def _tracking_uri(arguments: argparse.Namespace) -> str:
@@ -120,15 +103,16 @@ def _tracking_uri(arguments: argparse.Namespace) -> str:
         return arguments.tracking_uri
     storage = Path(arguments.storage).resolve()
     if not (storage / "mlflow.db").exists():
-        raise ConfigError(f"{storage / 'mlflow.db'}: no MLflow store there; run a study first, "
-                          "or pass --storage or --tracking-uri")
+        raise ConfigError(
+            f"{storage / 'mlflow.db'}: no MLflow store there; run a study first, or pass --storage or --tracking-uri"
+        )
     return default_tracking_uri(storage)
 
 
 def _command_leaderboard(arguments: argparse.Namespace) -> int:
-    from smcl_tune.leaderboard import EmptyStudy, StudyNotFound, load_leaderboard
-    from smcl_tune.report_html import comparison_html, format_html
-    from smcl_tune.report_tables import format_comparison, format_csv, format_markdown, format_text
+    from smcl_tune.report.html import comparison_html, format_html
+    from smcl_tune.report.leaderboard import EmptyStudy, StudyNotFound, load_leaderboard
+    from smcl_tune.report.tables import format_comparison, format_csv, format_markdown, format_text
 
     uri = _tracking_uri(arguments)
     try:
@@ -142,8 +126,9 @@ def _command_leaderboard(arguments: argparse.Namespace) -> int:
     if len(boards) > 1:
         text = comparison_html(boards) if fmt == "html" else format_comparison(boards, fmt)
     else:
-        text = {"table": format_text, "csv": format_csv, "markdown": format_markdown,
-                "html": format_html}[fmt](boards[0])
+        text = {"table": format_text, "csv": format_csv, "markdown": format_markdown, "html": format_html}[fmt](
+            boards[0]
+        )
     if arguments.output:
         Path(arguments.output).write_text(text)
         print(f"wrote {arguments.output}")
@@ -161,8 +146,18 @@ def _command_ui(arguments: argparse.Namespace) -> int:
         storage = Path(arguments.storage).resolve()
         storage.mkdir(parents=True, exist_ok=True)
         uri = default_tracking_uri(storage)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", arguments.host,
-               "--port", str(arguments.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        arguments.host,
+        "--port",
+        str(arguments.port),
+    ]
     print(f"MLflow UI on http://{arguments.host}:{arguments.port} over {uri} (Ctrl-C stops it)")
     process = subprocess.Popen(command)
     try:

@@ -6,6 +6,7 @@ wrong types and out-of-range values are rejected with the field path and the rea
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -26,17 +27,27 @@ class SyntheticConfig(_Strict):
     """Parameters of the built-in background-bias benchmark (data.source = synthetic)."""
 
     image_size: int = Field(32, ge=16, le=256, description="side of the square images, pixels")
-    rho: float = Field(0.9, ge=0.0, le=1.0, description="P(a training image of class c is drawn on its own background c); otherwise a uniformly random one")
+    rho: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="P(a training image of class c is drawn on its own background c); otherwise a uniformly random one",
+    )
     num_backgrounds: int = Field(10, ge=2, le=10, description="number of background textures K")
     test_per_class: int = Field(100, ge=1)
-    val_pool_per_class: int = Field(100, ge=1, description="label-independent-background images per class to draw validation from")
+    val_pool_per_class: int = Field(
+        100, ge=1, description="label-independent-background images per class to draw validation from"
+    )
     object_scale: float = Field(1.0, ge=0.3, le=1.5, description="multiplies the object radius (5..9 px at 32 px)")
-    object_contrast: float = Field(1.0, gt=0.0, le=1.0, description="object colour blended over the texture; 1 is opaque")
+    object_contrast: float = Field(
+        1.0, gt=0.0, le=1.0, description="object colour blended over the texture; 1 is opaque"
+    )
     texture_scale: float = Field(1.0, ge=0.25, le=4.0, description="multiplies the textures' period; below 1 is busier")
     noise: float = Field(0.0, ge=0.0, le=64.0, description="Gaussian pixel noise over the whole image, grey levels")
 
 
 DEFAULT_LOADER_WORKERS = 4
+SYNTHETIC_MAX_CLASSES = 100  # 10 shapes x 10 colours
 
 
 class DataConfig(_Strict):
@@ -46,28 +57,58 @@ class DataConfig(_Strict):
     num_classes: int = Field(10, ge=2, le=1000, description="synthetic only; other sources define it")
     imbalance_factor: float = Field(100.0, ge=1.0, description="n_max / n_min of the long-tailed training subset")
     profile: Literal["exp", "step"] = "exp"
-    n_max: int | None = Field(None, ge=1, description="images of the head class; default: the source's per-class pool (CIFAR-10 5000, CIFAR-100 500, synthetic 500)")
-    val_per_class: int = Field(20, ge=1, description="balanced validation images per class (drawn from the official validation list where the source has one)")
+    n_max: int | None = Field(
+        None,
+        ge=1,
+        description="images of the head class; default: the source's per-class pool "
+        "(CIFAR-10 5000, CIFAR-100 500, synthetic 500)",
+    )
+    val_per_class: int = Field(
+        20,
+        ge=1,
+        description="balanced validation images per class "
+        "(drawn from the official validation list where the source has one)",
+    )
     subset_seed: int = Field(0, description="seed of the long-tailed subset and validation draw")
     many_above: int = Field(100, ge=0, description="many-shot: training count > many_above")
     few_below: int = Field(20, ge=1, description="few-shot: training count < few_below")
-    image_size: int | None = Field(None, ge=8, description="resize images to this side (image folders, file lists); None keeps the source size")
+    image_size: int | None = Field(
+        None, ge=8, description="resize images to this side (image folders, file lists); None keeps the source size"
+    )
     loader: Literal["auto", "memory", "stream"] = Field(
-        "auto", description="memory: decode every image once and hold them as uint8 on the trial's device; stream: decode "
-        "each batch in DataLoader workers (datasets too large for memory); auto: memory up to 4 GiB of decoded images")
+        "auto",
+        description="memory: decode every image once and hold them as uint8 on the trial's device; stream: decode "
+        "each batch in DataLoader workers (datasets too large for memory); auto: memory up to 4 GiB of decoded images",
+    )
     loader_workers: int | None = Field(
-        None, ge=0, description="DataLoader worker processes of the stream loader (0: decode in the trial's process); "
-        f"unset: {DEFAULT_LOADER_WORKERS}")
+        None,
+        ge=0,
+        description="DataLoader worker processes of the stream loader (0: decode in the trial's process); "
+        f"unset: {DEFAULT_LOADER_WORKERS}",
+    )
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
     @model_validator(mode="after")
-    def _check(self) -> "DataConfig":
+    def _check(self) -> DataConfig:
         if self.source != "synthetic" and self.root is None:
             raise ValueError(f"root: required for source '{self.source}'")
         if self.few_below > self.many_above + 1:
             raise ValueError(f"few_below: must be <= many_above + 1, got {self.few_below} > {self.many_above} + 1")
         if self.loader == "memory" and self.loader_workers is not None:
             raise ValueError("loader_workers: used by loader 'stream' only (loader 'memory' decodes each image once)")
+        if self.source == "synthetic":
+            if self.image_size is not None and self.image_size != self.synthetic.image_size:
+                raise ValueError(
+                    f"image_size: not used by source 'synthetic'; set data.synthetic.image_size instead "
+                    f"(got {self.image_size}, synthetic.image_size {self.synthetic.image_size})"
+                )
+            if self.num_classes > SYNTHETIC_MAX_CLASSES:
+                raise ValueError(
+                    f"num_classes: the synthetic benchmark has at most {SYNTHETIC_MAX_CLASSES} classes, "
+                    f"got {self.num_classes}"
+                )
+        if self.source == "file_list" and self.image_size is None:
+            raise ValueError("image_size: required for source 'file_list' (its images are resized to it)")
         return self
 
     @property
@@ -94,7 +135,9 @@ class MethodConfig(_Strict):
     soft_label: Literal["mixed", "minor"] = "mixed"
     temperature: float = Field(0.1, gt=0.0, description="tau of the supervised contrastive loss")
     loss_weight: float = Field(1.0, ge=0.0, description="w in L = L_MCE + w * L_MSC")
-    sampler_beta: float = Field(0.9999, gt=0.0, lt=1.0, description="beta of the effective number (minor-class sampler)")
+    sampler_beta: float = Field(
+        0.9999, gt=0.0, lt=1.0, description="beta of the effective number (minor-class sampler)"
+    )
     mask_probability: float = Field(0.5, ge=0.0, le=1.0, description="p_mask: chance that a step masks")
     mask_start_epoch: int = Field(3, ge=0)
     mask_end_epoch: int | None = Field(None, ge=0, description="last masking epoch (exclusive); default epochs - 3")
@@ -112,8 +155,12 @@ class TrainingConfig(_Strict):
     weight_decay: float = Field(2e-4, ge=0.0)
     schedule: Literal["step", "cosine", "onecycle"] = "step"
     warmup_epochs: float = Field(5.0, ge=0.0)
-    milestones: list[int] = Field(default_factory=lambda: [160, 180], description="epochs where the step schedule drops")
-    milestone_factors: list[float] = Field(default_factory=lambda: [0.01, 0.0001], description="lr multiplier from each milestone on")
+    milestones: list[int] = Field(
+        default_factory=lambda: [160, 180], description="epochs where the step schedule drops"
+    )
+    milestone_factors: list[float] = Field(
+        default_factory=lambda: [0.01, 0.0001], description="lr multiplier from each milestone on"
+    )
     augment: bool = Field(True, description="random crop (pad 4) and horizontal flip")
     seed: int = 0
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
@@ -121,18 +168,22 @@ class TrainingConfig(_Strict):
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
     compile: bool = Field(False, description="torch.compile the network for training steps (CUDA only)")
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
-        "default", description="torch.compile mode; reduce-overhead adds CUDA graphs")
+        "default", description="torch.compile mode; reduce-overhead adds CUDA graphs"
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "TrainingConfig":
+    def _check(self) -> TrainingConfig:
         if len(self.milestones) != len(self.milestone_factors):
             raise ValueError(
-                f"milestone_factors: needs one factor per milestone, got {len(self.milestone_factors)} for {len(self.milestones)}"
+                f"milestone_factors: needs one factor per milestone, "
+                f"got {len(self.milestone_factors)} for {len(self.milestones)}"
             )
         if sorted(self.milestones) != self.milestones:
             raise ValueError(f"milestones: must be increasing, got {self.milestones}")
         if self.compile and self.device == "cpu":
-            raise ValueError("compile: torch.compile is used on CUDA devices only; set device to auto or cuda, or compile: false")
+            raise ValueError(
+                "compile: torch.compile is used on CUDA devices only; set device to auto or cuda, or compile: false"
+            )
         if not self.compile and self.compile_mode != "default":
             raise ValueError(f"compile_mode: '{self.compile_mode}' has no effect without compile: true")
         return self
@@ -150,7 +201,7 @@ class TrialConfig(_Strict):
         return self.training.epochs - 3 if end is None else end
 
     @model_validator(mode="after")
-    def _check(self) -> "TrialConfig":
+    def _check(self) -> TrialConfig:
         method, epochs = self.method, self.training.epochs
         if method.name != "ce" and self.mask_end_epoch <= method.mask_start_epoch:
             raise ValueError(
@@ -215,9 +266,24 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def load_trial_config(path: str | Path) -> TrialConfig:
-    """A trial config from a YAML file (the `trial:` section of a study, or a bare trial file)."""
-    raw = load_yaml(path)
+def apply_overrides(trial: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `trial` with each `a.b.c: value` set (missing sections created)."""
+    result = copy.deepcopy(trial)
+    for path, value in params.items():
+        node = result
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{path}: {part} is not a section")
+        node[leaf] = value
+    return result
+
+
+def load_trial_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrialConfig:
+    """A trial config from a YAML file (a bare trial file), with dotted-path `overrides` applied
+    before validation, so that every cross-field check sees them."""
+    raw = apply_overrides(load_yaml(path), overrides or {})
     try:
         return trial_config_from_dict(raw)
     except ConfigError as error:

@@ -12,19 +12,6 @@ import torch
 SHOT_GROUPS = ("many", "medium", "few")
 
 
-def shot_groups(train_counts: list[int], many_above: int = 100, few_below: int = 20) -> dict[str, list[int]]:
-    """Class ids per shot group by training count: many > many_above, few < few_below, medium between."""
-    groups: dict[str, list[int]] = {name: [] for name in SHOT_GROUPS}
-    for class_id, count in enumerate(train_counts):
-        if count > many_above:
-            groups["many"].append(class_id)
-        elif count < few_below:
-            groups["few"].append(class_id)
-        else:
-            groups["medium"].append(class_id)
-    return groups
-
-
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Counts [true class, predicted class], int64."""
     flat = labels.long() * num_classes + predictions.long()

@@ -94,7 +94,9 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, input_dim: int, output_dim: int = 128) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(input_dim, input_dim), nn.ReLU(inplace=True), nn.Linear(input_dim, output_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(input_dim, input_dim), nn.ReLU(inplace=True), nn.Linear(input_dim, output_dim)
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.mlp(features), dim=1)

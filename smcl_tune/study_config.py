@@ -6,7 +6,6 @@ study that would produce an invalid trial is refused before anything starts.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -15,7 +14,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from smcl_tune.config import ConfigError, TrialConfig, format_validation_error, load_yaml, trial_config_from_dict
+from smcl_tune.config import (
+    ConfigError,
+    TrialConfig,
+    apply_overrides,
+    format_validation_error,
+    load_yaml,
+    trial_config_from_dict,
+)
 
 # Metrics a trial reports on the validation split; tuning may only use these (never test_*).
 OBJECTIVE_METRICS = ("val_balanced_accuracy", "val_top1", "val_many", "val_medium", "val_few")
@@ -46,7 +52,9 @@ class ObjectiveConfig(Objective):
 
 class SchedulerConfig(_Strict):
     type: Literal["asha", "fifo"] = "asha"
-    max_epochs: int | None = Field(None, ge=1, description="ASHA's max_t: trial.training.epochs, which it must equal if given")
+    max_epochs: int | None = Field(
+        None, ge=1, description="ASHA's max_t: trial.training.epochs, which it must equal if given"
+    )
     grace_period: int = Field(1, ge=1, description="epochs before ASHA may stop a trial")
     reduction_factor: float = Field(3.0, gt=1.0)
 
@@ -81,7 +89,7 @@ class StudyConfig(_Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")
-    def _check(self) -> "StudyConfig":
+    def _check(self) -> StudyConfig:
         if not self.search:
             raise ValueError("search: the search space is empty; name at least one config path to tune")
         return self
@@ -113,18 +121,13 @@ class Study:
         return trial_config_from_dict(apply_overrides(self.config.trial, params))
 
 
-def apply_overrides(trial: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `trial` with each `a.b.c: value` set (missing sections created)."""
-    result = copy.deepcopy(trial)
-    for path, value in params.items():
-        node = result
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{path}: {part} is not a section")
-        node[leaf] = value
-    return result
+def plain_param_names(params: dict[str, Any]) -> dict[str, Any]:
+    """`method.temperature` -> `temperature`, unless two paths share their last name."""
+    last_names = [path.rsplit(".", 1)[-1] for path in params]
+    return {
+        (name if last_names.count(name) == 1 else path): value
+        for path, name, value in zip(params, last_names, params.values())
+    }
 
 
 def _is_config_field(path: str) -> bool:
@@ -154,7 +157,11 @@ def _distribution_values(path: str, spec: dict[str, Any]) -> list[Any]:
         if not isinstance(bounds, list) or not bounds:
             raise ConfigError(f"{where}.choice: needs a non-empty list of values, got {bounds!r}")
         return bounds
-    if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+    if not (
+        isinstance(bounds, list)
+        and len(bounds) == 2
+        and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+    ):
         raise ConfigError(f"{where}.{kind}: needs [low, high], got {bounds!r}")
     low, high = bounds
     if not all(math.isfinite(b) for b in bounds):
@@ -200,16 +207,22 @@ def _check_asha_budget(config: StudyConfig, base_trial: TrialConfig) -> None:
             raise ConfigError("scheduler.max_epochs: used by the ASHA scheduler only; remove it with type: fifo")
         return
     if max_epochs is not None and max_epochs != epochs:
-        raise ConfigError(f"scheduler.max_epochs: ASHA stops every trial at max_epochs ({max_epochs}) while trials "
-                          f"train trial.training.epochs ({epochs}); leave max_epochs out (it defaults to "
-                          "trial.training.epochs) or make the two equal")
+        raise ConfigError(
+            f"scheduler.max_epochs: ASHA stops every trial at max_epochs ({max_epochs}) while trials "
+            f"train trial.training.epochs ({epochs}); leave max_epochs out (it defaults to "
+            "trial.training.epochs) or make the two equal"
+        )
     if "training.epochs" in config.search:
-        raise ConfigError("search.training.epochs: ASHA gives every trial scheduler.max_epochs epochs; "
-                          "search the epoch count with scheduler.type: fifo")
+        raise ConfigError(
+            "search.training.epochs: ASHA gives every trial scheduler.max_epochs epochs; "
+            "search the epoch count with scheduler.type: fifo"
+        )
     for index, baseline in enumerate(config.baselines):
         if "training.epochs" in baseline.overrides:
-            raise ConfigError(f"baselines[{index}].overrides.training.epochs: ASHA gives every trial "
-                              "scheduler.max_epochs epochs; set training.epochs for the whole study")
+            raise ConfigError(
+                f"baselines[{index}].overrides.training.epochs: ASHA gives every trial "
+                "scheduler.max_epochs epochs; set training.epochs for the whole study"
+            )
 
 
 def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:

@@ -1,42 +1,55 @@
-"""MLflow: one parent run per study, one nested child run per trial, metrics and artifacts.
+"""MLflow reads and writes: one parent run per study, one nested child run per trial.
 
 All calls go through an explicit `MlflowClient` and run ids (no global active run), from the
 study's driver process only: trials never open the store themselves, so concurrent trials
 cannot lock the embedded sqlite store, and a tracking server URI works unchanged.
 Runs are keyed by tags, so a resumed study finds and reuses its runs instead of duplicating them.
+Every tag name is defined here.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME  # noqa: E402
-
-import smcl_tune  # noqa: E402
+import smcl_tune
+from smcl_tune.results import TrialState
 
 log = logging.getLogger(__name__)
 
+# Tags of the study's parent run.
 STUDY_TAG = "smcl.study"
 FINGERPRINT_TAG = "smcl.fingerprint"
+ROLE_TAG = "smcl.role"  # "study" on the parent run; "search" or "baseline" on a trial run
+OBJECTIVE_METRIC_TAG = "smcl.objective_metric"
+OBJECTIVE_MODE_TAG = "smcl.objective_mode"
+OPTUNA_STORAGE_TAG = "smcl.optuna_storage"
+SEARCH_TAG = "smcl.search"  # JSON list of the searched hyperparameters' plain names
+# Tags of a trial run.
 TRIAL_KEY_TAG = "smcl.trial_key"
-ROLE_TAG = "smcl.role"
 STATE_TAG = "smcl.state"
 REASON_TAG = "smcl.reason"
 NODES_TAG = "smcl.nodes"
-_TERMINAL = {"completed": RunStatus.FINISHED, "pruned": RunStatus.KILLED, "failed": RunStatus.FAILED}
+IMBALANCE_FACTOR_TAG = "smcl.imbalance_factor"
+MANY_ABOVE_TAG = "smcl.many_above"
+FEW_BELOW_TAG = "smcl.few_below"
+METHOD_TAG = "smcl.method"
+PARENT_TAG = MLFLOW_PARENT_RUN_ID
+
+_TERMINAL = {
+    TrialState.COMPLETED: RunStatus.FINISHED,
+    TrialState.PRUNED: RunStatus.KILLED,
+    TrialState.FAILED: RunStatus.FAILED,
+}
 
 
 def default_tracking_uri(storage_dir: Path) -> str:
@@ -46,16 +59,25 @@ def default_tracking_uri(storage_dir: Path) -> str:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(smcl_tune.__file__).parent, capture_output=True,
-                             text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(smcl_tune.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
 
 
 def _finite_metrics(metrics: dict[str, Any], step: int, timestamp: int) -> list[Metric]:
-    return [Metric(key, float(value), timestamp, step) for key, value in metrics.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)]
+    return [
+        Metric(key, float(value), timestamp, step)
+        for key, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ]
 
 
 class StudyTracker:
@@ -68,14 +90,15 @@ class StudyTracker:
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             # An explicit location: MLflow's default is ./mlruns under whatever folder the driver runs in.
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifact_root.resolve().as_uri())
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=artifact_root.resolve().as_uri()
+            )
         else:
             self.experiment_id = found.experiment_id
         self.parent_run_id = self._find_or_create_parent()
         self._trial_runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}
 
-    # -- runs ----------------------------------------------------------------------------------
     def _search(self, filter_string: str) -> list:
         return self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=10000)
 
@@ -85,8 +108,12 @@ class StudyTracker:
             run_id = existing[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
             return run_id
-        tags = {STUDY_TAG: self.study_name, FINGERPRINT_TAG: self.fingerprint, ROLE_TAG: "study",
-                "smcl.version": smcl_tune.__version__}
+        tags = {
+            STUDY_TAG: self.study_name,
+            FINGERPRINT_TAG: self.fingerprint,
+            ROLE_TAG: "study",
+            "smcl.version": smcl_tune.__version__,
+        }
         commit = _git_commit()
         if commit:
             tags["smcl.git_commit"] = commit
@@ -101,13 +128,19 @@ class StudyTracker:
         self.client.log_dict(self.parent_run_id, resolved, "study/resolved_study.json")
         self.client.log_batch(self.parent_run_id, params=[Param("version", smcl_tune.__version__)])
 
-    def trial_run(self, key: str, name: str, role: str, params: dict[str, Any], config: dict[str, Any],
-                  tags: dict[str, str] | None = None) -> str:
+    def trial_run(
+        self,
+        key: str,
+        name: str,
+        role: str,
+        params: dict[str, Any],
+        config: dict[str, Any],
+        tags: dict[str, str] | None = None,
+    ) -> str:
         """The child run of a trial, created on first use and found again after a resume."""
         if key in self._trial_runs:
             return self._trial_runs[key]
-        existing = self._search(f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' and "
-                                f"tags.`{TRIAL_KEY_TAG}` = '{key}'")
+        existing = self._search(f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.`{TRIAL_KEY_TAG}` = '{key}'")
         if existing:
             run_id = existing[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
@@ -115,8 +148,15 @@ class StudyTracker:
             if earlier_nodes:
                 self._nodes[run_id] = earlier_nodes.split(",")
         else:
-            tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, TRIAL_KEY_TAG: key, ROLE_TAG: role,
-                    STUDY_TAG: self.study_name, MLFLOW_RUN_NAME: name, STATE_TAG: "running", **(tags or {})}
+            tags = {
+                PARENT_TAG: self.parent_run_id,
+                TRIAL_KEY_TAG: key,
+                ROLE_TAG: role,
+                STUDY_TAG: self.study_name,
+                MLFLOW_RUN_NAME: name,
+                STATE_TAG: TrialState.RUNNING,
+                **(tags or {}),
+            }
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
             self.client.log_dict(run_id, config, "trial_config.json")
@@ -130,44 +170,31 @@ class StudyTracker:
             nodes.append(node_id)
             self.client.set_tag(run_id, NODES_TAG, ",".join(nodes))
 
-    def log_epoch(self, run_id: str, metrics: dict[str, Any], step: int, timestamp_ms: int) -> None:
+    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int, timestamp_ms: int) -> None:
+        """Finite numbers only: a missing value (NaN, an empty shot group) is not logged at all."""
         self.client.log_batch(run_id, metrics=_finite_metrics(metrics, step, timestamp_ms))
 
-    def log_final(self, run_id: str, metrics: dict[str, Any], per_class_accuracy: list[float],
-                  confusion: list[list[int]], class_names: list[str], train_counts: list[int],
-                  step: int, timestamp_ms: int) -> None:
-        """End-of-trial metrics, the per-class accuracy CSV and the confusion-matrix PNG."""
-        self.client.log_batch(run_id, metrics=_finite_metrics(metrics, step, timestamp_ms))
-        if per_class_accuracy:
-            self.client.log_text(run_id, per_class_csv(class_names, train_counts, per_class_accuracy),
-                                 "per_class_accuracy.csv")
-        if confusion:
-            figure = confusion_figure(confusion, class_names)
-            self.client.log_figure(run_id, figure, "confusion_matrix.png")
-            plt.close(figure)
+    def log_files(self, run_id: str, files: dict[str, str | bytes]) -> None:
+        """Artifacts of a run, by name, in one upload."""
+        with tempfile.TemporaryDirectory(prefix="smcl-artifacts-") as folder:
+            for name, content in files.items():
+                path = Path(folder) / name
+                if isinstance(content, bytes):
+                    path.write_bytes(content)
+                else:
+                    path.write_text(content)
+            self.client.log_artifacts(run_id, folder)
 
-    def end_trial(self, run_id: str, state: str, reason: str | None = None) -> None:
+    def end_trial(self, run_id: str, state: TrialState, reason: str | None = None) -> None:
         tags = [RunTag(STATE_TAG, state)] + ([RunTag(REASON_TAG, reason[:5000])] if reason else [])
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, status=RunStatus.to_string(_TERMINAL[state]))
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the study run; a child still RUNNING (its trial never ended) is marked KILLED."""
-        for run in self._search(f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' and "
-                                "attributes.status = 'RUNNING'"):
+        for run in self._search(f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and attributes.status = 'RUNNING'"):
             self.client.set_terminated(run.info.run_id, status="KILLED")
         self.client.set_terminated(self.parent_run_id, status=status)
-
-
-def log_study_report(uri: str, experiment: str, study_name: str, files: list[Path]) -> None:
-    """Attach report files to a study's parent run (under `leaderboard/`)."""
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    runs = [] if found is None else client.search_runs(
-        [found.experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'study'")
-    for run in runs:
-        for path in files:
-            client.log_artifact(run.info.run_id, str(path), "leaderboard")
 
 
 def delete_study_runs(uri: str, experiment: str, study_name: str) -> int:
@@ -176,47 +203,53 @@ def delete_study_runs(uri: str, experiment: str, study_name: str) -> int:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return 0
-    runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{study_name}'",
-                              max_results=10000)
+    runs = client.search_runs(
+        [found.experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{study_name}'", max_results=10000
+    )
     for run in runs:
         client.delete_run(run.info.run_id)
     return len(runs)
 
 
-def per_class_csv(class_names: list[str], train_counts: list[int], accuracy: list[float]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["class_id", "class_name", "train_count", "test_accuracy"])
-    for class_id, (name, count, value) in enumerate(zip(class_names, train_counts, accuracy)):
-        writer.writerow([class_id, name, count, "" if value is None or math.isnan(value) else f"{value:.6f}"])
-    return buffer.getvalue()
+class StudyStore:
+    """Reads studies back from an MLflow store (any experiment), for reports."""
 
+    def __init__(self, uri: str) -> None:
+        self.client = MlflowClient(tracking_uri=uri)
 
-def confusion_figure(confusion: list[list[int]], class_names: list[str]):
-    """Row-normalised confusion matrix (true class down, predicted across)."""
-    size = len(confusion)
-    rows = [[cell / max(1, sum(row)) for cell in row] for row in confusion]
-    figure, axes = plt.subplots(figsize=(min(12, 2 + 0.4 * size), min(11, 1.5 + 0.4 * size)))
-    image = axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
-    if size <= 30:
-        axes.set_xticks(range(size), class_names, rotation=90, fontsize=7)
-        axes.set_yticks(range(size), class_names, fontsize=7)
-    figure.colorbar(image, ax=axes, fraction=0.046)
-    figure.tight_layout()
-    return figure
+    def study_runs(self) -> list:
+        experiments = [e.experiment_id for e in self.client.search_experiments()]
+        if not experiments:
+            return []
+        return self.client.search_runs(experiments, filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=50000)
 
+    def study_names(self) -> list[str]:
+        return sorted({run.data.tags.get(STUDY_TAG, "") for run in self.study_runs()})
 
-def plain_param_names(params: dict[str, Any]) -> dict[str, Any]:
-    """`method.temperature` -> `temperature`, unless two paths share their last name."""
-    last_names = [path.rsplit(".", 1)[-1] for path in params]
-    return {(name if last_names.count(name) == 1 else path): value
-            for path, name, value in zip(params, last_names, params.values())}
+    def study_run(self, study: str):
+        """The parent run of `study`, or None."""
+        return next((run for run in self.study_runs() if run.data.tags.get(STUDY_TAG) == study), None)
 
+    def trial_runs(self, parent) -> list:
+        return self.client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+            max_results=50000,
+        )
 
-def decode_list(value: Any) -> list:
-    """A list sent through a Ray result as a JSON string."""
-    if isinstance(value, str) and value:
-        return json.loads(value)
-    return []
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        return [(metric.step, metric.value) for metric in self.client.get_metric_history(run_id, key)]
+
+    def artifact_text(self, run_id: str, path: str) -> str | None:
+        """The text of a run's artifact, or None when the run has no such artifact."""
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                return Path(self.client.download_artifacts(run_id, path, folder)).read_text()
+        except (MlflowException, OSError):
+            return None
+
+    def log_report_files(self, study: str, files: list[Path]) -> None:
+        """Attach report files to a study's parent run (under `leaderboard/`)."""
+        parent = self.study_run(study)
+        for path in [] if parent is None else files:
+            self.client.log_artifact(parent.info.run_id, str(path), "leaderboard")

@@ -1,76 +1,45 @@
 """One trial: build data and model, train epoch by epoch, select on validation, evaluate on test.
 
-`run_trial(config)` runs without Ray; `report(metrics, checkpoint_path)` is called after every
-epoch, so the same function serves Ray Tune (study.py) and plain scripts.
+`run_trial(config)` runs without Ray. `report(metrics, checkpoint)` is called once per epoch with
+that epoch's scalar metrics and the folder of its checkpoint; the trial's last report also carries
+its final scalars, and its checkpoint folder the result file (`results.RESULT_FILE`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from smcl_tune.config import TrainingConfig, TrialConfig, trial_config_from_dict
-from smcl_tune.data.assemble import TrialData, build_trial_data
-from smcl_tune.data.batches import Plan, Split, StreamSplit, TrainingBatches, evaluation_chunks
-from smcl_tune.data.loading import InstanceSampler, MinorClassSampler
+from smcl_tune.data.batches import Plan, TrainingBatches, evaluation_chunks
+from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
+from smcl_tune.data.splits import Split, StreamSplit, TrialData, build_trial_data
 from smcl_tune.method.losses import drw_class_weights
 from smcl_tune.method.step import StepSettings, step_loss
 from smcl_tune.metrics import SHOT_GROUPS, accuracy_summary, confusion_matrix, per_class_accuracy
 from smcl_tune.models import build_network
+from smcl_tune.results import TrialResult, TrialState, write_result
 from smcl_tune.schedule import learning_rate_factor
 
 log = logging.getLogger(__name__)
 
-Report = Callable[[dict[str, float], Path | None], None]
+Report = Callable[[dict[str, Any], Path | None], None]
+EpochHook = Callable[["Trial", dict[str, float]], None]
 CHECKPOINT_NAME = "trial.pt"
-
-
-@dataclass
-class TrialResult:
-    """What a trial ends with. Test metrics are those of the epoch selected on validation."""
-
-    status: str  # "completed" or "failed"
-    reason: str | None
-    epochs_completed: int
-    best_epoch: int | None
-    validation: dict[str, float]
-    test: dict[str, float]
-    test_per_class_accuracy: list[float]
-    test_confusion: list[list[int]]
-    group_sizes: dict[str, int]
-    train_counts: list[int]
-    class_names: list[str]
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def step_settings(config: TrialConfig, num_classes: int) -> StepSettings:
-    method = config.method
-    return StepSettings(
-        method=method.name, num_classes=num_classes, saliency=method.saliency,
-        saliency_blur_sigma=method.saliency_blur_sigma, mask_mode=method.mask_mode,
-        saliency_threshold=method.saliency_threshold, box_alpha=method.box_alpha,
-        mask_source=method.mask_source, erase_head=method.erase_head, fill=method.fill,
-        soft_label=method.soft_label, temperature=method.temperature, loss_weight=method.loss_weight,
-        classifier_loss=method.classifier_loss,
-    )
 
 
 @torch.no_grad()
@@ -90,7 +59,9 @@ def evaluate(network: nn.Module, split: Split, data: TrialData, batch_size: int 
 def _autocast(device: torch.device):
     # bf16 for convolutions and matrix products; BatchNorm keeps float32 weights and running
     # statistics and accumulates in float32 (cuDNN's mixed-precision batch norm).
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    return (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
 
 
 def _training_network(network: nn.Module, training: TrainingConfig, device: torch.device) -> nn.Module:
@@ -107,8 +78,10 @@ def gpu_memory_metrics(device: torch.device) -> dict[str, float]:
     """Peak GPU memory of this process since the trial started, MiB (empty off CUDA)."""
     if device.type != "cuda":
         return {}
-    return {"gpu_memory_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20,
-            "gpu_memory_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20}
+    return {
+        "gpu_memory_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20,
+        "gpu_memory_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20,
+    }
 
 
 CUDA_CONTEXT_ALLOWANCE = 0.9  # of a GPU share: each process's CUDA context lies outside the allocator's cap
@@ -136,23 +109,31 @@ class Trial:
         self.device = device
         seed = config.training.seed
         torch.manual_seed(seed)
-        self.network = build_network(config.model.architecture, data.num_classes, config.model.projection_dim).to(device)
+        self.network = build_network(config.model.architecture, data.num_classes, config.model.projection_dim).to(
+            device
+        )
         if device.type == "cuda":
             self.network = self.network.to(memory_format=torch.channels_last)
             torch.cuda.reset_peak_memory_stats(device)
         training = config.training
         self.step_network = _training_network(self.network, training, device)
-        self.optimizer = torch.optim.SGD(self.network.parameters(), lr=training.lr, momentum=training.momentum,
-                                         weight_decay=training.weight_decay, nesterov=training.nesterov)
+        self.optimizer = torch.optim.SGD(
+            self.network.parameters(),
+            lr=training.lr,
+            momentum=training.momentum,
+            weight_decay=training.weight_decay,
+            nesterov=training.nesterov,
+        )
         # Indices are drawn where the images are: on the device, or on the host for a stream split.
         sampling_device = torch.device("cpu") if isinstance(data.train, StreamSplit) else device
         self.batch_generator = torch.Generator(device=sampling_device).manual_seed(seed + 1)
         self.step_generator = torch.Generator().manual_seed(seed + 2)
         self.batches = TrainingBatches(data.train, data.mean, data.std, training.augment, self.batch_generator, device)
         self.instance_sampler = InstanceSampler(len(data.train), training.batch_size, self.batch_generator)
-        self.minor_sampler = MinorClassSampler(data.train.labels, data.train_counts, config.method.sampler_beta,
-                                               self.batch_generator)
-        self.settings = step_settings(config, data.num_classes)
+        self.minor_sampler = MinorClassSampler(
+            data.train.labels, data.train_counts, config.method.sampler_beta, self.batch_generator
+        )
+        self.settings = StepSettings.from_config(config.method, data.num_classes)
         self.counts = torch.as_tensor(data.train_counts, dtype=torch.float32, device=device)
         self.epoch = 0
         self.best_epoch: int | None = None
@@ -192,7 +173,7 @@ class Trial:
         method = self.config.method
         heads = self.instance_sampler.epoch()
         if self.config.training.max_steps_per_epoch is not None:
-            heads = heads[:self.config.training.max_steps_per_epoch]
+            heads = heads[: self.config.training.max_steps_per_epoch]
         if method.name == "ce" or not (method.mask_start_epoch <= self.epoch < self.config.mask_end_epoch):
             return [(head, None) for head in heads]
         masking = (torch.rand(len(heads), generator=self.step_generator) < method.mask_probability).tolist()
@@ -210,69 +191,114 @@ class Trial:
         plan = self._plan()
         class_weights = self._class_weights()
         totals = torch.zeros(5, dtype=torch.float64, device=self.device)  # loss, L_MCE, L_MSC, correct, area
-        masked_steps = 0
-        seen = 0
+        masked_steps = masked_images = seen = 0
         started = time.perf_counter()
         for step, (head_images, head_labels, minor_images, minor_labels) in enumerate(self.batches.epoch(plan)):
             factor = learning_rate_factor(training, self.epoch, step, len(plan))
             for group in self.optimizer.param_groups:
                 group["lr"] = training.lr * factor
-            masked_steps += minor_images is not None
             with _autocast(self.device):
-                output = step_loss(self.settings, self.step_network, head_images, head_labels, minor_images,
-                                   minor_labels, self.step_generator, class_weights, self.counts)
+                output = step_loss(
+                    self.settings,
+                    self.step_network,
+                    head_images,
+                    head_labels,
+                    minor_images,
+                    minor_labels,
+                    self.step_generator,
+                    class_weights,
+                    self.counts,
+                )
             self.optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             self.optimizer.step()
             batch = len(head_labels)
             seen += batch
-            totals += torch.stack([
-                output.loss.detach().double() * batch,
-                output.classification_loss.detach().double() * batch,
-                output.contrastive_loss.detach().double() * batch,
-                (output.head_logits.detach().argmax(1) == head_labels).sum().double(),
-                output.masked_area.detach().double() * batch,
-            ])
-        loss, mce, msc, correct, area = (totals / seen).tolist()  # the epoch's only host synchronisation
+            if minor_images is not None:
+                masked_steps += 1
+                masked_images += batch
+            totals += torch.stack(
+                [
+                    output.loss.detach().double() * batch,
+                    output.classification_loss.detach().double() * batch,
+                    output.contrastive_loss.detach().double() * batch,
+                    (output.head_logits.detach().argmax(1) == head_labels).sum().double(),
+                    output.masked_area.detach().double() * batch,
+                ]
+            )
+        loss, mce, msc, correct, area = totals.tolist()  # the epoch's only host synchronisation
         elapsed = time.perf_counter() - started
         return {
-            "loss": loss, "loss_mce": mce, "loss_msc": msc, "train_accuracy": correct,
+            "loss": loss / seen,
+            "loss_mce": mce / seen,
+            "loss_msc": msc / seen,
+            "train_accuracy": correct / seen,
             "masked_step_fraction": masked_steps / len(plan),
+            "masked_area": area / masked_images if masked_images else math.nan,
             "lr": training.lr * learning_rate_factor(training, self.epoch, len(plan) - 1, len(plan)),
-            "epoch_seconds": elapsed, "images_per_second": seen / elapsed,
+            "epoch_seconds": elapsed,
+            "images_per_second": seen / elapsed,
         }
 
+    def finish_epoch(self, metrics: dict[str, float]) -> None:
+        """After an epoch's training: validate, keep the best weights so far, record, move on."""
+        data = self.data
+        validation = accuracy_summary(evaluate(self.network, data.val, data), data.groups)
+        metrics.update({f"val_{name}": value for name, value in validation.items()})
+        metrics.update(gpu_memory_metrics(self.device))
+        metrics["epoch"] = self.epoch
+        if validation["balanced_accuracy"] > self.best_score:
+            self.best_score = validation["balanced_accuracy"]
+            self.best_epoch = self.epoch
+            self.best_state = copy.deepcopy(self.network.state_dict())
+        self.history.append(metrics)
+        self.epoch += 1
 
-def _group_sizes(groups: dict[str, list[int]]) -> dict[str, int]:
-    return {name: len(groups[name]) for name in SHOT_GROUPS}
+    def result(self, status: str, reason: str | None) -> TrialResult:
+        """The trial's result: test metrics of the weights selected on validation (the trial's own
+        network keeps its last weights)."""
+        data = self.data
+        validation: dict[str, float] = {}
+        test: dict[str, float] = {}
+        per_class: list[float] = []
+        confusion: list[list[int]] = []
+        if self.best_state is not None:
+            selected = copy.deepcopy(self.network)
+            selected.load_state_dict(self.best_state)
+            best = self.history[self.best_epoch]
+            validation = {key.removeprefix("val_"): value for key, value in best.items() if key.startswith("val_")}
+            matrix = evaluate(selected, data.test, data)
+            test = accuracy_summary(matrix, data.groups)
+            per_class = per_class_accuracy(matrix).tolist()
+            confusion = matrix.tolist()
+        return TrialResult(
+            status=status,
+            reason=reason,
+            epochs_completed=self.epoch,
+            best_epoch=self.best_epoch,
+            validation=validation,
+            test=test,
+            test_per_class_accuracy=per_class,
+            test_confusion=confusion,
+            group_sizes={name: len(data.groups[name]) for name in SHOT_GROUPS},
+            train_counts=data.train_counts,
+            class_names=data.class_names,
+            history=self.history,
+        )
 
 
-def _save_checkpoint(trial: Trial, directory: Path) -> Path:
+def save_checkpoint(trial: Trial, directory: Path) -> Path:
+    """The trial's state as `directory/trial.pt`, written atomically; returns `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CHECKPOINT_NAME
     temporary = path.with_suffix(".tmp")
     torch.save(trial.state(), temporary)
     temporary.replace(path)  # a crash mid-write leaves the previous checkpoint intact
-    return path
+    return directory
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def close_epoch(trial: Trial, metrics: dict[str, float]) -> None:
-    """After an epoch's training: validate, keep the best weights so far, record, move on."""
-    data = trial.data
-    validation = accuracy_summary(evaluate(trial.network, data.val, data), data.groups)
-    metrics.update({f"val_{name}": value for name, value in validation.items()})
-    metrics.update(gpu_memory_metrics(trial.device))
-    metrics["epoch"] = trial.epoch
-    if validation["balanced_accuracy"] > trial.best_score:
-        trial.best_score = validation["balanced_accuracy"]
-        trial.best_epoch = trial.epoch
-        trial.best_state = copy.deepcopy(trial.network.state_dict())
-    trial.history.append(metrics)
-    trial.epoch += 1
 
 
 def run_trial(
@@ -281,13 +307,16 @@ def run_trial(
     checkpoint_dir: Path | None = None,
     resume_from: Path | None = None,
     data: TrialData | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> TrialResult:
     """Train and evaluate one SMCL (or baseline) model.
 
-    report: called after each epoch with that epoch's metrics and the checkpoint path (None
-    without `checkpoint_dir`). checkpoint_dir: where a checkpoint is written after each epoch.
-    resume_from: a checkpoint file (or a folder holding one) to continue from.
+    report: called once per epoch with its metrics and its checkpoint folder (None without
+    `checkpoint_dir`); the last report carries the final scalars, and its folder the result file.
+    checkpoint_dir: where the checkpoint (and at the end the result file) is written.
+    resume_from: a checkpoint folder (or file) to continue from.
     data: prebuilt data (benchmarks share it between trials); built from config.data if None.
+    on_epoch: called with the trial and the epoch's metrics after each epoch's validation.
     """
     if isinstance(config, dict):
         config = trial_config_from_dict(config)
@@ -301,68 +330,38 @@ def run_trial(
         path = Path(resume_from)
         trial.load(load_checkpoint(path / CHECKPOINT_NAME if path.is_dir() else path))
         log.info("resumed at epoch %d", trial.epoch)
-    status, reason = "completed", None
+    status, reason = TrialState.COMPLETED, None
+    last_metrics: dict[str, Any] = {}
     while trial.epoch < training.epochs:
         metrics = trial.train_epoch()
         if not math.isfinite(metrics["loss"]):
-            status, reason = "failed", f"non-finite loss ({metrics['loss']}) in epoch {trial.epoch}"
+            status, reason = TrialState.FAILED, f"non-finite loss ({metrics['loss']}) in epoch {trial.epoch}"
             log.warning("trial stopped: %s", reason)
             break
-        close_epoch(trial, metrics)
-        checkpoint = _save_checkpoint(trial, checkpoint_dir) if checkpoint_dir is not None else None
-        log.info("epoch %d: loss %.4f, val balanced accuracy %.4f", trial.epoch - 1, metrics["loss"],
-                 metrics["val_balanced_accuracy"])
+        trial.finish_epoch(metrics)
+        if on_epoch is not None:
+            on_epoch(trial, metrics)
+        log.info(
+            "epoch %d: loss %.4f, val balanced accuracy %.4f",
+            trial.epoch - 1,
+            metrics["loss"],
+            metrics["val_balanced_accuracy"],
+        )
         if trial.epoch == training.epochs:
-            # The last epoch's report carries the final test metrics: a scheduler may stop the
-            # trial as soon as it has seen `epochs` reports.
-            result = final_result(trial, status, reason)
-            if report is not None:
-                report({**metrics, **final_metrics(result)}, checkpoint)
-            return result
+            # The last epoch's report is the trial's last: a scheduler may stop the trial as soon
+            # as it has seen `epochs` reports.
+            last_metrics = metrics
+            break
+        checkpoint = save_checkpoint(trial, checkpoint_dir) if checkpoint_dir is not None else None
         if report is not None:
             report(metrics, checkpoint)
-    result = final_result(trial, status, reason)
-    if report is not None:  # a failed trial, or one resumed from its last epoch's checkpoint
-        last = trial.history[-1] if trial.history else {}
-        report({**last, **final_metrics(result)}, None)
+    # The final report: after the last epoch, or of a trial that failed or resumed after its last epoch.
+    result = trial.result(status, reason)
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = save_checkpoint(trial, checkpoint_dir)
+        write_result(result, checkpoint)
+    if report is not None:
+        epoch = {"epoch": trial.epoch - 1} if trial.epoch else {}
+        report({**epoch, **last_metrics, **result.final_metrics()}, checkpoint)
     return result
-
-
-def final_metrics(result: "TrialResult") -> dict[str, Any]:
-    """The end-of-trial entries of a report: test metrics, how the trial ended, epochs done."""
-    metrics: dict[str, Any] = {f"test_{name}": value for name, value in result.test.items()}
-    metrics.update({
-        "trial_failed": float(result.status != "completed"),
-        "failure_reason": result.reason or "",
-        "epochs_completed": result.epochs_completed,
-        "best_epoch": -1 if result.best_epoch is None else result.best_epoch,
-        "test_per_class_accuracy": json.dumps(result.test_per_class_accuracy),
-        "test_confusion": json.dumps(result.test_confusion),
-        "train_counts": json.dumps(result.train_counts),
-        "class_names": json.dumps(result.class_names),
-        **{f"{name}_classes": size for name, size in result.group_sizes.items()},
-        **{f"selected_val_{name}": value for name, value in result.validation.items()},
-    })
-    return metrics
-
-
-def final_result(trial: Trial, status: str, reason: str | None) -> TrialResult:
-    data = trial.data
-    validation: dict[str, float] = {}
-    test: dict[str, float] = {}
-    per_class: list[float] = []
-    confusion: list[list[int]] = []
-    if trial.best_state is not None:
-        trial.network.load_state_dict(trial.best_state)
-        best = trial.history[trial.best_epoch]
-        validation = {key.removeprefix("val_"): value for key, value in best.items() if key.startswith("val_")}
-        matrix = evaluate(trial.network, data.test, data)
-        test = accuracy_summary(matrix, data.groups)
-        per_class = per_class_accuracy(matrix).tolist()
-        confusion = matrix.tolist()
-    return TrialResult(
-        status=status, reason=reason, epochs_completed=trial.epoch, best_epoch=trial.best_epoch,
-        validation=validation, test=test, test_per_class_accuracy=per_class, test_confusion=confusion,
-        group_sizes=_group_sizes(data.groups), train_counts=data.train_counts, class_names=data.class_names,
-        history=trial.history,
-    )

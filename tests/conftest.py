@@ -1,11 +1,14 @@
-"""Checks that hold for the whole suite."""
+"""Checks that hold for the whole suite, and fixtures shared across the test folders."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_STATE = ("mlruns", "mlartifacts", "smcl-runs", "mlflow.db")
+# The full CIFAR-10 as JPEG zips; CI has it beside the repository.
+CIFAR10_JPEG = Path(os.environ.get("SMCL_CIFAR10_JPEG", ROOT.parent / "shared" / "data" / "cifar10-jpeg"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -15,3 +18,45 @@ def repository_stays_clean():
     yield
     written = {name for name in RUN_STATE if (ROOT / name).exists()} - before
     assert not written, f"a test wrote run state into the repository: {sorted(written)}"
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg() -> Path:
+    """The CIFAR-10 JPEG copy (SMCL_CIFAR10_JPEG, default ../shared/data/cifar10-jpeg)."""
+    if not (CIFAR10_JPEG / "train.zip").is_file():
+        pytest.skip(f"the CIFAR-10 JPEG copy is not at {CIFAR10_JPEG} (set SMCL_CIFAR10_JPEG)")
+    return CIFAR10_JPEG
+
+
+def _tiny_config(**training) -> dict:
+    """A trial of 5 synthetic 16-px classes, small CNN, on the CPU: seconds per epoch."""
+    return {
+        "data": {
+            "source": "synthetic",
+            "num_classes": 5,
+            "n_max": 60,
+            "imbalance_factor": 10,
+            "val_per_class": 6,
+            "many_above": 30,
+            "few_below": 10,
+            "synthetic": {"image_size": 16, "test_per_class": 12, "val_pool_per_class": 12},
+        },
+        "model": {"architecture": "small_cnn"},
+        "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 5, "mask_probability": 1.0},
+        "training": {
+            "epochs": 2,
+            "batch_size": 32,
+            "lr": 0.05,
+            "warmup_epochs": 0,
+            "milestones": [],
+            "milestone_factors": [],
+            "device": "cpu",
+            **training,
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """A factory of tiny trial configs; keyword arguments set `training` fields."""
+    return _tiny_config

@@ -6,21 +6,45 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
+pytestmark = [pytest.mark.slow]
+
 TRIAL = {
-    "data": {"source": "synthetic", "num_classes": 4, "n_max": 40, "imbalance_factor": 4, "val_per_class": 5,
-             "many_above": 20, "few_below": 12, "synthetic": {"image_size": 16, "test_per_class": 5, "val_pool_per_class": 5}},
+    "data": {
+        "source": "synthetic",
+        "num_classes": 4,
+        "n_max": 40,
+        "imbalance_factor": 4,
+        "val_per_class": 5,
+        "many_above": 20,
+        "few_below": 12,
+        "synthetic": {"image_size": 16, "test_per_class": 5, "val_pool_per_class": 5},
+    },
     "model": {"architecture": "small_cnn"},
     "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 2},
-    "training": {"epochs": 2, "batch_size": 16, "warmup_epochs": 0, "milestones": [], "milestone_factors": [],
-                 "device": "cpu", "num_threads": 1},
+    "training": {
+        "epochs": 2,
+        "batch_size": 16,
+        "warmup_epochs": 0,
+        "milestones": [],
+        "milestone_factors": [],
+        "device": "cpu",
+        "num_threads": 1,
+    },
 }
 
 
 def _smcl_tune(*arguments, cwd, **options):
-    return subprocess.run([sys.executable, "-m", "smcl_tune.cli", *arguments], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, **options)
+    return subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **options,
+    )
 
 
 def test_trial_prints_its_result_and_writes_json(tmp_path):
@@ -48,8 +72,13 @@ def test_trial_with_a_bad_config_exits_2_naming_the_field(tmp_path):
 def test_ctrl_c_stops_a_trial_with_exit_1(tmp_path):
     config = tmp_path / "trial.yaml"
     config.write_text(yaml.safe_dump({**TRIAL, "training": {**TRIAL["training"], "epochs": 500}}))
-    process = subprocess.Popen([sys.executable, "-m", "smcl_tune.cli", "trial", str(config)], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smcl_tune.cli", "trial", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in process.stderr:  # the log: wait for the first finished epoch
             if "epoch 0:" in line:

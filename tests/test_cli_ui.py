@@ -7,6 +7,10 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -16,8 +20,12 @@ def _free_port() -> int:
 
 def test_ui_answers_200_and_stops_on_ctrl_c(tmp_path):
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(tmp_path / "runs"),
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(tmp_path / "runs"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline, status = time.time() + 120, None
         while time.time() < deadline and status is None:

@@ -12,14 +12,17 @@ def test_defaults_follow_the_reference_recipe():
     assert config.method.sampler_beta == 0.9999 and config.model.architecture == "resnet32"
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ({"method": {"temperature": -1}}, "method.temperature: Input should be greater than 0, got -1"),
-    ({"method": {"temprature": 0.1}}, "method.temprature: unknown field"),
-    ({"training": {"epochs": "many"}}, "training.epochs:"),
-    ({"method": {"name": "focal"}}, "method.name:"),
-    ({"data": {"source": "image_folder"}}, "root: required"),
-    ({"training": {"milestones": [10], "milestone_factors": []}}, "milestone_factors"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({"method": {"temperature": -1}}, "method.temperature: Input should be greater than 0, got -1"),
+        ({"method": {"temprature": 0.1}}, "method.temprature: unknown field"),
+        ({"training": {"epochs": "many"}}, "training.epochs:"),
+        ({"method": {"name": "focal"}}, "method.name:"),
+        ({"data": {"source": "image_folder"}}, "root: required"),
+        ({"training": {"milestones": [10], "milestone_factors": []}}, "milestone_factors"),
+    ],
+)
 def test_bad_values_name_the_field_path(raw, expected):
     with pytest.raises(ConfigError) as error:
         trial_config_from_dict(raw)
@@ -27,15 +30,15 @@ def test_bad_values_name_the_field_path(raw, expected):
 
 
 def test_yaml_errors_name_the_file(tmp_path):
-    with pytest.raises(ConfigError, match="missing.yaml: file not found"):
+    with pytest.raises(ConfigError, match=r"missing.yaml: file not found"):
         load_trial_config(tmp_path / "missing.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("training: [epochs: 3\n")
-    with pytest.raises(ConfigError, match="broken.yaml: invalid YAML"):
+    with pytest.raises(ConfigError, match=r"broken.yaml: invalid YAML"):
         load_trial_config(broken)
     unsafe = tmp_path / "unsafe.yaml"
     unsafe.write_text("training: !!python/object/apply:os.system ['true']\n")
-    with pytest.raises(ConfigError, match="unsafe.yaml"):
+    with pytest.raises(ConfigError, match=r"unsafe.yaml"):
         load_trial_config(unsafe)
 
 
@@ -43,5 +46,5 @@ def test_settings_that_would_silently_do_nothing_are_refused():
     with pytest.raises(ConfigError, match=r"method.mask_end_epoch: the masking window is empty \(epochs 3 to 3 of 6\)"):
         trial_config_from_dict({"training": {"epochs": 6}})
     trial_config_from_dict({"training": {"epochs": 6}, "method": {"name": "ce"}})  # CE never masks
-    with pytest.raises(ConfigError, match="method.drw_start_epoch: DRW starts at epoch 160"):
+    with pytest.raises(ConfigError, match=r"method.drw_start_epoch: DRW starts at epoch 160"):
         trial_config_from_dict({"training": {"epochs": 60}, "method": {"classifier_loss": "drw"}})

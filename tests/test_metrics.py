@@ -2,7 +2,8 @@ import math
 
 import torch
 
-from smcl_tune.metrics import accuracy_summary, confusion_matrix, per_class_accuracy, shot_groups
+from smcl_tune.data.longtail import shot_groups
+from smcl_tune.metrics import accuracy_summary, confusion_matrix, per_class_accuracy
 
 
 def test_shot_group_thresholds_are_configurable():

@@ -27,35 +27,67 @@ def _set(path: str, value):
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+
     return change
 
 
 BAD_STUDIES = [
-    ("unknown search path", lambda r: r["search"].update({"method.temprature": {"uniform": [0.1, 0.2]}}),
-     "search.method.temprature: names no config field"),
-    ("bounds reversed", lambda r: r["search"].update({"method.temperature": {"loguniform": [0.5, 0.03]}}),
-     "search.method.temperature.loguniform: low must be below high"),
-    ("log of zero", lambda r: r["search"].update({"method.temperature": {"loguniform": [0.0, 0.5]}}),
-     "low must be > 0 on a log scale"),
-    ("bound outside the field's range", lambda r: r["search"].update({"method.saliency_threshold": {"uniform": [0.3, 1.5]}}),
-     "search.method.saliency_threshold: the value 1.5 gives an invalid trial: method.saliency_threshold:"),
-    ("empty choice", lambda r: r["search"].update({"data.imbalance_factor": {"choice": []}}),
-     "search.data.imbalance_factor.choice: needs a non-empty list"),
+    (
+        "unknown search path",
+        lambda r: r["search"].update({"method.temprature": {"uniform": [0.1, 0.2]}}),
+        "search.method.temprature: names no config field",
+    ),
+    (
+        "bounds reversed",
+        lambda r: r["search"].update({"method.temperature": {"loguniform": [0.5, 0.03]}}),
+        "search.method.temperature.loguniform: low must be below high",
+    ),
+    (
+        "log of zero",
+        lambda r: r["search"].update({"method.temperature": {"loguniform": [0.0, 0.5]}}),
+        "low must be > 0 on a log scale",
+    ),
+    (
+        "bound outside the field's range",
+        lambda r: r["search"].update({"method.saliency_threshold": {"uniform": [0.3, 1.5]}}),
+        "search.method.saliency_threshold: the value 1.5 gives an invalid trial: method.saliency_threshold:",
+    ),
+    (
+        "empty choice",
+        lambda r: r["search"].update({"data.imbalance_factor": {"choice": []}}),
+        "search.data.imbalance_factor.choice: needs a non-empty list",
+    ),
     ("empty space", lambda r: r.update({"search": {}}), "search: the search space is empty"),
     ("negative count", _set("num_trials", -3), "num_trials: Input should be greater than or equal to 1, got -3"),
     ("gpu fraction above 1", _set("resources.gpus", 1.5), "resources.gpus: Input should be less than or equal to 1"),
     ("unknown metric", _set("objective.metric", "val_accuracyy"), "objective.metric: unknown metric 'val_accuracyy'"),
     ("test metric", _set("objective.metric", "test_top1"), "objective.metric: tuning never reads the test set"),
-    ("bad trial field", _set("trial.method.temperature", -1), "trial.method.temperature: Input should be greater than 0"),
+    (
+        "bad trial field",
+        _set("trial.method.temperature", -1),
+        "trial.method.temperature: Input should be greater than 0",
+    ),
     ("unknown top-level key", _set("shceduler", {}), "shceduler: unknown field"),
-    ("epochs searched under ASHA", lambda r: r["search"].update({"training.epochs": {"int": [4, 8]}}),
-     "search.training.epochs: ASHA gives every trial scheduler.max_epochs epochs"),
-    ("max_epochs below the epochs", _set("scheduler.max_epochs", 4),
-     "scheduler.max_epochs: ASHA stops every trial at max_epochs (4) while trials train trial.training.epochs (8)"),
-    ("max_epochs without ASHA", _set("scheduler", {"type": "fifo", "max_epochs": 8}),
-     "scheduler.max_epochs: used by the ASHA scheduler only"),
-    ("unreadable data root", lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/nonexistent/data"}),
-     "/nonexistent/data"),
+    (
+        "epochs searched under ASHA",
+        lambda r: r["search"].update({"training.epochs": {"int": [4, 8]}}),
+        "search.training.epochs: ASHA gives every trial scheduler.max_epochs epochs",
+    ),
+    (
+        "max_epochs below the epochs",
+        _set("scheduler.max_epochs", 4),
+        "scheduler.max_epochs: ASHA stops every trial at max_epochs (4) while trials train trial.training.epochs (8)",
+    ),
+    (
+        "max_epochs without ASHA",
+        _set("scheduler", {"type": "fifo", "max_epochs": 8}),
+        "scheduler.max_epochs: used by the ASHA scheduler only",
+    ),
+    (
+        "unreadable data root",
+        lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/nonexistent/data"}),
+        "/nonexistent/data",
+    ),
 ]
 
 
@@ -78,10 +110,16 @@ def test_invalid_yaml_and_missing_file(tmp_path, capsys):
     assert "nope.yaml: file not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_refuses_a_bad_file_before_anything_starts(tmp_path):
     path = _study(tmp_path, _set("resources.gpus", 2))
-    done = subprocess.run([sys.executable, "-m", "smcl_tune.cli", "run", str(path)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "run", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "resources.gpus" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "smcl-runs").exists()

@@ -1,25 +1,13 @@
 import math
 import shutil
 
-import pytest
 import torch
 
+from smcl_tune.results import RESULT_FILE, read_result
 from smcl_tune.train import CHECKPOINT_NAME, run_trial
 
 
-def tiny_config(**training):
-    return {
-        "data": {"source": "synthetic", "num_classes": 5, "n_max": 60, "imbalance_factor": 10, "val_per_class": 6,
-                 "many_above": 30, "few_below": 10,
-                 "synthetic": {"image_size": 16, "test_per_class": 12, "val_pool_per_class": 12}},
-        "model": {"architecture": "small_cnn"},
-        "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 5, "mask_probability": 1.0},
-        "training": {"epochs": 2, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0, "milestones": [],
-                     "milestone_factors": [], "device": "cpu", **training},
-    }
-
-
-def test_two_epoch_trial_reports_each_epoch_and_finite_metrics():
+def test_two_epoch_trial_reports_each_epoch_and_finite_metrics(tiny_config):
     reported = []
     result = run_trial(tiny_config(), report=lambda metrics, checkpoint: reported.append(metrics))
     assert result.status == "completed" and result.epochs_completed == 2
@@ -36,12 +24,12 @@ def test_two_epoch_trial_reports_each_epoch_and_finite_metrics():
     assert result.validation["balanced_accuracy"] == reported[result.best_epoch]["val_balanced_accuracy"]
 
 
-def test_resumed_trial_finishes_with_the_same_metrics(tmp_path):
+def test_resumed_trial_finishes_with_the_same_metrics(tmp_path, tiny_config):
     first_epoch = tmp_path / "after-epoch-0"
 
     def keep_first(metrics, checkpoint):
         if metrics["epoch"] == 0:
-            shutil.copytree(checkpoint.parent, first_epoch)
+            shutil.copytree(checkpoint, first_epoch)
 
     uninterrupted = run_trial(tiny_config(), report=keep_first, checkpoint_dir=tmp_path / "run")
     assert (first_epoch / CHECKPOINT_NAME).exists()
@@ -55,14 +43,31 @@ def test_resumed_trial_finishes_with_the_same_metrics(tmp_path):
     assert {"network", "optimizer", "batch_generator", "step_generator", "config", "epoch"} <= set(saved)
 
 
-def test_exploding_loss_stops_the_trial_with_the_reason():
+def test_the_last_report_carries_the_final_scalars_and_its_folder_the_result_file(tmp_path, tiny_config):
+    reports = []
+    result = run_trial(
+        tiny_config(),
+        report=lambda metrics, checkpoint: reports.append((metrics, checkpoint)),
+        checkpoint_dir=tmp_path / "run",
+    )
+    assert len(reports) == 2  # one report per epoch; the last one is also the final one
+    first, (last, folder) = reports[0][0], reports[1]
+    assert "test_top1" not in first and "epochs_completed" not in first
+    assert last["epoch"] == 1 and last["epochs_completed"] == 2 and last["test_top1"] == result.test["top1"]
+    assert all(isinstance(value, (int, float)) for key, value in last.items() if key != "failure_reason")
+    written = read_result(folder / RESULT_FILE)
+    assert written.test_confusion == result.test_confusion and written.test == result.test
+    assert written.class_names == result.class_names and written.history == result.history
+
+
+def test_exploding_loss_stops_the_trial_with_the_reason(tiny_config):
     result = run_trial(tiny_config(lr=1e20, epochs=3))
     assert result.status == "failed"
     assert "non-finite loss" in result.reason
     assert result.epochs_completed < 3
 
 
-def test_a_trial_without_few_shot_classes_reports_few_as_missing():
+def test_a_trial_without_few_shot_classes_reports_few_as_missing(tiny_config):
     config = tiny_config(epochs=1)
     config["data"]["few_below"] = 1
     config["method"]["mask_end_epoch"] = 1
@@ -72,7 +77,7 @@ def test_a_trial_without_few_shot_classes_reports_few_as_missing():
     assert not math.isnan(result.test["many"])
 
 
-def test_drw_reweights_the_loss_from_its_start_epoch_and_balanced_softmax_from_the_first():
+def test_drw_reweights_the_loss_from_its_start_epoch_and_balanced_softmax_from_the_first(tiny_config):
     def trial(**method):
         config = tiny_config(epochs=2)
         config["method"] = {"name": "ce", **method}

@@ -1,20 +1,25 @@
-"""A short trial on the real CIFAR-10 JPEG copy in ../shared/data (skipped where it is absent)."""
+"""A short trial on the real CIFAR-10 JPEG copy (the `cifar10_jpeg` fixture says where it is)."""
 
 import math
-from pathlib import Path
 
 import pytest
 
 from smcl_tune.train import run_trial
 
-CIFAR10_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+pytestmark = [pytest.mark.slow]
 
 
-@pytest.mark.skipif(not (CIFAR10_JPEG / "train.zip").exists(), reason=f"CIFAR-10 JPEG copy not found at {CIFAR10_JPEG}")
-def test_one_epoch_on_a_small_cifar10_lt_subset_reports_per_class_accuracy():
+def test_one_epoch_on_a_small_cifar10_lt_subset_reports_per_class_accuracy(cifar10_jpeg):
     config = {
-        "data": {"source": "image_folder", "root": str(CIFAR10_JPEG), "n_max": 200, "imbalance_factor": 10,
-                 "val_per_class": 10, "many_above": 100, "few_below": 40},
+        "data": {
+            "source": "image_folder",
+            "root": str(cifar10_jpeg),
+            "n_max": 200,
+            "imbalance_factor": 10,
+            "val_per_class": 10,
+            "many_above": 100,
+            "few_below": 40,
+        },
         "model": {"architecture": "small_cnn"},
         "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 1, "mask_probability": 1.0},
         "training": {"epochs": 1, "batch_size": 64, "warmup_epochs": 0, "device": "cpu"},

@@ -7,12 +7,8 @@ import pytest
 from PIL import Image
 
 from smcl_tune.config import ConfigError, trial_config_from_dict
-from smcl_tune.data.assemble import build_trial_data
-from smcl_tune.data.batches import StreamSplit
-from smcl_tune.data.loading import DeviceSplit
+from smcl_tune.data.splits import DeviceSplit, StreamSplit, build_trial_data
 from smcl_tune.train import run_trial
-
-from tests.test_train import tiny_config
 
 
 def _image_folder_zips(root, per_class=(24, 12, 6), test_per_class=4, size=16):
@@ -30,31 +26,40 @@ def _image_folder_zips(root, per_class=(24, 12, 6), test_per_class=4, size=16):
     return root
 
 
-def _folder_config(root, loader, **data):
+def _folder_config(tiny_config, root, loader, **data):
     config = tiny_config()
-    config["data"] = {"source": "image_folder", "root": str(root), "imbalance_factor": 4, "val_per_class": 2,
-                      "many_above": 15, "few_below": 8, "loader": loader, **data}
+    config["data"] = {
+        "source": "image_folder",
+        "root": str(root),
+        "imbalance_factor": 4,
+        "val_per_class": 2,
+        "many_above": 15,
+        "few_below": 8,
+        "loader": loader,
+        **data,
+    }
     return config
 
 
 def _trial_outcome(result):
-    return [(m["loss"], m["loss_msc"], m["train_accuracy"], m["val_balanced_accuracy"]) for m in result.history], \
-        result.test_confusion
+    return [
+        (m["loss"], m["loss_msc"], m["train_accuracy"], m["val_balanced_accuracy"]) for m in result.history
+    ], result.test_confusion
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_stream_loader_gives_the_memory_loaders_losses_and_predictions(tmp_path, workers):
+def test_stream_loader_gives_the_memory_loaders_losses_and_predictions(tmp_path, workers, tiny_config):
     root = _image_folder_zips(tmp_path)
-    memory = run_trial(_folder_config(root, "memory"))
-    streamed = run_trial(_folder_config(root, "stream", loader_workers=workers))
+    memory = run_trial(_folder_config(tiny_config, root, "memory"))
+    streamed = run_trial(_folder_config(tiny_config, root, "stream", loader_workers=workers))
     assert _trial_outcome(streamed) == _trial_outcome(memory)
     assert memory.history[0]["masked_step_fraction"] == 1.0  # the minor-class batches went through both paths
 
 
-def test_auto_loader_keeps_small_data_in_memory_and_stream_decodes_on_demand(tmp_path):
+def test_auto_loader_keeps_small_data_in_memory_and_stream_decodes_on_demand(tmp_path, tiny_config):
     root = _image_folder_zips(tmp_path)
-    auto = build_trial_data(trial_config_from_dict(_folder_config(root, "auto")).data)
-    streamed = build_trial_data(trial_config_from_dict(_folder_config(root, "stream")).data)
+    auto = build_trial_data(trial_config_from_dict(_folder_config(tiny_config, root, "auto")).data)
+    streamed = build_trial_data(trial_config_from_dict(_folder_config(tiny_config, root, "stream")).data)
     assert isinstance(auto.train, DeviceSplit) and isinstance(auto.test, DeviceSplit)
     assert isinstance(streamed.train, StreamSplit) and isinstance(streamed.val, StreamSplit)
     assert streamed.train.labels.tolist() == auto.train.labels.tolist()
@@ -62,19 +67,19 @@ def test_auto_loader_keeps_small_data_in_memory_and_stream_decodes_on_demand(tmp
     assert streamed.mean.equal(auto.mean) and streamed.std.equal(auto.std)
 
 
-def test_loader_workers_without_the_stream_loader_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="data.loader_workers: used by loader 'stream' only"):
-        trial_config_from_dict(_folder_config(tmp_path, "memory", loader_workers=2))
+def test_loader_workers_without_the_stream_loader_is_refused(tmp_path, tiny_config):
+    with pytest.raises(ConfigError, match=r"data.loader_workers: used by loader 'stream' only"):
+        trial_config_from_dict(_folder_config(tiny_config, tmp_path, "memory", loader_workers=2))
 
 
-def test_a_memory_loader_config_survives_its_own_dump(tmp_path):
+def test_a_memory_loader_config_survives_its_own_dump(tmp_path, tiny_config):
     # Checkpoints and `smcl-tune show` write the config out whole; it must load back.
-    config = trial_config_from_dict(_folder_config(tmp_path, "memory"))
+    config = trial_config_from_dict(_folder_config(tiny_config, tmp_path, "memory"))
     assert trial_config_from_dict(config.model_dump(mode="json")) == config
 
 
-def test_compile_on_the_cpu_is_refused():
-    with pytest.raises(ConfigError, match="training.compile: torch.compile is used on CUDA devices only"):
+def test_compile_on_the_cpu_is_refused(tiny_config):
+    with pytest.raises(ConfigError, match=r"training.compile: torch.compile is used on CUDA devices only"):
         trial_config_from_dict(tiny_config(compile=True))
-    with pytest.raises(ConfigError, match="training.compile_mode: 'reduce-overhead' has no effect"):
+    with pytest.raises(ConfigError, match=r"training.compile_mode: 'reduce-overhead' has no effect"):
         trial_config_from_dict(tiny_config(compile_mode="reduce-overhead"))

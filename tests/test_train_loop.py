@@ -12,10 +12,10 @@ import torch
 
 import smcl_tune.method.step as step_module
 import smcl_tune.train as train_module
-from smcl_tune.data.assemble import TrialData
-from smcl_tune.data.loading import DeviceSplit
+from smcl_tune.data.longtail import shot_groups
+from smcl_tune.data.splits import DeviceSplit, TrialData
 from smcl_tune.method.sampling import effective_number_probabilities
-from smcl_tune.metrics import accuracy_summary, shot_groups
+from smcl_tune.metrics import accuracy_summary
 from smcl_tune.train import Trial, evaluate, run_trial
 
 CLASS_COUNTS = [120, 60, 30, 15, 8]
@@ -31,9 +31,16 @@ def _coded_split(counts: list[int]) -> DeviceSplit:
 
 def coded_data() -> TrialData:
     # An unbalanced test set, so that top-1 and balanced accuracy differ.
-    return TrialData(_coded_split(CLASS_COUNTS), _coded_split([6] * 5), _coded_split([12, 10, 8, 6, 4]), CLASS_COUNTS,
-                     shot_groups(CLASS_COUNTS, many_above=50, few_below=20), [f"c{i}" for i in range(5)],
-                     torch.full((3,), MEAN), torch.full((3,), STD))
+    return TrialData(
+        _coded_split(CLASS_COUNTS),
+        _coded_split([6] * 5),
+        _coded_split([12, 10, 8, 6, 4]),
+        CLASS_COUNTS,
+        shot_groups(CLASS_COUNTS, many_above=50, few_below=20),
+        [f"c{i}" for i in range(5)],
+        torch.full((3,), MEAN),
+        torch.full((3,), STD),
+    )
 
 
 def classes_shown(images: torch.Tensor) -> torch.Tensor:
@@ -47,8 +54,17 @@ def config(method: dict, epochs: int, batch_size: int = 4) -> dict:
         "data": {"source": "synthetic", "num_classes": 5},  # replaced by the coded data
         "model": {"architecture": "small_cnn"},
         "method": method,
-        "training": {"epochs": epochs, "batch_size": batch_size, "lr": 0.05, "warmup_epochs": 0, "milestones": [],
-                     "milestone_factors": [], "augment": False, "device": "cpu", "num_threads": 1},
+        "training": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": 0.05,
+            "warmup_epochs": 0,
+            "milestones": [],
+            "milestone_factors": [],
+            "augment": False,
+            "device": "cpu",
+            "num_threads": 1,
+        },
     }
 
 
@@ -61,9 +77,15 @@ def recorded_steps(monkeypatch):
         real_step = train_module.step_loss
 
         def recording_step(settings, network, head_images, head_labels, minor_images, minor_labels, *rest):
-            steps.append({"epoch": len(reports), "head_shown": classes_shown(head_images), "head_labels": head_labels,
-                          "minor_shown": None if minor_images is None else classes_shown(minor_images),
-                          "minor_labels": minor_labels})
+            steps.append(
+                {
+                    "epoch": len(reports),
+                    "head_shown": classes_shown(head_images),
+                    "head_labels": head_labels,
+                    "minor_shown": None if minor_images is None else classes_shown(minor_images),
+                    "minor_labels": minor_labels,
+                }
+            )
             return real_step(settings, network, head_images, head_labels, minor_images, minor_labels, *rest)
 
         monkeypatch.setattr(train_module, "step_loss", recording_step)
@@ -76,8 +98,18 @@ def recorded_steps(monkeypatch):
 
 def test_head_batches_are_instance_sampled_and_minor_batches_favour_tail_classes(recorded_steps):
     beta, probability = 0.99, 0.3
-    steps = recorded_steps(config({"name": "smcl", "mask_start_epoch": 2, "mask_end_epoch": 4,
-                                   "mask_probability": probability, "sampler_beta": beta}, epochs=6))
+    steps = recorded_steps(
+        config(
+            {
+                "name": "smcl",
+                "mask_start_epoch": 2,
+                "mask_end_epoch": 4,
+                "mask_probability": probability,
+                "sampler_beta": beta,
+            },
+            epochs=6,
+        )
+    )
     for epoch in range(6):
         shown = torch.cat([step["head_shown"] for step in steps if step["epoch"] == epoch])
         assert torch.bincount(shown, minlength=5).tolist() == CLASS_COUNTS  # every image once per epoch
@@ -109,8 +141,20 @@ def test_gradient_saliency_differentiates_each_image_at_its_own_class(recorded_s
         return real_saliency(logits_fn, images, labels)
 
     monkeypatch.setattr(step_module, "gradient_saliency", recording_saliency)
-    steps = recorded_steps(config({"name": "smcl", "saliency": "gradient", "erase_head": True, "mask_start_epoch": 0,
-                                   "mask_end_epoch": 1, "mask_probability": 1.0}, epochs=1, batch_size=16))
+    steps = recorded_steps(
+        config(
+            {
+                "name": "smcl",
+                "saliency": "gradient",
+                "erase_head": True,
+                "mask_start_epoch": 0,
+                "mask_end_epoch": 1,
+                "mask_probability": 1.0,
+            },
+            epochs=1,
+            batch_size=16,
+        )
+    )
     masked = [step for step in steps if step["minor_shown"] is not None]
     assert len(calls) == 2 * len(masked) > 0  # the minor image's saliency, and the head image's for erase_head
     for (shown, labels), step in zip(calls[::2], masked):
@@ -137,8 +181,13 @@ def test_test_metrics_come_from_the_epoch_selected_on_validation(monkeypatch):
     monkeypatch.setattr(Trial, "train_epoch", train_epoch_then_spoil)
     reports = []
     data = coded_data()
-    result = run_trial(config({"name": "ce"}, epochs=3), report=lambda metrics, checkpoint: reports.append(metrics),
-                       data=data)
+    held = {}
+    result = run_trial(
+        config({"name": "ce"}, epochs=3),
+        report=lambda metrics, checkpoint: reports.append(metrics),
+        data=data,
+        on_epoch=lambda trial, metrics: held.update(trial=trial),
+    )
     history = [entry["val_balanced_accuracy"] for entry in result.history]
     assert history[0] > 0.2 and history[1] == history[2] == pytest.approx(0.2)  # 0.2: one class of five right
     assert result.best_epoch == 0
@@ -153,3 +202,5 @@ def test_test_metrics_come_from_the_epoch_selected_on_validation(monkeypatch):
     assert result.test["top1"] == pytest.approx(float(confusion.diagonal().sum() / confusion.sum()))
     assert result.test["top1"] != pytest.approx(result.test["balanced_accuracy"])
     assert reports[-1]["test_top1"] == result.test["top1"]
+    # the result is computed on a copy: the trial's own network keeps its last (spoiled) weights
+    assert held["trial"].network.classifier.bias.tolist() == [10.0, 0, 0, 0, 0]

@@ -12,38 +12,18 @@ two give different, equally distributed, batches.)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from smcl_tune.data.loading import DeviceSplit, normalize, random_crop_flip
-from smcl_tune.data.pool import ImagePool
+from smcl_tune.data.augment import normalize, random_crop_flip
+from smcl_tune.data.splits import DeviceSplit, Split, StreamSplit
 
 Plan = list[tuple[torch.Tensor, torch.Tensor | None]]
 """One epoch: per step the head-batch indices and, on a masking step, the minor-batch indices."""
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
 """x_b, y_b, x_m, y_m: normalised float images and labels on the device; x_m, y_m None on a plain step."""
-
-
-@dataclass
-class StreamSplit:
-    """Images `indices` of `pool`, decoded on demand; `labels` (int64 [N]) may live on the device."""
-
-    pool: ImagePool
-    indices: torch.Tensor
-    labels: torch.Tensor
-    workers: int
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def to(self, device: torch.device) -> "StreamSplit":
-        return StreamSplit(self.pool, self.indices, self.labels.to(device), self.workers)
-
-
-Split = DeviceSplit | StreamSplit
 
 
 class _Decoded(Dataset):
@@ -75,8 +55,14 @@ def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor,
 
 
 def _loader(split: StreamSplit, batches: list[list[int]], device: torch.device) -> DataLoader:
-    return DataLoader(_Decoded(split), batch_sampler=batches, num_workers=split.workers, collate_fn=_keep_batch,
-                      pin_memory=device.type == "cuda", persistent_workers=False)
+    return DataLoader(
+        _Decoded(split),
+        batch_sampler=batches,
+        num_workers=split.workers,
+        collate_fn=_keep_batch,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
 
 
 def _as_float(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -87,8 +73,15 @@ def _as_float(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 class TrainingBatches:
     """The batches of an epoch's plan, augmented (crop pad 4, flip) when `augment`, then normalised."""
 
-    def __init__(self, split: Split, mean: torch.Tensor, std: torch.Tensor, augment: bool,
-                 generator: torch.Generator, device: torch.device) -> None:
+    def __init__(
+        self,
+        split: Split,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        augment: bool,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> None:
         self.split = split
         self.mean, self.std = mean, std
         self.augment = augment
@@ -120,12 +113,13 @@ class TrainingBatches:
                 yield x_b, labels[:size], self._finish(images[size:]), labels[size:]
 
 
-def evaluation_chunks(split: Split, mean: torch.Tensor, std: torch.Tensor, device: torch.device,
-                      batch_size: int) -> Iterator[torch.Tensor]:
+def evaluation_chunks(
+    split: Split, mean: torch.Tensor, std: torch.Tensor, device: torch.device, batch_size: int
+) -> Iterator[torch.Tensor]:
     """The split's images in order, normalised, `batch_size` at a time (no augmentation)."""
     if isinstance(split, DeviceSplit):
         for start in range(0, len(split), batch_size):
-            yield _as_float(split.images[start:start + batch_size], mean, std)
+            yield _as_float(split.images[start : start + batch_size], mean, std)
         return
     chunks = [list(range(start, min(start + batch_size, len(split)))) for start in range(0, len(split), batch_size)]
     for images, _ in _loader(split, chunks, device):

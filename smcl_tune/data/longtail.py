@@ -1,4 +1,4 @@
-"""Long-tailed training subsets: class-count profiles, seeded subsetting, balanced validation."""
+"""The long-tailed subset of a training pool, its validation split, and the shot groups."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 
 import torch
+
+from smcl_tune.metrics import SHOT_GROUPS
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,18 @@ def class_counts(n_max: int, num_classes: int, imbalance_factor: float, profile:
         head = num_classes // 2
         return [n_max] * head + [int(n_max / imbalance_factor)] * (num_classes - head)
     raise ValueError(f"profile: must be 'exp' or 'step', got {profile!r}")
+
+
+def shuffled_members(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """For each class, the indices of its images in a random order drawn from `generator`.
+
+    The one place that picks images per class: a subset or a split takes a prefix of each list.
+    """
+    members = []
+    for label in range(num_classes):
+        indices = torch.nonzero(labels == label, as_tuple=False).flatten()
+        members.append(indices[torch.randperm(len(indices), generator=generator)])
+    return members
 
 
 @dataclass(frozen=True)
@@ -53,22 +67,47 @@ def split_long_tailed(
     touched the global RNGs.
     """
     generator = torch.Generator().manual_seed(seed)
-    num_classes = len(target_counts)
     train_parts, val_parts, counts = [], [], []
-    for label in range(num_classes):
-        members = torch.nonzero(pool_labels == label, as_tuple=False).flatten()
-        if len(members) < val_per_class + 1:
+    for label, order in enumerate(shuffled_members(pool_labels, len(target_counts), generator)):
+        if len(order) < val_per_class + 1:
             raise ValueError(
-                f"class {label}: the training pool has {len(members)} images, "
+                f"class {label}: the training pool has {len(order)} images, "
                 f"needs at least val_per_class + 1 = {val_per_class + 1}"
             )
-        order = members[torch.randperm(len(members), generator=generator)]
-        val_parts.append(order[:val_per_class])
-        available = len(members) - val_per_class
-        count = min(target_counts[label], available)
+        count = min(target_counts[label], len(order) - val_per_class)
         if count < target_counts[label]:
-            log.info("class %d: %d training images instead of %d (validation holds %d out)",
-                     label, count, target_counts[label], val_per_class)
-        train_parts.append(order[val_per_class:val_per_class + count])
+            log.info(
+                "class %d: %d training images instead of %d (validation holds %d out)",
+                label,
+                count,
+                target_counts[label],
+                val_per_class,
+            )
+        val_parts.append(order[:val_per_class])
+        train_parts.append(order[val_per_class : val_per_class + count])
         counts.append(count)
     return LongTailSplit(torch.cat(train_parts), torch.cat(val_parts), counts)
+
+
+def balanced_indices(labels: torch.Tensor, per_class: int, num_classes: int, seed: int) -> torch.Tensor:
+    """Up to `per_class` images of each class (all of a class that has fewer), drawn from `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    parts = []
+    for label, order in enumerate(shuffled_members(labels, num_classes, generator)):
+        if len(order) < per_class:
+            log.info("class %d: %d validation images available, fewer than %d", label, len(order), per_class)
+        parts.append(order[:per_class])
+    return torch.cat(parts)
+
+
+def shot_groups(train_counts: list[int], many_above: int = 100, few_below: int = 20) -> dict[str, list[int]]:
+    """Class ids per shot group by training count: many > many_above, few < few_below, medium between."""
+    groups: dict[str, list[int]] = {name: [] for name in SHOT_GROUPS}
+    for class_id, count in enumerate(train_counts):
+        if count > many_above:
+            groups["many"].append(class_id)
+        elif count < few_below:
+            groups["few"].append(class_id)
+        else:
+            groups["medium"].append(class_id)
+    return groups

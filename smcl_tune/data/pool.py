@@ -54,7 +54,9 @@ class TensorPool(ImagePool):
         batch = self.images[indices]
         if self.size is None or self.image_size == tuple(batch.shape[2:]):
             return batch
-        resized = F.interpolate(batch.float(), size=self.image_size, mode="bilinear", antialias=True, align_corners=False)
+        resized = F.interpolate(
+            batch.float(), size=self.image_size, mode="bilinear", antialias=True, align_corners=False
+        )
         return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -81,7 +83,7 @@ class FilePool(ImagePool):
         if size is not None:
             self.image_size = (size, size)
         else:
-            width, height = self._open(0).size
+            width, height = self._open(0, decode=False).size  # the header only
             self.image_size = (height, width)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -101,14 +103,15 @@ class FilePool(ImagePool):
             self._archive_pid = os.getpid()
         return self._archive
 
-    def _open(self, index: int) -> Image.Image:
+    def _open(self, index: int, decode: bool = True) -> Image.Image:
         try:
             if self.is_zip:
                 data = self._zip().read(self.names[index])
                 image = Image.open(io.BytesIO(data))
             else:
                 image = Image.open(self.root / self.names[index])
-            image.load()
+            if decode:
+                image.load()
             return image
         except FileNotFoundError:
             raise DataSourceError(f"{self.describe(index)}: image file not found") from None

@@ -4,9 +4,7 @@ import torch
 from torch import Tensor
 
 
-def soft_cross_entropy(
-    logits: Tensor, targets: Tensor, class_weights: Tensor | None = None
-) -> Tensor:
+def soft_cross_entropy(logits: Tensor, targets: Tensor, class_weights: Tensor | None = None) -> Tensor:
     """Cross-entropy against soft targets, averaged over samples, computed in float32.
 
     Args:

@@ -75,9 +75,7 @@ def sample_beta(alpha: float, n: int, generator: torch.Generator) -> Tensor:
         return torch.distributions.Beta(concentration, concentration).sample((n,))
 
 
-def fill_masked(
-    images: Tensor, mask: Tensor, fill: str, generator: torch.Generator | None = None
-) -> Tensor:
+def fill_masked(images: Tensor, mask: Tensor, fill: str, generator: torch.Generator | None = None) -> Tensor:
     """Replace the masked region of each image by a fill; unmasked pixels are kept.
 
     Args:

@@ -1,7 +1,7 @@
 """Saliency maps used to locate the object that SMCL masks."""
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -111,9 +111,7 @@ def spectral_residual_saliency(images: Tensor, blur_sigma: float = 1.5) -> Tenso
     return _normalize_per_image(saliency)
 
 
-def gradient_saliency(
-    logits_fn: Callable[[Tensor], Tensor], images: Tensor, labels: Tensor
-) -> Tensor:
+def gradient_saliency(logits_fn: Callable[[Tensor], Tensor], images: Tensor, labels: Tensor) -> Tensor:
     """Input-gradient saliency |d logit_y / d x|, max over channels.
 
     The model is called as it is (its train/eval mode is not changed; in train mode its

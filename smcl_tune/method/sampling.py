@@ -4,9 +4,7 @@ import torch
 from torch import Tensor
 
 
-def effective_number_probabilities(
-    class_counts: Tensor | list[int], beta: float = 0.9999
-) -> Tensor:
+def effective_number_probabilities(class_counts: Tensor | list[int], beta: float = 0.9999) -> Tensor:
     """Class probabilities inverse to the effective number of samples (Cui et al. CVPR 2019).
 
     E_k = (1 - beta^n_k) / (1 - beta) and p_k = (1 / E_k) / sum_j (1 / E_j), so rarer classes
@@ -23,9 +21,7 @@ def effective_number_probabilities(
         raise ValueError(f"beta must be in [0, 1), got {beta}")
     counts = torch.as_tensor(class_counts, dtype=torch.float64)
     if counts.dim() != 1 or counts.numel() == 0:
-        raise ValueError(
-            f"class_counts must be a non-empty 1-D list of counts, got {class_counts!r}"
-        )
+        raise ValueError(f"class_counts must be a non-empty 1-D list of counts, got {class_counts!r}")
     if (counts < 0).any():
         raise ValueError(f"class_counts must be >= 0, got {class_counts!r}")
     if not (counts > 0).any():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,15 @@ class StepSettings:
     temperature: float = 0.1
     loss_weight: float = 1.0
     classifier_loss: str = "ce"
+
+    @classmethod
+    def from_config(cls, method: Any, num_classes: int) -> StepSettings:
+        """The settings of a method configuration (`MethodConfig`: its `name` is `method`, every
+        other field of these settings has a field of the same name there)."""
+        shared = {
+            item.name: getattr(method, item.name) for item in fields(cls) if item.name not in ("method", "num_classes")
+        }
+        return cls(method=method.name, num_classes=num_classes, **shared)
 
     @property
     def uses_minor_batch(self) -> bool:
@@ -145,7 +155,9 @@ def step_loss(
     targets = torch.cat([head_targets, second_targets])
     classification = _classification_loss(settings, logits, targets, class_weights, class_counts)
     if weight > 0:
-        contrastive = supervised_contrastive_loss(embeddings, torch.cat([head_labels, minor_labels]), settings.temperature)
+        contrastive = supervised_contrastive_loss(
+            embeddings, torch.cat([head_labels, minor_labels]), settings.temperature
+        )
     else:
         contrastive = zero
     return StepOutput(classification + weight * contrastive, classification, contrastive, logits[:batch], area.mean())

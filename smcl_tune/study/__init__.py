@@ -1,5 +1,5 @@
-"""Studies on Ray Tune: the only package that imports Ray."""
+"""Studies on Ray Tune: the only package that imports Ray.
 
-from smcl_tune.study.runner import StudyOutcome, StudyPaths, run_study
-
-__all__ = ["StudyOutcome", "StudyPaths", "run_study"]
+`runner.run_study` drives a study; `trainable.train_study_trial` is what Ray runs in a worker
+(it imports neither Optuna nor MLflow).
+"""

@@ -1,49 +1,42 @@
-"""Optuna behind Ray Tune, with baselines first and pruned trials reported as PRUNED.
+"""Optuna behind Ray Tune: baselines first, then Optuna's sampler through its ask-and-tell interface.
 
-Ray's OptunaSearch tells Optuna COMPLETE for a trial that ASHA stopped early, with its
-short-budget score, which feeds TPE wrong values. `StudySearcher` tells PRUNED (the epoch
-values stay as intermediate values), FAIL for a trial whose loss went non-finite, and COMPLETE
-only for a trial that trained all its epochs.
+What Optuna is told: COMPLETE only for a trial that trained all its epochs, with the validation
+score of the epoch it selected; PRUNED, with its per-epoch values as intermediate values, for a
+trial the scheduler stopped (Ray's own OptunaSearch would tell COMPLETE with the short budget's
+score, which feeds the sampler wrong values); FAIL, with the reason as a user attribute, for a
+trial that failed. Baselines never reach Optuna.
 
-After the driver was killed, the Optuna study can hold RUNNING trials that Ray's last saved
-state never heard of. They are handed out again to the next new Ray trials, so the Optuna
-study ends with exactly one record per trial.
+After the driver was killed, the Optuna study can hold RUNNING trials that Ray's last saved state
+never heard of. They are handed out again to the next new Ray trials, so the Optuna study ends
+with exactly one record per trial.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import pickle
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
-from ray.tune.search.optuna import OptunaSearch
+from optuna.trial import TrialState as OptunaState
+from ray.tune.search import Searcher
+
+from smcl_tune.results import TrialState, outcome
+from smcl_tune.study.keys import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE
 
 log = logging.getLogger(__name__)
 
-TRIAL_KEY = "smcl_trial_key"
-TRIAL_ROLE = "smcl_role"
-TRIAL_NAME = "smcl_trial_name"
-
-
-def trial_outcome(result: dict[str, Any] | None, error: bool = False) -> tuple[str, str | None]:
-    """'completed', 'pruned' or 'failed' (with a reason) from a trial's last reported result."""
-    if error:
-        return "failed", "the trial raised an error (see its Ray log)"
-    if not result:
-        return "pruned", None
-    if result.get("trial_failed"):
-        return "failed", str(result.get("failure_reason") or "failed")
-    done = result.get("epochs_completed", result.get("epoch", -1) + 1)
-    if done >= result.get("epochs_planned", math.inf):
-        return "completed", None
-    return "pruned", None
+OPTUNA_STATES = {
+    TrialState.COMPLETED: OptunaState.COMPLETE,
+    TrialState.PRUNED: OptunaState.PRUNED,
+    TrialState.FAILED: OptunaState.FAIL,
+}
 
 
 def to_optuna_distribution(spec: dict[str, Any]) -> optuna.distributions.BaseDistribution:
     """A study file's distribution (already validated) as an Optuna distribution."""
-    (kind, bounds), = spec.items()
+    ((kind, bounds),) = spec.items()
     if kind == "uniform":
         return optuna.distributions.FloatDistribution(bounds[0], bounds[1])
     if kind == "loguniform":
@@ -55,84 +48,111 @@ def to_optuna_distribution(spec: dict[str, Any]) -> optuna.distributions.BaseDis
     return optuna.distributions.CategoricalDistribution(bounds)
 
 
-class StudySearcher(OptunaSearch):
-    """OptunaSearch with fixed baseline trials first and prune-aware completion."""
+def _open_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:
+    """A handle on a trial already in the storage. Optuna has no public way to reopen a RUNNING
+    trial; `_trial_id` is its storage id (the adoption test fails if this ever changes)."""
+    return optuna.Trial(study, frozen._trial_id)
 
-    def __init__(self, space: dict[str, Any], baselines: list[dict[str, Any]], **kwargs: Any) -> None:
-        super().__init__(space={path: to_optuna_distribution(spec) for path, spec in space.items()}, **kwargs)
+
+class StudySearcher(Searcher):
+    """Baselines first, then Optuna trials over `space` (dotted config path -> distribution spec)."""
+
+    def __init__(
+        self,
+        space: dict[str, dict[str, Any]],
+        baselines: list[dict[str, Any]],
+        metric: str | list[str],
+        mode: str | list[str],
+        sampler: optuna.samplers.BaseSampler,
+        study_name: str,
+        storage: optuna.storages.BaseStorage,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.metrics = metric if isinstance(metric, list) else [metric]
+        modes = mode if isinstance(mode, list) else [mode]
+        self.distributions = {path: to_optuna_distribution(spec) for path, spec in space.items()}
+        self.optuna_study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            sampler=sampler,
+            load_if_exists=True,
+            directions=["maximize" if m == "max" else "minimize" for m in modes],
+        )
         self._pending_baselines = list(baselines)
-        self._baseline_trials: set[str] = set()
+        self._baselines: set[str] = set()
+        self._trials: dict[str, optuna.Trial] = {}
+        self._reported_steps: dict[str, set[int]] = {}
+        self._ended: set[str] = set()
 
     # -- suggesting ------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self._pending_baselines:
             baseline = self._pending_baselines.pop(0)
-            self._baseline_trials.add(trial_id)
-            return {TRIAL_KEY: f"baseline-{baseline['name']}", TRIAL_ROLE: "baseline",
-                    TRIAL_NAME: f"baseline-{baseline['name']}", **baseline["overrides"]}
-        if trial_id not in self._ot_trials:
-            orphan = self._orphan_trial()
-            if orphan is not None:
-                self._ot_trials[trial_id] = orphan
-                log.info("Optuna trial %d (left running by an interrupted driver) continues as %s",
-                         orphan.number, trial_id)
-        params = super().suggest(trial_id)
-        if params is None:
-            return None
-        number = self._ot_trials[trial_id].number
-        self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
-        return {TRIAL_KEY: f"optuna-{number}", TRIAL_ROLE: "search", TRIAL_NAME: f"trial-{number:03d}",
-                **params}
+            self._baselines.add(trial_id)
+            name = f"baseline-{baseline['name']}"
+            return {TRIAL_KEY: name, TRIAL_ROLE: "baseline", TRIAL_NAME: name, **baseline["overrides"]}
+        if trial_id not in self._trials:
+            self._trials[trial_id], self._reported_steps[trial_id] = self._orphan() or (
+                self.optuna_study.ask(self.distributions),
+                set(),
+            )
+        trial = self._trials[trial_id]
+        trial.set_user_attr("ray_trial_id", trial_id)
+        return {
+            TRIAL_KEY: f"optuna-{trial.number}",
+            TRIAL_ROLE: "search",
+            TRIAL_NAME: f"trial-{trial.number:03d}",
+            **trial.params,
+        }
 
-    def _orphan_trial(self) -> optuna.Trial | None:
-        known = {trial.number for trial in self._ot_trials.values()}
-        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if frozen.number not in known:
-                return optuna.Trial(self._ot_study, frozen._trial_id)
+    def _orphan(self) -> tuple[optuna.Trial, set[int]] | None:
+        """A RUNNING Optuna trial that no Ray trial of this driver holds (its driver was killed),
+        with the steps it has intermediate values for."""
+        held = {trial.number for trial in self._trials.values()}
+        for frozen in self.optuna_study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
+            if frozen.number not in held:
+                log.info("Optuna trial %d, left running by an interrupted driver, continues", frozen.number)
+                return _open_trial(self.optuna_study, frozen), set(frozen.intermediate_values)
         return None
 
     # -- results ---------------------------------------------------------------------------------
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id in self._baseline_trials:
-            return
-        value = result.get(self.metric) if isinstance(self.metric, str) else None
-        if isinstance(self.metric, str) and (value is None or not math.isfinite(value)):
+        if trial_id not in self._trials or trial_id in self._ended or len(self.metrics) > 1:
+            return  # baselines; Optuna keeps no intermediate values of multi-objective trials
+        value, step = result.get(self.metrics[0]), result.get("training_iteration")
+        steps = self._reported_steps[trial_id]
+        if value is None or step is None or not math.isfinite(value) or step in steps:
             return  # Optuna refuses NaN intermediate values
-        super().on_trial_result(trial_id, result)
+        self._trials[trial_id].report(value, step)
+        steps.add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        if trial_id in self._baseline_trials or trial_id in self._completed_trials:
+        if trial_id not in self._trials or trial_id in self._ended:
             return
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None:
-            return
-        outcome, reason = trial_outcome(result, error)
-        self._report_last_value(ot_trial, result)
+        trial = self._trials[trial_id]
+        # Ray does not pass the result that made the scheduler stop a trial to on_trial_result.
+        self.on_trial_result(trial_id, result or {})
+        state, reason = outcome(result, error)
         if reason:
-            ot_trial.set_user_attr("failure_reason", reason[:2000])
+            trial.set_user_attr("failure_reason", reason[:2000])
         try:
-            if outcome == "completed":
-                metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-                # the validation score of the epoch the trial selected (its test metrics are that epoch's)
-                values = [float(result.get(f"selected_{name}", result[name])) for name in metrics]
+            if state == TrialState.COMPLETED:
+                values = [float(result.get(f"selected_{name}", result[name])) for name in self.metrics]
                 if all(math.isfinite(v) for v in values):
-                    self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
+                    self.optuna_study.tell(trial, values if len(values) > 1 else values[0])
                 else:
-                    self._ot_study.tell(ot_trial, state=TrialState.FAIL)
-            elif outcome == "pruned":
-                self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+                    self.optuna_study.tell(trial, state=OptunaState.FAIL)
             else:
-                self._ot_study.tell(ot_trial, state=TrialState.FAIL)
-        except (RuntimeError, ValueError) as told:  # e.g. told before the driver was restarted
-            log.warning("Optuna trial %d: %s", ot_trial.number, told)
-        self._completed_trials.add(trial_id)
+                self.optuna_study.tell(trial, state=OPTUNA_STATES[state])
+        except (RuntimeError, ValueError) as told:  # e.g. told already, before the driver was restarted
+            log.warning("Optuna trial %d: %s", trial.number, told)
+        self._ended.add(trial_id)
 
-    def _report_last_value(self, ot_trial: optuna.Trial, result: dict[str, Any] | None) -> None:
-        """Ray does not pass the result that made the scheduler stop a trial to on_trial_result."""
-        if not result or not isinstance(self.metric, str) or "training_iteration" not in result:
-            return
-        value = result.get(self.metric)
-        step = result["training_iteration"]
-        if value is not None and math.isfinite(value) and step not in ot_trial.storage.get_trial(
-                ot_trial._trial_id).intermediate_values:
-            ot_trial.report(value, step)
+    # -- Ray's experiment checkpoints ---------------------------------------------------------------
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__dict__, file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.__dict__.update(pickle.load(file))

@@ -1,33 +1,38 @@
-"""A Ray Tune callback, run in the driver, that writes every trial to MLflow through StudyTracker."""
+"""A Ray Tune callback, run in the driver, that writes every trial to MLflow through StudyTracker.
+
+It logs the metric names the trial reports (`results.EPOCH_METRICS`, `results.FINAL_METRICS`)
+and nothing else of Ray's result dicts; a trial's end-of-trial files come from its result file,
+read from its last checkpoint.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
-from ray.tune import Callback
+from ray.tune import Callback, Checkpoint
 
 from smcl_tune.config import trial_config_from_dict
-from smcl_tune.study.searcher import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE, trial_outcome
-from smcl_tune.study.trainable import trial_params
-from smcl_tune.study_config import apply_overrides
-from smcl_tune.tracking import StudyTracker, decode_list, plain_param_names
+from smcl_tune.report.trial_files import trial_files
+from smcl_tune.results import EPOCH_METRICS, FINAL_MARKER, FINAL_METRICS, RESULT_FILE, outcome, read_result
+from smcl_tune.study.keys import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE, trial_params
+from smcl_tune.study_config import apply_overrides, plain_param_names
+from smcl_tune.tracking import FEW_BELOW_TAG, IMBALANCE_FACTOR_TAG, MANY_ABOVE_TAG, METHOD_TAG, StudyTracker
 
-# Entries of a result that are not metrics (strings, lists, Ray's bookkeeping).
-_NOT_METRICS = {"failure_reason", "test_per_class_accuracy", "test_confusion", "train_counts", "class_names", "node_id", "done", "trial_id", "date",
-                "hostname", "node_ip", "pid", "timestamp", "time_this_iter_s", "time_total_s",
-                "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "config",
-                "should_checkpoint"}
+log = logging.getLogger(__name__)
+
+LOGGED_METRICS = frozenset(EPOCH_METRICS) | frozenset(FINAL_METRICS)
 
 
 class TrackingCallback(Callback):
-    """Creates the trial runs, logs epoch metrics, final metrics and artifacts, ends the runs."""
+    """Creates the trial runs, logs their metrics and result files, ends the runs."""
 
     def __init__(self, tracker_arguments: dict[str, Any], base_trial: dict[str, Any]) -> None:
         self.tracker_arguments = tracker_arguments
         self.base_trial = base_trial
         self._tracker: StudyTracker | None = None
-        self._started: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks with the experiment state
         return {**self.__dict__, "_tracker": None}
@@ -43,34 +48,46 @@ class TrackingCallback(Callback):
         params = trial_params(config)
         resolved = trial_config_from_dict(apply_overrides(self.base_trial, params))
         data = resolved.data
-        tags = {"smcl.imbalance_factor": f"{data.imbalance_factor:g}", "smcl.many_above": str(data.many_above),
-                "smcl.few_below": str(data.few_below), "smcl.method": resolved.method.name}
-        return self.tracker.trial_run(config[TRIAL_KEY], config[TRIAL_NAME], config[TRIAL_ROLE],
-                                      plain_param_names(params), resolved.model_dump(mode="json"), tags)
+        tags = {
+            IMBALANCE_FACTOR_TAG: f"{data.imbalance_factor:g}",
+            MANY_ABOVE_TAG: str(data.many_above),
+            FEW_BELOW_TAG: str(data.few_below),
+            METHOD_TAG: resolved.method.name,
+        }
+        return self.tracker.trial_run(
+            config[TRIAL_KEY],
+            config[TRIAL_NAME],
+            config[TRIAL_ROLE],
+            plain_param_names(params),
+            resolved.model_dump(mode="json"),
+            tags,
+        )
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._run_id(trial)
-        self._started.setdefault(trial.trial_id, time.time())
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info: Any) -> None:
         run_id = self._run_id(trial)
         self.tracker.note_node(run_id, str(result.get("node_id", "")))
         step = int(result.get("epoch", result.get("training_iteration", 1) - 1))
-        stamp = int(time.time() * 1000)
-        metrics = {key: value for key, value in result.items() if key not in _NOT_METRICS}
+        metrics = {key: value for key, value in result.items() if key in LOGGED_METRICS}
         metrics["trial_seconds"] = result.get("time_total_s", 0.0)
-        if "epochs_completed" in result:
-            self.tracker.log_final(
-                run_id, metrics, decode_list(result.get("test_per_class_accuracy")),
-                decode_list(result.get("test_confusion")), decode_list(result.get("class_names")),
-                decode_list(result.get("train_counts")), step, stamp,
-            )
-        else:
-            self.tracker.log_epoch(run_id, metrics, step, stamp)
+        self.tracker.log_metrics(run_id, metrics, step, int(time.time() * 1000))
+
+    def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint: Checkpoint, **info: Any) -> None:
+        if FINAL_MARKER not in (trial.last_result or {}):
+            return  # an epoch's checkpoint: the result file comes with the trial's last one
+        with checkpoint.as_directory() as folder:
+            path = Path(folder) / RESULT_FILE
+            if not path.is_file():
+                log.warning("trial %s: its last checkpoint holds no %s", trial.trial_id, RESULT_FILE)
+                return
+            files = {RESULT_FILE: path.read_text(), **trial_files(read_result(path))}
+        self.tracker.log_files(self._run_id(trial), files)
 
     def _end(self, trial, error: bool) -> None:
-        outcome, reason = trial_outcome(trial.last_result, error)
-        self.tracker.end_trial(self._run_id(trial), outcome, reason)
+        state, reason = outcome(trial.last_result, error)
+        self.tracker.end_trial(self._run_id(trial), state, reason)
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._end(trial, error=False)

@@ -11,16 +11,9 @@ import ray
 from ray import tune
 
 from smcl_tune.config import trial_config_from_dict
-from smcl_tune.study.searcher import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE
+from smcl_tune.study.keys import trial_params
 from smcl_tune.study_config import OBJECTIVE_METRICS, apply_overrides
 from smcl_tune.train import cap_gpu_memory, run_trial
-
-BOOKKEEPING = (TRIAL_KEY, TRIAL_ROLE, TRIAL_NAME)
-
-
-def trial_params(config: dict[str, Any]) -> dict[str, Any]:
-    """The dotted-path values of a Ray trial's config (sampled values or baseline overrides)."""
-    return {key: value for key, value in config.items() if key not in BOOKKEEPING}
 
 
 def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any]) -> None:
@@ -30,14 +23,11 @@ def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any]) -> Non
     planned = trial_config.training.epochs
     node_id = ray.get_runtime_context().get_node_id()
 
-    def report(metrics: dict[str, Any], checkpoint_file: Path | None) -> None:
+    def report(metrics: dict[str, Any], checkpoint: Path | None) -> None:
         payload = {**metrics, "epochs_planned": planned, "node_id": node_id}
-        for name in OBJECTIVE_METRICS:  # a trial that fails in its first epoch has none yet
+        for name in OBJECTIVE_METRICS:  # Ray wants the scheduler's metric in every report
             payload.setdefault(name, math.nan)
-        if checkpoint_file is None:
-            tune.report(payload)
-        else:
-            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_file.parent)))
+        tune.report(payload, checkpoint=None if checkpoint is None else tune.Checkpoint.from_directory(str(checkpoint)))
 
     with tempfile.TemporaryDirectory(prefix="smcl-trial-") as work:
         resume_from = None

@@ -1,7 +1,6 @@
 import torch
 
-from smcl_tune.data.longtail import class_counts, split_long_tailed
-from smcl_tune.metrics import shot_groups
+from smcl_tune.data.longtail import class_counts, shot_groups, split_long_tailed
 
 
 def test_cifar100_lt_if100_keeps_10847_images_in_35_35_30_groups():

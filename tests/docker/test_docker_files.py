@@ -33,13 +33,20 @@ def test_cluster_configs_pass_rays_schema(name):
     assert any("mlflow server --host 127.0.0.1" in command for command in config["head_start_ray_commands"])
 
 
-@pytest.mark.parametrize("break_it, error, message", [
-    (lambda c: c.update({"max_wokers": 3}), jsonschema.ValidationError, "'max_wokers' was unexpected"),
-    (lambda c: c["available_node_types"]["gpu_worker"].update({"min_worker": 1}), jsonschema.ValidationError,
-     "'min_worker' was unexpected"),
-    (lambda c: c["provider"].pop("type"), KeyError, "type"),
-    (lambda c: c.update({"head_node_type": "gpu_head"}), ValueError, "must be one of `available_node_types`"),
-], ids=["top-level typo", "node-type typo", "no provider type", "unknown head type"])
+@pytest.mark.parametrize(
+    "break_it, error, message",
+    [
+        (lambda c: c.update({"max_wokers": 3}), jsonschema.ValidationError, "'max_wokers' was unexpected"),
+        (
+            lambda c: c["available_node_types"]["gpu_worker"].update({"min_worker": 1}),
+            jsonschema.ValidationError,
+            "'min_worker' was unexpected",
+        ),
+        (lambda c: c["provider"].pop("type"), KeyError, "type"),
+        (lambda c: c.update({"head_node_type": "gpu_head"}), ValueError, "must be one of `available_node_types`"),
+    ],
+    ids=["top-level typo", "node-type typo", "no provider type", "unknown head type"],
+)
 def test_a_typo_in_a_cluster_config_fails(break_it, error, message):
     config = yaml.safe_load((DOCKER / "cluster.yaml").read_text())
     break_it(config)

@@ -30,7 +30,6 @@ def reference_spectral_residual(image: torch.Tensor, sigma: float) -> torch.Tens
     spectrum = torch.fft.fft2(padded)
     amplitude = spectrum.abs()
     log_amplitude = torch.log(amplitude + 1e-4 * amplitude.max() + 1e-30)
-    rows, cols = log_amplitude.shape
     local_mean = torch.zeros_like(log_amplitude)
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
@@ -43,9 +42,7 @@ def reference_spectral_residual(image: torch.Tensor, sigma: float) -> torch.Tens
     kernel_1d = torch.exp(-0.5 * (offsets / sigma) ** 2)
     kernel_2d = torch.outer(kernel_1d, kernel_1d)
     kernel_2d = kernel_2d / kernel_2d.sum()
-    blurred = F.conv2d(
-        F.pad(saliency[None, None], (radius,) * 4, mode="reflect"), kernel_2d[None, None]
-    )[0, 0]
+    blurred = F.conv2d(F.pad(saliency[None, None], (radius,) * 4, mode="reflect"), kernel_2d[None, None])[0, 0]
     cropped = blurred[pad_h : pad_h + height, pad_w : pad_w + width]
     return (cropped - cropped.min()) / (cropped.max() - cropped.min())
 
@@ -81,9 +78,7 @@ def test_spectral_residual_ignores_normalisation():
     assert torch.allclose(maps, renormalised, atol=1e-3)
 
 
-@pytest.mark.parametrize(
-    "centre", [(10, 22), (22, 10), (16, 16), (6, 6), (25, 26), (26, 5), (4, 28)]
-)
+@pytest.mark.parametrize("centre", [(10, 22), (22, 10), (16, 16), (6, 6), (25, 26), (26, 5), (4, 28)])
 def test_spectral_residual_peak_lies_on_the_object(centre):
     image, distance = disc_image(*centre)
     maps = spectral_residual_saliency(image[None])

@@ -38,8 +38,6 @@ def test_empty_classes_are_never_drawn():
 
 def test_multinomial_draws_follow_the_probabilities():
     probabilities = effective_number_probabilities(COUNTS)
-    draws = torch.multinomial(
-        probabilities, 200_000, replacement=True, generator=torch.Generator().manual_seed(0)
-    )
+    draws = torch.multinomial(probabilities, 200_000, replacement=True, generator=torch.Generator().manual_seed(0))
     frequencies = torch.bincount(draws, minlength=len(COUNTS)).double() / draws.numel()
     assert torch.allclose(frequencies, probabilities, atol=0.01)

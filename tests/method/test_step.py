@@ -26,15 +26,20 @@ def network():
 
 def test_smcl_loss_is_mixed_ce_plus_weighted_supcon_on_the_masked_batch(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
-    settings = StepSettings(method="smcl", num_classes=NUM_CLASSES, saliency_threshold=0.4, loss_weight=0.7,
-                            temperature=0.2)
+    settings = StepSettings(
+        method="smcl", num_classes=NUM_CLASSES, saliency_threshold=0.4, loss_weight=0.7, temperature=0.2
+    )
     output = step_loss(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
     # slow reference, written out from SMCL.md steps 1-8
     mask = threshold_mask(spectral_residual_saliency(x_m, settings.saliency_blur_sigma), 0.4)
     x_tilde = compose(x_b, x_m, mask)
     area = mask_area(mask)
-    targets = torch.cat([F.one_hot(y_b, NUM_CLASSES).float(),
-                         (1 - area)[:, None] * F.one_hot(y_b, NUM_CLASSES) + area[:, None] * F.one_hot(y_m, NUM_CLASSES)])
+    targets = torch.cat(
+        [
+            F.one_hot(y_b, NUM_CLASSES).float(),
+            (1 - area)[:, None] * F.one_hot(y_b, NUM_CLASSES) + area[:, None] * F.one_hot(y_m, NUM_CLASSES),
+        ]
+    )
     logits, z = network(torch.cat([x_b, x_tilde]), with_embedding=True)
     mce = soft_cross_entropy(logits, targets)
     msc = supervised_contrastive_loss(z, torch.cat([y_b, y_m]), 0.2)
@@ -46,8 +51,15 @@ def test_smcl_loss_is_mixed_ce_plus_weighted_supcon_on_the_masked_batch(network)
 
 def test_mask_only_has_no_contrastive_term_and_ce_ignores_the_minor_batch(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
-    mask_only = step_loss(StepSettings(method="mask_only", num_classes=NUM_CLASSES, loss_weight=3.0),
-                          network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    mask_only = step_loss(
+        StepSettings(method="mask_only", num_classes=NUM_CLASSES, loss_weight=3.0),
+        network,
+        x_b,
+        y_b,
+        x_m,
+        y_m,
+        torch.Generator().manual_seed(0),
+    )
     assert float(mask_only.contrastive_loss) == 0 and torch.equal(mask_only.loss, mask_only.classification_loss)
     ce = step_loss(StepSettings(method="ce", num_classes=NUM_CLASSES), network, x_b, y_b, x_m, y_m)
     assert torch.allclose(ce.loss, F.cross_entropy(network(x_b)[0], y_b), atol=1e-6)
@@ -55,8 +67,14 @@ def test_mask_only_has_no_contrastive_term_and_ce_ignores_the_minor_batch(networ
 
 def test_supcon_baseline_uses_the_unmasked_minor_images(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
-    output = step_loss(StepSettings(method="supcon", num_classes=NUM_CLASSES, loss_weight=0.5, temperature=0.1),
-                       network, x_b, y_b, x_m, y_m)
+    output = step_loss(
+        StepSettings(method="supcon", num_classes=NUM_CLASSES, loss_weight=0.5, temperature=0.1),
+        network,
+        x_b,
+        y_b,
+        x_m,
+        y_m,
+    )
     logits, z = network(torch.cat([x_b, x_m]), with_embedding=True)
     labels = torch.cat([y_b, y_m])
     expected = F.cross_entropy(logits, labels) + 0.5 * supervised_contrastive_loss(z, labels, 0.1)

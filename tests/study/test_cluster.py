@@ -15,11 +15,9 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 
-from smcl_tune.study import run_study
+from smcl_tune.study.runner import run_study
 from smcl_tune.study_config import load_study
 from smcl_tune.tracking import default_tracking_uri
-
-from .conftest import tiny_study, trial_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,20 +28,47 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-
-def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path):
+@pytest.mark.ray
+@pytest.mark.slow
+def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path, tiny_study, trial_runs):
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     env["RAY_AUTH_MODE"] = "disabled"  # a loopback-only test cluster; real clusters keep Ray's token auth
     head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
-         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
     try:
         study = tiny_study(tmp_path, name="on-head", num_trials=2)
-        done = subprocess.run([sys.executable, str(ROOT / "docker" / "submit_study.py"), "run", str(study),
-                               "--address", f"127.0.0.1:{port}"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "docker" / "submit_study.py"),
+                "run",
+                str(study),
+                "--address",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert "study on-head ran for" in done.stdout
         assert f"joining the Ray cluster at 127.0.0.1:{port}" in done.stderr
@@ -57,7 +82,9 @@ def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path):
     assert len(trial_runs(client, "on-head")) == 2
 
 
-def test_losing_a_worker_node_loses_no_trial(tmp_path):
+@pytest.mark.ray
+@pytest.mark.slow
+def test_losing_a_worker_node_loses_no_trial(tmp_path, tiny_study, trial_runs):
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
@@ -71,7 +98,7 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path):
     def run() -> None:
         try:
             outcome["result"] = run_study(study)
-        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+        except BaseException as error:
             errors.append(error)
 
     driver = threading.Thread(target=run, daemon=True)
@@ -90,8 +117,9 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path):
         assert victim is not None, "no trial reached its third epoch"
         node = next(w for w in workers if w.node_id == victim[1])
         cluster.remove_node(node)
-        timeline.append(f"{time.time() - started:6.1f}s removed node {victim[1][:8]} running {victim[0]} "
-                        f"after {victim[2]} epochs")
+        timeline.append(
+            f"{time.time() - started:6.1f}s removed node {victim[1][:8]} running {victim[0]} after {victim[2]} epochs"
+        )
         driver.join(timeout=600)
         assert not driver.is_alive() and not errors, errors
     finally:
@@ -111,7 +139,23 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path):
     moved = runs[victim[0]].data.tags["smcl.nodes"].split(",")
     assert len(moved) == 2 and moved[0] == victim[1] and moved[1] != victim[1]
     assert len(nodes_used) >= 2
-    optuna_study = optuna.load_study(study_name="node-loss",
-                                     storage=f"sqlite:///{tmp_path / 'smcl-runs' / 'node-loss' / 'optuna.db'}")
+    optuna_study = optuna.load_study(
+        study_name="node-loss", storage=f"sqlite:///{tmp_path / 'smcl-runs' / 'node-loss' / 'optuna.db'}"
+    )
     assert [t.state for t in optuna_study.get_trials()] == [optuna.trial.TrialState.COMPLETE] * 4
     print("\n".join(["node-loss timeline:", *timeline]))
+
+
+def test_local_storage_is_refused_when_the_cluster_spans_several_hosts(tmp_path, tiny_study):
+    from smcl_tune.config import ConfigError
+    from smcl_tune.study.cluster import check_cluster_storage
+    from smcl_tune.study.paths import StudyPaths
+    from smcl_tune.study_config import load_study
+
+    study = load_study(tiny_study(tmp_path, name="cluster"))
+    paths = StudyPaths.of(study)
+    check_cluster_storage(study, paths, ["10.0.0.1"])  # one host: its own disk is fine
+    with pytest.raises(ConfigError, match=r"storage: .* is a local folder .* spans 2 hosts \(10.0.0.1, 10.0.0.2\)"):
+        check_cluster_storage(study, paths, ["10.0.0.1", "10.0.0.2"])
+    on_s3 = load_study(tiny_study(tmp_path, name="cluster", storage="s3://bucket/smcl-runs"))
+    check_cluster_storage(on_s3, StudyPaths.of(on_s3), ["10.0.0.1", "10.0.0.2"])

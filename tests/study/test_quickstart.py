@@ -5,18 +5,26 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.tracking import default_tracking_uri
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "studies" / "quickstart.yaml"
 
 
 def test_quickstart_study_end_to_end(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "smcl_tune.cli", "run", str(QUICKSTART)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "run", str(QUICKSTART)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    table = done.stdout[done.stdout.index("study quickstart:"):]
+    table = done.stdout[done.stdout.index("study quickstart:") :]
     assert "rank  trial" in table and "baseline-ce" in table
     assert len([line for line in table.splitlines() if line.strip()[:1].isdigit()]) == 9
 
@@ -36,5 +44,6 @@ def test_quickstart_study_end_to_end(tmp_path):
 
     study = optuna.load_study(study_name="quickstart", storage=f"sqlite:///{storage / 'quickstart' / 'optuna.db'}")
     assert len(study.trials) == 8
-    assert all(trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-               for trial in study.trials)
+    assert all(
+        trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for trial in study.trials
+    )

@@ -1,5 +1,6 @@
 """Interrupting `smcl-tune run` (SIGINT, or SIGKILL of the driver) and running it again resumes."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,18 +14,23 @@ from mlflow.tracking import MlflowClient
 
 from smcl_tune.tracking import default_tracking_uri
 
-from .conftest import tiny_study, trial_runs
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 EPOCHS = 5
 
 
 def _start(study: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "smcl_tune.cli", "run", str(study)], cwd=study.parent,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
+        cwd=study.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
-
-def _wait_mid_study(client: MlflowClient, name: str, timeout: float = 480) -> None:
+def _wait_mid_study(client: MlflowClient, name: str, trial_runs, timeout: float = 480) -> None:
     """Until one trial has finished and another has checkpointed at least two epochs."""
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -33,8 +39,9 @@ def _wait_mid_study(client: MlflowClient, name: str, timeout: float = 480) -> No
         except Exception:  # the store may not exist yet
             runs = []
         finished = [r for r in runs if r.info.status != "RUNNING"]
-        running = [r for r in runs if r.info.status == "RUNNING"
-                   and len(client.get_metric_history(r.info.run_id, "loss")) >= 2]
+        running = [
+            r for r in runs if r.info.status == "RUNNING" and len(client.get_metric_history(r.info.run_id, "loss")) >= 2
+        ]
         if finished and running:
             return
         time.sleep(0.3)
@@ -42,14 +49,12 @@ def _wait_mid_study(client: MlflowClient, name: str, timeout: float = 480) -> No
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
-def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, how):
+def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, how, tiny_study, trial_runs):
     name = f"resume-{how.lower()}"
     base = tiny_study(tmp_path, name=name, num_trials=3, scheduler={"type": "fifo"})
     base.write_text(base.read_text().replace("epochs: 3", f"epochs: {EPOCHS}"))
@@ -57,7 +62,7 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
 
     first = _start(base)
     try:
-        _wait_mid_study(client, name)
+        _wait_mid_study(client, name, trial_runs)
         if how == "SIGINT":
             os.killpg(first.pid, signal.SIGINT)
             assert first.wait(timeout=120) == 1  # README: 1, a study that did not finish
@@ -78,7 +83,9 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
 
     after = trial_runs(client, name)
     assert sorted(run.info.run_name for run in after) == ["trial-000", "trial-001", "trial-002"]
-    assert all(run.info.status == "FINISHED" for run in after), [(r.info.run_name, r.info.status, r.data.tags.get("smcl.state")) for r in after]
+    assert all(run.info.status == "FINISHED" for run in after), [
+        (r.info.run_name, r.info.status, r.data.tags.get("smcl.state")) for r in after
+    ]
     for run in after:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
         assert sorted(set(steps)) == list(range(EPOCHS)), (run.info.run_name, steps)
@@ -88,7 +95,8 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
             # A trial interrupted after two epochs goes on from a checkpoint, not from scratch: its
             # first epoch is logged once. Epochs after the last checkpoint Ray had saved are redone.
             assert steps.count(0) == 1, (run.info.run_name, steps)
-    optuna_study = optuna.load_study(study_name=name,
-                                     storage=f"sqlite:///{tmp_path / 'smcl-runs' / name / 'optuna.db'}")
+    optuna_study = optuna.load_study(
+        study_name=name, storage=f"sqlite:///{tmp_path / 'smcl-runs' / name / 'optuna.db'}"
+    )
     states = [trial.state for trial in optuna_study.get_trials()]
     assert states == [optuna.trial.TrialState.COMPLETE] * 3

@@ -11,11 +11,11 @@ from mlflow.tracking import MlflowClient
 
 from smcl_tune.cli import main
 
-from .conftest import tiny_study
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def finished_study(tmp_path_factory):
+def finished_study(tmp_path_factory, tiny_study):
     tmp_path = tmp_path_factory.mktemp("study")
     # Baselines run first, one trial at a time: `ce` learns, `diverges` turns NaN in its first
     # epoch, `no-few` is `ce` with shot thresholds that leave no few-shot class; the sampled
@@ -23,11 +23,14 @@ def finished_study(tmp_path_factory):
     # a tracking URI and experiment of the study file's own choosing.
     tracking_uri = f"sqlite:///{tmp_path / 'tracking.db'}"
     path = tiny_study(
-        tmp_path, name="e2e",
+        tmp_path,
+        name="e2e",
         search={"training.lr": {"loguniform": [1e-8, 1e-7]}, "method.temperature": {"loguniform": [0.05, 0.5]}},
-        baselines=[{"name": "ce", "overrides": {"method.name": "ce"}},
-                   {"name": "diverges", "overrides": {"training.lr": 1e20}},
-                   {"name": "no-few", "overrides": {"method.name": "ce", "data.few_below": 1}}],
+        baselines=[
+            {"name": "ce", "overrides": {"method.name": "ce"}},
+            {"name": "diverges", "overrides": {"training.lr": 1e20}},
+            {"name": "no-few", "overrides": {"method.name": "ce", "data.few_below": 1}},
+        ],
         tracking={"uri": tracking_uri, "experiment": "e2e-experiment"},
     )
     code = main(["run", str(path)])
@@ -49,7 +52,13 @@ def test_study_exits_0_and_mlflow_nests_one_run_per_trial(finished_study):
     children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == 6  # 3 sampled + 3 baselines
     assert sorted(run.info.run_name for run in children) == [
-        "baseline-ce", "baseline-diverges", "baseline-no-few", "trial-000", "trial-001", "trial-002"]
+        "baseline-ce",
+        "baseline-diverges",
+        "baseline-no-few",
+        "trial-000",
+        "trial-001",
+        "trial-002",
+    ]
     assert not [run for run in children if run.info.status == "RUNNING"]
     assert client.list_artifacts(parents[0].info.run_id, "study")
     published = {item.path for item in client.list_artifacts(parents[0].info.run_id, "leaderboard")}
@@ -69,8 +78,10 @@ def test_an_empty_shot_group_is_missing_in_mlflow_and_in_the_leaderboard(finishe
     assert main(["leaderboard", "e2e", "--tracking-uri", client.tracking_uri, "--format", "markdown"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    cells = {row[header.index("trial")]: row for row in
-             ([cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:])}
+    cells = {
+        row[header.index("trial")]: row
+        for row in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:])
+    }
     assert cells["baseline-no-few [baseline]"][header.index("few")] == "n/a"
     assert cells["baseline-ce [baseline]"][header.index("few")] not in ("", "n/a")
 
@@ -84,8 +95,19 @@ def test_completed_trial_has_epoch_metrics_test_metrics_and_artifacts(finished_s
     for key in ("loss", "loss_mce", "train_accuracy", "test_top1", "test_balanced_accuracy", "test_many", "test_few"):
         assert key in ce.data.metrics, key
     assert ce.data.params["name"] == "ce"
+    ray_keys = {
+        "training_iteration",
+        "time_this_iter_s",
+        "time_total_s",
+        "pid",
+        "timestamp",
+        "iterations_since_restore",
+        "epochs_planned",
+        "done",
+    }
+    assert not ray_keys & set(ce.data.metrics)  # only the trial's own metric names reach MLflow
     artifacts = {item.path for item in client.list_artifacts(ce.info.run_id)}
-    assert {"per_class_accuracy.csv", "confusion_matrix.png", "trial_config.json"} <= artifacts
+    assert {"per_class_accuracy.csv", "confusion_matrix.png", "trial_config.json", "result.json"} <= artifacts
 
 
 def test_nan_trial_fails_with_its_reason_and_the_study_goes_on(finished_study):

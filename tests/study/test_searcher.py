@@ -14,20 +14,40 @@ METRIC = "val_balanced_accuracy"
 
 
 def _searcher(storage, metric=METRIC, mode="max", baselines=(), seed=0, space=SPACE):
-    return StudySearcher(space=space, baselines=list(baselines), metric=metric, mode=mode,
-                         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=2),
-                         study_name="s", storage=storage)
+    return StudySearcher(
+        space=space,
+        baselines=list(baselines),
+        metric=metric,
+        mode=mode,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=2),
+        study_name="s",
+        storage=storage,
+    )
 
 
 def _epoch(epoch, value, planned, **final):
     """A trial's report after `epoch` (0-based), as the trainable sends it through Ray."""
-    return {METRIC: value, "val_few": value / 2, "epoch": epoch, "training_iteration": epoch + 1,
-            "epochs_planned": planned, **final}
+    return {
+        METRIC: value,
+        "val_few": value / 2,
+        "epoch": epoch,
+        "training_iteration": epoch + 1,
+        "epochs_planned": planned,
+        **final,
+    }
 
 
 def _final(epoch, value, planned, selected, **extra):
-    return _epoch(epoch, value, planned, epochs_completed=epoch + 1, trial_failed=0.0, failure_reason="",
-                  **{f"selected_{METRIC}": selected, "selected_val_few": selected / 2}, **extra)
+    return _epoch(
+        epoch,
+        value,
+        planned,
+        epochs_completed=epoch + 1,
+        trial_failed=0.0,
+        failure_reason="",
+        **{f"selected_{METRIC}": selected, "selected_val_few": selected / 2},
+        **extra,
+    )
 
 
 def _only_trial(storage):
@@ -68,8 +88,17 @@ def test_a_full_run_is_complete_with_the_selected_epochs_validation_score(storag
 def test_a_failed_trial_is_fail_with_its_reason(storage):
     searcher = _searcher(storage)
     searcher.suggest("t1")
-    searcher.on_trial_complete("t1", _epoch(0, math.nan, planned=3, epochs_completed=0, trial_failed=1.0,
-                                            failure_reason="non-finite loss (nan) in epoch 0"))
+    searcher.on_trial_complete(
+        "t1",
+        _epoch(
+            0,
+            math.nan,
+            planned=3,
+            epochs_completed=0,
+            trial_failed=1.0,
+            failure_reason="non-finite loss (nan) in epoch 0",
+        ),
+    )
     trial = _only_trial(storage)
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["failure_reason"] == "non-finite loss (nan) in epoch 0"
@@ -87,7 +116,9 @@ def test_a_running_trial_left_by_a_killed_driver_is_adopted_exactly_once(storage
     searcher = _searcher(storage)
     adopted = searcher.suggest("new-1")
     fresh = searcher.suggest("new-2")
-    assert adopted["smcl_trial_key"] == "optuna-0" and adopted["method.temperature"] == left_params["method.temperature"]
+    assert (
+        adopted["smcl_trial_key"] == "optuna-0" and adopted["method.temperature"] == left_params["method.temperature"]
+    )
     assert fresh["smcl_trial_key"] == "optuna-1"
     for trial_id in ("new-1", "new-2"):
         searcher.on_trial_complete(trial_id, _final(0, 0.5, planned=1, selected=0.5))
@@ -98,8 +129,12 @@ def test_a_running_trial_left_by_a_killed_driver_is_adopted_exactly_once(storage
 def test_baselines_come_first_and_never_reach_optuna(storage):
     searcher = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}])
     baseline = searcher.suggest("b")
-    assert baseline == {"smcl_trial_key": "baseline-ce", "smcl_role": "baseline", "smcl_trial_name": "baseline-ce",
-                        "method.name": "ce"}
+    assert baseline == {
+        "smcl_trial_key": "baseline-ce",
+        "smcl_role": "baseline",
+        "smcl_trial_name": "baseline-ce",
+        "method.name": "ce",
+    }
     searcher.on_trial_result("b", _epoch(0, 0.3, planned=1))
     searcher.on_trial_complete("b", _final(0, 0.3, planned=1, selected=0.3))
     assert optuna.load_study(study_name="s", storage=storage).get_trials() == []
@@ -116,24 +151,29 @@ def test_a_secondary_objective_makes_a_two_valued_study(storage):
     assert study.get_trials()[0].values == [0.7, 0.35]
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ({"uniform": [0.1, 0.9]}, optuna.distributions.FloatDistribution(0.1, 0.9)),
-    ({"loguniform": [0.01, 1.0]}, optuna.distributions.FloatDistribution(0.01, 1.0, log=True)),
-    ({"int": [16, 256]}, optuna.distributions.IntDistribution(16, 256)),
-    ({"logint": [16, 256]}, optuna.distributions.IntDistribution(16, 256, log=True)),
-    ({"choice": [10, 50, 100]}, optuna.distributions.CategoricalDistribution([10, 50, 100])),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"uniform": [0.1, 0.9]}, optuna.distributions.FloatDistribution(0.1, 0.9)),
+        ({"loguniform": [0.01, 1.0]}, optuna.distributions.FloatDistribution(0.01, 1.0, log=True)),
+        ({"int": [16, 256]}, optuna.distributions.IntDistribution(16, 256)),
+        ({"logint": [16, 256]}, optuna.distributions.IntDistribution(16, 256, log=True)),
+        ({"choice": [10, 50, 100]}, optuna.distributions.CategoricalDistribution([10, 50, 100])),
+    ],
+)
 def test_every_distribution_kind_maps_to_its_optuna_distribution(spec, expected):
     assert to_optuna_distribution(spec) == expected
 
 
-def test_the_study_seed_reproduces_the_suggestions(tmp_path):
+def test_the_study_seed_reproduces_the_suggestions(tmp_path, tiny_study):
     from smcl_tune.study.runner import build_searcher
     from smcl_tune.study_config import study_from_dict
 
-    from .conftest import tiny_study
-
-    space = {**SPACE, "training.batch_size": {"logint": [16, 256]}, "method.mask_mode": {"choice": ["threshold", "box"]}}
+    space = {
+        **SPACE,
+        "training.batch_size": {"logint": [16, 256]},
+        "method.mask_mode": {"choice": ["threshold", "box"]},
+    }
 
     def suggestions(seed):
         raw = yaml.safe_load(tiny_study(tmp_path, search=space, seed=seed, num_trials=4).read_text())
@@ -141,8 +181,9 @@ def test_the_study_seed_reproduces_the_suggestions(tmp_path):
         drawn = []
         for index in range(4):  # random start-up trials, then TPE
             params = searcher.suggest(f"t{index}")
-            searcher.on_trial_complete(f"t{index}", _final(0, params["method.loss_weight"], planned=1,
-                                                           selected=params["method.loss_weight"]))
+            searcher.on_trial_complete(
+                f"t{index}", _final(0, params["method.loss_weight"], planned=1, selected=params["method.loss_weight"])
+            )
             drawn.append({key: params[key] for key in space})
         return drawn
 

@@ -11,8 +11,6 @@ from mlflow.tracking import MlflowClient
 from smcl_tune.cli import main
 from smcl_tune.tracking import default_tracking_uri
 
-from .conftest import tiny_study, trial_runs
-
 OLD_RECORD = {"fingerprint": "0123456789abcdef", "source": "old.yaml"}
 
 
@@ -20,11 +18,17 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
 
 
-def test_changed_study_file_is_refused_before_anything_starts_and_restart_replaces_it(tmp_path, capsys):
+@pytest.mark.ray
+@pytest.mark.slow
+def test_changed_study_file_is_refused_before_anything_starts_and_restart_replaces_it(
+    tmp_path, capsys, tiny_study, trial_runs
+):
     if ray.is_initialized():  # another test's Ray would hide whether this one started it
         ray.shutdown()
     path = tiny_study(tmp_path, name="same-name", num_trials=1)
-    path.write_text(path.read_text().replace("epochs: 3", "epochs: 1").replace("mask_end_epoch: 10", "mask_end_epoch: 1"))
+    path.write_text(
+        path.read_text().replace("epochs: 3", "epochs: 1").replace("mask_end_epoch: 10", "mask_end_epoch: 1")
+    )
     storage = tmp_path / "smcl-runs"
     record = storage / "same-name"
     record.mkdir(parents=True)
@@ -49,16 +53,18 @@ def test_changed_study_file_is_refused_before_anything_starts_and_restart_replac
     assert [run.info.run_name for run in trial_runs(client, "same-name")] == ["trial-000"]
 
 
-def test_restart_discards_the_record_the_optuna_study_and_the_mlflow_runs(tmp_path):
-    from smcl_tune.study.runner import StudyPaths, _prepare_state
+def test_restart_discards_the_record_the_optuna_study_and_the_mlflow_runs(tmp_path, tiny_study):
+    from smcl_tune.study.paths import StudyPaths
+    from smcl_tune.study.runner import _prepare_state
     from smcl_tune.study_config import load_study
     from smcl_tune.tracking import StudyTracker
 
     study = load_study(tiny_study(tmp_path, name="again"))
     paths = StudyPaths.of(study)
     assert _prepare_state(study, paths, restart=False) is False
-    tracker = StudyTracker(paths.tracking_uri, paths.experiment, study.name, study.fingerprint(),
-                           paths.local_root / "mlartifacts")
+    tracker = StudyTracker(
+        paths.tracking_uri, paths.experiment, study.name, study.fingerprint(), paths.local_root / "mlartifacts"
+    )
     tracker.trial_run("optuna-0", "trial-000", "search", {"temperature": 0.1}, {})
     (paths.record_dir / "optuna.db").write_text("stale")
     assert _prepare_state(study, paths, restart=True) is False
@@ -66,17 +72,3 @@ def test_restart_discards_the_record_the_optuna_study_and_the_mlflow_runs(tmp_pa
     assert (paths.record_dir / "smcl-study.json").exists()
     experiment = tracker.client.get_experiment_by_name(paths.experiment)
     assert tracker.client.search_runs([experiment.experiment_id]) == []
-
-
-def test_local_storage_is_refused_when_the_cluster_spans_several_hosts(tmp_path):
-    from smcl_tune.config import ConfigError
-    from smcl_tune.study.runner import StudyPaths, check_cluster_storage
-    from smcl_tune.study_config import load_study
-
-    study = load_study(tiny_study(tmp_path, name="cluster"))
-    paths = StudyPaths.of(study)
-    check_cluster_storage(study, paths, ["10.0.0.1"])  # one host: its own disk is fine
-    with pytest.raises(ConfigError, match=r"storage: .* is a local folder .* spans 2 hosts \(10.0.0.1, 10.0.0.2\)"):
-        check_cluster_storage(study, paths, ["10.0.0.1", "10.0.0.2"])
-    on_s3 = load_study(tiny_study(tmp_path, name="cluster", storage="s3://bucket/smcl-runs"))
-    check_cluster_storage(on_s3, StudyPaths.of(on_s3), ["10.0.0.1", "10.0.0.2"])

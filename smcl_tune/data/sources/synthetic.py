@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import torch
 
-from smcl_tune.config import SyntheticConfig
+from smcl_tune.config import SYNTHETIC_MAX_CLASSES, SyntheticConfig
 from smcl_tune.data.pool import SourceData, TensorPool
 
 log = logging.getLogger(__name__)
@@ -25,13 +25,34 @@ log = logging.getLogger(__name__)
 SHAPE_NAMES = ["circle", "square", "triangle", "diamond", "plus", "ring", "cross", "hexagon", "ellipse", "half_disk"]
 COLOUR_NAMES = ["red", "green", "blue", "yellow", "magenta", "cyan", "orange", "purple", "white", "black"]
 COLOURS = torch.tensor(
-    [[230, 25, 25], [25, 200, 25], [25, 50, 235], [240, 225, 20], [225, 20, 225],
-     [20, 215, 225], [250, 130, 10], [130, 20, 210], [245, 245, 245], [10, 10, 10]],
+    [
+        [230, 25, 25],
+        [25, 200, 25],
+        [25, 50, 235],
+        [240, 225, 20],
+        [225, 20, 225],
+        [20, 215, 225],
+        [250, 130, 10],
+        [130, 20, 210],
+        [245, 245, 245],
+        [10, 10, 10],
+    ],
     dtype=torch.float32,
 )
-BACKGROUND_NAMES = ["stripes_horizontal", "stripes_vertical", "stripes_diagonal", "stripes_antidiagonal",
-                    "checkerboard_small", "checkerboard_large", "gradient", "rings", "coloured_noise", "dot_grid"]
-MAX_CLASSES = len(SHAPE_NAMES) * len(COLOUR_NAMES)
+BACKGROUND_NAMES = [
+    "stripes_horizontal",
+    "stripes_vertical",
+    "stripes_diagonal",
+    "stripes_antidiagonal",
+    "checkerboard_small",
+    "checkerboard_large",
+    "gradient",
+    "rings",
+    "coloured_noise",
+    "dot_grid",
+]
+MAX_CLASSES = SYNTHETIC_MAX_CLASSES  # every shape in every colour
+SYNTHETIC_POOL_PER_CLASS = 500
 _SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 
 
@@ -84,7 +105,9 @@ def _uniform(count: int, low: float, high: float, generator: torch.Generator) ->
     return (low + (high - low) * torch.rand(count, generator=generator)).view(count, 1, 1)
 
 
-def _pattern(background: int, count: int, size: int, generator: torch.Generator, texture_scale: float = 1.0) -> torch.Tensor:
+def _pattern(
+    background: int, count: int, size: int, generator: torch.Generator, texture_scale: float = 1.0
+) -> torch.Tensor:
     """Blend weights in [0, 1], [count,1,H,W] (or [count,3,H,W] for noise), for one texture."""
     xs, ys = _grid(size)
     scale = size / 32 * texture_scale
@@ -143,7 +166,10 @@ def _shape_mask(shape: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def render_synthetic(
-    labels: torch.Tensor, backgrounds: torch.Tensor, image_size: int, generator: torch.Generator,
+    labels: torch.Tensor,
+    backgrounds: torch.Tensor,
+    image_size: int,
+    generator: torch.Generator,
     appearance: Appearance = Appearance(),
 ) -> SyntheticImages:
     """Draw class `labels[i]`'s object on texture `backgrounds[i]`, at a random position and scale.
@@ -158,7 +184,9 @@ def render_synthetic(
         members = torch.nonzero(backgrounds == background).flatten()
         weights[members] = _pattern(background, len(members), size, generator, appearance.texture_scale)
     dark = torch.rand(count, 1, generator=generator) * 40 + 64 + (torch.rand(count, 3, generator=generator) - 0.5) * 24
-    light = torch.rand(count, 1, generator=generator) * 40 + 152 + (torch.rand(count, 3, generator=generator) - 0.5) * 24
+    light = (
+        torch.rand(count, 1, generator=generator) * 40 + 152 + (torch.rand(count, 3, generator=generator) - 0.5) * 24
+    )
     dark, light = dark.clamp(64, 192).view(count, 3, 1, 1), light.clamp(64, 192).view(count, 3, 1, 1)
     images = dark + (light - dark) * weights
 
@@ -187,7 +215,13 @@ def _derived_seed(seed: int, split: str) -> int:
 
 @lru_cache(maxsize=8)
 def synthetic_split(
-    num_classes: int, per_class: int, image_size: int, num_backgrounds: int, rho: float | None, seed: int, split: str,
+    num_classes: int,
+    per_class: int,
+    image_size: int,
+    num_backgrounds: int,
+    rho: float | None,
+    seed: int,
+    split: str,
     appearance: Appearance = Appearance(),
 ) -> SyntheticImages:
     """`per_class` images of each class, ordered by class; rho None: label-independent backgrounds.
@@ -210,13 +244,15 @@ def synthetic_split(
 
 
 def synthetic_source(num_classes: int, config: SyntheticConfig, pool_per_class: int, seed: int) -> SourceData:
-    """The benchmark's pools: train (`pool_per_class` per class, background bias rho), val and test (uniform backgrounds)."""
+    """The benchmark's pools: train (`pool_per_class` per class, background bias rho), val and test
+    (uniform backgrounds)."""
     appearance = Appearance(config.object_scale, config.object_contrast, config.texture_scale, config.noise)
 
     def split(per_class: int, rho: float | None, name: str) -> SyntheticPool:
         return SyntheticPool(
-            synthetic_split(num_classes, per_class, config.image_size, config.num_backgrounds, rho, seed, name,
-                            appearance)
+            synthetic_split(
+                num_classes, per_class, config.image_size, config.num_backgrounds, rho, seed, name, appearance
+            )
         )
 
     train = split(pool_per_class, config.rho, "train")

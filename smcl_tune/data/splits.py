@@ -1,4 +1,9 @@
-"""One trial's data: the source, its long-tailed subset, validation and test, as uint8 tensors."""
+"""What one trial holds: the long-tailed training subset, validation and test, in memory or streamed.
+
+`build_trial_data(config)` runs the pipeline up to here: read the source's pools, draw the
+long-tailed subset and the validation split, then hold each split either as uint8 tensors
+(`DeviceSplit`, moved to the trial's device) or as indices decoded batch by batch (`StreamSplit`).
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,48 @@ from dataclasses import dataclass
 import torch
 
 from smcl_tune.config import DataConfig
-from smcl_tune.data.batches import Split, StreamSplit
-from smcl_tune.data.longtail import class_counts, split_long_tailed
-from smcl_tune.data.loading import DeviceSplit, channel_statistics
+from smcl_tune.data.augment import channel_statistics
+from smcl_tune.data.longtail import balanced_indices, class_counts, shot_groups, split_long_tailed
 from smcl_tune.data.pool import ImagePool
-from smcl_tune.data.sources import SYNTHETIC_POOL_PER_CLASS, load_source
-from smcl_tune.metrics import shot_groups
+from smcl_tune.data.sources import DEFAULT_N_MAX, load_source
 
 log = logging.getLogger(__name__)
 
-DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500, "synthetic": SYNTHETIC_POOL_PER_CLASS}
 MEMORY_LOADER_LIMIT_BYTES = 4 * 2**30  # loader "auto": decoded uint8 images up to this stay in memory
 STATISTICS_SAMPLE = 10_000  # training images the stream loader decodes for the normalisation statistics
+
+
+@dataclass
+class DeviceSplit:
+    """Images (uint8 [N,3,H,W]) and labels (int64 [N]) held on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> DeviceSplit:
+        return DeviceSplit(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class StreamSplit:
+    """Images `indices` of `pool`, decoded on demand; `labels` (int64 [N]) may live on the device."""
+
+    pool: ImagePool
+    indices: torch.Tensor
+    labels: torch.Tensor
+    workers: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> StreamSplit:
+        return StreamSplit(self.pool, self.indices, self.labels.to(device), self.workers)
+
+
+Split = DeviceSplit | StreamSplit
 
 
 @dataclass
@@ -39,9 +74,17 @@ class TrialData:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def to(self, device: torch.device) -> "TrialData":
-        return TrialData(self.train.to(device), self.val.to(device), self.test.to(device), self.train_counts,
-                         self.groups, self.class_names, self.mean.to(device), self.std.to(device))
+    def to(self, device: torch.device) -> TrialData:
+        return TrialData(
+            self.train.to(device),
+            self.val.to(device),
+            self.test.to(device),
+            self.train_counts,
+            self.groups,
+            self.class_names,
+            self.mean.to(device),
+            self.std.to(device),
+        )
 
 
 def _split(pool: ImagePool, indices: torch.Tensor, config: DataConfig, streaming: bool) -> Split:
@@ -66,17 +109,6 @@ def _statistics(train: Split, subset_seed: int) -> tuple[torch.Tensor, torch.Ten
     return channel_statistics(train.pool.load(sample))
 
 
-def _balanced_indices(labels: torch.Tensor, per_class: int, num_classes: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    parts = []
-    for label in range(num_classes):
-        members = torch.nonzero(labels == label, as_tuple=False).flatten()
-        if len(members) < per_class:
-            log.info("class %d: %d validation images available, fewer than %d", label, len(members), per_class)
-        parts.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
-    return torch.cat(parts)
-
-
 def _pool_n_max(config: DataConfig, pool_labels: torch.Tensor, num_classes: int) -> int:
     if config.n_max is not None:
         return config.n_max
@@ -95,7 +127,7 @@ def build_trial_data(config: DataConfig) -> TrialData:
     split = split_long_tailed(source.train.labels, targets, held_out, seed=config.subset_seed)
     if source.val is not None:
         val_pool = source.val
-        val_indices = _balanced_indices(source.val.labels, config.val_per_class, num_classes, config.subset_seed + 1)
+        val_indices = balanced_indices(source.val.labels, config.val_per_class, num_classes, config.subset_seed + 1)
     else:
         val_pool, val_indices = source.train, split.val_indices
     image_count = len(split.train_indices) + len(val_indices) + len(source.test)
@@ -105,7 +137,14 @@ def build_trial_data(config: DataConfig) -> TrialData:
     test = _split(source.test, torch.arange(len(source.test.labels)), config, streaming)
     mean, std = _statistics(train, config.subset_seed)
     groups = shot_groups(split.train_counts, config.many_above, config.few_below)
-    log.info("long-tailed subset: %d images in %d classes (head %d, tail %d); validation %d; test %d; %s loader",
-             len(train), num_classes, max(split.train_counts), min(split.train_counts), len(val), len(test),
-             "stream" if streaming else "memory")
+    log.info(
+        "long-tailed subset: %d images in %d classes (head %d, tail %d); validation %d; test %d; %s loader",
+        len(train),
+        num_classes,
+        max(split.train_counts),
+        min(split.train_counts),
+        len(val),
+        len(test),
+        "stream" if streaming else "memory",
+    )
     return TrialData(train, val, test, split.train_counts, groups, source.class_names, mean, std)

@@ -10,10 +10,15 @@ import math
 
 import pandas as pd
 
-from smcl_tune.leaderboard import ACCURACY_COLUMNS, Leaderboard
+from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
 
-_HEADINGS = {"test_top1": "top-1", "test_balanced_accuracy": "balanced", "test_many": "many",
-             "test_medium": "medium", "test_few": "few"}
+_HEADINGS = {
+    "test_top1": "top-1",
+    "test_balanced_accuracy": "balanced",
+    "test_many": "many",
+    "test_medium": "medium",
+    "test_few": "few",
+}
 _LEFT_ALIGNED = {"trial", "state", "study", "best trial"}
 _GROUP_OF = {"test_many": "many_classes", "test_medium": "medium_classes", "test_few": "few_classes"}
 
@@ -50,7 +55,9 @@ def display_frame(board: Leaderboard) -> pd.DataFrame:
         if board.grouped:
             row["IF"] = _param_cell(trial["imbalance_factor"])
         row["trial"] = trial["trial"] + (" [baseline]" if trial["kind"] == "baseline" else "")
-        row["state"] = trial["state"] + (f": {trial['reason']}" if trial["state"] == "failed" and trial["reason"] else "")
+        row["state"] = trial["state"] + (
+            f": {trial['reason']}" if trial["state"] == "failed" and trial["reason"] else ""
+        )
         row["val objective"] = percent_cell(trial["objective"])
         for column in ACCURACY_COLUMNS:
             row[_HEADINGS[column]] = percent_cell(trial[column], trial.get(_GROUP_OF.get(column, ""), None))
@@ -71,7 +78,7 @@ def group_lines(board: Leaderboard) -> list[str]:
         many_above, few_below = members["many_above"].dropna(), members["few_below"].dropna()
         where = f"imbalance factor {_param_cell(factor)}: " if board.grouped or not _missing(factor) else ""
         if sizes.empty:
-            lines.append(f"{where}shot groups unknown (no trial finished)")
+            lines.append(f"{where}shot groups unknown (no trial completed)")
             continue
         many, medium, few = (int(v) for v in sizes.iloc[0])
         rule = ""
@@ -82,8 +89,10 @@ def group_lines(board: Leaderboard) -> list[str]:
 
 
 def title_line(board: Leaderboard) -> str:
-    return (f"study {board.study}: {len(board.trials)} trials, ranked by {board.metric} ({board.mode}) "
-            f"within each group; accuracies in %, test metrics of the epoch selected on validation")
+    return (
+        f"study {board.study}: {len(board.trials)} trials, ranked by {board.metric} ({board.mode}) "
+        f"within each group; accuracies in %, test metrics of the epoch selected on validation"
+    )
 
 
 def _text_table(frame: pd.DataFrame) -> str:
@@ -91,7 +100,9 @@ def _text_table(frame: pd.DataFrame) -> str:
     widths = {c: max(len(c), *(len(v) for v in frame[c])) if len(frame) else len(c) for c in columns}
 
     def line(cells: dict) -> str:
-        return "  ".join(cells[c].ljust(widths[c]) if c in _LEFT_ALIGNED else cells[c].rjust(widths[c]) for c in columns).rstrip()
+        return "  ".join(
+            cells[c].ljust(widths[c]) if c in _LEFT_ALIGNED else cells[c].rjust(widths[c]) for c in columns
+        ).rstrip()
 
     out = [line({c: c for c in columns}), "  ".join("-" * widths[c] for c in columns)]
     out += [line(row) for row in frame.to_dict("records")]
@@ -105,21 +116,36 @@ def format_text(board: Leaderboard) -> str:
 def _markdown_table(frame: pd.DataFrame) -> str:
     columns = list(frame.columns)
     escape = lambda text: str(text).replace("|", "\\|")  # noqa: E731
-    out = ["| " + " | ".join(columns) + " |",
-           "|" + "|".join("---" if c in _LEFT_ALIGNED else "---:" for c in columns) + "|"]
+    out = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if c in _LEFT_ALIGNED else "---:" for c in columns) + "|",
+    ]
     out += ["| " + " | ".join(escape(row[c]) for c in columns) + " |" for row in frame.to_dict("records")]
     return "\n".join(out)
 
 
 def format_markdown(board: Leaderboard) -> str:
-    lines = [f"## {title_line(board)}", ""] + [f"- {line}" for line in group_lines(board)]
-    return "\n".join(lines + ["", _markdown_table(display_frame(board))]) + "\n"
+    lines = [f"## {title_line(board)}", "", *(f"- {line}" for line in group_lines(board))]
+    return "\n".join([*lines, "", _markdown_table(display_frame(board))]) + "\n"
 
 
 def csv_frame(board: Leaderboard) -> pd.DataFrame:
     """Raw values (fractions, seconds): for spreadsheets and scripts."""
-    columns = ["rank", "imbalance_factor", "trial", "kind", "state", "reason", "objective", *ACCURACY_COLUMNS,
-               "many_classes", "medium_classes", "few_classes", "epochs", "wall_s"]
+    columns = [
+        "rank",
+        "imbalance_factor",
+        "trial",
+        "kind",
+        "state",
+        "reason",
+        "objective",
+        *ACCURACY_COLUMNS,
+        "many_classes",
+        "medium_classes",
+        "few_classes",
+        "epochs",
+        "wall_s",
+    ]
     frame = board.trials[columns].copy()
     for name in board.searched:
         frame[f"param.{name}" if name in frame else name] = board.trials.get(f"param.{name}")
@@ -132,14 +158,18 @@ def format_csv(board: Leaderboard) -> str:
 
 # -- several studies side by side -------------------------------------------------------------------
 
+
 def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
-    """Best finished trial of each study, then the difference of each study to the first one."""
+    """Best completed trial of each study, then the difference of each study to the first one."""
     rows, bests = [], []
     for board in boards:
         best = board.best()
         bests.append(best)
-        row = {"study": board.study, "best trial": "" if best is None else best["trial"],
-               "val objective": "" if best is None else percent_cell(best["objective"])}
+        row = {
+            "study": board.study,
+            "best trial": "" if best is None else best["trial"],
+            "val objective": "" if best is None else percent_cell(best["objective"]),
+        }
         for column in ACCURACY_COLUMNS:
             row[_HEADINGS[column]] = "" if best is None else percent_cell(best[column], best.get(_GROUP_OF.get(column)))
         rows.append(row)
@@ -147,8 +177,9 @@ def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
     for board, best in zip(boards[1:], bests[1:]):
         row = {"study": f"{board.study} - {boards[0].study}", "best trial": "difference", "val objective": ""}
         for column in ACCURACY_COLUMNS:
-            row[_HEADINGS[column]] = _difference(None if reference is None else reference[column],
-                                                 None if best is None else best[column])
+            row[_HEADINGS[column]] = _difference(
+                None if reference is None else reference[column], None if best is None else best[column]
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

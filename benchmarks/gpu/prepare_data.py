@@ -3,9 +3,10 @@
 Writes `OUT/train.zip` (for each class its long-tailed training images plus the validation
 images, drawn with the project's own split) and `OUT/test.zip` (the 10,000 test images), in
 the image-folder layout `data.source: image_folder` reads. About 24 MB: small enough to travel
-with the repository to a machine without network (`benchmarks/gpu_check.sh`).
+with the repository to a machine without network (`benchmarks/gpu/gpu_check.sh`).
 
-    .venv/bin/python benchmarks/prepare_gpu_data.py [--source ../shared/data/cifar10-jpeg] [--out .gpu-data/cifar10-lt-jpeg]
+    .venv/bin/python benchmarks/gpu/prepare_data.py [--source ../shared/data/cifar10-jpeg]
+                                                    [--out .gpu-data/cifar10-lt-jpeg]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from smcl_tune.data.longtail import class_counts, split_long_tailed
 from smcl_tune.data.pool import DataSourceError
-from smcl_tune.data.sources import image_folder_source
+from smcl_tune.data.sources.image_folder import image_folder_source
 
 N_MAX = 5000
 IMBALANCE_FACTOR = 100

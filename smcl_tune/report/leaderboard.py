@@ -12,14 +12,25 @@ import math
 from dataclasses import dataclass, field
 
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
-from smcl_tune.tracking import MLFLOW_PARENT_RUN_ID, REASON_TAG, ROLE_TAG, STATE_TAG, STUDY_TAG
+from smcl_tune.results import TrialState
+from smcl_tune.tracking import (
+    FEW_BELOW_TAG,
+    IMBALANCE_FACTOR_TAG,
+    MANY_ABOVE_TAG,
+    OBJECTIVE_METRIC_TAG,
+    OBJECTIVE_MODE_TAG,
+    OPTUNA_STORAGE_TAG,
+    REASON_TAG,
+    ROLE_TAG,
+    SEARCH_TAG,
+    STATE_TAG,
+    StudyStore,
+)
 
 SHOT_COLUMNS = ("test_many", "test_medium", "test_few")
 ACCURACY_COLUMNS = ("test_top1", "test_balanced_accuracy", *SHOT_COLUMNS)
-STATE_NAMES = {"completed": "finished", "pruned": "pruned", "failed": "failed", "running": "running"}
-_STATE_ORDER = {"finished": 0, "pruned": 1, "running": 2, "failed": 3}
+_STATE_ORDER = {TrialState.COMPLETED: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAILED: 3}
 CURVE_TRIALS = 5
 
 
@@ -53,26 +64,11 @@ class Leaderboard:
         return self.trials["imbalance_factor"].nunique(dropna=True) > 1
 
     def best(self) -> pd.Series | None:
-        finished = self.trials[self.trials["state"] == "finished"]
+        finished = self.trials[self.trials["state"] == TrialState.COMPLETED]
         if finished.empty:
             return None
         ordered = finished.sort_values("objective", ascending=self.mode == "min", na_position="last")
         return ordered.iloc[0]
-
-
-def _client(tracking_uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri)
-
-
-def _study_runs(client: MlflowClient) -> list:
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    if not experiments:
-        return []
-    return client.search_runs(experiments, filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=50000)
-
-
-def study_names(tracking_uri: str) -> list[str]:
-    return sorted({run.data.tags.get(STUDY_TAG, "") for run in _study_runs(_client(tracking_uri))})
 
 
 def _number(value) -> float:
@@ -80,6 +76,13 @@ def _number(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def _state(tag: str | None) -> TrialState:
+    try:
+        return TrialState(tag)
+    except ValueError:
+        return TrialState.RUNNING
 
 
 def _trial_row(run) -> dict:
@@ -90,11 +93,11 @@ def _trial_row(run) -> dict:
     row = {
         "trial": run.info.run_name,
         "kind": "baseline" if tags.get(ROLE_TAG) == "baseline" else "search",
-        "state": STATE_NAMES.get(tags.get(STATE_TAG, "running"), "running"),
+        "state": _state(tags.get(STATE_TAG)),
         "reason": tags.get(REASON_TAG, ""),
-        "imbalance_factor": _number(tags.get("smcl.imbalance_factor")),
-        "many_above": _number(tags.get("smcl.many_above")),
-        "few_below": _number(tags.get("smcl.few_below")),
+        "imbalance_factor": _number(tags.get(IMBALANCE_FACTOR_TAG)),
+        "many_above": _number(tags.get(MANY_ABOVE_TAG)),
+        "few_below": _number(tags.get(FEW_BELOW_TAG)),
         "epochs": epochs,
         "wall_s": metrics.get("trial_seconds", math.nan),
         "run_id": run.info.run_id,
@@ -129,38 +132,27 @@ def rank_trials(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     return frame.drop(columns=["_order"])
 
 
-def _per_class(client: MlflowClient, run_id: str) -> pd.DataFrame | None:
-    try:
-        path = client.download_artifacts(run_id, "per_class_accuracy.csv")
-    except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
-        return None
-    with open(path) as handle:
-        return pd.read_csv(io.StringIO(handle.read()))
-
-
 def load_leaderboard(tracking_uri: str, study: str, curves: int = CURVE_TRIALS) -> Leaderboard:
     """The ranked trials of `study` from the MLflow store at `tracking_uri`."""
-    client = _client(tracking_uri)
-    parents = [run for run in _study_runs(client) if run.data.tags.get(STUDY_TAG) == study]
-    if not parents:
-        raise StudyNotFound(study, study_names(tracking_uri))
-    parent = parents[0]
+    store = StudyStore(tracking_uri)
+    parent = store.study_run(study)
+    if parent is None:
+        raise StudyNotFound(study, store.study_names())
     tags = parent.data.tags
-    metric = tags.get("smcl.objective_metric", "val_balanced_accuracy")
-    mode = tags.get("smcl.objective_mode", "max")
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}'",
-                                  max_results=50000)
+    metric = tags.get(OBJECTIVE_METRIC_TAG, "val_balanced_accuracy")
+    mode = tags.get(OBJECTIVE_MODE_TAG, "max")
+    children = store.trial_runs(parent)
     if not children:
         raise EmptyStudy(f"study '{study}' has no trials yet")
     trials = rank_trials(pd.DataFrame([_trial_row(run) for run in children]), metric, mode)
-    board = Leaderboard(study, metric, mode, trials, json.loads(tags.get("smcl.search", "[]")),
-                        tags.get("smcl.optuna_storage"))
+    board = Leaderboard(
+        study, metric, mode, trials, json.loads(tags.get(SEARCH_TAG, "[]")), tags.get(OPTUNA_STORAGE_TAG)
+    )
     for _, row in trials.head(curves).iterrows():
-        history = client.get_metric_history(row["run_id"], metric)
-        board.curves[row["trial"]] = pd.DataFrame({"epoch": [m.step for m in history],
-                                                   metric: [m.value for m in history]}).sort_values("epoch")
+        history = store.metric_history(row["run_id"], metric)
+        board.curves[row["trial"]] = pd.DataFrame(history, columns=["epoch", metric]).sort_values("epoch")
     best = board.best()
     if best is not None:
-        board.best_per_class = _per_class(client, best["run_id"])
+        text = store.artifact_text(best["run_id"], "per_class_accuracy.csv")
+        board.best_per_class = None if text is None else pd.read_csv(io.StringIO(text))
     return board

@@ -1,7 +1,8 @@
+"""Batch augmentation and normalisation: crop offsets, flips, padding, channel statistics."""
+
 import torch
 
-from smcl_tune.data.loading import InstanceSampler, MinorClassSampler, channel_statistics, normalize, random_crop_flip
-from smcl_tune.method.sampling import effective_number_probabilities
+from smcl_tune.data.augment import channel_statistics, normalize, random_crop_flip
 
 
 def _marker_images(batch: int, size: int = 16) -> torch.Tensor:
@@ -51,25 +52,3 @@ def test_channel_statistics_in_chunks_match_the_whole_set_at_once():
     scaled = images.double() / 255
     assert torch.allclose(mean.double(), scaled.mean(dim=(0, 2, 3)), atol=1e-6)
     assert torch.allclose(std.double(), scaled.std(dim=(0, 2, 3)), atol=1e-6)
-
-
-def test_instance_sampler_visits_every_image_once_per_epoch():
-    sampler = InstanceSampler(103, 10, torch.Generator().manual_seed(0))
-    batches = sampler.epoch()
-    assert len(batches) == len(sampler) == 11
-    assert sorted(torch.cat(batches).tolist()) == list(range(103))
-
-
-def test_minor_class_sampler_matches_effective_number_probabilities():
-    counts = [400, 120, 40, 10, 3]
-    labels = torch.arange(5).repeat_interleave(torch.tensor(counts))
-    labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(3))]
-    sampler = MinorClassSampler(labels, counts, beta=0.999, generator=torch.Generator().manual_seed(0))
-    drawn = torch.cat([sampler.sample(1000) for _ in range(200)])
-    frequencies = torch.bincount(labels[drawn], minlength=5).double() / len(drawn)
-    expected = effective_number_probabilities(counts, 0.999)
-    assert torch.allclose(frequencies, expected, atol=0.005)
-    assert frequencies[4] > frequencies[0]
-    # within a class, images are drawn uniformly: every one of the 3 rarest is drawn
-    rare = drawn[labels[drawn] == 4]
-    assert len(set(rare.tolist())) == 3

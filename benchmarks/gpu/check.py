@@ -1,5 +1,5 @@
 """CIFAR-10-LT (imbalance factor 100) on one GPU: CE and SMCL with the reference recipe, then four
-SMCL trials sharing the GPU through Ray Tune. Run through `benchmarks/gpu_check.sh`.
+SMCL trials sharing the GPU through Ray Tune. Run through `benchmarks/gpu/gpu_check.sh`.
 
 Prints one table per part; `--epochs`, `--ray-epochs` and `--compile-epochs` shorten a run.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from smcl_tune.config import trial_config_from_dict
-from smcl_tune.data.assemble import TrialData, build_trial_data
+from smcl_tune.data.splits import TrialData, build_trial_data
 from smcl_tune.train import Trial, cap_gpu_memory, run_trial
 
 log = logging.getLogger("gpu_check")
@@ -28,14 +28,30 @@ def trial_config(data_root: Path, method: str, epochs: int, device: str, **train
     """The reference recipe (SMCL.md): ResNet-32, batch 128, SGD 0.1, step decay at 160 and 180 of 200."""
     milestones = [round(epochs * 0.8), round(epochs * 0.9)] if epochs >= 10 else []
     return {
-        "data": {"source": "image_folder", "root": str(data_root), "n_max": 5000, "imbalance_factor": 100,
-                 "val_per_class": 100, "loader": "memory"},
+        "data": {
+            "source": "image_folder",
+            "root": str(data_root),
+            "n_max": 5000,
+            "imbalance_factor": 100,
+            "val_per_class": 100,
+            "loader": "memory",
+        },
         "model": {"architecture": "resnet32"},
         "method": {"name": method, **({} if epochs >= 10 else {"mask_start_epoch": 0, "mask_end_epoch": epochs})},
-        "training": {"epochs": epochs, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 2e-4,
-                     "schedule": "step", "warmup_epochs": min(5, epochs // 2), "milestones": milestones,
-                     "milestone_factors": [0.01, 0.0001][:len(milestones)], "device": device, "num_threads": 2,
-                     **training},
+        "training": {
+            "epochs": epochs,
+            "batch_size": 128,
+            "lr": 0.1,
+            "momentum": 0.9,
+            "weight_decay": 2e-4,
+            "schedule": "step",
+            "warmup_epochs": min(5, epochs // 2),
+            "milestones": milestones,
+            "milestone_factors": [0.01, 0.0001][: len(milestones)],
+            "device": device,
+            "num_threads": 2,
+            **training,
+        },
     }
 
 
@@ -48,25 +64,32 @@ def _steady(history: list[dict], key: str) -> float:
 def _row(name: str, result, wall: float) -> str:
     test = result.test
     history = result.history
-    return (f"{name:<16}{len(history):>7}{_steady(history, 'epoch_seconds'):>10.3f}{_steady(history, 'images_per_second'):>10.0f}"
-            f"{history[-1].get('gpu_memory_peak_mib', math.nan):>10.0f}{wall:>9.0f}{100 * test['top1']:>7.1f}{100 * test['many']:>7.1f}"
-            f"{100 * test['medium']:>7.1f}{100 * test['few']:>7.1f}")
+    peak = history[-1].get("gpu_memory_peak_mib", math.nan)
+    return (
+        f"{name:<16}{len(history):>7}{_steady(history, 'epoch_seconds'):>10.3f}"
+        f"{_steady(history, 'images_per_second'):>10.0f}{peak:>10.0f}{wall:>9.0f}{100 * test['top1']:>7.1f}"
+        f"{100 * test['many']:>7.1f}{100 * test['medium']:>7.1f}{100 * test['few']:>7.1f}"
+    )
 
 
-HEADER = (f"{'run':<16}{'epochs':>7}{'s/epoch':>10}{'img/s':>10}{'peak MiB':>10}{'wall s':>9}{'top-1':>7}"
-          f"{'many':>7}{'medium':>7}{'few':>7}")
+HEADER = (
+    f"{'run':<16}{'epochs':>7}{'s/epoch':>10}{'img/s':>10}{'peak MiB':>10}{'wall s':>9}{'top-1':>7}"
+    f"{'many':>7}{'medium':>7}{'few':>7}"
+)
 
 
-def train_runs(data_root: Path, data: TrialData, epochs: int, compile_epochs: int, device: str,
-               steps: int | None) -> list[str]:
+def train_runs(
+    data_root: Path, data: TrialData, epochs: int, compile_epochs: int, device: str, steps: int | None
+) -> list[str]:
     rows = []
     runs = [("ce", "ce", epochs, {}), ("smcl", "smcl", epochs, {})]
     if compile_epochs:
         runs.append(("smcl compiled", "smcl", compile_epochs, {"compile": True}))
     for name, method, run_epochs, extra in runs:
         started = time.perf_counter()
-        result = run_trial(trial_config(data_root, method, run_epochs, device, max_steps_per_epoch=steps, **extra),
-                           data=data)
+        result = run_trial(
+            trial_config(data_root, method, run_epochs, device, max_steps_per_epoch=steps, **extra), data=data
+        )
         wall = time.perf_counter() - started
         rows.append(_row(name, result, wall))
         print(f"{name}: {result.status}, epoch 0 took {result.history[0]['epoch_seconds']:.1f} s", flush=True)
@@ -88,10 +111,17 @@ def host_synchronisations(data_root: Path, data: TrialData) -> list[str]:
         finally:
             torch.cuda.set_sync_debug_mode("default")
     syncs = [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
-    dtypes = {str(t.dtype) for m in trial.network.modules() if isinstance(m, torch.nn.BatchNorm2d)
-              for t in (m.weight, m.running_mean, m.running_var)}
-    return [f"host synchronisations in one SMCL epoch ({metrics['masked_step_fraction']:.2f} of steps masked): "
-            f"{len(syncs)} {sorted(set(syncs))}", f"BatchNorm weight and running-statistics dtypes: {sorted(dtypes)}"]
+    dtypes = {
+        str(t.dtype)
+        for m in trial.network.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+        for t in (m.weight, m.running_mean, m.running_var)
+    }
+    return [
+        f"host synchronisations in one SMCL epoch ({metrics['masked_step_fraction']:.2f} of steps masked): "
+        f"{len(syncs)} {sorted(set(syncs))}",
+        f"BatchNorm weight and running-statistics dtypes: {sorted(dtypes)}",
+    ]
 
 
 def packed_trials(data_root: Path, epochs: int, device: str, steps: int | None, trials: int = 4) -> list[str]:
@@ -100,15 +130,28 @@ def packed_trials(data_root: Path, epochs: int, device: str, steps: int | None, 
 
     def trainable(config: dict) -> None:
         cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
-        run_trial(trial_config(config["root"], "smcl", config["epochs"], device, seed=config["seed"],
-                               max_steps_per_epoch=config["steps"]),
-                  report=lambda metrics, _: tune.report({**metrics, "finished_at": time.time()}))
+        run_trial(
+            trial_config(
+                config["root"],
+                "smcl",
+                config["epochs"],
+                device,
+                seed=config["seed"],
+                max_steps_per_epoch=config["steps"],
+            ),
+            report=lambda metrics, _: tune.report({**metrics, "finished_at": time.time()}),
+        )
 
     ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
     started = time.time()
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 3 if device == "cuda" else 0.5, "gpu": 1.0 / trials}),
-        param_space={"root": str(data_root.resolve()), "epochs": epochs, "steps": steps, "seed": tune.grid_search(list(range(trials)))},
+        param_space={
+            "root": str(data_root.resolve()),
+            "epochs": epochs,
+            "steps": steps,
+            "seed": tune.grid_search(list(range(trials))),
+        },
         tune_config=tune.TuneConfig(max_concurrent_trials=trials),
         run_config=tune.RunConfig(storage_path="/tmp/gpu-check-ray", name="packed", verbose=0),
     )
@@ -126,10 +169,15 @@ def packed_trials(data_root: Path, epochs: int, device: str, steps: int | None, 
         rate = float(steady["images_per_second"].median())
         rates.append(rate)
         images += float((history["images_per_second"] * history["epoch_seconds"]).sum())
-        lines.append(f"{index:<8}{len(history):>7}{float(steady['epoch_seconds'].median()):>10.3f}{rate:>10.0f}"
-                     f"{_column_max(history, 'gpu_memory_peak_mib'):>10.0f}{_column_max(history, 'gpu_memory_reserved_mib'):>14.0f}")
-    lines.append(f"combined: {sum(rates):.0f} img/s (sum of the trials' median training rates); "
-                 f"{images / wall:.0f} img/s over the {wall:.0f} s wall time including start-up and evaluation")
+        lines.append(
+            f"{index:<8}{len(history):>7}{float(steady['epoch_seconds'].median()):>10.3f}{rate:>10.0f}"
+            f"{_column_max(history, 'gpu_memory_peak_mib'):>10.0f}"
+            f"{_column_max(history, 'gpu_memory_reserved_mib'):>14.0f}"
+        )
+    lines.append(
+        f"combined: {sum(rates):.0f} img/s (sum of the trials' median training rates); "
+        f"{images / wall:.0f} img/s over the {wall:.0f} s wall time including start-up and evaluation"
+    )
     return lines
 
 
@@ -145,7 +193,9 @@ def main() -> int:
     parser.add_argument("--compile-epochs", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=[], choices=["train", "sync", "ray"])
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="cap on steps per epoch (dry runs)")
-    parser.add_argument("--cpu", action="store_true", help="a dry run of the script on the CPU (no timings worth reading)")
+    parser.add_argument(
+        "--cpu", action="store_true", help="a dry run of the script on the CPU (no timings worth reading)"
+    )
     arguments = parser.parse_args()
     device = "cpu" if arguments.cpu else "cuda"
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -161,14 +211,24 @@ def main() -> int:
         sections.append(host_synchronisations(arguments.data, data))
         print("\n".join(sections[-1]), flush=True)
     if "train" not in arguments.skip:
-        rows = train_runs(arguments.data, data, arguments.epochs, arguments.compile_epochs, device,
-                          arguments.steps_per_epoch)
-        sections.append([f"CIFAR-10-LT IF 100, ResNet-32, batch 128, {name}; accuracies in % on the 10,000 test images",
-                         HEADER, *rows])
+        rows = train_runs(
+            arguments.data, data, arguments.epochs, arguments.compile_epochs, device, arguments.steps_per_epoch
+        )
+        sections.append(
+            [
+                f"CIFAR-10-LT IF 100, ResNet-32, batch 128, {name}; accuracies in % on the 10,000 test images",
+                HEADER,
+                *rows,
+            ]
+        )
         print("\n".join(sections[-1]), flush=True)
     if "ray" not in arguments.skip:
-        sections.append([f"4 SMCL trials at 0.25 GPU each through Ray Tune, {arguments.ray_epochs} epochs each",
-                         *packed_trials(arguments.data, arguments.ray_epochs, device, arguments.steps_per_epoch)])
+        sections.append(
+            [
+                f"4 SMCL trials at 0.25 GPU each through Ray Tune, {arguments.ray_epochs} epochs each",
+                *packed_trials(arguments.data, arguments.ray_epochs, device, arguments.steps_per_epoch),
+            ]
+        )
     print("\n=== summary ===")
     for lines in sections:
         print("\n".join(lines) + "\n")

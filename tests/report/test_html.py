@@ -9,18 +9,27 @@ import pytest
 
 from smcl_tune.cli import main
 
-from .test_leaderboard import build_store
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=15000",
+]
 
 
 def _optuna_study(path):
     url = f"sqlite:///{path}"
-    study = optuna.create_study(study_name="lt", storage=url, direction="maximize",
-                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        study_name="lt", storage=url, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
     for _ in range(8):
         trial = study.ask()
         temperature = trial.suggest_float("method.temperature", 0.03, 0.5, log=True)
@@ -29,8 +38,10 @@ def _optuna_study(path):
     return url
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
-def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path):
+def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path, build_store):
     storage = tmp_path / "store"
     build_store(storage, optuna_storage=_optuna_study(tmp_path / "optuna.db"))
     report = tmp_path / "report.html"
@@ -41,8 +52,12 @@ def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path):
 
     screenshot = tmp_path / "report.png"
     common = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = subprocess.run([*common, "--window-size=1300,4000", f"--screenshot={screenshot}", report.as_uri()],
-                          capture_output=True, text=True, timeout=180)
+    shot = subprocess.run(
+        [*common, "--window-size=1300,4000", f"--screenshot={screenshot}", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert shot.returncode == 0 and screenshot.stat().st_size > 20000
     dom = subprocess.run([*common, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=180)
     assert dom.returncode == 0
@@ -51,33 +66,43 @@ def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path):
 
     rendered = dom.stdout
     assert rendered.count('class="dataframe leaderboard"') == 1 and "trial-003" in rendered
-    titles = ["Many-shot vs few-shot test accuracy", "val_balanced_accuracy against imbalance_factor",
-              "val_balanced_accuracy against temperature", "Hyperparameter importance",
-              "Learning curves of the top trials", "Per-class test accuracy of the best trial"]
+    titles = [
+        "Many-shot vs few-shot test accuracy",
+        "val_balanced_accuracy against imbalance_factor",
+        "val_balanced_accuracy against temperature",
+        "Hyperparameter importance",
+        "Learning curves of the top trials",
+        "Per-class test accuracy of the best trial",
+    ]
     drawn = re.findall(r'<text class="gtitle"[^>]*>([^<]*)<', rendered)  # titles plotly drew into its SVG
     for title in titles:
         assert any(text.startswith(title) for text in drawn), (title, drawn)
     assert len(drawn) == len(titles)
 
 
-def test_pareto_front_keeps_the_trials_no_other_beats_on_both_many_and_few(tmp_path):
+def test_pareto_front_keeps_the_trials_no_other_beats_on_both_many_and_few(tmp_path, build_store):
     import base64
     import json
 
     import numpy as np
     import pandas as pd
 
-    from smcl_tune.leaderboard import load_leaderboard
-    from smcl_tune.report_html import format_html, pareto_front
+    from smcl_tune.report.html import format_html
+    from smcl_tune.report.leaderboard import load_leaderboard
+    from smcl_tune.report.plots import pareto_front
 
-    points = pd.DataFrame({"trial": list("abcde"), "test_many": [0.9, 0.8, 0.7, 0.85, 0.6],
-                           "test_few": [0.1, 0.3, 0.35, 0.05, 0.2]})
+    points = pd.DataFrame(
+        {"trial": list("abcde"), "test_many": [0.9, 0.8, 0.7, 0.85, 0.6], "test_few": [0.1, 0.3, 0.35, 0.05, 0.2]}
+    )
     assert pareto_front(points, "test_many", "test_few")["trial"].tolist() == ["c", "b", "a"]
 
     board = load_leaderboard(build_store(tmp_path / "store"), "lt")
     page = format_html(board)
-    figure = next(json.loads(blob) for blob in re.findall(r"Plotly.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", page)
-                  if "Pareto front" in blob)
+    figure = next(
+        json.loads(blob)
+        for blob in re.findall(r"Plotly.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", page)
+        if "Pareto front" in blob
+    )
     front = next(trace for trace in figure if trace["name"] == "Pareto front")
 
     def values(array):  # plotly writes numeric arrays as base64 with a dtype

@@ -3,9 +3,9 @@
 # network and no ray/pydantic, but has torch, numpy, pandas, pyarrow, fsspec, pyyaml, requests,
 # click, filelock, msgpack, packaging, protobuf, aiohttp, attrs, psutil, grpcio, ...
 #
-#     bash benchmarks/gpu_bundle.sh                 # cp312 bundle into .gpu-data/wheels
-#     PYVER=3.11 OUT=.gpu-data/wheels-py311 bash benchmarks/gpu_bundle.sh
-#     WITH_OPTUNA=1 bash benchmarks/gpu_bundle.sh   # also optuna and its deps (smcl_tune.study.runner imports it)
+#     bash benchmarks/gpu/bundle.sh                 # cp312 bundle into .gpu-data/wheels
+#     PYVER=3.11 OUT=.gpu-data/wheels-py311 bash benchmarks/gpu/bundle.sh
+#     WITH_OPTUNA=1 bash benchmarks/gpu/bundle.sh   # also optuna and its deps (smcl_tune.study.runner imports it)
 #
 # Everything carried to the GPU machine must fit in 64 MiB, so Ray's 79 MB wheel is repacked:
 # the Java jar, the dashboard's JS build, rllib, serve and llm are dropped, the ELF binaries are

@@ -6,13 +6,22 @@ import pytest
 
 from smcl_tune.config import MethodConfig, TrialConfig
 from smcl_tune.method.step import StepSettings
-from smcl_tune.train import step_settings
 
 # SMCL.md, "Specification (one training step)": the defaults of every option the step reads.
 SPECIFICATION_DEFAULTS = {
-    "method": "smcl", "saliency": "spectral_residual", "saliency_blur_sigma": 1.5, "mask_mode": "threshold",
-    "saliency_threshold": 0.5, "box_alpha": 1.0, "mask_source": "minor", "erase_head": False, "fill": "mean",
-    "soft_label": "mixed", "temperature": 0.1, "loss_weight": 1.0, "classifier_loss": "ce",
+    "method": "smcl",
+    "saliency": "spectral_residual",
+    "saliency_blur_sigma": 1.5,
+    "mask_mode": "threshold",
+    "saliency_threshold": 0.5,
+    "box_alpha": 1.0,
+    "mask_source": "minor",
+    "erase_head": False,
+    "fill": "mean",
+    "soft_label": "mixed",
+    "temperature": 0.1,
+    "loss_weight": 1.0,
+    "classifier_loss": "ce",
 }
 STEP_FIELDS = [name for name in StepSettings.__dataclass_fields__ if name != "num_classes"]
 
@@ -29,7 +38,7 @@ def _other_value(name: str):
 
 
 def test_the_default_config_gives_the_specifications_step():
-    settings = step_settings(TrialConfig(), num_classes=7)
+    settings = StepSettings.from_config(TrialConfig().method, num_classes=7)
     assert {name: getattr(settings, name) for name in STEP_FIELDS} == SPECIFICATION_DEFAULTS
     assert settings.num_classes == 7
 
@@ -38,5 +47,5 @@ def test_the_default_config_gives_the_specifications_step():
 def test_each_method_field_set_away_from_its_default_reaches_the_step(name):
     config_name = "name" if name == "method" else name
     value = _other_value(config_name)
-    settings = step_settings(TrialConfig(method={config_name: value, "mask_start_epoch": 0}), num_classes=3)
+    settings = StepSettings.from_config(TrialConfig(method={config_name: value, "mask_start_epoch": 0}).method, 3)
     assert getattr(settings, name) == value

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from smcl_tune.config import SyntheticConfig
-from smcl_tune.data.synthetic import (
+from smcl_tune.data.sources.synthetic import (
     BACKGROUND_NAMES,
     MAX_CLASSES,
     class_name,

@@ -1,0 +1,87 @@
+"""The HTML study report: one self-contained file with the tables and the plotly figures."""
+
+from __future__ import annotations
+
+import html
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from smcl_tune.report.leaderboard import Leaderboard
+from smcl_tune.report.plots import (
+    curves_figure,
+    hyperparameter_figures,
+    importance_figure,
+    long_tail_figure,
+    many_few_figure,
+)
+from smcl_tune.report.tables import comparison_frame, display_frame, group_lines, title_line
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin-bottom: 2em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; }
+td:nth-child(2), td:nth-child(3), th:nth-child(2), th:nth-child(3) { text-align: left; }
+.note { color: #666; font-size: 0.9em; }
+.figure { margin-bottom: 1.5em; }
+"""
+
+
+def _figure_html(figure: go.Figure, include_js: bool) -> str:
+    figure.update_layout(height=420, margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    body = pio.to_html(figure, full_html=False, include_plotlyjs="inline" if include_js else False)
+    return f'<div class="figure">{body}</div>'
+
+
+def _page(title: str, body: list[str]) -> str:
+    head = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+    )
+    return "\n".join([head, *body, "</body></html>"])
+
+
+def comparison_html(boards: list[Leaderboard]) -> str:
+    """Several studies side by side: the best trial of each and the differences to the first."""
+    table = comparison_frame(boards).to_html(index=False, border=0, na_rep="")
+    names = ", ".join(board.study for board in boards)
+    return _page(
+        f"{names}: smcl-tune comparison",
+        [
+            f"<h1>{html.escape(names)}</h1>",
+            "<p>Best finished trial of each study (test metrics of the epoch selected on validation, %), "
+            "then each study minus the first, per shot group.</p>",
+            table,
+        ],
+    )
+
+
+def format_html(board: Leaderboard) -> str:
+    """The whole report as one HTML page; plotly.js is inlined once, nothing is fetched."""
+    figures: list[go.Figure] = []
+    notes: list[str] = []
+    for figure in (many_few_figure(board), *hyperparameter_figures(board)):
+        if figure is not None:
+            figures.append(figure)
+    importance, why = importance_figure(board)
+    if importance is not None:
+        figures.append(importance)
+    else:
+        notes.append(why)
+    for figure in (curves_figure(board), long_tail_figure(board)):
+        if figure is not None:
+            figures.append(figure)
+    table = display_frame(board).to_html(index=False, border=0, classes="leaderboard", na_rep="")
+    return _page(
+        f"{board.study}: smcl-tune leaderboard",
+        [
+            f"<h1>{html.escape(board.study)}</h1>",
+            f"<p>{html.escape(title_line(board))}</p>",
+            "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in group_lines(board)) + "</ul>",
+            table,
+            "<h2>Plots</h2>",
+            *(f'<p class="note">{html.escape(note)}</p>' for note in notes),
+            *(_figure_html(figure, include_js=index == 0) for index, figure in enumerate(figures)),
+        ],
+    )

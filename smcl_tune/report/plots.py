@@ -1,0 +1,150 @@
+"""Plotly figures of a study's leaderboard, for the HTML report.
+
+Many-shot vs few-shot accuracy of every trial with the Pareto front; the objective against each
+searched hyperparameter; hyperparameter importance (Optuna's fANOVA on the stored study);
+learning curves of the top trials; per-class accuracy of the best trial against its training
+count (the long-tail curve).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import optuna
+import pandas as pd
+import plotly.graph_objects as go
+
+from smcl_tune.report.leaderboard import Leaderboard
+
+log = logging.getLogger(__name__)
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Rows not dominated in (x, y), both maximised, sorted by x."""
+    ordered = points.sort_values([x, y], ascending=[False, False])
+    front, best_y = [], -math.inf
+    for index, row in ordered.iterrows():
+        if row[y] > best_y:
+            front.append(index)
+            best_y = row[y]
+    return points.loc[front].sort_values(x)
+
+
+def _percent(series: pd.Series) -> pd.Series:
+    return 100 * pd.to_numeric(series, errors="coerce")
+
+
+def many_few_figure(board: Leaderboard) -> go.Figure | None:
+    points = board.trials.dropna(subset=["test_many", "test_few"])
+    if points.empty:
+        return None
+    figure = go.Figure()
+    figure.add_scatter(
+        x=_percent(points["test_many"]),
+        y=_percent(points["test_few"]),
+        mode="markers",
+        text=points["trial"],
+        name="trials",
+        marker={"size": 9},
+    )
+    front = pareto_front(points, "test_many", "test_few")
+    figure.add_scatter(
+        x=_percent(front["test_many"]),
+        y=_percent(front["test_few"]),
+        mode="lines+markers",
+        text=front["trial"],
+        name="Pareto front",
+        marker={"size": 12, "symbol": "diamond"},
+    )
+    figure.update_layout(
+        title="Many-shot vs few-shot test accuracy",
+        xaxis_title="many-shot accuracy (%)",
+        yaxis_title="few-shot accuracy (%)",
+    )
+    return figure
+
+
+def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
+    figures = []
+    for name in board.searched:
+        column = f"param.{name}"
+        if column not in board.trials:
+            continue
+        values = pd.to_numeric(board.trials[column], errors="coerce")
+        shown = board.trials.assign(_value=values.where(values.notna(), board.trials[column]))
+        shown = shown.dropna(subset=["objective", "_value"])
+        if shown.empty:
+            continue
+        figure = go.Figure()
+        for state, members in shown.groupby("state"):
+            figure.add_scatter(
+                x=members["_value"], y=_percent(members["objective"]), mode="markers", text=members["trial"], name=state
+            )
+        figure.update_layout(
+            title=f"{board.metric} against {name}", xaxis_title=name, yaxis_title=f"{board.metric} (%)"
+        )
+        figures.append(figure)
+    return figures
+
+
+def importance_figure(board: Leaderboard) -> tuple[go.Figure | None, str]:
+    """fANOVA importances from the stored Optuna study, or why there are none."""
+    if not board.optuna_storage:
+        return None, "no Optuna storage recorded for this study"
+    try:
+        study = optuna.load_study(study_name=board.study, storage=board.optuna_storage)
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if len(complete) < 2:
+            return None, f"hyperparameter importance needs at least 2 completed trials, the study has {len(complete)}"
+        target = (lambda trial: trial.values[0]) if len(study.directions) > 1 else None
+        importances = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=target
+        )
+    except Exception as error:
+        log.warning("hyperparameter importance unavailable: %s", error)
+        return None, f"hyperparameter importance unavailable: {error}"
+    names = list(importances)[::-1]
+    figure = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h"))
+    figure.update_layout(
+        title=f"Hyperparameter importance for {board.metric} (fANOVA, completed trials)",
+        xaxis_title="importance (share of variance)",
+    )
+    return figure, ""
+
+
+def curves_figure(board: Leaderboard) -> go.Figure | None:
+    if not board.curves:
+        return None
+    figure = go.Figure()
+    for trial, curve in board.curves.items():
+        figure.add_scatter(x=curve["epoch"], y=_percent(curve[board.metric]), mode="lines+markers", name=trial)
+    figure.update_layout(
+        title=f"Learning curves of the top trials ({board.metric})",
+        xaxis_title="epoch",
+        yaxis_title=f"{board.metric} (%)",
+    )
+    return figure
+
+
+def long_tail_figure(board: Leaderboard) -> go.Figure | None:
+    per_class = board.best_per_class
+    if per_class is None or per_class.empty:
+        return None
+    best = board.best()
+    figure = go.Figure(
+        go.Scatter(
+            x=per_class["train_count"],
+            y=_percent(per_class["test_accuracy"]),
+            mode="markers",
+            text=per_class["class_name"],
+            name="classes",
+        )
+    )
+    figure.update_layout(
+        title=f"Per-class test accuracy of the best trial ({best['trial']}) against its training count",
+        xaxis_title="training images of the class",
+        yaxis_title="test accuracy (%)",
+        xaxis_type="log",
+    )
+    return figure

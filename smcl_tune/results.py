@@ -1,0 +1,148 @@
+"""What a trial reports: scalar metrics per epoch, and its result as a file at the end.
+
+Per-epoch reports carry only the scalar metrics named here (the study's tracker logs exactly
+these names). The end-of-trial result (test metrics, per-class accuracy, confusion matrix,
+train counts, class names, shot-group sizes, history) is written as `result.json` beside the
+trial's checkpoint, from where the study's driver reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from smcl_tune.metrics import SHOT_GROUPS
+
+RESULT_FILE = "result.json"
+SUMMARY_NAMES = ("top1", "balanced_accuracy", *SHOT_GROUPS)
+
+
+class TrialState(StrEnum):
+    """How a trial ended, the one vocabulary of searcher, tracker and leaderboard."""
+
+    COMPLETED = "completed"  # trained every epoch it was given
+    PRUNED = "pruned"  # stopped early by the scheduler (or interrupted and never resumed)
+    FAILED = "failed"  # a non-finite loss, an error, a refused configuration
+    RUNNING = "running"  # not ended yet
+
+
+EPOCH_METRICS = (
+    "epoch",
+    "loss",
+    "loss_mce",
+    "loss_msc",
+    "train_accuracy",
+    "masked_step_fraction",
+    "masked_area",
+    "lr",
+    "epoch_seconds",
+    "images_per_second",
+    "gpu_memory_peak_mib",
+    "gpu_memory_reserved_mib",
+    *(f"val_{name}" for name in SUMMARY_NAMES),
+)
+FINAL_METRICS = (
+    "epochs_completed",
+    "best_epoch",
+    "trial_failed",
+    *(f"test_{name}" for name in SUMMARY_NAMES),
+    *(f"selected_val_{name}" for name in SUMMARY_NAMES),
+    *(f"{name}_classes" for name in SHOT_GROUPS),
+)
+FINAL_MARKER = "epochs_completed"  # the report that carries it is a trial's last
+
+
+@dataclass
+class TrialResult:
+    """What a trial ends with. Test metrics are those of the epoch selected on validation."""
+
+    status: str  # TrialState.COMPLETED or TrialState.FAILED
+    reason: str | None
+    epochs_completed: int
+    best_epoch: int | None
+    validation: dict[str, float]
+    test: dict[str, float]
+    test_per_class_accuracy: list[float]
+    test_confusion: list[list[int]]
+    group_sizes: dict[str, int]
+    train_counts: list[int]
+    class_names: list[str]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def final_metrics(self) -> dict[str, Any]:
+        """The end-of-trial entries of the last report: scalars, and the failure reason."""
+        metrics: dict[str, Any] = {f"test_{name}": value for name, value in self.test.items()}
+        metrics.update({f"selected_val_{name}": value for name, value in self.validation.items()})
+        metrics.update({f"{name}_classes": size for name, size in self.group_sizes.items()})
+        metrics.update(
+            {
+                "trial_failed": float(self.status != TrialState.COMPLETED),
+                "failure_reason": self.reason or "",
+                "epochs_completed": self.epochs_completed,
+                "best_epoch": -1 if self.best_epoch is None else self.best_epoch,
+            }
+        )
+        return metrics
+
+
+def _plain(value: Any) -> Any:
+    """NaN (an empty shot group, a class without images) as null: the file stays standard JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _float_or_nan(value: Any) -> Any:
+    if value is None:
+        return math.nan
+    if isinstance(value, dict):
+        return {key: _float_or_nan(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_float_or_nan(item) for item in value]
+    return value
+
+
+def write_result(result: TrialResult, folder: Path) -> Path:
+    """`folder/result.json`, written atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / RESULT_FILE
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(_plain(result.to_dict()), allow_nan=False))
+    partial.replace(path)
+    return path
+
+
+def read_result(path: Path) -> TrialResult:
+    raw = json.loads(Path(path).read_text())
+    known = {item.name for item in fields(TrialResult)}
+    values = {key: value for key, value in raw.items() if key in known}
+    for key in ("validation", "test", "test_per_class_accuracy", "history"):
+        values[key] = _float_or_nan(values.get(key))
+    return TrialResult(**values)
+
+
+def outcome(last_report: dict[str, Any] | None, error: bool = False) -> tuple[TrialState, str | None]:
+    """How a trial ended, with the reason of a failure, from its last report.
+
+    A trial that never sent its final report was stopped early (or interrupted): PRUNED.
+    """
+    if error:
+        return TrialState.FAILED, "the trial raised an error (see its Ray log)"
+    if not last_report or FINAL_MARKER not in last_report:
+        return TrialState.PRUNED, None
+    if last_report.get("trial_failed"):
+        return TrialState.FAILED, str(last_report.get("failure_reason") or "failed")
+    if last_report[FINAL_MARKER] >= last_report.get("epochs_planned", math.inf):
+        return TrialState.COMPLETED, None
+    return TrialState.PRUNED, None

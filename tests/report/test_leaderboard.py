@@ -1,0 +1,147 @@
+"""Leaderboards from a small MLflow store built here with known metrics."""
+
+import pytest
+
+from smcl_tune.cli import main
+from smcl_tune.report.leaderboard import StudyNotFound, load_leaderboard
+from smcl_tune.report.tables import format_csv, format_markdown, format_text
+from smcl_tune.tracking import StudyTracker, default_tracking_uri
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, build_store):
+    storage = tmp_path_factory.mktemp("store")
+    return storage, build_store(storage)
+
+
+def test_table_gives_the_numbers_ranks_and_groups(store):
+    text = format_text(load_leaderboard(store[1], "lt"))
+    lines = text.splitlines()
+    rule = "(many / medium / few) (many: > 30 training images, few: < 10)"
+    assert lines[1] == f"imbalance factor 10: shot groups 3 / 2 / 0 classes {rule}"
+    assert lines[2] == f"imbalance factor 100: shot groups 2 / 2 / 1 classes {rule}"
+    rows = [line.split() for line in lines[6:]]
+    assert rows[0] == [
+        "1",
+        "10",
+        "trial-003",
+        "completed",
+        "90.0",
+        "88.0",
+        "87.0",
+        "90.0",
+        "80.0",
+        "n/a",
+        "0.2",
+        "3",
+        "12",
+    ]
+    assert rows[1][:5] == ["2", "10", "trial-004", "failed:", "non-finite"]
+    assert [row[:4] for row in rows[2:]] == [
+        ["1", "100", "trial-001", "completed"],
+        ["2", "100", "trial-000", "completed"],
+        ["3", "100", "baseline-ce", "[baseline]"],
+        ["4", "100", "trial-002", "pruned"],
+    ]
+    assert rows[2][4:10] == ["71.0", "60.0", "60.0", "85.0", "55.0", "25.0"]
+    assert rows[5] == ["4", "100", "trial-002", "pruned", "20.0", "0.05", "1"]  # pruned: the test cells are empty
+
+
+def test_csv_keeps_raw_values_and_markdown_the_same_cells(store):
+    board = load_leaderboard(store[1], "lt")
+    csv_lines = format_csv(board).splitlines()
+    assert csv_lines[0].startswith("rank,imbalance_factor,trial,kind,state,reason,objective,test_top1,")
+    first = csv_lines[1].split(",")
+    assert csv_lines[0].endswith(",epochs,wall_s,param.imbalance_factor,temperature")
+    assert first == [
+        "1",
+        "10.0",
+        "trial-003",
+        "search",
+        "completed",
+        "",
+        "0.9",
+        "0.88",
+        "0.87",
+        "0.9",
+        "0.8",
+        "",
+        "3.0",
+        "2.0",
+        "0.0",
+        "3.0",
+        "12.0",
+        "10",
+        "0.2",
+    ]
+    assert csv_lines[5].split(",")[:5] == ["3", "100.0", "baseline-ce", "baseline", "completed"]
+    pruned = csv_lines[6].split(",")
+    assert pruned[2] == "trial-002" and pruned[6] == "0.2" and pruned[7:12] == [""] * 5
+    markdown = format_markdown(board)
+    assert (
+        "| rank | IF | trial | state | val objective | top-1 | balanced | many | medium | few | temperature "
+        "| epochs | wall s |" in markdown
+    )
+    assert "| 1 | 10 | trial-003 | completed | 90.0 | 88.0 | 87.0 | 90.0 | 80.0 | n/a | 0.2 | 3 | 12 |" in markdown
+    assert (
+        "| 3 | 100 | baseline-ce [baseline] | completed | 50.0 | 45.0 | 45.0 | 90.0 | 30.0 | 5.0 |  | 3 | 12 |"
+        in markdown
+    )
+    assert "| 4 | 100 | trial-002 | pruned | 20.0 |  |  |  |  |  | 0.05 | 1 |  |" in markdown
+
+
+def test_cli_formats_and_output_file(store, tmp_path, capsys):
+    storage, _ = store
+    assert main(["leaderboard", "lt", "--storage", str(storage)]) == 0
+    assert "trial-003" in capsys.readouterr().out
+    out = tmp_path / "lt.md"
+    assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "markdown", "--output", str(out)]) == 0
+    assert out.read_text().startswith("## study lt: 6 trials")
+
+
+def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_store, logged_trial):
+    storage = tmp_path / "two"
+    build_store(storage, "smcl")
+    uri = default_tracking_uri(storage)
+    tracker = StudyTracker(uri, "ce", "ce", "def", storage / "mlartifacts")
+    tracker.log_study(None, {}, {"smcl.objective_metric": "val_balanced_accuracy", "smcl.objective_mode": "max"})
+    logged_trial(
+        tracker,
+        "baseline-ce",
+        "baseline",
+        "completed",
+        100,
+        {"name": "ce"},
+        [0.4],
+        {
+            "selected_val_balanced_accuracy": 0.4,
+            "test_top1": 0.5,
+            "test_balanced_accuracy": 0.5,
+            "test_many": 0.95,
+            "test_medium": 0.4,
+            "test_few": 0.1,
+            "many_classes": 2,
+            "medium_classes": 2,
+            "few_classes": 1,
+        },
+    )
+    assert main(["leaderboard", "ce", "smcl", "--storage", str(storage), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].split(",") == ["ce", "baseline-ce", "40.0", "50.0", "50.0", "95.0", "40.0", "10.0"]
+    assert lines[2].split(",")[:2] == ["smcl", "trial-003"]
+    # smcl's best (trial-003, IF 10) has an empty few-shot group: its difference is n/a, not a number
+    assert lines[3].split(",") == ["smcl - ce", "difference", "", "+38.0", "+37.0", "-5.0", "+40.0", "n/a"]
+
+
+def test_unknown_and_empty_studies_and_missing_store(store, tmp_path, capsys):
+    storage, uri = store
+    with pytest.raises(StudyNotFound, match=r"studies there: lt"):
+        load_leaderboard(uri, "nope")
+    assert main(["leaderboard", "nope", "--storage", str(storage)]) == 2
+    assert "no study named 'nope'" in capsys.readouterr().err
+    empty = StudyTracker(uri, "empty", "empty", "x", storage / "mlartifacts")
+    empty.finish()
+    assert main(["leaderboard", "empty", "--storage", str(storage)]) == 1
+    assert "has no trials yet" in capsys.readouterr().err
+    assert main(["leaderboard", "lt", "--storage", str(tmp_path / "none")]) == 2
+    assert "no MLflow store there" in capsys.readouterr().err

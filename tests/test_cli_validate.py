@@ -1,0 +1,41 @@
+"""`smcl-tune validate` checks a study's data by its paths: nothing is downloaded or decoded."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+
+def _validate(study: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "validate", str(study)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_cifar_study_without_its_data_says_where_it_will_download_and_writes_nothing(tmp_path):
+    done = _validate(STUDIES / "cifar100_lt.yaml", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"cifar100 is not in {tmp_path / 'data' / 'cifar-100-python'} yet: the first trial downloads it there" in (
+        done.stdout
+    )
+    assert "is valid" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # no data folder, no download, no run state
+
+
+def test_a_cifar_study_without_its_data_and_without_download_is_refused(tmp_path):
+    study = yaml.safe_load((STUDIES / "cifar100_lt.yaml").read_text())
+    study["trial"]["data"]["download"] = False
+    path = tmp_path / "offline.yaml"
+    path.write_text(yaml.safe_dump(study))
+    done = _validate(path, tmp_path)
+    assert done.returncode == 2
+    error = done.stderr.strip()
+    assert "trial.data.root" in error and "no cifar100 data" in error and "missing: train, test, meta" in error
+    assert "Traceback" not in error and len(error.splitlines()) == 1
