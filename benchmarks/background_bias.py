@@ -10,12 +10,9 @@ trial's result as JSON lines to --output.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-from common import mean_spread_cell, synthetic_trial
+from common import mean_spread_cell, run_jobs, synthetic_trial
 
 VARIANTS: dict[str, dict] = {
     "ce": {"name": "ce"},
@@ -56,13 +53,8 @@ def main() -> None:
         for seed in range(arguments.seeds)
         for label in arguments.variants
     ]
-    results: list[dict] = []
     started = time.perf_counter()
-    with ProcessPoolExecutor(arguments.workers) as pool, Path(arguments.output).open("w") as log_file:
-        for outcome in pool.map(run_one, jobs):
-            results.append(outcome)
-            log_file.write(json.dumps(outcome) + "\n")
-            log_file.flush()
+    results = run_jobs(run_one, jobs, arguments.workers, arguments.output)
     print(
         f"synthetic background bias, 10 classes, IF 100, rho 0.9, small CNN, {arguments.epochs} epochs, "
         f"seeds 0..{arguments.seeds - 1}, test accuracy % (mean ± std over seeds), "

@@ -16,10 +16,8 @@ import argparse
 import json
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-from common import mean_spread_cell, synthetic_trial
+from common import mean_spread_cell, run_jobs, synthetic_trial
 
 # Ordered from the easiest to the hardest.
 CANDIDATES: dict[str, dict] = {
@@ -62,13 +60,8 @@ def main() -> None:
         for seed in range(arguments.seeds):
             jobs.append((name, "ce", CANDIDATES[name], seed, arguments.epochs))
             jobs.append((name, "control", {**CANDIDATES[name], "rho": 0.0}, seed, arguments.epochs))
-    results: list[dict] = []
     started = time.perf_counter()
-    with ProcessPoolExecutor(arguments.workers) as pool, Path(arguments.output).open("w") as log_file:
-        for outcome in pool.map(run_one, jobs):
-            results.append(outcome)
-            log_file.write(json.dumps(outcome) + "\n")
-            log_file.flush()
+    results = run_jobs(run_one, jobs, arguments.workers, arguments.output)
     print(
         f"difficulty calibration on CE only, 10 classes, IF 100, small CNN, {arguments.epochs} epochs, "
         f"seeds 0..{arguments.seeds - 1}, test accuracy % (mean ± std over seeds), "

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 
 def synthetic_trial(method: dict, seed: int, epochs: int, synthetic: dict | None = None) -> dict:
@@ -41,3 +45,15 @@ def mean_spread_cell(values: list[float]) -> str:
     values = [100 * v for v in values]
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):5.1f} ± {spread:4.1f}"
+
+
+def run_jobs(run_one: Callable[[tuple], dict], jobs: list[tuple], workers: int, output: str) -> list[dict]:
+    """`run_one(job)` for every job in `workers` processes; each outcome is also written to
+    `output` as a JSON line as soon as it is known, so an interrupted benchmark keeps its runs."""
+    results = []
+    with ProcessPoolExecutor(workers) as pool, Path(output).open("w") as log_file:
+        for outcome in pool.map(run_one, jobs):
+            results.append(outcome)
+            log_file.write(json.dumps(outcome) + "\n")
+            log_file.flush()
+    return results

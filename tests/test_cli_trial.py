@@ -11,29 +11,14 @@ import yaml
 
 pytestmark = [pytest.mark.slow]
 
-TRIAL = {
-    "data": {
-        "source": "synthetic",
-        "num_classes": 4,
-        "n_max": 40,
-        "imbalance_factor": 4,
-        "val_per_class": 5,
-        "many_above": 20,
-        "few_below": 12,
-        "synthetic": {"image_size": 16, "test_per_class": 5, "val_pool_per_class": 5},
-    },
-    "model": {"architecture": "small_cnn"},
-    "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 2},
-    "training": {
-        "epochs": 2,
-        "batch_size": 16,
-        "warmup_epochs": 0,
-        "milestones": [],
-        "milestone_factors": [],
-        "device": "cpu",
-        "num_threads": 1,
-    },
-}
+
+@pytest.fixture
+def trial(tiny_config) -> dict:
+    """A tiny trial of 4 classes (counts 40 / 25 / 15 / 10): groups many 2 / medium 1 / few 1."""
+    config = tiny_config(num_threads=1, batch_size=16)
+    config["data"].update(num_classes=4, n_max=40, imbalance_factor=4, val_per_class=5, many_above=20, few_below=12)
+    config["method"] = {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 2}
+    return config
 
 
 def _smcl_tune(*arguments, cwd, **options):
@@ -47,9 +32,9 @@ def _smcl_tune(*arguments, cwd, **options):
     )
 
 
-def test_trial_prints_its_result_and_writes_json(tmp_path):
+def test_trial_prints_its_result_and_writes_json(tmp_path, trial):
     config = tmp_path / "trial.yaml"
-    config.write_text(yaml.safe_dump(TRIAL))
+    config.write_text(yaml.safe_dump(trial))
     done = _smcl_tune("trial", str(config), "--epochs", "1", "--output", str(tmp_path / "result.json"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "status: completed" in done.stdout and "epochs: 1, selected on validation: epoch 0" in done.stdout
@@ -61,17 +46,17 @@ def test_trial_prints_its_result_and_writes_json(tmp_path):
     assert len(result["history"]) == 1 and len(result["test_confusion"]) == 4
 
 
-def test_trial_with_a_bad_config_exits_2_naming_the_field(tmp_path):
+def test_trial_with_a_bad_config_exits_2_naming_the_field(tmp_path, trial):
     config = tmp_path / "trial.yaml"
-    config.write_text(yaml.safe_dump({**TRIAL, "method": {"temperature": -1}}))
+    config.write_text(yaml.safe_dump({**trial, "method": {"temperature": -1}}))
     done = _smcl_tune("trial", str(config), cwd=tmp_path)
     assert done.returncode == 2
     assert "method.temperature" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_ctrl_c_stops_a_trial_with_exit_1(tmp_path):
+def test_ctrl_c_stops_a_trial_with_exit_1(tmp_path, trial):
     config = tmp_path / "trial.yaml"
-    config.write_text(yaml.safe_dump({**TRIAL, "training": {**TRIAL["training"], "epochs": 500}}))
+    config.write_text(yaml.safe_dump({**trial, "training": {**trial["training"], "epochs": 500}}))
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "trial", str(config)],
         cwd=tmp_path,

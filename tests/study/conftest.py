@@ -1,39 +1,17 @@
-"""Fixtures of the Ray tests: a tiny study (5 classes of 16-px synthetic images, 3 epochs per
+"""Fixtures of the study tests: a tiny study (5 classes of 16-px synthetic images, 3 epochs per
 trial), and the trial runs of a study's MLflow experiment."""
 
+import functools
 from pathlib import Path
 
 import pytest
 import yaml
 
 
-def _write_tiny_study(folder: Path, name: str = "tiny", **changes) -> Path:
+def _write_tiny_study(trial: dict, folder: Path, name: str = "tiny", **changes) -> Path:
     study = {
         "name": name,
-        "trial": {
-            "data": {
-                "source": "synthetic",
-                "num_classes": 5,
-                "n_max": 60,
-                "imbalance_factor": 10,
-                "val_per_class": 10,
-                "many_above": 30,
-                "few_below": 10,
-                "synthetic": {"image_size": 16, "test_per_class": 10, "val_pool_per_class": 10},
-            },
-            "model": {"architecture": "small_cnn"},
-            "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 10},
-            "training": {
-                "epochs": 3,
-                "batch_size": 32,
-                "lr": 0.05,
-                "warmup_epochs": 0,
-                "milestones": [],
-                "milestone_factors": [],
-                "device": "cpu",
-                "num_threads": 1,
-            },
-        },
+        "trial": trial,
         "search": {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}},
         "num_trials": 3,
         "max_concurrent": 1,
@@ -61,10 +39,15 @@ def _trial_runs(client, experiment_name: str) -> list:
 
 
 @pytest.fixture(scope="session")
-def tiny_study():
+def tiny_study(tiny_config):
     """`tiny_study(folder, name="tiny", **changes)` writes a tiny study file and returns its path;
-    `changes` replace top-level keys of the study."""
-    return _write_tiny_study
+    `changes` replace top-level keys of the study. Its trials are `tiny_config`'s for 3 epochs,
+    with 10 validation and test images per class, masking on half of the steps."""
+    trial = tiny_config(epochs=3, num_threads=1)
+    trial["data"]["val_per_class"] = 10
+    trial["data"]["synthetic"].update(test_per_class=10, val_pool_per_class=10)
+    trial["method"] = {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 10}
+    return functools.partial(_write_tiny_study, trial)
 
 
 @pytest.fixture(scope="session")
