@@ -37,6 +37,7 @@ def fill_store(storage: Path, trials: int) -> tuple[str, str]:
     tracker = StudyTracker(uri, "bench", "bench", "f", storage / "mlartifacts")
     tracker.log_study(
         None,
+        None,
         {},
         {
             "smcl.objective_metric": "val_balanced_accuracy",

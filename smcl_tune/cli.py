@@ -15,6 +15,7 @@ import yaml
 
 from smcl_tune.config import ConfigError, load_trial_config
 from smcl_tune.data.pool import DataSourceError
+from smcl_tune.errors import StudyUnavailable
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -53,12 +54,12 @@ def _command_trial(arguments: argparse.Namespace) -> int:
 
 def _check_data(study) -> str | None:
     """Check the base trial's data source by its paths (nothing downloaded or decoded); a note or None."""
-    from smcl_tune.data.sources import check_source
+    from smcl_tune.data.splits import check_trial_data
 
     if any(path in ("data.root", "data.source") for path in study.config.search):
         return None
     try:
-        return check_source(study.base_trial.data)
+        return check_trial_data(study.base_trial.data)
     except DataSourceError as error:
         raise ConfigError(f"{study.source}: trial.data.root: {error}") from None
 
@@ -68,7 +69,7 @@ def _command_validate(arguments: argparse.Namespace) -> int:
 
     study = load_study(arguments.study)
     note = _check_data(study)
-    print(yaml.safe_dump(study.config.model_dump(mode="json"), sort_keys=False).rstrip())
+    print(yaml.safe_dump(study.display_dict(), sort_keys=False).rstrip())
     if note:
         print(f"# {note}")
     print(
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its own INFO lines (database set-up) are noise here
     parser = build_parser()
     arguments = parser.parse_args(argv)  # argparse exits with 2 on bad arguments
     try:
@@ -210,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataSourceError) as error:
         print(f"smcl-tune: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StudyUnavailable as error:
+        print(f"smcl-tune: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("smcl-tune: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_FAILURE

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,7 +20,12 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # No NaN or infinity anywhere: a float field is a finite number or it is refused.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+SEED_RANGE = {"ge": 0, "lt": 2**32}  # numpy's and most libraries' seed range
+DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+|mps)$"
 
 
 class SyntheticConfig(_Strict):
@@ -47,6 +52,7 @@ class SyntheticConfig(_Strict):
 
 
 DEFAULT_LOADER_WORKERS = 4
+DEFAULT_IMBALANCE_FACTOR = 100.0
 SYNTHETIC_MAX_CLASSES = 100  # 10 shapes x 10 colours
 
 
@@ -55,7 +61,13 @@ class DataConfig(_Strict):
     root: str | None = Field(None, description="dataset folder, .zip folder, or list folder (not used by synthetic)")
     download: bool = Field(False, description="let torchvision download CIFAR into root")
     num_classes: int = Field(10, ge=2, le=1000, description="synthetic only; other sources define it")
-    imbalance_factor: float = Field(100.0, ge=1.0, description="n_max / n_min of the long-tailed training subset")
+    imbalance_factor: float | None = Field(
+        None,
+        ge=1.0,
+        le=10_000.0,
+        description="n_max / n_min of the long-tailed training subset; unset: 100, except for file lists, "
+        "which are used as published",
+    )
     profile: Literal["exp", "step"] = "exp"
     n_max: int | None = Field(
         None,
@@ -69,11 +81,14 @@ class DataConfig(_Strict):
         description="balanced validation images per class "
         "(drawn from the official validation list where the source has one)",
     )
-    subset_seed: int = Field(0, description="seed of the long-tailed subset and validation draw")
+    subset_seed: int = Field(0, **SEED_RANGE, description="seed of the long-tailed subset and validation draw")
     many_above: int = Field(100, ge=0, description="many-shot: training count > many_above")
     few_below: int = Field(20, ge=1, description="few-shot: training count < few_below")
     image_size: int | None = Field(
-        None, ge=8, description="resize images to this side (image folders, file lists); None keeps the source size"
+        None,
+        ge=8,
+        le=1024,
+        description="resize images to this side (image folders, file lists); None keeps the source size",
     )
     loader: Literal["auto", "memory", "stream"] = Field(
         "auto",
@@ -112,6 +127,14 @@ class DataConfig(_Strict):
         return self
 
     @property
+    def subset_imbalance_factor(self) -> float | None:
+        """The imbalance factor of the long-tailed subset to draw; None: the source's training list
+        as published (file lists are long-tailed already)."""
+        if self.imbalance_factor is not None:
+            return self.imbalance_factor
+        return None if self.source == "file_list" else DEFAULT_IMBALANCE_FACTOR
+
+    @property
     def stream_workers(self) -> int:
         """DataLoader worker processes of the stream loader."""
         return DEFAULT_LOADER_WORKERS if self.loader_workers is None else self.loader_workers
@@ -125,7 +148,9 @@ class ModelConfig(_Strict):
 class MethodConfig(_Strict):
     name: Literal["ce", "supcon", "mask_only", "smcl"] = "smcl"
     saliency: Literal["spectral_residual", "gradient"] = "spectral_residual"
-    saliency_blur_sigma: float = Field(1.5, gt=0.0, description="Gaussian blur of the spectral-residual map, pixels")
+    saliency_blur_sigma: float = Field(
+        1.5, gt=0.0, le=32.0, description="Gaussian blur of the spectral-residual map, pixels"
+    )
     mask_mode: Literal["threshold", "box"] = "threshold"
     saliency_threshold: float = Field(0.5, ge=0.0, le=1.0, description="t: mask = [S(x_m) >= t]")
     box_alpha: float = Field(1.0, gt=0.0, description="lambda ~ Beta(alpha, alpha) for box masks")
@@ -158,12 +183,12 @@ class TrainingConfig(_Strict):
     milestones: list[int] = Field(
         default_factory=lambda: [160, 180], description="epochs where the step schedule drops"
     )
-    milestone_factors: list[float] = Field(
+    milestone_factors: list[Annotated[float, Field(ge=0.0)]] = Field(
         default_factory=lambda: [0.01, 0.0001], description="lr multiplier from each milestone on"
     )
     augment: bool = Field(True, description="random crop (pad 4) and horizontal flip")
-    seed: int = 0
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    seed: int = Field(0, **SEED_RANGE)
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda, cuda:N, mps")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None leaves torch's default")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
     compile: bool = Field(False, description="torch.compile the network for training steps (CUDA only)")
@@ -248,9 +273,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping safely; errors name the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
     try:

@@ -7,8 +7,12 @@ study that would produce an invalid trial is refused before anything starts.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,13 +73,17 @@ class TrackingConfig(_Strict):
     experiment: str | None = Field(None, description="MLflow experiment; default: the study name")
 
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # names reach paths, MLflow filters and run names
+RESERVED_NAMES = frozenset({"mlartifacts", "mlruns", "mlflow.db", "smcl-runs"})  # the store's own entries
+
+
 class Baseline(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
     overrides: dict[str, Any] = Field(default_factory=dict, description="dotted config path -> value")
 
 
 class StudyConfig(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
     trial: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, dict[str, Any]] = Field(default_factory=dict)
     baselines: list[Baseline] = Field(default_factory=list)
@@ -84,12 +92,23 @@ class StudyConfig(_Strict):
     num_trials: int = Field(8, ge=1, description="trials sampled by Optuna (baselines come on top)")
     max_concurrent: int = Field(2, ge=1)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of Optuna's sampler")
     storage: str = Field("smcl-runs", description="folder or URI (s3://, gs://) for Ray results and the Optuna study")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _not_the_stores_own(cls, name: str) -> str:
+        if name.lower() in RESERVED_NAMES:
+            raise ValueError(f"{name!r} is a name the study store uses itself ({', '.join(sorted(RESERVED_NAMES))})")
+        return name
+
     @model_validator(mode="after")
     def _check(self) -> StudyConfig:
+        names = [baseline.name for baseline in self.baselines]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"baselines: each baseline needs a name of its own; repeated: {', '.join(repeated)}")
         if not self.search:
             raise ValueError("search: the search space is empty; name at least one config path to tune")
         return self
@@ -111,6 +130,20 @@ class Study:
     def max_epochs(self) -> int:
         return self.config.scheduler.max_epochs or self.base_trial.training.epochs
 
+    def display_dict(self) -> dict[str, Any]:
+        """The resolved study for people and logs: the tracking URI's credentials redacted."""
+        resolved = self.config.model_dump(mode="json")
+        resolved["tracking"]["uri"] = redact_uri(resolved["tracking"]["uri"])
+        return resolved
+
+    def source_text(self) -> str | None:
+        """The study file as written, the tracking URI's credentials redacted; None without a file."""
+        if self.source is None or not self.source.is_file():
+            return None
+        text = self.source.read_text(encoding="utf-8")
+        uri = self.config.tracking.uri
+        return text.replace(uri, redact_uri(uri)) if uri else text
+
     def fingerprint(self) -> str:
         """Hash of everything that defines the study's trials (not of how they are scheduled)."""
         defining = self.config.model_dump(mode="json", exclude={"max_concurrent", "resources", "tracking", "storage"})
@@ -119,6 +152,13 @@ class Study:
     def trial_config(self, params: dict[str, Any]) -> TrialConfig:
         """The base trial config with dotted-path values applied."""
         return trial_config_from_dict(apply_overrides(self.config.trial, params))
+
+
+def redact_uri(uri: str | None) -> str | None:
+    """A URI without the user and password it may carry: `https://user:secret@host` -> `https://***@host`."""
+    if uri is None:
+        return None
+    return re.sub(r"(?<=://)[^/@]+@", "***@", uri)
 
 
 def plain_param_names(params: dict[str, Any]) -> dict[str, Any]:
@@ -130,19 +170,42 @@ def plain_param_names(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _is_config_field(path: str) -> bool:
+def _config_field(path: str):
+    """The pydantic field a dotted path names in the trial config, or None."""
     model: type[BaseModel] = TrialConfig
     parts = path.split(".")
+    field = None
     for index, part in enumerate(parts):
         field = model.model_fields.get(part)
         if field is None:
-            return False
+            return None
         annotation = field.annotation
         if index < len(parts) - 1:
             if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-                return False
+                return None
             model = annotation
-    return True
+    return field
+
+
+def _is_config_field(path: str) -> bool:
+    return _config_field(path) is not None
+
+
+def _value_type(annotation: Any) -> Any:
+    """int, float, or another type (Literal, bool, str, list...) of a field, without `| None`."""
+    arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(arguments) == 1:
+        return arguments[0]
+    return annotation
+
+
+def _check_distribution_kind(path: str, kind: str) -> None:
+    """A numeric distribution only for a numeric field; whole numbers only for a whole-number field."""
+    value_type = _value_type(_config_field(path).annotation)
+    if kind == "choice" or value_type is float or (value_type is int and kind in ("int", "logint")):
+        return
+    wanted = "int, logint or choice" if value_type is int else "choice"
+    raise ConfigError(f"search.{path}: {kind} gives values this field does not take; use {wanted}")
 
 
 def _distribution_values(path: str, spec: dict[str, Any]) -> list[Any]:
@@ -177,15 +240,34 @@ def _distribution_values(path: str, spec: dict[str, Any]) -> list[Any]:
     return [float(low), float(high)]
 
 
+MAX_CHECKED_COMBINATIONS = 4096
+
+
 def _check_search_space(config: StudyConfig) -> None:
+    """Every distribution fits its field, and every combination of the distributions' edge values
+    (all of them up to MAX_CHECKED_COMBINATIONS) gives a valid trial."""
+    edges = {}
     for path, spec in config.search.items():
         if not _is_config_field(path):
             raise ConfigError(f"search.{path}: names no config field")
-        for value in _distribution_values(path, spec):
+        edges[path] = _distribution_values(path, spec)
+        _check_distribution_kind(path, next(iter(spec)))
+        for value in edges[path]:
             try:
                 trial_config_from_dict(apply_overrides(config.trial, {path: value}))
             except ConfigError as error:
                 raise ConfigError(f"search.{path}: the value {value!r} gives an invalid trial: {error}") from None
+    if len(edges) < 2:
+        return
+    for count, values in enumerate(itertools.product(*edges.values())):
+        if count == MAX_CHECKED_COMBINATIONS:
+            break
+        combination = dict(zip(edges, values))
+        try:
+            trial_config_from_dict(apply_overrides(config.trial, combination))
+        except ConfigError as error:
+            shown = ", ".join(f"{path}: {value!r}" for path, value in combination.items())
+            raise ConfigError(f"search: the combination {{{shown}}} gives an invalid trial: {error}") from None
 
 
 def _check_baselines(config: StudyConfig) -> None:

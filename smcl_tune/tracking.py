@@ -16,12 +16,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 import smcl_tune
+from smcl_tune.errors import StudyUnavailable
 from smcl_tune.results import TrialState
 
 log = logging.getLogger(__name__)
@@ -120,11 +122,14 @@ class StudyTracker:
         run = self.client.create_run(self.experiment_id, run_name=self.study_name, tags=tags)
         return run.info.run_id
 
-    def log_study(self, study_file: Path | None, resolved: dict[str, Any], tags: dict[str, str]) -> None:
-        """The study file and its resolved form as artifacts of the parent run; `tags` describe it."""
+    def log_study(
+        self, file_name: str | None, text: str | None, resolved: dict[str, Any], tags: dict[str, str]
+    ) -> None:
+        """The study file (`text`, credentials already redacted) and its resolved form as artifacts of
+        the parent run; `tags` describe it."""
         self.client.log_batch(self.parent_run_id, tags=[RunTag(key, value) for key, value in tags.items()])
-        if study_file is not None and study_file.exists():
-            self.client.log_artifact(self.parent_run_id, str(study_file), "study")
+        if file_name is not None and text is not None:
+            self.client.log_text(self.parent_run_id, text, f"study/{file_name}")
         self.client.log_dict(self.parent_run_id, resolved, "study/resolved_study.json")
         self.client.log_batch(self.parent_run_id, params=[Param("version", smcl_tune.__version__)])
 
@@ -197,6 +202,23 @@ class StudyTracker:
         self.client.set_terminated(self.parent_run_id, status=status)
 
 
+def recorded_fingerprint(uri: str, experiment: str, study_name: str) -> str | None:
+    """The fingerprint of a study of this name already in the store, or None; reads only (a sqlite
+    store that does not exist yet is not created)."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id],
+        max_results=1,
+        filter_string=f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'study'",
+    )
+    return runs[0].data.tags.get(FINGERPRINT_TAG) if runs else None
+
+
 def delete_study_runs(uri: str, experiment: str, study_name: str) -> int:
     """Delete (MLflow's soft delete) every run of a study; returns how many."""
     client = MlflowClient(tracking_uri=uri)
@@ -215,13 +237,27 @@ class StudyStore:
     """Reads studies back from an MLflow store (any experiment), for reports."""
 
     def __init__(self, uri: str) -> None:
-        self.client = MlflowClient(tracking_uri=uri)
+        self.uri = uri
+        self.client = self._read(lambda: MlflowClient(tracking_uri=uri))
+
+    def _read(self, action):
+        """`action()`, with a store that cannot be read (a corrupt file) as one StudyUnavailable."""
+        try:
+            return action()
+        except (MlflowException, sqlalchemy.exc.DatabaseError) as error:
+            where = self.uri.removeprefix("sqlite:///") if self.uri.startswith("sqlite:///") else "the tracking store"
+            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+            raise StudyUnavailable(f"{where}: cannot read the MLflow store ({reason})") from None
 
     def study_runs(self) -> list:
-        experiments = [e.experiment_id for e in self.client.search_experiments()]
+        experiments = [e.experiment_id for e in self._read(self.client.search_experiments)]
         if not experiments:
             return []
-        return self.client.search_runs(experiments, filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=50000)
+        return self._read(
+            lambda: self.client.search_runs(
+                experiments, filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=50000
+            )
+        )
 
     def study_names(self) -> list[str]:
         return sorted({run.data.tags.get(STUDY_TAG, "") for run in self.study_runs()})

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+import smcl_tune
 from smcl_tune.config import TrainingConfig, TrialConfig, trial_config_from_dict
 from smcl_tune.data.batches import Plan, TrainingBatches, evaluation_chunks
 from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
@@ -144,6 +145,7 @@ class Trial:
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
+            "version": smcl_tune.__version__,
             "config": self.config.model_dump(mode="json"),
             "epoch": self.epoch,
             "network": self.network.state_dict(),
@@ -301,6 +303,48 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+# Where a trial runs, not what it is: a checkpoint resumes across these.
+RUN_ENVIRONMENT_FIELDS = {"data": {"root", "loader", "loader_workers"}, "training": {"device", "num_threads"}}
+
+
+def _defining(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        section: {key: value for key, value in fields.items() if key not in RUN_ENVIRONMENT_FIELDS.get(section, ())}
+        for section, fields in config.items()
+    }
+
+
+def resumable_state(path: Path, config: TrialConfig) -> dict[str, Any] | None:
+    """The checkpoint at `path` (a file or the folder holding one) if this trial can continue from it.
+
+    A checkpoint that cannot be read, or was written by another trial configuration or another
+    version of the package, is set aside with a warning: the trial starts from scratch rather than
+    failing again and again, or continuing from a state that is not its own.
+    """
+    path = path / CHECKPOINT_NAME if path.is_dir() else path
+    try:
+        state = load_checkpoint(path)
+    except Exception as error:  # torch.load raises many kinds on a damaged file
+        log.warning("checkpoint %s is unreadable (%s): the trial starts from scratch", path, error)
+        return None
+    missing = {"version", "config", "epoch", "network", "optimizer"} - set(state) if isinstance(state, dict) else {"*"}
+    if missing:
+        log.warning("checkpoint %s lacks %s: the trial starts from scratch", path, ", ".join(sorted(missing)))
+        return None
+    if state["version"] != smcl_tune.__version__:
+        log.warning(
+            "checkpoint %s was written by smcl-tune %s, this is %s: the trial starts from scratch",
+            path,
+            state["version"],
+            smcl_tune.__version__,
+        )
+        return None
+    if _defining(state["config"]) != _defining(config.model_dump(mode="json")):
+        log.warning("checkpoint %s was written by another trial configuration: the trial starts from scratch", path)
+        return None
+    return state
+
+
 def run_trial(
     config: TrialConfig | dict[str, Any],
     report: Report | None = None,
@@ -326,9 +370,9 @@ def run_trial(
     device = resolve_device(training.device)
     data = (data or build_trial_data(config.data)).to(device)
     trial = Trial(config, data, device)
-    if resume_from is not None:
-        path = Path(resume_from)
-        trial.load(load_checkpoint(path / CHECKPOINT_NAME if path.is_dir() else path))
+    state = None if resume_from is None else resumable_state(Path(resume_from), config)
+    if state is not None:
+        trial.load(state)
         log.info("resumed at epoch %d", trial.epoch)
     status, reason = TrialState.COMPLETED, None
     last_metrics: dict[str, Any] = {}

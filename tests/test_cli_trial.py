@@ -54,6 +54,15 @@ def test_trial_with_a_bad_config_exits_2_naming_the_field(tmp_path, trial):
     assert "method.temperature" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_epochs_from_the_command_line_are_checked_with_the_rest_of_the_file(tmp_path, trial):
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump(trial))
+    done = _smcl_tune("trial", str(config), "--epochs", "0", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "training.epochs: Input should be greater than or equal to 1, got 0" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_ctrl_c_stops_a_trial_with_exit_1(tmp_path, trial):
     config = tmp_path / "trial.yaml"
     config.write_text(yaml.safe_dump({**trial, "training": {**trial["training"], "epochs": 500}}))

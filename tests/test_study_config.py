@@ -88,6 +88,61 @@ BAD_STUDIES = [
         lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/nonexistent/data"}),
         "/nonexistent/data",
     ),
+    # Values that passed validation and failed later, inside trials (issue 13).
+    (
+        "a whole-number field searched with uniform",
+        lambda r: r["search"].update({"training.batch_size": {"uniform": [16, 64]}}),
+        "search.training.batch_size: uniform gives values this field does not take; use int, logint or choice",
+    ),
+    (
+        "a named option searched with uniform",
+        lambda r: r["search"].update(
+            {"method.saliency_threshold": {"uniform": [0.3, 0.9]}, "method.mask_mode": {"uniform": [0, 1]}}
+        ),
+        "search.method.mask_mode: uniform gives values this field does not take; use choice",
+    ),
+    (
+        "searched values that clash with each other",
+        lambda r: r["search"].update({"data.few_below": {"int": [5, 60]}, "data.many_above": {"int": [40, 100]}}),
+        "search: the combination {",
+    ),
+    (
+        "a baseline name with a quote",
+        lambda r: r["baselines"].append({"name": "ce'); drop", "overrides": {}}),
+        "baselines.1.name: String should match pattern",
+    ),
+    (
+        "two baselines of one name",
+        lambda r: r["baselines"].append({"name": "ce", "overrides": {}}),
+        "baselines: each baseline needs a name of its own; repeated: ce",
+    ),
+    ("a name the store uses itself", _set("name", "mlartifacts"), "name: 'mlartifacts' is a name the study store uses"),
+    ("an unknown device", _set("trial.training.device", "banana"), "trial.training.device: String should match"),
+    ("a seed outside 32 bits", _set("trial.training.seed", 2**32), "trial.training.seed: Input should be less than"),
+    ("a negative subset seed", _set("trial.data.subset_seed", -1), "trial.data.subset_seed: Input should be greater"),
+    ("a study seed outside 32 bits", _set("seed", 2**40), "seed: Input should be less than 4294967296"),
+    (
+        "an infinite imbalance factor",
+        _set("trial.data.imbalance_factor", float("inf")),
+        "trial.data.imbalance_factor: Input should be a finite number",
+    ),
+    (
+        "an infinite blur",
+        _set("trial.method.saliency_blur_sigma", float("inf")),
+        "trial.method.saliency_blur_sigma: Input should be a finite number",
+    ),
+    (
+        "a NaN milestone factor",
+        lambda r: r["trial"]["training"].update(
+            {"schedule": "step", "milestones": [4], "milestone_factors": [float("nan")]}
+        ),
+        "trial.training.milestone_factors.0: Input should be a finite number",
+    ),
+    (
+        "an enormous image size",
+        lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/x", "image_size": 1000000}),
+        "trial.data.image_size: Input should be less than or equal to 1024",
+    ),
 ]
 
 
@@ -99,6 +154,14 @@ def test_bad_study_exits_2_with_one_clear_line(tmp_path, capsys, label, change, 
     assert expected in error
     assert str(path) in error
     assert "Traceback" not in error and len(error.splitlines()) == 1
+
+
+def test_a_study_file_that_is_not_utf8_text_is_named(tmp_path, capsys):
+    binary = tmp_path / "photo.yaml"
+    binary.write_bytes(b"\xff\xd8\xff\xe0 a JPEG, not a study")
+    assert main(["validate", str(binary)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"smcl-tune: {binary}: not a UTF-8 text file"
 
 
 def test_invalid_yaml_and_missing_file(tmp_path, capsys):

@@ -1,6 +1,7 @@
 import math
 import shutil
 
+import pytest
 import torch
 
 from smcl_tune.results import RESULT_FILE, read_result
@@ -89,3 +90,41 @@ def test_drw_reweights_the_loss_from_its_start_epoch_and_balanced_softmax_from_t
     assert drw[0]["loss"] == plain[0]["loss"]  # DRW is off before drw_start_epoch
     assert drw[1]["loss"] != plain[1]["loss"]
     assert balanced[0]["loss"] != plain[0]["loss"]
+
+
+def test_resnet18_at_32px_trains_when_the_last_batch_would_hold_one_image(tiny_config):
+    config = tiny_config(epochs=1, batch_size=65)
+    config["data"].update(num_classes=2, n_max=33, imbalance_factor=1)  # 66 training images: 65 + 1
+    config["data"]["synthetic"]["image_size"] = 32
+    config["model"] = {"architecture": "resnet18"}
+    config["method"] = {"name": "ce"}
+    result = run_trial(config)
+    assert result.status == "completed" and result.train_counts == [33, 33]
+
+
+@pytest.mark.parametrize("spoil", ["another configuration", "another version", "a corrupt file"])
+def test_a_checkpoint_that_is_not_this_trials_own_is_set_aside_and_the_trial_starts_over(
+    tmp_path, tiny_config, caplog, spoil
+):
+    first_epoch = tmp_path / "after-epoch-0"
+
+    def keep_first(metrics, checkpoint):
+        if metrics["epoch"] == 0:
+            shutil.copytree(checkpoint, first_epoch)
+
+    run_trial(tiny_config(lr=0.2), report=keep_first, checkpoint_dir=tmp_path / "run")
+    checkpoint = first_epoch / CHECKPOINT_NAME
+    if spoil == "another version":
+        state = torch.load(checkpoint, weights_only=True)
+        torch.save({**state, "version": "0.0.1", "config": tiny_config()}, checkpoint)
+    elif spoil == "a corrupt file":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    fresh = run_trial(tiny_config())
+    reports = []
+    with caplog.at_level("WARNING", logger="smcl_tune.train"):
+        resumed = run_trial(
+            tiny_config(), report=lambda metrics, folder: reports.append(metrics["epoch"]), resume_from=first_epoch
+        )
+    assert "the trial starts from scratch" in caplog.text
+    assert reports == [0, 1]  # trained from its first epoch
+    assert resumed.test_confusion == fresh.test_confusion

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from smcl_tune.data.pool import DataSourceError
 from smcl_tune.metrics import SHOT_GROUPS
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,44 @@ def shuffled_members(labels: torch.Tensor, num_classes: int, generator: torch.Ge
     return members
 
 
+def subset_targets(pool_counts: list[int], n_max: int, imbalance_factor: float | None, profile: str) -> list[int]:
+    """Training images wanted per class: the protocol's counts, or the whole pool when
+    `imbalance_factor` is None (a list that is long-tailed as published)."""
+    if imbalance_factor is None:
+        return list(pool_counts)
+    return class_counts(n_max, len(pool_counts), imbalance_factor, profile)
+
+
+def training_counts(
+    pool_counts: list[int], targets: list[int], val_per_class: int, class_names: list[str]
+) -> list[int]:
+    """Training images per class once `val_per_class` are held out of each class's pool.
+
+    A class whose pool cannot hold both keeps what is left (the head class gives up its validation
+    images under the protocol). Raises DataSourceError naming a class that would train on nothing.
+    """
+    counts = []
+    for label, (pool, target) in enumerate(zip(pool_counts, targets)):
+        name = f"class {label} ({class_names[label]})" if label < len(class_names) else f"class {label}"
+        if pool < val_per_class + 1:
+            raise DataSourceError(
+                f"{name}: the training pool has {pool} images, needs at least val_per_class + 1 = "
+                f"{val_per_class + 1}; lower data.val_per_class or add images"
+            )
+        if target < 1:
+            raise DataSourceError(
+                f"{name}: the long-tailed subset keeps no training image of it (n_max * IF^(-i/(C-1)) rounds "
+                "to 0); lower data.imbalance_factor or raise data.n_max"
+            )
+        count = min(target, pool - val_per_class)
+        if count < target:
+            log.info(
+                "%s: %d training images instead of %d (validation holds %d out)", name, count, target, val_per_class
+            )
+        counts.append(count)
+    return counts
+
+
 @dataclass(frozen=True)
 class LongTailSplit:
     """Indices into a training pool: the long-tailed subset and a balanced validation split."""
@@ -56,36 +95,23 @@ def split_long_tailed(
     target_counts: list[int],
     val_per_class: int,
     seed: int,
+    class_names: list[str] | None = None,
 ) -> LongTailSplit:
     """Choose the long-tailed subset and a balanced validation split from one training pool.
 
-    The validation images are held out first, so that they are never in the training subset;
-    a class whose pool holds fewer than `target + val_per_class` images trains on what is left
-    (CIFAR's head class keeps its whole pool under the protocol, so it gives up `val_per_class`).
-    With `val_per_class == 0` no validation is drawn here (the source has its own).
-    The draw uses a generator of its own: the same seed gives the same split whatever else
-    touched the global RNGs.
+    The validation images are held out first, so that they are never in the training subset
+    (see `training_counts`). With `val_per_class == 0` no validation is drawn here (the source has
+    its own). The draw uses a generator of its own: the same seed gives the same split whatever
+    else touched the global RNGs.
     """
+    num_classes = len(target_counts)
+    pool_counts = torch.bincount(pool_labels, minlength=num_classes).tolist()
+    counts = training_counts(pool_counts, target_counts, val_per_class, class_names or [])
     generator = torch.Generator().manual_seed(seed)
-    train_parts, val_parts, counts = [], [], []
-    for label, order in enumerate(shuffled_members(pool_labels, len(target_counts), generator)):
-        if len(order) < val_per_class + 1:
-            raise ValueError(
-                f"class {label}: the training pool has {len(order)} images, "
-                f"needs at least val_per_class + 1 = {val_per_class + 1}"
-            )
-        count = min(target_counts[label], len(order) - val_per_class)
-        if count < target_counts[label]:
-            log.info(
-                "class %d: %d training images instead of %d (validation holds %d out)",
-                label,
-                count,
-                target_counts[label],
-                val_per_class,
-            )
+    train_parts, val_parts = [], []
+    for order, count in zip(shuffled_members(pool_labels, num_classes, generator), counts):
         val_parts.append(order[:val_per_class])
         train_parts.append(order[val_per_class : val_per_class + count])
-        counts.append(count)
     return LongTailSplit(torch.cat(train_parts), torch.cat(val_parts), counts)
 
 

@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 log = logging.getLogger(__name__)
+
+MAX_IMAGE_FILE_BYTES = 64 * 2**20  # one image file, uncompressed: a zip member above this is refused
+MAX_IMAGE_PIXELS = 50_000_000  # one decoded image (about 150 MB as uint8 RGB)
 
 
 class DataSourceError(ValueError):
@@ -103,19 +107,33 @@ class FilePool(ImagePool):
             self._archive_pid = os.getpid()
         return self._archive
 
+    def _read_member(self, index: int) -> bytes:
+        archive = self._zip()
+        size = archive.getinfo(self.names[index]).file_size  # a member never yields more than it declares
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise DataSourceError(
+                f"{self.describe(index)}: {size / 2**20:.0f} MiB uncompressed, more than an image file may be "
+                f"({MAX_IMAGE_FILE_BYTES / 2**20:.0f} MiB)"
+            )
+        return archive.read(self.names[index])
+
     def _open(self, index: int, decode: bool = True) -> Image.Image:
         try:
             if self.is_zip:
-                data = self._zip().read(self.names[index])
-                image = Image.open(io.BytesIO(data))
+                image = Image.open(io.BytesIO(self._read_member(index)))
             else:
                 image = Image.open(self.root / self.names[index])
+            if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:
+                raise DataSourceError(
+                    f"{self.describe(index)}: {image.size[0]}x{image.size[1]} pixels, more than an image may have "
+                    f"({MAX_IMAGE_PIXELS:,})"
+                )
             if decode:
                 image.load()
             return image
         except FileNotFoundError:
             raise DataSourceError(f"{self.describe(index)}: image file not found") from None
-        except (OSError, KeyError, zipfile.BadZipFile, Image.DecompressionBombError) as error:
+        except (OSError, KeyError, EOFError, zlib.error, zipfile.BadZipFile, Image.DecompressionBombError) as error:
             raise DataSourceError(f"{self.describe(index)}: cannot read the image ({error})") from None
 
     def _decode(self, index: int) -> torch.Tensor:

@@ -8,7 +8,11 @@ from smcl_tune.method.sampling import effective_number_probabilities
 
 
 class InstanceSampler:
-    """Ordinary shuffling: every training image once per epoch, in batches of `batch_size`."""
+    """Ordinary shuffling: every training image once per epoch, in batches of `batch_size`.
+
+    A last batch of a single image joins the one before it: BatchNorm cannot normalise one image
+    whose features are 1x1 (ResNet-18/50 at 32 px).
+    """
 
     def __init__(self, num_images: int, batch_size: int, generator: torch.Generator) -> None:
         self.num_images = num_images
@@ -16,11 +20,15 @@ class InstanceSampler:
         self.generator = generator
 
     def __len__(self) -> int:
-        return -(-self.num_images // self.batch_size)
+        batches = -(-self.num_images // self.batch_size)
+        return batches - 1 if batches > 1 and self.num_images % self.batch_size == 1 else batches
 
     def epoch(self) -> list[torch.Tensor]:
         order = torch.randperm(self.num_images, generator=self.generator, device=self.generator.device)
-        return list(order.split(self.batch_size))
+        batches = list(order.split(self.batch_size))
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            batches[-2:] = [torch.cat(batches[-2:])]
+        return batches
 
 
 class MinorClassSampler:

@@ -14,7 +14,9 @@ import math
 import optuna
 import pandas as pd
 import plotly.graph_objects as go
+import sqlalchemy.exc
 
+from smcl_tune.errors import StudyUnavailable
 from smcl_tune.report.leaderboard import Leaderboard
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,10 @@ def importance_figure(board: Leaderboard) -> tuple[go.Figure | None, str]:
         return None, "no Optuna storage recorded for this study"
     try:
         study = optuna.load_study(study_name=board.study, storage=board.optuna_storage)
+    except sqlalchemy.exc.DatabaseError as error:  # a corrupt file: the report cannot be trusted to be whole
+        where = board.optuna_storage.removeprefix("sqlite:///")
+        raise StudyUnavailable(f"{where}: cannot read the Optuna study ({error.orig or error})") from None
+    try:
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(complete) < 2:
             return None, f"hyperparameter importance needs at least 2 completed trials, the study has {len(complete)}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from smcl_tune.config import ConfigError
-from smcl_tune.study_config import Study
+from smcl_tune.study_config import Study, redact_uri
 from smcl_tune.tracking import default_tracking_uri
 
 STATE_FILE = "smcl-study.json"
@@ -52,28 +53,90 @@ class StudyPaths:
     def artifact_root(self) -> Path:
         return self.local_root / "mlartifacts"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.local_root / f".{Path(self.experiment_dir).name}.lock"
+
+
+def run_settings(study: Study, paths: StudyPaths) -> dict[str, Any]:
+    """What a resumed study keeps from its first run, whatever the study file says now: Ray
+    restores its run and tune configuration as they were saved."""
+    return {
+        "tracking_uri": redact_uri(paths.tracking_uri),
+        "experiment": paths.experiment,
+        "max_concurrent": study.config.max_concurrent,
+    }
+
+
+def _read_record(paths: StudyPaths) -> dict[str, Any]:
+    try:
+        known = json.loads(paths.record_file.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"{paths.record_file}: the study record is unreadable ({error}); run again with --restart to discard "
+            "the study's state"
+        ) from None
+    if not isinstance(known, dict):
+        raise ConfigError(f"{paths.record_file}: the study record is not a JSON object; run again with --restart")
+    return known
+
+
+def check_storage(paths: StudyPaths) -> None:
+    if paths.local_root.exists() and not paths.local_root.is_dir():
+        raise ConfigError(f"storage: {paths.local_root} is a file, not a folder; point storage at a folder")
+
+
+def check_owned(study: Study, paths: StudyPaths) -> None:
+    """--restart deletes `storage/NAME`: only when it lies inside the storage and its record proves
+    it holds this study."""
+    folder = paths.record_dir
+    if not (folder.exists() or folder.is_symlink()):
+        return
+    if folder.is_symlink() or folder.resolve().parent != paths.local_root.resolve():
+        raise ConfigError(f"--restart: {folder} does not lie inside the storage {paths.local_root}; not deleting it")
+    if not paths.record_file.is_file():
+        raise ConfigError(
+            f"--restart: {folder} holds no study record ({STATE_FILE}), so it is not study '{study.name}''s state; "
+            "not deleting it: move it away, or choose another study name or storage"
+        )
+    recorded = _read_record(paths).get("name") if paths.record_file.stat().st_size else study.name
+    if recorded not in (None, study.name):
+        raise ConfigError(f"--restart: {folder} holds study '{recorded}', not '{study.name}'; not deleting it")
+
 
 def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
-    """Refuse a changed study file under an existing name (unless restarting); reads only."""
-    if restart or not paths.record_file.exists():
+    """Before anything starts: the storage is a folder; --restart deletes only this study's own
+    state; a changed study file, or changed run settings, under an existing name are refused."""
+    check_storage(paths)
+    if restart:
+        check_owned(study, paths)
         return
-    known = json.loads(paths.record_file.read_text())
+    if not paths.record_file.exists():
+        return
+    known = _read_record(paths)
     if known.get("fingerprint") != study.fingerprint():
         raise ConfigError(
             f"study '{study.name}' already exists in {paths.record_dir} with a different study file "
             f"(it was started from {known.get('source')}); rename the study, or run again with --restart "
             "to discard it and start over"
         )
+    for key, value in run_settings(study, paths).items():
+        if key in known.get("settings", {}) and known["settings"][key] != value:
+            raise ConfigError(
+                f"study '{study.name}': {key} was {known['settings'][key]!r} when the study started and is {value!r} "
+                "now; a resumed study keeps its first run's setting: put it back, or run with --restart"
+            )
 
 
 def write_study_record(study: Study, paths: StudyPaths) -> None:
+    """The record, written atomically: a crash never leaves it empty or cut short."""
     paths.record_dir.mkdir(parents=True, exist_ok=True)
-    paths.record_file.write_text(
-        json.dumps(
-            {
-                "name": study.name,
-                "fingerprint": study.fingerprint(),
-                "source": str(study.source) if study.source else None,
-            }
-        )
-    )
+    record = {
+        "name": study.name,
+        "fingerprint": study.fingerprint(),
+        "source": str(study.source) if study.source else None,
+        "settings": run_settings(study, paths),
+    }
+    partial = paths.record_file.with_suffix(".tmp")
+    partial.write_text(json.dumps(record))
+    partial.replace(paths.record_file)

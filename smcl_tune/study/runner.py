@@ -16,14 +16,25 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from smcl_tune.config import ConfigError
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.publish import publish_leaderboard
-from smcl_tune.study.cluster import check_cluster_storage, cluster_hosts
+from smcl_tune.study.cluster import (
+    LocalStorageGuard,
+    check_cluster_storage,
+    check_local_resources,
+    cluster_hosts,
+    local_storage_message,
+    storage_is_local,
+    warn_unplaceable,
+)
+from smcl_tune.study.lock import StudyLock
 from smcl_tune.study.paths import StudyPaths, check_study_record, write_study_record
+from smcl_tune.study.retry import SQLITE_BUSY_TIMEOUT_S
 from smcl_tune.study.searcher import StudySearcher
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial
-from smcl_tune.study_config import Study, plain_param_names
+from smcl_tune.study_config import Study, plain_param_names, redact_uri
 from smcl_tune.tracking import (
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
@@ -31,6 +42,7 @@ from smcl_tune.tracking import (
     SEARCH_TAG,
     StudyTracker,
     delete_study_runs,
+    recorded_fingerprint,
 )
 
 log = logging.getLogger(__name__)
@@ -50,7 +62,7 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     check_study_record(study, paths, restart)
     if restart:
         if paths.record_dir.exists():
-            shutil.rmtree(paths.record_dir)
+            shutil.rmtree(paths.record_dir)  # check_owned proved it is this study's, inside the storage
         if "://" in paths.storage:
             log.warning(
                 "--restart: the Ray results under %s are not deleted; they are overwritten", paths.experiment_dir
@@ -62,15 +74,52 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     return resumable
 
 
+def _cluster_address(address: str | None) -> str | None:
+    return address or os.environ.get("RAY_ADDRESS")
+
+
 def _init_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         log.info("joining the Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(include_dashboard=False, log_to_driver=True)
+        return
+    # Ray's servers listen on every interface (it offers no setting to keep them on the loopback).
+    # A new local Ray requires its token by default (RAY_AUTH_MODE unset); its token file is made
+    # this user's alone.
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+        log.warning(
+            "RAY_AUTH_MODE=%s: the local Ray accepts any client that can reach this machine's ports",
+            os.environ["RAY_AUTH_MODE"],
+        )
+    ray.init(include_dashboard=False, log_to_driver=True)
+    make_private(Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")))
+
+
+def make_private(path: Path) -> None:
+    """Readable and writable by its owner only (Ray writes its token with the default umask)."""
+    if path.is_file() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+        log.info("%s: made readable by its owner only", path)
+
+
+def check_tracking_store(study: Study, paths: StudyPaths, restart: bool) -> None:
+    """A tracking store shared by several storages (a server) never mixes two studies of one name."""
+    if restart:
+        return
+    known = recorded_fingerprint(paths.tracking_uri, paths.experiment, study.name)
+    if known is not None and known != study.fingerprint():
+        raise ConfigError(
+            f"the MLflow experiment '{paths.experiment}' at {redact_uri(paths.tracking_uri)} already holds a study "
+            f"named '{study.name}' from another study file (fingerprint {known}, this file {study.fingerprint()}); "
+            "rename the study, or run with --restart to discard that one"
+        )
+
+
+def optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """The study's Optuna storage; sqlite waits for a reader's lock instead of failing at once."""
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
 
 
 def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudySearcher:
@@ -128,12 +177,17 @@ def _trainable(study: Study, base_trial: dict[str, Any]):
 
 
 def _new_tuner(
-    study: Study, paths: StudyPaths, trainable, tracker_arguments: dict[str, Any], base_trial: dict[str, Any]
+    study: Study,
+    paths: StudyPaths,
+    trainable,
+    tracker_arguments: dict[str, Any],
+    base_trial: dict[str, Any],
+    guard: LocalStorageGuard | None,
 ) -> tune.Tuner:
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(study, optuna.storages.RDBStorage(paths.optuna_url)),
+            search_alg=build_searcher(study, optuna_storage(paths.optuna_url)),
             scheduler=_scheduler(study),
             num_samples=study.config.num_trials + len(study.config.baselines),
             max_concurrent_trials=study.config.max_concurrent,
@@ -145,6 +199,7 @@ def _new_tuner(
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[TrackingCallback(tracker_arguments, base_trial)],
+            stop=guard,
             verbose=1,
         ),
     )
@@ -154,9 +209,28 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
     """Run the study, or resume it where an interrupted run of the same study file stopped."""
     started = time.time()
     paths = StudyPaths.of(study)
-    check_study_record(study, paths, restart)  # a refusal starts nothing: it comes before Ray
-    _init_ray(address)
-    check_cluster_storage(study, paths, cluster_hosts())
+    address = _cluster_address(address)
+    # Every refusal comes first: nothing is started or written before these pass.
+    check_study_record(study, paths, restart)
+    check_tracking_store(study, paths, restart)
+    if not address:
+        check_local_resources(study)
+    with StudyLock(paths.lock_file, study.name):
+        _init_ray(address)
+        hosts = cluster_hosts()
+        check_cluster_storage(study, paths, hosts)
+        if address:
+            warn_unplaceable(study)
+        guard = LocalStorageGuard(hosts) if storage_is_local(paths) else None
+        finished = _run(study, paths, restart, guard)
+        if guard is not None and guard.foreign is not None:
+            raise ConfigError(local_storage_message(study, paths, sorted(guard.hosts | {guard.foreign})))
+        board = publish_leaderboard(paths.tracking_uri, study.name)
+    return StudyOutcome(study.name, time.time() - started, finished, paths, board)
+
+
+def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuard | None) -> bool:
+    """Fit the study's Tuner, new or restored; True when every trial ended."""
     resumable = _prepare_state(study, paths, restart)
     tracker_arguments = {
         "uri": paths.tracking_uri,
@@ -168,8 +242,9 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
     tracker = StudyTracker(**tracker_arguments)
     objective = study.config.objective
     tracker.log_study(
-        study.source,
-        study.config.model_dump(mode="json"),
+        study.source.name if study.source else None,
+        study.source_text(),
+        study.display_dict(),
         {
             OBJECTIVE_METRIC_TAG: objective.metric,
             OBJECTIVE_MODE_TAG: objective.mode,
@@ -185,7 +260,7 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
         log.info("resuming study %s from %s", study.name, paths.experiment_dir)
         tuner = tune.Tuner.restore(paths.experiment_dir, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        tuner = _new_tuner(study, paths, trainable, tracker_arguments, base_trial)
+        tuner = _new_tuner(study, paths, trainable, tracker_arguments, base_trial, guard)
     status = "FAILED"
     finished = False
     try:
@@ -195,5 +270,4 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
         status = "FINISHED" if finished else "KILLED"
     finally:
         tracker.finish(status)
-    board = publish_leaderboard(paths.tracking_uri, study.name)
-    return StudyOutcome(study.name, time.time() - started, finished, paths, board)
+    return finished

@@ -24,6 +24,7 @@ from ray.tune.search import Searcher
 
 from smcl_tune.results import TrialState, outcome
 from smcl_tune.study.keys import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE
+from smcl_tune.study.retry import retry_while_locked
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +93,14 @@ class StudySearcher(Searcher):
             name = f"baseline-{baseline['name']}"
             return {TRIAL_KEY: name, TRIAL_ROLE: "baseline", TRIAL_NAME: name, **baseline["overrides"]}
         if trial_id not in self._trials:
-            self._trials[trial_id], self._reported_steps[trial_id] = self._orphan() or (
-                self.optuna_study.ask(self.distributions),
-                set(),
+            held = retry_while_locked(
+                lambda: self._orphan() or (self.optuna_study.ask(self.distributions), set()), "Optuna: a new trial"
             )
+            if held is None:
+                return None  # the storage stayed locked: Ray asks again later
+            self._trials[trial_id], self._reported_steps[trial_id] = held
         trial = self._trials[trial_id]
-        trial.set_user_attr("ray_trial_id", trial_id)
+        retry_while_locked(lambda: trial.set_user_attr("ray_trial_id", trial_id), f"Optuna trial {trial.number}")
         return {
             TRIAL_KEY: f"optuna-{trial.number}",
             TRIAL_ROLE: "search",
@@ -123,7 +126,8 @@ class StudySearcher(Searcher):
         steps = self._reported_steps[trial_id]
         if value is None or step is None or not math.isfinite(value) or step in steps:
             return  # Optuna refuses NaN intermediate values
-        self._trials[trial_id].report(value, step)
+        trial = self._trials[trial_id]
+        retry_while_locked(lambda: trial.report(value, step), f"Optuna trial {trial.number}, step {step}")
         steps.add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -134,7 +138,13 @@ class StudySearcher(Searcher):
         self.on_trial_result(trial_id, result or {})
         state, reason = outcome(result, error)
         if reason:
-            trial.set_user_attr("failure_reason", reason[:2000])
+            retry_while_locked(
+                lambda: trial.set_user_attr("failure_reason", reason[:2000]), f"Optuna trial {trial.number}"
+            )
+        retry_while_locked(lambda: self._tell(trial, state, result), f"Optuna trial {trial.number}: its end")
+        self._ended.add(trial_id)
+
+    def _tell(self, trial: optuna.Trial, state: TrialState, result: dict[str, Any] | None) -> None:
         try:
             if state == TrialState.COMPLETED:
                 values = [float(result.get(f"selected_{name}", result[name])) for name in self.metrics]
@@ -146,7 +156,6 @@ class StudySearcher(Searcher):
                 self.optuna_study.tell(trial, state=OPTUNA_STATES[state])
         except (RuntimeError, ValueError) as told:  # e.g. told already, before the driver was restarted
             log.warning("Optuna trial %d: %s", trial.number, told)
-        self._ended.add(trial_id)
 
     # -- Ray's experiment checkpoints ---------------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:

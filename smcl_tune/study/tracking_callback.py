@@ -14,10 +14,11 @@ from typing import Any
 
 from ray.tune import Callback, Checkpoint
 
-from smcl_tune.config import trial_config_from_dict
+from smcl_tune.config import ConfigError, trial_config_from_dict
 from smcl_tune.report.trial_files import trial_files
 from smcl_tune.results import EPOCH_METRICS, FINAL_MARKER, FINAL_METRICS, RESULT_FILE, outcome, read_result
 from smcl_tune.study.keys import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE, trial_params
+from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study_config import apply_overrides, plain_param_names
 from smcl_tune.tracking import FEW_BELOW_TAG, IMBALANCE_FACTOR_TAG, MANY_ABOVE_TAG, METHOD_TAG, StudyTracker
 
@@ -46,33 +47,43 @@ class TrackingCallback(Callback):
     def _run_id(self, trial) -> str:
         config = trial.config
         params = trial_params(config)
-        resolved = trial_config_from_dict(apply_overrides(self.base_trial, params))
-        data = resolved.data
-        tags = {
-            IMBALANCE_FACTOR_TAG: f"{data.imbalance_factor:g}",
-            MANY_ABOVE_TAG: str(data.many_above),
-            FEW_BELOW_TAG: str(data.few_below),
-            METHOD_TAG: resolved.method.name,
-        }
+        tags = {}
+        try:
+            resolved = trial_config_from_dict(apply_overrides(self.base_trial, params))
+        except ConfigError as error:  # the trial itself ends FAILED with this reason
+            logged_config: dict[str, Any] = {"invalid": str(error), "params": params}
+        else:
+            logged_config = resolved.model_dump(mode="json")
+            data = resolved.data
+            factor = data.subset_imbalance_factor
+            tags = {
+                IMBALANCE_FACTOR_TAG: "published" if factor is None else f"{factor:g}",
+                MANY_ABOVE_TAG: str(data.many_above),
+                FEW_BELOW_TAG: str(data.few_below),
+                METHOD_TAG: resolved.method.name,
+            }
         return self.tracker.trial_run(
-            config[TRIAL_KEY],
-            config[TRIAL_NAME],
-            config[TRIAL_ROLE],
-            plain_param_names(params),
-            resolved.model_dump(mode="json"),
-            tags,
+            config[TRIAL_KEY], config[TRIAL_NAME], config[TRIAL_ROLE], plain_param_names(params), logged_config, tags
         )
 
+    def _write(self, action, what: str) -> None:
+        """One write to MLflow: a store a reader holds locked is waited for, never fatal."""
+        retry_while_locked(action, what)
+
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
-        self._run_id(trial)
+        self._write(lambda: self._run_id(trial), f"MLflow run of {trial.trial_id}")
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info: Any) -> None:
-        run_id = self._run_id(trial)
-        self.tracker.note_node(run_id, str(result.get("node_id", "")))
         step = int(result.get("epoch", result.get("training_iteration", 1) - 1))
         metrics = {key: value for key, value in result.items() if key in LOGGED_METRICS}
         metrics["trial_seconds"] = result.get("time_total_s", 0.0)
-        self.tracker.log_metrics(run_id, metrics, step, int(time.time() * 1000))
+
+        def log_result() -> None:
+            run_id = self._run_id(trial)
+            self.tracker.note_node(run_id, str(result.get("node_id", "")))
+            self.tracker.log_metrics(run_id, metrics, step, int(time.time() * 1000))
+
+        self._write(log_result, f"metrics of {trial.trial_id}")
 
     def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint: Checkpoint, **info: Any) -> None:
         if FINAL_MARKER not in (trial.last_result or {}):
@@ -83,11 +94,11 @@ class TrackingCallback(Callback):
                 log.warning("trial %s: its last checkpoint holds no %s", trial.trial_id, RESULT_FILE)
                 return
             files = {RESULT_FILE: path.read_text(), **trial_files(read_result(path))}
-        self.tracker.log_files(self._run_id(trial), files)
+        self._write(lambda: self.tracker.log_files(self._run_id(trial), files), f"result files of {trial.trial_id}")
 
     def _end(self, trial, error: bool) -> None:
         state, reason = outcome(trial.last_result, error)
-        self.tracker.end_trial(self._run_id(trial), state, reason)
+        self._write(lambda: self.tracker.end_trial(self._run_id(trial), state, reason), f"end of {trial.trial_id}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._end(trial, error=False)

@@ -10,16 +10,32 @@ from typing import Any
 import ray
 from ray import tune
 
-from smcl_tune.config import trial_config_from_dict
+from smcl_tune.config import ConfigError, trial_config_from_dict
+from smcl_tune.results import FINAL_MARKER
 from smcl_tune.study.keys import trial_params
 from smcl_tune.study_config import OBJECTIVE_METRICS, apply_overrides
 from smcl_tune.train import cap_gpu_memory, run_trial
 
 
+def _invalid_sample(reason: str) -> dict[str, Any]:
+    """The one report of a trial whose sampled configuration the trial config refuses: it ends FAILED."""
+    return {
+        **dict.fromkeys(OBJECTIVE_METRICS, math.nan),
+        FINAL_MARKER: 0,
+        "epochs_planned": 0,
+        "trial_failed": 1.0,
+        "failure_reason": f"the sampled configuration is invalid: {reason}",
+    }
+
+
 def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any]) -> None:
     """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch."""
     cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
-    trial_config = trial_config_from_dict(apply_overrides(base_trial, trial_params(config)))
+    try:
+        trial_config = trial_config_from_dict(apply_overrides(base_trial, trial_params(config)))
+    except ConfigError as error:  # the study goes on; this trial fails with the reason
+        tune.report(_invalid_sample(str(error)))
+        return
     planned = trial_config.training.epochs
     node_id = ray.get_runtime_context().get_node_id()
 

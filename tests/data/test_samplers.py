@@ -13,6 +13,14 @@ def test_instance_sampler_visits_every_image_once_per_epoch():
     assert sorted(torch.cat(batches).tolist()) == list(range(103))
 
 
+def test_a_last_batch_of_one_image_joins_the_batch_before_it():
+    sampler = InstanceSampler(65, 32, torch.Generator().manual_seed(0))
+    batches = sampler.epoch()
+    assert [len(batch) for batch in batches] == [32, 33] and len(sampler) == 2
+    assert sorted(torch.cat(batches).tolist()) == list(range(65))
+    assert [len(batch) for batch in InstanceSampler(1, 32, torch.Generator()).epoch()] == [1]
+
+
 def test_minor_class_sampler_matches_effective_number_probabilities():
     counts = [400, 120, 40, 10, 3]
     labels = torch.arange(5).repeat_interleave(torch.tensor(counts))

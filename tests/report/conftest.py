@@ -48,7 +48,7 @@ def _build_store(storage, study="lt", optuna_storage=None):
     }
     if optuna_storage:
         tags["smcl.optuna_storage"] = optuna_storage
-    tracker.log_study(None, {}, tags)
+    tracker.log_study(None, None, {}, tags)
     _logged_trial(
         tracker,
         "trial-000",

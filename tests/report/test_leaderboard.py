@@ -104,7 +104,7 @@ def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_s
     build_store(storage, "smcl")
     uri = default_tracking_uri(storage)
     tracker = StudyTracker(uri, "ce", "ce", "def", storage / "mlartifacts")
-    tracker.log_study(None, {}, {"smcl.objective_metric": "val_balanced_accuracy", "smcl.objective_mode": "max"})
+    tracker.log_study(None, None, {}, {"smcl.objective_metric": "val_balanced_accuracy", "smcl.objective_mode": "max"})
     logged_trial(
         tracker,
         "baseline-ce",
@@ -145,3 +145,26 @@ def test_unknown_and_empty_studies_and_missing_store(store, tmp_path, capsys):
     assert "has no trials yet" in capsys.readouterr().err
     assert main(["leaderboard", "lt", "--storage", str(tmp_path / "none")]) == 2
     assert "no MLflow store there" in capsys.readouterr().err
+
+
+def test_a_corrupt_mlflow_store_fails_the_leaderboard_with_one_line(tmp_path, capsys):
+    storage = tmp_path / "runs"
+    storage.mkdir()
+    (storage / "mlflow.db").write_bytes(b"this is not an sqlite database" * 100)
+    assert main(["leaderboard", "any", "--storage", str(storage)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"smcl-tune: {storage / 'mlflow.db'}: cannot read the MLflow store")
+    assert "Traceback" not in error and len(error.splitlines()) == 1
+
+
+def test_a_corrupt_optuna_store_fails_the_html_leaderboard_with_one_line(tmp_path, capsys, build_store):
+    storage, optuna_db = tmp_path / "store", tmp_path / "optuna.db"
+    build_store(storage, optuna_storage=f"sqlite:///{optuna_db}")
+    optuna_db.write_bytes(b"garbage" * 500)
+    assert (
+        main(["leaderboard", "lt", "--storage", str(storage), "--format", "html", "--output", str(tmp_path / "r.html")])
+        == 1
+    )
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"smcl-tune: {optuna_db}: cannot read the Optuna study")
+    assert len(error.splitlines()) == 1

@@ -1,6 +1,9 @@
 """What Optuna is told, without Ray: the searcher fed hand-built results on in-memory storage."""
 
 import math
+import sqlite3
+import threading
+import time
 
 import optuna
 import pytest
@@ -191,3 +194,23 @@ def test_the_study_seed_reproduces_the_suggestions(tmp_path, tiny_study):
     assert first == suggestions(seed=3)
     assert first != suggestions(seed=4)
     assert all(16 <= p["training.batch_size"] <= 256 and isinstance(p["training.batch_size"], int) for p in first)
+
+
+@pytest.mark.slow
+def test_a_reader_holding_the_optuna_database_locked_never_kills_the_driver(tmp_path):
+    from smcl_tune.study.runner import optuna_storage
+
+    database = tmp_path / "optuna.db"
+    searcher = _searcher(optuna_storage(f"sqlite:///{database}"))
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", _epoch(0, 0.5, planned=2))
+    reader = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    reader.execute("BEGIN EXCLUSIVE")  # a dashboard or script holding the file for a while
+    releaser = threading.Timer(7.0, lambda: reader.execute("ROLLBACK"))  # beyond sqlite's 5 s default
+    releaser.start()
+    started = time.monotonic()
+    searcher.on_trial_complete("t1", _final(1, 0.7, planned=2, selected=0.7))
+    releaser.join()
+    assert time.monotonic() - started >= 6.5  # it waited for the reader instead of failing
+    trial = optuna.load_study(study_name="s", storage=f"sqlite:///{database}").get_trials()[0]
+    assert trial.state == TrialState.COMPLETE and trial.value == 0.7

@@ -14,6 +14,7 @@ from smcl_tune.data.pool import DataSourceError, FilePool, SourceData
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MAX_ZIP_MEMBERS = 10_000_000  # more is not a dataset archive but a zip bomb of names
 
 
 def _is_image(name: str) -> bool:
@@ -39,8 +40,12 @@ def _list_zip(archive: Path, split: str) -> dict[str, list[str]]:
     try:
         with zipfile.ZipFile(archive) as opened:
             members = opened.infolist()
-    except (OSError, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise DataSourceError(f"{archive}: not a readable zip archive ({error})") from None
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise DataSourceError(
+            f"{archive}: {len(members):,} members, more than a dataset archive may hold ({MAX_ZIP_MEMBERS:,})"
+        )
     classes: dict[str, list[str]] = {}
     for member in members:
         parts = member.filename.split("/")

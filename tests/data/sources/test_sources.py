@@ -261,3 +261,32 @@ def test_real_cifar10_jpeg_zips(cifar10_jpeg):
     images = source.train.load(indices)
     assert images.shape == (20, 3, 32, 32) and images.dtype == torch.uint8
     assert images.float().std() > 10
+
+
+def test_a_zip_bomb_member_is_refused_before_it_is_read(tmp_path, folder):
+    zipped = make_zips(tmp_path / "zipped", folder)
+    with zipfile.ZipFile(zipped / "train.zip", "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train/ant/bomb.png", b"\0" * (65 * 2**20))  # 65 MiB of zeros, a few KB deflated
+    assert (zipped / "train.zip").stat().st_size < 2**20
+    source = load_source(folder_config(zipped))
+    bomb = source.train.names.index("train/ant/bomb.png")
+    with pytest.raises(DataSourceError, match=r"train\.zip:train/ant/bomb\.png: 65 MiB uncompressed"):
+        source.train.load(torch.tensor([bomb]))
+
+
+def test_a_corrupt_deflate_stream_is_the_sources_own_error_naming_the_file(tmp_path, folder):
+    zipped = tmp_path / "deflated"
+    zipped.mkdir()
+    for split in ("train", "test"):
+        with zipfile.ZipFile(zipped / f"{split}.zip", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted((folder / split).rglob("*.png")):
+                archive.write(path, path.relative_to(folder).as_posix())
+    raw = bytearray((zipped / "train.zip").read_bytes())
+    with zipfile.ZipFile(zipped / "train.zip") as archive:
+        member = archive.infolist()[1]
+    start = member.header_offset + 30 + len(member.filename) + len(member.extra)
+    raw[start + 2 : start + 12] = b"\xff" * 10  # garble the compressed bytes of one image
+    (zipped / "train.zip").write_bytes(bytes(raw))
+    source = load_source(folder_config(zipped, image_size=8))
+    with pytest.raises(DataSourceError, match=re.escape(f"train.zip:{member.filename}: cannot read the image")):
+        source.train.load(torch.tensor([source.train.names.index(member.filename)]))

@@ -1,0 +1,56 @@
+"""One driver per study: an advisory lock held for the whole of `smcl-tune run` (and --restart).
+
+The kernel releases a `flock` lock when its holder exits in any way, SIGKILL included, so a
+killed driver never blocks the resume. The lock file says who holds it, for the message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from pathlib import Path
+
+from smcl_tune.errors import StudyUnavailable
+
+
+class StudyBusy(StudyUnavailable):
+    """Another driver runs this study; the message says which (host and process id)."""
+
+
+class StudyLock:
+    def __init__(self, path: Path, study: str) -> None:
+        self.path = path
+        self.study = study
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise StudyBusy(
+                f"study '{self.study}' is being run by {holder}; wait for that run to end, or stop it first "
+                f"(its lock: {self.path})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(
+            fd, f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode()
+        )
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> StudyLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.release()

@@ -1,0 +1,64 @@
+"""What a trial holds, and the checks that refuse a split before anything starts."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from smcl_tune.config import DataConfig
+from smcl_tune.data.pool import DataSourceError
+from smcl_tune.data.splits import build_trial_data, check_trial_data
+
+PUBLISHED = {"train": [0, 0, 0, 0, 1, 1, 1, 2, 2], "val": [0, 1, 2], "test": [0, 1, 2]}
+
+
+def _file_lists(root: Path) -> Path:
+    """A long-tailed list as published: 4 / 3 / 2 training images."""
+    for split, labels in PUBLISHED.items():
+        lines = []
+        for position, label in enumerate(labels):
+            name = f"{split}/{position}.png"
+            (root / split).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (40 * label, 10 * position, 0)).save(root / name)
+            lines.append(f"{name} {label}\n")
+        (root / f"{split}.txt").write_text("".join(lines))
+    return root
+
+
+def _image_folder(root: Path, per_class: dict[str, int]) -> Path:
+    for split, counts in (("train", per_class), ("test", dict.fromkeys(per_class, 2))):
+        for name, count in counts.items():
+            (root / split / name).mkdir(parents=True)
+            for index in range(count):
+                Image.new("RGB", (8, 8), (index, 0, 0)).save(root / split / name / f"{index}.png")
+    return root
+
+
+def test_a_file_list_is_used_as_published_unless_a_subset_is_asked_for(tmp_path):
+    root = _file_lists(tmp_path)
+    published = build_trial_data(DataConfig(source="file_list", root=str(root), image_size=8, val_per_class=1))
+    assert published.train_counts == [4, 3, 2]  # no imbalance factor applied on top of the list
+    subset = build_trial_data(
+        DataConfig(source="file_list", root=str(root), image_size=8, val_per_class=1, imbalance_factor=4)
+    )
+    assert subset.train_counts == [4, 2, 1]  # int(4 * 4^(-i/2)), asked for
+    assert torch.equal(published.train.labels.sort().values, torch.tensor(PUBLISHED["train"]))
+
+
+def test_a_subset_that_leaves_a_class_without_training_images_is_refused_before_decoding(tmp_path):
+    config = DataConfig(source="file_list", root=str(_file_lists(tmp_path)), image_size=8, imbalance_factor=8)
+    with pytest.raises(DataSourceError, match=r"class 2 \(class_2\): the long-tailed subset keeps no training image"):
+        check_trial_data(config)
+
+
+def test_an_image_folder_class_too_small_for_its_validation_quota_is_refused_at_the_check(tmp_path):
+    root = _image_folder(tmp_path / "folder", {"ant": 30, "bee": 5})
+    config = DataConfig(source="image_folder", root=str(root), val_per_class=10, imbalance_factor=5)
+    with pytest.raises(
+        DataSourceError,
+        match=r"class 1 \(bee\): the training pool has 5 images, needs at least "
+        r"val_per_class \+ 1 = 11",
+    ):
+        check_trial_data(config)
+    assert check_trial_data(config.model_copy(update={"val_per_class": 4})) is None

@@ -1,0 +1,73 @@
+"""The tracking callback in the driver: what reaches MLflow from Ray's results (no Ray needed:
+a trial is handed over as the callback reads it, its config and last result)."""
+
+import math
+from types import SimpleNamespace
+
+from mlflow.tracking import MlflowClient
+
+from smcl_tune.results import outcome
+from smcl_tune.study.tracking_callback import TrackingCallback
+from smcl_tune.study.trainable import _invalid_sample
+from smcl_tune.tracking import default_tracking_uri
+
+
+def _callback(tmp_path, tiny_config):
+    arguments = {
+        "uri": default_tracking_uri(tmp_path),
+        "experiment": "cb",
+        "study_name": "cb",
+        "fingerprint": "f",
+        "artifact_root": tmp_path / "mlartifacts",
+    }
+    return TrackingCallback(arguments, tiny_config()), MlflowClient(arguments["uri"])
+
+
+def _ray_trial(trial_id: str, key: str, **params):
+    return SimpleNamespace(
+        trial_id=trial_id,
+        config={"smcl_trial_key": key, "smcl_role": "search", "smcl_trial_name": key, **params},
+        last_result={},
+    )
+
+
+def test_a_sampled_configuration_the_trial_refuses_ends_that_trial_failed_with_the_reason(tmp_path, tiny_config):
+    callback, client = _callback(tmp_path, tiny_config)
+    trial = _ray_trial("t1", "optuna-0", **{"method.temperature": -1.0})
+    callback.on_trial_start(0, [], trial)  # the driver goes on: no exception
+    trial.last_result = _invalid_sample("method.temperature: Input should be greater than 0, got -1.0")
+    assert outcome(trial.last_result)[0] == "failed"
+    callback.on_trial_result(0, [], trial, trial.last_result)
+    callback.on_trial_complete(0, [], trial)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
+    )
+    assert run.info.status == "FAILED" and run.data.tags["smcl.state"] == "failed"
+    assert "the sampled configuration is invalid: method.temperature" in run.data.tags["smcl.reason"]
+    assert client.download_artifacts(run.info.run_id, "trial_config.json")
+
+
+def test_only_the_trials_own_metric_names_reach_mlflow(tmp_path, tiny_config):
+    callback, client = _callback(tmp_path, tiny_config)
+    trial = _ray_trial("t2", "optuna-1", **{"method.temperature": 0.2})
+    callback.on_trial_start(0, [], trial)
+    result = {
+        "epoch": 0,
+        "loss": 1.5,
+        "val_balanced_accuracy": 0.4,
+        "val_few": math.nan,  # the trial's own
+        "training_iteration": 1,
+        "time_this_iter_s": 2.0,
+        "pid": 123,
+        "timestamp": 1,
+        "done": False,
+        "iterations_since_restore": 1,
+        "node_ip": "127.0.0.1",
+        "time_total_s": 2.0,
+        "some_new_ray_key": 7.0,
+    }
+    callback.on_trial_result(0, [], trial, result)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
+    )
+    assert set(run.data.metrics) == {"epoch", "loss", "val_balanced_accuracy", "trial_seconds"}
