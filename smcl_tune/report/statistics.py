@@ -1,0 +1,98 @@
+"""Statistics over seeds: mean ± standard deviation, Student-t 95% intervals, and paired
+differences to a baseline over the seeds both ran.
+
+A configuration is a baseline (its `seeds`) or a search trial retrained by the confirmation stage
+(its `confirm.seeds`). The search run that selected a configuration is not one of its seeds: it
+was chosen because it scored well, so counting it would bias the mean upwards.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from scipy import stats
+
+from smcl_tune.results import TrialState
+
+METRICS = ("test_top1", "test_balanced_accuracy", "test_many", "test_medium", "test_few")
+CONFIDENCE = 0.95
+
+
+def t_interval(values: list[float]) -> tuple[float, float, float, float]:
+    """mean, sample standard deviation and the Student-t 95% interval of the mean; NaN where
+    undefined (fewer than two finite values for the spread and the interval)."""
+    finite = [value for value in values if not math.isnan(value)]
+    if not finite:
+        return math.nan, math.nan, math.nan, math.nan
+    mean = sum(finite) / len(finite)
+    if len(finite) < 2:
+        return mean, math.nan, math.nan, math.nan
+    spread = math.sqrt(sum((value - mean) ** 2 for value in finite) / (len(finite) - 1))
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(finite) - 1) * spread / math.sqrt(len(finite))
+    return mean, spread, mean - half, mean + half
+
+
+def seed_runs(trials: pd.DataFrame) -> pd.DataFrame:
+    """The completed runs that are seeds of a configuration (baselines and confirmation runs)."""
+    chosen = trials[(trials["state"] == TrialState.COMPLETED) & trials["kind"].isin(["baseline", "confirm"])]
+    return chosen[chosen["configuration"].astype(str) != ""]
+
+
+def configuration_summary(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per (condition, kind, configuration) with two or more seeds: `seeds`, and for each
+    metric its mean, std, ci_low and ci_high (fractions)."""
+    rows = []
+    runs = seed_runs(trials)
+    for (condition, kind, configuration), members in runs.groupby(["condition", "kind", "configuration"], sort=True):
+        if len(members) < 2:
+            continue
+        row = {
+            "condition": condition,
+            "kind": kind,
+            "configuration": configuration,
+            "seeds": ",".join(str(int(seed)) for seed in sorted(members["seed"])),
+        }
+        for metric in METRICS:
+            mean, spread, low, high = t_interval(members[metric].astype(float).tolist())
+            row.update(
+                {f"{metric}_mean": mean, f"{metric}_std": spread, f"{metric}_ci_low": low, f"{metric}_ci_high": high}
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_differences(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Each configuration minus `baseline` in its condition, paired by seed over the seeds both
+    ran: per metric the mean difference, its 95% interval, and whether the interval excludes 0."""
+    runs = seed_runs(trials)
+    rows = []
+    for condition, in_condition in runs.groupby("condition", sort=True):
+        reference = in_condition[(in_condition["kind"] == "baseline") & (in_condition["configuration"] == baseline)]
+        by_seed = reference.set_index("seed")
+        for (kind, configuration), members in in_condition.groupby(["kind", "configuration"], sort=True):
+            if kind == "baseline" and configuration == baseline:
+                continue
+            paired = members[members["seed"].isin(by_seed.index)]
+            if len(paired) < 2:
+                continue
+            row = {
+                "condition": condition,
+                "kind": kind,
+                "configuration": configuration,
+                "baseline": baseline,
+                "paired_seeds": ",".join(str(int(seed)) for seed in sorted(paired["seed"])),
+            }
+            for metric in METRICS:
+                differences = [value - by_seed.loc[seed, metric] for seed, value in zip(paired["seed"], paired[metric])]
+                mean, _, low, high = t_interval([float(d) for d in differences])
+                row.update(
+                    {
+                        f"{metric}_diff": mean,
+                        f"{metric}_diff_low": low,
+                        f"{metric}_diff_high": high,
+                        f"{metric}_excludes_0": bool(low > 0 or high < 0) if not math.isnan(low) else False,
+                    }
+                )
+            rows.append(row)
+    return pd.DataFrame(rows)
