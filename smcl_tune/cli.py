@@ -53,15 +53,21 @@ def _command_trial(arguments: argparse.Namespace) -> int:
 
 
 def _check_data(study) -> str | None:
-    """Check the base trial's data source by its paths (nothing downloaded or decoded); a note or None."""
+    """Check each condition's data by its paths (nothing downloaded or decoded); a note or None."""
     from smcl_tune.data.splits import check_trial_data
 
     if any(path in ("data.root", "data.source") for path in study.config.search):
         return None
-    try:
-        return check_trial_data(study.base_trial.data)
-    except DataSourceError as error:
-        raise ConfigError(f"{study.source}: trial.data.root: {error}") from None
+    notes = []
+    for condition in study.conditions:
+        where = f" (condition {condition.label})" if condition.label else ""
+        try:
+            note = check_trial_data(study.trial_config(condition.overrides).data)
+        except DataSourceError as error:
+            raise ConfigError(f"{study.source}: trial.data.root{where}: {error}") from None
+        if note and note not in notes:
+            notes.append(note)
+    return "; ".join(notes) or None
 
 
 def _command_validate(arguments: argparse.Namespace) -> int:
@@ -113,11 +119,11 @@ def _tracking_uri(arguments: argparse.Namespace) -> str:
 def _command_leaderboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.html import comparison_html, format_html
     from smcl_tune.report.leaderboard import EmptyStudy, StudyNotFound, load_leaderboard
-    from smcl_tune.report.tables import format_comparison, format_csv, format_markdown, format_text
+    from smcl_tune.report.tables import format_comparison, format_csv, format_latex, format_markdown, format_text
 
     uri = _tracking_uri(arguments)
     try:
-        boards = [load_leaderboard(uri, name) for name in arguments.studies]
+        boards = [load_leaderboard(uri, name, baseline=arguments.baseline) for name in arguments.studies]
     except StudyNotFound as error:
         raise ConfigError(str(error)) from None
     except EmptyStudy as error:
@@ -125,11 +131,19 @@ def _command_leaderboard(arguments: argparse.Namespace) -> int:
         return EXIT_FAILURE
     fmt = arguments.format
     if len(boards) > 1:
-        text = comparison_html(boards) if fmt == "html" else format_comparison(boards, fmt)
+        if fmt == "latex":
+            text = "\n".join(format_latex(board) for board in boards)
+        else:
+            text = comparison_html(boards) if fmt == "html" else format_comparison(boards, fmt)
     else:
-        text = {"table": format_text, "csv": format_csv, "markdown": format_markdown, "html": format_html}[fmt](
-            boards[0]
-        )
+        formats = {
+            "table": format_text,
+            "csv": format_csv,
+            "markdown": format_markdown,
+            "html": format_html,
+            "latex": format_latex,
+        }
+        text = formats[fmt](boards[0])
     if arguments.output:
         Path(arguments.output).write_text(text)
         print(f"wrote {arguments.output}")
@@ -182,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_command_validate)
     board = commands.add_parser("leaderboard", help="rank a study's trials; several studies side by side")
     board.add_argument("studies", nargs="+", metavar="STUDY", help="study name(s)")
-    board.add_argument("--format", choices=("table", "csv", "markdown", "html"), default="table")
+    board.add_argument("--format", choices=("table", "csv", "markdown", "html", "latex"), default="table")
+    board.add_argument("--baseline", help="compare configurations with this baseline (default: the study's first)")
     board.add_argument("--output", help="write to this file instead of the terminal")
     board.add_argument("--storage", default="smcl-runs", help="the studies' storage folder (default smcl-runs)")
     board.add_argument("--tracking-uri", help="an MLflow tracking URI instead of the storage folder's store")

@@ -50,6 +50,7 @@ FINAL_METRICS = (
     "best_epoch",
     "trial_failed",
     *(f"test_{name}" for name in SUMMARY_NAMES),
+    *(f"last_test_{name}" for name in SUMMARY_NAMES),
     *(f"selected_val_{name}" for name in SUMMARY_NAMES),
     *(f"{name}_classes" for name in SHOT_GROUPS),
 )
@@ -66,6 +67,7 @@ class TrialResult:
     best_epoch: int | None
     validation: dict[str, float]
     test: dict[str, float]
+    last_test: dict[str, float]  # the last epoch's test metrics (published results are often these)
     test_per_class_accuracy: list[float]
     test_confusion: list[list[int]]
     group_sizes: dict[str, int]
@@ -79,6 +81,7 @@ class TrialResult:
     def final_metrics(self) -> dict[str, Any]:
         """The end-of-trial entries of the last report: scalars, and the failure reason."""
         metrics: dict[str, Any] = {f"test_{name}": value for name, value in self.test.items()}
+        metrics.update({f"last_test_{name}": value for name, value in self.last_test.items()})
         metrics.update({f"selected_val_{name}": value for name, value in self.validation.items()})
         metrics.update({f"{name}_classes": size for name, size in self.group_sizes.items()})
         metrics.update(
@@ -127,7 +130,8 @@ def read_result(path: Path) -> TrialResult:
     raw = json.loads(Path(path).read_text())
     known = {item.name for item in fields(TrialResult)}
     values = {key: value for key, value in raw.items() if key in known}
-    for key in ("validation", "test", "test_per_class_accuracy", "history"):
+    values.setdefault("last_test", {})
+    for key in ("validation", "test", "last_test", "test_per_class_accuracy", "history"):
         values[key] = _float_or_nan(values.get(key))
     return TrialResult(**values)
 

@@ -13,8 +13,9 @@ import math
 import re
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -77,19 +78,52 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # names reach paths, MLflow filt
 RESERVED_NAMES = frozenset({"mlartifacts", "mlruns", "mlflow.db", "smcl-runs"})  # the store's own entries
 
 
+SeedList = Annotated[list[Annotated[int, Field(ge=0, lt=2**32)]], Field(min_length=1)]
+
+
+def _distinct(seeds: list[int] | None) -> list[int] | None:
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise ValueError("each seed once")
+    return seeds
+
+
 class Baseline(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=100)
     overrides: dict[str, Any] = Field(default_factory=dict, description="dotted config path -> value")
+    seeds: SeedList | None = Field(None, description="one trial per seed (training.seed); unset: the trial's own seed")
+
+    _distinct_seeds = field_validator("seeds")(_distinct)
+
+
+class ConfirmConfig(_Strict):
+    """After the search, in every condition: the top_k configurations by the validation objective,
+    each retrained once per seed at the full budget, never stopped early, kept out of Optuna."""
+
+    top_k: int = Field(ge=1)
+    seeds: SeedList
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="dotted config path -> value for the confirmation runs "
+        "(e.g. data.val_per_class: 0 to train on the exact subset)",
+    )
+
+    _distinct_seeds = field_validator("seeds")(_distinct)
 
 
 class StudyConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=100)
     trial: dict[str, Any] = Field(default_factory=dict)
+    conditions: dict[str, list[Any]] = Field(
+        default_factory=dict, description="dotted config path -> values; each combination is a stratum of its own"
+    )
     search: dict[str, dict[str, Any]] = Field(default_factory=dict)
     baselines: list[Baseline] = Field(default_factory=list)
+    confirm: ConfirmConfig | None = None
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    num_trials: int = Field(8, ge=1, description="trials sampled by Optuna (baselines come on top)")
+    num_trials: int = Field(
+        8, ge=0, description="trials sampled by Optuna in each condition (baselines come on top); 0: baselines only"
+    )
     max_concurrent: int = Field(2, ge=1)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     seed: int = Field(0, ge=0, lt=2**32, description="seed of Optuna's sampler")
@@ -109,9 +143,43 @@ class StudyConfig(_Strict):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"baselines: each baseline needs a name of its own; repeated: {', '.join(repeated)}")
-        if not self.search:
-            raise ValueError("search: the search space is empty; name at least one config path to tune")
+        if not self.search and self.num_trials:
+            raise ValueError(
+                "search: the search space is empty; name at least one config path to tune "
+                "(or set num_trials: 0 for a study of baselines only)"
+            )
+        if self.search and not self.num_trials:
+            raise ValueError("num_trials: 0 samples nothing from the search space; remove search or sample trials")
+        if not self.num_trials and not self.baselines:
+            raise ValueError("num_trials: a study with no trials to sample needs baselines")
+        if self.confirm is not None and self.confirm.top_k > self.num_trials:
+            raise ValueError(f"confirm.top_k: {self.confirm.top_k} is more than the {self.num_trials} trials searched")
         return self
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One combination of the study's conditions: its label ("" without conditions) and values."""
+
+    label: str
+    overrides: dict[str, Any]
+
+
+def _value_label(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def study_conditions(conditions: dict[str, list[Any]]) -> list[Condition]:
+    """Every combination of the conditions' values, in the order given; one unlabelled condition
+    when there are none."""
+    if not conditions:
+        return [Condition("", {})]
+    names = list(plain_param_names(dict.fromkeys(conditions)))
+    crossed = []
+    for values in itertools.product(*conditions.values()):
+        label = ",".join(f"{name}={_value_label(value)}" for name, value in zip(names, values))
+        crossed.append(Condition(label, dict(zip(conditions, values))))
+    return crossed
 
 
 class Study:
@@ -125,6 +193,10 @@ class Study:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def conditions(self) -> list[Condition]:
+        return study_conditions(self.config.conditions)
 
     @property
     def max_epochs(self) -> int:
@@ -243,42 +315,114 @@ def _distribution_values(path: str, spec: dict[str, Any]) -> list[Any]:
 MAX_CHECKED_COMBINATIONS = 4096
 
 
+# What a trial measures: the data it trains and is tested on, and the shot groups it reports.
+# Trials that differ in these are not comparable, so they are conditions, never searched.
+MEASUREMENT_FIELDS = (
+    "data.source",
+    "data.root",
+    "data.num_classes",
+    "data.imbalance_factor",
+    "data.profile",
+    "data.n_max",
+    "data.val_per_class",
+    "data.subset_seed",
+    "data.subset_protocol",
+    "data.many_above",
+    "data.few_below",
+    "data.image_size",
+    "data.synthetic",
+)
+# What a baseline or a confirmation run may still set of them: training on the whole subset.
+FINAL_RUN_FIELDS = ("data.val_per_class",)
+
+
+def _measures(path: str) -> bool:
+    return any(path == field or path.startswith(field + ".") for field in MEASUREMENT_FIELDS)
+
+
+def _check_not_measured(where: str, paths, allowed: tuple[str, ...] = ()) -> None:
+    for path in paths:
+        if _measures(path) and path not in allowed:
+            raise ConfigError(
+                f"{where}.{path}: changes what a trial measures (its data or shot groups), so its trials would not "
+                "be comparable; put it under conditions: (each value a stratum of its own)"
+            )
+
+
+def _check_conditions(config: StudyConfig) -> None:
+    for path, values in config.conditions.items():
+        if not _is_config_field(path):
+            raise ConfigError(f"conditions.{path}: names no config field")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"conditions.{path}: needs a non-empty list of values, got {values!r}")
+        if len({json.dumps(value, sort_keys=True) for value in values}) != len(values):
+            raise ConfigError(f"conditions.{path}: each value once, got {values!r}")
+    for condition in study_conditions(config.conditions):
+        if not re.fullmatch(r"[A-Za-z0-9_.=,:+-]*", condition.label):
+            raise ConfigError(f"conditions: {condition.label!r} is not a usable label; use plain numbers and names")
+        try:
+            trial_config_from_dict(apply_overrides(config.trial, condition.overrides))
+        except ConfigError as error:
+            raise ConfigError(f"conditions ({condition.label}) give an invalid trial: {error}") from None
+
+
 def _check_search_space(config: StudyConfig) -> None:
-    """Every distribution fits its field, and every combination of the distributions' edge values
-    (all of them up to MAX_CHECKED_COMBINATIONS) gives a valid trial."""
+    """Every distribution fits its field, and in every condition every combination of the
+    distributions' edge values (all of them up to MAX_CHECKED_COMBINATIONS) gives a valid trial."""
     edges = {}
     for path, spec in config.search.items():
         if not _is_config_field(path):
             raise ConfigError(f"search.{path}: names no config field")
+        if path in config.conditions:
+            raise ConfigError(f"search.{path}: is a condition; a path is either searched or a condition")
         edges[path] = _distribution_values(path, spec)
         _check_distribution_kind(path, next(iter(spec)))
-        for value in edges[path]:
+    _check_not_measured("search", config.search)
+    for condition in study_conditions(config.conditions):
+        base = apply_overrides(config.trial, condition.overrides)
+        where = f" (condition {condition.label})" if condition.label else ""
+        for path, values in edges.items():
+            for value in values:
+                try:
+                    trial_config_from_dict(apply_overrides(base, {path: value}))
+                except ConfigError as error:
+                    raise ConfigError(
+                        f"search.{path}: the value {value!r} gives an invalid trial{where}: {error}"
+                    ) from None
+        if len(edges) < 2:
+            continue
+        for count, values in enumerate(itertools.product(*edges.values())):
+            if count == MAX_CHECKED_COMBINATIONS:
+                break
+            combination = dict(zip(edges, values))
             try:
-                trial_config_from_dict(apply_overrides(config.trial, {path: value}))
+                trial_config_from_dict(apply_overrides(base, combination))
             except ConfigError as error:
-                raise ConfigError(f"search.{path}: the value {value!r} gives an invalid trial: {error}") from None
-    if len(edges) < 2:
-        return
-    for count, values in enumerate(itertools.product(*edges.values())):
-        if count == MAX_CHECKED_COMBINATIONS:
-            break
-        combination = dict(zip(edges, values))
-        try:
-            trial_config_from_dict(apply_overrides(config.trial, combination))
-        except ConfigError as error:
-            shown = ", ".join(f"{path}: {value!r}" for path, value in combination.items())
-            raise ConfigError(f"search: the combination {{{shown}}} gives an invalid trial: {error}") from None
+                shown = ", ".join(f"{path}: {value!r}" for path, value in combination.items())
+                raise ConfigError(
+                    f"search: the combination {{{shown}}} gives an invalid trial{where}: {error}"
+                ) from None
 
 
-def _check_baselines(config: StudyConfig) -> None:
-    for index, baseline in enumerate(config.baselines):
-        for path in baseline.overrides:
+def _check_fixed_runs(config: StudyConfig) -> None:
+    """Baselines and confirmation runs: known fields, nothing that changes what is measured but
+    the validation hold-out, and a valid trial in every condition."""
+    runs = [
+        (f"baselines[{index}]", baseline.name, baseline.overrides) for index, baseline in enumerate(config.baselines)
+    ]
+    if config.confirm is not None:
+        runs.append(("confirm", "confirm", config.confirm.overrides))
+    for where, name, overrides in runs:
+        for path in overrides:
             if not _is_config_field(path):
-                raise ConfigError(f"baselines[{index}].overrides.{path}: names no config field")
-        try:
-            trial_config_from_dict(apply_overrides(config.trial, baseline.overrides))
-        except ConfigError as error:
-            raise ConfigError(f"baselines[{index}] ({baseline.name}): {error}") from None
+                raise ConfigError(f"{where}.overrides.{path}: names no config field")
+        _check_not_measured(f"{where}.overrides", overrides, FINAL_RUN_FIELDS)
+        for condition in study_conditions(config.conditions):
+            try:
+                trial_config_from_dict(apply_overrides(apply_overrides(config.trial, condition.overrides), overrides))
+            except ConfigError as error:
+                shown = f", condition {condition.label}" if condition.label else ""
+                raise ConfigError(f"{where} ({name}{shown}): {error}") from None
 
 
 def _check_asha_budget(config: StudyConfig, base_trial: TrialConfig) -> None:
@@ -314,8 +458,9 @@ def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     except ValidationError as error:
         raise ConfigError(format_validation_error(error)) from None
     base_trial = trial_config_from_dict(config.trial, prefix="trial")
+    _check_conditions(config)
     _check_search_space(config)
-    _check_baselines(config)
+    _check_fixed_runs(config)
     _check_asha_budget(config, base_trial)
     return Study(config, base_trial, source)
 

@@ -31,11 +31,13 @@ log = logging.getLogger(__name__)
 # Tags of the study's parent run.
 STUDY_TAG = "smcl.study"
 FINGERPRINT_TAG = "smcl.fingerprint"
-ROLE_TAG = "smcl.role"  # "study" on the parent run; "search" or "baseline" on a trial run
+ROLE_TAG = "smcl.role"  # "study" on the parent run; "search", "baseline" or "confirm" on a trial run
 OBJECTIVE_METRIC_TAG = "smcl.objective_metric"
 OBJECTIVE_MODE_TAG = "smcl.objective_mode"
 OPTUNA_STORAGE_TAG = "smcl.optuna_storage"
 SEARCH_TAG = "smcl.search"  # JSON list of the searched hyperparameters' plain names
+CONDITIONS_TAG = "smcl.conditions"  # JSON list of the conditions' labels (empty without conditions)
+BASELINES_TAG = "smcl.baselines"  # JSON list of the baselines' names, in the study file's order
 # Tags of a trial run.
 TRIAL_KEY_TAG = "smcl.trial_key"
 STATE_TAG = "smcl.state"
@@ -45,6 +47,9 @@ IMBALANCE_FACTOR_TAG = "smcl.imbalance_factor"
 MANY_ABOVE_TAG = "smcl.many_above"
 FEW_BELOW_TAG = "smcl.few_below"
 METHOD_TAG = "smcl.method"
+CONDITION_TAG = "smcl.condition"  # the condition's label ("" without conditions)
+CONFIGURATION_TAG = "smcl.configuration"  # what a configuration's seeds share: a baseline's name, "trial-003"
+SEED_TAG = "smcl.seed"  # training.seed
 PARENT_TAG = MLFLOW_PARENT_RUN_ID
 
 _TERMINAL = {

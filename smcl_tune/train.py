@@ -262,6 +262,7 @@ class Trial:
         data = self.data
         validation: dict[str, float] = {}
         test: dict[str, float] = {}
+        last_test: dict[str, float] = {}
         per_class: list[float] = []
         confusion: list[list[int]] = []
         if self.best_state is not None:
@@ -273,6 +274,8 @@ class Trial:
             test = accuracy_summary(matrix, data.groups)
             per_class = per_class_accuracy(matrix).tolist()
             confusion = matrix.tolist()
+            last_is_best = self.best_epoch == self.epoch - 1
+            last_test = test if last_is_best else accuracy_summary(evaluate(self.network, data.test, data), data.groups)
         return TrialResult(
             status=status,
             reason=reason,
@@ -280,6 +283,7 @@ class Trial:
             best_epoch=self.best_epoch,
             validation=validation,
             test=test,
+            last_test=last_test,
             test_per_class_accuracy=per_class,
             test_confusion=confusion,
             group_sizes={name: len(data.groups[name]) for name in SHOT_GROUPS},

@@ -58,7 +58,7 @@ BAD_STUDIES = [
         "search.data.imbalance_factor.choice: needs a non-empty list",
     ),
     ("empty space", lambda r: r.update({"search": {}}), "search: the search space is empty"),
-    ("negative count", _set("num_trials", -3), "num_trials: Input should be greater than or equal to 1, got -3"),
+    ("negative count", _set("num_trials", -3), "num_trials: Input should be greater than or equal to 0, got -3"),
     ("gpu fraction above 1", _set("resources.gpus", 1.5), "resources.gpus: Input should be less than or equal to 1"),
     ("unknown metric", _set("objective.metric", "val_accuracyy"), "objective.metric: unknown metric 'val_accuracyy'"),
     ("test metric", _set("objective.metric", "test_top1"), "objective.metric: tuning never reads the test set"),
@@ -88,6 +88,53 @@ BAD_STUDIES = [
         lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/nonexistent/data"}),
         "/nonexistent/data",
     ),
+    # Conditions, seeds and the confirmation stage (issue 14).
+    (
+        "a searched field that changes what is measured",
+        lambda r: r["search"].update({"data.imbalance_factor": {"choice": [10, 100]}}),
+        "search.data.imbalance_factor: changes what a trial measures (its data or shot groups), so its trials would "
+        "not be comparable; put it under conditions:",
+    ),
+    (
+        "a baseline that changes what is measured",
+        lambda r: r["baselines"].append({"name": "other", "overrides": {"data.few_below": 5}}),
+        "baselines[1].overrides.data.few_below: changes what a trial measures",
+    ),
+    (
+        "a condition that is also searched",
+        lambda r: r.update(conditions={"method.temperature": [0.1, 0.2]}),
+        "search.method.temperature: is a condition; a path is either searched or a condition",
+    ),
+    (
+        "an empty condition",
+        lambda r: r.update(conditions={"data.imbalance_factor": []}),
+        "conditions.data.imbalance_factor: needs a non-empty list of values",
+    ),
+    (
+        "a condition that gives an invalid trial",
+        lambda r: r.update(conditions={"data.imbalance_factor": [10, 0.5]}),
+        "conditions (imbalance_factor=0.5) give an invalid trial: data.imbalance_factor",
+    ),
+    (
+        "confirming more than was searched",
+        lambda r: r.update(confirm={"top_k": 9, "seeds": [1]}),
+        "confirm.top_k: 9 is more than the 8 trials searched",
+    ),
+    (
+        "a confirmation seed twice",
+        lambda r: r.update(confirm={"top_k": 2, "seeds": [1, 1]}),
+        "confirm.seeds: each seed once, got [1, 1]",
+    ),
+    (
+        "a baseline seed out of range",
+        lambda r: r["baselines"][0].update(seeds=[0, -1]),
+        "baselines.0.seeds.1: Input should be greater than or equal to 0",
+    ),
+    (
+        "a baseline-only study without baselines",
+        lambda r: r.update(search={}, num_trials=0, baselines=[]),
+        "num_trials: a study with no trials to sample needs baselines",
+    ),
     # Values that passed validation and failed later, inside trials (issue 13).
     (
         "a whole-number field searched with uniform",
@@ -103,7 +150,9 @@ BAD_STUDIES = [
     ),
     (
         "searched values that clash with each other",
-        lambda r: r["search"].update({"data.few_below": {"int": [5, 60]}, "data.many_above": {"int": [40, 100]}}),
+        lambda r: r["search"].update(
+            {"method.mask_start_epoch": {"int": [0, 7]}, "method.mask_end_epoch": {"int": [2, 8]}}
+        ),
         "search: the combination {",
     ),
     (
@@ -192,9 +241,12 @@ def test_shipped_studies_are_valid(capsys, monkeypatch):
     from smcl_tune.study_config import load_study
 
     studies = sorted(QUICKSTART.parent.glob("*.yaml"))
-    assert len(studies) >= 6
+    assert len(studies) >= 7
     for study in studies:
-        assert load_study(study).config.num_trials >= 1
+        loaded = load_study(study)
+        assert loaded.config.num_trials >= 1 or loaded.config.baselines
+        if study.name.startswith("cifar"):  # imbalance factors are conditions, never searched
+            assert "data.imbalance_factor" in loaded.config.conditions, study.name
     monkeypatch.chdir(QUICKSTART.parents[1])  # relative data roots are taken from the current folder
     assert main(["validate", str(QUICKSTART)]) == 0
     jpeg_study = QUICKSTART.parent / "cifar10_lt_jpeg.yaml"

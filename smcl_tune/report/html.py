@@ -11,11 +11,20 @@ from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.plots import (
     curves_figure,
     hyperparameter_figures,
-    importance_figure,
+    importance_figures,
     long_tail_figure,
     many_few_figure,
 )
-from smcl_tune.report.tables import comparison_frame, display_frame, group_lines, title_line
+from smcl_tune.report.tables import (
+    SEEDS_TITLE,
+    comparison_frame,
+    differences_frame,
+    differences_title,
+    display_frame,
+    group_lines,
+    seeds_frame,
+    title_line,
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -59,20 +68,20 @@ def comparison_html(boards: list[Leaderboard]) -> str:
 
 def format_html(board: Leaderboard) -> str:
     """The whole report as one HTML page; plotly.js is inlined once, nothing is fetched."""
-    figures: list[go.Figure] = []
-    notes: list[str] = []
-    for figure in (many_few_figure(board), *hyperparameter_figures(board)):
-        if figure is not None:
-            figures.append(figure)
-    importance, why = importance_figure(board)
-    if importance is not None:
-        figures.append(importance)
-    else:
-        notes.append(why)
-    for figure in (curves_figure(board), long_tail_figure(board)):
-        if figure is not None:
-            figures.append(figure)
+    figures: list[go.Figure] = [
+        figure for figure in (many_few_figure(board), *hyperparameter_figures(board)) if figure is not None
+    ]
+    importances, notes = importance_figures(board)
+    figures += importances
+    figures += [figure for figure in (curves_figure(board), long_tail_figure(board)) if figure is not None]
     table = display_frame(board).to_html(index=False, border=0, classes="leaderboard", na_rep="")
+    sections = []
+    for title, frame in (
+        (SEEDS_TITLE, seeds_frame(board)),
+        (differences_title(board) if board.baseline else "", differences_frame(board)),
+    ):
+        if not frame.empty:
+            sections += [f"<h2>{html.escape(title)}</h2>", frame.to_html(index=False, border=0, classes="seeds")]
     return _page(
         f"{board.study}: smcl-tune leaderboard",
         [
@@ -80,6 +89,7 @@ def format_html(board: Leaderboard) -> str:
             f"<p>{html.escape(title_line(board))}</p>",
             "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in group_lines(board)) + "</ul>",
             table,
+            *sections,
             "<h2>Plots</h2>",
             *(f'<p class="note">{html.escape(note)}</p>' for note in notes),
             *(_figure_html(figure, include_js=index == 0) for index, figure in enumerate(figures)),

@@ -1,7 +1,8 @@
 """Leaderboards from the MLflow store that `smcl-tune run` writes (works after the fact, on any study).
 
-One row per trial, ranked by the study's objective (a validation metric); studies that vary the
-imbalance factor are grouped by it, with ranks within each group.
+One row per trial, ranked by the study's objective (a validation metric) within its condition;
+then, for every configuration run with two or more seeds (baselines, confirmation runs), its
+statistics over seeds and its paired difference to a baseline.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import TrialState
 from smcl_tune.tracking import (
+    BASELINES_TAG,
+    CONDITION_TAG,
+    CONDITIONS_TAG,
+    CONFIGURATION_TAG,
     FEW_BELOW_TAG,
     IMBALANCE_FACTOR_TAG,
     MANY_ABOVE_TAG,
@@ -24,12 +30,15 @@ from smcl_tune.tracking import (
     REASON_TAG,
     ROLE_TAG,
     SEARCH_TAG,
+    SEED_TAG,
     STATE_TAG,
     StudyStore,
 )
 
 SHOT_COLUMNS = ("test_many", "test_medium", "test_few")
 ACCURACY_COLUMNS = ("test_top1", "test_balanced_accuracy", *SHOT_COLUMNS)
+LAST_EPOCH_COLUMNS = tuple(f"last_{column}" for column in ACCURACY_COLUMNS)
+KINDS = ("search", "baseline", "confirm")
 _STATE_ORDER = {TrialState.COMPLETED: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAILED: 3}
 CURVE_TRIALS = 5
 
@@ -56,19 +65,33 @@ class Leaderboard:
     trials: pd.DataFrame  # one row per trial, ranked; see `_trial_row` for the columns
     searched: list[str]  # plain names of the searched hyperparameters (`param.<name>` columns)
     optuna_storage: str | None = None
+    conditions: list[str] = field(default_factory=list)  # the conditions' labels, in the study's order
+    baseline: str | None = None  # the baseline configurations are compared with (paired over seeds)
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)  # trial -> epoch, validation metric
     best_per_class: pd.DataFrame | None = None  # class_id, class_name, train_count, test_accuracy
 
     @property
     def grouped(self) -> bool:
-        return self.trials["imbalance_factor"].nunique(dropna=True) > 1
+        return self.trials["condition"].nunique() > 1
 
     def best(self) -> pd.Series | None:
-        finished = self.trials[self.trials["state"] == TrialState.COMPLETED]
+        finished = self.trials[(self.trials["state"] == TrialState.COMPLETED) & (self.trials["kind"] == "search")]
+        if finished.empty:
+            finished = self.trials[self.trials["state"] == TrialState.COMPLETED]
         if finished.empty:
             return None
         ordered = finished.sort_values("objective", ascending=self.mode == "min", na_position="last")
         return ordered.iloc[0]
+
+    def configurations(self) -> pd.DataFrame:
+        """Configurations with two or more seeds: mean, std and 95% interval of each test metric."""
+        return configuration_summary(self.trials)
+
+    def differences(self) -> pd.DataFrame:
+        """Each configuration minus the baseline, paired over the seeds both ran."""
+        if self.baseline is None:
+            return pd.DataFrame()
+        return paired_differences(self.trials, self.baseline)
 
 
 def _number(value) -> float:
@@ -90,9 +113,14 @@ def _trial_row(run) -> dict:
     epochs = metrics.get("epochs_completed")
     if epochs is None and "epoch" in metrics:
         epochs = metrics["epoch"] + 1
+    condition = tags.get(CONDITION_TAG, "")
+    name = run.info.run_name.removesuffix(f" [{condition}]") if condition else run.info.run_name
     row = {
-        "trial": run.info.run_name,
-        "kind": "baseline" if tags.get(ROLE_TAG) == "baseline" else "search",
+        "condition": condition,
+        "trial": name,
+        "kind": tags.get(ROLE_TAG) if tags.get(ROLE_TAG) in KINDS else "search",
+        "configuration": tags.get(CONFIGURATION_TAG, ""),
+        "seed": _number(tags.get(SEED_TAG)),
         "state": _state(tags.get(STATE_TAG)),
         "reason": tags.get(REASON_TAG, ""),
         "imbalance_factor": _number(tags.get(IMBALANCE_FACTOR_TAG)),
@@ -102,38 +130,41 @@ def _trial_row(run) -> dict:
         "wall_s": metrics.get("trial_seconds", math.nan),
         "run_id": run.info.run_id,
     }
-    for column in ACCURACY_COLUMNS:
+    for column in (*ACCURACY_COLUMNS, *LAST_EPOCH_COLUMNS):
         row[column] = metrics.get(column, math.nan)
-    for name in ("many", "medium", "few"):
-        row[f"{name}_classes"] = metrics.get(f"{name}_classes", math.nan)
+    for group in ("many", "medium", "few"):
+        row[f"{group}_classes"] = metrics.get(f"{group}_classes", math.nan)
     row["_metrics"] = metrics
     row.update({f"param.{key}": value for key, value in run.data.params.items()})
     return row
 
 
-def rank_trials(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+def rank_trials(trials: pd.DataFrame, metric: str, mode: str, conditions: list[str] | None = None) -> pd.DataFrame:
     """Add `objective` (the selected epoch's validation score, else the last) and `rank`.
 
-    Finished trials first, by objective; then pruned, running and failed ones. With several
-    imbalance factors, ranks restart within each factor's group.
+    Within each condition (in the study's order): completed trials first, by objective; then
+    pruned, running and failed ones. Ranks restart in each condition.
     """
     frame = trials.copy()
     selected = [m.get(f"selected_{metric}", m.get(metric, math.nan)) for m in frame["_metrics"]]
     frame["objective"] = pd.to_numeric(pd.Series(selected, index=frame.index), errors="coerce")
     frame["_order"] = frame["state"].map(_STATE_ORDER).fillna(4)
-    grouped = frame["imbalance_factor"].nunique(dropna=True) > 1
-    keys = (["imbalance_factor"] if grouped else []) + ["_order", "objective", "trial"]
-    ascending = ([True] if grouped else []) + [True, mode == "min", True]
-    frame = frame.sort_values(keys, ascending=ascending, na_position="last").reset_index(drop=True)
-    if grouped:
-        frame["rank"] = frame.groupby("imbalance_factor", dropna=False).cumcount() + 1
-    else:
-        frame["rank"] = range(1, len(frame) + 1)
-    return frame.drop(columns=["_order"])
+    order = {label: index for index, label in enumerate(conditions or [])}
+    frame["_condition"] = frame["condition"].map(lambda label: (order.get(label, len(order)), label))
+    frame = frame.sort_values(
+        ["_condition", "_order", "objective", "trial"],
+        ascending=[True, True, mode == "min", True],
+        na_position="last",
+    ).reset_index(drop=True)
+    frame["rank"] = frame.groupby("condition", sort=False).cumcount() + 1
+    return frame.drop(columns=["_order", "_condition"])
 
 
-def load_leaderboard(tracking_uri: str, study: str, curves: int = CURVE_TRIALS) -> Leaderboard:
-    """The ranked trials of `study` from the MLflow store at `tracking_uri`."""
+def load_leaderboard(
+    tracking_uri: str, study: str, curves: int = CURVE_TRIALS, baseline: str | None = None
+) -> Leaderboard:
+    """The ranked trials of `study` from the MLflow store at `tracking_uri`; configurations are
+    compared with `baseline` (default: the study's first baseline)."""
     store = StudyStore(tracking_uri)
     parent = store.study_run(study)
     if parent is None:
@@ -144,13 +175,25 @@ def load_leaderboard(tracking_uri: str, study: str, curves: int = CURVE_TRIALS) 
     children = store.trial_runs(parent)
     if not children:
         raise EmptyStudy(f"study '{study}' has no trials yet")
-    trials = rank_trials(pd.DataFrame([_trial_row(run) for run in children]), metric, mode)
+    conditions = json.loads(tags.get(CONDITIONS_TAG, "[]"))
+    baselines = json.loads(tags.get(BASELINES_TAG, "[]"))
+    trials = rank_trials(pd.DataFrame([_trial_row(run) for run in children]), metric, mode, conditions)
+    if baseline is None and baselines:
+        baseline = baselines[0]
     board = Leaderboard(
-        study, metric, mode, trials, json.loads(tags.get(SEARCH_TAG, "[]")), tags.get(OPTUNA_STORAGE_TAG)
+        study,
+        metric,
+        mode,
+        trials,
+        json.loads(tags.get(SEARCH_TAG, "[]")),
+        tags.get(OPTUNA_STORAGE_TAG),
+        conditions,
+        baseline,
     )
     for _, row in trials.head(curves).iterrows():
         history = store.metric_history(row["run_id"], metric)
-        board.curves[row["trial"]] = pd.DataFrame(history, columns=["epoch", metric]).sort_values("epoch")
+        name = f"{row['trial']} [{row['condition']}]" if row["condition"] else row["trial"]
+        board.curves[name] = pd.DataFrame(history, columns=["epoch", metric]).sort_values("epoch")
     best = board.best()
     if best is not None:
         text = store.artifact_text(best["run_id"], "per_class_accuracy.csv")

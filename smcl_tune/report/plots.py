@@ -50,6 +50,29 @@ def many_few_figure(board: Leaderboard) -> go.Figure | None:
         name="trials",
         marker={"size": 9},
     )
+    summary = board.configurations()
+    summary = summary.dropna(subset=["test_many_mean", "test_few_mean"]) if not summary.empty else summary
+    for _, row in summary.iterrows():
+        label = row["configuration"] + (f" [{row['condition']}]" if row["condition"] else "")
+        figure.add_scatter(
+            x=[100 * row["test_many_mean"]],
+            y=[100 * row["test_few_mean"]],
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [100 * (row["test_many_ci_high"] - row["test_many_mean"])],
+                "arrayminus": [100 * (row["test_many_mean"] - row["test_many_ci_low"])],
+            },
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [100 * (row["test_few_ci_high"] - row["test_few_mean"])],
+                "arrayminus": [100 * (row["test_few_mean"] - row["test_few_ci_low"])],
+            },
+            mode="markers",
+            name=f"{label}: mean of seeds {row['seeds']} (95% interval)",
+            marker={"size": 11, "symbol": "square"},
+        )
     front = pareto_front(points, "test_many", "test_few")
     figure.add_scatter(
         x=_percent(front["test_many"]),
@@ -90,30 +113,45 @@ def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
     return figures
 
 
-def importance_figure(board: Leaderboard) -> tuple[go.Figure | None, str]:
-    """fANOVA importances from the stored Optuna study, or why there are none."""
+def importance_figures(board: Leaderboard) -> tuple[list[go.Figure], list[str]]:
+    """fANOVA importances from each condition's Optuna study, or why there are none."""
     if not board.optuna_storage:
-        return None, "no Optuna storage recorded for this study"
+        return [], ["no Optuna storage recorded for this study"]
+    figures, notes = [], []
+    for condition in board.conditions or [""]:
+        name = f"{board.study}/{condition}" if condition else board.study
+        figure, note = _importance_figure(board, name, condition)
+        figures += [figure] if figure is not None else []
+        notes += [note] if note else []
+    return figures, notes
+
+
+def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[go.Figure | None, str]:
+    where = f" ({condition})" if condition else ""
     try:
-        study = optuna.load_study(study_name=board.study, storage=board.optuna_storage)
+        study = optuna.load_study(study_name=name, storage=board.optuna_storage)
     except sqlalchemy.exc.DatabaseError as error:  # a corrupt file: the report cannot be trusted to be whole
-        where = board.optuna_storage.removeprefix("sqlite:///")
-        raise StudyUnavailable(f"{where}: cannot read the Optuna study ({error.orig or error})") from None
+        path = board.optuna_storage.removeprefix("sqlite:///")
+        raise StudyUnavailable(f"{path}: cannot read the Optuna study ({error.orig or error})") from None
+    except KeyError:  # a study of baselines only has no trials there yet
+        return None, f"no Optuna study '{name}' in {board.optuna_storage}"
     try:
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(complete) < 2:
-            return None, f"hyperparameter importance needs at least 2 completed trials, the study has {len(complete)}"
+            return None, (
+                f"hyperparameter importance{where} needs at least 2 completed trials, the study has {len(complete)}"
+            )
         target = (lambda trial: trial.values[0]) if len(study.directions) > 1 else None
         importances = optuna.importance.get_param_importances(
             study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=target
         )
-    except Exception as error:
+    except Exception as error:  # a report still renders without this plot
         log.warning("hyperparameter importance unavailable: %s", error)
-        return None, f"hyperparameter importance unavailable: {error}"
+        return None, f"hyperparameter importance{where} unavailable: {error}"
     names = list(importances)[::-1]
     figure = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h"))
     figure.update_layout(
-        title=f"Hyperparameter importance for {board.metric} (fANOVA, completed trials)",
+        title=f"Hyperparameter importance for {board.metric}{where} (fANOVA, completed trials)",
         xaxis_title="importance (share of variance)",
     )
     return figure, ""

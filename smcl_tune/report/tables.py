@@ -1,7 +1,10 @@
-"""Leaderboard tables as text, CSV and Markdown, and the side-by-side comparison of studies.
+"""Leaderboard tables as text, CSV, Markdown and LaTeX, and the side-by-side comparison of studies.
 
 Cells: accuracies in % with one decimal; an empty shot group is "n/a"; a metric the trial never
 reported (pruned, failed, interrupted) is an empty cell. The CSV keeps the raw fractions.
+Three tables: the trials, ranked within their condition; the configurations run with two or
+more seeds (mean ± std and the Student-t 95% interval); and each configuration's paired
+difference to the baseline over the seeds both ran (* when the interval excludes 0).
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ _HEADINGS = {
     "test_medium": "medium",
     "test_few": "few",
 }
-_LEFT_ALIGNED = {"trial", "state", "study", "best trial"}
+_LEFT_ALIGNED = {"trial", "state", "study", "best trial", "condition", "configuration", "seeds", "vs"}
 _GROUP_OF = {"test_many": "many_classes", "test_medium": "medium_classes", "test_few": "few_classes"}
+_KIND_MARK = {"baseline": " [baseline]", "confirm": " [confirm]", "search": ""}
+SELECTION_NOTE = (
+    "test metrics of the epoch selected on validation ('last': of the last epoch); this tool never selects on test"
+)
 
 
 def _missing(value) -> bool:
@@ -53,30 +60,74 @@ def display_frame(board: Leaderboard) -> pd.DataFrame:
     for _, trial in board.trials.iterrows():
         row = {"rank": str(trial["rank"])}
         if board.grouped:
-            row["IF"] = _param_cell(trial["imbalance_factor"])
-        row["trial"] = trial["trial"] + (" [baseline]" if trial["kind"] == "baseline" else "")
-        row["state"] = trial["state"] + (
-            f": {trial['reason']}" if trial["state"] == "failed" and trial["reason"] else ""
-        )
+            row["condition"] = trial["condition"]
+        row["trial"] = trial["trial"] + _KIND_MARK.get(trial["kind"], "")
+        failed = trial["state"] == "failed" and trial["reason"]
+        row["state"] = trial["state"] + (f": {trial['reason']}" if failed else "")
         row["val objective"] = percent_cell(trial["objective"])
         for column in ACCURACY_COLUMNS:
             row[_HEADINGS[column]] = percent_cell(trial[column], trial.get(_GROUP_OF.get(column, ""), None))
+        row["last top-1"] = percent_cell(trial["last_test_top1"])
+        row["last few"] = percent_cell(trial["last_test_few"], trial.get("few_classes"))
         for name in board.searched:
-            if not (board.grouped and name == "imbalance_factor"):  # the IF column shows it
-                row[name] = _param_cell(trial.get(f"param.{name}"))
+            row[name] = _param_cell(trial.get(f"param.{name}"))
         row["epochs"] = _number_cell(trial["epochs"])
         row["wall s"] = _number_cell(trial["wall_s"])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _interval_cell(row, metric: str) -> str:
+    mean, spread = row[f"{metric}_mean"], row[f"{metric}_std"]
+    if _missing(mean):
+        return "n/a"
+    low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
+    return f"{100 * mean:.1f} ± {100 * spread:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def seeds_frame(board: Leaderboard) -> pd.DataFrame:
+    """Configurations with two or more seeds: mean ± std [95% interval] of each test metric, %."""
+    rows = []
+    for _, summary in board.configurations().iterrows():
+        row = {"condition": summary["condition"]} if board.grouped else {}
+        row["configuration"] = summary["configuration"] + _KIND_MARK.get(summary["kind"], "")
+        row["seeds"] = summary["seeds"]
+        for metric in ACCURACY_COLUMNS:
+            row[_HEADINGS[metric]] = _interval_cell(summary, metric)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _difference_cell(row, metric: str) -> str:
+    mean = row[f"{metric}_diff"]
+    if _missing(mean):
+        return "n/a"
+    low, high = row[f"{metric}_diff_low"], row[f"{metric}_diff_high"]
+    mark = "*" if row[f"{metric}_excludes_0"] else ""
+    return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{mark}"
+
+
+def differences_frame(board: Leaderboard) -> pd.DataFrame:
+    """Each configuration minus the baseline, paired over the seeds both ran, in points."""
+    rows = []
+    for _, difference in board.differences().iterrows():
+        row = {"condition": difference["condition"]} if board.grouped else {}
+        row["configuration"] = difference["configuration"] + _KIND_MARK.get(difference["kind"], "")
+        row["vs"] = difference["baseline"]
+        row["seeds"] = difference["paired_seeds"]
+        for metric in ACCURACY_COLUMNS:
+            row[_HEADINGS[metric]] = _difference_cell(difference, metric)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def group_lines(board: Leaderboard) -> list[str]:
-    """One line per imbalance-factor group: shot-group sizes and thresholds."""
+    """One line per condition: shot-group sizes and thresholds."""
     lines = []
-    for factor, members in board.trials.groupby("imbalance_factor", dropna=False, sort=True):
+    for condition, members in board.trials.groupby("condition", sort=False):
         sizes = members[["many_classes", "medium_classes", "few_classes"]].dropna()
         many_above, few_below = members["many_above"].dropna(), members["few_below"].dropna()
-        where = f"imbalance factor {_param_cell(factor)}: " if board.grouped or not _missing(factor) else ""
+        where = f"condition {condition}: " if condition else ""
         if sizes.empty:
             lines.append(f"{where}shot groups unknown (no trial completed)")
             continue
@@ -91,7 +142,17 @@ def group_lines(board: Leaderboard) -> list[str]:
 def title_line(board: Leaderboard) -> str:
     return (
         f"study {board.study}: {len(board.trials)} trials, ranked by {board.metric} ({board.mode}) "
-        f"within each group; accuracies in %, test metrics of the epoch selected on validation"
+        f"within each condition; accuracies in %, {SELECTION_NOTE}"
+    )
+
+
+SEEDS_TITLE = "configurations over seeds: mean ± std [95% interval, Student t], test %"
+
+
+def differences_title(board: Leaderboard) -> str:
+    return (
+        f"paired differences to the baseline '{board.baseline}' over the seeds both ran: mean [95% interval], "
+        "points; * the interval excludes 0"
     )
 
 
@@ -109,8 +170,21 @@ def _text_table(frame: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _sections(board: Leaderboard) -> list[tuple[str, pd.DataFrame]]:
+    """The tables after the trials: seed statistics and paired differences, where there are any."""
+    sections = []
+    seeds, differences = seeds_frame(board), differences_frame(board)
+    if not seeds.empty:
+        sections.append((SEEDS_TITLE, seeds))
+    if not differences.empty:
+        sections.append((differences_title(board), differences))
+    return sections
+
+
 def format_text(board: Leaderboard) -> str:
-    return "\n".join([title_line(board), *group_lines(board), "", _text_table(display_frame(board))])
+    parts = ["\n".join([title_line(board), *group_lines(board), "", _text_table(display_frame(board))])]
+    parts += [f"{title}\n\n{_text_table(frame)}" for title, frame in _sections(board)]
+    return "\n\n".join(parts)
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
@@ -126,20 +200,28 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 def format_markdown(board: Leaderboard) -> str:
     lines = [f"## {title_line(board)}", "", *(f"- {line}" for line in group_lines(board))]
-    return "\n".join([*lines, "", _markdown_table(display_frame(board))]) + "\n"
+    parts = ["\n".join([*lines, "", _markdown_table(display_frame(board))])]
+    parts += [f"### {title}\n\n{_markdown_table(frame)}" for title, frame in _sections(board)]
+    return "\n\n".join(parts) + "\n"
 
 
 def csv_frame(board: Leaderboard) -> pd.DataFrame:
-    """Raw values (fractions, seconds): for spreadsheets and scripts."""
+    """Raw values (fractions, seconds), one row per trial: for spreadsheets and scripts. A trial
+    that is a seed of a configuration also carries the configuration's statistics (`config_*`)
+    and its paired difference to the baseline (`diff_*`)."""
     columns = [
         "rank",
+        "condition",
         "imbalance_factor",
         "trial",
         "kind",
+        "configuration",
+        "seed",
         "state",
         "reason",
         "objective",
         *ACCURACY_COLUMNS,
+        *(f"last_{c}" for c in ACCURACY_COLUMNS),
         "many_classes",
         "medium_classes",
         "few_classes",
@@ -149,11 +231,73 @@ def csv_frame(board: Leaderboard) -> pd.DataFrame:
     frame = board.trials[columns].copy()
     for name in board.searched:
         frame[f"param.{name}" if name in frame else name] = board.trials.get(f"param.{name}")
+    keys = ["condition", "kind", "configuration"]
+    summary = board.configurations()
+    if not summary.empty:
+        statistics = summary.drop(columns=["seeds"]).rename(
+            columns={c: f"config_{c}" for c in summary.columns if c not in keys}
+        )
+        frame = frame.merge(statistics, on=keys, how="left")
+    differences = board.differences()
+    if not differences.empty:
+        paired = differences.drop(columns=["baseline", "paired_seeds"]).rename(
+            columns={c: f"diff_{c}" for c in differences.columns if c not in keys}
+        )
+        frame = frame.merge(paired, on=keys, how="left")
     return frame
 
 
 def format_csv(board: Leaderboard) -> str:
     return csv_frame(board).to_csv(index=False)
+
+
+# -- LaTeX (booktabs) -------------------------------------------------------------------------------
+
+_LATEX_METRICS = ("test_top1", "test_many", "test_medium", "test_few")
+
+
+def _latex_escape(text: str) -> str:
+    for character, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#")):
+        text = text.replace(character, escaped)
+    return text
+
+
+def format_latex(board: Leaderboard) -> str:
+    """A booktabs table of the configurations run with two or more seeds: mean ± std per shot
+    group, the best mean of each column (within a condition) in bold."""
+    summary = board.configurations()
+    header = " & ".join(["Method", *(_HEADINGS[m].capitalize() for m in _LATEX_METRICS)])
+    lines = [
+        f"% {board.study}: test accuracy (%), mean $\\pm$ std over seeds; epoch selected on validation",
+        r"\begin{tabular}{l" + "c" * len(_LATEX_METRICS) + "}",
+        r"\toprule",
+        header + r" \\",
+        r"\midrule",
+    ]
+    if summary.empty:
+        lines.append(r"\multicolumn{" + str(len(_LATEX_METRICS) + 1) + r"}{c}{no configuration has two seeds yet} \\")
+    for index, (condition, rows) in enumerate(summary.groupby("condition", sort=False)):
+        if index:
+            lines.append(r"\midrule")
+        if condition:
+            lines.append(
+                r"\multicolumn{" + str(len(_LATEX_METRICS) + 1) + "}{l}{\\emph{" + _latex_escape(condition) + r"}} \\"
+            )
+        best = {metric: f"{100 * rows[f'{metric}_mean'].max():.1f}" for metric in _LATEX_METRICS}  # as printed
+        for _, row in rows.iterrows():
+            cells = [_latex_escape(row["configuration"] + ("" if row["kind"] == "baseline" else " (tuned)"))]
+            for metric in _LATEX_METRICS:
+                mean, spread = row[f"{metric}_mean"], row[f"{metric}_std"]
+                if _missing(mean):
+                    cells.append("--")
+                    continue
+                value = f"{100 * mean:.1f}"
+                cells.append(
+                    (r"\textbf{" + value + "}" if value == best[metric] else value) + f" $\\pm$ {100 * spread:.1f}"
+                )
+            lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
 
 
 # -- several studies side by side -------------------------------------------------------------------

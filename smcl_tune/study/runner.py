@@ -14,7 +14,6 @@ from typing import Any
 import optuna
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from smcl_tune.config import ConfigError
 from smcl_tune.report.leaderboard import Leaderboard
@@ -31,11 +30,14 @@ from smcl_tune.study.cluster import (
 from smcl_tune.study.lock import StudyLock
 from smcl_tune.study.paths import StudyPaths, check_study_record, write_study_record
 from smcl_tune.study.retry import SQLITE_BUSY_TIMEOUT_S
-from smcl_tune.study.searcher import StudySearcher
+from smcl_tune.study.scheduler import StudyScheduler
+from smcl_tune.study.searcher import FixedTrial, Stratum, StudySearcher
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial
 from smcl_tune.study_config import Study, plain_param_names, redact_uri
 from smcl_tune.tracking import (
+    BASELINES_TAG,
+    CONDITIONS_TAG,
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
     OPTUNA_STORAGE_TAG,
@@ -122,41 +124,93 @@ def optuna_storage(url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
 
 
+def optuna_study_names(study: Study) -> list[str]:
+    """One Optuna study per condition: the study's name, with the condition's label after a slash."""
+    return [f"{study.name}/{condition.label}" if condition.label else study.name for condition in study.conditions]
+
+
+def _fixed_trials(study: Study, strata: list[Stratum]) -> list[FixedTrial]:
+    """Every baseline, once per seed (its own, or the trial's), in every condition."""
+    trials = []
+    for stratum in strata:
+        for baseline in study.config.baselines:
+            if baseline.seeds is None:
+                trials.append(
+                    FixedTrial(
+                        stratum, "baseline", f"baseline-{baseline.name}", baseline.name, dict(baseline.overrides)
+                    )
+                )
+                continue
+            for seed in baseline.seeds:
+                trials.append(
+                    FixedTrial(
+                        stratum,
+                        "baseline",
+                        f"baseline-{baseline.name}-s{seed}",
+                        baseline.name,
+                        {**baseline.overrides, "training.seed": seed},
+                    )
+                )
+    return trials
+
+
 def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudySearcher:
-    """The study's searcher: baselines first, then TPE seeded with the study's seed."""
+    """The study's searcher: per condition, baselines, then TPE seeded from the study's seed, then
+    the confirmation runs."""
     objective = study.config.objective
     metrics, modes = [objective.metric], [objective.mode]
     if objective.secondary is not None:
         metrics.append(objective.secondary.metric)
         modes.append(objective.secondary.mode)
-    # TPE is seeded; with two objectives Optuna's TPESampler runs as MOTPE.
-    sampler = optuna.samplers.TPESampler(
-        seed=study.config.seed, n_startup_trials=min(10, max(2, study.config.num_trials // 3))
-    )
+    strata = [Stratum(condition.label, condition.overrides) for condition in study.conditions]
+    # One TPE per condition, each seeded; with two objectives Optuna's TPESampler runs as MOTPE.
+    startup = min(10, max(2, study.config.num_trials // 3))
+    samplers = [
+        optuna.samplers.TPESampler(seed=(study.config.seed + index) % 2**32, n_startup_trials=startup)
+        for index in range(len(strata))
+    ]
+    confirm = study.config.confirm
     return StudySearcher(
         space=study.config.search,
-        baselines=[baseline.model_dump() for baseline in study.config.baselines],
+        strata=strata,
+        baselines=_fixed_trials(study, strata),
+        num_trials=study.config.num_trials,
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],
-        sampler=sampler,
-        study_name=study.name,
+        samplers=samplers,
+        study_names=optuna_study_names(study),
         storage=storage,
+        confirm=None if confirm is None else confirm.model_dump(),
     )
 
 
-def _scheduler(study: Study):
+def _scheduler(study: Study) -> StudyScheduler:
+    """ASHA within each condition for search trials; baselines and confirmation runs never stop early."""
     settings = study.config.scheduler
     objective = study.config.objective
-    if settings.type == "fifo":
-        return FIFOScheduler()
-    return ASHAScheduler(
-        metric=objective.metric,
-        mode=objective.mode,
-        time_attr="training_iteration",
-        max_t=study.max_epochs,
-        grace_period=settings.grace_period,
-        reduction_factor=settings.reduction_factor,
-    )
+    asha = None
+    if settings.type == "asha":
+        asha = {
+            "max_t": study.max_epochs,
+            "grace_period": settings.grace_period,
+            "reduction_factor": settings.reduction_factor,
+        }
+    return StudyScheduler(objective.metric, objective.mode, asha)
+
+
+def expected_trials(study: Study, storage: optuna.storages.BaseStorage) -> int:
+    """The trials a finished study has: every baseline seed and search trial, and a confirmation
+    run per seed for each of the top_k completed search trials of each condition."""
+    fixed = sum(len(baseline.seeds or [None]) for baseline in study.config.baselines) + study.config.num_trials
+    total = fixed * len(study.conditions)
+    confirm = study.config.confirm
+    if confirm is not None:
+        for name in optuna_study_names(study):
+            completed = optuna.load_study(study_name=name, storage=storage).get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+            )
+            total += min(confirm.top_k, len(completed)) * len(confirm.seeds)
+    return total
 
 
 def _absolute_data_root(trial: dict[str, Any]) -> dict[str, Any]:
@@ -184,12 +238,13 @@ def _new_tuner(
     base_trial: dict[str, Any],
     guard: LocalStorageGuard | None,
 ) -> tune.Tuner:
+    searcher = build_searcher(study, optuna_storage(paths.optuna_url))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(study, optuna_storage(paths.optuna_url)),
+            search_alg=searcher,
             scheduler=_scheduler(study),
-            num_samples=study.config.num_trials + len(study.config.baselines),
+            num_samples=searcher.most_trials,
             max_concurrent_trials=study.config.max_concurrent,
             reuse_actors=True,  # one worker process per slot: trials skip the interpreter and torch start-up
         ),
@@ -250,6 +305,8 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
             OBJECTIVE_MODE_TAG: objective.mode,
             OPTUNA_STORAGE_TAG: paths.optuna_url,
             SEARCH_TAG: json.dumps(list(plain_param_names(dict.fromkeys(study.config.search)))),
+            CONDITIONS_TAG: json.dumps([condition.label for condition in study.conditions if condition.label]),
+            BASELINES_TAG: json.dumps([baseline.name for baseline in study.config.baselines]),
         },
     )
     # A snapshot of the experiment after every trial checkpoint is what makes resume exact; Ray warns about it.
@@ -265,7 +322,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
     finished = False
     try:
         grid = tuner.fit()
-        expected = study.config.num_trials + len(study.config.baselines)
+        expected = expected_trials(study, optuna_storage(paths.optuna_url))
         finished = len(grid) >= expected and grid.num_terminated + grid.num_errors == len(grid)
         status = "FINISHED" if finished else "KILLED"
     finally:

@@ -1,13 +1,17 @@
-"""Optuna behind Ray Tune: baselines first, then Optuna's sampler through its ask-and-tell interface.
+"""Optuna behind Ray Tune: per condition, baselines, then Optuna's sampler through its
+ask-and-tell interface, then the confirmation runs of the best configurations.
+
+Each condition (a value of the study's `conditions:`) is a stratum of its own: its own Optuna
+study, sampler and trials, so a sampler never trades one imbalance factor against another.
 
 What Optuna is told: COMPLETE only for a trial that trained all its epochs, with the validation
 score of the epoch it selected; PRUNED, with its per-epoch values as intermediate values, for a
 trial the scheduler stopped (Ray's own OptunaSearch would tell COMPLETE with the short budget's
 score, which feeds the sampler wrong values); FAIL, with the reason as a user attribute, for a
-trial that failed. Baselines never reach Optuna.
+trial that failed. Baselines and confirmation runs never reach Optuna.
 
-After the driver was killed, the Optuna study can hold RUNNING trials that Ray's last saved state
-never heard of. They are handed out again to the next new Ray trials, so the Optuna study ends
+After the driver was killed, an Optuna study can hold RUNNING trials that Ray's last saved state
+never heard of. They are handed out again to the next new Ray trials, so each Optuna study ends
 with exactly one record per trial.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -23,7 +28,7 @@ from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
 from smcl_tune.results import TrialState, outcome
-from smcl_tune.study.keys import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE
+from smcl_tune.study.keys import CONDITION_KEY, CONFIGURATION_KEY, TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE
 from smcl_tune.study.retry import retry_while_locked
 
 log = logging.getLogger(__name__)
@@ -55,85 +60,186 @@ def _open_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna
     return optuna.Trial(study, frozen._trial_id)
 
 
+@dataclass(frozen=True)
+class Stratum:
+    """One condition of a study: its label ("" without conditions) and the values it sets."""
+
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def key(self, name: str) -> str:
+        return f"{self.label}/{name}" if self.label else name
+
+    def run_name(self, name: str) -> str:
+        return f"{name} [{self.label}]" if self.label else name
+
+
+@dataclass(frozen=True)
+class FixedTrial:
+    """A baseline seed or a confirmation run: a trial outside Optuna, never stopped early."""
+
+    stratum: Stratum
+    role: str  # "baseline" or "confirm"
+    name: str  # the run name before the condition: "baseline-ce-s1", "confirm-003-s2"
+    configuration: str  # what its seeds share: the baseline's name, or the confirmed search trial's name
+    values: dict[str, Any]  # dotted path -> value, on top of the base trial and the condition
+
+    def suggestion(self) -> dict[str, Any]:
+        return {
+            TRIAL_KEY: self.stratum.key(self.name),
+            TRIAL_ROLE: self.role,
+            CONDITION_KEY: self.stratum.label,
+            TRIAL_NAME: self.stratum.run_name(self.name),
+            CONFIGURATION_KEY: self.configuration,
+            **self.stratum.overrides,
+            **self.values,
+        }
+
+
 class StudySearcher(Searcher):
-    """Baselines first, then Optuna trials over `space` (dotted config path -> distribution spec)."""
+    """Per stratum: baselines first, then `num_trials` Optuna trials over `space`, then, with
+    `confirm`, each of the `top_k` best configurations once per confirmation seed."""
 
     def __init__(
         self,
         space: dict[str, dict[str, Any]],
-        baselines: list[dict[str, Any]],
+        strata: list[Stratum],
+        baselines: list[FixedTrial],
+        num_trials: int,
         metric: str | list[str],
         mode: str | list[str],
-        sampler: optuna.samplers.BaseSampler,
-        study_name: str,
+        samplers: list[optuna.samplers.BaseSampler],
+        study_names: list[str],
         storage: optuna.storages.BaseStorage,
+        confirm: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.metrics = metric if isinstance(metric, list) else [metric]
         modes = mode if isinstance(mode, list) else [mode]
         self.distributions = {path: to_optuna_distribution(spec) for path, spec in space.items()}
-        self.optuna_study = optuna.create_study(
-            study_name=study_name,
-            storage=storage,
-            sampler=sampler,
-            load_if_exists=True,
-            directions=["maximize" if m == "max" else "minimize" for m in modes],
-        )
-        self._pending_baselines = list(baselines)
-        self._baselines: set[str] = set()
-        self._trials: dict[str, optuna.Trial] = {}
+        self.strata = strata
+        self.optuna_studies = {
+            stratum.label: optuna.create_study(
+                study_name=name,
+                storage=storage,
+                sampler=sampler,
+                load_if_exists=True,
+                directions=["maximize" if m == "max" else "minimize" for m in modes],
+            )
+            for stratum, name, sampler in zip(strata, study_names, samplers)
+        }
+        self.num_trials = num_trials
+        self.confirm = confirm
+        self._pending: list[FixedTrial] = list(baselines)
+        self._search_slots: list[Stratum] = [stratum for _ in range(num_trials) for stratum in strata]
+        self._confirmed: set[str] = set()  # strata whose confirmation runs are planned
+        self._fixed: dict[str, FixedTrial] = {}
+        self._trials: dict[str, tuple[Stratum, optuna.Trial]] = {}
         self._reported_steps: dict[str, set[int]] = {}
         self._ended: set[str] = set()
 
+    @property
+    def most_trials(self) -> int:
+        """Ray's num_samples: every baseline seed, search trial and possible confirmation run."""
+        confirm = 0 if self.confirm is None else self.confirm["top_k"] * len(self.confirm["seeds"])
+        return len(self._pending) + len(self._search_slots) + confirm * len(self.strata)
+
     # -- suggesting ------------------------------------------------------------------------------
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self._pending_baselines:
-            baseline = self._pending_baselines.pop(0)
-            self._baselines.add(trial_id)
-            name = f"baseline-{baseline['name']}"
-            return {TRIAL_KEY: name, TRIAL_ROLE: "baseline", TRIAL_NAME: name, **baseline["overrides"]}
-        if trial_id not in self._trials:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if trial_id in self._fixed:
+            return self._fixed[trial_id].suggestion()
+        if self._pending:
+            self._fixed[trial_id] = self._pending.pop(0)
+            return self._fixed[trial_id].suggestion()
+        if trial_id not in self._trials and self._search_slots:
+            stratum = self._search_slots[0]
             held = retry_while_locked(
-                lambda: self._orphan() or (self.optuna_study.ask(self.distributions), set()), "Optuna: a new trial"
+                lambda: self._orphan(stratum) or (self._ask(stratum), set()),
+                f"Optuna ({stratum.label or 'study'}): a new trial",
             )
             if held is None:
                 return None  # the storage stayed locked: Ray asks again later
-            self._trials[trial_id], self._reported_steps[trial_id] = held
-        trial = self._trials[trial_id]
-        retry_while_locked(lambda: trial.set_user_attr("ray_trial_id", trial_id), f"Optuna trial {trial.number}")
-        return {
-            TRIAL_KEY: f"optuna-{trial.number}",
-            TRIAL_ROLE: "search",
-            TRIAL_NAME: f"trial-{trial.number:03d}",
-            **trial.params,
-        }
+            self._search_slots.pop(0)
+            self._trials[trial_id] = (stratum, held[0])
+            self._reported_steps[trial_id] = held[1]
+        if trial_id in self._trials:
+            stratum, trial = self._trials[trial_id]
+            retry_while_locked(lambda: trial.set_user_attr("ray_trial_id", trial_id), f"Optuna trial {trial.number}")
+            name = f"trial-{trial.number:03d}"
+            return {
+                TRIAL_KEY: stratum.key(f"optuna-{trial.number}"),
+                TRIAL_ROLE: "search",
+                CONDITION_KEY: stratum.label,
+                TRIAL_NAME: stratum.run_name(name),
+                CONFIGURATION_KEY: name,
+                **stratum.overrides,
+                **trial.params,
+            }
+        self._plan_confirmations()
+        if self._pending:
+            return self.suggest(trial_id)
+        done = self.confirm is None or len(self._confirmed) == len(self.strata)
+        return Searcher.FINISHED if done else None  # None: a condition's search is still running
 
-    def _orphan(self) -> tuple[optuna.Trial, set[int]] | None:
-        """A RUNNING Optuna trial that no Ray trial of this driver holds (its driver was killed),
-        with the steps it has intermediate values for."""
-        held = {trial.number for trial in self._trials.values()}
-        for frozen in self.optuna_study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
+    def _ask(self, stratum: Stratum) -> optuna.Trial:
+        return self.optuna_studies[stratum.label].ask(self.distributions)
+
+    def _orphan(self, stratum: Stratum) -> tuple[optuna.Trial, set[int]] | None:
+        """A RUNNING Optuna trial of the stratum that no Ray trial of this driver holds (its driver
+        was killed), with the steps it has intermediate values for."""
+        held = {trial.number for held_stratum, trial in self._trials.values() if held_stratum == stratum}
+        study = self.optuna_studies[stratum.label]
+        for frozen in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
             if frozen.number not in held:
                 log.info("Optuna trial %d, left running by an interrupted driver, continues", frozen.number)
-                return _open_trial(self.optuna_study, frozen), set(frozen.intermediate_values)
+                return _open_trial(study, frozen), set(frozen.intermediate_values)
         return None
+
+    def _plan_confirmations(self) -> None:
+        """Once every search trial of a stratum has ended: its top_k configurations by the
+        validation objective, each retrained with every confirmation seed."""
+        if self.confirm is None:
+            return
+        for stratum in self.strata:
+            if stratum.label in self._confirmed:
+                continue
+            ended = sum(
+                1 for trial_id, (held, _) in self._trials.items() if held == stratum and trial_id in self._ended
+            )
+            if ended < self.num_trials:
+                continue
+            self._confirmed.add(stratum.label)
+            sign = -1 if self.optuna_studies[stratum.label].directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
+            completed = self.optuna_studies[stratum.label].get_trials(states=(OptunaState.COMPLETE,))
+            best = sorted(completed, key=lambda trial: (sign * trial.values[0], trial.number))[: self.confirm["top_k"]]
+            for trial in best:
+                for seed in self.confirm["seeds"]:
+                    self._pending.append(
+                        FixedTrial(
+                            stratum,
+                            "confirm",
+                            f"confirm-{trial.number:03d}-s{seed}",
+                            f"trial-{trial.number:03d}",
+                            {**trial.params, **self.confirm["overrides"], "training.seed": seed},
+                        )
+                    )
 
     # -- results ---------------------------------------------------------------------------------
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id not in self._trials or trial_id in self._ended or len(self.metrics) > 1:
-            return  # baselines; Optuna keeps no intermediate values of multi-objective trials
+            return  # baselines, confirmation runs; Optuna keeps no intermediate values of multi-objective trials
         value, step = result.get(self.metrics[0]), result.get("training_iteration")
         steps = self._reported_steps[trial_id]
         if value is None or step is None or not math.isfinite(value) or step in steps:
             return  # Optuna refuses NaN intermediate values
-        trial = self._trials[trial_id]
+        _, trial = self._trials[trial_id]
         retry_while_locked(lambda: trial.report(value, step), f"Optuna trial {trial.number}, step {step}")
         steps.add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id not in self._trials or trial_id in self._ended:
             return
-        trial = self._trials[trial_id]
+        stratum, trial = self._trials[trial_id]
         # Ray does not pass the result that made the scheduler stop a trial to on_trial_result.
         self.on_trial_result(trial_id, result or {})
         state, reason = outcome(result, error)
@@ -141,19 +247,20 @@ class StudySearcher(Searcher):
             retry_while_locked(
                 lambda: trial.set_user_attr("failure_reason", reason[:2000]), f"Optuna trial {trial.number}"
             )
-        retry_while_locked(lambda: self._tell(trial, state, result), f"Optuna trial {trial.number}: its end")
+        retry_while_locked(lambda: self._tell(stratum, trial, state, result), f"Optuna trial {trial.number}: its end")
         self._ended.add(trial_id)
 
-    def _tell(self, trial: optuna.Trial, state: TrialState, result: dict[str, Any] | None) -> None:
+    def _tell(self, stratum: Stratum, trial: optuna.Trial, state: TrialState, result: dict[str, Any] | None) -> None:
+        study = self.optuna_studies[stratum.label]
         try:
             if state == TrialState.COMPLETED:
                 values = [float(result.get(f"selected_{name}", result[name])) for name in self.metrics]
                 if all(math.isfinite(v) for v in values):
-                    self.optuna_study.tell(trial, values if len(values) > 1 else values[0])
+                    study.tell(trial, values if len(values) > 1 else values[0])
                 else:
-                    self.optuna_study.tell(trial, state=OptunaState.FAIL)
+                    study.tell(trial, state=OptunaState.FAIL)
             else:
-                self.optuna_study.tell(trial, state=OPTUNA_STATES[state])
+                study.tell(trial, state=OPTUNA_STATES[state])
         except (RuntimeError, ValueError) as told:  # e.g. told already, before the driver was restarted
             log.warning("Optuna trial %d: %s", trial.number, told)
 

@@ -17,10 +17,19 @@ from ray.tune import Callback, Checkpoint
 from smcl_tune.config import ConfigError, trial_config_from_dict
 from smcl_tune.report.trial_files import trial_files
 from smcl_tune.results import EPOCH_METRICS, FINAL_MARKER, FINAL_METRICS, RESULT_FILE, outcome, read_result
-from smcl_tune.study.keys import TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE, trial_params
+from smcl_tune.study.keys import CONDITION_KEY, CONFIGURATION_KEY, TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE, trial_params
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study_config import apply_overrides, plain_param_names
-from smcl_tune.tracking import FEW_BELOW_TAG, IMBALANCE_FACTOR_TAG, MANY_ABOVE_TAG, METHOD_TAG, StudyTracker
+from smcl_tune.tracking import (
+    CONDITION_TAG,
+    CONFIGURATION_TAG,
+    FEW_BELOW_TAG,
+    IMBALANCE_FACTOR_TAG,
+    MANY_ABOVE_TAG,
+    METHOD_TAG,
+    SEED_TAG,
+    StudyTracker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +70,11 @@ class TrackingCallback(Callback):
                 MANY_ABOVE_TAG: str(data.many_above),
                 FEW_BELOW_TAG: str(data.few_below),
                 METHOD_TAG: resolved.method.name,
+                SEED_TAG: str(resolved.training.seed),
             }
+        tags.update(
+            {CONDITION_TAG: config.get(CONDITION_KEY, ""), CONFIGURATION_TAG: config.get(CONFIGURATION_KEY, "")}
+        )
         return self.tracker.trial_run(
             config[TRIAL_KEY], config[TRIAL_NAME], config[TRIAL_ROLE], plain_param_names(params), logged_config, tags
         )

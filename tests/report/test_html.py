@@ -25,16 +25,21 @@ FLAGS = [
 ]
 
 
-def _optuna_study(path):
+def _optuna_studies(path):
+    """One Optuna study per condition of the store's study, as `smcl-tune run` keeps them."""
     url = f"sqlite:///{path}"
-    study = optuna.create_study(
-        study_name="lt", storage=url, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
-    )
-    for _ in range(8):
-        trial = study.ask()
-        temperature = trial.suggest_float("method.temperature", 0.03, 0.5, log=True)
-        factor = trial.suggest_categorical("data.imbalance_factor", [10, 100])
-        study.tell(trial, 0.5 + temperature - 0.001 * factor)
+    for condition in ("imbalance_factor=10", "imbalance_factor=100"):
+        study = optuna.create_study(
+            study_name=f"lt/{condition}",
+            storage=url,
+            direction="maximize",
+            sampler=optuna.samplers.RandomSampler(seed=0),
+        )
+        for _ in range(8):
+            trial = study.ask()
+            temperature = trial.suggest_float("method.temperature", 0.03, 0.5, log=True)
+            weight = trial.suggest_float("method.loss_weight", 0.1, 2.0)
+            study.tell(trial, 0.5 + temperature - 0.01 * weight)
     return url
 
 
@@ -43,7 +48,7 @@ def _optuna_study(path):
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
 def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path, build_store):
     storage = tmp_path / "store"
-    build_store(storage, optuna_storage=_optuna_study(tmp_path / "optuna.db"))
+    build_store(storage, optuna_storage=_optuna_studies(tmp_path / "optuna.db"))
     report = tmp_path / "report.html"
     assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "html", "--output", str(report)]) == 0
     page = report.read_text()
@@ -68,9 +73,9 @@ def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path, build_st
     assert rendered.count('class="dataframe leaderboard"') == 1 and "trial-003" in rendered
     titles = [
         "Many-shot vs few-shot test accuracy",
-        "val_balanced_accuracy against imbalance_factor",
         "val_balanced_accuracy against temperature",
-        "Hyperparameter importance",
+        "Hyperparameter importance for val_balanced_accuracy (imbalance_factor=10)",
+        "Hyperparameter importance for val_balanced_accuracy (imbalance_factor=100)",
         "Learning curves of the top trials",
         "Per-class test accuracy of the best trial",
     ]

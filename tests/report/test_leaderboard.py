@@ -14,16 +14,42 @@ def store(tmp_path_factory, build_store):
     return storage, build_store(storage)
 
 
-def test_table_gives_the_numbers_ranks_and_groups(store):
+def _markdown_rows(markdown: str, table: int = 0) -> list[list[str]]:
+    """The cells of the `table`-th Markdown table (header first)."""
+    tables = [block for block in markdown.split("\n\n") if block.startswith("|")]
+    lines = [line for line in tables[table].splitlines() if not line.startswith("|--") and not line.startswith("|:")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if not set(line) <= set("|-:")]
+
+
+def test_table_gives_the_numbers_ranks_and_conditions(store):
     text = format_text(load_leaderboard(store[1], "lt"))
     lines = text.splitlines()
+    assert "never selects on test" in lines[0] and "'last': of the last epoch" in lines[0]
     rule = "(many / medium / few) (many: > 30 training images, few: < 10)"
-    assert lines[1] == f"imbalance factor 10: shot groups 3 / 2 / 0 classes {rule}"
-    assert lines[2] == f"imbalance factor 100: shot groups 2 / 2 / 1 classes {rule}"
-    rows = [line.split() for line in lines[6:]]
+    assert lines[1] == f"condition imbalance_factor=10: shot groups 3 / 2 / 0 classes {rule}"
+    assert lines[2] == f"condition imbalance_factor=100: shot groups 2 / 2 / 1 classes {rule}"
+    rows = _markdown_rows(format_markdown(load_leaderboard(store[1], "lt")))
+    header, rows = rows[0], rows[1:]
+    assert header == [
+        "rank",
+        "condition",
+        "trial",
+        "state",
+        "val objective",
+        "top-1",
+        "balanced",
+        "many",
+        "medium",
+        "few",
+        "last top-1",
+        "last few",
+        "temperature",
+        "epochs",
+        "wall s",
+    ]
     assert rows[0] == [
         "1",
-        "10",
+        "imbalance_factor=10",
         "trial-003",
         "completed",
         "90.0",
@@ -32,62 +58,45 @@ def test_table_gives_the_numbers_ranks_and_groups(store):
         "90.0",
         "80.0",
         "n/a",
+        "86.0",
+        "n/a",
         "0.2",
         "3",
         "12",
     ]
-    assert rows[1][:5] == ["2", "10", "trial-004", "failed:", "non-finite"]
+    assert rows[1][:4] == ["2", "imbalance_factor=10", "trial-004", "failed: non-finite loss (nan) in epoch 1"]
     assert [row[:4] for row in rows[2:]] == [
-        ["1", "100", "trial-001", "completed"],
-        ["2", "100", "trial-000", "completed"],
-        ["3", "100", "baseline-ce", "[baseline]"],
-        ["4", "100", "trial-002", "pruned"],
+        ["1", "imbalance_factor=100", "trial-001", "completed"],
+        ["2", "imbalance_factor=100", "trial-000", "completed"],
+        ["3", "imbalance_factor=100", "baseline-ce [baseline]", "completed"],
+        ["4", "imbalance_factor=100", "trial-002", "pruned"],
     ]
-    assert rows[2][4:10] == ["71.0", "60.0", "60.0", "85.0", "55.0", "25.0"]
-    assert rows[5] == ["4", "100", "trial-002", "pruned", "20.0", "0.05", "1"]  # pruned: the test cells are empty
+    assert rows[2][4:12] == ["71.0", "60.0", "60.0", "85.0", "55.0", "25.0", "60.0", "25.0"]
+    assert rows[5][4:] == ["20.0", "", "", "", "", "", "", "", "0.05", "1", ""]  # pruned: no test metrics
 
 
-def test_csv_keeps_raw_values_and_markdown_the_same_cells(store):
-    board = load_leaderboard(store[1], "lt")
-    csv_lines = format_csv(board).splitlines()
-    assert csv_lines[0].startswith("rank,imbalance_factor,trial,kind,state,reason,objective,test_top1,")
+def test_csv_keeps_raw_values(store):
+    csv_lines = format_csv(load_leaderboard(store[1], "lt")).splitlines()
+    assert csv_lines[0].startswith(
+        "rank,condition,imbalance_factor,trial,kind,configuration,seed,state,reason,objective,test_top1,"
+    )
+    assert csv_lines[0].endswith(",epochs,wall_s,temperature")
     first = csv_lines[1].split(",")
-    assert csv_lines[0].endswith(",epochs,wall_s,param.imbalance_factor,temperature")
-    assert first == [
+    assert first[:12] == [
         "1",
+        "imbalance_factor=10",
         "10.0",
         "trial-003",
         "search",
+        "",
+        "0.0",
         "completed",
         "",
         "0.9",
         "0.88",
         "0.87",
-        "0.9",
-        "0.8",
-        "",
-        "3.0",
-        "2.0",
-        "0.0",
-        "3.0",
-        "12.0",
-        "10",
-        "0.2",
     ]
-    assert csv_lines[5].split(",")[:5] == ["3", "100.0", "baseline-ce", "baseline", "completed"]
-    pruned = csv_lines[6].split(",")
-    assert pruned[2] == "trial-002" and pruned[6] == "0.2" and pruned[7:12] == [""] * 5
-    markdown = format_markdown(board)
-    assert (
-        "| rank | IF | trial | state | val objective | top-1 | balanced | many | medium | few | temperature "
-        "| epochs | wall s |" in markdown
-    )
-    assert "| 1 | 10 | trial-003 | completed | 90.0 | 88.0 | 87.0 | 90.0 | 80.0 | n/a | 0.2 | 3 | 12 |" in markdown
-    assert (
-        "| 3 | 100 | baseline-ce [baseline] | completed | 50.0 | 45.0 | 45.0 | 90.0 | 30.0 | 5.0 |  | 3 | 12 |"
-        in markdown
-    )
-    assert "| 4 | 100 | trial-002 | pruned | 20.0 |  |  |  |  |  | 0.05 | 1 |  |" in markdown
+    assert csv_lines[5].split(",")[:5] == ["3", "imbalance_factor=100", "100.0", "baseline-ce", "baseline"]
 
 
 def test_cli_formats_and_output_file(store, tmp_path, capsys):
@@ -110,7 +119,7 @@ def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_s
         "baseline-ce",
         "baseline",
         "completed",
-        100,
+        "imbalance_factor=100",
         {"name": "ce"},
         [0.4],
         {

@@ -10,21 +10,43 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from smcl_tune.study.searcher import StudySearcher, to_optuna_distribution
+from smcl_tune.study.searcher import FixedTrial, Stratum, StudySearcher, to_optuna_distribution
 
 SPACE = {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}}
 METRIC = "val_balanced_accuracy"
+NO_CONDITION = Stratum("")  # a study without conditions
 
 
-def _searcher(storage, metric=METRIC, mode="max", baselines=(), seed=0, space=SPACE):
+def _searcher(
+    storage,
+    metric=METRIC,
+    mode="max",
+    baselines=(),
+    seed=0,
+    space=SPACE,
+    strata=(NO_CONDITION,),
+    num_trials=8,
+    confirm=None,
+):
+    """A searcher over `strata` (one unlabelled stratum: a study without conditions); its Optuna
+    studies are "s" and "s/<label>"."""
+    strata = list(strata)
+    fixed = [
+        FixedTrial(stratum, "baseline", f"baseline-{b['name']}", b["name"], b["overrides"])
+        for stratum in strata
+        for b in baselines
+    ]
     return StudySearcher(
         space=space,
-        baselines=list(baselines),
+        strata=strata,
+        baselines=fixed,
+        num_trials=num_trials,
         metric=metric,
         mode=mode,
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=2),
-        study_name="s",
+        samplers=[optuna.samplers.TPESampler(seed=seed + index, n_startup_trials=2) for index in range(len(strata))],
+        study_names=[f"s/{stratum.label}" if stratum.label else "s" for stratum in strata],
         storage=storage,
+        confirm=confirm,
     )
 
 
@@ -136,6 +158,8 @@ def test_baselines_come_first_and_never_reach_optuna(storage):
         "smcl_trial_key": "baseline-ce",
         "smcl_role": "baseline",
         "smcl_trial_name": "baseline-ce",
+        "smcl_condition": "",
+        "smcl_configuration": "ce",
         "method.name": "ce",
     }
     searcher.on_trial_result("b", _epoch(0, 0.3, planned=1))
@@ -214,3 +238,70 @@ def test_a_reader_holding_the_optuna_database_locked_never_kills_the_driver(tmp_
     assert time.monotonic() - started >= 6.5  # it waited for the reader instead of failing
     trial = optuna.load_study(study_name="s", storage=f"sqlite:///{database}").get_trials()[0]
     assert trial.state == TrialState.COMPLETE and trial.value == 0.7
+
+
+IF10, IF100 = (
+    Stratum("imbalance_factor=10", {"data.imbalance_factor": 10}),
+    Stratum("imbalance_factor=100", {"data.imbalance_factor": 100}),
+)
+
+
+def test_each_condition_has_its_own_optuna_study_and_trials_alternate_between_them(storage):
+    searcher = _searcher(
+        storage, strata=(IF10, IF100), num_trials=2, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}]
+    )
+    suggested = [searcher.suggest(f"t{index}") for index in range(6)]
+    assert [(s["smcl_role"], s["smcl_condition"]) for s in suggested] == [
+        ("baseline", "imbalance_factor=10"),
+        ("baseline", "imbalance_factor=100"),
+        ("search", "imbalance_factor=10"),
+        ("search", "imbalance_factor=100"),
+        ("search", "imbalance_factor=10"),
+        ("search", "imbalance_factor=100"),
+    ]
+    assert [s["data.imbalance_factor"] for s in suggested] == [10, 100] * 3  # the condition travels with the trial
+    assert suggested[2]["smcl_trial_key"] == "imbalance_factor=10/optuna-0"
+    assert suggested[3]["smcl_trial_name"] == "trial-000 [imbalance_factor=100]"
+    assert searcher.suggest("t6") == "FINISHED"  # no confirmation stage
+    for name in ("s/imbalance_factor=10", "s/imbalance_factor=100"):
+        assert len(optuna.load_study(study_name=name, storage=storage).get_trials()) == 2
+
+
+def test_the_confirmation_stage_retrains_the_top_k_of_each_condition_with_every_seed(storage):
+    searcher = _searcher(
+        storage,
+        strata=(IF10, IF100),
+        num_trials=3,
+        confirm={"top_k": 2, "seeds": [1, 2], "overrides": {"data.val_per_class": 0}},
+    )
+    scores = {"imbalance_factor=10": [0.3, 0.9, 0.6], "imbalance_factor=100": [0.5, 0.2, 0.4]}
+    assert searcher.most_trials == 6 + 2 * 2 * 2
+    ids = [f"t{index}" for index in range(6)]
+    suggested = {trial_id: searcher.suggest(trial_id) for trial_id in ids}
+    for trial_id in ids[:4]:  # the search of imbalance factor 10 is still running: nothing to confirm yet
+        condition = suggested[trial_id]["smcl_condition"]
+        number = int(suggested[trial_id]["smcl_trial_key"].rsplit("-", 1)[1])
+        searcher.on_trial_complete(trial_id, _final(0, 0.0, planned=1, selected=scores[condition][number]))
+    assert searcher.suggest("waiting") is None
+    for trial_id in ids[4:]:
+        condition = suggested[trial_id]["smcl_condition"]
+        searcher.on_trial_complete(trial_id, _final(0, 0.0, planned=1, selected=scores[condition][2]))
+    confirmations = [searcher.suggest(f"c{index}") for index in range(8)]
+    assert [(c["smcl_condition"], c["smcl_configuration"], c["training.seed"]) for c in confirmations] == [
+        ("imbalance_factor=10", "trial-001", 1),
+        ("imbalance_factor=10", "trial-001", 2),
+        ("imbalance_factor=10", "trial-002", 1),
+        ("imbalance_factor=10", "trial-002", 2),
+        ("imbalance_factor=100", "trial-000", 1),
+        ("imbalance_factor=100", "trial-000", 2),
+        ("imbalance_factor=100", "trial-002", 1),
+        ("imbalance_factor=100", "trial-002", 2),
+    ]
+    first = confirmations[0]
+    assert first["smcl_role"] == "confirm" and first["data.val_per_class"] == 0 and first["data.imbalance_factor"] == 10
+    assert first["smcl_trial_key"] == "imbalance_factor=10/confirm-001-s1"
+    study = optuna.load_study(study_name="s/imbalance_factor=10", storage=storage)
+    assert first["method.temperature"] == study.trials[1].params["method.temperature"]
+    searcher.on_trial_complete("c0", _final(0, 0.0, planned=1, selected=0.1))
+    assert len(study.trials) == 3  # the confirmation runs stay out of Optuna's record
+    assert searcher.suggest("c8") == "FINISHED"

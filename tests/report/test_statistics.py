@@ -1,0 +1,96 @@
+"""Statistics over seeds, by hand: mean ± std, Student-t 95% intervals, paired differences, LaTeX."""
+
+import csv
+import io
+import math
+
+import pytest
+
+from smcl_tune.cli import main
+from smcl_tune.report.leaderboard import load_leaderboard
+from smcl_tune.report.statistics import t_interval
+from smcl_tune.report.tables import format_csv, format_latex, format_text
+
+T_975 = {1: 12.7062047, 2: 4.30265273}  # Student t quantiles, 1 and 2 degrees of freedom
+
+
+def test_t_interval_by_hand():
+    mean, spread, low, high = t_interval([10.0, 14.0, 12.0])
+    half = T_975[2] * 2.0 / math.sqrt(3)
+    assert (mean, spread) == (12.0, 2.0) and low == pytest.approx(12 - half) and high == pytest.approx(12 + half)
+    assert math.isnan(t_interval([5.0])[1]) and math.isnan(t_interval([5.0, math.nan])[2])
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory, build_seed_store):
+    return load_leaderboard(build_seed_store(tmp_path_factory.mktemp("seeds")), "seeds")
+
+
+def _few(frame, configuration):
+    row = frame[frame["configuration"] == configuration].iloc[0]
+    return [100 * row[f"test_few_{key}"] for key in ("mean", "std", "ci_low", "ci_high")]
+
+
+def test_configurations_over_seeds_have_mean_std_and_t_intervals(board):
+    summary = board.configurations()
+    assert sorted(summary["configuration"]) == ["ce", "smcl", "trial-001"]
+    ce_half = T_975[2] * 2 / math.sqrt(3)
+    assert _few(summary, "ce") == pytest.approx([12, 2, 12 - ce_half, 12 + ce_half])
+    smcl_half = T_975[2] * math.sqrt(12) / math.sqrt(3)
+    assert _few(summary, "smcl") == pytest.approx([24, math.sqrt(12), 24 - smcl_half, 24 + smcl_half])
+    confirm_half = T_975[1] * math.sqrt(8) / math.sqrt(2)
+    assert _few(summary, "trial-001") == pytest.approx([32, math.sqrt(8), 32 - confirm_half, 32 + confirm_half])
+    assert summary[summary["configuration"] == "trial-001"].iloc[0]["seeds"] == "1,2"
+
+
+def test_paired_differences_use_the_seeds_both_ran_and_mark_intervals_without_zero(board):
+    differences = board.differences().set_index("configuration")
+    assert board.baseline == "ce"  # the study's first baseline
+    smcl = differences.loc["smcl"]  # 10, 12, 14 points over seeds 0, 1, 2
+    assert smcl["paired_seeds"] == "0,1,2" and 100 * smcl["test_few_diff"] == pytest.approx(12)
+    assert 100 * smcl["test_few_diff_low"] == pytest.approx(12 - T_975[2] * 2 / math.sqrt(3))
+    assert smcl["test_few_excludes_0"]
+    confirmed = differences.loc["trial-001"]  # seeds 1 and 2 only: 16 and 22 points
+    assert confirmed["paired_seeds"] == "1,2" and 100 * confirmed["test_few_diff"] == pytest.approx(19)
+    assert not confirmed["test_few_excludes_0"]  # two seeds are too few to tell
+    assert not smcl["test_top1_excludes_0"]  # no difference at all
+
+
+def test_the_text_table_shows_the_statistics_and_the_csv_carries_them_per_seed(board):
+    text = format_text(board)
+    assert "configurations over seeds: mean ± std [95% interval, Student t], test %" in text
+    assert "paired differences to the baseline 'ce' over the seeds both ran" in text
+    smcl_lines = [line.split("  ") for line in text.splitlines() if line.startswith("smcl [baseline] ")]
+    summary_line, difference_line = ([cell.strip() for cell in line if cell.strip()] for line in smcl_lines)
+    assert summary_line[1:2] + summary_line[-1:] == ["0,1,2", "24.0 ± 3.5 [15.4, 32.6]"]
+    assert difference_line[1:3] + difference_line[-1:] == ["ce", "0,1,2", "+12.0 [+7.0, +17.0]*"]
+    rows = list(csv.DictReader(io.StringIO(format_csv(board))))
+    seed_one = next(row for row in rows if row["trial"] == "baseline-smcl-s1")
+    assert float(seed_one["config_test_few_mean"]) == pytest.approx(0.24)
+    assert float(seed_one["diff_test_few_diff"]) == pytest.approx(0.12)
+    assert seed_one["diff_test_few_excludes_0"] == "True"
+
+
+def test_latex_is_a_booktabs_table_with_the_best_mean_of_each_column_in_bold(board):
+    latex = format_latex(board)
+    assert latex.splitlines()[1:4] == [
+        r"\begin{tabular}{lcccc}",
+        r"\toprule",
+        r"Method & Top-1 & Many & Medium & Few \\",
+    ]
+    assert r"\bottomrule" in latex and r"\end{tabular}" in latex
+    tuned = r"trial-001 (tuned) & \textbf{50.0} $\pm$ 0.0 & \textbf{80.0} $\pm$ 0.0 & \textbf{50.0} $\pm$ 0.0"
+    assert tuned + r" & \textbf{32.0} $\pm$ 2.8 \\" in latex
+    assert r"ce & \textbf{50.0} $\pm$ 0.0" in latex and r"& 12.0 $\pm$ 2.0 \\" in latex  # not the best: not bold
+
+
+def test_the_cli_writes_latex_and_compares_with_another_baseline(tmp_path, build_seed_store, capsys):
+    build_seed_store(tmp_path / "runs")
+    out = tmp_path / "table.tex"
+    assert (
+        main(["leaderboard", "seeds", "--storage", str(tmp_path / "runs"), "--format", "latex", "--output", str(out)])
+        == 0
+    )
+    assert out.read_text().startswith("% seeds: test accuracy (%)") and r"\toprule" in out.read_text()
+    assert main(["leaderboard", "seeds", "--storage", str(tmp_path / "runs"), "--baseline", "smcl"]) == 0
+    assert "paired differences to the baseline 'smcl'" in capsys.readouterr().out
