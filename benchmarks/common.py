@@ -47,6 +47,14 @@ def mean_spread_cell(values: list[float]) -> str:
     return f"{statistics.mean(values):5.1f} ± {spread:4.1f}"
 
 
+def interval_cell(values: list[float]) -> str:
+    """Fractions as `mean [low, high]` in %, the Student-t 95% interval over seeds."""
+    from smcl_tune.report.statistics import t_interval
+
+    mean, _, low, high = t_interval([100 * value for value in values])
+    return f"{mean:5.1f} [{low:5.1f}, {high:5.1f}]" if len(values) > 1 else f"{mean:5.1f}"
+
+
 def run_jobs(run_one: Callable[[tuple], dict], jobs: list[tuple], workers: int, output: str) -> list[dict]:
     """`run_one(job)` for every job in `workers` processes; each outcome is also written to
     `output` as a JSON line as soon as it is known, so an interrupted benchmark keeps its runs."""

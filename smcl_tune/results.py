@@ -38,6 +38,8 @@ EPOCH_METRICS = (
     "train_accuracy",
     "masked_step_fraction",
     "masked_area",
+    "masked_empty_fraction",
+    "masked_full_fraction",
     "lr",
     "epoch_seconds",
     "images_per_second",

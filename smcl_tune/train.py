@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Report = Callable[[dict[str, Any], Path | None], None]
 EpochHook = Callable[["Trial", dict[str, float]], None]
 CHECKPOINT_NAME = "trial.pt"
+FULL_MASK_AREA = 0.9  # a mask above this covers (nearly) the whole image: the background is gone too
 
 
 def resolve_device(name: str) -> torch.device:
@@ -192,8 +193,9 @@ class Trial:
         self.network.train()
         plan = self._plan()
         class_weights = self._class_weights()
-        totals = torch.zeros(5, dtype=torch.float64, device=self.device)  # loss, L_MCE, L_MSC, correct, area
-        masked_steps = masked_images = seen = 0
+        # loss, L_MCE, L_MSC, correct; masks: count, area, empty (area 0), nearly whole image (area > 0.9)
+        totals = torch.zeros(8, dtype=torch.float64, device=self.device)
+        masked_steps = seen = 0
         started = time.perf_counter()
         for step, (head_images, head_labels, minor_images, minor_labels) in enumerate(self.batches.epoch(plan)):
             factor = learning_rate_factor(training, self.epoch, step, len(plan))
@@ -216,19 +218,21 @@ class Trial:
             self.optimizer.step()
             batch = len(head_labels)
             seen += batch
-            if minor_images is not None:
-                masked_steps += 1
-                masked_images += batch
+            masked_steps += minor_images is not None
+            areas = output.mask_areas.detach().double()
             totals += torch.stack(
                 [
                     output.loss.detach().double() * batch,
                     output.classification_loss.detach().double() * batch,
                     output.contrastive_loss.detach().double() * batch,
                     (output.head_logits.detach().argmax(1) == head_labels).sum().double(),
-                    output.masked_area.detach().double() * batch,
+                    areas.new_tensor(float(areas.numel())),
+                    areas.sum(),
+                    (areas == 0).sum().double(),
+                    (areas > FULL_MASK_AREA).sum().double(),
                 ]
             )
-        loss, mce, msc, correct, area = totals.tolist()  # the epoch's only host synchronisation
+        loss, mce, msc, correct, masks, area, empty, full = totals.tolist()  # the epoch's only host synchronisation
         elapsed = time.perf_counter() - started
         return {
             "loss": loss / seen,
@@ -236,7 +240,9 @@ class Trial:
             "loss_msc": msc / seen,
             "train_accuracy": correct / seen,
             "masked_step_fraction": masked_steps / len(plan),
-            "masked_area": area / masked_images if masked_images else math.nan,
+            "masked_area": area / masks if masks else math.nan,
+            "masked_empty_fraction": empty / masks if masks else math.nan,
+            "masked_full_fraction": full / masks if masks else math.nan,
             "lr": training.lr * learning_rate_factor(training, self.epoch, len(plan) - 1, len(plan)),
             "epoch_seconds": elapsed,
             "images_per_second": seen / elapsed,

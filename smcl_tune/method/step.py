@@ -67,7 +67,7 @@ class StepOutput:
     classification_loss: torch.Tensor
     contrastive_loss: torch.Tensor
     head_logits: torch.Tensor
-    masked_area: torch.Tensor
+    mask_areas: torch.Tensor  # [B] the masked area fraction of each composed image; empty without masks
 
 
 def _saliency(settings: StepSettings, network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -140,12 +140,12 @@ def step_loss(
     if minor_images is None or not settings.uses_minor_batch:
         logits, _ = network(head_images)
         classification = _classification_loss(settings, logits, head_targets, class_weights, class_counts)
-        return StepOutput(classification, classification, zero, logits, zero)
+        return StepOutput(classification, classification, zero, logits, head_images.new_zeros(0))
 
     if settings.method == "supcon":
         second_images = minor_images
         second_targets = F.one_hot(minor_labels, settings.num_classes).float()
-        area = torch.ones(batch, device=head_images.device)
+        area = head_images.new_zeros(0)  # no mask: the minor images go in whole
     else:
         second_images, second_targets, area = masked_images(
             settings, network, head_images, head_labels, minor_images, minor_labels, generator
@@ -160,7 +160,7 @@ def step_loss(
         )
     else:
         contrastive = zero
-    return StepOutput(classification + weight * contrastive, classification, contrastive, logits[:batch], area.mean())
+    return StepOutput(classification + weight * contrastive, classification, contrastive, logits[:batch], area)
 
 
 def _classification_loss(

@@ -46,7 +46,7 @@ def test_smcl_loss_is_mixed_ce_plus_weighted_supcon_on_the_masked_batch(network)
     assert torch.allclose(output.classification_loss, mce, atol=1e-5)
     assert torch.allclose(output.contrastive_loss, msc, atol=1e-5)
     assert torch.allclose(output.loss, mce + 0.7 * msc, atol=1e-5)
-    assert 0 < float(output.masked_area) < 1
+    assert output.mask_areas.shape == (len(y_b),) and 0 < float(output.mask_areas.mean()) < 1
 
 
 def test_mask_only_has_no_contrastive_term_and_ce_ignores_the_minor_batch(network):
