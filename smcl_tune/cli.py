@@ -27,11 +27,15 @@ def _format_accuracy(value: float) -> str:
 def _print_trial_result(result) -> None:
     sizes = result.group_sizes
     print(f"status: {result.status}" + (f" ({result.reason})" if result.reason else ""))
-    print(f"epochs: {result.epochs_completed}, selected on validation: epoch {result.best_epoch}")
+    selection = "selected on validation" if result.validation else "no validation split, the last"
+    print(f"epochs: {result.epochs_completed}, {selection}: epoch {result.best_epoch}")
     print(f"shot groups (classes): many {sizes['many']} / medium {sizes['medium']} / few {sizes['few']}")
     header = f"{'split':<12}{'top-1':>8}{'balanced':>10}{'many':>8}{'medium':>8}{'few':>8}"
     print(header)
-    for name, metrics in (("validation", result.validation), ("test", result.test)):
+    rows = [("validation", result.validation), ("test", result.test)]
+    if result.last_test and result.last_test != result.test:
+        rows.append(("test, last", result.last_test))
+    for name, metrics in rows:
         if metrics:
             print(
                 f"{name:<12}{_format_accuracy(metrics['top1']):>8}{_format_accuracy(metrics['balanced_accuracy']):>10}"
@@ -119,6 +123,7 @@ def _tracking_uri(arguments: argparse.Namespace) -> str:
 def _command_leaderboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.html import comparison_html, format_html
     from smcl_tune.report.leaderboard import EmptyStudy, StudyNotFound, load_leaderboard
+    from smcl_tune.report.reference import load_reference
     from smcl_tune.report.tables import format_comparison, format_csv, format_latex, format_markdown, format_text
 
     uri = _tracking_uri(arguments)
@@ -136,14 +141,14 @@ def _command_leaderboard(arguments: argparse.Namespace) -> int:
         else:
             text = comparison_html(boards) if fmt == "html" else format_comparison(boards, fmt)
     else:
-        formats = {
-            "table": format_text,
-            "csv": format_csv,
-            "markdown": format_markdown,
-            "html": format_html,
-            "latex": format_latex,
-        }
-        text = formats[fmt](boards[0])
+        reference = None
+        if arguments.reference is not None:
+            reference = load_reference(Path(arguments.reference) if arguments.reference else None)
+        if fmt == "latex":
+            text = format_latex(boards[0])
+        else:
+            formats = {"table": format_text, "csv": format_csv, "markdown": format_markdown, "html": format_html}
+            text = formats[fmt](boards[0], reference)
     if arguments.output:
         Path(arguments.output).write_text(text)
         print(f"wrote {arguments.output}")
@@ -198,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("studies", nargs="+", metavar="STUDY", help="study name(s)")
     board.add_argument("--format", choices=("table", "csv", "markdown", "html", "latex"), default="table")
     board.add_argument("--baseline", help="compare configurations with this baseline (default: the study's first)")
+    board.add_argument(
+        "--reference",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="add published results for the same benchmark (and those of FILE, a CSV of the same columns)",
+    )
     board.add_argument("--output", help="write to this file instead of the terminal")
     board.add_argument("--storage", default="smcl-runs", help="the studies' storage folder (default smcl-runs)")
     board.add_argument("--tracking-uri", help="an MLflow tracking URI instead of the storage folder's store")

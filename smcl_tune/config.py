@@ -77,9 +77,14 @@ class DataConfig(_Strict):
     )
     val_per_class: int = Field(
         20,
-        ge=1,
-        description="balanced validation images per class "
-        "(drawn from the official validation list where the source has one)",
+        ge=0,
+        description="balanced validation images per class (drawn from the official validation list where the "
+        "source has one); 0: no validation split, the trial trains on the whole subset and reports its last epoch",
+    )
+    subset_protocol: Literal["seeded", "ldam"] = Field(
+        "seeded",
+        description="seeded: the subset drawn with a generator seeded by subset_seed; ldam: exactly the subsets of "
+        "Cao et al.'s LDAM-DRW code (NumPy's RandomState(0), one shuffle per class in label order)",
     )
     subset_seed: int = Field(0, **SEED_RANGE, description="seed of the long-tailed subset and validation draw")
     many_above: int = Field(100, ge=0, description="many-shot: training count > many_above")

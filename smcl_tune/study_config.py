@@ -366,6 +366,21 @@ def _check_conditions(config: StudyConfig) -> None:
             raise ConfigError(f"conditions ({condition.label}) give an invalid trial: {error}") from None
 
 
+def _check_validation_split(config: StudyConfig) -> None:
+    """A search selects on validation metrics: every condition it runs in needs a validation split."""
+    if not config.num_trials:
+        return
+    for condition in study_conditions(config.conditions):
+        trial = trial_config_from_dict(apply_overrides(config.trial, condition.overrides))
+        if trial.data.val_per_class == 0:
+            where = f" (condition {condition.label})" if condition.label else ""
+            raise ConfigError(
+                f"trial.data.val_per_class: 0 leaves no validation split{where}, and a search is tuned on "
+                f"{config.objective.metric}; keep a validation split for the search and train on the whole "
+                "subset in baselines and confirm.overrides (data.val_per_class: 0)"
+            )
+
+
 def _check_search_space(config: StudyConfig) -> None:
     """Every distribution fits its field, and in every condition every combination of the
     distributions' edge values (all of them up to MAX_CHECKED_COMBINATIONS) gives a valid trial."""
@@ -459,6 +474,7 @@ def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
         raise ConfigError(format_validation_error(error)) from None
     base_trial = trial_config_from_dict(config.trial, prefix="trial")
     _check_conditions(config)
+    _check_validation_split(config)
     _check_search_space(config)
     _check_fixed_runs(config)
     _check_asha_budget(config, base_trial)

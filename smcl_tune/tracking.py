@@ -50,6 +50,8 @@ METHOD_TAG = "smcl.method"
 CONDITION_TAG = "smcl.condition"  # the condition's label ("" without conditions)
 CONFIGURATION_TAG = "smcl.configuration"  # what a configuration's seeds share: a baseline's name, "trial-003"
 SEED_TAG = "smcl.seed"  # training.seed
+SOURCE_TAG = "smcl.source"  # data.source
+ARCHITECTURE_TAG = "smcl.architecture"  # model.architecture
 PARENT_TAG = MLFLOW_PARENT_RUN_ID
 
 _TERMINAL = {

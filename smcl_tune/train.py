@@ -248,13 +248,23 @@ class Trial:
             "images_per_second": seen / elapsed,
         }
 
+    @property
+    def validates(self) -> bool:
+        """Whether there is a validation split to select an epoch on (data.val_per_class > 0)."""
+        return len(self.data.val) > 0
+
     def finish_epoch(self, metrics: dict[str, float]) -> None:
-        """After an epoch's training: validate, keep the best weights so far, record, move on."""
+        """After an epoch's training: validate, keep the best weights so far, record, move on.
+        Without a validation split there is nothing to select on: the last epoch is the result."""
         data = self.data
-        validation = accuracy_summary(evaluate(self.network, data.val, data), data.groups)
-        metrics.update({f"val_{name}": value for name, value in validation.items()})
         metrics.update(gpu_memory_metrics(self.device))
         metrics["epoch"] = self.epoch
+        if not self.validates:
+            self.history.append(metrics)
+            self.epoch += 1
+            return
+        validation = accuracy_summary(evaluate(self.network, data.val, data), data.groups)
+        metrics.update({f"val_{name}": value for name, value in validation.items()})
         if validation["balanced_accuracy"] > self.best_score:
             self.best_score = validation["balanced_accuracy"]
             self.best_epoch = self.epoch
@@ -263,30 +273,34 @@ class Trial:
         self.epoch += 1
 
     def result(self, status: str, reason: str | None) -> TrialResult:
-        """The trial's result: test metrics of the weights selected on validation (the trial's own
-        network keeps its last weights)."""
+        """The trial's result: test metrics of the weights selected on validation, or of the last
+        epoch without a validation split (the trial's own network keeps its last weights)."""
         data = self.data
         validation: dict[str, float] = {}
         test: dict[str, float] = {}
         last_test: dict[str, float] = {}
         per_class: list[float] = []
         confusion: list[list[int]] = []
-        if self.best_state is not None:
-            selected = copy.deepcopy(self.network)
-            selected.load_state_dict(self.best_state)
-            best = self.history[self.best_epoch]
-            validation = {key.removeprefix("val_"): value for key, value in best.items() if key.startswith("val_")}
+        best_epoch = self.best_epoch if self.validates else (self.epoch - 1 if self.history else None)
+        if best_epoch is not None:
+            if self.validates:
+                selected = copy.deepcopy(self.network)
+                selected.load_state_dict(self.best_state)
+                best = self.history[best_epoch]
+                validation = {key.removeprefix("val_"): value for key, value in best.items() if key.startswith("val_")}
+            else:
+                selected = self.network
             matrix = evaluate(selected, data.test, data)
             test = accuracy_summary(matrix, data.groups)
             per_class = per_class_accuracy(matrix).tolist()
             confusion = matrix.tolist()
-            last_is_best = self.best_epoch == self.epoch - 1
+            last_is_best = best_epoch == self.epoch - 1
             last_test = test if last_is_best else accuracy_summary(evaluate(self.network, data.test, data), data.groups)
         return TrialResult(
             status=status,
             reason=reason,
             epochs_completed=self.epoch,
-            best_epoch=self.best_epoch,
+            best_epoch=best_epoch,
             validation=validation,
             test=test,
             last_test=last_test,
@@ -399,7 +413,7 @@ def run_trial(
             "epoch %d: loss %.4f, val balanced accuracy %.4f",
             trial.epoch - 1,
             metrics["loss"],
-            metrics["val_balanced_accuracy"],
+            metrics.get("val_balanced_accuracy", math.nan),
         )
         if trial.epoch == training.epochs:
             # The last epoch's report is the trial's last: a scheduler may stop the trial as soon

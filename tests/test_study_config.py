@@ -135,6 +135,11 @@ BAD_STUDIES = [
         lambda r: r.update(search={}, num_trials=0, baselines=[]),
         "num_trials: a study with no trials to sample needs baselines",
     ),
+    (
+        "a search without a validation split",
+        _set("trial.data.val_per_class", 0),
+        "trial.data.val_per_class: 0 leaves no validation split, and a search is tuned on val_balanced_accuracy",
+    ),
     # Values that passed validation and failed later, inside trials (issue 13).
     (
         "a whole-number field searched with uniform",
@@ -235,6 +240,16 @@ def test_run_refuses_a_bad_file_before_anything_starts(tmp_path):
     assert done.returncode == 2
     assert "resources.gpus" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "smcl-runs").exists()
+
+
+def test_baselines_and_confirmation_runs_may_train_on_the_whole_subset():
+    from smcl_tune.study_config import study_from_dict
+
+    raw = yaml.safe_load(QUICKSTART.read_text())
+    raw["baselines"] = [{"name": "ce", "overrides": {"method.name": "ce", "data.val_per_class": 0}, "seeds": [0, 1]}]
+    raw["confirm"] = {"top_k": 1, "seeds": [1], "overrides": {"data.val_per_class": 0}}
+    study = study_from_dict(raw)
+    assert study.trial_config(raw["confirm"]["overrides"]).data.val_per_class == 0
 
 
 def test_shipped_studies_are_valid(capsys, monkeypatch):

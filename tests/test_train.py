@@ -128,3 +128,14 @@ def test_a_checkpoint_that_is_not_this_trials_own_is_set_aside_and_the_trial_sta
     assert "the trial starts from scratch" in caplog.text
     assert reports == [0, 1]  # trained from its first epoch
     assert resumed.test_confusion == fresh.test_confusion
+
+
+def test_without_a_validation_split_the_trial_trains_on_the_whole_subset_and_reports_its_last_epoch(tiny_config):
+    config = tiny_config(epochs=2)
+    config["data"]["val_per_class"] = 0
+    reports = []
+    result = run_trial(config, report=lambda metrics, folder: reports.append(metrics))
+    assert result.status == "completed" and result.validation == {} and result.best_epoch == 1
+    assert result.test == result.last_test
+    assert not any(key.startswith("val_") for report in reports for key in report)
+    assert "selected_val_top1" not in reports[-1] and reports[-1]["last_test_top1"] == result.test["top1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from smcl_tune.data.pool import DataSourceError
@@ -81,6 +82,21 @@ def training_counts(
     return counts
 
 
+def ldam_members(labels: torch.Tensor, num_classes: int) -> list[torch.Tensor]:
+    """For each class, its indices in pool order shuffled as Cao et al.'s LDAM-DRW code shuffles
+    them (IMBALANCECIFAR*.gen_imbalanced_data after `np.random.seed(0)`): one shuffle per class,
+    in label order, by NumPy's legacy generator seeded with 0. A generator of its own: NumPy's
+    global state is left alone. Keeping the first n_i of each gives the reference's subset."""
+    generator = np.random.RandomState(0)
+    values = labels.numpy()
+    members = []
+    for label in range(num_classes):
+        indices = np.where(values == label)[0]
+        generator.shuffle(indices)
+        members.append(torch.from_numpy(indices))
+    return members
+
+
 @dataclass(frozen=True)
 class LongTailSplit:
     """Indices into a training pool: the long-tailed subset and a balanced validation split."""
@@ -96,22 +112,31 @@ def split_long_tailed(
     val_per_class: int,
     seed: int,
     class_names: list[str] | None = None,
+    protocol: str = "seeded",
 ) -> LongTailSplit:
     """Choose the long-tailed subset and a balanced validation split from one training pool.
 
-    The validation images are held out first, so that they are never in the training subset
-    (see `training_counts`). With `val_per_class == 0` no validation is drawn here (the source has
-    its own). The draw uses a generator of its own: the same seed gives the same split whatever
-    else touched the global RNGs.
+    seeded: each class's images in an order drawn from `seed` (a generator of its own: the same
+    seed gives the same split whatever else touched the global RNGs); the validation images come
+    first, the training subset after them. ldam: each class in the order of `ldam_members`; the
+    training subset first (with `val_per_class == 0`, exactly the reference's), the validation
+    images from what it leaves out. Either way the two never overlap, and a class whose pool
+    cannot hold both trains on what is left (see `training_counts`). With `val_per_class == 0` no
+    validation is drawn here.
     """
     num_classes = len(target_counts)
     pool_counts = torch.bincount(pool_labels, minlength=num_classes).tolist()
     counts = training_counts(pool_counts, target_counts, val_per_class, class_names or [])
-    generator = torch.Generator().manual_seed(seed)
     train_parts, val_parts = [], []
-    for order, count in zip(shuffled_members(pool_labels, num_classes, generator), counts):
-        val_parts.append(order[:val_per_class])
-        train_parts.append(order[val_per_class : val_per_class + count])
+    if protocol == "ldam":
+        for order, count in zip(ldam_members(pool_labels, num_classes), counts):
+            train_parts.append(order[:count])
+            val_parts.append(order[count : count + val_per_class])
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        for order, count in zip(shuffled_members(pool_labels, num_classes, generator), counts):
+            val_parts.append(order[:val_per_class])
+            train_parts.append(order[val_per_class : val_per_class + count])
     return LongTailSplit(torch.cat(train_parts), torch.cat(val_parts), counts)
 
 

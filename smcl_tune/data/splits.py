@@ -140,7 +140,9 @@ def build_trial_data(config: DataConfig) -> TrialData:
     pool_counts = torch.bincount(source.train.labels, minlength=num_classes).tolist()
     targets = subset_targets(pool_counts, _n_max(config, pool_counts), config.subset_imbalance_factor, config.profile)
     held_out = 0 if source.val is not None else config.val_per_class
-    split = split_long_tailed(source.train.labels, targets, held_out, config.subset_seed, source.class_names)
+    split = split_long_tailed(
+        source.train.labels, targets, held_out, config.subset_seed, source.class_names, config.subset_protocol
+    )
     if source.val is not None:
         val_pool = source.val
         val_indices = balanced_indices(source.val.labels, config.val_per_class, num_classes, config.subset_seed + 1)

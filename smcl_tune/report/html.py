@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -22,6 +23,7 @@ from smcl_tune.report.tables import (
     differences_title,
     display_frame,
     group_lines,
+    reference_sections,
     seeds_frame,
     title_line,
 )
@@ -66,7 +68,7 @@ def comparison_html(boards: list[Leaderboard]) -> str:
     )
 
 
-def format_html(board: Leaderboard) -> str:
+def format_html(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
     """The whole report as one HTML page; plotly.js is inlined once, nothing is fetched."""
     figures: list[go.Figure] = [
         figure for figure in (many_few_figure(board), *hyperparameter_figures(board)) if figure is not None
@@ -76,10 +78,13 @@ def format_html(board: Leaderboard) -> str:
     figures += [figure for figure in (curves_figure(board), long_tail_figure(board)) if figure is not None]
     table = display_frame(board).to_html(index=False, border=0, classes="leaderboard", na_rep="")
     sections = []
-    for title, frame in (
+    tables = [
         (SEEDS_TITLE, seeds_frame(board)),
         (differences_title(board) if board.baseline else "", differences_frame(board)),
-    ):
+    ]
+    if reference is not None:
+        tables += reference_sections(board, reference)
+    for title, frame in tables:
         if not frame.empty:
             sections += [f"<h2>{html.escape(title)}</h2>", frame.to_html(index=False, border=0, classes="seeds")]
     return _page(

@@ -17,6 +17,7 @@ import pandas as pd
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import TrialState
 from smcl_tune.tracking import (
+    ARCHITECTURE_TAG,
     BASELINES_TAG,
     CONDITION_TAG,
     CONDITIONS_TAG,
@@ -31,6 +32,7 @@ from smcl_tune.tracking import (
     ROLE_TAG,
     SEARCH_TAG,
     SEED_TAG,
+    SOURCE_TAG,
     STATE_TAG,
     StudyStore,
 )
@@ -121,6 +123,8 @@ def _trial_row(run) -> dict:
         "kind": tags.get(ROLE_TAG) if tags.get(ROLE_TAG) in KINDS else "search",
         "configuration": tags.get(CONFIGURATION_TAG, ""),
         "seed": _number(tags.get(SEED_TAG)),
+        "source": tags.get(SOURCE_TAG, ""),
+        "architecture": tags.get(ARCHITECTURE_TAG, ""),
         "state": _state(tags.get(STATE_TAG)),
         "reason": tags.get(REASON_TAG, ""),
         "imbalance_factor": _number(tags.get(IMBALANCE_FACTOR_TAG)),

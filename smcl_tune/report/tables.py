@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
+from smcl_tune.report.reference import CAVEAT, published_for
 
 _HEADINGS = {
     "test_top1": "top-1",
@@ -22,7 +23,19 @@ _HEADINGS = {
     "test_medium": "medium",
     "test_few": "few",
 }
-_LEFT_ALIGNED = {"trial", "state", "study", "best trial", "condition", "configuration", "seeds", "vs"}
+_LEFT_ALIGNED = {
+    "trial",
+    "state",
+    "study",
+    "best trial",
+    "condition",
+    "configuration",
+    "seeds",
+    "vs",
+    "method [published]",
+    "source",
+    "published results",
+}
 _GROUP_OF = {"test_many": "many_classes", "test_medium": "medium_classes", "test_few": "few_classes"}
 _KIND_MARK = {"baseline": " [baseline]", "confirm": " [confirm]", "search": ""}
 SELECTION_NOTE = (
@@ -170,20 +183,46 @@ def _text_table(frame: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def _sections(board: Leaderboard) -> list[tuple[str, pd.DataFrame]]:
-    """The tables after the trials: seed statistics and paired differences, where there are any."""
+def reference_sections(board: Leaderboard, reference: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Published results for what each condition measures; a one-row note where none matches."""
+    class_names = [] if board.best_per_class is None else board.best_per_class["class_name"].astype(str).tolist()
+    sections = []
+    for described, rows in published_for(board.trials, class_names, reference):
+        if rows.empty:
+            note = pd.DataFrame([{"published results": "no published figure matches this study"}])
+            sections.append((f"published results for {described}", note))
+            continue
+        shown = pd.DataFrame(
+            {
+                "method [published]": rows["method"] + " [published]",
+                "epochs": [_param_cell(value) for value in rows["epochs"]],
+                "top-1": [_param_cell(value) for value in rows["top1"]],
+                "many": [_param_cell(value) for value in rows["many"]],
+                "medium": [_param_cell(value) for value in rows["medium"]],
+                "few": [_param_cell(value) for value in rows["few"]],
+                "source": rows["source"],
+            }
+        )
+        sections.append((f"published results for {described} (%; {CAVEAT})", shown))
+    return sections
+
+
+def _sections(board: Leaderboard, reference: pd.DataFrame | None = None) -> list[tuple[str, pd.DataFrame]]:
+    """The tables after the trials: seed statistics, paired differences and published results."""
     sections = []
     seeds, differences = seeds_frame(board), differences_frame(board)
     if not seeds.empty:
         sections.append((SEEDS_TITLE, seeds))
     if not differences.empty:
         sections.append((differences_title(board), differences))
+    if reference is not None:
+        sections += reference_sections(board, reference)
     return sections
 
 
-def format_text(board: Leaderboard) -> str:
+def format_text(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
     parts = ["\n".join([title_line(board), *group_lines(board), "", _text_table(display_frame(board))])]
-    parts += [f"{title}\n\n{_text_table(frame)}" for title, frame in _sections(board)]
+    parts += [f"{title}\n\n{_text_table(frame)}" for title, frame in _sections(board, reference)]
     return "\n\n".join(parts)
 
 
@@ -198,10 +237,10 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def format_markdown(board: Leaderboard) -> str:
+def format_markdown(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
     lines = [f"## {title_line(board)}", "", *(f"- {line}" for line in group_lines(board))]
     parts = ["\n".join([*lines, "", _markdown_table(display_frame(board))])]
-    parts += [f"### {title}\n\n{_markdown_table(frame)}" for title, frame in _sections(board)]
+    parts += [f"### {title}\n\n{_markdown_table(frame)}" for title, frame in _sections(board, reference)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -247,8 +286,30 @@ def csv_frame(board: Leaderboard) -> pd.DataFrame:
     return frame
 
 
-def format_csv(board: Leaderboard) -> str:
-    return csv_frame(board).to_csv(index=False)
+def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
+    """The trials; with `reference`, the matching published results after them (kind `published`,
+    accuracies as fractions like the trials')."""
+    frame = csv_frame(board)
+    if reference is not None:
+        class_names = [] if board.best_per_class is None else board.best_per_class["class_name"].astype(str).tolist()
+        for described, rows in published_for(board.trials, class_names, reference):
+            condition = described.split(": ")[0] if board.grouped else ""
+            published = pd.DataFrame(
+                {
+                    "condition": condition,
+                    "trial": rows["method"],
+                    "kind": "published",
+                    "epochs": rows["epochs"],
+                    "imbalance_factor": rows["imbalance_factor"],
+                    "source": rows["source"],
+                    **{
+                        f"test_{name}": pd.to_numeric(rows[name], errors="coerce") / 100
+                        for name in ("top1", "many", "medium", "few")
+                    },
+                }
+            )
+            frame = pd.concat([frame, published], ignore_index=True)
+    return frame.to_csv(index=False)
 
 
 # -- LaTeX (booktabs) -------------------------------------------------------------------------------

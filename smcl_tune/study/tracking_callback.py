@@ -21,6 +21,7 @@ from smcl_tune.study.keys import CONDITION_KEY, CONFIGURATION_KEY, TRIAL_KEY, TR
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study_config import apply_overrides, plain_param_names
 from smcl_tune.tracking import (
+    ARCHITECTURE_TAG,
     CONDITION_TAG,
     CONFIGURATION_TAG,
     FEW_BELOW_TAG,
@@ -28,6 +29,7 @@ from smcl_tune.tracking import (
     MANY_ABOVE_TAG,
     METHOD_TAG,
     SEED_TAG,
+    SOURCE_TAG,
     StudyTracker,
 )
 
@@ -71,6 +73,8 @@ class TrackingCallback(Callback):
                 FEW_BELOW_TAG: str(data.few_below),
                 METHOD_TAG: resolved.method.name,
                 SEED_TAG: str(resolved.training.seed),
+                SOURCE_TAG: data.source,
+                ARCHITECTURE_TAG: resolved.model.architecture,
             }
         tags.update(
             {CONDITION_TAG: config.get(CONDITION_KEY, ""), CONFIGURATION_TAG: config.get(CONFIGURATION_KEY, "")}

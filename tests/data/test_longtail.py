@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from smcl_tune.data.longtail import class_counts, shot_groups, split_long_tailed
@@ -53,3 +54,55 @@ def test_validation_is_balanced_and_disjoint_from_the_training_subset():
     assert torch.bincount(labels[split.train_indices]).tolist() == split.train_counts
     # the head class keeps its whole pool under the profile, so it gives up the validation images
     assert split.train_counts[0] == 52 and split.train_counts[1:] == class_counts(60, 5, 10)[1:]
+
+
+def _reference_ldam(labels: np.ndarray, counts: list[int]) -> list[list[int]]:
+    """LDAM-DRW's gen_imbalanced_data, re-written here from its description: a global
+    np.random.seed(0), then per class in label order the class's indices shuffled and the first
+    n_i kept (NumPy's global state is restored afterwards)."""
+    saved = np.random.get_state()
+    try:
+        np.random.seed(0)
+        kept = []
+        for the_class, the_img_num in zip(np.unique(labels), counts):
+            idx = np.where(labels == the_class)[0]
+            np.random.shuffle(idx)
+            kept.append(sorted(idx[:the_img_num].tolist()))
+        return kept
+    finally:
+        np.random.set_state(saved)
+
+
+def test_the_ldam_protocol_selects_exactly_the_reference_subsets():
+    rng = np.random.default_rng(7)
+    labels = np.repeat(np.arange(10), 50)[rng.permutation(500)]  # classes interleaved, as in CIFAR's batches
+    counts = class_counts(50, 10, 10)
+    before = np.random.get_state()[1].copy()
+    split = split_long_tailed(torch.from_numpy(labels), counts, 0, seed=123, protocol="ldam")
+    assert np.array_equal(np.random.get_state()[1], before)  # NumPy's global generator untouched
+    chosen = split.train_indices.numpy()
+    ours = [sorted(chosen[labels[chosen] == label].tolist()) for label in range(10)]
+    assert ours == _reference_ldam(labels, counts)
+    assert split.train_counts == counts and len(split.val_indices) == 0
+    again = split_long_tailed(torch.from_numpy(labels), counts, 0, seed=999, protocol="ldam")
+    assert torch.equal(again.train_indices, split.train_indices)  # subset_seed does not move it
+
+
+def test_the_ldam_protocol_draws_validation_from_what_the_subset_leaves_out():
+    labels = np.repeat(np.arange(5), 40)
+    counts = class_counts(40, 5, 10)  # 40, 22, 12, 7, 4
+    split = split_long_tailed(torch.from_numpy(labels), counts, 5, seed=0, protocol="ldam")
+    reference = _reference_ldam(labels, counts)
+    chosen = split.train_indices.numpy()
+    assert set(chosen.tolist()).isdisjoint(split.val_indices.tolist())
+    assert torch.bincount(torch.from_numpy(labels)[split.val_indices]).tolist() == [5] * 5
+    assert split.train_counts == [35, 22, 12, 7, 4]  # the head class gives up its validation images
+    for label in range(1, 5):  # the others keep exactly the reference subset
+        assert sorted(chosen[labels[chosen] == label].tolist()) == reference[label]
+
+
+def test_ldam_counts_equal_the_reference_formula_for_the_standard_settings():
+    for n_max, classes in ((5000, 10), (500, 100)):
+        for factor in (10, 50, 100):
+            reference = [int(n_max * (1.0 / factor) ** (i / (classes - 1.0))) for i in range(classes)]
+            assert class_counts(n_max, classes, factor) == reference

@@ -30,7 +30,19 @@ def _test_metrics(top1, balanced, many, medium, few=None, groups=GROUPS_IF100, l
 
 
 def _logged_trial(
-    tracker, name, role, state, condition, params, epochs, final=None, reason=None, configuration="", seed=0
+    tracker,
+    name,
+    role,
+    state,
+    condition,
+    params,
+    epochs,
+    final=None,
+    reason=None,
+    configuration="",
+    seed=0,
+    source="synthetic",
+    architecture="small_cnn",
 ):
     factor = condition.split("=")[1]
     tags = {
@@ -40,6 +52,8 @@ def _logged_trial(
         "smcl.condition": condition,
         "smcl.configuration": configuration,
         "smcl.seed": str(seed),
+        "smcl.source": source,
+        "smcl.architecture": architecture,
     }
     run_id = tracker.trial_run(f"{condition}/{name}", f"{name} [{condition}]", role, params, {}, tags)
     for epoch, value in enumerate(epochs):

@@ -1,0 +1,91 @@
+"""Published results beside a study: a small table shipped with the package (`published.csv`),
+which a user can extend with a file of the same columns.
+
+Published figures are usually the best epoch on the test set; this tool never selects on test
+(the epoch selected on validation, or the last epoch), so its numbers are, if anything, lower.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from smcl_tune.config import ConfigError
+
+COLUMNS = ("benchmark", "imbalance_factor", "backbone", "method", "epochs", "top1", "many", "medium", "few", "source")
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+BACKBONES = {"resnet32": "ResNet-32", "resnet18": "ResNet-18", "resnet50": "ResNet-50", "small_cnn": "small CNN"}
+CAVEAT = (
+    "published figures are usually the best epoch on the test set (ProCo's own logs, CIFAR-100-LT IF 100: last epoch "
+    "52.76, best 52.84); this study's are never selected on test"
+)
+
+
+def benchmark_of(source: str, class_names: list[str]) -> str | None:
+    """The published benchmark a study's data is, or None (the synthetic data, an unknown folder)."""
+    if source == "cifar10" or (source == "image_folder" and sorted(class_names) == CIFAR10_CLASSES):
+        return "CIFAR-10-LT"
+    if source == "cifar100":
+        return "CIFAR-100-LT"
+    if source == "file_list" and len(class_names) == 1000:
+        return "ImageNet-LT"
+    return None
+
+
+def load_reference(extra: Path | None = None) -> pd.DataFrame:
+    """The shipped table, with the rows of `extra` (a CSV of the same columns) after it."""
+    shipped = resources.files("smcl_tune.report").joinpath("published.csv").read_text()
+    tables = [pd.read_csv(io.StringIO(shipped))]
+    if extra is not None:
+        try:
+            own = pd.read_csv(extra)
+        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{extra}: not a readable CSV of published results ({error})") from None
+        missing = [column for column in COLUMNS if column not in own.columns]
+        if missing:
+            raise ConfigError(
+                f"{extra}: published results need the columns {', '.join(COLUMNS)}; missing: {', '.join(missing)}"
+            )
+        tables.append(own[list(COLUMNS)])
+    return pd.concat(tables, ignore_index=True)
+
+
+def _same_factor(published, factor: float) -> bool:
+    """An imbalance factor matches, or both are the data as published (no factor)."""
+    published = pd.to_numeric(published, errors="coerce")
+    if math.isnan(factor):
+        return bool(math.isnan(published))
+    return not math.isnan(published) and published == factor
+
+
+def matching(reference: pd.DataFrame, benchmark: str | None, factor: float, backbone: str) -> pd.DataFrame:
+    if benchmark is None:
+        return reference.iloc[0:0]
+    chosen = reference[(reference["benchmark"] == benchmark) & (reference["backbone"] == backbone)]
+    return chosen[[_same_factor(value, factor) for value in chosen["imbalance_factor"]]]
+
+
+def published_for(
+    trials: pd.DataFrame, class_names: list[str], reference: pd.DataFrame
+) -> list[tuple[str, pd.DataFrame]]:
+    """Per condition of the study: a description of what it measures, and the matching published rows."""
+    found = []
+    for condition, members in trials.groupby("condition", sort=False):
+        first = members.iloc[0]
+        factors = members["imbalance_factor"].dropna().unique()
+        factor = float(factors[0]) if len(factors) == 1 else math.nan
+        backbone = BACKBONES.get(first["architecture"], first["architecture"])
+        benchmark = benchmark_of(first["source"], class_names)
+        shown = f"IF {factor:g}" if not math.isnan(factor) else "as published"
+        data = benchmark or {"synthetic": "the synthetic background-bias benchmark"}.get(
+            first["source"], first["source"]
+        )
+        described = f"{data or 'unknown data'}, {shown}, {backbone or 'unknown backbone'}"
+        found.append(
+            (f"{condition + ': ' if condition else ''}{described}", matching(reference, benchmark, factor, backbone))
+        )
+    return found

@@ -1,0 +1,93 @@
+"""Published results beside a study (`leaderboard --reference`)."""
+
+import csv
+import io
+
+import pytest
+
+from smcl_tune.cli import main
+from smcl_tune.report.reference import benchmark_of, load_reference, matching
+from smcl_tune.results import TrialState
+from smcl_tune.tracking import StudyTracker, default_tracking_uri
+
+CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def test_a_study_is_matched_by_benchmark_imbalance_factor_and_backbone():
+    assert benchmark_of("cifar100", []) == "CIFAR-100-LT"
+    assert benchmark_of("image_folder", list(reversed(CIFAR10))) == "CIFAR-10-LT"  # the JPEG copy of CIFAR-10
+    assert benchmark_of("image_folder", ["cat", "dog"]) is None and benchmark_of("synthetic", CIFAR10) is None
+    reference = load_reference()
+    rows = matching(reference, "CIFAR-10-LT", 100.0, "ResNet-32")
+    assert rows["method"].tolist() == ["CE", "LDAM-DRW", "Balanced Softmax", "ProCo"]
+    assert rows["top1"].tolist() == [70.4, 77.0, 84.9, 85.9]
+    assert matching(reference, "CIFAR-10-LT", 10.0, "ResNet-32").empty  # no published figure at IF 10
+    imagenet = matching(reference, "ImageNet-LT", float("nan"), "ResNet-50")
+    assert imagenet["method"].tolist() == ["PaCo"]  # ImageNet-LT as published, with its backbone
+
+
+def _cifar10_store(storage, logged_trial):
+    tracker = StudyTracker(default_tracking_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
+    tracker.log_study(None, None, {}, {"smcl.conditions": '["imbalance_factor=100"]'})
+    final = {
+        "test_top1": 0.5,
+        "test_balanced_accuracy": 0.5,
+        "test_many": 0.9,
+        "test_medium": 0.5,
+        "test_few": 0.1,
+        "many_classes": 8,
+        "medium_classes": 2,
+        "few_classes": 0,
+    }
+    logged_trial(
+        tracker,
+        "baseline-ce",
+        "baseline",
+        TrialState.COMPLETED,
+        "imbalance_factor=100",
+        {},
+        [0.4],
+        final,
+        source="cifar10",
+        architecture="resnet32",
+    )
+    tracker.finish()
+
+
+def test_the_leaderboard_puts_published_results_beside_the_study(tmp_path, capsys, logged_trial):
+    _cifar10_store(tmp_path, logged_trial)
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference"]) == 0
+    out = capsys.readouterr().out
+    assert "published results for imbalance_factor=100: CIFAR-10-LT, IF 100, ResNet-32" in out
+    assert "never selected on test" in out
+    ce = next(line for line in out.splitlines() if line.startswith("CE [published]"))
+    assert "200" in ce and "70.4" in ce and "Zhang et al. (AAAI 2021)" in ce
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    published = [row for row in rows if row["kind"] == "published"]
+    assert [row["trial"] for row in published] == ["CE", "LDAM-DRW", "Balanced Softmax", "ProCo"]
+    assert float(published[0]["test_top1"]) == pytest.approx(0.704)
+
+
+def test_a_synthetic_study_says_no_published_figure_matches(tmp_path, capsys, build_store):
+    build_store(tmp_path)
+    assert main(["leaderboard", "lt", "--storage", str(tmp_path), "--reference"]) == 0
+    out = capsys.readouterr().out
+    assert "published results for imbalance_factor=10: the synthetic background-bias benchmark, IF 10, small CNN" in out
+    assert "no published figure matches this study" in out
+
+
+def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, logged_trial):
+    _cifar10_store(tmp_path, logged_trial)
+    own = tmp_path / "mine.csv"
+    own.write_text(
+        "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
+        "CIFAR-10-LT,100,ResNet-32,Our lab's CE,200,71.2,,,,lab notebook\n"
+    )
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 0
+    assert "Our lab's CE [published]" in capsys.readouterr().out
+    (tmp_path / "bad.csv").write_text("method,top1\nCE,70\n")
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(tmp_path / "bad.csv")]) == 2
+    assert "missing: benchmark, imbalance_factor, backbone, epochs, many, medium, few, source" in (
+        capsys.readouterr().err
+    )
