@@ -57,11 +57,33 @@ def interval_cell(values: list[float]) -> str:
 
 def run_jobs(run_one: Callable[[tuple], dict], jobs: list[tuple], workers: int, output: str) -> list[dict]:
     """`run_one(job)` for every job in `workers` processes; each outcome is also written to
-    `output` as a JSON line as soon as it is known, so an interrupted benchmark keeps its runs."""
-    results = []
-    with ProcessPoolExecutor(workers) as pool, Path(output).open("w") as log_file:
-        for outcome in pool.map(run_one, jobs):
-            results.append(outcome)
+    `output` as a JSON line as soon as it is known, with the job it answers. A rerun with the
+    same output file keeps the outcomes of jobs already done there and runs only the others, so
+    a benchmark longer than one sitting can be finished in several."""
+    done = _outcomes_on_file(Path(output))
+    keys = [_job_key(job) for job in jobs]
+    pending = [job for job, key in zip(jobs, keys, strict=True) if key not in done]
+    if len(pending) < len(jobs):
+        print(f"{len(jobs) - len(pending)} of {len(jobs)} runs already in {output}; running {len(pending)}", flush=True)
+    with ProcessPoolExecutor(workers) as pool, Path(output).open("a") as log_file:
+        for job, outcome in zip(pending, pool.map(run_one, pending), strict=True):
+            outcome = {**outcome, "job": json.loads(_job_key(job))}
+            done[_job_key(job)] = outcome
             log_file.write(json.dumps(outcome) + "\n")
             log_file.flush()
-    return results
+    return [done[key] for key in keys]
+
+
+def _job_key(job: tuple) -> str:
+    return json.dumps(job, sort_keys=True)
+
+
+def _outcomes_on_file(output: Path) -> dict[str, dict]:
+    if not output.exists():
+        return {}
+    outcomes = {}
+    for line in output.read_text().splitlines():
+        outcome = json.loads(line) if line.strip() else {}
+        if "job" in outcome:
+            outcomes[json.dumps(outcome["job"], sort_keys=True)] = outcome
+    return outcomes
