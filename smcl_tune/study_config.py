@@ -202,6 +202,16 @@ class Study:
     def max_epochs(self) -> int:
         return self.config.scheduler.max_epochs or self.base_trial.training.epochs
 
+    @property
+    def planned_trials(self) -> int:
+        """Every trial the study file asks for, in all conditions: each baseline seed, each search
+        trial and each confirmation run (fewer of these when fewer search trials complete)."""
+        config = self.config
+        per_condition = sum(len(baseline.seeds or [None]) for baseline in config.baselines) + config.num_trials
+        if config.confirm is not None:
+            per_condition += config.confirm.top_k * len(config.confirm.seeds)
+        return per_condition * len(self.conditions)
+
     def display_dict(self) -> dict[str, Any]:
         """The resolved study for people and logs: the tracking URI's credentials redacted."""
         resolved = self.config.model_dump(mode="json")

@@ -38,6 +38,8 @@ OPTUNA_STORAGE_TAG = "smcl.optuna_storage"
 SEARCH_TAG = "smcl.search"  # JSON list of the searched hyperparameters' plain names
 CONDITIONS_TAG = "smcl.conditions"  # JSON list of the conditions' labels (empty without conditions)
 BASELINES_TAG = "smcl.baselines"  # JSON list of the baselines' names, in the study file's order
+PLANNED_TRIALS_TAG = "smcl.planned_trials"  # every trial the study file asks for (confirmation runs included)
+EPOCHS_PER_TRIAL_TAG = "smcl.epochs_per_trial"
 # Tags of a trial run.
 TRIAL_KEY_TAG = "smcl.trial_key"
 STATE_TAG = "smcl.state"
@@ -53,6 +55,8 @@ SEED_TAG = "smcl.seed"  # training.seed
 SOURCE_TAG = "smcl.source"  # data.source
 ARCHITECTURE_TAG = "smcl.architecture"  # model.architecture
 PARENT_TAG = MLFLOW_PARENT_RUN_ID
+# The experiment tag MLflow's UI reads to open an experiment on its runs (not its GenAI overview).
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 _TERMINAL = {
     TrialState.COMPLETED: RunStatus.FINISHED,
@@ -104,6 +108,8 @@ class StudyTracker:
             )
         else:
             self.experiment_id = found.experiment_id
+        if found is None or found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         self.parent_run_id = self._find_or_create_parent()
         self._trial_runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}

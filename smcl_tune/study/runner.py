@@ -18,6 +18,8 @@ from ray import tune
 from smcl_tune.config import ConfigError
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.publish import publish_leaderboard
+from smcl_tune.report.status import study_status
+from smcl_tune.results import TrialState
 from smcl_tune.study.cluster import (
     LocalStorageGuard,
     check_cluster_storage,
@@ -29,6 +31,8 @@ from smcl_tune.study.cluster import (
 )
 from smcl_tune.study.lock import StudyLock
 from smcl_tune.study.paths import StudyPaths, check_study_record, write_study_record
+from smcl_tune.study.progress import ProgressListener, StudyProgress
+from smcl_tune.study.progress_callback import ProgressCallback, reporting_to
 from smcl_tune.study.retry import SQLITE_BUSY_TIMEOUT_S
 from smcl_tune.study.scheduler import StudyScheduler
 from smcl_tune.study.searcher import FixedTrial, Stratum, StudySearcher
@@ -38,16 +42,31 @@ from smcl_tune.study_config import Study, plain_param_names, redact_uri
 from smcl_tune.tracking import (
     BASELINES_TAG,
     CONDITIONS_TAG,
+    EPOCHS_PER_TRIAL_TAG,
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
     OPTUNA_STORAGE_TAG,
+    PLANNED_TRIALS_TAG,
     SEARCH_TAG,
+    StudyStore,
     StudyTracker,
     delete_study_runs,
     recorded_fingerprint,
 )
 
 log = logging.getLogger(__name__)
+
+ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
+
+
+@dataclass(frozen=True)
+class Watching:
+    """How a run is watched: who hears of its progress, and how much Ray itself prints
+    (Tune's verbosity 0-2 and the level of Ray's loggers in the trials' processes)."""
+
+    listener: ProgressListener | None = None
+    ray_verbosity: int = 1
+    ray_log_level: str = "INFO"
 
 
 @dataclass
@@ -80,12 +99,12 @@ def _cluster_address(address: str | None) -> str | None:
     return address or os.environ.get("RAY_ADDRESS")
 
 
-def _init_ray(address: str | None) -> None:
+def _init_ray(address: str | None, log_level: str) -> None:
     if ray.is_initialized():
         return
     if address:
         log.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, logging_level=log_level)
         return
     # Ray's servers listen on every interface (it offers no setting to keep them on the loopback).
     # A new local Ray requires its token by default (RAY_AUTH_MODE unset); its token file is made
@@ -95,7 +114,7 @@ def _init_ray(address: str | None) -> None:
             "RAY_AUTH_MODE=%s: the local Ray accepts any client that can reach this machine's ports",
             os.environ["RAY_AUTH_MODE"],
         )
-    ray.init(include_dashboard=False, log_to_driver=True)
+    ray.init(include_dashboard=False, log_to_driver=True, logging_level=log_level)
     make_private(Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")))
 
 
@@ -222,10 +241,10 @@ def _absolute_data_root(trial: dict[str, Any]) -> dict[str, Any]:
     return {**trial, "data": {**data, "root": str(Path(root).resolve())}}
 
 
-def _trainable(study: Study, base_trial: dict[str, Any]):
+def _trainable(study: Study, base_trial: dict[str, Any], ray_log_level: str):
     resources = study.config.resources
     return tune.with_resources(
-        tune.with_parameters(train_study_trial, base_trial=base_trial),
+        tune.with_parameters(train_study_trial, base_trial=base_trial, ray_log_level=ray_log_level),
         {"cpu": resources.cpus, "gpu": resources.gpus},
     )
 
@@ -237,6 +256,7 @@ def _new_tuner(
     tracker_arguments: dict[str, Any],
     base_trial: dict[str, Any],
     guard: LocalStorageGuard | None,
+    ray_verbosity: int,
 ) -> tune.Tuner:
     searcher = build_searcher(study, optuna_storage(paths.optuna_url))
     return tune.Tuner(
@@ -253,15 +273,18 @@ def _new_tuner(
             storage_path=paths.storage,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[TrackingCallback(tracker_arguments, base_trial)],
+            callbacks=[TrackingCallback(tracker_arguments, base_trial), ProgressCallback()],
             stop=guard,
-            verbose=1,
+            verbose=ray_verbosity,
         ),
     )
 
 
-def run_study(study: Study, address: str | None = None, restart: bool = False) -> StudyOutcome:
+def run_study(
+    study: Study, address: str | None = None, restart: bool = False, watching: Watching | None = None
+) -> StudyOutcome:
     """Run the study, or resume it where an interrupted run of the same study file stopped."""
+    watching = watching or Watching()
     started = time.time()
     paths = StudyPaths.of(study)
     address = _cluster_address(address)
@@ -271,20 +294,37 @@ def run_study(study: Study, address: str | None = None, restart: bool = False) -
     if not address:
         check_local_resources(study)
     with StudyLock(paths.lock_file, study.name):
-        _init_ray(address)
+        _init_ray(address, watching.ray_log_level)
         hosts = cluster_hosts()
         check_cluster_storage(study, paths, hosts)
         if address:
             warn_unplaceable(study)
         guard = LocalStorageGuard(hosts) if storage_is_local(paths) else None
-        finished = _run(study, paths, restart, guard)
+        finished = _run(study, paths, restart, guard, watching)
         if guard is not None and guard.foreign is not None:
             raise ConfigError(local_storage_message(study, paths, sorted(guard.hosts | {guard.foreign})))
         board = publish_leaderboard(paths.tracking_uri, study.name)
     return StudyOutcome(study.name, time.time() - started, finished, paths, board)
 
 
-def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuard | None) -> bool:
+def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -> None:
+    """The trials an earlier run of a resumed study ended, so that its counts and ETA are whole."""
+    store = StudyStore(paths.tracking_uri)
+    parent = store.study_run(name)
+    for trial in [] if parent is None else study_status(store, parent).trials:
+        if trial.state in ENDED_STATES:
+            progress.add_earlier(TrialState(trial.state), trial.condition, trial.name, trial.objective)
+
+
+def _set_ray_verbosity(tuner: tune.Tuner, verbosity: int) -> None:
+    """Tuner.restore brings back the first run's RunConfig and takes no new one; its verbosity is
+    what this run asks for (there is no public setter)."""
+    local = getattr(tuner, "_local_tuner", None)
+    if local is not None:
+        local.get_run_config().verbose = verbosity
+
+
+def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuard | None, watching: Watching) -> bool:
     """Fit the study's Tuner, new or restored; True when every trial ended."""
     resumable = _prepare_state(study, paths, restart)
     tracker_arguments = {
@@ -307,21 +347,32 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
             SEARCH_TAG: json.dumps(list(plain_param_names(dict.fromkeys(study.config.search)))),
             CONDITIONS_TAG: json.dumps([condition.label for condition in study.conditions if condition.label]),
             BASELINES_TAG: json.dumps([baseline.name for baseline in study.config.baselines]),
+            PLANNED_TRIALS_TAG: str(study.planned_trials),
+            EPOCHS_PER_TRIAL_TAG: str(study.max_epochs),
         },
     )
+    progress = StudyProgress(
+        objective.metric, objective.mode, study.planned_trials, study.max_epochs, watching.listener
+    )
+    if resumable:
+        _add_earlier_trials(progress, paths, study.name)
+    if watching.listener is not None:
+        watching.listener.started(progress)
     # A snapshot of the experiment after every trial checkpoint is what makes resume exact; Ray warns about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     base_trial = _absolute_data_root(study.config.trial)
-    trainable = _trainable(study, base_trial)
+    trainable = _trainable(study, base_trial, watching.ray_log_level)
     if resumable:
         log.info("resuming study %s from %s", study.name, paths.experiment_dir)
         tuner = tune.Tuner.restore(paths.experiment_dir, trainable, resume_unfinished=True, resume_errored=True)
+        _set_ray_verbosity(tuner, watching.ray_verbosity)
     else:
-        tuner = _new_tuner(study, paths, trainable, tracker_arguments, base_trial, guard)
+        tuner = _new_tuner(study, paths, trainable, tracker_arguments, base_trial, guard, watching.ray_verbosity)
     status = "FAILED"
     finished = False
     try:
-        grid = tuner.fit()
+        with reporting_to(progress):
+            grid = tuner.fit()
         expected = expected_trials(study, optuna_storage(paths.optuna_url))
         finished = len(grid) >= expected and grid.num_terminated + grid.num_errors == len(grid)
         status = "FINISHED" if finished else "KILLED"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 from pathlib import Path
@@ -28,8 +29,10 @@ def _invalid_sample(reason: str) -> dict[str, Any]:
     }
 
 
-def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any]) -> None:
-    """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch."""
+def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any], ray_log_level: str = "INFO") -> None:
+    """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch; Ray's own
+    messages from this process below `ray_log_level` are not shown."""
+    logging.getLogger("ray").setLevel(ray_log_level)
     cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
     try:
         trial_config = trial_config_from_dict(apply_overrides(base_trial, trial_params(config)))

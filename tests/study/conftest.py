@@ -2,6 +2,12 @@
 trial), and the trial runs of a study's MLflow experiment."""
 
 import functools
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -54,3 +60,52 @@ def tiny_study(tiny_config):
 def trial_runs():
     """`trial_runs(client, experiment_name)`: the trial runs of a study's experiment."""
     return _trial_runs
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _cli(*arguments, cwd, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", *arguments], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _dashboard_studies(storage, study: str) -> tuple[list[str], list[int]]:
+    """Start `smcl-tune dashboard`, read its study list over HTTP, stop it: (studies, trial counts)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smcl_tune.cli", "dashboard", study, "--storage", str(storage), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as answer:
+                    studies = json.load(answer)["studies"]
+                    return [s["study_name"] for s in studies], [s.get("n_trials", 0) for s in studies]
+            except OSError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.time() < deadline, "the dashboard never answered"
+                time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """`run_cli(*arguments, cwd=folder)`: `smcl-tune ARGUMENTS` in a subprocess, its output captured."""
+    return _cli
+
+
+@pytest.fixture(scope="session")
+def dashboard_studies():
+    """`dashboard_studies(storage, study)`: the study names and trial counts `smcl-tune dashboard` serves."""
+    return _dashboard_studies

@@ -1,0 +1,5 @@
+import sys
+
+from smcl_tune.cli.app import main
+
+sys.exit(main())

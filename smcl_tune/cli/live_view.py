@@ -1,0 +1,92 @@
+"""What `smcl-tune run` shows on a terminal: a compact view that redraws in place (rich.live).
+
+While it is shown, everything else written to the terminal (log records, Ray's warnings, the
+trials' forwarded output) is printed above it instead of through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from smcl_tune.cli.formatting import format_memory, format_objective, format_rate
+from smcl_tune.cli.plain_view import best_summary, study_summary
+from smcl_tune.results import TrialState
+from smcl_tune.study.progress import EndedTrial, RunningTrial, StudyProgress
+
+_ENDED_STYLE = {TrialState.COMPLETED: "green", TrialState.PRUNED: "yellow", TrialState.FAILED: "red"}
+
+
+def _stream_handlers() -> list[logging.StreamHandler]:
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    return [
+        handler
+        for logger in loggers
+        for handler in logger.handlers
+        if type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.stderr)
+    ]
+
+
+class LiveView:
+    def __init__(self, study: str) -> None:
+        self.study = study
+        self.progress: StudyProgress | None = None
+        self.console = Console(file=sys.stdout)
+        self._live = Live(
+            get_renderable=self._render,
+            console=self.console,
+            refresh_per_second=2,
+            redirect_stdout=True,
+            redirect_stderr=True,
+        )
+        self._handlers: list[tuple[logging.StreamHandler, object]] = []
+
+    def __enter__(self) -> LiveView:
+        handlers = _stream_handlers()
+        self._live.start()
+        for handler in handlers:  # they hold the real streams; the live view redirects sys.stdout / stderr
+            self._handlers.append((handler, handler.setStream(sys.stderr)))
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        for handler, stream in self._handlers:
+            handler.setStream(stream)
+        self._live.stop()
+
+    def started(self, progress: StudyProgress) -> None:
+        self.progress = progress
+
+    def epoch_ended(self, progress: StudyProgress, trial: RunningTrial) -> None:
+        pass  # the next redraw shows it
+
+    def trial_ended(self, progress: StudyProgress, trial: EndedTrial) -> None:
+        self.progress = progress
+        where = f" [{trial.condition}]" if trial.condition else ""
+        self.console.print(Text(trial.describe() + where, style=_ENDED_STYLE[trial.state]))
+
+    def _render(self):
+        progress = self.progress
+        title = Text(f"study {self.study}", style="bold")
+        if progress is None:
+            return Group(title, Text("starting Ray"))
+        rows = Table.grid(padding=(0, 2))
+        for trial in list(progress.running.values()):
+            where = f"[{trial.condition}]" if trial.condition else ""
+            rows.add_row(
+                trial.name,
+                where,
+                ProgressBar(total=max(1, trial.epochs_planned), completed=trial.epochs_done, width=20),
+                f"epoch {trial.epochs_done}/{trial.epochs_planned}",
+                format_objective(trial.objective),
+                format_rate(trial.images_per_second),
+                format_memory(trial.gpu_memory_mib),
+            )
+        return Group(title + Text(": " + study_summary(progress)), Text(best_summary(progress)), rows)

@@ -1,0 +1,112 @@
+"""`smcl-tune leaderboard` and `smcl-tune ui`: reading a study's results."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
+from smcl_tune.config import ConfigError
+
+
+def tracking_uri(arguments: argparse.Namespace) -> str:
+    """The MLflow store a read command reads: --tracking-uri, else the storage folder's own."""
+    from smcl_tune.tracking import default_tracking_uri
+
+    if arguments.tracking_uri:
+        return arguments.tracking_uri
+    storage = Path(arguments.storage).resolve()
+    if not (storage / "mlflow.db").exists():
+        raise ConfigError(
+            f"{storage / 'mlflow.db'}: no MLflow store there; run a study first, or pass --storage or --tracking-uri"
+        )
+    return default_tracking_uri(storage)
+
+
+def command_leaderboard(arguments: argparse.Namespace) -> int:
+    from smcl_tune.report.html import comparison_html, format_html
+    from smcl_tune.report.leaderboard import EmptyStudy, StudyNotFound, load_leaderboard
+    from smcl_tune.report.reference import load_reference
+    from smcl_tune.report.tables import format_comparison, format_csv, format_latex, format_markdown, format_text
+
+    uri = tracking_uri(arguments)
+    try:
+        boards = [load_leaderboard(uri, name, baseline=arguments.baseline) for name in arguments.studies]
+    except StudyNotFound as error:
+        raise ConfigError(str(error)) from None
+    except EmptyStudy as error:
+        print(f"smcl-tune: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    fmt = arguments.format
+    if len(boards) > 1:
+        if fmt == "latex":
+            text = "\n".join(format_latex(board) for board in boards)
+        else:
+            text = comparison_html(boards) if fmt == "html" else format_comparison(boards, fmt)
+    else:
+        reference = None
+        if arguments.reference is not None:
+            reference = load_reference(Path(arguments.reference) if arguments.reference else None)
+        if fmt == "latex":
+            text = format_latex(boards[0])
+        else:
+            formats = {"table": format_text, "csv": format_csv, "markdown": format_markdown, "html": format_html}
+            text = formats[fmt](boards[0], reference)
+    if arguments.output:
+        Path(arguments.output).write_text(text)
+        print(f"wrote {arguments.output}")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def _study_links(uri: str, base_url: str) -> list[str]:
+    from smcl_tune.report.status import StoreSnapshot
+    from smcl_tune.report.ui_links import trial_runs_link
+    from smcl_tune.tracking import OBJECTIVE_METRIC_TAG, OBJECTIVE_MODE_TAG, STUDY_TAG
+
+    with StoreSnapshot(uri, None) as snapshot:
+        runs = snapshot.store.study_runs()
+    lines = []
+    for run in sorted(runs, key=lambda run: run.data.tags.get(STUDY_TAG, "")):
+        tags = run.data.tags
+        link = trial_runs_link(
+            base_url,
+            run.info.experiment_id,
+            tags.get(STUDY_TAG, ""),
+            tags.get(OBJECTIVE_METRIC_TAG, "val_balanced_accuracy"),
+            tags.get(OBJECTIVE_MODE_TAG, "max"),
+        )
+        lines.append(f"  {tags.get(STUDY_TAG, '')}: {link}")
+    return lines
+
+
+def command_ui(arguments: argparse.Namespace) -> int:
+    from smcl_tune.sqlite_copy import sqlite_path
+    from smcl_tune.study_config import redact_uri
+    from smcl_tune.tracking import default_tracking_uri
+
+    if arguments.tracking_uri:
+        uri = arguments.tracking_uri
+    else:
+        storage = Path(arguments.storage).resolve()
+        storage.mkdir(parents=True, exist_ok=True)
+        uri = default_tracking_uri(storage)
+    base_url = f"http://{arguments.host}:{arguments.port}"
+    database = sqlite_path(uri)
+    links = _study_links(uri, base_url) if database is not None and database.is_file() else []
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    command += ["--host", arguments.host, "--port", str(arguments.port)]
+    print(f"MLflow UI on {base_url} over {redact_uri(uri)} (Ctrl-C stops it)")
+    if links:
+        print("each study's trials, best first:")
+        print("\n".join(links), flush=True)
+    process = subprocess.Popen(command)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait(timeout=20)
+        return EXIT_OK

@@ -1,0 +1,93 @@
+"""`smcl-tune validate` and `smcl-tune run`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import yaml
+
+from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
+from smcl_tune.config import ConfigError
+from smcl_tune.data.pool import DataSourceError
+
+
+def check_data(study) -> str | None:
+    """Check each condition's data by its paths (nothing downloaded or decoded); a note or None."""
+    from smcl_tune.data.splits import check_trial_data
+
+    if any(path in ("data.root", "data.source") for path in study.config.search):
+        return None
+    notes = []
+    for condition in study.conditions:
+        where = f" (condition {condition.label})" if condition.label else ""
+        try:
+            note = check_trial_data(study.trial_config(condition.overrides).data)
+        except DataSourceError as error:
+            raise ConfigError(f"{study.source}: trial.data.root{where}: {error}") from None
+        if note and note not in notes:
+            notes.append(note)
+    return "; ".join(notes) or None
+
+
+def command_validate(arguments: argparse.Namespace) -> int:
+    from smcl_tune.study_config import load_study
+
+    study = load_study(arguments.study)
+    note = check_data(study)
+    print(yaml.safe_dump(study.display_dict(), sort_keys=False).rstrip())
+    if note:
+        print(f"# {note}")
+    print(
+        f"# study '{study.name}' is valid: {study.config.num_trials} sampled trials, "
+        f"{len(study.config.baselines)} baselines, fingerprint {study.fingerprint()}"
+    )
+    return EXIT_OK
+
+
+def _watching(verbose: bool, view):
+    """Ray's own progress tables and INFO messages with --verbose; its warnings and errors always."""
+    from smcl_tune.study.runner import Watching
+
+    if verbose:
+        return Watching(listener=view, ray_verbosity=1, ray_log_level="INFO")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's newer reporter prints its start banner even at verbosity 0
+    import mlflow  # noqa: F401 -- importing it sets its logger's level, which is set here after
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "a new study created" and the like
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # "creating initial database tables" and the like
+    return Watching(listener=view, ray_verbosity=0, ray_log_level="WARNING")
+
+
+def _run_watched(study, arguments: argparse.Namespace):
+    from smcl_tune.study.runner import run_study
+
+    if sys.stdout.isatty() and not arguments.verbose:
+        from smcl_tune.cli.live_view import LiveView
+
+        with LiveView(study.name) as view:
+            return run_study(study, arguments.address, arguments.restart, _watching(False, view))
+    from smcl_tune.cli.plain_view import PlainView
+
+    view = PlainView(study.name)
+    return run_study(study, arguments.address, arguments.restart, _watching(arguments.verbose, view))
+
+
+def command_run(arguments: argparse.Namespace) -> int:
+    from smcl_tune.report.tables import format_text
+    from smcl_tune.study_config import load_study
+
+    study = load_study(arguments.study)
+    check_data(study)
+    outcome = _run_watched(study, arguments)
+    print()
+    print(f"study {study.name} ran for {outcome.wall_seconds:.0f} s")
+    if outcome.leaderboard is not None:
+        print(format_text(outcome.leaderboard))
+    if not outcome.finished:
+        print("the study did not finish; run the same command again to resume it", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK

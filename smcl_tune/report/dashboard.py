@@ -1,0 +1,46 @@
+"""optuna-dashboard over a study's Optuna storage, without ever holding a lock the driver waits on.
+
+The dashboard reads a consistent copy of the study's `optuna.db` (see sqlite_copy), refreshed in
+the background; anything written through the dashboard (notes, marks) goes to the copy and is
+lost at the next refresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+
+from smcl_tune.errors import StudyUnavailable
+from smcl_tune.sqlite_copy import copy_database
+
+log = logging.getLogger(__name__)
+
+
+def _refresh_forever(source: Path, copy: Path, every_s: float, stop: threading.Event) -> None:
+    while not stop.wait(every_s):
+        try:
+            copy_database(source, copy)
+        except StudyUnavailable as error:
+            log.warning("dashboard: keeping the last copy (%s)", error)
+
+
+def serve_dashboard(database: Path, host: str, port: int, refresh_s: float) -> None:
+    """Serve until interrupted."""
+    import optuna_dashboard
+    from optuna.storages import RDBStorage
+
+    with tempfile.TemporaryDirectory(prefix="smcl-dashboard-") as folder:
+        copy = Path(folder) / "optuna.db"
+        copy_database(database, copy)
+        storage = RDBStorage(f"sqlite:///{copy}", skip_compatibility_check=True)
+        stop = threading.Event()
+        refresher = threading.Thread(
+            target=_refresh_forever, args=(database, copy, refresh_s, stop), name="dashboard-refresh", daemon=True
+        )
+        refresher.start()
+        try:
+            optuna_dashboard.run_server(storage, host=host, port=port)
+        finally:
+            stop.set()

@@ -1,0 +1,117 @@
+"""`smcl-tune status`: where a study stands, read from a copy of its store, without Ray."""
+
+import sqlite3
+import time
+
+from smcl_tune.cli import main
+from smcl_tune.results import TrialState
+from smcl_tune.sqlite_copy import copy_database
+from smcl_tune.study.lock import StudyLock
+from smcl_tune.tracking import (
+    CONDITION_TAG,
+    EPOCHS_PER_TRIAL_TAG,
+    OBJECTIVE_METRIC_TAG,
+    OBJECTIVE_MODE_TAG,
+    PLANNED_TRIALS_TAG,
+    StudyTracker,
+    default_tracking_uri,
+)
+
+
+def _write_study(storage, name="demo"):
+    """A study of 5 planned trials of 4 epochs: one finished, one failed, one still running."""
+    tracker = StudyTracker(default_tracking_uri(storage), name, name, "fp", storage / "mlartifacts")
+    tracker.log_study(
+        None,
+        None,
+        {},
+        {
+            OBJECTIVE_METRIC_TAG: "val_balanced_accuracy",
+            OBJECTIVE_MODE_TAG: "max",
+            PLANNED_TRIALS_TAG: "5",
+            EPOCHS_PER_TRIAL_TAG: "4",
+        },
+    )
+    now = int(time.time() * 1000)
+    done = tracker.trial_run("k0", "trial-000", "search", {}, {}, {CONDITION_TAG: "IF 100"})
+    for epoch, value in enumerate([0.3, 0.55, 0.5, 0.52]):
+        tracker.log_metrics(
+            done, {"val_balanced_accuracy": value, "epoch": epoch, "trial_seconds": 10.0 * (epoch + 1)}, epoch, now
+        )
+    tracker.log_metrics(done, {"selected_val_balanced_accuracy": 0.55, "epochs_completed": 4}, 3, now)
+    tracker.end_trial(done, TrialState.COMPLETED)
+    failed = tracker.trial_run("k1", "trial-001", "search", {}, {}, {CONDITION_TAG: "IF 100"})
+    tracker.log_metrics(failed, {"val_balanced_accuracy": 0.1, "epoch": 0, "trial_seconds": 10.0}, 0, now)
+    tracker.end_trial(failed, TrialState.FAILED, "ValueError: temperature must be positive")
+    running = tracker.trial_run("k2", "trial-002", "search", {}, {}, {CONDITION_TAG: "IF 100"})
+    tracker.log_metrics(running, {"val_balanced_accuracy": 0.4, "epoch": 1, "trial_seconds": 20.0}, 1, now)
+    return tracker
+
+
+def test_status_of_a_running_study_shows_states_best_eta_and_last_error(tmp_path, capsys):
+    storage = tmp_path / "smcl-runs"
+    _write_study(storage)
+    with StudyLock(storage / ".demo.lock", "demo"):  # the driver is alive
+        assert main(["status", "demo", "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    assert "study demo: running, 2 of 5 trials ended" in out and "ETA " in out and "ETA unknown" not in out
+    assert "trials: 1 completed, 1 failed, 1 running, 2 to go" in out
+    assert "best [IF 100] trial-000: 0.5500 (completed)" in out
+    assert "last error: trial-001: ValueError: temperature must be positive" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("trial-")}
+    assert rows["trial-000"][-4:-1] == ["completed", "4", "0.5500"]
+    assert rows["trial-002"][-4:-1] == ["running", "2", "0.4000"]
+
+
+def test_a_study_whose_driver_is_gone_reads_as_interrupted(tmp_path, capsys):
+    storage = tmp_path / "smcl-runs"
+    _write_study(storage)
+    (storage / ".demo.lock").touch()  # a lock file nobody holds: the driver was killed
+    assert main(["status", "demo", "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    assert "study demo: interrupted" in out and "ETA" not in out.splitlines()[0]
+    assert "1 interrupted" in out
+
+
+def test_without_a_name_status_lists_the_studies(tmp_path, capsys):
+    storage = tmp_path / "smcl-runs"
+    _write_study(storage, "alpha").finish("FINISHED")
+    _write_study(storage, "beta").finish("KILLED")
+    assert main(["status", "--storage", str(storage)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("study alpha: finished, 2 of 5 trials ended")
+    assert lines[1].startswith("study beta: stopped, 2 of 5 trials ended")
+
+
+def test_an_unknown_study_or_store_exits_2_naming_what_exists(tmp_path, capsys):
+    storage = tmp_path / "smcl-runs"
+    assert main(["status", "--storage", str(storage)]) == 2
+    assert "no MLflow store there" in capsys.readouterr().err
+    _write_study(storage)
+    assert main(["status", "nope", "--storage", str(storage)]) == 2
+    err = capsys.readouterr().err
+    assert "no study named 'nope'" in err and "(studies there: demo)" in err
+
+
+def test_status_never_waits_on_a_writer_and_reads_only_committed_data(tmp_path):
+    source, copy = tmp_path / "store.db", tmp_path / "copy.db"
+    writer = sqlite3.connect(source)
+    writer.execute("create table t (x)")
+    writer.execute("insert into t values (1)")
+    writer.commit()
+    writer.execute("begin immediate")  # a driver in the middle of a write
+    writer.execute("insert into t values (2)")
+    started = time.monotonic()
+    copy_database(source, copy)
+    assert time.monotonic() - started < 5
+    writer.commit()
+    assert sqlite3.connect(copy).execute("select x from t").fetchall() == [(1,)]
+
+
+def test_a_corrupt_store_is_one_message_not_a_traceback(tmp_path, capsys):
+    storage = tmp_path / "smcl-runs"
+    storage.mkdir()
+    (storage / "mlflow.db").write_bytes(b"not a database at all" * 100)
+    assert main(["status", "--storage", str(storage)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("smcl-tune:") and "Traceback" not in err

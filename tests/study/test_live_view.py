@@ -1,0 +1,48 @@
+"""`smcl-tune run` on a terminal (a real one, tmux's): a compact view redrawn in place."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _tmux(socket: str, *arguments: str) -> str:
+    return subprocess.run(["tmux", "-L", socket, *arguments], capture_output=True, text=True, check=True).stdout
+
+
+def test_live_view_redraws_in_place_and_lists_every_trial_that_ends(tmp_path, tiny_study):
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed here (.ci/run installs it)")
+    study = tiny_study(tmp_path, num_trials=3)
+    socket = f"smcl-test-{os.getpid()}"
+    command = f"{sys.executable} -m smcl_tune.cli run {study}; echo EXIT=$?; sleep 600"
+    _tmux(socket, "new-session", "-d", "-s", "run", "-x", "160", "-y", "50", "-c", str(tmp_path), command)
+    mid_run, final = None, None
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and final is None:
+            screen = _tmux(socket, "capture-pane", "-p", "-t", "run")
+            if mid_run is None and re.search(r"trial-\d+ .*epoch \d/3", screen):
+                mid_run = screen
+            if "EXIT=" in screen:
+                final = _tmux(socket, "capture-pane", "-p", "-S", "-", "-t", "run")  # with the scroll-back
+            time.sleep(0.3)
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+    assert final is not None, "the run did not end in 10 minutes"
+    assert "EXIT=0" in final, final[-3000:]
+    assert mid_run is not None, final[-3000:]
+    study_line = next(line for line in mid_run.splitlines() if line.startswith("study tiny:"))
+    assert re.search(r"\d done, \d stopped early, \d failed, \d running, \d to go; elapsed \S+, ETA", study_line)
+    assert "best val_balanced_accuracy" in mid_run
+    # drawn in place: one study line on screen at any time, not one per refresh in the scroll-back
+    assert len(re.findall(r"^study tiny: \d done", final, flags=re.MULTILINE)) == 1, final
+    ended = re.findall(r"^(?:baseline|trial)-\S+: (?:finished after|stopped early|failed at)", final, re.MULTILINE)
+    assert len(ended) == 3, final
+    assert "Trial status" not in final  # Ray's own tables are gone without --verbose

@@ -1,0 +1,118 @@
+"""A study's progress as the driver sees it: counts, the best per condition, the ETA, and what
+the plain and live views make of it."""
+
+import io
+import math
+
+import pytest
+from rich.console import Console
+
+from smcl_tune.cli.formatting import format_duration
+from smcl_tune.cli.live_view import LiveView
+from smcl_tune.cli.plain_view import PlainView
+from smcl_tune.results import TrialState
+from smcl_tune.study.progress import EndedTrial, StudyProgress, estimate_eta
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def started(self, progress):
+        self.events.append(("started", progress.planned_trials))
+
+    def epoch_ended(self, progress, trial):
+        self.events.append(("epoch", trial.name, trial.epochs_done))
+
+    def trial_ended(self, progress, trial):
+        self.events.append(("ended", trial.describe()))
+
+
+def _epoch(epoch, objective, planned=4):
+    return {"epoch": epoch, "val_balanced_accuracy": objective, "epochs_planned": planned, "images_per_second": 100.0}
+
+
+def test_counts_best_per_condition_and_the_listener_hears_every_event():
+    recorder = Recorder()
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=6, epochs_per_trial=4, listener=recorder)
+    progress.epoch_ended("a", "trial-000", "IF 10", _epoch(0, 0.5))
+    progress.epoch_ended("b", "trial-001", "IF 100", _epoch(0, 0.2))
+    progress.epoch_ended("a", "trial-000", "IF 10", _epoch(1, 0.4))  # worse than its first epoch
+    assert progress.best == {"IF 10": (0.5, "trial-000"), "IF 100": (0.2, "trial-001")}
+    assert len(progress.running) == 2 and progress.to_go == 4 and progress.epochs_trained == 3
+    progress.trial_ended("a", "trial-000", "IF 10", TrialState.PRUNED, None)
+    progress.trial_ended("b", "trial-001", "IF 100", TrialState.FAILED, "CUDA out of memory")
+    assert progress.ended == {TrialState.PRUNED: 1, TrialState.FAILED: 1}
+    assert progress.to_go == 4 and not progress.running
+    assert recorder.events[-2:] == [
+        ("ended", "trial-000: stopped early at epoch 2"),
+        ("ended", "trial-001: failed at epoch 1: CUDA out of memory"),
+    ]
+
+
+def test_a_minimising_objective_keeps_the_lowest_and_nan_is_never_best():
+    progress = StudyProgress("val_loss", "min", planned_trials=2, epochs_per_trial=2)
+    progress.epoch_ended("a", "t0", "", {"epoch": 0, "val_loss": 0.9})
+    progress.epoch_ended("b", "t1", "", {"epoch": 0, "val_loss": math.nan})
+    progress.epoch_ended("b", "t1", "", {"epoch": 1, "val_loss": 0.7})
+    assert progress.best[""] == (0.7, "t1")
+
+
+def test_trials_of_an_earlier_session_count_as_ended_and_can_be_best():
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=5, epochs_per_trial=4)
+    progress.add_earlier(TrialState.COMPLETED, "", "trial-000", 0.61)
+    progress.add_earlier(TrialState.PRUNED, "", "trial-001", 0.30)
+    assert progress.to_go == 3 and progress.best[""] == (0.61, "trial-000")
+
+
+def test_eta_is_the_epochs_left_at_the_rate_trained_so_far():
+    assert estimate_eta(epochs_left=10, epochs_trained=5, seconds=50.0) == pytest.approx(100.0)
+    assert estimate_eta(epochs_left=10, epochs_trained=0, seconds=50.0) is None
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=3, epochs_per_trial=4)
+    progress.started -= 100  # the study has run for 100 s
+    progress.epoch_ended("a", "t0", "", _epoch(0, 0.5))
+    # one running trial with 3 epochs left, two trials of 4 epochs to go: 11 epochs at the rate of 1
+    assert progress.epochs_left() == 11
+    assert progress.eta_seconds() == pytest.approx(1100, rel=0.01)
+
+
+def test_durations_read_as_a_person_would_write_them():
+    assert [format_duration(s) for s in (5, 65, 3 * 3600 + 125)] == ["5s", "1m05s", "3h02m"]
+    assert format_duration(None) == "unknown"
+
+
+def test_plain_view_prints_an_epoch_line_at_most_every_interval_and_every_trial_end(capsys):
+    view = PlainView("demo", min_interval_s=3600)
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=2, epochs_per_trial=4, listener=view)
+    view.started(progress)
+    for epoch in range(4):
+        progress.epoch_ended("a", "trial-000", "", _epoch(epoch, 0.1 * epoch))
+    progress.trial_ended("a", "trial-000", "", TrialState.COMPLETED, None)
+    lines = capsys.readouterr().out.splitlines()
+    assert "study demo: 2 trials planned" in lines[0]
+    assert len(lines) == 3  # the start, one epoch line (the rest fall within the interval), the end
+    assert "trial-000: epoch 1/4, val_balanced_accuracy 0.0000, 100 images/s" in lines[1]
+    assert "trial-000: finished after 4 epochs" in lines[2] and "1 done" in lines[2] and "1 to go" in lines[2]
+    assert "best val_balanced_accuracy: 0.3000 (trial-000)" in lines[2]
+
+
+def test_live_view_shows_the_study_line_and_a_bar_per_running_trial():
+    view = LiveView("demo")
+    view.console = Console(file=io.StringIO(), width=150, record=True)
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=4, epochs_per_trial=4, listener=view)
+    view.started(progress)
+    progress.epoch_ended("a", "trial-000", "IF 100", _epoch(1, 0.42))
+    progress.epoch_ended("b", "trial-001", "IF 100", {**_epoch(0, 0.3), "gpu_memory_peak_mib": 2048.0})
+    view.console.print(view._render())
+    screen = view.console.export_text()
+    assert "study demo: 0 done, 0 stopped early, 0 failed, 2 running, 2 to go" in screen
+    assert "best val_balanced_accuracy: [IF 100] 0.4200 (trial-000)" in screen
+    assert "trial-000" in screen and "epoch 2/4" in screen and "100 images/s" in screen
+    assert "GPU 2.0 GiB" in screen
+    progress.trial_ended("a", "trial-000", "IF 100", TrialState.PRUNED, None)
+    assert "trial-000: stopped early at epoch 2 [IF 100]" in view.console.export_text()
+
+
+def test_an_ended_trial_says_how_it_ended():
+    assert EndedTrial("t", "", TrialState.COMPLETED, 8).describe() == "t: finished after 8 epochs"
+    assert EndedTrial("t", "", TrialState.FAILED, 0).describe() == "t: failed at epoch 0: no reason given"
