@@ -289,13 +289,17 @@ class StudyStore:
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         return [(metric.step, metric.value) for metric in self.client.get_metric_history(run_id, key)]
 
-    def artifact_text(self, run_id: str, path: str) -> str | None:
-        """The text of a run's artifact, or None when the run has no such artifact."""
+    def artifact_bytes(self, run_id: str, path: str) -> bytes | None:
+        """The content of a run's artifact, or None when the run has no such artifact."""
         try:
             with tempfile.TemporaryDirectory() as folder:
-                return Path(self.client.download_artifacts(run_id, path, folder)).read_text()
+                return Path(self.client.download_artifacts(run_id, path, folder)).read_bytes()
         except (MlflowException, OSError):
             return None
+
+    def artifact_text(self, run_id: str, path: str) -> str | None:
+        content = self.artifact_bytes(run_id, path)
+        return None if content is None else content.decode()
 
     def log_report_files(self, study: str, files: list[Path]) -> None:
         """Attach report files to a study's parent run (under `leaderboard/`)."""

@@ -23,8 +23,9 @@ from smcl_tune.config import TrainingConfig, TrialConfig, trial_config_from_dict
 from smcl_tune.data.batches import Plan, TrainingBatches, evaluation_chunks
 from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
 from smcl_tune.data.splits import Split, StreamSplit, TrialData, build_trial_data
+from smcl_tune.mask_gallery import GALLERY_FILE, GALLERY_PAIRS, MaskGallery, capture, gallery_png
 from smcl_tune.method.losses import drw_class_weights
-from smcl_tune.method.step import StepSettings, step_loss
+from smcl_tune.method.step import StepSettings, mask_batch, step_loss
 from smcl_tune.metrics import SHOT_GROUPS, accuracy_summary, confusion_matrix, per_class_accuracy
 from smcl_tune.models import build_network
 from smcl_tune.results import TrialResult, TrialState, write_result
@@ -142,6 +143,7 @@ class Trial:
         self.best_score = -math.inf
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, float]] = []
+        self.gallery: MaskGallery | None = None  # pairs of the first masking epoch
 
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -157,6 +159,7 @@ class Trial:
             "best_score": self.best_score,
             "best_state": self.best_state,
             "history": self.history,
+            "gallery": None if self.gallery is None else self.gallery.state(),
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -169,6 +172,33 @@ class Trial:
         self.best_score = state["best_score"]
         self.best_state = state["best_state"]
         self.history = state["history"]
+        gallery = state.get("gallery")
+        self.gallery = None if gallery is None else MaskGallery.from_state(gallery)
+
+    # -- the mask gallery --------------------------------------------------------------------
+    def _collects_gallery(self) -> bool:
+        if self.settings.method not in ("smcl", "mask_only"):
+            return False
+        return self.gallery is None or (self.gallery.epoch == self.epoch and len(self.gallery) < GALLERY_PAIRS)
+
+    def _add_to_gallery(self, head_images, head_labels, minor_images, minor_labels) -> None:
+        """The step's own pairs, masked as the step is about to mask them (a copy of its generator)."""
+        generator = torch.Generator()
+        generator.set_state(self.step_generator.get_state())
+        with _autocast(self.device):
+            parts = mask_batch(
+                self.settings, self.step_network, head_images, head_labels, minor_images, minor_labels, generator
+            )
+        pairs = capture(
+            self.epoch, head_images, head_labels, minor_images, minor_labels, parts, self.data.mean, self.data.std
+        )
+        self.gallery = pairs if self.gallery is None else self.gallery.extended(pairs)
+
+    def gallery_picture(self) -> bytes | None:
+        """The gallery once its epoch has ended, as PNG bytes; None before, and for methods that do not mask."""
+        if self.gallery is None or self.epoch <= self.gallery.epoch:
+            return None
+        return gallery_png(self.gallery, self.data.class_names, self.settings.mask_source)
 
     # -- one epoch ----------------------------------------------------------------------------
     def _plan(self) -> Plan:
@@ -201,6 +231,8 @@ class Trial:
             factor = learning_rate_factor(training, self.epoch, step, len(plan))
             for group in self.optimizer.param_groups:
                 group["lr"] = training.lr * factor
+            if minor_images is not None and self._collects_gallery():
+                self._add_to_gallery(head_images, head_labels, minor_images, minor_labels)
             with _autocast(self.device):
                 output = step_loss(
                     self.settings,
@@ -320,6 +352,11 @@ def save_checkpoint(trial: Trial, directory: Path) -> Path:
     temporary = path.with_suffix(".tmp")
     torch.save(trial.state(), temporary)
     temporary.replace(path)  # a crash mid-write leaves the previous checkpoint intact
+    gallery = directory / GALLERY_FILE
+    if not gallery.exists():
+        picture = trial.gallery_picture()
+        if picture is not None:
+            gallery.write_bytes(picture)  # then in every later checkpoint of the trial
     return directory
 
 

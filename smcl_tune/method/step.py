@@ -91,6 +91,44 @@ def _mask(settings: StepSettings, saliency: torch.Tensor, generator: torch.Gener
     return box_mask(saliency, lam)
 
 
+@dataclass
+class MaskedBatch:
+    """The pieces of a masking step: what the mask was made from, the mask and the composite."""
+
+    saliency: torch.Tensor  # [B, H, W] in [0, 1]: of the minor images (mask_source minor) or the head images
+    mask: torch.Tensor  # [B, 1, H, W]
+    composite: torch.Tensor  # x_tilde [B, C, H, W]
+    targets: torch.Tensor  # soft labels [B, num_classes]
+    area: torch.Tensor  # a [B]
+
+
+def mask_batch(
+    settings: StepSettings,
+    network: nn.Module,
+    head_images: torch.Tensor,
+    head_labels: torch.Tensor,
+    minor_images: torch.Tensor,
+    minor_labels: torch.Tensor,
+    generator: torch.Generator,
+) -> MaskedBatch:
+    """x_tilde = (1 - M) * x_bg + M * x_m with its soft labels and masked area a (steps 1-4)."""
+    if settings.mask_source == "minor":
+        saliency = _saliency(settings, network, minor_images, minor_labels)
+        mask = _mask(settings, saliency, generator)
+        head_saliency = None
+    else:
+        saliency = head_saliency = _saliency(settings, network, head_images, head_labels)
+        mask = _mask(settings, head_saliency, generator)
+    background = head_images
+    if settings.erase_head:
+        if head_saliency is None:
+            head_saliency = _saliency(settings, network, head_images, head_labels)
+        background = fill_masked(head_images, _mask(settings, head_saliency, generator), settings.fill, generator)
+    area = mask_area(mask)
+    targets = soft_labels(head_labels, minor_labels, area, settings.num_classes, settings.soft_label)
+    return MaskedBatch(saliency, mask, compose(background, minor_images, mask), targets, area)
+
+
 def masked_images(
     settings: StepSettings,
     network: nn.Module,
@@ -100,21 +138,9 @@ def masked_images(
     minor_labels: torch.Tensor,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x_tilde = (1 - M) * x_bg + M * x_m with its soft labels and masked area a (steps 1-4)."""
-    if settings.mask_source == "minor":
-        mask = _mask(settings, _saliency(settings, network, minor_images, minor_labels), generator)
-        head_saliency = None
-    else:
-        head_saliency = _saliency(settings, network, head_images, head_labels)
-        mask = _mask(settings, head_saliency, generator)
-    background = head_images
-    if settings.erase_head:
-        if head_saliency is None:
-            head_saliency = _saliency(settings, network, head_images, head_labels)
-        background = fill_masked(head_images, _mask(settings, head_saliency, generator), settings.fill, generator)
-    area = mask_area(mask)
-    targets = soft_labels(head_labels, minor_labels, area, settings.num_classes, settings.soft_label)
-    return compose(background, minor_images, mask), targets, area
+    """The composite, its soft labels and its masked area (see mask_batch)."""
+    parts = mask_batch(settings, network, head_images, head_labels, minor_images, minor_labels, generator)
+    return parts.composite, parts.targets, parts.area
 
 
 def step_loss(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 
 import pandas as pd
@@ -98,5 +99,19 @@ def format_html(board: Leaderboard, reference: pd.DataFrame | None = None) -> st
             "<h2>Plots</h2>",
             *(f'<p class="note">{html.escape(note)}</p>' for note in notes),
             *(_figure_html(figure, include_js=index == 0) for index, figure in enumerate(figures)),
+            *_gallery_html(board),
         ],
     )
+
+
+def _gallery_html(board: Leaderboard) -> list[str]:
+    if board.gallery is None:
+        return []
+    name, picture = board.gallery
+    return [
+        f"<h2>The masks of {html.escape(name)}</h2>",
+        '<p class="note">From its first masking epoch: head image, minor-class image, the saliency map the mask '
+        "comes from, the mask, and the composite with its soft label. Does the mask find the object?</p>",
+        f'<img class="gallery" alt="mask gallery of {html.escape(name)}" '
+        f'src="data:image/png;base64,{base64.b64encode(picture).decode()}">',
+    ]

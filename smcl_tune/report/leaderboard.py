@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from smcl_tune.mask_gallery import GALLERY_FILE
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import TrialState
 from smcl_tune.tracking import (
@@ -71,6 +72,7 @@ class Leaderboard:
     baseline: str | None = None  # the baseline configurations are compared with (paired over seeds)
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)  # trial -> epoch, validation metric
     best_per_class: pd.DataFrame | None = None  # class_id, class_name, train_count, test_accuracy
+    gallery: tuple[str, bytes] | None = None  # the best masking trial's name and its mask gallery (PNG)
 
     @property
     def grouped(self) -> bool:
@@ -202,4 +204,16 @@ def load_leaderboard(
     if best is not None:
         text = store.artifact_text(best["run_id"], "per_class_accuracy.csv")
         board.best_per_class = None if text is None else pd.read_csv(io.StringIO(text))
+    board.gallery = _best_gallery(store, trials)
     return board
+
+
+def _best_gallery(store: StudyStore, trials: pd.DataFrame, tries: int = 10) -> tuple[str, bytes] | None:
+    """The mask gallery of the best-ranked completed trial that has one (methods that mask)."""
+    completed = trials[trials["state"] == TrialState.COMPLETED]
+    for _, row in completed.head(tries).iterrows():
+        picture = store.artifact_bytes(row["run_id"], GALLERY_FILE)
+        if picture is not None:
+            name = f"{row['trial']} [{row['condition']}]" if row["condition"] else row["trial"]
+            return name, picture
+    return None

@@ -15,8 +15,17 @@ from typing import Any
 from ray.tune import Callback, Checkpoint
 
 from smcl_tune.config import ConfigError, trial_config_from_dict
+from smcl_tune.mask_gallery import GALLERY_FILE
 from smcl_tune.report.trial_files import trial_files
-from smcl_tune.results import EPOCH_METRICS, FINAL_MARKER, FINAL_METRICS, RESULT_FILE, outcome, read_result
+from smcl_tune.results import (
+    EPOCH_METRICS,
+    FINAL_MARKER,
+    FINAL_METRICS,
+    RESULT_FILE,
+    TrialState,
+    outcome,
+    read_result,
+)
 from smcl_tune.study.keys import CONDITION_KEY, CONFIGURATION_KEY, TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE, trial_params
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study_config import apply_overrides, plain_param_names
@@ -110,11 +119,23 @@ class TrackingCallback(Callback):
             if not path.is_file():
                 log.warning("trial %s: its last checkpoint holds no %s", trial.trial_id, RESULT_FILE)
                 return
-            files = {RESULT_FILE: path.read_text(), **trial_files(read_result(path))}
+            files = {RESULT_FILE: path.read_text(), **trial_files(read_result(path)), **_gallery(Path(folder))}
         self._write(lambda: self.tracker.log_files(self._run_id(trial), files), f"result files of {trial.trial_id}")
+
+    def _log_gallery(self, trial) -> None:
+        """The mask gallery of a trial that ended without its final checkpoint (stopped early, failed)."""
+        checkpoint = trial.checkpoint
+        if checkpoint is None:
+            return
+        with checkpoint.as_directory() as folder:
+            files = _gallery(Path(folder))
+        if files:
+            self._write(lambda: self.tracker.log_files(self._run_id(trial), files), f"mask gallery of {trial.trial_id}")
 
     def _end(self, trial, error: bool) -> None:
         state, reason = outcome(trial.last_result, error)
+        if state != TrialState.COMPLETED:
+            self._log_gallery(trial)
         self._write(lambda: self.tracker.end_trial(self._run_id(trial), state, reason), f"end of {trial.trial_id}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
@@ -122,3 +143,8 @@ class TrackingCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._end(trial, error=True)
+
+
+def _gallery(folder: Path) -> dict[str, bytes]:
+    path = folder / GALLERY_FILE
+    return {GALLERY_FILE: path.read_bytes()} if path.is_file() else {}

@@ -12,6 +12,11 @@ import pytest
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
+STUDY_LINE = re.compile(
+    r"^study tiny: \d done, \d stopped early, \d failed, [1-9] running, \d to go; elapsed \S+, ETA", re.M
+)
+
+
 def _tmux(socket: str, *arguments: str) -> str:
     return subprocess.run(["tmux", "-L", socket, *arguments], capture_output=True, text=True, check=True).stdout
 
@@ -21,14 +26,31 @@ def test_live_view_redraws_in_place_and_lists_every_trial_that_ends(tmp_path, ti
         pytest.skip("tmux is not installed here (.ci/run installs it)")
     study = tiny_study(tmp_path, num_trials=3)
     socket = f"smcl-test-{os.getpid()}"
-    command = f"{sys.executable} -m smcl_tune.cli run {study}; echo EXIT=$?; sleep 600"
-    _tmux(socket, "new-session", "-d", "-s", "run", "-x", "160", "-y", "50", "-c", str(tmp_path), command)
+    command = f"sleep 1; {sys.executable} -m smcl_tune.cli run {study}; echo EXIT=$?; sleep 600"
+    _tmux(
+        socket,
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "run",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        "-c",
+        str(tmp_path),
+        command,
+    )
+    _tmux(socket, "resize-window", "-t", "run", "-x", "160", "-y", "50")  # a detached session may start at 80x24
     mid_run, final = None, None
     try:
         deadline = time.time() + 600
         while time.time() < deadline and final is None:
             screen = _tmux(socket, "capture-pane", "-p", "-t", "run")
-            if mid_run is None and re.search(r"trial-\d+ .*epoch \d/3", screen):
+            # a whole frame (capture-pane may catch one half drawn): the study line and a trial's bar
+            if mid_run is None and STUDY_LINE.search(screen) and re.search(r"trial-\d+ .*epoch \d/3", screen):
                 mid_run = screen
             if "EXIT=" in screen:
                 final = _tmux(socket, "capture-pane", "-p", "-S", "-", "-t", "run")  # with the scroll-back
@@ -38,8 +60,6 @@ def test_live_view_redraws_in_place_and_lists_every_trial_that_ends(tmp_path, ti
     assert final is not None, "the run did not end in 10 minutes"
     assert "EXIT=0" in final, final[-3000:]
     assert mid_run is not None, final[-3000:]
-    study_line = next(line for line in mid_run.splitlines() if line.startswith("study tiny:"))
-    assert re.search(r"\d done, \d stopped early, \d failed, \d running, \d to go; elapsed \S+, ETA", study_line)
     assert "best val_balanced_accuracy" in mid_run
     # drawn in place: one study line on screen at any time, not one per refresh in the scroll-back
     assert len(re.findall(r"^study tiny: \d done", final, flags=re.MULTILINE)) == 1, final

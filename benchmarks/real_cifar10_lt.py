@@ -1,0 +1,164 @@
+"""Real CIFAR-10-LT on the CPU: does SMCL help on real images?
+
+The JPEG copy of CIFAR-10 (../shared/data/cifar10-jpeg, read from its zip archives), LDAM-DRW's
+long-tailed subset at imbalance factor 100, no validation hold-out (the last epoch's test metrics,
+as published results are reported), the same data, model, schedule and seeds for every method.
+Methods: CE, CE with DRW, Balanced Softmax, SupCon, SMCL, SMCL with DRW. Prints test top-1 and
+many / medium / few-shot accuracy as mean ± std over seeds, and the masks' statistics over the
+masking epochs (mean masked area; the fraction of masks that are empty or cover over 90% of the
+image). Every run's result goes to --output as a JSON line; a rerun with the same --output runs
+only what is missing. Each SMCL run's mask gallery (its first masking epoch) goes to
+OUTPUT_galleries/.
+
+Sized for this 2-core machine: the defaults (n_max 1000, small CNN, 30 epochs, 3 seeds, 6
+methods) take about 2 hours with one worker beside another job.
+
+    .venv/bin/python benchmarks/real_cifar10_lt.py [--n-max 1000] [--epochs 30] [--model small_cnn] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from common import mean_spread_cell, run_jobs
+
+DATA = Path(os.environ.get("SMCL_CIFAR10_JPEG", Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg"))
+
+
+def methods(epochs: int) -> dict[str, dict]:
+    drw_start = int(0.8 * epochs)  # LDAM-DRW reweights for the last fifth (epoch 160 of 200)
+    return {
+        "ce": {"name": "ce"},
+        "ce + DRW": {"name": "ce", "classifier_loss": "drw", "drw_start_epoch": drw_start},
+        "balanced softmax": {"name": "ce", "classifier_loss": "balanced_softmax"},
+        "supcon": {"name": "supcon"},
+        "smcl": {"name": "smcl"},
+        "smcl + DRW": {"name": "smcl", "classifier_loss": "drw", "drw_start_epoch": drw_start},
+    }
+
+
+def trial(method: dict, seed: int, epochs: int, n_max: int, model: str) -> dict:
+    """The protocol's schedule scaled to `epochs`: warm-up for 5/200 of them, lr / 100 at 80% and
+    / 10^4 at 90% (Cao et al., 200 epochs: warm-up 5, steps at 160 and 180)."""
+    return {
+        "data": {
+            "source": "image_folder",
+            "root": str(DATA),
+            "num_classes": 10,
+            "imbalance_factor": 100,
+            "n_max": n_max,
+            "val_per_class": 0,
+            "subset_protocol": "ldam",
+        },
+        "model": {"architecture": model},
+        "method": {**method, "mask_start_epoch": max(1, epochs // 10), "mask_end_epoch": int(0.9 * epochs)}
+        if method["name"] != "ce"
+        else method,
+        "training": {
+            "epochs": epochs,
+            "batch_size": 128,
+            "lr": 0.1,
+            "warmup_epochs": max(1.0, epochs * 5 / 200),
+            "milestones": [int(0.8 * epochs), int(0.9 * epochs)],
+            "milestone_factors": [0.01, 0.0001],
+            "seed": seed,
+            "device": "cpu",
+            "num_threads": 1,
+        },
+    }
+
+
+def run_one(job: tuple) -> dict:
+    from smcl_tune.train import run_trial
+
+    label, method, seed, epochs, n_max, model, galleries = job
+    started = time.perf_counter()
+    pictures: list[bytes] = []
+
+    def keep_gallery(trial, _metrics) -> None:
+        if not pictures and (picture := trial.gallery_picture()) is not None:
+            pictures.append(picture)
+
+    result = run_trial(trial(method, seed, epochs, n_max, model), on_epoch=keep_gallery)
+    if pictures:
+        name = f"{label.replace(' ', '').replace('+', '_')}_seed{seed}.png"
+        Path(galleries, name).write_bytes(pictures[0])
+    masking = [epoch for epoch in result.history if epoch.get("masked_step_fraction", 0) > 0]
+
+    def mean_over_masking(key: str) -> float | None:
+        values = [epoch[key] for epoch in masking if epoch.get(key) == epoch.get(key)]  # NaN: no mask that epoch
+        return sum(values) / len(values) if values else None
+
+    return {
+        "variant": label,
+        "seed": seed,
+        "status": result.status,
+        "reason": result.reason,
+        "test": result.test,
+        "train_counts": result.train_counts,
+        "masked_area": mean_over_masking("masked_area"),
+        "masked_empty_fraction": mean_over_masking("masked_empty_fraction"),
+        "masked_full_fraction": mean_over_masking("masked_full_fraction"),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _percent(value: float | None) -> str:
+    return f"{100 * value:.1f}%" if value is not None else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--n-max", type=int, default=1000, help="training images of the largest class")
+    parser.add_argument("--model", default="small_cnn", choices=("small_cnn", "resnet32"))
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--methods", nargs="*", default=None, help="a subset of the methods, by label")
+    parser.add_argument("--output", default="real_cifar10_lt.jsonl")
+    arguments = parser.parse_args()
+    if not (DATA / "train.zip").is_file():
+        parser.error(f"{DATA / 'train.zip'}: not found; set SMCL_CIFAR10_JPEG to the CIFAR-10 JPEG folder")
+    table = methods(arguments.epochs)
+    labels = arguments.methods or list(table)
+    galleries = Path(arguments.output).with_suffix("").as_posix() + "_galleries"
+    Path(galleries).mkdir(parents=True, exist_ok=True)
+    jobs = [
+        (label, table[label], seed, arguments.epochs, arguments.n_max, arguments.model, galleries)
+        for seed in range(arguments.seeds)
+        for label in labels
+    ]
+    started = time.perf_counter()
+    results = run_jobs(run_one, jobs, arguments.workers, arguments.output)
+    counts = next((r["train_counts"] for r in results if r.get("train_counts")), None)
+    print(
+        f"real CIFAR-10-LT (JPEG copy), IF 100, LDAM subset with n_max {arguments.n_max} "
+        f"({sum(counts) if counts else '?'} training images), {arguments.model}, {arguments.epochs} epochs, "
+        f"batch 128, lr 0.1 step schedule, CPU 1 thread per run, seeds 0..{arguments.seeds - 1}; "
+        f"last-epoch test accuracy %, mean ± std over seeds; {time.perf_counter() - started:.0f} s"
+    )
+    header = f"{'method':<18}{'top-1':>14}{'many':>14}{'medium':>14}{'few':>14}"
+    print(header + f"{'mask area':>11}{'empty':>8}{'>90%':>8}{'s/run':>7}")
+    for label in labels:
+        done = [r for r in results if r["variant"] == label and r["status"] == "completed"]
+        if not done:
+            print(f"{label:<18}{'failed':>14}")
+            continue
+        cells = [mean_spread_cell([r["test"][key] for r in done]) for key in ("top1", "many", "medium", "few")]
+        masks = []
+        for key in ("masked_area", "masked_empty_fraction", "masked_full_fraction"):
+            values = [r[key] for r in done if r[key] is not None]
+            masks.append(_percent(sum(values) / len(values)) if values else "-")
+        seconds = sum(r["seconds"] for r in done) / len(done)
+        print(
+            f"{label:<18}"
+            + "".join(f"{cell:>14}" for cell in cells)
+            + f"{masks[0]:>11}{masks[1]:>8}{masks[2]:>8}{seconds:>7.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""What SMCL's masks look like on the user's data: a gallery of masked pairs as a PNG.
+
+Captured from the first masking epoch (the pairs of its first masking steps, exactly as the step
+composes them), kept in the trial's checkpoint, drawn with matplotlib's object API. One row per
+pair: the head (background) image, the minor-class image, the saliency map the mask comes from,
+the mask, and the composite with its soft label.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import torch
+from matplotlib.figure import Figure
+
+GALLERY_FILE = "mask_gallery.png"
+GALLERY_PAIRS = 16
+
+
+@dataclass
+class MaskGallery:
+    epoch: int
+    head: torch.Tensor  # uint8 [N, 3, H, W], denormalised
+    minor: torch.Tensor  # uint8 [N, 3, H, W]
+    saliency: torch.Tensor  # float32 [N, H, W] in [0, 1]
+    mask: torch.Tensor  # float32 [N, H, W] in [0, 1]
+    composite: torch.Tensor  # uint8 [N, 3, H, W]
+    head_labels: torch.Tensor  # int64 [N]
+    minor_labels: torch.Tensor  # int64 [N]
+    targets: torch.Tensor  # float32 [N, C]: the composite's soft label
+
+    def __len__(self) -> int:
+        return len(self.head_labels)
+
+    def state(self) -> dict[str, torch.Tensor | int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_state(cls, state: dict) -> MaskGallery:
+        return cls(**state)
+
+    def extended(self, more: MaskGallery, limit: int = GALLERY_PAIRS) -> MaskGallery:
+        """This gallery and `more`'s pairs, up to `limit` in all."""
+        room = max(0, limit - len(self))
+        fields = {
+            name: torch.cat([getattr(self, name), getattr(more, name)[:room]])
+            for name in self.__dataclass_fields__
+            if name != "epoch"
+        }
+        return MaskGallery(epoch=self.epoch, **fields)
+
+
+def _as_uint8(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Normalised float [N, 3, H, W] back to uint8 pixels."""
+    pixels = images.detach().float().cpu() * std.view(1, -1, 1, 1).cpu() + mean.view(1, -1, 1, 1).cpu()
+    return (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def capture(
+    epoch: int,
+    head_images: torch.Tensor,
+    head_labels: torch.Tensor,
+    minor_images: torch.Tensor,
+    minor_labels: torch.Tensor,
+    parts,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    limit: int = GALLERY_PAIRS,
+) -> MaskGallery:
+    """The first `limit` pairs of one masking step; `parts` is the step's MaskedBatch."""
+    n = min(limit, len(head_labels))
+    return MaskGallery(
+        epoch=epoch,
+        head=_as_uint8(head_images[:n], mean, std),
+        minor=_as_uint8(minor_images[:n], mean, std),
+        saliency=parts.saliency[:n].detach().float().cpu(),
+        mask=parts.mask[:n, 0].detach().float().cpu(),
+        composite=_as_uint8(parts.composite[:n], mean, std),
+        head_labels=head_labels[:n].detach().cpu(),
+        minor_labels=minor_labels[:n].detach().cpu(),
+        targets=parts.targets[:n].detach().float().cpu(),
+    )
+
+
+def soft_label_text(targets: torch.Tensor, class_names: list[str]) -> str:
+    """The soft label's non-zero classes, largest first: `0.62 cat + 0.38 dog`."""
+    weights, classes = targets.sort(descending=True)
+    parts = [f"{w:.2f} {class_names[c]}" for w, c in zip(weights.tolist(), classes.tolist(), strict=True) if w > 0.005]
+    return " + ".join(parts[:3])
+
+
+def gallery_png(gallery: MaskGallery, class_names: list[str], source: str) -> bytes:
+    """The gallery as PNG bytes; `source` says which image the saliency map is of."""
+    rows = len(gallery)
+    height = 1.9 * rows + 0.8
+    figure = Figure(figsize=(10, height))
+    figure.suptitle(f"SMCL masks, epoch {gallery.epoch} (the first that masks): {rows} pairs", fontsize=11)
+    axes = figure.subplots(rows, 5, squeeze=False)
+    titles = ("head (background)", "minor class", f"saliency of the {source} image", "mask", "composite")
+    for row in range(rows):
+        cells = (
+            gallery.head[row].permute(1, 2, 0),
+            gallery.minor[row].permute(1, 2, 0),
+            gallery.saliency[row],
+            gallery.mask[row],
+            gallery.composite[row].permute(1, 2, 0),
+        )
+        labels = (
+            class_names[int(gallery.head_labels[row])],
+            class_names[int(gallery.minor_labels[row])],
+            "",
+            f"area {float(gallery.mask[row].mean()):.2f}",
+            soft_label_text(gallery.targets[row], class_names),
+        )
+        for column, (cell, label) in enumerate(zip(cells, labels, strict=True)):
+            axis = axes[row][column]
+            colour_map = {2: "inferno", 3: "gray"}.get(column)
+            axis.imshow(cell.numpy(), cmap=colour_map, vmin=0 if colour_map else None, vmax=1 if colour_map else None)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_xlabel(label, fontsize=7)
+            if row == 0:
+                axis.set_title(titles[column], fontsize=8)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))  # room for the title
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
