@@ -116,3 +116,27 @@ def test_pareto_front_keeps_the_trials_no_other_beats_on_both_many_and_few(tmp_p
     # many / few of the store's finished trials: trial-000 80/20, trial-001 85/25, trial-003 90/NaN
     # (no few-shot class), baseline-ce 90/5: trial-001 and baseline-ce are on the front.
     assert sorted(zip(values(front["x"]), values(front["y"]))) == [(85.0, 25.0), (90.0, 5.0)]
+
+
+def test_the_report_shows_the_mask_gallery_of_the_best_trial_that_has_one(tmp_path, build_store):
+    import io
+
+    from mlflow.tracking import MlflowClient
+    from PIL import Image
+
+    storage = tmp_path / "store"
+    uri = build_store(storage)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("lt")
+    runs = {run.info.run_name: run.info.run_id for run in client.search_runs([experiment.experiment_id])}
+    picture = io.BytesIO()
+    Image.new("RGB", (40, 20), (200, 30, 30)).save(picture, format="PNG")
+    for name in ("trial-000 [imbalance_factor=100]", "baseline-ce [imbalance_factor=100]"):
+        (tmp_path / "mask_gallery.png").write_bytes(picture.getvalue())
+        client.log_artifact(runs[name], str(tmp_path / "mask_gallery.png"))
+    report = tmp_path / "report.html"
+    assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "html", "--output", str(report)]) == 0
+    page = report.read_text()
+    # trial-000 ranks above the CE baseline at IF 100 (objective 0.62 against 0.5)
+    assert "<h2>The masks of trial-000 [imbalance_factor=100]</h2>" in page
+    assert page.count('class="gallery"') == 1 and "data:image/png;base64," in page

@@ -75,6 +75,9 @@ def test_quickstart_study_end_to_end(tmp_path, run_cli, dashboard_studies):
     for run in children:
         if run.data.tags["smcl.state"] == "completed":
             assert {"test_top1", "test_many", "test_medium", "test_few", "loss_msc"} <= set(run.data.metrics)
+        # every SMCL trial shows its masks (from epoch 1, the first that masks), stopped early or not
+        artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
+        assert ("mask_gallery.png" in artifacts) == (run.data.tags["smcl.method"] == "smcl"), run.info.run_name
     sampled = [run for run in children if run.data.tags["smcl.role"] == "search"]
     assert {"saliency_threshold", "temperature", "loss_weight", "mask_probability"} <= set(sampled[0].data.params)
 

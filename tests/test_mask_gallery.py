@@ -1,0 +1,74 @@
+"""The mask gallery: the first masking epoch's pairs, exactly as the step composed them, as a PNG
+in the trial's checkpoint (and so in MLflow and the HTML report)."""
+
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from smcl_tune.config import trial_config_from_dict
+from smcl_tune.data.splits import build_trial_data
+from smcl_tune.mask_gallery import GALLERY_FILE, GALLERY_PAIRS, soft_label_text
+from smcl_tune.method.masking import compose, mask_area
+from smcl_tune.train import Trial, load_checkpoint, resolve_device, run_trial, save_checkpoint
+
+
+def _smcl(tiny_config, **method):
+    config = tiny_config(epochs=3, num_threads=1)
+    config["method"].update({"mask_start_epoch": 1, "mask_end_epoch": 3, **method})
+    return config
+
+
+def _trial(config) -> Trial:
+    config = trial_config_from_dict(config)
+    return Trial(config, build_trial_data(config.data), resolve_device("cpu"))
+
+
+def test_the_gallery_holds_16_pairs_of_the_first_masking_epoch_as_composed(tiny_config):
+    trial = _trial(_smcl(tiny_config))
+    trial.finish_epoch(trial.train_epoch())  # epoch 0 does not mask: no gallery yet
+    assert trial.gallery is None and trial.gallery_picture() is None
+    trial.finish_epoch(trial.train_epoch())
+    gallery = trial.gallery
+    assert gallery.epoch == 1 and len(gallery) == GALLERY_PAIRS
+    # the composite shows the minor image where the mask is 1 and the head image elsewhere
+    mask = gallery.mask.unsqueeze(1)
+    expected = compose(gallery.head.float(), gallery.minor.float(), mask)
+    assert (gallery.composite.float() - expected).abs().max() <= 1.0  # uint8 rounding
+    # the soft label is the one the step trains on: (1 - a) head + a minor
+    area = mask_area(mask)
+    rows = torch.arange(len(gallery))
+    assert torch.allclose(
+        gallery.targets[rows, gallery.minor_labels], area + (gallery.head_labels == gallery.minor_labels) * (1 - area)
+    )
+    assert torch.allclose(gallery.targets.sum(1), torch.ones(len(gallery)))
+    picture = Image.open(io.BytesIO(trial.gallery_picture()))
+    assert picture.size[0] > 600 and picture.size[1] > 16 * 100  # five columns, one row per pair
+
+
+def test_a_checkpoint_carries_the_gallery_and_a_resumed_trial_keeps_it(tiny_config, tmp_path):
+    config = _smcl(tiny_config)
+    trial = _trial(config)
+    for _ in range(2):
+        trial.finish_epoch(trial.train_epoch())
+        save_checkpoint(trial, tmp_path / "checkpoint")
+    assert (tmp_path / "checkpoint" / GALLERY_FILE).is_file()
+    resumed = _trial(config)
+    resumed.load(load_checkpoint(tmp_path / "checkpoint" / "trial.pt"))
+    assert torch.equal(resumed.gallery.composite, trial.gallery.composite)
+    resumed.finish_epoch(resumed.train_epoch())  # a later masking epoch does not replace it
+    assert resumed.gallery.epoch == 1
+
+
+@pytest.mark.parametrize("method", ["ce", "supcon"])
+def test_methods_that_do_not_mask_have_no_gallery(tiny_config, tmp_path, method):
+    config = _smcl(tiny_config)
+    config["method"]["name"] = method
+    run_trial(config, checkpoint_dir=tmp_path / "checkpoint")
+    assert not (tmp_path / "checkpoint" / GALLERY_FILE).exists()
+
+
+def test_soft_label_text_names_the_mixed_classes_largest_first():
+    targets = torch.tensor([0.0, 0.7, 0.0, 0.3])
+    assert soft_label_text(targets, ["a", "b", "c", "d"]) == "0.70 b + 0.30 d"
