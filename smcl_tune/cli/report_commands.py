@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
@@ -103,10 +106,44 @@ def command_ui(arguments: argparse.Namespace) -> int:
     if links:
         print("each study's trials, best first:")
         print("\n".join(links), flush=True)
-    process = subprocess.Popen(command)
+    return serve_until_stopped(command)
+
+
+def _interrupt(*_signal) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_until_stopped(command: list[str]) -> int:
+    """Run a server until it exits, or until this process gets Ctrl-C or SIGTERM; then stop the
+    server with every process it started (MLflow runs uvicorn and its workers), never leaving one."""
+    process = subprocess.Popen(command, start_new_session=True)  # its own process group, stopped as one
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return process.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        process.wait(timeout=20)
+        _stop_group(process)
         return EXIT_OK
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_group(process: subprocess.Popen, grace_s: float = 20.0) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _group_alive(process):
+        time.sleep(0.2)
+    if _group_alive(process):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _group_alive(process: subprocess.Popen) -> bool:
+    process.poll()  # reaps the group's leader once it has exited
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

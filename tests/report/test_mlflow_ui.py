@@ -39,6 +39,16 @@ def _wait_until_serving(port: int) -> None:
     raise AssertionError("the MLflow UI did not start")
 
 
+def _assert_port_closes(port: int) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"something still serves on port {port} after smcl-tune ui stopped")
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
@@ -74,9 +84,12 @@ def test_the_printed_link_opens_the_trials_as_model_training(tmp_path, build_sto
             text=True,
             timeout=180,
         )
+        process.terminate()  # SIGTERM, as a service manager or `kill` stops it
+        assert process.wait(timeout=60) == 0
+        _assert_port_closes(port)  # MLflow's own server processes stopped too
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.kill()
     page = dom.stdout
     assert dom.returncode == 0 and "Model training" in page
     assert "<strong>6</strong> matching runs" in page  # the trials, flat; not the study's run
