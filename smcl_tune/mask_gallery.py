@@ -51,7 +51,7 @@ class MaskGallery:
         return MaskGallery(epoch=self.epoch, **fields)
 
 
-def _as_uint8(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def to_pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Normalised float [N, 3, H, W] back to uint8 pixels."""
     pixels = images.detach().float().cpu() * std.view(1, -1, 1, 1).cpu() + mean.view(1, -1, 1, 1).cpu()
     return (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
@@ -72,11 +72,11 @@ def capture(
     n = min(limit, len(head_labels))
     return MaskGallery(
         epoch=epoch,
-        head=_as_uint8(head_images[:n], mean, std),
-        minor=_as_uint8(minor_images[:n], mean, std),
+        head=to_pixels(head_images[:n], mean, std),
+        minor=to_pixels(minor_images[:n], mean, std),
         saliency=parts.saliency[:n].detach().float().cpu(),
         mask=parts.mask[:n, 0].detach().float().cpu(),
-        composite=_as_uint8(parts.composite[:n], mean, std),
+        composite=to_pixels(parts.composite[:n], mean, std),
         head_labels=head_labels[:n].detach().cpu(),
         minor_labels=minor_labels[:n].detach().cpu(),
         targets=parts.targets[:n].detach().float().cpu(),

@@ -66,3 +66,11 @@ def test_live_view_redraws_in_place_and_lists_every_trial_that_ends(tmp_path, ti
     ended = re.findall(r"^(?:baseline|trial)-\S+: (?:finished after|stopped early|failed at)", final, re.MULTILINE)
     assert len(ended) == 3, final
     assert "Trial status" not in final  # Ray's own tables are gone without --verbose
+
+
+def test_verbose_brings_back_rays_own_tables(tmp_path, tiny_study, run_cli):
+    study = tiny_study(tmp_path, num_trials=1)
+    done = run_cli("run", str(study), "--verbose", cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Trial status" in done.stdout + done.stderr  # Ray Tune's status table
+    assert "trial-000: finished after 3 epochs" in done.stdout  # the plain lines as well

@@ -1,0 +1,112 @@
+"""Where SMCL's masks land on real CIFAR-10-LT images: saliency kinds, areas, padding, soft labels.
+
+Measured on the training batches exactly as a trial builds them (LDAM subset, IF 100, crop with
+4 px zero padding and flip, normalised), for the minor-class images the masks are cut from:
+- the masked area at each threshold (mean; the share of masks that are empty or above 90%);
+- the share of mask pixels on the crop's zero padding (black bars the random crop adds), against
+  the padding's share of the image;
+- the share of mask pixels in the central 16x16 (CIFAR objects are mostly centred: a proxy for
+  "on the object", with no object masks to compare with), against the 25% a uniform mask has;
+- for the soft label: the label gives the minor class weight a (the masked area); `minor visible`
+  is the part of that area that shows the minor image's centre rather than its padding or border.
+Saliencies: spectral residual (no network), gradient saliency of a CE network trained for
+--epochs epochs on the same data, and SaliencyMix's box (spectral residual peak, lambda ~ Beta(1, 1)).
+
+    .venv/bin/python benchmarks/mask_diagnostics.py [--epochs 8] [--batches 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+from real_cifar10_lt import trial as benchmark_trial
+
+from smcl_tune.config import trial_config_from_dict
+from smcl_tune.data.splits import build_trial_data
+from smcl_tune.mask_gallery import to_pixels
+from smcl_tune.method.step import StepSettings, mask_batch
+from smcl_tune.train import Trial, resolve_device
+
+
+def _batches(trial: Trial, count: int) -> list[tuple]:
+    plan = trial._plan()[:count]
+    return [batch for batch in trial.batches.epoch(plan) if batch[2] is not None]
+
+
+def _measure(settings: StepSettings, network, batches, mean, std, generator) -> dict[str, float]:
+    centre = torch.zeros(32, 32, dtype=torch.bool)
+    centre[8:24, 8:24] = True
+    sums = {"area": 0.0, "empty": 0.0, "full": 0.0, "on_padding": 0.0, "padding_share": 0.0, "in_centre": 0.0}
+    masks = 0
+    for head, head_labels, minor, minor_labels in batches:
+        parts = mask_batch(settings, network, head, head_labels, minor, minor_labels, generator)
+        mask = parts.mask[:, 0] > 0.5
+        padding = (to_pixels(minor, mean, std) == 0).all(dim=1)  # the crop's zero padding (pure black)
+        area = mask.float().flatten(1).mean(1)
+        masked = mask.flatten(1).sum(1).clamp(min=1)
+        sums["area"] += area.sum().item()
+        sums["empty"] += (area == 0).sum().item()
+        sums["full"] += (area > 0.9).sum().item()
+        sums["on_padding"] += ((mask & padding).flatten(1).sum(1) / masked).sum().item()
+        sums["padding_share"] += padding.float().flatten(1).mean(1).sum().item()
+        sums["in_centre"] += ((mask & centre).flatten(1).sum(1) / masked).sum().item()
+        masks += len(area)
+    return {key: value / masks for key, value in sums.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=8, help="CE epochs before measuring gradient saliency")
+    parser.add_argument("--batches", type=int, default=20, help="batches of 128 pairs measured")
+    parser.add_argument("--n-max", type=int, default=1000)
+    arguments = parser.parse_args()
+    started = time.perf_counter()
+    config = benchmark_trial({"name": "smcl", "mask_probability": 1.0}, 0, 30, arguments.n_max, "small_cnn")
+    config["method"]["mask_start_epoch"] = 0
+    smcl_config = trial_config_from_dict(config)
+    data = build_trial_data(smcl_config.data)
+    device = resolve_device("cpu")
+    torch.set_num_threads(1)
+    sampler = Trial(smcl_config, data, device)
+    batches = _batches(sampler, arguments.batches)
+
+    ce_config = copy.deepcopy(config)
+    ce_config["method"] = {"name": "ce"}
+    ce_config["training"]["epochs"] = max(arguments.epochs, 1)
+    ce = Trial(trial_config_from_dict(ce_config), data, device)
+    for _ in range(arguments.epochs):
+        ce.train_epoch()
+    ce.network.eval()
+
+    rows = []
+    for threshold in (0.3, 0.5, 0.7):
+        for saliency in ("spectral_residual", "gradient"):
+            settings = StepSettings("smcl", 10, saliency=saliency, saliency_threshold=threshold)
+            rows.append((saliency, f"threshold {threshold}", settings))
+    rows.append(("spectral_residual", "box, Beta(1, 1)", StepSettings("smcl", 10, mask_mode="box")))
+    print(
+        f"masks on real CIFAR-10-LT minor-class images (IF 100, LDAM subset n_max {arguments.n_max}, crop pad 4 + "
+        f"flip), {arguments.batches} batches of 128; gradient saliency of a small CNN after {arguments.epochs} CE "
+        f"epochs; {time.perf_counter() - started:.0f} s to set up"
+    )
+    print(
+        f"{'saliency':<19}{'mask':<17}{'area':>7}{'empty':>7}{'>90%':>7}"
+        f"{'on padding':>12}{'padding share':>15}{'in centre':>11}{'minor visible':>15}"
+    )
+    for saliency, mask, settings in rows:
+        generator = torch.Generator().manual_seed(0)
+        result = _measure(settings, ce.network, batches, data.mean, data.std, generator)
+        visible = result["area"] * result["in_centre"]
+        print(
+            f"{saliency:<19}{mask:<17}{100 * result['area']:6.1f}%{100 * result['empty']:6.1f}%"
+            f"{100 * result['full']:6.1f}%{100 * result['on_padding']:11.1f}%{100 * result['padding_share']:14.1f}%"
+            f"{100 * result['in_centre']:10.1f}%{100 * visible:14.1f}%"
+        )
+    print(f"uniform mask: 25.0% in the centre; total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
