@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--difficulty", choices=list(DIFFICULTIES), default="default")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     parser.add_argument("--output", default="background_bias.jsonl")
+    parser.add_argument("--table-only", action="store_true", help="print the runs already in --output; run none")
     arguments = parser.parse_args()
     synthetic = DIFFICULTIES[arguments.difficulty]
     jobs = [
@@ -69,7 +70,7 @@ def main() -> None:
         for label in arguments.variants
     ]
     started = time.perf_counter()
-    results = run_jobs(run_one, jobs, arguments.workers, arguments.output)
+    results = run_jobs(run_one, jobs, arguments.workers, arguments.output, not arguments.table_only)
     print(
         f"synthetic background bias ({arguments.difficulty}: {synthetic or 'rho 0.9'}), 10 classes, IF 100, small CNN, "
         f"{arguments.epochs} epochs, seeds 0..{arguments.seeds - 1}, test accuracy % (mean [95% interval, Student t] "
@@ -77,9 +78,10 @@ def main() -> None:
     )
     print(f"{'method':<24}{'overall':>22}{'many':>22}{'medium':>22}{'few':>22}{'mask area':>11}")
     for label in arguments.variants:
-        done = [r for r in results if r["variant"] == label and r["status"] == "completed"]
+        runs = [r for r in results if r["variant"] == label]
+        done = [r for r in runs if r["status"] == "completed"]
         if not done:
-            print(f"{label:<24}{'failed':>22}")
+            print(f"{label:<24}{'failed' if runs else 'not run yet':>22}")
             continue
         cells = [interval_cell([r["test"][key] for r in done]) for key in ("top1", "many", "medium", "few")]
         areas = [r["masked_area"] for r in done if r["masked_area"] is not None]

@@ -55,14 +55,20 @@ def interval_cell(values: list[float]) -> str:
     return f"{mean:5.1f} [{low:5.1f}, {high:5.1f}]" if len(values) > 1 else f"{mean:5.1f}"
 
 
-def run_jobs(run_one: Callable[[tuple], dict], jobs: list[tuple], workers: int, output: str) -> list[dict]:
+def run_jobs(
+    run_one: Callable[[tuple], dict], jobs: list[tuple], workers: int, output: str, run_missing: bool = True
+) -> list[dict]:
     """`run_one(job)` for every job in `workers` processes; each outcome is also written to
     `output` as a JSON line as soon as it is known, with the job it answers. A rerun with the
     same output file keeps the outcomes of jobs already done there and runs only the others, so
-    a benchmark longer than one sitting can be finished in several."""
+    a benchmark longer than one sitting can be finished in several. With `run_missing` False,
+    only the outcomes already on file are returned (a table of a benchmark still running)."""
     done = _outcomes_on_file(Path(output))
     keys = [_job_key(job) for job in jobs]
     pending = [job for job, key in zip(jobs, keys, strict=True) if key not in done]
+    if not run_missing:
+        print(f"{len(jobs) - len(pending)} of {len(jobs)} runs done in {output}; the others are not in the table")
+        return [done[key] for key in keys if key in done]
     if len(pending) < len(jobs):
         print(f"{len(jobs) - len(pending)} of {len(jobs)} runs already in {output}; running {len(pending)}", flush=True)
     with ProcessPoolExecutor(workers) as pool, Path(output).open("a") as log_file:

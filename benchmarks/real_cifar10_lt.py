@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--methods", nargs="*", default=None, help="a subset of the methods, by label")
     parser.add_argument("--output", default="real_cifar10_lt.jsonl")
+    parser.add_argument("--table-only", action="store_true", help="print the runs already in --output; run none")
     arguments = parser.parse_args()
     if not (DATA / "train.zip").is_file():
         parser.error(f"{DATA / 'train.zip'}: not found; set SMCL_CIFAR10_JPEG to the CIFAR-10 JPEG folder")
@@ -132,7 +133,7 @@ def main() -> None:
         for label in labels
     ]
     started = time.perf_counter()
-    results = run_jobs(run_one, jobs, arguments.workers, arguments.output)
+    results = run_jobs(run_one, jobs, arguments.workers, arguments.output, not arguments.table_only)
     counts = next((r["train_counts"] for r in results if r.get("train_counts")), None)
     print(
         f"real CIFAR-10-LT (JPEG copy), IF 100, LDAM subset with n_max {arguments.n_max} "
@@ -141,11 +142,12 @@ def main() -> None:
         f"last-epoch test accuracy %, mean ± std over seeds; {time.perf_counter() - started:.0f} s"
     )
     header = f"{'method':<18}{'top-1':>14}{'many':>14}{'medium':>14}{'few':>14}"
-    print(header + f"{'mask area':>11}{'empty':>8}{'>90%':>8}{'s/run':>7}")
+    print(header + f"{'mask area':>11}{'empty':>8}{'>90%':>8}{'s/run':>7}{'seeds':>7}")
     for label in labels:
-        done = [r for r in results if r["variant"] == label and r["status"] == "completed"]
+        runs = [r for r in results if r["variant"] == label]
+        done = [r for r in runs if r["status"] == "completed"]
         if not done:
-            print(f"{label:<18}{'failed':>14}")
+            print(f"{label:<18}{'failed' if runs else 'not run yet':>14}")
             continue
         cells = [mean_spread_cell([r["test"][key] for r in done]) for key in ("top1", "many", "medium", "few")]
         masks = []
@@ -156,7 +158,7 @@ def main() -> None:
         print(
             f"{label:<18}"
             + "".join(f"{cell:>14}" for cell in cells)
-            + f"{masks[0]:>11}{masks[1]:>8}{masks[2]:>8}{seconds:>7.0f}"
+            + f"{masks[0]:>11}{masks[1]:>8}{masks[2]:>8}{seconds:>7.0f}{len(done):>7}"
         )
 
 
