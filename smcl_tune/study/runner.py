@@ -114,7 +114,9 @@ def _init_ray(address: str | None, log_level: str) -> None:
             "RAY_AUTH_MODE=%s: the local Ray accepts any client that can reach this machine's ports",
             os.environ["RAY_AUTH_MODE"],
         )
-    ray.init(include_dashboard=False, log_to_driver=True, logging_level=log_level)
+    # address="local": a new Ray of this run's own. Without it, ray.init() joins the last Ray that
+    # `ray start` (or a test's cluster) left on this machine, whose CPUs may all be taken.
+    ray.init(address="local", include_dashboard=False, log_to_driver=True, logging_level=log_level)
     make_private(Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")))
 
 

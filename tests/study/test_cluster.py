@@ -159,3 +159,24 @@ def test_local_storage_is_refused_when_the_cluster_spans_several_hosts(tmp_path,
         check_cluster_storage(study, paths, ["10.0.0.1", "10.0.0.2"])
     on_s3 = load_study(tiny_study(tmp_path, name="cluster", storage="s3://bucket/smcl-runs"))
     check_cluster_storage(on_s3, StudyPaths.of(on_s3), ["10.0.0.1", "10.0.0.2"])
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_without_an_address_a_run_starts_its_own_ray_and_never_joins_a_leftover_one(tmp_path, tiny_study, run_cli):
+    leftover = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # a Ray no trial could run on
+    try:
+        study = tiny_study(tmp_path, name="own-ray", num_trials=1)
+        environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+        done = subprocess.run(
+            [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        leftover.shutdown()
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "trial-000: finished after 3 epochs" in done.stdout
