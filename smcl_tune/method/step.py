@@ -129,20 +129,6 @@ def mask_batch(
     return MaskedBatch(saliency, mask, compose(background, minor_images, mask), targets, area)
 
 
-def masked_images(
-    settings: StepSettings,
-    network: nn.Module,
-    head_images: torch.Tensor,
-    head_labels: torch.Tensor,
-    minor_images: torch.Tensor,
-    minor_labels: torch.Tensor,
-    generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The composite, its soft labels and its masked area (see mask_batch)."""
-    parts = mask_batch(settings, network, head_images, head_labels, minor_images, minor_labels, generator)
-    return parts.composite, parts.targets, parts.area
-
-
 def step_loss(
     settings: StepSettings,
     network: nn.Module,
@@ -173,9 +159,8 @@ def step_loss(
         second_targets = F.one_hot(minor_labels, settings.num_classes).float()
         area = head_images.new_zeros(0)  # no mask: the minor images go in whole
     else:
-        second_images, second_targets, area = masked_images(
-            settings, network, head_images, head_labels, minor_images, minor_labels, generator
-        )
+        parts = mask_batch(settings, network, head_images, head_labels, minor_images, minor_labels, generator)
+        second_images, second_targets, area = parts.composite, parts.targets, parts.area
     weight = settings.contrastive_weight
     logits, embeddings = network(torch.cat([head_images, second_images]), with_embedding=weight > 0)
     targets = torch.cat([head_targets, second_targets])

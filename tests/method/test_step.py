@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from smcl_tune.method.losses import soft_cross_entropy, supervised_contrastive_loss
 from smcl_tune.method.masking import compose, mask_area, threshold_mask
 from smcl_tune.method.saliency import spectral_residual_saliency
-from smcl_tune.method.step import StepSettings, masked_images, step_loss
+from smcl_tune.method.step import StepSettings, mask_batch, step_loss
 from smcl_tune.models import build_network
 
 NUM_CLASSES = 5
@@ -84,14 +84,14 @@ def test_supcon_baseline_uses_the_unmasked_minor_images(network):
 def test_mask_source_head_and_erase_head_change_the_composed_image(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
     default = StepSettings(method="smcl", num_classes=NUM_CLASSES, saliency_threshold=0.3)
-    composed, _, _ = masked_images(default, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    composed = mask_batch(default, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0)).composite
     head = StepSettings(method="smcl", num_classes=NUM_CLASSES, saliency_threshold=0.3, mask_source="head")
-    from_head, _, _ = masked_images(head, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    from_head = mask_batch(head, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0)).composite
     head_mask = threshold_mask(spectral_residual_saliency(x_b, 1.5), 0.3)
     assert torch.allclose(from_head, compose(x_b, x_m, head_mask))
     assert not torch.allclose(composed, from_head)
     erase = StepSettings(method="smcl", num_classes=NUM_CLASSES, saliency_threshold=0.3, erase_head=True)
-    erased, _, _ = masked_images(erase, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    erased = mask_batch(erase, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0)).composite
     minor_mask = threshold_mask(spectral_residual_saliency(x_m, 1.5), 0.3)
     # where x_m is pasted both agree; where x_b's own object was (and x_m is not pasted) erase differs
     pasted = minor_mask.expand_as(erased).bool()
@@ -105,7 +105,7 @@ def test_gradient_saliency_and_box_masks_train_without_moving_batchnorm_statisti
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
     settings = StepSettings(method="smcl", num_classes=NUM_CLASSES, saliency="gradient", mask_mode="box")
     before = network.backbone.body[1].running_mean.clone()
-    masked_images(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    mask_batch(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
     assert torch.equal(before, network.backbone.body[1].running_mean)
     assert network.training and all(p.grad is None for p in network.parameters())
     output = step_loss(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
