@@ -106,7 +106,7 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path, tiny_study, trial_runs):
     driver.start()
     try:
         victim = None
-        while victim is None and time.time() - started < 300:
+        while victim is None and time.time() - started < 900:  # slow when the machine is busy
             for run in trial_runs(client, "node-loss"):
                 epochs = len(client.get_metric_history(run.info.run_id, "loss"))
                 node = run.data.tags.get("smcl.nodes", "").split(",")[-1]

@@ -24,7 +24,7 @@ def _watch_while_running(run: subprocess.Popen, storage: Path, cli, dashboard_st
         status = cli("status", "quickstart", "--storage", str(storage), cwd=storage.parent)
         if status.returncode == 0 and "completed" in status.stdout and "running," in status.stdout:
             return status.stdout, dashboard_studies(storage, "quickstart")
-        time.sleep(2)
+        time.sleep(10)  # each status call starts a Python process: poll gently on a 2-core machine
     raise AssertionError("the study ended before status saw it running with a trial ended")
 
 
