@@ -75,7 +75,7 @@ def _cli(*arguments, cwd, timeout=120) -> subprocess.CompletedProcess:
 
 
 def _dashboard_studies(storage, study: str) -> tuple[list[str], list[int]]:
-    """Start `smcl-tune dashboard`, read its study list over HTTP, stop it: (studies, trial counts)."""
+    """Start `smcl-tune dashboard`, read its studies over HTTP, stop it: (study names, their trial counts)."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "dashboard", study, "--storage", str(storage), "--port", str(port)],
@@ -83,17 +83,23 @@ def _dashboard_studies(storage, study: str) -> tuple[list[str], list[int]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    base = f"http://127.0.0.1:{port}/api/studies"
     try:
         deadline = time.time() + 120
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as answer:
-                    studies = json.load(answer)["studies"]
-                    return [s["study_name"] for s in studies], [s.get("n_trials", 0) for s in studies]
+                with urllib.request.urlopen(base, timeout=10) as answer:
+                    summaries = json.load(answer)["study_summaries"]
+                break
             except OSError:
                 assert process.poll() is None, process.stdout.read()
                 assert time.time() < deadline, "the dashboard never answered"
                 time.sleep(0.5)
+        counts = []
+        for summary in summaries:
+            with urllib.request.urlopen(f"{base}/{summary['study_id']}", timeout=30) as answer:
+                counts.append(len(json.load(answer)["trials"]))
+        return [summary["study_name"] for summary in summaries], counts
     finally:
         process.terminate()
         process.wait(timeout=30)
