@@ -156,6 +156,10 @@ def test_gradient_saliency_differentiates_each_image_at_its_own_class(recorded_s
         )
     )
     masked = [step for step in steps if step["minor_shown"] is not None]
+    # the mask gallery first masks the first masking step's 16 pairs as the step will, then the steps
+    gallery_calls, calls = calls[:2], calls[2:]
+    for (gallery_shown, gallery_labels), (shown, labels) in zip(gallery_calls, calls[:2], strict=True):
+        assert torch.equal(gallery_shown, shown) and torch.equal(gallery_labels, labels)
     assert len(calls) == 2 * len(masked) > 0  # the minor image's saliency, and the head image's for erase_head
     for (shown, labels), step in zip(calls[::2], masked):
         assert torch.equal(shown, step["minor_shown"]) and torch.equal(labels, step["minor_labels"])

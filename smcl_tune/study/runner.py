@@ -99,7 +99,7 @@ def _cluster_address(address: str | None) -> str | None:
     return address or os.environ.get("RAY_ADDRESS")
 
 
-def _init_ray(address: str | None, log_level: str) -> None:
+def _init_ray(address: str | None, log_level: str = "INFO") -> None:
     if ray.is_initialized():
         return
     if address:

@@ -124,7 +124,7 @@ class TrackingCallback(Callback):
 
     def _log_gallery(self, trial) -> None:
         """The mask gallery of a trial that ended without its final checkpoint (stopped early, failed)."""
-        checkpoint = trial.checkpoint
+        checkpoint = getattr(trial, "checkpoint", None)  # Ray's latest, persisted checkpoint
         if checkpoint is None:
             return
         with checkpoint.as_directory() as folder:

@@ -1,6 +1,7 @@
 """The main job: `smcl-tune run studies/quickstart.yaml`, end to end, in a temporary folder,
 watched meanwhile with `smcl-tune status` and `smcl-tune dashboard` as a user would."""
 
+import re
 import subprocess
 import sys
 import time
@@ -50,11 +51,7 @@ def test_quickstart_study_end_to_end(tmp_path, run_cli, dashboard_studies):
     assert dashboard_names == ["quickstart"] and dashboard_trials[0] >= 1
 
     # not a terminal: plain lines, one per trial that ended, and none of Ray's status tables
-    ended = [
-        line
-        for line in stdout.splitlines()
-        if any(word in line for word in ("finished after", "stopped early", "failed at"))
-    ]
+    ended = re.findall(r"^\d\d:\d\d:\d\d \S+: (?:finished after|stopped early at|failed at)", stdout, re.MULTILINE)
     assert len(ended) == 9, stdout[-3000:]
     assert "Trial status" not in stdout + stderr and "Configuration for experiment" not in stdout
     status_after = run_cli("status", "quickstart", "--storage", str(storage), cwd=tmp_path)
