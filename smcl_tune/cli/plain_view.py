@@ -6,12 +6,11 @@ from __future__ import annotations
 import time
 
 from smcl_tune.cli.formatting import format_duration, format_memory, format_objective, format_rate
+from smcl_tune.results import TrialState
 from smcl_tune.study.progress import EndedTrial, RunningTrial, StudyProgress
 
 
 def study_summary(progress: StudyProgress) -> str:
-    from smcl_tune.results import TrialState
-
     ended = progress.ended
     return (
         f"{ended[TrialState.COMPLETED]} done, {ended[TrialState.PRUNED]} stopped early, "

@@ -39,6 +39,11 @@ def seed_runs(trials: pd.DataFrame) -> pd.DataFrame:
     return chosen[chosen["configuration"].astype(str) != ""]
 
 
+def seed_list(seeds) -> str:
+    """The seeds a row summarises, as written in the tables: `0,1,2`."""
+    return ",".join(str(int(seed)) for seed in sorted(seeds))
+
+
 def configuration_summary(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per (condition, kind, configuration) with two or more seeds: `seeds`, and for each
     metric its mean, std, ci_low and ci_high (fractions)."""
@@ -51,7 +56,7 @@ def configuration_summary(trials: pd.DataFrame) -> pd.DataFrame:
             "condition": condition,
             "kind": kind,
             "configuration": configuration,
-            "seeds": ",".join(str(int(seed)) for seed in sorted(members["seed"])),
+            "seeds": seed_list(members["seed"]),
         }
         for metric in METRICS:
             mean, spread, low, high = t_interval(members[metric].astype(float).tolist())
@@ -81,7 +86,7 @@ def paired_differences(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
                 "kind": kind,
                 "configuration": configuration,
                 "baseline": baseline,
-                "paired_seeds": ",".join(str(int(seed)) for seed in sorted(paired["seed"])),
+                "paired_seeds": seed_list(paired["seed"]),
             }
             for metric in METRICS:
                 differences = [value - by_seed.loc[seed, metric] for seed, value in zip(paired["seed"], paired[metric])]

@@ -98,12 +98,18 @@ def _interval_cell(row, metric: str) -> str:
     return f"{100 * mean:.1f} ± {100 * spread:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
+def _configuration_cells(board: Leaderboard, row) -> dict[str, str]:
+    """The leading cells of a per-configuration row: its condition (when there are several) and name."""
+    cells = {"condition": row["condition"]} if board.grouped else {}
+    cells["configuration"] = row["configuration"] + _KIND_MARK.get(row["kind"], "")
+    return cells
+
+
 def seeds_frame(board: Leaderboard) -> pd.DataFrame:
     """Configurations with two or more seeds: mean ± std [95% interval] of each test metric, %."""
     rows = []
     for _, summary in board.configurations().iterrows():
-        row = {"condition": summary["condition"]} if board.grouped else {}
-        row["configuration"] = summary["configuration"] + _KIND_MARK.get(summary["kind"], "")
+        row = _configuration_cells(board, summary)
         row["seeds"] = summary["seeds"]
         for metric in ACCURACY_COLUMNS:
             row[_HEADINGS[metric]] = _interval_cell(summary, metric)
@@ -124,8 +130,7 @@ def differences_frame(board: Leaderboard) -> pd.DataFrame:
     """Each configuration minus the baseline, paired over the seeds both ran, in points."""
     rows = []
     for _, difference in board.differences().iterrows():
-        row = {"condition": difference["condition"]} if board.grouped else {}
-        row["configuration"] = difference["configuration"] + _KIND_MARK.get(difference["kind"], "")
+        row = _configuration_cells(board, difference)
         row["vs"] = difference["baseline"]
         row["seeds"] = difference["paired_seeds"]
         for metric in ACCURACY_COLUMNS:
