@@ -20,6 +20,7 @@ from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.publish import publish_leaderboard
 from smcl_tune.report.status import study_status
 from smcl_tune.results import TrialState
+from smcl_tune.study.checkpoint_repair import restore_missing_checkpoints
 from smcl_tune.study.cluster import (
     LocalStorageGuard,
     check_cluster_storage,
@@ -366,6 +367,8 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
     trainable = _trainable(study, base_trial, watching.ray_log_level)
     if resumable:
         log.info("resuming study %s from %s", study.name, paths.experiment_dir)
+        if "://" not in paths.storage:  # a checkpoint in remote storage is Ray's to find
+            restore_missing_checkpoints(Path(paths.experiment_dir))
         tuner = tune.Tuner.restore(paths.experiment_dir, trainable, resume_unfinished=True, resume_errored=True)
         _set_ray_verbosity(tuner, watching.ray_verbosity)
     else:
