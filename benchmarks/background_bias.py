@@ -15,6 +15,7 @@ fixed here before SMCL ran on it.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from common import interval_cell, run_jobs, synthetic_trial
@@ -84,7 +85,7 @@ def main() -> None:
             print(f"{label:<24}{'failed' if runs else 'not run yet':>22}")
             continue
         cells = [interval_cell([r["test"][key] for r in done]) for key in ("top1", "many", "medium", "few")]
-        areas = [r["masked_area"] for r in done if r["masked_area"] is not None]
+        areas = [r["masked_area"] for r in done if r["masked_area"] is not None and math.isfinite(r["masked_area"])]
         area = f"{100 * sum(areas) / len(areas):10.1f}%" if areas else f"{'-':>11}"
         print(f"{label:<24}" + "".join(f"{cell:>22}" for cell in cells) + area)
 
