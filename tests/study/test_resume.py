@@ -91,7 +91,9 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
     finally:
         _kill_group(first)  # what the interruption left of the local Ray cluster
     if how == "SIGKILL":
-        assert _lose_the_checkpoint_rays_state_names(tmp_path / "smcl-runs" / name)
+        # Nothing to change when the running trial finished before the kill landed (its epochs
+        # are short); tests/study/test_checkpoint_repair.py pins the repair's choices.
+        _lose_the_checkpoint_rays_state_names(tmp_path / "smcl-runs" / name)
     before = {run.info.run_name: run for run in trial_runs(client, name)}
     finished_before = {n for n, r in before.items() if r.info.status == "FINISHED"}
     assert finished_before
