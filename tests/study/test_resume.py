@@ -50,11 +50,32 @@ def _wait_mid_study(client: MlflowClient, name: str, trial_runs, timeout: float 
     raise AssertionError("the study did not reach the middle in time")
 
 
+def _wait_until_settled(folder: Path, quiet_s: float = 3.0, timeout: float = 90) -> None:
+    """Until nothing under `folder` changes for `quiet_s`: Ray's workers run in process groups of
+    their own, outlive the driver's group for a moment, and may still write a checkpoint."""
+
+    def snapshot() -> set:
+        entries = set()
+        for path in folder.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):  # deleted while listed: a change all the same
+                entries.add((str(path), path.stat().st_mtime_ns, path.stat().st_size))
+        return entries
+
+    deadline = time.time() + timeout
+    last, quiet_since = snapshot(), time.time()
+    while time.time() < deadline and time.time() - quiet_since < quiet_s:
+        time.sleep(0.5)
+        now = snapshot()
+        if now != last:
+            last, quiet_since = now, time.time()
+
+
 def _lose_the_checkpoint_rays_state_names(experiment: Path) -> list[Path]:
     """What a driver killed between Ray's deleting a trial's previous checkpoint and its saving the
     experiment state leaves (CI hit it): the state names checkpoint k, only checkpoint k+1 is on disk.
     Ray's state names the oldest checkpoint of an unfinished trial; it is moved one index up, and a
     newer one the driver had not registered yet is deleted."""
+    _wait_until_settled(experiment)
     moved = []
     for trial_dir in experiment.glob("train_study_trial_*"):
         oldest, *newer = sorted(trial_dir.glob("checkpoint_*")) or [None]
