@@ -46,8 +46,8 @@ def _named_checkpoints(state_file: Path) -> list[tuple[str, str]]:
 
 
 def restore_missing_checkpoints(experiment_dir: Path) -> list[Path]:
-    """Move each trial's newest checkpoint to the name Ray's state expects where that one is gone;
-    the checkpoint folders brought back."""
+    """Where the checkpoint Ray's state names for a trial is gone, move its replacement to that
+    name; the checkpoint folders brought back."""
     states = sorted(experiment_dir.glob(STATE_PATTERN))
     if not states:
         return []

@@ -93,7 +93,7 @@ def cluster_hosts() -> list[str]:
 
 def storage_is_local(paths: StudyPaths) -> bool:
     """A folder on this host's own disk (not a URI, not a network filesystem)."""
-    return "://" not in paths.storage and not filesystem_type(Path(paths.storage)).startswith(NETWORK_FILESYSTEMS)
+    return not paths.remote and not filesystem_type(Path(paths.storage)).startswith(NETWORK_FILESYSTEMS)
 
 
 def local_storage_message(study: Study, paths: StudyPaths, hosts: list[str]) -> str:

@@ -42,6 +42,11 @@ class StudyPaths:
         )
 
     @property
+    def remote(self) -> bool:
+        """Ray's storage is a URI (s3://...), not a local or mounted folder."""
+        return "://" in self.storage
+
+    @property
     def record_dir(self) -> Path:
         return self.local_root / Path(self.experiment_dir).name
 

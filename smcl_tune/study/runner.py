@@ -85,7 +85,7 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     if restart:
         if paths.record_dir.exists():
             shutil.rmtree(paths.record_dir)  # check_owned proved it is this study's, inside the storage
-        if "://" in paths.storage:
+        if paths.remote:
             log.warning(
                 "--restart: the Ray results under %s are not deleted; they are overwritten", paths.experiment_dir
             )
@@ -367,7 +367,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
     trainable = _trainable(study, base_trial, watching.ray_log_level)
     if resumable:
         log.info("resuming study %s from %s", study.name, paths.experiment_dir)
-        if "://" not in paths.storage:  # a checkpoint in remote storage is Ray's to find
+        if not paths.remote:  # a checkpoint in remote storage is Ray's to find
             restore_missing_checkpoints(Path(paths.experiment_dir))
         tuner = tune.Tuner.restore(paths.experiment_dir, trainable, resume_unfinished=True, resume_errored=True)
         _set_ray_verbosity(tuner, watching.ray_verbosity)

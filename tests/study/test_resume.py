@@ -70,13 +70,12 @@ def _wait_until_settled(folder: Path, quiet_s: float = 3.0, timeout: float = 90)
             last, quiet_since = now, time.time()
 
 
-def _lose_the_checkpoint_rays_state_names(experiment: Path) -> list[Path]:
+def _lose_the_checkpoint_rays_state_names(experiment: Path) -> None:
     """What a driver killed between Ray's deleting a trial's previous checkpoint and its saving the
     experiment state leaves (CI hit it): the state names checkpoint k, only checkpoint k+1 is on disk.
     Ray's state names the oldest checkpoint of an unfinished trial; it is moved one index up, and a
     newer one the driver had not registered yet is deleted."""
     _wait_until_settled(experiment)
-    moved = []
     for trial_dir in experiment.glob("train_study_trial_*"):
         oldest, *newer = sorted(trial_dir.glob("checkpoint_*")) or [None]
         if oldest is None or (oldest / RESULT_FILE).exists():  # a finished trial
@@ -84,8 +83,7 @@ def _lose_the_checkpoint_rays_state_names(experiment: Path) -> list[Path]:
         for checkpoint in newer:
             shutil.rmtree(checkpoint)
         index = int(oldest.name.removeprefix("checkpoint_"))
-        moved.append(oldest.rename(trial_dir / f"checkpoint_{index + 1:06d}"))
-    return moved
+        oldest.rename(trial_dir / f"checkpoint_{index + 1:06d}")
 
 
 def _kill_group(process: subprocess.Popen) -> None:
