@@ -8,7 +8,7 @@ many / medium / few-shot accuracy as mean ± std over seeds, and the masks' stat
 masking epochs (mean masked area; the fraction of masks that are empty or cover over 90% of the
 image). Every run's result goes to --output as a JSON line; a rerun with the same --output runs
 only what is missing. Each SMCL run's mask gallery (its first masking epoch) goes to
-OUTPUT_galleries/.
+OUTPUT_galleries/. Two follow-ups run only when named: `--methods "smcl gradient" "smcl threshold 0.3"`.
 
 Sized for this 2-core machine: the defaults (n_max 1000, small CNN, 30 epochs, 3 seeds, 6
 methods) take about 2 hours with one worker beside another job.
@@ -38,6 +38,14 @@ def methods(epochs: int) -> dict[str, dict]:
         "smcl": {"name": "smcl"},
         "smcl + DRW": {"name": "smcl", "classifier_loss": "drw", "drw_start_epoch": drw_start},
     }
+
+
+# Run only when named in --methods: the remedies part 4's mask measurements point to
+# (docs/RESULTS.md, "Where the masks land"), each one config field away from the default.
+FOLLOW_UPS = {
+    "smcl gradient": {"name": "smcl", "saliency": "gradient"},
+    "smcl threshold 0.3": {"name": "smcl", "saliency_threshold": 0.3},
+}
 
 
 def trial(method: dict, seed: int, epochs: int, n_max: int, model: str) -> dict:
@@ -117,14 +125,18 @@ def main() -> None:
     parser.add_argument("--n-max", type=int, default=1000, help="training images of the largest class")
     parser.add_argument("--model", default="small_cnn", choices=("small_cnn", "resnet32"))
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--methods", nargs="*", default=None, help="a subset of the methods, by label")
+    parser.add_argument(
+        "--methods", nargs="*", default=None, help=f"methods by label; also {', '.join(map(repr, FOLLOW_UPS))}"
+    )
     parser.add_argument("--output", default="real_cifar10_lt.jsonl")
     parser.add_argument("--table-only", action="store_true", help="print the runs already in --output; run none")
     arguments = parser.parse_args()
     if not (DATA / "train.zip").is_file():
         parser.error(f"{DATA / 'train.zip'}: not found; set SMCL_CIFAR10_JPEG to the CIFAR-10 JPEG folder")
-    table = methods(arguments.epochs)
-    labels = arguments.methods or list(table)
+    table = methods(arguments.epochs) | FOLLOW_UPS
+    labels = arguments.methods or list(methods(arguments.epochs))
+    if unknown := [label for label in labels if label not in table]:
+        parser.error(f"--methods: unknown {', '.join(map(repr, unknown))}; known: {', '.join(map(repr, table))}")
     galleries = Path(arguments.output).with_suffix("").as_posix() + "_galleries"
     Path(galleries).mkdir(parents=True, exist_ok=True)
     jobs = [
