@@ -133,8 +133,9 @@ def main() -> None:
     arguments = parser.parse_args()
     if not (DATA / "train.zip").is_file():
         parser.error(f"{DATA / 'train.zip'}: not found; set SMCL_CIFAR10_JPEG to the CIFAR-10 JPEG folder")
-    table = methods(arguments.epochs) | FOLLOW_UPS
-    labels = arguments.methods or list(methods(arguments.epochs))
+    default_methods = methods(arguments.epochs)
+    table = default_methods | FOLLOW_UPS
+    labels = arguments.methods or list(default_methods)
     if unknown := [label for label in labels if label not in table]:
         parser.error(f"--methods: unknown {', '.join(map(repr, unknown))}; known: {', '.join(map(repr, table))}")
     galleries = Path(arguments.output).with_suffix("").as_posix() + "_galleries"

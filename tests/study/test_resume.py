@@ -58,7 +58,8 @@ def _wait_until_settled(folder: Path, quiet_s: float = 3.0, timeout: float = 90)
         entries = set()
         for path in folder.rglob("*"):
             with contextlib.suppress(FileNotFoundError):  # deleted while listed: a change all the same
-                entries.add((str(path), path.stat().st_mtime_ns, path.stat().st_size))
+                stat = path.stat()
+                entries.add((str(path), stat.st_mtime_ns, stat.st_size))
         return entries
 
     deadline = time.time() + timeout
