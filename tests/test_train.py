@@ -139,3 +139,16 @@ def test_without_a_validation_split_the_trial_trains_on_the_whole_subset_and_rep
     assert result.test == result.last_test
     assert not any(key.startswith("val_") for report in reports for key in report)
     assert "selected_val_top1" not in reports[-1] and reports[-1]["last_test_top1"] == result.test["top1"]
+
+
+@pytest.mark.parametrize("method", ["smcl", "cmo"])
+def test_an_ldam_drw_trial_trains_a_cosine_classifier_to_the_end(tmp_path, tiny_config, method):
+    config = tiny_config()
+    config["method"].update(name=method, classifier_loss="ldam_drw", drw_start_epoch=1)
+    reported = []
+    result = run_trial(config, report=lambda metrics, checkpoint: reported.append(metrics), checkpoint_dir=tmp_path)
+    assert result.status == "completed" and result.epochs_completed == 2
+    assert all(math.isfinite(m["loss"]) and m["masked_step_fraction"] == 1.0 for m in reported)
+    network = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["network"]
+    assert "classifier.weight" in network and "classifier.bias" not in network  # the cosine classifier
+    assert 0.0 <= result.test["balanced_accuracy"] <= 1.0
