@@ -152,3 +152,14 @@ def test_an_ldam_drw_trial_trains_a_cosine_classifier_to_the_end(tmp_path, tiny_
     network = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["network"]
     assert "classifier.weight" in network and "classifier.bias" not in network  # the cosine classifier
     assert 0.0 <= result.test["balanced_accuracy"] <= 1.0
+
+
+def test_ldam_drw_reweights_from_drw_start_epoch_as_drw_does(tiny_config):
+    def losses(drw_start_epoch):
+        config = tiny_config(epochs=3)
+        config["method"] = {"name": "ce", "classifier_loss": "ldam_drw", "drw_start_epoch": drw_start_epoch}
+        return [epoch["loss"] for epoch in run_trial(config).history]
+
+    early, late = losses(1), losses(2)
+    assert early[0] == late[0]  # both without DRW in epoch 0
+    assert early[1] != late[1]  # epoch 1: re-weighted in one, not in the other
