@@ -70,3 +70,17 @@ def error_bar(mean: float, low: float, high: float, scale: float = 100.0) -> dic
         "array": [scale * (high - mean)],
         "arrayminus": [scale * (mean - low)],
     }
+
+
+def per_class_summary(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per class over the runs' per-class tables (class_id, class_name, train_count, test_accuracy):
+    the mean test accuracy and its 95% interval (`test_accuracy`, `ci_low`, `ci_high`; NaN for one run)."""
+    rows = []
+    joined = pd.concat(tables, ignore_index=True)
+    for (class_id, name, count), members in joined.groupby(["class_id", "class_name", "train_count"], sort=True):
+        mean, _, low, high = t_interval(pd.to_numeric(members["test_accuracy"], errors="coerce").tolist())
+        rows.append(
+            {"class_id": class_id, "class_name": name, "train_count": count, "test_accuracy": mean}
+            | {"ci_low": low, "ci_high": high}
+        )
+    return pd.DataFrame(rows)

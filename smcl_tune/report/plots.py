@@ -282,6 +282,24 @@ def long_tail_figure(board: Leaderboard) -> go.Figure | None:
             name="classes",
         )
     )
+    for highlight, classes in board.highlight_per_class:
+        rarest = classes["train_count"].idxmin()
+        figure.add_scatter(
+            x=classes["train_count"],
+            y=_percent(classes["test_accuracy"]),
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": _percent(classes["ci_high"] - classes["test_accuracy"]).fillna(0),
+                "arrayminus": _percent(classes["test_accuracy"] - classes["ci_low"]).fillna(0),
+            },
+            mode="markers+text",
+            text=[highlight.label if index == rarest else "" for index in classes.index],
+            textposition="top center",
+            hovertext=classes["class_name"],
+            name=highlight.legend,
+            marker=_highlight_marker(highlight),
+        )
     figure.update_layout(
         title=f"Per-class test accuracy of the best trial ({best['trial']}) against its training count",
         xaxis_title="training images of the class",

@@ -108,3 +108,34 @@ def test_a_confirmed_configuration_sits_at_its_own_hyperparameter_value(tmp_path
     assert confirmed.x == (0.3,) and confirmed.y == pytest.approx((62.0,))
     assert confirmed.marker.symbol == "hexagram" and confirmed.text == ("confirmed trial-001 [if=100]",)
     assert confirmed.error_y.array == pytest.approx((_half_width([60, 64]),))
+
+
+def test_the_long_tail_plot_shows_each_baseline_per_class_over_its_seeds(tmp_path, build_seed_store):
+    from mlflow.tracking import MlflowClient
+
+    from smcl_tune.report.plots import long_tail_figure
+    from smcl_tune.report.trial_files import per_class_csv
+
+    uri = build_seed_store(tmp_path)
+    client = MlflowClient(uri)
+    runs = {
+        run.info.run_name: run.info.run_id
+        for run in client.search_runs([client.get_experiment_by_name("seeds").experiment_id])
+    }
+    for seed, rarest in ((0, 0.1), (1, 0.2), (2, 0.3)):  # CE's rarest class: 10 / 20 / 30 %
+        (tmp_path / "per_class_accuracy.csv").write_text(
+            per_class_csv([f"class{i}" for i in range(5)], [60, 40, 20, 12, 6], [0.9, 0.8, 0.7, 0.6, rarest])
+        )
+        client.log_artifact(
+            runs[f"baseline-ce-s{seed} [imbalance_factor=100]"], str(tmp_path / "per_class_accuracy.csv")
+        )
+    traces = _traces(long_tail_figure(load_leaderboard(uri, "seeds")))
+    ce = traces["baseline ce [imbalance_factor=100]: mean of seeds 0,1,2 (95% interval)"]
+    assert ce.marker.symbol == "star" and list(ce.x) == [60, 40, 20, 12, 6]
+    assert list(ce.y) == pytest.approx([90, 80, 70, 60, 20])
+    assert list(ce.error_y.array) == pytest.approx([0, 0, 0, 0, _half_width([10, 20, 30])])
+    assert list(ce.text) == ["", "", "", "", "baseline ce [imbalance_factor=100]"]  # labelled at its rarest class
+    assert (
+        traces["confirmed trial-001 [imbalance_factor=100]: mean of seeds 1,2 (95% interval)"].marker.symbol
+        == "hexagram"
+    )
