@@ -1,16 +1,19 @@
 """Where SMCL's masks land on real CIFAR-10-LT images: saliency kinds, areas, padding, soft labels.
 
 Measured on the training batches exactly as a trial builds them (LDAM subset, IF 100, crop with
-4 px zero padding and flip, normalised), for the minor-class images the masks are cut from:
-- the masked area at each threshold (mean; the share of masks that are empty or above 90%);
+4 px zero padding and flip, normalised), on the images the masks are made from: for `erase` (the
+default) the training image x_b itself, for `paste` the minor-class image x_m:
+- the masked area (mean, 10th / 50th / 90th percentile; the share of masks that are empty or above 90%);
 - the share of mask pixels on the crop's zero padding (black bars the random crop adds), against
   the padding's share of the image;
 - the share of mask pixels in the central 16x16 (CIFAR objects are mostly centred: a proxy for
   "on the object", with no object masks to compare with), against the 25% a uniform mask has;
-- for the soft label: the label gives the minor class weight a (the masked area); `minor visible`
-  is the part of that area that shows the minor image's centre rather than its padding or border.
-Saliencies: spectral residual (no network), gradient saliency of a CE network trained for
---epochs epochs on the same data, and SaliencyMix's box (spectral residual peak, lambda ~ Beta(1, 1)).
+- paste only, for the soft label: the label gives the minor class weight a (the masked area);
+  `minor visible` is the part of that area that shows the minor image's centre rather than its
+  padding or border.
+Saliencies: spectral residual (no network) and gradient saliency of a CE network trained for
+--epochs epochs on the same data; masks: the box (peak of the saliency, lambda ~ Beta(1, 1)) and
+thresholds. Saliency ignores the crop's padding (SMCL.md, step 1), so no mask pixel should lie on it.
 
     .venv/bin/python benchmarks/mask_diagnostics.py [--epochs 8] [--batches 20]
 """
@@ -25,26 +28,37 @@ import torch
 from real_cifar10_lt import trial as benchmark_trial
 
 from smcl_tune.config import trial_config_from_dict
+from smcl_tune.data.batches import Batch
 from smcl_tune.data.splits import build_trial_data
 from smcl_tune.mask_gallery import to_pixels
 from smcl_tune.method.step import StepSettings, mask_batch
 from smcl_tune.train import Trial, resolve_device
 
 
-def _batches(trial: Trial, count: int) -> list[tuple]:
+def _batches(trial: Trial, count: int) -> list[Batch]:
     plan = trial._plan()[:count]
-    return [batch for batch in trial.batches.epoch(plan) if batch[2] is not None]
+    return [batch for batch in trial.batches.epoch(plan) if batch.minor_images is not None]
 
 
-def _measure(settings: StepSettings, network, batches, mean, std, generator) -> dict[str, float]:
+def _measure(settings: StepSettings, network, batches: list[Batch], mean, std, generator) -> dict[str, float]:
     centre = torch.zeros(32, 32, dtype=torch.bool)
     centre[8:24, 8:24] = True
     sums = {"area": 0.0, "empty": 0.0, "full": 0.0, "on_padding": 0.0, "padding_share": 0.0, "in_centre": 0.0}
-    masks = 0
-    for head, head_labels, minor, minor_labels in batches:
-        parts = mask_batch(settings, network, head, head_labels, minor, minor_labels, generator)
+    areas = []
+    for batch in batches:
+        parts = mask_batch(
+            settings,
+            network,
+            *batch[:4],
+            generator,
+            head_content=batch.head_content,
+            minor_content=batch.minor_content,
+        )
         mask = parts.mask[:, 0] > 0.5
-        padding = (to_pixels(minor, mean, std) == 0).all(dim=1)  # the crop's zero padding (pure black)
+        source = (
+            batch.head_images if settings.compose == "erase" or settings.mask_source == "head" else batch.minor_images
+        )
+        padding = (to_pixels(source, mean, std) == 0).all(dim=1)  # the crop's zero padding (pure black)
         area = mask.float().flatten(1).mean(1)
         masked = mask.flatten(1).sum(1).clamp(min=1)
         sums["area"] += area.sum().item()
@@ -53,8 +67,11 @@ def _measure(settings: StepSettings, network, batches, mean, std, generator) -> 
         sums["on_padding"] += ((mask & padding).flatten(1).sum(1) / masked).sum().item()
         sums["padding_share"] += padding.float().flatten(1).mean(1).sum().item()
         sums["in_centre"] += ((mask & centre).flatten(1).sum(1) / masked).sum().item()
-        masks += len(area)
-    return {key: value / masks for key, value in sums.items()}
+        areas.append(area)
+    result = {key: value / sum(len(a) for a in areas) for key, value in sums.items()}
+    quantiles = torch.quantile(torch.cat(areas), torch.tensor([0.1, 0.5, 0.9]))
+    result.update(zip(("p10", "p50", "p90"), quantiles.tolist(), strict=True))
+    return result
 
 
 def main() -> None:
@@ -82,28 +99,32 @@ def main() -> None:
     ce.network.eval()
 
     rows = []
-    for threshold in (0.3, 0.5, 0.7):
-        for saliency in ("spectral_residual", "gradient"):
-            settings = StepSettings("smcl", 10, saliency=saliency, saliency_threshold=threshold)
-            rows.append((saliency, f"threshold {threshold}", settings))
-    rows.append(("spectral_residual", "box, Beta(1, 1)", StepSettings("smcl", 10, mask_mode="box")))
+    for saliency in ("spectral_residual", "gradient"):
+        rows.append(("erase", saliency, "box, Beta(1, 1)", StepSettings("smcl", 10, saliency=saliency)))
+    for threshold in (0.3, 0.5):
+        settings = StepSettings("smcl", 10, mask_mode="threshold", saliency_threshold=threshold)
+        rows.append(("erase", "spectral_residual", f"threshold {threshold}", settings))
+    for saliency in ("spectral_residual", "gradient"):
+        settings = StepSettings("smcl", 10, compose="paste", mask_mode="threshold", saliency=saliency)
+        rows.append(("paste", saliency, "threshold 0.5", settings))
     print(
-        f"masks on real CIFAR-10-LT minor-class images (IF 100, LDAM subset n_max {arguments.n_max}, crop pad 4 + "
-        f"flip), {arguments.batches} batches of 128; gradient saliency of a small CNN after {arguments.epochs} CE "
-        f"epochs; {time.perf_counter() - started:.0f} s to set up"
+        f"masks on real CIFAR-10-LT training images (IF 100, LDAM subset n_max {arguments.n_max}, crop pad 4 + "
+        f"flip), {arguments.batches} batches of 128 (erase: of x_b; paste: of the minor-class x_m); gradient "
+        f"saliency of a small CNN after {arguments.epochs} CE epochs; {time.perf_counter() - started:.0f} s to set up"
     )
     print(
-        f"{'saliency':<19}{'mask':<17}{'area':>7}{'empty':>7}{'>90%':>7}"
+        f"{'compose':<8}{'saliency':<19}{'mask':<17}{'area':>7}{'p10':>6}{'p50':>6}{'p90':>6}{'empty':>7}{'>90%':>7}"
         f"{'on padding':>12}{'padding share':>15}{'in centre':>11}{'minor visible':>15}"
     )
-    for saliency, mask, settings in rows:
+    for compose, saliency, mask, settings in rows:
         generator = torch.Generator().manual_seed(0)
         result = _measure(settings, ce.network, batches, data.mean, data.std, generator)
-        visible = result["area"] * result["in_centre"]
+        visible = f"{100 * result['area'] * result['in_centre']:14.1f}%" if compose == "paste" else f"{'-':>15}"
         print(
-            f"{saliency:<19}{mask:<17}{100 * result['area']:6.1f}%{100 * result['empty']:6.1f}%"
+            f"{compose:<8}{saliency:<19}{mask:<17}{100 * result['area']:6.1f}%{100 * result['p10']:5.0f}%"
+            f"{100 * result['p50']:5.0f}%{100 * result['p90']:5.0f}%{100 * result['empty']:6.1f}%"
             f"{100 * result['full']:6.1f}%{100 * result['on_padding']:11.1f}%{100 * result['padding_share']:14.1f}%"
-            f"{100 * result['in_centre']:10.1f}%{100 * visible:14.1f}%"
+            f"{100 * result['in_centre']:10.1f}%{visible}"
         )
     print(f"uniform mask: 25.0% in the centre; total {time.perf_counter() - started:.0f} s")
 

@@ -3,12 +3,14 @@
 The JPEG copy of CIFAR-10 (../shared/data/cifar10-jpeg, read from its zip archives), LDAM-DRW's
 long-tailed subset at imbalance factor 100, no validation hold-out (the last epoch's test metrics,
 as published results are reported), the same data, model, schedule and seeds for every method.
-Methods: CE, CE with DRW, Balanced Softmax, SupCon, SMCL, SMCL with DRW. Prints test top-1 and
-many / medium / few-shot accuracy as mean ± std over seeds, and the masks' statistics over the
-masking epochs (mean masked area; the fraction of masks that are empty or cover over 90% of the
-image). Every run's result goes to --output as a JSON line; a rerun with the same --output runs
-only what is missing. Each SMCL run's mask gallery (its first masking epoch) goes to
-OUTPUT_galleries/. Two follow-ups run only when named: `--methods "smcl gradient" "smcl threshold 0.3"`.
+Methods: CE, Balanced Softmax, SupCon, SMCL (the paper's reading: erase the salient box), SMCL
+with the real minor images in the pass, SMCL with Balanced Softmax. Prints test top-1 and many /
+medium / few-shot accuracy as mean ± std over seeds, the background head share (bg→many: the share
+of test images with their salient box erased that the model puts in a many-shot class), and the
+masks' statistics over the masking epochs (mean masked area; the fraction of masks that are empty
+or cover over 90% of the image). Every run's result goes to --output as a JSON line; a rerun with
+the same --output runs only what is missing. Each SMCL run's mask gallery (its first masking
+epoch) goes to OUTPUT_galleries/. Follow-ups run only when named in --methods (see follow_ups).
 
 Sized for this 2-core machine: the defaults (n_max 1000, small CNN, 30 epochs, 3 seeds, 6
 methods) take about 2 hours with one worker beside another job.
@@ -29,23 +31,28 @@ DATA = Path(os.environ.get("SMCL_CIFAR10_JPEG", Path(__file__).resolve().parents
 
 
 def methods(epochs: int) -> dict[str, dict]:
-    drw_start = int(0.8 * epochs)  # LDAM-DRW reweights for the last fifth (epoch 160 of 200)
     return {
         "ce": {"name": "ce"},
-        "ce + DRW": {"name": "ce", "classifier_loss": "drw", "drw_start_epoch": drw_start},
         "balanced softmax": {"name": "ce", "classifier_loss": "balanced_softmax"},
         "supcon": {"name": "supcon"},
         "smcl": {"name": "smcl"},
-        "smcl + DRW": {"name": "smcl", "classifier_loss": "drw", "drw_start_epoch": drw_start},
+        "smcl minor_images": {"name": "smcl", "minor_images": True},
+        "smcl + BS": {"name": "smcl", "classifier_loss": "balanced_softmax"},
     }
 
 
-# Run only when named in --methods: the remedies part 4's mask measurements point to
-# (docs/RESULTS.md, "Where the masks land"), each one config field away from the default.
-FOLLOW_UPS = {
-    "smcl gradient": {"name": "smcl", "saliency": "gradient"},
-    "smcl threshold 0.3": {"name": "smcl", "saliency_threshold": 0.3},
-}
+def follow_ups(epochs: int) -> dict[str, dict]:
+    """Run only when named in --methods: DRW, and the first reconstruction (paste, threshold masks)
+    with the remedies its mask measurements pointed to (docs/RESULTS.md, "Where the masks land")."""
+    drw_start = int(0.8 * epochs)
+    paste = {"name": "smcl", "compose": "paste", "mask_mode": "threshold"}
+    return {
+        "ce + DRW": {"name": "ce", "classifier_loss": "drw", "drw_start_epoch": drw_start},
+        "smcl + DRW": {"name": "smcl", "classifier_loss": "drw", "drw_start_epoch": drw_start},
+        "smcl paste": paste,
+        "smcl paste gradient": {**paste, "saliency": "gradient"},
+        "smcl paste threshold 0.3": {**paste, "saliency_threshold": 0.3},
+    }
 
 
 def trial(method: dict, seed: int, epochs: int, n_max: int, model: str) -> dict:
@@ -126,7 +133,7 @@ def main() -> None:
     parser.add_argument("--model", default="small_cnn", choices=("small_cnn", "resnet32"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
-        "--methods", nargs="*", default=None, help=f"methods by label; also {', '.join(map(repr, FOLLOW_UPS))}"
+        "--methods", nargs="*", default=None, help=f"methods by label; also {', '.join(map(repr, follow_ups(30)))}"
     )
     parser.add_argument("--output", default="real_cifar10_lt.jsonl")
     parser.add_argument("--table-only", action="store_true", help="print the runs already in --output; run none")
@@ -134,7 +141,7 @@ def main() -> None:
     if not (DATA / "train.zip").is_file():
         parser.error(f"{DATA / 'train.zip'}: not found; set SMCL_CIFAR10_JPEG to the CIFAR-10 JPEG folder")
     default_methods = methods(arguments.epochs)
-    table = default_methods | FOLLOW_UPS
+    table = default_methods | follow_ups(arguments.epochs)
     labels = arguments.methods or list(default_methods)
     if unknown := [label for label in labels if label not in table]:
         parser.error(f"--methods: unknown {', '.join(map(repr, unknown))}; known: {', '.join(map(repr, table))}")
@@ -154,7 +161,11 @@ def main() -> None:
         f"batch 128, lr 0.1 step schedule, CPU 1 thread per run, seeds 0..{arguments.seeds - 1}; "
         f"last-epoch test accuracy %, mean ± std over seeds; {time.perf_counter() - started:.0f} s"
     )
-    header = f"{'method':<18}{'top-1':>14}{'many':>14}{'medium':>14}{'few':>14}"
+    print(
+        "bg→many: the share of test images with their salient box erased predicted as a many-shot class "
+        "(uniform guessing: 30.0%, 3 of 10 classes)"
+    )
+    header = f"{'method':<18}{'top-1':>14}{'many':>14}{'medium':>14}{'few':>14}{'bg→many':>14}"
     print(header + f"{'mask area':>11}{'empty':>8}{'>90%':>8}{'s/run':>7}{'seeds':>7}")
     for label in labels:
         runs = [r for r in results if r["variant"] == label]
@@ -162,7 +173,11 @@ def main() -> None:
         if not done:
             print(f"{label:<18}{'failed' if runs else 'not run yet':>14}")
             continue
-        cells = [mean_spread_cell([r["test"][key] for r in done]) for key in ("top1", "many", "medium", "few")]
+        keys = ("top1", "many", "medium", "few", "background_head_share")
+        cells = [
+            mean_spread_cell([r["test"][key] for r in done]) if all(key in r["test"] for r in done) else "-"
+            for key in keys
+        ]
         masks = []
         for key in ("masked_area", "masked_empty_fraction", "masked_full_fraction"):
             values = [r[key] for r in done if r[key] is not None]

@@ -1,7 +1,9 @@
 """Speed of one training step on this machine: CE vs SMCL (ResNet-32, batch 128, 32x32).
 
 Prints a table: ms per step and images/s for a CE step, a step that forwards 2B images with CE
-only (the cost of the doubled batch), and a full SMCL masking step; the SMCL / CE ratio; and the
+only (the cost of the doubled batch), SMCL masking steps (erase with box masks, the default; erase
+with the real minor images too, 3B images; paste with threshold masks, the first reconstruction)
+and their ratio to CE; and the
 throughput of the batched spectral-residual saliency. Then the device batches (uint8 tensors,
 whole-batch crop / flip / normalise) in images/s, for the batches alone and for whole training
 steps, CE and SMCL (every step masking). (The per-sample PIL pipeline they replaced was measured
@@ -18,7 +20,7 @@ import time
 import torch
 
 from smcl_tune.data.augment import normalize, random_crop_flip
-from smcl_tune.data.batches import Plan, TrainingBatches
+from smcl_tune.data.batches import Batch, Plan, TrainingBatches
 from smcl_tune.data.splits import DeviceSplit
 from smcl_tune.method.saliency import spectral_residual_saliency
 from smcl_tune.method.step import StepSettings, step_loss
@@ -46,19 +48,34 @@ def _time_steps(
     labels = torch.randint(0, NUM_CLASSES, (4 * batch,), device=device)
     mean, std = torch.full((3,), 0.5, device=device), torch.full((3,), 0.25, device=device)
 
-    def batch_of(offset: int):
+    def batch_of(offset: int) -> Batch:
         chosen = slice(offset, offset + batch)
-        return normalize(random_crop_flip(images[chosen], generator), mean, std), labels[chosen]
+        head, head_content = random_crop_flip(images[chosen], generator)
+        if settings.method == "ce":
+            return Batch(normalize(head, mean, std), labels[chosen], None, None, head_content)
+        minor_chosen = slice(offset + batch, offset + 2 * batch)
+        minor, minor_content = random_crop_flip(images[minor_chosen], generator)
+        return Batch(
+            normalize(head, mean, std),
+            labels[chosen],
+            normalize(minor, mean, std),
+            labels[minor_chosen],
+            head_content,
+            minor_content,
+        )
 
     supplied = iter(batches.epoch(plan)) if batches is not None else None
 
     def one_step() -> None:
-        if supplied is not None:
-            x_b, y_b, x_m, y_m = next(supplied)
-        else:
-            x_b, y_b = batch_of(0)
-            x_m, y_m = batch_of(batch) if settings.method != "ce" else (None, None)
-        output = step_loss(settings, network, x_b, y_b, x_m, y_m, step_generator)
+        step = next(supplied) if supplied is not None else batch_of(0)
+        output = step_loss(
+            settings,
+            network,
+            *step[:4],
+            step_generator,
+            head_content=step.head_content,
+            minor_content=step.minor_content,
+        )
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()
         optimizer.step()
@@ -146,6 +163,8 @@ def main() -> None:
         ("ce (B images)", StepSettings(method="ce", num_classes=NUM_CLASSES)),
         ("2B forward, CE only", StepSettings(method="supcon", num_classes=NUM_CLASSES, loss_weight=0.0)),
         ("smcl masking step", StepSettings(method="smcl", num_classes=NUM_CLASSES)),
+        ("smcl + minor_images", StepSettings(method="smcl", num_classes=NUM_CLASSES, minor_images=True)),
+        ("smcl paste threshold", StepSettings("smcl", NUM_CLASSES, compose="paste", mask_mode="threshold")),
     ]
     seconds = {name: _time_steps(settings, device, batch, arguments.steps) for name, settings in rows}
     ce = seconds["ce (B images)"]
@@ -156,6 +175,7 @@ def main() -> None:
     print(f"{'step':<22}{'ms/step':>10}{'images/s':>10}{'x CE':>8}")
     for name, _ in rows:
         print(f"{name:<22}{1000 * seconds[name]:>10.1f}{batch / seconds[name]:>10.1f}{seconds[name] / ce:>8.2f}")
+    print("(images/s: head images x_b per second, as a trial counts them)")
     overhead = seconds["smcl masking step"] / seconds["2B forward, CE only"] - 1
     print(f"saliency + masking + contrastive on top of the 2B forward: {100 * overhead:+.1f}%")
     print(f"spectral-residual saliency: {_saliency_rate(device, batch):.0f} maps/s")
@@ -164,7 +184,7 @@ def main() -> None:
         f"(SMCL: head images, every step also loading a minor batch)"
     )
     print(f"{'method':<7}{'batches only':>14}{'training':>10}")
-    for method, settings in (("ce", rows[0][1]), ("smcl", rows[2][1])):
+    for method, settings in (("ce", rows[0][1]), ("smcl", rows[2][1])):  # smcl: erase, the default
         data_rate, training_rate = _data_path_rates(method, settings, device, batch, arguments.steps)
         print(f"{method:<7}{data_rate:>14.0f}{training_rate:>10.1f}")
 

@@ -161,13 +161,36 @@ class MethodConfig(_Strict):
     saliency_blur_sigma: float = Field(
         1.5, gt=0.0, le=32.0, description="Gaussian blur of the spectral-residual map, pixels"
     )
-    mask_mode: Literal["threshold", "box"] = "threshold"
-    saliency_threshold: float = Field(0.5, ge=0.0, le=1.0, description="t: mask = [S(x_m) >= t]")
+    compose: Literal["erase", "paste"] = Field(
+        "erase",
+        description="erase: x_tilde = (1 - M) * x_b + M * fill, M from the saliency of x_b (the paper's reading); "
+        "paste: x_m pasted on x_b where M is 1 (the first reconstruction, close to CMO)",
+    )
+    mask_mode: Literal["threshold", "box"] = Field(
+        "box",
+        description="box: centred on argmax S, lambda ~ Beta(box_alpha, box_alpha); threshold: M = [S >= t]",
+    )
+    saliency_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="t of mask_mode threshold (M = [S >= t]); not used by box masks"
+    )
     box_alpha: float = Field(1.0, gt=0.0, description="lambda ~ Beta(alpha, alpha) for box masks")
-    mask_source: Literal["minor", "head"] = "minor"
-    erase_head: bool = False
-    fill: Literal["mean", "noise"] = "mean"
-    soft_label: Literal["mixed", "minor"] = "mixed"
+    mask_source: Literal["minor", "head"] = Field(
+        "minor", description="paste only: the mask from the saliency of x_m (minor) or of x_b (head)"
+    )
+    erase_head: bool = Field(False, description="paste only: fill x_b's own salient region before pasting")
+    fill: Literal["mean", "noise", "zero", "blur"] = Field(
+        "mean",
+        description="what replaces the erased region: the image's mean colour, Gaussian noise of its colours, 0 "
+        "(the training set's mean colour) or a heavy blur of the image",
+    )
+    soft_label: Literal["mixed", "minor", "background"] = Field(
+        "mixed",
+        description="cross-entropy target of x_tilde, a its masked area: mixed (1 - a) y_b + a y_m, minor y_m, "
+        "background a y_b + (1 - a) y_m",
+    )
+    minor_images: bool = Field(
+        False, description="also forward the real minor images x_m (smcl, mask_only): [x_b ; x_tilde ; x_m]"
+    )
     temperature: float = Field(0.1, gt=0.0, description="tau of the supervised contrastive loss")
     loss_weight: float = Field(1.0, ge=0.0, description="w in L = L_MCE + w * L_MSC")
     sampler_beta: float = Field(
@@ -259,6 +282,11 @@ class TrialConfig(_Strict):
                 f"method.mask_end_epoch: the masking window is empty (epochs {method.mask_start_epoch} to "
                 f"{self.mask_end_epoch} of {epochs}), so '{method.name}' would train as plain CE; "
                 "set method.mask_start_epoch and method.mask_end_epoch"
+            )
+        if method.compose == "erase" and method.erase_head and method.name in ("smcl", "mask_only"):
+            raise ValueError(
+                "method.erase_head: compose 'erase' already removes x_b's own salient region; erase_head is an "
+                "option of compose 'paste'"
             )
         if method.uses_drw and method.drw_start_epoch >= epochs:
             raise ValueError(

@@ -2,8 +2,9 @@
 
 Captured from the first masking epoch (the pairs of its first masking steps, exactly as the step
 composes them), kept in the trial's checkpoint, drawn with matplotlib's object API. One row per
-pair: the head (background) image, the minor-class image, the saliency map the mask comes from,
-the mask, and the composite with its soft label.
+pair. For `compose: erase`: the image, its saliency, the box (the mask), the erased image, and
+its soft label. For `compose: paste`: the head (background) image, the minor-class image, the
+saliency map the mask comes from, the mask, and the composite with its soft label.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class MaskGallery:
     head_labels: torch.Tensor  # int64 [N]
     minor_labels: torch.Tensor  # int64 [N]
     targets: torch.Tensor  # float32 [N, C]: the composite's soft label
+    compose: str = "paste"  # the method's compose: erase or paste
 
     def __len__(self) -> int:
         return len(self.head_labels)
@@ -46,9 +48,9 @@ class MaskGallery:
         fields = {
             name: torch.cat([getattr(self, name), getattr(more, name)[:room]])
             for name in self.__dataclass_fields__
-            if name != "epoch"
+            if name not in ("epoch", "compose")
         }
-        return MaskGallery(epoch=self.epoch, **fields)
+        return MaskGallery(epoch=self.epoch, compose=self.compose, **fields)
 
 
 def to_pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -66,6 +68,7 @@ def capture(
     parts,
     mean: torch.Tensor,
     std: torch.Tensor,
+    compose: str,
     limit: int = GALLERY_PAIRS,
 ) -> MaskGallery:
     """The first `limit` pairs of one masking step; `parts` is the step's MaskedBatch."""
@@ -80,6 +83,7 @@ def capture(
         head_labels=head_labels[:n].detach().cpu(),
         minor_labels=minor_labels[:n].detach().cpu(),
         targets=parts.targets[:n].detach().float().cpu(),
+        compose=compose,
     )
 
 
@@ -90,38 +94,52 @@ def soft_label_text(targets: torch.Tensor, class_names: list[str]) -> str:
     return " + ".join(parts[:3])
 
 
+def _columns(gallery: MaskGallery, row: int, class_names: list[str], source: str) -> list[tuple[str, object, str]]:
+    """(title, picture, label) of each cell of one row."""
+    area = f"area {float(gallery.mask[row].mean()):.2f}"
+    soft_label = soft_label_text(gallery.targets[row], class_names)
+    head_name = class_names[int(gallery.head_labels[row])]
+    if gallery.compose == "erase":
+        return [
+            ("image", gallery.head[row].permute(1, 2, 0), head_name),
+            ("its saliency", gallery.saliency[row], ""),
+            ("box (removed)", gallery.mask[row], area),
+            ("erased image", gallery.composite[row].permute(1, 2, 0), ""),
+            ("soft label", None, soft_label),
+        ]
+    return [
+        ("head (background)", gallery.head[row].permute(1, 2, 0), head_name),
+        ("minor class", gallery.minor[row].permute(1, 2, 0), class_names[int(gallery.minor_labels[row])]),
+        (f"saliency of the {source} image", gallery.saliency[row], ""),
+        ("mask", gallery.mask[row], area),
+        ("composite", gallery.composite[row].permute(1, 2, 0), soft_label),
+    ]
+
+
 def gallery_png(gallery: MaskGallery, class_names: list[str], source: str) -> bytes:
-    """The gallery as PNG bytes; `source` says which image the saliency map is of."""
+    """The gallery as PNG bytes; `source` says which image a paste mask's saliency map is of."""
     rows = len(gallery)
     height = 1.9 * rows + 0.8
     figure = Figure(figsize=(10, height))
-    figure.suptitle(f"SMCL masks, epoch {gallery.epoch} (the first that masks): {rows} pairs", fontsize=11)
+    figure.suptitle(
+        f"SMCL masks ({gallery.compose}), epoch {gallery.epoch} (the first that masks): {rows} pairs", fontsize=11
+    )
     axes = figure.subplots(rows, 5, squeeze=False)
-    titles = ("head (background)", "minor class", f"saliency of the {source} image", "mask", "composite")
     for row in range(rows):
-        cells = (
-            gallery.head[row].permute(1, 2, 0),
-            gallery.minor[row].permute(1, 2, 0),
-            gallery.saliency[row],
-            gallery.mask[row],
-            gallery.composite[row].permute(1, 2, 0),
-        )
-        labels = (
-            class_names[int(gallery.head_labels[row])],
-            class_names[int(gallery.minor_labels[row])],
-            "",
-            f"area {float(gallery.mask[row].mean()):.2f}",
-            soft_label_text(gallery.targets[row], class_names),
-        )
-        for column, (cell, label) in enumerate(zip(cells, labels, strict=True)):
+        for column, (title, cell, label) in enumerate(_columns(gallery, row, class_names, source)):
             axis = axes[row][column]
-            colour_map = {2: "inferno", 3: "gray"}.get(column)
-            axis.imshow(cell.numpy(), cmap=colour_map, vmin=0 if colour_map else None, vmax=1 if colour_map else None)
-            axis.set_xticks([])
-            axis.set_yticks([])
-            axis.set_xlabel(label, fontsize=7)
+            if cell is None:  # a cell of text only
+                axis.axis("off")
+                axis.text(0.5, 0.5, label.replace(" + ", "\n+ "), ha="center", va="center", fontsize=8)
+            else:
+                maps = cell.dim() == 2
+                colour_map = ("inferno" if column == 2 - (gallery.compose == "erase") else "gray") if maps else None
+                axis.imshow(cell.numpy(), cmap=colour_map, vmin=0 if maps else None, vmax=1 if maps else None)
+                axis.set_xticks([])
+                axis.set_yticks([])
+                axis.set_xlabel(label, fontsize=7)
             if row == 0:
-                axis.set_title(titles[column], fontsize=8)
+                axis.set_title(title, fontsize=8)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))  # room for the title
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)

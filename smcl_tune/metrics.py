@@ -44,3 +44,19 @@ def accuracy_summary(confusion: torch.Tensor, groups: dict[str, list[int]]) -> d
         members = groups[name]
         summary[name] = mean_ignoring_missing(per_class[members]) if members else math.nan
     return summary
+
+
+def head_share(confusion: torch.Tensor, many_classes: list[int]) -> float:
+    """The share of predictions (columns of a [true, predicted] confusion matrix) that name a
+    many-shot class; NaN without predictions or without many-shot classes."""
+    predicted = confusion.sum(dim=0).double()
+    total = float(predicted.sum())
+    if not many_classes or total == 0:
+        return math.nan
+    return float(predicted[many_classes].sum()) / total
+
+
+def uniform_head_share(groups: dict[str, list[int]]) -> float:
+    """The head share of uniform guessing: the many-shot classes' share of all classes."""
+    total = sum(len(members) for members in groups.values())
+    return len(groups["many"]) / total if total else math.nan

@@ -19,6 +19,9 @@ from smcl_tune.metrics import SHOT_GROUPS
 
 RESULT_FILE = "result.json"
 SUMMARY_NAMES = ("top1", "balanced_accuracy", *SHOT_GROUPS)
+# The share of background-only test images (salient box or object erased) predicted as a many-shot
+# class: what SMCL claims to lower (SMCL.md, "What the mechanism predicts"). In `test` and `last_test`.
+BACKGROUND_HEAD_SHARE = "background_head_share"
 
 
 class TrialState(StrEnum):
@@ -53,6 +56,8 @@ FINAL_METRICS = (
     "trial_failed",
     *(f"test_{name}" for name in SUMMARY_NAMES),
     *(f"last_test_{name}" for name in SUMMARY_NAMES),
+    f"test_{BACKGROUND_HEAD_SHARE}",
+    f"last_test_{BACKGROUND_HEAD_SHARE}",
     *(f"selected_val_{name}" for name in SUMMARY_NAMES),
     *(f"{name}_classes" for name in SHOT_GROUPS),
 )

@@ -20,13 +20,14 @@ from torch import nn
 
 import smcl_tune
 from smcl_tune.config import TrainingConfig, TrialConfig, trial_config_from_dict
-from smcl_tune.data.batches import Plan, TrainingBatches, evaluation_chunks
+from smcl_tune.data.batches import Batch, ChunkEdit, Plan, TrainingBatches, evaluation_chunks
 from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
 from smcl_tune.data.splits import Split, StreamSplit, TrialData, build_trial_data
 from smcl_tune.mask_gallery import GALLERY_FILE, GALLERY_PAIRS, MaskGallery, capture, gallery_png
+from smcl_tune.method.background import background_box_sizes, background_only
 from smcl_tune.method.losses import drw_class_weights
 from smcl_tune.method.step import StepSettings, mask_batch, step_loss
-from smcl_tune.metrics import SHOT_GROUPS, accuracy_summary, confusion_matrix, per_class_accuracy
+from smcl_tune.metrics import SHOT_GROUPS, accuracy_summary, confusion_matrix, head_share, per_class_accuracy
 from smcl_tune.models import build_network
 from smcl_tune.results import TrialResult, TrialState, write_result
 from smcl_tune.schedule import learning_rate_factor
@@ -46,17 +47,38 @@ def resolve_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(network: nn.Module, split: Split, data: TrialData, batch_size: int = 512) -> torch.Tensor:
-    """Confusion matrix of `network` on `split` (no augmentation), [true, predicted]."""
+def evaluate(
+    network: nn.Module, split: Split, data: TrialData, batch_size: int = 512, edit: ChunkEdit | None = None
+) -> torch.Tensor:
+    """Confusion matrix of `network` on `split` (no augmentation), [true, predicted]; `edit`
+    changes each chunk of uint8 images first (the background-only test images)."""
     network.eval()
     device = data.mean.device
     predictions = []
-    for images in evaluation_chunks(split, data.mean, data.std, device, batch_size):
+    for images in evaluation_chunks(split, data.mean, data.std, device, batch_size, edit):
         with _autocast(device):
             logits, _ = network(images)
         predictions.append(logits.argmax(dim=1))
     network.train()
     return confusion_matrix(torch.cat(predictions), split.labels, data.num_classes)
+
+
+def background_edit(data: TrialData) -> ChunkEdit:
+    """Turns chunks of the test split into their background-only images (method/background.py):
+    the known objects erased on the synthetic source, the salient boxes elsewhere."""
+    sizes = background_box_sizes(len(data.test))
+
+    def edit(images: torch.Tensor, positions: slice) -> torch.Tensor:
+        if data.test_object_masks is not None:
+            return background_only(images, object_masks=data.test_object_masks[positions])
+        return background_only(images, sizes[positions])
+
+    return edit
+
+
+def background_head_share(network: nn.Module, data: TrialData) -> float:
+    """The share of the background-only test images that `network` puts in a many-shot class."""
+    return head_share(evaluate(network, data.test, data, edit=background_edit(data)), data.groups["many"])
 
 
 def _autocast(device: torch.device):
@@ -181,17 +203,20 @@ class Trial:
             return False
         return self.gallery is None or (self.gallery.epoch == self.epoch and len(self.gallery) < GALLERY_PAIRS)
 
-    def _add_to_gallery(self, head_images, head_labels, minor_images, minor_labels) -> None:
+    def _add_to_gallery(self, batch: Batch) -> None:
         """The step's own pairs, masked as the step is about to mask them (a copy of its generator)."""
         generator = torch.Generator()
         generator.set_state(self.step_generator.get_state())
         with _autocast(self.device):
             parts = mask_batch(
-                self.settings, self.step_network, head_images, head_labels, minor_images, minor_labels, generator
+                self.settings,
+                self.step_network,
+                *batch[:4],
+                generator,
+                head_content=batch.head_content,
+                minor_content=batch.minor_content,
             )
-        pairs = capture(
-            self.epoch, head_images, head_labels, minor_images, minor_labels, parts, self.data.mean, self.data.std
-        )
+        pairs = capture(self.epoch, *batch[:4], parts, self.data.mean, self.data.std, compose=self.settings.compose)
         self.gallery = pairs if self.gallery is None else self.gallery.extended(pairs)
 
     def gallery_picture(self) -> bytes | None:
@@ -227,23 +252,23 @@ class Trial:
         totals = torch.zeros(8, dtype=torch.float64, device=self.device)
         masked_steps = seen = 0
         started = time.perf_counter()
-        for step, (head_images, head_labels, minor_images, minor_labels) in enumerate(self.batches.epoch(plan)):
+        for step, batch in enumerate(self.batches.epoch(plan)):
+            head_labels, minor_images = batch.head_labels, batch.minor_images
             factor = learning_rate_factor(training, self.epoch, step, len(plan))
             for group in self.optimizer.param_groups:
                 group["lr"] = training.lr * factor
             if minor_images is not None and self._collects_gallery():
-                self._add_to_gallery(head_images, head_labels, minor_images, minor_labels)
+                self._add_to_gallery(batch)
             with _autocast(self.device):
                 output = step_loss(
                     self.settings,
                     self.step_network,
-                    head_images,
-                    head_labels,
-                    minor_images,
-                    minor_labels,
+                    *batch[:4],
                     self.step_generator,
                     class_weights,
                     self.counts,
+                    head_content=batch.head_content,
+                    minor_content=batch.minor_content,
                 )
             self.optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
@@ -324,10 +349,14 @@ class Trial:
                 selected = self.network
             matrix = evaluate(selected, data.test, data)
             test = accuracy_summary(matrix, data.groups)
+            test["background_head_share"] = background_head_share(selected, data)
             per_class = per_class_accuracy(matrix).tolist()
             confusion = matrix.tolist()
-            last_is_best = best_epoch == self.epoch - 1
-            last_test = test if last_is_best else accuracy_summary(evaluate(self.network, data.test, data), data.groups)
+            if best_epoch == self.epoch - 1:
+                last_test = test
+            else:
+                last_test = accuracy_summary(evaluate(self.network, data.test, data), data.groups)
+                last_test["background_head_share"] = background_head_share(self.network, data)
         return TrialResult(
             status=status,
             reason=reason,

@@ -25,13 +25,37 @@ def _trial(config) -> Trial:
     return Trial(config, build_trial_data(config.data), resolve_device("cpu"))
 
 
-def test_the_gallery_holds_16_pairs_of_the_first_masking_epoch_as_composed(tiny_config):
-    trial = _trial(_smcl(tiny_config))
+def test_the_erase_gallery_holds_16_images_of_the_first_masking_epoch_as_erased(tiny_config):
+    trial = _trial(_smcl(tiny_config, fill="zero"))
     trial.finish_epoch(trial.train_epoch())  # epoch 0 does not mask: no gallery yet
     assert trial.gallery is None and trial.gallery_picture() is None
     trial.finish_epoch(trial.train_epoch())
     gallery = trial.gallery
-    assert gallery.epoch == 1 and len(gallery) == GALLERY_PAIRS
+    assert gallery.epoch == 1 and len(gallery) == GALLERY_PAIRS and gallery.compose == "erase"
+    # the erased image is the image itself outside the box, and the fill (0: the mean colour) inside
+    mask = gallery.mask.unsqueeze(1)
+    mean_colour = (trial.data.mean.view(1, 3, 1, 1) * 255).expand_as(gallery.head)
+    expected = compose(gallery.head.float(), mean_colour, mask)
+    assert (gallery.composite.float() - expected).abs().max() <= 1.0  # uint8 rounding
+    # a box, centred on the most salient of the image's own pixels
+    assert bool((mask_area(mask) > 0).all())
+    # the soft label: (1 - a) of the image's class, a of the minor class drawn for it
+    area = mask_area(mask)
+    rows = torch.arange(len(gallery))
+    assert torch.allclose(
+        gallery.targets[rows, gallery.minor_labels], area + (gallery.head_labels == gallery.minor_labels) * (1 - area)
+    )
+    picture = Image.open(io.BytesIO(trial.gallery_picture()))
+    assert picture.size[0] > 600 and picture.size[1] > 16 * 100  # five columns, one row per image
+
+
+def test_the_paste_gallery_holds_16_pairs_of_the_first_masking_epoch_as_composed(tiny_config):
+    trial = _trial(_smcl(tiny_config, compose="paste", mask_mode="threshold"))
+    trial.finish_epoch(trial.train_epoch())  # epoch 0 does not mask: no gallery yet
+    assert trial.gallery is None and trial.gallery_picture() is None
+    trial.finish_epoch(trial.train_epoch())
+    gallery = trial.gallery
+    assert gallery.epoch == 1 and len(gallery) == GALLERY_PAIRS and gallery.compose == "paste"
     # the composite shows the minor image where the mask is 1 and the head image elsewhere
     mask = gallery.mask.unsqueeze(1)
     expected = compose(gallery.head.float(), gallery.minor.float(), mask)

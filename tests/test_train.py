@@ -163,3 +163,31 @@ def test_ldam_drw_reweights_from_drw_start_epoch_as_drw_does(tiny_config):
     early, late = losses(1), losses(2)
     assert early[0] == late[0]  # both without DRW in epoch 0
     assert early[1] != late[1]  # epoch 1: re-weighted in one, not in the other
+
+
+def test_the_background_head_share_is_measured_on_the_test_images_with_their_objects_erased(tiny_config):
+    from smcl_tune.config import trial_config_from_dict
+    from smcl_tune.data.splits import build_trial_data
+    from smcl_tune.method.background import background_only
+    from smcl_tune.metrics import confusion_matrix
+
+    config = tiny_config()
+    config["data"]["val_per_class"] = 0  # the last epoch is the result: its network is the trial's own
+    data = build_trial_data(trial_config_from_dict(config).data)
+    held, reports = {}, []
+    result = run_trial(config, data=data, report=lambda m, c: reports.append(m), on_epoch=lambda t, m: held.update(t=t))
+    network = held["t"].network.eval()
+    # the synthetic source knows each object: the objects themselves are erased, nothing else
+    assert data.test_object_masks is not None and data.test_object_masks.shape == (60, 16, 16)
+    erased = background_only(data.test.images, object_masks=data.test_object_masks)
+    changed = (erased != data.test.images).any(dim=1)
+    assert bool((changed <= data.test_object_masks).all()) and bool(changed.any())
+    normalised = (erased.float() / 255 - data.mean.view(1, 3, 1, 1)) / data.std.view(1, 3, 1, 1)
+    with torch.no_grad():
+        predicted = network(normalised)[0].argmax(1)
+    many = data.groups["many"]
+    expected = float(torch.isin(predicted, torch.tensor(many)).double().mean())
+    assert result.test["background_head_share"] == pytest.approx(expected)
+    assert reports[-1]["test_background_head_share"] == pytest.approx(expected)
+    assert reports[-1]["last_test_background_head_share"] == pytest.approx(expected)
+    assert confusion_matrix(predicted, data.test.labels, 5).sum() == 60

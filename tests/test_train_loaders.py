@@ -83,3 +83,27 @@ def test_compile_on_the_cpu_is_refused(tiny_config):
         trial_config_from_dict(tiny_config(compile=True))
     with pytest.raises(ConfigError, match=r"training.compile_mode: 'reduce-overhead' has no effect"):
         trial_config_from_dict(tiny_config(compile_mode="reduce-overhead"))
+
+
+@pytest.mark.parametrize("loader", ["memory", "stream"])
+def test_both_loaders_mark_the_crops_padding_on_head_and_minor_images(tmp_path, tiny_config, loader):
+    import torch
+
+    from smcl_tune.data.batches import TrainingBatches
+    from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
+
+    root = _image_folder_zips(tmp_path)  # every pixel of these images has a channel >= 120: never black
+    data = build_trial_data(trial_config_from_dict(_folder_config(tiny_config, root, loader)).data)
+    generator = torch.Generator().manual_seed(0)
+    batches = TrainingBatches(data.train, data.mean, data.std, True, generator, torch.device("cpu"))
+    heads = InstanceSampler(len(data.train), 8, generator).epoch()
+    minor = MinorClassSampler(data.train.labels, data.train_counts, 0.999, generator)
+    plan = [(head, minor.sample(len(head))) for head in heads]
+    seen = 0
+    for batch in batches.epoch(plan):
+        for images, content in ((batch.head_images, batch.head_content), (batch.minor_images, batch.minor_content)):
+            pixels = images * data.std.view(1, 3, 1, 1) + data.mean.view(1, 3, 1, 1)
+            black = pixels.abs().amax(dim=1) < 1e-4  # the zero padding, and only it
+            assert content.shape == black.shape and torch.equal(content, ~black)
+            seen += int(black.any())
+    assert seen > 0  # the crops did pad

@@ -76,7 +76,7 @@ def recorded_steps(monkeypatch):
         steps, reports = [], []
         real_step = train_module.step_loss
 
-        def recording_step(settings, network, head_images, head_labels, minor_images, minor_labels, *rest):
+        def recording_step(settings, network, head_images, head_labels, minor_images, minor_labels, *rest, **content):
             steps.append(
                 {
                     "epoch": len(reports),
@@ -86,7 +86,7 @@ def recorded_steps(monkeypatch):
                     "minor_labels": minor_labels,
                 }
             )
-            return real_step(settings, network, head_images, head_labels, minor_images, minor_labels, *rest)
+            return real_step(settings, network, head_images, head_labels, minor_images, minor_labels, *rest, **content)
 
         monkeypatch.setattr(train_module, "step_loss", recording_step)
         result = run_trial(trial_config, report=lambda metrics, checkpoint: reports.append(metrics), data=coded_data())
@@ -136,9 +136,9 @@ def test_gradient_saliency_differentiates_each_image_at_its_own_class(recorded_s
     calls = []
     real_saliency = step_module.gradient_saliency
 
-    def recording_saliency(logits_fn, images, labels):
+    def recording_saliency(logits_fn, images, labels, content=None):
         calls.append((classes_shown(images), labels.clone()))
-        return real_saliency(logits_fn, images, labels)
+        return real_saliency(logits_fn, images, labels, content)
 
     monkeypatch.setattr(step_module, "gradient_saliency", recording_saliency)
     steps = recorded_steps(
@@ -146,6 +146,8 @@ def test_gradient_saliency_differentiates_each_image_at_its_own_class(recorded_s
             {
                 "name": "smcl",
                 "saliency": "gradient",
+                "compose": "paste",
+                "mask_mode": "threshold",
                 "erase_head": True,
                 "mask_start_epoch": 0,
                 "mask_end_epoch": 1,
@@ -201,7 +203,8 @@ def test_test_metrics_come_from_the_epoch_selected_on_validation(monkeypatch):
     network.load_state_dict(kept["weights"])
     epoch_zero = evaluate(network, data.test, data)
     assert result.test_confusion == epoch_zero.tolist()
-    assert result.test == accuracy_summary(epoch_zero, data.groups)
+    background = train_module.background_head_share(network, data)
+    assert result.test == {**accuracy_summary(epoch_zero, data.groups), "background_head_share": background}
     confusion = torch.tensor(result.test_confusion)
     assert result.test["top1"] == pytest.approx(float(confusion.diagonal().sum() / confusion.sum()))
     assert result.test["top1"] != pytest.approx(result.test["balanced_accuracy"])

@@ -31,8 +31,14 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
     return (scaled - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
 
-def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """Random crop after zero padding by `padding` px and horizontal flip with p = 0.5, whole batch at once."""
+def random_crop_flip(
+    images: torch.Tensor, generator: torch.Generator, padding: int = 4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crop after zero padding by `padding` px and horizontal flip with p = 0.5, whole batch at once.
+
+    Returns the images and their content mask, bool [B, H, W]: True where a pixel is the image's
+    own, False where the zero padding put it (saliency must ignore those, SMCL.md step 1).
+    """
     batch, channels, height, width = images.shape
     device = images.device
     padded = F.pad(images, (padding, padding, padding, padding))
@@ -46,4 +52,7 @@ def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: 
     cols = torch.where(flip.view(batch, 1), cols.flip(1), cols)
     batch_index = torch.arange(batch, device=device).view(batch, 1, 1, 1)
     channel_index = torch.arange(channels, device=device).view(1, channels, 1, 1)
-    return padded[batch_index, channel_index, rows.view(batch, 1, height, 1), cols.view(batch, 1, 1, width)]
+    cropped = padded[batch_index, channel_index, rows.view(batch, 1, height, 1), cols.view(batch, 1, 1, width)]
+    own_rows = (rows >= padding) & (rows < padding + height)
+    own_cols = (cols >= padding) & (cols < padding + width)
+    return cropped, own_rows[:, :, None] & own_cols[:, None, :]

@@ -11,7 +11,8 @@ two give different, equally distributed, batches.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -22,8 +23,16 @@ from smcl_tune.data.splits import DeviceSplit, Split, StreamSplit
 Plan = list[tuple[torch.Tensor, torch.Tensor | None]]
 """One epoch: per step the head-batch indices and, on a masking step, the minor-batch indices."""
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
-"""x_b, y_b, x_m, y_m: normalised float images and labels on the device; x_m, y_m None on a plain step."""
+
+class Batch(NamedTuple):
+    """One step's images on the device, normalised; the minor batch is None on a plain step."""
+
+    head_images: torch.Tensor  # x_b, float [B, C, H, W]
+    head_labels: torch.Tensor  # y_b, int64 [B]
+    minor_images: torch.Tensor | None  # x_m
+    minor_labels: torch.Tensor | None  # y_m
+    head_content: torch.Tensor | None = None  # bool [B, H, W]: False where the crop's zero padding is; None: none
+    minor_content: torch.Tensor | None = None
 
 
 class _Decoded(Dataset):
@@ -88,39 +97,60 @@ class TrainingBatches:
         self.generator = generator
         self.device = device
 
-    def _finish(self, images: torch.Tensor) -> torch.Tensor:
+    def _finish(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        content = None
         if self.augment:
-            images = random_crop_flip(images, self.generator)
-        return _as_float(images, self.mean, self.std)
+            images, content = random_crop_flip(images, self.generator)
+        return _as_float(images, self.mean, self.std), content
 
     def epoch(self, plan: Plan) -> Iterator[Batch]:
         if isinstance(self.split, DeviceSplit):
             for head, minor in plan:
-                x_b, y_b = self._finish(self.split.images[head]), self.split.labels[head]
+                x_b, head_content = self._finish(self.split.images[head])
+                y_b = self.split.labels[head]
                 if minor is None:
-                    yield x_b, y_b, None, None
+                    yield Batch(x_b, y_b, None, None, head_content)
                 else:
-                    yield x_b, y_b, self._finish(self.split.images[minor]), self.split.labels[minor]
+                    x_m, minor_content = self._finish(self.split.images[minor])
+                    yield Batch(x_b, y_b, x_m, self.split.labels[minor], head_content, minor_content)
             return
         for (head, minor), (images, labels) in zip(plan, _loader(self.split, plan_positions(plan), self.device)):
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             size = len(head)
-            x_b = self._finish(images[:size])
+            x_b, head_content = self._finish(images[:size])
             if minor is None:
-                yield x_b, labels, None, None
+                yield Batch(x_b, labels, None, None, head_content)
             else:
-                yield x_b, labels[:size], self._finish(images[size:]), labels[size:]
+                x_m, minor_content = self._finish(images[size:])
+                yield Batch(x_b, labels[:size], x_m, labels[size:], head_content, minor_content)
+
+
+ChunkEdit = Callable[[torch.Tensor, slice], torch.Tensor]
+"""Changes a chunk of uint8 images before normalisation, given their positions in the split."""
 
 
 def evaluation_chunks(
-    split: Split, mean: torch.Tensor, std: torch.Tensor, device: torch.device, batch_size: int
+    split: Split,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    device: torch.device,
+    batch_size: int,
+    edit: ChunkEdit | None = None,
 ) -> Iterator[torch.Tensor]:
-    """The split's images in order, normalised, `batch_size` at a time (no augmentation)."""
+    """The split's images in order, normalised, `batch_size` at a time (no augmentation); each
+    chunk of uint8 images goes through `edit` first, when given."""
+    edit = edit or _keep_chunk
     if isinstance(split, DeviceSplit):
         for start in range(0, len(split), batch_size):
-            yield _as_float(split.images[start : start + batch_size], mean, std)
+            positions = slice(start, min(start + batch_size, len(split)))
+            yield _as_float(edit(split.images[positions], positions), mean, std)
         return
     chunks = [list(range(start, min(start + batch_size, len(split)))) for start in range(0, len(split), batch_size)]
-    for images, _ in _loader(split, chunks, device):
-        yield _as_float(images.to(device, non_blocking=True), mean, std)
+    for chunk, (images, _) in zip(chunks, _loader(split, chunks, device)):
+        positions = slice(chunk[0], chunk[-1] + 1)
+        yield _as_float(edit(images.to(device, non_blocking=True), positions), mean, std)
+
+
+def _keep_chunk(images: torch.Tensor, _positions: slice) -> torch.Tensor:
+    return images

@@ -75,6 +75,7 @@ class TrialData:
     class_names: list[str]
     mean: torch.Tensor
     std: torch.Tensor
+    test_object_masks: torch.Tensor | None = None  # bool [N_test, H, W] where the source knows each object
 
     @property
     def num_classes(self) -> int:
@@ -90,6 +91,7 @@ class TrialData:
             self.class_names,
             self.mean.to(device),
             self.std.to(device),
+            None if self.test_object_masks is None else self.test_object_masks.to(device),
         )
 
 
@@ -165,4 +167,5 @@ def build_trial_data(config: DataConfig) -> TrialData:
         len(test),
         "stream" if streaming else "memory",
     )
-    return TrialData(train, val, test, split.train_counts, groups, source.class_names, mean, std)
+    object_masks = getattr(source.test, "foreground_masks", None)  # the synthetic source's; test is the whole pool
+    return TrialData(train, val, test, split.train_counts, groups, source.class_names, mean, std, object_masks)

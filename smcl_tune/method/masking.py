@@ -4,24 +4,46 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-FILL_MODES = ("mean", "noise")
-LABEL_MODES = ("mixed", "minor")
+from smcl_tune.method.blur import gaussian_blur
+
+FILL_MODES = ("mean", "noise", "zero", "blur")
+LABEL_MODES = ("mixed", "minor", "background")
+BLUR_FILL_SIGMA = 1 / 8  # of the image's longer side: 4 px at 32 px, a blur that leaves no object's shape
 
 
-def threshold_mask(saliency: Tensor, threshold: float) -> Tensor:
+def threshold_mask(saliency: Tensor, threshold: float, content: Tensor | None = None) -> Tensor:
     """Mask of the pixels whose saliency is at least ``threshold``.
 
     Args:
         saliency: float [B, H, W], normalised to [0, 1] per image.
         threshold: saliency threshold t in [0, 1].
+        content: bool [B, H, W] or None: where False (the crop's padding) a pixel is never masked.
 
     Returns:
         float32 [B, 1, H, W] with values 0 or 1.
     """
-    return (saliency >= threshold).float().unsqueeze(1)
+    selected = saliency >= threshold
+    if content is not None:
+        selected = selected & content.to(selected.device)
+    return selected.float().unsqueeze(1)
 
 
-def box_mask(saliency: Tensor, lam: Tensor) -> Tensor:
+def salient_peaks(saliency: Tensor, content: Tensor | None = None) -> Tensor:
+    """Flat index (row * W + col) of each map's most salient pixel, among its content pixels.
+
+    Args:
+        saliency: float [B, H, W].
+        content: bool [B, H, W] or None: pixels where False are never the peak.
+
+    Returns:
+        int64 [B].
+    """
+    if content is not None:
+        saliency = saliency.masked_fill(~content.to(saliency.device), -torch.inf)
+    return saliency.reshape(saliency.shape[0], -1).argmax(dim=1)
+
+
+def box_mask(saliency: Tensor, lam: Tensor, content: Tensor | None = None) -> Tensor:
     """Box centred on each map's most salient pixel (SaliencyMix, Uddin et al. 2021).
 
     Sides are round(W * sqrt(1 - lam)) by round(H * sqrt(1 - lam)); the box is clipped to the
@@ -30,13 +52,15 @@ def box_mask(saliency: Tensor, lam: Tensor) -> Tensor:
     Args:
         saliency: float [B, H, W].
         lam: [B] values in [0, 1]; the kept fraction of an unclipped box's image.
+        content: bool [B, H, W] or None: the centre is never a pixel where it is False (the
+            crop's padding); the box itself may reach into the padding.
 
     Returns:
         float32 [B, 1, H, W] with values 0 or 1.
     """
-    batch, height, width = saliency.shape
+    height, width = saliency.shape[1:]
     device = saliency.device
-    peak = saliency.reshape(batch, -1).argmax(dim=1)
+    peak = salient_peaks(saliency, content)
     centre_y = peak // width
     centre_x = peak % width
     side = torch.sqrt(1.0 - lam.to(device=device, dtype=torch.float64).clamp(0.0, 1.0))
@@ -81,8 +105,10 @@ def fill_masked(images: Tensor, mask: Tensor, fill: str, generator: torch.Genera
     Args:
         images: float [B, C, H, W].
         mask: [B, 1, H, W], 1 where the pixel is replaced.
-        fill: ``"mean"`` (each image's per-channel mean colour) or ``"noise"`` (Gaussian with
-            each image's per-channel mean and standard deviation).
+        fill: ``"mean"`` (each image's per-channel mean colour), ``"noise"`` (Gaussian with
+            each image's per-channel mean and standard deviation), ``"zero"`` (0 in the
+            normalised input: the training set's mean colour) or ``"blur"`` (the image itself
+            under a Gaussian blur of sigma BLUR_FILL_SIGMA times its longer side).
         generator: source of the noise; None uses torch's global RNG on the images' device.
 
     Returns:
@@ -91,6 +117,11 @@ def fill_masked(images: Tensor, mask: Tensor, fill: str, generator: torch.Genera
     if fill not in FILL_MODES:
         raise ValueError(f"fill must be one of {FILL_MODES}, got {fill!r}")
     pixels = images.float()
+    if fill == "zero":
+        return compose(images, torch.zeros_like(images), mask)
+    if fill == "blur":
+        sigma = BLUR_FILL_SIGMA * max(images.shape[-2:])
+        return compose(images, gaussian_blur(pixels, sigma).to(images.dtype), mask)
     mean = pixels.mean(dim=(2, 3), keepdim=True)
     if fill == "mean":
         values = mean.expand_as(pixels)
@@ -136,14 +167,16 @@ def soft_labels(
     num_classes: int,
     mode: str = "mixed",
 ) -> Tensor:
-    """Soft labels of the masked images.
+    """Soft labels of the masked images (SMCL.md, step 4).
 
     Args:
-        head_labels: int64 [B], labels y_b of the background (head) images.
-        minor_labels: int64 [B], labels y_m of the pasted (minor) images.
+        head_labels: int64 [B], labels y_b of the images that were masked (the backgrounds).
+        minor_labels: int64 [B], the minor-class labels y_m drawn for them.
         area: [B], masked area fraction a of each image, in [0, 1].
         num_classes: number of classes C.
-        mode: ``"mixed"``: (1 - a) * onehot(y_b) + a * onehot(y_m); ``"minor"``: onehot(y_m).
+        mode: ``"mixed"``: (1 - a) * onehot(y_b) + a * onehot(y_m) (the removed share goes to
+            the minor class); ``"minor"``: onehot(y_m); ``"background"``: a * onehot(y_b) +
+            (1 - a) * onehot(y_m) (what is left, the background, goes to the minor class).
 
     Returns:
         float32 [B, C]; each row sums to 1.
@@ -155,4 +188,6 @@ def soft_labels(
         return minor
     head = F.one_hot(head_labels.long().to(minor.device), num_classes).float()
     weight = area.to(device=minor.device, dtype=torch.float32)[:, None]
+    if mode == "background":
+        weight = 1 - weight
     return (1 - weight) * head + weight * minor

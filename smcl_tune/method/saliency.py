@@ -1,11 +1,12 @@
 """Saliency maps used to locate the object that SMCL masks."""
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from smcl_tune.method.blur import gaussian_blur
 
 _LUMA = (0.299, 0.587, 0.114)
 # Floor of the amplitude spectrum, relative to each image's largest amplitude. Float32 FFT
@@ -15,21 +16,32 @@ _RELATIVE_AMPLITUDE_FLOOR = 1e-4
 _ABSOLUTE_AMPLITUDE_FLOOR = 1e-30
 
 
-def _normalize_per_image(maps: Tensor) -> Tensor:
-    """Min-max normalise each map to [0, 1].
+def _normalize_per_image(maps: Tensor, content: Tensor | None = None) -> Tensor:
+    """Min-max normalise each map to [0, 1], over its content pixels only when ``content`` is given.
 
     Args:
         maps: float [B, H, W]. A constant map becomes all zeros.
+        content: bool [B, H, W], True where a pixel is the image's own (False: the random crop's
+            zero padding); None: every pixel. Pixels outside the content are 0 in the result.
 
     Returns:
         float32 [B, H, W] in [0, 1].
     """
     maps = maps.float()
-    flat = maps.flatten(1)
-    low = flat.min(dim=1).values[:, None, None]
-    span = flat.max(dim=1).values[:, None, None] - low
+    if content is None:
+        flat = maps.flatten(1)
+        low = flat.min(dim=1).values[:, None, None]
+        high = flat.max(dim=1).values[:, None, None]
+    else:
+        content = content.to(maps.device)
+        low = maps.masked_fill(~content, torch.inf).flatten(1).min(dim=1).values[:, None, None]
+        high = maps.masked_fill(~content, -torch.inf).flatten(1).max(dim=1).values[:, None, None]
+        low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))  # an image with no content at all
+        high = torch.where(torch.isfinite(high), high, low)
+    span = high - low
     safe_span = torch.where(span > 0, span, torch.ones_like(span))
-    return ((maps - low) / safe_span).clamp_(0.0, 1.0)
+    normalised = ((maps - low) / safe_span).clamp_(0.0, 1.0)
+    return normalised if content is None else normalised.masked_fill_(~content, 0.0)
 
 
 def _grey(images: Tensor) -> Tensor:
@@ -45,29 +57,16 @@ def _grey(images: Tensor) -> Tensor:
     raise ValueError(f"images must have 1 or 3 channels, got {channels}")
 
 
-def _gaussian_blur(maps: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of [B, 1, H, W] with reflect padding."""
-    radius = math.ceil(3.0 * sigma)
-    offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    height, width = maps.shape[-2:]
-    pad_h = min(radius, height - 1)
-    pad_w = min(radius, width - 1)
-    # Reflect padding cannot exceed size - 1; trim the kernel to the padding actually possible.
-    kernel_h = kernel[radius - pad_h : radius + pad_h + 1]
-    kernel_w = kernel[radius - pad_w : radius + pad_w + 1]
-    kernel_h = kernel_h / kernel_h.sum()
-    kernel_w = kernel_w / kernel_w.sum()
-    if pad_w > 0:
-        maps = F.pad(maps, (pad_w, pad_w, 0, 0), mode="reflect")
-    maps = F.conv2d(maps, kernel_w.view(1, 1, 1, -1))
-    if pad_h > 0:
-        maps = F.pad(maps, (0, 0, pad_h, pad_h), mode="reflect")
-    return F.conv2d(maps, kernel_h.view(1, 1, -1, 1))
+def _fill_outside_content(grey: Tensor, content: Tensor) -> Tensor:
+    """Grey images [B, 1, H, W] with every padding pixel set to the mean of the image's own pixels,
+    so that the edge between the image and the crop's black padding draws no saliency."""
+    inside = content.to(grey.device)[:, None]
+    count = inside.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+    mean = (grey * inside).sum(dim=(2, 3), keepdim=True) / count
+    return torch.where(inside, grey, mean)
 
 
-def spectral_residual_saliency(images: Tensor, blur_sigma: float = 1.5) -> Tensor:
+def spectral_residual_saliency(images: Tensor, blur_sigma: float = 1.5, content: Tensor | None = None) -> Tensor:
     """Spectral-residual saliency (Hou & Zhang, CVPR 2007) of a batch, without a model.
 
     Args:
@@ -76,6 +75,10 @@ def spectral_residual_saliency(images: Tensor, blur_sigma: float = 1.5) -> Tenso
             (0.299 R + 0.587 G + 0.114 B).
         blur_sigma: standard deviation of the Gaussian blur of the map, in pixels
             (0 disables the blur).
+        content: bool [B, H, W], True where a pixel is the image's own, False where the random
+            crop's zero padding added it; None: every pixel is the image's. Padding pixels take
+            the image's mean grey level before the transform and are 0 in the map, so they are
+            never its maximum nor above a threshold (SMCL.md, step 1).
 
     Returns:
         float32 [B, H, W] on the images' device, each map min-max normalised to [0, 1];
@@ -84,6 +87,8 @@ def spectral_residual_saliency(images: Tensor, blur_sigma: float = 1.5) -> Tenso
     if blur_sigma < 0:
         raise ValueError(f"blur_sigma must be >= 0 pixels, got {blur_sigma}")
     grey = _grey(images)
+    if content is not None:
+        grey = _fill_outside_content(grey, content)
     flat = grey.amax(dim=(1, 2, 3)) == grey.amin(dim=(1, 2, 3))
     # Removing the mean (the DC term) makes the map independent of the images' normalisation.
     grey = grey - grey.mean(dim=(2, 3), keepdim=True)
@@ -104,14 +109,16 @@ def spectral_residual_saliency(images: Tensor, blur_sigma: float = 1.5) -> Tenso
     saliency = torch.fft.ifft2(torch.polar(torch.exp(residual), phase)).abs() ** 2
 
     if blur_sigma > 0:
-        saliency = _gaussian_blur(saliency, blur_sigma)
+        saliency = gaussian_blur(saliency, blur_sigma)
     saliency = saliency[:, 0, pad_h : pad_h + height, pad_w : pad_w + width]
     # A flat image has no salient region; its map would be FFT round-off.
     saliency = saliency.masked_fill(flat[:, None, None], 0.0)
-    return _normalize_per_image(saliency)
+    return _normalize_per_image(saliency, content)
 
 
-def gradient_saliency(logits_fn: Callable[[Tensor], Tensor], images: Tensor, labels: Tensor) -> Tensor:
+def gradient_saliency(
+    logits_fn: Callable[[Tensor], Tensor], images: Tensor, labels: Tensor, content: Tensor | None = None
+) -> Tensor:
     """Input-gradient saliency |d logit_y / d x|, max over channels.
 
     The model is called as it is (its train/eval mode is not changed; in train mode its
@@ -122,6 +129,7 @@ def gradient_saliency(logits_fn: Callable[[Tensor], Tensor], images: Tensor, lab
         logits_fn: maps images [B, C, H, W] to logits [B, num_classes].
         images: float [B, C, H, W].
         labels: int64 [B], the class whose logit is differentiated for each image.
+        content: bool [B, H, W] or None, as for `spectral_residual_saliency`: padding pixels are 0.
 
     Returns:
         float32 [B, H, W], each map min-max normalised to [0, 1].
@@ -133,4 +141,4 @@ def gradient_saliency(logits_fn: Callable[[Tensor], Tensor], images: Tensor, lab
         (grad,) = torch.autograd.grad(picked, inputs, allow_unused=True)
     if grad is None:
         grad = torch.zeros_like(inputs)
-    return _normalize_per_image(grad.detach().abs().amax(dim=1))
+    return _normalize_per_image(grad.detach().abs().amax(dim=1), content)

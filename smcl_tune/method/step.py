@@ -39,13 +39,15 @@ class StepSettings:
     num_classes: int
     saliency: str = "spectral_residual"
     saliency_blur_sigma: float = 1.5
-    mask_mode: str = "threshold"
+    compose: str = "erase"
+    mask_mode: str = "box"
     saliency_threshold: float = 0.5
     box_alpha: float = 1.0
     mask_source: str = "minor"
     erase_head: bool = False
     fill: str = "mean"
     soft_label: str = "mixed"
+    minor_images: bool = False
     temperature: float = 0.1
     loss_weight: float = 1.0
     classifier_loss: str = "ce"
@@ -66,6 +68,11 @@ class StepSettings:
         return self.method != "ce"
 
     @property
+    def forwards_minor_images(self) -> bool:
+        """Whether a masking step also forwards the real minor images x_m (`minor_images`)."""
+        return self.minor_images and self.method in ("mask_only", "smcl")
+
+    @property
     def contrastive_weight(self) -> float:
         return 0.0 if self.method in ("ce", "mask_only", "cmo") else self.loss_weight
 
@@ -79,32 +86,40 @@ class StepOutput:
     mask_areas: torch.Tensor  # [B] the masked area fraction of each composed image; empty without masks
 
 
-def _saliency(settings: StepSettings, network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _saliency(
+    settings: StepSettings,
+    network: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    content: torch.Tensor | None,
+) -> torch.Tensor:
     if settings.saliency == "spectral_residual":
         # float32 under bf16 autocast too: the blur would otherwise run in bf16 and move the threshold mask.
         with torch.autocast(images.device.type, enabled=False):
-            return spectral_residual_saliency(images.float(), settings.saliency_blur_sigma)
+            return spectral_residual_saliency(images.float(), settings.saliency_blur_sigma, content)
     was_training = network.training
     network.eval()  # the extra forward pass must not move BatchNorm's running statistics
     try:
-        return gradient_saliency(lambda x: network(x)[0], images, labels)
+        return gradient_saliency(lambda x: network(x)[0], images, labels, content)
     finally:
         network.train(was_training)
 
 
-def _mask(settings: StepSettings, saliency: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _mask(
+    settings: StepSettings, saliency: torch.Tensor, generator: torch.Generator, content: torch.Tensor | None
+) -> torch.Tensor:
     if settings.mask_mode == "threshold":
-        return threshold_mask(saliency, settings.saliency_threshold)
+        return threshold_mask(saliency, settings.saliency_threshold, content)
     # Drawn on the host; an asynchronous copy, as a blocking one would wait for the GPU's queue.
     lam = sample_beta(settings.box_alpha, saliency.shape[0], generator).to(saliency.device, non_blocking=True)
-    return box_mask(saliency, lam)
+    return box_mask(saliency, lam, content)
 
 
 @dataclass
 class MaskedBatch:
-    """The pieces of a masking step: what the mask was made from, the mask and the composite."""
+    """The pieces of a masking step: what the mask was made from, the mask and the masked image."""
 
-    saliency: torch.Tensor  # [B, H, W] in [0, 1]: of the minor images (mask_source minor) or the head images
+    saliency: torch.Tensor  # [B, H, W] in [0, 1]: of x_b (erase, or paste from the head) or of x_m (paste)
     mask: torch.Tensor  # [B, 1, H, W]
     composite: torch.Tensor  # x_tilde [B, C, H, W]
     targets: torch.Tensor  # soft labels [B, num_classes]
@@ -119,23 +134,63 @@ def mask_batch(
     minor_images: torch.Tensor,
     minor_labels: torch.Tensor,
     generator: torch.Generator,
+    head_content: torch.Tensor | None = None,
+    minor_content: torch.Tensor | None = None,
 ) -> MaskedBatch:
-    """x_tilde = (1 - M) * x_bg + M * x_m with its soft labels and masked area a (steps 1-4)."""
+    """The masked images x_tilde with their soft labels and masked areas a (SMCL.md, steps 1-4).
+
+    erase: x_tilde = (1 - M) * x_b + M * fill, M from the saliency of x_b (nothing is pasted);
+    paste: x_tilde = (1 - M) * x_bg + M * x_m, M from the saliency of x_m or of x_b.
+    head_content / minor_content: bool [B, H, W], False on the pixels the random crop's zero
+    padding added (never the saliency's peak, never above a threshold); None: no padding.
+    """
+    if settings.compose == "erase":
+        saliency = _saliency(settings, network, head_images, head_labels, head_content)
+        mask = _mask(settings, saliency, generator, head_content)
+        composite = fill_masked(head_images, mask, settings.fill, generator)
+    else:
+        saliency, mask, composite = _pasted(
+            settings,
+            network,
+            head_images,
+            head_labels,
+            minor_images,
+            minor_labels,
+            generator,
+            head_content,
+            minor_content,
+        )
+    area = mask_area(mask)
+    targets = soft_labels(head_labels, minor_labels, area, settings.num_classes, settings.soft_label)
+    return MaskedBatch(saliency, mask, composite, targets, area)
+
+
+def _pasted(
+    settings: StepSettings,
+    network: nn.Module,
+    head_images: torch.Tensor,
+    head_labels: torch.Tensor,
+    minor_images: torch.Tensor,
+    minor_labels: torch.Tensor,
+    generator: torch.Generator,
+    head_content: torch.Tensor | None,
+    minor_content: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first reconstruction (`compose: paste`): saliency, mask, and x_m pasted on x_b."""
     if settings.mask_source == "minor":
-        saliency = _saliency(settings, network, minor_images, minor_labels)
-        mask = _mask(settings, saliency, generator)
+        saliency = _saliency(settings, network, minor_images, minor_labels, minor_content)
+        mask = _mask(settings, saliency, generator, minor_content)
         head_saliency = None
     else:
-        saliency = head_saliency = _saliency(settings, network, head_images, head_labels)
-        mask = _mask(settings, head_saliency, generator)
+        saliency = head_saliency = _saliency(settings, network, head_images, head_labels, head_content)
+        mask = _mask(settings, head_saliency, generator, head_content)
     background = head_images
     if settings.erase_head:
         if head_saliency is None:
-            head_saliency = _saliency(settings, network, head_images, head_labels)
-        background = fill_masked(head_images, _mask(settings, head_saliency, generator), settings.fill, generator)
-    area = mask_area(mask)
-    targets = soft_labels(head_labels, minor_labels, area, settings.num_classes, settings.soft_label)
-    return MaskedBatch(saliency, mask, compose(background, minor_images, mask), targets, area)
+            head_saliency = _saliency(settings, network, head_images, head_labels, head_content)
+        own_mask = _mask(settings, head_saliency, generator, head_content)
+        background = fill_masked(head_images, own_mask, settings.fill, generator)
+    return saliency, mask, compose(background, minor_images, mask)
 
 
 def step_loss(
@@ -148,12 +203,19 @@ def step_loss(
     generator: torch.Generator | None = None,
     class_weights: torch.Tensor | None = None,
     class_counts: torch.Tensor | None = None,
+    head_content: torch.Tensor | None = None,
+    minor_content: torch.Tensor | None = None,
 ) -> StepOutput:
     """L = L_MCE + w * L_MSC for a masking step, or plain classification loss on x_b.
 
     head_images / head_labels: the instance-sampled batch (x_b, y_b); minor_images /
     minor_labels: the minor-class biased batch (x_m, y_m), None for a plain step.
     class_weights: DRW weights when active; class_counts: for Balanced Softmax and LDAM's margins.
+    head_content / minor_content: where each image is its own and not the crop's padding
+    (see `mask_batch`); None: no padding.
+
+    One forward pass over [x_b ; x_tilde] (SMCL.md, step 5), or [x_b ; x_tilde ; x_m] with
+    `minor_images`; supcon forwards [x_b ; x_m]; cmo [x_b ; x_tilde] with CMO's CutMix composite.
     """
     batch = head_images.shape[0]
     head_targets = F.one_hot(head_labels, settings.num_classes).float()
@@ -163,26 +225,51 @@ def step_loss(
         classification = _classification_loss(settings, logits, head_targets, class_weights, class_counts)
         return StepOutput(classification, classification, zero, logits, head_images.new_zeros(0))
 
+    minor_targets = F.one_hot(minor_labels, settings.num_classes).float()
     if settings.method == "supcon":
-        second_images = minor_images
-        second_targets = F.one_hot(minor_labels, settings.num_classes).float()
+        images, targets, labels = (
+            [head_images, minor_images],
+            [head_targets, minor_targets],
+            [head_labels, minor_labels],
+        )
         area = head_images.new_zeros(0)  # no mask: the minor images go in whole
     elif settings.method == "cmo":
         pasted = cmo_batch(
             head_images, head_labels, minor_images, minor_labels, settings.num_classes, settings.box_alpha, generator
         )
-        second_images, second_targets, area = pasted.composite, pasted.targets, pasted.area
-    else:
-        parts = mask_batch(settings, network, head_images, head_labels, minor_images, minor_labels, generator)
-        second_images, second_targets, area = parts.composite, parts.targets, parts.area
-    weight = settings.contrastive_weight
-    logits, embeddings = network(torch.cat([head_images, second_images]), with_embedding=weight > 0)
-    targets = torch.cat([head_targets, second_targets])
-    classification = _classification_loss(settings, logits, targets, class_weights, class_counts)
-    if weight > 0:
-        contrastive = supervised_contrastive_loss(
-            embeddings, torch.cat([head_labels, minor_labels]), settings.temperature
+        images, targets, labels = (
+            [head_images, pasted.composite],
+            [head_targets, pasted.targets],
+            [head_labels, minor_labels],
         )
+        area = pasted.area
+    else:
+        parts = mask_batch(
+            settings,
+            network,
+            head_images,
+            head_labels,
+            minor_images,
+            minor_labels,
+            generator,
+            head_content,
+            minor_content,
+        )
+        images, targets, labels = (
+            [head_images, parts.composite],
+            [head_targets, parts.targets],
+            [head_labels, minor_labels],
+        )
+        area = parts.area
+        if settings.forwards_minor_images:
+            images.append(minor_images)
+            targets.append(minor_targets)
+            labels.append(minor_labels)
+    weight = settings.contrastive_weight
+    logits, embeddings = network(torch.cat(images), with_embedding=weight > 0)
+    classification = _classification_loss(settings, logits, torch.cat(targets), class_weights, class_counts)
+    if weight > 0:
+        contrastive = supervised_contrastive_loss(embeddings, torch.cat(labels), settings.temperature)
     else:
         contrastive = zero
     return StepOutput(classification + weight * contrastive, classification, contrastive, logits[:batch], area)

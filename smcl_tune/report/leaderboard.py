@@ -42,6 +42,8 @@ from smcl_tune.tracking import (
 SHOT_COLUMNS = ("test_many", "test_medium", "test_few")
 ACCURACY_COLUMNS = ("test_top1", "test_balanced_accuracy", *SHOT_COLUMNS)
 LAST_EPOCH_COLUMNS = tuple(f"last_{column}" for column in ACCURACY_COLUMNS)
+# The share of background-only test images (salient box erased) predicted as a many-shot class.
+BACKGROUND_COLUMNS = ("test_background_head_share", "last_test_background_head_share")
 KINDS = ("search", "baseline", "confirm")
 _STATE_ORDER = {TrialState.COMPLETED: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAILED: 3}
 CURVE_TRIALS = 5
@@ -139,7 +141,7 @@ def _trial_row(run) -> dict:
         "wall_s": metrics.get("trial_seconds", math.nan),
         "run_id": run.info.run_id,
     }
-    for column in (*ACCURACY_COLUMNS, *LAST_EPOCH_COLUMNS):
+    for column in (*ACCURACY_COLUMNS, *LAST_EPOCH_COLUMNS, *BACKGROUND_COLUMNS):
         row[column] = metrics.get(column, math.nan)
     for group in ("many", "medium", "few"):
         row[f"{group}_classes"] = metrics.get(f"{group}_classes", math.nan)

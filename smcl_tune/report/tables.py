@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
+from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, BACKGROUND_COLUMNS, Leaderboard
 from smcl_tune.report.reference import CAVEAT, published_for
 
 _HEADINGS = {
@@ -38,6 +38,11 @@ _LEFT_ALIGNED = {
 }
 _GROUP_OF = {"test_many": "many_classes", "test_medium": "medium_classes", "test_few": "few_classes"}
 _KIND_MARK = {"baseline": " [baseline]", "confirm": " [confirm]", "search": ""}
+BACKGROUND_HEADING = "bg→many"
+BACKGROUND_NOTE = (
+    f"{BACKGROUND_HEADING}: the share of the test images with their salient box erased (on the synthetic source, "
+    "their object) that the model puts in a many-shot class, %; SMCL claims to lower it"
+)
 SELECTION_NOTE = (
     "test metrics of the epoch selected on validation ('last': of the last epoch); this tool never selects on test"
 )
@@ -82,6 +87,7 @@ def display_frame(board: Leaderboard) -> pd.DataFrame:
             row[_HEADINGS[column]] = percent_cell(trial[column], trial.get(_GROUP_OF.get(column, ""), None))
         row["last top-1"] = percent_cell(trial["last_test_top1"])
         row["last few"] = percent_cell(trial["last_test_few"], trial.get("few_classes"))
+        row[BACKGROUND_HEADING] = percent_cell(trial["test_background_head_share"], trial.get("many_classes"))
         for name in board.searched:
             row[name] = _param_cell(trial.get(f"param.{name}"))
         row["epochs"] = _number_cell(trial["epochs"])
@@ -153,7 +159,10 @@ def group_lines(board: Leaderboard) -> list[str]:
         rule = ""
         if not many_above.empty and not few_below.empty:
             rule = f" (many: > {many_above.iloc[0]:g} training images, few: < {few_below.iloc[0]:g})"
-        lines.append(f"{where}shot groups {many} / {medium} / {few} classes (many / medium / few){rule}")
+        uniform = f"; {BACKGROUND_HEADING} of uniform guessing {100 * many / (many + medium + few):.1f}%"
+        lines.append(f"{where}shot groups {many} / {medium} / {few} classes (many / medium / few){rule}{uniform}")
+    if len(lines) and any("uniform guessing" in line for line in lines):
+        lines.append(BACKGROUND_NOTE)
     return lines
 
 
@@ -266,6 +275,7 @@ def csv_frame(board: Leaderboard) -> pd.DataFrame:
         "objective",
         *ACCURACY_COLUMNS,
         *(f"last_{c}" for c in ACCURACY_COLUMNS),
+        *BACKGROUND_COLUMNS,
         "many_classes",
         "medium_classes",
         "few_classes",

@@ -14,7 +14,7 @@ def _marker_images(batch: int, size: int = 16) -> torch.Tensor:
 
 def test_crop_offsets_are_uniform_over_the_padding():
     batch = 20000
-    out = random_crop_flip(_marker_images(batch), torch.Generator().manual_seed(0), padding=4)
+    out, _ = random_crop_flip(_marker_images(batch), torch.Generator().manual_seed(0), padding=4)
     assert out.dtype == torch.uint8 and out.shape == (batch, 3, 16, 16)
     assert bool((out[:, 0].flatten(1).amax(1) == 255).all())  # every offset keeps the marker inside
     rows = out[:, 0].flatten(1).argmax(1) // 16
@@ -24,7 +24,7 @@ def test_crop_offsets_are_uniform_over_the_padding():
 
 
 def test_half_of_the_images_are_flipped():
-    out = random_crop_flip(_marker_images(20000), torch.Generator().manual_seed(2), padding=0)
+    out, _ = random_crop_flip(_marker_images(20000), torch.Generator().manual_seed(2), padding=0)
     cols = out[:, 0].flatten(1).argmax(1) % 16
     assert set(cols.tolist()) == {5, 10}  # column 5 mirrored in a 16-px image is column 10
     assert abs(float((cols == 10).double().mean()) - 0.5) < 0.01
@@ -32,11 +32,23 @@ def test_half_of_the_images_are_flipped():
 
 def test_crop_keeps_content_and_pads_with_zeros():
     images = torch.full((4000, 3, 8, 8), 200, dtype=torch.uint8)
-    out = random_crop_flip(images, torch.Generator().manual_seed(1), padding=4)
+    out, content = random_crop_flip(images, torch.Generator().manual_seed(1), padding=4)
     zeros = (out == 0).double().mean()
     # expected zero fraction: 1 - E[(8-|dy|)(8-|dx|)] / 64 with dy, dx uniform on -4..4
     mean_overlap = sum(8 - abs(d) for d in range(-4, 5)) / 9
     assert abs(float(zeros) - (1 - mean_overlap**2 / 64)) < 0.01
+    # the content mask is exactly where the image's own pixels (all 200) landed
+    assert content.shape == (4000, 8, 8) and content.dtype == torch.bool
+    assert torch.equal(content, out[:, 0] == 200)
+
+
+def test_content_mask_follows_flips_and_one_sided_padding():
+    images = torch.full((2000, 3, 6, 10), 9, dtype=torch.uint8)
+    out, content = random_crop_flip(images, torch.Generator().manual_seed(5), padding=3)
+    assert torch.equal(content, (out != 0).all(dim=1))
+    padded_left = ~content[:, :, 0].any(dim=1)
+    padded_right = ~content[:, :, -1].any(dim=1)
+    assert bool(padded_left.any()) and bool(padded_right.any())  # padding lands on either side
 
 
 def test_normalize_uses_channel_statistics():

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -6,10 +8,13 @@ from smcl_tune.method.masking import (
     compose,
     fill_masked,
     mask_area,
+    salient_peaks,
     sample_beta,
     soft_labels,
     threshold_mask,
 )
+
+from .reference import reference_box, reference_fill, reference_peak, reference_soft_label
 
 
 def single_hot(points: list[tuple[int, int]], size: int = 32) -> torch.Tensor:
@@ -165,3 +170,88 @@ def test_sample_beta_mean_and_range():
     assert abs(draws.mean().item() - 0.5) < 0.01
     # Beta(1, 1) is uniform: a quarter of the draws below 0.25.
     assert abs((draws < 0.25).float().mean().item() - 0.25) < 0.015
+
+
+def test_soft_labels_background_gives_the_minor_class_what_is_left_of_the_image():
+    head, minor = torch.tensor([0, 1, 3]), torch.tensor([4, 2, 3])
+    area = torch.tensor([0.25, 0.7, 0.5])
+    background = soft_labels(head, minor, area, num_classes=5, mode="background")
+    for row in range(3):
+        expected = reference_soft_label(int(head[row]), int(minor[row]), float(area[row]), 5, "background")
+        assert torch.allclose(background[row], expected)
+    assert torch.allclose(background[0], torch.tensor([0.25, 0.0, 0.0, 0.0, 0.75]))
+
+
+@pytest.mark.parametrize("mode", ["mixed", "minor", "background"])
+def test_soft_labels_match_the_reference_row_by_row(mode):
+    generator = torch.Generator().manual_seed(8)
+    head = torch.randint(0, 6, (20,), generator=generator)
+    minor = torch.randint(0, 6, (20,), generator=generator)
+    area = torch.rand(20, generator=generator)
+    labels = soft_labels(head, minor, area, num_classes=6, mode=mode)
+    for row in range(20):
+        reference = reference_soft_label(int(head[row]), int(minor[row]), float(area[row]), 6, mode)
+        assert torch.allclose(labels[row], reference)
+
+
+@pytest.mark.parametrize("fill", ["mean", "zero"])
+def test_fill_matches_the_reference_pixel_by_pixel(fill):
+    images = torch.randn(2, 3, 9, 11, generator=torch.Generator().manual_seed(10))
+    mask = (torch.rand(2, 9, 11, generator=torch.Generator().manual_seed(11)) > 0.6).float()
+    filled = fill_masked(images, mask.unsqueeze(1), fill)
+    for index in range(2):
+        assert torch.allclose(filled[index], reference_fill(images[index], mask[index], fill), atol=1e-6)
+
+
+def reference_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A 2-D Gaussian of one image [C, H, W], pixel by pixel, reflecting at the borders."""
+    radius = math.ceil(3 * sigma)
+    channels, height, width = image.shape
+
+    def reflect(index: int, size: int) -> int:
+        while index < 0 or index >= size:
+            index = -index if index < 0 else 2 * (size - 1) - index
+        return index
+
+    weights = {d: math.exp(-0.5 * (d / sigma) ** 2) for d in range(-radius, radius + 1)}
+    out = torch.zeros_like(image, dtype=torch.float64)
+    for channel in range(channels):
+        for row in range(height):
+            for col in range(width):
+                total = norm = 0.0
+                for dy in range(-radius, radius + 1):
+                    for dx in range(-radius, radius + 1):
+                        weight = weights[dy] * weights[dx]
+                        total += weight * float(image[channel, reflect(row + dy, height), reflect(col + dx, width)])
+                        norm += weight
+                out[channel, row, col] = total / norm
+    return out.float()
+
+
+def test_fill_blur_puts_a_heavy_blur_of_the_image_itself_in_the_hole():
+    images = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(12))
+    mask = half_mask(1, 16)
+    filled = fill_masked(images, mask, "blur")
+    sigma = 16 / 8  # BLUR_FILL_SIGMA of the longer side
+    expected = compose(images, reference_blur(images[0], sigma)[None], mask)
+    assert torch.allclose(filled, expected, atol=1e-5)
+    hole = filled[:, :, 4:12]
+    assert float(hole.std()) < 0.5 * float(images[:, :, 4:12].std())  # the detail is gone
+
+
+def test_masks_never_select_the_crops_padding():
+    saliency = torch.rand(5, 12, 12, generator=torch.Generator().manual_seed(13))
+    saliency[:, :, :3] = 1.0  # the padding is the most salient part of every map
+    content = torch.ones(5, 12, 12, dtype=torch.bool)
+    content[:, :, :3] = False
+    assert not threshold_mask(saliency, 0.0, content)[:, 0, :, :3].any()
+    assert torch.equal(threshold_mask(saliency, 0.5, content)[:, 0].bool(), (saliency >= 0.5) & content)
+    peaks = salient_peaks(saliency, content)
+    assert bool(((peaks % 12) >= 3).all())
+    for index in range(5):
+        assert divmod(int(peaks[index]), 12) == reference_peak(saliency[index], content[index])
+    lam = torch.full((5,), 0.9)
+    masks = box_mask(saliency, lam, content)
+    for index in range(5):
+        assert torch.equal(masks[index, 0], reference_box(saliency[index], 0.9, content[index]))
+    assert bool((salient_peaks(saliency) % 12 < 3).all())  # without the content mask, the padding wins

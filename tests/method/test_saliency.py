@@ -136,3 +136,33 @@ def test_gradient_saliency_peaks_at_the_largest_weight(training):
     assert all(parameter.grad is None for parameter in model.parameters())
     assert model.training is training
     assert not images.requires_grad
+
+
+def test_an_image_padded_at_one_border_never_gets_its_peak_or_box_centre_on_the_padding():
+    from smcl_tune.data.augment import random_crop_flip
+    from smcl_tune.method.masking import box_mask, salient_peaks, threshold_mask
+
+    # Real-looking images: a textured field with an object; the crop pads one border or two with zeros.
+    generator = torch.Generator().manual_seed(0)
+    images = (torch.rand(64, 3, 32, 32, generator=generator) * 60 + 100).round().to(torch.uint8)
+    images[:, :, 12:20, 12:20] = 230
+    cropped, content = random_crop_flip(images, generator, padding=4)
+    padded = ~content
+    assert bool(padded.flatten(1).any(1).float().mean() > 0.5)  # most images have some padding
+    pixels = cropped.float()
+    for saliency in (
+        spectral_residual_saliency(pixels, 1.5, content),
+        gradient_saliency(lambda x: x.mean(dim=(2, 3))[:, :2] * x.flatten(1)[:, :2], pixels, torch.zeros(64), content),
+    ):
+        peaks = salient_peaks(saliency, content)
+        assert not bool(padded.flatten(1).gather(1, peaks[:, None]).any())
+        assert float(saliency[padded].abs().max()) == 0.0
+        assert not bool((threshold_mask(saliency, 0.0, content)[:, 0].bool() & padded).any())
+        boxes = box_mask(saliency, torch.full((64,), 0.95), content)  # small boxes: centre = peak
+        for index in range(64):
+            rows, cols = torch.nonzero(boxes[index, 0], as_tuple=True)
+            centre = (int(rows.float().mean().round()), int(cols.float().mean().round()))
+            assert bool(content[index][centre]), f"image {index}: box centre {centre} on the padding"
+    # without the content mask, the padding's edge draws the spectral-residual peak for many images
+    unaware = salient_peaks(spectral_residual_saliency(pixels, 1.5))
+    assert bool(padded.flatten(1).gather(1, unaware[:, None]).float().mean() > 0.2)

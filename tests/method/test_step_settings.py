@@ -12,13 +12,15 @@ SPECIFICATION_DEFAULTS = {
     "method": "smcl",
     "saliency": "spectral_residual",
     "saliency_blur_sigma": 1.5,
-    "mask_mode": "threshold",
+    "compose": "erase",
+    "mask_mode": "box",
     "saliency_threshold": 0.5,
     "box_alpha": 1.0,
     "mask_source": "minor",
     "erase_head": False,
     "fill": "mean",
     "soft_label": "mixed",
+    "minor_images": False,
     "temperature": 0.1,
     "loss_weight": 1.0,
     "classifier_loss": "ce",
@@ -49,5 +51,8 @@ def test_the_default_config_gives_the_specifications_step():
 def test_each_method_field_set_away_from_its_default_reaches_the_step(name):
     config_name = "name" if name == "method" else name
     value = _other_value(config_name)
-    settings = StepSettings.from_config(TrialConfig(method={config_name: value, "mask_start_epoch": 0}).method, 3)
+    method = {config_name: value, "mask_start_epoch": 0}
+    if config_name == "erase_head":
+        method["compose"] = "paste"  # erase_head is an option of paste
+    settings = StepSettings.from_config(TrialConfig(method=method).method, 3)
     assert getattr(settings, name) == value

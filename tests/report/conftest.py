@@ -14,7 +14,7 @@ GROUPS_IF10 = {"many_classes": 3, "medium_classes": 2, "few_classes": 0}
 IF10, IF100 = "imbalance_factor=10", "imbalance_factor=100"
 
 
-def _test_metrics(top1, balanced, many, medium, few=None, groups=GROUPS_IF100, last_top1=None):
+def _test_metrics(top1, balanced, many, medium, few=None, groups=GROUPS_IF100, last_top1=None, background=None):
     metrics = {
         "test_top1": top1,
         "test_balanced_accuracy": balanced,
@@ -26,6 +26,8 @@ def _test_metrics(top1, balanced, many, medium, few=None, groups=GROUPS_IF100, l
     }
     if few is not None:
         metrics.update(test_few=few, last_test_few=few)
+    if background is not None:
+        metrics.update(test_background_head_share=background, last_test_background_head_share=background)
     return metrics
 
 
@@ -123,7 +125,7 @@ def _build_store(storage, study="lt", optuna_storage=None):
         [0.7, 0.8, 0.9],
         {
             "selected_val_balanced_accuracy": 0.9,
-            **_test_metrics(0.88, 0.87, 0.9, 0.8, groups=GROUPS_IF10, last_top1=0.86),
+            **_test_metrics(0.88, 0.87, 0.9, 0.8, groups=GROUPS_IF10, last_top1=0.86, background=0.72),
         },
         **search,
     )

@@ -26,8 +26,15 @@ def test_table_gives_the_numbers_ranks_and_conditions(store):
     lines = text.splitlines()
     assert "never selects on test" in lines[0] and "'last': of the last epoch" in lines[0]
     rule = "(many / medium / few) (many: > 30 training images, few: < 10)"
-    assert lines[1] == f"condition imbalance_factor=10: shot groups 3 / 2 / 0 classes {rule}"
-    assert lines[2] == f"condition imbalance_factor=100: shot groups 2 / 2 / 1 classes {rule}"
+    assert (
+        lines[1]
+        == f"condition imbalance_factor=10: shot groups 3 / 2 / 0 classes {rule}; bg→many of uniform guessing 60.0%"
+    )
+    assert (
+        lines[2]
+        == f"condition imbalance_factor=100: shot groups 2 / 2 / 1 classes {rule}; bg→many of uniform guessing 40.0%"
+    )
+    assert lines[3].startswith("bg→many: the share of the test images with their salient box erased")
     rows = _markdown_rows(format_markdown(load_leaderboard(store[1], "lt")))
     header, rows = rows[0], rows[1:]
     assert header == [
@@ -43,6 +50,7 @@ def test_table_gives_the_numbers_ranks_and_conditions(store):
         "few",
         "last top-1",
         "last few",
+        "bg→many",
         "temperature",
         "epochs",
         "wall s",
@@ -60,6 +68,7 @@ def test_table_gives_the_numbers_ranks_and_conditions(store):
         "n/a",
         "86.0",
         "n/a",
+        "72.0",
         "0.2",
         "3",
         "12",
@@ -72,7 +81,7 @@ def test_table_gives_the_numbers_ranks_and_conditions(store):
         ["4", "imbalance_factor=100", "trial-002", "pruned"],
     ]
     assert rows[2][4:12] == ["71.0", "60.0", "60.0", "85.0", "55.0", "25.0", "60.0", "25.0"]
-    assert rows[5][4:] == ["20.0", "", "", "", "", "", "", "", "0.05", "1", ""]  # pruned: no test metrics
+    assert rows[5][4:] == ["20.0", "", "", "", "", "", "", "", "", "0.05", "1", ""]  # pruned: no test metrics
 
 
 def test_csv_keeps_raw_values(store):

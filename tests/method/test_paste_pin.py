@@ -1,0 +1,40 @@
+"""The first reconstruction stays reachable: `compose: paste, mask_mode: threshold, mask_source:
+minor` gives, to the bit, the losses the code computed before `compose: erase` existed.
+
+golden/paste_steps.pt was written by golden/make_paste_steps.py at commit 42ef9a1 (the code of
+that time), with its inputs, network weights and generator seed.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from smcl_tune.method.step import StepSettings, step_loss
+from smcl_tune.models import build_network
+
+GOLDEN = torch.load(Path(__file__).with_name("golden") / "paste_steps.pt", weights_only=True)
+# What the defaults were then, set as fields now.
+FIRST_RECONSTRUCTION = {"compose": "paste", "mask_mode": "threshold", "mask_source": "minor"}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN["cases"]))
+def test_paste_fields_give_the_losses_of_the_code_before_erase_to_the_bit(case):
+    recorded = GOLDEN["cases"][case]
+    network = build_network("small_cnn", 5).eval()
+    network.load_state_dict(GOLDEN["network"])
+    inputs = GOLDEN["inputs"]
+    settings = StepSettings(method=recorded["method"], num_classes=5, **{**FIRST_RECONSTRUCTION, **recorded["fields"]})
+    output = step_loss(
+        settings,
+        network,
+        inputs["head"],
+        inputs["head_labels"],
+        inputs["minor"],
+        inputs["minor_labels"],
+        torch.Generator().manual_seed(GOLDEN["generator_seed"]),
+    )
+    assert torch.equal(output.loss.detach(), recorded["loss"])
+    assert torch.equal(output.classification_loss.detach(), recorded["classification_loss"])
+    assert torch.equal(output.contrastive_loss.detach(), recorded["contrastive_loss"])
+    assert torch.equal(output.mask_areas, recorded["mask_areas"])
