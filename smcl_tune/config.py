@@ -148,10 +148,15 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     architecture: Literal["resnet32", "small_cnn", "resnet18", "resnet50"] = "resnet32"
     projection_dim: int = Field(128, ge=2, description="output size of the projection head")
+    classifier: Literal["linear", "cosine"] | None = Field(
+        None,
+        description="linear, or cosine (normalised features and weights; the classifier of LDAM); "
+        "unset: cosine for method.classifier_loss ldam_drw, linear otherwise",
+    )
 
 
 class MethodConfig(_Strict):
-    name: Literal["ce", "supcon", "mask_only", "smcl"] = "smcl"
+    name: Literal["ce", "supcon", "mask_only", "smcl", "cmo"] = "smcl"
     saliency: Literal["spectral_residual", "gradient"] = "spectral_residual"
     saliency_blur_sigma: float = Field(
         1.5, gt=0.0, le=32.0, description="Gaussian blur of the spectral-residual map, pixels"
@@ -194,9 +199,18 @@ class MethodConfig(_Strict):
     mask_probability: float = Field(0.5, ge=0.0, le=1.0, description="p_mask: chance that a step masks")
     mask_start_epoch: int = Field(3, ge=0)
     mask_end_epoch: int | None = Field(None, ge=0, description="last masking epoch (exclusive); default epochs - 3")
-    classifier_loss: Literal["ce", "drw", "balanced_softmax"] = "ce"
-    drw_start_epoch: int = Field(160, ge=0)
+    classifier_loss: Literal["ce", "drw", "balanced_softmax", "ldam_drw"] = "ce"
+    drw_start_epoch: int = Field(160, ge=0, description="first epoch of DRW re-weighting (drw, ldam_drw)")
     drw_beta: float = Field(0.9999, gt=0.0, lt=1.0)
+    ldam_max_margin: float = Field(
+        0.5, gt=0.0, le=2.0, description="LDAM: the rarest class's margin, in cosine units; m_k = C / n_k^(1/4)"
+    )
+    ldam_scale: float = Field(30.0, gt=0.0, description="LDAM: s, the scale of the cosine logits in the loss")
+
+    @property
+    def uses_drw(self) -> bool:
+        """Whether the classifier loss re-weights classes from drw_start_epoch on (DRW)."""
+        return self.classifier_loss in ("drw", "ldam_drw")
 
 
 class TrainingConfig(_Strict):
@@ -253,6 +267,13 @@ class TrialConfig(_Strict):
         end = self.method.mask_end_epoch
         return self.training.epochs - 3 if end is None else end
 
+    @property
+    def classifier(self) -> str:
+        """The network's classifier: model.classifier, or the one the classifier loss needs."""
+        if self.model.classifier is not None:
+            return self.model.classifier
+        return "cosine" if self.method.classifier_loss == "ldam_drw" else "linear"
+
     @model_validator(mode="after")
     def _check(self) -> TrialConfig:
         method, epochs = self.method, self.training.epochs
@@ -267,10 +288,21 @@ class TrialConfig(_Strict):
                 "method.erase_head: compose 'erase' already removes x_b's own salient region; erase_head is an "
                 "option of compose 'paste'"
             )
-        if method.classifier_loss == "drw" and method.drw_start_epoch >= epochs:
+        if method.uses_drw and method.drw_start_epoch >= epochs:
             raise ValueError(
                 f"method.drw_start_epoch: DRW starts at epoch {method.drw_start_epoch} but training has only "
                 f"{epochs} epochs; set an earlier start"
+            )
+        ldam = method.classifier_loss == "ldam_drw"
+        if self.model.classifier == "linear" and ldam:
+            raise ValueError(
+                "model.classifier: LDAM's margins are in cosine units, so classifier_loss 'ldam_drw' needs the cosine "
+                "classifier; leave model.classifier unset or set it to cosine"
+            )
+        if self.model.classifier == "cosine" and not ldam:
+            raise ValueError(
+                f"model.classifier: cosine logits lie in [-1, 1] and only classifier_loss 'ldam_drw' scales them "
+                f"(method.ldam_scale); with '{method.classifier_loss}' use the linear classifier"
             )
         return self
 

@@ -1,4 +1,4 @@
-"""Backbones (ResNet-32 for CIFAR, a small CNN, torchvision ResNets) and the SMCL network."""
+"""Backbones (ResNet-32 for CIFAR, a small CNN, torchvision ResNets), classifiers and the SMCL network."""
 
 from __future__ import annotations
 
@@ -102,13 +102,42 @@ class ProjectionHead(nn.Module):
         return F.normalize(self.mlp(features), dim=1)
 
 
-class SMCLNetwork(nn.Module):
-    """Backbone with a linear classifier and a projection head on the pooled features h."""
+class CosineClassifier(nn.Module):
+    """Logits cos(h, w_k): the cosine between the features and each class's weight vector, in [-1, 1].
 
-    def __init__(self, backbone: nn.Module, num_classes: int, projection_dim: int = 128) -> None:
+    The scale s that LDAM puts on these logits belongs to the loss (`method.ldam_scale`).
+    """
+
+    def __init__(self, input_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, input_dim))
+        nn.init.normal_(self.weight, std=input_dim**-0.5)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(features, dim=1) @ F.normalize(self.weight, dim=1).T
+
+
+CLASSIFIERS = ("linear", "cosine")
+
+
+def build_classifier(kind: str, input_dim: int, num_classes: int) -> nn.Module:
+    """A classifier by name: linear (a bias, unbounded logits) or cosine (`CosineClassifier`)."""
+    if kind == "linear":
+        return nn.Linear(input_dim, num_classes)
+    if kind == "cosine":
+        return CosineClassifier(input_dim, num_classes)
+    raise ValueError(f"model.classifier: unknown {kind!r}, expected one of {CLASSIFIERS}")
+
+
+class SMCLNetwork(nn.Module):
+    """Backbone with a classifier (linear or cosine) and a projection head on the pooled features h."""
+
+    def __init__(
+        self, backbone: nn.Module, num_classes: int, projection_dim: int = 128, classifier: str = "linear"
+    ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.classifier = nn.Linear(backbone.feature_dim, num_classes)
+        self.classifier = build_classifier(classifier, backbone.feature_dim, num_classes)
         self.projection = ProjectionHead(backbone.feature_dim, projection_dim)
 
     def forward(self, x: torch.Tensor, with_embedding: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -128,5 +157,7 @@ def build_backbone(architecture: str) -> nn.Module:
     raise ValueError(f"model.architecture: unknown {architecture!r}")
 
 
-def build_network(architecture: str, num_classes: int, projection_dim: int = 128) -> SMCLNetwork:
-    return SMCLNetwork(build_backbone(architecture), num_classes, projection_dim)
+def build_network(
+    architecture: str, num_classes: int, projection_dim: int = 128, classifier: str = "linear"
+) -> SMCLNetwork:
+    return SMCLNetwork(build_backbone(architecture), num_classes, projection_dim, classifier)

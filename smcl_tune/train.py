@@ -134,9 +134,9 @@ class Trial:
         self.device = device
         seed = config.training.seed
         torch.manual_seed(seed)
-        self.network = build_network(config.model.architecture, data.num_classes, config.model.projection_dim).to(
-            device
-        )
+        self.network = build_network(
+            config.model.architecture, data.num_classes, config.model.projection_dim, config.classifier
+        ).to(device)
         if device.type == "cuda":
             self.network = self.network.to(memory_format=torch.channels_last)
             torch.cuda.reset_peak_memory_stats(device)
@@ -239,7 +239,7 @@ class Trial:
 
     def _class_weights(self) -> torch.Tensor | None:
         method = self.config.method
-        if method.classifier_loss == "drw" and self.epoch >= method.drw_start_epoch:
+        if method.uses_drw and self.epoch >= method.drw_start_epoch:
             return drw_class_weights(self.counts, method.drw_beta)
         return None
 

@@ -84,3 +84,27 @@ def test_ctrl_c_stops_a_trial_with_exit_1(tmp_path, trial):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_cmo_trial_with_ldam_drw_runs_from_the_command_line(tmp_path, trial):
+    config = tmp_path / "trial.yaml"
+    trial["method"] = {
+        "name": "cmo",
+        "mask_probability": 1.0,
+        "mask_start_epoch": 0,
+        "mask_end_epoch": 2,
+        "classifier_loss": "ldam_drw",
+        "drw_start_epoch": 1,
+    }
+    config.write_text(yaml.safe_dump(trial))
+    done = _smcl_tune("trial", str(config), "--epochs", "2", "--output", str(tmp_path / "result.json"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "status: completed" in done.stdout
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["epochs_completed"] == 2 and result["history"][0]["masked_step_fraction"] == 1.0
+
+    trial["model"]["classifier"] = "linear"
+    config.write_text(yaml.safe_dump(trial))
+    refused = _smcl_tune("trial", str(config), cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "model.classifier: LDAM's margins are in cosine units" in refused.stderr

@@ -48,3 +48,20 @@ def test_settings_that_would_silently_do_nothing_are_refused():
     trial_config_from_dict({"training": {"epochs": 6}, "method": {"name": "ce"}})  # CE never masks
     with pytest.raises(ConfigError, match=r"method.drw_start_epoch: DRW starts at epoch 160"):
         trial_config_from_dict({"training": {"epochs": 60}, "method": {"classifier_loss": "drw"}})
+
+
+def test_ldam_drw_switches_the_cosine_classifier_on_and_refuses_a_mismatch():
+    ldam = {"training": {"epochs": 20}, "method": {"classifier_loss": "ldam_drw", "drw_start_epoch": 10}}
+    config = trial_config_from_dict(ldam)
+    assert config.classifier == "cosine" and config.model.classifier is None
+    assert config.method.ldam_max_margin == 0.5 and config.method.ldam_scale == 30.0
+    assert trial_config_from_dict({**ldam, "model": {"classifier": "cosine"}}).classifier == "cosine"
+    assert trial_config_from_dict({"training": {"epochs": 20}}).classifier == "linear"
+    with pytest.raises(ConfigError, match=r"model.classifier: LDAM's margins are in cosine units"):
+        trial_config_from_dict({**ldam, "model": {"classifier": "linear"}})
+    with pytest.raises(ConfigError, match=r"model.classifier: cosine logits lie in \[-1, 1\].*with 'drw'"):
+        trial_config_from_dict({"model": {"classifier": "cosine"}, "method": {"classifier_loss": "drw"}})
+    with pytest.raises(ConfigError, match=r"method.drw_start_epoch: DRW starts at epoch 160 but training has only 20"):
+        trial_config_from_dict({"training": {"epochs": 20}, "method": {"classifier_loss": "ldam_drw"}})
+    with pytest.raises(ConfigError, match=r"method.ldam_max_margin: Input should be greater than 0"):
+        trial_config_from_dict({"method": {"classifier_loss": "ldam_drw", "ldam_max_margin": 0}})

@@ -22,3 +22,16 @@ def test_networks_give_logits_and_unit_embeddings():
         assert logits.shape == (3, 7) and z.shape == (3, 128)
         assert torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
         assert network(torch.randn(2, 3, size, size))[1] is None
+
+
+def test_the_cosine_classifier_gives_the_cosine_of_features_and_class_weights():
+    network = build_network("small_cnn", num_classes=4, classifier="cosine")
+    images = torch.randn(5, 3, 16, 16)
+    logits, _ = network(images)
+    features = network.backbone(images)
+    weights = network.classifier.weight
+    by_hand = torch.stack([torch.cosine_similarity(features, w[None, :], dim=1) for w in weights], dim=1)
+    assert torch.allclose(logits, by_hand, atol=1e-5)
+    assert logits.abs().max() <= 1 + 1e-6
+    linear = build_network("small_cnn", num_classes=4)
+    assert isinstance(linear.classifier, torch.nn.Linear)  # the default is unchanged

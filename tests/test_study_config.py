@@ -268,3 +268,28 @@ def test_shipped_studies_are_valid(capsys, monkeypatch):
     if (QUICKSTART.parents[2] / "shared" / "data" / "cifar10-jpeg" / "train.zip").exists():
         assert main(["validate", str(jpeg_study)]) == 0
     assert "is valid" in capsys.readouterr().out
+
+
+def test_a_study_takes_the_ldam_drw_and_cmo_baselines_and_searches_over_cmo(tmp_path, capsys):
+    def add_baselines(raw):
+        raw["baselines"] += [
+            {
+                "name": "ldam_drw",
+                "overrides": {"method.name": "ce", "method.classifier_loss": "ldam_drw", "method.drw_start_epoch": 6},
+                "seeds": [0, 1, 2],
+            },
+            {"name": "cmo", "overrides": {"method.name": "cmo"}, "seeds": [0, 1, 2]},
+        ]
+        raw["search"]["method.name"] = {"choice": ["smcl", "cmo"]}
+
+    assert main(["validate", str(_study(tmp_path, add_baselines))]) == 0
+    printed = capsys.readouterr().out
+    assert "ldam_drw" in printed and "cmo" in printed
+
+    def linear_ldam(raw):
+        add_baselines(raw)
+        raw["baselines"][1]["overrides"]["model.classifier"] = "linear"
+
+    assert main(["validate", str(_study(tmp_path, linear_ldam))]) == 2
+    error = capsys.readouterr().err
+    assert "baselines[1] (ldam_drw" in error and "model.classifier: LDAM's margins are in cosine units" in error

@@ -141,6 +141,30 @@ def test_without_a_validation_split_the_trial_trains_on_the_whole_subset_and_rep
     assert "selected_val_top1" not in reports[-1] and reports[-1]["last_test_top1"] == result.test["top1"]
 
 
+@pytest.mark.parametrize("method", ["smcl", "cmo"])
+def test_an_ldam_drw_trial_trains_a_cosine_classifier_to_the_end(tmp_path, tiny_config, method):
+    config = tiny_config()
+    config["method"].update(name=method, classifier_loss="ldam_drw", drw_start_epoch=1)
+    reported = []
+    result = run_trial(config, report=lambda metrics, checkpoint: reported.append(metrics), checkpoint_dir=tmp_path)
+    assert result.status == "completed" and result.epochs_completed == 2
+    assert all(math.isfinite(m["loss"]) and m["masked_step_fraction"] == 1.0 for m in reported)
+    network = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["network"]
+    assert "classifier.weight" in network and "classifier.bias" not in network  # the cosine classifier
+    assert 0.0 <= result.test["balanced_accuracy"] <= 1.0
+
+
+def test_ldam_drw_reweights_from_drw_start_epoch_as_drw_does(tiny_config):
+    def losses(drw_start_epoch):
+        config = tiny_config(epochs=3)
+        config["method"] = {"name": "ce", "classifier_loss": "ldam_drw", "drw_start_epoch": drw_start_epoch}
+        return [epoch["loss"] for epoch in run_trial(config).history]
+
+    early, late = losses(1), losses(2)
+    assert early[0] == late[0]  # both without DRW in epoch 0
+    assert early[1] != late[1]  # epoch 1: re-weighted in one, not in the other
+
+
 def test_the_background_head_share_is_measured_on_the_test_images_with_their_objects_erased(tiny_config):
     from smcl_tune.config import trial_config_from_dict
     from smcl_tune.data.splits import build_trial_data

@@ -93,3 +93,40 @@ def drw_class_weights(class_counts: Tensor, beta: float = 0.9999) -> Tensor:
     weights = (1.0 - beta) / (1.0 - torch.pow(beta, counts))
     weights = weights * (counts.numel() / weights.sum())
     return weights.to(device=torch.as_tensor(class_counts).device, dtype=torch.float32)
+
+
+def ldam_margins(class_counts: Tensor, max_margin: float = 0.5) -> Tensor:
+    """Per-class margins of LDAM (Cao et al. NeurIPS 2019, eq. 13): m_k = C / n_k^(1/4).
+
+    Args:
+        class_counts: [C] training images per class; counts of 0 are treated as 1.
+        max_margin: the largest margin (that of the rarest class); C is chosen to give it.
+
+    Returns:
+        float32 [C] margins on the class_counts' device, in cosine units.
+    """
+    if max_margin < 0:
+        raise ValueError(f"max_margin must be >= 0, got {max_margin}")
+    counts = torch.as_tensor(class_counts, dtype=torch.float32).clamp_min(1.0)
+    inverse_fourth_root = counts.pow(-0.25)
+    return inverse_fourth_root * (max_margin / inverse_fourth_root.max())
+
+
+def ldam_logits(cosine_logits: Tensor, targets: Tensor, margins: Tensor, scale: float) -> Tensor:
+    """LDAM's logits s * (cos_k - m_k * q_k), to be used in place of the logits in cross-entropy.
+
+    For a one-hot target y this is the paper's s * (cos_y - m_y) on the true class and s * cos_k
+    elsewhere. For a soft target q each class's margin is weighted by its share of the target.
+
+    Args:
+        cosine_logits: [N, C] cosine similarities of a cosine classifier, in [-1, 1].
+        targets: [N, C] target distributions q (rows sum to 1).
+        margins: [C] per-class margins (`ldam_margins`).
+        scale: s > 0.
+
+    Returns:
+        [N, C] in at least float32.
+    """
+    dtype = torch.promote_types(cosine_logits.dtype, torch.float32)
+    margins = margins.to(device=cosine_logits.device, dtype=dtype)
+    return scale * (cosine_logits.to(dtype) - targets.to(dtype) * margins[None, :])

@@ -1,4 +1,4 @@
-"""The loss of one training step for `ce`, `supcon`, `mask_only` and `smcl` (SMCL.md, steps 1-8)."""
+"""The loss of one training step for `ce`, `supcon`, `mask_only`, `smcl` (SMCL.md, steps 1-8) and `cmo`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smcl_tune.method.losses import balanced_softmax_logits, soft_cross_entropy, supervised_contrastive_loss
+from smcl_tune.method.cmo import cmo_batch
+from smcl_tune.method.losses import (
+    balanced_softmax_logits,
+    ldam_logits,
+    ldam_margins,
+    soft_cross_entropy,
+    supervised_contrastive_loss,
+)
 from smcl_tune.method.masking import (
     box_mask,
     compose,
@@ -21,7 +28,7 @@ from smcl_tune.method.masking import (
 )
 from smcl_tune.method.saliency import gradient_saliency, spectral_residual_saliency
 
-METHODS = ("ce", "supcon", "mask_only", "smcl")
+METHODS = ("ce", "supcon", "mask_only", "smcl", "cmo")
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class StepSettings:
     temperature: float = 0.1
     loss_weight: float = 1.0
     classifier_loss: str = "ce"
+    ldam_max_margin: float = 0.5
+    ldam_scale: float = 30.0
 
     @classmethod
     def from_config(cls, method: Any, num_classes: int) -> StepSettings:
@@ -65,7 +74,7 @@ class StepSettings:
 
     @property
     def contrastive_weight(self) -> float:
-        return 0.0 if self.method in ("ce", "mask_only") else self.loss_weight
+        return 0.0 if self.method in ("ce", "mask_only", "cmo") else self.loss_weight
 
 
 @dataclass
@@ -201,12 +210,12 @@ def step_loss(
 
     head_images / head_labels: the instance-sampled batch (x_b, y_b); minor_images /
     minor_labels: the minor-class biased batch (x_m, y_m), None for a plain step.
-    class_weights: DRW weights when active; class_counts: for Balanced Softmax.
+    class_weights: DRW weights when active; class_counts: for Balanced Softmax and LDAM's margins.
     head_content / minor_content: where each image is its own and not the crop's padding
     (see `mask_batch`); None: no padding.
 
     One forward pass over [x_b ; x_tilde] (SMCL.md, step 5), or [x_b ; x_tilde ; x_m] with
-    `minor_images`; supcon forwards [x_b ; x_m].
+    `minor_images`; supcon forwards [x_b ; x_m]; cmo [x_b ; x_tilde] with CMO's CutMix composite.
     """
     batch = head_images.shape[0]
     head_targets = F.one_hot(head_labels, settings.num_classes).float()
@@ -224,6 +233,16 @@ def step_loss(
             [head_labels, minor_labels],
         )
         area = head_images.new_zeros(0)  # no mask: the minor images go in whole
+    elif settings.method == "cmo":
+        pasted = cmo_batch(
+            head_images, head_labels, minor_images, minor_labels, settings.num_classes, settings.box_alpha, generator
+        )
+        images, targets, labels = (
+            [head_images, pasted.composite],
+            [head_targets, pasted.targets],
+            [head_labels, minor_labels],
+        )
+        area = pasted.area
     else:
         parts = mask_batch(
             settings,
@@ -265,4 +284,7 @@ def _classification_loss(
 ) -> torch.Tensor:
     if settings.classifier_loss == "balanced_softmax":
         logits = balanced_softmax_logits(logits, class_counts)
+    elif settings.classifier_loss == "ldam_drw":
+        margins = ldam_margins(class_counts, settings.ldam_max_margin)
+        logits = ldam_logits(logits, targets, margins, settings.ldam_scale)
     return soft_cross_entropy(logits, targets, class_weights)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from smcl_tune.mask_gallery import GALLERY_FILE
+from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import TrialState
 from smcl_tune.tracking import (
@@ -74,6 +75,8 @@ class Leaderboard:
     baseline: str | None = None  # the baseline configurations are compared with (paired over seeds)
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)  # trial -> epoch, validation metric
     best_per_class: pd.DataFrame | None = None  # class_id, class_name, train_count, test_accuracy
+    # the baselines and confirmed configurations in the best trial's condition: per class over their seeds
+    highlight_per_class: list[tuple[Highlight, pd.DataFrame]] = field(default_factory=list)
     gallery: tuple[str, bytes] | None = None  # the best masking trial's name and its mask gallery (PNG)
 
     @property
@@ -206,8 +209,20 @@ def load_leaderboard(
     if best is not None:
         text = store.artifact_text(best["run_id"], "per_class_accuracy.csv")
         board.best_per_class = None if text is None else pd.read_csv(io.StringIO(text))
+        board.highlight_per_class = _highlights_per_class(store, trials[trials["condition"] == best["condition"]])
     board.gallery = _best_gallery(store, trials)
     return board
+
+
+def _highlights_per_class(store: StudyStore, trials: pd.DataFrame) -> list[tuple[Highlight, pd.DataFrame]]:
+    """Each baseline and confirmed configuration among `trials` with its per-class accuracy over its seeds."""
+    found = []
+    for highlight in highlights(trials):
+        texts = [store.artifact_text(run_id, "per_class_accuracy.csv") for run_id in highlight.runs["run_id"]]
+        tables = [pd.read_csv(io.StringIO(text)) for text in texts if text is not None]
+        if tables:
+            found.append((highlight, per_class_summary(tables)))
+    return found
 
 
 def _best_gallery(store: StudyStore, trials: pd.DataFrame, tries: int = 10) -> tuple[str, bytes] | None:

@@ -1,9 +1,10 @@
 """Plotly figures of a study's leaderboard, for the HTML report.
 
 Many-shot vs few-shot accuracy of every trial with the Pareto front; the objective against each
-searched hyperparameter; hyperparameter importance (Optuna's fANOVA on the stored study);
-learning curves of the top trials; per-class accuracy of the best trial against its training
-count (the long-tail curve).
+searched hyperparameter; hyperparameter importance (Optuna's fANOVA on the stored study, with the
+number of completed trials it rests on); learning curves of the top trials; per-class accuracy of
+the best trial against its training count (the long-tail curve). Baselines and confirmed
+configurations are labelled and have markers of their own (`highlights.py`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,22 @@ import plotly.graph_objects as go
 import sqlalchemy.exc
 
 from smcl_tune.errors import StudyUnavailable
+from smcl_tune.report.highlights import (
+    HIGHLIGHTED_KINDS,
+    KIND_WORDS,
+    MARKER_SIZE,
+    MARKERS,
+    Highlight,
+    error_bar,
+    highlights,
+)
 from smcl_tune.report.leaderboard import Leaderboard
 
 log = logging.getLogger(__name__)
+
+# Below this many completed trials fANOVA's ranking is not to be trusted: on the quickstart's 7 it
+# ranked saliency_threshold first (0.59) while optuna-dashboard's evaluator ranked temperature first.
+IMPORTANCE_MIN_TRIALS = 10
 
 
 def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -37,41 +51,36 @@ def _percent(series: pd.Series) -> pd.Series:
     return 100 * pd.to_numeric(series, errors="coerce")
 
 
+def _highlight_marker(highlight: Highlight) -> dict:
+    return {"size": MARKER_SIZE, "symbol": MARKERS[highlight.kind], "line": {"width": 1, "color": "#222"}}
+
+
 def many_few_figure(board: Leaderboard) -> go.Figure | None:
     points = board.trials.dropna(subset=["test_many", "test_few"])
     if points.empty:
         return None
     figure = go.Figure()
+    search = points[~points["kind"].isin(HIGHLIGHTED_KINDS)]
     figure.add_scatter(
-        x=_percent(points["test_many"]),
-        y=_percent(points["test_few"]),
+        x=_percent(search["test_many"]),
+        y=_percent(search["test_few"]),
         mode="markers",
-        text=points["trial"],
-        name="trials",
+        text=search["trial"],
+        name="search trials",
         marker={"size": 9},
     )
-    summary = board.configurations()
-    summary = summary.dropna(subset=["test_many_mean", "test_few_mean"]) if not summary.empty else summary
-    for _, row in summary.iterrows():
-        label = row["configuration"] + (f" [{row['condition']}]" if row["condition"] else "")
+    for highlight in highlights(points):
+        many, few = highlight.value("test_many"), highlight.value("test_few")
         figure.add_scatter(
-            x=[100 * row["test_many_mean"]],
-            y=[100 * row["test_few_mean"]],
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": [100 * (row["test_many_ci_high"] - row["test_many_mean"])],
-                "arrayminus": [100 * (row["test_many_mean"] - row["test_many_ci_low"])],
-            },
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [100 * (row["test_few_ci_high"] - row["test_few_mean"])],
-                "arrayminus": [100 * (row["test_few_mean"] - row["test_few_ci_low"])],
-            },
-            mode="markers",
-            name=f"{label}: mean of seeds {row['seeds']} (95% interval)",
-            marker={"size": 11, "symbol": "square"},
+            x=[100 * many[0]],
+            y=[100 * few[0]],
+            error_x=error_bar(*many),
+            error_y=error_bar(*few),
+            mode="markers+text",
+            text=[highlight.label],
+            textposition="top center",
+            name=highlight.legend,
+            marker=_highlight_marker(highlight),
         )
     front = pareto_front(points, "test_many", "test_few")
     figure.add_scatter(
@@ -98,14 +107,16 @@ def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
             continue
         values = pd.to_numeric(board.trials[column], errors="coerce")
         shown = board.trials.assign(_value=values.where(values.notna(), board.trials[column]))
-        shown = shown.dropna(subset=["objective", "_value"])
-        if shown.empty:
+        search = shown[~shown["kind"].isin(HIGHLIGHTED_KINDS)].dropna(subset=["objective", "_value"])
+        if search.empty:
             continue
         figure = go.Figure()
-        for state, members in shown.groupby("state"):
+        for state, members in search.groupby("state"):
             figure.add_scatter(
                 x=members["_value"], y=_percent(members["objective"]), mode="markers", text=members["trial"], name=state
             )
+        for highlight in highlights(shown.dropna(subset=["objective"])):
+            _add_objective_highlight(figure, highlight, search["_value"])
         figure.update_layout(
             title=f"{board.metric} against {name}", xaxis_title=name, yaxis_title=f"{board.metric} (%)"
         )
@@ -113,8 +124,51 @@ def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
     return figures
 
 
+def _add_objective_highlight(figure: go.Figure, highlight: Highlight, searched: pd.Series) -> None:
+    """At its own value of the hyperparameter when it has one (a confirmed search trial), else
+    (a baseline that does not search it) as a labelled level across the plot with its interval."""
+    mean, low, high = highlight.value("objective")
+    own = highlight.runs["_value"].dropna().unique()
+    if len(own) == 1:
+        figure.add_scatter(
+            x=[own[0]],
+            y=[100 * mean],
+            error_y=error_bar(mean, low, high),
+            mode="markers+text",
+            text=[highlight.label],
+            textposition="top center",
+            name=highlight.legend,
+            marker=_highlight_marker(highlight),
+        )
+        return
+    numeric = pd.to_numeric(searched, errors="coerce")
+    ends = [numeric.min(), numeric.max()] if numeric.notna().all() else [searched.iloc[0], searched.iloc[-1]]
+    figure.add_scatter(
+        x=ends,
+        y=[100 * mean] * 2,
+        mode="lines+markers+text",
+        text=["", highlight.label],
+        textposition="top left",
+        name=highlight.legend,
+        line={"dash": "dash"},
+        marker=_highlight_marker(highlight),
+    )
+    if not (math.isnan(low) or math.isnan(high)):
+        figure.add_scatter(
+            x=[ends[0], ends[1], ends[1], ends[0], ends[0]],
+            y=[100 * low, 100 * low, 100 * high, 100 * high, 100 * low],
+            fill="toself",
+            mode="lines",
+            line={"width": 0},
+            opacity=0.2,
+            name=f"{highlight.label}: 95% interval",
+            showlegend=False,
+        )
+
+
 def importance_figures(board: Leaderboard) -> tuple[list[go.Figure], list[str]]:
-    """fANOVA importances from each condition's Optuna study, or why there are none."""
+    """fANOVA importances from each condition's Optuna study, or why there are none; each figure
+    says how many completed trials it rests on, with a note where they are too few to rank."""
     if not board.optuna_storage:
         return [], ["no Optuna storage recorded for this study"]
     figures, notes = [], []
@@ -149,20 +203,63 @@ def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[g
         log.warning("hyperparameter importance unavailable: %s", error)
         return None, f"hyperparameter importance{where} unavailable: {error}"
     names = list(importances)[::-1]
-    figure = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h"))
+    count = len(complete)
+    too_few = count < IMPORTANCE_MIN_TRIALS
+    figure = go.Figure(
+        go.Bar(
+            x=[importances[n] for n in names],
+            y=names,
+            orientation="h",
+            marker={"color": "#bbbbbb" if too_few else "#1f77b4"},
+        )
+    )
+    trials = f"{count} completed trial{'s' if count != 1 else ''}"
     figure.update_layout(
-        title=f"Hyperparameter importance for {board.metric}{where} (fANOVA, completed trials)",
+        title=f"Hyperparameter importance for {board.metric}{where} (fANOVA, {trials}"
+        + (": too few to rank)" if too_few else ")"),
         xaxis_title="importance (share of variance)",
     )
-    return figure, ""
+    if not too_few:
+        return figure, ""
+    warning = (
+        f"hyperparameter importance{where} rests on {trials}, fewer than {IMPORTANCE_MIN_TRIALS}: "
+        "too few to rank the hyperparameters; the order can change with the next trials"
+    )
+    figure.add_annotation(
+        text=f"too few trials to rank: {trials} (fewer than {IMPORTANCE_MIN_TRIALS})",
+        xref="paper",
+        yref="paper",
+        x=1,
+        y=0,
+        xanchor="right",
+        yanchor="bottom",
+        showarrow=False,
+        font={"color": "#b00020"},
+    )
+    return figure, warning
 
 
 def curves_figure(board: Leaderboard) -> go.Figure | None:
     if not board.curves:
         return None
+    kinds = {
+        (f"{row.trial} [{row.condition}]" if row.condition else row.trial): row.kind
+        for row in board.trials.itertuples()
+    }
     figure = go.Figure()
     for trial, curve in board.curves.items():
-        figure.add_scatter(x=curve["epoch"], y=_percent(curve[board.metric]), mode="lines+markers", name=trial)
+        kind = kinds.get(trial, "search")
+        if kind in HIGHLIGHTED_KINDS:
+            figure.add_scatter(
+                x=curve["epoch"],
+                y=_percent(curve[board.metric]),
+                mode="lines+markers",
+                name=f"{KIND_WORDS[kind]}: {trial}",
+                line={"dash": "dash", "width": 3},
+                marker={"symbol": MARKERS[kind], "size": 10},
+            )
+        else:
+            figure.add_scatter(x=curve["epoch"], y=_percent(curve[board.metric]), mode="lines+markers", name=trial)
     figure.update_layout(
         title=f"Learning curves of the top trials ({board.metric})",
         xaxis_title="epoch",
@@ -185,6 +282,24 @@ def long_tail_figure(board: Leaderboard) -> go.Figure | None:
             name="classes",
         )
     )
+    for highlight, classes in board.highlight_per_class:
+        rarest = classes["train_count"].idxmin()
+        figure.add_scatter(
+            x=classes["train_count"],
+            y=_percent(classes["test_accuracy"]),
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": _percent(classes["ci_high"] - classes["test_accuracy"]).fillna(0),
+                "arrayminus": _percent(classes["test_accuracy"] - classes["ci_low"]).fillna(0),
+            },
+            mode="markers+text",
+            text=[highlight.label if index == rarest else "" for index in classes.index],
+            textposition="top center",
+            hovertext=classes["class_name"],
+            name=highlight.legend,
+            marker=_highlight_marker(highlight),
+        )
     figure.update_layout(
         title=f"Per-class test accuracy of the best trial ({best['trial']}) against its training count",
         xaxis_title="training images of the class",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,15 @@ class FixedTrial:
         }
 
 
+def _name_the_values(study: optuna.Study, metrics: list[str]) -> None:
+    """Name each objective value after its metric, so that optuna-dashboard and Optuna's plots
+    show `val_balanced_accuracy` rather than "Objective 0"."""
+    with warnings.catch_warnings():
+        # Study.set_metric_names is marked experimental (Optuna 3.2 to 5.0); the name it stores is all we use.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry_while_locked(lambda: study.set_metric_names(metrics), f"Optuna study {study.study_name}: metric names")
+
+
 class StudySearcher(Searcher):
     """Per stratum: baselines first, then `num_trials` Optuna trials over `space`, then, with
     `confirm`, each of the `top_k` best configurations once per confirmation seed."""
@@ -128,6 +138,8 @@ class StudySearcher(Searcher):
             )
             for stratum, name, sampler in zip(strata, study_names, samplers)
         }
+        for study in self.optuna_studies.values():
+            _name_the_values(study, self.metrics)
         self.num_trials = num_trials
         self.confirm = confirm
         self._pending: list[FixedTrial] = list(baselines)

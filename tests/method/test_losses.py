@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from smcl_tune.method.losses import (
     balanced_softmax_logits,
     drw_class_weights,
+    ldam_logits,
+    ldam_margins,
     soft_cross_entropy,
     supervised_contrastive_loss,
 )
@@ -191,3 +193,65 @@ def test_drw_weights_sum_to_the_class_count_and_favour_rare_classes():
     assert torch.isfinite(drw_class_weights(torch.tensor([10, 0]))).all()
     with pytest.raises(ValueError, match="beta"):
         drw_class_weights(counts, beta=1.0)
+
+
+def reference_ldam_loss(cosines, targets, counts, max_margin, scale, weights=None):
+    """LDAM from Cao et al. 2019 (eq. 13 and the margin C / n_j^(1/4)) written out with loops.
+
+    m_j = C / n_j^(1/4) with C such that max_j m_j = max_margin. For a one-hot target y:
+    -log( e^{s(cos_y - m_y)} / (e^{s(cos_y - m_y)} + sum_{j != y} e^{s cos_j}) ). A soft target q
+    is the documented extension: every class j loses m_j * q_j, and the loss is -sum_j q_j log p_j.
+    """
+    counts = [max(float(n), 1.0) for n in counts]
+    constant = max_margin / max(n**-0.25 for n in counts)
+    margins = [constant * n**-0.25 for n in counts]
+    total, weight_total = 0.0, 0.0
+    for i in range(cosines.shape[0]):
+        q = targets[i].tolist()
+        z = [scale * (c - m * q_j) for c, m, q_j in zip(cosines[i].tolist(), margins, q)]
+        log_norm = math.log(sum(math.exp(v) for v in z))
+        loss_i = -sum(q_j * (v - log_norm) for q_j, v in zip(q, z))
+        s_i = 1.0 if weights is None else sum(q_j * w for q_j, w in zip(q, weights.tolist()))
+        total += s_i * loss_i
+        weight_total += s_i
+    return total / weight_total
+
+
+def test_ldam_margins_hand_computed():
+    # n = 16, 81, 256: 1 / n^(1/4) = 1/2, 1/3, 1/4; the rarest class (16) gets the largest margin 0.5.
+    margins = ldam_margins(torch.tensor([256, 81, 16]), max_margin=0.5)
+    assert torch.allclose(margins, torch.tensor([0.25, 1 / 3, 0.5]))
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("with_drw", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ldam_loss_matches_the_papers_formula(seed, with_drw, soft):
+    generator = torch.Generator().manual_seed(seed)
+    counts = torch.tensor([500, 160, 50, 16, 5])
+    cosines = torch.rand(6, 5, generator=generator) * 2 - 1
+    labels = torch.randint(0, 5, (6,), generator=generator)
+    targets = F.one_hot(labels, 5).float()
+    if soft:
+        other = F.one_hot(torch.randint(0, 5, (6,), generator=generator), 5).float()
+        area = torch.rand(6, 1, generator=generator)
+        targets = (1 - area) * targets + area * other
+    weights = drw_class_weights(counts) if with_drw else None
+    loss = soft_cross_entropy(ldam_logits(cosines, targets, ldam_margins(counts, 0.4), 30.0), targets, weights)
+    expected = reference_ldam_loss(cosines.double(), targets.double(), counts.tolist(), 0.4, 30.0, weights)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    if not soft:  # one-hot: the same as torch's cross-entropy on the margin-shifted, scaled cosines
+        margins = ldam_margins(counts, 0.4)
+        shifted = 30.0 * (cosines - margins[labels][:, None] * targets)
+        assert loss.item() == pytest.approx(F.cross_entropy(shifted, labels, weight=weights).item(), rel=1e-5)
+
+
+def test_ldam_loss_is_larger_for_a_tail_class_than_a_head_class_on_equal_logits():
+    counts = torch.tensor([1000, 100, 10])
+    cosines = torch.full((2, 3), 0.2)
+    targets = F.one_hot(torch.tensor([0, 2]), 3).float()  # a head-class and a tail-class sample
+    logits = ldam_logits(cosines, targets, ldam_margins(counts, 0.5), 30.0)
+    per_sample = -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1)
+    head_loss, tail_loss = per_sample.tolist()
+    assert tail_loss > head_loss
+    assert head_loss > math.log(3)  # even the head class's small margin costs something over no margin

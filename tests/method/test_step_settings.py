@@ -24,6 +24,8 @@ SPECIFICATION_DEFAULTS = {
     "temperature": 0.1,
     "loss_weight": 1.0,
     "classifier_loss": "ce",
+    "ldam_max_margin": 0.5,  # SMCL.md, baselines: LDAM's largest margin 0.5, scale s = 30
+    "ldam_scale": 30.0,
 }
 STEP_FIELDS = [name for name in StepSettings.__dataclass_fields__ if name != "num_classes"]
 

@@ -20,8 +20,15 @@ def test_a_study_is_matched_by_benchmark_imbalance_factor_and_backbone():
     reference = load_reference()
     rows = matching(reference, "CIFAR-10-LT", 100.0, "ResNet-32")
     assert rows["method"].tolist() == ["CE", "LDAM-DRW", "Balanced Softmax", "ProCo"]
-    assert rows["top1"].tolist() == [70.4, 77.0, 84.9, 85.9]
-    assert matching(reference, "CIFAR-10-LT", 10.0, "ResNet-32").empty  # no published figure at IF 10
+    assert rows["top1"].tolist() == [70.4, 77.03, 84.9, 85.9]
+    at_10 = matching(reference, "CIFAR-10-LT", 10.0, "ResNet-32")
+    assert at_10["method"].tolist() == ["LDAM-DRW"] and at_10["top1"].tolist() == [88.16]  # Cao et al., Table 2
+    assert matching(reference, "CIFAR-10-LT", 50.0, "ResNet-32").empty  # no published figure at IF 50
+    cifar100 = matching(reference, "CIFAR-100-LT", 100.0, "ResNet-32")
+    cmo = cifar100[cifar100["method"].str.endswith("+ CMO")]
+    assert dict(zip(cmo["method"], cmo["top1"])) == {"CE + CMO": 43.9, "BS + CMO": 46.6, "LDAM-DRW + CMO": 47.2}
+    assert all(source.startswith("Park et al. (CVPR 2022)") for source in cmo["source"])
+    assert matching(reference, "CIFAR-100-LT", 10.0, "ResNet-32")["top1"].tolist() == [58.71]
     imagenet = matching(reference, "ImageNet-LT", float("nan"), "ResNet-50")
     assert imagenet["method"].tolist() == ["PaCo"]  # ImageNet-LT as published, with its backbone
 

@@ -74,8 +74,9 @@ def _cli(*arguments, cwd, timeout=120) -> subprocess.CompletedProcess:
     )
 
 
-def _dashboard_studies(storage, study: str) -> tuple[list[str], list[int]]:
-    """Start `smcl-tune dashboard`, read its studies over HTTP, stop it: (study names, their trial counts)."""
+def _dashboard_details(storage, study: str) -> list[dict]:
+    """Start `smcl-tune dashboard`, read each study it serves over HTTP, stop it: the studies'
+    details as optuna-dashboard's API gives them (with `name` set to the study's name)."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "dashboard", study, "--storage", str(storage), "--port", str(port)],
@@ -95,14 +96,20 @@ def _dashboard_studies(storage, study: str) -> tuple[list[str], list[int]]:
                 assert process.poll() is None, process.stdout.read()
                 assert time.time() < deadline, "the dashboard never answered"
                 time.sleep(0.5)
-        counts = []
+        details = []
         for summary in summaries:
             with urllib.request.urlopen(f"{base}/{summary['study_id']}", timeout=30) as answer:
-                counts.append(len(json.load(answer)["trials"]))
-        return [summary["study_name"] for summary in summaries], counts
+                details.append({**json.load(answer), "name": summary["study_name"]})
+        return details
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _dashboard_studies(storage, study: str) -> tuple[list[str], list[int]]:
+    """Start `smcl-tune dashboard`, read its studies over HTTP, stop it: (study names, their trial counts)."""
+    details = _dashboard_details(storage, study)
+    return [detail["name"] for detail in details], [len(detail["trials"]) for detail in details]
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +122,9 @@ def run_cli():
 def dashboard_studies():
     """`dashboard_studies(storage, study)`: the study names and trial counts `smcl-tune dashboard` serves."""
     return _dashboard_studies
+
+
+@pytest.fixture(scope="session")
+def dashboard_details():
+    """`dashboard_details(storage, study)`: each study `smcl-tune dashboard` serves, as its API gives it."""
+    return _dashboard_details

@@ -305,3 +305,24 @@ def test_the_confirmation_stage_retrains_the_top_k_of_each_condition_with_every_
     searcher.on_trial_complete("c0", _final(0, 0.0, planned=1, selected=0.1))
     assert len(study.trials) == 3  # the confirmation runs stay out of Optuna's record
     assert searcher.suggest("c8") == "FINISHED"
+
+
+def test_the_optuna_studies_name_their_values_after_the_metrics(storage):
+    _searcher(storage, strata=[Stratum("a", {}), Stratum("b", {})])  # one Optuna study per condition
+    for name in ("s/a", "s/b"):
+        assert optuna.load_study(study_name=name, storage=storage).metric_names == [METRIC]
+    _searcher(storage, metric=[METRIC, "val_few"], mode=["max", "max"])
+    assert optuna.load_study(study_name="s", storage=storage).metric_names == [METRIC, "val_few"]
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_shows_the_objective_by_its_metric_name(tmp_path, dashboard_details):
+    database = tmp_path / "lt" / "optuna.db"  # where `smcl-tune run` keeps study lt's Optuna storage
+    database.parent.mkdir()
+    searcher = _searcher(optuna.storages.RDBStorage(f"sqlite:///{database}"))
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", _epoch(0, 0.7, planned=1))
+    searcher.on_trial_complete("t1", _final(0, 0.7, planned=1, selected=0.7))
+    (study,) = dashboard_details(tmp_path, "lt")
+    assert study["name"] == "s" and len(study["trials"]) == 1
+    assert study["objective_names"] == [METRIC]  # not "Objective 0"

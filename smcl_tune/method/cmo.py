@@ -1,0 +1,73 @@
+"""CMO (Park et al. CVPR 2022): a CutMix box of a minor-class image pasted onto a head image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from smcl_tune.method.masking import compose, sample_beta
+
+
+def random_box_mask(lam: Tensor, height: int, width: int, generator: torch.Generator) -> Tensor:
+    """CutMix boxes: sides round(W * sqrt(1 - lam)) by round(H * sqrt(1 - lam)), centred on a
+    uniformly random pixel and clipped to the image (so near a border the area is below 1 - lam).
+
+    Args:
+        lam: [B] values in [0, 1] (on the generator's device).
+        height, width: image size, pixels.
+        generator: source of the centres.
+
+    Returns:
+        float32 [B, 1, H, W] with values 0 or 1, on the generator's device.
+    """
+    batch = lam.shape[0]
+    device = generator.device
+    centre_y = torch.randint(0, height, (batch,), generator=generator, device=device)
+    centre_x = torch.randint(0, width, (batch,), generator=generator, device=device)
+    side = torch.sqrt(1.0 - lam.to(device=device, dtype=torch.float64).clamp(0.0, 1.0))
+    box_h = torch.round(height * side).long()
+    box_w = torch.round(width * side).long()
+    top = centre_y - box_h // 2
+    left = centre_x - box_w // 2
+    rows = torch.arange(height, device=device)
+    cols = torch.arange(width, device=device)
+    inside_rows = (rows[None, :] >= top[:, None]) & (rows[None, :] < (top + box_h)[:, None])
+    inside_cols = (cols[None, :] >= left[:, None]) & (cols[None, :] < (left + box_w)[:, None])
+    return (inside_rows[:, :, None] & inside_cols[:, None, :]).float().unsqueeze(1)
+
+
+@dataclass
+class CmoBatch:
+    mask: Tensor  # [B, 1, H, W], 1 where the minor image shows
+    composite: Tensor  # x_tilde [B, C, H, W]
+    targets: Tensor  # [B, num_classes]: (1 - a) onehot(y_b) + a onehot(y_m)
+    area: Tensor  # a [B]: the pasted fraction of each image
+
+
+def cmo_batch(
+    head_images: Tensor,
+    head_labels: Tensor,
+    minor_images: Tensor,
+    minor_labels: Tensor,
+    num_classes: int,
+    alpha: float,
+    generator: torch.Generator,
+) -> CmoBatch:
+    """Each head image x_b with a box of its minor image x_m pasted in, labelled by the pasted area.
+
+    lambda ~ Beta(alpha, alpha) (CMO: alpha = 1), then the box and its place come from
+    `random_box_mask`; the label uses the box's area after clipping, not 1 - lambda.
+    """
+    batch, _, height, width = head_images.shape
+    lam = sample_beta(alpha, batch, generator).to(generator.device)
+    # Drawn on the generator's device (the host); an asynchronous copy to the images' device.
+    mask = random_box_mask(lam, height, width, generator).to(head_images.device, non_blocking=True)
+    area = mask.flatten(1).mean(dim=1)
+    head = F.one_hot(head_labels.long(), num_classes).float()
+    minor = F.one_hot(minor_labels.long().to(head.device), num_classes).float()
+    weight = area.to(head.device)[:, None]
+    targets = (1 - weight) * head + weight * minor
+    return CmoBatch(mask, compose(head_images, minor_images, mask), targets, area)

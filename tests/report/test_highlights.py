@@ -1,0 +1,141 @@
+"""Baselines and confirmed configurations stand out in the report's plots: their own marker, a
+label, and the 95% interval over their seeds as error bars."""
+
+import json
+import math
+import re
+
+import pytest
+from scipy import stats
+
+from smcl_tune.report.html import format_html
+from smcl_tune.report.leaderboard import load_leaderboard
+from smcl_tune.report.plots import curves_figure, hyperparameter_figures, many_few_figure
+
+
+def _traces(figure):
+    return {trace.name: trace for trace in figure.data}
+
+
+def _half_width(values):
+    mean = sum(values) / len(values)
+    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return stats.t.ppf(0.975, len(values) - 1) * spread / math.sqrt(len(values))
+
+
+def test_seeded_baselines_and_confirmed_configurations_are_labelled_means_with_intervals(tmp_path, build_seed_store):
+    board = load_leaderboard(build_seed_store(tmp_path), "seeds")
+    traces = _traces(many_few_figure(board))
+    ce = traces["baseline ce [imbalance_factor=100]: mean of seeds 0,1,2 (95% interval)"]
+    smcl = traces["baseline smcl [imbalance_factor=100]: mean of seeds 0,1,2 (95% interval)"]
+    confirmed = traces["confirmed trial-001 [imbalance_factor=100]: mean of seeds 1,2 (95% interval)"]
+    assert ce.marker.symbol == smcl.marker.symbol == "star" and confirmed.marker.symbol == "hexagram"
+    assert ce.text == ("baseline ce [imbalance_factor=100]",) and "text" in ce.mode
+    assert confirmed.text == ("confirmed trial-001 [imbalance_factor=100]",)
+    # few-shot % of the seeds (conftest.SEED_FEW): ce 10 / 14 / 12, trial-001 30 / 34
+    assert ce.y == pytest.approx((12.0,)) and confirmed.y == pytest.approx((32.0,))
+    assert ce.error_y.array == pytest.approx((_half_width([10, 14, 12]),))
+    assert ce.error_y.arrayminus == pytest.approx((_half_width([10, 14, 12]),))
+    assert confirmed.error_y.array == pytest.approx((_half_width([30, 34]),))
+    assert len(traces["search trials"].x) == 0  # the seed runs are not also ordinary dots
+
+
+def test_a_single_run_baseline_is_labelled_without_error_bars_in_every_plot_of_trials(tmp_path, build_store):
+    board = load_leaderboard(build_store(tmp_path), "lt")
+    traces = _traces(many_few_figure(board))
+    ce = traces["baseline ce [imbalance_factor=100]"]
+    assert ce.marker.symbol == "star" and (ce.x, ce.y) == ((90.0,), (5.0,))
+    assert ce.error_x.array is None and ce.error_y.array is None
+    search = traces["search trials"]
+    assert set(zip(search.x, search.y)) == {(80.0, 20.0), (85.0, 25.0)}  # trial-003 has no few-shot class
+
+    (temperature,) = hyperparameter_figures(board)
+    level = _traces(temperature)["baseline ce [imbalance_factor=100]"]  # CE does not search the temperature
+    assert level.y == (50.0, 50.0) and level.line.dash == "dash" and level.marker.symbol == "star"
+    assert level.x == (0.05, 0.4)  # across the searched range
+    assert "baseline ce [imbalance_factor=100]" in level.text
+    assert all("baseline-ce" not in trace.text for trace in temperature.data if trace.name != level.name)
+
+    curves = _traces(curves_figure(board))
+    baseline_curve = curves["baseline: baseline-ce [imbalance_factor=100]"]
+    assert baseline_curve.line.dash == "dash" and baseline_curve.marker.symbol == "star"
+    assert curves["trial-001 [imbalance_factor=100]"].line.dash is None
+
+
+def test_the_html_report_carries_the_labels_and_markers(tmp_path, build_seed_store):
+    page = format_html(load_leaderboard(build_seed_store(tmp_path), "seeds"))
+    blob = next(
+        json.loads(data)
+        for data in re.findall(r"Plotly.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", page)
+        if "Pareto front" in data
+    )
+    labelled = {trace["text"][0]: trace["marker"]["symbol"] for trace in blob if trace.get("mode") == "markers+text"}
+    assert labelled == {
+        "baseline ce [imbalance_factor=100]": "star",
+        "baseline smcl [imbalance_factor=100]": "star",
+        "confirmed trial-001 [imbalance_factor=100]": "hexagram",
+    }
+
+
+def test_a_confirmed_configuration_sits_at_its_own_hyperparameter_value(tmp_path, logged_trial):
+    from smcl_tune.tracking import StudyTracker, default_tracking_uri
+
+    tracker = StudyTracker(default_tracking_uri(tmp_path), "c", "c", "f", tmp_path / "mlartifacts")
+    tracker.log_study(None, None, {}, {"smcl.search": json.dumps(["temperature"]), "smcl.conditions": '["if=100"]'})
+    final = {"test_many": 0.8, "test_few": 0.2, "test_top1": 0.5}
+    for name, kind, temperature, score, seed in (
+        ("trial-000", "search", 0.1, 0.5, 0),
+        ("trial-001", "search", 0.3, 0.7, 0),
+        ("confirm-001-s1", "confirm", 0.3, 0.6, 1),
+        ("confirm-001-s2", "confirm", 0.3, 0.64, 2),
+    ):
+        configuration = "trial-001" if kind == "confirm" else ""
+        logged_trial(
+            tracker,
+            name,
+            kind,
+            "completed",
+            "if=100",
+            {"temperature": temperature},
+            [score],
+            {**final, "selected_val_balanced_accuracy": score},
+            configuration=configuration,
+            seed=seed,
+        )
+    tracker.finish()
+    (figure,) = hyperparameter_figures(load_leaderboard(default_tracking_uri(tmp_path), "c"))
+    confirmed = _traces(figure)["confirmed trial-001 [if=100]: mean of seeds 1,2 (95% interval)"]
+    assert confirmed.x == (0.3,) and confirmed.y == pytest.approx((62.0,))
+    assert confirmed.marker.symbol == "hexagram" and confirmed.text == ("confirmed trial-001 [if=100]",)
+    assert confirmed.error_y.array == pytest.approx((_half_width([60, 64]),))
+
+
+def test_the_long_tail_plot_shows_each_baseline_per_class_over_its_seeds(tmp_path, build_seed_store):
+    from mlflow.tracking import MlflowClient
+
+    from smcl_tune.report.plots import long_tail_figure
+    from smcl_tune.report.trial_files import per_class_csv
+
+    uri = build_seed_store(tmp_path)
+    client = MlflowClient(uri)
+    runs = {
+        run.info.run_name: run.info.run_id
+        for run in client.search_runs([client.get_experiment_by_name("seeds").experiment_id])
+    }
+    for seed, rarest in ((0, 0.1), (1, 0.2), (2, 0.3)):  # CE's rarest class: 10 / 20 / 30 %
+        (tmp_path / "per_class_accuracy.csv").write_text(
+            per_class_csv([f"class{i}" for i in range(5)], [60, 40, 20, 12, 6], [0.9, 0.8, 0.7, 0.6, rarest])
+        )
+        client.log_artifact(
+            runs[f"baseline-ce-s{seed} [imbalance_factor=100]"], str(tmp_path / "per_class_accuracy.csv")
+        )
+    traces = _traces(long_tail_figure(load_leaderboard(uri, "seeds")))
+    ce = traces["baseline ce [imbalance_factor=100]: mean of seeds 0,1,2 (95% interval)"]
+    assert ce.marker.symbol == "star" and list(ce.x) == [60, 40, 20, 12, 6]
+    assert list(ce.y) == pytest.approx([90, 80, 70, 60, 20])
+    assert list(ce.error_y.array) == pytest.approx([0, 0, 0, 0, _half_width([10, 20, 30])])
+    assert list(ce.text) == ["", "", "", "", "baseline ce [imbalance_factor=100]"]  # labelled at its rarest class
+    assert (
+        traces["confirmed trial-001 [imbalance_factor=100]: mean of seeds 1,2 (95% interval)"].marker.symbol
+        == "hexagram"
+    )

@@ -1,0 +1,55 @@
+"""The importance plot says how many completed trials it rests on, and warns when they are too few."""
+
+import optuna
+
+from smcl_tune.cli import main
+from smcl_tune.report.leaderboard import load_leaderboard
+from smcl_tune.report.plots import IMPORTANCE_MIN_TRIALS, importance_figures
+
+
+def _optuna_studies(path, completed):
+    """One Optuna study per condition with `completed[condition]` completed trials, plus one
+    pruned and one failed trial that the count must leave out."""
+    url = f"sqlite:///{path}"
+    for condition, count in completed.items():
+        study = optuna.create_study(
+            study_name=f"lt/{condition}", storage=url, direction="maximize", sampler=optuna.samplers.RandomSampler(0)
+        )
+        for index in range(count + 2):
+            trial = study.ask()
+            temperature = trial.suggest_float("method.temperature", 0.03, 0.5, log=True)
+            weight = trial.suggest_float("method.loss_weight", 0.1, 2.0)
+            if index == count:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            elif index == count + 1:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, 0.5 + temperature - 0.01 * weight)
+    return url
+
+
+def test_importance_counts_completed_trials_and_warns_below_the_threshold(tmp_path, build_store, capsys):
+    assert IMPORTANCE_MIN_TRIALS == 10
+    url = _optuna_studies(tmp_path / "optuna.db", {"imbalance_factor=10": 7, "imbalance_factor=100": 12})
+    storage = tmp_path / "store"
+    board = load_leaderboard(build_store(storage, optuna_storage=url), "lt")
+    (few, enough), notes = importance_figures(board)
+    assert few.layout.title.text == (
+        "Hyperparameter importance for val_balanced_accuracy (imbalance_factor=10) "
+        "(fANOVA, 7 completed trials: too few to rank)"
+    )
+    assert [a.text for a in few.layout.annotations] == ["too few trials to rank: 7 completed trials (fewer than 10)"]
+    assert enough.layout.title.text == (
+        "Hyperparameter importance for val_balanced_accuracy (imbalance_factor=100) (fANOVA, 12 completed trials)"
+    )
+    assert not enough.layout.annotations
+    assert notes == [
+        "hyperparameter importance (imbalance_factor=10) rests on 7 completed trials, fewer than 10: "
+        "too few to rank the hyperparameters; the order can change with the next trials"
+    ]
+
+    report = tmp_path / "report.html"
+    assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "html", "--output", str(report)]) == 0
+    page = report.read_text()
+    assert '<p class="note">hyperparameter importance (imbalance_factor=10) rests on 7 completed trials' in page
+    assert "(fANOVA, 12 completed trials)" in page and "imbalance_factor=100) rests on" not in page
