@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,31 @@ def _log(folder: Path, step: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", path.read_text()) if path.exists() else f"({step} did not run)"
 
 
+def _run_cluster(folder: Path, env: dict) -> None:
+    """one_host_cluster.sh in namespaces of its own: ray up, ray submit, ray down."""
+    subprocess.run(
+        [
+            *NAMESPACES,
+            "bash",
+            str(ROOT / "tests" / "docker" / "one_host_cluster.sh"),
+            str(folder),
+            str(ROOT / "docker" / "submit_study.py"),
+            str(folder / "head-studies" / "tiny.yaml"),
+        ],
+        env=env,
+        cwd=folder,
+        timeout=600,
+        check=True,
+    )
+
+
+def _forget_cached_config(folder: Path) -> None:
+    """The launcher caches each config it bootstraps in the temp folder; drop this test's."""
+    for cached in Path(tempfile.gettempdir()).glob("ray-config-*"):
+        if str(folder) in cached.read_text(errors="replace"):
+            cached.unlink()
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_ray_up_submit_and_down_run_a_study_on_a_one_host_cluster_over_ssh(tmp_path, tiny_config):
@@ -86,20 +112,10 @@ def test_ray_up_submit_and_down_run_a_study_on_a_one_host_cluster_over_ssh(tmp_p
     (tmp_path / "client-home").mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
     env.update(HOME=str(tmp_path / "client-home"), RAY_AUTH_MODE="token", PATH=f"{BIN}{os.pathsep}{env['PATH']}")
-    subprocess.run(
-        [
-            *NAMESPACES,
-            "bash",
-            str(ROOT / "tests" / "docker" / "one_host_cluster.sh"),
-            str(tmp_path),
-            str(ROOT / "docker" / "submit_study.py"),
-            str(tmp_path / "head-studies" / "tiny.yaml"),
-        ],
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
-        check=True,
-    )
+    try:
+        _run_cluster(tmp_path, env)
+    finally:
+        _forget_cached_config(tmp_path)
     up, submit, down = (_log(tmp_path, step) for step in ("up", "submit", "down"))
     print(up[-1500:], submit[-2500:], down[-1500:], sep="\n")  # shown with pytest -rP
     rcs = {step: (tmp_path / f"{step}.rc").read_text().strip() for step in ("up", "submit", "down")}
