@@ -117,7 +117,8 @@ def test_ray_up_submit_and_down_run_a_study_on_a_one_host_cluster_over_ssh(tmp_p
     finally:
         _forget_cached_config(tmp_path)
     up, submit, down = (_log(tmp_path, step) for step in ("up", "submit", "down"))
-    print(up[-1500:], submit[-2500:], down[-1500:], sep="\n")  # shown with pytest -rP
+    submitted = [line for line in submit.splitlines() if "Running `python" in line or "joining the Ray" in line]
+    print(up[-1500:], *submitted, submit[-1500:], down[-1500:], sep="\n")  # shown with pytest -rP
     rcs = {step: (tmp_path / f"{step}.rc").read_text().strip() for step in ("up", "submit", "down")}
     assert rcs == {"up": "0", "submit": "0", "down": "0"}, (rcs, up[-3000:], submit[-3000:], down[-3000:])
     assert "ray start --head" in up and "New status: up-to-date" in up
