@@ -30,6 +30,7 @@ from smcl_tune.study.cluster import (
     storage_is_local,
     warn_unplaceable,
 )
+from smcl_tune.study.job_storage import check_job_storage
 from smcl_tune.study.lock import StudyLock
 from smcl_tune.study.paths import StudyPaths, check_study_record, write_study_record
 from smcl_tune.study.progress import ProgressListener, StudyProgress
@@ -292,6 +293,7 @@ def run_study(
     paths = StudyPaths.of(study)
     address = _cluster_address(address)
     # Every refusal comes first: nothing is started or written before these pass.
+    check_job_storage(study, paths)
     check_study_record(study, paths, restart)
     check_tracking_store(study, paths, restart)
     if not address:

@@ -25,12 +25,34 @@ def _validated(raw: dict) -> dict:
     return config
 
 
-@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-local.yaml"])
+CLUSTER_CONFIGS = ["cluster.yaml", "cluster-local.yaml", "cluster-installed.yaml"]
+VENV_ON_PATH = "export PATH=/opt/smcl-tune/.venv/bin:$PATH"
+
+
+@pytest.mark.parametrize("name", CLUSTER_CONFIGS)
 def test_cluster_configs_pass_rays_schema(name):
     config = _validated(yaml.safe_load((DOCKER / name).read_text()))
-    assert config["docker"]["image"] and config["file_mounts"]
+    assert config["file_mounts"]
     assert any("ray start --head" in command for command in config["head_start_ray_commands"])
     assert any("mlflow server --host 127.0.0.1" in command for command in config["head_start_ray_commands"])
+
+
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-local.yaml"])
+def test_docker_cluster_configs_run_the_image(name):
+    assert _validated(yaml.safe_load((DOCKER / name).read_text()))["docker"]["image"]
+
+
+def test_the_installed_cluster_runs_one_venv_path_on_every_host_without_docker():
+    """No container: every node puts the same venv first on the PATH of the launcher's shells, so
+    `ray`, `mlflow` and the `python` that `ray submit` runs are the installed package's."""
+    raw = yaml.safe_load((DOCKER / "cluster-installed.yaml").read_text())
+    assert "docker" not in raw and not _validated(raw)["docker"]
+    assert raw["provider"]["type"] == "local"
+    path_lines = [command for command in raw["setup_commands"] if VENV_ON_PATH in command]  # run on every node
+    assert path_lines == [f"grep -qxF '{VENV_ON_PATH}' ~/.bashrc || echo '{VENV_ON_PATH}' >> ~/.bashrc"]
+    assert not raw.get("head_setup_commands") and not raw.get("worker_setup_commands")
+    assert "sqlite:////mnt/shared/smcl-runs/mlflow.db" in " ".join(raw["head_start_ray_commands"])
+    assert "mkdir -p /mnt/shared/smcl-runs" in raw["setup_commands"]
 
 
 @pytest.mark.parametrize(
@@ -54,7 +76,7 @@ def test_a_typo_in_a_cluster_config_fails(break_it, error, message):
         _validated(config)
 
 
-@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-local.yaml"])
+@pytest.mark.parametrize("name", CLUSTER_CONFIGS)
 def test_cluster_nodes_start_ray_with_token_auth_and_share_the_token(name):
     config = yaml.safe_load((DOCKER / name).read_text())
     starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]

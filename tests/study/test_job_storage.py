@@ -1,0 +1,99 @@
+"""Under a Ray job, `smcl-tune run` refuses a study whose state Ray would delete with the job.
+
+Ray's job supervisor marks the entrypoint's environment with RAY_JOB_CONFIG_JSON_ENV_VAR; these
+tests set it by hand in a subprocess's environment, so no Ray starts (the real job is in
+test_ray_job_submit.py)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import ray
+
+from smcl_tune.cli import main
+from smcl_tune.study.job_storage import RAY_JOB_CONFIG_ENV, check_job_storage
+from smcl_tune.study.paths import StudyPaths
+from smcl_tune.study_config import load_study
+
+JOB_ID = "raysubmit_T3stJ0b"
+
+
+def _job_environment() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    env[RAY_JOB_CONFIG_ENV] = json.dumps({"runtime_env": {}, "metadata": {"job_submission_id": JOB_ID}})
+    return env
+
+
+def _run_as_job(study, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
+        cwd=cwd,
+        env=_job_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _assert_refused(done: subprocess.CompletedProcess, *phrases: str) -> str:
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr  # one line, no traceback
+    assert all(phrase in lines[0] for phrase in (JOB_ID, "absolute path on a folder every node shares", *phrases))
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_a_job_refuses_a_relative_storage_before_anything_starts(tmp_path, tiny_study):
+    study = tiny_study(tmp_path, storage="smcl-runs")
+    line = _assert_refused(_run_as_job(study, tmp_path), "storage: 'smcl-runs' is relative")
+    assert line.startswith(f"smcl-tune: {study}: ")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [study.name]  # nothing written
+
+
+def _refused_in_process(study, monkeypatch, capsys) -> str:
+    monkeypatch.setenv(RAY_JOB_CONFIG_ENV, _job_environment()[RAY_JOB_CONFIG_ENV])
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["run", str(study)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and JOB_ID in error and "absolute path on a folder every node shares" in error
+    assert not ray.is_initialized()
+    return error
+
+
+def test_a_job_refuses_a_relative_sqlite_tracking_store(tmp_path, tiny_study, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    study = tiny_study(tmp_path, tracking={"uri": "sqlite:///runs/mlflow.db"})
+    error = _refused_in_process(study, monkeypatch, capsys)
+    assert "tracking.uri: 'sqlite:///runs/mlflow.db' names a relative path" in error
+    assert not (tmp_path / "smcl-runs").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_job_refuses_an_absolute_storage_inside_rays_session_folder(tmp_path, tiny_study, monkeypatch, capsys):
+    session = tmp_path / "ray" / "session_2026-11-30_03-00-00_000000_1"
+    working_dir = session / "runtime_resources" / "working_dir_files" / "_ray_pkg_0123"
+    working_dir.mkdir(parents=True)
+    (tmp_path / "ray" / "session_latest").symlink_to(session)
+    monkeypatch.chdir(working_dir)
+    storage = tmp_path / "ray" / "session_latest" / "runtime_resources" / "working_dir_files" / "_ray_pkg_0123" / "runs"
+    study = tiny_study(tmp_path, storage=str(storage))
+    error = _refused_in_process(study, monkeypatch, capsys)
+    assert f"storage: {working_dir / 'runs'} lies inside Ray's session folder {session}" in error
+    assert not storage.exists()
+
+
+@pytest.mark.parametrize(
+    "environment, changes",
+    [
+        ({}, {"storage": "smcl-runs"}),
+        ({}, {"tracking": {"uri": "sqlite:///runs/mlflow.db"}}),
+        ({RAY_JOB_CONFIG_ENV: json.dumps({"metadata": {"job_submission_id": JOB_ID}})}, {}),
+        ({RAY_JOB_CONFIG_ENV: "{}"}, {"tracking": {"uri": "http://127.0.0.1:5000"}}),
+    ],
+    ids=["relative storage, no job", "relative tracking, no job", "absolute storage in a job", "server in a job"],
+)
+def test_what_a_job_keeps_and_what_runs_outside_a_job_pass(tmp_path, tiny_study, environment, changes):
+    study = load_study(tiny_study(tmp_path, **changes))
+    check_job_storage(study, StudyPaths.of(study), environment)

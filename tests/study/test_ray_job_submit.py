@@ -1,0 +1,180 @@
+"""A study submitted with Ray's own `ray job submit` to a `ray start --head` with token auth, as
+docker/README.md tells a user to: it succeeds and its results stay in the absolute storage it
+names; a relative storage is refused with one line."""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+BIN = Path(sys.executable).parent  # the venv's `ray` and `smcl-tune`
+# Ray's servers that take a fixed port by default: each gets a free one, so this head meets no other.
+PORTS = (
+    "port",
+    "dashboard-port",
+    "ray-client-server-port",
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "metrics-export-port",
+)
+
+
+def _free_ports(count: int) -> list[int]:
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def _ray(*arguments, env, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "ray"), *arguments], env=env, capture_output=True, text=True, timeout=timeout, cwd=env["HOME"]
+    )
+
+
+def _wait_for_port(port: int, head: subprocess.Popen, log: Path) -> None:
+    deadline = time.time() + 120
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert head.poll() is None, log.read_text()[-3000:]
+        assert time.time() < deadline, "the head's dashboard never listened: " + log.read_text()[-3000:]
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A `ray start --head` on 127.0.0.1 with token auth, its own ports and temp folder, and the
+    client environment that reaches it (the same HOME, so the same ~/.ray/auth_token)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    env.update(HOME=str(home), RAY_AUTH_MODE="token", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    generated = _ray("get-auth-token", "--generate", env=env, timeout=60)
+    assert generated.returncode == 0 and (home / ".ray" / "auth_token").is_file(), generated.stderr
+    ports = dict(zip(PORTS, _free_ports(len(PORTS))))
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
+    log = tmp_path / "head.log"
+    with log.open("w") as output:
+        head = subprocess.Popen(
+            [
+                str(BIN / "ray"),
+                "start",
+                "--head",
+                "--block",
+                "--node-ip-address=127.0.0.1",
+                "--dashboard-host=127.0.0.1",
+                *(f"--{name}={port}" for name, port in ports.items()),
+                "--num-cpus=2",
+                f"--temp-dir={temp}",
+                "--disable-usage-stats",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the teardown stops this head and nothing else
+            env=env,
+            cwd=home,
+        )
+    try:
+        _wait_for_port(ports["dashboard-port"], head, log)
+        yield f"http://127.0.0.1:{ports['dashboard-port']}", env
+    finally:
+        # Not `ray stop`: it stops every Ray on the machine, not only this one.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # the head's servers and workers left in its group
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _write_job_study(job_dir: Path, tiny_config, storage: str) -> None:
+    """The job's working folder, holding tiny.yaml: two one-epoch trials of 5 tiny classes, side by side."""
+    job_dir.mkdir()
+    study = {
+        "name": "tiny",
+        "trial": tiny_config(epochs=1, num_threads=1),
+        "search": {"method.temperature": {"loguniform": [0.05, 0.5]}},
+        "num_trials": 2,
+        "max_concurrent": 2,
+        "resources": {"cpus": 1},
+        "scheduler": {"type": "fifo"},
+        "storage": storage,
+        "seed": 0,
+    }
+    (job_dir / "tiny.yaml").write_text(yaml.safe_dump(study))
+
+
+def _job_status(address: str, env: dict, job: str) -> str:
+    """What `ray job status` prints (Ray colours it even into a pipe: the colours are taken out)."""
+    done = _ray("job", "status", job, "--address", address, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+
+
+def _submit(address: str, env: dict, job_dir: Path) -> tuple[subprocess.CompletedProcess, str]:
+    done = _ray("job", "submit", "--address", address, "--working-dir", str(job_dir), "--", "smcl-tune", "run",
+                "tiny.yaml", env=env)  # fmt: skip
+    submitted = re.search(r"Job '(raysubmit_\w+)' submitted successfully", done.stdout + done.stderr)
+    assert submitted, done.stdout[-3000:] + done.stderr[-3000:]
+    return done, submitted.group(1)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_study_submitted_with_ray_job_submit_keeps_its_results_in_its_absolute_storage(
+    tmp_path, ray_head, tiny_config, run_cli
+):
+    address, env = ray_head
+    without_token = {**env, "HOME": str(tmp_path)}  # no ~/.ray/auth_token there
+    refused = _ray("job", "list", "--address", address, env=without_token, timeout=120)
+    assert refused.returncode != 0 and "token" in (refused.stdout + refused.stderr).lower()
+    print(refused.stdout[-600:], refused.stderr[-600:], sep="\n")
+
+    storage = tmp_path / "shared" / "smcl-runs"
+    kept = tmp_path / "job"
+    _write_job_study(kept, tiny_config, str(storage))
+    done, job = _submit(address, env, kept)
+    assert done.returncode == 0 and f"Job '{job}' succeeded" in done.stdout + done.stderr, done.stdout[-3000:]
+    assert f"Job '{job}' succeeded" in _job_status(address, env, job)
+
+    status = run_cli("status", "tiny", "--storage", str(storage), cwd=tmp_path)
+    assert status.returncode == 0 and "study tiny: finished, 2 of 2 trials ended" in status.stdout, status.stderr
+    board = run_cli("leaderboard", "tiny", "--storage", str(storage), cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    ranked = {tuple(line.split()[1:3]) for line in board.stdout.splitlines() if re.match(r"\s+\d+\s+trial-", line)}
+    assert ranked == {("trial-000", "completed"), ("trial-001", "completed")}, board.stdout
+    print(done.stdout, done.stderr, status.stdout, board.stdout, sep="\n")  # shown with pytest -rP
+
+    lost = tmp_path / "relative-job"
+    _write_job_study(lost, tiny_config, "smcl-runs")
+    done, job = _submit(address, env, lost)
+    assert done.returncode != 0
+    assert f"Job '{job}' failed" in _job_status(address, env, job)
+    logs = _ray("job", "logs", job, "--address", address, env=env, timeout=120).stdout
+    lines = [line for line in logs.splitlines() if line.startswith("smcl-tune: ")]
+    assert lines == [
+        f"smcl-tune: tiny.yaml: storage: 'smcl-runs' is relative, and this study runs as Ray job {job}, whose working "
+        "folder Ray deletes after the job; set it to an absolute path on a folder every node shares "
+        "(e.g. /mnt/shared/smcl-runs)"
+    ], logs
+    assert "Traceback" not in logs
+    print(done.stdout, done.stderr, sep="\n")
