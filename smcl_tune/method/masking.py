@@ -59,10 +59,23 @@ def box_mask(saliency: Tensor, lam: Tensor, content: Tensor | None = None) -> Te
         float32 [B, 1, H, W] with values 0 or 1.
     """
     height, width = saliency.shape[1:]
-    device = saliency.device
     peak = salient_peaks(saliency, content)
-    centre_y = peak // width
-    centre_x = peak % width
+    return centred_boxes(peak // width, peak % width, lam, height, width)
+
+
+def centred_boxes(centre_y: Tensor, centre_x: Tensor, lam: Tensor, height: int, width: int) -> Tensor:
+    """Boxes of sides round(W * sqrt(1 - lam)) by round(H * sqrt(1 - lam)) around the given
+    centres, clipped to the image (CutMix's geometry).
+
+    Args:
+        centre_y, centre_x: int64 [B], each box's centre pixel.
+        lam: [B] values in [0, 1].
+        height, width: image size, pixels.
+
+    Returns:
+        float32 [B, 1, H, W] with values 0 or 1, on the centres' device.
+    """
+    device = centre_y.device
     side = torch.sqrt(1.0 - lam.to(device=device, dtype=torch.float64).clamp(0.0, 1.0))
     box_h = torch.round(height * side).long()
     box_w = torch.round(width * side).long()
