@@ -54,6 +54,14 @@ class StudyNotFound(LookupError):
         super().__init__(f"no study named '{name}' in the MLflow store (studies there: {listing})")
 
 
+class UnknownBaseline(LookupError):
+    """A baseline the study does not have; the message lists those it has."""
+
+    def __init__(self, study: str, name: str, known: list[str]) -> None:
+        listing = ", ".join(known) if known else "none"
+        super().__init__(f"--baseline: study '{study}' has no baseline named '{name}' (its baselines: {listing})")
+
+
 class EmptyStudy(LookupError):
     """A study with no trial runs yet."""
 
@@ -186,6 +194,8 @@ def load_leaderboard(
     trials = rank_trials(pd.DataFrame([_trial_row(run) for run in children]), metric, mode, conditions)
     if baseline is None and baselines:
         baseline = baselines[0]
+    elif baseline is not None and baseline not in baselines:
+        raise UnknownBaseline(study, baseline, baselines)
     board = Leaderboard(
         study,
         metric,
