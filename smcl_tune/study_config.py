@@ -451,6 +451,39 @@ def _check_fixed_runs(config: StudyConfig) -> None:
                 raise ConfigError(f"{where} ({name}{shown}): {error}") from None
 
 
+def _measured_data(trial: TrialConfig) -> dict[str, Any]:
+    """The trial's data fields that decide what it is measured on, by dotted path."""
+    data = trial.data.model_dump(mode="json")
+    return {path: data[path.split(".")[1]] for path in MEASUREMENT_FIELDS if path.startswith("data.")}
+
+
+def _check_shared_subset(config: StudyConfig) -> None:
+    """Baselines and confirmation runs are paired over seeds within a condition: they must train
+    and test on the same data (the same subset, hold-out included)."""
+    runs = [
+        (f"baselines[{index}] ({baseline.name})", baseline.overrides) for index, baseline in enumerate(config.baselines)
+    ]
+    if config.confirm is not None:
+        runs.append(("confirm", config.confirm.overrides))
+    if len(runs) < 2:
+        return
+    for condition in study_conditions(config.conditions):
+        base = apply_overrides(config.trial, condition.overrides)
+        first_name, first = runs[0][0], _measured_data(trial_config_from_dict(apply_overrides(base, runs[0][1])))
+        for name, overrides in runs[1:]:
+            measured = _measured_data(trial_config_from_dict(apply_overrides(base, overrides)))
+            differing = [path for path in first if measured[path] != first[path]]
+            if differing:
+                shown = ", ".join(
+                    f"{path} {short_repr(first[path])} and {short_repr(measured[path])}" for path in differing
+                )
+                where = f" (condition {condition.label})" if condition.label else ""
+                raise ConfigError(
+                    f"{first_name} and {name} train on different data{where}: {shown}; they are compared over "
+                    f"seeds, so give them the same {' and '.join(differing)}"
+                )
+
+
 def _check_asha_budget(config: StudyConfig, base_trial: TrialConfig) -> None:
     """ASHA's budget is one epoch count for every trial; a trial may not change its own."""
     max_epochs, epochs = config.scheduler.max_epochs, base_trial.training.epochs
@@ -488,6 +521,7 @@ def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     _check_validation_split(config)
     _check_search_space(config)
     _check_fixed_runs(config)
+    _check_shared_subset(config)
     _check_asha_budget(config, base_trial)
     return Study(config, base_trial, source)
 
