@@ -34,6 +34,7 @@ _LEFT_ALIGNED = {
     "vs",
     "method [published]",
     "source",
+    "comparable",
     "published results",
 }
 _GROUP_OF = {"test_many": "many_classes", "test_medium": "medium_classes", "test_few": "few_classes"}
@@ -212,6 +213,7 @@ def reference_sections(board: Leaderboard, reference: pd.DataFrame) -> list[tupl
                 "many": [_param_cell(value) for value in rows["many"]],
                 "medium": [_param_cell(value) for value in rows["medium"]],
                 "few": [_param_cell(value) for value in rows["few"]],
+                "comparable": rows["comparable"],
                 "source": rows["source"],
             }
         )
@@ -314,6 +316,7 @@ def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str
                     "epochs": rows["epochs"],
                     "imbalance_factor": rows["imbalance_factor"],
                     "source": rows["source"],
+                    "comparable": rows["comparable"],
                     **{
                         f"test_{name}": pd.to_numeric(rows[name], errors="coerce") / 100
                         for name in ("top1", "many", "medium", "few")
