@@ -100,9 +100,12 @@ def comparability(row: pd.Series, study: dict) -> str:
     reasons = []
     if not _same_factor(row["imbalance_factor"], study["factor"]):
         published = pd.to_numeric(row["imbalance_factor"], errors="coerce")
-        reasons.append(f"imbalance factor {'as published' if math.isnan(published) else f'{published:g}'}")
+        ours = "as published" if math.isnan(study["factor"]) else f"{study['factor']:g}"
+        reasons.append(
+            f"imbalance factor {'as published' if math.isnan(published) else f'{published:g}'} (this study {ours})"
+        )
     if row["backbone"] != study["backbone"]:
-        reasons.append(f"backbone {row['backbone']}")
+        reasons.append(f"backbone {row['backbone']} (this study {study['backbone']})")
     subset = _subset_reason(study["benchmark"], study["protocol"], study["n_max"])
     if subset:
         reasons.append(subset)

@@ -51,12 +51,12 @@ def test_published_rows_are_marked_comparable_only_when_everything_matches(tmp_p
     assert published == dict.fromkeys(["CE", "LDAM-DRW", "Balanced Softmax", "ProCo"], "yes")
     elsewhere = {row["trial"]: row["comparable"] for row in rows if row["condition"] == "elsewhere"}
     assert elsewhere["CE"] == (
-        "not comparable: imbalance factor 100; subset seeded, n_max 1000 (published: ldam, n_max 5000); "
-        "200 epochs (this study 20)"
+        "not comparable: imbalance factor 100 (this study 10); "
+        "subset seeded, n_max 1000 (published: ldam, n_max 5000); 200 epochs (this study 20)"
     )
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference"]) == 0
     out = capsys.readouterr().out
-    assert "not comparable: imbalance factor 100; subset seeded" in out
+    assert "not comparable: imbalance factor 100 (this study 10); subset seeded" in out
 
 
 def test_a_study_without_recorded_protocol_or_epochs_is_not_called_comparable(tmp_path, capsys, logged_trial):
