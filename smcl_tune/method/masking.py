@@ -52,15 +52,19 @@ def box_mask(saliency: Tensor, lam: Tensor, content: Tensor | None = None) -> Te
     Args:
         saliency: float [B, H, W].
         lam: [B] values in [0, 1]; the kept fraction of an unclipped box's image.
-        content: bool [B, H, W] or None: the centre is never a pixel where it is False (the
-            crop's padding); the box itself may reach into the padding.
+        content: bool [B, H, W] or None: where it is False (the crop's padding) a pixel is
+            never the centre, and the box is cut off there, so its area counts the image's own
+            pixels only.
 
     Returns:
         float32 [B, 1, H, W] with values 0 or 1.
     """
     height, width = saliency.shape[1:]
     peak = salient_peaks(saliency, content)
-    return centred_boxes(peak // width, peak % width, lam, height, width)
+    boxes = centred_boxes(peak // width, peak % width, lam, height, width)
+    if content is None:
+        return boxes
+    return boxes * content.to(boxes.device).unsqueeze(1)
 
 
 def centred_boxes(centre_y: Tensor, centre_x: Tensor, lam: Tensor, height: int, width: int) -> Tensor:
