@@ -11,12 +11,12 @@ import yaml
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.config import ConfigError
-from smcl_tune.data.pool import DataSourceError
+from smcl_tune.errors import DataSourceError
 
 
 def check_data(study) -> str | None:
     """Check each condition's data by its paths (nothing downloaded or decoded); a note or None."""
-    from smcl_tune.data.splits import check_trial_data
+    from smcl_tune.data.source_shape import check_trial_data
 
     if any(path in ("data.root", "data.source") for path in study.config.search):
         return None
