@@ -10,6 +10,7 @@ import sys
 import yaml
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
+from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.config import ConfigError
 from smcl_tune.errors import DataSourceError
 
@@ -86,7 +87,7 @@ def command_run(arguments: argparse.Namespace) -> int:
     print()
     print(f"study {study.name} ran for {outcome.wall_seconds:.0f} s")
     if outcome.leaderboard is not None:
-        print(format_text(outcome.leaderboard))
+        print(format_text(outcome.leaderboard, width=terminal_width()))
     if not outcome.finished:
         print("the study did not finish; run the same command again to resume it", file=sys.stderr)
         return EXIT_FAILURE
