@@ -4,7 +4,7 @@ Measured on the training batches exactly as a trial builds them (LDAM subset, IF
 4 px zero padding and flip, normalised), on the images the masks are made from: for `erase` (the
 default) the training image x_b itself, for `paste` the minor-class image x_m:
 - the masked area (mean, 10th / 50th / 90th percentile; the share of masks that are empty or above 90%);
-- the share of mask pixels on the crop's zero padding (black bars the random crop adds), against
+- the share of mask pixels on the crop's zero padding (the batch's content mask says where it is), against
   the padding's share of the image;
 - the share of mask pixels in the central 16x16 (CIFAR objects are mostly centred: a proxy for
   "on the object", with no object masks to compare with), against the 25% a uniform mask has;
@@ -30,7 +30,6 @@ from real_cifar10_lt import trial as benchmark_trial
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.batches import Batch
 from smcl_tune.data.splits import build_trial_data
-from smcl_tune.mask_gallery import to_pixels
 from smcl_tune.method.step import StepSettings, mask_batch
 from smcl_tune.train import Trial, resolve_device
 
@@ -40,7 +39,7 @@ def _batches(trial: Trial, count: int) -> list[Batch]:
     return [batch for batch in trial.batches.epoch(plan) if batch.minor_images is not None]
 
 
-def _measure(settings: StepSettings, network, batches: list[Batch], mean, std, generator) -> dict[str, float]:
+def _measure(settings: StepSettings, network, batches: list[Batch], generator) -> dict[str, float]:
     centre = torch.zeros(32, 32, dtype=torch.bool)
     centre[8:24, 8:24] = True
     sums = {"area": 0.0, "empty": 0.0, "full": 0.0, "on_padding": 0.0, "padding_share": 0.0, "in_centre": 0.0}
@@ -55,10 +54,8 @@ def _measure(settings: StepSettings, network, batches: list[Batch], mean, std, g
             minor_content=batch.minor_content,
         )
         mask = parts.mask[:, 0] > 0.5
-        source = (
-            batch.head_images if settings.compose == "erase" or settings.mask_source == "head" else batch.minor_images
-        )
-        padding = (to_pixels(source, mean, std) == 0).all(dim=1)  # the crop's zero padding (pure black)
+        of_head = settings.compose == "erase" or settings.mask_source == "head"
+        padding = ~(batch.head_content if of_head else batch.minor_content)  # where the crop's zero padding is
         area = mask.float().flatten(1).mean(1)
         masked = mask.flatten(1).sum(1).clamp(min=1)
         sums["area"] += area.sum().item()
@@ -118,7 +115,7 @@ def main() -> None:
     )
     for compose, saliency, mask, settings in rows:
         generator = torch.Generator().manual_seed(0)
-        result = _measure(settings, ce.network, batches, data.mean, data.std, generator)
+        result = _measure(settings, ce.network, batches, generator)
         visible = f"{100 * result['area'] * result['in_centre']:14.1f}%" if compose == "paste" else f"{'-':>15}"
         print(
             f"{compose:<8}{saliency:<19}{mask:<17}{100 * result['area']:6.1f}%{100 * result['p10']:5.0f}%"

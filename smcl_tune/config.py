@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -320,7 +321,7 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
         if problem["type"] == "extra_forbidden":
             message = "unknown field"
         elif problem["type"] != "missing" and "input" in problem and not isinstance(problem["input"], dict):
-            message = f"{message}, got {problem['input']!r}"
+            message = f"{message}, got {short_repr(problem['input'])}"
         path = ".".join(location)
         lines.append(f"{path}: {message}" if path else message)
     return "\n".join(lines)
@@ -334,8 +335,76 @@ def trial_config_from_dict(raw: dict[str, Any], prefix: str = "") -> TrialConfig
         raise ConfigError(format_validation_error(error, prefix)) from None
 
 
+MAX_YAML_VALUES = 10_000  # a study file holds a few hundred; aliases (`*name`) count once per use
+MAX_YAML_DEPTH = 64
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """A value as a message shows it: at most `limit` characters, however large the value."""
+    shortened = reprlib.Repr()
+    shortened.maxlevel, shortened.maxlist, shortened.maxdict = 3, 8, 8
+    shortened.maxstring = shortened.maxother = 60
+    text = shortened.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses documents nested too deeply, or whose aliases expand
+    past MAX_YAML_VALUES values, while it composes them (before any value is built)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id of a composed node -> its values with aliases expanded
+        self._total = 0
+
+    def compose_node(self, parent, index):
+        is_alias = self.check_event(yaml.AliasEvent)
+        line = self.peek_event().start_mark.line + 1
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"nested more than {MAX_YAML_DEPTH} levels deep (line {line})")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if is_alias:
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise ConfigError(f"an alias refers to the value that holds it (line {line})")
+            self._count(size, line)
+        else:
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
+            self._count(1, line)
+        return node
+
+    def _count(self, values: int, line: int) -> None:
+        self._total += values
+        if self._total > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"more than {MAX_YAML_VALUES:,} values once its aliases (*name) are expanded (line {line}); "
+                "a study file needs a few hundred: write the values out"
+            )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
+def _parse_yaml(text: str) -> Any:
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping safely; errors name the file."""
+    """Read a YAML mapping safely (no objects built, nesting and alias expansion bounded); errors
+    name the file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -346,7 +415,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = _parse_yaml(text)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

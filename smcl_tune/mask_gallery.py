@@ -123,7 +123,9 @@ def gallery_png(gallery: MaskGallery, class_names: list[str], source: str) -> by
     height = 1.9 * rows + 0.8
     figure = Figure(figsize=(10, height))
     figure.suptitle(
-        f"SMCL masks ({gallery.compose}), epoch {gallery.epoch} (the first that masks): {rows} pairs", fontsize=11
+        f"SMCL masks ({gallery.compose}), epoch {gallery.epoch} (the first that masks): {rows} "
+        f"{'images' if gallery.compose == 'erase' else 'pairs'}",
+        fontsize=11,
     )
     axes = figure.subplots(rows, 5, squeeze=False)
     for row in range(rows):

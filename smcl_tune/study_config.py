@@ -25,6 +25,7 @@ from smcl_tune.config import (
     apply_overrides,
     format_validation_error,
     load_yaml,
+    short_repr,
     trial_config_from_dict,
 )
 
@@ -300,19 +301,19 @@ def _distribution_values(path: str, spec: dict[str, Any]) -> list[Any]:
         raise ConfigError(f"{where}: unknown distribution {kind!r}; one of {', '.join(DISTRIBUTIONS)}")
     if kind == "choice":
         if not isinstance(bounds, list) or not bounds:
-            raise ConfigError(f"{where}.choice: needs a non-empty list of values, got {bounds!r}")
+            raise ConfigError(f"{where}.choice: needs a non-empty list of values, got {short_repr(bounds)}")
         return bounds
     if not (
         isinstance(bounds, list)
         and len(bounds) == 2
         and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
     ):
-        raise ConfigError(f"{where}.{kind}: needs [low, high], got {bounds!r}")
+        raise ConfigError(f"{where}.{kind}: needs [low, high], got {short_repr(bounds)}")
     low, high = bounds
     if not all(math.isfinite(b) for b in bounds):
-        raise ConfigError(f"{where}.{kind}: bounds must be finite, got {bounds!r}")
+        raise ConfigError(f"{where}.{kind}: bounds must be finite, got {short_repr(bounds)}")
     if kind in ("int", "logint") and not all(float(b).is_integer() for b in bounds):
-        raise ConfigError(f"{where}.{kind}: bounds must be whole numbers, got {bounds!r}")
+        raise ConfigError(f"{where}.{kind}: bounds must be whole numbers, got {short_repr(bounds)}")
     if low >= high:
         raise ConfigError(f"{where}.{kind}: low must be below high, got [{low}, {high}]")
     if kind in ("loguniform", "logint") and low <= 0:
@@ -364,9 +365,9 @@ def _check_conditions(config: StudyConfig) -> None:
         if not _is_config_field(path):
             raise ConfigError(f"conditions.{path}: names no config field")
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"conditions.{path}: needs a non-empty list of values, got {values!r}")
+            raise ConfigError(f"conditions.{path}: needs a non-empty list of values, got {short_repr(values)}")
         if len({json.dumps(value, sort_keys=True) for value in values}) != len(values):
-            raise ConfigError(f"conditions.{path}: each value once, got {values!r}")
+            raise ConfigError(f"conditions.{path}: each value once, got {short_repr(values)}")
     for condition in study_conditions(config.conditions):
         if not re.fullmatch(r"[A-Za-z0-9_.=,:+-]*", condition.label):
             raise ConfigError(f"conditions: {condition.label!r} is not a usable label; use plain numbers and names")
@@ -412,7 +413,7 @@ def _check_search_space(config: StudyConfig) -> None:
                     trial_config_from_dict(apply_overrides(base, {path: value}))
                 except ConfigError as error:
                     raise ConfigError(
-                        f"search.{path}: the value {value!r} gives an invalid trial{where}: {error}"
+                        f"search.{path}: the value {short_repr(value)} gives an invalid trial{where}: {error}"
                     ) from None
         if len(edges) < 2:
             continue
@@ -423,7 +424,7 @@ def _check_search_space(config: StudyConfig) -> None:
             try:
                 trial_config_from_dict(apply_overrides(base, combination))
             except ConfigError as error:
-                shown = ", ".join(f"{path}: {value!r}" for path, value in combination.items())
+                shown = ", ".join(f"{path}: {short_repr(value)}" for path, value in combination.items())
                 raise ConfigError(
                     f"search: the combination {{{shown}}} gives an invalid trial{where}: {error}"
                 ) from None
@@ -448,6 +449,39 @@ def _check_fixed_runs(config: StudyConfig) -> None:
             except ConfigError as error:
                 shown = f", condition {condition.label}" if condition.label else ""
                 raise ConfigError(f"{where} ({name}{shown}): {error}") from None
+
+
+def _measured_data(trial: TrialConfig) -> dict[str, Any]:
+    """The trial's data fields that decide what it is measured on, by dotted path."""
+    data = trial.data.model_dump(mode="json")
+    return {path: data[path.split(".")[1]] for path in MEASUREMENT_FIELDS if path.startswith("data.")}
+
+
+def _check_shared_subset(config: StudyConfig) -> None:
+    """Baselines and confirmation runs are paired over seeds within a condition: they must train
+    and test on the same data (the same subset, hold-out included)."""
+    runs = [
+        (f"baselines[{index}] ({baseline.name})", baseline.overrides) for index, baseline in enumerate(config.baselines)
+    ]
+    if config.confirm is not None:
+        runs.append(("confirm", config.confirm.overrides))
+    if len(runs) < 2:
+        return
+    for condition in study_conditions(config.conditions):
+        base = apply_overrides(config.trial, condition.overrides)
+        first_name, first = runs[0][0], _measured_data(trial_config_from_dict(apply_overrides(base, runs[0][1])))
+        for name, overrides in runs[1:]:
+            measured = _measured_data(trial_config_from_dict(apply_overrides(base, overrides)))
+            differing = [path for path in first if measured[path] != first[path]]
+            if differing:
+                shown = ", ".join(
+                    f"{path} {short_repr(first[path])} and {short_repr(measured[path])}" for path in differing
+                )
+                where = f" (condition {condition.label})" if condition.label else ""
+                raise ConfigError(
+                    f"{first_name} and {name} train on different data{where}: {shown}; they are compared over "
+                    f"seeds, so give them the same {' and '.join(differing)}"
+                )
 
 
 def _check_asha_budget(config: StudyConfig, base_trial: TrialConfig) -> None:
@@ -487,6 +521,7 @@ def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     _check_validation_split(config)
     _check_search_space(config)
     _check_fixed_runs(config)
+    _check_shared_subset(config)
     _check_asha_budget(config, base_trial)
     return Study(config, base_trial, source)
 

@@ -54,6 +54,9 @@ CONFIGURATION_TAG = "smcl.configuration"  # what a configuration's seeds share: 
 SEED_TAG = "smcl.seed"  # training.seed
 SOURCE_TAG = "smcl.source"  # data.source
 ARCHITECTURE_TAG = "smcl.architecture"  # model.architecture
+SUBSET_PROTOCOL_TAG = "smcl.subset_protocol"  # data.subset_protocol
+N_MAX_TAG = "smcl.n_max"  # data.n_max; "default": the source's per-class pool
+EPOCHS_TAG = "smcl.epochs"  # training.epochs: the trial's budget
 PARENT_TAG = MLFLOW_PARENT_RUN_ID
 # The experiment tag MLflow's UI reads to open an experiment on its runs (not its GenAI overview).
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"

@@ -17,9 +17,17 @@ from smcl_tune.config import ConfigError
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
     """The MLflow store a read command reads: --tracking-uri, else the storage folder's own."""
+    from smcl_tune.store_checks import server_problem
+    from smcl_tune.study_config import redact_uri
     from smcl_tune.tracking import default_tracking_uri
 
     if arguments.tracking_uri:
+        problem = server_problem(arguments.tracking_uri)
+        if problem is not None:
+            raise ConfigError(
+                f"--tracking-uri: {redact_uri(arguments.tracking_uri)} does not answer ({problem}); start the "
+                "tracking server, or check the URI"
+            )
         return arguments.tracking_uri
     storage = Path(arguments.storage).resolve()
     if not (storage / "mlflow.db").exists():
@@ -30,14 +38,14 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
 
 
 def command_leaderboard(arguments: argparse.Namespace) -> int:
-    from smcl_tune.report.leaderboard import EmptyStudy, StudyNotFound, load_leaderboard
+    from smcl_tune.report.leaderboard import EmptyStudy, StudyNotFound, UnknownBaseline, load_leaderboard
     from smcl_tune.report.reference import load_reference
     from smcl_tune.report.tables import format_comparison, format_csv, format_latex, format_markdown, format_text
 
     uri = tracking_uri(arguments)
     try:
         boards = [load_leaderboard(uri, name, baseline=arguments.baseline) for name in arguments.studies]
-    except StudyNotFound as error:
+    except (StudyNotFound, UnknownBaseline) as error:
         raise ConfigError(str(error)) from None
     except EmptyStudy as error:
         print(f"smcl-tune: {error}", file=sys.stderr)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from smcl_tune.method.masking import compose, sample_beta
+from smcl_tune.method.masking import centred_boxes, compose, sample_beta
 
 
 def random_box_mask(lam: Tensor, height: int, width: int, generator: torch.Generator) -> Tensor:
@@ -27,16 +27,7 @@ def random_box_mask(lam: Tensor, height: int, width: int, generator: torch.Gener
     device = generator.device
     centre_y = torch.randint(0, height, (batch,), generator=generator, device=device)
     centre_x = torch.randint(0, width, (batch,), generator=generator, device=device)
-    side = torch.sqrt(1.0 - lam.to(device=device, dtype=torch.float64).clamp(0.0, 1.0))
-    box_h = torch.round(height * side).long()
-    box_w = torch.round(width * side).long()
-    top = centre_y - box_h // 2
-    left = centre_x - box_w // 2
-    rows = torch.arange(height, device=device)
-    cols = torch.arange(width, device=device)
-    inside_rows = (rows[None, :] >= top[:, None]) & (rows[None, :] < (top + box_h)[:, None])
-    inside_cols = (cols[None, :] >= left[:, None]) & (cols[None, :] < (left + box_w)[:, None])
-    return (inside_rows[:, :, None] & inside_cols[:, None, :]).float().unsqueeze(1)
+    return centred_boxes(centre_y, centre_x, lam, height, width)
 
 
 @dataclass

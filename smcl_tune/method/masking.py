@@ -52,17 +52,34 @@ def box_mask(saliency: Tensor, lam: Tensor, content: Tensor | None = None) -> Te
     Args:
         saliency: float [B, H, W].
         lam: [B] values in [0, 1]; the kept fraction of an unclipped box's image.
-        content: bool [B, H, W] or None: the centre is never a pixel where it is False (the
-            crop's padding); the box itself may reach into the padding.
+        content: bool [B, H, W] or None: where it is False (the crop's padding) a pixel is
+            never the centre, and the box is cut off there, so its area counts the image's own
+            pixels only.
 
     Returns:
         float32 [B, 1, H, W] with values 0 or 1.
     """
     height, width = saliency.shape[1:]
-    device = saliency.device
     peak = salient_peaks(saliency, content)
-    centre_y = peak // width
-    centre_x = peak % width
+    boxes = centred_boxes(peak // width, peak % width, lam, height, width)
+    if content is None:
+        return boxes
+    return boxes * content.to(boxes.device).unsqueeze(1)
+
+
+def centred_boxes(centre_y: Tensor, centre_x: Tensor, lam: Tensor, height: int, width: int) -> Tensor:
+    """Boxes of sides round(W * sqrt(1 - lam)) by round(H * sqrt(1 - lam)) around the given
+    centres, clipped to the image (CutMix's geometry).
+
+    Args:
+        centre_y, centre_x: int64 [B], each box's centre pixel.
+        lam: [B] values in [0, 1].
+        height, width: image size, pixels.
+
+    Returns:
+        float32 [B, 1, H, W] with values 0 or 1, on the centres' device.
+    """
+    device = centre_y.device
     side = torch.sqrt(1.0 - lam.to(device=device, dtype=torch.float64).clamp(0.0, 1.0))
     box_h = torch.round(height * side).long()
     box_w = torch.round(width * side).long()

@@ -23,9 +23,11 @@ from smcl_tune.tracking import (
     CONDITION_TAG,
     CONDITIONS_TAG,
     CONFIGURATION_TAG,
+    EPOCHS_TAG,
     FEW_BELOW_TAG,
     IMBALANCE_FACTOR_TAG,
     MANY_ABOVE_TAG,
+    N_MAX_TAG,
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
     OPTUNA_STORAGE_TAG,
@@ -35,6 +37,7 @@ from smcl_tune.tracking import (
     SEED_TAG,
     SOURCE_TAG,
     STATE_TAG,
+    SUBSET_PROTOCOL_TAG,
     StudyStore,
 )
 
@@ -54,6 +57,14 @@ class StudyNotFound(LookupError):
     def __init__(self, name: str, known: list[str]) -> None:
         listing = ", ".join(known) if known else "none yet"
         super().__init__(f"no study named '{name}' in the MLflow store (studies there: {listing})")
+
+
+class UnknownBaseline(LookupError):
+    """A baseline the study does not have; the message lists those it has."""
+
+    def __init__(self, study: str, name: str, known: list[str]) -> None:
+        listing = ", ".join(known) if known else "none"
+        super().__init__(f"--baseline: study '{study}' has no baseline named '{name}' (its baselines: {listing})")
 
 
 class EmptyStudy(LookupError):
@@ -131,6 +142,9 @@ def _trial_row(run) -> dict:
         "seed": _number(tags.get(SEED_TAG)),
         "source": tags.get(SOURCE_TAG, ""),
         "architecture": tags.get(ARCHITECTURE_TAG, ""),
+        "subset_protocol": tags.get(SUBSET_PROTOCOL_TAG, ""),
+        "n_max": tags.get(N_MAX_TAG, ""),
+        "planned_epochs": _number(tags.get(EPOCHS_TAG)),
         "state": _state(tags.get(STATE_TAG)),
         "reason": tags.get(REASON_TAG, ""),
         "imbalance_factor": _number(tags.get(IMBALANCE_FACTOR_TAG)),
@@ -190,6 +204,8 @@ def load_leaderboard(
     trials = rank_trials(pd.DataFrame([_trial_row(run) for run in children]), metric, mode, conditions)
     if baseline is None and baselines:
         baseline = baselines[0]
+    elif baseline is not None and baseline not in baselines:
+        raise UnknownBaseline(study, baseline, baselines)
     board = Leaderboard(
         study,
         metric,

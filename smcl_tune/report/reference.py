@@ -69,10 +69,61 @@ def matching(reference: pd.DataFrame, benchmark: str | None, factor: float, back
     return chosen[[_same_factor(value, factor) for value in chosen["imbalance_factor"]]]
 
 
+# The subsets the published CIFAR-LT figures train on: Cao et al.'s LDAM-DRW subsets of each
+# class's whole training pool.
+PUBLISHED_SUBSETS = {"CIFAR-10-LT": ("ldam", 5000), "CIFAR-100-LT": ("ldam", 500)}
+
+
+def _single(values) -> str | float | None:
+    """The one value a condition's trials share, or None (several, or none recorded)."""
+    known = {
+        value for value in values if value not in ("", None) and not (isinstance(value, float) and math.isnan(value))
+    }
+    return known.pop() if len(known) == 1 else None
+
+
+def _subset_reason(benchmark: str, protocol: str | None, n_max: str | None) -> str | None:
+    if benchmark not in PUBLISHED_SUBSETS:
+        return None
+    published_protocol, pool = PUBLISHED_SUBSETS[benchmark]
+    if protocol is None or n_max is None:
+        return "this study's subset protocol is not recorded"
+    if protocol != published_protocol or n_max not in ("default", str(pool)):
+        shown = f"{protocol}, n_max {pool if n_max == 'default' else n_max}"
+        return f"subset {shown} (published: {published_protocol}, n_max {pool})"
+    return None
+
+
+def comparability(row: pd.Series, study: dict) -> str:
+    """'yes', or 'not comparable: ...' naming what differs between a published row and a condition
+    of the study (imbalance factor, backbone, subset protocol, epochs)."""
+    reasons = []
+    if not _same_factor(row["imbalance_factor"], study["factor"]):
+        published = pd.to_numeric(row["imbalance_factor"], errors="coerce")
+        ours = "as published" if math.isnan(study["factor"]) else f"{study['factor']:g}"
+        reasons.append(
+            f"imbalance factor {'as published' if math.isnan(published) else f'{published:g}'} (this study {ours})"
+        )
+    if row["backbone"] != study["backbone"]:
+        reasons.append(f"backbone {row['backbone']} (this study {study['backbone']})")
+    subset = _subset_reason(study["benchmark"], study["protocol"], study["n_max"])
+    if subset:
+        reasons.append(subset)
+    epochs = pd.to_numeric(row["epochs"], errors="coerce")
+    if math.isnan(epochs):
+        reasons.append("epochs not published")
+    elif study["epochs"] is None:
+        reasons.append("this study's epochs are not recorded")
+    elif epochs != study["epochs"]:
+        reasons.append(f"{epochs:g} epochs (this study {study['epochs']:g})")
+    return "yes" if not reasons else "not comparable: " + "; ".join(reasons)
+
+
 def published_for(
     trials: pd.DataFrame, class_names: list[str], reference: pd.DataFrame
 ) -> list[tuple[str, pd.DataFrame]]:
-    """Per condition of the study: a description of what it measures, and the matching published rows."""
+    """Per condition of the study: a description of what it measures, and the published rows of
+    its benchmark, each with `comparable`: 'yes' or 'not comparable: ' and why."""
     found = []
     for condition, members in trials.groupby("condition", sort=False):
         first = members.iloc[0]
@@ -85,7 +136,15 @@ def published_for(
             first["source"], first["source"]
         )
         described = f"{data or 'unknown data'}, {shown}, {backbone or 'unknown backbone'}"
-        found.append(
-            (f"{condition + ': ' if condition else ''}{described}", matching(reference, benchmark, factor, backbone))
-        )
+        study = {
+            "benchmark": benchmark,
+            "factor": factor,
+            "backbone": backbone,
+            "protocol": _single(members.get("subset_protocol", pd.Series(dtype=object))),
+            "n_max": _single(members.get("n_max", pd.Series(dtype=object))),
+            "epochs": _single(members.get("planned_epochs", pd.Series(dtype=float))),
+        }
+        rows = reference[reference["benchmark"] == benchmark].copy() if benchmark else reference.iloc[0:0].copy()
+        rows["comparable"] = [comparability(row, study) for _, row in rows.iterrows()]
+        found.append((f"{condition + ': ' if condition else ''}{described}", rows))
     return found

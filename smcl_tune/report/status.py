@@ -17,6 +17,7 @@ from pathlib import Path
 
 from smcl_tune.results import TrialState
 from smcl_tune.sqlite_copy import copy_database, sqlite_path
+from smcl_tune.study.paths import study_lock_file
 from smcl_tune.study.progress import estimate_eta, is_better
 from smcl_tune.tracking import (
     CONDITION_TAG,
@@ -194,7 +195,7 @@ class StoreSnapshot:
             self._folder.cleanup()
 
     def _lock_file(self, study: str) -> Path | None:
-        return None if self.storage is None else self.storage / f".{study}.lock"
+        return None if self.storage is None else study_lock_file(self.storage, study)
 
     def study_names(self) -> list[str]:
         return self.store.study_names()

@@ -35,6 +35,7 @@ _LEFT_ALIGNED = {
     "vs",
     "method [published]",
     "source",
+    "comparable",
     "published results",
 }
 _GROUP_OF = {"test_many": "many_classes", "test_medium": "medium_classes", "test_few": "few_classes"}
@@ -98,12 +99,19 @@ def display_frame(board: Leaderboard) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MISSING = "–"  # a spread or an interval one seed cannot give (the metric is missing in the others)
+
+
+def _points(value, signed: bool = False) -> str:
+    return MISSING if _missing(value) else f"{100 * value:{'+' if signed else ''}.1f}"
+
+
 def _interval_cell(row, metric: str) -> str:
     mean, spread = row[f"{metric}_mean"], row[f"{metric}_std"]
     if _missing(mean):
         return "n/a"
     low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
-    return f"{100 * mean:.1f} ± {100 * spread:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{_points(mean)} ± {_points(spread)} [{_points(low)}, {_points(high)}]"
 
 
 def _configuration_cells(board: Leaderboard, row) -> dict[str, str]:
@@ -131,7 +139,7 @@ def _difference_cell(row, metric: str) -> str:
         return "n/a"
     low, high = row[f"{metric}_diff_low"], row[f"{metric}_diff_high"]
     mark = "*" if row[f"{metric}_excludes_0"] else ""
-    return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{mark}"
+    return f"{_points(mean, True)} [{_points(low, True)}, {_points(high, True)}]{mark}"
 
 
 def differences_frame(board: Leaderboard) -> pd.DataFrame:
@@ -216,6 +224,7 @@ def reference_sections(board: Leaderboard, reference: pd.DataFrame) -> list[tupl
                 "many": [_param_cell(value) for value in rows["many"]],
                 "medium": [_param_cell(value) for value in rows["medium"]],
                 "few": [_param_cell(value) for value in rows["few"]],
+                "comparable": rows["comparable"],
                 "source": rows["source"],
             }
         )
@@ -343,6 +352,7 @@ def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str
                     "epochs": rows["epochs"],
                     "imbalance_factor": rows["imbalance_factor"],
                     "source": rows["source"],
+                    "comparable": rows["comparable"],
                     **{
                         f"test_{name}": pd.to_numeric(rows[name], errors="coerce") / 100
                         for name in ("top1", "many", "medium", "few")
@@ -395,7 +405,8 @@ def format_latex(board: Leaderboard) -> str:
                     continue
                 value = f"{100 * mean:.1f}"
                 cells.append(
-                    (r"\textbf{" + value + "}" if value == best[metric] else value) + f" $\\pm$ {100 * spread:.1f}"
+                    (r"\textbf{" + value + "}" if value == best[metric] else value)
+                    + f" $\\pm$ {'--' if _missing(spread) else f'{100 * spread:.1f}'}"
                 )
             lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]

@@ -60,7 +60,12 @@ class StudyPaths:
 
     @property
     def lock_file(self) -> Path:
-        return self.local_root / f".{Path(self.experiment_dir).name}.lock"
+        return study_lock_file(self.local_root, Path(self.experiment_dir).name)
+
+
+def study_lock_file(local_root: Path, study_name: str) -> Path:
+    """The lock a study's driver holds while it runs (see lock.py), in the storage folder."""
+    return local_root / f".{study_name}.lock"
 
 
 def run_settings(study: Study, paths: StudyPaths) -> dict[str, Any]:

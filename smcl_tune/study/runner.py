@@ -38,6 +38,7 @@ from smcl_tune.study.progress_callback import ProgressCallback, reporting_to
 from smcl_tune.study.retry import SQLITE_BUSY_TIMEOUT_S
 from smcl_tune.study.scheduler import StudyScheduler
 from smcl_tune.study.searcher import FixedTrial, Stratum, StudySearcher
+from smcl_tune.study.store_health import check_study_stores
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial
 from smcl_tune.study_config import Study, plain_param_names, redact_uri
@@ -295,6 +296,7 @@ def run_study(
     # Every refusal comes first: nothing is started or written before these pass.
     check_job_storage(study, paths)
     check_study_record(study, paths, restart)
+    check_study_stores(study, paths, restart)
     check_tracking_store(study, paths, restart)
     if not address:
         check_local_resources(study)

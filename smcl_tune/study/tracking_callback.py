@@ -33,12 +33,15 @@ from smcl_tune.tracking import (
     ARCHITECTURE_TAG,
     CONDITION_TAG,
     CONFIGURATION_TAG,
+    EPOCHS_TAG,
     FEW_BELOW_TAG,
     IMBALANCE_FACTOR_TAG,
     MANY_ABOVE_TAG,
     METHOD_TAG,
+    N_MAX_TAG,
     SEED_TAG,
     SOURCE_TAG,
+    SUBSET_PROTOCOL_TAG,
     StudyTracker,
 )
 
@@ -84,6 +87,9 @@ class TrackingCallback(Callback):
                 SEED_TAG: str(resolved.training.seed),
                 SOURCE_TAG: data.source,
                 ARCHITECTURE_TAG: resolved.model.architecture,
+                SUBSET_PROTOCOL_TAG: data.subset_protocol,
+                N_MAX_TAG: "default" if data.n_max is None else str(data.n_max),
+                EPOCHS_TAG: str(resolved.training.epochs),
             }
         tags.update(
             {CONDITION_TAG: config.get(CONDITION_KEY, ""), CONFIGURATION_TAG: config.get(CONFIGURATION_KEY, "")}

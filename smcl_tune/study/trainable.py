@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from ray import tune
 from smcl_tune.config import ConfigError, trial_config_from_dict
 from smcl_tune.results import FINAL_MARKER
 from smcl_tune.study.keys import trial_params
+from smcl_tune.study.work_folders import work_folder
 from smcl_tune.study_config import OBJECTIVE_METRICS, apply_overrides
 from smcl_tune.train import cap_gpu_memory, run_trial
 
@@ -48,7 +48,7 @@ def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any], ray_lo
             payload.setdefault(name, math.nan)
         tune.report(payload, checkpoint=None if checkpoint is None else tune.Checkpoint.from_directory(str(checkpoint)))
 
-    with tempfile.TemporaryDirectory(prefix="smcl-trial-") as work:
+    with work_folder() as work:
         resume_from = None
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:

@@ -19,7 +19,8 @@ def reference_peak(saliency: torch.Tensor, content: torch.Tensor | None = None) 
 
 
 def reference_box(saliency: torch.Tensor, lam: float, content: torch.Tensor | None = None) -> torch.Tensor:
-    """The box mask [H, W] of one map: sides round(side * sqrt(1 - lam)), centred on the peak, clipped."""
+    """The box mask [H, W] of one map: sides round(side * sqrt(1 - lam)), centred on the peak, clipped
+    to the image and to its content pixels."""
     height, width = saliency.shape
     row, col = reference_peak(saliency, content)
     box_h = round(height * math.sqrt(1 - lam))
@@ -27,7 +28,7 @@ def reference_box(saliency: torch.Tensor, lam: float, content: torch.Tensor | No
     mask = torch.zeros(height, width)
     for r in range(row - box_h // 2, row - box_h // 2 + box_h):
         for c in range(col - box_w // 2, col - box_w // 2 + box_w):
-            if 0 <= r < height and 0 <= c < width:
+            if 0 <= r < height and 0 <= c < width and (content is None or content[r, c]):
                 mask[r, c] = 1.0
     return mask
 

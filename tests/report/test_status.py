@@ -7,6 +7,8 @@ from smcl_tune.cli import main
 from smcl_tune.results import TrialState
 from smcl_tune.sqlite_copy import copy_database
 from smcl_tune.study.lock import StudyLock
+from smcl_tune.study.paths import StudyPaths
+from smcl_tune.study_config import load_study
 from smcl_tune.tracking import (
     CONDITION_TAG,
     EPOCHS_PER_TRIAL_TAG,
@@ -115,3 +117,20 @@ def test_a_corrupt_store_is_one_message_not_a_traceback(tmp_path, capsys):
     assert main(["status", "--storage", str(storage)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("smcl-tune:") and "Traceback" not in err
+
+
+def test_status_finds_the_lock_run_takes_and_gives_the_exact_eta(tmp_path, capsys):
+    storage = tmp_path / "smcl-runs"
+    study_file = tmp_path / "demo.yaml"
+    study_file.write_text(f"name: demo\nnum_trials: 0\nbaselines: [{{name: ce}}]\nstorage: {storage}\n")
+    _write_study(storage)
+    # 7 epochs trained in 70 s: 10 s an epoch. Left: 2 epochs of the running trial and 2 trials of 4
+    # epochs to go, 10 epochs, one trial at a time: 100 s.
+    with StudyLock(StudyPaths.of(load_study(study_file)).lock_file, "demo"):  # the lock `run` holds
+        assert main(["status", "demo", "--storage", str(storage)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("study demo: running, 2 of 5 trials ended, elapsed ")
+    assert first.endswith(", ETA 1m40s")
+    # The driver gone, its lock file left behind and held by nobody: the same path tells.
+    assert main(["status", "demo", "--storage", str(storage)]) == 0
+    assert capsys.readouterr().out.startswith("study demo: interrupted, 2 of 5 trials ended")

@@ -36,3 +36,21 @@ def test_an_unreadable_state_changes_nothing(tmp_path):
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("{not json")
     assert restore_missing_checkpoints(tmp_path) == []
     assert [path.name for path in trial_dir.iterdir()] == ["checkpoint_000002"]
+
+
+def test_with_two_saved_states_the_newest_one_is_repaired(tmp_path):
+    trial_dir = _experiment(tmp_path, "checkpoint_000001", ["checkpoint_000004"])  # the older state
+    trial = json.dumps({"relative_logdir": trial_dir.name})
+    runtime = json.dumps({"last_result": {"epoch": 3, "checkpoint_dir_name": "checkpoint_000003"}})
+    newer = tmp_path / "experiment_state-2026-01-01_00-05-00.json"  # Ray restores the newest by name
+    newer.write_text(json.dumps({"trial_data": [[trial, runtime]]}))
+    assert restore_missing_checkpoints(tmp_path) == [trial_dir / "checkpoint_000003"]
+    assert (trial_dir / "checkpoint_000003" / "trial.pt").read_text() == "checkpoint_000004"
+    assert [path.name for path in trial_dir.iterdir()] == ["checkpoint_000003"]
+
+
+def test_without_a_later_checkpoint_the_newest_earlier_one_takes_the_name(tmp_path):
+    trial_dir = _experiment(tmp_path, "checkpoint_000005", ["checkpoint_000002", "checkpoint_000003"])
+    assert restore_missing_checkpoints(tmp_path) == [trial_dir / "checkpoint_000005"]
+    assert (trial_dir / "checkpoint_000005" / "trial.pt").read_text() == "checkpoint_000003"
+    assert sorted(path.name for path in trial_dir.iterdir()) == ["checkpoint_000002", "checkpoint_000005"]

@@ -71,3 +71,18 @@ def test_only_the_trials_own_metric_names_reach_mlflow(tmp_path, tiny_config):
         [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
     )
     assert set(run.data.metrics) == {"epoch", "loss", "val_balanced_accuracy", "trial_seconds"}
+
+
+def test_a_trial_run_records_what_published_results_are_compared_on(tmp_path, tiny_config):
+    callback, client = _callback(tmp_path, tiny_config)
+    callback.on_trial_start(0, [], _ray_trial("t3", "optuna-2", **{"data.n_max": 40}))
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
+    )
+    tags = run.data.tags
+    assert (tags["smcl.subset_protocol"], tags["smcl.n_max"], tags["smcl.epochs"]) == ("seeded", "40", "2")
+    assert (tags["smcl.source"], tags["smcl.architecture"], tags["smcl.imbalance_factor"]) == (
+        "synthetic",
+        "small_cnn",
+        "10",
+    )

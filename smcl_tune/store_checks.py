@@ -1,0 +1,91 @@
+"""Is a store usable? Read-only checks of an sqlite file, a tracking server and Ray's saved state,
+each answering with what is wrong (None when nothing is), so that a caller can refuse in one line
+before it starts anything. Nothing here writes, creates or deletes a file."""
+
+from __future__ import annotations
+
+import json
+import pickletools
+import socket
+import sqlite3
+from pathlib import Path
+from urllib.parse import urlsplit
+
+CONNECT_TIMEOUT_S = 5.0
+TUNER_FILE = "tuner.pkl"
+
+
+def sqlite_problem(path: Path) -> str | None:
+    """Why the sqlite database at `path` cannot be read (opened read-only), or None."""
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        return str(error)
+    try:
+        connection.execute("SELECT name FROM sqlite_master").fetchall()
+        (verdict,) = connection.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.Error as error:
+        return str(error)
+    finally:
+        connection.close()
+    return None if verdict == "ok" else str(verdict)
+
+
+def server_problem(uri: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why the http(s) server of `uri` does not answer (a TCP connection to its port), or None;
+    None for any other kind of URI."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:  # a port that is not a number
+        return str(error)
+    if not parts.hostname:
+        return "no host in the URI"
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            return None
+    except OSError as error:
+        return error.strerror or str(error) or type(error).__name__
+
+
+def _pickle_problem(path: Path) -> str | None:
+    """Why `path` is not a whole pickle, found by reading its opcodes (nothing is unpickled), or None."""
+    try:
+        for _ in pickletools.genops(path.read_bytes()):
+            pass
+    except (OSError, ValueError, EOFError) as error:
+        return f"not a pickle ({error})"
+    return None
+
+
+def _experiment_state_problem(path: Path) -> str | None:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        return f"not JSON ({error})"
+    if not (isinstance(state, dict) and isinstance(state.get("trial_data"), list)):
+        return "it holds no list of trials"
+    return None
+
+
+# What Ray restores a Tuner from: its own pickle, and the newest of each kind of state file.
+RAY_STATE_FILES = (
+    (TUNER_FILE, _pickle_problem),
+    ("experiment_state-*.json", _experiment_state_problem),
+    ("search_gen_state-*.json", _pickle_problem),  # a pickle, whatever its name says
+    ("searcher-state-*.pkl", _pickle_problem),
+)
+
+
+def ray_state_problem(experiment_dir: Path) -> tuple[Path, str] | None:
+    """The first unreadable file of the Ray experiment saved in `experiment_dir` and what is wrong
+    with it, or None."""
+    for pattern, problem_of in RAY_STATE_FILES:
+        found = sorted(experiment_dir.glob(pattern))
+        if found:
+            problem = problem_of(found[-1])
+            if problem is not None:
+                return found[-1], problem
+    return None

@@ -1,0 +1,61 @@
+"""Before a study starts: every store it would resume from can be read. A damaged one is refused
+in one line naming it, with what the user can do; nothing is deleted or rewritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from smcl_tune.config import ConfigError
+from smcl_tune.errors import DamagedStore
+from smcl_tune.sqlite_copy import sqlite_path
+from smcl_tune.store_checks import TUNER_FILE, ray_state_problem, server_problem, sqlite_problem
+from smcl_tune.study.paths import StudyPaths
+from smcl_tune.study_config import Study, redact_uri
+
+UNCHANGED = "nothing was changed"
+
+
+def check_tracking(uri: str, where: str = "tracking.uri") -> None:
+    """A tracking server answers (ConfigError: the URI is wrong, or its server is down); an sqlite
+    store can be read (DamagedStore)."""
+    problem = server_problem(uri)
+    if problem is not None:
+        raise ConfigError(
+            f"{where}: {redact_uri(uri)} does not answer ({problem}); start the tracking server, "
+            "or point the URI at one that runs"
+        )
+    database = sqlite_path(uri)
+    if database is not None and database.exists():
+        problem = sqlite_problem(database)
+        if problem is not None:
+            raise DamagedStore(
+                f"{database}: the MLflow store is damaged ({problem}); {UNCHANGED}: restore it from a backup, "
+                "or point storage (or tracking.uri) elsewhere to start afresh"
+            )
+
+
+def check_study_stores(study: Study, paths: StudyPaths, restart: bool) -> None:
+    """The tracking store, and unless --restart discards them, the study's Optuna storage and
+    Ray's saved experiment."""
+    check_tracking(paths.tracking_uri)
+    if restart:
+        return
+    restart_hint = "or run again with --restart to start the study over"
+    optuna_db = sqlite_path(paths.optuna_url)
+    if optuna_db is not None and optuna_db.exists():
+        problem = sqlite_problem(optuna_db)
+        if problem is not None:
+            raise DamagedStore(
+                f"{optuna_db}: study '{study.name}''s Optuna storage is damaged ({problem}); {UNCHANGED}: "
+                f"restore it from a backup, {restart_hint}"
+            )
+    experiment = Path(paths.experiment_dir)
+    if paths.remote or not (experiment / TUNER_FILE).exists():
+        return
+    damaged = ray_state_problem(experiment)
+    if damaged is not None:
+        file, problem = damaged
+        raise DamagedStore(
+            f"{file}: Ray's saved state of study '{study.name}' is unreadable ({problem}); {UNCHANGED}: "
+            f"restore {experiment} from a backup, {restart_hint}"
+        )

@@ -1,0 +1,83 @@
+"""`leaderboard --reference` says which published rows a study can be compared with, and why not
+(issue 26): dataset, imbalance factor, backbone, subset protocol and epochs must match."""
+
+import csv
+import io
+import time
+
+from smcl_tune.cli import main
+from smcl_tune.results import TrialState
+from smcl_tune.tracking import (
+    ARCHITECTURE_TAG,
+    CONDITION_TAG,
+    EPOCHS_TAG,
+    IMBALANCE_FACTOR_TAG,
+    N_MAX_TAG,
+    SOURCE_TAG,
+    SUBSET_PROTOCOL_TAG,
+    StudyTracker,
+    default_tracking_uri,
+)
+
+AS_PUBLISHED = {"factor": "100", "protocol": "ldam", "n_max": "default", "epochs": "200"}
+ELSEWHERE = {"factor": "10", "protocol": "seeded", "n_max": "1000", "epochs": "20"}
+
+
+def _store(storage) -> None:
+    """A CIFAR-10-LT study, ResNet-32: one condition as published, one on another subset and budget."""
+    tracker = StudyTracker(default_tracking_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
+    tracker.log_study(None, None, {}, {"smcl.conditions": '["published", "elsewhere"]'})
+    for condition, setting in (("published", AS_PUBLISHED), ("elsewhere", ELSEWHERE)):
+        tags = {
+            CONDITION_TAG: condition,
+            SOURCE_TAG: "cifar10",
+            ARCHITECTURE_TAG: "resnet32",
+            IMBALANCE_FACTOR_TAG: setting["factor"],
+            SUBSET_PROTOCOL_TAG: setting["protocol"],
+            N_MAX_TAG: setting["n_max"],
+            EPOCHS_TAG: setting["epochs"],
+        }
+        run = tracker.trial_run(f"{condition}/ce", f"baseline-ce [{condition}]", "baseline", {}, {}, tags)
+        tracker.log_metrics(run, {"test_top1": 0.7, "val_balanced_accuracy": 0.7}, 0, int(time.time() * 1000))
+        tracker.end_trial(run, TrialState.COMPLETED)
+    tracker.finish()
+
+
+def test_published_rows_are_marked_comparable_only_when_everything_matches(tmp_path, capsys):
+    _store(tmp_path)
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", "--format", "csv"]) == 0
+    rows = [row for row in csv.DictReader(io.StringIO(capsys.readouterr().out)) if row["kind"] == "published"]
+    published = {row["trial"]: row["comparable"] for row in rows if row["condition"] == "published"}
+    assert published == dict.fromkeys(["CE", "LDAM-DRW", "Balanced Softmax", "ProCo"], "yes")
+    elsewhere = {row["trial"]: row["comparable"] for row in rows if row["condition"] == "elsewhere"}
+    assert elsewhere["CE"] == (
+        "not comparable: imbalance factor 100 (this study 10); "
+        "subset seeded, n_max 1000 (published: ldam, n_max 5000); 200 epochs (this study 20)"
+    )
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference"]) == 0
+    out = capsys.readouterr().out
+    assert "not comparable: imbalance factor 100 (this study 10); subset seeded" in out
+
+
+def test_a_study_without_recorded_protocol_or_epochs_is_not_called_comparable(tmp_path, capsys, logged_trial):
+    tracker = StudyTracker(default_tracking_uri(tmp_path), "old", "old", "f", tmp_path / "mlartifacts")
+    tracker.log_study(None, None, {}, {})
+    final = {"test_top1": 0.5, "test_balanced_accuracy": 0.5, "test_many": 0.9, "test_medium": 0.5}
+    logged_trial(
+        tracker,
+        "ce",
+        "baseline",
+        "completed",
+        "imbalance_factor=100",
+        {},
+        [0.4],
+        final,
+        source="cifar10",
+        architecture="resnet32",
+    )  # a store written before these tags existed
+    tracker.finish()
+    assert main(["leaderboard", "old", "--storage", str(tmp_path), "--reference", "--format", "csv"]) == 0
+    rows = [row for row in csv.DictReader(io.StringIO(capsys.readouterr().out)) if row["kind"] == "published"]
+    assert {row["comparable"] for row in rows} == {
+        "not comparable: this study's subset protocol is not recorded; this study's epochs are not recorded"
+    }

@@ -1,0 +1,50 @@
+"""A trial's work folder does not outlive a killed worker for long (issue 26, item 6): the next
+trial on the node removes the folders of processes that are gone, and only those."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from smcl_tune.study.work_folders import remove_stale_work_folders, work_folder
+
+WORKER = """
+import sys, time
+from pathlib import Path
+from smcl_tune.study.work_folders import work_folder
+folder = work_folder()
+(Path(folder.name) / "checkpoint").mkdir()
+(Path(folder.name) / "checkpoint" / "trial.pt").write_bytes(b"weights" * 1000)
+print(folder.name, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_work_folder_of_a_killed_worker_is_removed_by_the_next_trial(tmp_path, monkeypatch):
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER], env={**os.environ, "TMPDIR": str(tmp_path)}, stdout=subprocess.PIPE, text=True
+    )
+    left = worker.stdout.readline().strip()
+    worker.send_signal(signal.SIGKILL)  # no clean-up runs
+    worker.wait(timeout=30)
+    assert (tmp_path / left.split("/")[-1] / "checkpoint" / "trial.pt").exists()
+    other = tmp_path / "smcl-trial-notes"  # not a work folder's name: left alone
+    other.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with work_folder() as mine:  # the next trial on this node
+        assert sorted(path.name for path in tmp_path.iterdir()) == sorted([other.name, os.path.basename(mine)])
+        assert remove_stale_work_folders(tmp_path) == []  # a live worker's folder is kept
+    assert [path.name for path in tmp_path.iterdir()] == [other.name]
+
+
+def test_another_users_work_folder_is_never_removed(tmp_path):
+    if os.getuid() != 0:
+        pytest.skip("giving a folder to another user needs root")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    theirs = tmp_path / f"smcl-trial-{int(gone.stdout)}-abc"  # a process that has ended
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    assert remove_stale_work_folders(tmp_path) == [] and theirs.is_dir()

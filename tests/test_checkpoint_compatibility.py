@@ -1,0 +1,53 @@
+"""Which checkpoints a trial resumes from (issue 26): the version check on its own, and a run
+environment that changed (data moved, another device) keeps the checkpoint."""
+
+import logging
+
+import pytest
+import torch
+
+import smcl_tune
+from smcl_tune.config import trial_config_from_dict
+from smcl_tune.train import CHECKPOINT_NAME, resumable_state
+
+
+def _checkpoint(folder, config, version=smcl_tune.__version__):
+    """A checkpoint file as a trial writes it (its weights do not matter to the check)."""
+    folder.mkdir()
+    state = {"version": version, "config": config.model_dump(mode="json"), "epoch": 1, "network": {}, "optimizer": {}}
+    torch.save(state, folder / CHECKPOINT_NAME)
+    return folder
+
+
+def test_a_checkpoint_of_another_version_alone_is_set_aside(tmp_path, tiny_config, caplog):
+    config = trial_config_from_dict(tiny_config())
+    assert resumable_state(_checkpoint(tmp_path / "same", config), config) is not None
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.train"):
+        assert resumable_state(_checkpoint(tmp_path / "older", config, version="0.0.1"), config) is None
+    assert f"was written by smcl-tune 0.0.1, this is {smcl_tune.__version__}: the trial starts from scratch" in (
+        caplog.text
+    )
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [
+        {"data": {"root": "/mnt/new-place/data"}},
+        {"training": {"device": "cuda:1", "num_threads": 3}},
+        {"data": {"root": "/mnt/new-place/data", "loader": "stream", "loader_workers": 2}},
+    ],
+    ids=["data root moved", "another device", "another loader"],
+)
+def test_a_changed_run_environment_keeps_the_checkpoint(tmp_path, tiny_config, moved, caplog):
+    first = tiny_config()
+    first["data"]["root"] = "/srv/old-place/data"
+    now = tiny_config()
+    now["data"]["root"] = first["data"]["root"]
+    for section, values in moved.items():
+        now[section].update(values)
+    written = trial_config_from_dict(first)
+    folder = _checkpoint(tmp_path / "checkpoint", written)
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.train"):
+        state = resumable_state(folder, trial_config_from_dict(now))
+    assert state is not None and state["epoch"] == 1, caplog.text
+    assert "starts from scratch" not in caplog.text
