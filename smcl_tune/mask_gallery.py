@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from matplotlib.figure import Figure
 
-GALLERY_FILE = "mask_gallery.png"
+from smcl_tune.results import GALLERY_FILE as GALLERY_FILE  # imported from here by train and the callback
+
 GALLERY_PAIRS = 16
 
 

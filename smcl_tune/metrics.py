@@ -9,7 +9,7 @@ import math
 
 import torch
 
-SHOT_GROUPS = ("many", "medium", "few")
+from smcl_tune.results import SHOT_GROUPS as SHOT_GROUPS  # imported from here by train and data
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -15,9 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from smcl_tune.metrics import SHOT_GROUPS
-
+SHOT_GROUPS = ("many", "medium", "few")
 RESULT_FILE = "result.json"
+GALLERY_FILE = "mask_gallery.png"  # the SMCL mask gallery a trial draws beside its result
 SUMMARY_NAMES = ("top1", "balanced_accuracy", *SHOT_GROUPS)
 # The share of background-only test images (salient box or object erased) predicted as a many-shot
 # class: what SMCL claims to lower (SMCL.md, "What the mechanism predicts"). In `test` and `last_test`.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 
 
 def format_accuracy(value: float | None) -> str:
@@ -32,3 +34,8 @@ def format_rate(images_per_second: float) -> str:
 def format_memory(mebibytes: float) -> str:
     """GPU memory; empty on a CPU, where the trial reports none."""
     return "" if math.isnan(mebibytes) or mebibytes <= 0 else f"GPU {mebibytes / 1024:.1f} GiB"
+
+
+def terminal_width() -> int | None:
+    """The terminal's width in columns when stdout is one (COLUMNS overrides it); None for a pipe or a file."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
+from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.config import ConfigError
 
 
@@ -37,7 +38,6 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
 
 
 def command_leaderboard(arguments: argparse.Namespace) -> int:
-    from smcl_tune.report.html import comparison_html, format_html
     from smcl_tune.report.leaderboard import EmptyStudy, StudyNotFound, UnknownBaseline, load_leaderboard
     from smcl_tune.report.reference import load_reference
     from smcl_tune.report.tables import format_comparison, format_csv, format_latex, format_markdown, format_text
@@ -51,6 +51,8 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
         print(f"smcl-tune: {error}", file=sys.stderr)
         return EXIT_FAILURE
     fmt = arguments.format
+    if fmt == "html":  # plotly and optuna load only for the HTML report
+        from smcl_tune.report.html import comparison_html, format_html
     if len(boards) > 1:
         if fmt == "latex":
             text = "\n".join(format_latex(board) for board in boards)
@@ -62,9 +64,12 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
             reference = load_reference(Path(arguments.reference) if arguments.reference else None)
         if fmt == "latex":
             text = format_latex(boards[0])
+        elif fmt == "table":
+            text = format_text(boards[0], reference, width=None if arguments.output else terminal_width())
+        elif fmt == "html":
+            text = format_html(boards[0], reference)
         else:
-            formats = {"table": format_text, "csv": format_csv, "markdown": format_markdown, "html": format_html}
-            text = formats[fmt](boards[0], reference)
+            text = {"csv": format_csv, "markdown": format_markdown}[fmt](boards[0], reference)
     if arguments.output:
         Path(arguments.output).write_text(text)
         print(f"wrote {arguments.output}")

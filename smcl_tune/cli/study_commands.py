@@ -10,13 +10,14 @@ import sys
 import yaml
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
+from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.config import ConfigError
-from smcl_tune.data.pool import DataSourceError
+from smcl_tune.errors import DataSourceError
 
 
 def check_data(study) -> str | None:
     """Check each condition's data by its paths (nothing downloaded or decoded); a note or None."""
-    from smcl_tune.data.splits import check_trial_data
+    from smcl_tune.data.source_shape import check_trial_data
 
     if any(path in ("data.root", "data.source") for path in study.config.search):
         return None
@@ -86,7 +87,7 @@ def command_run(arguments: argparse.Namespace) -> int:
     print()
     print(f"study {study.name} ran for {outcome.wall_seconds:.0f} s")
     if outcome.leaderboard is not None:
-        print(format_text(outcome.leaderboard))
+        print(format_text(outcome.leaderboard, width=terminal_width()))
     if not outcome.finished:
         print("the study did not finish; run the same command again to resume it", file=sys.stderr)
         return EXIT_FAILURE

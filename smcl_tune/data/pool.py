@@ -17,14 +17,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from smcl_tune.errors import DataSourceError
+
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_FILE_BYTES = 64 * 2**20  # one image file, uncompressed: a zip member above this is refused
 MAX_IMAGE_PIXELS = 50_000_000  # one decoded image (about 150 MB as uint8 RGB)
-
-
-class DataSourceError(ValueError):
-    """A dataset that cannot be used; the message names the path and what was expected."""
 
 
 class ImagePool(ABC):

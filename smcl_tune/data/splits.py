@@ -14,15 +14,11 @@ import torch
 
 from smcl_tune.config import DataConfig
 from smcl_tune.data.augment import channel_statistics
-from smcl_tune.data.longtail import (
-    balanced_indices,
-    shot_groups,
-    split_long_tailed,
-    subset_targets,
-    training_counts,
-)
+from smcl_tune.data.counts import subset_targets
+from smcl_tune.data.longtail import balanced_indices, shot_groups, split_long_tailed
 from smcl_tune.data.pool import ImagePool
-from smcl_tune.data.sources import DEFAULT_N_MAX, describe_source, load_source
+from smcl_tune.data.source_shape import n_max
+from smcl_tune.data.sources import load_source
 
 log = logging.getLogger(__name__)
 
@@ -117,30 +113,12 @@ def _statistics(train: Split, subset_seed: int) -> tuple[torch.Tensor, torch.Ten
     return channel_statistics(train.pool.load(sample))
 
 
-def _n_max(config: DataConfig, pool_counts: list[int]) -> int:
-    if config.n_max is not None:
-        return config.n_max
-    return DEFAULT_N_MAX.get(config.source, max(pool_counts))
-
-
-def check_trial_data(config: DataConfig) -> str | None:
-    """What `build_trial_data` would refuse, found without downloading or decoding an image: the
-    source's paths, and a class the subset or the validation split would leave without training
-    images. Returns a note for the user (e.g. a download still to come); raises DataSourceError."""
-    shape = describe_source(config)
-    targets = subset_targets(
-        shape.pool_counts, _n_max(config, shape.pool_counts), config.subset_imbalance_factor, config.profile
-    )
-    training_counts(shape.pool_counts, targets, 0 if shape.has_val else config.val_per_class, shape.class_names)
-    return shape.note
-
-
 def build_trial_data(config: DataConfig) -> TrialData:
     """Load the source, draw the long-tailed subset and the validation split, decode the images."""
     source = load_source(config)
     num_classes = len(source.class_names)
     pool_counts = torch.bincount(source.train.labels, minlength=num_classes).tolist()
-    targets = subset_targets(pool_counts, _n_max(config, pool_counts), config.subset_imbalance_factor, config.profile)
+    targets = subset_targets(pool_counts, n_max(config, pool_counts), config.subset_imbalance_factor, config.profile)
     held_out = 0 if source.val is not None else config.val_per_class
     split = split_long_tailed(
         source.train.labels, targets, held_out, config.subset_seed, source.class_names, config.subset_protocol

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from smcl_tune.mask_gallery import GALLERY_FILE
 from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
-from smcl_tune.results import TrialState
+from smcl_tune.results import GALLERY_FILE, TrialState
 from smcl_tune.tracking import (
     ARCHITECTURE_TAG,
     BASELINES_TAG,

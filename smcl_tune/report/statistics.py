@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from scipy import stats
 
 from smcl_tune.results import TrialState
 
@@ -29,6 +28,8 @@ def t_interval(values: list[float]) -> tuple[float, float, float, float]:
     if len(finite) < 2:
         return mean, math.nan, math.nan, math.nan
     spread = math.sqrt(sum((value - mean) ** 2 for value in finite) / (len(finite) - 1))
+    from scipy import stats  # half a second to import: only a board with seeds needs it
+
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(finite) - 1) * spread / math.sqrt(len(finite))
     return mean, spread, mean - half, mean + half
 

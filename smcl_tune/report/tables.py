@@ -15,6 +15,7 @@ import pandas as pd
 
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, BACKGROUND_COLUMNS, Leaderboard
 from smcl_tune.report.reference import CAVEAT, published_for
+from smcl_tune.report.table_width import column_widths, fit_to_width
 
 _HEADINGS = {
     "test_top1": "top-1",
@@ -44,6 +45,7 @@ BACKGROUND_NOTE = (
     f"{BACKGROUND_HEADING}: the share of the test images with their salient box erased (on the synthetic source, "
     "their object) that the model puts in a many-shot class, %; SMCL claims to lower it"
 )
+FULL_TABLE_HINT = "`smcl-tune leaderboard STUDY --format csv`, or a pipe or a file, keeps every column"
 SELECTION_NOTE = (
     "test metrics of the epoch selected on validation ('last': of the last epoch); this tool never selects on test"
 )
@@ -193,7 +195,7 @@ def differences_title(board: Leaderboard) -> str:
 
 def _text_table(frame: pd.DataFrame) -> str:
     columns = list(frame.columns)
-    widths = {c: max(len(c), *(len(v) for v in frame[c])) if len(frame) else len(c) for c in columns}
+    widths = column_widths(frame)
 
     def line(cells: dict) -> str:
         return "  ".join(
@@ -243,8 +245,32 @@ def _sections(board: Leaderboard, reference: pd.DataFrame | None = None) -> list
     return sections
 
 
-def format_text(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
-    parts = ["\n".join([title_line(board), *group_lines(board), "", _text_table(display_frame(board))])]
+def _drop_order(board: Leaderboard) -> list[str]:
+    """The trials' table's columns a narrow terminal loses first: timings and last-epoch figures,
+    then the searched parameters past the first three, the background share, epochs, the rest."""
+    searched = list(board.searched)
+    return [
+        "wall s",
+        "last few",
+        "last top-1",
+        *reversed(searched[3:]),
+        BACKGROUND_HEADING,
+        "epochs",
+        *reversed(searched[:3]),
+        "val objective",
+    ]
+
+
+def format_text(board: Leaderboard, reference: pd.DataFrame | None = None, width: int | None = None) -> str:
+    """The leaderboard as text; with `width` (a terminal's), the trials' table leaves out its least
+    important columns until it fits, and a line under it names them."""
+    trials = display_frame(board)
+    left_out = []
+    if width is not None:
+        trials, dropped = fit_to_width(trials, width, _drop_order(board))
+        if dropped:
+            left_out = [f"left out to fit {width} columns: {', '.join(dropped)}", f"({FULL_TABLE_HINT})"]
+    parts = ["\n".join([title_line(board), *group_lines(board), "", _text_table(trials), *left_out])]
     parts += [f"{title}\n\n{_text_table(frame)}" for title, frame in _sections(board, reference)]
     return "\n\n".join(parts)
 

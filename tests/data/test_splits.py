@@ -8,7 +8,8 @@ from PIL import Image
 
 from smcl_tune.config import DataConfig
 from smcl_tune.data.pool import DataSourceError
-from smcl_tune.data.splits import build_trial_data, check_trial_data
+from smcl_tune.data.source_shape import check_trial_data
+from smcl_tune.data.splits import build_trial_data
 
 PUBLISHED = {"train": [0, 0, 0, 0, 1, 1, 1, 2, 2], "val": [0, 1, 2], "test": [0, 1, 2]}
 

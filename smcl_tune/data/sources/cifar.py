@@ -14,8 +14,6 @@ from smcl_tune.data.pool import DataSourceError, SourceData, TensorPool
 log = logging.getLogger(__name__)
 
 DATASETS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
-CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
-CIFAR_POOL_PER_CLASS = {"cifar10": 5000, "cifar100": 500}  # training images per class
 
 
 def check_cifar(name: str, root: Path, download: bool) -> str | None:

@@ -19,11 +19,10 @@ import torch
 
 from smcl_tune.config import SYNTHETIC_MAX_CLASSES, SyntheticConfig
 from smcl_tune.data.pool import SourceData, TensorPool
+from smcl_tune.data.synthetic_classes import class_name
 
 log = logging.getLogger(__name__)
 
-SHAPE_NAMES = ["circle", "square", "triangle", "diamond", "plus", "ring", "cross", "hexagon", "ellipse", "half_disk"]
-COLOUR_NAMES = ["red", "green", "blue", "yellow", "magenta", "cyan", "orange", "purple", "white", "black"]
 COLOURS = torch.tensor(
     [
         [230, 25, 25],
@@ -52,7 +51,6 @@ BACKGROUND_NAMES = [
     "dot_grid",
 ]
 MAX_CLASSES = SYNTHETIC_MAX_CLASSES  # every shape in every colour
-SYNTHETIC_POOL_PER_CLASS = 500
 _SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 
 
@@ -89,11 +87,6 @@ class SyntheticPool(TensorPool):
         super().__init__(rendered.images, rendered.labels)
         self.backgrounds = rendered.backgrounds
         self.foreground_masks = rendered.masks
-
-
-def class_name(label: int) -> str:
-    """`colour_shape` of a synthetic class."""
-    return f"{COLOUR_NAMES[(label + label // 10) % 10]}_{SHAPE_NAMES[label % 10]}"
 
 
 def _grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:

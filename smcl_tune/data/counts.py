@@ -1,0 +1,66 @@
+"""Training images per class under the long-tailed protocol: plain arithmetic, no torch, so that
+`smcl-tune validate` can check a split without loading torch."""
+
+from __future__ import annotations
+
+import logging
+
+from smcl_tune.errors import DataSourceError
+
+log = logging.getLogger(__name__)
+
+
+def class_counts(n_max: int, num_classes: int, imbalance_factor: float, profile: str = "exp") -> list[int]:
+    """Training images per class, class 0 the head.
+
+    exp: `int(n_max * IF^(-i/(C-1)))` (Cao et al. 2019, LDAM); step: the first half of the
+    classes keep n_max, the second half `int(n_max / IF)`.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes: must be >= 2, got {num_classes}")
+    if imbalance_factor < 1:
+        raise ValueError(f"imbalance_factor: must be >= 1, got {imbalance_factor}")
+    if profile == "exp":
+        return [int(n_max * imbalance_factor ** (-i / (num_classes - 1))) for i in range(num_classes)]
+    if profile == "step":
+        head = num_classes // 2
+        return [n_max] * head + [int(n_max / imbalance_factor)] * (num_classes - head)
+    raise ValueError(f"profile: must be 'exp' or 'step', got {profile!r}")
+
+
+def subset_targets(pool_counts: list[int], n_max: int, imbalance_factor: float | None, profile: str) -> list[int]:
+    """Training images wanted per class: the protocol's counts, or the whole pool when
+    `imbalance_factor` is None (a list that is long-tailed as published)."""
+    if imbalance_factor is None:
+        return list(pool_counts)
+    return class_counts(n_max, len(pool_counts), imbalance_factor, profile)
+
+
+def training_counts(
+    pool_counts: list[int], targets: list[int], val_per_class: int, class_names: list[str]
+) -> list[int]:
+    """Training images per class once `val_per_class` are held out of each class's pool.
+
+    A class whose pool cannot hold both keeps what is left (the head class gives up its validation
+    images under the protocol). Raises DataSourceError naming a class that would train on nothing.
+    """
+    counts = []
+    for label, (pool, target) in enumerate(zip(pool_counts, targets)):
+        name = f"class {label} ({class_names[label]})" if label < len(class_names) else f"class {label}"
+        if pool < val_per_class + 1:
+            raise DataSourceError(
+                f"{name}: the training pool has {pool} images, needs at least val_per_class + 1 = "
+                f"{val_per_class + 1}; lower data.val_per_class or add images"
+            )
+        if target < 1:
+            raise DataSourceError(
+                f"{name}: the long-tailed subset keeps no training image of it (n_max * IF^(-i/(C-1)) rounds "
+                "to 0); lower data.imbalance_factor or raise data.n_max"
+            )
+        count = min(target, pool - val_per_class)
+        if count < target:
+            log.info(
+                "%s: %d training images instead of %d (validation holds %d out)", name, count, target, val_per_class
+            )
+        counts.append(count)
+    return counts

@@ -1,0 +1,74 @@
+"""Checking a trial's data by paths and counts, before anything starts (`validate` and `run`).
+
+Nothing is downloaded or decoded, and torch loads only for the sources that need it to look:
+CIFAR (torchvision's file names) and image folders and file lists (listing the files is the check).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from smcl_tune.config import DataConfig
+from smcl_tune.data.counts import subset_targets, training_counts
+from smcl_tune.data.synthetic_classes import SYNTHETIC_POOL_PER_CLASS, class_name
+
+CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
+CIFAR_POOL_PER_CLASS = {"cifar10": 5000, "cifar100": 500}  # training images per class
+DEFAULT_N_MAX = {"cifar10": 5000, "cifar100": 500, "synthetic": SYNTHETIC_POOL_PER_CLASS}
+
+
+@dataclass(frozen=True)
+class SourceShape:
+    """What a source holds, known without decoding an image."""
+
+    pool_counts: list[int]  # training pool images per class
+    class_names: list[str]
+    has_val: bool  # a validation pool of its own (else validation is drawn from the training pool)
+    note: str | None  # for the user, e.g. a download still to come
+
+
+def describe_source(config: DataConfig) -> SourceShape:
+    """Check that the source's files are where the config says, without downloading or decoding.
+
+    Raises DataSourceError naming the path.
+    """
+    if config.source == "synthetic":
+        per_class = config.n_max or SYNTHETIC_POOL_PER_CLASS
+        return SourceShape(
+            [per_class] * config.num_classes, [class_name(c) for c in range(config.num_classes)], True, None
+        )
+    if config.source in ("cifar10", "cifar100"):
+        from smcl_tune.data.sources.cifar import check_cifar
+
+        note = check_cifar(config.source, Path(config.root or ""), config.download)
+        classes = CIFAR_CLASSES[config.source]
+        return SourceShape(
+            [CIFAR_POOL_PER_CLASS[config.source]] * classes, [f"class_{c}" for c in range(classes)], False, note
+        )
+    import torch
+
+    from smcl_tune.data.sources import load_source
+
+    source = load_source(config)  # folders and lists: listing the files is the check
+    counts = torch.bincount(source.train.labels, minlength=len(source.class_names)).tolist()
+    return SourceShape(counts, source.class_names, source.val is not None, None)
+
+
+def n_max(config: DataConfig, pool_counts: list[int]) -> int:
+    """The head class's size under the protocol: as configured, else the source's default, else the largest pool."""
+    if config.n_max is not None:
+        return config.n_max
+    return DEFAULT_N_MAX.get(config.source, max(pool_counts))
+
+
+def check_trial_data(config: DataConfig) -> str | None:
+    """What `build_trial_data` would refuse, found without downloading or decoding an image: the
+    source's paths, and a class the subset or the validation split would leave without training
+    images. Returns a note for the user (e.g. a download still to come); raises DataSourceError."""
+    shape = describe_source(config)
+    targets = subset_targets(
+        shape.pool_counts, n_max(config, shape.pool_counts), config.subset_imbalance_factor, config.profile
+    )
+    training_counts(shape.pool_counts, targets, 0 if shape.has_val else config.val_per_class, shape.class_names)
+    return shape.note

@@ -1,0 +1,39 @@
+"""`smcl-tune --help` and `validate` answer without loading torch, MLflow or Ray."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "torchvision", "mlflow", "ray", "optuna", "plotly")
+# Runs the CLI's main in this interpreter, then names the heavy packages it imported.
+PROBE = f"""
+import sys
+from smcl_tune.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print("loaded:", ",".join(sorted(name for name in {HEAVY!r} if name in sys.modules)))
+sys.exit(code)
+"""
+
+
+def _loaded(*arguments: str) -> tuple[list[str], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("loaded:"), done.stdout
+    return [name for name in last.removeprefix("loaded:").strip().split(",") if name], done.stdout
+
+
+@pytest.mark.parametrize("arguments", [("--help",), ("validate", "studies/quickstart.yaml")], ids=["help", "validate"])
+def test_the_quick_commands_load_no_heavy_library(arguments):
+    loaded, output = _loaded(*arguments)
+    assert loaded == [], f"smcl-tune {' '.join(arguments)} imported {loaded}"
+    if arguments[0] == "validate":  # and still did its work
+        assert "study 'quickstart' is valid" in output
