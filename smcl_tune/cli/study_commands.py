@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import yaml
 
@@ -54,7 +56,6 @@ def _watching(verbose: bool, view):
 
     if verbose:
         return Watching(listener=view, ray_verbosity=1, ray_log_level="INFO")
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's newer reporter prints its start banner even at verbosity 0
     import mlflow  # noqa: F401 -- importing it sets its logger's level, which is set here after
     import optuna
 
@@ -63,7 +64,29 @@ def _watching(verbose: bool, view):
     return Watching(listener=view, ray_verbosity=0, ray_log_level="WARNING")
 
 
+@contextmanager
+def _tune_reporter(verbose: bool) -> Iterator[None]:
+    """Without --verbose, Tune's older reporter, which is silent at verbosity 0 (the newer one prints
+    its start banner even then); the process's environment is restored afterwards, so that a later
+    run in the same process (or a child it starts) is not changed by this one."""
+    previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    if not verbose:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = previous
+
+
 def _run_watched(study, arguments: argparse.Namespace):
+    with _tune_reporter(arguments.verbose):
+        return _run_viewed(study, arguments)
+
+
+def _run_viewed(study, arguments: argparse.Namespace):
     from smcl_tune.study.runner import run_study
 
     if sys.stdout.isatty() and not arguments.verbose:

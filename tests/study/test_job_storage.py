@@ -97,3 +97,12 @@ def test_a_job_refuses_an_absolute_storage_inside_rays_session_folder(tmp_path, 
 def test_what_a_job_keeps_and_what_runs_outside_a_job_pass(tmp_path, tiny_study, environment, changes):
     study = load_study(tiny_study(tmp_path, **changes))
     check_job_storage(study, StudyPaths.of(study), environment)
+
+
+def test_a_run_in_process_leaves_the_environment_as_it_found_it(tmp_path, tiny_study, monkeypatch, capsys):
+    # A plain run picks Tune's quiet reporter through RAY_AIR_NEW_OUTPUT; a leftover value would take
+    # Ray's own tables away from a later `--verbose` run started from the same process (CI saw it).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
+    _refused_in_process(tiny_study(tmp_path, storage="smcl-runs"), monkeypatch, capsys)
+    assert "RAY_AIR_NEW_OUTPUT" not in os.environ
