@@ -85,9 +85,11 @@ def main() -> None:
         f"{arguments.epochs} epochs, seeds 0..{arguments.seeds - 1}, test accuracy % (mean [95% interval, Student t] "
         f"over seeds), {time.perf_counter() - started:.0f} s"
     )
+    # the subset of synthetic_trial: class i keeps int(500 * 100^(-i/9)) images; many-shot: over 100
+    many = sum(int(500 * 100 ** (-i / 9)) > 100 for i in range(10))
     print(
         "bg→many: the share of test images with their object erased predicted as a many-shot class "
-        "(uniform guessing: 30.0%, 3 of 10 classes)"
+        f"(uniform guessing: {10 * many:.1f}%, {many} of 10 classes)"
     )
     print(
         f"{'method':<28}{'overall':>22}{'many':>22}{'medium':>22}{'few':>22}{'bg→many':>22}"

@@ -161,10 +161,9 @@ def main() -> None:
         f"batch 128, lr 0.1 step schedule, CPU 1 thread per run, seeds 0..{arguments.seeds - 1}; "
         f"last-epoch test accuracy %, mean ± std over seeds; {time.perf_counter() - started:.0f} s"
     )
-    print(
-        "bg→many: the share of test images with their salient box erased predicted as a many-shot class "
-        "(uniform guessing: 30.0%, 3 of 10 classes)"
-    )
+    many = sum(count > 100 for count in counts) if counts else None  # many-shot: over 100 training images
+    uniform = f"uniform guessing: {100 * many / len(counts):.1f}%, {many} of {len(counts)} classes" if many else "?"
+    print(f"bg→many: the share of test images with their salient box erased predicted as a many-shot class ({uniform})")
     header = f"{'method':<18}{'top-1':>14}{'many':>14}{'medium':>14}{'few':>14}{'bg→many':>14}"
     print(header + f"{'mask area':>11}{'empty':>8}{'>90%':>8}{'s/run':>7}{'seeds':>7}")
     for label in labels:
