@@ -95,25 +95,27 @@ def soft_label_text(targets: torch.Tensor, class_names: list[str]) -> str:
     return " + ".join(parts[:3])
 
 
-def _columns(gallery: MaskGallery, row: int, class_names: list[str], source: str) -> list[tuple[str, object, str]]:
-    """(title, picture, label) of each cell of one row."""
+def _columns(
+    gallery: MaskGallery, row: int, class_names: list[str], source: str
+) -> list[tuple[str, object, str, str | None]]:
+    """(title, picture, label, colour map of a [0, 1] map or None for an image) of each cell of one row."""
     area = f"area {float(gallery.mask[row].mean()):.2f}"
     soft_label = soft_label_text(gallery.targets[row], class_names)
     head_name = class_names[int(gallery.head_labels[row])]
     if gallery.compose == "erase":
         return [
-            ("image", gallery.head[row].permute(1, 2, 0), head_name),
-            ("its saliency", gallery.saliency[row], ""),
-            ("box (removed)", gallery.mask[row], area),
-            ("erased image", gallery.composite[row].permute(1, 2, 0), ""),
-            ("soft label", None, soft_label),
+            ("image", gallery.head[row].permute(1, 2, 0), head_name, None),
+            ("its saliency", gallery.saliency[row], "", "inferno"),
+            ("box (removed)", gallery.mask[row], area, "gray"),
+            ("erased image", gallery.composite[row].permute(1, 2, 0), "", None),
+            ("soft label", None, soft_label, None),
         ]
     return [
-        ("head (background)", gallery.head[row].permute(1, 2, 0), head_name),
-        ("minor class", gallery.minor[row].permute(1, 2, 0), class_names[int(gallery.minor_labels[row])]),
-        (f"saliency of the {source} image", gallery.saliency[row], ""),
-        ("mask", gallery.mask[row], area),
-        ("composite", gallery.composite[row].permute(1, 2, 0), soft_label),
+        ("head (background)", gallery.head[row].permute(1, 2, 0), head_name, None),
+        ("minor class", gallery.minor[row].permute(1, 2, 0), class_names[int(gallery.minor_labels[row])], None),
+        (f"saliency of the {source} image", gallery.saliency[row], "", "inferno"),
+        ("mask", gallery.mask[row], area, "gray"),
+        ("composite", gallery.composite[row].permute(1, 2, 0), soft_label, None),
     ]
 
 
@@ -129,15 +131,14 @@ def gallery_png(gallery: MaskGallery, class_names: list[str], source: str) -> by
     )
     axes = figure.subplots(rows, 5, squeeze=False)
     for row in range(rows):
-        for column, (title, cell, label) in enumerate(_columns(gallery, row, class_names, source)):
+        for column, (title, cell, label, colour_map) in enumerate(_columns(gallery, row, class_names, source)):
             axis = axes[row][column]
             if cell is None:  # a cell of text only
                 axis.axis("off")
                 axis.text(0.5, 0.5, label.replace(" + ", "\n+ "), ha="center", va="center", fontsize=8)
             else:
-                maps = cell.dim() == 2
-                colour_map = ("inferno" if column == 2 - (gallery.compose == "erase") else "gray") if maps else None
-                axis.imshow(cell.numpy(), cmap=colour_map, vmin=0 if maps else None, vmax=1 if maps else None)
+                unit_range = (0, 1) if colour_map else (None, None)
+                axis.imshow(cell.numpy(), cmap=colour_map, vmin=unit_range[0], vmax=unit_range[1])
                 axis.set_xticks([])
                 axis.set_yticks([])
                 axis.set_xlabel(label, fontsize=7)

@@ -54,9 +54,3 @@ def head_share(confusion: torch.Tensor, many_classes: list[int]) -> float:
     if not many_classes or total == 0:
         return math.nan
     return float(predicted[many_classes].sum()) / total
-
-
-def uniform_head_share(groups: dict[str, list[int]]) -> float:
-    """The head share of uniform guessing: the many-shot classes' share of all classes."""
-    total = sum(len(members) for members in groups.values())
-    return len(groups["many"]) / total if total else math.nan

@@ -24,6 +24,12 @@ SUMMARY_NAMES = ("top1", "balanced_accuracy", *SHOT_GROUPS)
 BACKGROUND_HEAD_SHARE = "background_head_share"
 
 
+def uniform_head_share(group_sizes: dict[str, int]) -> float:
+    """The background head share of uniform guessing: the many-shot classes' share of all classes."""
+    total = sum(group_sizes.values())
+    return group_sizes["many"] / total if total else math.nan
+
+
 class TrialState(StrEnum):
     """How a trial ended, the one vocabulary of searcher, tracker and leaderboard."""
 

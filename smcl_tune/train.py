@@ -76,9 +76,11 @@ def background_edit(data: TrialData) -> ChunkEdit:
     return edit
 
 
-def background_head_share(network: nn.Module, data: TrialData) -> float:
-    """The share of the background-only test images that `network` puts in a many-shot class."""
-    return head_share(evaluate(network, data.test, data, edit=background_edit(data)), data.groups["many"])
+def background_head_share(network: nn.Module, data: TrialData, edit: ChunkEdit | None = None) -> float:
+    """The share of the background-only test images that `network` puts in a many-shot class;
+    `edit`: a `background_edit(data)` made once for several networks."""
+    edit = edit or background_edit(data)
+    return head_share(evaluate(network, data.test, data, edit=edit), data.groups["many"])
 
 
 def _autocast(device: torch.device):
@@ -349,14 +351,15 @@ class Trial:
                 selected = self.network
             matrix = evaluate(selected, data.test, data)
             test = accuracy_summary(matrix, data.groups)
-            test["background_head_share"] = background_head_share(selected, data)
+            erase = background_edit(data)
+            test["background_head_share"] = background_head_share(selected, data, erase)
             per_class = per_class_accuracy(matrix).tolist()
             confusion = matrix.tolist()
             if best_epoch == self.epoch - 1:
                 last_test = test
             else:
                 last_test = accuracy_summary(evaluate(self.network, data.test, data), data.groups)
-                last_test["background_head_share"] = background_head_share(self.network, data)
+                last_test["background_head_share"] = background_head_share(self.network, data, erase)
         return TrialResult(
             status=status,
             reason=reason,

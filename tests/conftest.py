@@ -1,5 +1,6 @@
 """Checks that hold for the whole suite, and fixtures shared across the test folders."""
 
+import functools
 import os
 from pathlib import Path
 
@@ -60,3 +61,24 @@ def _tiny_config(**training) -> dict:
 def tiny_config():
     """A factory of tiny trial configs; keyword arguments set `training` fields."""
     return _tiny_config
+
+
+@pytest.fixture(scope="session")
+def two_one_epoch_trials(tiny_config):
+    """`two_one_epoch_trials(storage)`: a study of two one-epoch tiny trials side by side (FIFO),
+    kept in `storage`: what the cluster tests submit."""
+    return functools.partial(_two_one_epoch_trials, tiny_config)
+
+
+def _two_one_epoch_trials(tiny_config, storage: str) -> dict:
+    return {
+        "name": "tiny",
+        "trial": tiny_config(epochs=1, num_threads=1),
+        "search": {"method.temperature": {"loguniform": [0.05, 0.5]}},
+        "num_trials": 2,
+        "max_concurrent": 2,
+        "resources": {"cpus": 1},
+        "scheduler": {"type": "fifo"},
+        "storage": storage,
+        "seed": 0,
+    }

@@ -16,6 +16,7 @@ import pandas as pd
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, BACKGROUND_COLUMNS, Leaderboard
 from smcl_tune.report.reference import CAVEAT, published_for
 from smcl_tune.report.table_width import column_widths, fit_to_width
+from smcl_tune.results import uniform_head_share
 
 _HEADINGS = {
     "test_top1": "top-1",
@@ -169,7 +170,8 @@ def group_lines(board: Leaderboard) -> list[str]:
         rule = ""
         if not many_above.empty and not few_below.empty:
             rule = f" (many: > {many_above.iloc[0]:g} training images, few: < {few_below.iloc[0]:g})"
-        uniform = f"; {BACKGROUND_HEADING} of uniform guessing {100 * many / (many + medium + few):.1f}%"
+        share = uniform_head_share({"many": many, "medium": medium, "few": few})
+        uniform = f"; {BACKGROUND_HEADING} of uniform guessing {100 * share:.1f}%"
         lines.append(f"{where}shot groups {many} / {medium} / {few} classes (many / medium / few){rule}{uniform}")
     if len(lines) and any("uniform guessing" in line for line in lines):
         lines.append(BACKGROUND_NOTE)

@@ -50,18 +50,8 @@ def _one_host_config(folder: Path) -> dict:
     return config
 
 
-def _write_study(folder: Path, tiny_config, storage: Path) -> None:
-    study = {
-        "name": "tiny",
-        "trial": tiny_config(epochs=1, num_threads=1),
-        "search": {"method.temperature": {"loguniform": [0.05, 0.5]}},
-        "num_trials": 2,
-        "max_concurrent": 2,
-        "resources": {"cpus": 1},
-        "scheduler": {"type": "fifo"},
-        "storage": str(storage),
-        "seed": 0,
-    }
+def _write_study(folder: Path, two_one_epoch_trials, storage: Path) -> None:
+    study = two_one_epoch_trials(str(storage))
     (folder / "studies").mkdir()
     (folder / "studies" / "tiny.yaml").write_text(yaml.safe_dump(study))
 
@@ -104,11 +94,11 @@ def _forget_cached_config(folder: Path) -> None:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ray_up_submit_and_down_run_a_study_on_a_one_host_cluster_over_ssh(tmp_path, tiny_config):
+def test_ray_up_submit_and_down_run_a_study_on_a_one_host_cluster_over_ssh(tmp_path, two_one_epoch_trials):
     _skip_unless_possible()
     storage = tmp_path / "shared" / "smcl-runs"
     (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(_one_host_config(tmp_path)))
-    _write_study(tmp_path, tiny_config, storage)
+    _write_study(tmp_path, two_one_epoch_trials, storage)
     (tmp_path / "client-home").mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
     env.update(HOME=str(tmp_path / "client-home"), RAY_AUTH_MODE="token", PATH=f"{BIN}{os.pathsep}{env['PATH']}")

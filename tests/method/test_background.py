@@ -7,7 +7,8 @@ import torch
 
 from smcl_tune.method.background import background_box_sizes, background_only
 from smcl_tune.method.saliency import spectral_residual_saliency
-from smcl_tune.metrics import head_share, uniform_head_share
+from smcl_tune.metrics import head_share
+from smcl_tune.results import uniform_head_share
 
 from .reference import reference_box, reference_fill
 
@@ -48,4 +49,4 @@ def test_head_share_counts_predictions_of_many_shot_classes():
     assert head_share(confusion, [0, 1]) == pytest.approx(0.6)
     assert math.isnan(head_share(confusion, []))  # no many-shot class: missing, not 0
     assert math.isnan(head_share(torch.zeros(3, 3, dtype=torch.long), [0]))
-    assert uniform_head_share({"many": [0, 1], "medium": [2], "few": [3]}) == 0.5
+    assert uniform_head_share({"many": 2, "medium": 1, "few": 1}) == 0.5

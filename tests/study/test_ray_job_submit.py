@@ -106,20 +106,10 @@ def ray_head(tmp_path):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _write_job_study(job_dir: Path, tiny_config, storage: str) -> None:
+def _write_job_study(job_dir: Path, two_one_epoch_trials, storage: str) -> None:
     """The job's working folder, holding tiny.yaml: two one-epoch trials of 5 tiny classes, side by side."""
     job_dir.mkdir()
-    study = {
-        "name": "tiny",
-        "trial": tiny_config(epochs=1, num_threads=1),
-        "search": {"method.temperature": {"loguniform": [0.05, 0.5]}},
-        "num_trials": 2,
-        "max_concurrent": 2,
-        "resources": {"cpus": 1},
-        "scheduler": {"type": "fifo"},
-        "storage": storage,
-        "seed": 0,
-    }
+    study = two_one_epoch_trials(storage)
     (job_dir / "tiny.yaml").write_text(yaml.safe_dump(study))
 
 
@@ -141,7 +131,7 @@ def _submit(address: str, env: dict, job_dir: Path) -> tuple[subprocess.Complete
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_study_submitted_with_ray_job_submit_keeps_its_results_in_its_absolute_storage(
-    tmp_path, ray_head, tiny_config, run_cli
+    tmp_path, ray_head, two_one_epoch_trials, run_cli
 ):
     address, env = ray_head
     without_token = {**env, "HOME": str(tmp_path)}  # no ~/.ray/auth_token there
@@ -151,7 +141,7 @@ def test_a_study_submitted_with_ray_job_submit_keeps_its_results_in_its_absolute
 
     storage = tmp_path / "shared" / "smcl-runs"
     kept = tmp_path / "job"
-    _write_job_study(kept, tiny_config, str(storage))
+    _write_job_study(kept, two_one_epoch_trials, str(storage))
     done, job = _submit(address, env, kept)
     assert done.returncode == 0 and f"Job '{job}' succeeded" in done.stdout + done.stderr, done.stdout[-3000:]
     assert f"Job '{job}' succeeded" in _job_status(address, env, job)
@@ -165,7 +155,7 @@ def test_a_study_submitted_with_ray_job_submit_keeps_its_results_in_its_absolute
     print(done.stdout, done.stderr, status.stdout, board.stdout, sep="\n")  # shown with pytest -rP
 
     lost = tmp_path / "relative-job"
-    _write_job_study(lost, tiny_config, "smcl-runs")
+    _write_job_study(lost, two_one_epoch_trials, "smcl-runs")
     done, job = _submit(address, env, lost)
     assert done.returncode != 0
     assert f"Job '{job}' failed" in _job_status(address, env, job)
