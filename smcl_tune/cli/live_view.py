@@ -69,8 +69,7 @@ class LiveView:
 
     def trial_ended(self, progress: StudyProgress, trial: EndedTrial) -> None:
         self.progress = progress
-        where = f" [{trial.condition}]" if trial.condition else ""
-        self.console.print(Text(trial.describe() + where, style=_ENDED_STYLE[trial.state]))
+        self.console.print(Text(trial.describe(), style=_ENDED_STYLE[trial.state]))
 
     def _render(self):
         progress = self.progress
@@ -79,10 +78,8 @@ class LiveView:
             return Group(title, Text("starting Ray"))
         rows = Table.grid(padding=(0, 2))
         for trial in list(progress.running.values()):
-            where = f"[{trial.condition}]" if trial.condition else ""
             rows.add_row(
                 trial.name,
-                where,
                 ProgressBar(total=max(1, trial.epochs_planned), completed=trial.epochs_done, width=20),
                 f"epoch {trial.epochs_done}/{trial.epochs_planned}",
                 format_objective(trial.objective),

@@ -20,11 +20,8 @@ def study_summary(progress: StudyProgress) -> str:
 
 
 def best_summary(progress: StudyProgress) -> str:
-    """The best validation objective so far, per condition."""
-    parts = []
-    for condition, (value, name) in sorted(progress.best.items()):
-        where = f"[{condition}] " if condition else ""
-        parts.append(f"{where}{format_objective(value)} ({name})")
+    """The best validation objective so far, per condition (a trial's name carries its condition)."""
+    parts = [f"{format_objective(value)} ({name})" for _, (value, name) in sorted(progress.best.items())]
     return f"best {progress.metric}: " + ("; ".join(parts) if parts else "none yet")
 
 
@@ -48,12 +45,11 @@ class PlainView:
         if now - self._last_epoch_line < self.min_interval_s:
             return
         self._last_epoch_line = now
-        where = f" [{trial.condition}]" if trial.condition else ""
         speed = ", ".join(
             part for part in (format_rate(trial.images_per_second), format_memory(trial.gpu_memory_mib)) if part
         )
         print(
-            f"{_clock()} {trial.name}{where}: epoch {trial.epochs_done}/{trial.epochs_planned}, "
+            f"{_clock()} {trial.name}: epoch {trial.epochs_done}/{trial.epochs_planned}, "
             f"{progress.metric} {format_objective(trial.objective)}"
             + (f", {speed}" if speed else "")
             + f" | {study_summary(progress)}",
@@ -61,7 +57,4 @@ class PlainView:
         )
 
     def trial_ended(self, progress: StudyProgress, trial: EndedTrial) -> None:
-        where = f" [{trial.condition}]" if trial.condition else ""
-        print(
-            f"{_clock()} {trial.describe()}{where} | {study_summary(progress)} | {best_summary(progress)}", flush=True
-        )
+        print(f"{_clock()} {trial.describe()} | {study_summary(progress)} | {best_summary(progress)}", flush=True)

@@ -101,16 +101,17 @@ def test_live_view_shows_the_study_line_and_a_bar_per_running_trial():
     view.console = Console(file=io.StringIO(), width=150, record=True)
     progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=4, epochs_per_trial=4, listener=view)
     view.started(progress)
-    progress.epoch_ended("a", "trial-000", "IF 100", _epoch(1, 0.42))
-    progress.epoch_ended("b", "trial-001", "IF 100", {**_epoch(0, 0.3), "gpu_memory_peak_mib": 2048.0})
+    progress.epoch_ended("a", "trial-000 [IF 100]", "IF 100", _epoch(1, 0.42))
+    progress.epoch_ended("b", "trial-001 [IF 100]", "IF 100", {**_epoch(0, 0.3), "gpu_memory_peak_mib": 2048.0})
     view.console.print(view._render())
     screen = view.console.export_text()
     assert "study demo: 0 done, 0 stopped early, 0 failed, 2 running, 2 to go" in screen
-    assert "best val_balanced_accuracy: [IF 100] 0.4200 (trial-000)" in screen
+    assert "best val_balanced_accuracy: 0.4200 (trial-000 [IF 100])" in screen
+    assert screen.count("[IF 100]") == 3  # once per running trial and in the best: never twice in a row
     assert "trial-000" in screen and "epoch 2/4" in screen and "100 images/s" in screen
     assert "GPU 2.0 GiB" in screen
-    progress.trial_ended("a", "trial-000", "IF 100", TrialState.PRUNED, None)
-    assert "trial-000: stopped early at epoch 2 [IF 100]" in view.console.export_text()
+    progress.trial_ended("a", "trial-000 [IF 100]", "IF 100", TrialState.PRUNED, None)
+    assert "trial-000 [IF 100]: stopped early at epoch 2\n" in view.console.export_text()
 
 
 def test_an_ended_trial_says_how_it_ended():
