@@ -101,16 +101,18 @@ def _run_viewed(study, arguments: argparse.Namespace):
 
 
 def command_run(arguments: argparse.Namespace) -> int:
+    from smcl_tune.report.publish import publish_leaderboard
     from smcl_tune.report.tables import format_text
     from smcl_tune.study_config import load_study
 
     study = load_study(arguments.study)
     check_data(study)
     outcome = _run_watched(study, arguments)
+    board = publish_leaderboard(outcome.paths.tracking_uri, study.name)
     print()
     print(f"study {study.name} ran for {outcome.wall_seconds:.0f} s")
-    if outcome.leaderboard is not None:
-        print(format_text(outcome.leaderboard, width=terminal_width()))
+    if board is not None:
+        print(format_text(board, width=terminal_width()))
     if not outcome.finished:
         print("the study did not finish; run the same command again to resume it", file=sys.stderr)
         return EXIT_FAILURE

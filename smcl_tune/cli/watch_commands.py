@@ -27,7 +27,7 @@ def _study_line(status) -> str:
 
 
 def _print_study(status) -> None:
-    from smcl_tune.report.status import INTERRUPTED
+    from smcl_tune.study_status import INTERRUPTED
 
     counts = status.counts()
     print(_study_line(status))

@@ -9,6 +9,7 @@ from typing import Any
 
 from smcl_tune.config import ConfigError
 from smcl_tune.study_config import Study, redact_uri
+from smcl_tune.study_status import study_lock_file
 from smcl_tune.tracking import default_tracking_uri
 
 STATE_FILE = "smcl-study.json"
@@ -61,11 +62,6 @@ class StudyPaths:
     @property
     def lock_file(self) -> Path:
         return study_lock_file(self.local_root, Path(self.experiment_dir).name)
-
-
-def study_lock_file(local_root: Path, study_name: str) -> Path:
-    """The lock a study's driver holds while it runs (see lock.py), in the storage folder."""
-    return local_root / f".{study_name}.lock"
 
 
 def run_settings(study: Study, paths: StudyPaths) -> dict[str, Any]:

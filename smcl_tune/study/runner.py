@@ -16,9 +16,6 @@ import ray
 from ray import tune
 
 from smcl_tune.config import ConfigError
-from smcl_tune.report.leaderboard import Leaderboard
-from smcl_tune.report.publish import publish_leaderboard
-from smcl_tune.report.status import study_status
 from smcl_tune.results import TrialState
 from smcl_tune.study.checkpoint_repair import restore_missing_checkpoints
 from smcl_tune.study.cluster import (
@@ -42,6 +39,7 @@ from smcl_tune.study.store_health import check_study_stores
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial
 from smcl_tune.study_config import Study, plain_param_names, redact_uri
+from smcl_tune.study_status import study_status
 from smcl_tune.tracking import (
     BASELINES_TAG,
     CONDITIONS_TAG,
@@ -78,7 +76,6 @@ class StudyOutcome:
     wall_seconds: float
     finished: bool
     paths: StudyPaths
-    leaderboard: Leaderboard | None
 
 
 def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
@@ -310,8 +307,7 @@ def run_study(
         finished = _run(study, paths, restart, guard, watching)
         if guard is not None and guard.foreign is not None:
             raise ConfigError(local_storage_message(study, paths, sorted(guard.hosts | {guard.foreign})))
-        board = publish_leaderboard(paths.tracking_uri, study.name)
-    return StudyOutcome(study.name, time.time() - started, finished, paths, board)
+    return StudyOutcome(study.name, time.time() - started, finished, paths)
 
 
 def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -> None:
