@@ -388,9 +388,10 @@ def format_latex(board: Leaderboard) -> str:
         header + r" \\",
         r"\midrule",
     ]
-    if summary.empty:
+    if summary.empty:  # a frame without columns: nothing to group
         lines.append(r"\multicolumn{" + str(len(_LATEX_METRICS) + 1) + r"}{c}{no configuration has two seeds yet} \\")
-    for index, (condition, rows) in enumerate(summary.groupby("condition", sort=False)):
+    conditions = [] if summary.empty else summary.groupby("condition", sort=False)
+    for index, (condition, rows) in enumerate(conditions):
         if index:
             lines.append(r"\midrule")
         if condition:

@@ -3,6 +3,8 @@
 import csv
 import io
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -94,3 +96,27 @@ def test_the_cli_writes_latex_and_compares_with_another_baseline(tmp_path, build
     assert out.read_text().startswith("% seeds: test accuracy (%)") and r"\toprule" in out.read_text()
     assert main(["leaderboard", "seeds", "--storage", str(tmp_path / "runs"), "--baseline", "smcl"]) == 0
     assert "paired differences to the baseline 'smcl'" in capsys.readouterr().out
+
+
+def test_latex_of_a_study_without_seeds_is_a_table_saying_so(tmp_path, build_store):
+    """`smcl-tune leaderboard lt --format latex` on a study whose configurations ran once each: the
+    booktabs table with one row that says why it is empty, exit code 0, no traceback."""
+    build_store(tmp_path / "runs")
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "leaderboard", "lt", "--storage", "runs", "--format", "latex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.rstrip("\n").splitlines()
+    assert lines[0].startswith("% lt: test accuracy (%)")
+    assert lines[1:5] == [
+        r"\begin{tabular}{lcccc}",
+        r"\toprule",
+        r"Method & Top-1 & Many & Medium & Few \\",
+        r"\midrule",
+    ]
+    assert lines[5:] == [r"\multicolumn{5}{c}{no configuration has two seeds yet} \\", r"\bottomrule", r"\end{tabular}"]
