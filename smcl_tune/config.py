@@ -15,9 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the field path and the reason."""
+from smcl_tune.errors import ConfigError
 
 
 class _Strict(BaseModel):

@@ -1,9 +1,26 @@
-"""Errors the CLI reports in one line: StudyUnavailable with exit code 1 (the input was fine; the run cannot
-go on), DataSourceError with exit code 2 (bad input)."""
+"""Every error a user sees as one line (the CLI prints it, no traceback).
+
+Bad input, exit code 2: ConfigError (a study or trial file, an argument, a path), DataSourceError
+(a dataset), StudyNotFound and UnknownBaseline (a name the store does not hold).
+The input was fine but the study cannot go on now, exit code 1: StudyUnavailable (StudyBusy,
+DamagedStore), EmptyStudy.
+"""
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the field path and the reason."""
+
+
+class DataSourceError(ValueError):
+    """A dataset that cannot be used (exit code 2, bad input); the message names the path and what was expected."""
 
 
 class StudyUnavailable(RuntimeError):
     """A study that cannot be run or read now: another driver holds it, or its store is unreadable."""
+
+
+class StudyBusy(StudyUnavailable):
+    """Another driver runs this study; the message says which (host and process id)."""
 
 
 class DamagedStore(StudyUnavailable):
@@ -11,5 +28,21 @@ class DamagedStore(StudyUnavailable):
     and says what the user can do. Nothing of it has been changed."""
 
 
-class DataSourceError(ValueError):
-    """A dataset that cannot be used (exit code 2, bad input); the message names the path and what was expected."""
+class StudyNotFound(LookupError):
+    """No study of that name in the store; the message lists the studies that exist."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listing = ", ".join(known) if known else "none yet"
+        super().__init__(f"no study named '{name}' in the MLflow store (studies there: {listing})")
+
+
+class UnknownBaseline(LookupError):
+    """A baseline the study does not have; the message lists those it has."""
+
+    def __init__(self, study: str, name: str, known: list[str]) -> None:
+        listing = ", ".join(known) if known else "none"
+        super().__init__(f"--baseline: study '{study}' has no baseline named '{name}' (its baselines: {listing})")
+
+
+class EmptyStudy(LookupError):
+    """A study with no trial runs yet."""

@@ -1,6 +1,7 @@
 import pytest
 
-from smcl_tune.config import ConfigError, TrialConfig, load_trial_config, trial_config_from_dict
+from smcl_tune.config import TrialConfig, load_trial_config, trial_config_from_dict
+from smcl_tune.errors import ConfigError
 
 
 def test_defaults_follow_the_reference_recipe():

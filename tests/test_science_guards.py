@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from smcl_tune.config import ConfigError
+from smcl_tune.errors import ConfigError
 from smcl_tune.study_config import study_from_dict
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"

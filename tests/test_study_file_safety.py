@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from smcl_tune.config import MAX_YAML_DEPTH, ConfigError, load_yaml
+from smcl_tune.config import MAX_YAML_DEPTH, load_yaml
+from smcl_tune.errors import ConfigError
 
 
 def _alias_chain(levels: int) -> str:

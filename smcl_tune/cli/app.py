@@ -12,8 +12,7 @@ from smcl_tune.cli.report_commands import command_leaderboard, command_ui
 from smcl_tune.cli.study_commands import command_run, command_validate
 from smcl_tune.cli.trial_command import command_trial
 from smcl_tune.cli.watch_commands import command_dashboard, command_status
-from smcl_tune.config import ConfigError
-from smcl_tune.errors import DataSourceError, StudyUnavailable
+from smcl_tune.errors import ConfigError, DataSourceError, StudyUnavailable
 
 STORAGE_HELP = "the studies' storage folder (default smcl-runs)"
 TRACKING_HELP = "an MLflow tracking URI instead of the storage folder's store"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
-from smcl_tune.config import ConfigError
+from smcl_tune.errors import ConfigError
 
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
@@ -38,7 +38,8 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
 
 
 def command_leaderboard(arguments: argparse.Namespace) -> int:
-    from smcl_tune.report.leaderboard import EmptyStudy, StudyNotFound, UnknownBaseline, load_leaderboard
+    from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
+    from smcl_tune.report.leaderboard import load_leaderboard
     from smcl_tune.report.reference import load_reference
     from smcl_tune.report.tables import format_comparison, format_csv, format_latex, format_markdown, format_text
 

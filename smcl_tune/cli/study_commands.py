@@ -13,8 +13,7 @@ import yaml
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
-from smcl_tune.config import ConfigError
-from smcl_tune.errors import DataSourceError
+from smcl_tune.errors import ConfigError, DataSourceError
 
 
 def check_data(study) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from smcl_tune.cli.exit_codes import EXIT_OK
 from smcl_tune.cli.formatting import format_duration, format_objective
 from smcl_tune.cli.report_commands import tracking_uri
-from smcl_tune.config import ConfigError
+from smcl_tune.errors import ConfigError
 
 
 def _study_line(status) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
 from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import GALLERY_FILE, TrialState
@@ -49,26 +50,6 @@ BACKGROUND_COLUMNS = ("test_background_head_share", "last_test_background_head_s
 KINDS = ("search", "baseline", "confirm")
 _STATE_ORDER = {TrialState.COMPLETED: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAILED: 3}
 CURVE_TRIALS = 5
-
-
-class StudyNotFound(LookupError):
-    """No study of that name in the store; the message lists the studies that exist."""
-
-    def __init__(self, name: str, known: list[str]) -> None:
-        listing = ", ".join(known) if known else "none yet"
-        super().__init__(f"no study named '{name}' in the MLflow store (studies there: {listing})")
-
-
-class UnknownBaseline(LookupError):
-    """A baseline the study does not have; the message lists those it has."""
-
-    def __init__(self, study: str, name: str, known: list[str]) -> None:
-        listing = ", ".join(known) if known else "none"
-        super().__init__(f"--baseline: study '{study}' has no baseline named '{name}' (its baselines: {listing})")
-
-
-class EmptyStudy(LookupError):
-    """A study with no trial runs yet."""
 
 
 @dataclass

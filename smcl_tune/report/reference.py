@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from smcl_tune.config import ConfigError
+from smcl_tune.errors import ConfigError
 
 COLUMNS = ("benchmark", "imbalance_factor", "backbone", "method", "epochs", "top1", "many", "medium", "few", "source")
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

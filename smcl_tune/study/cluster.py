@@ -9,7 +9,7 @@ import psutil
 import ray
 from ray.tune.stopper import Stopper
 
-from smcl_tune.config import ConfigError
+from smcl_tune.errors import ConfigError
 from smcl_tune.study.paths import StudyPaths
 from smcl_tune.study_config import Study
 

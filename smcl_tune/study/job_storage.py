@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from smcl_tune.config import ConfigError
+from smcl_tune.errors import ConfigError
 from smcl_tune.study.paths import StudyPaths
 from smcl_tune.study_config import Study, redact_uri
 

@@ -12,11 +12,7 @@ import socket
 import time
 from pathlib import Path
 
-from smcl_tune.errors import StudyUnavailable
-
-
-class StudyBusy(StudyUnavailable):
-    """Another driver runs this study; the message says which (host and process id)."""
+from smcl_tune.errors import StudyBusy
 
 
 class StudyLock:

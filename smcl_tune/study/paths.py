@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smcl_tune.config import ConfigError
+from smcl_tune.errors import ConfigError
 from smcl_tune.study_config import Study, redact_uri
 from smcl_tune.study_status import study_lock_file
 from smcl_tune.tracking import default_tracking_uri

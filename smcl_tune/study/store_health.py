@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smcl_tune.config import ConfigError
-from smcl_tune.errors import DamagedStore
+from smcl_tune.errors import ConfigError, DamagedStore
 from smcl_tune.sqlite_copy import sqlite_path
 from smcl_tune.store_checks import TUNER_FILE, ray_state_problem, server_problem, sqlite_problem
 from smcl_tune.study.paths import StudyPaths

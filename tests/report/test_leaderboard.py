@@ -3,7 +3,8 @@
 import pytest
 
 from smcl_tune.cli import main
-from smcl_tune.report.leaderboard import StudyNotFound, load_leaderboard
+from smcl_tune.errors import StudyNotFound
+from smcl_tune.report.leaderboard import load_leaderboard
 from smcl_tune.report.tables import format_csv, format_markdown, format_text
 from smcl_tune.tracking import StudyTracker, default_tracking_uri
 
