@@ -29,7 +29,8 @@ LAYERS = (
     ("results", "study_config"),
     ("study_checks",),
     ("study_schema",),
-    ("config", "errors"),
+    ("config",),
+    ("errors",),
 )
 
 

@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from smcl_tune.errors import ConfigError
 
 
-class _Strict(BaseModel):
-    # No NaN or infinity anywhere: a float field is a finite number or it is refused.
+class StrictModel(BaseModel):
+    """The base of every model of a trial or study file: unknown fields are refused, a float field
+    is a finite number (no NaN, no infinity), and a value assigned later is validated too."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
@@ -27,7 +29,7 @@ SEED_RANGE = {"ge": 0, "lt": 2**32}  # numpy's and most libraries' seed range
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+|mps)$"
 
 
-class SyntheticConfig(_Strict):
+class SyntheticConfig(StrictModel):
     """Parameters of the built-in background-bias benchmark (data.source = synthetic)."""
 
     image_size: int = Field(32, ge=16, le=256, description="side of the square images, pixels")
@@ -55,7 +57,7 @@ DEFAULT_IMBALANCE_FACTOR = 100.0
 SYNTHETIC_MAX_CLASSES = 100  # 10 shapes x 10 colours
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     source: Literal["synthetic", "cifar10", "cifar100", "image_folder", "file_list"] = "synthetic"
     root: str | None = Field(None, description="dataset folder, .zip folder, or list folder (not used by synthetic)")
     download: bool = Field(False, description="let torchvision download CIFAR into root")
@@ -144,7 +146,7 @@ class DataConfig(_Strict):
         return DEFAULT_LOADER_WORKERS if self.loader_workers is None else self.loader_workers
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     architecture: Literal["resnet32", "small_cnn", "resnet18", "resnet50"] = "resnet32"
     projection_dim: int = Field(128, ge=2, description="output size of the projection head")
     classifier: Literal["linear", "cosine"] | None = Field(
@@ -154,7 +156,7 @@ class ModelConfig(_Strict):
     )
 
 
-class MethodConfig(_Strict):
+class MethodConfig(StrictModel):
     name: Literal["ce", "supcon", "mask_only", "smcl", "cmo"] = "smcl"
     saliency: Literal["spectral_residual", "gradient"] = "spectral_residual"
     saliency_blur_sigma: float = Field(
@@ -212,7 +214,7 @@ class MethodConfig(_Strict):
         return self.classifier_loss in ("drw", "ldam_drw")
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=2)
     lr: float = Field(0.1, gt=0.0)
@@ -255,7 +257,7 @@ class TrainingConfig(_Strict):
         return self
 
 
-class TrialConfig(_Strict):
+class TrialConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)

@@ -185,6 +185,16 @@ BAD_STUDIES = [
         _set("trial.method.saliency_blur_sigma", float("inf")),
         "trial.method.saliency_blur_sigma: Input should be a finite number",
     ),
+    (  # the study file's own models refuse NaN and infinity as the trial's do
+        "an infinite ASHA reduction factor",
+        _set("scheduler.reduction_factor", float("inf")),
+        "scheduler.reduction_factor: Input should be a finite number",
+    ),
+    (
+        "a NaN CPU count",
+        _set("resources.cpus", float("nan")),
+        "resources.cpus: Input should be a finite number",
+    ),
     (
         "a NaN milestone factor",
         lambda r: r["trial"]["training"].update(

@@ -1,0 +1,290 @@
+"""The study file's cross-checks: the study applied to the trial config.
+
+Every search bound and its combinations, every baseline and confirmation override, every
+condition gives a valid trial; what a trial measures is never searched; runs paired over seeds
+train on the same data; ASHA's budget is one epoch count. Each refusal is a ConfigError naming
+the field path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+
+from smcl_tune.config import TrialConfig, apply_overrides, short_repr, trial_config_from_dict
+from smcl_tune.errors import ConfigError
+from smcl_tune.study_schema import DISTRIBUTIONS, StudyConfig, study_conditions
+
+
+def _config_field(path: str):
+    """The pydantic field a dotted path names in the trial config, or None."""
+    model: type[BaseModel] = TrialConfig
+    parts = path.split(".")
+    field = None
+    for index, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        if index < len(parts) - 1:
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                return None
+            model = annotation
+    return field
+
+
+def _is_config_field(path: str) -> bool:
+    return _config_field(path) is not None
+
+
+def _value_type(annotation: Any) -> Any:
+    """int, float, or another type (Literal, bool, str, list...) of a field, without `| None`."""
+    arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(arguments) == 1:
+        return arguments[0]
+    return annotation
+
+
+def _check_distribution_kind(path: str, kind: str) -> None:
+    """A numeric distribution only for a numeric field; whole numbers only for a whole-number field."""
+    value_type = _value_type(_config_field(path).annotation)
+    if kind == "choice" or value_type is float or (value_type is int and kind in ("int", "logint")):
+        return
+    wanted = "int, logint or choice" if value_type is int else "choice"
+    raise ConfigError(f"search.{path}: {kind} gives values this field does not take; use {wanted}")
+
+
+def _distribution_values(path: str, spec: dict[str, Any]) -> list[Any]:
+    """Check one distribution and return the values it can take at its edges (to validate)."""
+    where = f"search.{path}"
+    if len(spec) != 1:
+        raise ConfigError(f"{where}: give exactly one distribution ({', '.join(DISTRIBUTIONS)}), got {sorted(spec)}")
+    kind, bounds = next(iter(spec.items()))
+    if kind not in DISTRIBUTIONS:
+        raise ConfigError(f"{where}: unknown distribution {kind!r}; one of {', '.join(DISTRIBUTIONS)}")
+    if kind == "choice":
+        if not isinstance(bounds, list) or not bounds:
+            raise ConfigError(f"{where}.choice: needs a non-empty list of values, got {short_repr(bounds)}")
+        return bounds
+    if not (
+        isinstance(bounds, list)
+        and len(bounds) == 2
+        and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+    ):
+        raise ConfigError(f"{where}.{kind}: needs [low, high], got {short_repr(bounds)}")
+    low, high = bounds
+    if not all(math.isfinite(b) for b in bounds):
+        raise ConfigError(f"{where}.{kind}: bounds must be finite, got {short_repr(bounds)}")
+    if kind in ("int", "logint") and not all(float(b).is_integer() for b in bounds):
+        raise ConfigError(f"{where}.{kind}: bounds must be whole numbers, got {short_repr(bounds)}")
+    if low >= high:
+        raise ConfigError(f"{where}.{kind}: low must be below high, got [{low}, {high}]")
+    if kind in ("loguniform", "logint") and low <= 0:
+        raise ConfigError(f"{where}.{kind}: low must be > 0 on a log scale, got {low}")
+    if kind in ("int", "logint"):
+        return [int(low), int(high)]
+    return [float(low), float(high)]
+
+
+MAX_CHECKED_COMBINATIONS = 4096
+
+
+# What a trial measures: the data it trains and is tested on, and the shot groups it reports.
+# Trials that differ in these are not comparable, so they are conditions, never searched.
+MEASUREMENT_FIELDS = (
+    "data.source",
+    "data.root",
+    "data.num_classes",
+    "data.imbalance_factor",
+    "data.profile",
+    "data.n_max",
+    "data.val_per_class",
+    "data.subset_seed",
+    "data.subset_protocol",
+    "data.many_above",
+    "data.few_below",
+    "data.image_size",
+    "data.synthetic",
+)
+# What a baseline or a confirmation run may still set of them: training on the whole subset.
+FINAL_RUN_FIELDS = ("data.val_per_class",)
+
+
+def _measures(path: str) -> bool:
+    return any(path == field or path.startswith(field + ".") for field in MEASUREMENT_FIELDS)
+
+
+def _check_not_measured(where: str, paths, allowed: tuple[str, ...] = ()) -> None:
+    for path in paths:
+        if _measures(path) and path not in allowed:
+            raise ConfigError(
+                f"{where}.{path}: changes what a trial measures (its data or shot groups), so its trials would not "
+                "be comparable; put it under conditions: (each value a stratum of its own)"
+            )
+
+
+def _check_conditions(config: StudyConfig) -> None:
+    for path, values in config.conditions.items():
+        if not _is_config_field(path):
+            raise ConfigError(f"conditions.{path}: names no config field")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"conditions.{path}: needs a non-empty list of values, got {short_repr(values)}")
+        if len({json.dumps(value, sort_keys=True) for value in values}) != len(values):
+            raise ConfigError(f"conditions.{path}: each value once, got {short_repr(values)}")
+    for condition in study_conditions(config.conditions):
+        if not re.fullmatch(r"[A-Za-z0-9_.=,:+-]*", condition.label):
+            raise ConfigError(f"conditions: {condition.label!r} is not a usable label; use plain numbers and names")
+        try:
+            trial_config_from_dict(apply_overrides(config.trial, condition.overrides))
+        except ConfigError as error:
+            raise ConfigError(f"conditions ({condition.label}) give an invalid trial: {error}") from None
+
+
+def _check_validation_split(config: StudyConfig) -> None:
+    """A search selects on validation metrics: every condition it runs in needs a validation split."""
+    if not config.num_trials:
+        return
+    for condition in study_conditions(config.conditions):
+        trial = trial_config_from_dict(apply_overrides(config.trial, condition.overrides))
+        if trial.data.val_per_class == 0:
+            where = f" (condition {condition.label})" if condition.label else ""
+            raise ConfigError(
+                f"trial.data.val_per_class: 0 leaves no validation split{where}, and a search is tuned on "
+                f"{config.objective.metric}; keep a validation split for the search and train on the whole "
+                "subset in baselines and confirm.overrides (data.val_per_class: 0)"
+            )
+
+
+def _check_search_space(config: StudyConfig) -> None:
+    """Every distribution fits its field, and in every condition every combination of the
+    distributions' edge values (all of them up to MAX_CHECKED_COMBINATIONS) gives a valid trial."""
+    edges = {}
+    for path, spec in config.search.items():
+        if not _is_config_field(path):
+            raise ConfigError(f"search.{path}: names no config field")
+        if path in config.conditions:
+            raise ConfigError(f"search.{path}: is a condition; a path is either searched or a condition")
+        edges[path] = _distribution_values(path, spec)
+        _check_distribution_kind(path, next(iter(spec)))
+    _check_not_measured("search", config.search)
+    for condition in study_conditions(config.conditions):
+        base = apply_overrides(config.trial, condition.overrides)
+        where = f" (condition {condition.label})" if condition.label else ""
+        for path, values in edges.items():
+            for value in values:
+                try:
+                    trial_config_from_dict(apply_overrides(base, {path: value}))
+                except ConfigError as error:
+                    raise ConfigError(
+                        f"search.{path}: the value {short_repr(value)} gives an invalid trial{where}: {error}"
+                    ) from None
+        if len(edges) < 2:
+            continue
+        for count, values in enumerate(itertools.product(*edges.values())):
+            if count == MAX_CHECKED_COMBINATIONS:
+                break
+            combination = dict(zip(edges, values))
+            try:
+                trial_config_from_dict(apply_overrides(base, combination))
+            except ConfigError as error:
+                shown = ", ".join(f"{path}: {short_repr(value)}" for path, value in combination.items())
+                raise ConfigError(
+                    f"search: the combination {{{shown}}} gives an invalid trial{where}: {error}"
+                ) from None
+
+
+def _check_fixed_runs(config: StudyConfig) -> None:
+    """Baselines and confirmation runs: known fields, nothing that changes what is measured but
+    the validation hold-out, and a valid trial in every condition."""
+    runs = [
+        (f"baselines[{index}]", baseline.name, baseline.overrides) for index, baseline in enumerate(config.baselines)
+    ]
+    if config.confirm is not None:
+        runs.append(("confirm", "confirm", config.confirm.overrides))
+    for where, name, overrides in runs:
+        for path in overrides:
+            if not _is_config_field(path):
+                raise ConfigError(f"{where}.overrides.{path}: names no config field")
+        _check_not_measured(f"{where}.overrides", overrides, FINAL_RUN_FIELDS)
+        for condition in study_conditions(config.conditions):
+            try:
+                trial_config_from_dict(apply_overrides(apply_overrides(config.trial, condition.overrides), overrides))
+            except ConfigError as error:
+                shown = f", condition {condition.label}" if condition.label else ""
+                raise ConfigError(f"{where} ({name}{shown}): {error}") from None
+
+
+def _measured_data(trial: TrialConfig) -> dict[str, Any]:
+    """The trial's data fields that decide what it is measured on, by dotted path."""
+    data = trial.data.model_dump(mode="json")
+    return {path: data[path.split(".")[1]] for path in MEASUREMENT_FIELDS if path.startswith("data.")}
+
+
+def _check_shared_subset(config: StudyConfig) -> None:
+    """Baselines and confirmation runs are paired over seeds within a condition: they must train
+    and test on the same data (the same subset, hold-out included)."""
+    runs = [
+        (f"baselines[{index}] ({baseline.name})", baseline.overrides) for index, baseline in enumerate(config.baselines)
+    ]
+    if config.confirm is not None:
+        runs.append(("confirm", config.confirm.overrides))
+    if len(runs) < 2:
+        return
+    for condition in study_conditions(config.conditions):
+        base = apply_overrides(config.trial, condition.overrides)
+        first_name, first = runs[0][0], _measured_data(trial_config_from_dict(apply_overrides(base, runs[0][1])))
+        for name, overrides in runs[1:]:
+            measured = _measured_data(trial_config_from_dict(apply_overrides(base, overrides)))
+            differing = [path for path in first if measured[path] != first[path]]
+            if differing:
+                shown = ", ".join(
+                    f"{path} {short_repr(first[path])} and {short_repr(measured[path])}" for path in differing
+                )
+                where = f" (condition {condition.label})" if condition.label else ""
+                raise ConfigError(
+                    f"{first_name} and {name} train on different data{where}: {shown}; they are compared over "
+                    f"seeds, so give them the same {' and '.join(differing)}"
+                )
+
+
+def _check_asha_budget(config: StudyConfig, base_trial: TrialConfig) -> None:
+    """ASHA's budget is one epoch count for every trial; a trial may not change its own."""
+    max_epochs, epochs = config.scheduler.max_epochs, base_trial.training.epochs
+    if config.scheduler.type != "asha":
+        if max_epochs is not None:
+            raise ConfigError("scheduler.max_epochs: used by the ASHA scheduler only; remove it with type: fifo")
+        return
+    if max_epochs is not None and max_epochs != epochs:
+        raise ConfigError(
+            f"scheduler.max_epochs: ASHA stops every trial at max_epochs ({max_epochs}) while trials "
+            f"train trial.training.epochs ({epochs}); leave max_epochs out (it defaults to "
+            "trial.training.epochs) or make the two equal"
+        )
+    if "training.epochs" in config.search:
+        raise ConfigError(
+            "search.training.epochs: ASHA gives every trial scheduler.max_epochs epochs; "
+            "search the epoch count with scheduler.type: fifo"
+        )
+    for index, baseline in enumerate(config.baselines):
+        if "training.epochs" in baseline.overrides:
+            raise ConfigError(
+                f"baselines[{index}].overrides.training.epochs: ASHA gives every trial "
+                "scheduler.max_epochs epochs; set training.epochs for the whole study"
+            )
+
+
+def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
+    """Every cross-check, in the order a user fixing the file meets them."""
+    _check_conditions(config)
+    _check_validation_split(config)
+    _check_search_space(config)
+    _check_fixed_runs(config)
+    _check_shared_subset(config)
+    _check_asha_budget(config, base_trial)

@@ -1,0 +1,174 @@
+"""The study file's schema: the search space over dotted config paths, baselines, conditions, the
+confirmation stage, the objective, the scheduler and the resources; and the conditions' crossing.
+
+Each model checks its own fields; the checks that apply the study to the trial config (every
+search bound, baseline and condition gives a valid trial) are in study_checks.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from smcl_tune.config import StrictModel
+
+# Metrics a trial reports on the validation split; tuning may only use these (never test_*).
+OBJECTIVE_METRICS = ("val_balanced_accuracy", "val_top1", "val_many", "val_medium", "val_few")
+DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
+
+
+class Objective(StrictModel):
+    metric: str = "val_balanced_accuracy"
+    mode: Literal["max", "min"] = "max"
+
+    @field_validator("metric")
+    @classmethod
+    def _validation_metric(cls, metric: str) -> str:
+        if metric.startswith("test_"):
+            raise ValueError(f"tuning never reads the test set; use one of {', '.join(OBJECTIVE_METRICS)}")
+        if metric not in OBJECTIVE_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; one of {', '.join(OBJECTIVE_METRICS)}")
+        return metric
+
+
+class ObjectiveConfig(Objective):
+    secondary: Objective | None = Field(None, description="a second objective makes the study multi-objective")
+
+
+class SchedulerConfig(StrictModel):
+    type: Literal["asha", "fifo"] = "asha"
+    max_epochs: int | None = Field(
+        None, ge=1, description="ASHA's max_t: trial.training.epochs, which it must equal if given"
+    )
+    grace_period: int = Field(1, ge=1, description="epochs before ASHA may stop a trial")
+    reduction_factor: float = Field(3.0, gt=1.0)
+
+
+class ResourcesConfig(StrictModel):
+    cpus: float = Field(1.0, gt=0.0, description="CPU cores per trial")
+    gpus: float = Field(0.0, ge=0.0, le=1.0, description="fraction of one GPU per trial (0.25 packs four trials)")
+
+
+class TrackingConfig(StrictModel):
+    uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite store in the storage folder")
+    experiment: str | None = Field(None, description="MLflow experiment; default: the study name")
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # names reach paths, MLflow filters and run names
+RESERVED_NAMES = frozenset({"mlartifacts", "mlruns", "mlflow.db", "smcl-runs"})  # the store's own entries
+
+
+SeedList = Annotated[list[Annotated[int, Field(ge=0, lt=2**32)]], Field(min_length=1)]
+
+
+def _distinct(seeds: list[int] | None) -> list[int] | None:
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise ValueError("each seed once")
+    return seeds
+
+
+class Baseline(StrictModel):
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    overrides: dict[str, Any] = Field(default_factory=dict, description="dotted config path -> value")
+    seeds: SeedList | None = Field(None, description="one trial per seed (training.seed); unset: the trial's own seed")
+
+    _distinct_seeds = field_validator("seeds")(_distinct)
+
+
+class ConfirmConfig(StrictModel):
+    """After the search, in every condition: the top_k configurations by the validation objective,
+    each retrained once per seed at the full budget, never stopped early, kept out of Optuna."""
+
+    top_k: int = Field(ge=1)
+    seeds: SeedList
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="dotted config path -> value for the confirmation runs "
+        "(e.g. data.val_per_class: 0 to train on the exact subset)",
+    )
+
+    _distinct_seeds = field_validator("seeds")(_distinct)
+
+
+class StudyConfig(StrictModel):
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    trial: dict[str, Any] = Field(default_factory=dict)
+    conditions: dict[str, list[Any]] = Field(
+        default_factory=dict, description="dotted config path -> values; each combination is a stratum of its own"
+    )
+    search: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    baselines: list[Baseline] = Field(default_factory=list)
+    confirm: ConfirmConfig | None = None
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    num_trials: int = Field(
+        8, ge=0, description="trials sampled by Optuna in each condition (baselines come on top); 0: baselines only"
+    )
+    max_concurrent: int = Field(2, ge=1)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of Optuna's sampler")
+    storage: str = Field("smcl-runs", description="folder or URI (s3://, gs://) for Ray results and the Optuna study")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _not_the_stores_own(cls, name: str) -> str:
+        if name.lower() in RESERVED_NAMES:
+            raise ValueError(f"{name!r} is a name the study store uses itself ({', '.join(sorted(RESERVED_NAMES))})")
+        return name
+
+    @model_validator(mode="after")
+    def _check(self) -> StudyConfig:
+        names = [baseline.name for baseline in self.baselines]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"baselines: each baseline needs a name of its own; repeated: {', '.join(repeated)}")
+        if not self.search and self.num_trials:
+            raise ValueError(
+                "search: the search space is empty; name at least one config path to tune "
+                "(or set num_trials: 0 for a study of baselines only)"
+            )
+        if self.search and not self.num_trials:
+            raise ValueError("num_trials: 0 samples nothing from the search space; remove search or sample trials")
+        if not self.num_trials and not self.baselines:
+            raise ValueError("num_trials: a study with no trials to sample needs baselines")
+        if self.confirm is not None and self.confirm.top_k > self.num_trials:
+            raise ValueError(f"confirm.top_k: {self.confirm.top_k} is more than the {self.num_trials} trials searched")
+        return self
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One combination of the study's conditions: its label ("" without conditions) and values."""
+
+    label: str
+    overrides: dict[str, Any]
+
+
+def _value_label(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def study_conditions(conditions: dict[str, list[Any]]) -> list[Condition]:
+    """Every combination of the conditions' values, in the order given; one unlabelled condition
+    when there are none."""
+    if not conditions:
+        return [Condition("", {})]
+    names = list(plain_param_names(dict.fromkeys(conditions)))
+    crossed = []
+    for values in itertools.product(*conditions.values()):
+        label = ",".join(f"{name}={_value_label(value)}" for name, value in zip(names, values))
+        crossed.append(Condition(label, dict(zip(conditions, values))))
+    return crossed
+
+
+def plain_param_names(params: dict[str, Any]) -> dict[str, Any]:
+    """`method.temperature` -> `temperature`, unless two paths share their last name."""
+    last_names = [path.rsplit(".", 1)[-1] for path in params]
+    return {
+        (name if last_names.count(name) == 1 else path): value
+        for path, name, value in zip(params, last_names, params.values())
+    }
