@@ -13,6 +13,33 @@ def test_defaults_follow_the_reference_recipe():
     assert config.method.sampler_beta == 0.9999 and config.model.architecture == "resnet32"
 
 
+# SMCL.md, "Specification (one training step)": the defaults of every option the step reads.
+SPECIFICATION_DEFAULTS = {
+    "name": "smcl",
+    "saliency": "spectral_residual",
+    "saliency_blur_sigma": 1.5,
+    "compose": "erase",
+    "mask_mode": "box",
+    "saliency_threshold": 0.5,
+    "box_alpha": 1.0,
+    "mask_source": "minor",
+    "erase_head": False,
+    "fill": "mean",
+    "soft_label": "mixed",
+    "minor_images": False,
+    "temperature": 0.1,
+    "loss_weight": 1.0,
+    "classifier_loss": "ce",
+    "ldam_max_margin": 0.5,  # SMCL.md, baselines: LDAM's largest margin 0.5, scale s = 30
+    "ldam_scale": 30.0,
+}
+
+
+def test_the_method_defaults_are_the_specifications():
+    method = TrialConfig().method
+    assert {name: getattr(method, name) for name in SPECIFICATION_DEFAULTS} == SPECIFICATION_DEFAULTS
+
+
 @pytest.mark.parametrize(
     "raw, expected",
     [

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from smcl_tune.config import MethodConfig
 from smcl_tune.method.cmo import cmo_batch
 from smcl_tune.method.losses import (
     balanced_softmax_logits,
@@ -31,33 +32,38 @@ from smcl_tune.method.saliency import gradient_saliency, spectral_residual_salie
 METHODS = ("ce", "supcon", "mask_only", "smcl", "cmo")
 
 
+def _config_default(name: str) -> Any:
+    """MethodConfig's default of a field: the one place a method default is written."""
+    return MethodConfig.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class StepSettings:
-    """What one step needs of the method's configuration (see MethodConfig for the meanings)."""
+    """What one step needs of the method's configuration: `method` is MethodConfig's `name`, every
+    other field but `num_classes` is MethodConfig's field of the same name, with its default."""
 
     method: str
     num_classes: int
-    saliency: str = "spectral_residual"
-    saliency_blur_sigma: float = 1.5
-    compose: str = "erase"
-    mask_mode: str = "box"
-    saliency_threshold: float = 0.5
-    box_alpha: float = 1.0
-    mask_source: str = "minor"
-    erase_head: bool = False
-    fill: str = "mean"
-    soft_label: str = "mixed"
-    minor_images: bool = False
-    temperature: float = 0.1
-    loss_weight: float = 1.0
-    classifier_loss: str = "ce"
-    ldam_max_margin: float = 0.5
-    ldam_scale: float = 30.0
+    saliency: str = _config_default("saliency")
+    saliency_blur_sigma: float = _config_default("saliency_blur_sigma")
+    compose: str = _config_default("compose")
+    mask_mode: str = _config_default("mask_mode")
+    saliency_threshold: float = _config_default("saliency_threshold")
+    box_alpha: float = _config_default("box_alpha")
+    mask_source: str = _config_default("mask_source")
+    erase_head: bool = _config_default("erase_head")
+    fill: str = _config_default("fill")
+    soft_label: str = _config_default("soft_label")
+    minor_images: bool = _config_default("minor_images")
+    temperature: float = _config_default("temperature")
+    loss_weight: float = _config_default("loss_weight")
+    classifier_loss: str = _config_default("classifier_loss")
+    ldam_max_margin: float = _config_default("ldam_max_margin")
+    ldam_scale: float = _config_default("ldam_scale")
 
     @classmethod
-    def from_config(cls, method: Any, num_classes: int) -> StepSettings:
-        """The settings of a method configuration (`MethodConfig`: its `name` is `method`, every
-        other field of these settings has a field of the same name there)."""
+    def from_config(cls, method: MethodConfig, num_classes: int) -> StepSettings:
+        """The settings of a trial's method configuration."""
         shared = {
             item.name: getattr(method, item.name) for item in fields(cls) if item.name not in ("method", "num_classes")
         }
