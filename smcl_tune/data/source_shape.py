@@ -6,6 +6,7 @@ CIFAR (torchvision's file names) and image folders and file lists (listing the f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,31 +29,48 @@ class SourceShape:
     note: str | None  # for the user, e.g. a download still to come
 
 
+def _synthetic_shape(config: DataConfig) -> SourceShape:
+    per_class = config.n_max or SYNTHETIC_POOL_PER_CLASS
+    return SourceShape([per_class] * config.num_classes, [class_name(c) for c in range(config.num_classes)], True, None)
+
+
+def _cifar_shape(config: DataConfig) -> SourceShape:
+    from smcl_tune.data.sources.cifar import check_cifar
+
+    note = check_cifar(config.source, Path(config.root or ""), config.download)
+    classes = CIFAR_CLASSES[config.source]
+    return SourceShape(
+        [CIFAR_POOL_PER_CLASS[config.source]] * classes, [f"class_{c}" for c in range(classes)], False, note
+    )
+
+
+def _listed_shape(config: DataConfig) -> SourceShape:
+    """Folders and lists: listing the files is the check."""
+    import torch
+
+    from smcl_tune.data.sources import load_source
+
+    source = load_source(config)
+    counts = torch.bincount(source.train.labels, minlength=len(source.class_names)).tolist()
+    return SourceShape(counts, source.class_names, source.val is not None, None)
+
+
+# data.source -> how its shape is known; the names are DataConfig.source's (and data.sources.SOURCES's).
+SHAPES: dict[str, Callable[[DataConfig], SourceShape]] = {
+    "synthetic": _synthetic_shape,
+    "cifar10": _cifar_shape,
+    "cifar100": _cifar_shape,
+    "image_folder": _listed_shape,
+    "file_list": _listed_shape,
+}
+
+
 def describe_source(config: DataConfig) -> SourceShape:
     """Check that the source's files are where the config says, without downloading or decoding.
 
     Raises DataSourceError naming the path.
     """
-    if config.source == "synthetic":
-        per_class = config.n_max or SYNTHETIC_POOL_PER_CLASS
-        return SourceShape(
-            [per_class] * config.num_classes, [class_name(c) for c in range(config.num_classes)], True, None
-        )
-    if config.source in ("cifar10", "cifar100"):
-        from smcl_tune.data.sources.cifar import check_cifar
-
-        note = check_cifar(config.source, Path(config.root or ""), config.download)
-        classes = CIFAR_CLASSES[config.source]
-        return SourceShape(
-            [CIFAR_POOL_PER_CLASS[config.source]] * classes, [f"class_{c}" for c in range(classes)], False, note
-        )
-    import torch
-
-    from smcl_tune.data.sources import load_source
-
-    source = load_source(config)  # folders and lists: listing the files is the check
-    counts = torch.bincount(source.train.labels, minlength=len(source.class_names)).tolist()
-    return SourceShape(counts, source.class_names, source.val is not None, None)
+    return SHAPES[config.source](config)
 
 
 def n_max(config: DataConfig, pool_counts: list[int]) -> int:

@@ -7,6 +7,7 @@ checks the paths before anything starts). Images of folders and lists decode lat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from smcl_tune.config import DataConfig
@@ -18,14 +19,33 @@ from smcl_tune.data.sources.synthetic import synthetic_source
 from smcl_tune.data.synthetic_classes import SYNTHETIC_POOL_PER_CLASS
 
 
+def _synthetic(config: DataConfig) -> SourceData:
+    pool_per_class = config.n_max or SYNTHETIC_POOL_PER_CLASS
+    return synthetic_source(config.num_classes, config.synthetic, pool_per_class, seed=config.subset_seed)
+
+
+def _cifar(config: DataConfig) -> SourceData:
+    return cifar_source(config.source, Path(config.root or ""), config.download, config.image_size)
+
+
+def _image_folder(config: DataConfig) -> SourceData:
+    return image_folder_source(Path(config.root or ""), config.image_size)
+
+
+def _file_list(config: DataConfig) -> SourceData:
+    return file_list_source(Path(config.root or ""), config.image_size)
+
+
+# data.source -> what reads it; the names are DataConfig.source's.
+SOURCES: dict[str, Callable[[DataConfig], SourceData]] = {
+    "synthetic": _synthetic,
+    "cifar10": _cifar,
+    "cifar100": _cifar,
+    "image_folder": _image_folder,
+    "file_list": _file_list,
+}
+
+
 def load_source(config: DataConfig) -> SourceData:
     """The train, test and (where the source has one) validation pools named by `config`."""
-    if config.source == "synthetic":
-        pool_per_class = config.n_max or SYNTHETIC_POOL_PER_CLASS
-        return synthetic_source(config.num_classes, config.synthetic, pool_per_class, seed=config.subset_seed)
-    root = Path(config.root or "")
-    if config.source in ("cifar10", "cifar100"):
-        return cifar_source(config.source, root, config.download, config.image_size)
-    if config.source == "image_folder":
-        return image_folder_source(root, config.image_size)
-    return file_list_source(root, config.image_size)
+    return SOURCES[config.source](config)

@@ -290,3 +290,16 @@ def test_a_corrupt_deflate_stream_is_the_sources_own_error_naming_the_file(tmp_p
     source = load_source(folder_config(zipped, image_size=8))
     with pytest.raises(DataSourceError, match=re.escape(f"train.zip:{member.filename}: cannot read the image")):
         source.train.load(torch.tensor([source.train.names.index(member.filename)]))
+
+
+def test_every_source_a_config_can_name_has_a_reader_and_a_path_check():
+    """A source added to DataConfig.source without its reader (or its check) would be refused
+    by neither validation nor the registry until a trial started."""
+    from typing import get_args
+
+    from smcl_tune.data.source_shape import SHAPES
+    from smcl_tune.data.sources import SOURCES
+
+    names = set(get_args(DataConfig.model_fields["source"].annotation))
+    assert set(SOURCES) == names
+    assert set(SHAPES) == names
