@@ -7,6 +7,7 @@ import sys
 import time
 import urllib.request
 
+import psutil
 import pytest
 
 pytestmark = [pytest.mark.slow]
@@ -18,7 +19,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_ui_answers_200_and_stops_on_ctrl_c(tmp_path):
+def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_path):
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(tmp_path / "runs"), "--port", str(port)],
@@ -35,8 +36,13 @@ def test_ui_answers_200_and_stops_on_ctrl_c(tmp_path):
                 assert process.poll() is None, process.stdout.read()
                 time.sleep(0.5)
         assert status == 200
+        server = psutil.Process(process.pid).children(recursive=True)  # MLflow, uvicorn and its workers
+        assert server
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
+        assert not [member for member in server if member.is_running() and member.status() != psutil.STATUS_ZOMBIE]
+        with pytest.raises(OSError):  # nothing serves on the port any more
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
     finally:
         if process.poll() is None:
             process.kill()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
@@ -130,34 +129,32 @@ def _interrupt(*_signal) -> None:
 def serve_until_stopped(command: list[str]) -> int:
     """Run a server until it exits, or until this process gets Ctrl-C or SIGTERM; then stop the
     server with every process it started (MLflow runs uvicorn and its workers), never leaving one."""
-    process = subprocess.Popen(command, start_new_session=True)  # its own process group, stopped as one
+    process = subprocess.Popen(command, start_new_session=True)  # Ctrl-C in the terminal reaches only this process
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return process.wait()
     except KeyboardInterrupt:
-        _stop_group(process)
+        stop_process_tree(process.pid)
+        process.wait(timeout=10)
         return EXIT_OK
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _stop_group(process: subprocess.Popen, grace_s: float = 20.0) -> None:
+def stop_process_tree(pid: int, grace_s: float = 20.0) -> None:
+    """SIGTERM to a process and all its descendants; SIGKILL to those still alive after `grace_s`."""
+    import psutil
+
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
         return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and _group_alive(process):
-        time.sleep(0.2)
-    if _group_alive(process):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-
-
-def _group_alive(process: subprocess.Popen) -> bool:
-    process.poll()  # reaps the group's leader once it has exited
-    try:
-        os.killpg(process.pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=grace_s)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(alive, timeout=10)
