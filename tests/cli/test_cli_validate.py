@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
 
 def _validate(study: Path, cwd: Path) -> subprocess.CompletedProcess:
