@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+import torch
 from ray import tune
 
 from smcl_tune.config import ConfigError, trial_config_from_dict
@@ -15,7 +16,24 @@ from smcl_tune.results import FINAL_MARKER
 from smcl_tune.study.keys import trial_params
 from smcl_tune.study.work_folders import work_folder
 from smcl_tune.study_config import OBJECTIVE_METRICS, apply_overrides
-from smcl_tune.train import cap_gpu_memory, run_trial
+from smcl_tune.train import run_trial
+
+log = logging.getLogger(__name__)
+
+CUDA_CONTEXT_ALLOWANCE = 0.9  # of a GPU share: each process's CUDA context lies outside the allocator's cap
+
+
+def cap_gpu_memory(share: float) -> None:
+    """Cap this process's CUDA allocations when it holds `share` (0 < share < 1) of a GPU.
+
+    Ray shares a GPU by bookkeeping only; without a cap one trial's caching allocator can take
+    the memory its neighbours need.
+    """
+    if not 0 < share < 1 or not torch.cuda.is_available():
+        return
+    fraction = share * CUDA_CONTEXT_ALLOWANCE
+    torch.cuda.set_per_process_memory_fraction(fraction)
+    log.info("CUDA allocations capped at %.3f of the GPU's memory (a %.2f GPU share)", fraction, share)
 
 
 def _invalid_sample(reason: str) -> dict[str, Any]:
