@@ -2,11 +2,13 @@
 a trial is handed over as the callback reads it, its config and last result)."""
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 from mlflow.tracking import MlflowClient
+from ray.tune import Checkpoint
 
-from smcl_tune.results import outcome
+from smcl_tune.results import TRIAL_FILES, TrialEnd, outcome
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import refusal_report
 from smcl_tune.study.trial_spec import SEARCH, TrialSpec
@@ -86,3 +88,24 @@ def test_a_trial_run_records_what_published_results_are_compared_on(tmp_path, ti
         "small_cnn",
         "10",
     )
+
+
+def test_the_files_a_trial_wrote_beside_its_last_checkpoint_reach_mlflow_as_written(tmp_path, tiny_config):
+    callback, client = _callback(tmp_path, tiny_config)
+    trial = _ray_trial(tiny_config, "t4", "optuna-3", **{"method.temperature": 0.2})
+    callback.on_trial_start(0, [], trial)
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    written = {name: f"{name}: as the trial wrote it\n".encode() for name in TRIAL_FILES}
+    for name, content in written.items():
+        (folder / name).write_bytes(content)
+    (folder / "trial.pt").write_bytes(b"weights")  # the checkpoint itself is not a run's file
+    trial.last_result = {"epoch": 1, **TrialEnd(2, epochs_planned=2).entries()}
+    callback.on_checkpoint(0, [], trial, Checkpoint.from_directory(str(folder)))
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
+    )
+    logged = {item.path for item in client.list_artifacts(run.info.run_id)}
+    assert logged == {*TRIAL_FILES, "trial_config.json"}
+    for name, content in written.items():
+        assert Path(client.download_artifacts(run.info.run_id, name, str(tmp_path / "down"))).read_bytes() == content

@@ -207,3 +207,29 @@ def test_the_background_head_share_is_measured_on_the_test_images_with_their_obj
     assert reports[-1]["test_background_head_share"] == pytest.approx(expected)
     assert reports[-1]["last_test_background_head_share"] == pytest.approx(expected)
     assert confusion_matrix(predicted, data.test.labels, 5).sum() == 60
+
+
+def test_the_trial_writes_its_csv_and_pictures_beside_its_result_file(tmp_path, tiny_config):
+    """The files the study's MLflow run carries are the trial's own, written where its result is."""
+    import csv
+    import io
+
+    from PIL import Image
+
+    from smcl_tune.results import CONFUSION_FILE, GALLERY_FILE, PER_CLASS_FILE
+
+    reports = []
+    result = run_trial(
+        trial_config_from_dict(tiny_config()),
+        report=lambda metrics, checkpoint: reports.append(checkpoint),
+        checkpoint_dir=tmp_path / "run",
+    )
+    folder = reports[-1]
+    assert (folder / RESULT_FILE).is_file()
+    rows = list(csv.DictReader(io.StringIO((folder / PER_CLASS_FILE).read_text())))
+    assert [row["class_name"] for row in rows] == result.class_names
+    assert [int(row["train_count"]) for row in rows] == result.train_counts
+    assert [float(row["test_accuracy"]) for row in rows] == pytest.approx(result.test_per_class_accuracy, abs=1e-6)
+    for picture in (CONFUSION_FILE, GALLERY_FILE):
+        assert Image.open(folder / picture).format == "PNG"
+    assert not [path.name for path in folder.iterdir() if path.name.endswith(".tmp")]  # nothing half-written
