@@ -45,11 +45,12 @@ DEFAULT_VARIANTS = ["ce", "supcon", "smcl", "smcl minor_images", "mask_only", "s
 
 
 def run_one(job: tuple[str, dict, int, int, dict]) -> dict:
+    from smcl_tune.config import trial_config_from_dict
     from smcl_tune.train import run_trial
 
     label, method, seed, epochs, synthetic = job
     started = time.perf_counter()
-    result = run_trial(synthetic_trial(method, seed, epochs, synthetic))
+    result = run_trial(trial_config_from_dict(synthetic_trial(method, seed, epochs, synthetic)))
     masking = [epoch for epoch in result.history if epoch.get("masked_step_fraction", 0) > 0]
     return {
         "variant": label,

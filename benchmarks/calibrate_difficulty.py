@@ -31,11 +31,12 @@ CONTROL_GAIN_AT_LEAST = 0.20
 
 
 def run_one(job: tuple[str, str, dict, int, int]) -> dict:
+    from smcl_tune.config import trial_config_from_dict
     from smcl_tune.train import run_trial
 
     candidate, arm, synthetic, seed, epochs = job
     started = time.perf_counter()
-    result = run_trial(synthetic_trial({"name": "ce"}, seed, epochs, synthetic))
+    result = run_trial(trial_config_from_dict(synthetic_trial({"name": "ce"}, seed, epochs, synthetic)))
     return {
         "candidate": candidate,
         "arm": arm,

@@ -30,12 +30,13 @@ from real_cifar10_lt import trial as benchmark_trial
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.batches import Batch
 from smcl_tune.data.splits import build_trial_data
+from smcl_tune.device import resolve_device
 from smcl_tune.method.step import StepSettings, mask_batch
-from smcl_tune.train import Trial, resolve_device
+from smcl_tune.train import Trial, build_trial, epoch_plan, train_one_epoch
 
 
 def _batches(trial: Trial, count: int) -> list[Batch]:
-    plan = trial._plan()[:count]
+    plan = epoch_plan(trial)[:count]
     return [batch for batch in trial.batches.epoch(plan) if batch.minor_images is not None]
 
 
@@ -84,15 +85,15 @@ def main() -> None:
     data = build_trial_data(smcl_config.data)
     device = resolve_device("cpu")
     torch.set_num_threads(1)
-    sampler = Trial(smcl_config, data, device)
+    sampler = build_trial(smcl_config, data, device)
     batches = _batches(sampler, arguments.batches)
 
     ce_config = copy.deepcopy(config)
     ce_config["method"] = {"name": "ce"}
     ce_config["training"]["epochs"] = max(arguments.epochs, 1)
-    ce = Trial(trial_config_from_dict(ce_config), data, device)
+    ce = build_trial(trial_config_from_dict(ce_config), data, device)
     for _ in range(arguments.epochs):
-        ce.train_epoch()
+        train_one_epoch(ce)
     ce.network.eval()
 
     rows = []

@@ -87,17 +87,19 @@ def trial(method: dict, seed: int, epochs: int, n_max: int, model: str) -> dict:
 
 
 def run_one(job: tuple) -> dict:
+    from smcl_tune.config import trial_config_from_dict
     from smcl_tune.train import run_trial
+    from smcl_tune.trial_folder import gallery_picture
 
     label, method, seed, epochs, n_max, model, galleries = job
     started = time.perf_counter()
     pictures: list[bytes] = []
 
     def keep_gallery(trial, _metrics) -> None:
-        if not pictures and (picture := trial.gallery_picture()) is not None:
+        if not pictures and (picture := gallery_picture(trial)) is not None:
             pictures.append(picture)
 
-    result = run_trial(trial(method, seed, epochs, n_max, model), on_epoch=keep_gallery)
+    result = run_trial(trial_config_from_dict(trial(method, seed, epochs, n_max, model)), on_epoch=keep_gallery)
     if pictures:
         name = f"{label.replace(' ', '').replace('+', '_')}_seed{seed}.png"
         Path(galleries, name).write_bytes(pictures[0])

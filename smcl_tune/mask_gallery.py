@@ -1,21 +1,27 @@
-"""What SMCL's masks look like on the user's data: a gallery of masked pairs as a PNG.
+"""What SMCL's masks look like on the user's data: the gallery of masked pairs a trial captures.
 
 Captured from the first masking epoch (the pairs of its first masking steps, exactly as the step
-composes them), kept in the trial's checkpoint, drawn with matplotlib's object API. One row per
-pair. For `compose: erase`: the image, its saliency, the box (the mask), the erased image, and
-its soft label. For `compose: paste`: the head (background) image, the minor-class image, the
-saliency map the mask comes from, the mask, and the composite with its soft label.
+composes them) by an epoch hook, `capture_gallery`, and kept in the trial's checkpoint;
+`report/mask_gallery.py` draws it.
 """
 
 from __future__ import annotations
 
-import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from matplotlib.figure import Figure
 
+from smcl_tune.data.batches import Batch
+from smcl_tune.device import autocast
+from smcl_tune.method.step import mask_batch
 from smcl_tune.results import GALLERY_FILE as GALLERY_FILE  # imported from here by train and the callback
+
+if TYPE_CHECKING:
+    from smcl_tune.train import Trial
+
+BatchHook = Callable[[Batch], None]
 
 GALLERY_PAIRS = 16
 
@@ -88,63 +94,38 @@ def capture(
     )
 
 
-def soft_label_text(targets: torch.Tensor, class_names: list[str]) -> str:
-    """The soft label's non-zero classes, largest first: `0.62 cat + 0.38 dog`."""
-    weights, classes = targets.sort(descending=True)
-    parts = [f"{w:.2f} {class_names[c]}" for w, c in zip(weights.tolist(), classes.tolist(), strict=True) if w > 0.005]
-    return " + ".join(parts[:3])
+MASKING_METHODS = ("smcl", "mask_only")
 
 
-def _columns(
-    gallery: MaskGallery, row: int, class_names: list[str], source: str
-) -> list[tuple[str, object, str, str | None]]:
-    """(title, picture, label, colour map of a [0, 1] map or None for an image) of each cell of one row."""
-    area = f"area {float(gallery.mask[row].mean()):.2f}"
-    soft_label = soft_label_text(gallery.targets[row], class_names)
-    head_name = class_names[int(gallery.head_labels[row])]
-    if gallery.compose == "erase":
-        return [
-            ("image", gallery.head[row].permute(1, 2, 0), head_name, None),
-            ("its saliency", gallery.saliency[row], "", "inferno"),
-            ("box (removed)", gallery.mask[row], area, "gray"),
-            ("erased image", gallery.composite[row].permute(1, 2, 0), "", None),
-            ("soft label", None, soft_label, None),
-        ]
-    return [
-        ("head (background)", gallery.head[row].permute(1, 2, 0), head_name, None),
-        ("minor class", gallery.minor[row].permute(1, 2, 0), class_names[int(gallery.minor_labels[row])], None),
-        (f"saliency of the {source} image", gallery.saliency[row], "", "inferno"),
-        ("mask", gallery.mask[row], area, "gray"),
-        ("composite", gallery.composite[row].permute(1, 2, 0), soft_label, None),
-    ]
+def capture_gallery(trial: Trial) -> BatchHook | None:
+    """An epoch hook: called as an epoch starts, it returns what to call with each of the epoch's
+    masking batches before its step (None in an epoch that adds nothing to the gallery). The
+    gallery holds the pairs of the first masking epoch, up to GALLERY_PAIRS."""
+    if trial.settings.method not in MASKING_METHODS:
+        return None
+    if trial.gallery is not None and trial.gallery.epoch != trial.epoch:
+        return None
+
+    def add(batch: Batch) -> None:
+        if trial.gallery is None or len(trial.gallery) < GALLERY_PAIRS:
+            _add_pairs(trial, batch)
+
+    return add
 
 
-def gallery_png(gallery: MaskGallery, class_names: list[str], source: str) -> bytes:
-    """The gallery as PNG bytes; `source` says which image a paste mask's saliency map is of."""
-    rows = len(gallery)
-    height = 1.9 * rows + 0.8
-    figure = Figure(figsize=(10, height))
-    figure.suptitle(
-        f"SMCL masks ({gallery.compose}), epoch {gallery.epoch} (the first that masks): {rows} "
-        f"{'images' if gallery.compose == 'erase' else 'pairs'}",
-        fontsize=11,
-    )
-    axes = figure.subplots(rows, 5, squeeze=False)
-    for row in range(rows):
-        for column, (title, cell, label, colour_map) in enumerate(_columns(gallery, row, class_names, source)):
-            axis = axes[row][column]
-            if cell is None:  # a cell of text only
-                axis.axis("off")
-                axis.text(0.5, 0.5, label.replace(" + ", "\n+ "), ha="center", va="center", fontsize=8)
-            else:
-                unit_range = (0, 1) if colour_map else (None, None)
-                axis.imshow(cell.numpy(), cmap=colour_map, vmin=unit_range[0], vmax=unit_range[1])
-                axis.set_xticks([])
-                axis.set_yticks([])
-                axis.set_xlabel(label, fontsize=7)
-            if row == 0:
-                axis.set_title(title, fontsize=8)
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))  # room for the title
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
+def _add_pairs(trial: Trial, batch: Batch) -> None:
+    """The step's own pairs, masked as the step is about to mask them (a copy of its generator)."""
+    generator = torch.Generator()
+    generator.set_state(trial.step_generator.get_state())
+    settings = trial.settings
+    with autocast(trial.device):
+        parts = mask_batch(
+            settings,
+            trial.step_network,
+            *batch[:4],
+            generator,
+            head_content=batch.head_content,
+            minor_content=batch.minor_content,
+        )
+    pairs = capture(trial.epoch, *batch[:4], parts, trial.data.mean, trial.data.std, compose=settings.compose)
+    trial.gallery = pairs if trial.gallery is None else trial.gallery.extended(pairs)

@@ -13,11 +13,14 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 SHOT_GROUPS = ("many", "medium", "few")
 RESULT_FILE = "result.json"
+PER_CLASS_FILE = "per_class_accuracy.csv"  # beside the result file: test accuracy and train count per class
+CONFUSION_FILE = "confusion_matrix.png"  # beside the result file: the row-normalised test confusion matrix
 GALLERY_FILE = "mask_gallery.png"  # the SMCL mask gallery a trial draws beside its result
+TRIAL_FILES = (RESULT_FILE, PER_CLASS_FILE, CONFUSION_FILE, GALLERY_FILE)  # what a trial's run carries
 SUMMARY_NAMES = ("top1", "balanced_accuracy", *SHOT_GROUPS)
 # The share of background-only test images (salient box or object erased) predicted as a many-shot
 # class: what SMCL claims to lower (SMCL.md, "What the mechanism predicts"). In `test` and `last_test`.
@@ -67,7 +70,54 @@ FINAL_METRICS = (
     *(f"selected_val_{name}" for name in SUMMARY_NAMES),
     *(f"{name}_classes" for name in SHOT_GROUPS),
 )
-FINAL_MARKER = "epochs_completed"  # the report that carries it is a trial's last
+EPOCHS_PLANNED = "epochs_planned"  # in every report of a study's trial: the epochs its config asks for
+NODE_ID = "node_id"  # in every report of a study's trial: the Ray node it runs on
+
+
+@dataclass(frozen=True)
+class TrialEnd:
+    """The end-of-trial protocol: what a trial's last report carries beside its final metrics, and
+    so what the searcher, the tracker and the progress read to tell how the trial ended."""
+
+    epochs_completed: int
+    failed: bool = False
+    reason: str = ""
+    epochs_planned: float = math.inf  # a study's trainable adds it to every report; unknown: never cut short
+
+    MARKER: ClassVar[str] = "epochs_completed"  # the report that carries it is a trial's last
+
+    def entries(self) -> dict[str, Any]:
+        """As entries of the report (`epochs_planned` only where known)."""
+        entries: dict[str, Any] = {
+            self.MARKER: self.epochs_completed,
+            "trial_failed": float(self.failed),
+            "failure_reason": self.reason,
+        }
+        if math.isfinite(self.epochs_planned):
+            entries[EPOCHS_PLANNED] = self.epochs_planned
+        return entries
+
+    @classmethod
+    def of(cls, report: dict[str, Any] | None) -> TrialEnd | None:
+        """The end a report carries; None for a report that is not a trial's last."""
+        if not report or cls.MARKER not in report:
+            return None
+        return cls(
+            epochs_completed=report[cls.MARKER],
+            failed=bool(report.get("trial_failed")),
+            reason=str(report.get("failure_reason") or ""),
+            epochs_planned=report.get(EPOCHS_PLANNED, math.inf),
+        )
+
+    def outcome(self) -> tuple[TrialState, str | None]:
+        if self.failed:
+            return TrialState.FAILED, self.reason or "failed"
+        if self.epochs_completed >= self.epochs_planned:
+            return TrialState.COMPLETED, None
+        return TrialState.PRUNED, None
+
+
+FINAL_MARKER = TrialEnd.MARKER
 
 
 @dataclass
@@ -97,14 +147,9 @@ class TrialResult:
         metrics.update({f"last_test_{name}": value for name, value in self.last_test.items()})
         metrics.update({f"selected_val_{name}": value for name, value in self.validation.items()})
         metrics.update({f"{name}_classes": size for name, size in self.group_sizes.items()})
-        metrics.update(
-            {
-                "trial_failed": float(self.status != TrialState.COMPLETED),
-                "failure_reason": self.reason or "",
-                "epochs_completed": self.epochs_completed,
-                "best_epoch": -1 if self.best_epoch is None else self.best_epoch,
-            }
-        )
+        end = TrialEnd(self.epochs_completed, failed=self.status != TrialState.COMPLETED, reason=self.reason or "")
+        metrics.update(end.entries())
+        metrics["best_epoch"] = -1 if self.best_epoch is None else self.best_epoch
         return metrics
 
 
@@ -156,10 +201,5 @@ def outcome(last_report: dict[str, Any] | None, error: bool = False) -> tuple[Tr
     """
     if error:
         return TrialState.FAILED, "the trial raised an error (see its Ray log)"
-    if not last_report or FINAL_MARKER not in last_report:
-        return TrialState.PRUNED, None
-    if last_report.get("trial_failed"):
-        return TrialState.FAILED, str(last_report.get("failure_reason") or "failed")
-    if last_report[FINAL_MARKER] >= last_report.get("epochs_planned", math.inf):
-        return TrialState.COMPLETED, None
-    return TrialState.PRUNED, None
+    end = TrialEnd.of(last_report)
+    return (TrialState.PRUNED, None) if end is None else end.outcome()

@@ -1,8 +1,10 @@
 """One trial: build data and model, train epoch by epoch, select on validation, evaluate on test.
 
-`run_trial(config)` runs without Ray. `report(metrics, checkpoint)` is called once per epoch with
-that epoch's scalar metrics and the folder of its checkpoint; the trial's last report also carries
-its final scalars, and its checkpoint folder the result file (`results.RESULT_FILE`).
+In the shape of torchvision's classification reference: `train_one_epoch(...)` and
+`evaluate(...)` are the stages, `run_trial(config)` wires them. It runs without Ray.
+`report(metrics, checkpoint)` is called once per epoch with that epoch's scalar metrics and the
+folder of its checkpoint; the trial's last report also carries its final scalars, and its
+checkpoint folder the result file (`results.RESULT_FILE`) with the trial's CSV and PNGs beside it.
 """
 
 from __future__ import annotations
@@ -12,38 +14,33 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-import smcl_tune
-from smcl_tune.config import TrainingConfig, TrialConfig, trial_config_from_dict
-from smcl_tune.data.batches import Batch, ChunkEdit, Plan, TrainingBatches, evaluation_chunks
+from smcl_tune.checkpoint import restore, resumable_state, save_checkpoint
+from smcl_tune.config import TrialConfig
+from smcl_tune.data.batches import ChunkEdit, Plan, TrainingBatches, evaluation_chunks
 from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
 from smcl_tune.data.splits import Split, StreamSplit, TrialData, build_trial_data
-from smcl_tune.mask_gallery import GALLERY_FILE, GALLERY_PAIRS, MaskGallery, capture, gallery_png
+from smcl_tune.device import autocast, gpu_memory_metrics, resolve_device, training_network
+from smcl_tune.mask_gallery import BatchHook, MaskGallery, capture_gallery
 from smcl_tune.method.background import background_box_sizes, background_only
 from smcl_tune.method.losses import drw_class_weights
-from smcl_tune.method.step import StepSettings, mask_batch, step_loss
+from smcl_tune.method.step import StepOutput, StepSettings, step_loss
 from smcl_tune.metrics import SHOT_GROUPS, accuracy_summary, confusion_matrix, head_share, per_class_accuracy
 from smcl_tune.models import build_network
-from smcl_tune.results import TrialResult, TrialState, write_result
+from smcl_tune.results import TrialResult, TrialState
 from smcl_tune.schedule import learning_rate_factor
+from smcl_tune.trial_folder import write_gallery, write_trial_files
 
 log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, Any], Path | None], None]
-EpochHook = Callable[["Trial", dict[str, float]], None]
-CHECKPOINT_NAME = "trial.pt"
 FULL_MASK_AREA = 0.9  # a mask above this covers (nearly) the whole image: the background is gone too
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()
@@ -56,7 +53,7 @@ def evaluate(
     device = data.mean.device
     predictions = []
     for images in evaluation_chunks(split, data.mean, data.std, device, batch_size, edit):
-        with _autocast(device):
+        with autocast(device):
             logits, _ = network(images)
         predictions.append(logits.argmax(dim=1))
     network.train()
@@ -83,399 +80,291 @@ def background_head_share(network: nn.Module, data: TrialData, edit: ChunkEdit |
     return head_share(evaluate(network, data.test, data, edit=edit), data.groups["many"])
 
 
-def _autocast(device: torch.device):
-    # bf16 for convolutions and matrix products; BatchNorm keeps float32 weights and running
-    # statistics and accumulates in float32 (cuDNN's mixed-precision batch norm).
-    return (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    )
+@dataclass
+class Selection:
+    """The epoch selected on validation so far: its number, balanced accuracy and weights."""
+
+    epoch: int | None = None
+    score: float = -math.inf
+    weights: dict[str, torch.Tensor] | None = None
 
 
-def _training_network(network: nn.Module, training: TrainingConfig, device: torch.device) -> nn.Module:
-    """The network the training steps call: compiled when asked for on CUDA, else `network` itself."""
-    if not training.compile:
-        return network
-    if device.type != "cuda":
-        log.warning("training.compile: ignored on %s (torch.compile is used on CUDA devices only)", device)
-        return network
-    return torch.compile(network, mode=training.compile_mode)
-
-
-def gpu_memory_metrics(device: torch.device) -> dict[str, float]:
-    """Peak GPU memory of this process since the trial started, MiB (empty off CUDA)."""
-    if device.type != "cuda":
-        return {}
-    return {
-        "gpu_memory_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20,
-        "gpu_memory_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20,
-    }
-
-
-CUDA_CONTEXT_ALLOWANCE = 0.9  # of a GPU share: each process's CUDA context lies outside the allocator's cap
-
-
-def cap_gpu_memory(share: float) -> None:
-    """Cap this process's CUDA allocations when it holds `share` (0 < share < 1) of a GPU.
-
-    A scheduler shares a GPU by bookkeeping only; without a cap one trial's caching allocator can
-    take the memory its neighbours need.
-    """
-    if not 0 < share < 1 or not torch.cuda.is_available():
-        return
-    fraction = share * CUDA_CONTEXT_ALLOWANCE
-    torch.cuda.set_per_process_memory_fraction(fraction)
-    log.info("CUDA allocations capped at %.3f of the GPU's memory (a %.2f GPU share)", fraction, share)
-
-
+@dataclass
 class Trial:
-    """The mutable state of one trial; everything in it goes into a checkpoint."""
+    """What one trial holds while it trains; `checkpoint.trial_state` saves all of its state."""
 
-    def __init__(self, config: TrialConfig, data: TrialData, device: torch.device) -> None:
-        self.config = config
-        self.data = data
-        self.device = device
-        seed = config.training.seed
-        torch.manual_seed(seed)
-        self.network = build_network(
-            config.model.architecture, data.num_classes, config.model.projection_dim, config.classifier
-        ).to(device)
-        if device.type == "cuda":
-            self.network = self.network.to(memory_format=torch.channels_last)
-            torch.cuda.reset_peak_memory_stats(device)
-        training = config.training
-        self.step_network = _training_network(self.network, training, device)
-        self.optimizer = torch.optim.SGD(
-            self.network.parameters(),
-            lr=training.lr,
-            momentum=training.momentum,
-            weight_decay=training.weight_decay,
-            nesterov=training.nesterov,
-        )
-        # Indices are drawn where the images are: on the device, or on the host for a stream split.
-        sampling_device = torch.device("cpu") if isinstance(data.train, StreamSplit) else device
-        self.batch_generator = torch.Generator(device=sampling_device).manual_seed(seed + 1)
-        self.step_generator = torch.Generator().manual_seed(seed + 2)
-        self.batches = TrainingBatches(data.train, data.mean, data.std, training.augment, self.batch_generator, device)
-        self.instance_sampler = InstanceSampler(len(data.train), training.batch_size, self.batch_generator)
-        self.minor_sampler = MinorClassSampler(
-            data.train.labels, data.train_counts, config.method.sampler_beta, self.batch_generator
-        )
-        self.settings = StepSettings.from_config(config.method, data.num_classes)
-        self.counts = torch.as_tensor(data.train_counts, dtype=torch.float32, device=device)
-        self.epoch = 0
-        self.best_epoch: int | None = None
-        self.best_score = -math.inf
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.history: list[dict[str, float]] = []
-        self.gallery: MaskGallery | None = None  # pairs of the first masking epoch
-
-    # -- checkpoints -------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        return {
-            "version": smcl_tune.__version__,
-            "config": self.config.model_dump(mode="json"),
-            "epoch": self.epoch,
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "batch_generator": self.batch_generator.get_state(),
-            "step_generator": self.step_generator.get_state(),
-            "best_epoch": self.best_epoch,
-            "best_score": self.best_score,
-            "best_state": self.best_state,
-            "history": self.history,
-            "gallery": None if self.gallery is None else self.gallery.state(),
-        }
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.epoch = state["epoch"]
-        self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.batch_generator.set_state(state["batch_generator"])
-        self.step_generator.set_state(state["step_generator"])
-        self.best_epoch = state["best_epoch"]
-        self.best_score = state["best_score"]
-        self.best_state = state["best_state"]
-        self.history = state["history"]
-        gallery = state.get("gallery")
-        self.gallery = None if gallery is None else MaskGallery.from_state(gallery)
-
-    # -- the mask gallery --------------------------------------------------------------------
-    def _collects_gallery(self) -> bool:
-        if self.settings.method not in ("smcl", "mask_only"):
-            return False
-        return self.gallery is None or (self.gallery.epoch == self.epoch and len(self.gallery) < GALLERY_PAIRS)
-
-    def _add_to_gallery(self, batch: Batch) -> None:
-        """The step's own pairs, masked as the step is about to mask them (a copy of its generator)."""
-        generator = torch.Generator()
-        generator.set_state(self.step_generator.get_state())
-        with _autocast(self.device):
-            parts = mask_batch(
-                self.settings,
-                self.step_network,
-                *batch[:4],
-                generator,
-                head_content=batch.head_content,
-                minor_content=batch.minor_content,
-            )
-        pairs = capture(self.epoch, *batch[:4], parts, self.data.mean, self.data.std, compose=self.settings.compose)
-        self.gallery = pairs if self.gallery is None else self.gallery.extended(pairs)
-
-    def gallery_picture(self) -> bytes | None:
-        """The gallery once its epoch has ended, as PNG bytes; None before, and for methods that do not mask."""
-        if self.gallery is None or self.epoch <= self.gallery.epoch:
-            return None
-        return gallery_png(self.gallery, self.data.class_names, self.settings.mask_source)
-
-    # -- one epoch ----------------------------------------------------------------------------
-    def _plan(self) -> Plan:
-        """This epoch's head batches and, for the steps that mask, their minor-class batches."""
-        method = self.config.method
-        heads = self.instance_sampler.epoch()
-        if self.config.training.max_steps_per_epoch is not None:
-            heads = heads[: self.config.training.max_steps_per_epoch]
-        if method.name == "ce" or not (method.mask_start_epoch <= self.epoch < self.config.mask_end_epoch):
-            return [(head, None) for head in heads]
-        masking = (torch.rand(len(heads), generator=self.step_generator) < method.mask_probability).tolist()
-        return [(head, self.minor_sampler.sample(len(head)) if masks else None) for head, masks in zip(heads, masking)]
-
-    def _class_weights(self) -> torch.Tensor | None:
-        method = self.config.method
-        if method.uses_drw and self.epoch >= method.drw_start_epoch:
-            return drw_class_weights(self.counts, method.drw_beta)
-        return None
-
-    def train_epoch(self) -> dict[str, float]:
-        training = self.config.training
-        self.network.train()
-        plan = self._plan()
-        class_weights = self._class_weights()
-        # loss, L_MCE, L_MSC, correct; masks: count, area, empty (area 0), nearly whole image (area > 0.9)
-        totals = torch.zeros(8, dtype=torch.float64, device=self.device)
-        masked_steps = seen = 0
-        started = time.perf_counter()
-        for step, batch in enumerate(self.batches.epoch(plan)):
-            head_labels, minor_images = batch.head_labels, batch.minor_images
-            factor = learning_rate_factor(training, self.epoch, step, len(plan))
-            for group in self.optimizer.param_groups:
-                group["lr"] = training.lr * factor
-            if minor_images is not None and self._collects_gallery():
-                self._add_to_gallery(batch)
-            with _autocast(self.device):
-                output = step_loss(
-                    self.settings,
-                    self.step_network,
-                    *batch[:4],
-                    self.step_generator,
-                    class_weights,
-                    self.counts,
-                    head_content=batch.head_content,
-                    minor_content=batch.minor_content,
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            output.loss.backward()
-            self.optimizer.step()
-            batch = len(head_labels)
-            seen += batch
-            masked_steps += minor_images is not None
-            areas = output.mask_areas.detach().double()
-            totals += torch.stack(
-                [
-                    output.loss.detach().double() * batch,
-                    output.classification_loss.detach().double() * batch,
-                    output.contrastive_loss.detach().double() * batch,
-                    (output.head_logits.detach().argmax(1) == head_labels).sum().double(),
-                    areas.new_tensor(float(areas.numel())),
-                    areas.sum(),
-                    (areas == 0).sum().double(),
-                    (areas > FULL_MASK_AREA).sum().double(),
-                ]
-            )
-        loss, mce, msc, correct, masks, area, empty, full = totals.tolist()  # the epoch's only host synchronisation
-        elapsed = time.perf_counter() - started
-        return {
-            "loss": loss / seen,
-            "loss_mce": mce / seen,
-            "loss_msc": msc / seen,
-            "train_accuracy": correct / seen,
-            "masked_step_fraction": masked_steps / len(plan),
-            "masked_area": area / masks if masks else math.nan,
-            "masked_empty_fraction": empty / masks if masks else math.nan,
-            "masked_full_fraction": full / masks if masks else math.nan,
-            "lr": training.lr * learning_rate_factor(training, self.epoch, len(plan) - 1, len(plan)),
-            "epoch_seconds": elapsed,
-            "images_per_second": seen / elapsed,
-        }
+    config: TrialConfig
+    data: TrialData
+    device: torch.device
+    network: nn.Module
+    step_network: nn.Module  # the network the steps call: `network`, compiled when asked for
+    optimizer: torch.optim.Optimizer
+    batch_generator: torch.Generator
+    step_generator: torch.Generator
+    batches: TrainingBatches
+    instance_sampler: InstanceSampler
+    minor_sampler: MinorClassSampler
+    settings: StepSettings
+    counts: torch.Tensor  # training images per class, float32 on the device
+    epoch: int = 0
+    selection: Selection = field(default_factory=Selection)
+    history: list[dict[str, float]] = field(default_factory=list)
+    gallery: MaskGallery | None = None  # pairs of the first masking epoch
 
     @property
     def validates(self) -> bool:
         """Whether there is a validation split to select an epoch on (data.val_per_class > 0)."""
         return len(self.data.val) > 0
 
-    def finish_epoch(self, metrics: dict[str, float]) -> None:
-        """After an epoch's training: validate, keep the best weights so far, record, move on.
-        Without a validation split there is nothing to select on: the last epoch is the result."""
-        data = self.data
-        metrics.update(gpu_memory_metrics(self.device))
-        metrics["epoch"] = self.epoch
-        if not self.validates:
-            self.history.append(metrics)
-            self.epoch += 1
-            return
-        validation = accuracy_summary(evaluate(self.network, data.val, data), data.groups)
-        metrics.update({f"val_{name}": value for name, value in validation.items()})
-        if validation["balanced_accuracy"] > self.best_score:
-            self.best_score = validation["balanced_accuracy"]
-            self.best_epoch = self.epoch
-            self.best_state = copy.deepcopy(self.network.state_dict())
-        self.history.append(metrics)
-        self.epoch += 1
 
-    def result(self, status: str, reason: str | None) -> TrialResult:
-        """The trial's result: test metrics of the weights selected on validation, or of the last
-        epoch without a validation split (the trial's own network keeps its last weights)."""
-        data = self.data
-        validation: dict[str, float] = {}
-        test: dict[str, float] = {}
-        last_test: dict[str, float] = {}
-        per_class: list[float] = []
-        confusion: list[list[int]] = []
-        best_epoch = self.best_epoch if self.validates else (self.epoch - 1 if self.history else None)
-        if best_epoch is not None:
-            if self.validates:
-                selected = copy.deepcopy(self.network)
-                selected.load_state_dict(self.best_state)
-                best = self.history[best_epoch]
-                validation = {key.removeprefix("val_"): value for key, value in best.items() if key.startswith("val_")}
-            else:
-                selected = self.network
-            matrix = evaluate(selected, data.test, data)
-            test = accuracy_summary(matrix, data.groups)
-            erase = background_edit(data)
-            test["background_head_share"] = background_head_share(selected, data, erase)
-            per_class = per_class_accuracy(matrix).tolist()
-            confusion = matrix.tolist()
-            if best_epoch == self.epoch - 1:
-                last_test = test
-            else:
-                last_test = accuracy_summary(evaluate(self.network, data.test, data), data.groups)
-                last_test["background_head_share"] = background_head_share(self.network, data, erase)
-        return TrialResult(
-            status=status,
-            reason=reason,
-            epochs_completed=self.epoch,
-            best_epoch=best_epoch,
-            validation=validation,
-            test=test,
-            last_test=last_test,
-            test_per_class_accuracy=per_class,
-            test_confusion=confusion,
-            group_sizes={name: len(data.groups[name]) for name in SHOT_GROUPS},
-            train_counts=data.train_counts,
-            class_names=data.class_names,
-            history=self.history,
+def build_trial(config: TrialConfig, data: TrialData, device: torch.device) -> Trial:
+    """A new trial at epoch 0: its network, optimizer and samplers, seeded from training.seed."""
+    training = config.training
+    seed = training.seed
+    torch.manual_seed(seed)
+    network = build_network(
+        config.model.architecture, data.num_classes, config.model.projection_dim, config.classifier
+    ).to(device)
+    if device.type == "cuda":
+        network = network.to(memory_format=torch.channels_last)
+        torch.cuda.reset_peak_memory_stats(device)
+    optimizer = torch.optim.SGD(
+        network.parameters(),
+        lr=training.lr,
+        momentum=training.momentum,
+        weight_decay=training.weight_decay,
+        nesterov=training.nesterov,
+    )
+    # Indices are drawn where the images are: on the device, or on the host for a stream split.
+    sampling_device = torch.device("cpu") if isinstance(data.train, StreamSplit) else device
+    batch_generator = torch.Generator(device=sampling_device).manual_seed(seed + 1)
+    return Trial(
+        config=config,
+        data=data,
+        device=device,
+        network=network,
+        step_network=training_network(network, training, device),
+        optimizer=optimizer,
+        batch_generator=batch_generator,
+        step_generator=torch.Generator().manual_seed(seed + 2),
+        batches=TrainingBatches(data.train, data.mean, data.std, training.augment, batch_generator, device),
+        instance_sampler=InstanceSampler(len(data.train), training.batch_size, batch_generator),
+        minor_sampler=MinorClassSampler(
+            data.train.labels, data.train_counts, config.method.sampler_beta, batch_generator
+        ),
+        settings=StepSettings.from_config(config.method, data.num_classes),
+        counts=torch.as_tensor(data.train_counts, dtype=torch.float32, device=device),
+    )
+
+
+def epoch_plan(trial: Trial) -> Plan:
+    """This epoch's head batches and, for the steps that mask, their minor-class batches."""
+    method = trial.config.method
+    heads = trial.instance_sampler.epoch()
+    if trial.config.training.max_steps_per_epoch is not None:
+        heads = heads[: trial.config.training.max_steps_per_epoch]
+    if method.name == "ce" or not (method.mask_start_epoch <= trial.epoch < trial.config.mask_end_epoch):
+        return [(head, None) for head in heads]
+    masking = (torch.rand(len(heads), generator=trial.step_generator) < method.mask_probability).tolist()
+    return [(head, trial.minor_sampler.sample(len(head)) if masks else None) for head, masks in zip(heads, masking)]
+
+
+def class_weights(trial: Trial) -> torch.Tensor | None:
+    """DRW's per-class loss weights from its start epoch on; None before, and without DRW."""
+    method = trial.config.method
+    if method.uses_drw and trial.epoch >= method.drw_start_epoch:
+        return drw_class_weights(trial.counts, method.drw_beta)
+    return None
+
+
+class EpochSums(NamedTuple):
+    """The running sums of one epoch: one step's share (tensors), or the epoch's totals (floats)."""
+
+    loss: Any  # each step's mean loss times its batch size
+    classification_loss: Any  # L_MCE, likewise
+    contrastive_loss: Any  # L_MSC, likewise
+    correct: Any  # head images classified right
+    masks: Any  # composed images
+    mask_area: Any  # their masked area fractions, summed
+    empty_masks: Any  # masks of area 0
+    full_masks: Any  # masks of (nearly) the whole image: area above FULL_MASK_AREA
+
+    @classmethod
+    def of_step(cls, output: StepOutput, head_labels: torch.Tensor) -> EpochSums:
+        size = len(head_labels)
+        areas = output.mask_areas.detach().double()
+        return cls(
+            output.loss.detach().double() * size,
+            output.classification_loss.detach().double() * size,
+            output.contrastive_loss.detach().double() * size,
+            (output.head_logits.detach().argmax(1) == head_labels).sum().double(),
+            areas.new_tensor(float(areas.numel())),
+            areas.sum(),
+            (areas == 0).sum().double(),
+            (areas > FULL_MASK_AREA).sum().double(),
         )
 
 
-def save_checkpoint(trial: Trial, directory: Path) -> Path:
-    """The trial's state as `directory/trial.pt`, written atomically; returns `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / CHECKPOINT_NAME
-    temporary = path.with_suffix(".tmp")
-    torch.save(trial.state(), temporary)
-    temporary.replace(path)  # a crash mid-write leaves the previous checkpoint intact
-    gallery = directory / GALLERY_FILE
-    if not gallery.exists():
-        picture = trial.gallery_picture()
-        if picture is not None:
-            gallery.write_bytes(picture)  # then in every later checkpoint of the trial
-    return directory
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-# Where a trial runs, not what it is: a checkpoint resumes across these.
-RUN_ENVIRONMENT_FIELDS = {"data": {"root", "loader", "loader_workers"}, "training": {"device", "num_threads"}}
-
-
-def _defining(config: dict[str, Any]) -> dict[str, Any]:
+def train_one_epoch(trial: Trial, on_masking_batch: BatchHook | None = None) -> dict[str, float]:
+    """One epoch of SMCL (or baseline) steps; its training metrics. `on_masking_batch` is called
+    with each batch that masks, before its step."""
+    training = trial.config.training
+    trial.network.train()
+    plan = epoch_plan(trial)
+    weights = class_weights(trial)
+    totals = torch.zeros(len(EpochSums._fields), dtype=torch.float64, device=trial.device)
+    masked_steps = seen = 0
+    started = time.perf_counter()
+    for step, batch in enumerate(trial.batches.epoch(plan)):
+        factor = learning_rate_factor(training, trial.epoch, step, len(plan))
+        for group in trial.optimizer.param_groups:
+            group["lr"] = training.lr * factor
+        if batch.minor_images is not None and on_masking_batch is not None:
+            on_masking_batch(batch)
+        with autocast(trial.device):
+            output = step_loss(
+                trial.settings,
+                trial.step_network,
+                *batch[:4],
+                trial.step_generator,
+                weights,
+                trial.counts,
+                head_content=batch.head_content,
+                minor_content=batch.minor_content,
+            )
+        trial.optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        trial.optimizer.step()
+        seen += len(batch.head_labels)
+        masked_steps += batch.minor_images is not None
+        totals += torch.stack(EpochSums.of_step(output, batch.head_labels))
+    sums = EpochSums(*totals.tolist())  # the epoch's only host synchronisation
+    elapsed = time.perf_counter() - started
+    masks = sums.masks
     return {
-        section: {key: value for key, value in fields.items() if key not in RUN_ENVIRONMENT_FIELDS.get(section, ())}
-        for section, fields in config.items()
+        "loss": sums.loss / seen,
+        "loss_mce": sums.classification_loss / seen,
+        "loss_msc": sums.contrastive_loss / seen,
+        "train_accuracy": sums.correct / seen,
+        "masked_step_fraction": masked_steps / len(plan),
+        "masked_area": sums.mask_area / masks if masks else math.nan,
+        "masked_empty_fraction": sums.empty_masks / masks if masks else math.nan,
+        "masked_full_fraction": sums.full_masks / masks if masks else math.nan,
+        "lr": training.lr * learning_rate_factor(training, trial.epoch, len(plan) - 1, len(plan)),
+        "epoch_seconds": elapsed,
+        "images_per_second": seen / elapsed,
     }
 
 
-def resumable_state(path: Path, config: TrialConfig) -> dict[str, Any] | None:
-    """The checkpoint at `path` (a file or the folder holding one) if this trial can continue from it.
+def finish_epoch(trial: Trial, metrics: dict[str, float]) -> None:
+    """After an epoch's training: validate, keep the best weights so far, record, move on.
+    Without a validation split there is nothing to select on: the last epoch is the result."""
+    data = trial.data
+    metrics.update(gpu_memory_metrics(trial.device))
+    metrics["epoch"] = trial.epoch
+    if trial.validates:
+        validation = accuracy_summary(evaluate(trial.network, data.val, data), data.groups)
+        metrics.update({f"val_{name}": value for name, value in validation.items()})
+        selection = trial.selection
+        if validation["balanced_accuracy"] > selection.score:
+            selection.score = validation["balanced_accuracy"]
+            selection.epoch = trial.epoch
+            selection.weights = copy.deepcopy(trial.network.state_dict())
+    trial.history.append(metrics)
+    trial.epoch += 1
 
-    A checkpoint that cannot be read, or was written by another trial configuration or another
-    version of the package, is set aside with a warning: the trial starts from scratch rather than
-    failing again and again, or continuing from a state that is not its own.
-    """
-    path = path / CHECKPOINT_NAME if path.is_dir() else path
-    try:
-        state = load_checkpoint(path)
-    except Exception as error:  # torch.load raises many kinds on a damaged file
-        log.warning("checkpoint %s is unreadable (%s): the trial starts from scratch", path, error)
+
+def trial_result(trial: Trial, status: str, reason: str | None) -> TrialResult:
+    """The trial's result: test metrics of the weights selected on validation, or of the last
+    epoch without a validation split (the trial's own network keeps its last weights)."""
+    data = trial.data
+    validation: dict[str, float] = {}
+    test: dict[str, float] = {}
+    last_test: dict[str, float] = {}
+    per_class: list[float] = []
+    confusion: list[list[int]] = []
+    best_epoch = trial.selection.epoch if trial.validates else (trial.epoch - 1 if trial.history else None)
+    if best_epoch is not None:
+        if trial.validates:
+            selected = copy.deepcopy(trial.network)
+            selected.load_state_dict(trial.selection.weights)
+            best = trial.history[best_epoch]
+            validation = {key.removeprefix("val_"): value for key, value in best.items() if key.startswith("val_")}
+        else:
+            selected = trial.network
+        matrix = evaluate(selected, data.test, data)
+        test = accuracy_summary(matrix, data.groups)
+        erase = background_edit(data)
+        test["background_head_share"] = background_head_share(selected, data, erase)
+        per_class = per_class_accuracy(matrix).tolist()
+        confusion = matrix.tolist()
+        if best_epoch == trial.epoch - 1:
+            last_test = test
+        else:
+            last_test = accuracy_summary(evaluate(trial.network, data.test, data), data.groups)
+            last_test["background_head_share"] = background_head_share(trial.network, data, erase)
+    return TrialResult(
+        status=status,
+        reason=reason,
+        epochs_completed=trial.epoch,
+        best_epoch=best_epoch,
+        validation=validation,
+        test=test,
+        last_test=last_test,
+        test_per_class_accuracy=per_class,
+        test_confusion=confusion,
+        group_sizes={name: len(data.groups[name]) for name in SHOT_GROUPS},
+        train_counts=data.train_counts,
+        class_names=data.class_names,
+        history=trial.history,
+    )
+
+
+def write_checkpoint(trial: Trial, directory: Path | None) -> Path | None:
+    """The trial's checkpoint in `directory`, with the mask gallery's picture once its epoch has ended."""
+    if directory is None:
         return None
-    missing = {"version", "config", "epoch", "network", "optimizer"} - set(state) if isinstance(state, dict) else {"*"}
-    if missing:
-        log.warning("checkpoint %s lacks %s: the trial starts from scratch", path, ", ".join(sorted(missing)))
-        return None
-    if state["version"] != smcl_tune.__version__:
-        log.warning(
-            "checkpoint %s was written by smcl-tune %s, this is %s: the trial starts from scratch",
-            path,
-            state["version"],
-            smcl_tune.__version__,
-        )
-        return None
-    if _defining(state["config"]) != _defining(config.model_dump(mode="json")):
-        log.warning("checkpoint %s was written by another trial configuration: the trial starts from scratch", path)
-        return None
-    return state
+    save_checkpoint(trial, directory)
+    write_gallery(trial, directory)
+    return directory
 
 
 def run_trial(
-    config: TrialConfig | dict[str, Any],
+    config: TrialConfig,
     report: Report | None = None,
     checkpoint_dir: Path | None = None,
     resume_from: Path | None = None,
     data: TrialData | None = None,
-    on_epoch: EpochHook | None = None,
+    on_epoch: Callable[[Trial, dict[str, float]], None] | None = None,
 ) -> TrialResult:
     """Train and evaluate one SMCL (or baseline) model.
 
     report: called once per epoch with its metrics and its checkpoint folder (None without
     `checkpoint_dir`); the last report carries the final scalars, and its folder the result file.
-    checkpoint_dir: where the checkpoint (and at the end the result file) is written.
+    checkpoint_dir: where the checkpoint (and at the end the result file, CSV and PNGs) is written.
     resume_from: a checkpoint folder (or file) to continue from.
     data: prebuilt data (benchmarks share it between trials); built from config.data if None.
     on_epoch: called with the trial and the epoch's metrics after each epoch's validation.
     """
-    if isinstance(config, dict):
-        config = trial_config_from_dict(config)
     training = config.training
     if training.num_threads is not None:
         torch.set_num_threads(training.num_threads)
     device = resolve_device(training.device)
     data = (data or build_trial_data(config.data)).to(device)
-    trial = Trial(config, data, device)
+    trial = build_trial(config, data, device)
     state = None if resume_from is None else resumable_state(Path(resume_from), config)
     if state is not None:
-        trial.load(state)
+        restore(trial, state)
         log.info("resumed at epoch %d", trial.epoch)
     status, reason = TrialState.COMPLETED, None
     last_metrics: dict[str, Any] = {}
     while trial.epoch < training.epochs:
-        metrics = trial.train_epoch()
+        metrics = train_one_epoch(trial, capture_gallery(trial))
         if not math.isfinite(metrics["loss"]):
             status, reason = TrialState.FAILED, f"non-finite loss ({metrics['loss']}) in epoch {trial.epoch}"
             log.warning("trial stopped: %s", reason)
             break
-        trial.finish_epoch(metrics)
+        finish_epoch(trial, metrics)
         if on_epoch is not None:
             on_epoch(trial, metrics)
         log.info(
@@ -489,15 +378,14 @@ def run_trial(
             # as it has seen `epochs` reports.
             last_metrics = metrics
             break
-        checkpoint = save_checkpoint(trial, checkpoint_dir) if checkpoint_dir is not None else None
+        checkpoint = write_checkpoint(trial, checkpoint_dir)
         if report is not None:
             report(metrics, checkpoint)
     # The final report: after the last epoch, or of a trial that failed or resumed after its last epoch.
-    result = trial.result(status, reason)
-    checkpoint = None
-    if checkpoint_dir is not None:
-        checkpoint = save_checkpoint(trial, checkpoint_dir)
-        write_result(result, checkpoint)
+    result = trial_result(trial, status, reason)
+    checkpoint = write_checkpoint(trial, checkpoint_dir)
+    if checkpoint is not None:
+        write_trial_files(result, checkpoint)
     if report is not None:
         epoch = {"epoch": trial.epoch - 1} if trial.epoch else {}
         report({**epoch, **last_metrics, **result.final_metrics()}, checkpoint)

@@ -7,11 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
+from smcl_tune.checkpoint import load_checkpoint, restore
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.splits import build_trial_data
-from smcl_tune.mask_gallery import GALLERY_FILE, GALLERY_PAIRS, soft_label_text
+from smcl_tune.device import resolve_device
+from smcl_tune.mask_gallery import GALLERY_FILE, GALLERY_PAIRS, capture_gallery
 from smcl_tune.method.masking import compose, mask_area
-from smcl_tune.train import Trial, load_checkpoint, resolve_device, run_trial, save_checkpoint
+from smcl_tune.report.mask_gallery import soft_label_text
+from smcl_tune.train import Trial, build_trial, finish_epoch, run_trial, train_one_epoch, write_checkpoint
+from smcl_tune.trial_folder import gallery_picture
 
 
 def _smcl(tiny_config, **method):
@@ -22,14 +26,19 @@ def _smcl(tiny_config, **method):
 
 def _trial(config) -> Trial:
     config = trial_config_from_dict(config)
-    return Trial(config, build_trial_data(config.data), resolve_device("cpu"))
+    return build_trial(config, build_trial_data(config.data), resolve_device("cpu"))
+
+
+def _train_epoch(trial: Trial) -> None:
+    """One epoch as run_trial trains it: the gallery's epoch hook, the steps, the validation."""
+    finish_epoch(trial, train_one_epoch(trial, capture_gallery(trial)))
 
 
 def test_the_erase_gallery_holds_16_images_of_the_first_masking_epoch_as_erased(tiny_config):
     trial = _trial(_smcl(tiny_config, fill="zero"))
-    trial.finish_epoch(trial.train_epoch())  # epoch 0 does not mask: no gallery yet
-    assert trial.gallery is None and trial.gallery_picture() is None
-    trial.finish_epoch(trial.train_epoch())
+    _train_epoch(trial)  # epoch 0 does not mask: no gallery yet
+    assert trial.gallery is None and gallery_picture(trial) is None
+    _train_epoch(trial)
     gallery = trial.gallery
     assert gallery.epoch == 1 and len(gallery) == GALLERY_PAIRS and gallery.compose == "erase"
     # the erased image is the image itself outside the box, and the fill (0: the mean colour) inside
@@ -45,15 +54,15 @@ def test_the_erase_gallery_holds_16_images_of_the_first_masking_epoch_as_erased(
     assert torch.allclose(
         gallery.targets[rows, gallery.minor_labels], area + (gallery.head_labels == gallery.minor_labels) * (1 - area)
     )
-    picture = Image.open(io.BytesIO(trial.gallery_picture()))
+    picture = Image.open(io.BytesIO(gallery_picture(trial)))
     assert picture.size[0] > 600 and picture.size[1] > 16 * 100  # five columns, one row per image
 
 
 def test_the_paste_gallery_holds_16_pairs_of_the_first_masking_epoch_as_composed(tiny_config):
     trial = _trial(_smcl(tiny_config, compose="paste", mask_mode="threshold"))
-    trial.finish_epoch(trial.train_epoch())  # epoch 0 does not mask: no gallery yet
-    assert trial.gallery is None and trial.gallery_picture() is None
-    trial.finish_epoch(trial.train_epoch())
+    _train_epoch(trial)  # epoch 0 does not mask: no gallery yet
+    assert trial.gallery is None and gallery_picture(trial) is None
+    _train_epoch(trial)
     gallery = trial.gallery
     assert gallery.epoch == 1 and len(gallery) == GALLERY_PAIRS and gallery.compose == "paste"
     # the composite shows the minor image where the mask is 1 and the head image elsewhere
@@ -67,7 +76,7 @@ def test_the_paste_gallery_holds_16_pairs_of_the_first_masking_epoch_as_composed
         gallery.targets[rows, gallery.minor_labels], area + (gallery.head_labels == gallery.minor_labels) * (1 - area)
     )
     assert torch.allclose(gallery.targets.sum(1), torch.ones(len(gallery)))
-    picture = Image.open(io.BytesIO(trial.gallery_picture()))
+    picture = Image.open(io.BytesIO(gallery_picture(trial)))
     assert picture.size[0] > 600 and picture.size[1] > 16 * 100  # five columns, one row per pair
 
 
@@ -75,13 +84,13 @@ def test_a_checkpoint_carries_the_gallery_and_a_resumed_trial_keeps_it(tiny_conf
     config = _smcl(tiny_config)
     trial = _trial(config)
     for _ in range(2):
-        trial.finish_epoch(trial.train_epoch())
-        save_checkpoint(trial, tmp_path / "checkpoint")
+        _train_epoch(trial)
+        write_checkpoint(trial, tmp_path / "checkpoint")
     assert (tmp_path / "checkpoint" / GALLERY_FILE).is_file()
     resumed = _trial(config)
-    resumed.load(load_checkpoint(tmp_path / "checkpoint" / "trial.pt"))
+    restore(resumed, load_checkpoint(tmp_path / "checkpoint" / "trial.pt"))
     assert torch.equal(resumed.gallery.composite, trial.gallery.composite)
-    resumed.finish_epoch(resumed.train_epoch())  # a later masking epoch does not replace it
+    _train_epoch(resumed)  # a later masking epoch does not replace it
     assert resumed.gallery.epoch == 1
 
 
@@ -89,7 +98,7 @@ def test_a_checkpoint_carries_the_gallery_and_a_resumed_trial_keeps_it(tiny_conf
 def test_methods_that_do_not_mask_have_no_gallery(tiny_config, tmp_path, method):
     config = _smcl(tiny_config)
     config["method"]["name"] = method
-    run_trial(config, checkpoint_dir=tmp_path / "checkpoint")
+    run_trial(trial_config_from_dict(config), checkpoint_dir=tmp_path / "checkpoint")
     assert not (tmp_path / "checkpoint" / GALLERY_FILE).exists()
 
 

@@ -19,7 +19,7 @@ import torch
 
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.splits import TrialData, build_trial_data
-from smcl_tune.train import Trial, cap_gpu_memory, run_trial
+from smcl_tune.train import build_trial, run_trial, train_one_epoch
 
 log = logging.getLogger("gpu_check")
 
@@ -88,7 +88,10 @@ def train_runs(
     for name, method, run_epochs, extra in runs:
         started = time.perf_counter()
         result = run_trial(
-            trial_config(data_root, method, run_epochs, device, max_steps_per_epoch=steps, **extra), data=data
+            trial_config_from_dict(
+                trial_config(data_root, method, run_epochs, device, max_steps_per_epoch=steps, **extra)
+            ),
+            data=data,
         )
         wall = time.perf_counter() - started
         rows.append(_row(name, result, wall))
@@ -99,15 +102,15 @@ def train_runs(
 def host_synchronisations(data_root: Path, data: TrialData) -> list[str]:
     """Warnings of CUDA's sync debug mode during one SMCL training epoch (its end reads the totals once)."""
     config = trial_config_from_dict(trial_config(data_root, "smcl", 4, "cuda"))
-    trial = Trial(config, data.to(torch.device("cuda")), torch.device("cuda"))
+    trial = build_trial(config, data.to(torch.device("cuda")), torch.device("cuda"))
     trial.epoch = 1
-    trial.train_epoch()  # warm-up
+    train_one_epoch(trial)  # warm-up
     torch.cuda.synchronize()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            metrics = trial.train_epoch()
+            metrics = train_one_epoch(trial)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     syncs = [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
@@ -128,16 +131,20 @@ def packed_trials(data_root: Path, epochs: int, device: str, steps: int | None, 
     import ray
     from ray import tune
 
+    from smcl_tune.study.trainable import cap_gpu_memory
+
     def trainable(config: dict) -> None:
         cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
         run_trial(
-            trial_config(
-                config["root"],
-                "smcl",
-                config["epochs"],
-                device,
-                seed=config["seed"],
-                max_steps_per_epoch=config["steps"],
+            trial_config_from_dict(
+                trial_config(
+                    config["root"],
+                    "smcl",
+                    config["epochs"],
+                    device,
+                    seed=config["seed"],
+                    max_steps_per_epoch=config["steps"],
+                )
             ),
             report=lambda metrics, _: tune.report({**metrics, "finished_at": time.time()}),
         )

@@ -74,8 +74,9 @@ def command_status(arguments: argparse.Namespace) -> int:
 
 def command_dashboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.dashboard import serve_dashboard
+    from smcl_tune.study.paths import optuna_database
 
-    database = Path(arguments.storage).resolve() / arguments.study / "optuna.db"
+    database = optuna_database(Path(arguments.storage).resolve(), arguments.study)
     if not database.is_file():
         raise ConfigError(f"{database}: no Optuna storage for study '{arguments.study}'; check NAME and --storage")
     if arguments.refresh <= 0:

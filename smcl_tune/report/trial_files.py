@@ -8,7 +8,7 @@ import math
 
 from matplotlib.figure import Figure
 
-from smcl_tune.results import TrialResult
+from smcl_tune.results import CONFUSION_FILE, PER_CLASS_FILE, TrialResult
 
 
 def per_class_csv(class_names: list[str], train_counts: list[int], accuracy: list[float]) -> str:
@@ -43,9 +43,7 @@ def trial_files(result: TrialResult) -> dict[str, str | bytes]:
     """The files a finished trial's run carries (none for a trial that never validated)."""
     files: dict[str, str | bytes] = {}
     if result.test_per_class_accuracy:
-        files["per_class_accuracy.csv"] = per_class_csv(
-            result.class_names, result.train_counts, result.test_per_class_accuracy
-        )
+        files[PER_CLASS_FILE] = per_class_csv(result.class_names, result.train_counts, result.test_per_class_accuracy)
     if result.test_confusion:
-        files["confusion_matrix.png"] = confusion_png(result.test_confusion, result.class_names)
+        files[CONFUSION_FILE] = confusion_png(result.test_confusion, result.class_names)
     return files

@@ -10,9 +10,14 @@ from typing import Any
 from smcl_tune.errors import ConfigError
 from smcl_tune.study_config import Study, redact_uri
 from smcl_tune.study_status import study_lock_file
-from smcl_tune.tracking import default_tracking_uri
 
 STATE_FILE = "smcl-study.json"
+OPTUNA_FILE = "optuna.db"
+
+
+def optuna_database(local_root: Path, study_name: str) -> Path:
+    """A study's Optuna storage (sqlite), in its record folder under the local root."""
+    return local_root / study_name / OPTUNA_FILE
 
 
 @dataclass(frozen=True)
@@ -28,16 +33,17 @@ class StudyPaths:
 
     @classmethod
     def of(cls, study: Study) -> StudyPaths:
+        from smcl_tune.tracking import default_tracking_uri  # MLflow: only where a study's paths are made
+
         storage = study.config.storage
         is_uri = "://" in storage
         local_root = Path("smcl-runs" if is_uri else storage).resolve()
         storage_path = storage if is_uri else str(local_root)
-        record = local_root / study.name
         return cls(
             storage=storage_path,
             local_root=local_root,
             experiment_dir=f"{storage_path.rstrip('/')}/{study.name}",
-            optuna_url=f"sqlite:///{record / 'optuna.db'}",
+            optuna_url=f"sqlite:///{optuna_database(local_root, study.name)}",
             tracking_uri=study.config.tracking.uri or default_tracking_uri(local_root),
             experiment=study.config.tracking.experiment or study.name,
         )

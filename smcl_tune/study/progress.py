@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-from smcl_tune.results import TrialState
+from smcl_tune.results import EPOCHS_PLANNED, TrialState
 from smcl_tune.study_status import estimate_eta, is_better
 
 
@@ -94,7 +94,7 @@ class StudyProgress:
         epochs_done = int(result.get("epoch", trial.epochs_done)) + 1
         self.epochs_trained += max(0, epochs_done - trial.epochs_done)
         trial.epochs_done = epochs_done
-        trial.epochs_planned = int(result.get("epochs_planned") or trial.epochs_planned)
+        trial.epochs_planned = int(result.get(EPOCHS_PLANNED) or trial.epochs_planned)
         trial.objective = float(result.get(self.metric, math.nan))
         trial.images_per_second = float(result.get("images_per_second", math.nan))
         trial.gpu_memory_mib = float(result.get("gpu_memory_peak_mib", math.nan))

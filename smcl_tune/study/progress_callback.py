@@ -13,8 +13,8 @@ from typing import Any
 from ray.tune import Callback
 
 from smcl_tune.results import outcome
-from smcl_tune.study.keys import CONDITION_KEY, TRIAL_NAME
 from smcl_tune.study.progress import StudyProgress
+from smcl_tune.study.trial_spec import spec_of
 
 _active: StudyProgress | None = None
 
@@ -30,8 +30,8 @@ def reporting_to(progress: StudyProgress) -> Iterator[StudyProgress]:
 
 
 def _identity(trial) -> tuple[str, str, str]:
-    config = trial.config
-    return trial.trial_id, str(config.get(TRIAL_NAME, trial.trial_id)), str(config.get(CONDITION_KEY, ""))
+    spec = spec_of(trial.config)
+    return trial.trial_id, spec.run_name, spec.condition.label
 
 
 def error_summary(trial) -> str:

@@ -34,10 +34,11 @@ from smcl_tune.study.progress import ProgressListener, StudyProgress
 from smcl_tune.study.progress_callback import ProgressCallback, reporting_to
 from smcl_tune.study.retry import SQLITE_BUSY_TIMEOUT_S
 from smcl_tune.study.scheduler import StudyScheduler
-from smcl_tune.study.searcher import FixedTrial, Stratum, StudySearcher
+from smcl_tune.study.searcher import StudySearcher
 from smcl_tune.study.store_health import check_study_stores
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial
+from smcl_tune.study.trial_spec import BASELINE, TrialSpec
 from smcl_tune.study_config import Study, plain_param_names, redact_uri
 from smcl_tune.study_status import study_status
 from smcl_tune.tracking import (
@@ -150,23 +151,21 @@ def optuna_study_names(study: Study) -> list[str]:
     return [f"{study.name}/{condition.label}" if condition.label else study.name for condition in study.conditions]
 
 
-def _fixed_trials(study: Study, strata: list[Stratum]) -> list[FixedTrial]:
+def _baselines(study: Study) -> list[TrialSpec]:
     """Every baseline, once per seed (its own, or the trial's), in every condition."""
     trials = []
-    for stratum in strata:
+    for condition in study.conditions:
         for baseline in study.config.baselines:
             if baseline.seeds is None:
                 trials.append(
-                    FixedTrial(
-                        stratum, "baseline", f"baseline-{baseline.name}", baseline.name, dict(baseline.overrides)
-                    )
+                    TrialSpec(condition, BASELINE, f"baseline-{baseline.name}", baseline.name, dict(baseline.overrides))
                 )
                 continue
             for seed in baseline.seeds:
                 trials.append(
-                    FixedTrial(
-                        stratum,
-                        "baseline",
+                    TrialSpec(
+                        condition,
+                        BASELINE,
                         f"baseline-{baseline.name}-s{seed}",
                         baseline.name,
                         {**baseline.overrides, "training.seed": seed},
@@ -183,7 +182,7 @@ def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudyS
     if objective.secondary is not None:
         metrics.append(objective.secondary.metric)
         modes.append(objective.secondary.mode)
-    strata = [Stratum(condition.label, condition.overrides) for condition in study.conditions]
+    strata = study.conditions
     # One TPE per condition, each seeded; with two objectives Optuna's TPESampler runs as MOTPE.
     startup = min(10, max(2, study.config.num_trials // 3))
     samplers = [
@@ -194,7 +193,7 @@ def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudyS
     return StudySearcher(
         space=study.config.search,
         strata=strata,
-        baselines=_fixed_trials(study, strata),
+        baselines=_baselines(study),
         num_trials=study.config.num_trials,
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],
@@ -202,6 +201,7 @@ def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudyS
         study_names=optuna_study_names(study),
         storage=storage,
         confirm=None if confirm is None else confirm.model_dump(),
+        base_trial=_absolute_data_root(study.config.trial),
     )
 
 
@@ -220,17 +220,16 @@ def _scheduler(study: Study) -> StudyScheduler:
 
 
 def expected_trials(study: Study, storage: optuna.storages.BaseStorage) -> int:
-    """The trials a finished study has: every baseline seed and search trial, and a confirmation
-    run per seed for each of the top_k completed search trials of each condition."""
-    fixed = sum(len(baseline.seeds or [None]) for baseline in study.config.baselines) + study.config.num_trials
-    total = fixed * len(study.conditions)
+    """The trials a finished study has: the planned ones, less the confirmation runs of the
+    top_k that fewer completed search trials of a condition leave out."""
+    total = study.planned_trials
     confirm = study.config.confirm
     if confirm is not None:
         for name in optuna_study_names(study):
             completed = optuna.load_study(study_name=name, storage=storage).get_trials(
                 deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
             )
-            total += min(confirm.top_k, len(completed)) * len(confirm.seeds)
+            total -= (confirm.top_k - min(confirm.top_k, len(completed))) * len(confirm.seeds)
     return total
 
 
@@ -243,10 +242,10 @@ def _absolute_data_root(trial: dict[str, Any]) -> dict[str, Any]:
     return {**trial, "data": {**data, "root": str(Path(root).resolve())}}
 
 
-def _trainable(study: Study, base_trial: dict[str, Any], ray_log_level: str):
+def _trainable(study: Study, ray_log_level: str):
     resources = study.config.resources
     return tune.with_resources(
-        tune.with_parameters(train_study_trial, base_trial=base_trial, ray_log_level=ray_log_level),
+        tune.with_parameters(train_study_trial, ray_log_level=ray_log_level),
         {"cpu": resources.cpus, "gpu": resources.gpus},
     )
 
@@ -256,7 +255,6 @@ def _new_tuner(
     paths: StudyPaths,
     trainable,
     tracker_arguments: dict[str, Any],
-    base_trial: dict[str, Any],
     guard: LocalStorageGuard | None,
     ray_verbosity: int,
 ) -> tune.Tuner:
@@ -266,7 +264,7 @@ def _new_tuner(
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=_scheduler(study),
-            num_samples=searcher.most_trials,
+            num_samples=study.planned_trials,
             max_concurrent_trials=study.config.max_concurrent,
             reuse_actors=True,  # one worker process per slot: trials skip the interpreter and torch start-up
         ),
@@ -275,7 +273,7 @@ def _new_tuner(
             storage_path=paths.storage,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[TrackingCallback(tracker_arguments, base_trial), ProgressCallback()],
+            callbacks=[TrackingCallback(tracker_arguments), ProgressCallback()],
             stop=guard,
             verbose=ray_verbosity,
         ),
@@ -363,8 +361,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         watching.listener.started(progress)
     # A snapshot of the experiment after every trial checkpoint is what makes resume exact; Ray warns about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    base_trial = _absolute_data_root(study.config.trial)
-    trainable = _trainable(study, base_trial, watching.ray_log_level)
+    trainable = _trainable(study, watching.ray_log_level)
     if resumable:
         log.info("resuming study %s from %s", study.name, paths.experiment_dir)
         if not paths.remote:  # a checkpoint in remote storage is Ray's to find
@@ -372,7 +369,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         tuner = tune.Tuner.restore(paths.experiment_dir, trainable, resume_unfinished=True, resume_errored=True)
         _set_ray_verbosity(tuner, watching.ray_verbosity)
     else:
-        tuner = _new_tuner(study, paths, trainable, tracker_arguments, base_trial, guard, watching.ray_verbosity)
+        tuner = _new_tuner(study, paths, trainable, tracker_arguments, guard, watching.ray_verbosity)
     status = "FAILED"
     finished = False
     try:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from smcl_tune.study.keys import CONDITION_KEY, TRIAL_ROLE
+from smcl_tune.study.trial_spec import SEARCH, spec_of
 
 
 class StudyScheduler(FIFOScheduler):
@@ -25,9 +25,10 @@ class StudyScheduler(FIFOScheduler):
 
     def _scheduler(self, trial) -> ASHAScheduler | None:
         """The ASHA of the trial's condition, or None for a trial no scheduler stops."""
-        if self.asha is None or trial.config.get(TRIAL_ROLE) != "search":
+        spec = spec_of(trial.config)
+        if self.asha is None or spec.role != SEARCH:
             return None
-        condition = trial.config.get(CONDITION_KEY, "")
+        condition = spec.condition.label
         if condition not in self._per_condition:
             self._per_condition[condition] = ASHAScheduler(
                 metric=self.objective, mode=self.direction, time_attr="training_iteration", **self.asha

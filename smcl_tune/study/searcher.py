@@ -21,7 +21,6 @@ import logging
 import math
 import pickle
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -29,8 +28,9 @@ from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
 from smcl_tune.results import TrialState, outcome
-from smcl_tune.study.keys import CONDITION_KEY, CONFIGURATION_KEY, TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE
 from smcl_tune.study.retry import retry_while_locked
+from smcl_tune.study.trial_spec import CONFIRM, SEARCH, TrialSpec
+from smcl_tune.study_config import Condition
 
 log = logging.getLogger(__name__)
 
@@ -61,42 +61,6 @@ def _open_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna
     return optuna.Trial(study, frozen._trial_id)
 
 
-@dataclass(frozen=True)
-class Stratum:
-    """One condition of a study: its label ("" without conditions) and the values it sets."""
-
-    label: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    def key(self, name: str) -> str:
-        return f"{self.label}/{name}" if self.label else name
-
-    def run_name(self, name: str) -> str:
-        return f"{name} [{self.label}]" if self.label else name
-
-
-@dataclass(frozen=True)
-class FixedTrial:
-    """A baseline seed or a confirmation run: a trial outside Optuna, never stopped early."""
-
-    stratum: Stratum
-    role: str  # "baseline" or "confirm"
-    name: str  # the run name before the condition: "baseline-ce-s1", "confirm-003-s2"
-    configuration: str  # what its seeds share: the baseline's name, or the confirmed search trial's name
-    values: dict[str, Any]  # dotted path -> value, on top of the base trial and the condition
-
-    def suggestion(self) -> dict[str, Any]:
-        return {
-            TRIAL_KEY: self.stratum.key(self.name),
-            TRIAL_ROLE: self.role,
-            CONDITION_KEY: self.stratum.label,
-            TRIAL_NAME: self.stratum.run_name(self.name),
-            CONFIGURATION_KEY: self.configuration,
-            **self.stratum.overrides,
-            **self.values,
-        }
-
-
 def _name_the_values(study: optuna.Study, metrics: list[str]) -> None:
     """Name each objective value after its metric, so that optuna-dashboard and Optuna's plots
     show `val_balanced_accuracy` rather than "Objective 0"."""
@@ -107,14 +71,15 @@ def _name_the_values(study: optuna.Study, metrics: list[str]) -> None:
 
 
 class StudySearcher(Searcher):
-    """Per stratum: baselines first, then `num_trials` Optuna trials over `space`, then, with
-    `confirm`, each of the `top_k` best configurations once per confirmation seed."""
+    """Per condition: baselines first, then `num_trials` Optuna trials over `space`, then, with
+    `confirm`, each of the `top_k` best configurations once per confirmation seed. Each trial's
+    config is `base_trial` with its values applied, built and validated here, once."""
 
     def __init__(
         self,
         space: dict[str, dict[str, Any]],
-        strata: list[Stratum],
-        baselines: list[FixedTrial],
+        strata: list[Condition],
+        baselines: list[TrialSpec],
         num_trials: int,
         metric: str | list[str],
         mode: str | list[str],
@@ -122,6 +87,7 @@ class StudySearcher(Searcher):
         study_names: list[str],
         storage: optuna.storages.BaseStorage,
         confirm: dict[str, Any] | None = None,
+        base_trial: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.metrics = metric if isinstance(metric, list) else [metric]
@@ -142,27 +108,21 @@ class StudySearcher(Searcher):
             _name_the_values(study, self.metrics)
         self.num_trials = num_trials
         self.confirm = confirm
-        self._pending: list[FixedTrial] = list(baselines)
-        self._search_slots: list[Stratum] = [stratum for _ in range(num_trials) for stratum in strata]
-        self._confirmed: set[str] = set()  # strata whose confirmation runs are planned
-        self._fixed: dict[str, FixedTrial] = {}
-        self._trials: dict[str, tuple[Stratum, optuna.Trial]] = {}
+        self.base_trial = base_trial or {}
+        self._pending: list[TrialSpec] = list(baselines)
+        self._search_slots: list[Condition] = [stratum for _ in range(num_trials) for stratum in strata]
+        self._confirmed: set[str] = set()  # conditions whose confirmation runs are planned
+        self._specs: dict[str, TrialSpec] = {}  # every trial suggested, validated
+        self._trials: dict[str, tuple[Condition, optuna.Trial]] = {}
         self._reported_steps: dict[str, set[int]] = {}
         self._ended: set[str] = set()
 
-    @property
-    def most_trials(self) -> int:
-        """Ray's num_samples: every baseline seed, search trial and possible confirmation run."""
-        confirm = 0 if self.confirm is None else self.confirm["top_k"] * len(self.confirm["seeds"])
-        return len(self._pending) + len(self._search_slots) + confirm * len(self.strata)
-
     # -- suggesting ------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if trial_id in self._fixed:
-            return self._fixed[trial_id].suggestion()
+        if trial_id in self._specs:
+            return self._specs[trial_id].ray_config()
         if self._pending:
-            self._fixed[trial_id] = self._pending.pop(0)
-            return self._fixed[trial_id].suggestion()
+            return self._suggested(trial_id, self._pending.pop(0))
         if trial_id not in self._trials and self._search_slots:
             stratum = self._search_slots[0]
             held = retry_while_locked(
@@ -178,25 +138,22 @@ class StudySearcher(Searcher):
             stratum, trial = self._trials[trial_id]
             retry_while_locked(lambda: trial.set_user_attr("ray_trial_id", trial_id), f"Optuna trial {trial.number}")
             name = f"trial-{trial.number:03d}"
-            return {
-                TRIAL_KEY: stratum.key(f"optuna-{trial.number}"),
-                TRIAL_ROLE: "search",
-                CONDITION_KEY: stratum.label,
-                TRIAL_NAME: stratum.run_name(name),
-                CONFIGURATION_KEY: name,
-                **stratum.overrides,
-                **trial.params,
-            }
+            spec = TrialSpec(stratum, SEARCH, name, name, dict(trial.params), identity=f"optuna-{trial.number}")
+            return self._suggested(trial_id, spec)
         self._plan_confirmations()
         if self._pending:
             return self.suggest(trial_id)
         done = self.confirm is None or len(self._confirmed) == len(self.strata)
         return Searcher.FINISHED if done else None  # None: a condition's search is still running
 
-    def _ask(self, stratum: Stratum) -> optuna.Trial:
+    def _suggested(self, trial_id: str, spec: TrialSpec) -> dict[str, Any]:
+        self._specs[trial_id] = spec.validated(self.base_trial)
+        return self._specs[trial_id].ray_config()
+
+    def _ask(self, stratum: Condition) -> optuna.Trial:
         return self.optuna_studies[stratum.label].ask(self.distributions)
 
-    def _orphan(self, stratum: Stratum) -> tuple[optuna.Trial, set[int]] | None:
+    def _orphan(self, stratum: Condition) -> tuple[optuna.Trial, set[int]] | None:
         """A RUNNING Optuna trial of the stratum that no Ray trial of this driver holds (its driver
         was killed), with the steps it has intermediate values for."""
         held = {trial.number for held_stratum, trial in self._trials.values() if held_stratum == stratum}
@@ -227,9 +184,9 @@ class StudySearcher(Searcher):
             for trial in best:
                 for seed in self.confirm["seeds"]:
                     self._pending.append(
-                        FixedTrial(
+                        TrialSpec(
                             stratum,
-                            "confirm",
+                            CONFIRM,
                             f"confirm-{trial.number:03d}-s{seed}",
                             f"trial-{trial.number:03d}",
                             {**trial.params, **self.confirm["overrides"], "training.seed": seed},
@@ -262,7 +219,7 @@ class StudySearcher(Searcher):
         retry_while_locked(lambda: self._tell(stratum, trial, state, result), f"Optuna trial {trial.number}: its end")
         self._ended.add(trial_id)
 
-    def _tell(self, stratum: Stratum, trial: optuna.Trial, state: TrialState, result: dict[str, Any] | None) -> None:
+    def _tell(self, stratum: Condition, trial: optuna.Trial, state: TrialState, result: dict[str, Any] | None) -> None:
         study = self.optuna_studies[stratum.label]
         try:
             if state == TrialState.COMPLETED:

@@ -1,8 +1,8 @@
 """A Ray Tune callback, run in the driver, that writes every trial to MLflow through StudyTracker.
 
 It logs the metric names the trial reports (`results.EPOCH_METRICS`, `results.FINAL_METRICS`)
-and nothing else of Ray's result dicts; a trial's end-of-trial files come from its result file,
-read from its last checkpoint.
+and nothing else of Ray's result dicts; a trial's end-of-trial files are logged as the trial wrote
+them beside its last checkpoint (`results.TRIAL_FILES`).
 """
 
 from __future__ import annotations
@@ -14,21 +14,20 @@ from typing import Any
 
 from ray.tune import Callback, Checkpoint
 
-from smcl_tune.config import ConfigError, trial_config_from_dict
-from smcl_tune.mask_gallery import GALLERY_FILE
-from smcl_tune.report.trial_files import trial_files
 from smcl_tune.results import (
     EPOCH_METRICS,
-    FINAL_MARKER,
     FINAL_METRICS,
+    GALLERY_FILE,
+    NODE_ID,
     RESULT_FILE,
+    TRIAL_FILES,
+    TrialEnd,
     TrialState,
     outcome,
-    read_result,
 )
-from smcl_tune.study.keys import CONDITION_KEY, CONFIGURATION_KEY, TRIAL_KEY, TRIAL_NAME, TRIAL_ROLE, trial_params
 from smcl_tune.study.retry import retry_while_locked
-from smcl_tune.study_config import apply_overrides, plain_param_names
+from smcl_tune.study.trial_spec import spec_of
+from smcl_tune.study_config import plain_param_names
 from smcl_tune.tracking import (
     ARCHITECTURE_TAG,
     CONDITION_TAG,
@@ -53,9 +52,8 @@ LOGGED_METRICS = frozenset(EPOCH_METRICS) | frozenset(FINAL_METRICS)
 class TrackingCallback(Callback):
     """Creates the trial runs, logs their metrics and result files, ends the runs."""
 
-    def __init__(self, tracker_arguments: dict[str, Any], base_trial: dict[str, Any]) -> None:
+    def __init__(self, tracker_arguments: dict[str, Any]) -> None:
         self.tracker_arguments = tracker_arguments
-        self.base_trial = base_trial
         self._tracker: StudyTracker | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks with the experiment state
@@ -68,13 +66,12 @@ class TrackingCallback(Callback):
         return self._tracker
 
     def _run_id(self, trial) -> str:
-        config = trial.config
-        params = trial_params(config)
+        spec = spec_of(trial.config)
+        params = spec.params
         tags = {}
-        try:
-            resolved = trial_config_from_dict(apply_overrides(self.base_trial, params))
-        except ConfigError as error:  # the trial itself ends FAILED with this reason
-            logged_config: dict[str, Any] = {"invalid": str(error), "params": params}
+        resolved = spec.config
+        if resolved is None:  # the trial itself ends FAILED with this reason
+            logged_config: dict[str, Any] = {"invalid": spec.refusal, "params": params}
         else:
             logged_config = resolved.model_dump(mode="json")
             data = resolved.data
@@ -91,11 +88,9 @@ class TrackingCallback(Callback):
                 N_MAX_TAG: "default" if data.n_max is None else str(data.n_max),
                 EPOCHS_TAG: str(resolved.training.epochs),
             }
-        tags.update(
-            {CONDITION_TAG: config.get(CONDITION_KEY, ""), CONFIGURATION_TAG: config.get(CONFIGURATION_KEY, "")}
-        )
+        tags.update({CONDITION_TAG: spec.condition.label, CONFIGURATION_TAG: spec.configuration})
         return self.tracker.trial_run(
-            config[TRIAL_KEY], config[TRIAL_NAME], config[TRIAL_ROLE], plain_param_names(params), logged_config, tags
+            spec.key, spec.run_name, spec.role, plain_param_names(params), logged_config, tags
         )
 
     def _write(self, action, what: str) -> None:
@@ -112,20 +107,19 @@ class TrackingCallback(Callback):
 
         def log_result() -> None:
             run_id = self._run_id(trial)
-            self.tracker.note_node(run_id, str(result.get("node_id", "")))
+            self.tracker.note_node(run_id, str(result.get(NODE_ID, "")))
             self.tracker.log_metrics(run_id, metrics, step, int(time.time() * 1000))
 
         self._write(log_result, f"metrics of {trial.trial_id}")
 
     def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint: Checkpoint, **info: Any) -> None:
-        if FINAL_MARKER not in (trial.last_result or {}):
+        if TrialEnd.of(trial.last_result) is None:
             return  # an epoch's checkpoint: the result file comes with the trial's last one
         with checkpoint.as_directory() as folder:
-            path = Path(folder) / RESULT_FILE
-            if not path.is_file():
+            if not (Path(folder) / RESULT_FILE).is_file():
                 log.warning("trial %s: its last checkpoint holds no %s", trial.trial_id, RESULT_FILE)
                 return
-            files = {RESULT_FILE: path.read_text(), **trial_files(read_result(path)), **_gallery(Path(folder))}
+            files = _files(Path(folder), TRIAL_FILES)
         self._write(lambda: self.tracker.log_files(self._run_id(trial), files), f"result files of {trial.trial_id}")
 
     def _log_gallery(self, trial) -> None:
@@ -134,7 +128,7 @@ class TrackingCallback(Callback):
         if checkpoint is None:
             return
         with checkpoint.as_directory() as folder:
-            files = _gallery(Path(folder))
+            files = _files(Path(folder), (GALLERY_FILE,))
         if files:
             self._write(lambda: self.tracker.log_files(self._run_id(trial), files), f"mask gallery of {trial.trial_id}")
 
@@ -151,6 +145,6 @@ class TrackingCallback(Callback):
         self._end(trial, error=True)
 
 
-def _gallery(folder: Path) -> dict[str, bytes]:
-    path = folder / GALLERY_FILE
-    return {GALLERY_FILE: path.read_bytes()} if path.is_file() else {}
+def _files(folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The files of `names` that the trial wrote in `folder`, as they are."""
+    return {name: (folder / name).read_bytes() for name in names if (folder / name).is_file()}

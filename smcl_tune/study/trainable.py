@@ -8,42 +8,52 @@ from pathlib import Path
 from typing import Any
 
 import ray
+import torch
 from ray import tune
 
-from smcl_tune.config import ConfigError, trial_config_from_dict
-from smcl_tune.results import FINAL_MARKER
-from smcl_tune.study.keys import trial_params
+from smcl_tune.results import EPOCHS_PLANNED, NODE_ID, TrialEnd
+from smcl_tune.study.trial_spec import spec_of
 from smcl_tune.study.work_folders import work_folder
-from smcl_tune.study_config import OBJECTIVE_METRICS, apply_overrides
-from smcl_tune.train import cap_gpu_memory, run_trial
+from smcl_tune.study_config import OBJECTIVE_METRICS
+from smcl_tune.train import run_trial
+
+log = logging.getLogger(__name__)
+
+CUDA_CONTEXT_ALLOWANCE = 0.9  # of a GPU share: each process's CUDA context lies outside the allocator's cap
 
 
-def _invalid_sample(reason: str) -> dict[str, Any]:
+def cap_gpu_memory(share: float) -> None:
+    """Cap this process's CUDA allocations when it holds `share` (0 < share < 1) of a GPU.
+
+    Ray shares a GPU by bookkeeping only; without a cap one trial's caching allocator can take
+    the memory its neighbours need.
+    """
+    if not 0 < share < 1 or not torch.cuda.is_available():
+        return
+    fraction = share * CUDA_CONTEXT_ALLOWANCE
+    torch.cuda.set_per_process_memory_fraction(fraction)
+    log.info("CUDA allocations capped at %.3f of the GPU's memory (a %.2f GPU share)", fraction, share)
+
+
+def refusal_report(reason: str) -> dict[str, Any]:
     """The one report of a trial whose sampled configuration the trial config refuses: it ends FAILED."""
-    return {
-        **dict.fromkeys(OBJECTIVE_METRICS, math.nan),
-        FINAL_MARKER: 0,
-        "epochs_planned": 0,
-        "trial_failed": 1.0,
-        "failure_reason": f"the sampled configuration is invalid: {reason}",
-    }
+    end = TrialEnd(0, failed=True, reason=f"the sampled configuration is invalid: {reason}", epochs_planned=0)
+    return {**dict.fromkeys(OBJECTIVE_METRICS, math.nan), **end.entries()}
 
 
-def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any], ray_log_level: str = "INFO") -> None:
+def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO") -> None:
     """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch; Ray's own
     messages from this process below `ray_log_level` are not shown."""
     logging.getLogger("ray").setLevel(ray_log_level)
     cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
-    try:
-        trial_config = trial_config_from_dict(apply_overrides(base_trial, trial_params(config)))
-    except ConfigError as error:  # the study goes on; this trial fails with the reason
-        tune.report(_invalid_sample(str(error)))
+    spec = spec_of(config)
+    if spec.config is None:  # the study goes on; this trial fails with the reason
+        tune.report(refusal_report(spec.refusal or "refused"))
         return
-    planned = trial_config.training.epochs
-    node_id = ray.get_runtime_context().get_node_id()
+    stamp = {EPOCHS_PLANNED: spec.config.training.epochs, NODE_ID: ray.get_runtime_context().get_node_id()}
 
     def report(metrics: dict[str, Any], checkpoint: Path | None) -> None:
-        payload = {**metrics, "epochs_planned": planned, "node_id": node_id}
+        payload = {**metrics, **stamp}
         for name in OBJECTIVE_METRICS:  # Ray wants the scheduler's metric in every report
             payload.setdefault(name, math.nan)
         tune.report(payload, checkpoint=None if checkpoint is None else tune.Checkpoint.from_directory(str(checkpoint)))
@@ -53,4 +63,4 @@ def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any], ray_lo
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             resume_from = Path(checkpoint.to_directory(str(Path(work) / "resume")))
-        run_trial(trial_config, report=report, checkpoint_dir=Path(work) / "checkpoint", resume_from=resume_from)
+        run_trial(spec.config, report=report, checkpoint_dir=Path(work) / "checkpoint", resume_from=resume_from)

@@ -6,13 +6,16 @@ from types import SimpleNamespace
 from ray.tune.schedulers import TrialScheduler
 
 from smcl_tune.study.scheduler import StudyScheduler
+from smcl_tune.study.trial_spec import TrialSpec
+from smcl_tune.study_config import Condition
 
 METRIC = "val_balanced_accuracy"
 ASHA = {"max_t": 4, "grace_period": 1, "reduction_factor": 2}
 
 
 def _trial(trial_id: str, role: str, condition: str) -> SimpleNamespace:
-    return SimpleNamespace(trial_id=trial_id, config={"smcl_role": role, "smcl_condition": condition})
+    spec = TrialSpec(Condition(condition, {}), role, trial_id, trial_id)
+    return SimpleNamespace(trial_id=trial_id, config=spec.ray_config())
 
 
 def _first_epoch(scheduler: StudyScheduler, trial, score: float) -> str:

@@ -10,11 +10,13 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from smcl_tune.study.searcher import FixedTrial, Stratum, StudySearcher, to_optuna_distribution
+from smcl_tune.study.searcher import StudySearcher, to_optuna_distribution
+from smcl_tune.study.trial_spec import BASELINE, TRIAL_SPEC, TrialSpec, spec_of
+from smcl_tune.study_config import Condition
 
 SPACE = {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}}
 METRIC = "val_balanced_accuracy"
-NO_CONDITION = Stratum("")  # a study without conditions
+NO_CONDITION = Condition("", {})  # a study without conditions
 
 
 def _searcher(
@@ -32,7 +34,7 @@ def _searcher(
     studies are "s" and "s/<label>"."""
     strata = list(strata)
     fixed = [
-        FixedTrial(stratum, "baseline", f"baseline-{b['name']}", b["name"], b["overrides"])
+        TrialSpec(stratum, BASELINE, f"baseline-{b['name']}", b["name"], b["overrides"])
         for stratum in strata
         for b in baselines
     ]
@@ -141,10 +143,8 @@ def test_a_running_trial_left_by_a_killed_driver_is_adopted_exactly_once(storage
     searcher = _searcher(storage)
     adopted = searcher.suggest("new-1")
     fresh = searcher.suggest("new-2")
-    assert (
-        adopted["smcl_trial_key"] == "optuna-0" and adopted["method.temperature"] == left_params["method.temperature"]
-    )
-    assert fresh["smcl_trial_key"] == "optuna-1"
+    assert spec_of(adopted).key == "optuna-0" and adopted["method.temperature"] == left_params["method.temperature"]
+    assert spec_of(fresh).key == "optuna-1"
     for trial_id in ("new-1", "new-2"):
         searcher.on_trial_complete(trial_id, _final(0, 0.5, planned=1, selected=0.5))
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
@@ -154,18 +154,19 @@ def test_a_running_trial_left_by_a_killed_driver_is_adopted_exactly_once(storage
 def test_baselines_come_first_and_never_reach_optuna(storage):
     searcher = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}])
     baseline = searcher.suggest("b")
-    assert baseline == {
-        "smcl_trial_key": "baseline-ce",
-        "smcl_role": "baseline",
-        "smcl_trial_name": "baseline-ce",
-        "smcl_condition": "",
-        "smcl_configuration": "ce",
-        "method.name": "ce",
-    }
+    spec = spec_of(baseline)
+    assert (spec.key, spec.role, spec.run_name, spec.condition.label, spec.configuration) == (
+        "baseline-ce",
+        "baseline",
+        "baseline-ce",
+        "",
+        "ce",
+    )
+    assert {key: value for key, value in baseline.items() if key != TRIAL_SPEC} == {"method.name": "ce"}
     searcher.on_trial_result("b", _epoch(0, 0.3, planned=1))
     searcher.on_trial_complete("b", _final(0, 0.3, planned=1, selected=0.3))
     assert optuna.load_study(study_name="s", storage=storage).get_trials() == []
-    assert searcher.suggest("t")["smcl_trial_key"] == "optuna-0"
+    assert spec_of(searcher.suggest("t")).key == "optuna-0"
 
 
 def test_a_secondary_objective_makes_a_two_valued_study(storage):
@@ -241,8 +242,8 @@ def test_a_reader_holding_the_optuna_database_locked_never_kills_the_driver(tmp_
 
 
 IF10, IF100 = (
-    Stratum("imbalance_factor=10", {"data.imbalance_factor": 10}),
-    Stratum("imbalance_factor=100", {"data.imbalance_factor": 100}),
+    Condition("imbalance_factor=10", {"data.imbalance_factor": 10}),
+    Condition("imbalance_factor=100", {"data.imbalance_factor": 100}),
 )
 
 
@@ -251,7 +252,7 @@ def test_each_condition_has_its_own_optuna_study_and_trials_alternate_between_th
         storage, strata=(IF10, IF100), num_trials=2, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}]
     )
     suggested = [searcher.suggest(f"t{index}") for index in range(6)]
-    assert [(s["smcl_role"], s["smcl_condition"]) for s in suggested] == [
+    assert [(spec_of(s).role, spec_of(s).condition.label) for s in suggested] == [
         ("baseline", "imbalance_factor=10"),
         ("baseline", "imbalance_factor=100"),
         ("search", "imbalance_factor=10"),
@@ -260,8 +261,8 @@ def test_each_condition_has_its_own_optuna_study_and_trials_alternate_between_th
         ("search", "imbalance_factor=100"),
     ]
     assert [s["data.imbalance_factor"] for s in suggested] == [10, 100] * 3  # the condition travels with the trial
-    assert suggested[2]["smcl_trial_key"] == "imbalance_factor=10/optuna-0"
-    assert suggested[3]["smcl_trial_name"] == "trial-000 [imbalance_factor=100]"
+    assert spec_of(suggested[2]).key == "imbalance_factor=10/optuna-0"
+    assert spec_of(suggested[3]).run_name == "trial-000 [imbalance_factor=100]"
     assert searcher.suggest("t6") == "FINISHED"  # no confirmation stage
     for name in ("s/imbalance_factor=10", "s/imbalance_factor=100"):
         assert len(optuna.load_study(study_name=name, storage=storage).get_trials()) == 2
@@ -275,19 +276,18 @@ def test_the_confirmation_stage_retrains_the_top_k_of_each_condition_with_every_
         confirm={"top_k": 2, "seeds": [1, 2], "overrides": {"data.val_per_class": 0}},
     )
     scores = {"imbalance_factor=10": [0.3, 0.9, 0.6], "imbalance_factor=100": [0.5, 0.2, 0.4]}
-    assert searcher.most_trials == 6 + 2 * 2 * 2
     ids = [f"t{index}" for index in range(6)]
     suggested = {trial_id: searcher.suggest(trial_id) for trial_id in ids}
     for trial_id in ids[:4]:  # the search of imbalance factor 10 is still running: nothing to confirm yet
-        condition = suggested[trial_id]["smcl_condition"]
-        number = int(suggested[trial_id]["smcl_trial_key"].rsplit("-", 1)[1])
+        condition = spec_of(suggested[trial_id]).condition.label
+        number = int(spec_of(suggested[trial_id]).key.rsplit("-", 1)[1])
         searcher.on_trial_complete(trial_id, _final(0, 0.0, planned=1, selected=scores[condition][number]))
     assert searcher.suggest("waiting") is None
     for trial_id in ids[4:]:
-        condition = suggested[trial_id]["smcl_condition"]
+        condition = spec_of(suggested[trial_id]).condition.label
         searcher.on_trial_complete(trial_id, _final(0, 0.0, planned=1, selected=scores[condition][2]))
     confirmations = [searcher.suggest(f"c{index}") for index in range(8)]
-    assert [(c["smcl_condition"], c["smcl_configuration"], c["training.seed"]) for c in confirmations] == [
+    assert [(spec_of(c).condition.label, spec_of(c).configuration, c["training.seed"]) for c in confirmations] == [
         ("imbalance_factor=10", "trial-001", 1),
         ("imbalance_factor=10", "trial-001", 2),
         ("imbalance_factor=10", "trial-002", 1),
@@ -298,8 +298,10 @@ def test_the_confirmation_stage_retrains_the_top_k_of_each_condition_with_every_
         ("imbalance_factor=100", "trial-002", 2),
     ]
     first = confirmations[0]
-    assert first["smcl_role"] == "confirm" and first["data.val_per_class"] == 0 and first["data.imbalance_factor"] == 10
-    assert first["smcl_trial_key"] == "imbalance_factor=10/confirm-001-s1"
+    assert (
+        spec_of(first).role == "confirm" and first["data.val_per_class"] == 0 and first["data.imbalance_factor"] == 10
+    )
+    assert spec_of(first).key == "imbalance_factor=10/confirm-001-s1"
     study = optuna.load_study(study_name="s/imbalance_factor=10", storage=storage)
     assert first["method.temperature"] == study.trials[1].params["method.temperature"]
     searcher.on_trial_complete("c0", _final(0, 0.0, planned=1, selected=0.1))
@@ -307,8 +309,28 @@ def test_the_confirmation_stage_retrains_the_top_k_of_each_condition_with_every_
     assert searcher.suggest("c8") == "FINISHED"
 
 
+def test_the_searcher_hands_out_exactly_the_trials_the_study_plans(tmp_path, tiny_study):
+    """Ray's num_samples is the study's planned count: the searcher offers no trial beyond it."""
+    from smcl_tune.study.runner import build_searcher
+    from smcl_tune.study_config import study_from_dict
+
+    raw = yaml.safe_load(tiny_study(tmp_path, num_trials=2).read_text())
+    raw["conditions"] = {"data.imbalance_factor": [10, 20]}
+    raw["baselines"] = [{"name": "ce", "overrides": {"method.name": "ce"}}]
+    raw["confirm"] = {"top_k": 2, "seeds": [1, 2]}
+    study = study_from_dict(raw)
+    assert study.planned_trials == 2 * (1 + 2 + 2 * 2)
+    searcher = build_searcher(study, optuna.storages.InMemoryStorage())
+    handed_out = 0
+    while (suggestion := searcher.suggest(f"t{handed_out}")) != "FINISHED":
+        assert suggestion is not None and spec_of(suggestion).config is not None
+        searcher.on_trial_complete(f"t{handed_out}", _final(2, 0.5, planned=3, selected=0.5 + handed_out / 100))
+        handed_out += 1
+    assert handed_out == study.planned_trials
+
+
 def test_the_optuna_studies_name_their_values_after_the_metrics(storage):
-    _searcher(storage, strata=[Stratum("a", {}), Stratum("b", {})])  # one Optuna study per condition
+    _searcher(storage, strata=[Condition("a", {}), Condition("b", {})])  # one Optuna study per condition
     for name in ("s/a", "s/b"):
         assert optuna.load_study(study_name=name, storage=storage).metric_names == [METRIC]
     _searcher(storage, metric=[METRIC, "val_few"], mode=["max", "max"])

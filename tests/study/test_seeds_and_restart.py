@@ -5,11 +5,10 @@ import ray
 import yaml
 
 from smcl_tune.cli import main
-from smcl_tune.config import apply_overrides, trial_config_from_dict
-from smcl_tune.study.keys import CONFIGURATION_KEY, TRIAL_KEY, trial_params
 from smcl_tune.study.lock import StudyLock
 from smcl_tune.study.paths import StudyPaths, write_study_record
 from smcl_tune.study.runner import _prepare_state, build_searcher
+from smcl_tune.study.trial_spec import spec_of
 from smcl_tune.study_config import load_study, study_from_dict
 from smcl_tune.tracking import StudyTracker
 
@@ -19,13 +18,13 @@ def test_a_baseline_with_seeds_is_one_trial_per_seed_each_training_with_its_seed
     raw["baselines"] = [{"name": "ce", "overrides": {"method.name": "ce"}, "seeds": [0, 1, 2]}]
     study = study_from_dict(raw)
     searcher = build_searcher(study, optuna.storages.InMemoryStorage())
-    suggestions = [searcher.suggest(f"t{index}") for index in range(3)]
-    # what the trainable builds from each suggestion
-    configs = [trial_config_from_dict(apply_overrides(raw["trial"], trial_params(s))) for s in suggestions]
+    suggestions = [spec_of(searcher.suggest(f"t{index}")) for index in range(3)]
+    # what the trainable trains with: each trial's config, built by the driver
+    configs = [s.config for s in suggestions]
     assert [config.training.seed for config in configs] == [0, 1, 2]
     assert {config.method.name for config in configs} == {"ce"}
-    assert [s[TRIAL_KEY] for s in suggestions] == ["baseline-ce-s0", "baseline-ce-s1", "baseline-ce-s2"]
-    assert {s[CONFIGURATION_KEY] for s in suggestions} == {"ce"}  # one configuration over three seeds
+    assert [s.key for s in suggestions] == ["baseline-ce-s0", "baseline-ce-s1", "baseline-ce-s2"]
+    assert {s.configuration for s in suggestions} == {"ce"}  # one configuration over three seeds
     others = [config.model_dump(exclude={"training": {"seed"}}) for config in configs]
     assert others[0] == others[1] == others[2]  # the seed is all that differs
 

@@ -2,13 +2,17 @@
 a trial is handed over as the callback reads it, its config and last result)."""
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 from mlflow.tracking import MlflowClient
+from ray.tune import Checkpoint
 
-from smcl_tune.results import outcome
+from smcl_tune.results import TRIAL_FILES, TrialEnd, outcome
 from smcl_tune.study.tracking_callback import TrackingCallback
-from smcl_tune.study.trainable import _invalid_sample
+from smcl_tune.study.trainable import refusal_report
+from smcl_tune.study.trial_spec import SEARCH, TrialSpec
+from smcl_tune.study_config import Condition
 from smcl_tune.tracking import default_tracking_uri
 
 
@@ -20,22 +24,20 @@ def _callback(tmp_path, tiny_config):
         "fingerprint": "f",
         "artifact_root": tmp_path / "mlartifacts",
     }
-    return TrackingCallback(arguments, tiny_config()), MlflowClient(arguments["uri"])
+    return TrackingCallback(arguments), MlflowClient(arguments["uri"])
 
 
-def _ray_trial(trial_id: str, key: str, **params):
-    return SimpleNamespace(
-        trial_id=trial_id,
-        config={"smcl_trial_key": key, "smcl_role": "search", "smcl_trial_name": key, **params},
-        last_result={},
-    )
+def _ray_trial(tiny_config, trial_id: str, key: str, **params):
+    """A search trial as the driver's searcher plans it: its config built on `tiny_config()` and validated."""
+    spec = TrialSpec(Condition("", {}), SEARCH, key, key, params).validated(tiny_config())
+    return SimpleNamespace(trial_id=trial_id, config=spec.ray_config(), last_result={})
 
 
 def test_a_sampled_configuration_the_trial_refuses_ends_that_trial_failed_with_the_reason(tmp_path, tiny_config):
     callback, client = _callback(tmp_path, tiny_config)
-    trial = _ray_trial("t1", "optuna-0", **{"method.temperature": -1.0})
+    trial = _ray_trial(tiny_config, "t1", "optuna-0", **{"method.temperature": -1.0})
     callback.on_trial_start(0, [], trial)  # the driver goes on: no exception
-    trial.last_result = _invalid_sample("method.temperature: Input should be greater than 0, got -1.0")
+    trial.last_result = refusal_report("method.temperature: Input should be greater than 0, got -1.0")
     assert outcome(trial.last_result)[0] == "failed"
     callback.on_trial_result(0, [], trial, trial.last_result)
     callback.on_trial_complete(0, [], trial)
@@ -49,7 +51,7 @@ def test_a_sampled_configuration_the_trial_refuses_ends_that_trial_failed_with_t
 
 def test_only_the_trials_own_metric_names_reach_mlflow(tmp_path, tiny_config):
     callback, client = _callback(tmp_path, tiny_config)
-    trial = _ray_trial("t2", "optuna-1", **{"method.temperature": 0.2})
+    trial = _ray_trial(tiny_config, "t2", "optuna-1", **{"method.temperature": 0.2})
     callback.on_trial_start(0, [], trial)
     result = {
         "epoch": 0,
@@ -75,7 +77,7 @@ def test_only_the_trials_own_metric_names_reach_mlflow(tmp_path, tiny_config):
 
 def test_a_trial_run_records_what_published_results_are_compared_on(tmp_path, tiny_config):
     callback, client = _callback(tmp_path, tiny_config)
-    callback.on_trial_start(0, [], _ray_trial("t3", "optuna-2", **{"data.n_max": 40}))
+    callback.on_trial_start(0, [], _ray_trial(tiny_config, "t3", "optuna-2", **{"data.n_max": 40}))
     (run,) = client.search_runs(
         [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
     )
@@ -86,3 +88,24 @@ def test_a_trial_run_records_what_published_results_are_compared_on(tmp_path, ti
         "small_cnn",
         "10",
     )
+
+
+def test_the_files_a_trial_wrote_beside_its_last_checkpoint_reach_mlflow_as_written(tmp_path, tiny_config):
+    callback, client = _callback(tmp_path, tiny_config)
+    trial = _ray_trial(tiny_config, "t4", "optuna-3", **{"method.temperature": 0.2})
+    callback.on_trial_start(0, [], trial)
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    written = {name: f"{name}: as the trial wrote it\n".encode() for name in TRIAL_FILES}
+    for name, content in written.items():
+        (folder / name).write_bytes(content)
+    (folder / "trial.pt").write_bytes(b"weights")  # the checkpoint itself is not a run's file
+    trial.last_result = {"epoch": 1, **TrialEnd(2, epochs_planned=2).entries()}
+    callback.on_checkpoint(0, [], trial, Checkpoint.from_directory(str(folder)))
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
+    )
+    logged = {item.path for item in client.list_artifacts(run.info.run_id)}
+    assert logged == {*TRIAL_FILES, "trial_config.json"}
+    for name, content in written.items():
+        assert Path(client.download_artifacts(run.info.run_id, name, str(tmp_path / "down"))).read_bytes() == content

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from smcl_tune.config import trial_config_from_dict
 from smcl_tune.train import run_trial
 
 pytestmark = [pytest.mark.slow]
@@ -24,7 +25,7 @@ def test_one_epoch_on_a_small_cifar10_lt_subset_reports_per_class_accuracy(cifar
         "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 1, "mask_probability": 1.0},
         "training": {"epochs": 1, "batch_size": 64, "warmup_epochs": 0, "device": "cpu"},
     }
-    result = run_trial(config)
+    result = run_trial(trial_config_from_dict(config))
     assert result.status == "completed"
     assert result.class_names[:2] == ["airplane", "automobile"]
     assert result.train_counts[0] == 200 and result.train_counts[-1] == 20

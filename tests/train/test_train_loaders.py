@@ -50,8 +50,8 @@ def _trial_outcome(result):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_stream_loader_gives_the_memory_loaders_losses_and_predictions(tmp_path, workers, tiny_config):
     root = _image_folder_zips(tmp_path)
-    memory = run_trial(_folder_config(tiny_config, root, "memory"))
-    streamed = run_trial(_folder_config(tiny_config, root, "stream", loader_workers=workers))
+    memory = run_trial(trial_config_from_dict(_folder_config(tiny_config, root, "memory")))
+    streamed = run_trial(trial_config_from_dict(_folder_config(tiny_config, root, "stream", loader_workers=workers)))
     assert _trial_outcome(streamed) == _trial_outcome(memory)
     assert memory.history[0]["masked_step_fraction"] == 1.0  # the minor-class batches went through both paths
 

@@ -12,11 +12,12 @@ import torch
 
 import smcl_tune.method.step as step_module
 import smcl_tune.train as train_module
+from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.longtail import shot_groups
 from smcl_tune.data.splits import DeviceSplit, TrialData
 from smcl_tune.method.sampling import effective_number_probabilities
 from smcl_tune.metrics import accuracy_summary
-from smcl_tune.train import Trial, evaluate, run_trial
+from smcl_tune.train import evaluate, run_trial
 
 CLASS_COUNTS = [120, 60, 30, 15, 8]
 MEAN, STD = 0.5, 0.25
@@ -89,7 +90,11 @@ def recorded_steps(monkeypatch):
             return real_step(settings, network, head_images, head_labels, minor_images, minor_labels, *rest, **content)
 
         monkeypatch.setattr(train_module, "step_loss", recording_step)
-        result = run_trial(trial_config, report=lambda metrics, checkpoint: reports.append(metrics), data=coded_data())
+        result = run_trial(
+            trial_config_from_dict(trial_config),
+            report=lambda metrics, checkpoint: reports.append(metrics),
+            data=coded_data(),
+        )
         assert result.status == "completed"
         return steps
 
@@ -171,11 +176,11 @@ def test_gradient_saliency_differentiates_each_image_at_its_own_class(recorded_s
 
 def test_test_metrics_come_from_the_epoch_selected_on_validation(monkeypatch):
     """Validation peaks at epoch 0: from epoch 1 on, the network is made to answer class 0 for everything."""
-    real_train_epoch = Trial.train_epoch
+    real_train_epoch = train_module.train_one_epoch
     kept = {}
 
-    def train_epoch_then_spoil(trial):
-        metrics = real_train_epoch(trial)
+    def train_epoch_then_spoil(trial, *hooks):
+        metrics = real_train_epoch(trial, *hooks)
         if trial.epoch == 0:
             kept["weights"] = copy.deepcopy(trial.network.state_dict())
         else:
@@ -184,12 +189,12 @@ def test_test_metrics_come_from_the_epoch_selected_on_validation(monkeypatch):
                 trial.network.classifier.bias.copy_(torch.tensor([10.0, 0, 0, 0, 0]))
         return metrics
 
-    monkeypatch.setattr(Trial, "train_epoch", train_epoch_then_spoil)
+    monkeypatch.setattr(train_module, "train_one_epoch", train_epoch_then_spoil)
     reports = []
     data = coded_data()
     held = {}
     result = run_trial(
-        config({"name": "ce"}, epochs=3),
+        trial_config_from_dict(config({"name": "ce"}, epochs=3)),
         report=lambda metrics, checkpoint: reports.append(metrics),
         data=data,
         on_epoch=lambda trial, metrics: held.update(trial=trial),

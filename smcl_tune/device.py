@@ -1,0 +1,46 @@
+"""Where a trial computes: the device, its mixed precision, compilation, and peak memory."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from smcl_tune.config import TrainingConfig
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    # bf16 for convolutions and matrix products; BatchNorm keeps float32 weights and running
+    # statistics and accumulates in float32 (cuDNN's mixed-precision batch norm).
+    return (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
+
+
+def training_network(network: nn.Module, training: TrainingConfig, device: torch.device) -> nn.Module:
+    """The network the training steps call: compiled when asked for on CUDA, else `network` itself."""
+    if not training.compile:
+        return network
+    if device.type != "cuda":
+        log.warning("training.compile: ignored on %s (torch.compile is used on CUDA devices only)", device)
+        return network
+    return torch.compile(network, mode=training.compile_mode)
+
+
+def gpu_memory_metrics(device: torch.device) -> dict[str, float]:
+    """Peak GPU memory of this process since the trial started, MiB (empty off CUDA)."""
+    if device.type != "cuda":
+        return {}
+    return {
+        "gpu_memory_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20,
+        "gpu_memory_reserved_mib": torch.cuda.max_memory_reserved(device) / 2**20,
+    }
