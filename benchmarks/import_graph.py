@@ -18,14 +18,22 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = "smcl_tune"
+# The report's drawing of one trial's files (matplotlib over a TrialResult): the trial draws them
+# itself, so they sit low, below everything that trains, and import only results.
+DRAWING = "report.drawing"
+DRAWING_MODULES = ("smcl_tune.report.trial_files", "smcl_tune.report.mask_gallery")
 # Top to bottom; a room not named here sits in the bottom layer.
 LAYERS = (
     ("cli",),
-    ("study", "report"),
+    ("study",),
+    ("report",),
     ("study_status",),
     ("tracking", "train", "store_checks", "sqlite_copy"),
-    ("checkpoint", "data", "mask_gallery"),
-    ("method", "metrics", "models", "schedule"),
+    ("checkpoint", "trial_folder"),
+    ("mask_gallery",),
+    ("data",),
+    ("method", "metrics", "models", "schedule", "device"),
+    (DRAWING,),
     ("results", "study_config"),
     ("study_checks",),
     ("study_schema",),
@@ -39,10 +47,14 @@ def room_of(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != PACKAGE or len(parts) < 2:
         return None
+    if any(module == drawing or module.startswith(drawing + ".") for drawing in DRAWING_MODULES):
+        return DRAWING
     return parts[1]
 
 
 def is_room(root: Path, name: str) -> bool:
+    if name == DRAWING:
+        return True
     return (root / name).is_dir() or (root / f"{name}.py").is_file()
 
 
@@ -55,11 +67,14 @@ def module_name(path: Path, root: Path) -> str:
 
 
 def imported_modules(tree: ast.Module, module: str, is_package: bool) -> list[tuple[str, bool]]:
-    """(imported module, lazy) for each import in the file; lazy: inside a function."""
+    """(imported module, lazy) for each import in the file; lazy: inside a function. Imports under
+    `if TYPE_CHECKING:` are for annotations only: no arrow."""
     found = []
 
     def visit(node: ast.AST, lazy: bool) -> None:
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
             inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
             if isinstance(child, ast.Import):
                 found.extend((alias.name, lazy) for alias in child.names)
