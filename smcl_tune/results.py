@@ -15,6 +15,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from smcl_tune.atomic_write import write_bytes_atomically
+
 SHOT_GROUPS = ("many", "medium", "few")
 RESULT_FILE = "result.json"
 GALLERY_FILE = "mask_gallery.png"  # the SMCL mask gallery a trial draws beside its result
@@ -132,11 +134,7 @@ def _float_or_nan(value: Any) -> Any:
 def write_result(result: TrialResult, folder: Path) -> Path:
     """`folder/result.json`, written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / RESULT_FILE
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(_plain(result.to_dict()), allow_nan=False))
-    partial.replace(path)
-    return path
+    return write_bytes_atomically(folder / RESULT_FILE, json.dumps(_plain(result.to_dict()), allow_nan=False).encode())
 
 
 def read_result(path: Path) -> TrialResult:

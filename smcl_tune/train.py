@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import smcl_tune
+from smcl_tune.atomic_write import write_atomically, write_bytes_atomically
 from smcl_tune.config import TrainingConfig, TrialConfig, trial_config_from_dict
 from smcl_tune.data.batches import Batch, ChunkEdit, Plan, TrainingBatches, evaluation_chunks
 from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
@@ -381,14 +382,12 @@ def save_checkpoint(trial: Trial, directory: Path) -> Path:
     """The trial's state as `directory/trial.pt`, written atomically; returns `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CHECKPOINT_NAME
-    temporary = path.with_suffix(".tmp")
-    torch.save(trial.state(), temporary)
-    temporary.replace(path)  # a crash mid-write leaves the previous checkpoint intact
+    write_atomically(path, lambda file: torch.save(trial.state(), file))  # the old one stays if this fails
     gallery = directory / GALLERY_FILE
     if not gallery.exists():
         picture = trial.gallery_picture()
         if picture is not None:
-            gallery.write_bytes(picture)  # then in every later checkpoint of the trial
+            write_bytes_atomically(gallery, picture)  # then in every later checkpoint of the trial
     return directory
 
 

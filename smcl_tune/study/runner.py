@@ -38,6 +38,7 @@ from smcl_tune.study.progress_callback import ProgressCallback, reporting_to
 from smcl_tune.study.retry import SQLITE_BUSY_TIMEOUT_S
 from smcl_tune.study.scheduler import StudyScheduler
 from smcl_tune.study.searcher import FixedTrial, Stratum, StudySearcher
+from smcl_tune.study.storage_space import StorageWatch, raise_if_storage_full, stopping_when_full
 from smcl_tune.study.store_health import check_study_stores
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial
@@ -278,7 +279,11 @@ def _new_tuner(
             storage_path=paths.storage,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[TrackingCallback(tracker_arguments, base_trial), ProgressCallback()],
+            callbacks=[
+                StorageWatch(paths.storage),
+                TrackingCallback(tracker_arguments, base_trial),
+                ProgressCallback(),
+            ],
             stop=guard,
             verbose=ray_verbosity,
         ),
@@ -300,7 +305,7 @@ def run_study(
     check_tracking_store(study, paths, restart)
     if not address:
         check_local_resources(study)
-    with StudyLock(paths.lock_file, study.name):
+    with StudyLock(paths.lock_file, study.name), stopping_when_full(paths.storage):
         _init_ray(address, watching.ray_log_level)
         hosts = cluster_hosts()
         check_cluster_storage(study, paths, hosts)
@@ -308,6 +313,7 @@ def run_study(
             warn_unplaceable(study)
         guard = LocalStorageGuard(hosts) if storage_is_local(paths) else None
         finished = _run(study, paths, restart, guard, watching)
+        raise_if_storage_full()
         if guard is not None and guard.foreign is not None:
             raise ConfigError(local_storage_message(study, paths, sorted(guard.hosts | {guard.foreign})))
         board = publish_leaderboard(paths.tracking_uri, study.name)

@@ -13,6 +13,7 @@ from ray import tune
 from smcl_tune.config import ConfigError, trial_config_from_dict
 from smcl_tune.results import FINAL_MARKER
 from smcl_tune.study.keys import trial_params
+from smcl_tune.study.storage_space import report_with_checkpoint
 from smcl_tune.study.work_folders import work_folder
 from smcl_tune.study_config import OBJECTIVE_METRICS, apply_overrides
 from smcl_tune.train import cap_gpu_memory, run_trial
@@ -46,7 +47,7 @@ def train_study_trial(config: dict[str, Any], base_trial: dict[str, Any], ray_lo
         payload = {**metrics, "epochs_planned": planned, "node_id": node_id}
         for name in OBJECTIVE_METRICS:  # Ray wants the scheduler's metric in every report
             payload.setdefault(name, math.nan)
-        tune.report(payload, checkpoint=None if checkpoint is None else tune.Checkpoint.from_directory(str(checkpoint)))
+        report_with_checkpoint(payload, checkpoint)  # refused, whole, when the storage is full
 
     with work_folder() as work:
         resume_from = None
