@@ -136,6 +136,8 @@ class StorageWatch(Callback):
             if not any(text in error.lower() for text in ("no space left", "disk is full", "storage is full")):
                 return
             _FullStorage.message = storage_full_message(_FullStorage.storage or Path.cwd())
+        if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            return  # Tune runs outside the main thread and took no signal: its retries end the trial
         log.debug("a storage is full: interrupting the run (%s)", _FullStorage.message)
         os.kill(os.getpid(), signal.SIGUSR1)  # Tune's own interrupt: it saves its state and returns
 
