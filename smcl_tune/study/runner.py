@@ -299,8 +299,8 @@ def run_study(
     started = time.time()
     paths = StudyPaths.of(study)
     address = _cluster_address(address)
-    # Every refusal comes first: nothing is started or written before these pass.
     quiet_mlflow_retries()  # a tracking server's outage is waited for by tracking_outage, not by MLflow
+    # Every refusal comes first: nothing is started or written before these pass.
     check_job_storage(study, paths)
     check_study_record(study, paths, restart)
     check_study_stores(study, paths, restart)

@@ -62,7 +62,10 @@ def is_unreachable(error: BaseException | None) -> bool:
             "urllib3",
         ):
             return True
-        if any(text in str(error).lower() for text in UNREACHABLE_TEXTS):
+        text = str(error).lower()
+        if any(unreachable in text for unreachable in UNREACHABLE_TEXTS):
+            return True
+        if "too many" in text and "error responses" in text:  # 429 / 5xx, which MLflow itself would retry
             return True
         error, seen = error.__cause__ or error.__context__, seen + 1
     return False
