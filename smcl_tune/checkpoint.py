@@ -8,13 +8,13 @@ so far, the history, the mask gallery, the configuration and the package version
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 import smcl_tune
+from smcl_tune.atomic_write import write_atomically
 from smcl_tune.config import TrialConfig
 from smcl_tune.mask_gallery import MaskGallery
 
@@ -63,13 +63,11 @@ def restore(trial: Trial, state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(trial: Trial, directory: Path) -> Path:
-    """The trial's state as `directory/trial.pt`, written under a temporary name in the same folder
-    and then renamed, so that a crash mid-write leaves the previous checkpoint whole; returns `directory`."""
+    """The trial's state as `directory/trial.pt`, written whole (atomic_write): a crash or a full
+    storage mid-write leaves the previous checkpoint as it was; returns `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / CHECKPOINT_NAME
-    temporary = path.with_suffix(".tmp")
-    torch.save(trial_state(trial), temporary)
-    os.replace(temporary, path)
+    state = trial_state(trial)
+    write_atomically(directory / CHECKPOINT_NAME, lambda file: torch.save(state, file))
     return directory
 
 

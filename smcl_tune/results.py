@@ -15,6 +15,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+from smcl_tune.atomic_write import write_bytes_atomically
+
 SHOT_GROUPS = ("many", "medium", "few")
 RESULT_FILE = "result.json"
 PER_CLASS_FILE = "per_class_accuracy.csv"  # beside the result file: test accuracy and train count per class
@@ -177,11 +179,7 @@ def _float_or_nan(value: Any) -> Any:
 def write_result(result: TrialResult, folder: Path) -> Path:
     """`folder/result.json`, written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / RESULT_FILE
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(_plain(result.to_dict()), allow_nan=False))
-    partial.replace(path)
-    return path
+    return write_bytes_atomically(folder / RESULT_FILE, json.dumps(_plain(result.to_dict()), allow_nan=False).encode())
 
 
 def read_result(path: Path) -> TrialResult:

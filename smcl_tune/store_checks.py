@@ -1,13 +1,15 @@
 """Is a store usable? Read-only checks of an sqlite file, a tracking server and Ray's saved state,
 each answering with what is wrong (None when nothing is), so that a caller can refuse in one line
-before it starts anything. Nothing here writes, creates or deletes a file."""
+before it starts anything. Nothing here writes, creates or deletes a file of a store."""
 
 from __future__ import annotations
 
 import json
 import pickletools
+import shutil
 import socket
 import sqlite3
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,9 +18,26 @@ TUNER_FILE = "tuner.pkl"
 
 
 def sqlite_problem(path: Path) -> str | None:
-    """Why the sqlite database at `path` cannot be read (opened read-only), or None."""
+    """Why the sqlite database at `path` cannot be read (opened read-only), or None.
+
+    A write cut short (a driver killed mid-transaction) leaves a hot journal that sqlite rolls back
+    at the next writer's open, and a read-only open refuses to read past: then a copy of both files,
+    rolled back in a temporary folder, is checked instead (the store itself stays as it is)."""
+    problem = _sqlite_problem(path, read_only=True)
+    journal = path.with_name(f"{path.name}-journal")
+    if problem is None or "readonly" not in problem or not journal.exists():
+        return problem
+    with tempfile.TemporaryDirectory(prefix="smcl-check-") as folder:
+        copy = Path(folder) / path.name
+        shutil.copyfile(path, copy)
+        shutil.copyfile(journal, copy.with_name(journal.name))
+        return _sqlite_problem(copy, read_only=False)
+
+
+def _sqlite_problem(path: Path, read_only: bool) -> str | None:
     try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        mode = "?mode=ro" if read_only else ""
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}{mode}", uri=True)
     except sqlite3.Error as error:
         return str(error)
     try:

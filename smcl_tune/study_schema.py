@@ -55,6 +55,9 @@ class ResourcesConfig(StrictModel):
 class TrackingConfig(StrictModel):
     uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite store in the storage folder")
     experiment: str | None = Field(None, description="MLflow experiment; default: the study name")
+    outage_timeout_s: float = Field(
+        600.0, gt=0, description="seconds to wait for a tracking server that stopped answering before the study stops"
+    )
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # names reach paths, MLflow filters and run names

@@ -5,10 +5,10 @@ gallery's picture once the gallery's epoch has ended. The study's driver logs th
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smcl_tune.atomic_write import write_bytes_atomically
 from smcl_tune.report.mask_gallery import gallery_png
 from smcl_tune.report.trial_files import trial_files
 from smcl_tune.results import GALLERY_FILE, TrialResult, write_result
@@ -18,9 +18,7 @@ if TYPE_CHECKING:
 
 
 def write_whole(path: Path, content: str | bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(content.encode() if isinstance(content, str) else content)
-    os.replace(temporary, path)
+    write_bytes_atomically(path, content.encode() if isinstance(content, str) else content)
 
 
 def write_trial_files(result: TrialResult, folder: Path) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_OK
@@ -86,6 +88,21 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
         f"refreshed every {arguments.refresh:g} s (Ctrl-C stops it)",
         flush=True,
     )
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), _sigterm_as_interrupt():
         serve_dashboard(database, arguments.host, arguments.port, arguments.refresh)
     return EXIT_OK
+
+
+def _interrupt(*_signal) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`kill`, a service manager) stops the dashboard as Ctrl-C does: its copy of the
+    study's storage in the temporary folder is removed on the way out."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

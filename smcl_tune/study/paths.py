@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from smcl_tune.atomic_write import write_bytes_atomically
 from smcl_tune.errors import ConfigError
 from smcl_tune.study_config import Study, redact_uri
 from smcl_tune.study_status import study_lock_file
@@ -149,6 +150,4 @@ def write_study_record(study: Study, paths: StudyPaths) -> None:
         "source": str(study.source) if study.source else None,
         "settings": run_settings(study, paths),
     }
-    partial = paths.record_file.with_suffix(".tmp")
-    partial.write_text(json.dumps(record))
-    partial.replace(paths.record_file)
+    write_bytes_atomically(paths.record_file, json.dumps(record).encode())

@@ -35,8 +35,10 @@ from smcl_tune.study.progress_callback import ProgressCallback, reporting_to
 from smcl_tune.study.retry import SQLITE_BUSY_TIMEOUT_S
 from smcl_tune.study.scheduler import StudyScheduler
 from smcl_tune.study.searcher import StudySearcher
+from smcl_tune.study.storage_space import StorageWatch, raise_if_storage_full, stopping_when_full
 from smcl_tune.study.store_health import check_study_stores
 from smcl_tune.study.tracking_callback import TrackingCallback
+from smcl_tune.study.tracking_outage import quiet_mlflow_retries, stopping_when_server_down
 from smcl_tune.study.trainable import train_study_trial
 from smcl_tune.study.trial_spec import BASELINE, TrialSpec
 from smcl_tune.study_config import Study, plain_param_names, redact_uri
@@ -273,7 +275,11 @@ def _new_tuner(
             storage_path=paths.storage,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[TrackingCallback(tracker_arguments), ProgressCallback()],
+            callbacks=[
+                StorageWatch(paths.storage),
+                TrackingCallback(tracker_arguments, study.config.tracking.outage_timeout_s),
+                ProgressCallback(),
+            ],
             stop=guard,
             verbose=ray_verbosity,
         ),
@@ -288,6 +294,7 @@ def run_study(
     started = time.time()
     paths = StudyPaths.of(study)
     address = _cluster_address(address)
+    quiet_mlflow_retries()  # a tracking server's outage is waited for by tracking_outage, not by MLflow
     # Every refusal comes first: nothing is started or written before these pass.
     check_job_storage(study, paths)
     check_study_record(study, paths, restart)
@@ -295,7 +302,7 @@ def run_study(
     check_tracking_store(study, paths, restart)
     if not address:
         check_local_resources(study)
-    with StudyLock(paths.lock_file, study.name):
+    with StudyLock(paths.lock_file, study.name), stopping_when_full(paths.storage), stopping_when_server_down():
         _init_ray(address, watching.ray_log_level)
         hosts = cluster_hosts()
         check_cluster_storage(study, paths, hosts)
@@ -303,6 +310,7 @@ def run_study(
             warn_unplaceable(study)
         guard = LocalStorageGuard(hosts) if storage_is_local(paths) else None
         finished = _run(study, paths, restart, guard, watching)
+        raise_if_storage_full()
         if guard is not None and guard.foreign is not None:
             raise ConfigError(local_storage_message(study, paths, sorted(guard.hosts | {guard.foreign})))
     return StudyOutcome(study.name, time.time() - started, finished, paths)
@@ -317,12 +325,15 @@ def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -
             progress.add_earlier(TrialState(trial.state), trial.condition, trial.name, trial.objective)
 
 
-def _set_ray_verbosity(tuner: tune.Tuner, verbosity: int) -> None:
-    """Tuner.restore brings back the first run's RunConfig and takes no new one; its verbosity is
-    what this run asks for (there is no public setter)."""
+def _set_ray_verbosity(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -> None:
+    """Tuner.restore brings back the first run's RunConfig and takes no new one; its verbosity (and
+    the tracking callback's outage timeout) are what this run asks for (there is no public setter)."""
     local = getattr(tuner, "_local_tuner", None)
     if local is not None:
         local.get_run_config().verbose = verbosity
+        for callback in local.get_run_config().callbacks or []:
+            if isinstance(callback, TrackingCallback):
+                callback.outage_timeout_s = outage_timeout_s
 
 
 def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuard | None, watching: Watching) -> bool:
@@ -367,7 +378,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         if not paths.remote:  # a checkpoint in remote storage is Ray's to find
             restore_missing_checkpoints(Path(paths.experiment_dir))
         tuner = tune.Tuner.restore(paths.experiment_dir, trainable, resume_unfinished=True, resume_errored=True)
-        _set_ray_verbosity(tuner, watching.ray_verbosity)
+        _set_ray_verbosity(tuner, watching.ray_verbosity, study.config.tracking.outage_timeout_s)
     else:
         tuner = _new_tuner(study, paths, trainable, tracker_arguments, guard, watching.ray_verbosity)
     status = "FAILED"

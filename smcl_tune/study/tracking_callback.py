@@ -26,6 +26,8 @@ from smcl_tune.results import (
     outcome,
 )
 from smcl_tune.study.retry import retry_while_locked
+from smcl_tune.study.tracking_outage import DEFAULT_OUTAGE_TIMEOUT_S as OUTAGE_S
+from smcl_tune.study.tracking_outage import wait_for_tracking_server
 from smcl_tune.study.trial_spec import spec_of
 from smcl_tune.study_config import plain_param_names
 from smcl_tune.tracking import (
@@ -52,8 +54,9 @@ LOGGED_METRICS = frozenset(EPOCH_METRICS) | frozenset(FINAL_METRICS)
 class TrackingCallback(Callback):
     """Creates the trial runs, logs their metrics and result files, ends the runs."""
 
-    def __init__(self, tracker_arguments: dict[str, Any]) -> None:
+    def __init__(self, tracker_arguments: dict[str, Any], outage_timeout_s: float = OUTAGE_S) -> None:
         self.tracker_arguments = tracker_arguments
+        self.outage_timeout_s = outage_timeout_s
         self._tracker: StudyTracker | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks with the experiment state
@@ -94,8 +97,10 @@ class TrackingCallback(Callback):
         )
 
     def _write(self, action, what: str) -> None:
-        """One write to MLflow: a store a reader holds locked is waited for, never fatal."""
-        retry_while_locked(action, what)
+        """One write to MLflow: a store a reader holds locked is waited for, never fatal; a tracking
+        server that does not answer is waited for up to tracking.outage_timeout_s."""
+        timeout = getattr(self, "outage_timeout_s", OUTAGE_S)  # a callback pickled by an older version lacks it
+        wait_for_tracking_server(lambda: retry_while_locked(action, what), what, self.tracker_arguments["uri"], timeout)
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._write(lambda: self._run_id(trial), f"MLflow run of {trial.trial_id}")

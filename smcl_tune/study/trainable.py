@@ -12,6 +12,7 @@ import torch
 from ray import tune
 
 from smcl_tune.results import EPOCHS_PLANNED, NODE_ID, TrialEnd
+from smcl_tune.study.storage_space import report_with_checkpoint
 from smcl_tune.study.trial_spec import spec_of
 from smcl_tune.study.work_folders import work_folder
 from smcl_tune.study_config import OBJECTIVE_METRICS
@@ -56,7 +57,7 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO") -> No
         payload = {**metrics, **stamp}
         for name in OBJECTIVE_METRICS:  # Ray wants the scheduler's metric in every report
             payload.setdefault(name, math.nan)
-        tune.report(payload, checkpoint=None if checkpoint is None else tune.Checkpoint.from_directory(str(checkpoint)))
+        report_with_checkpoint(payload, checkpoint)  # refused, whole, when the storage is full
 
     with work_folder() as work:
         resume_from = None

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -48,3 +49,45 @@ def test_another_users_work_folder_is_never_removed(tmp_path):
     theirs.mkdir()
     os.chown(theirs, 65534, 65534)
     assert remove_stale_work_folders(tmp_path) == [] and theirs.is_dir()
+
+
+def _trial_work_folder(temporary, run: subprocess.Popen, timeout: float = 300):
+    """The first work folder of the study's trial that holds a checkpoint."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for folder in temporary.glob("smcl-trial-*"):
+            if (folder / "checkpoint" / "trial.pt").exists():
+                return folder
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.1)
+    raise AssertionError("no trial checkpointed in time")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_no_work_folder_remains_after_a_study_whose_trial_worker_was_killed(tmp_path, tiny_study):
+    study = tiny_study(tmp_path, num_trials=1, scheduler={"type": "fifo"})
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    # Ray's session (and its sockets) stays in /tmp; the trials' temporary folder is the test's own.
+    environment = {**os.environ, "TMPDIR": str(temporary), "RAY_TMPDIR": "/tmp"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        killed = _trial_work_folder(temporary, run)
+        worker = int(killed.name.split("-")[2])
+        os.kill(worker, signal.SIGKILL)  # the Ray worker running the trial: no clean-up of its own runs
+        output, _ = run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, output
+    assert "study tiny ran for" in output
+    assert list(temporary.glob("smcl-trial-*")) == [], f"{killed.name} was left behind"

@@ -1,0 +1,72 @@
+"""A study whose storage fills up (issue 26, item 3): `smcl-tune run` stops with one message that
+names the storage and the space needed (exit 1, no traceback), leaves no checkpoint half-written,
+and the same command finishes the study once space is freed, with every epoch logged once."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from smcl_tune.tracking import default_tracking_uri
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SIZE_MB, BALLAST_MB = 16, 12  # a study of two tiny trials needs about 10 MB; 4 MB are free at first
+
+
+@pytest.fixture
+def small_storage(tmp_path):
+    folder = tmp_path / "storage"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m", "tmpfs", str(folder)]
+    mounted = subprocess.run(mount, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here ({mounted.stderr.strip()}); tests/test_atomic_write.py caps files instead"
+        )
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def _run(study, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAY_DEDUP_LOGS": "0"},
+    )
+
+
+def test_a_full_storage_stops_the_study_and_the_same_command_finishes_it(
+    tmp_path, small_storage, tiny_study, trial_runs
+):
+    ballast = small_storage / "ballast"
+    ballast.write_bytes(b"\0" * (BALLAST_MB << 20))
+    storage = small_storage / "smcl-runs"
+    study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, storage=str(storage))
+
+    full = _run(study, tmp_path)
+    output = full.stdout + full.stderr
+    assert full.returncode == 1, output
+    assert "Traceback" not in output
+    last = full.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"smcl-tune: {small_storage}: the storage is full ("), output
+    assert "needs" in last and "MB" in last and "run the same command again" in last
+    assert not [path for path in storage.rglob("*") if ".partial" in path.name or path.suffix == ".tmp"]
+    for checkpoint in storage.rglob("trial.pt"):  # each one whole: it loads
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
+
+    ballast.unlink()  # space is freed
+    finished = _run(study, tmp_path)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    client = MlflowClient(default_tracking_uri(storage))
+    runs = trial_runs(client, "tiny")
+    assert sorted(run.data.tags["mlflow.runName"] for run in runs) == ["trial-000", "trial-001"]  # none twice
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert sorted(metric.step for metric in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2]

@@ -1,0 +1,153 @@
+"""A tracking server that goes away in the middle of a study (issue 26, item 4): a real `mlflow
+server` on 127.0.0.1 as the study's tracking.uri. A short outage is waited for, saying so, and
+loses no metric and duplicates no run; one longer than tracking.outage_timeout_s stops the study
+with one line naming the server, and the same command resumes once it is back."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class TrackingServer:
+    """`mlflow server` on 127.0.0.1 with its store in `folder`; stopped and started again on one port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.database = folder / "server.db"
+        self.uri = f"http://127.0.0.1:{_free_port()}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        port = self.uri.rsplit(":", 1)[1]
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", port]
+        command += ["--backend-store-uri", f"sqlite:///{self.database}", "--workers", "1"]
+        command += ["--default-artifact-root", str(self.folder / "artifacts")]
+        log = (self.folder / "server.log").open("a")
+        self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.uri}/health", timeout=5).close()
+                return
+            except OSError:
+                assert self.process.poll() is None, (self.folder / "server.log").read_text()
+                assert time.monotonic() < deadline, "the tracking server never answered"
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the server and its workers, gone at once
+            self.process.wait(timeout=60)
+
+    def logged_losses(self) -> int:
+        """How many epochs' losses the server's store holds (read from its file, not over HTTP)."""
+        if not self.database.exists():
+            return 0
+        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=30) as store:
+            return store.execute("SELECT COUNT(*) FROM metrics WHERE key = 'loss'").fetchone()[0]
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    folder = tmp_path / "server"
+    folder.mkdir()
+    server = TrackingServer(folder)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _start_study(study: Path, output_name: str) -> subprocess.Popen:
+    """`smcl-tune run STUDY` in the background, its output (plain lines) in `output_name` beside the study."""
+    output = (study.parent / output_name).open("w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
+        cwd=study.parent,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _stop_after_first_epoch(server: TrackingServer, run: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 300
+    while server.logged_losses() == 0:
+        assert run.poll() is None, "the study ended before the server was stopped"
+        assert time.monotonic() < deadline, "no epoch was logged in time"
+        time.sleep(0.2)
+    server.stop()
+
+
+def _assert_every_epoch_logged_once(server: TrackingServer, trial_runs) -> None:
+    client = MlflowClient(server.uri)
+    runs = trial_runs(client, "tiny")
+    assert sorted(run.data.tags["mlflow.runName"] for run in runs) == ["trial-000", "trial-001"]  # none twice
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "loss")]
+        assert sorted(steps) == [0, 1, 2], run.data.tags["mlflow.runName"]
+
+
+def test_a_short_outage_is_waited_for_and_loses_nothing(tmp_path, tracking_server, tiny_study, trial_runs):
+    tracking = {"uri": tracking_server.uri, "outage_timeout_s": 300}  # a restart takes up to a minute here
+    study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
+    run = _start_study(study, "run.out")
+    try:
+        _stop_after_first_epoch(tracking_server, run)
+        time.sleep(5)
+        tracking_server.start()
+        run.wait(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    output = (tmp_path / "run.out").read_text()
+    assert run.returncode == 0, output
+    assert f"waiting for the tracking server {tracking_server.uri}" in output
+    assert f"the tracking server {tracking_server.uri} answers again" in output
+    assert "Retrying" not in output and "urllib3" not in output and "Traceback" not in output
+    _assert_every_epoch_logged_once(tracking_server, trial_runs)
+
+
+def test_a_long_outage_stops_the_study_and_the_same_command_resumes(tmp_path, tracking_server, tiny_study, trial_runs):
+    tracking = {"uri": tracking_server.uri, "outage_timeout_s": 4}
+    study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
+    run = _start_study(study, "stopped.out")
+    try:
+        _stop_after_first_epoch(tracking_server, run)
+        run.wait(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    output = (tmp_path / "stopped.out").read_text()
+    assert run.returncode == 1, output
+    assert "Traceback" not in output and "Retrying" not in output
+    expected = (
+        f"smcl-tune: the tracking server {tracking_server.uri} has not answered for 4 s (tracking.outage_timeout_s: 4)"
+    )
+    assert output.strip().splitlines()[-1].startswith(expected), output
+
+    tracking_server.start()
+    resumed = _start_study(study, "resumed.out")
+    resumed.wait(timeout=600)
+    output = (tmp_path / "resumed.out").read_text()
+    assert resumed.returncode == 0, output
+    _assert_every_epoch_logged_once(tracking_server, trial_runs)
