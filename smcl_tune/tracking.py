@@ -116,6 +116,7 @@ class StudyTracker:
         self.parent_run_id = self._find_or_create_parent()
         self._trial_runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}
+        self._last_steps: dict[str, int] = {}  # run id -> the highest step logged
 
     def _search(self, filter_string: str) -> list:
         return self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=10000)
@@ -194,6 +195,15 @@ class StudyTracker:
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int, timestamp_ms: int) -> None:
         """Finite numbers only: a missing value (NaN, an empty shot group) is not logged at all."""
         self.client.log_batch(run_id, metrics=_finite_metrics(metrics, step, timestamp_ms))
+        self._last_steps[run_id] = max(step, self._last_steps.get(run_id, -1))
+
+    def last_logged_step(self, run_id: str, metric: str) -> int:
+        """The highest step this run has logged `metric` at (-1: none); asked of MLflow once per run,
+        so that a resumed driver knows what an earlier one logged."""
+        if run_id not in self._last_steps:
+            history = self.client.get_metric_history(run_id, metric)
+            self._last_steps[run_id] = max((point.step for point in history), default=-1)
+        return self._last_steps[run_id]
 
     def log_files(self, run_id: str, files: dict[str, str | bytes]) -> None:
         """Artifacts of a run, by name, in one upload."""

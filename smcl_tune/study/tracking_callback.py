@@ -49,6 +49,7 @@ from smcl_tune.tracking import (
 log = logging.getLogger(__name__)
 
 LOGGED_METRICS = frozenset(EPOCH_METRICS) | frozenset(FINAL_METRICS)
+STEP_MARKER = "trial_seconds"  # logged with every report: the steps a run already has
 
 
 class TrackingCallback(Callback):
@@ -113,7 +114,13 @@ class TrackingCallback(Callback):
         def log_result() -> None:
             run_id = self._run_id(trial)
             self.tracker.note_node(run_id, str(result.get(NODE_ID, "")))
-            self.tracker.log_metrics(run_id, metrics, step, int(time.time() * 1000))
+            logged = metrics
+            if step <= self.tracker.last_logged_step(run_id, STEP_MARKER):
+                # An epoch that a resumed trial trains again (its checkpoint was older than its last
+                # logged epoch): its epoch metrics stay as first logged; only a final report's are new.
+                logged = {key: value for key, value in metrics.items() if key in FINAL_METRICS}
+            if logged:
+                self.tracker.log_metrics(run_id, logged, step, int(time.time() * 1000))
 
         self._write(log_result, f"metrics of {trial.trial_id}")
 

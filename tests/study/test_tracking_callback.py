@@ -109,3 +109,26 @@ def test_the_files_a_trial_wrote_beside_its_last_checkpoint_reach_mlflow_as_writ
     assert logged == {*TRIAL_FILES, "trial_config.json"}
     for name, content in written.items():
         assert Path(client.download_artifacts(run.info.run_id, name, str(tmp_path / "down"))).read_bytes() == content
+
+
+def test_an_epoch_a_resumed_trial_trains_again_is_logged_once_and_its_final_report_still_is(tmp_path, tiny_config):
+    """A driver stopped before the trial's checkpoint of epoch 1 persisted: the resumed driver (a new
+    callback, as Ray restores it) hears epochs 1 and 2 again; each step keeps one value."""
+    first, client = _callback(tmp_path, tiny_config)
+    trial = _ray_trial(tiny_config, "t9", "optuna-9", **{"method.temperature": 0.2})
+    first.on_trial_start(0, [], trial)
+    for epoch in (0, 1):
+        first.on_trial_result(0, [], trial, {"epoch": epoch, "loss": 2.0 - epoch, "time_total_s": 1.0 + epoch})
+    resumed, _ = _callback(tmp_path, tiny_config)
+    resumed.on_trial_start(0, [], trial)
+    resumed.on_trial_result(0, [], trial, {"epoch": 1, "loss": 9.0, "time_total_s": 5.0})
+    final = {"epoch": 2, "loss": 0.5, "time_total_s": 6.0, **TrialEnd(3).entries()}
+    resumed.on_trial_result(0, [], trial, final)
+    resumed.on_trial_result(0, [], trial, {**final, "test_top1": 0.7})  # a final report heard again after a stop
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
+    )
+    losses = {point.step: point.value for point in client.get_metric_history(run.info.run_id, "loss")}
+    assert sorted(point.step for point in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2]
+    assert losses == {0: 2.0, 1: 1.0, 2: 0.5}  # epoch 1 keeps the value logged first
+    assert [point.value for point in client.get_metric_history(run.info.run_id, "test_top1")] == [0.7]
