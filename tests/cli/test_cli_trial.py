@@ -69,6 +69,9 @@ def test_ctrl_c_stops_a_trial_with_exit_1(tmp_path, trial):
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "trial", str(config)],
         cwd=tmp_path,
+        # as from a terminal: a launcher that ran these tests as a background job would have
+        # left SIGINT ignored, and the child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

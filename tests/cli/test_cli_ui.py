@@ -23,6 +23,9 @@ def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_pa
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(tmp_path / "runs"), "--port", str(port)],
+        # as from a terminal: a launcher that ran these tests as a background job would have
+        # left SIGINT ignored, and the child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
