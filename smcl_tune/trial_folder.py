@@ -17,15 +17,11 @@ if TYPE_CHECKING:
     from smcl_tune.train import Trial
 
 
-def write_whole(path: Path, content: str | bytes) -> None:
-    write_bytes_atomically(path, content.encode() if isinstance(content, str) else content)
-
-
 def write_trial_files(result: TrialResult, folder: Path) -> None:
     """The result file and, for a trial that was tested, its CSV and confusion matrix."""
     write_result(result, folder)
     for name, content in trial_files(result).items():
-        write_whole(folder / name, content)
+        write_bytes_atomically(folder / name, content.encode() if isinstance(content, str) else content)
 
 
 def gallery_picture(trial: Trial) -> bytes | None:
@@ -44,4 +40,4 @@ def write_gallery(trial: Trial, folder: Path) -> None:
         return
     picture = gallery_picture(trial)
     if picture is not None:
-        write_whole(path, picture)
+        write_bytes_atomically(path, picture)

@@ -15,6 +15,7 @@ from smcl_tune.results import EPOCHS_PLANNED, NODE_ID, TrialEnd
 from smcl_tune.study.storage_space import report_with_checkpoint
 from smcl_tune.study.trial_spec import spec_of
 from smcl_tune.study.work_folders import work_folder
+from smcl_tune.study.worker_exit import quiet_exit_during_cleanup
 from smcl_tune.study_config import OBJECTIVE_METRICS
 from smcl_tune.train import run_trial
 
@@ -46,6 +47,7 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO") -> No
     """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch; Ray's own
     messages from this process below `ray_log_level` are not shown."""
     logging.getLogger("ray").setLevel(ray_log_level)
+    quiet_exit_during_cleanup()
     cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
     spec = spec_of(config)
     if spec.config is None:  # the study goes on; this trial fails with the reason

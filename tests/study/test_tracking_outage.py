@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,17 @@ def _start_study(study: Path, output_name: str) -> subprocess.Popen:
     )
 
 
+@contextmanager
+def _killed_unless_ended(run: subprocess.Popen) -> Iterator[None]:
+    """A study the test gave up on is killed, so no driver outlives the test."""
+    try:
+        yield
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
 def _stop_after_first_epoch(server: TrackingServer, run: subprocess.Popen) -> None:
     deadline = time.monotonic() + 300
     while server.logged_losses() == 0:
@@ -109,15 +122,11 @@ def test_a_short_outage_is_waited_for_and_loses_nothing(tmp_path, tracking_serve
     tracking = {"uri": tracking_server.uri, "outage_timeout_s": 300}  # a restart takes up to a minute here
     study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
     run = _start_study(study, "run.out")
-    try:
+    with _killed_unless_ended(run):
         _stop_after_first_epoch(tracking_server, run)
         time.sleep(5)
         tracking_server.start()
         run.wait(timeout=600)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     output = (tmp_path / "run.out").read_text()
     assert run.returncode == 0, output
     assert f"waiting for the tracking server {tracking_server.uri}" in output
@@ -130,13 +139,9 @@ def test_a_long_outage_stops_the_study_and_the_same_command_resumes(tmp_path, tr
     tracking = {"uri": tracking_server.uri, "outage_timeout_s": 4}
     study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
     run = _start_study(study, "stopped.out")
-    try:
+    with _killed_unless_ended(run):
         _stop_after_first_epoch(tracking_server, run)
         run.wait(timeout=300)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     output = (tmp_path / "stopped.out").read_text()
     assert run.returncode == 1, output
     assert "Traceback" not in output and "Retrying" not in output
