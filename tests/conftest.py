@@ -1,5 +1,6 @@
 """Checks that hold for the whole suite, and fixtures shared across the test folders."""
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -82,3 +83,21 @@ def _two_one_epoch_trials(tiny_config, storage: str) -> dict:
         "storage": storage,
         "seed": 0,
     }
+
+
+@pytest.fixture
+def stop_at_teardown():
+    """`stop_at_teardown(process)`: a server a test started is stopped with every process it started
+    (MLflow's uvicorn workers and huey consumers), however the test ended; a failed test would
+    otherwise leave them serving."""
+    import psutil
+
+    started = []
+    yield started.append
+    for process in started:
+        if process.poll() is None:
+            members = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+            for member in members:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    member.kill()
+            process.wait()

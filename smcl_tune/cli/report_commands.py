@@ -13,6 +13,8 @@ from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.errors import ConfigError
 
+UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 times the memory and start-up
+
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
     """The MLflow store a read command reads: --tracking-uri, else the storage folder's own."""
@@ -115,6 +117,7 @@ def command_ui(arguments: argparse.Namespace) -> int:
     links = _study_links(uri, base_url) if database is not None and database.is_file() else []
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     command += ["--host", arguments.host, "--port", str(arguments.port)]
+    command += ["--workers", str(UI_WORKERS)]
     print(f"MLflow UI on {base_url} over {redact_uri(uri)} (Ctrl-C stops it)")
     if links:
         print("each study's trials, best first:")

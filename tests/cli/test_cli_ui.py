@@ -19,7 +19,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_path):
+def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_path, stop_at_teardown):
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(tmp_path / "runs"), "--port", str(port)],
@@ -30,23 +30,20 @@ def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_pa
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        deadline, status = time.time() + 120, None
-        while time.time() < deadline and status is None:
-            try:
-                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).status
-            except OSError:
-                assert process.poll() is None, process.stdout.read()
-                time.sleep(0.5)
-        assert status == 200
-        server = psutil.Process(process.pid).children(recursive=True)  # MLflow, uvicorn and its workers
-        assert server
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
-        assert not [member for member in server if member.is_running() and member.status() != psutil.STATUS_ZOMBIE]
-        with pytest.raises(OSError):  # nothing serves on the port any more
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    stop_at_teardown(process)
+    deadline, status = time.time() + 120, None
+    while time.time() < deadline and status is None:
+        try:
+            status = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).status
+        except OSError:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.5)
+    assert status == 200
+    server = psutil.Process(process.pid).children(recursive=True)  # MLflow, uvicorn and its workers
+    assert server
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    assert not [member for member in server if member.is_running() and member.status() != psutil.STATUS_ZOMBIE]
+    with pytest.raises(OSError):  # nothing serves on the port any more
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
     assert (tmp_path / "runs" / "mlflow.db").exists()

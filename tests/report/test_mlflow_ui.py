@@ -52,7 +52,7 @@ def _assert_port_closes(port: int) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
-def test_the_printed_link_opens_the_trials_as_model_training(tmp_path, build_store):
+def test_the_printed_link_opens_the_trials_as_model_training(tmp_path, build_store, stop_at_teardown):
     storage = tmp_path / "store"
     uri = build_store(storage)
     experiment = MlflowClient(uri).get_experiment_by_name("lt")
@@ -64,32 +64,29 @@ def test_the_printed_link_opens_the_trials_as_model_training(tmp_path, build_sto
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        link = _printed_link(process, "lt")
-        assert link.startswith(f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs?")
-        _wait_until_serving(port)
-        dom = subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                f"--user-data-dir={tmp_path / 'profile'}",  # a new user: nothing remembered
-                "--window-size=1600,1000",
-                "--virtual-time-budget=30000",
-                "--dump-dom",
-                link,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        process.terminate()  # SIGTERM, as a service manager or `kill` stops it
-        assert process.wait(timeout=60) == 0
-        _assert_port_closes(port)  # MLflow's own server processes stopped too
-    finally:
-        if process.poll() is None:
-            process.kill()
+    stop_at_teardown(process)
+    link = _printed_link(process, "lt")
+    assert link.startswith(f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs?")
+    _wait_until_serving(port)
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",  # a new user: nothing remembered
+            "--window-size=1600,1000",
+            "--virtual-time-budget=30000",
+            "--dump-dom",
+            link,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    process.terminate()  # SIGTERM, as a service manager or `kill` stops it
+    assert process.wait(timeout=60) == 0
+    _assert_port_closes(port)  # MLflow's own server processes stopped too
     page = dom.stdout
     assert dom.returncode == 0 and "Model training" in page
     assert "<strong>6</strong> matching runs" in page  # the trials, flat; not the study's run
