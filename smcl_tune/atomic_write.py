@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from smcl_tune.errors import StudyUnavailable
+from smcl_tune.errors import StudyUnavailable, error_chain
 
 # "No space left", "quota exceeded", "file too large" (a size limit: RLIMIT_FSIZE, a filesystem's cap)
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -30,15 +30,13 @@ class StorageFull(StudyUnavailable):
 def is_storage_full(error: BaseException | None) -> bool:
     """Whether `error`, or an error it was raised from, is a full storage (sqlite, pyarrow and Ray
     each wrap it their own way)."""
-    seen = 0
-    while error is not None and seen < 20:
-        if isinstance(error, StorageFull):
+    for link in error_chain(error):
+        if isinstance(link, StorageFull):
             return True
-        if isinstance(error, OSError) and error.errno in FULL_ERRNOS:
+        if isinstance(link, OSError) and link.errno in FULL_ERRNOS:
             return True
-        if any(text in str(error).lower() for text in FULL_TEXTS):
+        if any(text in str(link).lower() for text in FULL_TEXTS):
             return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
     return False
 
 

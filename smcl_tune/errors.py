@@ -6,6 +6,23 @@ The input was fine but the study cannot go on now, exit code 1: StudyUnavailable
 DamagedStore), EmptyStudy.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+CHAIN_LIMIT = 20  # a chain that cycles through its own context ends here
+
+
+def error_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error`, then what it was raised from or while handling, and so on: sqlalchemy, MLflow, Optuna,
+    pyarrow and Ray each wrap an error their own way (Ray's task errors keep it as `.cause`)."""
+    for _ in range(CHAIN_LIMIT):
+        if error is None:
+            return
+        yield error
+        cause = getattr(error, "cause", None)
+        error = cause if isinstance(cause, BaseException) else error.__cause__ or error.__context__
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the field path and the reason."""

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from smcl_tune.errors import error_chain
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -22,12 +24,9 @@ PATIENCE_S = 300.0
 
 def is_locked_error(error: BaseException | None) -> bool:
     """An sqlite lock, even wrapped (Optuna raises StorageInternalError from sqlalchemy's error)."""
-    seen = 0
-    while error is not None and seen < 10:
-        if "database is locked" in str(error) or "database table is locked" in str(error):
-            return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return False
+    return any(
+        "database is locked" in str(link) or "database table is locked" in str(link) for link in error_chain(error)
+    )
 
 
 def retry_while_locked(action: Callable[[], T], what: str, patience: float = PATIENCE_S) -> T | None:

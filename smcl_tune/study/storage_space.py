@@ -22,6 +22,7 @@ from ray import tune
 from ray.tune import Callback
 
 from smcl_tune.atomic_write import FULL_TEXTS, StorageFull, is_storage_full, storage_full_message
+from smcl_tune.errors import error_chain
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +81,9 @@ class _FullStorage:
 
 def _message_of(error: BaseException | None) -> str | None:
     """The StorageFull message a trial sent (Ray wraps it), or a generic one for another full-disk error."""
-    seen = 0
-    while error is not None and seen < 20:
-        if isinstance(error, StorageFull) and not type(error).__module__.startswith("ray"):
-            return str(error)
-        cause = getattr(error, "cause", None)
-        if isinstance(cause, StorageFull):
-            return str(cause)
-        error, seen = cause or error.__cause__ or error.__context__, seen + 1
+    for link in error_chain(error):
+        if isinstance(link, StorageFull) and not type(link).__module__.startswith("ray"):
+            return str(link)
     return None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from smcl_tune.errors import StudyUnavailable
+from smcl_tune.errors import StudyUnavailable, error_chain
 from smcl_tune.study_config import redact_uri
 
 log = logging.getLogger(__name__)
@@ -53,22 +53,18 @@ def quiet_mlflow_retries() -> None:
 
 def is_unreachable(error: BaseException | None) -> bool:
     """A connection to the server that failed (refused, reset, timed out), however MLflow wraps it."""
-    seen = 0
-    while error is not None and seen < 20:
-        if isinstance(error, (ConnectionError, TimeoutError)):
-            return True
-        if type(error).__name__ in CONNECTION_ERRORS and type(error).__module__.split(".")[0] in (
-            "requests",
-            "urllib3",
-        ):
-            return True
-        text = str(error).lower()
-        if any(unreachable in text for unreachable in UNREACHABLE_TEXTS):
-            return True
-        if "too many" in text and "error responses" in text:  # 429 / 5xx, which MLflow itself would retry
-            return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return False
+    return any(_says_unreachable(link) for link in error_chain(error))
+
+
+def _says_unreachable(error: BaseException) -> bool:
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    if type(error).__name__ in CONNECTION_ERRORS and type(error).__module__.split(".")[0] in ("requests", "urllib3"):
+        return True
+    text = str(error).lower()
+    if any(unreachable in text for unreachable in UNREACHABLE_TEXTS):
+        return True
+    return "too many" in text and "error responses" in text  # 429 / 5xx, which MLflow itself would retry
 
 
 def outage_message(uri: str, waited_s: float, timeout_s: float) -> str:
@@ -114,12 +110,7 @@ def wait_for_tracking_server(action: Callable[[], T], what: str, uri: str, timeo
 
 
 def _outage_in(error: BaseException | None) -> TrackingServerDown | None:
-    seen = 0
-    while error is not None and seen < 20:
-        if isinstance(error, TrackingServerDown):
-            return error
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return None
+    return next((link for link in error_chain(error) if isinstance(link, TrackingServerDown)), None)
 
 
 @contextmanager
