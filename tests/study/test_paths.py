@@ -13,12 +13,12 @@ from mlflow.tracking import MlflowClient
 
 from smcl_tune.cli import main
 from smcl_tune.config import ConfigError
-from smcl_tune.study.paths import StudyPaths, check_study_record, write_study_record
+from smcl_tune.study.paths import RECORD_FORMAT, StudyPaths, check_study_record, write_study_record
 from smcl_tune.study.runner import _prepare_state
 from smcl_tune.study_config import load_study
 from smcl_tune.tracking import StudyTracker, default_tracking_uri
 
-OLD_RECORD = {"fingerprint": "0123456789abcdef", "source": "old.yaml"}
+OLD_RECORD = {"format": RECORD_FORMAT, "fingerprint": "0123456789abcdef", "source": "old.yaml"}
 
 
 def _files(folder: Path) -> list[str]:
@@ -165,3 +165,40 @@ def test_restart_in_a_shared_experiment_deletes_only_its_own_studys_runs(tmp_pat
     assert (_active(mine.client, "mine"), _active(mine.client, "other")) == (3, 4)  # trial runs and a study run
     _prepare_state(study, paths, restart=True)
     assert (_active(mine.client, "mine"), _active(mine.client, "other")) == (0, 4)
+
+
+def _as_an_older_smcl_tune_left_it(paths: StudyPaths) -> None:
+    """The record as smcl-tune wrote it before RECORD_FORMAT (and TrialSpec): the same, without "format"."""
+    record = json.loads(paths.record_file.read_text())
+    del record["format"]
+    paths.record_file.write_text(json.dumps(record))
+
+
+@pytest.mark.slow  # a subprocess that imports Ray, torch and MLflow
+def test_a_study_an_older_smcl_tune_started_is_refused_and_left_as_it_is(tmp_path, tiny_study, run_cli):
+    study = load_study(tiny_study(tmp_path, name="older"))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    _as_an_older_smcl_tune_left_it(paths)
+    before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    done = run_cli("run", str(study.source), cwd=tmp_path)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    error = done.stderr.strip()
+    assert len(error.splitlines()) == 1 and "Traceback" not in done.stderr, error
+    assert (
+        f"study 'older' in {paths.record_dir} was started by an older smcl-tune and cannot be resumed by this one"
+        in error
+    )
+    assert "give the study a new name (or another storage) to start it afresh" in error
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
+
+
+def test_a_study_a_newer_smcl_tune_started_is_refused(tmp_path, tiny_study):
+    study = load_study(tiny_study(tmp_path, name="newer"))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    record = json.loads(paths.record_file.read_text())
+    paths.record_file.write_text(json.dumps({**record, "format": RECORD_FORMAT + 1}))
+    with pytest.raises(ConfigError, match=r"was started by a newer smcl-tune and cannot be resumed by this one"):
+        check_study_record(study, paths, restart=False)
+    check_study_record(study, paths, restart=True)  # --restart may discard it
