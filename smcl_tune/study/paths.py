@@ -14,6 +14,11 @@ from smcl_tune.study_status import study_lock_file
 
 STATE_FILE = "smcl-study.json"
 OPTUNA_FILE = "optuna.db"
+# The layout of a study's saved state, kept in its record. 1 (a record without "format"): before a
+# trial's TrialSpec travelled in its Ray config; Ray's saved Tuner of such a study names classes
+# that no longer exist, so Tuner.restore fails deep inside Ray, after Ray started and MLflow was
+# written. Raise it whenever a change leaves a saved study unresumable.
+RECORD_FORMAT = 2
 
 
 def optuna_database(local_root: Path, study_name: str) -> Path:
@@ -119,7 +124,8 @@ def check_owned(study: Study, paths: StudyPaths) -> None:
 
 def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
     """Before anything starts: the storage is a folder; --restart deletes only this study's own
-    state; a changed study file, or changed run settings, under an existing name are refused."""
+    state; a study another smcl-tune started, a changed study file, or changed run settings, under
+    an existing name are refused."""
     check_storage(paths)
     if restart:
         check_owned(study, paths)
@@ -127,6 +133,7 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
     if not paths.record_file.exists():
         return
     known = _read_record(paths)
+    check_record_format(study, paths, known.get("format", 1))  # before anything else it says is compared
     if known.get("fingerprint") != study.fingerprint():
         raise ConfigError(
             f"study '{study.name}' already exists in {paths.record_dir} with a different study file "
@@ -141,10 +148,23 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
             )
 
 
+def check_record_format(study: Study, paths: StudyPaths, recorded: object) -> None:
+    """A study whose state another smcl-tune saved is refused: this one cannot resume it."""
+    if recorded == RECORD_FORMAT:
+        return
+    by = "a newer" if isinstance(recorded, int) and recorded > RECORD_FORMAT else "an older"
+    raise ConfigError(
+        f"study '{study.name}' in {paths.record_dir} was started by {by} smcl-tune and cannot be resumed by this one; "
+        "nothing was changed: give the study a new name (or another storage) to start it afresh beside the old "
+        "one, or run again with --restart to discard the old state"
+    )
+
+
 def write_study_record(study: Study, paths: StudyPaths) -> None:
     """The record, written atomically: a crash never leaves it empty or cut short."""
     paths.record_dir.mkdir(parents=True, exist_ok=True)
     record = {
+        "format": RECORD_FORMAT,
         "name": study.name,
         "fingerprint": study.fingerprint(),
         "source": str(study.source) if study.source else None,

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import ray
 import yaml
 
 
@@ -128,3 +129,23 @@ def dashboard_studies():
 def dashboard_details():
     """`dashboard_details(storage, study)`: each study `smcl-tune dashboard` serves, as its API gives it."""
     return _dashboard_details
+
+
+def _refused_by_main(arguments: list[str], capsys) -> str:
+    from smcl_tune.cli import main
+
+    assert main(arguments) == 2
+    error = capsys.readouterr().err.strip()
+    assert "Traceback" not in error and len(error.splitlines()) == 1, error
+    assert not ray.is_initialized()
+    return error
+
+
+@pytest.fixture
+def refused_by_main():
+    """`refused_by_main(arguments, capsys)`: `smcl-tune ARGUMENTS` in this process exits 2 with one
+    line and no traceback, before Ray starts; the line. Ray is shut down first, so that 'Ray was not
+    started' means something."""
+    if ray.is_initialized():
+        ray.shutdown()
+    return _refused_by_main

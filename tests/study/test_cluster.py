@@ -1,4 +1,6 @@
-"""Studies on a Ray cluster, on one machine: joining a `ray start --head`, and losing a worker node."""
+"""Studies on a Ray cluster (study/cluster.py), on one machine: joining a `ray start --head`, losing a
+worker node; the refusals before Ray starts (local storage across hosts, resources no local slot
+can hold), the guard against a host that joined later, and the local Ray's token."""
 
 import os
 import signal
@@ -15,6 +17,7 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 
+from smcl_tune.study.cluster import LocalStorageGuard
 from smcl_tune.study.runner import run_study
 from smcl_tune.study_config import load_study
 from smcl_tune.tracking import default_tracking_uri
@@ -180,3 +183,46 @@ def test_without_an_address_a_run_starts_its_own_ray_and_never_joins_a_leftover_
         leftover.shutdown()
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "trial-000: finished after 3 epochs" in done.stdout
+
+
+def test_resources_no_local_slot_can_hold_are_refused_before_ray_starts(tmp_path, tiny_study, capsys, refused_by_main):
+    study = tiny_study(tmp_path, name="greedy", resources={"cpus": 512})
+    error = refused_by_main(["run", str(study)], capsys)
+    assert f"resources.cpus: a trial asks for 512 CPUs and this machine has {os.cpu_count()}" in error
+    assert not (tmp_path / "smcl-runs").exists()
+
+
+def test_a_trial_on_a_host_the_cluster_did_not_have_at_the_start_stops_the_study():
+    guard = LocalStorageGuard(["10.0.0.1"])
+    assert guard("t1", {"node_ip": "10.0.0.1"}) is False and not guard.stop_all()
+    assert guard("t2", {"node_ip": "10.0.0.7"}) is True  # an autoscaled node
+    assert guard.stop_all() and guard.foreign == "10.0.0.7"
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_local_ray_refuses_clients_without_its_token_and_keeps_the_token_private(tmp_path):
+    home, stranger = tmp_path / "home", tmp_path / "stranger"
+    home.mkdir()
+    stranger.mkdir()
+    script = (
+        "import os, stat, subprocess, sys, ray\n"
+        "from smcl_tune.study.runner import _init_ray\n"
+        "_init_ray(None)\n"
+        "token = os.path.expanduser('~/.ray/auth_token')\n"
+        "print('mode', oct(stat.S_IMODE(os.stat(token).st_mode)))\n"
+        "address = ray.get_runtime_context().gcs_address\n"
+        f"env = {{**os.environ, 'HOME': {str(stranger)!r}, 'RAY_AUTH_MODE': 'disabled'}}\n"
+        "probe = subprocess.run([sys.executable, '-c', f'import ray; ray.init(address={address!r})'], env=env,\n"
+        "                       capture_output=True, text=True, timeout=120)\n"
+        "print('stranger', probe.returncode, 'token-auth' in probe.stderr or 'auth' in probe.stderr.lower())\n"
+        "ray.shutdown()\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**env, "HOME": str(home)}, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert "mode 0o600" in lines  # Ray wrote it world-readable; only its owner can read it now
+    assert "stranger 1 True" in lines  # a client without the token is refused

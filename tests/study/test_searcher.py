@@ -1,4 +1,5 @@
-"""What Optuna is told, without Ray: the searcher fed hand-built results on in-memory storage."""
+"""What Optuna is told, without Ray: the searcher fed hand-built results on in-memory storage; the
+trials it hands out (a seeded baseline is one trial per seed)."""
 
 import math
 import sqlite3
@@ -10,9 +11,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from smcl_tune.study.runner import build_searcher
 from smcl_tune.study.searcher import StudySearcher, to_optuna_distribution
 from smcl_tune.study.trial_spec import BASELINE, TRIAL_SPEC, TrialSpec, spec_of
-from smcl_tune.study_config import Condition
+from smcl_tune.study_config import Condition, study_from_dict
 
 SPACE = {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}}
 METRIC = "val_balanced_accuracy"
@@ -348,3 +350,19 @@ def test_optuna_dashboard_shows_the_objective_by_its_metric_name(tmp_path, dashb
     (study,) = dashboard_details(tmp_path, "lt")
     assert study["name"] == "s" and len(study["trials"]) == 1
     assert study["objective_names"] == [METRIC]  # not "Objective 0"
+
+
+def test_a_baseline_with_seeds_is_one_trial_per_seed_each_training_with_its_seed(tmp_path, tiny_study):
+    raw = yaml.safe_load(tiny_study(tmp_path).read_text())
+    raw["baselines"] = [{"name": "ce", "overrides": {"method.name": "ce"}, "seeds": [0, 1, 2]}]
+    study = study_from_dict(raw)
+    searcher = build_searcher(study, optuna.storages.InMemoryStorage())
+    suggestions = [spec_of(searcher.suggest(f"t{index}")) for index in range(3)]
+    # what the trainable trains with: each trial's config, built by the driver
+    configs = [s.config for s in suggestions]
+    assert [config.training.seed for config in configs] == [0, 1, 2]
+    assert {config.method.name for config in configs} == {"ce"}
+    assert [s.key for s in suggestions] == ["baseline-ce-s0", "baseline-ce-s1", "baseline-ce-s2"]
+    assert {s.configuration for s in suggestions} == {"ce"}  # one configuration over three seeds
+    others = [config.model_dump(exclude={"training": {"seed"}}) for config in configs]
+    assert others[0] == others[1] == others[2]  # the seed is all that differs

@@ -1,8 +1,13 @@
-"""A tracking server that goes away in the middle of a study (issue 26, item 4): a real `mlflow
-server` on 127.0.0.1 as the study's tracking.uri. A short outage is waited for, saying so, and
-loses no metric and duplicates no run; one longer than tracking.outage_timeout_s stops the study
-with one line naming the server, and the same command resumes once it is back."""
+"""A tracking server that does not answer (study/tracking_outage.py; issue 26, item 4).
 
+Without Ray: the wait says so once, gives up after tracking.outage_timeout_s with a message naming
+the server, and MLflow's own retries (urllib3's warnings) are off; the field is checked like any
+other. In a study, against a real `mlflow server` on 127.0.0.1 as the study's tracking.uri that
+goes away in the middle: a short outage is waited for, saying so, and loses no metric and
+duplicates no run; one longer than tracking.outage_timeout_s stops the study with one line naming
+the server, and the same command resumes once it is back."""
+
+import logging
 import os
 import signal
 import socket
@@ -16,9 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+from smcl_tune.study.tracking_outage import TrackingServerDown, quiet_mlflow_retries, wait_for_tracking_server
 
 
 def _free_port() -> int:
@@ -118,6 +124,8 @@ def _assert_every_epoch_logged_once(server: TrackingServer, trial_runs) -> None:
         assert sorted(steps) == [0, 1, 2], run.data.tags["mlflow.runName"]
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_a_short_outage_is_waited_for_and_loses_nothing(tmp_path, tracking_server, tiny_study, trial_runs):
     tracking = {"uri": tracking_server.uri, "outage_timeout_s": 300}  # a restart takes up to a minute here
     study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
@@ -135,6 +143,8 @@ def test_a_short_outage_is_waited_for_and_loses_nothing(tmp_path, tracking_serve
     _assert_every_epoch_logged_once(tracking_server, trial_runs)
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_a_long_outage_stops_the_study_and_the_same_command_resumes(tmp_path, tracking_server, tiny_study, trial_runs):
     tracking = {"uri": tracking_server.uri, "outage_timeout_s": 4}
     study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
@@ -156,3 +166,47 @@ def test_a_long_outage_stops_the_study_and_the_same_command_resumes(tmp_path, tr
     output = (tmp_path / "resumed.out").read_text()
     assert resumed.returncode == 0, output
     _assert_every_epoch_logged_once(tracking_server, trial_runs)
+
+
+def test_a_server_that_stays_down_ends_the_wait_after_the_bound(monkeypatch, caplog):
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    quiet_mlflow_retries()
+    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there once the probe is closed
+    client = MlflowClient(uri)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING), pytest.raises(TrackingServerDown) as stopped:
+        wait_for_tracking_server(client.search_experiments, "a test write", uri, timeout_s=2)
+    assert time.monotonic() - started < 10  # MLflow alone retries for minutes
+    assert str(stopped.value).startswith(f"the tracking server {uri} has not answered for 2 s")
+    assert "run the same command again" in str(stopped.value)
+    waiting = [
+        record.getMessage() for record in caplog.records if "waiting for the tracking server" in record.getMessage()
+    ]
+    assert len(waiting) == 1
+    assert not [record for record in caplog.records if record.name.startswith("urllib3")]
+
+
+def test_an_answer_of_the_server_is_not_an_outage(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(Exception) as refused:  # an error the store answers with: raised at once
+        wait_for_tracking_server(lambda: client.get_run("0" * 32), "a test read", "sqlite://", timeout_s=5)
+    assert not isinstance(refused.value, TrackingServerDown)
+
+
+def test_a_non_positive_outage_timeout_is_refused(tmp_path, tiny_study):
+    study = tiny_study(tmp_path, tracking={"outage_timeout_s": 0})
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "validate", str(study)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert "tracking.outage_timeout_s" in done.stderr and "Traceback" not in done.stderr
+    shown = yaml.safe_load(
+        subprocess.run(
+            [sys.executable, "-m", "smcl_tune.cli", "validate", str(tiny_study(tmp_path, name="shown"))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    )
+    assert shown["tracking"]["outage_timeout_s"] == 600

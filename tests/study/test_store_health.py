@@ -1,5 +1,6 @@
 """A damaged or unreachable store is refused in one line that names it and says what to do,
-before Ray starts, and nothing of it is deleted or rewritten (issue 26). The slow tests run
+before Ray starts, and nothing of it is deleted or rewritten (study/store_health.py; issue 26); a
+shared tracking store never mixes two study files of one name. The slow tests run
 `smcl-tune run` as a user does; the fast ones the same command in this process."""
 
 import pickle
@@ -13,6 +14,7 @@ from smcl_tune.cli import main
 from smcl_tune.study.paths import StudyPaths, write_study_record
 from smcl_tune.study.store_health import check_study_stores
 from smcl_tune.study_config import load_study
+from smcl_tune.tracking import StudyTracker
 
 JUNK = b"this is not a database, nor a pickle, nor JSON\n" * 50
 
@@ -130,3 +132,15 @@ def test_restart_sets_the_damaged_study_state_aside_but_not_a_damaged_tracking_s
     (paths.local_root / "mlflow.db").write_bytes(JUNK)
     with pytest.raises(Exception, match="the MLflow store is damaged"):
         check_study_stores(study, paths, restart=True)  # --restart deletes runs in that store: it must be readable
+
+
+def test_a_shared_tracking_store_never_mixes_two_study_files_of_one_name(tmp_path, tiny_study, capsys, refused_by_main):
+    uri = f"sqlite:///{tmp_path / 'server.db'}"
+    StudyTracker(uri, "shared", "paper", "0123456789abcdef", tmp_path / "artifacts").finish()  # another lab's study
+    study = tiny_study(
+        tmp_path, name="paper", storage=str(tmp_path / "mine"), tracking={"uri": uri, "experiment": "shared"}
+    )
+    error = refused_by_main(["run", str(study)], capsys)
+    assert "the MLflow experiment 'shared'" in error and "already holds a study named 'paper'" in error
+    assert "fingerprint 0123456789abcdef" in error
+    assert not (tmp_path / "mine").exists()

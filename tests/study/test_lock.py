@@ -1,0 +1,77 @@
+"""One driver per study (study/lock.py): a second driver, or a --restart, while one runs exits
+naming the first and writes or deletes nothing; a driver killed with SIGKILL leaves no lock behind."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import ray
+
+from smcl_tune.cli import main
+from smcl_tune.study.lock import StudyBusy, StudyLock
+from smcl_tune.study.paths import StudyPaths, write_study_record
+from smcl_tune.study_config import load_study
+
+
+def test_a_second_driver_of_the_same_study_exits_naming_the_first(tmp_path, tiny_study):
+    study = load_study(tiny_study(tmp_path, name="busy"))
+    paths = StudyPaths.of(study)
+    with StudyLock(paths.lock_file, "busy"):
+        done = subprocess.run(
+            [sys.executable, "-m", "smcl_tune.cli", "run", str(study.source)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    error = done.stderr.strip().splitlines()
+    assert len(error) == 1 and "Traceback" not in done.stderr
+    assert f"study 'busy' is being run by process {os.getpid()} on {socket.gethostname()} since" in error[0]
+    assert not (tmp_path / "smcl-runs" / "busy").exists()  # the second driver wrote nothing
+
+
+def test_a_driver_killed_with_sigkill_leaves_no_lock_that_blocks_the_resume(tmp_path):
+    lock_file = tmp_path / ".study.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from smcl_tune.study.lock import StudyLock; "
+                f"StudyLock(Path({str(lock_file)!r}), 'study').acquire(); print('held', flush=True); time.sleep(600)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StudyBusy, match=f"process {holder.pid} on"):
+            StudyLock(lock_file, "study").acquire()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    with StudyLock(lock_file, "study"):  # the kernel released the dead driver's lock
+        assert f"process {os.getpid()}" in lock_file.read_text()
+
+
+def test_restart_while_another_driver_runs_the_study_exits_1_and_deletes_nothing(tmp_path, tiny_study, capsys):
+    if ray.is_initialized():
+        ray.shutdown()
+    study = load_study(tiny_study(tmp_path, name="busy"))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    (paths.record_dir / "optuna.db").write_bytes(b"")  # an empty database: a study's state to keep
+    before = sorted(path.name for path in paths.record_dir.iterdir())
+    with StudyLock(paths.lock_file, "busy"):
+        assert main(["run", str(study.source), "--restart"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("smcl-tune: study 'busy' is being run by process") and len(error.splitlines()) == 1
+    assert sorted(path.name for path in paths.record_dir.iterdir()) == before
+    assert not ray.is_initialized()

@@ -1,0 +1,204 @@
+"""The study record and the storage (study/paths.py): a changed study file, or changed run
+settings, under an existing name are refused unless --restart; an unreadable record is named;
+--restart deletes only what the record proves to be the study's own; the tracking URI is shown
+without its credentials."""
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+from mlflow.tracking import MlflowClient
+
+from smcl_tune.cli import main
+from smcl_tune.config import ConfigError
+from smcl_tune.study.paths import RECORD_FORMAT, StudyPaths, check_study_record, write_study_record
+from smcl_tune.study.runner import _prepare_state
+from smcl_tune.study_config import load_study
+from smcl_tune.tracking import StudyTracker, default_tracking_uri
+
+OLD_RECORD = {"format": RECORD_FORMAT, "fingerprint": "0123456789abcdef", "source": "old.yaml"}
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+def _runs(tracker: StudyTracker, count: int) -> None:
+    for index in range(count):
+        tracker.trial_run(f"k{index}", f"trial-{index:03d}", "search", {}, {})
+    tracker.finish()
+
+
+def _active(client, study: str) -> int:
+    experiment = client.get_experiment_by_name("shared")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`smcl.study` = '{study}'")
+    return len(runs)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_changed_study_file_is_refused_before_anything_starts_and_restart_replaces_it(
+    tmp_path, capsys, tiny_study, trial_runs
+):
+    if ray.is_initialized():  # another test's Ray would hide whether this one started it
+        ray.shutdown()
+    path = tiny_study(tmp_path, name="same-name", num_trials=1)
+    path.write_text(
+        path.read_text().replace("epochs: 3", "epochs: 1").replace("mask_end_epoch: 10", "mask_end_epoch: 1")
+    )
+    storage = tmp_path / "smcl-runs"
+    record = storage / "same-name"
+    record.mkdir(parents=True)
+    (record / "smcl-study.json").write_text(json.dumps(OLD_RECORD))
+    (record / "optuna.db").write_text("the old study's Optuna record")
+
+    assert main(["run", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "study 'same-name' already exists" in error and "--restart" in error
+    assert not ray.is_initialized()
+    assert _files(storage) == ["same-name", "same-name/optuna.db", "same-name/smcl-study.json"]
+    assert json.loads((record / "smcl-study.json").read_text()) == OLD_RECORD
+
+    try:
+        assert main(["run", str(path), "--restart"]) == 0
+    finally:
+        ray.shutdown()
+    assert json.loads((record / "smcl-study.json").read_text())["fingerprint"] != OLD_RECORD["fingerprint"]
+    study = optuna.load_study(study_name="same-name", storage=f"sqlite:///{record / 'optuna.db'}")
+    assert [trial.state for trial in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]
+    client = MlflowClient(tracking_uri=default_tracking_uri(storage))
+    assert [run.info.run_name for run in trial_runs(client, "same-name")] == ["trial-000"]
+
+
+def test_restart_discards_the_record_the_optuna_study_and_the_mlflow_runs(tmp_path, tiny_study):
+    from smcl_tune.study.paths import StudyPaths
+    from smcl_tune.study.runner import _prepare_state
+    from smcl_tune.study_config import load_study
+    from smcl_tune.tracking import StudyTracker
+
+    study = load_study(tiny_study(tmp_path, name="again"))
+    paths = StudyPaths.of(study)
+    assert _prepare_state(study, paths, restart=False) is False
+    tracker = StudyTracker(
+        paths.tracking_uri, paths.experiment, study.name, study.fingerprint(), paths.local_root / "mlartifacts"
+    )
+    tracker.trial_run("optuna-0", "trial-000", "search", {"temperature": 0.1}, {})
+    (paths.record_dir / "optuna.db").write_text("stale")
+    assert _prepare_state(study, paths, restart=True) is False
+    assert not (paths.record_dir / "optuna.db").exists()
+    assert (paths.record_dir / "smcl-study.json").exists()
+    experiment = tracker.client.get_experiment_by_name(paths.experiment)
+    assert tracker.client.search_runs([experiment.experiment_id]) == []
+
+
+def test_restart_deletes_no_folder_that_its_record_does_not_prove_to_be_the_studys(
+    tmp_path, tiny_study, capsys, refused_by_main
+):
+    papers = tmp_path / "papers"
+    (papers / "thesis").mkdir(parents=True)
+    (papers / "thesis" / "chapter1.tex").write_text("years of work")
+    study = tiny_study(tmp_path, name="thesis", storage=str(papers))
+    error = refused_by_main(["run", str(study), "--restart"], capsys)
+    assert "holds no study record (smcl-study.json), so it is not study 'thesis''s state; not deleting it" in error
+    assert (papers / "thesis" / "chapter1.tex").read_text() == "years of work"
+
+
+def test_restart_deletes_nothing_outside_the_storage(tmp_path, tiny_study, capsys, refused_by_main):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "smcl-study.json").write_text(json.dumps({"name": "linked"}))
+    storage = tmp_path / "smcl-runs"
+    storage.mkdir()
+    (storage / "linked").symlink_to(outside)
+    error = refused_by_main(["run", str(tiny_study(tmp_path, name="linked")), "--restart"], capsys)
+    assert "does not lie inside the storage" in error
+    assert (outside / "smcl-study.json").exists()
+
+
+def test_a_resumed_study_refuses_changed_run_settings_it_cannot_honour(tmp_path, tiny_study):
+    first = load_study(tiny_study(tmp_path, name="settled", max_concurrent=2))
+    write_study_record(first, StudyPaths.of(first))
+    changed = load_study(tiny_study(tmp_path, name="settled", max_concurrent=4))
+    with pytest.raises(ConfigError, match=r"max_concurrent was 2 when the study started and is 4 now"):
+        check_study_record(changed, StudyPaths.of(changed), restart=False)
+    moved = load_study(
+        tiny_study(tmp_path, name="settled", max_concurrent=2, tracking={"uri": f"sqlite:///{tmp_path / 'other.db'}"})
+    )
+    with pytest.raises(ConfigError, match=r"tracking_uri was .* when the study started"):
+        check_study_record(moved, StudyPaths.of(moved), restart=False)
+    check_study_record(changed, StudyPaths.of(changed), restart=True)  # --restart starts over with them
+
+
+@pytest.mark.parametrize("record", ["", '{"name": "cut', "[1, 2]"], ids=["empty", "truncated", "not an object"])
+def test_an_unreadable_study_record_is_named(tmp_path, tiny_study, capsys, refused_by_main, record):
+    study = tiny_study(tmp_path, name="torn")
+    (tmp_path / "smcl-runs" / "torn").mkdir(parents=True)
+    (tmp_path / "smcl-runs" / "torn" / "smcl-study.json").write_text(record)
+    error = refused_by_main(["run", str(study)], capsys)
+    assert "smcl-study.json: the study record is" in error and "--restart" in error
+
+
+def test_a_storage_path_that_is_a_file_is_refused(tmp_path, tiny_study, capsys, refused_by_main):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    error = refused_by_main(["run", str(tiny_study(tmp_path, storage=str(tmp_path / "notes.txt")))], capsys)
+    assert f"storage: {tmp_path / 'notes.txt'} is a file, not a folder" in error
+
+
+def test_credentials_in_the_tracking_uri_never_reach_the_output(tmp_path, tiny_study, capsys):
+    study = tiny_study(tmp_path, name="secret", tracking={"uri": "https://alice:hunter2@mlflow.example.org"})
+    assert main(["validate", str(study)]) == 0
+    shown = capsys.readouterr().out
+    assert "hunter2" not in shown and "alice" not in shown and "https://***@mlflow.example.org" in shown
+    loaded = load_study(study)
+    assert "hunter2" not in loaded.source_text() and "hunter2" not in json.dumps(loaded.display_dict())
+
+
+def test_restart_in_a_shared_experiment_deletes_only_its_own_studys_runs(tmp_path, tiny_study):
+    study = load_study(tiny_study(tmp_path, name="mine", tracking={"experiment": "shared"}))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    mine = StudyTracker(paths.tracking_uri, "shared", "mine", study.fingerprint(), paths.artifact_root)
+    _runs(mine, 2)
+    _runs(StudyTracker(paths.tracking_uri, "shared", "other", "fp-other", paths.artifact_root), 3)
+    assert (_active(mine.client, "mine"), _active(mine.client, "other")) == (3, 4)  # trial runs and a study run
+    _prepare_state(study, paths, restart=True)
+    assert (_active(mine.client, "mine"), _active(mine.client, "other")) == (0, 4)
+
+
+def _as_an_older_smcl_tune_left_it(paths: StudyPaths) -> None:
+    """The record as smcl-tune wrote it before RECORD_FORMAT (and TrialSpec): the same, without "format"."""
+    record = json.loads(paths.record_file.read_text())
+    del record["format"]
+    paths.record_file.write_text(json.dumps(record))
+
+
+@pytest.mark.slow  # a subprocess that imports Ray, torch and MLflow
+def test_a_study_an_older_smcl_tune_started_is_refused_and_left_as_it_is(tmp_path, tiny_study, run_cli):
+    study = load_study(tiny_study(tmp_path, name="older"))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    _as_an_older_smcl_tune_left_it(paths)
+    before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    done = run_cli("run", str(study.source), cwd=tmp_path)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    error = done.stderr.strip()
+    assert len(error.splitlines()) == 1 and "Traceback" not in done.stderr, error
+    assert (
+        f"study 'older' in {paths.record_dir} was started by an older smcl-tune and cannot be resumed by this one"
+        in error
+    )
+    assert "give the study a new name (or another storage) to start it afresh" in error
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
+
+
+def test_a_study_a_newer_smcl_tune_started_is_refused(tmp_path, tiny_study):
+    study = load_study(tiny_study(tmp_path, name="newer"))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    record = json.loads(paths.record_file.read_text())
+    paths.record_file.write_text(json.dumps({**record, "format": RECORD_FORMAT + 1}))
+    with pytest.raises(ConfigError, match=r"was started by a newer smcl-tune and cannot be resumed by this one"):
+        check_study_record(study, paths, restart=False)
+    check_study_record(study, paths, restart=True)  # --restart may discard it
