@@ -38,9 +38,13 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
 
 def command_leaderboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
+    from smcl_tune.report.comparison import format_comparison
+    from smcl_tune.report.csv_table import format_csv
+    from smcl_tune.report.latex_table import format_latex
     from smcl_tune.report.leaderboard import load_leaderboard
+    from smcl_tune.report.markdown_table import format_markdown
     from smcl_tune.report.reference import load_reference
-    from smcl_tune.report.tables import format_comparison, format_csv, format_latex, format_markdown, format_text
+    from smcl_tune.report.text_table import format_text
 
     uri = tracking_uri(arguments)
     try:
