@@ -16,6 +16,7 @@ from smcl_tune.errors import ConfigError
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
     """The MLflow store a read command reads: --tracking-uri, else the storage folder's own."""
+    from smcl_tune.sqlite_copy import sqlite_path
     from smcl_tune.store_checks import server_problem
     from smcl_tune.study_config import redact_uri
     from smcl_tune.tracking import default_tracking_uri
@@ -28,12 +29,11 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
                 "tracking server, or check the URI"
             )
         return arguments.tracking_uri
-    storage = Path(arguments.storage).resolve()
-    if not (storage / "mlflow.db").exists():
-        raise ConfigError(
-            f"{storage / 'mlflow.db'}: no MLflow store there; run a study first, or pass --storage or --tracking-uri"
-        )
-    return default_tracking_uri(storage)
+    uri = default_tracking_uri(Path(arguments.storage).resolve())  # the store StudyPaths gives a study there
+    database = sqlite_path(uri)
+    if not database.exists():
+        raise ConfigError(f"{database}: no MLflow store there; run a study first, or pass --storage or --tracking-uri")
+    return uri
 
 
 def command_leaderboard(arguments: argparse.Namespace) -> int:
