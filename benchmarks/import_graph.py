@@ -38,6 +38,7 @@ LAYERS = (
     ("study_checks",),
     ("study_schema",),
     ("config",),
+    ("atomic_write",),
     ("errors",),
 )
 

@@ -18,6 +18,7 @@ UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
     """The MLflow store a read command reads: --tracking-uri, else the storage folder's own."""
+    from smcl_tune.sqlite_copy import sqlite_path
     from smcl_tune.store_checks import server_problem
     from smcl_tune.study_config import redact_uri
     from smcl_tune.tracking import default_tracking_uri
@@ -30,19 +31,22 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
                 "tracking server, or check the URI"
             )
         return arguments.tracking_uri
-    storage = Path(arguments.storage).resolve()
-    if not (storage / "mlflow.db").exists():
-        raise ConfigError(
-            f"{storage / 'mlflow.db'}: no MLflow store there; run a study first, or pass --storage or --tracking-uri"
-        )
-    return default_tracking_uri(storage)
+    uri = default_tracking_uri(Path(arguments.storage).resolve())  # the store StudyPaths gives a study there
+    database = sqlite_path(uri)
+    if not database.exists():
+        raise ConfigError(f"{database}: no MLflow store there; run a study first, or pass --storage or --tracking-uri")
+    return uri
 
 
 def command_leaderboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
+    from smcl_tune.report.comparison import format_comparison
+    from smcl_tune.report.csv_table import format_csv
+    from smcl_tune.report.latex_table import format_latex
     from smcl_tune.report.leaderboard import load_leaderboard
+    from smcl_tune.report.markdown_table import format_markdown
     from smcl_tune.report.reference import load_reference
-    from smcl_tune.report.tables import format_comparison, format_csv, format_latex, format_markdown, format_text
+    from smcl_tune.report.text_table import format_text
 
     uri = tracking_uri(arguments)
     try:

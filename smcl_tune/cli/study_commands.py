@@ -101,7 +101,7 @@ def _run_viewed(study, arguments: argparse.Namespace):
 
 def command_run(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.publish import publish_leaderboard
-    from smcl_tune.report.tables import format_text
+    from smcl_tune.report.text_table import format_text
     from smcl_tune.study_config import load_study
 
     study = load_study(arguments.study)

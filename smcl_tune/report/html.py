@@ -9,6 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from smcl_tune.report.captions import SEEDS_TITLE, differences_title, group_lines, title_line
+from smcl_tune.report.comparison import comparison_frame
+from smcl_tune.report.display_frames import differences_frame, display_frame, reference_sections, seeds_frame
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.plots import (
     curves_figure,
@@ -16,17 +19,6 @@ from smcl_tune.report.plots import (
     importance_figures,
     long_tail_figure,
     many_few_figure,
-)
-from smcl_tune.report.tables import (
-    SEEDS_TITLE,
-    comparison_frame,
-    differences_frame,
-    differences_title,
-    display_frame,
-    group_lines,
-    reference_sections,
-    seeds_frame,
-    title_line,
 )
 
 _STYLE = """

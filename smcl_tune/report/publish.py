@@ -6,9 +6,9 @@ import tempfile
 from pathlib import Path
 
 from smcl_tune.errors import EmptyStudy
+from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.html import format_html
 from smcl_tune.report.leaderboard import Leaderboard, load_leaderboard
-from smcl_tune.report.tables import format_csv
 from smcl_tune.tracking import StudyStore
 
 

@@ -4,8 +4,10 @@ import pytest
 
 from smcl_tune.cli import main
 from smcl_tune.errors import StudyNotFound
+from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.leaderboard import load_leaderboard
-from smcl_tune.report.tables import format_csv, format_markdown, format_text
+from smcl_tune.report.markdown_table import format_markdown
+from smcl_tune.report.text_table import format_text
 from smcl_tune.tracking import StudyTracker, default_tracking_uri
 
 

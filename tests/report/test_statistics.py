@@ -9,9 +9,11 @@ import sys
 import pytest
 
 from smcl_tune.cli import main
+from smcl_tune.report.csv_table import format_csv
+from smcl_tune.report.latex_table import format_latex
 from smcl_tune.report.leaderboard import load_leaderboard
 from smcl_tune.report.statistics import t_interval
-from smcl_tune.report.tables import format_csv, format_latex, format_text
+from smcl_tune.report.text_table import format_text
 
 T_975 = {1: 12.7062047, 2: 4.30265273}  # Student t quantiles, 1 and 2 degrees of freedom
 

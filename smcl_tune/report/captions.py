@@ -1,0 +1,53 @@
+"""The lines that go with the leaderboard's tables: the title, the shot groups of each condition,
+the titles of the tables over seeds, and the notes."""
+
+from __future__ import annotations
+
+from smcl_tune.report.leaderboard import Leaderboard
+from smcl_tune.results import uniform_head_share
+
+BACKGROUND_HEADING = "bg→many"
+BACKGROUND_NOTE = (
+    f"{BACKGROUND_HEADING}: the share of the test images with their salient box erased (on the synthetic source, "
+    "their object) that the model puts in a many-shot class, %; SMCL claims to lower it"
+)
+SELECTION_NOTE = (
+    "test metrics of the epoch selected on validation ('last': of the last epoch); this tool never selects on test"
+)
+SEEDS_TITLE = "configurations over seeds: mean ± std [95% interval, Student t], test %"
+
+
+def title_line(board: Leaderboard) -> str:
+    return (
+        f"study {board.study}: {len(board.trials)} trials, ranked by {board.metric} ({board.mode}) "
+        f"within each condition; accuracies in %, {SELECTION_NOTE}"
+    )
+
+
+def differences_title(board: Leaderboard) -> str:
+    return (
+        f"paired differences to the baseline '{board.baseline}' over the seeds both ran: mean [95% interval], "
+        "points; * the interval excludes 0"
+    )
+
+
+def group_lines(board: Leaderboard) -> list[str]:
+    """One line per condition: shot-group sizes and thresholds."""
+    lines = []
+    for condition, members in board.trials.groupby("condition", sort=False):
+        sizes = members[["many_classes", "medium_classes", "few_classes"]].dropna()
+        many_above, few_below = members["many_above"].dropna(), members["few_below"].dropna()
+        where = f"condition {condition}: " if condition else ""
+        if sizes.empty:
+            lines.append(f"{where}shot groups unknown (no trial completed)")
+            continue
+        many, medium, few = (int(v) for v in sizes.iloc[0])
+        rule = ""
+        if not many_above.empty and not few_below.empty:
+            rule = f" (many: > {many_above.iloc[0]:g} training images, few: < {few_below.iloc[0]:g})"
+        share = uniform_head_share({"many": many, "medium": medium, "few": few})
+        uniform = f"; {BACKGROUND_HEADING} of uniform guessing {100 * share:.1f}%"
+        lines.append(f"{where}shot groups {many} / {medium} / {few} classes (many / medium / few){rule}{uniform}")
+    if len(lines) and any("uniform guessing" in line for line in lines):
+        lines.append(BACKGROUND_NOTE)
+    return lines

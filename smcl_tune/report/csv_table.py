@@ -1,0 +1,77 @@
+"""The leaderboard as CSV: raw values (fractions, seconds), one row per trial, for spreadsheets and scripts."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, BACKGROUND_COLUMNS, Leaderboard
+from smcl_tune.report.reference import published_for
+
+
+def csv_frame(board: Leaderboard) -> pd.DataFrame:
+    """One row per trial. A trial that is a seed of a configuration also carries the
+    configuration's statistics (`config_*`) and its paired difference to the baseline (`diff_*`)."""
+    columns = [
+        "rank",
+        "condition",
+        "imbalance_factor",
+        "trial",
+        "kind",
+        "configuration",
+        "seed",
+        "state",
+        "reason",
+        "objective",
+        *ACCURACY_COLUMNS,
+        *(f"last_{c}" for c in ACCURACY_COLUMNS),
+        *BACKGROUND_COLUMNS,
+        "many_classes",
+        "medium_classes",
+        "few_classes",
+        "epochs",
+        "wall_s",
+    ]
+    frame = board.trials[columns].copy()
+    for name in board.searched:
+        frame[f"param.{name}" if name in frame else name] = board.trials.get(f"param.{name}")
+    keys = ["condition", "kind", "configuration"]
+    summary = board.configurations()
+    if not summary.empty:
+        statistics = summary.drop(columns=["seeds"]).rename(
+            columns={c: f"config_{c}" for c in summary.columns if c not in keys}
+        )
+        frame = frame.merge(statistics, on=keys, how="left")
+    differences = board.differences()
+    if not differences.empty:
+        paired = differences.drop(columns=["baseline", "paired_seeds"]).rename(
+            columns={c: f"diff_{c}" for c in differences.columns if c not in keys}
+        )
+        frame = frame.merge(paired, on=keys, how="left")
+    return frame
+
+
+def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
+    """The trials; with `reference`, the matching published results after them (kind `published`,
+    accuracies as fractions like the trials')."""
+    frame = csv_frame(board)
+    if reference is not None:
+        class_names = [] if board.best_per_class is None else board.best_per_class["class_name"].astype(str).tolist()
+        for described, rows in published_for(board.trials, class_names, reference):
+            condition = described.split(": ")[0] if board.grouped else ""
+            published = pd.DataFrame(
+                {
+                    "condition": condition,
+                    "trial": rows["method"],
+                    "kind": "published",
+                    "epochs": rows["epochs"],
+                    "imbalance_factor": rows["imbalance_factor"],
+                    "source": rows["source"],
+                    "comparable": rows["comparable"],
+                    **{
+                        f"test_{name}": pd.to_numeric(rows[name], errors="coerce") / 100
+                        for name in ("top1", "many", "medium", "few")
+                    },
+                }
+            )
+            frame = pd.concat([frame, published], ignore_index=True)
+    return frame.to_csv(index=False)

@@ -1,0 +1,56 @@
+"""The leaderboard as plain text: aligned columns under a dashed rule, for a terminal or a file."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from smcl_tune.report.captions import BACKGROUND_HEADING, group_lines, title_line
+from smcl_tune.report.display_frames import LEFT_ALIGNED, display_frame, sections_after_trials
+from smcl_tune.report.leaderboard import Leaderboard
+from smcl_tune.report.table_width import column_widths, fit_to_width
+
+FULL_TABLE_HINT = "`smcl-tune leaderboard STUDY --format csv`, or a pipe or a file, keeps every column"
+
+
+def text_table(frame: pd.DataFrame) -> str:
+    columns = list(frame.columns)
+    widths = column_widths(frame)
+
+    def line(cells: dict) -> str:
+        return "  ".join(
+            cells[c].ljust(widths[c]) if c in LEFT_ALIGNED else cells[c].rjust(widths[c]) for c in columns
+        ).rstrip()
+
+    out = [line({c: c for c in columns}), "  ".join("-" * widths[c] for c in columns)]
+    out += [line(row) for row in frame.to_dict("records")]
+    return "\n".join(out)
+
+
+def _drop_order(board: Leaderboard) -> list[str]:
+    """The trials' table's columns a narrow terminal loses first: timings and last-epoch figures,
+    then the searched parameters past the first three, the background share, epochs, the rest."""
+    searched = list(board.searched)
+    return [
+        "wall s",
+        "last few",
+        "last top-1",
+        *reversed(searched[3:]),
+        BACKGROUND_HEADING,
+        "epochs",
+        *reversed(searched[:3]),
+        "val objective",
+    ]
+
+
+def format_text(board: Leaderboard, reference: pd.DataFrame | None = None, width: int | None = None) -> str:
+    """The leaderboard as text; with `width` (a terminal's), the trials' table leaves out its least
+    important columns until it fits, and a line under it names them."""
+    trials = display_frame(board)
+    left_out = []
+    if width is not None:
+        trials, dropped = fit_to_width(trials, width, _drop_order(board))
+        if dropped:
+            left_out = [f"left out to fit {width} columns: {', '.join(dropped)}", f"({FULL_TABLE_HINT})"]
+    parts = ["\n".join([title_line(board), *group_lines(board), "", text_table(trials), *left_out])]
+    parts += [f"{title}\n\n{text_table(frame)}" for title, frame in sections_after_trials(board, reference)]
+    return "\n\n".join(parts)
