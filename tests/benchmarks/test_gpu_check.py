@@ -31,7 +31,7 @@ def _image_folder(root: Path) -> Path:
 def test_the_cpu_dry_run_trains_both_methods_and_reports_four_packed_trials(tmp_path):
     data = _image_folder(tmp_path / "data")
     command = [sys.executable, "benchmarks/gpu/check.py", "--cpu", "--data", str(data), "--epochs", "1"]
-    command += ["--ray-epochs", "2", "--steps-per-epoch", "1", "--ray-storage", str(tmp_path / "ray")]
+    command += ["--ray-epochs", "1", "--steps-per-epoch", "1", "--ray-storage", str(tmp_path / "ray")]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     summary = completed.stdout.split("=== summary ===")[1].splitlines()
@@ -41,7 +41,7 @@ def test_the_cpu_dry_run_trains_both_methods_and_reports_four_packed_trials(tmp_
     packed = {line.split()[0]: line.split() for line in summary if line.startswith("packed-")}
     assert sorted(packed) == [f"packed-{seed}" for seed in range(4)], summary
     for cells in packed.values():
-        epochs, seconds_per_epoch, images_per_second, ended = int(cells[1]), *map(float, cells[2:4]), float(cells[-1])
-        assert epochs == 2 and seconds_per_epoch > 0 and images_per_second > 0 and ended > 0
+        epochs, seconds_per_epoch, images_per_second, ended = int(cells[1]), float(cells[2]), cells[3], float(cells[-1])
+        assert epochs == 1 and seconds_per_epoch > 0 and images_per_second.isdigit() and ended > 0
     assert any(line.startswith("combined: ") for line in summary)
     assert list((tmp_path / "ray" / "packed").glob("*/checkpoint_*")), "the trainable checkpoints every epoch"
