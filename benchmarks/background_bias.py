@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
-from common import interval_cell, run_jobs, synthetic_trial
+if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks.common import interval_cell, run_jobs, synthetic_trial
 
 DIFFICULTIES: dict[str, dict] = {
     "default": {},  # the prototype's setting (SMCL.md): opaque objects, rho 0.9

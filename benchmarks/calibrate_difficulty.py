@@ -15,9 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from common import mean_spread_cell, run_jobs, synthetic_trial
+if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks.common import mean_spread_cell, run_jobs, synthetic_trial
 
 # Ordered from the easiest to the hardest.
 CANDIDATES: dict[str, dict] = {

@@ -1,4 +1,5 @@
-"""Helpers the benchmark scripts share: the synthetic benchmark's trial, and table cells."""
+"""Helpers the benchmark scripts share: the synthetic benchmark's trial, table cells, jobs that
+resume from their output file, and a device's clock."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import statistics
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 def synthetic_trial(method: dict, seed: int, epochs: int, synthetic: dict | None = None) -> dict:
@@ -93,3 +98,11 @@ def _outcomes_on_file(output: Path) -> dict[str, dict]:
         if "job" in outcome:
             outcomes[json.dumps(outcome["job"], sort_keys=True)] = outcome
     return outcomes
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on `device` (CUDA runs asynchronously), so a clock read after it counts it."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
-from common import mean_spread_cell, run_jobs
+if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks.common import mean_spread_cell, run_jobs
 
 DATA = Path(os.environ.get("SMCL_CIFAR10_JPEG", Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg"))
 

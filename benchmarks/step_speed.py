@@ -1,13 +1,15 @@
 """Speed of one training step on this machine: CE vs SMCL (ResNet-32, batch 128, 32x32).
 
-Prints a table: ms per step and images/s for a CE step, a step that forwards 2B images with CE
-only (the cost of the doubled batch), SMCL masking steps (erase with box masks, the default; erase
-with the real minor images too, 3B images; paste with threshold masks, the first reconstruction)
-and their ratio to CE; and the
-throughput of the batched spectral-residual saliency. Then the device batches (uint8 tensors,
-whole-batch crop / flip / normalise) in images/s, for the batches alone and for whole training
-steps, CE and SMCL (every step masking). (The per-sample PIL pipeline they replaced was measured
-once against them; docs/RESULTS.md records the figures.)
+Every row times the product's own step: `smcl_tune.train.train_one_epoch` on a trial from
+`build_trial` (its autocast, channels_last on CUDA, lr schedule, samplers and device batches),
+over random uint8 images in CIFAR-100-LT's class counts (IF 100, 10,847 images), after warm-up
+steps. The table: ms per step and images/s for a CE step, a step that forwards 2B images with CE
+only (the cost of the doubled batch), SMCL masking steps (erase with box masks, the default;
+erase with the real minor images too, 3B images; paste with threshold masks, the first
+reconstruction), their ratio to CE and the share of steps that masked; then the throughput of
+the batched spectral-residual saliency. Then the device batches (whole-batch crop / flip /
+normalise) in images/s, alone and within whole training steps, CE and SMCL. (The per-sample PIL
+pipeline they replaced was measured once against them; docs/RESULTS.md records the figures.)
 
     .venv/bin/python benchmarks/step_speed.py [--steps 8] [--batch 128] [--device cpu]
 """
@@ -15,140 +17,92 @@ once against them; docs/RESULTS.md records the figures.)
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import torch
 
-from smcl_tune.data.augment import normalize, random_crop_flip
-from smcl_tune.data.batches import Batch, Plan, TrainingBatches
-from smcl_tune.data.splits import DeviceSplit
+from benchmarks.common import synchronize
+from smcl_tune.config import TrialConfig, trial_config_from_dict
+from smcl_tune.data.counts import class_counts
+from smcl_tune.data.longtail import shot_groups
+from smcl_tune.data.splits import DeviceSplit, TrialData
 from smcl_tune.method.saliency import spectral_residual_saliency
-from smcl_tune.method.step import StepSettings, step_loss
-from smcl_tune.models import build_network
+from smcl_tune.train import Trial, build_trial, epoch_plan, train_one_epoch
 
 NUM_CLASSES = 100
+HEAD_IMAGES = 500  # CIFAR-100-LT: 500 images of the head class, imbalance factor 100
+TRAINING_IMAGES = sum(class_counts(HEAD_IMAGES, NUM_CLASSES, 100))  # 10,847
+WARMUP_STEPS = 2
+EVERY_STEP_MASKS = {"mask_probability": 1.0, "mask_start_epoch": 0}
+ROWS = {  # the table's row -> the trial's method section
+    "ce (B images)": {"name": "ce"},
+    "2B forward, CE only": {"name": "supcon", "loss_weight": 0.0, **EVERY_STEP_MASKS},
+    "smcl masking step": {"name": "smcl", **EVERY_STEP_MASKS},
+    "smcl + minor_images": {"name": "smcl", "minor_images": True, **EVERY_STEP_MASKS},
+    "smcl paste threshold": {"name": "smcl", "compose": "paste", "mask_mode": "threshold", **EVERY_STEP_MASKS},
+}
 
 
-def _time_steps(
-    settings: StepSettings,
-    device: torch.device,
-    batch: int,
-    steps: int,
-    warmup: int = 2,
-    batches: TrainingBatches | None = None,
-    plan: Plan | None = None,
-) -> float:
-    """Seconds per training step; batches come from `batches` over `plan` (warm-up steps first) if given."""
-    torch.manual_seed(0)
-    network = build_network("resnet32", NUM_CLASSES).to(device).train()
-    optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9)
-    generator = torch.Generator(device=device).manual_seed(0)
-    step_generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (4 * batch, 3, 32, 32), dtype=torch.uint8, device=device)
-    labels = torch.randint(0, NUM_CLASSES, (4 * batch,), device=device)
-    mean, std = torch.full((3,), 0.5, device=device), torch.full((3,), 0.25, device=device)
+def long_tailed_images(device: torch.device) -> TrialData:
+    """Random uint8 32x32 images in CIFAR-100-LT's training class counts; no validation or test images."""
+    counts = class_counts(HEAD_IMAGES, NUM_CLASSES, 100)
+    labels = torch.repeat_interleave(torch.arange(NUM_CLASSES), torch.tensor(counts))
+    images = torch.randint(0, 256, (len(labels), 3, 32, 32), dtype=torch.uint8, generator=torch.Generator())
+    none = DeviceSplit(images[:0], labels[:0])
+    names = [f"class {index}" for index in range(NUM_CLASSES)]
+    mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
+    return TrialData(DeviceSplit(images, labels), none, none, counts, shot_groups(counts), names, mean, std).to(device)
 
-    def batch_of(offset: int) -> Batch:
-        chosen = slice(offset, offset + batch)
-        head, head_content = random_crop_flip(images[chosen], generator)
-        if settings.method == "ce":
-            return Batch(normalize(head, mean, std), labels[chosen], None, None, head_content)
-        minor_chosen = slice(offset + batch, offset + 2 * batch)
-        minor, minor_content = random_crop_flip(images[minor_chosen], generator)
-        return Batch(
-            normalize(head, mean, std),
-            labels[chosen],
-            normalize(minor, mean, std),
-            labels[minor_chosen],
-            head_content,
-            minor_content,
-        )
 
-    supplied = iter(batches.epoch(plan)) if batches is not None else None
+def step_trial_config(method: dict, batch: int, device: torch.device) -> TrialConfig:
+    """A ResNet-32 trial with the default recipe; its data section is not used (the images are given)."""
+    return trial_config_from_dict(
+        {
+            "data": {"source": "synthetic", "num_classes": NUM_CLASSES},
+            "model": {"architecture": "resnet32"},
+            "method": method,
+            "training": {"batch_size": batch, "device": str(device), "max_steps_per_epoch": WARMUP_STEPS},
+        }
+    )
 
-    def one_step() -> None:
-        step = next(supplied) if supplied is not None else batch_of(0)
-        output = step_loss(
-            settings,
-            network,
-            *step[:4],
-            step_generator,
-            head_content=step.head_content,
-            minor_content=step.minor_content,
-        )
-        optimizer.zero_grad(set_to_none=True)
-        output.loss.backward()
-        optimizer.step()
 
-    for _ in range(warmup):
-        one_step()
-    _synchronize(device)
+def timed_steps(config: TrialConfig, data: TrialData, steps: int) -> tuple[Trial, dict[str, float]]:
+    """A new trial and the metrics of an epoch of `steps` steps, run after an epoch of warm-up steps."""
+    trial = build_trial(config, data, data.mean.device)
+    train_one_epoch(trial)  # ends with the epoch's host synchronisation: the timed epoch starts idle
+    trial.config.training.max_steps_per_epoch = steps
+    return trial, train_one_epoch(trial)
+
+
+def batches_rate(trial: Trial, steps: int) -> float:
+    """images/s of the trial's device batches alone, over an epoch's plan of `steps` steps."""
+    trial.config.training.max_steps_per_epoch = steps
+    plan = epoch_plan(trial)
+    device = trial.device
+    for _ in trial.batches.epoch(plan[:2]):  # warm caches
+        pass
+    synchronize(device)
     started = time.perf_counter()
-    for _ in range(steps):
-        one_step()
-    _synchronize(device)
-    return (time.perf_counter() - started) / steps
+    for _ in trial.batches.epoch(plan):
+        pass
+    synchronize(device)
+    return sum(len(head) for head, _ in plan) / (time.perf_counter() - started)
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _saliency_rate(device: torch.device, batch: int, repeats: int = 10) -> float:
+def saliency_rate(device: torch.device, batch: int, repeats: int = 10) -> float:
     images = torch.randn(batch, 3, 32, 32, device=device)
     spectral_residual_saliency(images)
-    _synchronize(device)
+    synchronize(device)
     started = time.perf_counter()
     for _ in range(repeats):
         spectral_residual_saliency(images)
-    _synchronize(device)
+    synchronize(device)
     return batch * repeats / (time.perf_counter() - started)
-
-
-DATA_IMAGES = 12_000  # about the size of CIFAR-100-LT's training subset
-
-
-def _plan(method: str, steps: int, batch: int, generator: torch.Generator) -> Plan:
-    """`steps` random head batches, each with a minor batch for SMCL."""
-
-    def draw() -> torch.Tensor:
-        return torch.randint(0, DATA_IMAGES, (batch,), generator=generator)
-
-    return [(draw(), draw() if method == "smcl" else None) for _ in range(steps)]
-
-
-def _data_path_rates(
-    method: str, settings: StepSettings, device: torch.device, batch: int, steps: int
-) -> tuple[float, float]:
-    """images/s of the device batches: (batches alone, whole training steps)."""
-    generator = torch.Generator().manual_seed(0)
-    split = DeviceSplit(
-        torch.randint(0, 256, (DATA_IMAGES, 3, 32, 32), dtype=torch.uint8, generator=generator),
-        torch.randint(0, NUM_CLASSES, (DATA_IMAGES,), generator=generator),
-    )
-    mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
-    batches = TrainingBatches(
-        split.to(device), mean.to(device), std.to(device), True, torch.Generator(device=device).manual_seed(1), device
-    )
-
-    def plan(count: int) -> Plan:
-        return [
-            (head.to(device), None if minor is None else minor.to(device))
-            for head, minor in _plan(method, count, batch, generator)
-        ]
-
-    for _ in batches.epoch(plan(2)):  # warm caches
-        pass
-    data_steps = 5 * steps
-    timed = plan(data_steps)
-    _synchronize(device)
-    started = time.perf_counter()
-    for _ in batches.epoch(timed):
-        pass
-    _synchronize(device)
-    data_rate = batch * data_steps / (time.perf_counter() - started)
-    return data_rate, batch / _time_steps(settings, device, batch, steps, batches=batches, plan=plan(steps + 2))
 
 
 def main() -> None:
@@ -158,35 +112,37 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     arguments = parser.parse_args()
     device = torch.device(arguments.device)
-    batch = arguments.batch
-    rows = [
-        ("ce (B images)", StepSettings(method="ce", num_classes=NUM_CLASSES)),
-        ("2B forward, CE only", StepSettings(method="supcon", num_classes=NUM_CLASSES, loss_weight=0.0)),
-        ("smcl masking step", StepSettings(method="smcl", num_classes=NUM_CLASSES)),
-        ("smcl + minor_images", StepSettings(method="smcl", num_classes=NUM_CLASSES, minor_images=True)),
-        ("smcl paste threshold", StepSettings("smcl", NUM_CLASSES, compose="paste", mask_mode="threshold")),
-    ]
-    seconds = {name: _time_steps(settings, device, batch, arguments.steps) for name, settings in rows}
+    batch, steps = arguments.batch, arguments.steps
+    if batch < 2:
+        parser.error(f"--batch: at least 2, the smallest batch_size of a trial; got {batch}")
+    full_batches = TRAINING_IMAGES // batch
+    if not 1 <= steps <= full_batches:
+        parser.error(f"--steps: between 1 and {full_batches}, the full batches of {batch} in {TRAINING_IMAGES} images")
+    data = long_tailed_images(device)
+    timed = {name: timed_steps(step_trial_config(method, batch, device), data, steps) for name, method in ROWS.items()}
+    seconds = {name: metrics["epoch_seconds"] / steps for name, (_, metrics) in timed.items()}
     ce = seconds["ce (B images)"]
     print(
-        f"device {device}, ResNet-32, batch {batch}, 32x32, {arguments.steps} timed steps, "
+        f"device {device}, ResNet-32, batch {batch}, 32x32, {steps} timed steps of smcl_tune.train.train_one_epoch, "
         f"{torch.get_num_threads()} threads"
     )
-    print(f"{'step':<22}{'ms/step':>10}{'images/s':>10}{'x CE':>8}")
-    for name, _ in rows:
-        print(f"{name:<22}{1000 * seconds[name]:>10.1f}{batch / seconds[name]:>10.1f}{seconds[name] / ce:>8.2f}")
-    print("(images/s: head images x_b per second, as a trial counts them)")
+    print(f"{'step':<22}{'ms/step':>10}{'images/s':>10}{'x CE':>8}{'masked':>8}")
+    for name, (_, metrics) in timed.items():
+        rate, masked = metrics["images_per_second"], metrics["masked_step_fraction"]
+        print(f"{name:<22}{1000 * seconds[name]:>10.1f}{rate:>10.1f}{seconds[name] / ce:>8.2f}{masked:>8.2f}")
+    print("(images/s: head images x_b per second, as a trial counts them; masked: share of steps with a minor batch)")
     overhead = seconds["smcl masking step"] / seconds["2B forward, CE only"] - 1
     print(f"saliency + masking + contrastive on top of the 2B forward: {100 * overhead:+.1f}%")
-    print(f"spectral-residual saliency: {_saliency_rate(device, batch):.0f} maps/s")
+    print(f"spectral-residual saliency: {saliency_rate(device, batch):.0f} maps/s")
     print(
-        f"\ndevice batches, {DATA_IMAGES} uint8 images 32x32, crop pad 4 + flip + normalise; images/s "
-        f"(SMCL: head images, every step also loading a minor batch)"
+        f"\ndevice batches, {len(data.train)} uint8 images 32x32, crop pad 4 + flip + normalise; images/s "
+        f"(SMCL: head images, every step also loading a minor batch; training: the steps above)"
     )
     print(f"{'method':<7}{'batches only':>14}{'training':>10}")
-    for method, settings in (("ce", rows[0][1]), ("smcl", rows[2][1])):  # smcl: erase, the default
-        data_rate, training_rate = _data_path_rates(method, settings, device, batch, arguments.steps)
-        print(f"{method:<7}{data_rate:>14.0f}{training_rate:>10.1f}")
+    for method, row in (("ce", "ce (B images)"), ("smcl", "smcl masking step")):  # smcl: erase, the default
+        trial, metrics = timed[row]
+        rate = batches_rate(trial, min(5 * steps, full_batches))
+        print(f"{method:<7}{rate:>14.0f}{metrics['images_per_second']:>10.1f}")
 
 
 if __name__ == "__main__":

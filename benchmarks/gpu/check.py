@@ -1,5 +1,6 @@
 """CIFAR-10-LT (imbalance factor 100) on one GPU: CE and SMCL with the reference recipe, then four
-SMCL trials sharing the GPU through Ray Tune. Run through `benchmarks/gpu/gpu_check.sh`.
+SMCL trials sharing the GPU through Ray Tune, run by the study's own trainable
+(`smcl_tune.study.trainable.train_study_trial`). Run through `benchmarks/gpu/gpu_check.sh`.
 
 Prints one table per part; `--epochs`, `--ray-epochs` and `--compile-epochs` shorten a run.
 """
@@ -127,49 +128,47 @@ def host_synchronisations(data_root: Path, data: TrialData) -> list[str]:
     ]
 
 
-def packed_trials(data_root: Path, epochs: int, device: str, steps: int | None, trials: int = 4) -> list[str]:
+def packed_trials(
+    data_root: Path, epochs: int, device: str, steps: int | None, storage: Path, trials: int = 4
+) -> list[str]:
+    """`trials` SMCL trials (seeds 0, 1, ...) run by the study's own trainable, each holding
+    1/`trials` of the GPU, all at once; a line per trial and the combined rate."""
     import ray
     from ray import tune
 
-    from smcl_tune.study.trainable import cap_gpu_memory
+    from smcl_tune.study.trainable import train_study_trial
+    from smcl_tune.study.trial_spec import SEARCH, TRIAL_SPEC, TrialSpec
+    from smcl_tune.study_config import Condition
 
-    def trainable(config: dict) -> None:
-        cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
-        run_trial(
-            trial_config_from_dict(
-                trial_config(
-                    config["root"],
-                    "smcl",
-                    config["epochs"],
-                    device,
-                    seed=config["seed"],
-                    max_steps_per_epoch=config["steps"],
-                )
-            ),
-            report=lambda metrics, _: tune.report({**metrics, "finished_at": time.time()}),
-        )
-
+    # Ray runs each trial in its own folder: the data root is absolute.
+    base = trial_config(data_root.resolve(), "smcl", epochs, device, max_steps_per_epoch=steps)
+    no_condition = Condition("", {})
+    specs = [
+        TrialSpec(no_condition, SEARCH, f"packed-{seed}", f"packed-{seed}", {"training.seed": seed}).validated(base)
+        for seed in range(trials)
+    ]
+    for spec in specs:
+        if spec.config is None:
+            raise SystemExit(f"{spec.name}: {spec.refusal}")
     ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
     started = time.time()
     tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": 3 if device == "cuda" else 0.5, "gpu": 1.0 / trials}),
-        param_space={
-            "root": str(data_root.resolve()),
-            "epochs": epochs,
-            "steps": steps,
-            "seed": tune.grid_search(list(range(trials))),
-        },
+        tune.with_resources(train_study_trial, {"cpu": 3 if device == "cuda" else 0.5, "gpu": 1.0 / trials}),
+        param_space={TRIAL_SPEC: tune.grid_search(specs)},
         tune_config=tune.TuneConfig(max_concurrent_trials=trials),
-        run_config=tune.RunConfig(storage_path="/tmp/gpu-check-ray", name="packed", verbose=0),
+        run_config=tune.RunConfig(storage_path=str(storage.resolve()), name="packed", verbose=0),
     )
     results = tuner.fit()
     wall = time.time() - started
     ray.shutdown()
-    lines = [f"{'trial':<8}{'epochs':>7}{'s/epoch':>10}{'img/s':>10}{'peak MiB':>10}{'reserved MiB':>14}"]
+    lines = [
+        f"{'trial':<10}{'epochs':>7}{'s/epoch':>10}{'img/s':>10}{'peak MiB':>10}{'reserved MiB':>14}{'ended s':>9}"
+    ]
     rates, images = [], 0.0
-    for index, result in enumerate(results):
+    for result in results:
+        name = result.config[TRIAL_SPEC].name
         if result.error is not None:
-            lines.append(f"trial {index}: failed: {result.error}")
+            lines.append(f"{name}: failed: {result.error}")
             continue
         history = result.metrics_dataframe
         steady = history.iloc[1:] if len(history) > 1 else history
@@ -177,13 +176,15 @@ def packed_trials(data_root: Path, epochs: int, device: str, steps: int | None, 
         rates.append(rate)
         images += float((history["images_per_second"] * history["epoch_seconds"]).sum())
         lines.append(
-            f"{index:<8}{len(history):>7}{float(steady['epoch_seconds'].median()):>10.3f}{rate:>10.0f}"
+            f"{name:<10}{len(history):>7}{float(steady['epoch_seconds'].median()):>10.3f}{rate:>10.0f}"
             f"{_column_max(history, 'gpu_memory_peak_mib'):>10.0f}"
             f"{_column_max(history, 'gpu_memory_reserved_mib'):>14.0f}"
+            f"{float(history['timestamp'].max()) - started:>9.0f}"
         )
     lines.append(
         f"combined: {sum(rates):.0f} img/s (sum of the trials' median training rates); "
-        f"{images / wall:.0f} img/s over the {wall:.0f} s wall time including start-up and evaluation"
+        f"{images / wall:.0f} img/s over the {wall:.0f} s wall time including start-up and evaluation; "
+        "ended s: a trial's last report, from the start of the Tuner"
     )
     return lines
 
@@ -198,6 +199,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--ray-epochs", type=int, default=6)
     parser.add_argument("--compile-epochs", type=int, default=0)
+    parser.add_argument("--ray-storage", type=Path, default=Path("/tmp/gpu-check-ray"), help="Ray Tune's results")
     parser.add_argument("--skip", nargs="*", default=[], choices=["train", "sync", "ray"])
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="cap on steps per epoch (dry runs)")
     parser.add_argument(
@@ -233,7 +235,9 @@ def main() -> int:
         sections.append(
             [
                 f"4 SMCL trials at 0.25 GPU each through Ray Tune, {arguments.ray_epochs} epochs each",
-                *packed_trials(arguments.data, arguments.ray_epochs, device, arguments.steps_per_epoch),
+                *packed_trials(
+                    arguments.data, arguments.ray_epochs, device, arguments.steps_per_epoch, arguments.ray_storage
+                ),
             ]
         )
     print("\n=== summary ===")

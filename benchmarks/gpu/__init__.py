@@ -1,0 +1,1 @@
+"""The GPU check: data preparation, an offline bundle of Ray and pydantic, and `check.py` (README.md)."""
