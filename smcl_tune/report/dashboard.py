@@ -40,7 +40,27 @@ def serve_dashboard(database: Path, host: str, port: int, refresh_s: float) -> N
             target=_refresh_forever, args=(database, copy, refresh_s, stop), name="dashboard-refresh", daemon=True
         )
         refresher.start()
+        failure: list[BaseException] = []
+        server = threading.Thread(
+            target=_serve,
+            args=(optuna_dashboard.run_server, storage, host, port, failure),
+            name="dashboard",
+            daemon=True,
+        )
+        server.start()
         try:
-            optuna_dashboard.run_server(storage, host=host, port=port)
+            while server.is_alive():  # Ctrl-C and SIGTERM land here, never inside a request
+                server.join(0.5)
         finally:
             stop.set()
+        if failure:
+            raise failure[0]
+
+
+def _serve(run_server, storage, host: str, port: int, failure: list[BaseException]) -> None:
+    """The server, in a thread of its own: wsgiref's request handler catches every exception,
+    KeyboardInterrupt included, so a stop that arrived during a request would be lost."""
+    try:
+        run_server(storage, host=host, port=port)
+    except BaseException as error:  # handed to the main thread, which raises it
+        failure.append(error)

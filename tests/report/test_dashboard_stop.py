@@ -19,8 +19,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _stalled_download(port: int) -> socket.socket:
+    """A client that asks for the dashboard's 6 MB script and reads none of it: the server stays
+    inside that request, blocked writing, until the client goes."""
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect(("127.0.0.1", port))
+    client.sendall(b"GET /static/bundle.js HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\n\r\n")
+    time.sleep(2)  # the server has taken the request and filled the socket's buffers
+    return client
+
+
 @pytest.mark.slow
-def test_a_dashboard_stopped_with_sigterm_removes_its_copy(tmp_path):
+@pytest.mark.parametrize("moment", ["between requests", "during a request"])
+def test_a_dashboard_stopped_with_sigterm_removes_its_copy(tmp_path, moment):
     database = tmp_path / "smcl-runs" / "tiny" / "optuna.db"
     database.parent.mkdir(parents=True)
     optuna.create_study(study_name="tiny", storage=f"sqlite:///{database}").optimize(lambda trial: 1.0, n_trials=1)
@@ -46,8 +58,11 @@ def test_a_dashboard_stopped_with_sigterm_removes_its_copy(tmp_path):
                 assert time.monotonic() < deadline, "the dashboard never answered"
                 time.sleep(0.5)
         assert [path.name.startswith("smcl-dashboard-") for path in temporary.iterdir()] == [True]
+        client = _stalled_download(port) if moment == "during a request" else None
         dashboard.send_signal(signal.SIGTERM)
         output, _ = dashboard.communicate(timeout=60)
+        if client is not None:
+            client.close()
     finally:
         if dashboard.poll() is None:
             dashboard.kill()

@@ -120,9 +120,17 @@ def _job_status(address: str, env: dict, job: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
 
 
+AGENT_NOT_READY = "No available agent to submit job, please try again later"
+
+
 def _submit(address: str, env: dict, job_dir: Path) -> tuple[subprocess.CompletedProcess, str]:
-    done = _ray("job", "submit", "--address", address, "--working-dir", str(job_dir), "--", "smcl-tune", "run",
-                "tiny.yaml", env=env)  # fmt: skip
+    deadline = time.time() + 120
+    while True:  # a head whose dashboard answers may not have its job agent yet: Ray says try again
+        done = _ray("job", "submit", "--address", address, "--working-dir", str(job_dir), "--", "smcl-tune", "run",
+                    "tiny.yaml", env=env)  # fmt: skip
+        if AGENT_NOT_READY not in done.stdout + done.stderr or time.time() > deadline:
+            break
+        time.sleep(2)
     submitted = re.search(r"Job '(raysubmit_\w+)' submitted successfully", done.stdout + done.stderr)
     assert submitted, done.stdout[-3000:] + done.stderr[-3000:]
     return done, submitted.group(1)
