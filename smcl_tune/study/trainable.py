@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import torch
 from ray import tune
 
 from smcl_tune.results import EPOCHS_PLANNED, NODE_ID, TrialEnd
@@ -17,7 +16,6 @@ from smcl_tune.study.trial_spec import spec_of
 from smcl_tune.study.work_folders import work_folder
 from smcl_tune.study.worker_exit import quiet_exit_during_cleanup
 from smcl_tune.study_config import OBJECTIVE_METRICS
-from smcl_tune.train import run_trial
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +28,8 @@ def cap_gpu_memory(share: float) -> None:
     Ray shares a GPU by bookkeeping only; without a cap one trial's caching allocator can take
     the memory its neighbours need.
     """
+    import torch  # here, not at the top: the study's driver imports this module and never trains
+
     if not 0 < share < 1 or not torch.cuda.is_available():
         return
     fraction = share * CUDA_CONTEXT_ALLOWANCE
@@ -60,6 +60,8 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO") -> No
         for name in OBJECTIVE_METRICS:  # Ray wants the scheduler's metric in every report
             payload.setdefault(name, math.nan)
         report_with_checkpoint(payload, checkpoint)  # refused, whole, when the storage is full
+
+    from smcl_tune.train import run_trial  # torch and the data sources load in the trial's worker only
 
     with work_folder() as work:
         resume_from = None
