@@ -14,9 +14,11 @@ from typing import Any
 import optuna
 import ray
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from smcl_tune.config import ConfigError
 from smcl_tune.results import TrialState
+from smcl_tune.study.atomic_storage import remove_partial_copies, whole_file_storage
 from smcl_tune.study.checkpoint_repair import restore_missing_checkpoints
 from smcl_tune.study.cluster import (
     LocalStorageGuard,
@@ -61,6 +63,7 @@ from smcl_tune.tracking import (
 log = logging.getLogger(__name__)
 
 ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
+AUTO_LOGGERS_SWITCH = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # Ray Tune adds CSV, JSON and TensorBoard loggers unless "1"
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,11 @@ def _trainable(study: Study, ray_log_level: str):
     )
 
 
+def _storage_filesystem(paths: StudyPaths):
+    """A local storage gets whole-file writes (a killed driver leaves no truncated state); a URI, Ray's own."""
+    return None if paths.remote else whole_file_storage()
+
+
 def _new_tuner(
     study: Study,
     paths: StudyPaths,
@@ -273,9 +281,12 @@ def _new_tuner(
         run_config=tune.RunConfig(
             name=study.name,
             storage_path=paths.storage,
+            storage_filesystem=_storage_filesystem(paths),
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[
+                CSVLoggerCallback(),
+                JsonLoggerCallback(),
                 StorageWatch(paths.storage),
                 TrackingCallback(tracker_arguments, study.config.tracking.outage_timeout_s),
                 ProgressCallback(),
@@ -372,12 +383,23 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         watching.listener.started(progress)
     # A snapshot of the experiment after every trial checkpoint is what makes resume exact; Ray warns about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ray Tune's own per-trial logs stay (progress.csv, result.json, passed to a new Tuner); its
+    # TensorBoard files do not: MLflow holds the curves, and tensorboardX would load torch into this
+    # process, which never trains.
+    os.environ.setdefault(AUTO_LOGGERS_SWITCH, "1")
     trainable = _trainable(study, watching.ray_log_level)
     if resumable:
         log.info("resuming study %s from %s", study.name, paths.experiment_dir)
         if not paths.remote:  # a checkpoint in remote storage is Ray's to find
+            remove_partial_copies(Path(paths.experiment_dir))
             restore_missing_checkpoints(Path(paths.experiment_dir))
-        tuner = tune.Tuner.restore(paths.experiment_dir, trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(
+            paths.experiment_dir,
+            trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            storage_filesystem=_storage_filesystem(paths),
+        )
         _set_ray_verbosity(tuner, watching.ray_verbosity, study.config.tracking.outage_timeout_s)
     else:
         tuner = _new_tuner(study, paths, trainable, tracker_arguments, guard, watching.ray_verbosity)

@@ -23,6 +23,7 @@ from ray.tune import Callback
 
 from smcl_tune.atomic_write import FULL_TEXTS, StorageFull, is_storage_full, storage_full_message
 from smcl_tune.errors import error_chain
+from smcl_tune.study.atomic_storage import is_local
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,10 @@ def _local_trial_folder() -> Path | None:
     """This trial's folder in the study's storage, if that storage is a folder of this node.
     (Tune's public context names only the trial's local staging folder, not where it persists.)"""
     try:
-        from pyarrow.fs import LocalFileSystem
         from ray.train._internal.session import get_session
 
         storage = get_session().storage
-        if not isinstance(storage.storage_filesystem, LocalFileSystem):
+        if not is_local(storage.storage_filesystem):
             return None
         folder = Path(storage.trial_fs_path)
     except Exception:  # another Ray's internals: no check before the copy, only after a failed one

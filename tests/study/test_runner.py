@@ -18,8 +18,13 @@ IF10, IF4 = "imbalance_factor=10", "imbalance_factor=4"
 
 
 @pytest.fixture(scope="module")
-def finished_study(tmp_path_factory, tiny_study):
-    tmp_path = tmp_path_factory.mktemp("study")
+def study_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("study")
+
+
+@pytest.fixture(scope="module")
+def finished_study(study_folder, tiny_study):
+    tmp_path = study_folder
     # Two conditions: IF 10 (60 .. 6 training images: a few-shot class) and IF 4 (60 .. 15: none).
     # In each, baselines first, one trial at a time: `ce` learns, `diverges` turns NaN in its
     # first epoch; then 3 sampled trials with learning rates far apart, compared by ASHA only with
@@ -50,6 +55,16 @@ def finished_study(tmp_path_factory, tiny_study):
         for label in (IF10, IF4)
     }
     return code, client, runs, studies
+
+
+def test_ray_tune_keeps_its_trial_logs_but_writes_no_tensorboard_files(finished_study, study_folder):
+    # tensorboardX would load torch into the driver, which never trains; MLflow holds the curves
+    assert finished_study[0] == 0
+    experiment = study_folder / "smcl-runs" / "e2e"
+    assert len(list(experiment.glob("*/progress.csv"))) == 12 and len(list(experiment.glob("*/result.json"))) == 12
+    assert not list(experiment.rglob("events.out.tfevents*"))
+    # every file reached the storage whole (atomic_storage.py): none is left half-written beside it
+    assert not list(experiment.rglob("*.partial")) and len(list(experiment.rglob("checkpoint_*"))) >= 12
 
 
 def _run(runs, name):
