@@ -4,8 +4,10 @@ Ray stages the experiment's state (trial states, the searcher's state) in a loca
 it into the storage with pyarrow after every trial checkpoint; trial checkpoints reach it the same
 way. pyarrow writes over a file in place, so a driver killed during a copy left a truncated state
 file, and the study could not be resumed. Through this filesystem each file is written beside its
-destination under a temporary name and renamed over it when whole; a killed copy leaves the
-previous version, and a hidden `.*.partial` file that nothing reads.
+destination under a temporary name and renamed over it when its stream is closed; a killed copy
+leaves the previous version, and a hidden `.NAME.<hex>.partial` file that nothing reads; a write
+the disk refuses leaves nothing. (Files are replaced one at a time: a kill between two leaves one
+new and one old, each whole.)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pyarrow import fs
 log = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".partial"
+HEX = 8  # the random part of a partial copy's name: .NAME.<8 hex digits>.partial
 
 
 class _WholeOrAbsent:
@@ -29,7 +32,7 @@ class _WholeOrAbsent:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.temporary = str(Path(path).with_name(f".{Path(path).name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"))
+        self.temporary = str(Path(path).with_name(f".{Path(path).name}.{uuid.uuid4().hex[:HEX]}{PARTIAL_SUFFIX}"))
         self._file = open(self.temporary, "wb")  # noqa: SIM115 -- closed (and renamed) by close()
         self._failed = False
 
@@ -41,8 +44,13 @@ class _WholeOrAbsent:
         try:
             return self._file.write(data)
         except BaseException:
-            self._failed = True
+            self._abandon()  # pyarrow's copy never closes a stream whose write failed
             raise
+
+    def _abandon(self) -> None:
+        self._failed = True
+        self._file.close()
+        Path(self.temporary).unlink(missing_ok=True)
 
     def flush(self) -> None:
         self._file.flush()
@@ -56,11 +64,8 @@ class _WholeOrAbsent:
         try:
             self._file.close()
         except BaseException:
-            self._failed = True
+            self._abandon()
             raise
-        finally:
-            if self._failed:
-                Path(self.temporary).unlink(missing_ok=True)
         os.replace(self.temporary, self.path)
 
 
@@ -110,9 +115,15 @@ class WholeFileHandler(fs.FileSystemHandler):
         self._local.move(src, dest)
 
     def copy_file(self, src: str, dest: str) -> None:
-        with self._local.open_input_stream(src) as source, self.open_output_stream(dest, None) as target:
-            while chunk := source.read(1 << 20):
-                target.write(chunk)
+        target = _WholeOrAbsent(dest)
+        try:
+            with self._local.open_input_stream(src) as source:
+                while chunk := source.read(1 << 20):
+                    target.write(chunk)
+        except BaseException:
+            target._abandon()
+            raise
+        target.close()
 
     def open_input_stream(self, path: str) -> pyarrow.NativeFile:
         return self._local.open_input_stream(path)
@@ -142,7 +153,7 @@ def is_local(filesystem: fs.FileSystem | None) -> bool:
 def remove_partial_copies(folder: Path) -> int:
     """Before a study resumes (nothing writes to its storage yet): the unfinished copies that killed
     writers left in `folder`; how many there were."""
-    partial = [path for path in folder.rglob(f".*{PARTIAL_SUFFIX}") if path.is_file()]
+    partial = [path for path in folder.rglob(f".*.{'[0-9a-f]' * HEX}{PARTIAL_SUFFIX}") if path.is_file()]
     for path in partial:
         path.unlink(missing_ok=True)
     if partial:

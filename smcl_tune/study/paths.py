@@ -18,7 +18,11 @@ OPTUNA_FILE = "optuna.db"
 # trial's TrialSpec travelled in its Ray config; Ray's saved Tuner of such a study names classes
 # that no longer exist, so Tuner.restore fails deep inside Ray, after Ray started and MLflow was
 # written. Raise it whenever a change leaves a saved study unresumable.
-RECORD_FORMAT = 2
+RECORD_FORMAT = 3
+# Format 2 is format 3's state before Ray wrote the storage through study/atomic_storage.py: this
+# smcl-tune resumes it (Tuner.restore takes the filesystem it is given), and the run rewrites the
+# record as 3, whose pickles name that module: an smcl-tune of format 2 refuses it rather than fail.
+RESUMABLE_FORMATS = (2, RECORD_FORMAT)
 
 
 def optuna_database(local_root: Path, study_name: str) -> Path:
@@ -150,7 +154,7 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
 
 def check_record_format(study: Study, paths: StudyPaths, recorded: object) -> None:
     """A study whose state another smcl-tune saved is refused: this one cannot resume it."""
-    if recorded == RECORD_FORMAT:
+    if recorded in RESUMABLE_FORMATS:
         return
     by = "a newer" if isinstance(recorded, int) and recorded > RECORD_FORMAT else "an older"
     raise ConfigError(

@@ -338,13 +338,19 @@ def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -
 
 def _set_ray_verbosity(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -> None:
     """Tuner.restore brings back the first run's RunConfig and takes no new one; its verbosity (and
-    the tracking callback's outage timeout) are what this run asks for (there is no public setter)."""
+    the tracking callback's outage timeout) are what this run asks for (there is no public setter),
+    and Ray Tune's CSV and JSON trial logs are in it."""
     local = getattr(tuner, "_local_tuner", None)
     if local is not None:
-        local.get_run_config().verbose = verbosity
-        for callback in local.get_run_config().callbacks or []:
+        run_config = local.get_run_config()
+        run_config.verbose = verbosity
+        for callback in run_config.callbacks or []:
             if isinstance(callback, TrackingCallback):
                 callback.outage_timeout_s = outage_timeout_s
+        # a study started before AUTO_LOGGERS_SWITCH had Ray add these itself: they are not in its RunConfig
+        for logger in (CSVLoggerCallback, JsonLoggerCallback):
+            if not any(isinstance(callback, logger) for callback in run_config.callbacks or []):
+                run_config.callbacks = [*(run_config.callbacks or []), logger()]
 
 
 def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuard | None, watching: Watching) -> bool:

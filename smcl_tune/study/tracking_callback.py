@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from smcl_tune.results import (
     TrialState,
     outcome,
 )
+from smcl_tune.study.atomic_storage import is_local
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study.tracking_outage import DEFAULT_OUTAGE_TIMEOUT_S as OUTAGE_S
 from smcl_tune.study.tracking_outage import wait_for_tracking_server
@@ -127,7 +130,7 @@ class TrackingCallback(Callback):
     def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint: Checkpoint, **info: Any) -> None:
         if TrialEnd.of(trial.last_result) is None:
             return  # an epoch's checkpoint: the result file comes with the trial's last one
-        with checkpoint.as_directory() as folder:
+        with _checkpoint_folder(checkpoint) as folder:
             if not (Path(folder) / RESULT_FILE).is_file():
                 log.warning("trial %s: its last checkpoint holds no %s", trial.trial_id, RESULT_FILE)
                 return
@@ -139,7 +142,7 @@ class TrackingCallback(Callback):
         checkpoint = getattr(trial, "checkpoint", None)  # Ray's latest, persisted checkpoint
         if checkpoint is None:
             return
-        with checkpoint.as_directory() as folder:
+        with _checkpoint_folder(checkpoint) as folder:
             files = _files(Path(folder), (GALLERY_FILE,))
         if files:
             self._write(lambda: self.tracker.log_files(self._run_id(trial), files), f"mask gallery of {trial.trial_id}")
@@ -155,6 +158,17 @@ class TrackingCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._end(trial, error=True)
+
+
+@contextmanager
+def _checkpoint_folder(checkpoint: Checkpoint) -> Iterator[str]:
+    """A persisted checkpoint's folder: read in place on this node's disk (Ray would copy a checkpoint
+    on any filesystem but its plain local one, weights included, to a temporary folder first)."""
+    if is_local(checkpoint.filesystem):
+        yield checkpoint.path
+        return
+    with checkpoint.as_directory() as folder:
+        yield folder
 
 
 def _files(folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:

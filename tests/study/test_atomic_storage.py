@@ -22,17 +22,27 @@ stream.write(b"x" * (4 << 20))
 stream.flush()
 os.kill(os.getpid(), signal.SIGKILL)
 """
-# The same write with the process's file size capped at 1 kB: the write fails (EFBIG).
+# The same write with the process's file size capped at 1 kB (EFBIG), once through a stream and
+# once through pyarrow's copy, the way Ray copies into the storage.
 REFUSED_WRITER = """
 import resource, signal, sys
+from pathlib import Path
+from pyarrow import fs
 from smcl_tune.study.atomic_storage import whole_file_storage
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+big = Path(sys.argv[2]) / "staging" / "big.bin"
+big.parent.mkdir()
+big.write_bytes(b"x" * (4 << 20))
 resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
 try:
     with whole_file_storage().open_output_stream(sys.argv[1]) as stream:
         stream.write(b"x" * (4 << 20))
 except OSError as error:
-    print("refused:", error)
+    print("stream refused:", error)
+try:
+    fs.copy_files(str(big), sys.argv[1], destination_filesystem=whole_file_storage())
+except OSError as error:
+    print("copy refused:", error)
 """
 
 
@@ -55,11 +65,14 @@ def test_a_writer_killed_half_way_leaves_the_previous_file_whole(tmp_path, files
 
 
 def test_a_refused_write_leaves_the_file_as_it_was_and_nothing_beside_it(tmp_path):
-    state = tmp_path / "experiment_state-1.json"
+    storage, scratch = tmp_path / "storage", tmp_path / "scratch"
+    storage.mkdir(), scratch.mkdir()
+    state = storage / "experiment_state-1.json"
     state.write_bytes(OLD)
-    done = _write(REFUSED_WRITER, str(state))
-    assert "refused:" in done.stdout, done.stderr[-2000:]
-    assert state.read_bytes() == OLD and list(tmp_path.iterdir()) == [state]
+    done = _write(REFUSED_WRITER, str(state), str(scratch))
+    refusals = [line for line in done.stdout.splitlines() if "refused:" in line]
+    assert len(refusals) == 2 and all("File too large" in line for line in refusals), done.stdout + done.stderr
+    assert state.read_bytes() == OLD and list(storage.iterdir()) == [state]
 
 
 def test_copies_reads_and_listings_go_through_as_on_the_local_disk(tmp_path):

@@ -193,6 +193,16 @@ def test_a_study_an_older_smcl_tune_started_is_refused_and_left_as_it_is(tmp_pat
     assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
 
 
+def test_a_study_whose_record_is_format_2_is_resumed(tmp_path, tiny_study):
+    # format 2: the same state before Ray wrote the storage through atomic_storage.py
+    study = load_study(tiny_study(tmp_path, name="format2"))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    record = json.loads(paths.record_file.read_text())
+    paths.record_file.write_text(json.dumps({**record, "format": 2}))
+    check_study_record(study, paths, restart=False)
+
+
 def test_a_study_a_newer_smcl_tune_started_is_refused(tmp_path, tiny_study):
     study = load_study(tiny_study(tmp_path, name="newer"))
     paths = StudyPaths.of(study)
