@@ -90,13 +90,23 @@ def size_of(write: Callable[[BinaryIO], object]) -> int | None:
     return counter.size
 
 
+PARTIAL_SUFFIX = ".partial"
+
+
+def open_partial(path: Path) -> tuple[BinaryIO, str]:
+    """A new hidden file beside `path` (`.NAME.<random>.partial`), open for writing, and its name."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
+    return os.fdopen(descriptor, "wb"), temporary
+
+
 def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """`write(file)` into a temporary file beside `path`, then rename it to `path`."""
     path = Path(path)
     temporary = None
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        with os.fdopen(descriptor, "wb") as file:
+        file, temporary = open_partial(path)
+        with file:
             write(file)
             file.flush()
             os.fsync(file.fileno())

@@ -5,25 +5,23 @@ it into the storage with pyarrow after every trial checkpoint; trial checkpoints
 way. pyarrow writes over a file in place, so a driver killed during a copy left a truncated state
 file, and the study could not be resumed. Through this filesystem each file is written beside its
 destination under a temporary name and renamed over it when its stream is closed; a killed copy
-leaves the previous version, and a hidden `.NAME.<hex>.partial` file that nothing reads; a write
-the disk refuses leaves nothing. (Files are replaced one at a time: a kill between two leaves one
-new and one old, each whole.)
+leaves the previous version, and a hidden `.NAME.<random>.partial` file (atomic_write's
+naming) that nothing reads; a write the disk refuses leaves nothing. (Files are replaced one at a
+time: a kill between two leaves one new and one old, each whole.)
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import uuid
 from pathlib import Path
 
 import pyarrow
 from pyarrow import fs
 
-log = logging.getLogger(__name__)
+from smcl_tune.atomic_write import PARTIAL_SUFFIX, open_partial
 
-PARTIAL_SUFFIX = ".partial"
-HEX = 8  # the random part of a partial copy's name: .NAME.<8 hex digits>.partial
+log = logging.getLogger(__name__)
 
 
 class _WholeOrAbsent:
@@ -32,9 +30,7 @@ class _WholeOrAbsent:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.temporary = str(Path(path).with_name(f".{Path(path).name}.{uuid.uuid4().hex[:HEX]}{PARTIAL_SUFFIX}"))
-        self._file = open(self.temporary, "wb")  # noqa: SIM115 -- closed (and renamed) by close()
-        self._failed = False
+        self._file, self.temporary = open_partial(Path(path))  # closed (and renamed) by close()
 
     @property
     def closed(self) -> bool:
@@ -48,7 +44,6 @@ class _WholeOrAbsent:
             raise
 
     def _abandon(self) -> None:
-        self._failed = True
         self._file.close()
         Path(self.temporary).unlink(missing_ok=True)
 
@@ -153,7 +148,7 @@ def is_local(filesystem: fs.FileSystem | None) -> bool:
 def remove_partial_copies(folder: Path) -> int:
     """Before a study resumes (nothing writes to its storage yet): the unfinished copies that killed
     writers left in `folder`; how many there were."""
-    partial = [path for path in folder.rglob(f".*.{'[0-9a-f]' * HEX}{PARTIAL_SUFFIX}") if path.is_file()]
+    partial = [path for path in folder.rglob(f".*{PARTIAL_SUFFIX}") if path.is_file()]
     for path in partial:
         path.unlink(missing_ok=True)
     if partial:

@@ -336,7 +336,7 @@ def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -
             progress.add_earlier(TrialState(trial.state), trial.condition, trial.name, trial.objective)
 
 
-def _set_ray_verbosity(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -> None:
+def _apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -> None:
     """Tuner.restore brings back the first run's RunConfig and takes no new one; its verbosity (and
     the tracking callback's outage timeout) are what this run asks for (there is no public setter),
     and Ray Tune's CSV and JSON trial logs are in it."""
@@ -406,7 +406,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
             resume_errored=True,
             storage_filesystem=_storage_filesystem(paths),
         )
-        _set_ray_verbosity(tuner, watching.ray_verbosity, study.config.tracking.outage_timeout_s)
+        _apply_this_run(tuner, watching.ray_verbosity, study.config.tracking.outage_timeout_s)
     else:
         tuner = _new_tuner(study, paths, trainable, tracker_arguments, guard, watching.ray_verbosity)
     status = "FAILED"
