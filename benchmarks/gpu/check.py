@@ -135,6 +135,7 @@ def packed_trials(
     1/`trials` of the GPU, all at once; a line per trial and the combined rate."""
     import ray
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from smcl_tune.study.trainable import train_study_trial
     from smcl_tune.study.trial_spec import SEARCH, TRIAL_SPEC, TrialSpec
@@ -156,7 +157,13 @@ def packed_trials(
         tune.with_resources(train_study_trial, {"cpu": 3 if device == "cuda" else 0.5, "gpu": 1.0 / trials}),
         param_space={TRIAL_SPEC: tune.grid_search(specs)},
         tune_config=tune.TuneConfig(max_concurrent_trials=trials),
-        run_config=tune.RunConfig(storage_path=str(storage.resolve()), name="packed", verbose=0),
+        # the table reads each trial's result.json: written even where TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1
+        run_config=tune.RunConfig(
+            storage_path=str(storage.resolve()),
+            name="packed",
+            verbose=0,
+            callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
+        ),
     )
     results = tuner.fit()
     wall = time.time() - started

@@ -43,6 +43,7 @@ from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, stopping_when_server_down
 from smcl_tune.study.trainable import train_study_trial
 from smcl_tune.study.trial_spec import BASELINE, TrialSpec
+from smcl_tune.study.tune_settings import tune_settings
 from smcl_tune.study_config import Study, plain_param_names, redact_uri
 from smcl_tune.study_status import study_status
 from smcl_tune.tracking import (
@@ -63,7 +64,6 @@ from smcl_tune.tracking import (
 log = logging.getLogger(__name__)
 
 ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
-AUTO_LOGGERS_SWITCH = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # Ray Tune adds CSV, JSON and TensorBoard loggers unless "1"
 
 
 @dataclass(frozen=True)
@@ -347,7 +347,7 @@ def _apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) 
         for callback in run_config.callbacks or []:
             if isinstance(callback, TrackingCallback):
                 callback.outage_timeout_s = outage_timeout_s
-        # a study started before AUTO_LOGGERS_SWITCH had Ray add these itself: they are not in its RunConfig
+        # a study started before tune_settings existed had Ray add these itself: they are not in its RunConfig
         for logger in (CSVLoggerCallback, JsonLoggerCallback):
             if not any(isinstance(callback, logger) for callback in run_config.callbacks or []):
                 run_config.callbacks = [*(run_config.callbacks or []), logger()]
@@ -387,12 +387,6 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         _add_earlier_trials(progress, paths, study.name)
     if watching.listener is not None:
         watching.listener.started(progress)
-    # A snapshot of the experiment after every trial checkpoint is what makes resume exact; Ray warns about it.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Ray Tune's own per-trial logs stay (progress.csv, result.json, passed to a new Tuner); its
-    # TensorBoard files do not: MLflow holds the curves, and tensorboardX would load torch into this
-    # process, which never trains.
-    os.environ.setdefault(AUTO_LOGGERS_SWITCH, "1")
     trainable = _trainable(study, watching.ray_log_level)
     if resumable:
         log.info("resuming study %s from %s", study.name, paths.experiment_dir)
@@ -412,7 +406,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
     status = "FAILED"
     finished = False
     try:
-        with reporting_to(progress):
+        with reporting_to(progress), tune_settings():
             grid = tuner.fit()
         expected = expected_trials(study, optuna_storage(paths.optuna_url))
         finished = len(grid) >= expected and grid.num_terminated + grid.num_errors == len(grid)
