@@ -12,6 +12,17 @@ from smcl_tune.config import TrainingConfig
 log = logging.getLogger(__name__)
 
 
+# Images per forward pass when a trial evaluates. A GPU wants large chunks. On a CPU a small chunk
+# keeps each layer's activations in cache: at one thread ResNet-32 evaluated 10,000 test images in
+# 26 s in chunks of 32 and in 96 s in chunks of 512 (benchmarks/evaluation_speed.py, RESULTS.md).
+CPU_EVALUATION_BATCH = 32
+GPU_EVALUATION_BATCH = 512
+
+
+def evaluation_batch_size(device: torch.device) -> int:
+    return GPU_EVALUATION_BATCH if device.type == "cuda" else CPU_EVALUATION_BATCH
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

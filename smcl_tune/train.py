@@ -26,7 +26,7 @@ from smcl_tune.config import TrialConfig
 from smcl_tune.data.batches import ChunkEdit, Plan, TrainingBatches, evaluation_chunks
 from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
 from smcl_tune.data.splits import Split, StreamSplit, TrialData, build_trial_data
-from smcl_tune.device import autocast, gpu_memory_metrics, resolve_device, training_network
+from smcl_tune.device import autocast, evaluation_batch_size, gpu_memory_metrics, resolve_device, training_network
 from smcl_tune.mask_gallery import BatchHook, MaskGallery, capture_gallery
 from smcl_tune.method.background import background_box_sizes, background_only
 from smcl_tune.method.losses import drw_class_weights
@@ -45,12 +45,14 @@ FULL_MASK_AREA = 0.9  # a mask above this covers (nearly) the whole image: the b
 
 @torch.no_grad()
 def evaluate(
-    network: nn.Module, split: Split, data: TrialData, batch_size: int = 512, edit: ChunkEdit | None = None
+    network: nn.Module, split: Split, data: TrialData, batch_size: int | None = None, edit: ChunkEdit | None = None
 ) -> torch.Tensor:
     """Confusion matrix of `network` on `split` (no augmentation), [true, predicted]; `edit`
-    changes each chunk of uint8 images first (the background-only test images)."""
+    changes each chunk of uint8 images first (the background-only test images). `batch_size`:
+    images per chunk, by default the device's `evaluation_batch_size`."""
     network.eval()
     device = data.mean.device
+    batch_size = batch_size or evaluation_batch_size(device)
     predictions = []
     for images in evaluation_chunks(split, data.mean, data.std, device, batch_size, edit):
         with autocast(device):
