@@ -4,6 +4,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The tests a change is checked against while it is written: no Ray, no browser, nothing slow.
 FAST := -m "not slow and not ray and not browser"
+# The whole suite runs in two pytest-xdist workers, each test file whole in one of them (its
+# module fixtures, such as a study several tests read, are made once). Much of a Ray test is
+# waiting on subprocesses; the other worker uses that time. WORKERS=0 runs it in one process.
+WORKERS ?= 2
 
 .PHONY: test test-fast lint quickstart install clean
 
@@ -21,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
 test-fast: lint
 	$(BIN)/python -m pytest -q $(FAST)
