@@ -13,12 +13,15 @@ RUN_STATE = ("mlruns", "mlartifacts", "smcl-runs", "mlflow.db")
 CIFAR10_JPEG = Path(os.environ.get("SMCL_CIFAR10_JPEG", ROOT.parent / "shared" / "data" / "cifar10-jpeg"))
 
 
+LONGEST_FILE = "test_quickstart.py"  # the shipped quickstart study: about 4 minutes, the suite's longest test
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The files with Ray tests first, in their usual order: under `make test`'s two workers the
-    long studies start at once and the quick files fill the gaps, where collection order left one
-    study running alone at the end."""
+    """The longest file first, then the other files with Ray tests, then the rest, each in its
+    usual order: under `make test`'s two workers the long studies start early and the quick files
+    fill the gaps, where collection order left the quickstart study running alone at the end."""
     ray_files = {item.path for item in items if item.get_closest_marker("ray")}
-    items.sort(key=lambda item: item.path not in ray_files)
+    items.sort(key=lambda item: (item.path.name != LONGEST_FILE, item.path not in ray_files))
 
 
 @pytest.fixture(scope="session", autouse=True)
