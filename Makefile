@@ -4,10 +4,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The tests a change is checked against while it is written: no Ray, no browser, nothing slow.
 FAST := -m "not slow and not ray and not browser"
-# The whole suite runs in two pytest-xdist workers, each test file whole in one of them (its
-# module fixtures, such as a study several tests read, are made once). Much of a Ray test is
-# waiting on subprocesses; the other worker uses that time. WORKERS=0 runs it in one process.
-WORKERS ?= 2
+# WORKERS=2 runs the suite in two pytest-xdist workers, each test file whole in one of them (its
+# module fixtures are made once), the files in the order tests/conftest.py gives them (longest
+# first), not xdist's: about 20 minutes here instead of 26. It stays off by default: two studies at
+# once exposed a race (a trial's work folder removed by a study in another PID namespace, see
+# smcl_tune/study/work_folders.py) that is not fixed yet.
+WORKERS ?= 0
 
 .PHONY: test test-fast lint quickstart install clean
 
@@ -25,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: lint
 	$(BIN)/python -m pytest -q $(FAST)

@@ -20,6 +20,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest file first, then the other files with Ray tests, then the rest, each in its
     usual order: under `make test`'s two workers the long studies start early and the quick files
     fill the gaps, where collection order left the quickstart study running alone at the end."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # one process: collection order
     ray_files = {item.path for item in items if item.get_closest_marker("ray")}
     items.sort(key=lambda item: (item.path.name != LONGEST_FILE, item.path not in ray_files))
 
