@@ -13,8 +13,9 @@ log = logging.getLogger(__name__)
 
 
 # Images per forward pass when a trial evaluates. A GPU wants large chunks. On a CPU a small chunk
-# keeps each layer's activations in cache: at one thread ResNet-32 evaluated 10,000 test images in
-# 26 s in chunks of 32 and in 96 s in chunks of 512 (benchmarks/evaluation_speed.py, RESULTS.md).
+# keeps each layer's activations in the allocator's and the CPU's caches: at one thread ResNet-32
+# took 42.9 s per 10,000 test images in chunks of 32 and 139.6 s in chunks of 512, with 0 and 1,135
+# minor page faults per image (benchmarks/evaluation_speed.py, RESULTS.md).
 CPU_EVALUATION_BATCH = 32
 GPU_EVALUATION_BATCH = 512
 
