@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from smcl_tune.study.work_folders import remove_stale_work_folders, work_folder
+from smcl_tune.study.work_folders import LOCK_NAME, remove_stale_work_folders, work_folder
 
 WORKER = """
 import sys, time
@@ -39,6 +39,44 @@ def test_the_work_folder_of_a_killed_worker_is_removed_by_the_next_trial(tmp_pat
         assert sorted(path.name for path in tmp_path.iterdir()) == sorted([other.name, os.path.basename(mine)])
         assert remove_stale_work_folders(tmp_path) == []  # a live worker's folder is kept
     assert [path.name for path in tmp_path.iterdir()] == [other.name]
+
+
+HOLDER = """
+import fcntl, sys, time
+lock = open(sys.argv[1], "w")
+fcntl.flock(lock, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def _ended_pid() -> int:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(gone.stdout)
+
+
+def test_a_live_owner_whose_pid_this_namespace_does_not_show_keeps_its_folder(tmp_path):
+    # A trial in another PID namespace sharing this temporary folder: its folder's pid is no
+    # process here, but its owner lives and holds the folder's lock.
+    theirs = tmp_path / f"smcl-trial-{_ended_pid()}-abc"
+    theirs.mkdir()
+    owner = subprocess.Popen([sys.executable, "-c", HOLDER, str(theirs / LOCK_NAME)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "locked"
+        assert remove_stale_work_folders(tmp_path) == [] and theirs.is_dir()
+    finally:
+        owner.kill()
+        owner.wait(timeout=30)
+    assert remove_stale_work_folders(tmp_path) == [theirs] and not theirs.exists()  # the kernel freed its lock
+
+
+def test_a_folder_without_a_lock_file_is_removed_only_once_it_is_a_minute_old(tmp_path):
+    older = tmp_path / f"smcl-trial-{_ended_pid()}-abc"  # an older smcl-tune's, or one being created
+    older.mkdir()
+    assert remove_stale_work_folders(tmp_path) == []
+    an_hour_ago = time.time() - 3600
+    os.utime(older, (an_hour_ago, an_hour_ago))
+    assert remove_stale_work_folders(tmp_path) == [older]
 
 
 def test_another_users_work_folder_is_never_removed(tmp_path):
