@@ -113,6 +113,9 @@ class TrackingCallback(Callback):
         step = int(result.get("epoch", result.get("training_iteration", 1) - 1))
         metrics = {key: value for key, value in result.items() if key in LOGGED_METRICS}
         metrics["trial_seconds"] = result.get("time_total_s", 0.0)
+        # One timestamp for every attempt: a write whose answer was lost (the server stopped after
+        # it committed) and is sent again is then the same metric, which MLflow's store keeps once.
+        timestamp_ms = int(time.time() * 1000)
 
         def log_result() -> None:
             run_id = self._run_id(trial)
@@ -123,7 +126,7 @@ class TrackingCallback(Callback):
                 # logged epoch): its epoch metrics stay as first logged; only a final report's are new.
                 logged = {key: value for key, value in metrics.items() if key in FINAL_METRICS}
             if logged:
-                self.tracker.log_metrics(run_id, logged, step, int(time.time() * 1000))
+                self.tracker.log_metrics(run_id, logged, step, timestamp_ms)
 
         self._write(log_result, f"metrics of {trial.trial_id}")
 

@@ -132,3 +132,32 @@ def test_an_epoch_a_resumed_trial_trains_again_is_logged_once_and_its_final_repo
     assert sorted(point.step for point in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2]
     assert losses == {0: 2.0, 1: 1.0, 2: 0.5}  # epoch 1 keeps the value logged first
     assert [point.value for point in client.get_metric_history(run.info.run_id, "test_top1")] == [0.7]
+
+
+def test_an_epoch_whose_answer_was_lost_is_logged_once_when_sent_again(tmp_path, tiny_config):
+    """The tracking server committed an epoch's metrics and went away before it answered (a
+    fresh-clone run: the short-outage study logged epoch 0 three times); the callback waits and
+    sends the epoch again, and the run still holds it once."""
+    callback, client = _callback(tmp_path, tiny_config)
+    trial = _ray_trial(tiny_config, "t10", "optuna-10", **{"method.temperature": 0.2})
+    callback.on_trial_start(0, [], trial)
+    store_batch = callback.tracker.client.log_batch
+    answers_lost = []
+
+    def committed_but_unanswered(*args, **kwargs):
+        store_batch(*args, **kwargs)
+        if len(answers_lost) < 2:
+            answers_lost.append(kwargs)
+            raise ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end closed connection'))")
+
+    callback.tracker.client.log_batch = committed_but_unanswered
+    callback.on_trial_result(0, [], trial, {"epoch": 0, "loss": 2.0, "time_total_s": 1.0})
+    callback.on_trial_result(0, [], trial, {"epoch": 1, "loss": 1.0, "time_total_s": 2.0})
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
+    )
+    assert len(answers_lost) == 2
+    assert [(point.step, point.value) for point in client.get_metric_history(run.info.run_id, "loss")] == [
+        (0, 2.0),
+        (1, 1.0),
+    ]
