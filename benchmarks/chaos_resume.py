@@ -11,7 +11,9 @@ machine leaves behind), at one of three kinds of moment, in turn:
 After the kills, the same command runs the study to its end. Goal: nothing lost, exactly one
 MLflow run per trial, nothing left RUNNING, at most one epoch redone per kill and running trial.
 
-    .venv/bin/python benchmarks/chaos_resume.py [--kills 10] [--seed 0] [--keep FOLDER]
+    .venv/bin/python benchmarks/chaos_resume.py [--kills 10] [--seed 0] [--keep FOLDER] [--output FILE]
+
+With --output, the table's figures are appended to FILE as one JSON line (with the commit).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import json
 import os
 import random
 import signal
@@ -117,6 +120,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder)")
+    parser.add_argument("--output", type=Path, help="append the figures to this JSON lines file")
     arguments = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(arguments.seed)
@@ -177,7 +181,18 @@ def main() -> int:
     ]
     for label, value in rows:
         print(f"{label:<52}{value!s:>16}")
+    if arguments.output:
+        record = {"commit": _commit(), "seed": arguments.seed, "kills": kills, "exit_codes": [final_code, plain_code]}
+        record |= {"expected": expected, "reference": reference, "killed": counts}
+        record |= {"wall_s": [round(chaos_wall, 1), round(plain_wall, 1)]}
+        with arguments.output.open("a") as out:
+            out.write(json.dumps(record, default=dict) + "\n")
     return 0
+
+
+def _commit() -> str:
+    described = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    return described.stdout.strip()
 
 
 if __name__ == "__main__":
