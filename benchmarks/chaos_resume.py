@@ -124,6 +124,7 @@ def main() -> int:
     arguments = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(arguments.seed)
+    commit = _commit()  # the code that runs: taken before a change made while it runs
     with tempfile.TemporaryDirectory(prefix="smcl-chaos-") as temporary:
         work = Path(arguments.keep or temporary)
         work.mkdir(parents=True, exist_ok=True)
@@ -182,7 +183,7 @@ def main() -> int:
     for label, value in rows:
         print(f"{label:<52}{value!s:>16}")
     if arguments.output:
-        record = {"commit": _commit(), "seed": arguments.seed, "kills": kills, "exit_codes": [final_code, plain_code]}
+        record = {"commit": commit, "seed": arguments.seed, "kills": kills, "exit_codes": [final_code, plain_code]}
         record |= {"expected": expected, "reference": reference, "killed": counts}
         record |= {"wall_s": [round(chaos_wall, 1), round(plain_wall, 1)]}
         with arguments.output.open("a") as out:
