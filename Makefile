@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 FAST := -m "not slow and not ray and not browser"
 # WORKERS=2 runs the suite in two pytest-xdist workers, each test file whole in one of them (its
 # module fixtures are made once), the files in the order tests/conftest.py gives them (longest
-# first), not xdist's: 20 to 35 minutes here, against 26 to 36 in one process. It stays off by
+# first), not xdist's: 20 to 35 minutes here, against 26 to 39 in one process. It stays off by
 # default: on two cores, two Ray studies at once overload the machine, and the tests that wait on a
 # server or a browser time out (1 green run of 4; docs/RESULTS.md, "the suite in two workers").
 # Meant for a machine with more cores.

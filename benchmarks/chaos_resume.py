@@ -35,6 +35,8 @@ import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
+from smcl_tune.tracking import git_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 6
 SEARCH_TRIALS = 6
@@ -124,7 +126,7 @@ def main() -> int:
     arguments = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(arguments.seed)
-    commit = _commit()  # the code that runs: taken before a change made while it runs
+    commit = git_commit()  # the code that runs: taken before a change made while it runs
     with tempfile.TemporaryDirectory(prefix="smcl-chaos-") as temporary:
         work = Path(arguments.keep or temporary)
         work.mkdir(parents=True, exist_ok=True)
@@ -189,11 +191,6 @@ def main() -> int:
         with arguments.output.open("a") as out:
             out.write(json.dumps(record, default=dict) + "\n")
     return 0
-
-
-def _commit() -> str:
-    described = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
-    return described.stdout.strip()
 
 
 if __name__ == "__main__":

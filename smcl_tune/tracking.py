@@ -73,7 +73,8 @@ def default_tracking_uri(storage_dir: Path) -> str:
     return f"sqlite:///{(storage_dir / 'mlflow.db').resolve()}"
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """The commit of this checkout of smcl-tune (None outside a git checkout)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -133,7 +134,7 @@ class StudyTracker:
             ROLE_TAG: "study",
             "smcl.version": smcl_tune.__version__,
         }
-        commit = _git_commit()
+        commit = git_commit()
         if commit:
             tags["smcl.git_commit"] = commit
         run = self.client.create_run(self.experiment_id, run_name=self.study_name, tags=tags)
