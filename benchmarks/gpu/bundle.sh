@@ -6,6 +6,7 @@
 #     bash benchmarks/gpu/bundle.sh                 # cp312 bundle into .gpu-data/wheels
 #     PYVER=3.11 OUT=.gpu-data/wheels-py311 bash benchmarks/gpu/bundle.sh
 #     WITH_OPTUNA=1 bash benchmarks/gpu/bundle.sh   # also optuna and its deps (smcl_tune.study.runner imports it)
+#     WITH_STUDY=1 bash benchmarks/gpu/bundle.sh    # also all that `smcl-tune run` needs (MLflow, Optuna, ...)
 #
 # Everything carried to the GPU machine must fit in 64 MiB, so Ray's 79 MB wheel is repacked:
 # the Java jar, the dashboard's JS build, rllib, serve and llm are dropped, the ELF binaries are
@@ -19,6 +20,7 @@ set -euo pipefail
 PYVER="${PYVER:-3.12}"
 OUT="${OUT:-.gpu-data/wheels}"
 WITH_OPTUNA="${WITH_OPTUNA:-0}"
+WITH_STUDY="${WITH_STUDY:-0}"
 PY="${PY:-python3}"          # any local python with pip, used only to download and repack
 VENV_PY=".venv/bin/python"   # the project's venv: the source of the pinned versions
 
@@ -127,6 +129,43 @@ tar -C "$tree" --owner=0 --group=0 --numeric-owner -cf - -T "$tmp/files" \
 # --- the other packages stay wheels ---
 find "$tmp/dl" -name '*.whl' ! -name 'ray-*' -exec cp {} "$OUT/" \;
 
+# --- WITH_STUDY: MLflow, Optuna, Plotly (the HTML leaderboard) and the rest of their requirements that the GPU image lacks ---
+# Resolved by pip for the target Python, less what image_packages.txt says the image has and what
+# the wheels above already bring; installed into one tree (MLflow's web UI dropped: the store is
+# read back here) and packed as one solid tar.xz.
+if [[ "$WITH_STUDY" == 1 ]]; then
+  study_specs=()
+  for name in mlflow optuna plotly; do
+    v=$("$VENV_PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$name")
+    study_specs+=("$name==$v")
+  done
+  echo "resolving for cp${PYVER/./}: ${study_specs[*]}"
+  "$PY" -m pip download -q --only-binary=:all: \
+    --python-version "$PYVER" --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d "$tmp/study-dl" "${study_specs[@]}"
+  have="$(dirname "$0")/image_packages.txt"
+  # MLflow's server, git and model-format requirements: a study writes its sqlite store through
+  # MLflow's client alone, and the whole carried tree must stay under 64 MiB.
+  skip=" gunicorn uvicorn flask flask-cors itsdangerous blinker graphene graphql-core graphql-relay huey docker skops gitpython gitdb smmap prettytable "
+  wheels=()
+  for wheel in "$tmp"/study-dl/*.whl; do
+    name=$(basename "$wheel" | cut -d- -f1 | tr 'A-Z_.' 'a-z--')
+    if [[ "$skip" == *" $name "* ]] || grep -qx "$name" "$have" || ls "$OUT" | tr 'A-Z_' 'a-z-' | grep -q "^$name-[0-9]"; then
+      continue
+    fi
+    wheels+=("$wheel")
+  done
+  echo "study packages carried: $(printf '%s\n' "${wheels[@]}" | xargs -n1 basename | cut -d- -f1 | tr '\n' ' ')"
+  "$PY" -m pip install -q --no-deps --no-compile --only-binary=:all: --python-version "$PYVER" \
+    --implementation cp --target "$tmp/study" "${wheels[@]}"
+  # the web UIs' builds and Plotly's Jupyter extension
+  rm -rf "$tmp/study/mlflow/server/js" "$tmp/study/bin" "$tmp/study/share" "$tmp/study/plotly/labextension"
+  find "$tmp/study" -name '__pycache__' -prune -exec rm -rf {} +
+  echo "compressing the study packages (xz -9e)"
+  tar -C "$tmp/study" --owner=0 --group=0 --numeric-owner -cf - . | xz -9e -T1 > "$OUT/study-cp${PYVER/./}.tar.xz"
+fi
+
 echo "$PYVER" > "$OUT/PYVER"
 cat > "$OUT/install.sh" <<'EOF'
 #!/usr/bin/env bash
@@ -148,6 +187,9 @@ for wheel in "$here"/*.whl; do
 done
 rm -rf "$target/ray" "$target"/ray-*.dist-info
 tar -xJf "$here"/ray-*.tar.xz -C "$target" --no-same-owner
+for archive in "$here"/study-*.tar.xz; do
+  [[ -f "$archive" ]] && tar -xJf "$archive" -C "$target" --no-same-owner
+done
 echo "installed into $target"
 EOF
 chmod +x "$OUT/install.sh"

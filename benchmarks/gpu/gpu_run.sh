@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One call of a lent GPU machine (issue 28): the GPU check, then studies/cifar10_lt_gpu.yaml through
+# `smcl-tune run` at the largest equal epoch budget the time left allows, then its leaderboard and a
+# compressed copy of its store. Each section writes its files to $OUT as it ends, so a call cut
+# short still returns what finished. Carry .gpu-data (data + WITH_STUDY=1 bundle.sh).
+#
+#   OUT=/tmp/out GPU_RUN_SECONDS=420 bash benchmarks/gpu/gpu_run.sh      # on the GPU machine
+#   OUT=/tmp/out GPU_RUN_DRY=1 bash benchmarks/gpu/gpu_run.sh            # a dry run on a CPU
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${OUT:?set OUT to the folder for the results}
+mkdir -p "$out"
+budget=${GPU_RUN_SECONDS:-420}  # the whole script, seconds
+python=${PYTHON:-python3}
+storage=${GPU_RUN_STORAGE:-/tmp/gpu-study}
+export PYTHONUNBUFFERED=1 RAY_DEDUP_LOGS=0
+left() { echo $((budget - SECONDS)); }
+smcl() { "$python" -m smcl_tune.cli "$@"; }
+
+# 0. the machine and the packages the image lacks
+{
+    date -u
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+    if ! "$python" -c "import ray, optuna, mlflow, pydantic" 2>/dev/null; then
+        bash .gpu-data/wheels/install.sh /tmp/smcl-gpu-site "$python"
+        export PYTHONPATH=/tmp/smcl-gpu-site
+    fi
+} > "$out/00_setup.txt" 2>&1
+[[ -d /tmp/smcl-gpu-site ]] && export PYTHONPATH="/tmp/smcl-gpu-site"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+"$python" -c "import sys, torch, torchvision, ray, optuna, mlflow, pydantic, smcl_tune.study.runner
+print(sys.version.split()[0], torch.__version__, torchvision.__version__, ray.__version__, optuna.__version__, mlflow.__version__)" \
+    >> "$out/00_setup.txt" 2>&1
+echo "setup done at ${SECONDS} s" >> "$out/00_setup.txt"
+
+# 1. the GPU check: sync-debug epoch, CE and SMCL, four packed SMCL trials
+if [[ -n ${GPU_RUN_DRY:-} ]]; then
+    check_args=(--cpu --epochs 2 --ray-epochs 1 --steps-per-epoch 2)
+    study_args=(--epochs 2 --cpu)
+else
+    check_args=(--epochs "${CHECK_EPOCHS:-20}" --ray-epochs "${RAY_EPOCHS:-6}")
+    study_args=()  # set below, once the check has run
+fi
+GPU_CHECK_LOG="$out/01_gpu_check.log" timeout -k 10 "${CHECK_SECONDS:-200}" \
+    bash benchmarks/gpu/gpu_check.sh "${check_args[@]}" > /dev/null 2>> "$out/00_setup.txt"
+echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
+
+# 2. the study, at the budget that leaves 45 s for the leaderboard and the store's copy
+study_seconds=$(( $(left) - 45 ))
+[[ -z ${GPU_RUN_DRY:-} ]] && study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log")
+{
+    "$python" benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml "${study_args[@]}" \
+        --storage "$storage" --out "$out/study.yaml" \
+        || "$python" benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml --epochs 10 \
+            --storage "$storage" --out "$out/study.yaml"
+    echo "study started at ${SECONDS} s with ${study_seconds} s"
+    timeout -s INT -k 30 "$study_seconds" "$python" -m smcl_tune.cli run "$out/study.yaml"
+    echo "study ended at ${SECONDS} s (exit $?)"
+} > "$out/02_study.log" 2>&1
+
+# 3. what a user reads afterwards, and the store without checkpoints
+{
+    smcl leaderboard cifar10_lt_gpu --storage "$storage"
+    smcl leaderboard cifar10_lt_gpu --storage "$storage" --format csv --output "$out/leaderboard.csv"
+    smcl leaderboard cifar10_lt_gpu --storage "$storage" --format html --output "$out/leaderboard.html"
+    smcl status cifar10_lt_gpu --storage "$storage"
+} > "$out/03_leaderboard.txt" 2>&1
+tar -C "$(dirname "$storage")" --exclude='checkpoint*' -czf "$out/store.tar.gz" "$(basename "$storage")"
+echo "all done at ${SECONDS} s" >> "$out/03_leaderboard.txt"
