@@ -200,7 +200,7 @@ class EpochSums(NamedTuple):
             output.classification_loss.detach().double() * size,
             output.contrastive_loss.detach().double() * size,
             (output.head_logits.detach().argmax(1) == head_labels).sum().double(),
-            areas.new_tensor(float(areas.numel())),
+            torch.full((), float(areas.numel()), dtype=areas.dtype, device=areas.device),  # not a host copy
             areas.sum(),
             (areas == 0).sum().double(),
             (areas > FULL_MASK_AREA).sum().double(),

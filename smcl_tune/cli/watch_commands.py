@@ -45,11 +45,17 @@ def _print_study(status) -> None:
     if error is not None:
         print(f"last error: {error.name}: {error.reason or 'no reason recorded'}")
     print()
-    print(f"{'trial':<28}{'condition':<22}{'role':<10}{'state':<13}{'epochs':>7}{'objective':>11}{'time':>9}")
+    # Columns as wide as their longest entry: a trial's name carries its condition, which can be long.
+    name_width = max([len("trial"), *(len(trial.name) for trial in status.trials)]) + 2
+    condition_width = max([len("condition"), *(len(trial.condition) for trial in status.trials)]) + 2
+    print(
+        f"{'trial':<{name_width}}{'condition':<{condition_width}}{'role':<10}{'state':<13}"
+        f"{'epochs':>7}{'objective':>11}{'time':>9}"
+    )
     for trial in status.trials:
         print(
-            f"{trial.name:<28}{trial.condition:<22}{trial.role:<10}{trial.state:<13}{trial.epochs_done:>7}"
-            f"{format_objective(trial.objective):>11}{format_duration(trial.seconds):>9}"
+            f"{trial.name:<{name_width}}{trial.condition:<{condition_width}}{trial.role:<10}{trial.state:<13}"
+            f"{trial.epochs_done:>7}{format_objective(trial.objective):>11}{format_duration(trial.seconds):>9}"
         )
 
 

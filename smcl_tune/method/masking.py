@@ -112,7 +112,7 @@ def sample_beta(alpha: float, n: int, generator: torch.Generator) -> Tensor:
     with torch.random.fork_rng(devices=[]):
         # Seed only the CPU generator: torch.manual_seed would also reseed CUDA's.
         torch.default_generator.manual_seed(seed)
-        concentration = torch.tensor(float(alpha))
+        concentration = torch.full((), float(alpha))
         return torch.distributions.Beta(concentration, concentration).sample((n,))
 
 

@@ -52,8 +52,9 @@ def _grey(images: Tensor) -> Tensor:
     if channels == 1:
         return images
     if channels == 3:
-        weights = torch.tensor(_LUMA, dtype=images.dtype, device=images.device)
-        return (images * weights[None, :, None, None]).sum(dim=1, keepdim=True)
+        # Python numbers, not a tensor of them: on CUDA that tensor would be a host copy every step.
+        red, green, blue = images.split(1, dim=1)
+        return red * _LUMA[0] + green * _LUMA[1] + blue * _LUMA[2]
     raise ValueError(f"images must have 1 or 3 channels, got {channels}")
 
 

@@ -134,3 +134,20 @@ def test_status_finds_the_lock_run_takes_and_gives_the_exact_eta(tmp_path, capsy
     # The driver gone, its lock file left behind and held by nobody: the same path tells.
     assert main(["status", "demo", "--storage", str(storage)]) == 0
     assert capsys.readouterr().out.startswith("study demo: interrupted, 2 of 5 trials ended")
+
+
+def test_long_trial_names_keep_the_table_in_columns(tmp_path, capsys):
+    """The GPU study's names (`baseline-supcon-s0 [imbalance_factor=100]`) ran into the condition."""
+    storage = tmp_path / "smcl-runs"
+    tracker = _write_study(storage)
+    long_name = "baseline-supcon-s0 [imbalance_factor=100]"
+    run = tracker.trial_run("k3", long_name, "baseline", {}, {}, {CONDITION_TAG: "imbalance_factor=100"})
+    now = int(time.time() * 1000)
+    tracker.log_metrics(run, {"val_balanced_accuracy": 0.6, "epoch": 0, "trial_seconds": 5.0}, 0, now)
+    assert main(["status", "demo", "--storage", str(storage)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("trial "))
+    row = next(line for line in lines if line.startswith(long_name))
+    column = header.index("condition")
+    assert row[:column].rstrip() == long_name and row[column - 1] == " "
+    assert row[column:].split()[:2] == ["imbalance_factor=100", "baseline"]
