@@ -27,7 +27,7 @@ LAYERS = (
     ("cli",),
     ("study",),
     ("report",),
-    ("study_status",),
+    ("study_status", "store_relocation"),
     ("tracking", "train", "store_checks", "sqlite_copy"),
     ("checkpoint", "trial_folder"),
     ("mask_gallery",),

@@ -107,6 +107,7 @@ def _study_links(uri: str, base_url: str) -> list[str]:
 
 def command_ui(arguments: argparse.Namespace) -> int:
     from smcl_tune.sqlite_copy import sqlite_path
+    from smcl_tune.store_relocation import ARTIFACT_FOLDER, relocate_artifacts
     from smcl_tune.study_config import redact_uri
     from smcl_tune.tracking import default_tracking_uri
 
@@ -116,6 +117,7 @@ def command_ui(arguments: argparse.Namespace) -> int:
         storage = Path(arguments.storage).resolve()
         storage.mkdir(parents=True, exist_ok=True)
         uri = default_tracking_uri(storage)
+        relocate_artifacts(uri, storage / ARTIFACT_FOLDER)  # logs where a moved store's artifacts now are
     base_url = f"http://{arguments.host}:{arguments.port}"
     database = sqlite_path(uri)
     links = _study_links(uri, base_url) if database is not None and database.is_file() else []

@@ -9,6 +9,7 @@ from typing import Any
 
 from smcl_tune.atomic_write import write_bytes_atomically
 from smcl_tune.errors import ConfigError
+from smcl_tune.store_relocation import ARTIFACT_FOLDER
 from smcl_tune.study_config import Study, redact_uri
 from smcl_tune.study_status import study_lock_file
 
@@ -73,7 +74,7 @@ class StudyPaths:
 
     @property
     def artifact_root(self) -> Path:
-        return self.local_root / "mlartifacts"
+        return self.local_root / ARTIFACT_FOLDER
 
     @property
     def lock_file(self) -> Path:

@@ -1,0 +1,59 @@
+"""A study store moved to another folder or machine: point its artifacts at their new place.
+
+MLflow keeps each experiment's artifact location, and each run's, as an absolute file URI. A store
+written on a GPU machine under /tmp/gpu-study and read here from ~/runs/gpu-study still names
+/tmp/gpu-study/mlartifacts: the UI lists no artifacts, and a resumed study would write new ones
+back under the old path. The store's own artifact folder travels with it, so the locations that
+named an `mlartifacts` folder no longer on this machine are rewritten to the one beside the
+database. A location whose folder still exists (another store sharing the database, or the
+original of a copy) is left as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from smcl_tune.sqlite_copy import sqlite_path
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_FOLDER = "mlartifacts"
+
+
+def relocate_artifacts(tracking_uri: str, artifact_root: Path) -> list[str]:
+    """Rewrite the artifact locations of a moved sqlite store to `artifact_root`; the old
+    locations that were rewritten (none for a store that has not moved, or any other store)."""
+    database = sqlite_path(tracking_uri)
+    if database is None or not database.is_file() or not artifact_root.is_dir():
+        return []
+    new = artifact_root.resolve().as_uri()
+    with closing(sqlite3.connect(database, timeout=30)) as connection, connection:
+        experiments = connection.execute("SELECT experiment_id, artifact_location FROM experiments").fetchall()
+        moved = [
+            (experiment_id, location)
+            for experiment_id, location in experiments
+            if location
+            and location.startswith("file://")
+            and location.rstrip("/").endswith(f"/{ARTIFACT_FOLDER}")
+            and location.rstrip("/") != new
+            and not Path(url2pathname(urlparse(location).path)).exists()
+        ]
+        for experiment_id, location in moved:
+            old = location.rstrip("/")
+            connection.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?", (new, experiment_id)
+            )
+            connection.execute(
+                "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                "WHERE experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
+                (new, len(old) + 1, experiment_id, len(old) + 1, f"{old}/"),
+            )
+            log.info(
+                "%s: the store was moved; its artifacts, recorded under %s, are now read from %s", database, old, new
+            )
+    return [location for _, location in moved]
