@@ -2,11 +2,10 @@
 
 MLflow keeps each experiment's artifact location, and each run's, as an absolute file URI. A store
 written on a GPU machine under /tmp/gpu-study and read here from ~/runs/gpu-study still names
-/tmp/gpu-study/mlartifacts: the UI lists no artifacts, and a resumed study would write new ones
-back under the old path. The store's own artifact folder travels with it, so the locations that
-named an `mlartifacts` folder no longer on this machine are rewritten to the one beside the
-database. A location whose folder still exists (another store sharing the database, or the
-original of a copy) is left as it is.
+/tmp/gpu-study/mlartifacts, and the UI lists no artifacts. The store's own artifact folder
+travels with it, so `smcl-tune ui` rewrites the locations that named an `mlartifacts` folder no
+longer on this machine to the one beside the database. A location whose folder still exists
+(another store sharing the database, or the original of a copy) is left as it is.
 """
 
 from __future__ import annotations
@@ -31,7 +30,14 @@ def relocate_artifacts(tracking_uri: str, artifact_root: Path) -> list[str]:
     database = sqlite_path(tracking_uri)
     if database is None or not database.is_file() or not artifact_root.is_dir():
         return []
-    new = artifact_root.resolve().as_uri()
+    try:
+        return _relocate(database, artifact_root.resolve().as_uri())
+    except sqlite3.Error as error:  # damaged, read-only or busy: the runs still show, their artifacts may not
+        log.warning("%s: cannot point a moved store's artifacts at %s (%s)", database, artifact_root, error)
+        return []
+
+
+def _relocate(database: Path, new: str) -> list[str]:
     with closing(sqlite3.connect(database, timeout=30)) as connection, connection:
         experiments = connection.execute("SELECT experiment_id, artifact_location FROM experiments").fetchall()
         moved = [

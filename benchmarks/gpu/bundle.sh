@@ -157,13 +157,17 @@ if [[ "$WITH_STUDY" == 1 ]]; then
     wheels+=("$wheel")
   done
   echo "study packages carried: $(printf '%s\n' "${wheels[@]}" | xargs -n1 basename | cut -d- -f1 | tr '\n' ' ')"
-  "$PY" -m pip install -q --no-deps --no-compile --only-binary=:all: --python-version "$PYVER" \
-    --implementation cp --target "$tmp/study" "${wheels[@]}"
-  # the web UIs' builds and Plotly's Jupyter extension
-  rm -rf "$tmp/study/mlflow/server/js" "$tmp/study/bin" "$tmp/study/share" "$tmp/study/plotly/labextension"
-  find "$tmp/study" -name '__pycache__' -prune -exec rm -rf {} +
-  echo "compressing the study packages (xz -9e)"
-  tar -C "$tmp/study" --owner=0 --group=0 --numeric-owner -cf - . | xz -9e -T1 > "$OUT/study-cp${PYVER/./}.tar.xz"
+  if (( ${#wheels[@]} == 0 )); then
+    echo "the GPU image has every package a study needs; no study archive" >&2
+  else
+    "$PY" -m pip install -q --no-deps --no-compile --only-binary=:all: --python-version "$PYVER" \
+      --implementation cp --target "$tmp/study" "${wheels[@]}"
+    # the web UIs' builds and Plotly's Jupyter extension
+    rm -rf "$tmp/study/mlflow/server/js" "$tmp/study/bin" "$tmp/study/share" "$tmp/study/plotly/labextension"
+    find "$tmp/study" -name '__pycache__' -prune -exec rm -rf {} +
+    echo "compressing the study packages (xz -9e)"
+    tar -C "$tmp/study" --owner=0 --group=0 --numeric-owner -cf - . | xz -9e -T1 > "$OUT/study-cp${PYVER/./}.tar.xz"
+  fi
 fi
 
 echo "$PYVER" > "$OUT/PYVER"

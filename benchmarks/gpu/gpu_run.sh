@@ -45,17 +45,26 @@ GPU_CHECK_LOG="$out/01_gpu_check.log" timeout -k 10 "${CHECK_SECONDS:-200}" \
     bash benchmarks/gpu/gpu_check.sh "${check_args[@]}" > /dev/null 2>> "$out/00_setup.txt"
 echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
 
-# 2. the study, at the budget that leaves 45 s for the leaderboard and the store's copy
-study_seconds=$(( $(left) - 45 ))
-[[ -z ${GPU_RUN_DRY:-} ]] && study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log")
+# 2. the study, at the budget that leaves 75 s for a forced stop (30 s), the leaderboard and the store
+study_seconds=$(( $(left) - 75 ))
+if [[ -z ${GPU_RUN_DRY:-} ]]; then
+    study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log")
+    fallback_args=(--epochs 10)
+else
+    fallback_args=(--epochs 2 --cpu)
+fi
 {
-    "$python" benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml "${study_args[@]}" \
-        --storage "$storage" --out "$out/study.yaml" \
-        || "$python" benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml --epochs 10 \
-            --storage "$storage" --out "$out/study.yaml"
-    echo "study started at ${SECONDS} s with ${study_seconds} s"
-    timeout -s INT -k 30 "$study_seconds" "$python" -m smcl_tune.cli run "$out/study.yaml"
-    echo "study ended at ${SECONDS} s (exit $?)"
+    if (( study_seconds < 60 )); then
+        echo "study skipped: ${study_seconds} s left for it at ${SECONDS} s (GPU_RUN_SECONDS=${budget})"
+    else
+        "$python" benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml "${study_args[@]}" \
+            --storage "$storage" --out "$out/study.yaml" \
+            || "$python" benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml "${fallback_args[@]}" \
+                --storage "$storage" --out "$out/study.yaml"
+        echo "study started at ${SECONDS} s with ${study_seconds} s"
+        timeout -s INT -k 30 "$study_seconds" "$python" -m smcl_tune.cli run "$out/study.yaml"
+        echo "study ended at ${SECONDS} s (exit $?)"
+    fi
 } > "$out/02_study.log" 2>&1
 
 # 3. what a user reads afterwards, and the store without checkpoints

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from smcl_tune.study_config import load_study
+
 WAVE_ALLOWANCE_S = 45  # a wave's Ray start, image decoding and final test evaluation (a guess: see the log)
 PACKED_ROW = re.compile(r"^packed-\d+\s+\d+\s+([0-9.]+)\s")
 
@@ -70,8 +72,7 @@ def main() -> int:
         if per_epoch is None or arguments.seconds is None:
             print("give --epochs, or --seconds with a --log that has the packed trials' table", file=sys.stderr)
             return 2
-        trials = sum(len(baseline.get("seeds") or [0]) for baseline in study.get("baselines", []))
-        trials += study.get("num_trials", 0)
+        trials = load_study(arguments.study).planned_trials
         epochs = min(arguments.max_epochs, epochs_for(arguments.seconds, per_epoch, trials, study["max_concurrent"]))
         print(f"{per_epoch:.2f} s/epoch packed, {trials} trials, {arguments.seconds:.0f} s: {epochs} epochs")
     arguments.out.write_text(yaml.safe_dump(rescaled(study, epochs, arguments.storage, arguments.cpu), sort_keys=False))

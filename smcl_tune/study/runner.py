@@ -18,7 +18,6 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from smcl_tune.config import ConfigError
 from smcl_tune.results import TrialState
-from smcl_tune.store_relocation import relocate_artifacts
 from smcl_tune.study.atomic_storage import remove_partial_copies, whole_file_storage
 from smcl_tune.study.checkpoint_repair import restore_missing_checkpoints
 from smcl_tune.study.cluster import (
@@ -364,7 +363,6 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         "fingerprint": study.fingerprint(),
         "artifact_root": paths.artifact_root,
     }
-    relocate_artifacts(paths.tracking_uri, paths.artifact_root)  # a store moved from another folder or machine
     tracker = StudyTracker(**tracker_arguments)
     objective = study.config.objective
     tracker.log_study(

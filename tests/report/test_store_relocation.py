@@ -1,5 +1,5 @@
 """A study store moved to another folder or machine (the GPU run's store, read back here): its
-artifacts are found beside its database, by `smcl-tune ui` and by a resumed study."""
+artifacts are found beside its database by `smcl-tune ui`."""
 
 import json
 import shutil
@@ -52,6 +52,14 @@ def test_a_store_whose_artifact_folder_still_exists_is_left_as_it_is(tmp_path):
     assert relocate_artifacts(default_tracking_uri(copy), copy / "mlartifacts") == []
     assert relocate_artifacts(default_tracking_uri(original), original / "mlartifacts") == []
     assert _artifacts(original, run_id) == ["leaderboard/gpu.csv"]
+
+
+def test_a_damaged_store_is_left_alone_with_a_warning(tmp_path, caplog):
+    storage = tmp_path / "runs"
+    (storage / "mlartifacts").mkdir(parents=True)
+    (storage / "mlflow.db").write_bytes(b"")  # an empty file: no tables
+    assert relocate_artifacts(default_tracking_uri(storage), storage / "mlartifacts") == []
+    assert "cannot point a moved store's artifacts" in caplog.text and "no such table" in caplog.text
 
 
 def _free_port() -> int:
