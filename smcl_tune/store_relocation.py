@@ -46,8 +46,7 @@ def _relocate(database: Path, new: str) -> list[str]:
             if location
             and location.startswith("file://")
             and location.rstrip("/").endswith(f"/{ARTIFACT_FOLDER}")
-            and location.rstrip("/") != new
-            and not Path(url2pathname(urlparse(location).path)).exists()
+            and not Path(url2pathname(urlparse(location).path)).exists()  # the store's own folder exists
         ]
         for experiment_id, location in moved:
             old = location.rstrip("/")

@@ -186,8 +186,7 @@ class EpochSums(NamedTuple):
     classification_loss: Any  # L_MCE, likewise
     contrastive_loss: Any  # L_MSC, likewise
     correct: Any  # head images classified right
-    masks: Any  # composed images
-    mask_area: Any  # their masked area fractions, summed
+    mask_area: Any  # the composed images' masked area fractions, summed
     empty_masks: Any  # masks of area 0
     full_masks: Any  # masks of (nearly) the whole image: area above FULL_MASK_AREA
 
@@ -200,7 +199,6 @@ class EpochSums(NamedTuple):
             output.classification_loss.detach().double() * size,
             output.contrastive_loss.detach().double() * size,
             (output.head_logits.detach().argmax(1) == head_labels).sum().double(),
-            torch.full((), float(areas.numel()), dtype=areas.dtype, device=areas.device),  # not a host copy
             areas.sum(),
             (areas == 0).sum().double(),
             (areas > FULL_MASK_AREA).sum().double(),
@@ -215,7 +213,7 @@ def train_one_epoch(trial: Trial, on_masking_batch: BatchHook | None = None) -> 
     plan = epoch_plan(trial)
     weights = class_weights(trial)
     totals = torch.zeros(len(EpochSums._fields), dtype=torch.float64, device=trial.device)
-    masked_steps = seen = 0
+    masked_steps = seen = masks = 0  # counts the host knows without asking the device
     started = time.perf_counter()
     for step, batch in enumerate(trial.batches.epoch(plan)):
         factor = learning_rate_factor(training, trial.epoch, step, len(plan))
@@ -239,10 +237,10 @@ def train_one_epoch(trial: Trial, on_masking_batch: BatchHook | None = None) -> 
         trial.optimizer.step()
         seen += len(batch.head_labels)
         masked_steps += batch.minor_images is not None
+        masks += output.mask_areas.numel()
         totals += torch.stack(EpochSums.of_step(output, batch.head_labels))
     sums = EpochSums(*totals.tolist())  # the epoch's only host synchronisation
     elapsed = time.perf_counter() - started
-    masks = sums.masks
     return {
         "loss": sums.loss / seen,
         "loss_mce": sums.classification_loss / seen,

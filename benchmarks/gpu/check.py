@@ -18,6 +18,10 @@ from pathlib import Path
 
 import torch
 
+if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
+
+from benchmarks.gpu.short_recipe import mask_window_at, schedule_at
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.splits import TrialData, build_trial_data
 from smcl_tune.train import build_trial, run_trial, train_one_epoch
@@ -26,8 +30,7 @@ log = logging.getLogger("gpu_check")
 
 
 def trial_config(data_root: Path, method: str, epochs: int, device: str, **training) -> dict:
-    """The reference recipe (SMCL.md): ResNet-32, batch 128, SGD 0.1, step decay at 160 and 180 of 200."""
-    milestones = [round(epochs * 0.8), round(epochs * 0.9)] if epochs >= 10 else []
+    """The reference recipe (SMCL.md): ResNet-32, batch 128, SGD 0.1, its step schedule at `epochs`."""
     return {
         "data": {
             "source": "image_folder",
@@ -38,17 +41,14 @@ def trial_config(data_root: Path, method: str, epochs: int, device: str, **train
             "loader": "memory",
         },
         "model": {"architecture": "resnet32"},
-        "method": {"name": method, **({} if epochs >= 10 else {"mask_start_epoch": 0, "mask_end_epoch": epochs})},
+        "method": {"name": method, **mask_window_at(epochs)},
         "training": {
-            "epochs": epochs,
+            **schedule_at(epochs),
             "batch_size": 128,
             "lr": 0.1,
             "momentum": 0.9,
             "weight_decay": 2e-4,
             "schedule": "step",
-            "warmup_epochs": min(5, epochs // 2),
-            "milestones": milestones,
-            "milestone_factors": [0.01, 0.0001][: len(milestones)],
             "device": device,
             "num_threads": 2,
             **training,

@@ -23,10 +23,9 @@ smcl() { "$python" -m smcl_tune.cli "$@"; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     if ! "$python" -c "import ray, optuna, mlflow, pydantic" 2>/dev/null; then
         bash .gpu-data/wheels/install.sh /tmp/smcl-gpu-site "$python"
-        export PYTHONPATH=/tmp/smcl-gpu-site
+        export PYTHONPATH=/tmp/smcl-gpu-site  # { } runs in this shell: the export stays
     fi
 } > "$out/00_setup.txt" 2>&1
-[[ -d /tmp/smcl-gpu-site ]] && export PYTHONPATH="/tmp/smcl-gpu-site"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 "$python" -c "import sys, torch, torchvision, ray, optuna, mlflow, pydantic, smcl_tune.study.runner
 print(sys.version.split()[0], torch.__version__, torchvision.__version__, ray.__version__, optuna.__version__, mlflow.__version__)" \
@@ -36,10 +35,8 @@ echo "setup done at ${SECONDS} s" >> "$out/00_setup.txt"
 # 1. the GPU check: sync-debug epoch, CE and SMCL, four packed SMCL trials
 if [[ -n ${GPU_RUN_DRY:-} ]]; then
     check_args=(--cpu --epochs 2 --ray-epochs 1 --steps-per-epoch 2)
-    study_args=(--epochs 2 --cpu)
 else
     check_args=(--epochs "${CHECK_EPOCHS:-20}" --ray-epochs "${RAY_EPOCHS:-6}")
-    study_args=()  # set below, once the check has run
 fi
 GPU_CHECK_LOG="$out/01_gpu_check.log" timeout -k 10 "${CHECK_SECONDS:-200}" \
     bash benchmarks/gpu/gpu_check.sh "${check_args[@]}" > /dev/null 2>> "$out/00_setup.txt"
@@ -47,11 +44,12 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
 
 # 2. the study, at the budget that leaves 75 s for a forced stop (30 s), the leaderboard and the store
 study_seconds=$(( $(left) - 75 ))
-if [[ -z ${GPU_RUN_DRY:-} ]]; then
+if [[ -n ${GPU_RUN_DRY:-} ]]; then
+    study_args=(--epochs 2 --cpu)
+    fallback_args=("${study_args[@]}")
+else
     study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log")
     fallback_args=(--epochs 10)
-else
-    fallback_args=(--epochs 2 --cpu)
 fi
 {
     if (( study_seconds < 60 )); then
@@ -62,7 +60,7 @@ fi
             || "$python" benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml "${fallback_args[@]}" \
                 --storage "$storage" --out "$out/study.yaml"
         echo "study started at ${SECONDS} s with ${study_seconds} s"
-        timeout -s INT -k 30 "$study_seconds" "$python" -m smcl_tune.cli run "$out/study.yaml"
+        timeout -s INT -k 30 "$study_seconds" "$python" -m smcl_tune.cli run "$out/study.yaml"  # timeout needs a program, not smcl
         echo "study ended at ${SECONDS} s (exit $?)"
     fi
 } > "$out/02_study.log" 2>&1

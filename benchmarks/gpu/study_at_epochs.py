@@ -1,6 +1,5 @@
-"""Write a copy of a study file at a smaller epoch budget, its step schedule rescaled as
-`check.py` rescales the reference recipe (decays at 80% and 90% of the epochs, warm-up
-min(5, epochs / 2)), with its state in another storage folder.
+"""Write a copy of a study file at a smaller epoch budget, its step schedule rescaled as the GPU
+check rescales the reference recipe (`short_recipe.py`), with its state in another storage folder.
 
 `--seconds S --log gpu_check.log` picks the largest equal budget that fits S seconds of the
 study: the packed trials' median s/epoch from the check's log, trials in waves of
@@ -20,6 +19,10 @@ from pathlib import Path
 
 import yaml
 
+if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
+
+from benchmarks.gpu.short_recipe import mask_window_at, schedule_at
 from smcl_tune.study_config import load_study
 
 WAVE_ALLOWANCE_S = 45  # a wave's Ray start, image decoding and final test evaluation (a guess: see the log)
@@ -41,15 +44,8 @@ def rescaled(study: dict, epochs: int, storage: str, cpu: bool = False) -> dict:
     if cpu:  # a dry run of the same study here: two steps an epoch, no GPU
         training.update(device="cpu", num_threads=1, max_steps_per_epoch=2)
         study.update(resources={"cpus": 1, "gpus": 0}, max_concurrent=2)
-    milestones = [round(epochs * 0.8), round(epochs * 0.9)] if epochs >= 10 else []
-    training.update(
-        epochs=epochs,
-        milestones=milestones,
-        milestone_factors=training.get("milestone_factors", [0.01, 0.0001])[: len(milestones)],
-        warmup_epochs=min(5, epochs // 2),
-    )
-    if epochs < 10:  # the default mask window (epoch 3 to epochs - 3) would be empty
-        study["trial"]["method"].update(mask_start_epoch=0, mask_end_epoch=epochs)
+    training.update(schedule_at(epochs))
+    study["trial"]["method"].update(mask_window_at(epochs))
     study["storage"] = storage
     return study
 
@@ -72,8 +68,9 @@ def main() -> int:
         if per_epoch is None or arguments.seconds is None:
             print("give --epochs, or --seconds with a --log that has the packed trials' table", file=sys.stderr)
             return 2
-        trials = load_study(arguments.study).planned_trials
-        epochs = min(arguments.max_epochs, epochs_for(arguments.seconds, per_epoch, trials, study["max_concurrent"]))
+        planned = load_study(arguments.study)
+        trials, concurrent = planned.planned_trials, planned.config.max_concurrent
+        epochs = min(arguments.max_epochs, epochs_for(arguments.seconds, per_epoch, trials, concurrent))
         print(f"{per_epoch:.2f} s/epoch packed, {trials} trials, {arguments.seconds:.0f} s: {epochs} epochs")
     arguments.out.write_text(yaml.safe_dump(rescaled(study, epochs, arguments.storage, arguments.cpu), sort_keys=False))
     return 0
