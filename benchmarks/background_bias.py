@@ -51,7 +51,7 @@ DEFAULT_VARIANTS = ["ce", "supcon", "smcl", "smcl minor_images", "mask_only", "s
 
 def run_one(job: tuple[str, dict, int, int, dict]) -> dict:
     from smcl_tune.config import trial_config_from_dict
-    from smcl_tune.train import run_trial
+    from smcl_tune.trial.run import run_trial
 
     label, method, seed, epochs, synthetic = job
     started = time.perf_counter()

@@ -37,7 +37,7 @@ CONTROL_GAIN_AT_LEAST = 0.20
 
 def run_one(job: tuple[str, str, dict, int, int]) -> dict:
     from smcl_tune.config import trial_config_from_dict
-    from smcl_tune.train import run_trial
+    from smcl_tune.trial.run import run_trial
 
     candidate, arm, synthetic, seed, epochs = job
     started = time.perf_counter()

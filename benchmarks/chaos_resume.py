@@ -35,7 +35,7 @@ import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
-from smcl_tune.tracking import git_commit
+from smcl_tune.tracking.writer import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 6

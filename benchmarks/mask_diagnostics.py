@@ -30,9 +30,9 @@ from real_cifar10_lt import trial as benchmark_trial
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.batches import Batch
 from smcl_tune.data.splits import build_trial_data
-from smcl_tune.device import resolve_device
 from smcl_tune.method.step import StepSettings, mask_batch
-from smcl_tune.train import Trial, build_trial, epoch_plan, train_one_epoch
+from smcl_tune.trial.device import resolve_device
+from smcl_tune.trial.run import Trial, build_trial, epoch_plan, train_one_epoch
 
 
 def _batches(trial: Trial, count: int) -> list[Batch]:

@@ -22,8 +22,8 @@ from pathlib import Path
 import psutil
 from mlflow.tracking import MlflowClient
 
-from smcl_tune.study_config import load_study
-from smcl_tune.tracking import default_tracking_uri
+from smcl_tune.store.paths import default_tracking_uri
+from smcl_tune.studyfile.study import load_study
 
 
 def tree_rss_bytes(root: int) -> int:

@@ -92,8 +92,8 @@ def trial(method: dict, seed: int, epochs: int, n_max: int, model: str) -> dict:
 
 def run_one(job: tuple) -> dict:
     from smcl_tune.config import trial_config_from_dict
-    from smcl_tune.train import run_trial
-    from smcl_tune.trial_folder import gallery_picture
+    from smcl_tune.trial.output_files import gallery_picture
+    from smcl_tune.trial.run import run_trial
 
     label, method, seed, epochs, n_max, model, galleries = job
     started = time.perf_counter()

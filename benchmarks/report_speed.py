@@ -19,13 +19,14 @@ from pathlib import Path
 
 import optuna
 
+from smcl_tune.figures.class_accuracy import per_class_csv
 from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.html import format_html
 from smcl_tune.report.leaderboard import load_leaderboard
 from smcl_tune.report.text_table import format_text
-from smcl_tune.report.trial_files import per_class_csv
 from smcl_tune.results import TrialState
-from smcl_tune.tracking import StudyTracker, default_tracking_uri
+from smcl_tune.store.paths import default_tracking_uri
+from smcl_tune.tracking.writer import StudyTracker
 
 EPOCHS = 30
 CLASSES = 100

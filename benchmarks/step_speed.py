@@ -32,7 +32,7 @@ from smcl_tune.data.counts import class_counts
 from smcl_tune.data.longtail import shot_groups
 from smcl_tune.data.splits import DeviceSplit, TrialData
 from smcl_tune.method.saliency import spectral_residual_saliency
-from smcl_tune.train import Trial, build_trial, epoch_plan, train_one_epoch
+from smcl_tune.trial.run import Trial, build_trial, epoch_plan, train_one_epoch
 
 NUM_CLASSES = 100
 HEAD_IMAGES = 500  # CIFAR-100-LT: 500 images of the head class, imbalance factor 100

@@ -6,16 +6,11 @@ wrong types and out-of-range values are rejected with the field path and the rea
 
 from __future__ import annotations
 
-import copy
-import re
-import reprlib
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from smcl_tune.errors import ConfigError
+from smcl_tune.errors import ConfigError, format_validation_error
 
 
 class StrictModel(BaseModel):
@@ -308,146 +303,9 @@ class TrialConfig(StrictModel):
         return self
 
 
-def format_validation_error(error: ValidationError, prefix: str = "") -> str:
-    """One line per problem: `field.path: reason, got value`."""
-    lines = []
-    for problem in error.errors():
-        location = [str(part) for part in (prefix, *problem["loc"]) if part != ""]
-        message = problem["msg"].removeprefix("Value error, ")
-        field_in_message = re.match(r"^([a-z_.]+): (.*)$", message, re.DOTALL)
-        if field_in_message:  # a model-level check names its field first
-            location.append(field_in_message.group(1))
-            message = field_in_message.group(2)
-        if problem["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif problem["type"] != "missing" and "input" in problem and not isinstance(problem["input"], dict):
-            message = f"{message}, got {short_repr(problem['input'])}"
-        path = ".".join(location)
-        lines.append(f"{path}: {message}" if path else message)
-    return "\n".join(lines)
-
-
 def trial_config_from_dict(raw: dict[str, Any], prefix: str = "") -> TrialConfig:
     """Validate a plain mapping into a TrialConfig, raising ConfigError with field paths."""
     try:
         return TrialConfig.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, prefix)) from None
-
-
-MAX_YAML_VALUES = 10_000  # a study file holds a few hundred; aliases (`*name`) count once per use
-MAX_YAML_DEPTH = 64
-
-
-def short_repr(value: Any, limit: int = 80) -> str:
-    """A value as a message shows it: at most `limit` characters, however large the value."""
-    shortened = reprlib.Repr()
-    shortened.maxlevel, shortened.maxlist, shortened.maxdict = 3, 8, 8
-    shortened.maxstring = shortened.maxother = 60
-    text = shortened.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses documents nested too deeply, or whose aliases expand
-    past MAX_YAML_VALUES values, while it composes them (before any value is built)."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._sizes: dict[int, int] = {}  # id of a composed node -> its values with aliases expanded
-        self._total = 0
-
-    def compose_node(self, parent, index):
-        is_alias = self.check_event(yaml.AliasEvent)
-        line = self.peek_event().start_mark.line + 1
-        self._depth += 1
-        if self._depth > MAX_YAML_DEPTH:
-            raise ConfigError(f"nested more than {MAX_YAML_DEPTH} levels deep (line {line})")
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        if is_alias:
-            size = self._sizes.get(id(node))
-            if size is None:
-                raise ConfigError(f"an alias refers to the value that holds it (line {line})")
-            self._count(size, line)
-        else:
-            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
-            self._count(1, line)
-        return node
-
-    def _count(self, values: int, line: int) -> None:
-        self._total += values
-        if self._total > MAX_YAML_VALUES:
-            raise ConfigError(
-                f"more than {MAX_YAML_VALUES:,} values once its aliases (*name) are expanded (line {line}); "
-                "a study file needs a few hundred: write the values out"
-            )
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return node.value if isinstance(node, yaml.SequenceNode) else []
-
-
-def _parse_yaml(text: str) -> Any:
-    loader = _BoundedLoader(text)
-    try:
-        node = loader.get_single_node()
-        return None if node is None else loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping safely (no objects built, nesting and alias expansion bounded); errors
-    name the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
-    try:
-        raw = _parse_yaml(text)
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return raw
-
-
-def apply_overrides(trial: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `trial` with each `a.b.c: value` set (missing sections created)."""
-    result = copy.deepcopy(trial)
-    for path, value in params.items():
-        node = result
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{path}: {part} is not a section")
-        node[leaf] = value
-    return result
-
-
-def load_trial_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrialConfig:
-    """A trial config from a YAML file (a bare trial file), with dotted-path `overrides` applied
-    before validation, so that every cross-field check sees them."""
-    raw = apply_overrides(load_yaml(path), overrides or {})
-    try:
-        return trial_config_from_dict(raw)
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None

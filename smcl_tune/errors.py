@@ -8,7 +8,13 @@ DamagedStore), EmptyStudy.
 
 from __future__ import annotations
 
+import re
+import reprlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 CHAIN_LIMIT = 20  # a chain that cycles through its own context ends here
 
@@ -63,3 +69,31 @@ class UnknownBaseline(LookupError):
 
 class EmptyStudy(LookupError):
     """A study with no trial runs yet."""
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """A value as a message shows it: at most `limit` characters, however large the value."""
+    shortened = reprlib.Repr()
+    shortened.maxlevel, shortened.maxlist, shortened.maxdict = 3, 8, 8
+    shortened.maxstring = shortened.maxother = 60
+    text = shortened.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One line per problem: `field.path: reason, got value`."""
+    lines = []
+    for problem in error.errors():
+        location = [str(part) for part in (prefix, *problem["loc"]) if part != ""]
+        message = problem["msg"].removeprefix("Value error, ")
+        field_in_message = re.match(r"^([a-z_.]+): (.*)$", message, re.DOTALL)
+        if field_in_message:  # a model-level check names its field first
+            location.append(field_in_message.group(1))
+            message = field_in_message.group(2)
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif problem["type"] != "missing" and "input" in problem and not isinstance(problem["input"], dict):
+            message = f"{message}, got {short_repr(problem['input'])}"
+        path = ".".join(location)
+        lines.append(f"{path}: {message}" if path else message)
+    return "\n".join(lines)

@@ -1,7 +1,8 @@
 import pytest
 
-from smcl_tune.config import TrialConfig, load_trial_config, trial_config_from_dict
+from smcl_tune.config import TrialConfig, trial_config_from_dict
 from smcl_tune.errors import ConfigError
+from smcl_tune.studyfile.trial_file import load_trial_config
 
 
 def test_defaults_follow_the_reference_recipe():

@@ -7,15 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from smcl_tune.checkpoint import load_checkpoint, restore
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.splits import build_trial_data
-from smcl_tune.device import resolve_device
-from smcl_tune.mask_gallery import GALLERY_FILE, GALLERY_PAIRS, capture_gallery
+from smcl_tune.figures.mask_gallery import GALLERY_PAIRS, soft_label_text
 from smcl_tune.method.masking import compose, mask_area
-from smcl_tune.report.mask_gallery import soft_label_text
-from smcl_tune.train import Trial, build_trial, finish_epoch, run_trial, train_one_epoch, write_checkpoint
-from smcl_tune.trial_folder import gallery_picture
+from smcl_tune.results import GALLERY_FILE
+from smcl_tune.trial.checkpoint import load_checkpoint, restore
+from smcl_tune.trial.device import resolve_device
+from smcl_tune.trial.gallery_capture import capture_gallery
+from smcl_tune.trial.output_files import gallery_picture
+from smcl_tune.trial.run import Trial, build_trial, finish_epoch, run_trial, train_one_epoch, write_checkpoint
 
 
 def _smcl(tiny_config, **method):

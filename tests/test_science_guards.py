@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from smcl_tune.errors import ConfigError
-from smcl_tune.study_config import study_from_dict
+from smcl_tune.studyfile.study import study_from_dict
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 

@@ -5,7 +5,7 @@ Found while running tests/study/test_resume.py's SIGKILL case (issue 26)."""
 import subprocess
 import sys
 
-from smcl_tune.store_checks import sqlite_problem
+from smcl_tune.store.probes import sqlite_problem
 
 KILLED_MID_WRITE = """
 import os, signal, sqlite3, sys

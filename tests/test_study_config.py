@@ -253,7 +253,7 @@ def test_run_refuses_a_bad_file_before_anything_starts(tmp_path):
 
 
 def test_baselines_and_confirmation_runs_may_train_on_the_whole_subset():
-    from smcl_tune.study_config import study_from_dict
+    from smcl_tune.studyfile.study import study_from_dict
 
     raw = yaml.safe_load(QUICKSTART.read_text())
     raw["baselines"] = [{"name": "ce", "overrides": {"method.name": "ce", "data.val_per_class": 0}, "seeds": [0, 1]}]
@@ -263,7 +263,7 @@ def test_baselines_and_confirmation_runs_may_train_on_the_whole_subset():
 
 
 def test_shipped_studies_are_valid(capsys, monkeypatch):
-    from smcl_tune.study_config import load_study
+    from smcl_tune.studyfile.study import load_study
 
     studies = sorted(QUICKSTART.parent.glob("*.yaml"))
     assert len(studies) >= 7

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from smcl_tune.config import MAX_YAML_DEPTH, load_yaml
 from smcl_tune.errors import ConfigError
+from smcl_tune.studyfile.yaml_loader import MAX_YAML_DEPTH, load_yaml
 
 
 def _alias_chain(levels: int) -> str:

@@ -6,9 +6,9 @@ from pathlib import Path
 import yaml
 
 from smcl_tune.results import TrialState
-from smcl_tune.study.paths import StudyPaths
-from smcl_tune.study_config import load_study
-from smcl_tune.tracking import StudyTracker
+from smcl_tune.store.paths import StudyPaths
+from smcl_tune.studyfile.study import load_study
+from smcl_tune.tracking.writer import StudyTracker
 
 ROOT = Path(__file__).resolve().parents[1]
 

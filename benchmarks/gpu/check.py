@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a file: the package `benchmarks` is foun
 from benchmarks.gpu.short_recipe import mask_window_at, schedule_at
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.splits import TrialData, build_trial_data
-from smcl_tune.train import build_trial, run_trial, train_one_epoch
+from smcl_tune.trial.run import build_trial, run_trial, train_one_epoch
 
 log = logging.getLogger("gpu_check")
 
@@ -139,7 +139,7 @@ def packed_trials(
 
     from smcl_tune.study.trainable import train_study_trial
     from smcl_tune.study.trial_spec import SEARCH, TRIAL_SPEC, TrialSpec
-    from smcl_tune.study_config import Condition
+    from smcl_tune.studyfile.conditions import Condition
 
     # Ray runs each trial in its own folder: the data root is absolute.
     base = trial_config(data_root.resolve(), "smcl", epochs, device, max_steps_per_epoch=steps)

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: the package `benchmarks` is foun
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
 from benchmarks.gpu.short_recipe import mask_window_at, schedule_at
-from smcl_tune.study_config import load_study
+from smcl_tune.studyfile.study import load_study
 
 WAVE_ALLOWANCE_S = 45  # a wave's Ray start, image decoding and final test evaluation (a guess: see the log)
 PACKED_ROW = re.compile(r"^packed-\d+\s+\d+\s+([0-9.]+)\s")

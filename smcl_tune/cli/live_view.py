@@ -18,7 +18,7 @@ from rich.text import Text
 from smcl_tune.cli.formatting import format_memory, format_objective, format_rate
 from smcl_tune.cli.plain_view import best_summary, study_summary
 from smcl_tune.results import TrialState
-from smcl_tune.study.progress import EndedTrial, RunningTrial, StudyProgress
+from smcl_tune.store.progress import EndedTrial, RunningTrial, StudyProgress
 
 _ENDED_STYLE = {TrialState.COMPLETED: "green", TrialState.PRUNED: "yellow", TrialState.FAILED: "red"}
 

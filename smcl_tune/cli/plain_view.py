@@ -7,7 +7,7 @@ import time
 
 from smcl_tune.cli.formatting import format_duration, format_memory, format_objective, format_rate
 from smcl_tune.results import TrialState
-from smcl_tune.study.progress import EndedTrial, RunningTrial, StudyProgress
+from smcl_tune.store.progress import EndedTrial, RunningTrial, StudyProgress
 
 
 def study_summary(progress: StudyProgress) -> str:

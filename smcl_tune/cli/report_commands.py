@@ -18,10 +18,10 @@ UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
     """The MLflow store a read command reads: --tracking-uri, else the storage folder's own."""
-    from smcl_tune.sqlite_copy import sqlite_path
-    from smcl_tune.store_checks import server_problem
-    from smcl_tune.study_config import redact_uri
-    from smcl_tune.tracking import default_tracking_uri
+    from smcl_tune.store.paths import default_tracking_uri
+    from smcl_tune.store.probes import server_problem
+    from smcl_tune.store.sqlite_copy import sqlite_path
+    from smcl_tune.studyfile.study import redact_uri
 
     if arguments.tracking_uri:
         problem = server_problem(arguments.tracking_uri)
@@ -85,9 +85,9 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
 
 
 def _study_links(uri: str, base_url: str) -> list[str]:
-    from smcl_tune.report.status import StoreSnapshot
     from smcl_tune.report.ui_links import trial_runs_link
-    from smcl_tune.tracking import OBJECTIVE_METRIC_TAG, OBJECTIVE_MODE_TAG, STUDY_TAG
+    from smcl_tune.store.snapshot import StoreSnapshot
+    from smcl_tune.tracking.tags import OBJECTIVE_METRIC_TAG, OBJECTIVE_MODE_TAG, STUDY_TAG
 
     with StoreSnapshot(uri, None) as snapshot:
         runs = snapshot.store.study_runs()
@@ -106,10 +106,10 @@ def _study_links(uri: str, base_url: str) -> list[str]:
 
 
 def command_ui(arguments: argparse.Namespace) -> int:
-    from smcl_tune.sqlite_copy import sqlite_path
-    from smcl_tune.store_relocation import ARTIFACT_FOLDER, relocate_artifacts
-    from smcl_tune.study_config import redact_uri
-    from smcl_tune.tracking import default_tracking_uri
+    from smcl_tune.store.paths import default_tracking_uri
+    from smcl_tune.store.relocation import ARTIFACT_FOLDER, relocate_artifacts
+    from smcl_tune.store.sqlite_copy import sqlite_path
+    from smcl_tune.studyfile.study import redact_uri
 
     if arguments.tracking_uri:
         uri = arguments.tracking_uri

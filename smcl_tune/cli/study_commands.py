@@ -35,7 +35,7 @@ def check_data(study) -> str | None:
 
 
 def command_validate(arguments: argparse.Namespace) -> int:
-    from smcl_tune.study_config import load_study
+    from smcl_tune.studyfile.study import load_study
 
     study = load_study(arguments.study)
     note = check_data(study)
@@ -102,7 +102,7 @@ def _run_viewed(study, arguments: argparse.Namespace):
 def command_run(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.publish import publish_leaderboard
     from smcl_tune.report.text_table import format_text
-    from smcl_tune.study_config import load_study
+    from smcl_tune.studyfile.study import load_study
 
     study = load_study(arguments.study)
     check_data(study)

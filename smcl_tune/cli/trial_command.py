@@ -8,7 +8,7 @@ from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import format_accuracy
-from smcl_tune.config import load_trial_config
+from smcl_tune.studyfile.trial_file import load_trial_config
 
 
 def _print_trial_result(result) -> None:
@@ -33,7 +33,7 @@ def _print_trial_result(result) -> None:
 
 def command_trial(arguments: argparse.Namespace) -> int:
     from smcl_tune.results import TrialState
-    from smcl_tune.train import run_trial
+    from smcl_tune.trial.run import run_trial
 
     overrides = {} if arguments.epochs is None else {"training.epochs": arguments.epochs}
     result = run_trial(load_trial_config(arguments.config, overrides))

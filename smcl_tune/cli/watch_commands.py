@@ -29,7 +29,7 @@ def _study_line(status) -> str:
 
 
 def _print_study(status) -> None:
-    from smcl_tune.study_status import INTERRUPTED
+    from smcl_tune.store.status import INTERRUPTED
 
     counts = status.counts()
     print(_study_line(status))
@@ -60,7 +60,7 @@ def _print_study(status) -> None:
 
 
 def command_status(arguments: argparse.Namespace) -> int:
-    from smcl_tune.report.status import StoreSnapshot
+    from smcl_tune.store.snapshot import StoreSnapshot
 
     uri = tracking_uri(arguments)
     storage = None if arguments.tracking_uri else Path(arguments.storage).resolve()
@@ -82,7 +82,7 @@ def command_status(arguments: argparse.Namespace) -> int:
 
 def command_dashboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.dashboard import serve_dashboard
-    from smcl_tune.study.paths import optuna_database
+    from smcl_tune.store.paths import optuna_database
 
     database = optuna_database(Path(arguments.storage).resolve(), arguments.study)
     if not database.is_file():

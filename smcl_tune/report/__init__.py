@@ -2,7 +2,6 @@
 
 `leaderboard` loads and ranks; `display_frames` turns it into tables of strings that `text_table`,
 `markdown_table` and `html` show; `csv_table` writes raw values and `latex_table` a paper's table;
-`comparison` puts several studies side by side; `plots` and `html` make the HTML page; `trial_files`
-makes a trial's own artifacts; `publish` logs the leaderboard to the study's run at the end of
-`smcl-tune run`.
+`comparison` puts several studies side by side; `plots` and `html` make the HTML page; `publish`
+logs the leaderboard to the study's run at the end of `smcl-tune run`.
 """

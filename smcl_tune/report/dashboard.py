@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from smcl_tune.errors import StudyUnavailable
-from smcl_tune.sqlite_copy import copy_database
+from smcl_tune.store.sqlite_copy import copy_database
 
 log = logging.getLogger(__name__)
 

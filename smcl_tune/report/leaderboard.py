@@ -18,7 +18,8 @@ from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
 from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import GALLERY_FILE, TrialState
-from smcl_tune.tracking import (
+from smcl_tune.store.mlflow_reader import StudyStore
+from smcl_tune.tracking.tags import (
     ARCHITECTURE_TAG,
     BASELINES_TAG,
     CONDITION_TAG,
@@ -39,7 +40,6 @@ from smcl_tune.tracking import (
     SOURCE_TAG,
     STATE_TAG,
     SUBSET_PROTOCOL_TAG,
-    StudyStore,
 )
 
 SHOT_COLUMNS = ("test_many", "test_medium", "test_few")

@@ -9,7 +9,7 @@ from smcl_tune.errors import EmptyStudy
 from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.html import format_html
 from smcl_tune.report.leaderboard import Leaderboard, load_leaderboard
-from smcl_tune.tracking import StudyStore
+from smcl_tune.tracking.writer import log_report_files
 
 
 def publish_leaderboard(tracking_uri: str, study: str) -> Leaderboard | None:
@@ -22,5 +22,5 @@ def publish_leaderboard(tracking_uri: str, study: str) -> Leaderboard | None:
         files = [Path(folder) / f"{study}.csv", Path(folder) / f"{study}.html"]
         files[0].write_text(format_csv(board))
         files[1].write_text(format_html(board))
-        StudyStore(tracking_uri).log_report_files(study, files)
+        log_report_files(tracking_uri, study, files)
     return board

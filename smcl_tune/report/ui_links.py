@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from smcl_tune.tracking import ROLE_TAG, STUDY_TAG
+from smcl_tune.tracking.tags import ROLE_TAG, STUDY_TAG
 
 
 def trial_runs_link(base_url: str, experiment_id: str, study: str, metric: str, mode: str = "max") -> str:

@@ -10,8 +10,8 @@ import ray
 from ray.tune.stopper import Stopper
 
 from smcl_tune.errors import ConfigError
-from smcl_tune.study.paths import StudyPaths
-from smcl_tune.study_config import Study
+from smcl_tune.store.paths import StudyPaths
+from smcl_tune.studyfile.study import Study
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from smcl_tune.errors import ConfigError
-from smcl_tune.study.paths import StudyPaths
-from smcl_tune.study_config import Study, redact_uri
+from smcl_tune.store.paths import StudyPaths
+from smcl_tune.studyfile.study import Study, redact_uri
 
 # Ray's job supervisor sets this in the entrypoint's environment: the job's runtime environment
 # and metadata, whose `job_submission_id` is the id `ray job submit` prints.

@@ -13,7 +13,7 @@ from typing import Any
 from ray.tune import Callback
 
 from smcl_tune.results import outcome
-from smcl_tune.study.progress import StudyProgress
+from smcl_tune.store.progress import StudyProgress
 from smcl_tune.study.trial_spec import spec_of
 
 _active: StudyProgress | None = None

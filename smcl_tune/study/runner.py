@@ -16,10 +16,15 @@ import ray
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from smcl_tune.config import ConfigError
+from smcl_tune.errors import ConfigError
 from smcl_tune.results import TrialState
-from smcl_tune.study.atomic_storage import remove_partial_copies, whole_file_storage
-from smcl_tune.study.checkpoint_repair import restore_missing_checkpoints
+from smcl_tune.store.health_check import check_study_stores
+from smcl_tune.store.lock import StudyLock
+from smcl_tune.store.mlflow_reader import StudyStore, recorded_fingerprint
+from smcl_tune.store.paths import StudyPaths
+from smcl_tune.store.progress import ProgressListener, StudyProgress
+from smcl_tune.store.status import study_status
+from smcl_tune.store.study_record import check_study_record, write_study_record
 from smcl_tune.study.cluster import (
     LocalStorageGuard,
     check_cluster_storage,
@@ -29,24 +34,22 @@ from smcl_tune.study.cluster import (
     storage_is_local,
     warn_unplaceable,
 )
+from smcl_tune.study.experiment_state_repair import restore_missing_checkpoints
 from smcl_tune.study.job_storage import check_job_storage
-from smcl_tune.study.lock import StudyLock
-from smcl_tune.study.paths import StudyPaths, check_study_record, write_study_record
-from smcl_tune.study.progress import ProgressListener, StudyProgress
 from smcl_tune.study.progress_callback import ProgressCallback, reporting_to
 from smcl_tune.study.retry import SQLITE_BUSY_TIMEOUT_S
 from smcl_tune.study.scheduler import StudyScheduler
 from smcl_tune.study.searcher import StudySearcher
 from smcl_tune.study.storage_space import StorageWatch, raise_if_storage_full, stopping_when_full
-from smcl_tune.study.store_health import check_study_stores
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, stopping_when_server_down
 from smcl_tune.study.trainable import train_study_trial
 from smcl_tune.study.trial_spec import BASELINE, TrialSpec
 from smcl_tune.study.tune_settings import tune_settings
-from smcl_tune.study_config import Study, plain_param_names, redact_uri
-from smcl_tune.study_status import study_status
-from smcl_tune.tracking import (
+from smcl_tune.study.whole_file_filesystem import remove_partial_copies, whole_file_storage
+from smcl_tune.studyfile.conditions import plain_param_names
+from smcl_tune.studyfile.study import Study, redact_uri
+from smcl_tune.tracking.tags import (
     BASELINES_TAG,
     CONDITIONS_TAG,
     EPOCHS_PER_TRIAL_TAG,
@@ -55,11 +58,8 @@ from smcl_tune.tracking import (
     OPTUNA_STORAGE_TAG,
     PLANNED_TRIALS_TAG,
     SEARCH_TAG,
-    StudyStore,
-    StudyTracker,
-    delete_study_runs,
-    recorded_fingerprint,
 )
+from smcl_tune.tracking.writer import StudyTracker, delete_study_runs
 
 log = logging.getLogger(__name__)
 

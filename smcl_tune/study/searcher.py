@@ -30,7 +30,7 @@ from ray.tune.search import Searcher
 from smcl_tune.results import TrialState, outcome
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study.trial_spec import CONFIRM, SEARCH, TrialSpec
-from smcl_tune.study_config import Condition
+from smcl_tune.studyfile.conditions import Condition
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from ray.tune import Callback
 
 from smcl_tune.atomic_write import FULL_TEXTS, StorageFull, is_storage_full, storage_full_message
 from smcl_tune.errors import error_chain
-from smcl_tune.study.atomic_storage import is_local
+from smcl_tune.study.whole_file_filesystem import is_local
 
 log = logging.getLogger(__name__)
 

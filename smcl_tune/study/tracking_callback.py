@@ -27,13 +27,13 @@ from smcl_tune.results import (
     TrialState,
     outcome,
 )
-from smcl_tune.study.atomic_storage import is_local
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study.tracking_outage import DEFAULT_OUTAGE_TIMEOUT_S as OUTAGE_S
 from smcl_tune.study.tracking_outage import wait_for_tracking_server
 from smcl_tune.study.trial_spec import spec_of
-from smcl_tune.study_config import plain_param_names
-from smcl_tune.tracking import (
+from smcl_tune.study.whole_file_filesystem import is_local
+from smcl_tune.studyfile.conditions import plain_param_names
+from smcl_tune.tracking.tags import (
     ARCHITECTURE_TAG,
     CONDITION_TAG,
     CONFIGURATION_TAG,
@@ -46,8 +46,8 @@ from smcl_tune.tracking import (
     SEED_TAG,
     SOURCE_TAG,
     SUBSET_PROTOCOL_TAG,
-    StudyTracker,
 )
+from smcl_tune.tracking.writer import StudyTracker
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from smcl_tune.errors import StudyUnavailable, error_chain
-from smcl_tune.study_config import redact_uri
+from smcl_tune.studyfile.study import redact_uri
 
 log = logging.getLogger(__name__)
 

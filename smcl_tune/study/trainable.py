@@ -11,11 +11,11 @@ import ray
 from ray import tune
 
 from smcl_tune.results import EPOCHS_PLANNED, NODE_ID, TrialEnd
+from smcl_tune.study.scratch_folders import work_folder
 from smcl_tune.study.storage_space import report_with_checkpoint
 from smcl_tune.study.trial_spec import spec_of
-from smcl_tune.study.work_folders import work_folder
 from smcl_tune.study.worker_exit import quiet_exit_during_cleanup
-from smcl_tune.study_config import OBJECTIVE_METRICS
+from smcl_tune.studyfile.schema import OBJECTIVE_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO") -> No
             payload.setdefault(name, math.nan)
         report_with_checkpoint(payload, checkpoint)  # refused, whole, when the storage is full
 
-    from smcl_tune.train import run_trial  # torch and the data sources load in the trial's worker only
+    from smcl_tune.trial.run import run_trial
 
     with work_folder() as work:
         resume_from = None

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from smcl_tune.config import ConfigError, TrialConfig, apply_overrides, trial_config_from_dict
-from smcl_tune.study_config import Condition
+from smcl_tune.config import TrialConfig, trial_config_from_dict
+from smcl_tune.errors import ConfigError
+from smcl_tune.studyfile.conditions import Condition
+from smcl_tune.studyfile.overrides import apply_overrides
 
 TRIAL_SPEC = "smcl_trial"  # the key of a Ray trial's config that holds its TrialSpec
 SEARCH, BASELINE, CONFIRM = "search", "baseline", "confirm"  # a trial's role

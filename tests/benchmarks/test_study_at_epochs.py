@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from smcl_tune.study_config import load_study
+from smcl_tune.studyfile.study import load_study
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu" / "study_at_epochs.py"

@@ -5,9 +5,10 @@ import time
 
 import pytest
 
-from smcl_tune.report.trial_files import per_class_csv
+from smcl_tune.figures.class_accuracy import per_class_csv
 from smcl_tune.results import TrialState
-from smcl_tune.tracking import StudyTracker, default_tracking_uri
+from smcl_tune.store.paths import default_tracking_uri
+from smcl_tune.tracking.writer import StudyTracker
 
 GROUPS_IF100 = {"many_classes": 2, "medium_classes": 2, "few_classes": 1}
 GROUPS_IF10 = {"many_classes": 3, "medium_classes": 2, "few_classes": 0}

@@ -78,7 +78,8 @@ def test_the_html_report_carries_the_labels_and_markers(tmp_path, build_seed_sto
 
 
 def test_a_confirmed_configuration_sits_at_its_own_hyperparameter_value(tmp_path, logged_trial):
-    from smcl_tune.tracking import StudyTracker, default_tracking_uri
+    from smcl_tune.store.paths import default_tracking_uri
+    from smcl_tune.tracking.writer import StudyTracker
 
     tracker = StudyTracker(default_tracking_uri(tmp_path), "c", "c", "f", tmp_path / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.search": json.dumps(["temperature"]), "smcl.conditions": '["if=100"]'})
@@ -113,8 +114,8 @@ def test_a_confirmed_configuration_sits_at_its_own_hyperparameter_value(tmp_path
 def test_the_long_tail_plot_shows_each_baseline_per_class_over_its_seeds(tmp_path, build_seed_store):
     from mlflow.tracking import MlflowClient
 
+    from smcl_tune.figures.class_accuracy import per_class_csv
     from smcl_tune.report.plots import long_tail_figure
-    from smcl_tune.report.trial_files import per_class_csv
 
     uri = build_seed_store(tmp_path)
     client = MlflowClient(uri)

@@ -8,7 +8,8 @@ from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.leaderboard import load_leaderboard
 from smcl_tune.report.markdown_table import format_markdown
 from smcl_tune.report.text_table import format_text
-from smcl_tune.tracking import StudyTracker, default_tracking_uri
+from smcl_tune.store.paths import default_tracking_uri
+from smcl_tune.tracking.writer import StudyTracker
 
 
 @pytest.fixture(scope="module")

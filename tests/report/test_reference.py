@@ -8,7 +8,8 @@ import pytest
 from smcl_tune.cli import main
 from smcl_tune.report.reference import benchmark_of, load_reference, matching
 from smcl_tune.results import TrialState
-from smcl_tune.tracking import StudyTracker, default_tracking_uri
+from smcl_tune.store.paths import default_tracking_uri
+from smcl_tune.tracking.writer import StudyTracker
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

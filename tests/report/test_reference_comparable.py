@@ -7,7 +7,8 @@ import time
 
 from smcl_tune.cli import main
 from smcl_tune.results import TrialState
-from smcl_tune.tracking import (
+from smcl_tune.store.paths import default_tracking_uri
+from smcl_tune.tracking.tags import (
     ARCHITECTURE_TAG,
     CONDITION_TAG,
     EPOCHS_TAG,
@@ -15,9 +16,8 @@ from smcl_tune.tracking import (
     N_MAX_TAG,
     SOURCE_TAG,
     SUBSET_PROTOCOL_TAG,
-    StudyTracker,
-    default_tracking_uri,
 )
+from smcl_tune.tracking.writer import StudyTracker
 
 AS_PUBLISHED = {"factor": "100", "protocol": "ldam", "n_max": "default", "epochs": "200"}
 ELSEWHERE = {"factor": "10", "protocol": "seeded", "n_max": "1000", "epochs": "20"}

@@ -13,7 +13,8 @@ from scipy import stats
 from smcl_tune.cli import main
 from smcl_tune.report.statistics import METRICS, paired_differences
 from smcl_tune.results import TrialState
-from smcl_tune.tracking import StudyTracker, default_tracking_uri
+from smcl_tune.store.paths import default_tracking_uri
+from smcl_tune.tracking.writer import StudyTracker
 
 
 def _runs(kind: str, configuration: str, by_seed: dict[int, float], condition: str = "") -> list[dict]:

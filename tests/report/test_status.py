@@ -5,19 +5,18 @@ import time
 
 from smcl_tune.cli import main
 from smcl_tune.results import TrialState
-from smcl_tune.sqlite_copy import copy_database
-from smcl_tune.study.lock import StudyLock
-from smcl_tune.study.paths import StudyPaths
-from smcl_tune.study_config import load_study
-from smcl_tune.tracking import (
+from smcl_tune.store.lock import StudyLock
+from smcl_tune.store.paths import StudyPaths, default_tracking_uri
+from smcl_tune.store.sqlite_copy import copy_database
+from smcl_tune.studyfile.study import load_study
+from smcl_tune.tracking.tags import (
     CONDITION_TAG,
     EPOCHS_PER_TRIAL_TAG,
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
     PLANNED_TRIALS_TAG,
-    StudyTracker,
-    default_tracking_uri,
 )
+from smcl_tune.tracking.writer import StudyTracker
 
 
 def _write_study(storage, name="demo"):

@@ -12,8 +12,9 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
-from smcl_tune.store_relocation import relocate_artifacts
-from smcl_tune.tracking import StudyStore, StudyTracker, default_tracking_uri
+from smcl_tune.store.paths import default_tracking_uri
+from smcl_tune.store.relocation import relocate_artifacts
+from smcl_tune.tracking.writer import StudyTracker, log_report_files
 
 
 def _store_with_an_artifact(storage, study="gpu"):
@@ -22,7 +23,7 @@ def _store_with_an_artifact(storage, study="gpu"):
     tracker.log_study(None, None, {}, {})
     report = storage.parent / f"{study}.csv"
     report.write_text("rank,trial\n1,baseline-ce-s0\n")
-    StudyStore(default_tracking_uri(storage)).log_report_files(study, [report])
+    log_report_files(default_tracking_uri(storage), study, [report])
     return tracker.parent_run_id
 
 

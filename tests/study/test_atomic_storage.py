@@ -8,14 +8,14 @@ import sys
 import pytest
 from pyarrow import fs
 
-from smcl_tune.study.atomic_storage import is_local, remove_partial_copies, whole_file_storage
+from smcl_tune.study.whole_file_filesystem import is_local, remove_partial_copies, whole_file_storage
 
 OLD = b"the state the last whole copy left\n"
 # Writes 4 MB into FILE through FILESYSTEM, flushed, then is killed before it can finish.
 KILLED_WRITER = """
 import os, signal, sys
 from pyarrow import fs
-from smcl_tune.study.atomic_storage import whole_file_storage
+from smcl_tune.study.whole_file_filesystem import whole_file_storage
 filesystem = whole_file_storage() if sys.argv[1] == "whole" else fs.LocalFileSystem()
 stream = filesystem.open_output_stream(sys.argv[2])
 stream.write(b"x" * (4 << 20))
@@ -28,7 +28,7 @@ REFUSED_WRITER = """
 import resource, signal, sys
 from pathlib import Path
 from pyarrow import fs
-from smcl_tune.study.atomic_storage import whole_file_storage
+from smcl_tune.study.whole_file_filesystem import whole_file_storage
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 big = Path(sys.argv[2]) / "staging" / "big.bin"
 big.parent.mkdir()

@@ -3,7 +3,7 @@
 
 import json
 
-from smcl_tune.study.checkpoint_repair import restore_missing_checkpoints
+from smcl_tune.study.experiment_state_repair import restore_missing_checkpoints
 
 
 def _experiment(tmp_path, named: str, on_disk: list[str]):

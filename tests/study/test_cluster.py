@@ -17,10 +17,10 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 
+from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.study.cluster import LocalStorageGuard
 from smcl_tune.study.runner import run_study
-from smcl_tune.study_config import load_study
-from smcl_tune.tracking import default_tracking_uri
+from smcl_tune.studyfile.study import load_study
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,10 +150,10 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path, tiny_study, trial_runs):
 
 
 def test_local_storage_is_refused_when_the_cluster_spans_several_hosts(tmp_path, tiny_study):
-    from smcl_tune.config import ConfigError
+    from smcl_tune.errors import ConfigError
+    from smcl_tune.store.paths import StudyPaths
     from smcl_tune.study.cluster import check_cluster_storage
-    from smcl_tune.study.paths import StudyPaths
-    from smcl_tune.study_config import load_study
+    from smcl_tune.studyfile.study import load_study
 
     study = load_study(tiny_study(tmp_path, name="cluster"))
     paths = StudyPaths.of(study)

@@ -13,9 +13,9 @@ import pytest
 import ray
 
 from smcl_tune.cli import main
+from smcl_tune.store.paths import StudyPaths
 from smcl_tune.study.job_storage import RAY_JOB_CONFIG_ENV, check_job_storage
-from smcl_tune.study.paths import StudyPaths
-from smcl_tune.study_config import load_study
+from smcl_tune.studyfile.study import load_study
 
 JOB_ID = "raysubmit_T3stJ0b"
 

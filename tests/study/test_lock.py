@@ -11,9 +11,10 @@ import pytest
 import ray
 
 from smcl_tune.cli import main
-from smcl_tune.study.lock import StudyBusy, StudyLock
-from smcl_tune.study.paths import StudyPaths, write_study_record
-from smcl_tune.study_config import load_study
+from smcl_tune.store.lock import StudyBusy, StudyLock
+from smcl_tune.store.paths import StudyPaths
+from smcl_tune.store.study_record import write_study_record
+from smcl_tune.studyfile.study import load_study
 
 
 def test_a_second_driver_of_the_same_study_exits_naming_the_first(tmp_path, tiny_study):
@@ -41,7 +42,7 @@ def test_a_driver_killed_with_sigkill_leaves_no_lock_that_blocks_the_resume(tmp_
             sys.executable,
             "-c",
             (
-                "import sys, time; from pathlib import Path; from smcl_tune.study.lock import StudyLock; "
+                "import sys, time; from pathlib import Path; from smcl_tune.store.lock import StudyLock; "
                 f"StudyLock(Path({str(lock_file)!r}), 'study').acquire(); print('held', flush=True); time.sleep(600)"
             ),
         ],

@@ -12,11 +12,12 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.cli import main
-from smcl_tune.config import ConfigError
-from smcl_tune.study.paths import RECORD_FORMAT, StudyPaths, check_study_record, write_study_record
+from smcl_tune.errors import ConfigError
+from smcl_tune.store.paths import StudyPaths, default_tracking_uri
+from smcl_tune.store.study_record import RECORD_FORMAT, check_study_record, write_study_record
 from smcl_tune.study.runner import _prepare_state
-from smcl_tune.study_config import load_study
-from smcl_tune.tracking import StudyTracker, default_tracking_uri
+from smcl_tune.studyfile.study import load_study
+from smcl_tune.tracking.writer import StudyTracker
 
 OLD_RECORD = {"format": RECORD_FORMAT, "fingerprint": "0123456789abcdef", "source": "old.yaml"}
 
@@ -73,10 +74,10 @@ def test_changed_study_file_is_refused_before_anything_starts_and_restart_replac
 
 
 def test_restart_discards_the_record_the_optuna_study_and_the_mlflow_runs(tmp_path, tiny_study):
-    from smcl_tune.study.paths import StudyPaths
+    from smcl_tune.store.paths import StudyPaths
     from smcl_tune.study.runner import _prepare_state
-    from smcl_tune.study_config import load_study
-    from smcl_tune.tracking import StudyTracker
+    from smcl_tune.studyfile.study import load_study
+    from smcl_tune.tracking.writer import StudyTracker
 
     study = load_study(tiny_study(tmp_path, name="again"))
     paths = StudyPaths.of(study)

@@ -11,7 +11,7 @@ from smcl_tune.cli.formatting import format_duration
 from smcl_tune.cli.live_view import LiveView
 from smcl_tune.cli.plain_view import PlainView
 from smcl_tune.results import TrialState
-from smcl_tune.study.progress import EndedTrial, StudyProgress, estimate_eta
+from smcl_tune.store.progress import EndedTrial, StudyProgress, estimate_eta
 
 
 class Recorder:

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.results import RESULT_FILE
-from smcl_tune.tracking import default_tracking_uri
+from smcl_tune.store.paths import default_tracking_uri
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

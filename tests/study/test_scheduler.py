@@ -7,7 +7,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from smcl_tune.study.scheduler import StudyScheduler
 from smcl_tune.study.trial_spec import TrialSpec
-from smcl_tune.study_config import Condition
+from smcl_tune.studyfile.conditions import Condition
 
 METRIC = "val_balanced_accuracy"
 ASHA = {"max_t": 4, "grace_period": 1, "reduction_factor": 2}

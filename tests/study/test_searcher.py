@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 from smcl_tune.study.runner import build_searcher
 from smcl_tune.study.searcher import StudySearcher, to_optuna_distribution
 from smcl_tune.study.trial_spec import BASELINE, TRIAL_SPEC, TrialSpec, spec_of
-from smcl_tune.study_config import Condition, study_from_dict
+from smcl_tune.studyfile.conditions import Condition
+from smcl_tune.studyfile.study import study_from_dict
 
 SPACE = {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}}
 METRIC = "val_balanced_accuracy"
@@ -197,7 +198,7 @@ def test_every_distribution_kind_maps_to_its_optuna_distribution(spec, expected)
 
 def test_the_study_seed_reproduces_the_suggestions(tmp_path, tiny_study):
     from smcl_tune.study.runner import build_searcher
-    from smcl_tune.study_config import study_from_dict
+    from smcl_tune.studyfile.study import study_from_dict
 
     space = {
         **SPACE,
@@ -314,7 +315,7 @@ def test_the_confirmation_stage_retrains_the_top_k_of_each_condition_with_every_
 def test_the_searcher_hands_out_exactly_the_trials_the_study_plans(tmp_path, tiny_study):
     """Ray's num_samples is the study's planned count: the searcher offers no trial beyond it."""
     from smcl_tune.study.runner import build_searcher
-    from smcl_tune.study_config import study_from_dict
+    from smcl_tune.studyfile.study import study_from_dict
 
     raw = yaml.safe_load(tiny_study(tmp_path, num_trials=2).read_text())
     raw["conditions"] = {"data.imbalance_factor": [10, 20]}

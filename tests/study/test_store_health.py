@@ -11,10 +11,11 @@ import pytest
 import ray
 
 from smcl_tune.cli import main
-from smcl_tune.study.paths import StudyPaths, write_study_record
-from smcl_tune.study.store_health import check_study_stores
-from smcl_tune.study_config import load_study
-from smcl_tune.tracking import StudyTracker
+from smcl_tune.store.health_check import check_study_stores
+from smcl_tune.store.paths import StudyPaths
+from smcl_tune.store.study_record import write_study_record
+from smcl_tune.studyfile.study import load_study
+from smcl_tune.tracking.writer import StudyTracker
 
 JUNK = b"this is not a database, nor a pickle, nor JSON\n" * 50
 

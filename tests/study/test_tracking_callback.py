@@ -9,11 +9,11 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Checkpoint
 
 from smcl_tune.results import TRIAL_FILES, TrialEnd, outcome
+from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import refusal_report
 from smcl_tune.study.trial_spec import SEARCH, TrialSpec
-from smcl_tune.study_config import Condition
-from smcl_tune.tracking import default_tracking_uri
+from smcl_tune.studyfile.conditions import Condition
 
 
 def _callback(tmp_path, tiny_config):

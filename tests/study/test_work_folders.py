@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from smcl_tune.study.work_folders import LOCK_NAME, remove_stale_work_folders, work_folder
+from smcl_tune.study.scratch_folders import LOCK_NAME, remove_stale_work_folders, work_folder
 
 WORKER = """
 import sys, time
 from pathlib import Path
-from smcl_tune.study.work_folders import work_folder
+from smcl_tune.study.scratch_folders import work_folder
 folder = work_folder()
 (Path(folder.name) / "checkpoint").mkdir()
 (Path(folder.name) / "checkpoint" / "trial.pt").write_bytes(b"weights" * 1000)

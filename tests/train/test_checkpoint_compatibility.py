@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import smcl_tune
-from smcl_tune.checkpoint import CHECKPOINT_NAME, resumable_state
 from smcl_tune.config import trial_config_from_dict
+from smcl_tune.trial.checkpoint import CHECKPOINT_NAME, resumable_state
 
 
 def _checkpoint(folder, config, version=smcl_tune.__version__):

@@ -11,7 +11,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from smcl_tune.config import trial_config_from_dict
-from smcl_tune.train import build_trial, train_one_epoch
+from smcl_tune.trial.run import build_trial, train_one_epoch
 from tests.train.test_train_loop import coded_data, config
 
 

@@ -1,7 +1,7 @@
 import math
 
 from smcl_tune.config import TrainingConfig
-from smcl_tune.schedule import learning_rate_factor
+from smcl_tune.trial.lr_schedule import learning_rate_factor
 
 
 def test_reference_recipe_warms_up_then_drops_at_160_and_180():

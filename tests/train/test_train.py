@@ -4,10 +4,10 @@ import shutil
 import pytest
 import torch
 
-from smcl_tune.checkpoint import CHECKPOINT_NAME
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.results import RESULT_FILE, read_result
-from smcl_tune.train import run_trial
+from smcl_tune.trial.checkpoint import CHECKPOINT_NAME
+from smcl_tune.trial.run import run_trial
 
 
 def test_two_epoch_trial_reports_each_epoch_and_finite_metrics(tiny_config):

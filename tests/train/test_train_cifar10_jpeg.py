@@ -5,7 +5,7 @@ import math
 import pytest
 
 from smcl_tune.config import trial_config_from_dict
-from smcl_tune.train import run_trial
+from smcl_tune.trial.run import run_trial
 
 pytestmark = [pytest.mark.slow]
 

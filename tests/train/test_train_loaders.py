@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smcl_tune.config import ConfigError, trial_config_from_dict
+from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.splits import DeviceSplit, StreamSplit, build_trial_data
-from smcl_tune.train import run_trial
+from smcl_tune.errors import ConfigError
+from smcl_tune.trial.run import run_trial
 
 
 def _image_folder_zips(root, per_class=(24, 12, 6), test_per_class=4, size=16):

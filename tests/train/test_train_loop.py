@@ -11,13 +11,13 @@ import pytest
 import torch
 
 import smcl_tune.method.step as step_module
-import smcl_tune.train as train_module
+import smcl_tune.trial.run as train_module
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.longtail import shot_groups
 from smcl_tune.data.splits import DeviceSplit, TrialData
 from smcl_tune.method.sampling import effective_number_probabilities
 from smcl_tune.metrics import accuracy_summary
-from smcl_tune.train import evaluate, run_trial
+from smcl_tune.trial.run import evaluate, run_trial
 
 CLASS_COUNTS = [120, 60, 30, 15, 8]
 MEAN, STD = 0.5, 0.25

@@ -1,84 +1,26 @@
-"""Where a study keeps its state, and the study record that ties that state to one study file."""
+"""The study record: the file that ties a study's saved state to one study file, checked before a
+study starts and written when it does."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from smcl_tune.atomic_write import write_bytes_atomically
 from smcl_tune.errors import ConfigError
-from smcl_tune.store_relocation import ARTIFACT_FOLDER
-from smcl_tune.study_config import Study, redact_uri
-from smcl_tune.study_status import study_lock_file
+from smcl_tune.store.paths import STATE_FILE, StudyPaths
+from smcl_tune.studyfile.study import Study, redact_uri
 
-STATE_FILE = "smcl-study.json"
-OPTUNA_FILE = "optuna.db"
 # The layout of a study's saved state, kept in its record. 1 (a record without "format"): before a
 # trial's TrialSpec travelled in its Ray config; Ray's saved Tuner of such a study names classes
 # that no longer exist, so Tuner.restore fails deep inside Ray, after Ray started and MLflow was
 # written. Raise it whenever a change leaves a saved study unresumable.
 RECORD_FORMAT = 3
-# Format 2 is format 3's state before Ray wrote the storage through study/atomic_storage.py: this
-# smcl-tune resumes it (Tuner.restore takes the filesystem it is given), and the run rewrites the
-# record as 3, whose pickles name that module: an smcl-tune of format 2 refuses it rather than fail.
+# Format 2 is format 3's state before Ray wrote the storage through study/whole_file_filesystem.py
+# (called atomic_storage.py then): this smcl-tune resumes it (Tuner.restore takes the filesystem it
+# is given), and the run rewrites the record as 3, whose pickles name that module (moved_modules.py
+# keeps its old name): an smcl-tune of format 2 refuses it rather than fail.
 RESUMABLE_FORMATS = (2, RECORD_FORMAT)
-
-
-def optuna_database(local_root: Path, study_name: str) -> Path:
-    """A study's Optuna storage (sqlite), in its record folder under the local root."""
-    return local_root / study_name / OPTUNA_FILE
-
-
-@dataclass(frozen=True)
-class StudyPaths:
-    """Where a study keeps its state (by default everything in one `smcl-runs/` folder)."""
-
-    storage: str  # Ray's storage_path: a local folder or a URI
-    local_root: Path  # local folder for the Optuna and MLflow sqlite files and the study record
-    experiment_dir: str  # storage/name: Ray's experiment folder
-    optuna_url: str
-    tracking_uri: str
-    experiment: str
-
-    @classmethod
-    def of(cls, study: Study) -> StudyPaths:
-        from smcl_tune.tracking import default_tracking_uri  # MLflow: only where a study's paths are made
-
-        storage = study.config.storage
-        is_uri = "://" in storage
-        local_root = Path("smcl-runs" if is_uri else storage).resolve()
-        storage_path = storage if is_uri else str(local_root)
-        return cls(
-            storage=storage_path,
-            local_root=local_root,
-            experiment_dir=f"{storage_path.rstrip('/')}/{study.name}",
-            optuna_url=f"sqlite:///{optuna_database(local_root, study.name)}",
-            tracking_uri=study.config.tracking.uri or default_tracking_uri(local_root),
-            experiment=study.config.tracking.experiment or study.name,
-        )
-
-    @property
-    def remote(self) -> bool:
-        """Ray's storage is a URI (s3://...), not a local or mounted folder."""
-        return "://" in self.storage
-
-    @property
-    def record_dir(self) -> Path:
-        return self.local_root / Path(self.experiment_dir).name
-
-    @property
-    def record_file(self) -> Path:
-        return self.record_dir / STATE_FILE
-
-    @property
-    def artifact_root(self) -> Path:
-        return self.local_root / ARTIFACT_FOLDER
-
-    @property
-    def lock_file(self) -> Path:
-        return study_lock_file(self.local_root, Path(self.experiment_dir).name)
 
 
 def run_settings(study: Study, paths: StudyPaths) -> dict[str, Any]:

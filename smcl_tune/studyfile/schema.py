@@ -1,14 +1,12 @@
 """The study file's schema: the search space over dotted config paths, baselines, conditions, the
-confirmation stage, the objective, the scheduler and the resources; and the conditions' crossing.
+confirmation stage, the objective, the scheduler and the resources.
 
 Each model checks its own fields; the checks that apply the study to the trial config (every
-search bound, baseline and condition gives a valid trial) are in study_checks.py.
+search bound, baseline and condition gives a valid trial) are in checks.py.
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -141,37 +139,3 @@ class StudyConfig(StrictModel):
         if self.confirm is not None and self.confirm.top_k > self.num_trials:
             raise ValueError(f"confirm.top_k: {self.confirm.top_k} is more than the {self.num_trials} trials searched")
         return self
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One combination of the study's conditions: its label ("" without conditions) and values."""
-
-    label: str
-    overrides: dict[str, Any]
-
-
-def _value_label(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def study_conditions(conditions: dict[str, list[Any]]) -> list[Condition]:
-    """Every combination of the conditions' values, in the order given; one unlabelled condition
-    when there are none."""
-    if not conditions:
-        return [Condition("", {})]
-    names = list(plain_param_names(dict.fromkeys(conditions)))
-    crossed = []
-    for values in itertools.product(*conditions.values()):
-        label = ",".join(f"{name}={_value_label(value)}" for name, value in zip(names, values))
-        crossed.append(Condition(label, dict(zip(conditions, values))))
-    return crossed
-
-
-def plain_param_names(params: dict[str, Any]) -> dict[str, Any]:
-    """`method.temperature` -> `temperature`, unless two paths share their last name."""
-    last_names = [path.rsplit(".", 1)[-1] for path in params]
-    return {
-        (name if last_names.count(name) == 1 else path): value
-        for path, name, value in zip(params, last_names, params.values())
-    }

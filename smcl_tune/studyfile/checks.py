@@ -18,9 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from smcl_tune.config import TrialConfig, apply_overrides, short_repr, trial_config_from_dict
-from smcl_tune.errors import ConfigError
-from smcl_tune.study_schema import DISTRIBUTIONS, StudyConfig, study_conditions
+from smcl_tune.config import TrialConfig, trial_config_from_dict
+from smcl_tune.errors import ConfigError, short_repr
+from smcl_tune.studyfile.conditions import study_conditions
+from smcl_tune.studyfile.overrides import apply_overrides
+from smcl_tune.studyfile.schema import DISTRIBUTIONS, StudyConfig
 
 
 def _config_field(path: str):

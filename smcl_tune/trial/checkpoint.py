@@ -16,10 +16,10 @@ import torch
 import smcl_tune
 from smcl_tune.atomic_write import write_atomically
 from smcl_tune.config import TrialConfig
-from smcl_tune.mask_gallery import MaskGallery
+from smcl_tune.figures.mask_gallery import MaskGallery
 
 if TYPE_CHECKING:
-    from smcl_tune.train import Trial
+    from smcl_tune.trial.run import Trial
 
 log = logging.getLogger(__name__)
 

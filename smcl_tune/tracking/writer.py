@@ -16,61 +16,32 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy.exc
 from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 import smcl_tune
-from smcl_tune.errors import StudyUnavailable
 from smcl_tune.results import TrialState
+from smcl_tune.tracking.tags import (
+    EXPERIMENT_KIND_TAG,
+    FINGERPRINT_TAG,
+    MODEL_TRAINING,
+    NODES_TAG,
+    PARENT_TAG,
+    REASON_TAG,
+    ROLE_TAG,
+    RUN_NAME_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+    TRIAL_KEY_TAG,
+)
 
 log = logging.getLogger(__name__)
-
-# Tags of the study's parent run.
-STUDY_TAG = "smcl.study"
-FINGERPRINT_TAG = "smcl.fingerprint"
-ROLE_TAG = "smcl.role"  # "study" on the parent run; "search", "baseline" or "confirm" on a trial run
-OBJECTIVE_METRIC_TAG = "smcl.objective_metric"
-OBJECTIVE_MODE_TAG = "smcl.objective_mode"
-OPTUNA_STORAGE_TAG = "smcl.optuna_storage"
-SEARCH_TAG = "smcl.search"  # JSON list of the searched hyperparameters' plain names
-CONDITIONS_TAG = "smcl.conditions"  # JSON list of the conditions' labels (empty without conditions)
-BASELINES_TAG = "smcl.baselines"  # JSON list of the baselines' names, in the study file's order
-PLANNED_TRIALS_TAG = "smcl.planned_trials"  # every trial the study file asks for (confirmation runs included)
-EPOCHS_PER_TRIAL_TAG = "smcl.epochs_per_trial"
-# Tags of a trial run.
-TRIAL_KEY_TAG = "smcl.trial_key"
-STATE_TAG = "smcl.state"
-REASON_TAG = "smcl.reason"
-NODES_TAG = "smcl.nodes"
-IMBALANCE_FACTOR_TAG = "smcl.imbalance_factor"
-MANY_ABOVE_TAG = "smcl.many_above"
-FEW_BELOW_TAG = "smcl.few_below"
-METHOD_TAG = "smcl.method"
-CONDITION_TAG = "smcl.condition"  # the condition's label ("" without conditions)
-CONFIGURATION_TAG = "smcl.configuration"  # what a configuration's seeds share: a baseline's name, "trial-003"
-SEED_TAG = "smcl.seed"  # training.seed
-SOURCE_TAG = "smcl.source"  # data.source
-ARCHITECTURE_TAG = "smcl.architecture"  # model.architecture
-SUBSET_PROTOCOL_TAG = "smcl.subset_protocol"  # data.subset_protocol
-N_MAX_TAG = "smcl.n_max"  # data.n_max; "default": the source's per-class pool
-EPOCHS_TAG = "smcl.epochs"  # training.epochs: the trial's budget
-PARENT_TAG = MLFLOW_PARENT_RUN_ID
-# The experiment tag MLflow's UI reads to open an experiment on its runs (not its GenAI overview).
-EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 _TERMINAL = {
     TrialState.COMPLETED: RunStatus.FINISHED,
     TrialState.PRUNED: RunStatus.KILLED,
     TrialState.FAILED: RunStatus.FAILED,
 }
-
-
-def default_tracking_uri(storage_dir: Path) -> str:
-    """The embedded sqlite store under the study storage folder."""
-    return f"sqlite:///{(storage_dir / 'mlflow.db').resolve()}"
 
 
 def git_commit() -> str | None:
@@ -176,7 +147,7 @@ class StudyTracker:
                 TRIAL_KEY_TAG: key,
                 ROLE_TAG: role,
                 STUDY_TAG: self.study_name,
-                MLFLOW_RUN_NAME: name,
+                RUN_NAME_TAG: name,
                 STATE_TAG: TrialState.RUNNING,
                 **(tags or {}),
             }
@@ -229,23 +200,6 @@ class StudyTracker:
         self.client.set_terminated(self.parent_run_id, status=status)
 
 
-def recorded_fingerprint(uri: str, experiment: str, study_name: str) -> str | None:
-    """The fingerprint of a study of this name already in the store, or None; reads only (a sqlite
-    store that does not exist yet is not created)."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return None
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = client.search_runs(
-        [found.experiment_id],
-        max_results=1,
-        filter_string=f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'study'",
-    )
-    return runs[0].data.tags.get(FINGERPRINT_TAG) if runs else None
-
-
 def delete_study_runs(uri: str, experiment: str, study_name: str) -> int:
     """Delete (MLflow's soft delete) every run of a study; returns how many."""
     client = MlflowClient(tracking_uri=uri)
@@ -260,63 +214,13 @@ def delete_study_runs(uri: str, experiment: str, study_name: str) -> int:
     return len(runs)
 
 
-class StudyStore:
-    """Reads studies back from an MLflow store (any experiment), for reports."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-        self.client = self._read(lambda: MlflowClient(tracking_uri=uri))
-
-    def _read(self, action):
-        """`action()`, with a store that cannot be read (a corrupt file) as one StudyUnavailable."""
-        try:
-            return action()
-        except (MlflowException, sqlalchemy.exc.DatabaseError) as error:
-            where = self.uri.removeprefix("sqlite:///") if self.uri.startswith("sqlite:///") else "the tracking store"
-            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-            raise StudyUnavailable(f"{where}: cannot read the MLflow store ({reason})") from None
-
-    def study_runs(self) -> list:
-        experiments = [e.experiment_id for e in self._read(self.client.search_experiments)]
-        if not experiments:
-            return []
-        return self._read(
-            lambda: self.client.search_runs(
-                experiments, filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=50000
-            )
-        )
-
-    def study_names(self) -> list[str]:
-        return sorted({run.data.tags.get(STUDY_TAG, "") for run in self.study_runs()})
-
-    def study_run(self, study: str):
-        """The parent run of `study`, or None."""
-        return next((run for run in self.study_runs() if run.data.tags.get(STUDY_TAG) == study), None)
-
-    def trial_runs(self, parent) -> list:
-        return self.client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-            max_results=50000,
-        )
-
-    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
-        return [(metric.step, metric.value) for metric in self.client.get_metric_history(run_id, key)]
-
-    def artifact_bytes(self, run_id: str, path: str) -> bytes | None:
-        """The content of a run's artifact, or None when the run has no such artifact."""
-        try:
-            with tempfile.TemporaryDirectory() as folder:
-                return Path(self.client.download_artifacts(run_id, path, folder)).read_bytes()
-        except (MlflowException, OSError):
-            return None
-
-    def artifact_text(self, run_id: str, path: str) -> str | None:
-        content = self.artifact_bytes(run_id, path)
-        return None if content is None else content.decode()
-
-    def log_report_files(self, study: str, files: list[Path]) -> None:
-        """Attach report files to a study's parent run (under `leaderboard/`)."""
-        parent = self.study_run(study)
-        for path in [] if parent is None else files:
-            self.client.log_artifact(parent.info.run_id, str(path), "leaderboard")
+def log_report_files(uri: str, study: str, files: list[Path]) -> None:
+    """Attach report files to a study's parent run (under `leaderboard/`)."""
+    client = MlflowClient(tracking_uri=uri)
+    parents = client.search_runs(
+        [experiment.experiment_id for experiment in client.search_experiments()],
+        filter_string=f"tags.`{STUDY_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'study'",
+        max_results=1,
+    )
+    for path in files if parents else []:
+        client.log_artifact(parents[0].info.run_id, str(path), "leaderboard")

@@ -1,4 +1,4 @@
-"""Where a study stands (study_status.py), read from the store as it is now.
+"""Where a study stands (store/status.py), read from the store as it is now.
 
 An embedded sqlite store is read from a consistent copy (see sqlite_copy), so a running driver
 never waits on this reader for more than the copy's few milliseconds.
@@ -9,9 +9,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from smcl_tune.sqlite_copy import copy_database, sqlite_path
-from smcl_tune.study_status import StudyStatus, study_lock_file, study_status
-from smcl_tune.tracking import STUDY_TAG, StudyStore
+from smcl_tune.store.lock import study_lock_file
+from smcl_tune.store.mlflow_reader import StudyStore
+from smcl_tune.store.sqlite_copy import copy_database, sqlite_path
+from smcl_tune.store.status import StudyStatus, study_status
+from smcl_tune.tracking.tags import STUDY_TAG
 
 
 class StoreSnapshot:

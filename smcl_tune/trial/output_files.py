@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smcl_tune.atomic_write import write_bytes_atomically
-from smcl_tune.report.mask_gallery import gallery_png
-from smcl_tune.report.trial_files import trial_files
+from smcl_tune.figures.class_accuracy import trial_files
+from smcl_tune.figures.mask_gallery import gallery_png
 from smcl_tune.results import GALLERY_FILE, TrialResult, write_result
 
 if TYPE_CHECKING:
-    from smcl_tune.train import Trial
+    from smcl_tune.trial.run import Trial
 
 
 def write_trial_files(result: TrialResult, folder: Path) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from smcl_tune.errors import ConfigError, DamagedStore
-from smcl_tune.sqlite_copy import sqlite_path
-from smcl_tune.store_checks import TUNER_FILE, ray_state_problem, server_problem, sqlite_problem
-from smcl_tune.study.paths import StudyPaths
-from smcl_tune.study_config import Study, redact_uri
+from smcl_tune.store.paths import StudyPaths
+from smcl_tune.store.probes import TUNER_FILE, ray_state_problem, server_problem, sqlite_problem
+from smcl_tune.store.sqlite_copy import sqlite_path
+from smcl_tune.studyfile.study import Study, redact_uri
 
 UNCHANGED = "nothing was changed"
 

@@ -21,21 +21,28 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from smcl_tune.checkpoint import restore, resumable_state, save_checkpoint
 from smcl_tune.config import TrialConfig
 from smcl_tune.data.batches import ChunkEdit, Plan, TrainingBatches, evaluation_chunks
 from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
 from smcl_tune.data.splits import Split, StreamSplit, TrialData, build_trial_data
-from smcl_tune.device import autocast, evaluation_batch_size, gpu_memory_metrics, resolve_device, training_network
-from smcl_tune.mask_gallery import BatchHook, MaskGallery, capture_gallery
+from smcl_tune.figures.mask_gallery import MaskGallery
 from smcl_tune.method.background import background_box_sizes, background_only
 from smcl_tune.method.losses import drw_class_weights
 from smcl_tune.method.step import StepOutput, StepSettings, step_loss
 from smcl_tune.metrics import SHOT_GROUPS, accuracy_summary, confusion_matrix, head_share, per_class_accuracy
 from smcl_tune.models import build_network
 from smcl_tune.results import TrialResult, TrialState
-from smcl_tune.schedule import learning_rate_factor
-from smcl_tune.trial_folder import write_gallery, write_trial_files
+from smcl_tune.trial.checkpoint import restore, resumable_state, save_checkpoint
+from smcl_tune.trial.device import (
+    autocast,
+    evaluation_batch_size,
+    gpu_memory_metrics,
+    resolve_device,
+    training_network,
+)
+from smcl_tune.trial.gallery_capture import BatchHook, capture_gallery
+from smcl_tune.trial.lr_schedule import learning_rate_factor
+from smcl_tune.trial.output_files import write_gallery, write_trial_files
 
 log = logging.getLogger(__name__)
 

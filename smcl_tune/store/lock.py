@@ -50,3 +50,23 @@ class StudyLock:
 
     def __exit__(self, *_exc) -> None:
         self.release()
+
+
+def study_lock_file(local_root: Path, study_name: str) -> Path:
+    """The lock a study's driver holds while it runs (see StudyLock), in the storage folder."""
+    return local_root / f".{study_name}.lock"
+
+
+def driver_holds(lock_file: Path) -> bool | None:
+    """Whether a driver holds the study's lock: True, False, or None when it cannot be told."""
+    try:
+        fd = os.open(lock_file, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: a driver's exclusive lock refuses it
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the shared lock
+    return False

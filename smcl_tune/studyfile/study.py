@@ -2,7 +2,7 @@
 
 Every search bound and baseline override is applied to the trial config and validated, so a
 study that would produce an invalid trial is refused before anything starts. The schema is in
-study_schema.py, the cross-checks in study_checks.py; this module loads and validates a study
+schema.py, the cross-checks in checks.py; this module loads and validates a study
 and holds the validated Study.
 """
 
@@ -16,16 +16,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from smcl_tune.config import TrialConfig, apply_overrides, format_validation_error, load_yaml, trial_config_from_dict
-from smcl_tune.errors import ConfigError
-from smcl_tune.study_checks import check_study
-from smcl_tune.study_schema import (
-    OBJECTIVE_METRICS,
-    Condition,
-    StudyConfig,
-    plain_param_names,
-    study_conditions,
-)
+from smcl_tune.config import TrialConfig, trial_config_from_dict
+from smcl_tune.errors import ConfigError, format_validation_error
+from smcl_tune.studyfile.checks import check_study
+from smcl_tune.studyfile.conditions import Condition, plain_param_names, study_conditions
+from smcl_tune.studyfile.overrides import apply_overrides
+from smcl_tune.studyfile.schema import OBJECTIVE_METRICS, StudyConfig
+from smcl_tune.studyfile.yaml_loader import load_yaml
 
 # OBJECTIVE_METRICS, apply_overrides and plain_param_names are imported from here by study/.
 __all__ = [

@@ -1,4 +1,5 @@
-"""The mask gallery as a PNG, drawn with matplotlib's object API.
+"""The mask gallery: the pairs of a trial's first masking epoch (the record its checkpoint keeps),
+and their picture as a PNG, drawn with matplotlib's object API.
 
 One row per pair. For `compose: erase`: the image, its saliency, the box (the mask), the erased
 image, and its soft label. For `compose: paste`: the head (background) image, the minor-class
@@ -8,14 +9,48 @@ image, the saliency map the mask comes from, the mask, and the composite with it
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+import torch
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    import torch
+GALLERY_PAIRS = 16
 
-    from smcl_tune.mask_gallery import MaskGallery
+
+@dataclass
+class MaskGallery:
+    """Up to GALLERY_PAIRS masked pairs, exactly as the step composed them, as pixels and maps."""
+
+    epoch: int
+    head: torch.Tensor  # uint8 [N, 3, H, W], denormalised
+    minor: torch.Tensor  # uint8 [N, 3, H, W]
+    saliency: torch.Tensor  # float32 [N, H, W] in [0, 1]
+    mask: torch.Tensor  # float32 [N, H, W] in [0, 1]
+    composite: torch.Tensor  # uint8 [N, 3, H, W]
+    head_labels: torch.Tensor  # int64 [N]
+    minor_labels: torch.Tensor  # int64 [N]
+    targets: torch.Tensor  # float32 [N, C]: the composite's soft label
+    compose: str = "paste"  # the method's compose: erase or paste
+
+    def __len__(self) -> int:
+        return len(self.head_labels)
+
+    def state(self) -> dict[str, torch.Tensor | int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_state(cls, state: dict) -> MaskGallery:
+        return cls(**state)
+
+    def extended(self, more: MaskGallery, limit: int = GALLERY_PAIRS) -> MaskGallery:
+        """This gallery and `more`'s pairs, up to `limit` in all."""
+        room = max(0, limit - len(self))
+        fields = {
+            name: torch.cat([getattr(self, name), getattr(more, name)[:room]])
+            for name in self.__dataclass_fields__
+            if name not in ("epoch", "compose")
+        }
+        return MaskGallery(epoch=self.epoch, compose=self.compose, **fields)
 
 
 def soft_label_text(targets: torch.Tensor, class_names: list[str]) -> str:

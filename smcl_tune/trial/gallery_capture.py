@@ -2,62 +2,26 @@
 
 Captured from the first masking epoch (the pairs of its first masking steps, exactly as the step
 composes them) by an epoch hook, `capture_gallery`, and kept in the trial's checkpoint;
-`report/mask_gallery.py` draws it.
+`figures/mask_gallery.py` holds the record and draws it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from smcl_tune.data.batches import Batch
-from smcl_tune.device import autocast
+from smcl_tune.figures.mask_gallery import GALLERY_PAIRS, MaskGallery
 from smcl_tune.method.step import mask_batch
 from smcl_tune.results import GALLERY_FILE as GALLERY_FILE  # imported from here by train and the callback
+from smcl_tune.trial.device import autocast
 
 if TYPE_CHECKING:
-    from smcl_tune.train import Trial
+    from smcl_tune.trial.run import Trial
 
 BatchHook = Callable[[Batch], None]
-
-GALLERY_PAIRS = 16
-
-
-@dataclass
-class MaskGallery:
-    epoch: int
-    head: torch.Tensor  # uint8 [N, 3, H, W], denormalised
-    minor: torch.Tensor  # uint8 [N, 3, H, W]
-    saliency: torch.Tensor  # float32 [N, H, W] in [0, 1]
-    mask: torch.Tensor  # float32 [N, H, W] in [0, 1]
-    composite: torch.Tensor  # uint8 [N, 3, H, W]
-    head_labels: torch.Tensor  # int64 [N]
-    minor_labels: torch.Tensor  # int64 [N]
-    targets: torch.Tensor  # float32 [N, C]: the composite's soft label
-    compose: str = "paste"  # the method's compose: erase or paste
-
-    def __len__(self) -> int:
-        return len(self.head_labels)
-
-    def state(self) -> dict[str, torch.Tensor | int]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-    @classmethod
-    def from_state(cls, state: dict) -> MaskGallery:
-        return cls(**state)
-
-    def extended(self, more: MaskGallery, limit: int = GALLERY_PAIRS) -> MaskGallery:
-        """This gallery and `more`'s pairs, up to `limit` in all."""
-        room = max(0, limit - len(self))
-        fields = {
-            name: torch.cat([getattr(self, name), getattr(more, name)[:room]])
-            for name in self.__dataclass_fields__
-            if name not in ("epoch", "compose")
-        }
-        return MaskGallery(epoch=self.epoch, compose=self.compose, **fields)
 
 
 def to_pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,21 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from smcl_tune.results import EPOCHS_PLANNED, TrialState
-from smcl_tune.study_status import estimate_eta, is_better
+
+
+def estimate_eta(epochs_left: int, epochs_trained: int, seconds: float) -> float | None:
+    """Seconds to train `epochs_left` more at the rate seen so far; None before any epoch.
+
+    An upper bound under ASHA, which stops trials before their last epoch."""
+    if epochs_trained <= 0 or seconds <= 0:
+        return None
+    return epochs_left * seconds / epochs_trained
+
+
+def is_better(value: float, than: float | None, mode: str) -> bool:
+    if math.isnan(value):
+        return False
+    return than is None or (value > than if mode == "max" else value < than)
 
 
 @dataclass

@@ -1,21 +1,22 @@
 """Where a study stands, as its MLflow store records it: trial states, the best per condition, an ETA.
 
-Shared by `smcl-tune status` (report/status.py reads it from a copy of the store) and by a resumed
+Shared by `smcl-tune status` (store/snapshot.py reads it from a copy of the store) and by a resumed
 run (study/runner.py counts the trials an earlier run ended); neither package imports the other.
 """
 
 from __future__ import annotations
 
-import fcntl
 import math
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from smcl_tune.results import TrialState
-from smcl_tune.tracking import (
+from smcl_tune.store.lock import driver_holds
+from smcl_tune.store.mlflow_reader import StudyStore
+from smcl_tune.store.progress import estimate_eta, is_better
+from smcl_tune.tracking.tags import (
     CONDITION_TAG,
     EPOCHS_PER_TRIAL_TAG,
     OBJECTIVE_METRIC_TAG,
@@ -25,29 +26,7 @@ from smcl_tune.tracking import (
     ROLE_TAG,
     STATE_TAG,
     STUDY_TAG,
-    StudyStore,
 )
-
-
-def estimate_eta(epochs_left: int, epochs_trained: int, seconds: float) -> float | None:
-    """Seconds to train `epochs_left` more at the rate seen so far; None before any epoch.
-
-    An upper bound under ASHA, which stops trials before their last epoch."""
-    if epochs_trained <= 0 or seconds <= 0:
-        return None
-    return epochs_left * seconds / epochs_trained
-
-
-def is_better(value: float, than: float | None, mode: str) -> bool:
-    if math.isnan(value):
-        return False
-    return than is None or (value > than if mode == "max" else value < than)
-
-
-def study_lock_file(local_root: Path, study_name: str) -> Path:
-    """The lock a study's driver holds while it runs (see study/lock.py), in the storage folder."""
-    return local_root / f".{study_name}.lock"
-
 
 INTERRUPTED = "interrupted"  # a trial or study whose driver stopped without ending it
 
@@ -123,21 +102,6 @@ def _now_ms() -> int:
 def _int_tag(tags: dict[str, str], name: str) -> int | None:
     value = tags.get(name, "")
     return int(value) if value.isdigit() else None
-
-
-def driver_holds(lock_file: Path) -> bool | None:
-    """Whether a driver holds the study's lock: True, False, or None when it cannot be told."""
-    try:
-        fd = os.open(lock_file, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: a driver's exclusive lock refuses it
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing releases the shared lock
-    return False
 
 
 def _study_state(run_status: str, running_driver: bool | None) -> str:

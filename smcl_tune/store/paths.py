@@ -1,0 +1,73 @@
+"""Where a study keeps its state: Ray's storage, the Optuna and MLflow stores, the record and the lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from smcl_tune.store.lock import study_lock_file
+from smcl_tune.store.relocation import ARTIFACT_FOLDER
+from smcl_tune.studyfile.study import Study
+
+STATE_FILE = "smcl-study.json"
+OPTUNA_FILE = "optuna.db"
+
+
+def optuna_database(local_root: Path, study_name: str) -> Path:
+    """A study's Optuna storage (sqlite), in its record folder under the local root."""
+    return local_root / study_name / OPTUNA_FILE
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    """Where a study keeps its state (by default everything in one `smcl-runs/` folder)."""
+
+    storage: str  # Ray's storage_path: a local folder or a URI
+    local_root: Path  # local folder for the Optuna and MLflow sqlite files and the study record
+    experiment_dir: str  # storage/name: Ray's experiment folder
+    optuna_url: str
+    tracking_uri: str
+    experiment: str
+
+    @classmethod
+    def of(cls, study: Study) -> StudyPaths:
+        from smcl_tune.store.paths import default_tracking_uri
+
+        storage = study.config.storage
+        is_uri = "://" in storage
+        local_root = Path("smcl-runs" if is_uri else storage).resolve()
+        storage_path = storage if is_uri else str(local_root)
+        return cls(
+            storage=storage_path,
+            local_root=local_root,
+            experiment_dir=f"{storage_path.rstrip('/')}/{study.name}",
+            optuna_url=f"sqlite:///{optuna_database(local_root, study.name)}",
+            tracking_uri=study.config.tracking.uri or default_tracking_uri(local_root),
+            experiment=study.config.tracking.experiment or study.name,
+        )
+
+    @property
+    def remote(self) -> bool:
+        """Ray's storage is a URI (s3://...), not a local or mounted folder."""
+        return "://" in self.storage
+
+    @property
+    def record_dir(self) -> Path:
+        return self.local_root / Path(self.experiment_dir).name
+
+    @property
+    def record_file(self) -> Path:
+        return self.record_dir / STATE_FILE
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.local_root / ARTIFACT_FOLDER
+
+    @property
+    def lock_file(self) -> Path:
+        return study_lock_file(self.local_root, Path(self.experiment_dir).name)
+
+
+def default_tracking_uri(storage_dir: Path) -> str:
+    """The embedded sqlite store under the study storage folder."""
+    return f"sqlite:///{(storage_dir / 'mlflow.db').resolve()}"

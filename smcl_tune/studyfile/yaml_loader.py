@@ -1,0 +1,95 @@
+"""The study file's YAML, read safely: no objects built, nesting and alias expansion bounded, every
+error naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smcl_tune.errors import ConfigError
+
+MAX_YAML_VALUES = 10_000  # a study file holds a few hundred; aliases (`*name`) count once per use
+MAX_YAML_DEPTH = 64
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses documents nested too deeply, or whose aliases expand
+    past MAX_YAML_VALUES values, while it composes them (before any value is built)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id of a composed node -> its values with aliases expanded
+        self._total = 0
+
+    def compose_node(self, parent, index):
+        is_alias = self.check_event(yaml.AliasEvent)
+        line = self.peek_event().start_mark.line + 1
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"nested more than {MAX_YAML_DEPTH} levels deep (line {line})")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if is_alias:
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise ConfigError(f"an alias refers to the value that holds it (line {line})")
+            self._count(size, line)
+        else:
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
+            self._count(1, line)
+        return node
+
+    def _count(self, values: int, line: int) -> None:
+        self._total += values
+        if self._total > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"more than {MAX_YAML_VALUES:,} values once its aliases (*name) are expanded (line {line}); "
+                "a study file needs a few hundred: write the values out"
+            )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
+def _parse_yaml(text: str) -> Any:
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping safely (no objects built, nesting and alias expansion bounded); errors
+    name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        raw = _parse_yaml(text)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
