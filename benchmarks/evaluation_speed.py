@@ -31,7 +31,7 @@ from smcl_tune.data.splits import DeviceSplit, TrialData
 from smcl_tune.metrics import head_share
 from smcl_tune.models import build_network
 from smcl_tune.trial.device import evaluation_batch_size
-from smcl_tune.trial.run import background_edit, evaluate
+from smcl_tune.trial.evaluation import background_edit, evaluate
 
 NUM_CLASSES = 10
 CHUNKS = (16, 32, 64, 128, 512)

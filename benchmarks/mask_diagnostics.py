@@ -26,18 +26,18 @@ import time
 
 import torch
 from real_cifar10_lt import trial as benchmark_trial
+from stepped_trial import SteppedTrial
 
-from smcl_tune.config import trial_config_from_dict
-from smcl_tune.data.batches import Batch
+from smcl_tune.config import MethodConfig, trial_config_from_dict
 from smcl_tune.data.splits import build_trial_data
+from smcl_tune.method.batch import Batch
 from smcl_tune.method.step import StepSettings, mask_batch
 from smcl_tune.trial.device import resolve_device
-from smcl_tune.trial.run import Trial, build_trial, epoch_plan, train_one_epoch
 
 
-def _batches(trial: Trial, count: int) -> list[Batch]:
-    plan = epoch_plan(trial)[:count]
-    return [batch for batch in trial.batches.epoch(plan) if batch.minor_images is not None]
+def _batches(trial: SteppedTrial, count: int) -> list[Batch]:
+    plan = trial.plan()[:count]
+    return [batch for batch in trial.batches.epoch(plan) if batch.masks]
 
 
 def _measure(settings: StepSettings, network, batches: list[Batch], generator) -> dict[str, float]:
@@ -46,16 +46,9 @@ def _measure(settings: StepSettings, network, batches: list[Batch], generator) -
     sums = {"area": 0.0, "empty": 0.0, "full": 0.0, "on_padding": 0.0, "padding_share": 0.0, "in_centre": 0.0}
     areas = []
     for batch in batches:
-        parts = mask_batch(
-            settings,
-            network,
-            *batch[:4],
-            generator,
-            head_content=batch.head_content,
-            minor_content=batch.minor_content,
-        )
+        parts = mask_batch(settings, network, batch, generator)
         mask = parts.mask[:, 0] > 0.5
-        of_head = settings.compose == "erase" or settings.mask_source == "head"
+        of_head = settings.method.compose == "erase" or settings.method.mask_source == "head"
         padding = ~(batch.head_content if of_head else batch.minor_content)  # where the crop's zero padding is
         area = mask.float().flatten(1).mean(1)
         masked = mask.flatten(1).sum(1).clamp(min=1)
@@ -85,25 +78,25 @@ def main() -> None:
     data = build_trial_data(smcl_config.data)
     device = resolve_device("cpu")
     torch.set_num_threads(1)
-    sampler = build_trial(smcl_config, data, device)
+    sampler = SteppedTrial.build(smcl_config, data, device)
     batches = _batches(sampler, arguments.batches)
 
     ce_config = copy.deepcopy(config)
     ce_config["method"] = {"name": "ce"}
     ce_config["training"]["epochs"] = max(arguments.epochs, 1)
-    ce = build_trial(trial_config_from_dict(ce_config), data, device)
+    ce = SteppedTrial.build(trial_config_from_dict(ce_config), data, device)
     for _ in range(arguments.epochs):
-        train_one_epoch(ce)
+        ce.train_epoch()
     ce.network.eval()
 
     rows = []
     for saliency in ("spectral_residual", "gradient"):
-        rows.append(("erase", saliency, "box, Beta(1, 1)", StepSettings("smcl", 10, saliency=saliency)))
+        rows.append(("erase", saliency, "box, Beta(1, 1)", StepSettings(MethodConfig(saliency=saliency), 10)))
     for threshold in (0.3, 0.5):
-        settings = StepSettings("smcl", 10, mask_mode="threshold", saliency_threshold=threshold)
+        settings = StepSettings(MethodConfig(mask_mode="threshold", saliency_threshold=threshold), 10)
         rows.append(("erase", "spectral_residual", f"threshold {threshold}", settings))
     for saliency in ("spectral_residual", "gradient"):
-        settings = StepSettings("smcl", 10, compose="paste", mask_mode="threshold", saliency=saliency)
+        settings = StepSettings(MethodConfig(compose="paste", mask_mode="threshold", saliency=saliency), 10)
         rows.append(("paste", saliency, "threshold 0.5", settings))
     print(
         f"masks on real CIFAR-10-LT training images (IF 100, LDAM subset n_max {arguments.n_max}, crop pad 4 + "

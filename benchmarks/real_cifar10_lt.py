@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -92,21 +93,18 @@ def trial(method: dict, seed: int, epochs: int, n_max: int, model: str) -> dict:
 
 def run_one(job: tuple) -> dict:
     from smcl_tune.config import trial_config_from_dict
-    from smcl_tune.trial.output_files import gallery_picture
+    from smcl_tune.results import GALLERY_FILE
     from smcl_tune.trial.run import run_trial
 
     label, method, seed, epochs, n_max, model, galleries = job
     started = time.perf_counter()
-    pictures: list[bytes] = []
-
-    def keep_gallery(trial, _metrics) -> None:
-        if not pictures and (picture := gallery_picture(trial)) is not None:
-            pictures.append(picture)
-
-    result = run_trial(trial_config_from_dict(trial(method, seed, epochs, n_max, model)), on_epoch=keep_gallery)
-    if pictures:
-        name = f"{label.replace(' ', '').replace('+', '_')}_seed{seed}.png"
-        Path(galleries, name).write_bytes(pictures[0])
+    with tempfile.TemporaryDirectory(prefix="smcl-benchmark-") as folder:
+        config = trial_config_from_dict(trial(method, seed, epochs, n_max, model))
+        result = run_trial(config, checkpoint_dir=Path(folder))
+        gallery = Path(folder, GALLERY_FILE)  # the trial's own picture of its first masking epoch
+        if gallery.is_file():
+            name = f"{label.replace(' ', '').replace('+', '_')}_seed{seed}.png"
+            Path(galleries, name).write_bytes(gallery.read_bytes())
     masking = [epoch for epoch in result.history if epoch.get("masked_step_fraction", 0) > 0]
 
     def mean_over_masking(key: str) -> float | None:

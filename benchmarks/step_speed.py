@@ -1,13 +1,13 @@
 """Speed of one training step on this machine: CE vs SMCL (ResNet-32, batch 128, 32x32).
 
-Every row times the product's own step: `smcl_tune.train.train_one_epoch` on a trial from
-`build_trial` (its autocast, channels_last on CUDA, lr schedule, samplers and device batches),
-over random uint8 images in CIFAR-100-LT's class counts (IF 100, 10,847 images), after warm-up
-steps. The table: ms per step and images/s for a CE step, a step that forwards 2B images with CE
-only (the cost of the doubled batch), SMCL masking steps (erase with box masks, the default;
-erase with the real minor images too, 3B images; paste with threshold masks, the first
-reconstruction), their ratio to CE and the share of steps that masked; then the throughput of
-the batched spectral-residual saliency. Then the device batches (whole-batch crop / flip /
+Every row times the product's own step: `smcl_tune.trial.epoch.train_one_epoch` on a trial built
+from the product's pieces (benchmarks/stepped_trial.py: its autocast, channels_last on CUDA, lr
+schedule, samplers and device batches), over random uint8 images in CIFAR-100-LT's class counts (IF
+100, 10,847 images), after warm-up steps. The table: ms per step and images/s for a CE step, a step
+that forwards 2B images with CE only (the cost of the doubled batch), SMCL masking steps (erase with
+box masks, the default; erase with the real minor images too, 3B images; paste with threshold masks,
+the first reconstruction), their ratio to CE and the share of steps that masked; then the throughput
+of the batched spectral-residual saliency. Then the device batches (whole-batch crop / flip /
 normalise) in images/s, alone and within whole training steps, CE and SMCL. (The per-sample PIL
 pipeline they replaced was measured once against them; docs/RESULTS.md records the figures.)
 
@@ -27,12 +27,12 @@ if __package__ in (None, ""):  # run as a file: the package `benchmarks` is foun
 import torch
 
 from benchmarks.common import synchronize
+from benchmarks.stepped_trial import SteppedTrial
 from smcl_tune.config import TrialConfig, trial_config_from_dict
 from smcl_tune.data.counts import class_counts
 from smcl_tune.data.longtail import shot_groups
 from smcl_tune.data.splits import DeviceSplit, TrialData
 from smcl_tune.method.saliency import spectral_residual_saliency
-from smcl_tune.trial.run import Trial, build_trial, epoch_plan, train_one_epoch
 
 NUM_CLASSES = 100
 HEAD_IMAGES = 500  # CIFAR-100-LT: 500 images of the head class, imbalance factor 100
@@ -71,18 +71,18 @@ def step_trial_config(method: dict, batch: int, device: torch.device) -> TrialCo
     )
 
 
-def timed_steps(config: TrialConfig, data: TrialData, steps: int) -> tuple[Trial, dict[str, float]]:
+def timed_steps(config: TrialConfig, data: TrialData, steps: int) -> tuple[SteppedTrial, dict[str, float]]:
     """A new trial and the metrics of an epoch of `steps` steps, run after an epoch of warm-up steps."""
-    trial = build_trial(config, data, data.mean.device)
-    train_one_epoch(trial)  # ends with the epoch's host synchronisation: the timed epoch starts idle
+    trial = SteppedTrial.build(config, data, data.mean.device)
+    trial.train_epoch()  # ends with the epoch's host synchronisation: the timed epoch starts idle
     trial.config.training.max_steps_per_epoch = steps
-    return trial, train_one_epoch(trial)
+    return trial, trial.train_epoch()
 
 
-def batches_rate(trial: Trial, steps: int) -> float:
+def batches_rate(trial: SteppedTrial, steps: int) -> float:
     """images/s of the trial's device batches alone, over an epoch's plan of `steps` steps."""
     trial.config.training.max_steps_per_epoch = steps
-    plan = epoch_plan(trial)
+    plan = trial.plan()
     device = trial.device
     for _ in trial.batches.epoch(plan[:2]):  # warm caches
         pass
@@ -123,7 +123,8 @@ def main() -> None:
     seconds = {name: metrics["epoch_seconds"] / steps for name, (_, metrics) in timed.items()}
     ce = seconds["ce (B images)"]
     print(
-        f"device {device}, ResNet-32, batch {batch}, 32x32, {steps} timed steps of smcl_tune.train.train_one_epoch, "
+        f"device {device}, ResNet-32, batch {batch}, 32x32, {steps} timed steps of "
+        "smcl_tune.trial.epoch.train_one_epoch, "
         f"{torch.get_num_threads()} threads"
     )
     print(f"{'step':<22}{'ms/step':>10}{'images/s':>10}{'x CE':>8}{'masked':>8}")

@@ -22,9 +22,10 @@ if __package__ in (None, ""):  # run as a file: the package `benchmarks` is foun
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
 from benchmarks.gpu.short_recipe import mask_window_at, schedule_at
+from benchmarks.stepped_trial import SteppedTrial
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.data.splits import TrialData, build_trial_data
-from smcl_tune.trial.run import build_trial, run_trial, train_one_epoch
+from smcl_tune.trial.run import run_trial
 
 log = logging.getLogger("gpu_check")
 
@@ -103,15 +104,15 @@ def train_runs(
 def host_synchronisations(data_root: Path, data: TrialData) -> list[str]:
     """Warnings of CUDA's sync debug mode during one SMCL training epoch (its end reads the totals once)."""
     config = trial_config_from_dict(trial_config(data_root, "smcl", 4, "cuda"))
-    trial = build_trial(config, data.to(torch.device("cuda")), torch.device("cuda"))
+    trial = SteppedTrial.build(config, data, torch.device("cuda"))
     trial.epoch = 1
-    train_one_epoch(trial)  # warm-up
+    trial.train_epoch()  # warm-up
     torch.cuda.synchronize()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            metrics = train_one_epoch(trial)
+            metrics = trial.train_epoch()
         finally:
             torch.cuda.set_sync_debug_mode("default")
     syncs = [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]

@@ -12,27 +12,16 @@ two give different, equally distributed, batches.)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from smcl_tune.data.augment import normalize, random_crop_flip
 from smcl_tune.data.splits import DeviceSplit, Split, StreamSplit
+from smcl_tune.method.batch import Batch
 
 Plan = list[tuple[torch.Tensor, torch.Tensor | None]]
 """One epoch: per step the head-batch indices and, on a masking step, the minor-batch indices."""
-
-
-class Batch(NamedTuple):
-    """One step's images on the device, normalised; the minor batch is None on a plain step."""
-
-    head_images: torch.Tensor  # x_b, float [B, C, H, W]
-    head_labels: torch.Tensor  # y_b, int64 [B]
-    minor_images: torch.Tensor | None  # x_m
-    minor_labels: torch.Tensor | None  # y_m
-    head_content: torch.Tensor | None = None  # bool [B, H, W]: False where the crop's zero padding is; None: none
-    minor_content: torch.Tensor | None = None
 
 
 class _Decoded(Dataset):

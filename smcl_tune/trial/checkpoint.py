@@ -8,8 +8,9 @@ so far, the history, the mask gallery, the configuration and the package version
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -17,58 +18,70 @@ import smcl_tune
 from smcl_tune.atomic_write import write_atomically
 from smcl_tune.config import TrialConfig
 from smcl_tune.figures.mask_gallery import MaskGallery
-
-if TYPE_CHECKING:
-    from smcl_tune.trial.run import Trial
+from smcl_tune.trial.selection import Selection
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "trial.pt"
-REQUIRED = frozenset({"version", "config", "epoch", "network", "optimizer"})
+REQUIRED = frozenset(
+    {"version", "config", "epoch", "network", "optimizer", "batch_generator", "step_generator", "best_epoch"}
+    | {"best_score", "best_state", "history"}
+)
 # Where a trial runs, not what it is: a checkpoint resumes across these.
 RUN_ENVIRONMENT_FIELDS = {"data": {"root", "loader", "loader_workers"}, "training": {"device", "num_threads"}}
 
 
-def trial_state(trial: Trial) -> dict[str, Any]:
-    selection = trial.selection
-    return {
-        "version": smcl_tune.__version__,
-        "config": trial.config.model_dump(mode="json"),
-        "epoch": trial.epoch,
-        "network": trial.network.state_dict(),
-        "optimizer": trial.optimizer.state_dict(),
-        "batch_generator": trial.batch_generator.get_state(),
-        "step_generator": trial.step_generator.get_state(),
-        "best_epoch": selection.epoch,
-        "best_score": selection.score,
-        "best_state": selection.weights,
-        "history": trial.history,
-        "gallery": None if trial.gallery is None else trial.gallery.state(),
-    }
+@dataclass
+class TrialCheckpoint:
+    """A trial's state after `epoch` epochs, part by part: what `trial.pt` holds. `config` is the
+    trial's configuration as JSON; the network, optimizer and generators as their states."""
 
+    config: dict[str, Any]
+    epoch: int
+    network: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    batch_generator: torch.Tensor
+    step_generator: torch.Tensor
+    selection: Selection
+    history: list[dict[str, float]]
+    gallery: MaskGallery | None = None
 
-def restore(trial: Trial, state: dict[str, Any]) -> None:
-    """Put `state` (a `trial_state`, read back) into `trial`."""
-    trial.epoch = state["epoch"]
-    trial.network.load_state_dict(state["network"])
-    trial.optimizer.load_state_dict(state["optimizer"])
-    trial.batch_generator.set_state(state["batch_generator"])
-    trial.step_generator.set_state(state["step_generator"])
-    trial.selection.epoch = state["best_epoch"]
-    trial.selection.score = state["best_score"]
-    trial.selection.weights = state["best_state"]
-    trial.history = state["history"]
-    gallery = state.get("gallery")
-    trial.gallery = None if gallery is None else MaskGallery.from_state(gallery)
+    def save(self, directory: Path) -> Path:
+        """As `directory/trial.pt`, written whole (atomic_write): a crash or a full storage mid-write
+        leaves the previous checkpoint as it was; returns `directory`."""
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {
+            "version": smcl_tune.__version__,
+            "config": self.config,
+            "epoch": self.epoch,
+            "network": self.network,
+            "optimizer": self.optimizer,
+            "batch_generator": self.batch_generator,
+            "step_generator": self.step_generator,
+            "best_epoch": self.selection.epoch,
+            "best_score": self.selection.score,
+            "best_state": self.selection.weights,
+            "history": self.history,
+            "gallery": None if self.gallery is None else self.gallery.state(),
+        }
+        write_atomically(directory / CHECKPOINT_NAME, lambda file: torch.save(state, file))
+        return directory
 
-
-def save_checkpoint(trial: Trial, directory: Path) -> Path:
-    """The trial's state as `directory/trial.pt`, written whole (atomic_write): a crash or a full
-    storage mid-write leaves the previous checkpoint as it was; returns `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    state = trial_state(trial)
-    write_atomically(directory / CHECKPOINT_NAME, lambda file: torch.save(state, file))
-    return directory
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TrialCheckpoint:
+        """A checkpoint read back (`load_checkpoint`)."""
+        gallery = state.get("gallery")
+        return cls(
+            config=state["config"],
+            epoch=state["epoch"],
+            network=state["network"],
+            optimizer=state["optimizer"],
+            batch_generator=state["batch_generator"],
+            step_generator=state["step_generator"],
+            selection=Selection(state["best_epoch"], state["best_score"], state["best_state"]),
+            history=state["history"],
+            gallery=None if gallery is None else MaskGallery.from_state(gallery),
+        )
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -82,7 +95,7 @@ def _defining(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def resumable_state(path: Path, config: TrialConfig) -> dict[str, Any] | None:
+def resumable_checkpoint(path: Path, config: TrialConfig) -> TrialCheckpoint | None:
     """The checkpoint at `path` (a file or the folder holding one) if this trial can continue from it.
 
     A checkpoint that cannot be read, or was written by another trial configuration or another
@@ -110,4 +123,4 @@ def resumable_state(path: Path, config: TrialConfig) -> dict[str, Any] | None:
     if _defining(state["config"]) != _defining(config.model_dump(mode="json")):
         log.warning("checkpoint %s was written by another trial configuration: the trial starts from scratch", path)
         return None
-    return state
+    return TrialCheckpoint.from_state(state)

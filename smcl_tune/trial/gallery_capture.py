@@ -1,27 +1,20 @@
 """What SMCL's masks look like on the user's data: the gallery of masked pairs a trial captures.
 
 Captured from the first masking epoch (the pairs of its first masking steps, exactly as the step
-composes them) by an epoch hook, `capture_gallery`, and kept in the trial's checkpoint;
+composes them) by an epoch hook, `GalleryCapture.hook`, and kept in the trial's checkpoint;
 `figures/mask_gallery.py` holds the record and draws it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import torch
+from torch import nn
 
-from smcl_tune.data.batches import Batch
 from smcl_tune.figures.mask_gallery import GALLERY_PAIRS, MaskGallery
-from smcl_tune.method.step import mask_batch
-from smcl_tune.results import GALLERY_FILE as GALLERY_FILE  # imported from here by train and the callback
+from smcl_tune.method.batch import Batch
+from smcl_tune.method.step import MaskedBatch, StepSettings, mask_batch
 from smcl_tune.trial.device import autocast
-
-if TYPE_CHECKING:
-    from smcl_tune.trial.run import Trial
-
-BatchHook = Callable[[Batch], None]
+from smcl_tune.trial.epoch import BatchHook
 
 
 def to_pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -31,28 +24,19 @@ def to_pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 
 
 def capture(
-    epoch: int,
-    head_images: torch.Tensor,
-    head_labels: torch.Tensor,
-    minor_images: torch.Tensor,
-    minor_labels: torch.Tensor,
-    parts,
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    compose: str,
-    limit: int = GALLERY_PAIRS,
+    epoch: int, batch: Batch, parts: MaskedBatch, mean: torch.Tensor, std: torch.Tensor, compose: str
 ) -> MaskGallery:
-    """The first `limit` pairs of one masking step; `parts` is the step's MaskedBatch."""
-    n = min(limit, len(head_labels))
+    """The first GALLERY_PAIRS pairs of one masking step; `parts` is the step's MaskedBatch."""
+    n = min(GALLERY_PAIRS, len(batch.head_labels))
     return MaskGallery(
         epoch=epoch,
-        head=to_pixels(head_images[:n], mean, std),
-        minor=to_pixels(minor_images[:n], mean, std),
+        head=to_pixels(batch.head_images[:n], mean, std),
+        minor=to_pixels(batch.minor_images[:n], mean, std),
         saliency=parts.saliency[:n].detach().float().cpu(),
         mask=parts.mask[:n, 0].detach().float().cpu(),
         composite=to_pixels(parts.composite[:n], mean, std),
-        head_labels=head_labels[:n].detach().cpu(),
-        minor_labels=minor_labels[:n].detach().cpu(),
+        head_labels=batch.head_labels[:n].detach().cpu(),
+        minor_labels=batch.minor_labels[:n].detach().cpu(),
         targets=parts.targets[:n].detach().float().cpu(),
         compose=compose,
     )
@@ -61,35 +45,34 @@ def capture(
 MASKING_METHODS = ("smcl", "mask_only")
 
 
-def capture_gallery(trial: Trial) -> BatchHook | None:
-    """An epoch hook: called as an epoch starts, it returns what to call with each of the epoch's
-    masking batches before its step (None in an epoch that adds nothing to the gallery). The
-    gallery holds the pairs of the first masking epoch, up to GALLERY_PAIRS."""
-    if trial.settings.method not in MASKING_METHODS:
-        return None
-    if trial.gallery is not None and trial.gallery.epoch != trial.epoch:
-        return None
+class GalleryCapture:
+    """A trial's mask gallery (the pairs of its first masking epoch, up to GALLERY_PAIRS), as its
+    steps compose them; `gallery` is what a checkpoint keeps."""
 
-    def add(batch: Batch) -> None:
-        if trial.gallery is None or len(trial.gallery) < GALLERY_PAIRS:
-            _add_pairs(trial, batch)
+    def __init__(self, settings: StepSettings, mean: torch.Tensor, std: torch.Tensor, gallery: MaskGallery | None):
+        self.settings = settings
+        self.mean, self.std = mean, std
+        self.gallery = gallery
 
-    return add
+    def hook(self, epoch: int, network: nn.Module, step_generator: torch.Generator) -> BatchHook | None:
+        """What to call with each of epoch `epoch`'s masking batches before its step; None in an epoch
+        that adds nothing to the gallery. `network` and `step_generator` are the steps' own."""
+        if self.settings.name not in MASKING_METHODS:
+            return None
+        if self.gallery is not None and self.gallery.epoch != epoch:
+            return None
 
+        def add(batch: Batch) -> None:
+            if self.gallery is None or len(self.gallery) < GALLERY_PAIRS:
+                self._add_pairs(epoch, network, step_generator, batch)
 
-def _add_pairs(trial: Trial, batch: Batch) -> None:
-    """The step's own pairs, masked as the step is about to mask them (a copy of its generator)."""
-    generator = torch.Generator()
-    generator.set_state(trial.step_generator.get_state())
-    settings = trial.settings
-    with autocast(trial.device):
-        parts = mask_batch(
-            settings,
-            trial.step_network,
-            *batch[:4],
-            generator,
-            head_content=batch.head_content,
-            minor_content=batch.minor_content,
-        )
-    pairs = capture(trial.epoch, *batch[:4], parts, trial.data.mean, trial.data.std, compose=settings.compose)
-    trial.gallery = pairs if trial.gallery is None else trial.gallery.extended(pairs)
+        return add
+
+    def _add_pairs(self, epoch: int, network: nn.Module, step_generator: torch.Generator, batch: Batch) -> None:
+        """The step's own pairs, masked as the step is about to mask them (a copy of its generator)."""
+        generator = torch.Generator()
+        generator.set_state(step_generator.get_state())
+        with autocast(self.mean.device):
+            parts = mask_batch(self.settings, network, batch, generator)
+        pairs = capture(epoch, batch, parts, self.mean, self.std, compose=self.settings.method.compose)
+        self.gallery = pairs if self.gallery is None else self.gallery.extended(pairs)

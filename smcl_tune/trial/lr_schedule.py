@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from smcl_tune.config import TrainingConfig
 
@@ -33,3 +34,8 @@ def learning_rate_factor(training: TrainingConfig, epoch: int, step: int, steps_
         if epoch_progress >= milestone:
             factor = milestone_factor
     return factor
+
+
+def epoch_learning_rate(training: TrainingConfig, epoch: int, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning rate of each step of epoch `epoch`, by the step's index."""
+    return lambda step: training.lr * learning_rate_factor(training, epoch, step, steps_per_epoch)

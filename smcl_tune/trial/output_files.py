@@ -6,15 +6,11 @@ gallery's picture once the gallery's epoch has ended. The study's driver logs th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from smcl_tune.atomic_write import write_bytes_atomically
 from smcl_tune.figures.class_accuracy import trial_files
-from smcl_tune.figures.mask_gallery import gallery_png
+from smcl_tune.figures.mask_gallery import MaskGallery, gallery_png
 from smcl_tune.results import GALLERY_FILE, TrialResult, write_result
-
-if TYPE_CHECKING:
-    from smcl_tune.trial.run import Trial
 
 
 def write_trial_files(result: TrialResult, folder: Path) -> None:
@@ -24,20 +20,23 @@ def write_trial_files(result: TrialResult, folder: Path) -> None:
         write_bytes_atomically(folder / name, content.encode() if isinstance(content, str) else content)
 
 
-def gallery_picture(trial: Trial) -> bytes | None:
-    """The trial's mask gallery once its epoch has ended, as PNG bytes; None before, and for
-    methods that do not mask."""
-    gallery = trial.gallery
-    if gallery is None or trial.epoch <= gallery.epoch:
+def gallery_picture(
+    gallery: MaskGallery | None, epochs_done: int, class_names: list[str], mask_source: str
+) -> bytes | None:
+    """The mask gallery once its epoch has ended (after `epochs_done` epochs), as PNG bytes; None
+    before, and for methods that do not mask."""
+    if gallery is None or epochs_done <= gallery.epoch:
         return None
-    return gallery_png(gallery, trial.data.class_names, trial.settings.mask_source)
+    return gallery_png(gallery, class_names, mask_source)
 
 
-def write_gallery(trial: Trial, folder: Path) -> None:
+def write_gallery(
+    folder: Path, gallery: MaskGallery | None, epochs_done: int, class_names: list[str], mask_source: str
+) -> None:
     """The mask gallery's picture in `folder`, written once, after the gallery's epoch has ended."""
     path = folder / GALLERY_FILE
     if path.exists():
         return
-    picture = gallery_picture(trial)
+    picture = gallery_picture(gallery, epochs_done, class_names, mask_source)
     if picture is not None:
         write_bytes_atomically(path, picture)

@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from smcl_tune.config import MethodConfig
+from smcl_tune.method.batch import Batch
 from smcl_tune.method.cmo import random_box_mask
 from smcl_tune.method.losses import soft_cross_entropy
 from smcl_tune.method.masking import sample_beta
@@ -38,8 +40,8 @@ def test_a_cmo_step_recomputed_from_its_parts():
     torch.manual_seed(0)
     network = build_network("small_cnn", NUM_CLASSES).eval()
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
-    settings = StepSettings(method="cmo", num_classes=NUM_CLASSES, loss_weight=3.0)
-    output = step_loss(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(7))
+    settings = StepSettings(MethodConfig(name="cmo", loss_weight=3.0), NUM_CLASSES)
+    output = step_loss(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(7))
 
     # the same generator state, drawn in the documented order: lambda ~ Beta(1, 1), then the centres
     generator = torch.Generator().manual_seed(7)

@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from smcl_tune.config import MethodConfig
+from smcl_tune.method.batch import Batch
 from smcl_tune.method.cmo import cmo_batch
 from smcl_tune.method.losses import drw_class_weights, soft_cross_entropy, supervised_contrastive_loss
 from smcl_tune.method.step import StepSettings, mask_batch, step_loss
@@ -26,10 +28,10 @@ def test_ldam_drw_step_is_the_margin_loss_on_the_steps_targets(method):
     network = build_network("small_cnn", NUM_CLASSES, classifier="cosine").eval()
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
     settings = StepSettings(
-        method=method, num_classes=NUM_CLASSES, classifier_loss="ldam_drw", ldam_max_margin=0.4, ldam_scale=20.0
+        MethodConfig(name=method, classifier_loss="ldam_drw", ldam_max_margin=0.4, ldam_scale=20.0), NUM_CLASSES
     )
     weights = drw_class_weights(COUNTS)
-    output = step_loss(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(3), weights, COUNTS)
+    output = step_loss(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(3), weights, COUNTS)
 
     margins = 0.4 * (COUNTS.min() / COUNTS) ** 0.25  # m_k = C / n_k^(1/4), the rarest class's margin 0.4
     targets = F.one_hot(y_b, NUM_CLASSES).float()
@@ -39,7 +41,7 @@ def test_ldam_drw_step_is_the_margin_loss_on_the_steps_targets(method):
         targets = F.one_hot(labels, NUM_CLASSES).float()
     elif method in ("smcl", "cmo"):
         if method == "smcl":
-            parts = mask_batch(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(3))
+            parts = mask_batch(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(3))
             composite, mixed = parts.composite, parts.targets
         else:
             parts = cmo_batch(x_b, y_b, x_m, y_m, NUM_CLASSES, 1.0, torch.Generator().manual_seed(3))

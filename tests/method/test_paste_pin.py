@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from smcl_tune.config import MethodConfig
+from smcl_tune.method.batch import Batch
 from smcl_tune.method.step import StepSettings, step_loss
 from smcl_tune.models import build_network
 
@@ -24,14 +26,11 @@ def test_paste_fields_give_the_losses_of_the_code_before_erase_to_the_bit(case):
     network = build_network("small_cnn", 5).eval()
     network.load_state_dict(GOLDEN["network"])
     inputs = GOLDEN["inputs"]
-    settings = StepSettings(method=recorded["method"], num_classes=5, **{**FIRST_RECONSTRUCTION, **recorded["fields"]})
+    settings = StepSettings(MethodConfig(name=recorded["method"], **{**FIRST_RECONSTRUCTION, **recorded["fields"]}), 5)
     output = step_loss(
         settings,
         network,
-        inputs["head"],
-        inputs["head_labels"],
-        inputs["minor"],
-        inputs["minor_labels"],
+        Batch(inputs["head"], inputs["head_labels"], inputs["minor"], inputs["minor_labels"]),
         torch.Generator().manual_seed(GOLDEN["generator_seed"]),
     )
     assert torch.equal(output.loss.detach(), recorded["loss"])

@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from smcl_tune.config import MethodConfig
+from smcl_tune.method.batch import Batch
 from smcl_tune.method.losses import soft_cross_entropy, supervised_contrastive_loss
 from smcl_tune.method.masking import compose, sample_beta, threshold_mask
 from smcl_tune.method.saliency import spectral_residual_saliency
@@ -57,13 +59,14 @@ def test_the_default_smcl_step_erases_the_salient_box_of_x_b_and_is_recomputed_f
 ):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
     settings = StepSettings(
-        method="smcl", num_classes=NUM_CLASSES, fill=fill, soft_label=label_mode, loss_weight=0.7, temperature=0.2
+        MethodConfig(name="smcl", fill=fill, soft_label=label_mode, loss_weight=0.7, temperature=0.2), NUM_CLASSES
     )
-    assert settings.compose == "erase" and settings.mask_mode == "box"  # the paper's reading is the default
-    output = step_loss(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    # the paper's reading is the default
+    assert settings.method.compose == "erase" and settings.method.mask_mode == "box"
+    output = step_loss(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
     # the same generator state gives the same Beta draws: lambda of each image's box
-    lam = sample_beta(settings.box_alpha, len(x_b), torch.Generator().manual_seed(0))
-    saliency = spectral_residual_saliency(x_b, settings.saliency_blur_sigma)  # of x_b itself, not of x_m
+    lam = sample_beta(settings.method.box_alpha, len(x_b), torch.Generator().manual_seed(0))
+    saliency = spectral_residual_saliency(x_b, settings.method.saliency_blur_sigma)  # of x_b itself, not of x_m
     _, erased, areas, targets = _reference_erase(x_b, y_b, y_m, saliency, lam, fill, label_mode)
     head_targets = F.one_hot(y_b, NUM_CLASSES).float()
     mce, msc, loss = _reference_loss(network, [x_b, erased], [head_targets, targets], [y_b, y_m], 0.7, 0.2)
@@ -76,10 +79,10 @@ def test_the_default_smcl_step_erases_the_salient_box_of_x_b_and_is_recomputed_f
 
 def test_erase_keeps_nothing_of_x_m_only_the_background_of_x_b(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
-    settings = StepSettings(method="smcl", num_classes=NUM_CLASSES)
-    parts = mask_batch(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    settings = StepSettings(MethodConfig(name="smcl"), NUM_CLASSES)
+    parts = mask_batch(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
     other_minor = torch.randn_like(x_m)
-    again = mask_batch(settings, network, x_b, y_b, other_minor, y_m, torch.Generator().manual_seed(0))
+    again = mask_batch(settings, network, Batch(x_b, y_b, other_minor, y_m), torch.Generator().manual_seed(0))
     assert torch.equal(parts.composite, again.composite)  # x_m's pixels never enter x_tilde
     kept = parts.mask.expand_as(x_b) == 0
     assert torch.equal(parts.composite[kept], x_b[kept])
@@ -87,8 +90,8 @@ def test_erase_keeps_nothing_of_x_m_only_the_background_of_x_b(network):
 
 def test_erase_with_threshold_masks_removes_the_pixels_whose_saliency_is_at_least_t(network):
     (x_b, y_b), (x_m, y_m) = _batch(3), _batch(4)
-    settings = StepSettings(method="smcl", num_classes=NUM_CLASSES, mask_mode="threshold", saliency_threshold=0.35)
-    parts = mask_batch(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    settings = StepSettings(MethodConfig(name="smcl", mask_mode="threshold", saliency_threshold=0.35), NUM_CLASSES)
+    parts = mask_batch(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
     saliency = spectral_residual_saliency(x_b, 1.5)
     expected = (saliency >= 0.35).float()
     assert torch.equal(parts.mask[:, 0], expected)
@@ -98,9 +101,9 @@ def test_erase_with_threshold_masks_removes_the_pixels_whose_saliency_is_at_leas
 
 def test_minor_images_forwards_the_real_minor_images_as_positives_and_supcon_is_smcl_without_x_tilde(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
-    smcl = StepSettings(method="smcl", num_classes=NUM_CLASSES, minor_images=True, loss_weight=0.5, temperature=0.3)
-    output = step_loss(smcl, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
-    parts = mask_batch(smcl, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    smcl = StepSettings(MethodConfig(name="smcl", minor_images=True, loss_weight=0.5, temperature=0.3), NUM_CLASSES)
+    output = step_loss(smcl, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
+    parts = mask_batch(smcl, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
     one_hot_b, one_hot_m = F.one_hot(y_b, NUM_CLASSES).float(), F.one_hot(y_m, NUM_CLASSES).float()
     _, _, expected = _reference_loss(
         network, [x_b, parts.composite, x_m], [one_hot_b, parts.targets, one_hot_m], [y_b, y_m, y_m], 0.5, 0.3
@@ -108,18 +111,15 @@ def test_minor_images_forwards_the_real_minor_images_as_positives_and_supcon_is_
     assert torch.allclose(output.loss, expected, atol=1e-5)
     assert output.head_logits.shape == (len(x_b), NUM_CLASSES)
     # supcon: the same pass without the masked images
-    supcon = StepSettings(method="supcon", num_classes=NUM_CLASSES, loss_weight=0.5, temperature=0.3)
-    baseline = step_loss(supcon, network, x_b, y_b, x_m, y_m)
+    supcon = StepSettings(MethodConfig(name="supcon", loss_weight=0.5, temperature=0.3), NUM_CLASSES)
+    baseline = step_loss(supcon, network, Batch(x_b, y_b, x_m, y_m))
     _, _, without_x_tilde = _reference_loss(network, [x_b, x_m], [one_hot_b, one_hot_m], [y_b, y_m], 0.5, 0.3)
     assert torch.allclose(baseline.loss, without_x_tilde, atol=1e-5)
     # and without minor_images the minor images are not forwarded
     plain = step_loss(
-        StepSettings(method="smcl", num_classes=NUM_CLASSES, loss_weight=0.5, temperature=0.3),
+        StepSettings(MethodConfig(name="smcl", loss_weight=0.5, temperature=0.3), NUM_CLASSES),
         network,
-        x_b,
-        y_b,
-        x_m,
-        y_m,
+        Batch(x_b, y_b, x_m, y_m),
         torch.Generator().manual_seed(0),
     )
     assert not torch.allclose(plain.loss, output.loss)
@@ -128,26 +128,23 @@ def test_minor_images_forwards_the_real_minor_images_as_positives_and_supcon_is_
 def test_mask_only_has_no_contrastive_term_and_ce_ignores_the_minor_batch(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
     mask_only = step_loss(
-        StepSettings(method="mask_only", num_classes=NUM_CLASSES, loss_weight=3.0),
+        StepSettings(MethodConfig(name="mask_only", loss_weight=3.0), NUM_CLASSES),
         network,
-        x_b,
-        y_b,
-        x_m,
-        y_m,
+        Batch(x_b, y_b, x_m, y_m),
         torch.Generator().manual_seed(0),
     )
     assert float(mask_only.contrastive_loss) == 0 and torch.equal(mask_only.loss, mask_only.classification_loss)
-    ce = step_loss(StepSettings(method="ce", num_classes=NUM_CLASSES), network, x_b, y_b, x_m, y_m)
+    ce = step_loss(StepSettings(MethodConfig(name="ce"), NUM_CLASSES), network, Batch(x_b, y_b, x_m, y_m))
     assert torch.allclose(ce.loss, F.cross_entropy(network(x_b)[0], y_b), atol=1e-6)
 
 
 def test_paste_with_threshold_masks_pastes_the_minor_images_salient_pixels(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
     settings = StepSettings(
-        method="smcl", num_classes=NUM_CLASSES, compose="paste", mask_mode="threshold", saliency_threshold=0.4
+        MethodConfig(name="smcl", compose="paste", mask_mode="threshold", saliency_threshold=0.4), NUM_CLASSES
     )
-    output = step_loss(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
-    mask = threshold_mask(spectral_residual_saliency(x_m, settings.saliency_blur_sigma), 0.4)
+    output = step_loss(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
+    mask = threshold_mask(spectral_residual_saliency(x_m, settings.method.saliency_blur_sigma), 0.4)
     x_tilde = compose(x_b, x_m, mask)
     area = mask.flatten(1).mean(1)
     targets = torch.stack(
@@ -161,15 +158,15 @@ def test_paste_with_threshold_masks_pastes_the_minor_images_salient_pixels(netwo
 def test_paste_mask_source_head_and_erase_head_change_the_composed_image(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
     paste = {"compose": "paste", "mask_mode": "threshold", "saliency_threshold": 0.3}
-    default = StepSettings(method="smcl", num_classes=NUM_CLASSES, **paste)
-    composed = mask_batch(default, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0)).composite
-    head = StepSettings(method="smcl", num_classes=NUM_CLASSES, mask_source="head", **paste)
-    from_head = mask_batch(head, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0)).composite
+    default = StepSettings(MethodConfig(name="smcl", **paste), NUM_CLASSES)
+    composed = mask_batch(default, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0)).composite
+    head = StepSettings(MethodConfig(name="smcl", mask_source="head", **paste), NUM_CLASSES)
+    from_head = mask_batch(head, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0)).composite
     head_mask = threshold_mask(spectral_residual_saliency(x_b, 1.5), 0.3)
     assert torch.allclose(from_head, compose(x_b, x_m, head_mask))
     assert not torch.allclose(composed, from_head)
-    erase = StepSettings(method="smcl", num_classes=NUM_CLASSES, erase_head=True, **paste)
-    erased = mask_batch(erase, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0)).composite
+    erase = StepSettings(MethodConfig(name="smcl", erase_head=True, **paste), NUM_CLASSES)
+    erased = mask_batch(erase, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0)).composite
     minor_mask = threshold_mask(spectral_residual_saliency(x_m, 1.5), 0.3)
     # where x_m is pasted both agree; where x_b's own object was (and x_m is not pasted) erase differs
     pasted = minor_mask.expand_as(erased).bool()
@@ -183,8 +180,10 @@ def test_the_step_passes_the_crops_content_masks_to_the_saliency(network):
     x_b[:, :, :, :4] = -3.0  # the crop's zero padding on the left border (black, in normalised units)
     content = torch.ones(len(x_b), 16, 16, dtype=torch.bool)
     content[:, :, :4] = False
-    settings = StepSettings(method="smcl", num_classes=NUM_CLASSES)
-    parts = mask_batch(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0), head_content=content)
+    settings = StepSettings(MethodConfig(name="smcl"), NUM_CLASSES)
+    parts = mask_batch(
+        settings, network, Batch(x_b, y_b, x_m, y_m, head_content=content), torch.Generator().manual_seed(0)
+    )
     assert float(parts.saliency[:, :, :4].abs().max()) == 0.0
     lam = sample_beta(1.0, len(x_b), torch.Generator().manual_seed(0))
     expected = torch.stack([reference_box(parts.saliency[i], float(lam[i]), content[i]) for i in range(len(x_b))])
@@ -194,11 +193,11 @@ def test_the_step_passes_the_crops_content_masks_to_the_saliency(network):
 def test_gradient_saliency_and_box_masks_train_without_moving_batchnorm_statistics(network):
     network.train()
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
-    settings = StepSettings(method="smcl", num_classes=NUM_CLASSES, saliency="gradient", mask_mode="box")
+    settings = StepSettings(MethodConfig(name="smcl", saliency="gradient", mask_mode="box"), NUM_CLASSES)
     before = network.backbone.body[1].running_mean.clone()
-    mask_batch(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    mask_batch(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
     assert torch.equal(before, network.backbone.body[1].running_mean)
     assert network.training and all(p.grad is None for p in network.parameters())
-    output = step_loss(settings, network, x_b, y_b, x_m, y_m, torch.Generator().manual_seed(0))
+    output = step_loss(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
     output.loss.backward()
     assert torch.isfinite(output.loss) and network.classifier.weight.grad is not None

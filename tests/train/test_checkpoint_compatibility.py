@@ -8,22 +8,27 @@ import torch
 
 import smcl_tune
 from smcl_tune.config import trial_config_from_dict
-from smcl_tune.trial.checkpoint import CHECKPOINT_NAME, resumable_state
+from smcl_tune.trial.checkpoint import CHECKPOINT_NAME, resumable_checkpoint
 
 
 def _checkpoint(folder, config, version=smcl_tune.__version__):
     """A checkpoint file as a trial writes it (its weights do not matter to the check)."""
     folder.mkdir()
-    state = {"version": version, "config": config.model_dump(mode="json"), "epoch": 1, "network": {}, "optimizer": {}}
+    generator = torch.Generator().get_state()
+    state = {
+        **{"version": version, "config": config.model_dump(mode="json"), "epoch": 1, "network": {}, "optimizer": {}},
+        **{"batch_generator": generator, "step_generator": generator, "history": [{}]},
+        **{"best_epoch": None, "best_score": float("-inf"), "best_state": None},
+    }
     torch.save(state, folder / CHECKPOINT_NAME)
     return folder
 
 
 def test_a_checkpoint_of_another_version_alone_is_set_aside(tmp_path, tiny_config, caplog):
     config = trial_config_from_dict(tiny_config())
-    assert resumable_state(_checkpoint(tmp_path / "same", config), config) is not None
-    with caplog.at_level(logging.WARNING, logger="smcl_tune.checkpoint"):
-        assert resumable_state(_checkpoint(tmp_path / "older", config, version="0.0.1"), config) is None
+    assert resumable_checkpoint(_checkpoint(tmp_path / "same", config), config) is not None
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.checkpoint"):
+        assert resumable_checkpoint(_checkpoint(tmp_path / "older", config, version="0.0.1"), config) is None
     assert f"was written by smcl-tune 0.0.1, this is {smcl_tune.__version__}: the trial starts from scratch" in (
         caplog.text
     )
@@ -47,7 +52,7 @@ def test_a_changed_run_environment_keeps_the_checkpoint(tmp_path, tiny_config, m
         now[section].update(values)
     written = trial_config_from_dict(first)
     folder = _checkpoint(tmp_path / "checkpoint", written)
-    with caplog.at_level(logging.WARNING, logger="smcl_tune.checkpoint"):
-        state = resumable_state(folder, trial_config_from_dict(now))
-    assert state is not None and state["epoch"] == 1, caplog.text
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.checkpoint"):
+        state = resumable_checkpoint(folder, trial_config_from_dict(now))
+    assert state is not None and state.epoch == 1, caplog.text
     assert "starts from scratch" not in caplog.text

@@ -5,7 +5,7 @@ import torch
 from smcl_tune.data.longtail import shot_groups
 from smcl_tune.data.splits import DeviceSplit, TrialData
 from smcl_tune.trial.device import evaluation_batch_size
-from smcl_tune.trial.run import background_edit, evaluate
+from smcl_tune.trial.evaluation import background_edit, evaluate
 
 COUNTS = [40, 20, 10, 5]
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from benchmarks.stepped_trial import SteppedTrial
 from smcl_tune.config import trial_config_from_dict
-from smcl_tune.trial.run import build_trial, train_one_epoch
 from tests.train.test_train_loop import coded_data, config
 
 
@@ -28,14 +28,14 @@ class CountHostTensors(TorchDispatchMode):
 
 def host_tensors_in_an_epoch(method: dict, batch_size: int) -> int:
     masking = {"mask_start_epoch": 0, "mask_end_epoch": 2, "mask_probability": 1.0}
-    trial = build_trial(
+    trial = SteppedTrial.build(
         trial_config_from_dict(config({**masking, **method}, 2, batch_size)),
         coded_data(),
         torch.device("cpu"),
     )
     trial.epoch = 1
     with CountHostTensors() as counter:
-        metrics = train_one_epoch(trial)
+        metrics = trial.train_epoch()
     assert metrics["masked_step_fraction"] == 1.0 or method["name"] != "smcl"
     return counter.count
 

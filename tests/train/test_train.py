@@ -127,7 +127,7 @@ def test_a_checkpoint_that_is_not_this_trials_own_is_set_aside_and_the_trial_sta
         checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     fresh = run_trial(trial_config_from_dict(tiny_config()))
     reports = []
-    with caplog.at_level("WARNING", logger="smcl_tune.checkpoint"):
+    with caplog.at_level("WARNING", logger="smcl_tune.trial.checkpoint"):
         resumed = run_trial(
             trial_config_from_dict(tiny_config()),
             report=lambda metrics, folder: reports.append(metrics["epoch"]),
@@ -190,9 +190,9 @@ def test_the_background_head_share_is_measured_on_the_test_images_with_their_obj
         trial_config_from_dict(config),
         data=data,
         report=lambda m, c: reports.append(m),
-        on_epoch=lambda t, m: held.update(t=t),
+        on_epoch=lambda epoch, metrics, network: held.update(network=network),
     )
-    network = held["t"].network.eval()
+    network = held["network"].eval()
     # the synthetic source knows each object: the objects themselves are erased, nothing else
     assert data.test_object_masks is not None and data.test_object_masks.shape == (60, 16, 16)
     erased = background_only(data.test.images, object_masks=data.test_object_masks)

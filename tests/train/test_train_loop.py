@@ -17,7 +17,9 @@ from smcl_tune.data.longtail import shot_groups
 from smcl_tune.data.splits import DeviceSplit, TrialData
 from smcl_tune.method.sampling import effective_number_probabilities
 from smcl_tune.metrics import accuracy_summary
-from smcl_tune.trial.run import evaluate, run_trial
+from smcl_tune.models import build_network
+from smcl_tune.trial.evaluation import background_head_share, evaluate
+from smcl_tune.trial.run import run_trial
 
 CLASS_COUNTS = [120, 60, 30, 15, 8]
 MEAN, STD = 0.5, 0.25
@@ -75,21 +77,21 @@ def recorded_steps(monkeypatch):
 
     def run(trial_config: dict) -> list[dict]:
         steps, reports = [], []
-        real_step = train_module.step_loss
+        real_step = step_module.step_loss
 
-        def recording_step(settings, network, head_images, head_labels, minor_images, minor_labels, *rest, **content):
+        def recording_step(settings, network, batch, *rest):
             steps.append(
                 {
                     "epoch": len(reports),
-                    "head_shown": classes_shown(head_images),
-                    "head_labels": head_labels,
-                    "minor_shown": None if minor_images is None else classes_shown(minor_images),
-                    "minor_labels": minor_labels,
+                    "head_shown": classes_shown(batch.head_images),
+                    "head_labels": batch.head_labels,
+                    "minor_shown": None if batch.minor_images is None else classes_shown(batch.minor_images),
+                    "minor_labels": batch.minor_labels,
                 }
             )
-            return real_step(settings, network, head_images, head_labels, minor_images, minor_labels, *rest, **content)
+            return real_step(settings, network, batch, *rest)
 
-        monkeypatch.setattr(train_module, "step_loss", recording_step)
+        monkeypatch.setattr(step_module, "step_loss", recording_step)
         result = run_trial(
             trial_config_from_dict(trial_config),
             report=lambda metrics, checkpoint: reports.append(metrics),
@@ -179,14 +181,14 @@ def test_test_metrics_come_from_the_epoch_selected_on_validation(monkeypatch):
     real_train_epoch = train_module.train_one_epoch
     kept = {}
 
-    def train_epoch_then_spoil(trial, *hooks):
-        metrics = real_train_epoch(trial, *hooks)
-        if trial.epoch == 0:
-            kept["weights"] = copy.deepcopy(trial.network.state_dict())
+    def train_epoch_then_spoil(network, *arguments):
+        metrics = real_train_epoch(network, *arguments)
+        if "weights" not in kept:  # epoch 0
+            kept["weights"] = copy.deepcopy(network.state_dict())
         else:
             with torch.no_grad():
-                trial.network.classifier.weight.zero_()
-                trial.network.classifier.bias.copy_(torch.tensor([10.0, 0, 0, 0, 0]))
+                network.classifier.weight.zero_()
+                network.classifier.bias.copy_(torch.tensor([10.0, 0, 0, 0, 0]))
         return metrics
 
     monkeypatch.setattr(train_module, "train_one_epoch", train_epoch_then_spoil)
@@ -197,22 +199,22 @@ def test_test_metrics_come_from_the_epoch_selected_on_validation(monkeypatch):
         trial_config_from_dict(config({"name": "ce"}, epochs=3)),
         report=lambda metrics, checkpoint: reports.append(metrics),
         data=data,
-        on_epoch=lambda trial, metrics: held.update(trial=trial),
+        on_epoch=lambda epoch, metrics, network: held.update(network=network),
     )
     history = [entry["val_balanced_accuracy"] for entry in result.history]
     assert history[0] > 0.2 and history[1] == history[2] == pytest.approx(0.2)  # 0.2: one class of five right
     assert result.best_epoch == 0
     assert result.validation["balanced_accuracy"] == history[0]
 
-    network = train_module.build_network("small_cnn", 5)
+    network = build_network("small_cnn", 5)
     network.load_state_dict(kept["weights"])
     epoch_zero = evaluate(network, data.test, data)
     assert result.test_confusion == epoch_zero.tolist()
-    background = train_module.background_head_share(network, data)
+    background = background_head_share(network, data)
     assert result.test == {**accuracy_summary(epoch_zero, data.groups), "background_head_share": background}
     confusion = torch.tensor(result.test_confusion)
     assert result.test["top1"] == pytest.approx(float(confusion.diagonal().sum() / confusion.sum()))
     assert result.test["top1"] != pytest.approx(result.test["balanced_accuracy"])
     assert reports[-1]["test_top1"] == result.test["top1"]
     # the result is computed on a copy: the trial's own network keeps its last (spoiled) weights
-    assert held["trial"].network.classifier.bias.tolist() == [10.0, 0, 0, 0, 0]
+    assert held["network"].classifier.bias.tolist() == [10.0, 0, 0, 0, 0]

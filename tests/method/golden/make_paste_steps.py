@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from smcl_tune.config import MethodConfig
+from smcl_tune.method.batch import Batch
 from smcl_tune.method.step import StepSettings, step_loss
 from smcl_tune.models import build_network
 
@@ -37,8 +39,10 @@ def main() -> None:
     for name, fields in CASES.items():
         fields = dict(fields)
         method = fields.pop("method", "smcl")
-        settings = StepSettings(method=method, num_classes=NUM_CLASSES, **fields)
-        output = step_loss(settings, network, head, head_labels, minor, minor_labels, torch.Generator().manual_seed(3))
+        settings = StepSettings(MethodConfig(name=method, **fields), NUM_CLASSES)
+        output = step_loss(
+            settings, network, Batch(head, head_labels, minor, minor_labels), torch.Generator().manual_seed(3)
+        )
         cases[name] = {
             "method": method,
             "fields": fields,

@@ -1,0 +1,97 @@
+"""One epoch of training steps, in the shape of torchvision's `train_one_epoch`: the network, the
+criterion (the step's loss), the optimizer, the epoch's batches and the learning rate per step."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from smcl_tune.method.batch import Batch
+from smcl_tune.method.step import StepOutput
+from smcl_tune.trial.device import autocast
+
+Criterion = Callable[[nn.Module, Batch], StepOutput]
+BatchHook = Callable[[Batch], None]
+FULL_MASK_AREA = 0.9  # a mask above this covers (nearly) the whole image: the background is gone too
+
+
+class EpochSums(NamedTuple):
+    """The running sums of one epoch: one step's share (tensors), or the epoch's totals (floats)."""
+
+    loss: Any  # each step's mean loss times its batch size
+    classification_loss: Any  # L_MCE, likewise
+    contrastive_loss: Any  # L_MSC, likewise
+    correct: Any  # head images classified right
+    mask_area: Any  # the composed images' masked area fractions, summed
+    empty_masks: Any  # masks of area 0
+    full_masks: Any  # masks of (nearly) the whole image: area above FULL_MASK_AREA
+
+    @classmethod
+    def of_step(cls, output: StepOutput, head_labels: torch.Tensor) -> EpochSums:
+        size = len(head_labels)
+        areas = output.mask_areas.detach().double()
+        return cls(
+            output.loss.detach().double() * size,
+            output.classification_loss.detach().double() * size,
+            output.contrastive_loss.detach().double() * size,
+            (output.head_logits.detach().argmax(1) == head_labels).sum().double(),
+            areas.sum(),
+            (areas == 0).sum().double(),
+            (areas > FULL_MASK_AREA).sum().double(),
+        )
+
+
+def train_one_epoch(
+    network: nn.Module,
+    criterion: Criterion,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[Batch],
+    learning_rate: Callable[[int], float],
+    device: torch.device,
+    on_masking_batch: BatchHook | None = None,
+) -> dict[str, float]:
+    """One epoch of SMCL (or baseline) steps; its training metrics.
+
+    network: the network the steps call (compiled when asked for); criterion: one step's loss;
+    learning_rate: the rate of each step of the epoch, by its index; on_masking_batch: called with
+    each batch that masks, before its step. The step makes no host synchronisation: the epoch reads
+    its sums back once, at its end.
+    """
+    network.train()
+    totals = torch.zeros(len(EpochSums._fields), dtype=torch.float64, device=device)
+    steps = masked_steps = seen = masks = 0  # counts the host knows without asking the device
+    started = time.perf_counter()
+    for steps, batch in enumerate(batches, start=1):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(steps - 1)
+        if batch.masks and on_masking_batch is not None:
+            on_masking_batch(batch)
+        with autocast(device):
+            output = criterion(network, batch)
+        optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        optimizer.step()
+        seen += len(batch.head_labels)
+        masked_steps += batch.masks
+        masks += output.mask_areas.numel()
+        totals += torch.stack(EpochSums.of_step(output, batch.head_labels))
+    sums = EpochSums(*totals.tolist())  # the epoch's only host synchronisation
+    elapsed = time.perf_counter() - started
+    return {
+        "loss": sums.loss / seen,
+        "loss_mce": sums.classification_loss / seen,
+        "loss_msc": sums.contrastive_loss / seen,
+        "train_accuracy": sums.correct / seen,
+        "masked_step_fraction": masked_steps / steps,
+        "masked_area": sums.mask_area / masks if masks else math.nan,
+        "masked_empty_fraction": sums.empty_masks / masks if masks else math.nan,
+        "masked_full_fraction": sums.full_masks / masks if masks else math.nan,
+        "lr": learning_rate(steps - 1),
+        "epoch_seconds": elapsed,
+        "images_per_second": seen / elapsed,
+    }
