@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -201,3 +202,13 @@ def outcome(last_report: dict[str, Any] | None, error: bool = False) -> tuple[Tr
         return TrialState.FAILED, "the trial raised an error (see its Ray log)"
     end = TrialEnd.of(last_report)
     return (TrialState.PRUNED, None) if end is None else end.outcome()
+
+
+def objective_value(metrics: Mapping[str, Any], metric: str) -> float:
+    """A trial's validation objective in its metrics or its last report: the selected epoch's
+    (`selected_<metric>`, once the trial has ended), else the last epoch's (`<metric>`); NaN without either."""
+    value = metrics.get(f"selected_{metric}", metrics.get(metric))
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -18,7 +18,7 @@ from rich.text import Text
 from smcl_tune.cli.formatting import format_memory, format_objective, format_rate
 from smcl_tune.cli.plain_view import best_summary, study_summary
 from smcl_tune.results import TrialState
-from smcl_tune.store.progress import EndedTrial, RunningTrial, StudyProgress
+from smcl_tune.store.progress import StudyProgress, TrialProgress
 
 _ENDED_STYLE = {TrialState.COMPLETED: "green", TrialState.PRUNED: "yellow", TrialState.FAILED: "red"}
 
@@ -64,10 +64,10 @@ class LiveView:
     def started(self, progress: StudyProgress) -> None:
         self.progress = progress
 
-    def epoch_ended(self, progress: StudyProgress, trial: RunningTrial) -> None:
+    def epoch_ended(self, progress: StudyProgress, trial: TrialProgress) -> None:
         pass  # the next redraw shows it
 
-    def trial_ended(self, progress: StudyProgress, trial: EndedTrial) -> None:
+    def trial_ended(self, progress: StudyProgress, trial: TrialProgress) -> None:
         self.progress = progress
         self.console.print(Text(trial.describe(), style=_ENDED_STYLE[trial.state]))
 
@@ -77,7 +77,7 @@ class LiveView:
         if progress is None:
             return Group(title, Text("starting Ray"))
         rows = Table.grid(padding=(0, 2))
-        for trial in list(progress.running.values()):
+        for trial in progress.running:
             rows.add_row(
                 trial.name,
                 ProgressBar(total=max(1, trial.epochs_planned), completed=trial.epochs_done, width=20),

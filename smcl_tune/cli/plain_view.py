@@ -7,21 +7,22 @@ import time
 
 from smcl_tune.cli.formatting import format_duration, format_memory, format_objective, format_rate
 from smcl_tune.results import TrialState
-from smcl_tune.store.progress import EndedTrial, RunningTrial, StudyProgress
+from smcl_tune.store.progress import StudyProgress, TrialProgress
 
 
 def study_summary(progress: StudyProgress) -> str:
-    ended = progress.ended
+    counts = progress.counts()
     return (
-        f"{ended[TrialState.COMPLETED]} done, {ended[TrialState.PRUNED]} stopped early, "
-        f"{ended[TrialState.FAILED]} failed, {len(progress.running)} running, {progress.to_go} to go; "
+        f"{counts[TrialState.COMPLETED]} done, {counts[TrialState.PRUNED]} stopped early, "
+        f"{counts[TrialState.FAILED]} failed, {len(progress.running)} running, {progress.to_go} to go; "
         f"elapsed {format_duration(progress.elapsed())}, ETA {format_duration(progress.eta_seconds())}"
     )
 
 
 def best_summary(progress: StudyProgress) -> str:
     """The best validation objective so far, per condition (a trial's name carries its condition)."""
-    parts = [f"{format_objective(value)} ({name})" for _, (value, name) in sorted(progress.best.items())]
+    best = sorted(progress.best().items())
+    parts = [f"{format_objective(trial.objective)} ({trial.name})" for _, trial in best]
     return f"best {progress.metric}: " + ("; ".join(parts) if parts else "none yet")
 
 
@@ -36,11 +37,11 @@ class PlainView:
         self._last_epoch_line = -float("inf")
 
     def started(self, progress: StudyProgress) -> None:
-        earlier = sum(progress.ended.values())
+        earlier = progress.ended()
         resumed = f", {earlier} ended in an earlier run" if earlier else ""
         print(f"{_clock()} study {self.study}: {progress.planned_trials} trials planned{resumed}", flush=True)
 
-    def epoch_ended(self, progress: StudyProgress, trial: RunningTrial) -> None:
+    def epoch_ended(self, progress: StudyProgress, trial: TrialProgress) -> None:
         now = time.monotonic()
         if now - self._last_epoch_line < self.min_interval_s:
             return
@@ -56,5 +57,5 @@ class PlainView:
             flush=True,
         )
 
-    def trial_ended(self, progress: StudyProgress, trial: EndedTrial) -> None:
+    def trial_ended(self, progress: StudyProgress, trial: TrialProgress) -> None:
         print(f"{_clock()} {trial.describe()} | {study_summary(progress)} | {best_summary(progress)}", flush=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import format_accuracy
+from smcl_tune.report.aligned_columns import aligned_columns
 from smcl_tune.studyfile.trial_file import load_trial_config
 
 
@@ -17,18 +18,12 @@ def _print_trial_result(result) -> None:
     selection = "selected on validation" if result.validation else "no validation split, the last"
     print(f"epochs: {result.epochs_completed}, {selection}: epoch {result.best_epoch}")
     print(f"shot groups (classes): many {sizes['many']} / medium {sizes['medium']} / few {sizes['few']}")
-    header = f"{'split':<12}{'top-1':>8}{'balanced':>10}{'many':>8}{'medium':>8}{'few':>8}"
-    print(header)
-    rows = [("validation", result.validation), ("test", result.test)]
+    splits = [("validation", result.validation), ("test", result.test)]
     if result.last_test and result.last_test != result.test:
-        rows.append(("test, last", result.last_test))
-    for name, metrics in rows:
-        if metrics:
-            print(
-                f"{name:<12}{format_accuracy(metrics['top1']):>8}{format_accuracy(metrics['balanced_accuracy']):>10}"
-                f"{format_accuracy(metrics['many']):>8}{format_accuracy(metrics['medium']):>8}"
-                f"{format_accuracy(metrics['few']):>8}"
-            )
+        splits.append(("test, last", result.last_test))
+    names = ("top1", "balanced_accuracy", "many", "medium", "few")
+    rows = [[split, *(format_accuracy(metrics[name]) for name in names)] for split, metrics in splits if metrics]
+    print(aligned_columns(["split", "top-1", "balanced", "many", "medium", "few"], rows, left=("split",)))
 
 
 def command_trial(arguments: argparse.Namespace) -> int:

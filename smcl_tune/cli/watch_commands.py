@@ -18,10 +18,9 @@ from smcl_tune.errors import ConfigError
 
 
 def _study_line(status) -> str:
-    counts = status.counts()
-    ended = sum(counts[state] for state in ("completed", "pruned", "failed"))
-    planned = "?" if status.planned_trials is None else status.planned_trials
-    line = f"study {status.name}: {status.state}, {ended} of {planned} trials ended"
+    progress = status.progress
+    planned = "?" if progress.planned_trials is None else progress.planned_trials
+    line = f"study {status.name}: {status.state}, {progress.ended()} of {planned} trials ended"
     line += f", elapsed {format_duration(status.elapsed_seconds())}"
     if status.state == "running":
         line += f", ETA {format_duration(status.eta_seconds())}"
@@ -29,34 +28,38 @@ def _study_line(status) -> str:
 
 
 def _print_study(status) -> None:
-    from smcl_tune.store.status import INTERRUPTED
+    from smcl_tune.report.aligned_columns import aligned_columns
+    from smcl_tune.store.progress import INTERRUPTED
 
-    counts = status.counts()
+    progress = status.progress
+    counts = progress.counts()
     print(_study_line(status))
     order = ("completed", "pruned", "failed", "running", INTERRUPTED)
     states = ", ".join(f"{counts[state]} {state}" for state in order if counts[state])
-    to_go = status.to_go()
+    to_go = progress.to_go
     print(f"trials: {states or 'none yet'}" + ("" if to_go is None else f", {to_go} to go"))
     print(f"objective: {status.metric} ({status.mode})")
-    for condition, trial in sorted(status.best().items()):
+    for condition, trial in sorted(progress.best().items()):
         where = f"[{condition}] " if condition else ""
         print(f"best {where}{trial.name}: {format_objective(trial.objective)} ({trial.state})")
     error = status.last_error()
     if error is not None:
         print(f"last error: {error.name}: {error.reason or 'no reason recorded'}")
     print()
-    # Columns as wide as their longest entry: a trial's name carries its condition, which can be long.
-    name_width = max([len("trial"), *(len(trial.name) for trial in status.trials)]) + 2
-    condition_width = max([len("condition"), *(len(trial.condition) for trial in status.trials)]) + 2
-    print(
-        f"{'trial':<{name_width}}{'condition':<{condition_width}}{'role':<10}{'state':<13}"
-        f"{'epochs':>7}{'objective':>11}{'time':>9}"
-    )
-    for trial in status.trials:
-        print(
-            f"{trial.name:<{name_width}}{trial.condition:<{condition_width}}{trial.role:<10}{trial.state:<13}"
-            f"{trial.epochs_done:>7}{format_objective(trial.objective):>11}{format_duration(trial.seconds):>9}"
-        )
+    header = ["trial", "condition", "role", "state", "epochs", "objective", "time"]
+    rows = [
+        [
+            trial.name,
+            trial.condition,
+            trial.role,
+            trial.state,
+            str(trial.epochs_done),
+            format_objective(trial.objective),
+            format_duration(trial.seconds),
+        ]
+        for trial in status.trials
+    ]
+    print(aligned_columns(header, rows, left=("trial", "condition", "role", "state")))
 
 
 def command_status(arguments: argparse.Namespace) -> int:

@@ -19,12 +19,11 @@ from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import GALLERY_FILE, TrialState
 from smcl_tune.store.mlflow_reader import StudyStore
+from smcl_tune.store.trial_record import TrialRecord
 from smcl_tune.tracking.tags import (
     ARCHITECTURE_TAG,
     BASELINES_TAG,
-    CONDITION_TAG,
     CONDITIONS_TAG,
-    CONFIGURATION_TAG,
     EPOCHS_TAG,
     FEW_BELOW_TAG,
     IMBALANCE_FACTOR_TAG,
@@ -33,12 +32,9 @@ from smcl_tune.tracking.tags import (
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
     OPTUNA_STORAGE_TAG,
-    REASON_TAG,
-    ROLE_TAG,
     SEARCH_TAG,
     SEED_TAG,
     SOURCE_TAG,
-    STATE_TAG,
     SUBSET_PROTOCOL_TAG,
 )
 
@@ -47,7 +43,6 @@ ACCURACY_COLUMNS = ("test_top1", "test_balanced_accuracy", *SHOT_COLUMNS)
 LAST_EPOCH_COLUMNS = tuple(f"last_{column}" for column in ACCURACY_COLUMNS)
 # The share of background-only test images (salient box erased) predicted as a many-shot class.
 BACKGROUND_COLUMNS = ("test_background_head_share", "last_test_background_head_share")
-KINDS = ("search", "baseline", "confirm")
 _STATE_ORDER = {TrialState.COMPLETED: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAILED: 3}
 CURVE_TRIALS = 5
 
@@ -94,65 +89,45 @@ class Leaderboard:
         return paired_differences(self.trials, self.baseline)
 
 
-def _number(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _state(tag: str | None) -> TrialState:
-    try:
-        return TrialState(tag)
-    except ValueError:
-        return TrialState.RUNNING
-
-
-def _trial_row(run) -> dict:
-    tags, metrics = run.data.tags, run.data.metrics
-    epochs = metrics.get("epochs_completed")
-    if epochs is None and "epoch" in metrics:
-        epochs = metrics["epoch"] + 1
-    condition = tags.get(CONDITION_TAG, "")
-    name = run.info.run_name.removesuffix(f" [{condition}]") if condition else run.info.run_name
+def _trial_row(record: TrialRecord) -> dict:
+    tags = record.tags
     row = {
-        "condition": condition,
-        "trial": name,
-        "kind": tags.get(ROLE_TAG) if tags.get(ROLE_TAG) in KINDS else "search",
-        "configuration": tags.get(CONFIGURATION_TAG, ""),
-        "seed": _number(tags.get(SEED_TAG)),
+        "condition": record.condition,
+        "trial": record.name,
+        "kind": record.role,
+        "configuration": record.configuration,
+        "seed": record.number(SEED_TAG),
         "source": tags.get(SOURCE_TAG, ""),
         "architecture": tags.get(ARCHITECTURE_TAG, ""),
         "subset_protocol": tags.get(SUBSET_PROTOCOL_TAG, ""),
         "n_max": tags.get(N_MAX_TAG, ""),
-        "planned_epochs": _number(tags.get(EPOCHS_TAG)),
-        "state": _state(tags.get(STATE_TAG)),
-        "reason": tags.get(REASON_TAG, ""),
-        "imbalance_factor": _number(tags.get(IMBALANCE_FACTOR_TAG)),
-        "many_above": _number(tags.get(MANY_ABOVE_TAG)),
-        "few_below": _number(tags.get(FEW_BELOW_TAG)),
-        "epochs": epochs,
-        "wall_s": metrics.get("trial_seconds", math.nan),
-        "run_id": run.info.run_id,
+        "planned_epochs": record.number(EPOCHS_TAG),
+        "state": record.state,
+        "reason": record.reason or "",
+        "imbalance_factor": record.number(IMBALANCE_FACTOR_TAG),
+        "many_above": record.number(MANY_ABOVE_TAG),
+        "few_below": record.number(FEW_BELOW_TAG),
+        "epochs": record.epochs_done if record.metrics.keys() & {"epochs_completed", "epoch"} else None,
+        "wall_s": record.metrics.get("trial_seconds", math.nan),
+        "run_id": record.run_id,
+        "objective": record.objective,
     }
     for column in (*ACCURACY_COLUMNS, *LAST_EPOCH_COLUMNS, *BACKGROUND_COLUMNS):
-        row[column] = metrics.get(column, math.nan)
+        row[column] = record.metrics.get(column, math.nan)
     for group in ("many", "medium", "few"):
-        row[f"{group}_classes"] = metrics.get(f"{group}_classes", math.nan)
-    row["_metrics"] = metrics
-    row.update({f"param.{key}": value for key, value in run.data.params.items()})
+        row[f"{group}_classes"] = record.metrics.get(f"{group}_classes", math.nan)
+    row.update({f"param.{key}": value for key, value in record.params.items()})
     return row
 
 
-def rank_trials(trials: pd.DataFrame, metric: str, mode: str, conditions: list[str] | None = None) -> pd.DataFrame:
-    """Add `objective` (the selected epoch's validation score, else the last) and `rank`.
+def rank_trials(trials: pd.DataFrame, mode: str, conditions: list[str] | None = None) -> pd.DataFrame:
+    """Order the trials by their `objective` (results.objective_value) and add `rank`.
 
     Within each condition (in the study's order): completed trials first, by objective; then
     pruned, running and failed ones. Ranks restart in each condition.
     """
     frame = trials.copy()
-    selected = [m.get(f"selected_{metric}", m.get(metric, math.nan)) for m in frame["_metrics"]]
-    frame["objective"] = pd.to_numeric(pd.Series(selected, index=frame.index), errors="coerce")
+    frame["objective"] = pd.to_numeric(frame["objective"], errors="coerce")
     frame["_order"] = frame["state"].map(_STATE_ORDER).fillna(4)
     order = {label: index for index, label in enumerate(conditions or [])}
     frame["_condition"] = frame["condition"].map(lambda label: (order.get(label, len(order)), label))
@@ -182,7 +157,8 @@ def load_leaderboard(
         raise EmptyStudy(f"study '{study}' has no trials yet")
     conditions = json.loads(tags.get(CONDITIONS_TAG, "[]"))
     baselines = json.loads(tags.get(BASELINES_TAG, "[]"))
-    trials = rank_trials(pd.DataFrame([_trial_row(run) for run in children]), metric, mode, conditions)
+    records = [TrialRecord.of_run(run, metric) for run in children]
+    trials = rank_trials(pd.DataFrame([_trial_row(record) for record in records]), mode, conditions)
     if baseline is None and baselines:
         baseline = baselines[0]
     elif baseline is not None and baseline not in baselines:

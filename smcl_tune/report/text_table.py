@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from smcl_tune.report.aligned_columns import aligned_columns
 from smcl_tune.report.captions import BACKGROUND_HEADING, group_lines, title_line
 from smcl_tune.report.display_frames import LEFT_ALIGNED, display_frame, sections_after_trials
 from smcl_tune.report.leaderboard import Leaderboard
-from smcl_tune.report.table_width import column_widths, fit_to_width
+from smcl_tune.report.table_width import fit_to_width
 
 FULL_TABLE_HINT = "`smcl-tune leaderboard STUDY --format csv`, or a pipe or a file, keeps every column"
 
 
 def text_table(frame: pd.DataFrame) -> str:
-    columns = list(frame.columns)
-    widths = column_widths(frame)
-
-    def line(cells: dict) -> str:
-        return "  ".join(
-            cells[c].ljust(widths[c]) if c in LEFT_ALIGNED else cells[c].rjust(widths[c]) for c in columns
-        ).rstrip()
-
-    out = [line({c: c for c in columns}), "  ".join("-" * widths[c] for c in columns)]
-    out += [line(row) for row in frame.to_dict("records")]
-    return "\n".join(out)
+    """A frame of display strings (display_frames.py) as aligned text."""
+    return aligned_columns(list(frame.columns), frame.values.tolist(), LEFT_ALIGNED)
 
 
 def _drop_order(board: Leaderboard) -> list[str]:

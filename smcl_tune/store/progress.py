@@ -1,7 +1,7 @@
-"""How far a running study is: trials by state, the running ones' epochs, the best so far, an ETA.
+"""How far a study is: its trials by state, the running ones' epochs, the best per condition, the ETA.
 
-The driver's ProgressCallback feeds a StudyProgress; a listener (the CLI's live or plain view)
-hears of every finished epoch and every trial that ends, and reads the rest from the progress.
+One model for both readers: the driver feeds it from Ray's reports while the study runs (the live
+and plain views listen), and `smcl-tune status` builds it from the store's trial records.
 """
 
 from __future__ import annotations
@@ -14,14 +14,8 @@ from typing import Protocol
 
 from smcl_tune.results import EPOCHS_PLANNED, TrialState
 
-
-def estimate_eta(epochs_left: int, epochs_trained: int, seconds: float) -> float | None:
-    """Seconds to train `epochs_left` more at the rate seen so far; None before any epoch.
-
-    An upper bound under ASHA, which stops trials before their last epoch."""
-    if epochs_trained <= 0 or seconds <= 0:
-        return None
-    return epochs_left * seconds / epochs_trained
+INTERRUPTED = "interrupted"  # a trial or study whose driver stopped without ending it
+ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
 
 
 def is_better(value: float, than: float | None, mode: str) -> bool:
@@ -31,25 +25,24 @@ def is_better(value: float, than: float | None, mode: str) -> bool:
 
 
 @dataclass
-class RunningTrial:
-    name: str
+class TrialProgress:
+    """One trial of a study as far as it has gone."""
+
+    name: str  # its run name: "trial-003", "baseline-ce-s1 [imbalance_factor=100]"
     condition: str
+    role: str = ""
+    state: str = TrialState.RUNNING  # a TrialState value, or INTERRUPTED
     epochs_done: int = 0
     epochs_planned: int = 0
-    objective: float = math.nan  # the last epoch's
+    objective: float = math.nan  # the selected epoch's validation objective; the last epoch's while running
+    seconds: float = 0.0  # training time (Ray's), across resumes: a study's start-up is not in it
+    reason: str | None = None
+    ended_ms: int | None = None
     images_per_second: float = math.nan
     gpu_memory_mib: float = math.nan
 
-
-@dataclass(frozen=True)
-class EndedTrial:
-    name: str
-    condition: str
-    state: TrialState
-    epochs_done: int
-    reason: str | None = None
-
     def describe(self) -> str:
+        """How an ended trial ended, in a line."""
         if self.state == TrialState.COMPLETED:
             return f"{self.name}: finished after {self.epochs_done} epochs"
         if self.state == TrialState.PRUNED:
@@ -60,20 +53,21 @@ class EndedTrial:
 class ProgressListener(Protocol):
     def started(self, progress: StudyProgress) -> None: ...
 
-    def epoch_ended(self, progress: StudyProgress, trial: RunningTrial) -> None: ...
+    def epoch_ended(self, progress: StudyProgress, trial: TrialProgress) -> None: ...
 
-    def trial_ended(self, progress: StudyProgress, trial: EndedTrial) -> None: ...
+    def trial_ended(self, progress: StudyProgress, trial: TrialProgress) -> None: ...
 
 
 class StudyProgress:
-    """A study's progress in this driver session, plus the trials an earlier session ended."""
+    """A study's trials by key (a Ray trial id in the driver, a run id in the store), and what follows
+    from them; `listener` hears of every finished epoch and every trial that ends."""
 
     def __init__(
         self,
         metric: str,
         mode: str,
-        planned_trials: int,
-        epochs_per_trial: int,
+        planned_trials: int | None,
+        epochs_per_trial: int | None,
         listener: ProgressListener | None = None,
     ) -> None:
         self.metric = metric
@@ -82,57 +76,79 @@ class StudyProgress:
         self.epochs_per_trial = epochs_per_trial
         self.listener = listener
         self.started = time.monotonic()
-        self.running: dict[str, RunningTrial] = {}
-        self.ended: Counter[TrialState] = Counter()
-        self.epochs_trained = 0  # in this session
-        self.best: dict[str, tuple[float, str]] = {}  # condition -> (objective, trial name)
+        self.trials: dict[str, TrialProgress] = {}
 
-    def add_earlier(self, state: TrialState, condition: str, name: str, objective: float) -> None:
-        """A trial an earlier session of the study ended."""
-        self.ended[state] += 1
-        self._note_objective(condition, name, objective)
+    # -- what the driver (or the store) tells it -----------------------------------------------------
+    def add(self, key: str, trial: TrialProgress) -> None:
+        """A trial as a record says it is (an earlier run's, or the store's)."""
+        self.trials[key] = trial
 
-    def _note_objective(self, condition: str, name: str, value: float) -> None:
-        known = self.best.get(condition)
-        if is_better(value, None if known is None else known[0], self.mode):
-            self.best[condition] = (value, name)
-
-    def trial_started(self, trial_id: str, name: str, condition: str) -> RunningTrial:
-        trial = self.running.get(trial_id)
+    def trial_started(self, key: str, name: str, condition: str) -> TrialProgress:
+        trial = self.trials.get(key)
         if trial is None:
-            trial = self.running[trial_id] = RunningTrial(name, condition, epochs_planned=self.epochs_per_trial)
+            trial = self.trials[key] = TrialProgress(name, condition, epochs_planned=self.epochs_per_trial or 0)
         return trial
 
-    def epoch_ended(self, trial_id: str, name: str, condition: str, result: dict) -> None:
-        trial = self.trial_started(trial_id, name, condition)
-        epochs_done = int(result.get("epoch", trial.epochs_done)) + 1
-        self.epochs_trained += max(0, epochs_done - trial.epochs_done)
-        trial.epochs_done = epochs_done
+    def epoch_ended(self, key: str, name: str, condition: str, result: dict) -> None:
+        trial = self.trial_started(key, name, condition)
+        trial.epochs_done = int(result.get("epoch", trial.epochs_done)) + 1
         trial.epochs_planned = int(result.get(EPOCHS_PLANNED) or trial.epochs_planned)
         trial.objective = float(result.get(self.metric, math.nan))
+        trial.seconds = float(result.get("time_total_s", trial.seconds))
         trial.images_per_second = float(result.get("images_per_second", math.nan))
         trial.gpu_memory_mib = float(result.get("gpu_memory_peak_mib", math.nan))
-        self._note_objective(condition, name, trial.objective)
         if self.listener is not None:
             self.listener.epoch_ended(self, trial)
 
-    def trial_ended(self, trial_id: str, name: str, condition: str, state: TrialState, reason: str | None) -> None:
-        trial = self.running.pop(trial_id, None)
-        epochs_done = 0 if trial is None else trial.epochs_done
-        self.ended[state] += 1
+    def trial_ended(self, key: str, name: str, condition: str, state: TrialState, reason: str | None) -> None:
+        trial = self.trial_started(key, name, condition)
+        trial.state, trial.reason = state, reason
         if self.listener is not None:
-            self.listener.trial_ended(self, EndedTrial(name, condition, state, epochs_done, reason))
+            self.listener.trial_ended(self, trial)
+
+    # -- what follows --------------------------------------------------------------------------------
+    @property
+    def running(self) -> list[TrialProgress]:
+        return [trial for trial in self.trials.values() if trial.state == TrialState.RUNNING]
+
+    def counts(self) -> Counter[str]:
+        return Counter(trial.state for trial in self.trials.values())
+
+    def ended(self) -> int:
+        counts = self.counts()
+        return sum(counts[state] for state in ENDED_STATES)
+
+    def best(self) -> dict[str, TrialProgress]:
+        """Per condition, the trial with the best validation objective so far (of any state)."""
+        best: dict[str, TrialProgress] = {}
+        for trial in self.trials.values():
+            known = best.get(trial.condition)
+            if is_better(trial.objective, None if known is None else known.objective, self.mode):
+                best[trial.condition] = trial
+        return best
 
     @property
-    def to_go(self) -> int:
-        return max(0, self.planned_trials - sum(self.ended.values()) - len(self.running))
-
-    def epochs_left(self) -> int:
-        running = sum(max(0, trial.epochs_planned - trial.epochs_done) for trial in self.running.values())
-        return running + self.to_go * self.epochs_per_trial
+    def to_go(self) -> int | None:
+        """Trials not started yet; None when the plan is not known."""
+        return None if self.planned_trials is None else max(0, self.planned_trials - len(self.trials))
 
     def elapsed(self) -> float:
+        """Seconds since this driver started watching."""
         return time.monotonic() - self.started
 
     def eta_seconds(self) -> float | None:
-        return estimate_eta(self.epochs_left(), self.epochs_trained, self.elapsed())
+        """Time to train the running trials' remaining epochs and the trials still to start, at the
+        rate the study's trials have trained so far (training time, not the study's start-up), as
+        many at once as run now. An upper bound under ASHA, which stops trials before their last epoch."""
+        if self.epochs_per_trial is None or self.to_go is None:
+            return None
+        running = self.running
+        epochs_left = sum(
+            max(0, (trial.epochs_planned or self.epochs_per_trial) - trial.epochs_done) for trial in running
+        )
+        epochs_left += self.to_go * self.epochs_per_trial
+        trained = sum(trial.epochs_done for trial in self.trials.values())
+        seconds = sum(trial.seconds for trial in self.trials.values())
+        if trained <= 0 or seconds <= 0:
+            return None
+        return epochs_left * seconds / trained / max(1, len(running))

@@ -6,69 +6,51 @@ run (study/runner.py counts the trials an earlier run ended); neither package im
 
 from __future__ import annotations
 
-import math
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from smcl_tune.results import TrialState
 from smcl_tune.store.lock import driver_holds
 from smcl_tune.store.mlflow_reader import StudyStore
-from smcl_tune.store.progress import estimate_eta, is_better
+from smcl_tune.store.progress import INTERRUPTED, StudyProgress, TrialProgress
+from smcl_tune.store.trial_record import TrialRecord
 from smcl_tune.tracking.tags import (
-    CONDITION_TAG,
     EPOCHS_PER_TRIAL_TAG,
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
     PLANNED_TRIALS_TAG,
-    REASON_TAG,
-    ROLE_TAG,
-    STATE_TAG,
     STUDY_TAG,
 )
-
-INTERRUPTED = "interrupted"  # a trial or study whose driver stopped without ending it
-
-
-@dataclass(frozen=True)
-class TrialStatus:
-    name: str
-    condition: str
-    role: str
-    state: str  # a TrialState value, or INTERRUPTED
-    epochs_done: int
-    objective: float  # the selected epoch's validation objective; the last epoch's while running
-    seconds: float  # training time (Ray's), across resumes
-    reason: str | None
-    ended_ms: int | None
 
 
 @dataclass
 class StudyStatus:
+    """A study as its store records it: its own state and its trials' progress."""
+
     name: str
     state: str  # "running", "finished", "stopped", "failed" or INTERRUPTED
-    metric: str
-    mode: str
     started_ms: int
     ended_ms: int | None
-    planned_trials: int | None
-    epochs_per_trial: int | None
-    trials: list[TrialStatus] = field(default_factory=list)
+    progress: StudyProgress
 
-    def counts(self) -> Counter[str]:
-        return Counter(trial.state for trial in self.trials)
+    @property
+    def metric(self) -> str:
+        return self.progress.metric
 
-    def best(self) -> dict[str, TrialStatus]:
-        """Per condition, the trial with the best validation objective (of any state)."""
-        best: dict[str, TrialStatus] = {}
-        for trial in self.trials:
-            known = best.get(trial.condition)
-            if is_better(trial.objective, None if known is None else known.objective, self.mode):
-                best[trial.condition] = trial
-        return best
+    @property
+    def mode(self) -> str:
+        return self.progress.mode
 
-    def last_error(self) -> TrialStatus | None:
+    @property
+    def planned_trials(self) -> int | None:
+        return self.progress.planned_trials
+
+    @property
+    def trials(self) -> list[TrialProgress]:
+        return sorted(self.progress.trials.values(), key=lambda trial: (trial.condition, trial.name))
+
+    def last_error(self) -> TrialProgress | None:
         failed = [trial for trial in self.trials if trial.state == TrialState.FAILED]
         return max(failed, key=lambda trial: trial.ended_ms or 0, default=None)
 
@@ -76,23 +58,8 @@ class StudyStatus:
         end = self.ended_ms if self.ended_ms is not None and self.state != "running" else now_ms or _now_ms()
         return max(0.0, (end - self.started_ms) / 1000)
 
-    def to_go(self) -> int | None:
-        if self.planned_trials is None:
-            return None
-        return max(0, self.planned_trials - len(self.trials))
-
     def eta_seconds(self) -> float | None:
-        """Time to train the running trials' remaining epochs and the trials still to start, at the
-        rate the study's trials have trained so far, as many at once as are running now."""
-        if self.state != "running" or self.epochs_per_trial is None or self.to_go() is None:
-            return None
-        running = [trial for trial in self.trials if trial.state == TrialState.RUNNING]
-        epochs_left = sum(max(0, self.epochs_per_trial - trial.epochs_done) for trial in running)
-        epochs_left += self.to_go() * self.epochs_per_trial
-        trained = sum(trial.epochs_done for trial in self.trials)
-        seconds = sum(trial.seconds for trial in self.trials)
-        eta = estimate_eta(epochs_left, trained, seconds)
-        return None if eta is None else eta / max(1, len(running))
+        return self.progress.eta_seconds() if self.state == "running" else None
 
 
 def _now_ms() -> int:
@@ -110,24 +77,22 @@ def _study_state(run_status: str, running_driver: bool | None) -> str:
     return {"FINISHED": "finished", "KILLED": "stopped", "FAILED": "failed"}.get(run_status, run_status.lower())
 
 
-def _trial_status(run, metric: str, study_running: bool) -> TrialStatus:
-    tags, metrics = run.data.tags, run.data.metrics
-    state = tags.get(STATE_TAG, TrialState.RUNNING)
-    if state == TrialState.RUNNING and not (study_running and run.info.status == "RUNNING"):
+def trial_progress(record: TrialRecord, study_running: bool, epochs_per_trial: int | None) -> TrialProgress:
+    """A trial record as progress: a trial its driver left running in a study that is not is interrupted."""
+    state: str = record.state
+    if state == TrialState.RUNNING and not (study_running and record.run_status == "RUNNING"):
         state = INTERRUPTED
-    epochs_done = metrics.get("epochs_completed")
-    if epochs_done is None:
-        epochs_done = metrics["epoch"] + 1 if "epoch" in metrics else 0
-    return TrialStatus(
-        name=tags.get("mlflow.runName", run.info.run_id),
-        condition=tags.get(CONDITION_TAG, ""),
-        role=tags.get(ROLE_TAG, ""),
+    return TrialProgress(
+        name=record.run_name,
+        condition=record.condition,
+        role=record.role,
         state=state,
-        epochs_done=int(epochs_done),
-        objective=metrics.get(f"selected_{metric}", metrics.get(metric, math.nan)),
-        seconds=float(metrics.get("trial_seconds", 0.0)),
-        reason=tags.get(REASON_TAG),
-        ended_ms=run.info.end_time,
+        epochs_done=record.epochs_done,
+        epochs_planned=epochs_per_trial or 0,
+        objective=record.objective,
+        seconds=record.seconds,
+        reason=record.reason,
+        ended_ms=record.ended_ms,
     )
 
 
@@ -137,16 +102,15 @@ def study_status(store: StudyStore, parent, lock_file: Path | None = None) -> St
     running_driver = None if lock_file is None else driver_holds(lock_file)
     state = _study_state(parent.info.status, running_driver)
     metric = tags.get(OBJECTIVE_METRIC_TAG, "val_balanced_accuracy")
-    trials = [_trial_status(run, metric, state == "running") for run in store.trial_runs(parent)]
-    trials.sort(key=lambda trial: (trial.condition, trial.name))
+    epochs = _int_tag(tags, EPOCHS_PER_TRIAL_TAG)
+    progress = StudyProgress(metric, tags.get(OBJECTIVE_MODE_TAG, "max"), _int_tag(tags, PLANNED_TRIALS_TAG), epochs)
+    for run in store.trial_runs(parent):
+        record = TrialRecord.of_run(run, metric)
+        progress.add(record.run_id, trial_progress(record, state == "running", epochs))
     return StudyStatus(
         name=tags.get(STUDY_TAG, ""),
         state=state,
-        metric=metric,
-        mode=tags.get(OBJECTIVE_MODE_TAG, "max"),
         started_ms=parent.info.start_time,
         ended_ms=parent.info.end_time,
-        planned_trials=_int_tag(tags, PLANNED_TRIALS_TAG),
-        epochs_per_trial=_int_tag(tags, EPOCHS_PER_TRIAL_TAG),
-        trials=trials,
+        progress=progress,
     )

@@ -17,14 +17,14 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from smcl_tune.errors import ConfigError
-from smcl_tune.results import TrialState
 from smcl_tune.store.health_check import check_study_stores
 from smcl_tune.store.lock import StudyLock
 from smcl_tune.store.mlflow_reader import StudyStore, recorded_fingerprint
 from smcl_tune.store.paths import StudyPaths
-from smcl_tune.store.progress import ProgressListener, StudyProgress
-from smcl_tune.store.status import study_status
+from smcl_tune.store.progress import ENDED_STATES, ProgressListener, StudyProgress
+from smcl_tune.store.status import trial_progress
 from smcl_tune.store.study_record import check_study_record, write_study_record
+from smcl_tune.store.trial_record import TrialRecord
 from smcl_tune.study.cluster import (
     LocalStorageGuard,
     check_cluster_storage,
@@ -62,8 +62,6 @@ from smcl_tune.tracking.tags import (
 from smcl_tune.tracking.writer import StudyTracker, delete_study_runs
 
 log = logging.getLogger(__name__)
-
-ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
 
 
 @dataclass(frozen=True)
@@ -331,9 +329,10 @@ def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -
     """The trials an earlier run of a resumed study ended, so that its counts and ETA are whole."""
     store = StudyStore(paths.tracking_uri)
     parent = store.study_run(name)
-    for trial in [] if parent is None else study_status(store, parent).trials:
-        if trial.state in ENDED_STATES:
-            progress.add_earlier(TrialState(trial.state), trial.condition, trial.name, trial.objective)
+    for run in [] if parent is None else store.trial_runs(parent):
+        record = TrialRecord.of_run(run, progress.metric)
+        if record.state in ENDED_STATES:
+            progress.add(record.run_id, trial_progress(record, False, progress.epochs_per_trial))
 
 
 def _apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -> None:

@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
-from smcl_tune.results import TrialState, outcome
+from smcl_tune.results import TrialState, objective_value, outcome
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study.trial_spec import CONFIRM, SEARCH, TrialSpec
 from smcl_tune.studyfile.conditions import Condition
@@ -223,7 +223,7 @@ class StudySearcher(Searcher):
         study = self.optuna_studies[stratum.label]
         try:
             if state == TrialState.COMPLETED:
-                values = [float(result.get(f"selected_{name}", result[name])) for name in self.metrics]
+                values = [objective_value(result, name) for name in self.metrics]
                 if all(math.isfinite(v) for v in values):
                     study.tell(trial, values if len(values) > 1 else values[0])
                 else:

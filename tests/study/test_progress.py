@@ -11,7 +11,7 @@ from smcl_tune.cli.formatting import format_duration
 from smcl_tune.cli.live_view import LiveView
 from smcl_tune.cli.plain_view import PlainView
 from smcl_tune.results import TrialState
-from smcl_tune.store.progress import EndedTrial, StudyProgress, estimate_eta
+from smcl_tune.store.progress import StudyProgress, TrialProgress
 
 
 class Recorder:
@@ -28,8 +28,18 @@ class Recorder:
         self.events.append(("ended", trial.describe()))
 
 
-def _epoch(epoch, objective, planned=4):
-    return {"epoch": epoch, "val_balanced_accuracy": objective, "epochs_planned": planned, "images_per_second": 100.0}
+def _epoch(epoch, objective, planned=4, seconds=None):
+    return {
+        "epoch": epoch,
+        "val_balanced_accuracy": objective,
+        "epochs_planned": planned,
+        "images_per_second": 100.0,
+        "time_total_s": 10.0 * (epoch + 1) if seconds is None else seconds,
+    }
+
+
+def _best(progress):
+    return {condition: (trial.objective, trial.name) for condition, trial in progress.best().items()}
 
 
 def test_counts_best_per_condition_and_the_listener_hears_every_event():
@@ -38,11 +48,12 @@ def test_counts_best_per_condition_and_the_listener_hears_every_event():
     progress.epoch_ended("a", "trial-000", "IF 10", _epoch(0, 0.5))
     progress.epoch_ended("b", "trial-001", "IF 100", _epoch(0, 0.2))
     progress.epoch_ended("a", "trial-000", "IF 10", _epoch(1, 0.4))  # worse than its first epoch
-    assert progress.best == {"IF 10": (0.5, "trial-000"), "IF 100": (0.2, "trial-001")}
-    assert len(progress.running) == 2 and progress.to_go == 4 and progress.epochs_trained == 3
+    assert progress.best() == {"IF 10": progress.trials["a"], "IF 100": progress.trials["b"]}
+    assert progress.trials["a"].objective == 0.4  # the last epoch's, while it runs; the best keeps the trial
+    assert len(progress.running) == 2 and progress.to_go == 4
     progress.trial_ended("a", "trial-000", "IF 10", TrialState.PRUNED, None)
     progress.trial_ended("b", "trial-001", "IF 100", TrialState.FAILED, "CUDA out of memory")
-    assert progress.ended == {TrialState.PRUNED: 1, TrialState.FAILED: 1}
+    assert progress.counts() == {TrialState.PRUNED: 1, TrialState.FAILED: 1} and progress.ended() == 2
     assert progress.to_go == 4 and not progress.running
     assert recorder.events[-2:] == [
         ("ended", "trial-000: stopped early at epoch 2"),
@@ -55,25 +66,32 @@ def test_a_minimising_objective_keeps_the_lowest_and_nan_is_never_best():
     progress.epoch_ended("a", "t0", "", {"epoch": 0, "val_loss": 0.9})
     progress.epoch_ended("b", "t1", "", {"epoch": 0, "val_loss": math.nan})
     progress.epoch_ended("b", "t1", "", {"epoch": 1, "val_loss": 0.7})
-    assert progress.best[""] == (0.7, "t1")
+    assert _best(progress) == {"": (0.7, "t1")}
 
 
 def test_trials_of_an_earlier_session_count_as_ended_and_can_be_best():
     progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=5, epochs_per_trial=4)
-    progress.add_earlier(TrialState.COMPLETED, "", "trial-000", 0.61)
-    progress.add_earlier(TrialState.PRUNED, "", "trial-001", 0.30)
-    assert progress.to_go == 3 and progress.best[""] == (0.61, "trial-000")
+    progress.add("r0", TrialProgress("trial-000", "", state=TrialState.COMPLETED, epochs_done=4, objective=0.61))
+    progress.add("r1", TrialProgress("trial-001", "", state=TrialState.PRUNED, epochs_done=1, objective=0.30))
+    assert progress.to_go == 3 and progress.ended() == 2 and _best(progress) == {"": (0.61, "trial-000")}
 
 
-def test_eta_is_the_epochs_left_at_the_rate_trained_so_far():
-    assert estimate_eta(epochs_left=10, epochs_trained=5, seconds=50.0) == pytest.approx(100.0)
-    assert estimate_eta(epochs_left=10, epochs_trained=0, seconds=50.0) is None
+def test_eta_is_the_epochs_left_at_the_rate_trained_so_far_without_the_start_up():
     progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=3, epochs_per_trial=4)
-    progress.started -= 100  # the study has run for 100 s
-    progress.epoch_ended("a", "t0", "", _epoch(0, 0.5))
-    # one running trial with 3 epochs left, two trials of 4 epochs to go: 11 epochs at the rate of 1
-    assert progress.epochs_left() == 11
-    assert progress.eta_seconds() == pytest.approx(1100, rel=0.01)
+    progress.started -= 600  # the driver started 10 minutes ago: Ray's start-up, data, ...
+    progress.epoch_ended("a", "t0", "", _epoch(0, 0.5, seconds=10.0))
+    # one running trial with 3 epochs left, two trials of 4 epochs to go: 11 epochs at 10 s an epoch
+    # of training; the 10 minutes of start-up are not a rate (the first GPU study's ETA said 1h39m)
+    assert progress.eta_seconds() == pytest.approx(110)
+    progress.epoch_ended("b", "t1", "", _epoch(0, 0.5, seconds=10.0))
+    # two at once now: 3 + 3 + 4 epochs left, at 10 s an epoch, two at a time
+    assert progress.eta_seconds() == pytest.approx(50)
+
+
+def test_no_eta_before_an_epoch_has_been_trained():
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=3, epochs_per_trial=4)
+    progress.trial_started("a", "t0", "")
+    assert progress.eta_seconds() is None
 
 
 def test_durations_read_as_a_person_would_write_them():
@@ -115,5 +133,6 @@ def test_live_view_shows_the_study_line_and_a_bar_per_running_trial():
 
 
 def test_an_ended_trial_says_how_it_ended():
-    assert EndedTrial("t", "", TrialState.COMPLETED, 8).describe() == "t: finished after 8 epochs"
-    assert EndedTrial("t", "", TrialState.FAILED, 0).describe() == "t: failed at epoch 0: no reason given"
+    finished = TrialProgress("t", "", state=TrialState.COMPLETED, epochs_done=8)
+    assert finished.describe() == "t: finished after 8 epochs"
+    assert TrialProgress("t", "", state=TrialState.FAILED).describe() == "t: failed at epoch 0: no reason given"
