@@ -37,4 +37,4 @@ quickstart: $(STAMP)
 	$(BIN)/smcl-tune run studies/quickstart.yaml
 
 clean:
-	rm -rf $(VENV) smcl-runs .pytest_cache
+	rm -rf $(VENV) .pytest_cache

@@ -13,13 +13,14 @@ from smcl_tune.cli.study_commands import command_run, command_validate
 from smcl_tune.cli.trial_command import command_trial
 from smcl_tune.cli.watch_commands import command_dashboard, command_status
 from smcl_tune.errors import ConfigError, DataSourceError, StudyUnavailable
+from smcl_tune.store.layout import DEFAULT_STORAGE
 
-STORAGE_HELP = "the studies' storage folder (default smcl-runs)"
+STORAGE_HELP = f"the studies' storage folder (default {DEFAULT_STORAGE})"
 TRACKING_HELP = "an MLflow tracking URI instead of the storage folder's store"
 
 
 def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage", default="smcl-runs", help=STORAGE_HELP)
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     parser.add_argument("--tracking-uri", help=TRACKING_HELP)
 
 
@@ -64,7 +65,7 @@ def _add_watching(commands) -> None:
     status.set_defaults(handler=command_status)
     dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard over a study's Optuna storage")
     dashboard.add_argument("study", metavar="NAME", help="the study's name")
-    dashboard.add_argument("--storage", default="smcl-runs", help=STORAGE_HELP)
+    dashboard.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8080)
     dashboard.add_argument("--refresh", type=float, default=10.0, help="seconds between reads of the study (10)")

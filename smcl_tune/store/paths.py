@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from smcl_tune.store.layout import ARTIFACT_FOLDER, DEFAULT_STORAGE, MLFLOW_DATABASE, OPTUNA_FILE, STATE_FILE
 from smcl_tune.store.lock import study_lock_file
-from smcl_tune.store.relocation import ARTIFACT_FOLDER
 from smcl_tune.studyfile.study import Study
-
-STATE_FILE = "smcl-study.json"
-OPTUNA_FILE = "optuna.db"
 
 
 def optuna_database(local_root: Path, study_name: str) -> Path:
@@ -35,7 +32,7 @@ class StudyPaths:
 
         storage = study.config.storage
         is_uri = "://" in storage
-        local_root = Path("smcl-runs" if is_uri else storage).resolve()
+        local_root = Path(DEFAULT_STORAGE if is_uri else storage).resolve()
         storage_path = storage if is_uri else str(local_root)
         return cls(
             storage=storage_path,
@@ -70,4 +67,4 @@ class StudyPaths:
 
 def default_tracking_uri(storage_dir: Path) -> str:
     """The embedded sqlite store under the study storage folder."""
-    return f"sqlite:///{(storage_dir / 'mlflow.db').resolve()}"
+    return f"sqlite:///{(storage_dir / MLFLOW_DATABASE).resolve()}"

@@ -17,11 +17,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from smcl_tune.store.layout import ARTIFACT_FOLDER
 from smcl_tune.store.sqlite_copy import sqlite_path
 
 log = logging.getLogger(__name__)
-
-ARTIFACT_FOLDER = "mlartifacts"
 
 
 def relocate_artifacts(tracking_uri: str, artifact_root: Path) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from smcl_tune.store.layout import MLFLOW_DATABASE
 from smcl_tune.store.lock import study_lock_file
 from smcl_tune.store.mlflow_reader import StudyStore
 from smcl_tune.store.sqlite_copy import copy_database, sqlite_path
@@ -29,7 +30,7 @@ class StoreSnapshot:
         uri = self.tracking_uri
         if path is not None:
             self._folder = tempfile.TemporaryDirectory(prefix="smcl-status-")
-            copy = Path(self._folder.name) / "mlflow.db"
+            copy = Path(self._folder.name) / MLFLOW_DATABASE
             copy_database(path, copy)
             uri = f"sqlite:///{copy}"
         self.store = StudyStore(uri)

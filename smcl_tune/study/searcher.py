@@ -31,6 +31,7 @@ from smcl_tune.results import TrialState, objective_value, outcome
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study.trial_spec import CONFIRM, SEARCH, TrialSpec
 from smcl_tune.studyfile.conditions import Condition
+from smcl_tune.studyfile.search_space import SearchDistribution
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +40,6 @@ OPTUNA_STATES = {
     TrialState.PRUNED: OptunaState.PRUNED,
     TrialState.FAILED: OptunaState.FAIL,
 }
-
-
-def to_optuna_distribution(spec: dict[str, Any]) -> optuna.distributions.BaseDistribution:
-    """A study file's distribution (already validated) as an Optuna distribution."""
-    ((kind, bounds),) = spec.items()
-    if kind == "uniform":
-        return optuna.distributions.FloatDistribution(bounds[0], bounds[1])
-    if kind == "loguniform":
-        return optuna.distributions.FloatDistribution(bounds[0], bounds[1], log=True)
-    if kind == "int":
-        return optuna.distributions.IntDistribution(int(bounds[0]), int(bounds[1]))
-    if kind == "logint":
-        return optuna.distributions.IntDistribution(int(bounds[0]), int(bounds[1]), log=True)
-    return optuna.distributions.CategoricalDistribution(bounds)
 
 
 def _open_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:
@@ -77,7 +64,7 @@ class StudySearcher(Searcher):
 
     def __init__(
         self,
-        space: dict[str, dict[str, Any]],
+        space: dict[str, SearchDistribution],
         strata: list[Condition],
         baselines: list[TrialSpec],
         num_trials: int,
@@ -92,7 +79,7 @@ class StudySearcher(Searcher):
         super().__init__(metric=metric, mode=mode)
         self.metrics = metric if isinstance(metric, list) else [metric]
         modes = mode if isinstance(mode, list) else [mode]
-        self.distributions = {path: to_optuna_distribution(spec) for path, spec in space.items()}
+        self.distributions = {path: distribution.to_optuna() for path, distribution in space.items()}
         self.strata = strata
         self.optuna_studies = {
             stratum.label: optuna.create_study(

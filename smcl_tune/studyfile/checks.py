@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 import types
 import typing
@@ -22,7 +21,8 @@ from smcl_tune.config import TrialConfig, trial_config_from_dict
 from smcl_tune.errors import ConfigError, short_repr
 from smcl_tune.studyfile.conditions import study_conditions
 from smcl_tune.studyfile.overrides import apply_overrides
-from smcl_tune.studyfile.schema import DISTRIBUTIONS, StudyConfig
+from smcl_tune.studyfile.schema import StudyConfig
+from smcl_tune.studyfile.search_space import SearchDistribution
 
 
 def _config_field(path: str):
@@ -54,45 +54,14 @@ def _value_type(annotation: Any) -> Any:
     return annotation
 
 
-def _check_distribution_kind(path: str, kind: str) -> None:
+def _check_distribution_kind(path: str, distribution: SearchDistribution) -> None:
     """A numeric distribution only for a numeric field; whole numbers only for a whole-number field."""
     value_type = _value_type(_config_field(path).annotation)
+    kind = distribution.kind
     if kind == "choice" or value_type is float or (value_type is int and kind in ("int", "logint")):
         return
     wanted = "int, logint or choice" if value_type is int else "choice"
     raise ConfigError(f"search.{path}: {kind} gives values this field does not take; use {wanted}")
-
-
-def _distribution_values(path: str, spec: dict[str, Any]) -> list[Any]:
-    """Check one distribution and return the values it can take at its edges (to validate)."""
-    where = f"search.{path}"
-    if len(spec) != 1:
-        raise ConfigError(f"{where}: give exactly one distribution ({', '.join(DISTRIBUTIONS)}), got {sorted(spec)}")
-    kind, bounds = next(iter(spec.items()))
-    if kind not in DISTRIBUTIONS:
-        raise ConfigError(f"{where}: unknown distribution {kind!r}; one of {', '.join(DISTRIBUTIONS)}")
-    if kind == "choice":
-        if not isinstance(bounds, list) or not bounds:
-            raise ConfigError(f"{where}.choice: needs a non-empty list of values, got {short_repr(bounds)}")
-        return bounds
-    if not (
-        isinstance(bounds, list)
-        and len(bounds) == 2
-        and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
-    ):
-        raise ConfigError(f"{where}.{kind}: needs [low, high], got {short_repr(bounds)}")
-    low, high = bounds
-    if not all(math.isfinite(b) for b in bounds):
-        raise ConfigError(f"{where}.{kind}: bounds must be finite, got {short_repr(bounds)}")
-    if kind in ("int", "logint") and not all(float(b).is_integer() for b in bounds):
-        raise ConfigError(f"{where}.{kind}: bounds must be whole numbers, got {short_repr(bounds)}")
-    if low >= high:
-        raise ConfigError(f"{where}.{kind}: low must be below high, got [{low}, {high}]")
-    if kind in ("loguniform", "logint") and low <= 0:
-        raise ConfigError(f"{where}.{kind}: low must be > 0 on a log scale, got {low}")
-    if kind in ("int", "logint"):
-        return [int(low), int(high)]
-    return [float(low), float(high)]
 
 
 MAX_CHECKED_COMBINATIONS = 4096
@@ -168,13 +137,13 @@ def _check_search_space(config: StudyConfig) -> None:
     """Every distribution fits its field, and in every condition every combination of the
     distributions' edge values (all of them up to MAX_CHECKED_COMBINATIONS) gives a valid trial."""
     edges = {}
-    for path, spec in config.search.items():
+    for path, distribution in config.search.items():
         if not _is_config_field(path):
             raise ConfigError(f"search.{path}: names no config field")
         if path in config.conditions:
             raise ConfigError(f"search.{path}: is a condition; a path is either searched or a condition")
-        edges[path] = _distribution_values(path, spec)
-        _check_distribution_kind(path, next(iter(spec)))
+        edges[path] = distribution.edge_values()
+        _check_distribution_kind(path, distribution)
     _check_not_measured("search", config.search)
     for condition in study_conditions(config.conditions):
         base = apply_overrides(config.trial, condition.overrides)

@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from smcl_tune.config import StrictModel
+from smcl_tune.store.layout import DEFAULT_STORAGE, STORE_ENTRIES
+from smcl_tune.studyfile.search_space import SearchDistribution
 
 # Metrics a trial reports on the validation split; tuning may only use these (never test_*).
 OBJECTIVE_METRICS = ("val_balanced_accuracy", "val_top1", "val_many", "val_medium", "val_few")
-DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
 
 
 class Objective(StrictModel):
@@ -59,7 +60,6 @@ class TrackingConfig(StrictModel):
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # names reach paths, MLflow filters and run names
-RESERVED_NAMES = frozenset({"mlartifacts", "mlruns", "mlflow.db", "smcl-runs"})  # the store's own entries
 
 
 SeedList = Annotated[list[Annotated[int, Field(ge=0, lt=2**32)]], Field(min_length=1)]
@@ -100,7 +100,9 @@ class StudyConfig(StrictModel):
     conditions: dict[str, list[Any]] = Field(
         default_factory=dict, description="dotted config path -> values; each combination is a stratum of its own"
     )
-    search: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    search: dict[str, SearchDistribution] = Field(
+        default_factory=dict, description="dotted config path -> distribution"
+    )
     baselines: list[Baseline] = Field(default_factory=list)
     confirm: ConfirmConfig | None = None
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
@@ -111,14 +113,16 @@ class StudyConfig(StrictModel):
     max_concurrent: int = Field(2, ge=1)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     seed: int = Field(0, ge=0, lt=2**32, description="seed of Optuna's sampler")
-    storage: str = Field("smcl-runs", description="folder or URI (s3://, gs://) for Ray results and the Optuna study")
+    storage: str = Field(
+        DEFAULT_STORAGE, description="folder or URI (s3://, gs://) for Ray results and the Optuna study"
+    )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @field_validator("name")
     @classmethod
     def _not_the_stores_own(cls, name: str) -> str:
-        if name.lower() in RESERVED_NAMES:
-            raise ValueError(f"{name!r} is a name the study store uses itself ({', '.join(sorted(RESERVED_NAMES))})")
+        if name.lower() in STORE_ENTRIES:
+            raise ValueError(f"{name!r} is a name the study store uses itself ({', '.join(sorted(STORE_ENTRIES))})")
         return name
 
     @model_validator(mode="after")

@@ -10,14 +10,17 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from pydantic import TypeAdapter
 
 from smcl_tune.study.runner import build_searcher
-from smcl_tune.study.searcher import StudySearcher, to_optuna_distribution
+from smcl_tune.study.searcher import StudySearcher
 from smcl_tune.study.trial_spec import BASELINE, TRIAL_SPEC, TrialSpec, spec_of
 from smcl_tune.studyfile.conditions import Condition
+from smcl_tune.studyfile.search_space import SearchDistribution
 from smcl_tune.studyfile.study import study_from_dict
 
 SPACE = {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}}
+TYPED_SPACE = TypeAdapter(dict[str, SearchDistribution])
 METRIC = "val_balanced_accuracy"
 NO_CONDITION = Condition("", {})  # a study without conditions
 
@@ -42,7 +45,7 @@ def _searcher(
         for b in baselines
     ]
     return StudySearcher(
-        space=space,
+        space=TYPED_SPACE.validate_python(space),
         strata=strata,
         baselines=fixed,
         num_trials=num_trials,
@@ -193,7 +196,7 @@ def test_a_secondary_objective_makes_a_two_valued_study(storage):
     ],
 )
 def test_every_distribution_kind_maps_to_its_optuna_distribution(spec, expected):
-    assert to_optuna_distribution(spec) == expected
+    assert TYPED_SPACE.validate_python({"path": spec})["path"].to_optuna() == expected
 
 
 def test_the_study_seed_reproduces_the_suggestions(tmp_path, tiny_study):

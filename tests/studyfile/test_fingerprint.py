@@ -1,0 +1,35 @@
+"""A study's fingerprint ties its saved state to its study file: a fingerprint that changed with the
+code would refuse every saved study of that file on resume. These were computed by smcl-tune before
+the search space was typed (commit 3929dc4)."""
+
+from pathlib import Path
+
+import pytest
+
+from smcl_tune.studyfile.study import load_study, study_from_dict
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+PINNED = {
+    "name": "pinned",
+    "trial": {"method": {"name": "smcl"}, "training": {"epochs": 8}},
+    "search": {  # whole-number bounds of a float field stay as written
+        "method.temperature": {"loguniform": [0.05, 0.5]},
+        "method.loss_weight": {"uniform": [0, 2]},
+        "training.batch_size": {"logint": [16, 256]},
+        "method.mask_start_epoch": {"int": [0, 2]},
+        "method.fill": {"choice": ["mean", "zero"]},
+    },
+    "num_trials": 4,
+}
+
+
+def test_a_study_with_every_kind_of_distribution_keeps_its_fingerprint():
+    assert study_from_dict(PINNED).fingerprint() == "4b09a119e50b511c"
+
+
+@pytest.mark.parametrize(
+    ("study", "fingerprint"),
+    [("quickstart.yaml", "82a6213737cb1ee5"), ("cifar100_lt.yaml", "9bb1017ed334818c")],
+)
+def test_a_shipped_study_keeps_its_fingerprint(study, fingerprint):
+    assert load_study(STUDIES / study).fingerprint() == fingerprint
