@@ -1,5 +1,6 @@
-"""Before a study starts: every store it would resume from can be read. A damaged one is refused
-in one line naming it, with what the user can do; nothing is deleted or rewritten."""
+"""Before a study starts: every store it would resume from can be read, and a shared tracking store
+holds no other study of its name. A damaged one is refused in one line naming it, with what the
+user can do; nothing is deleted or rewritten."""
 
 from __future__ import annotations
 
@@ -57,4 +58,19 @@ def check_study_stores(study: Study, paths: StudyPaths, restart: bool) -> None:
         raise DamagedStore(
             f"{file}: Ray's saved state of study '{study.name}' is unreadable ({problem}); {UNCHANGED}: "
             f"restore {experiment} from a backup, {restart_hint}"
+        )
+
+
+def check_tracking_store(study: Study, paths: StudyPaths, restart: bool) -> None:
+    """A tracking store shared by several storages (a server) never mixes two studies of one name."""
+    if restart:
+        return
+    from smcl_tune.store.mlflow_reader import recorded_fingerprint  # MLflow: only when the check runs
+
+    known = recorded_fingerprint(paths.tracking_uri, paths.experiment, study.name)
+    if known is not None and known != study.fingerprint():
+        raise ConfigError(
+            f"the MLflow experiment '{paths.experiment}' at {redact_uri(paths.tracking_uri)} already holds a study "
+            f"named '{study.name}' from another study file (fingerprint {known}, this file {study.fingerprint()}); "
+            "rename the study, or run with --restart to discard that one"
         )

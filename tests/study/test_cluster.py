@@ -207,8 +207,8 @@ def test_a_local_ray_refuses_clients_without_its_token_and_keeps_the_token_priva
     stranger.mkdir()
     script = (
         "import os, stat, subprocess, sys, ray\n"
-        "from smcl_tune.study.runner import _init_ray\n"
-        "_init_ray(None)\n"
+        "from smcl_tune.study.ray_session import init_ray\n"
+        "init_ray(None)\n"
         "token = os.path.expanduser('~/.ray/auth_token')\n"
         "print('mode', oct(stat.S_IMODE(os.stat(token).st_mode)))\n"
         "address = ray.get_runtime_context().gcs_address\n"

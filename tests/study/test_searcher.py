@@ -12,7 +12,7 @@ import yaml
 from optuna.trial import TrialState
 from pydantic import TypeAdapter
 
-from smcl_tune.study.runner import build_searcher
+from smcl_tune.study.search_plan import build_searcher
 from smcl_tune.study.searcher import StudySearcher
 from smcl_tune.study.trial_spec import BASELINE, TRIAL_SPEC, TrialSpec, spec_of
 from smcl_tune.studyfile.conditions import Condition
@@ -200,7 +200,7 @@ def test_every_distribution_kind_maps_to_its_optuna_distribution(spec, expected)
 
 
 def test_the_study_seed_reproduces_the_suggestions(tmp_path, tiny_study):
-    from smcl_tune.study.runner import build_searcher
+    from smcl_tune.study.search_plan import build_searcher
     from smcl_tune.studyfile.study import study_from_dict
 
     space = {
@@ -229,7 +229,7 @@ def test_the_study_seed_reproduces_the_suggestions(tmp_path, tiny_study):
 
 @pytest.mark.slow
 def test_a_reader_holding_the_optuna_database_locked_never_kills_the_driver(tmp_path):
-    from smcl_tune.study.runner import optuna_storage
+    from smcl_tune.study.search_plan import optuna_storage
 
     database = tmp_path / "optuna.db"
     searcher = _searcher(optuna_storage(f"sqlite:///{database}"))
@@ -317,7 +317,7 @@ def test_the_confirmation_stage_retrains_the_top_k_of_each_condition_with_every_
 
 def test_the_searcher_hands_out_exactly_the_trials_the_study_plans(tmp_path, tiny_study):
     """Ray's num_samples is the study's planned count: the searcher offers no trial beyond it."""
-    from smcl_tune.study.runner import build_searcher
+    from smcl_tune.study.search_plan import build_searcher
     from smcl_tune.studyfile.study import study_from_dict
 
     raw = yaml.safe_load(tiny_study(tmp_path, num_trials=2).read_text())

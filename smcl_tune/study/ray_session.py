@@ -1,0 +1,44 @@
+"""The Ray a study runs on: a cluster's at an address, or a new local one of the run's own, its
+token kept private."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import ray
+
+log = logging.getLogger(__name__)
+
+
+def cluster_address(address: str | None) -> str | None:
+    return address or os.environ.get("RAY_ADDRESS")
+
+
+def init_ray(address: str | None, log_level: str = "INFO") -> None:
+    if ray.is_initialized():
+        return
+    if address:
+        log.info("joining the Ray cluster at %s", address)
+        ray.init(address=address, log_to_driver=True, logging_level=log_level)
+        return
+    # Ray's servers listen on every interface (it offers no setting to keep them on the loopback).
+    # A new local Ray requires its token by default (RAY_AUTH_MODE unset); its token file is made
+    # this user's alone.
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+        log.warning(
+            "RAY_AUTH_MODE=%s: the local Ray accepts any client that can reach this machine's ports",
+            os.environ["RAY_AUTH_MODE"],
+        )
+    # address="local": a new Ray of this run's own. Without it, ray.init() joins the last Ray that
+    # `ray start` (or a test's cluster) left on this machine, whose CPUs may all be taken.
+    ray.init(address="local", include_dashboard=False, log_to_driver=True, logging_level=log_level)
+    make_private(Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")))
+
+
+def make_private(path: Path) -> None:
+    """Readable and writable by its owner only (Ray writes its token with the default umask)."""
+    if path.is_file() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+        log.info("%s: made readable by its owner only", path)

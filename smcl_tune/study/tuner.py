@@ -1,0 +1,104 @@
+"""The Ray Tune Tuner of a study: a new one (trainable, search plan, storage, callbacks), or the
+saved one restored with what this run asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+from smcl_tune.store.paths import StudyPaths
+from smcl_tune.study.cluster import LocalStorageGuard
+from smcl_tune.study.experiment_state_repair import restore_missing_checkpoints
+from smcl_tune.study.progress_callback import ProgressCallback
+from smcl_tune.study.search_plan import build_scheduler, build_searcher, optuna_storage
+from smcl_tune.study.storage_space import StorageWatch
+from smcl_tune.study.tracking_callback import TrackingCallback
+from smcl_tune.study.trainable import train_study_trial
+from smcl_tune.study.whole_file_filesystem import remove_partial_copies, whole_file_storage
+from smcl_tune.studyfile.study import Study
+
+
+def study_trainable(study: Study, ray_log_level: str):
+    resources = study.config.resources
+    return tune.with_resources(
+        tune.with_parameters(train_study_trial, ray_log_level=ray_log_level),
+        {"cpu": resources.cpus, "gpu": resources.gpus},
+    )
+
+
+def storage_filesystem(paths: StudyPaths):
+    """A local storage gets whole-file writes (a killed driver leaves no truncated state); a URI, Ray's own."""
+    return None if paths.remote else whole_file_storage()
+
+
+def new_tuner(
+    study: Study,
+    paths: StudyPaths,
+    trainable,
+    tracker_arguments: dict[str, Any],
+    guard: LocalStorageGuard | None,
+    ray_verbosity: int,
+) -> tune.Tuner:
+    searcher = build_searcher(study, optuna_storage(paths.optuna_url))
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=build_scheduler(study),
+            num_samples=study.planned_trials,
+            max_concurrent_trials=study.config.max_concurrent,
+            reuse_actors=True,  # one worker process per slot: trials skip the interpreter and torch start-up
+        ),
+        run_config=tune.RunConfig(
+            name=study.name,
+            storage_path=paths.storage,
+            storage_filesystem=storage_filesystem(paths),
+            failure_config=tune.FailureConfig(max_failures=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[
+                CSVLoggerCallback(),
+                JsonLoggerCallback(),
+                StorageWatch(paths.storage),
+                TrackingCallback(tracker_arguments, study.config.tracking.outage_timeout_s),
+                ProgressCallback(),
+            ],
+            stop=guard,
+            verbose=ray_verbosity,
+        ),
+    )
+
+
+def apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -> None:
+    """Tuner.restore brings back the first run's RunConfig and takes no new one; its verbosity (and
+    the tracking callback's outage timeout) are what this run asks for (there is no public setter),
+    and Ray Tune's CSV and JSON trial logs are in it."""
+    local = getattr(tuner, "_local_tuner", None)
+    if local is not None:
+        run_config = local.get_run_config()
+        run_config.verbose = verbosity
+        for callback in run_config.callbacks or []:
+            if isinstance(callback, TrackingCallback):
+                callback.outage_timeout_s = outage_timeout_s
+        # a study started before tune_settings existed had Ray add these itself: they are not in its RunConfig
+        for logger in (CSVLoggerCallback, JsonLoggerCallback):
+            if not any(isinstance(callback, logger) for callback in run_config.callbacks or []):
+                run_config.callbacks = [*(run_config.callbacks or []), logger()]
+
+
+def restored_tuner(study: Study, paths: StudyPaths, trainable, ray_verbosity: int) -> tune.Tuner:
+    """The study's saved Tuner, its partial copies and lost checkpoints mended first (local storage)."""
+    if not paths.remote:  # a checkpoint in remote storage is Ray's to find
+        remove_partial_copies(Path(paths.experiment_dir))
+        restore_missing_checkpoints(Path(paths.experiment_dir))
+    tuner = tune.Tuner.restore(
+        paths.experiment_dir,
+        trainable,
+        resume_unfinished=True,
+        resume_errored=True,
+        storage_filesystem=storage_filesystem(paths),
+    )
+    apply_this_run(tuner, ray_verbosity, study.config.tracking.outage_timeout_s)
+    return tuner
