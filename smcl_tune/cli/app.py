@@ -13,7 +13,7 @@ from smcl_tune.cli.study_commands import command_run, command_validate
 from smcl_tune.cli.trial_command import command_trial
 from smcl_tune.cli.watch_commands import command_dashboard, command_status
 from smcl_tune.errors import ConfigError, DataSourceError, StudyUnavailable
-from smcl_tune.store.layout import DEFAULT_STORAGE
+from smcl_tune.layout import DEFAULT_STORAGE
 
 STORAGE_HELP = f"the studies' storage folder (default {DEFAULT_STORAGE})"
 TRACKING_HELP = "an MLflow tracking URI instead of the storage folder's store"

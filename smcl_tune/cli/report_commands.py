@@ -106,7 +106,7 @@ def _study_links(uri: str, base_url: str) -> list[str]:
 
 
 def command_ui(arguments: argparse.Namespace) -> int:
-    from smcl_tune.store.layout import ARTIFACT_FOLDER
+    from smcl_tune.layout import ARTIFACT_FOLDER
     from smcl_tune.store.paths import default_tracking_uri
     from smcl_tune.store.relocation import relocate_artifacts
     from smcl_tune.store.sqlite_copy import sqlite_path

@@ -18,7 +18,7 @@ from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
 from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import GALLERY_FILE, TrialState
-from smcl_tune.store.mlflow_reader import StudyStore
+from smcl_tune.store.sqlite_reader import RunReader, open_run_reader
 from smcl_tune.store.trial_record import TrialRecord
 from smcl_tune.tracking.tags import (
     ARCHITECTURE_TAG,
@@ -145,7 +145,7 @@ def load_leaderboard(
 ) -> Leaderboard:
     """The ranked trials of `study` from the MLflow store at `tracking_uri`; configurations are
     compared with `baseline` (default: the study's first baseline)."""
-    store = StudyStore(tracking_uri)
+    store = open_run_reader(tracking_uri)
     parent = store.study_run(study)
     if parent is None:
         raise StudyNotFound(study, store.study_names())
@@ -186,7 +186,7 @@ def load_leaderboard(
     return board
 
 
-def _highlights_per_class(store: StudyStore, trials: pd.DataFrame) -> list[tuple[Highlight, pd.DataFrame]]:
+def _highlights_per_class(store: RunReader, trials: pd.DataFrame) -> list[tuple[Highlight, pd.DataFrame]]:
     """Each baseline and confirmed configuration among `trials` with its per-class accuracy over its seeds."""
     found = []
     for highlight in highlights(trials):
@@ -197,7 +197,7 @@ def _highlights_per_class(store: StudyStore, trials: pd.DataFrame) -> list[tuple
     return found
 
 
-def _best_gallery(store: StudyStore, trials: pd.DataFrame, tries: int = 10) -> tuple[str, bytes] | None:
+def _best_gallery(store: RunReader, trials: pd.DataFrame, tries: int = 10) -> tuple[str, bytes] | None:
     """The mask gallery of the best-ranked completed trial that has one (methods that mask)."""
     completed = trials[trials["state"] == TrialState.COMPLETED]
     for _, row in completed.head(tries).iterrows():

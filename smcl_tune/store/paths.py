@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from smcl_tune.store.layout import ARTIFACT_FOLDER, DEFAULT_STORAGE, MLFLOW_DATABASE, OPTUNA_FILE, STATE_FILE
+from smcl_tune.layout import ARTIFACT_FOLDER, DEFAULT_STORAGE, MLFLOW_DATABASE, OPTUNA_FILE, STATE_FILE
 from smcl_tune.store.lock import study_lock_file
 from smcl_tune.studyfile.study import Study
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from smcl_tune.store.layout import ARTIFACT_FOLDER
+from smcl_tune.layout import ARTIFACT_FOLDER
 from smcl_tune.store.sqlite_copy import sqlite_path
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from smcl_tune.store.layout import MLFLOW_DATABASE
+from smcl_tune.layout import MLFLOW_DATABASE
 from smcl_tune.store.lock import study_lock_file
-from smcl_tune.store.mlflow_reader import StudyStore
 from smcl_tune.store.sqlite_copy import copy_database, sqlite_path
+from smcl_tune.store.sqlite_reader import open_run_reader
 from smcl_tune.store.status import StudyStatus, study_status
 from smcl_tune.tracking.tags import STUDY_TAG
 
@@ -33,7 +33,7 @@ class StoreSnapshot:
             copy = Path(self._folder.name) / MLFLOW_DATABASE
             copy_database(path, copy)
             uri = f"sqlite:///{copy}"
-        self.store = StudyStore(uri)
+        self.store = open_run_reader(uri)
         return self
 
     def __exit__(self, *_exc) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from smcl_tune.results import TrialState
 from smcl_tune.store.lock import driver_holds
-from smcl_tune.store.mlflow_reader import StudyStore
 from smcl_tune.store.progress import INTERRUPTED, StudyProgress, TrialProgress
+from smcl_tune.store.sqlite_reader import RunReader
 from smcl_tune.store.trial_record import TrialRecord
 from smcl_tune.tracking.tags import (
     EPOCHS_PER_TRIAL_TAG,
@@ -96,7 +96,7 @@ def trial_progress(record: TrialRecord, study_running: bool, epochs_per_trial: i
     )
 
 
-def study_status(store: StudyStore, parent, lock_file: Path | None = None) -> StudyStatus:
+def study_status(store: RunReader, parent, lock_file: Path | None = None) -> StudyStatus:
     """The status of the study whose parent run is `parent`; `lock_file` tells a live driver from a lost one."""
     tags = parent.data.tags
     running_driver = None if lock_file is None else driver_holds(lock_file)

@@ -8,7 +8,7 @@ from typing import Any
 
 from smcl_tune.atomic_write import write_bytes_atomically
 from smcl_tune.errors import ConfigError
-from smcl_tune.store.layout import STATE_FILE
+from smcl_tune.layout import STATE_FILE
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.studyfile.study import Study, redact_uri
 

@@ -13,9 +13,9 @@ from ray import tune
 from smcl_tune.errors import ConfigError
 from smcl_tune.store.health_check import check_study_stores, check_tracking_store
 from smcl_tune.store.lock import StudyLock
-from smcl_tune.store.mlflow_reader import StudyStore
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.store.progress import ENDED_STATES, ProgressListener, StudyProgress
+from smcl_tune.store.sqlite_reader import open_run_reader
 from smcl_tune.store.status import trial_progress
 from smcl_tune.store.study_record import check_study_record, write_study_record
 from smcl_tune.store.trial_record import TrialRecord
@@ -110,7 +110,7 @@ def run_study(
 
 def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -> None:
     """The trials an earlier run of a resumed study ended, so that its counts and ETA are whole."""
-    store = StudyStore(paths.tracking_uri)
+    store = open_run_reader(paths.tracking_uri)
     parent = store.study_run(name)
     for run in [] if parent is None else store.trial_runs(parent):
         record = TrialRecord.of_run(run, progress.metric)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from smcl_tune.config import StrictModel
-from smcl_tune.store.layout import DEFAULT_STORAGE, STORE_ENTRIES
+from smcl_tune.layout import DEFAULT_STORAGE, STORE_ENTRIES
 from smcl_tune.studyfile.search_space import SearchDistribution
 
 # Metrics a trial reports on the validation split; tuning may only use these (never test_*).
