@@ -9,7 +9,6 @@ importing that name gives the module at its new place, so the study resumes
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.util
 import sys
 
@@ -20,7 +19,9 @@ MOVED = {
 }
 
 
-class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _MovedModules:
+    """A finder and loader of the old names (the import system's protocols; its ABCs cost an import)."""
+
     def find_spec(self, fullname, path, target=None):
         return importlib.util.spec_from_loader(fullname, self) if fullname in MOVED else None
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import format_accuracy
 from smcl_tune.report.aligned_columns import aligned_columns
-from smcl_tune.studyfile.trial_file import load_trial_config
 
 
 def _print_trial_result(result) -> None:
@@ -28,6 +27,7 @@ def _print_trial_result(result) -> None:
 
 def command_trial(arguments: argparse.Namespace) -> int:
     from smcl_tune.results import TrialState
+    from smcl_tune.studyfile.trial_file import load_trial_config
     from smcl_tune.trial.run import run_trial
 
     overrides = {} if arguments.epochs is None else {"training.epochs": arguments.epochs}

@@ -31,8 +31,9 @@ def differences_title(board: Leaderboard) -> str:
     )
 
 
-def group_lines(board: Leaderboard) -> list[str]:
-    """One line per condition: shot-group sizes and thresholds."""
+def group_lines(board: Leaderboard, background: bool = True) -> list[str]:
+    """One line per condition: shot-group sizes and thresholds; with `background` (a table that shows
+    the background head share), its uniform-guessing level and what it measures."""
     lines = []
     for condition, members in board.trials.groupby("condition", sort=False):
         sizes = members[["many_classes", "medium_classes", "few_classes"]].dropna()
@@ -46,8 +47,8 @@ def group_lines(board: Leaderboard) -> list[str]:
         if not many_above.empty and not few_below.empty:
             rule = f" (many: > {many_above.iloc[0]:g} training images, few: < {few_below.iloc[0]:g})"
         share = uniform_head_share({"many": many, "medium": medium, "few": few})
-        uniform = f"; {BACKGROUND_HEADING} of uniform guessing {100 * share:.1f}%"
+        uniform = f"; {BACKGROUND_HEADING} of uniform guessing {100 * share:.1f}%" if background else ""
         lines.append(f"{where}shot groups {many} / {medium} / {few} classes (many / medium / few){rule}{uniform}")
-    if len(lines) and any("uniform guessing" in line for line in lines):
+    if background and any("uniform guessing" in line for line in lines):
         lines.append(BACKGROUND_NOTE)
     return lines

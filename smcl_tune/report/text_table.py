@@ -20,16 +20,17 @@ def text_table(frame: pd.DataFrame) -> str:
 
 def _drop_order(board: Leaderboard) -> list[str]:
     """The trials' table's columns a narrow terminal loses first: timings and last-epoch figures,
-    then the searched parameters past the first three, the background share, epochs, the rest."""
+    then the searched parameters past the first three, epochs, the first three searched; the
+    background head share, the mechanism SMCL claims, outlasts them all but the objective."""
     searched = list(board.searched)
     return [
         "wall s",
         "last few",
         "last top-1",
         *reversed(searched[3:]),
-        BACKGROUND_HEADING,
         "epochs",
         *reversed(searched[:3]),
+        BACKGROUND_HEADING,
         "val objective",
     ]
 
@@ -43,6 +44,7 @@ def format_text(board: Leaderboard, reference: pd.DataFrame | None = None, width
         trials, dropped = fit_to_width(trials, width, _drop_order(board))
         if dropped:
             left_out = [f"left out to fit {width} columns: {', '.join(dropped)}", f"({FULL_TABLE_HINT})"]
-    parts = ["\n".join([title_line(board), *group_lines(board), "", text_table(trials), *left_out])]
+    groups = group_lines(board, background=BACKGROUND_HEADING in trials.columns)
+    parts = ["\n".join([title_line(board), *groups, "", text_table(trials), *left_out])]
     parts += [f"{title}\n\n{text_table(frame)}" for title, frame in sections_after_trials(board, reference)]
     return "\n\n".join(parts)

@@ -23,10 +23,11 @@ def init_ray(address: str | None, log_level: str = "INFO") -> None:
         log.info("joining the Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=True, logging_level=log_level)
         return
-    # Ray's servers listen on every interface (it offers no setting to keep them on the loopback).
-    # A new local Ray requires its token by default (RAY_AUTH_MODE unset); its token file is made
-    # this user's alone.
-    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+    # Ray's servers listen on every interface (it offers no setting to keep them on the loopback), so
+    # the local Ray requires its token, and its token file is made this user's alone. Asked for by
+    # name, token mode is what Ray picks by itself, without the warning it prints when it picks it.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if os.environ["RAY_AUTH_MODE"].lower() != "token":
         log.warning(
             "RAY_AUTH_MODE=%s: the local Ray accepts any client that can reach this machine's ports",
             os.environ["RAY_AUTH_MODE"],

@@ -56,3 +56,22 @@ def test_the_table_fits_a_narrow_terminal_and_names_what_it_left_out(build_store
     for heading in ("trial", "few", "many"):  # what the table is for stays
         assert heading in table[0]
     assert len(table) == len(_trials_table(piped))  # one line per trial, no wrapping
+
+
+def test_the_background_share_outlasts_the_searched_values_and_its_note_goes_with_it(build_store, tmp_path):
+    from smcl_tune.report.leaderboard import load_leaderboard
+    from smcl_tune.report.text_table import format_text
+
+    board = load_leaderboard(build_store(tmp_path / "store"), "lt")
+    full = format_text(board)
+    widest = max(len(line) for line in _trials_table(full))
+    searched = [f"{name}" for name in board.searched]
+    assert searched and all(name in _trials_table(full)[0] for name in searched)
+    for width in range(widest, 40, -1):
+        text = format_text(board, width=width)
+        heading = _trials_table(text)[0]
+        share_shown = "bg→many" in heading
+        if any(name in heading for name in searched):
+            assert share_shown, width  # the mechanism metric goes after the searched hyperparameters
+        assert ("of uniform guessing" in text) == share_shown, width
+        assert ("bg→many: the share of the test images" in text) == share_shown, width
