@@ -4,11 +4,13 @@ Many-shot vs few-shot accuracy of every trial with the Pareto front; the objecti
 searched hyperparameter; hyperparameter importance (Optuna's fANOVA on the stored study, with the
 number of completed trials it rests on); learning curves of the top trials; per-class accuracy of
 the best trial against its training count (the long-tail curve). Baselines and confirmed
-configurations are labelled and have markers of their own (`highlights.py`).
+configurations are labelled and have markers of their own (`highlights.py`); in the many- vs
+few-shot plot, labels that would overlap move into the hover text and the legend.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
@@ -34,6 +36,15 @@ log = logging.getLogger(__name__)
 # Below this many completed trials fANOVA's ranking is not to be trusted: on the quickstart's 7 it
 # ranked saliency_threshold first (0.59) while optuna-dashboard's evaluator ranked temperature first.
 IMPORTANCE_MIN_TRIALS = 10
+
+# A label's box as a fraction of the axes' span: plotly's 12 px text in its default figure (450 px
+# high, a plot area of some 270-320 by 700-800 px beside the legend) is a line about 5% of the height
+# and a character about 1% of the width. Both err large: a label hidden needlessly is still in the
+# hover text and the legend, one drawn over another cannot be read.
+LABEL_HEIGHT = 0.06
+LABEL_CHAR_WIDTH = 0.01
+
+Interval = tuple[float, float, float]  # mean, 95% interval low and high (Highlight.value)
 
 
 def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -69,19 +80,14 @@ def many_few_figure(board: Leaderboard) -> go.Figure | None:
         name="search trials",
         marker={"size": 9},
     )
-    for highlight in highlights(points):
-        many, few = highlight.value("test_many"), highlight.value("test_few")
-        figure.add_scatter(
-            x=[100 * many[0]],
-            y=[100 * few[0]],
-            error_x=error_bar(*many),
-            error_y=error_bar(*few),
-            mode="markers+text",
-            text=[highlight.label],
-            textposition="top center",
-            name=highlight.legend,
-            marker=_highlight_marker(highlight),
-        )
+    marked = highlights(points)
+    many = [highlight.value("test_many") for highlight in marked]
+    few = [highlight.value("test_few") for highlight in marked]
+    spans = _axis_span(_percent(points["test_many"]), many), _axis_span(_percent(points["test_few"]), few)
+    centres = [(100 * x[0], 100 * y[0], highlight.label) for highlight, x, y in zip(marked, many, few)]
+    unlabelled = colliding_labels(centres, *spans)
+    for index, highlight in enumerate(marked):
+        _add_many_few_highlight(figure, highlight, many[index], few[index], labelled=index not in unlabelled)
     front = pareto_front(points, "test_many", "test_few")
     figure.add_scatter(
         x=_percent(front["test_many"]),
@@ -97,6 +103,44 @@ def many_few_figure(board: Leaderboard) -> go.Figure | None:
         yaxis_title="few-shot accuracy (%)",
     )
     return figure
+
+
+def colliding_labels(labels: list[tuple[float, float, str]], x_span: float, y_span: float) -> set[int]:
+    """Indices of the labels (x, y, text), each centred above its point, whose boxes overlap another's:
+    closer in x than half their widths together and in y than a line's height."""
+    colliding = set()
+    for (i, (x1, y1, text1)), (j, (x2, y2, text2)) in itertools.combinations(enumerate(labels), 2):
+        half_widths = LABEL_CHAR_WIDTH * x_span * (len(text1) + len(text2)) / 2
+        if abs(x1 - x2) < half_widths and abs(y1 - y2) < LABEL_HEIGHT * y_span:
+            colliding |= {i, j}
+    return colliding
+
+
+def _axis_span(points: pd.Series, intervals: list[Interval]) -> float:
+    """The span (in %) of the points and the highlights' intervals, which plotly's autorange takes in;
+    1 when they are all one value (every gap on the axis is then 0, and any span will do)."""
+    values = [*points.dropna(), *(100 * value for interval in intervals for value in interval)]
+    finite = [value for value in values if math.isfinite(value)]
+    return (max(finite, default=0.0) - min(finite, default=0.0)) or 1.0
+
+
+def _add_many_few_highlight(
+    figure: go.Figure, highlight: Highlight, many: Interval, few: Interval, labelled: bool
+) -> None:
+    """A highlight's marker, its label on the plot where `labelled`, always in its hover text and the legend."""
+    figure.add_scatter(
+        x=[100 * many[0]],
+        y=[100 * few[0]],
+        error_x=error_bar(*many),
+        error_y=error_bar(*few),
+        mode="markers+text" if labelled else "markers",
+        text=[highlight.label] if labelled else None,
+        hovertext=[highlight.label],
+        textposition="top center",
+        name=highlight.legend,
+        showlegend=True,
+        marker=_highlight_marker(highlight),
+    )
 
 
 def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
