@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import ray
 
 log = logging.getLogger(__name__)
+
+TOKEN_SETUP_LOGGER = "ray._private.authentication.authentication_token_setup"  # its "token auth is enabled" warning
 
 
 def cluster_address(address: str | None) -> str | None:
@@ -24,18 +28,31 @@ def init_ray(address: str | None, log_level: str = "INFO") -> None:
         ray.init(address=address, log_to_driver=True, logging_level=log_level)
         return
     # Ray's servers listen on every interface (it offers no setting to keep them on the loopback), so
-    # the local Ray requires its token, and its token file is made this user's alone. Asked for by
-    # name, token mode is what Ray picks by itself, without the warning it prints when it picks it.
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
-    if os.environ["RAY_AUTH_MODE"].lower() != "token":
+    # the local Ray requires its token (RAY_AUTH_MODE unset: Ray's default), and its token file is
+    # made this user's alone. That is smcl-tune's choice for the Ray it starts: Ray's warning that it
+    # chose token mode is not shown (a cluster's, when joining one, is).
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
         log.warning(
             "RAY_AUTH_MODE=%s: the local Ray accepts any client that can reach this machine's ports",
             os.environ["RAY_AUTH_MODE"],
         )
     # address="local": a new Ray of this run's own. Without it, ray.init() joins the last Ray that
     # `ray start` (or a test's cluster) left on this machine, whose CPUs may all be taken.
-    ray.init(address="local", include_dashboard=False, log_to_driver=True, logging_level=log_level)
+    with _quiet(TOKEN_SETUP_LOGGER):
+        ray.init(address="local", include_dashboard=False, log_to_driver=True, logging_level=log_level)
     make_private(Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")))
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """The logger `name` says nothing below an error while the block runs."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def make_private(path: Path) -> None:
