@@ -32,11 +32,12 @@ EPOCHS = 30
 CLASSES = 100
 
 
-def fill_store(storage: Path, trials: int) -> tuple[str, str]:
+def fill_store(storage: Path, trials: int, name: str = "bench") -> tuple[str, str]:
+    """A study `name` of `trials` trials in the store under `storage` (more studies can share it)."""
     uri = default_tracking_uri(storage)
     optuna_url = f"sqlite:///{storage / 'optuna.db'}"
-    study = optuna.create_study(study_name="bench", storage=optuna_url, direction="maximize")
-    tracker = StudyTracker(uri, "bench", "bench", "f", storage / "mlartifacts")
+    study = optuna.create_study(study_name=name, storage=optuna_url, direction="maximize")
+    tracker = StudyTracker(uri, name, name, "f", storage / "mlartifacts")
     tracker.log_study(
         None,
         None,
