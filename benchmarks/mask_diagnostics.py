@@ -37,7 +37,7 @@ from smcl_tune.trial.device import resolve_device
 
 def _batches(trial: SteppedTrial, count: int) -> list[Batch]:
     plan = trial.plan()[:count]
-    return [batch for batch in trial.batches.epoch(plan) if batch.masks]
+    return [batch for batch in trial.parts.batches.epoch(plan) if batch.masks]
 
 
 def _measure(settings: StepSettings, network, batches: list[Batch], generator) -> dict[str, float]:
@@ -87,7 +87,7 @@ def main() -> None:
     ce = SteppedTrial.build(trial_config_from_dict(ce_config), data, device)
     for _ in range(arguments.epochs):
         ce.train_epoch()
-    ce.network.eval()
+    ce.parts.network.eval()
 
     rows = []
     for saliency in ("spectral_residual", "gradient"):
@@ -109,7 +109,7 @@ def main() -> None:
     )
     for compose, saliency, mask, settings in rows:
         generator = torch.Generator().manual_seed(0)
-        result = _measure(settings, ce.network, batches, generator)
+        result = _measure(settings, ce.parts.network, batches, generator)
         visible = f"{100 * result['area'] * result['in_centre']:14.1f}%" if compose == "paste" else f"{'-':>15}"
         print(
             f"{compose:<8}{saliency:<19}{mask:<17}{100 * result['area']:6.1f}%{100 * result['p10']:5.0f}%"

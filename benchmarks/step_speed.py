@@ -83,12 +83,12 @@ def batches_rate(trial: SteppedTrial, steps: int) -> float:
     """images/s of the trial's device batches alone, over an epoch's plan of `steps` steps."""
     trial.config.training.max_steps_per_epoch = steps
     plan = trial.plan()
-    device = trial.device
-    for _ in trial.batches.epoch(plan[:2]):  # warm caches
+    device = trial.parts.device
+    for _ in trial.parts.batches.epoch(plan[:2]):  # warm caches
         pass
     synchronize(device)
     started = time.perf_counter()
-    for _ in trial.batches.epoch(plan):
+    for _ in trial.parts.batches.epoch(plan):
         pass
     synchronize(device)
     return sum(len(head) for head, _ in plan) / (time.perf_counter() - started)

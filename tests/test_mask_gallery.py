@@ -32,11 +32,12 @@ class GalleryTrial:
     def __init__(self, config: dict) -> None:
         config = trial_config_from_dict(config)
         self.trial = SteppedTrial.build(config, build_trial_data(config.data), resolve_device("cpu"))
-        self.capture = GalleryCapture(self.trial.settings, self.trial.data.mean, self.trial.data.std, None)
+        self.capture = GalleryCapture(self.trial.parts.settings, self.trial.data.mean, self.trial.data.std, None)
 
     def train_epoch(self) -> None:
         trial = self.trial
-        trial.train_epoch(on_masking_batch=self.capture.hook(trial.epoch, trial.step_network, trial.generators.steps))
+        parts = trial.parts
+        trial.train_epoch(on_masking_batch=self.capture.hook(trial.epoch, parts.step_network, parts.generators.steps))
 
     @property
     def gallery(self):

@@ -118,7 +118,7 @@ def host_synchronisations(data_root: Path, data: TrialData) -> list[str]:
     syncs = [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
     dtypes = {
         str(t.dtype)
-        for m in trial.network.modules()
+        for m in trial.parts.network.modules()
         if isinstance(m, torch.nn.BatchNorm2d)
         for t in (m.weight, m.running_mean, m.running_var)
     }

@@ -18,6 +18,7 @@ import smcl_tune
 from smcl_tune.atomic_write import write_atomically
 from smcl_tune.config import TrialConfig
 from smcl_tune.figures.mask_gallery import MaskGallery
+from smcl_tune.trial.components import TrialComponents
 from smcl_tune.trial.selection import Selection
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,29 @@ class TrialCheckpoint:
         }
         write_atomically(directory / CHECKPOINT_NAME, lambda file: torch.save(state, file))
         return directory
+
+    @classmethod
+    def of(
+        cls,
+        config: TrialConfig,
+        epoch: int,
+        parts: TrialComponents,
+        selection: Selection,
+        history: list[dict[str, float]],
+        gallery: MaskGallery | None,
+    ) -> TrialCheckpoint:
+        """The state of a trial after `epoch` epochs: its components' and its own."""
+        return cls(
+            config=config.model_dump(mode="json"),
+            epoch=epoch,
+            network=parts.network.state_dict(),
+            optimizer=parts.optimizer.state_dict(),
+            batch_generator=parts.generators.batches.get_state(),
+            step_generator=parts.generators.steps.get_state(),
+            selection=selection,
+            history=history,
+            gallery=gallery,
+        )
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TrialCheckpoint:

@@ -1,5 +1,6 @@
 """What a trial is built from, seeded from its training.seed: its network, its optimizer, its two
-random generators and the samplers that draw with them. Each is made here once; the trial loop only uses them."""
+random generators, the samplers that draw with them and the device batches. Each is made here
+once (TrialComponents.build); the trial loop only uses them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import torch
 from torch import nn
 
 from smcl_tune.config import TrainingConfig, TrialConfig
+from smcl_tune.data.batches import TrainingBatches
 from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
-from smcl_tune.data.splits import TrialData
+from smcl_tune.data.splits import StreamSplit, TrialData
+from smcl_tune.method.step import StepSettings
 from smcl_tune.models import build_network
+from smcl_tune.trial.device import training_network
 
 
 def build_trial_network(config: TrialConfig, num_classes: int, device: torch.device) -> nn.Module:
@@ -65,4 +69,42 @@ class TrialSamplers:
         return cls(
             InstanceSampler(len(data.train), config.training.batch_size, generator),
             MinorClassSampler(data.train.labels, data.train_counts, config.method.sampler_beta, generator),
+        )
+
+
+@dataclass(frozen=True)
+class TrialComponents:
+    """Everything a trial trains with, built once from its config and data: the network (and the one
+    the steps call, compiled when asked for), the optimizer, the generators, the samplers, the
+    device batches, the step's settings and the training counts. Never replaced while the trial runs:
+    the epochs use them, a checkpoint saves their states."""
+
+    device: torch.device
+    network: nn.Module
+    step_network: nn.Module
+    optimizer: torch.optim.Optimizer
+    generators: TrialGenerators
+    samplers: TrialSamplers
+    batches: TrainingBatches
+    settings: StepSettings
+    counts: torch.Tensor  # training images per class, float32 on the device
+
+    @classmethod
+    def build(cls, config: TrialConfig, data: TrialData, device: torch.device) -> TrialComponents:
+        """The components of a trial at epoch 0; `data` already on `device`."""
+        training = config.training
+        network = build_trial_network(config, data.num_classes, device)
+        # Indices are drawn where the images are: on the device, or on the host for a stream split.
+        sampling = torch.device("cpu") if isinstance(data.train, StreamSplit) else device
+        generators = TrialGenerators.seeded(training.seed, sampling)
+        return cls(
+            device=device,
+            network=network,
+            step_network=training_network(network, training, device),
+            optimizer=build_optimizer(network, training),
+            generators=generators,
+            samplers=TrialSamplers.of(config, data, generators.batches),
+            batches=TrainingBatches(data.train, data.mean, data.std, training.augment, generators.batches, device),
+            settings=StepSettings(config.method, data.num_classes),
+            counts=torch.as_tensor(data.train_counts, dtype=torch.float32, device=device),
         )

@@ -2,7 +2,7 @@
 
 In the shape of torchvision's classification reference: `train_one_epoch(...)` (epoch.py) and
 `evaluate(...)` (evaluation.py) are the stages, each given what it works on; `run_trial(config)`
-builds the pieces once and wires them. It runs without Ray.
+builds the components once (components.py) and wires them. It runs without Ray.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from smcl_tune.config import TrialConfig
-from smcl_tune.data.batches import TrainingBatches
-from smcl_tune.data.splits import StreamSplit, TrialData, build_trial_data
-from smcl_tune.method.step import StepLoss, StepSettings
+from smcl_tune.config import TrialConfig, trial_config_from_dict
+from smcl_tune.data.splits import TrialData, build_trial_data
+from smcl_tune.method.step import StepLoss
 from smcl_tune.results import TrialResult, TrialState
 from smcl_tune.trial.checkpoint import TrialCheckpoint, resumable_checkpoint
-from smcl_tune.trial.components import TrialGenerators, TrialSamplers, build_optimizer, build_trial_network
-from smcl_tune.trial.device import gpu_memory_metrics, resolve_device, training_network
+from smcl_tune.trial.components import TrialComponents
+from smcl_tune.trial.device import gpu_memory_metrics, resolve_device
 from smcl_tune.trial.epoch import train_one_epoch
 from smcl_tune.trial.evaluation import validation_metrics
 from smcl_tune.trial.gallery_capture import GalleryCapture
@@ -37,6 +36,31 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, Any], Path | None], None]
 EpochCallback = Callable[[int, dict[str, float], nn.Module], None]
+
+
+def train_epoch(config: TrialConfig, parts: TrialComponents, epoch: int, gallery: GalleryCapture) -> dict[str, float]:
+    """Epoch `epoch` of the trial: its plan, criterion and learning rates, then train_one_epoch."""
+    plan = epoch_plan(config, epoch, parts.samplers, parts.generators.steps)
+    criterion = StepLoss(
+        parts.settings, parts.generators.steps, class_weights(config.method, epoch, parts.counts), parts.counts
+    )
+    return train_one_epoch(
+        parts.step_network,
+        criterion,
+        parts.optimizer,
+        parts.batches.epoch(plan),
+        epoch_learning_rate(config.training, epoch, len(plan)),
+        parts.device,
+        gallery.hook(epoch, parts.step_network, parts.generators.steps),
+    )
+
+
+def restore(parts: TrialComponents, checkpoint: TrialCheckpoint) -> None:
+    """The network, optimizer and generators as the checkpoint saved them."""
+    parts.network.load_state_dict(checkpoint.network)
+    parts.optimizer.load_state_dict(checkpoint.optimizer)
+    parts.generators.batches.set_state(checkpoint.batch_generator)
+    parts.generators.steps.set_state(checkpoint.step_generator)
 
 
 def run_trial(
@@ -59,85 +83,51 @@ def run_trial(
     (those of its report) and the trial's network, holding that epoch's weights (to read, not change).
     """
     if not isinstance(config, TrialConfig):
-        from smcl_tune.config import trial_config_from_dict
-
         config = trial_config_from_dict(config)
-    training, method = config.training, config.method
+    training = config.training
     if training.num_threads is not None:
         torch.set_num_threads(training.num_threads)
     device = resolve_device(training.device)
     data = (data or build_trial_data(config.data)).to(device)
-
-    network = build_trial_network(config, data.num_classes, device)
-    step_network = training_network(network, training, device)
-    optimizer = build_optimizer(network, training)
-    # Indices are drawn where the images are: on the device, or on the host for a stream split.
-    generators = TrialGenerators.seeded(
-        training.seed, torch.device("cpu") if isinstance(data.train, StreamSplit) else device
-    )
-    batches = TrainingBatches(data.train, data.mean, data.std, training.augment, generators.batches, device)
-    samplers = TrialSamplers.of(config, data, generators.batches)
-    settings = StepSettings(method, data.num_classes)
-    counts = torch.as_tensor(data.train_counts, dtype=torch.float32, device=device)
-
+    parts = TrialComponents.build(config, data, device)
     epoch, selection, history = 0, Selection(), []
-    gallery = GalleryCapture(settings, data.mean, data.std, None)
+    gallery = GalleryCapture(parts.settings, data.mean, data.std, None)
     checkpoint = None if resume_from is None else resumable_checkpoint(Path(resume_from), config)
     if checkpoint is not None:
-        network.load_state_dict(checkpoint.network)
-        optimizer.load_state_dict(checkpoint.optimizer)
-        generators.batches.set_state(checkpoint.batch_generator)
-        generators.steps.set_state(checkpoint.step_generator)
-        epoch, selection, history = checkpoint.epoch, checkpoint.selection, checkpoint.history
-        gallery.gallery = checkpoint.gallery
+        restore(parts, checkpoint)
+        epoch, selection, history, gallery.gallery = (
+            checkpoint.epoch,
+            checkpoint.selection,
+            checkpoint.history,
+            checkpoint.gallery,
+        )
         log.info("resumed at epoch %d", epoch)
 
     def save(directory: Path | None) -> Path | None:
         """The checkpoint after `epoch` epochs in `directory`, with the gallery's picture once its epoch has ended."""
         if directory is None:
             return None
-        parts = TrialCheckpoint(
-            config=config.model_dump(mode="json"),
-            epoch=epoch,
-            network=network.state_dict(),
-            optimizer=optimizer.state_dict(),
-            batch_generator=generators.batches.get_state(),
-            step_generator=generators.steps.get_state(),
-            selection=selection,
-            history=history,
-            gallery=gallery.gallery,
-        )
-        parts.save(directory)
-        write_gallery(directory, gallery.gallery, epoch, data.class_names, method.mask_source)
+        state = TrialCheckpoint.of(config, epoch, parts, selection, history, gallery.gallery)
+        state.save(directory)
+        write_gallery(directory, gallery.gallery, epoch, data.class_names, config.method.mask_source)
         return directory
 
     status, reason = TrialState.COMPLETED, None
     last_metrics: dict[str, Any] = {}
     while epoch < training.epochs:
-        plan = epoch_plan(config, epoch, samplers, generators.steps)
-        criterion = StepLoss(settings, generators.steps, class_weights(method, epoch, counts), counts)
-        metrics = train_one_epoch(
-            step_network,
-            criterion,
-            optimizer,
-            batches.epoch(plan),
-            epoch_learning_rate(training, epoch, len(plan)),
-            device,
-            gallery.hook(epoch, step_network, generators.steps),
-        )
+        metrics = train_epoch(config, parts, epoch, gallery)
         if not math.isfinite(metrics["loss"]):
             status, reason = TrialState.FAILED, f"non-finite loss ({metrics['loss']}) in epoch {epoch}"
             log.warning("trial stopped: %s", reason)
             break
-        metrics.update(gpu_memory_metrics(device))
-        metrics["epoch"] = epoch
+        metrics.update(gpu_memory_metrics(device), epoch=epoch)
         if len(data.val) > 0:  # without a validation split the last epoch is the result
-            metrics.update(validation_metrics(network, data))
-            selection.consider(epoch, metrics["val_balanced_accuracy"], network)
+            metrics.update(validation_metrics(parts.network, data))
+            selection.consider(epoch, metrics["val_balanced_accuracy"], parts.network)
         history.append(metrics)
         epoch += 1
         if on_epoch is not None:
-            on_epoch(epoch - 1, metrics, network)
+            on_epoch(epoch - 1, metrics, parts.network)
         log.info(
             "epoch %d: loss %.4f, val balanced accuracy %.4f",
             epoch - 1,
@@ -153,7 +143,7 @@ def run_trial(
         if report is not None:
             report(metrics, folder)
     # The final report: after the last epoch, or of a trial that failed or resumed after its last epoch.
-    result = trial_result(network, data, selection, history, status, reason)
+    result = trial_result(parts.network, data, selection, history, status, reason)
     folder = save(checkpoint_dir)
     if folder is not None:
         write_trial_files(result, folder)
