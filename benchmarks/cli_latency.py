@@ -58,7 +58,11 @@ def main() -> None:
             f"r.fill_store(folder, {arguments.trials}); "
             f"[r.fill_store(folder, 10, f'other-{{index}}') for index in range({arguments.studies - 1})]"
         )
-        subprocess.run([sys.executable, "-c", fill], cwd=Path(__file__).parent, check=True, capture_output=True)
+        # by this checkout's code (PYTHONPATH may name an older one, which only the timed commands run)
+        own = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        subprocess.run(
+            [sys.executable, "-c", fill], cwd=Path(__file__).parent, check=True, capture_output=True, env=own
+        )
         store = ["--storage", str(storage)]
         commands = {
             "--help": [str(entry), "--help"],
@@ -75,6 +79,8 @@ def main() -> None:
             rows.append((name, seconds, min(run[0] for run in runs), memory, GOALS[name]))
     print(f"smcl-tune from {os.environ.get('PYTHONPATH') or 'the installed package'}; {arguments.runs} runs each")
     print(f"status and leaderboard of a study with {arguments.trials} trials; load average {os.getloadavg()[0]:.1f}")
+    # Formatted here, not by the product's table code: this script times whichever checkout
+    # PYTHONPATH names, an older one included, and imports none of it itself.
     print(f"{'command':<14}{'median s':>10}{'fastest s':>11}{'peak MiB':>10}{'goal s':>8}")
     for name, seconds, fastest, memory, goal in rows:
         print(f"{name:<14}{seconds:>10.2f}{fastest:>11.2f}{memory:>10.0f}{goal:>8.1f}")

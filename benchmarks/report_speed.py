@@ -20,6 +20,7 @@ from pathlib import Path
 import optuna
 
 from smcl_tune.figures.class_accuracy import per_class_csv
+from smcl_tune.report.aligned_columns import aligned_columns
 from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.html import format_html
 from smcl_tune.report.leaderboard import load_leaderboard
@@ -132,9 +133,8 @@ def main() -> None:
         f"leaderboard of a study with {arguments.trials} trials ({len(board.trials)} rows, "
         f"{len(page) / 2**20:.1f} MiB HTML)"
     )
-    print(f"{'step':<32}{'seconds':>10}")
-    for name, seconds in timings.items():
-        print(f"{name:<32}{seconds:>10.2f}")
+    rows = [[name, f"{seconds:.2f}"] for name, seconds in timings.items()]
+    print(aligned_columns(["step", "seconds"], rows, left=("step",)))
 
 
 if __name__ == "__main__":

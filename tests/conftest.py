@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,63 @@ def _two_one_epoch_trials(tiny_config, storage: str) -> dict:
         "storage": storage,
         "seed": 0,
     }
+
+
+def _shared_ray_address() -> str:
+    import ray
+
+    from smcl_tune.study.ray_session import init_ray
+
+    if not ray.is_initialized():
+        init_ray(None, "WARNING")
+    return ray.get_runtime_context().gcs_address
+
+
+@pytest.fixture
+def shared_ray() -> str:
+    """The session's local Ray, started by the first test that asks for it and kept (as Ray's own
+    `ray_start_regular_shared`): an in-process study runs on it (`init_ray` keeps a Ray that is up),
+    and a study in a subprocess joins it through the address this returns (`joining_env`). A test
+    that needs a Ray of its own shuts it down first; the next test that asks starts it again."""
+    return _shared_ray_address()
+
+
+@pytest.fixture(scope="module")
+def shared_ray_for_module() -> str:
+    """`shared_ray` for a module's fixtures (a finished study that many tests check)."""
+    return _shared_ray_address()
+
+
+@pytest.fixture
+def joining_env(shared_ray) -> dict[str, str]:
+    """The environment of a `smcl-tune run` subprocess that joins the session's Ray (RAY_ADDRESS)
+    instead of starting one of its own: for the tests whose subject is not where Ray runs."""
+    return {**os.environ, "RAY_ADDRESS": shared_ray}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_ray_stops_at_the_end():
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture
+def ray_starts(monkeypatch):
+    """How many times an in-process `smcl-tune run` got as far as starting (or joining) Ray: a
+    refusal "before anything starts" leaves it at 0, whether or not the session's Ray is up."""
+    from smcl_tune.study import runner
+
+    calls = []
+    real = runner.init_ray
+
+    def counted(*arguments, **keywords):
+        calls.append(arguments)
+        return real(*arguments, **keywords)
+
+    monkeypatch.setattr(runner, "init_ray", counted)
+    return calls
 
 
 @pytest.fixture

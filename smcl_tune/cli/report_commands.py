@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.errors import ConfigError
 
 UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 times the memory and start-up
+# MLflow's server also starts a job runner (a process of its own) for its GenAI jobs; smcl-tune runs none.
+NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
@@ -129,17 +132,18 @@ def command_ui(arguments: argparse.Namespace) -> int:
     if links:
         print("each study's trials, best first:")
         print("\n".join(links), flush=True)
-    return serve_until_stopped(command)
+    return serve_until_stopped(command, environment={**os.environ, **NO_JOB_RUNNER})
 
 
 def _interrupt(*_signal) -> None:
     raise KeyboardInterrupt
 
 
-def serve_until_stopped(command: list[str]) -> int:
+def serve_until_stopped(command: list[str], environment: dict[str, str] | None = None) -> int:
     """Run a server until it exits, or until this process gets Ctrl-C or SIGTERM; then stop the
     server with every process it started (MLflow runs uvicorn and its workers), never leaving one."""
-    process = subprocess.Popen(command, start_new_session=True)  # Ctrl-C in the terminal reaches only this process
+    # A session of its own: Ctrl-C in the terminal reaches only this process.
+    process = subprocess.Popen(command, start_new_session=True, env=environment)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return process.wait()

@@ -21,6 +21,15 @@ def trial(tiny_config) -> dict:
     return config
 
 
+def _in_process(arguments: list[str], capsys) -> tuple[int, str, str]:
+    """`smcl-tune ARGUMENTS` in this process (one case of each kind runs as a subprocess too)."""
+    from smcl_tune.cli import main
+
+    code = main(arguments)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def _smcl_tune(*arguments, cwd, **options):
     return subprocess.run(
         [sys.executable, "-m", "smcl_tune.cli", *arguments],
@@ -49,18 +58,18 @@ def test_trial_prints_its_result_and_writes_json(tmp_path, trial):
 def test_trial_with_a_bad_config_exits_2_naming_the_field(tmp_path, trial):
     config = tmp_path / "trial.yaml"
     config.write_text(yaml.safe_dump({**trial, "method": {"temperature": -1}}))
-    done = _smcl_tune("trial", str(config), cwd=tmp_path)
+    done = _smcl_tune("trial", str(config), cwd=tmp_path)  # the subprocess case of a refusal
     assert done.returncode == 2
     assert "method.temperature" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_epochs_from_the_command_line_are_checked_with_the_rest_of_the_file(tmp_path, trial):
+def test_epochs_from_the_command_line_are_checked_with_the_rest_of_the_file(tmp_path, trial, capsys):
     config = tmp_path / "trial.yaml"
     config.write_text(yaml.safe_dump(trial))
-    done = _smcl_tune("trial", str(config), "--epochs", "0", cwd=tmp_path)
-    assert done.returncode == 2
-    assert "training.epochs: Input should be greater than or equal to 1, got 0" in done.stderr
-    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    code, _, error = _in_process(["trial", str(config), "--epochs", "0"], capsys)
+    assert code == 2
+    assert "training.epochs: Input should be greater than or equal to 1, got 0" in error
+    assert "Traceback" not in error and len(error.strip().splitlines()) == 1
 
 
 def test_ctrl_c_stops_a_trial_with_exit_1(tmp_path, trial):
@@ -89,7 +98,7 @@ def test_ctrl_c_stops_a_trial_with_exit_1(tmp_path, trial):
             process.kill()
 
 
-def test_a_cmo_trial_with_ldam_drw_runs_from_the_command_line(tmp_path, trial):
+def test_a_cmo_trial_with_ldam_drw_runs_from_the_command_line(tmp_path, trial, capsys):
     config = tmp_path / "trial.yaml"
     trial["method"] = {
         "name": "cmo",
@@ -100,14 +109,16 @@ def test_a_cmo_trial_with_ldam_drw_runs_from_the_command_line(tmp_path, trial):
         "drw_start_epoch": 1,
     }
     config.write_text(yaml.safe_dump(trial))
-    done = _smcl_tune("trial", str(config), "--epochs", "2", "--output", str(tmp_path / "result.json"), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "status: completed" in done.stdout
+    code, out, error = _in_process(
+        ["trial", str(config), "--epochs", "2", "--output", str(tmp_path / "result.json")], capsys
+    )
+    assert code == 0, error[-2000:]
+    assert "status: completed" in out
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["epochs_completed"] == 2 and result["history"][0]["masked_step_fraction"] == 1.0
 
     trial["model"]["classifier"] = "linear"
     config.write_text(yaml.safe_dump(trial))
-    refused = _smcl_tune("trial", str(config), cwd=tmp_path)
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "model.classifier: LDAM's margins are in cosine units" in refused.stderr
+    code, _, error = _in_process(["trial", str(config)], capsys)
+    assert code == 2 and "Traceback" not in error
+    assert "model.classifier: LDAM's margins are in cosine units" in error

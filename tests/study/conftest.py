@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import ray
 import yaml
 
 
@@ -69,9 +68,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _cli(*arguments, cwd, timeout=120) -> subprocess.CompletedProcess:
+def _cli(*arguments, cwd, timeout=120, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "smcl_tune.cli", *arguments], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "smcl_tune.cli", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -115,7 +119,7 @@ def _dashboard_studies(storage, study: str) -> tuple[list[str], list[int]]:
 
 @pytest.fixture(scope="session")
 def run_cli():
-    """`run_cli(*arguments, cwd=folder)`: `smcl-tune ARGUMENTS` in a subprocess, its output captured."""
+    """`run_cli(*arguments, cwd=folder, env=None)`: `smcl-tune ARGUMENTS` in a subprocess, its output captured."""
     return _cli
 
 
@@ -131,21 +135,18 @@ def dashboard_details():
     return _dashboard_details
 
 
-def _refused_by_main(arguments: list[str], capsys) -> str:
+def _refused_by_main(ray_starts: list, arguments: list[str], capsys) -> str:
     from smcl_tune.cli import main
 
     assert main(arguments) == 2
     error = capsys.readouterr().err.strip()
     assert "Traceback" not in error and len(error.splitlines()) == 1, error
-    assert not ray.is_initialized()
+    assert ray_starts == []  # refused before Ray was started or joined
     return error
 
 
 @pytest.fixture
-def refused_by_main():
+def refused_by_main(ray_starts):
     """`refused_by_main(arguments, capsys)`: `smcl-tune ARGUMENTS` in this process exits 2 with one
-    line and no traceback, before Ray starts; the line. Ray is shut down first, so that 'Ray was not
-    started' means something."""
-    if ray.is_initialized():
-        ray.shutdown()
-    return _refused_by_main
+    line and no traceback, before Ray starts; the line."""
+    return functools.partial(_refused_by_main, ray_starts)

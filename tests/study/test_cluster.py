@@ -88,6 +88,8 @@ def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path, tiny_st
 @pytest.mark.ray
 @pytest.mark.slow
 def test_losing_a_worker_node_loses_no_trial(tmp_path, tiny_study, trial_runs):
+    if ray.is_initialized():  # the session's shared Ray: this test's driver joins a cluster of its own
+        ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-import ray
 
 from smcl_tune.cli import main
 from smcl_tune.store.paths import StudyPaths
@@ -53,25 +52,27 @@ def test_a_job_refuses_a_relative_storage_before_anything_starts(tmp_path, tiny_
     assert sorted(path.name for path in tmp_path.iterdir()) == [study.name]  # nothing written
 
 
-def _refused_in_process(study, monkeypatch, capsys) -> str:
+def _refused_in_process(study, monkeypatch, capsys, ray_starts) -> str:
     monkeypatch.setenv(RAY_JOB_CONFIG_ENV, _job_environment()[RAY_JOB_CONFIG_ENV])
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert main(["run", str(study)]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and JOB_ID in error and "absolute path on a folder every node shares" in error
-    assert not ray.is_initialized()
+    assert ray_starts == []
     return error
 
 
-def test_a_job_refuses_a_relative_sqlite_tracking_store(tmp_path, tiny_study, monkeypatch, capsys):
+def test_a_job_refuses_a_relative_sqlite_tracking_store(tmp_path, tiny_study, monkeypatch, capsys, ray_starts):
     monkeypatch.chdir(tmp_path)
     study = tiny_study(tmp_path, tracking={"uri": "sqlite:///runs/mlflow.db"})
-    error = _refused_in_process(study, monkeypatch, capsys)
+    error = _refused_in_process(study, monkeypatch, capsys, ray_starts)
     assert "tracking.uri: 'sqlite:///runs/mlflow.db' names a relative path" in error
     assert not (tmp_path / "smcl-runs").exists() and not (tmp_path / "runs").exists()
 
 
-def test_a_job_refuses_an_absolute_storage_inside_rays_session_folder(tmp_path, tiny_study, monkeypatch, capsys):
+def test_a_job_refuses_an_absolute_storage_inside_rays_session_folder(
+    tmp_path, tiny_study, monkeypatch, capsys, ray_starts
+):
     session = tmp_path / "ray" / "session_2026-11-30_03-00-00_000000_1"
     working_dir = session / "runtime_resources" / "working_dir_files" / "_ray_pkg_0123"
     working_dir.mkdir(parents=True)
@@ -79,7 +80,7 @@ def test_a_job_refuses_an_absolute_storage_inside_rays_session_folder(tmp_path, 
     monkeypatch.chdir(working_dir)
     storage = tmp_path / "ray" / "session_latest" / "runtime_resources" / "working_dir_files" / "_ray_pkg_0123" / "runs"
     study = tiny_study(tmp_path, storage=str(storage))
-    error = _refused_in_process(study, monkeypatch, capsys)
+    error = _refused_in_process(study, monkeypatch, capsys, ray_starts)
     assert f"storage: {working_dir / 'runs'} lies inside Ray's session folder {session}" in error
     assert not storage.exists()
 
@@ -99,10 +100,10 @@ def test_what_a_job_keeps_and_what_runs_outside_a_job_pass(tmp_path, tiny_study,
     check_job_storage(study, StudyPaths.of(study), environment)
 
 
-def test_a_run_in_process_leaves_the_environment_as_it_found_it(tmp_path, tiny_study, monkeypatch, capsys):
+def test_a_run_in_process_leaves_the_environment_as_it_found_it(tmp_path, tiny_study, monkeypatch, capsys, ray_starts):
     # A plain run picks Tune's quiet reporter through RAY_AIR_NEW_OUTPUT; a leftover value would take
     # Ray's own tables away from a later `--verbose` run started from the same process (CI saw it).
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
-    _refused_in_process(tiny_study(tmp_path, storage="smcl-runs"), monkeypatch, capsys)
+    _refused_in_process(tiny_study(tmp_path, storage="smcl-runs"), monkeypatch, capsys, ray_starts)
     assert "RAY_AIR_NEW_OUTPUT" not in os.environ

@@ -33,7 +33,7 @@ def _trial_runs(client: MlflowClient) -> dict:
     return {run.info.run_name: run for run in runs if run.data.tags.get("smcl.role") != "study"}
 
 
-def test_a_study_started_before_the_modules_moved_resumes(legacy_store):
+def test_a_study_started_before_the_modules_moved_resumes(legacy_store, joining_env):
     client = MlflowClient(tracking_uri=f"sqlite:///{legacy_store / 'smcl-runs' / 'mlflow.db'}")
     before = _trial_runs(client)
     assert [name for name, run in before.items() if run.info.status == "FINISHED"] == [
@@ -46,6 +46,7 @@ def test_a_study_started_before_the_modules_moved_resumes(legacy_store):
         capture_output=True,
         text=True,
         timeout=300,
+        env=joining_env,  # the session's Ray: where Ray runs is not the subject here
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming study legacy" in resumed.stderr

@@ -21,12 +21,15 @@ def _tmux(socket: str, *arguments: str) -> str:
     return subprocess.run(["tmux", "-L", socket, *arguments], capture_output=True, text=True, check=True).stdout
 
 
-def test_live_view_redraws_in_place_and_lists_every_trial_that_ends(tmp_path, tiny_study):
+def test_live_view_redraws_in_place_and_lists_every_trial_that_ends(tmp_path, tiny_study, shared_ray):
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed here (.ci/run installs it)")
     study = tiny_study(tmp_path, num_trials=3)
     socket = f"smcl-test-{os.getpid()}"
-    command = f"sleep 1; {sys.executable} -m smcl_tune.cli run {study}; echo EXIT=$?; sleep 600"
+    # on the session's Ray (where Ray runs is not what this test is about)
+    command = (
+        f"sleep 1; RAY_ADDRESS={shared_ray} {sys.executable} -m smcl_tune.cli run {study}; echo EXIT=$?; sleep 600"
+    )
     _tmux(
         socket,
         "-f",
@@ -68,9 +71,9 @@ def test_live_view_redraws_in_place_and_lists_every_trial_that_ends(tmp_path, ti
     assert "Trial status" not in final  # Ray's own tables are gone without --verbose
 
 
-def test_verbose_brings_back_rays_own_tables(tmp_path, tiny_study, run_cli):
+def test_verbose_brings_back_rays_own_tables(tmp_path, tiny_study, run_cli, joining_env):
     study = tiny_study(tmp_path, num_trials=1)
-    done = run_cli("run", str(study), "--verbose", cwd=tmp_path, timeout=600)
+    done = run_cli("run", str(study), "--verbose", cwd=tmp_path, timeout=600, env=joining_env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Trial status" in done.stdout + done.stderr  # Ray Tune's status table
     assert "trial-000: finished after 3 epochs" in done.stdout  # the plain lines as well

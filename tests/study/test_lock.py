@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import ray
 
 from smcl_tune.cli import main
 from smcl_tune.store.lock import StudyBusy, StudyLock
@@ -62,9 +61,9 @@ def test_a_driver_killed_with_sigkill_leaves_no_lock_that_blocks_the_resume(tmp_
         assert f"process {os.getpid()}" in lock_file.read_text()
 
 
-def test_restart_while_another_driver_runs_the_study_exits_1_and_deletes_nothing(tmp_path, tiny_study, capsys):
-    if ray.is_initialized():
-        ray.shutdown()
+def test_restart_while_another_driver_runs_the_study_exits_1_and_deletes_nothing(
+    tmp_path, tiny_study, capsys, ray_starts
+):
     study = load_study(tiny_study(tmp_path, name="busy"))
     paths = StudyPaths.of(study)
     write_study_record(study, paths)
@@ -75,4 +74,4 @@ def test_restart_while_another_driver_runs_the_study_exits_1_and_deletes_nothing
     error = capsys.readouterr().err.strip()
     assert error.startswith("smcl-tune: study 'busy' is being run by process") and len(error.splitlines()) == 1
     assert sorted(path.name for path in paths.record_dir.iterdir()) == before
-    assert not ray.is_initialized()
+    assert ray_starts == []

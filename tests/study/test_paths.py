@@ -8,7 +8,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import ray
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.cli import main
@@ -41,10 +40,8 @@ def _active(client, study: str) -> int:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_changed_study_file_is_refused_before_anything_starts_and_restart_replaces_it(
-    tmp_path, capsys, tiny_study, trial_runs
+    tmp_path, capsys, tiny_study, trial_runs, shared_ray, ray_starts
 ):
-    if ray.is_initialized():  # another test's Ray would hide whether this one started it
-        ray.shutdown()
     path = tiny_study(tmp_path, name="same-name", num_trials=1)
     path.write_text(
         path.read_text().replace("epochs: 3", "epochs: 1").replace("mask_end_epoch: 10", "mask_end_epoch: 1")
@@ -58,14 +55,11 @@ def test_changed_study_file_is_refused_before_anything_starts_and_restart_replac
     assert main(["run", str(path)]) == 2
     error = capsys.readouterr().err
     assert "study 'same-name' already exists" in error and "--restart" in error
-    assert not ray.is_initialized()
+    assert ray_starts == []
     assert _files(storage) == ["same-name", "same-name/optuna.db", "same-name/smcl-study.json"]
     assert json.loads((record / "smcl-study.json").read_text()) == OLD_RECORD
 
-    try:
-        assert main(["run", str(path), "--restart"]) == 0
-    finally:
-        ray.shutdown()
+    assert main(["run", str(path), "--restart"]) == 0  # on the session's Ray
     assert json.loads((record / "smcl-study.json").read_text())["fingerprint"] != OLD_RECORD["fingerprint"]
     study = optuna.load_study(study_name="same-name", storage=f"sqlite:///{record / 'optuna.db'}")
     assert [trial.state for trial in study.get_trials()] == [optuna.trial.TrialState.COMPLETE]

@@ -7,7 +7,6 @@ import math
 
 import optuna
 import pytest
-import ray
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.cli import main
@@ -23,7 +22,7 @@ def study_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def finished_study(study_folder, tiny_study):
+def finished_study(study_folder, tiny_study, shared_ray_for_module):
     tmp_path = study_folder
     # Two conditions: IF 10 (60 .. 6 training images: a few-shot class) and IF 4 (60 .. 15: none).
     # In each, baselines first, one trial at a time: `ce` learns, `diverges` turns NaN in its
@@ -43,8 +42,7 @@ def finished_study(study_folder, tiny_study):
         confirm={"top_k": 1, "seeds": [1]},
         tracking={"uri": tracking_uri, "experiment": "e2e-experiment"},
     )
-    code = main(["run", str(path)])
-    ray.shutdown()
+    code = main(["run", str(path)])  # on the session's Ray
     storage = tmp_path / "smcl-runs"
     assert not (storage / "mlflow.db").exists()  # the study's tracking URI, not the default store
     client = MlflowClient(tracking_uri=tracking_uri)

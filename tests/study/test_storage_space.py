@@ -2,7 +2,6 @@
 names the storage and the space needed (exit 1, no traceback), leaves no checkpoint half-written,
 and the same command finishes the study once space is freed, with every epoch logged once."""
 
-import os
 import subprocess
 import sys
 
@@ -31,26 +30,27 @@ def small_storage(tmp_path):
     subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
-def _run(study, cwd) -> subprocess.CompletedProcess:
+def _run(study, cwd, environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """`smcl-tune run` joining the session's Ray (`environment`): where Ray runs is not the subject here."""
     return subprocess.run(
         [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "RAY_DEDUP_LOGS": "0"},
+        env={**environment, "RAY_DEDUP_LOGS": "0"},
     )
 
 
 def test_a_full_storage_stops_the_study_and_the_same_command_finishes_it(
-    tmp_path, small_storage, tiny_study, trial_runs
+    tmp_path, small_storage, tiny_study, trial_runs, joining_env
 ):
     ballast = small_storage / "ballast"
     ballast.write_bytes(b"\0" * (BALLAST_MB << 20))
     storage = small_storage / "smcl-runs"
     study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, storage=str(storage))
 
-    full = _run(study, tmp_path)
+    full = _run(study, tmp_path, joining_env)
     output = full.stdout + full.stderr
     assert full.returncode == 1, output
     assert "Traceback" not in output
@@ -62,7 +62,7 @@ def test_a_full_storage_stops_the_study_and_the_same_command_finishes_it(
         torch.load(checkpoint, map_location="cpu", weights_only=True)
 
     ballast.unlink()  # space is freed
-    finished = _run(study, tmp_path)
+    finished = _run(study, tmp_path, joining_env)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     client = MlflowClient(default_tracking_uri(storage))
     runs = trial_runs(client, "tiny")

@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 
 import pytest
-import ray
 
 from smcl_tune.cli import main
 from smcl_tune.store.health_check import check_study_stores
@@ -109,9 +108,7 @@ def test_an_unreadable_ray_experiment_is_named_and_left_as_it_is(tmp_path, tiny_
     ],
     ids=["state not JSON", "state without trials", "searcher cut short"],
 )
-def test_each_file_ray_restores_from_is_checked(tmp_path, tiny_study, capsys, damaged, content, problem):
-    if ray.is_initialized():
-        ray.shutdown()
+def test_each_file_ray_restores_from_is_checked(tmp_path, tiny_study, capsys, damaged, content, problem, ray_starts):
     study, paths = _started_study(tmp_path, tiny_study)
     (paths.record_dir / "tuner.pkl").write_bytes(pickle.dumps({"a": "tuner"}))
     (paths.record_dir / "experiment_state-2025-12-31_00-00-00.json").write_bytes(JUNK)  # older: Ray reads the newest
@@ -122,7 +119,7 @@ def test_each_file_ray_restores_from_is_checked(tmp_path, tiny_study, capsys, da
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"smcl-tune: {paths.record_dir / damaged}: Ray's saved state of study 'tiny' is unreadable")
     assert f"({problem}" in error
-    assert _snapshot(tmp_path) == before and not ray.is_initialized()
+    assert _snapshot(tmp_path) == before and ray_starts == []
 
 
 def test_restart_sets_the_damaged_study_state_aside_but_not_a_damaged_tracking_store(tmp_path, tiny_study):
