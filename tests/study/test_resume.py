@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 EPOCHS = 5
 
 
-def _start(study: Path) -> subprocess.Popen:
+def _start(study: Path, environment: dict[str, str] | None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
         cwd=study.parent,
@@ -29,6 +29,7 @@ def _start(study: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env=environment,
     )
 
 
@@ -93,13 +94,17 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
-def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, how, tiny_study, trial_runs):
+def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, how, tiny_study, trial_runs, request):
+    # Ctrl-C reaches a driver and the local Ray it started (one process group), as on a laptop; a
+    # driver killed alone (`kill -9`, the out-of-memory killer) is one that joined a Ray (a cluster's
+    # head), here the session's, so that its Ray outlives it as a cluster's does.
+    environment = None if how == "SIGINT" else request.getfixturevalue("joining_env")
     name = f"resume-{how.lower()}"
     base = tiny_study(tmp_path, name=name, num_trials=3, scheduler={"type": "fifo"})
     base.write_text(base.read_text().replace("epochs: 3", f"epochs: {EPOCHS}"))
     client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))
 
-    first = _start(base)
+    first = _start(base, environment)
     try:
         _wait_mid_study(client, name, trial_runs)
         if how == "SIGINT":
@@ -109,7 +114,7 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
             first.kill()  # the driver alone, as `kill -9 <pid>` would
             first.wait(timeout=30)
     finally:
-        _kill_group(first)  # what the interruption left of the local Ray cluster
+        _kill_group(first)  # what the interruption left of a local Ray
     if how == "SIGKILL":
         # Nothing to change when the running trial finished before the kill landed (its epochs
         # are short); tests/study/test_checkpoint_repair.py pins the repair's choices.
@@ -118,7 +123,7 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, ho
     finished_before = {n for n, r in before.items() if r.info.status == "FINISHED"}
     assert finished_before
 
-    second = _start(base)
+    second = _start(base, environment)
     try:
         assert second.wait(timeout=600) == 0, second.stderr.read()[-3000:]
     finally:
