@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures shared across the folders: tiny studies and the CLI (studies.py), small MLflow stores
+# written as `smcl-tune run` writes them (stores.py).
+pytest_plugins = ("tests.fixtures.studies", "tests.fixtures.stores")
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_STATE = ("mlruns", "mlartifacts", "smcl-runs", "mlflow.db")
 # The full CIFAR-10 as JPEG zips; CI has it beside the repository.

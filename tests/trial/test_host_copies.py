@@ -12,7 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.stepped_trial import SteppedTrial
 from smcl_tune.config import trial_config_from_dict
-from tests.train.test_train_loop import coded_data, config
+from tests.trial.test_train_loop import coded_data, config
 
 
 class CountHostTensors(TorchDispatchMode):
