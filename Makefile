@@ -4,13 +4,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The tests a change is checked against while it is written: no Ray, no browser, nothing slow.
 FAST := -m "not slow and not ray and not browser"
-# WORKERS=2 runs the suite in two pytest-xdist workers, each test file whole in one of them (its
-# module fixtures are made once), the files in the order tests/conftest.py gives them (longest
-# first), not xdist's: 20 to 35 minutes here, against 26 to 39 in one process. It stays off by
-# default: on two cores, two Ray studies at once overload the machine, and the tests that wait on a
-# server or a browser time out (1 green run of 4; docs/RESULTS.md, "the suite in two workers").
-# Meant for a machine with more cores.
-WORKERS ?= 0
+# The suite runs in two pytest-xdist workers, each test file whole in one of them (its module
+# fixtures are made once), the files in the order tests/conftest.py gives them (longest first), not
+# xdist's. The tests wait on studies, servers and browsers more than they compute; with one Ray per
+# worker shared by the studies that need no Ray of their own (tests/conftest.py), the whole suite
+# took 9 min 48 s in two workers against 17 min in one process on this 2-core machine
+# (docs/RESULTS.md, issue 36). WORKERS=0 runs it in one process.
+WORKERS ?= 2
 
 .PHONY: test test-fast lint quickstart install clean
 

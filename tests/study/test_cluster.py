@@ -78,9 +78,10 @@ def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path, tiny_st
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # the head this test started, and nothing else
         try:
-            head.wait(timeout=60)
+            head.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
+            os.killpg(head.pid, signal.SIGKILL)  # `ray start --block` takes its time to stop
+            head.wait(timeout=60)
     client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))
     assert len(trial_runs(client, "on-head")) == 2
 

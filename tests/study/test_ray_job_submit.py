@@ -100,7 +100,7 @@ def ray_head(tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            head.wait(timeout=15)
+            head.wait(timeout=5)  # `ray start --block` takes its time to stop: what is left gets SIGKILL
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # the head's servers and workers left in its group
         shutil.rmtree(temp, ignore_errors=True)
