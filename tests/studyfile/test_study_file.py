@@ -9,7 +9,7 @@ import yaml
 
 from smcl_tune.cli import main
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "studies" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[2] / "studies" / "quickstart.yaml"
 
 
 def _study(tmp_path: Path, change) -> Path:

@@ -10,7 +10,7 @@ from smcl_tune.store.paths import StudyPaths
 from smcl_tune.studyfile.study import load_study
 from smcl_tune.tracking.writer import StudyTracker
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_artifacts_go_under_the_storage_folder_and_nothing_into_the_current_folder(tmp_path, monkeypatch):
