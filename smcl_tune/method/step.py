@@ -147,6 +147,83 @@ def _pasted(
     return saliency, mask, compose(background, batch.minor_images, mask)
 
 
+@dataclass
+class StepInputs:
+    """What one step forwards and trains on (SMCL.md, steps 1-5): the images of its one pass, their
+    cross-entropy targets and contrastive labels, and how much the contrastive term weighs."""
+
+    images: torch.Tensor  # x_b; [x_b ; x_tilde], [x_b ; x_tilde ; x_m] or [x_b ; x_m]: [n, C, H, W]
+    targets: torch.Tensor  # soft targets [n, num_classes]
+    labels: torch.Tensor  # contrastive labels [n]
+    head_count: int  # B: the first B images are x_b
+    mask_areas: torch.Tensor  # [B] the masked area fraction of each composed image; empty without masks
+    contrastive_weight: float  # w; 0: no contrastive term, the pass needs no embeddings
+
+    @property
+    def with_embedding(self) -> bool:
+        return self.contrastive_weight > 0
+
+
+def step_inputs(
+    settings: StepSettings, network: nn.Module, batch: Batch, generator: torch.Generator | None = None
+) -> StepInputs:
+    """The images of a step's pass and what they train towards. `network` is asked only for a
+    model-based saliency (gradient), in eval mode.
+
+    One pass over [x_b ; x_tilde] (SMCL.md, step 5), or [x_b ; x_tilde ; x_m] with `minor_images`;
+    supcon forwards [x_b ; x_m]; cmo [x_b ; x_tilde] with CMO's CutMix composite; a plain step x_b.
+    """
+    head_images, head_labels = batch.head_images, batch.head_labels
+    size = head_images.shape[0]
+    head_targets = F.one_hot(head_labels, settings.num_classes).float()
+    if not batch.masks or not settings.uses_minor_batch:
+        return StepInputs(head_images, head_targets, head_labels, size, head_images.new_zeros(0), 0.0)
+
+    minor_images, minor_labels = batch.minor_images, batch.minor_labels
+    minor_targets = F.one_hot(minor_labels, settings.num_classes).float()
+    if settings.name == "supcon":
+        images, targets = [head_images, minor_images], [head_targets, minor_targets]
+        area = head_images.new_zeros(0)  # no mask: the minor images go in whole
+    elif settings.name == "cmo":
+        pasted = cmo_batch(
+            head_images,
+            head_labels,
+            minor_images,
+            minor_labels,
+            settings.num_classes,
+            settings.method.box_alpha,
+            generator,
+        )
+        images, targets, area = [head_images, pasted.composite], [head_targets, pasted.targets], pasted.area
+    else:
+        parts = mask_batch(settings, network, batch, generator)
+        images, targets, area = [head_images, parts.composite], [head_targets, parts.targets], parts.area
+    labels = [head_labels, minor_labels]
+    if settings.forwards_minor_images:
+        images.append(minor_images)
+        targets.append(minor_targets)
+        labels.append(minor_labels)
+    return StepInputs(torch.cat(images), torch.cat(targets), torch.cat(labels), size, area, settings.contrastive_weight)
+
+
+def step_losses(
+    settings: StepSettings,
+    inputs: StepInputs,
+    logits: torch.Tensor,
+    embeddings: torch.Tensor | None,
+    class_weights: torch.Tensor | None = None,
+    class_counts: torch.Tensor | None = None,
+) -> StepOutput:
+    """L = L_MCE + w * L_MSC of a step's pass (SMCL.md, steps 6-8), from its logits and embeddings."""
+    classification = _classification_loss(settings, logits, inputs.targets, class_weights, class_counts)
+    if inputs.with_embedding:
+        contrastive = supervised_contrastive_loss(embeddings, inputs.labels, settings.method.temperature)
+    else:
+        contrastive = logits.new_zeros(())
+    loss = classification + inputs.contrastive_weight * contrastive if inputs.with_embedding else classification
+    return StepOutput(loss, classification, contrastive, logits[: inputs.head_count], inputs.mask_areas)
+
+
 def step_loss(
     settings: StepSettings,
     network: nn.Module,
@@ -160,64 +237,10 @@ def step_loss(
     batch: the instance-sampled (x_b, y_b) and, on a masking step, the minor-class biased (x_m, y_m).
     generator: the step's draws (masks' Beta sizes, fills, CMO's boxes).
     class_weights: DRW weights when active; class_counts: for Balanced Softmax and LDAM's margins.
-
-    One forward pass over [x_b ; x_tilde] (SMCL.md, step 5), or [x_b ; x_tilde ; x_m] with
-    `minor_images`; supcon forwards [x_b ; x_m]; cmo [x_b ; x_tilde] with CMO's CutMix composite.
     """
-    head_images, head_labels = batch.head_images, batch.head_labels
-    size = head_images.shape[0]
-    head_targets = F.one_hot(head_labels, settings.num_classes).float()
-    zero = head_images.new_zeros(())
-    if not batch.masks or not settings.uses_minor_batch:
-        logits, _ = network(head_images)
-        classification = _classification_loss(settings, logits, head_targets, class_weights, class_counts)
-        return StepOutput(classification, classification, zero, logits, head_images.new_zeros(0))
-
-    minor_images, minor_labels = batch.minor_images, batch.minor_labels
-    minor_targets = F.one_hot(minor_labels, settings.num_classes).float()
-    if settings.name == "supcon":
-        images, targets, labels = (
-            [head_images, minor_images],
-            [head_targets, minor_targets],
-            [head_labels, minor_labels],
-        )
-        area = head_images.new_zeros(0)  # no mask: the minor images go in whole
-    elif settings.name == "cmo":
-        pasted = cmo_batch(
-            head_images,
-            head_labels,
-            minor_images,
-            minor_labels,
-            settings.num_classes,
-            settings.method.box_alpha,
-            generator,
-        )
-        images, targets, labels = (
-            [head_images, pasted.composite],
-            [head_targets, pasted.targets],
-            [head_labels, minor_labels],
-        )
-        area = pasted.area
-    else:
-        parts = mask_batch(settings, network, batch, generator)
-        images, targets, labels = (
-            [head_images, parts.composite],
-            [head_targets, parts.targets],
-            [head_labels, minor_labels],
-        )
-        area = parts.area
-        if settings.forwards_minor_images:
-            images.append(minor_images)
-            targets.append(minor_targets)
-            labels.append(minor_labels)
-    weight = settings.contrastive_weight
-    logits, embeddings = network(torch.cat(images), with_embedding=weight > 0)
-    classification = _classification_loss(settings, logits, torch.cat(targets), class_weights, class_counts)
-    if weight > 0:
-        contrastive = supervised_contrastive_loss(embeddings, torch.cat(labels), settings.method.temperature)
-    else:
-        contrastive = zero
-    return StepOutput(classification + weight * contrastive, classification, contrastive, logits[:size], area)
+    inputs = step_inputs(settings, network, batch, generator)
+    logits, embeddings = network(inputs.images, with_embedding=inputs.with_embedding)
+    return step_losses(settings, inputs, logits, embeddings, class_weights, class_counts)
 
 
 @dataclass(frozen=True)

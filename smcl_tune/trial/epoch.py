@@ -81,17 +81,32 @@ def train_one_epoch(
         masks += output.mask_areas.numel()
         totals += torch.stack(EpochSums.of_step(output, batch.head_labels))
     sums = EpochSums(*totals.tolist())  # the epoch's only host synchronisation
+    return epoch_metrics(sums, EpochCounts(steps, masked_steps, seen, masks), learning_rate(steps - 1), started)
+
+
+class EpochCounts(NamedTuple):
+    """What the host counts of an epoch without asking the device."""
+
+    steps: int
+    masked_steps: int
+    seen: int  # head images trained on
+    masks: int  # composed images
+
+
+def epoch_metrics(sums: EpochSums, counts: EpochCounts, last_lr: float, started: float) -> dict[str, float]:
+    """An epoch's training metrics from its sums (floats) and counts; `started`: perf_counter at its start."""
     elapsed = time.perf_counter() - started
+    seen, masks = counts.seen, counts.masks
     return {
         "loss": sums.loss / seen,
         "loss_mce": sums.classification_loss / seen,
         "loss_msc": sums.contrastive_loss / seen,
         "train_accuracy": sums.correct / seen,
-        "masked_step_fraction": masked_steps / steps,
+        "masked_step_fraction": counts.masked_steps / counts.steps,
         "masked_area": sums.mask_area / masks if masks else math.nan,
         "masked_empty_fraction": sums.empty_masks / masks if masks else math.nan,
         "masked_full_fraction": sums.full_masks / masks if masks else math.nan,
-        "lr": learning_rate(steps - 1),
+        "lr": last_lr,
         "epoch_seconds": elapsed,
         "images_per_second": seen / elapsed,
     }

@@ -123,7 +123,7 @@ def run_trial(
         metrics.update(gpu_memory_metrics(device), epoch=epoch)
         if len(data.val) > 0:  # without a validation split the last epoch is the result
             metrics.update(validation_metrics(parts.network, data))
-            selection.consider(epoch, metrics["val_balanced_accuracy"], parts.network)
+            selection.consider(epoch, metrics["val_balanced_accuracy"], parts.network.state_dict)
         history.append(metrics)
         epoch += 1
         if on_epoch is not None:

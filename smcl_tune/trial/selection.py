@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 
 @dataclass
@@ -19,8 +19,9 @@ class Selection:
     score: float = -math.inf
     weights: dict[str, torch.Tensor] | None = None
 
-    def consider(self, epoch: int, score: float, network: nn.Module) -> None:
-        """Keep `epoch` (and a copy of `network`'s weights) when its score beats the best so far."""
+    def consider(self, epoch: int, score: float, weights: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """Keep `epoch`, and a copy of the weights `weights()` gives (a network's state_dict), when its
+        score beats the best so far."""
         if score > self.score:
             self.epoch, self.score = epoch, score
-            self.weights = copy.deepcopy(network.state_dict())
+            self.weights = copy.deepcopy(weights())

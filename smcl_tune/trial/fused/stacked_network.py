@@ -1,0 +1,103 @@
+"""N copies of one network as stacked parameters and buffers (torch.func): member m's weights are
+the m-th slice of each. A forward pass of some members is one vmapped call over their slices, each
+member's images through its own weights and its own BatchNorm statistics."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+class StackedNetwork:
+    def __init__(self, networks: Sequence[nn.Module]) -> None:
+        if len({type(network) for network in networks}) != 1:
+            raise ValueError("fused members need networks of one architecture")
+        self.params, self.buffers = stack_module_state(list(networks))  # parameters: leaves that take grads
+        self.base = copy.deepcopy(networks[0]).to("meta")  # the structure; its own weights are never used
+        self.size = len(networks)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def _slices(self, members: Sequence[int]) -> tuple[dict, dict, torch.Tensor | None]:
+        if list(members) == list(range(self.size)):
+            return self.params, self.buffers, None
+        index = torch.as_tensor(list(members), device=next(iter(self.params.values())).device)
+        params = {name: value[index] for name, value in self.params.items()}  # a differentiable gather
+        buffers = {name: value[index] for name, value in self.buffers.items()}  # copies: written back below
+        return params, buffers, index
+
+    def forward(
+        self, members: Sequence[int], images: torch.Tensor, with_embedding: bool = False, train: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The logits (and embeddings) of `members`, each on its own images: images [k, n, C, H, W]
+        for the k members -> logits [k, n, classes]. In train mode each member's BatchNorm
+        statistics move with its own images only."""
+        params, buffers, index = self._slices(members)
+        self.base.train(train)
+
+        def one(member_params, member_buffers, member_images):
+            logits, embeddings = functional_call(
+                self.base, (member_params, member_buffers), (member_images,), {"with_embedding": with_embedding}
+            )
+            return (logits, embeddings) if with_embedding else logits
+
+        out = vmap(one)(params, buffers, images)
+        if index is not None and train:
+            with torch.no_grad():  # BatchNorm moved the gathered copies of these members' statistics
+                for name, value in buffers.items():
+                    self.buffers[name][index] = value
+        return out if with_embedding else (out, None)
+
+    def forward_shared(self, members: Sequence[int], images: torch.Tensor) -> torch.Tensor:
+        """Eval-mode logits of `members` on the same images [n, C, H, W] -> [k, n, classes]."""
+        params, buffers, _ = self._slices(members)
+        self.base.eval()
+
+        def one(member_params, member_buffers):
+            return functional_call(self.base, (member_params, member_buffers), (images,))[0]
+
+        return vmap(one)(params, buffers)
+
+    def member_state(self, member: int) -> dict[str, torch.Tensor]:
+        """Member `member`'s weights and buffers as its own network's state_dict (the unfused keys)."""
+        state = {name: value[member].detach().clone() for name, value in self.params.items()}
+        state.update({name: value[member].detach().clone() for name, value in self.buffers.items()})
+        return state
+
+    def load_member_state(self, member: int, state: dict[str, torch.Tensor]) -> None:
+        """Member `member`'s weights and buffers from a network's state_dict (a checkpoint's)."""
+        with torch.no_grad():
+            for name, value in (*self.params.items(), *self.buffers.items()):
+                value[member].copy_(state[name])
+
+
+class MemberView:
+    """One member as the step sees a network: called on its images (a model-based saliency asks
+    for its logits), switched between train and eval mode. It runs the member's own slices through
+    the network's own operations, not a vmapped call, so that a saliency map of equal weights is
+    the unfused trial's to the bit (a threshold or an argmax of it would move with float noise);
+    in train mode its BatchNorm statistics, views of the stacked ones, move in place."""
+
+    def __init__(self, stacked: StackedNetwork, member: int) -> None:
+        self.stacked = stacked
+        self.member = member
+        self.training = True
+
+    def train(self, mode: bool = True) -> MemberView:
+        self.training = mode
+        return self
+
+    def eval(self) -> MemberView:
+        return self.train(False)
+
+    def __call__(self, images: torch.Tensor, with_embedding: bool = False):
+        stacked, member = self.stacked, self.member
+        params = {name: value[member] for name, value in stacked.params.items()}
+        buffers = {name: value[member] for name, value in stacked.buffers.items()}
+        stacked.base.train(self.training)
+        return functional_call(stacked.base, (params, buffers), (images,), {"with_embedding": with_embedding})
