@@ -42,6 +42,20 @@ GPU_CHECK_LOG="$out/01_gpu_check.log" timeout -k 10 "${CHECK_SECONDS:-200}" \
     bash benchmarks/gpu/gpu_check.sh "${check_args[@]}" > /dev/null 2>> "$out/00_setup.txt"
 echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
 
+# 1b. fused trials (issue 37): summed images/s, peak memory and one member's s/step at each group
+# size, eager; every row is appended to fused_speed.jsonl as it ends, so a cut run keeps its rows
+{
+    if [[ -n ${GPU_RUN_DRY:-} ]]; then
+        fuse_args=(--device cpu --members 1,2 --steps 1 --batch 16)
+    else
+        fuse_args=(--device cuda --members "${FUSE_SIZES:-1,4,8,16,32}" --steps "${FUSE_STEPS:-20}")
+    fi
+    timeout -k 10 "${FUSE_SECONDS:-150}" "$python" benchmarks/fused_speed.py "${fuse_args[@]}" \
+        --methods smcl,ce --output "$out/fused_speed.jsonl"
+    echo "fusion sweep ended at ${SECONDS} s (exit $?)"
+    echo "graphed: skipped, the CUDA-graph step (issue 37, stage c) has not landed"
+} > "$out/01b_fused_speed.txt" 2>&1
+
 # 2. the study, at the budget that leaves 75 s for a forced stop (30 s), the leaderboard and the store
 study_seconds=$(( $(left) - 75 ))
 if [[ -n ${GPU_RUN_DRY:-} ]]; then

@@ -17,6 +17,7 @@ from smcl_tune.data.splits import build_trial_data
 from smcl_tune.errors import ConfigError
 from smcl_tune.trial.checkpoint import CHECKPOINT_NAME, TrialCheckpoint, load_checkpoint
 from smcl_tune.trial.fused.group_run import build_group, run_fused_group
+from smcl_tune.trial.fused.stacked_network import STRATEGIES
 from smcl_tune.trial.run import run_trial
 
 pytestmark = [pytest.mark.slow]
@@ -107,14 +108,16 @@ def _compare_step(group, member, trial, metrics, theirs, name, before):
     _close_sums(momenta)
 
 
-def _in_lockstep(configs: list[dict], compare=_compare_step, names=None, corrupt=None) -> list[list[float]]:
+def _in_lockstep(
+    configs: list[dict], compare=_compare_step, names=None, corrupt=None, strategy="vmap"
+) -> list[list[float]]:
     """Each config as a trial of its own and as a member of one group, one step at a time: after
     each step the member is compared with its trial, then given its trial's state again. Per
     member, whether each step masked."""
     typed = [trial_config_from_dict(config) for config in configs]
     names = names or [str(index) for index in range(len(typed))]
     data = build_trial_data(typed[0].data).to(CPU)
-    group = build_group(typed, data, CPU)
+    group = build_group(typed, data, CPU, strategy=strategy)
     trials = [SteppedTrial.build(config, data, CPU) for config in typed]
     if corrupt is not None:
         corrupt(group)
@@ -132,7 +135,8 @@ def _in_lockstep(configs: list[dict], compare=_compare_step, names=None, corrupt
     return masked
 
 
-def test_each_step_of_every_method_and_classifier_loss_is_its_trials_step(tiny_config):
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_step_of_every_method_and_classifier_loss_is_its_trials_step(tiny_config, strategy):
     configs = _every_method(tiny_config)
     masking = []
     for config in configs:  # members that mask and members that do not, in one step
@@ -141,7 +145,7 @@ def test_each_step_of_every_method_and_classifier_loss_is_its_trials_step(tiny_c
         )
         masking.append([trial.train_epoch()["masked_step_fraction"] for _ in range(6)])
     assert any(step_masks != other for step_masks, other in zip(masking[0], masking[1]))
-    _in_lockstep(configs, names=list(METHODS))
+    _in_lockstep(configs, names=list(METHODS), strategy=strategy)
 
 
 def test_each_step_of_ldam_drw_members_with_the_cosine_classifier_is_their_trials(tiny_config):
@@ -162,14 +166,15 @@ def test_a_gradient_saliency_member_steps_as_its_trial_from_equal_states(tiny_co
     _in_lockstep(configs)
 
 
-def test_a_leak_between_members_is_seen(tiny_config):
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_leak_between_members_is_seen(tiny_config, strategy):
     """Two members with another temperature and seed each: a member given the other's temperature,
     or the other's sampler, is not its trial any more, and the comparison says so."""
     configs = [
         _config(tiny_config, name="smcl", temperature=0.1),
         _config(tiny_config, seed=1, name="smcl", temperature=0.5),
     ]
-    _in_lockstep(configs)
+    _in_lockstep(configs, strategy=strategy)
 
     def swap_temperatures(group):
         first, second = group.members
@@ -178,14 +183,14 @@ def test_a_leak_between_members_is_seen(tiny_config):
         second.parts = dataclasses.replace(second.parts, settings=settings[0])
 
     with pytest.raises(AssertionError):
-        _in_lockstep(configs, corrupt=swap_temperatures)
+        _in_lockstep(configs, corrupt=swap_temperatures, strategy=strategy)
 
     def one_sampler(group):
         first, second = group.members
         second.parts = dataclasses.replace(second.parts, samplers=first.parts.samplers)
 
     with pytest.raises(AssertionError):
-        _in_lockstep(configs, corrupt=one_sampler)
+        _in_lockstep(configs, corrupt=one_sampler, strategy=strategy)
 
 
 def _end_to_end(configs, tmp_path):

@@ -32,7 +32,7 @@ from smcl_tune.trial.device import autocast, gpu_memory_metrics, resolve_device
 from smcl_tune.trial.epoch import EpochCounts, EpochSums, epoch_metrics
 from smcl_tune.trial.evaluation import validation_metrics
 from smcl_tune.trial.fused.fusible import check_fusible
-from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork
+from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork, default_strategy
 from smcl_tune.trial.fused.stacked_sgd import StackedSGD
 from smcl_tune.trial.gallery_capture import GalleryCapture
 from smcl_tune.trial.lr_schedule import epoch_learning_rate
@@ -72,10 +72,11 @@ class Member:
 class FusedGroup:
     """The stacked network and optimizer of a group's members."""
 
-    def __init__(self, members: Sequence[Member], device: torch.device) -> None:
+    def __init__(self, members: Sequence[Member], device: torch.device, strategy: str | None = None) -> None:
         self.members = list(members)
         self.device = device
-        self.network = StackedNetwork([member.parts.network for member in self.members])
+        networks = [member.parts.network for member in self.members]
+        self.network = StackedNetwork(networks, strategy or default_strategy(device))
         self.optimizer = StackedSGD(self.network.parameters(), [member.config.training for member in self.members])
         self.names = list(self.network.params)
 
@@ -192,6 +193,7 @@ def build_group(
     device: torch.device,
     reports: Sequence[Report | None] | None = None,
     checkpoint_dirs: Sequence[Path | None] | None = None,
+    strategy: str | None = None,
 ) -> FusedGroup:
     """The members of a group at epoch 0, each built as `run_trial` builds its trial (its seeded
     weights, generators, samplers and batches), and their stacked network and optimizer."""
@@ -203,7 +205,7 @@ def build_group(
         member = Member(index, config, parts, reports[index], checkpoint_dirs[index])
         member.gallery = GalleryCapture(parts.settings, data.mean, data.std, None)
         members.append(member)
-    return FusedGroup(members, device)
+    return FusedGroup(members, device, strategy)
 
 
 def run_fused_group(
@@ -212,6 +214,7 @@ def run_fused_group(
     checkpoint_dirs: Sequence[Path | None] | None = None,
     resume_from: Sequence[Path | None] | None = None,
     data: TrialData | None = None,
+    strategy: str | None = None,
 ) -> list[TrialResult]:
     """Train and evaluate a group of trials of one shape (fusible.py) as one stacked model; each
     member's report, checkpoint folder and result are those `run_trial` gives that trial alone."""
@@ -225,7 +228,7 @@ def run_fused_group(
         torch.set_num_threads(training.num_threads)
     device = resolve_device(training.device)
     data = (data or build_trial_data(configs[0].data)).to(device)
-    group = build_group(configs, data, device, reports, checkpoint_dirs)
+    group = build_group(configs, data, device, reports, checkpoint_dirs, strategy)
     members = group.members
     for member, resume in zip(members, resume_from):
         checkpoint = None if resume is None else resumable_checkpoint(Path(resume), member.config)

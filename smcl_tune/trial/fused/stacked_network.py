@@ -1,6 +1,15 @@
 """N copies of one network as stacked parameters and buffers (torch.func): member m's weights are
-the m-th slice of each. A forward pass of some members is one vmapped call over their slices, each
-member's images through its own weights and its own BatchNorm statistics."""
+the m-th slice of each. A forward pass of some members runs each member's images through its own
+weights and its own BatchNorm statistics, in one of two ways:
+
+- "vmap": one vmapped call over the members' slices (a convolution becomes one grouped
+  convolution over all members): few, wide kernels, for a device whose steps are bound by kernel
+  launches and the host (CUDA);
+- "loop": the members one after another, each its own slices through the network's own
+  operations: the unfused trial's kernels, for a CPU, where the step is bound by arithmetic and a
+  grouped convolution runs slower than the plain ones (benchmarks/fused_speed.py).
+
+Both give every member its own gradients and statistics; the equivalence tests run both."""
 
 from __future__ import annotations
 
@@ -11,11 +20,20 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+STRATEGIES = ("vmap", "loop")
+
+
+def default_strategy(device: torch.device) -> str:
+    return "vmap" if device.type == "cuda" else "loop"
+
 
 class StackedNetwork:
-    def __init__(self, networks: Sequence[nn.Module]) -> None:
+    def __init__(self, networks: Sequence[nn.Module], strategy: str = "vmap") -> None:
         if len({type(network) for network in networks}) != 1:
             raise ValueError("fused members need networks of one architecture")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy: one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        self.strategy = strategy
         self.params, self.buffers = stack_module_state(list(networks))  # parameters: leaves that take grads
         self.base = copy.deepcopy(networks[0]).to("meta")  # the structure; its own weights are never used
         self.size = len(networks)
@@ -37,6 +55,8 @@ class StackedNetwork:
         """The logits (and embeddings) of `members`, each on its own images: images [k, n, C, H, W]
         for the k members -> logits [k, n, classes]. In train mode each member's BatchNorm
         statistics move with its own images only."""
+        if self.strategy == "loop":
+            return self._forward_each(members, images, with_embedding, train)
         params, buffers, index = self._slices(members)
         self.base.train(train)
 
@@ -52,6 +72,16 @@ class StackedNetwork:
                 for name, value in buffers.items():
                     self.buffers[name][index] = value
         return out if with_embedding else (out, None)
+
+    def _forward_each(
+        self, members: Sequence[int], images: torch.Tensor, with_embedding: bool, train: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        outputs = [
+            MemberView(self, member).train(train)(member_images, with_embedding)
+            for member, member_images in zip(members, images)
+        ]
+        logits = torch.stack([output[0] for output in outputs])
+        return logits, torch.stack([output[1] for output in outputs]) if with_embedding else None
 
     def forward_shared(self, members: Sequence[int], images: torch.Tensor) -> torch.Tensor:
         """Eval-mode logits of `members` on the same images [n, C, H, W] -> [k, n, classes]."""

@@ -14,8 +14,12 @@ from smcl_tune.config import TrainingConfig
 
 
 def _per_member(values: Sequence, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """[N] values shaped to broadcast over a stacked tensor [N, ...]."""
-    tensor = torch.as_tensor(list(values), dtype=dtype or like.dtype, device=like.device)
+    """[N] values (a tensor already on the device, or host values) shaped to broadcast over a
+    stacked tensor [N, ...]."""
+    if isinstance(values, torch.Tensor):
+        tensor = values.to(dtype=dtype or like.dtype)
+    else:
+        tensor = torch.as_tensor(list(values), dtype=dtype or like.dtype, device=like.device)
     return tensor.view(-1, *([1] * (like.dim() - 1)))
 
 
@@ -41,10 +45,16 @@ class StackedSGD:
         """One step: parameter p of member m moves when used[p][m] (its gradient came from m's loss),
         at m's learning rate; torch.optim.SGD's update: d = g + wd * p; b = d on a buffer's first
         step, else m * b + d; then d = d + m * b (Nesterov) or b; p = p - lr * d."""
+        like = self.params[0]
+        rates = torch.as_tensor(list(learning_rates), dtype=like.dtype, device=like.device)
+        masks: dict[tuple[bool, ...], torch.Tensor] = {}  # a step's few distinct masks, each copied once
         for position, (param, buffer) in enumerate(zip(self.params, self.momentum_buffers)):
             if param.grad is None:
                 continue
-            stepping = torch.as_tensor(list(used[position]), dtype=torch.bool, device=param.device)
+            key = tuple(used[position])
+            if key not in masks:
+                masks[key] = torch.as_tensor(key, dtype=torch.bool, device=param.device)
+            stepping = masks[key]
             fresh = stepping & ~self.started[position]
             momentum, nesterov = self.momentum[position], self.nesterov[position]
             update = param.grad + param * self.decay[position]
@@ -53,7 +63,8 @@ class StackedSGD:
             direction = torch.where(nesterov, update + momentum * new_buffer, new_buffer)
             direction = torch.where(with_momentum, direction, update)
             moves = _per_member(stepping, param, torch.bool)
-            param.copy_(torch.where(moves, param - _per_member(learning_rates, param) * direction, param))
+            rate = rates.view(-1, *([1] * (param.dim() - 1)))
+            param.copy_(torch.where(moves, param - rate * direction, param))
             buffer.copy_(torch.where(moves & with_momentum, new_buffer, buffer))
             self.started[position] |= stepping & (with_momentum.view(-1))
 

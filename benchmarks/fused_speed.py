@@ -1,0 +1,205 @@
+"""Fused trials against one trial: summed images/s and peak memory of the product's own fused step.
+
+Each row times `FusedGroup.train_epoch` (smcl_tune/trial/fused/group_run.py) on a group of N
+ResNet-32 members at batch 128 over random uint8 images in CIFAR-100-LT's class counts (the
+images of benchmarks/step_speed.py), after a warm-up epoch; the members differ in seed,
+temperature and learning rate, as a study's trials do. The row "unfused" is one trial's own step
+(`train_one_epoch` through benchmarks/stepped_trial.py). Each row runs in a process of its own, so
+its peak memory is its own: the process's peak resident set on the CPU, the allocator's peak on
+CUDA. "x unfused" divides the summed images/s by the unfused trial's on the same cores; "trials
+MiB" is the peak less what the process held before the trials were built, and "MiB/member" that
+divided by N, against the unfused trial's.
+
+    .venv/bin/python benchmarks/fused_speed.py [--members 1,2,4,8] [--methods smcl,ce] [--steps 4]
+        [--device cpu] [--output docs/results/fused_speed_cpu.jsonl]
+
+With --output, rows already in the file are not run again (a killed run resumes) and every new
+row is appended as a JSON line as soon as it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+STRATEGIES = ("loop", "vmap")  # smcl_tune/trial/fused/stacked_network.py
+METHODS = {"smcl": {"name": "smcl", "mask_probability": 1.0, "mask_start_epoch": 0}, "ce": {"name": "ce"}}
+UNFUSED = 0  # the members count of the unfused row
+
+
+def _member_method(method: str, index: int) -> dict:
+    section = dict(METHODS[method])
+    if section["name"] != "ce":
+        section["temperature"] = 0.1 + 0.05 * index
+    return section
+
+
+def measure(method: str, members: int, steps: int, batch: int, device_name: str, strategy: str) -> dict:
+    """One row, in this process: summed images/s, one member's s/step and the peak memory."""
+    import torch
+
+    from benchmarks.step_speed import long_tailed_images, step_trial_config
+    from benchmarks.stepped_trial import SteppedTrial
+    from smcl_tune.trial.fused.group_run import build_group
+
+    device = torch.device(device_name)
+    data = long_tailed_images(device)
+    before_mib = _peak_mib(device)  # torch, the images: what every row's process holds anyway
+    configs = []
+    for index in range(max(members, 1)):
+        config = step_trial_config(_member_method(method, index), batch, device)
+        config.training.seed, config.training.lr = index, 0.1 + 0.01 * index
+        configs.append(config)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    if members == UNFUSED:
+        trial = SteppedTrial.build(configs[0], data, device)
+        trial.train_epoch()  # warm-up
+        trial.config.training.max_steps_per_epoch = steps
+        epochs = [trial.train_epoch()]
+    else:
+        group = build_group(configs, data, device, strategy=strategy)
+        group.train_epoch(group.members)  # warm-up
+        for member in group.members:
+            member.epoch += 1
+            member.config.training.max_steps_per_epoch = steps
+        epochs = list(group.train_epoch(group.members).values())
+    seconds = max(epoch["epoch_seconds"] for epoch in epochs)
+    return {
+        "device": device_name,
+        "method": method,
+        "members": members,
+        "strategy": strategy if members != UNFUSED else "unfused",
+        "batch": batch,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "images_per_second": sum(epoch["images_per_second"] for epoch in epochs),
+        "member_seconds_per_step": seconds / steps,
+        "peak_mib": _peak_mib(device),
+        "before_mib": before_mib,
+    }
+
+
+def _peak_mib(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _key(row: dict) -> tuple:
+    return row["device"], row["method"], row["members"], row["strategy"], row["batch"], row["steps"]
+
+
+def _run_in_own_process(method: str, members: int, strategy: str, arguments: argparse.Namespace) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--one",
+        f"{method}:{members}:{strategy}",
+        "--steps",
+        str(arguments.steps),
+        "--batch",
+        str(arguments.batch),
+        "--device",
+        arguments.device,
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        sys.exit(f"{method} at N = {members} failed:\n{completed.stderr[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _print_table(rows: list[dict], seconds: float) -> None:
+    first = rows[0]
+    print(
+        f"fused trials, device {first['device']}, ResNet-32, batch {first['batch']}, 32x32, "
+        f"{first['steps']} timed steps after a warm-up epoch, {first['threads']} threads; {seconds:.0f} s"
+    )
+    print(
+        f"{'method':<7}{'strategy':>9}{'N':>4}{'images/s':>10}{'x unfused':>11}{'s/step':>8}{'peak MiB':>10}"
+        f"{'trials MiB':>12}{'MiB/member':>12}"
+    )
+    for method in dict.fromkeys(row["method"] for row in rows):
+        mine = [row for row in rows if row["method"] == method]
+        alone = next((row for row in mine if row["members"] == UNFUSED), None)
+        for row in sorted(mine, key=lambda row: (row["strategy"] != "unfused", row["strategy"], row["members"])):
+            count = row["members"]
+            ratio = f"{row['images_per_second'] / alone['images_per_second']:.2f}" if alone else "-"
+            added = row["peak_mib"] - row["before_mib"]
+            label = "-" if count == UNFUSED else str(count)
+            print(
+                f"{method:<7}{row['strategy']:>9}{label:>4}{row['images_per_second']:>10.1f}{ratio:>11}"
+                f"{row['member_seconds_per_step']:>8.2f}{row['peak_mib']:>10.0f}{added:>12.0f}"
+                f"{added / max(count, 1):>12.0f}"
+            )
+    print(
+        "(images/s: head images of all members per second; s/step: one step of the group, i.e. of each member;\n"
+        " trials MiB: the peak less what the process held before the trials were built (torch, the images))"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", default="1,2,4,8", help="group sizes N, comma-separated")
+    parser.add_argument("--methods", default="smcl", help=f"of {', '.join(METHODS)}, comma-separated")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--strategies",
+        default="loop,vmap",
+        help=f"how a group's passes run, of {', '.join(STRATEGIES)}, comma-separated",
+    )
+    parser.add_argument("--output", type=Path, help="JSON lines: rows on file are not run again")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # METHOD:N, run in this process, one JSON line out
+    arguments = parser.parse_args()
+    if arguments.one:
+        method, members, strategy = arguments.one.split(":")
+        row = measure(method, int(members), arguments.steps, arguments.batch, arguments.device, strategy)
+        print(json.dumps(row))
+        return
+    methods = arguments.methods.split(",")
+    unknown = [method for method in methods if method not in METHODS]
+    if unknown:
+        parser.error(f"--methods: {', '.join(unknown)} unknown; known: {', '.join(METHODS)}")
+    try:
+        sizes = [int(size) for size in arguments.members.split(",")]
+    except ValueError:
+        parser.error(f"--members: whole numbers separated by commas, got {arguments.members!r}")
+    if any(size < 1 for size in sizes):
+        parser.error(f"--members: each at least 1, got {arguments.members}")
+    on_file = []
+    if arguments.output and arguments.output.exists():
+        on_file = [json.loads(line) for line in arguments.output.read_text().splitlines() if line.strip()]
+    strategies = arguments.strategies.split(",")
+    if any(strategy not in STRATEGIES for strategy in strategies):
+        parser.error(f"--strategies: of {', '.join(STRATEGIES)}, got {arguments.strategies}")
+    started = time.perf_counter()
+    rows = []
+    runs = [(method, UNFUSED, "unfused") for method in methods]
+    runs += [(method, size, strategy) for method in methods for strategy in strategies for size in sizes]
+    for method, members, strategy in runs:
+        wanted = (arguments.device, method, members, strategy, arguments.batch, arguments.steps)
+        row = next((row for row in on_file if _key(row) == wanted), None)
+        if row is None:
+            row = _run_in_own_process(method, members, strategy, arguments)
+            if arguments.output:
+                arguments.output.parent.mkdir(parents=True, exist_ok=True)
+                with arguments.output.open("a") as output:
+                    output.write(json.dumps(row) + "\n")
+        rows.append(row)
+    _print_table(rows, time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
