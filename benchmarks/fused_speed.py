@@ -2,7 +2,8 @@
 
 Each row times `FusedGroup.train_epoch` (smcl_tune/trial/fused/group_run.py) on a group of N
 ResNet-32 members at batch 128 over random uint8 images in CIFAR-100-LT's class counts (the
-images of benchmarks/step_speed.py), after a warm-up epoch; the members differ in seed,
+images of benchmarks/step_speed.py): the median of three epochs of --steps steps, after two
+warm-up epochs of two steps; the members differ in seed,
 temperature and learning rate, as a study's trials do. The row "unfused" is one trial's own step
 (`train_one_epoch` through benchmarks/stepped_trial.py). Each row runs in a process of its own, so
 its peak memory is its own: the process's peak resident set on the CPU, the allocator's peak on
@@ -33,6 +34,8 @@ if __package__ in (None, ""):  # run as a file: the package `benchmarks` is foun
 STRATEGIES = ("loop", "vmap")  # smcl_tune/trial/fused/stacked_network.py
 METHODS = {"smcl": {"name": "smcl", "mask_probability": 1.0, "mask_start_epoch": 0}, "ce": {"name": "ce"}}
 UNFUSED = 0  # the members count of the unfused row
+WARMUP_EPOCHS = 2  # of step_speed's warm-up steps each: a CPU step still speeds up over the first few
+TIMED_EPOCHS = 3  # of --steps steps each; the row is the median
 
 
 def _member_method(method: str, index: int) -> dict:
@@ -62,16 +65,26 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
         torch.cuda.reset_peak_memory_stats(device)
     if members == UNFUSED:
         trial = SteppedTrial.build(configs[0], data, device)
-        trial.train_epoch()  # warm-up
-        trial.config.training.max_steps_per_epoch = steps
-        epochs = [trial.train_epoch()]
+
+        def epoch() -> list[dict]:
+            return [trial.train_epoch()]
     else:
         group = build_group(configs, data, device, strategy=strategy)
-        group.train_epoch(group.members)  # warm-up
-        for member in group.members:
-            member.epoch += 1
-            member.config.training.max_steps_per_epoch = steps
-        epochs = list(group.train_epoch(group.members).values())
+
+        def epoch() -> list[dict]:
+            metrics = list(group.train_epoch(group.members).values())
+            for member in group.members:
+                member.epoch += 1
+            return metrics
+
+    for _ in range(WARMUP_EPOCHS):
+        epoch()
+    for config in configs:
+        config.training.max_steps_per_epoch = steps
+    timed = sorted(
+        (epoch() for _ in range(TIMED_EPOCHS)), key=lambda epochs: sum(e["images_per_second"] for e in epochs)
+    )
+    epochs = timed[len(timed) // 2]  # the median epoch by summed images/s
     seconds = max(epoch["epoch_seconds"] for epoch in epochs)
     return {
         "device": device_name,
@@ -123,7 +136,8 @@ def _print_table(rows: list[dict], seconds: float) -> None:
     first = rows[0]
     print(
         f"fused trials, device {first['device']}, ResNet-32, batch {first['batch']}, 32x32, "
-        f"{first['steps']} timed steps after a warm-up epoch, {first['threads']} threads; {seconds:.0f} s"
+        f"median of {TIMED_EPOCHS} epochs of {first['steps']} steps after {WARMUP_EPOCHS} warm-up epochs, "
+        f"{first['threads']} threads; {seconds:.0f} s"
     )
     print(
         f"{'method':<7}{'strategy':>9}{'N':>4}{'images/s':>10}{'x unfused':>11}{'s/step':>8}{'peak MiB':>10}"

@@ -121,8 +121,11 @@ class FusedGroup:
             for name in self.names
         ]
 
-    def forward(self, inputs: dict[int, StepInputs], members: dict[int, Member]) -> dict[int, StepOutput]:
-        """Each member's step losses; members whose passes have one shape run as one vmapped call."""
+    def forward(
+        self, inputs: dict[int, StepInputs], members: dict[int, Member], weights: dict[int, torch.Tensor | None]
+    ) -> dict[int, StepOutput]:
+        """Each member's step losses (`weights`: each member's class weights of the epoch); members
+        whose passes have one shape run as one stacked call."""
         kinds: dict[tuple, list[int]] = {}
         for index, step in inputs.items():
             kinds.setdefault((tuple(step.images.shape), step.with_embedding), []).append(index)
@@ -137,7 +140,7 @@ class FusedGroup:
                     inputs[index],
                     logits[position],
                     None if embeddings is None else embeddings[position],
-                    class_weights(member.config.method, member.epoch, member.parts.counts),
+                    weights[index],
                     member.parts.counts,
                 )
         return outputs
@@ -152,11 +155,16 @@ class FusedGroup:
             for m in training
         }
         by_index = {m.index: m for m in training}
+        weights = {m.index: class_weights(m.config.method, m.epoch, m.parts.counts) for m in training}
         totals = {
             m.index: torch.zeros(len(EpochSums._fields), dtype=torch.float64, device=self.device) for m in training
         }
         counts = {m.index: [0, 0, 0, 0] for m in training}  # steps, masked steps, images, masks
         steps = len(next(iter(plans.values())))
+        members = range(len(self.members))
+        # every step's rate of every member (0 for those that sit the epoch out), copied once an epoch
+        schedule = [[rates[index](step) if index in rates else 0.0 for index in members] for step in range(steps)]
+        learning_rates = torch.tensor(schedule, dtype=self.network.dtype, device=self.device)
         started = time.perf_counter()
         for step in range(steps):
             with autocast(self.device):
@@ -170,11 +178,10 @@ class FusedGroup:
                     counts[index][0] += 1
                     counts[index][1] += batch.masks
                     counts[index][2] += inputs[index].head_count
-                outputs = self.forward(inputs, by_index)
+                outputs = self.forward(inputs, by_index, weights)
             self.optimizer.zero_grad()
             torch.stack([output.loss for output in outputs.values()]).sum().backward()
-            learning_rates = [rates[index](step) if index in rates else 0.0 for index in range(len(self.members))]
-            self.optimizer.step(learning_rates, self.used(inputs))
+            self.optimizer.step(learning_rates[step], self.used(inputs))
             for index, output in outputs.items():
                 counts[index][3] += output.mask_areas.numel()
                 labels = inputs[index].labels[: inputs[index].head_count]

@@ -37,6 +37,8 @@ class StackedNetwork:
         self.params, self.buffers = stack_module_state(list(networks))  # parameters: leaves that take grads
         self.base = copy.deepcopy(networks[0]).to("meta")  # the structure; its own weights are never used
         self.size = len(networks)
+        self.indices: dict[tuple[int, ...], torch.Tensor] = {}
+        self.dtype = next(iter(self.params.values())).dtype
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
@@ -44,7 +46,10 @@ class StackedNetwork:
     def _slices(self, members: Sequence[int]) -> tuple[dict, dict, torch.Tensor | None]:
         if list(members) == list(range(self.size)):
             return self.params, self.buffers, None
-        index = torch.as_tensor(list(members), device=next(iter(self.params.values())).device)
+        key = tuple(members)
+        if key not in self.indices:  # copied to the device once per set of members
+            self.indices[key] = torch.as_tensor(key, device=next(iter(self.params.values())).device)
+        index = self.indices[key]
         params = {name: value[index] for name, value in self.params.items()}  # a differentiable gather
         buffers = {name: value[index] for name, value in self.buffers.items()}  # copies: written back below
         return params, buffers, index

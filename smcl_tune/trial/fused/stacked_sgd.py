@@ -35,26 +35,26 @@ class StackedSGD:
         self.momentum_buffers = [torch.zeros_like(param) for param in self.params]
         # Per parameter, the members whose momentum buffer holds a step (torch's state for it exists).
         self.started = [torch.zeros(self.size, dtype=torch.bool, device=like.device) for _ in self.params]
+        self.masks: dict[tuple[bool, ...], torch.Tensor] = {}
 
     def zero_grad(self) -> None:
         for param in self.params:
             param.grad = None
 
     @torch.no_grad()
-    def step(self, learning_rates: Sequence[float], used: Sequence[Sequence[bool]]) -> None:
+    def step(self, learning_rates: torch.Tensor | Sequence[float], used: Sequence[Sequence[bool]]) -> None:
         """One step: parameter p of member m moves when used[p][m] (its gradient came from m's loss),
         at m's learning rate; torch.optim.SGD's update: d = g + wd * p; b = d on a buffer's first
         step, else m * b + d; then d = d + m * b (Nesterov) or b; p = p - lr * d."""
         like = self.params[0]
-        rates = torch.as_tensor(list(learning_rates), dtype=like.dtype, device=like.device)
-        masks: dict[tuple[bool, ...], torch.Tensor] = {}  # a step's few distinct masks, each copied once
+        rates = _per_member(learning_rates, like).view(-1)
         for position, (param, buffer) in enumerate(zip(self.params, self.momentum_buffers)):
             if param.grad is None:
                 continue
             key = tuple(used[position])
-            if key not in masks:
-                masks[key] = torch.as_tensor(key, dtype=torch.bool, device=param.device)
-            stepping = masks[key]
+            if key not in self.masks:  # a group has few distinct masks: each is copied to the device once
+                self.masks[key] = torch.as_tensor(key, dtype=torch.bool, device=param.device)
+            stepping = self.masks[key]
             fresh = stepping & ~self.started[position]
             momentum, nesterov = self.momentum[position], self.nesterov[position]
             update = param.grad + param * self.decay[position]
