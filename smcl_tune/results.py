@@ -75,6 +75,7 @@ FINAL_METRICS = (
 )
 EPOCHS_PLANNED = "epochs_planned"  # in every report of a study's trial: the epochs its config asks for
 NODE_ID = "node_id"  # in every report of a study's trial: the Ray node it runs on
+FUSED_GROUP = "fused_group"  # in a fused member's reports: its group and slot ("g2/1")
 
 
 @dataclass(frozen=True)

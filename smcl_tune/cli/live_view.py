@@ -79,7 +79,7 @@ class LiveView:
         rows = Table.grid(padding=(0, 2))
         for trial in progress.running:
             rows.add_row(
-                trial.name,
+                f"{trial.name} ({trial.fused_group})" if trial.fused_group else trial.name,
                 ProgressBar(total=max(1, trial.epochs_planned), completed=trial.epochs_done, width=20),
                 f"epoch {trial.epochs_done}/{trial.epochs_planned}",
                 format_objective(trial.objective),

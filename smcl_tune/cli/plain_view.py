@@ -49,8 +49,9 @@ class PlainView:
         speed = ", ".join(
             part for part in (format_rate(trial.images_per_second), format_memory(trial.gpu_memory_mib)) if part
         )
+        where = f" (fused group {trial.fused_group})" if trial.fused_group else ""
         print(
-            f"{_clock()} {trial.name}: epoch {trial.epochs_done}/{trial.epochs_planned}, "
+            f"{_clock()} {trial.name}{where}: epoch {trial.epochs_done}/{trial.epochs_planned}, "
             f"{progress.metric} {format_objective(trial.objective)}"
             + (f", {speed}" if speed else "")
             + f" | {study_summary(progress)}",

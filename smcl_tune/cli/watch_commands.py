@@ -59,7 +59,10 @@ def _print_study(status) -> None:
         ]
         for trial in status.trials
     ]
-    print(aligned_columns(header, rows, left=("trial", "condition", "role", "state")))
+    if any(trial.fused_group for trial in status.trials):  # where each trial trains: its group and slot
+        header.append("group")
+        rows = [[*row, trial.fused_group or "-"] for row, trial in zip(rows, status.trials)]
+    print(aligned_columns(header, rows, left=("trial", "condition", "role", "state", "group")))
 
 
 def command_status(arguments: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-from smcl_tune.results import EPOCHS_PLANNED, TrialState
+from smcl_tune.results import EPOCHS_PLANNED, FUSED_GROUP, TrialState
 
 INTERRUPTED = "interrupted"  # a trial or study whose driver stopped without ending it
 ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
@@ -40,6 +40,7 @@ class TrialProgress:
     ended_ms: int | None = None
     images_per_second: float = math.nan
     gpu_memory_mib: float = math.nan
+    fused_group: str = ""  # the fused group and slot it trains in: "g2/1"; "" unfused
 
     def describe(self) -> str:
         """How an ended trial ended, in a line."""
@@ -97,6 +98,7 @@ class StudyProgress:
         trial.seconds = float(result.get("time_total_s", trial.seconds))
         trial.images_per_second = float(result.get("images_per_second", math.nan))
         trial.gpu_memory_mib = float(result.get("gpu_memory_peak_mib", math.nan))
+        trial.fused_group = str(result.get(FUSED_GROUP, ""))
         if self.listener is not None:
             self.listener.epoch_ended(self, trial)
 

@@ -93,6 +93,7 @@ def trial_progress(record: TrialRecord, study_running: bool, epochs_per_trial: i
         seconds=record.seconds,
         reason=record.reason,
         ended_ms=record.ended_ms,
+        fused_group=record.fused_group,
     )
 
 

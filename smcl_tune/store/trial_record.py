@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from smcl_tune.results import TrialState, objective_value
-from smcl_tune.tracking.tags import CONDITION_TAG, CONFIGURATION_TAG, REASON_TAG, ROLE_TAG, RUN_NAME_TAG, STATE_TAG
+from smcl_tune.tracking.tags import (
+    CONDITION_TAG,
+    CONFIGURATION_TAG,
+    FUSED_GROUP_TAG,
+    REASON_TAG,
+    ROLE_TAG,
+    RUN_NAME_TAG,
+    STATE_TAG,
+)
 
 ROLES = ("search", "baseline", "confirm")
 
@@ -46,6 +54,11 @@ class TrialRecord:
     tags: dict[str, str]
     metrics: dict[str, float]
     params: dict[str, str]
+
+    @property
+    def fused_group(self) -> str:
+        """The fused group and slot it trains (or trained) in, "" for a trial that was not fused."""
+        return self.tags.get(FUSED_GROUP_TAG, "")
 
     @property
     def name(self) -> str:

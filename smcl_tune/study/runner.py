@@ -28,6 +28,7 @@ from smcl_tune.study.cluster import (
     storage_is_local,
     warn_unplaceable,
 )
+from smcl_tune.study.fused_groups import fused_groups
 from smcl_tune.study.job_storage import check_job_storage
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
@@ -143,16 +144,16 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         _add_earlier_trials(progress, paths, study.name)
     if watching.listener is not None:
         watching.listener.started(progress)
-    trainable = study_trainable(study, watching.ray_log_level)
-    if resumable:
-        log.info("resuming study %s from %s", study.name, paths.experiment_dir)
-        tuner = restored_tuner(study, paths, trainable, watching.ray_verbosity)
-    else:
-        tuner = new_tuner(study, paths, trainable, tracker_arguments, guard, watching.ray_verbosity)
     status = "FAILED"
     finished = False
     try:
-        with reporting_to(progress), tune_settings():
+        with fused_groups(study) as directory, reporting_to(progress), tune_settings():
+            trainable = study_trainable(study, watching.ray_log_level, directory)
+            if resumable:
+                log.info("resuming study %s from %s", study.name, paths.experiment_dir)
+                tuner = restored_tuner(study, paths, trainable, watching.ray_verbosity)
+            else:
+                tuner = new_tuner(study, paths, trainable, tracker_arguments, guard, watching.ray_verbosity)
             grid = tuner.fit()
         expected = expected_trials(study, optuna_storage(paths.optuna_url))
         finished = len(grid) >= expected and grid.num_terminated + grid.num_errors == len(grid)

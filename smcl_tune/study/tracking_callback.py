@@ -19,6 +19,7 @@ from ray.tune import Callback, Checkpoint
 from smcl_tune.results import (
     EPOCH_METRICS,
     FINAL_METRICS,
+    FUSED_GROUP,
     GALLERY_FILE,
     NODE_ID,
     RESULT_FILE,
@@ -120,6 +121,7 @@ class TrackingCallback(Callback):
         def log_result() -> None:
             run_id = self._run_id(trial)
             self.tracker.note_node(run_id, str(result.get(NODE_ID, "")))
+            self.tracker.note_group(run_id, str(result.get(FUSED_GROUP, "")))
             logged = metrics
             if step <= self.tracker.last_logged_step(run_id, STEP_MARKER):
                 # An epoch that a resumed trial trains again (its checkpoint was older than its last

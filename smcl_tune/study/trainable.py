@@ -43,9 +43,10 @@ def refusal_report(reason: str) -> dict[str, Any]:
     return {**dict.fromkeys(OBJECTIVE_METRICS, math.nan), **end.entries()}
 
 
-def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO") -> None:
+def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO", fused_groups: str | None = None) -> None:
     """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch; Ray's own
-    messages from this process below `ray_log_level` are not shown."""
+    messages from this process below `ray_log_level` are not shown. With `fused_groups` (the name
+    of the study's GroupDirectory) the trial trains as a member of a fused group (fused_groups.py)."""
     logging.getLogger("ray").setLevel(ray_log_level)
     quiet_exit_during_cleanup()
     cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
@@ -61,11 +62,17 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO") -> No
             payload.setdefault(name, math.nan)
         report_with_checkpoint(payload, checkpoint)  # refused, whole, when the storage is full
 
-    from smcl_tune.trial.run import run_trial
-
     with work_folder() as work:
         resume_from = None
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             resume_from = Path(checkpoint.to_directory(str(Path(work) / "resume")))
-        run_trial(spec.config, report=report, checkpoint_dir=Path(work) / "checkpoint", resume_from=resume_from)
+        checkpoint_dir = Path(work) / "checkpoint"
+        if fused_groups is not None:
+            from smcl_tune.study.fused_groups import train_fused_member
+
+            train_fused_member(spec.config, report, checkpoint_dir, resume_from, fused_groups)
+            return
+        from smcl_tune.trial.run import run_trial
+
+        run_trial(spec.config, report=report, checkpoint_dir=checkpoint_dir, resume_from=resume_from)

@@ -21,11 +21,12 @@ from smcl_tune.study.whole_file_filesystem import remove_partial_copies, whole_f
 from smcl_tune.studyfile.study import Study
 
 
-def study_trainable(study: Study, ray_log_level: str):
+def study_trainable(study: Study, ray_log_level: str, fused_groups: str | None = None):
+    """Each trial holds its share of `resources`: a group's, split among its `fuse` members."""
     resources = study.config.resources
     return tune.with_resources(
-        tune.with_parameters(train_study_trial, ray_log_level=ray_log_level),
-        {"cpu": resources.cpus, "gpu": resources.gpus},
+        tune.with_parameters(train_study_trial, ray_log_level=ray_log_level, fused_groups=fused_groups),
+        {"cpu": resources.cpus / resources.fuse, "gpu": resources.gpus / resources.fuse},
     )
 
 
@@ -49,7 +50,7 @@ def new_tuner(
             search_alg=searcher,
             scheduler=build_scheduler(study),
             num_samples=study.planned_trials,
-            max_concurrent_trials=study.config.max_concurrent,
+            max_concurrent_trials=study.config.max_concurrent * study.config.resources.fuse,  # members
             reuse_actors=True,  # one worker process per slot: trials skip the interpreter and torch start-up
         ),
         run_config=tune.RunConfig(

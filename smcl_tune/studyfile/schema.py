@@ -47,8 +47,16 @@ class SchedulerConfig(StrictModel):
 
 
 class ResourcesConfig(StrictModel):
-    cpus: float = Field(1.0, gt=0.0, description="CPU cores per trial")
-    gpus: float = Field(0.0, ge=0.0, le=1.0, description="fraction of one GPU per trial (0.25 packs four trials)")
+    cpus: float = Field(1.0, gt=0.0, description="CPU cores per trial (per group of fused trials)")
+    gpus: float = Field(
+        0.0, ge=0.0, le=1.0, description="fraction of one GPU per trial (per group of fused trials; 0.25 packs four)"
+    )
+    fuse: int = Field(
+        1,
+        ge=1,
+        description="trials of one shape trained as one stacked model in one process; cpus, gpus and "
+        "max_concurrent count such groups",
+    )
 
 
 class TrackingConfig(StrictModel):
@@ -110,7 +118,7 @@ class StudyConfig(StrictModel):
     num_trials: int = Field(
         8, ge=0, description="trials sampled by Optuna in each condition (baselines come on top); 0: baselines only"
     )
-    max_concurrent: int = Field(2, ge=1)
+    max_concurrent: int = Field(2, ge=1, description="trials (groups of fused trials) running at once")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     seed: int = Field(0, ge=0, lt=2**32, description="seed of Optuna's sampler")
     storage: str = Field(

@@ -24,6 +24,7 @@ from smcl_tune.results import TrialState
 from smcl_tune.tracking.tags import (
     EXPERIMENT_KIND_TAG,
     FINGERPRINT_TAG,
+    FUSED_GROUP_TAG,
     MODEL_TRAINING,
     NODES_TAG,
     PARENT_TAG,
@@ -88,6 +89,7 @@ class StudyTracker:
         self.parent_run_id = self._find_or_create_parent()
         self._trial_runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}
+        self._groups: dict[str, str] = {}
         self._last_steps: dict[str, int] = {}  # run id -> the highest step logged
 
     def _search(self, filter_string: str) -> list:
@@ -163,6 +165,12 @@ class StudyTracker:
         if node_id and (not nodes or nodes[-1] != node_id):
             nodes.append(node_id)
             self.client.set_tag(run_id, NODES_TAG, ",".join(nodes))
+
+    def note_group(self, run_id: str, group: str) -> None:
+        """Record the fused group and slot a trial trains in (tag `smcl.fused_group`), when it changes."""
+        if group and self._groups.get(run_id) != group:
+            self._groups[run_id] = group
+            self.client.set_tag(run_id, FUSED_GROUP_TAG, group)
 
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int, timestamp_ms: int) -> None:
         """Finite numbers only: a missing value (NaN, an empty shot group) is not logged at all."""

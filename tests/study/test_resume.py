@@ -93,14 +93,18 @@ def _kill_group(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
-def test_interrupted_study_resumes_without_rerunning_or_duplicating(tmp_path, how, tiny_study, trial_runs, request):
+@pytest.mark.parametrize(("how", "fuse"), [("SIGINT", 1), ("SIGKILL", 1), ("SIGKILL", 2)])
+def test_interrupted_study_resumes_without_rerunning_or_duplicating(
+    tmp_path, how, fuse, tiny_study, trial_runs, request
+):
     # Ctrl-C reaches a driver and the local Ray it started (one process group), as on a laptop; a
     # driver killed alone (`kill -9`, the out-of-memory killer) is one that joined a Ray (a cluster's
-    # head), here the session's, so that its Ray outlives it as a cluster's does.
+    # head), here the session's, so that its Ray outlives it as a cluster's does. Fused at 2, the
+    # killed driver's groups go with it, and each member resumes from its own checkpoint in a new one.
     environment = None if how == "SIGINT" else request.getfixturevalue("joining_env")
-    name = f"resume-{how.lower()}"
-    base = tiny_study(tmp_path, name=name, num_trials=3, scheduler={"type": "fifo"})
+    name = f"resume-{how.lower()}" + ("" if fuse == 1 else f"-fused{fuse}")
+    resources = {"cpus": 1, "fuse": fuse}
+    base = tiny_study(tmp_path, name=name, num_trials=3, scheduler={"type": "fifo"}, resources=resources)
     base.write_text(base.read_text().replace("epochs: 3", f"epochs: {EPOCHS}"))
     client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))
 

@@ -60,6 +60,7 @@ BAD_STUDIES = [
     ("empty space", lambda r: r.update({"search": {}}), "search: the search space is empty"),
     ("negative count", _set("num_trials", -3), "num_trials: Input should be greater than or equal to 0, got -3"),
     ("gpu fraction above 1", _set("resources.gpus", 1.5), "resources.gpus: Input should be less than or equal to 1"),
+    ("no trials fused", _set("resources.fuse", 0), "resources.fuse: Input should be greater than or equal to 1, got 0"),
     ("unknown metric", _set("objective.metric", "val_accuracyy"), "objective.metric: unknown metric 'val_accuracyy'"),
     ("test metric", _set("objective.metric", "test_top1"), "objective.metric: tuning never reads the test set"),
     (

@@ -72,13 +72,35 @@ class Member:
 class FusedGroup:
     """The stacked network and optimizer of a group's members."""
 
-    def __init__(self, members: Sequence[Member], device: torch.device, strategy: str | None = None) -> None:
+    def __init__(
+        self, members: Sequence[Member], device: torch.device, strategy: str | None = None, size: int | None = None
+    ) -> None:
+        """`members` in slots 0, 1, ...; with `size`, more slots, free until a member is admitted."""
         self.members = list(members)
         self.device = device
-        networks = [member.parts.network for member in self.members]
+        self.size = size or len(self.members)
+        spare = [self.members[0]] * (self.size - len(self.members))  # a free slot's weights never train
+        networks = [member.parts.network for member in [*self.members, *spare]]
         self.network = StackedNetwork(networks, strategy or default_strategy(device))
-        self.optimizer = StackedSGD(self.network.parameters(), [member.config.training for member in self.members])
+        trainings = [member.config.training for member in [*self.members, *spare]]
+        self.optimizer = StackedSGD(self.network.parameters(), trainings)
         self.names = list(self.network.params)
+
+    def free_slots(self) -> int:
+        return self.size - len(self.members)
+
+    def admit(self, member: Member) -> None:
+        """`member` (at its initial weights) takes a free slot: its weights, hyperparameters and a
+        fresh optimizer state there. Members join and leave between epochs."""
+        taken = {other.index for other in self.members}
+        member.index = min(slot for slot in range(self.size) if slot not in taken)
+        self.network.load_member_state(member.index, member.parts.network.state_dict())
+        self.optimizer.set_member(member.index, member.config.training)
+        self.members.append(member)
+
+    def release(self, member: Member) -> None:
+        """`member` leaves; its slot is free (its weights stay there, untrained, until the next member's)."""
+        self.members.remove(member)
 
     def member_network(self, member: Member) -> nn.Module:
         """The member's weights in a network of its own (for evaluation and its result)."""
@@ -116,7 +138,7 @@ class FusedGroup:
         return [
             [
                 index in inputs and (inputs[index].with_embedding or not name.startswith(PROJECTION))
-                for index in range(len(self.members))
+                for index in range(self.size)
             ]
             for name in self.names
         ]
@@ -161,7 +183,7 @@ class FusedGroup:
         }
         counts = {m.index: [0, 0, 0, 0] for m in training}  # steps, masked steps, images, masks
         steps = len(next(iter(plans.values())))
-        members = range(len(self.members))
+        members = range(self.size)
         # every step's rate of every member (0 for those that sit the epoch out), copied once an epoch
         schedule = [[rates[index](step) if index in rates else 0.0 for index in members] for step in range(steps)]
         learning_rates = torch.tensor(schedule, dtype=self.network.dtype, device=self.device)
@@ -206,13 +228,27 @@ def build_group(
     weights, generators, samplers and batches), and their stacked network and optimizer."""
     reports = list(reports or [None] * len(configs))
     checkpoint_dirs = list(checkpoint_dirs or [None] * len(configs))
-    members = []
-    for index, config in enumerate(configs):
-        parts = TrialComponents.build(config, data, device)
-        member = Member(index, config, parts, reports[index], checkpoint_dirs[index])
-        member.gallery = GalleryCapture(parts.settings, data.mean, data.std, None)
-        members.append(member)
+    members = [
+        new_member(index, config, data, device, reports[index], checkpoint_dirs[index])
+        for index, config in enumerate(configs)
+    ]
     return FusedGroup(members, device, strategy)
+
+
+def new_member(
+    index: int,
+    config: TrialConfig,
+    data: TrialData,
+    device: torch.device,
+    report: Report | None = None,
+    checkpoint_dir: Path | None = None,
+) -> Member:
+    """A member at epoch 0, built as `run_trial` builds its trial: its seeded weights, generators,
+    samplers and batches."""
+    parts = TrialComponents.build(config, data, device)
+    member = Member(index, config, parts, report, checkpoint_dir)
+    member.gallery = GalleryCapture(parts.settings, data.mean, data.std, None)
+    return member
 
 
 def run_fused_group(
@@ -244,8 +280,8 @@ def run_fused_group(
             log.info("member %d resumed at epoch %d", member.index, member.epoch)
     while training_members := [member for member in members if member.training]:
         for index, metrics in group.train_epoch(training_members).items():
-            _finish_epoch(group, members[index], metrics, data)
-    return [_finish_trial(group, member, data) for member in members]
+            finish_epoch(group, members[index], metrics, data)
+    return [finish_trial(group, member, data) for member in members]
 
 
 def _save(group: FusedGroup, member: Member, data: TrialData) -> Path | None:
@@ -257,7 +293,7 @@ def _save(group: FusedGroup, member: Member, data: TrialData) -> Path | None:
     return directory
 
 
-def _finish_epoch(group: FusedGroup, member: Member, metrics: dict[str, float], data: TrialData) -> None:
+def finish_epoch(group: FusedGroup, member: Member, metrics: dict[str, float], data: TrialData) -> None:
     """What `run_trial` does after an epoch, for one member: a non-finite loss fails it; validation,
     selection, the history, the checkpoint and the report."""
     epoch = member.epoch
@@ -281,7 +317,7 @@ def _finish_epoch(group: FusedGroup, member: Member, metrics: dict[str, float], 
         member.report(metrics, folder)
 
 
-def _finish_trial(group: FusedGroup, member: Member, data: TrialData) -> TrialResult:
+def finish_trial(group: FusedGroup, member: Member, data: TrialData) -> TrialResult:
     """The member's result, checkpoint, files and final report, as `run_trial` ends a trial."""
     network = group.member_network(member)
     result = trial_result(network, data, member.selection, member.history, member.status, member.reason)

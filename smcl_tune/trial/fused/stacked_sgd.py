@@ -37,6 +37,18 @@ class StackedSGD:
         self.started = [torch.zeros(self.size, dtype=torch.bool, device=like.device) for _ in self.params]
         self.masks: dict[tuple[bool, ...], torch.Tensor] = {}
 
+    def set_member(self, member: int, training: TrainingConfig) -> None:
+        """Slot `member` becomes a new member's: its hyperparameters, and no momentum yet (a fresh
+        torch.optim.SGD)."""
+        self.trainings[member] = training
+        with torch.no_grad():
+            for position in range(len(self.params)):
+                self.momentum[position][member] = training.momentum
+                self.decay[position][member] = training.weight_decay
+                self.nesterov[position][member] = training.nesterov
+                self.momentum_buffers[position][member] = 0
+                self.started[position][member] = False
+
     def zero_grad(self) -> None:
         for param in self.params:
             param.grad = None

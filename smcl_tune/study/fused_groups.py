@@ -1,0 +1,314 @@
+"""Fused trials in a study (`resources.fuse`): each trial stays a Ray Tune trial of its own (its
+Optuna trial, its MLflow run, its ASHA decisions, its checkpoint and its resume, exactly as
+unfused), holding 1/fuse of the study's CPU and GPU share per group. Its training runs in a group
+worker: a Ray actor on the trial's node, which trains up to `fuse` trials of one fusible shape as
+one stacked model (smcl_tune/trial/fused/). The trial relays each epoch's report to Ray Tune.
+
+A trial asks the study's GroupDirectory (an actor the driver owns: it dies with the driver) for a
+group of its shape, node and GPU with a free slot; the directory starts one when none has room.
+Members join and leave between epochs: one that ends, is stopped by the scheduler, fails or dies
+frees its slot, and the next trial the search samples takes it (continuous batching of trials).
+A group starts its next epoch once every member has relayed its last report (Ray Tune has copied
+that checkpoint), so a member's files reach its run before the next epoch replaces them.
+
+Nothing of the hand-out needs saving: a killed driver's trials are restored by Ray Tune from their
+own checkpoints and join new groups, each member at its own epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from smcl_tune.results import FUSED_GROUP
+
+log = logging.getLogger(__name__)
+
+POLL_S = 2.0  # a member's wait for its next report, per call
+ACK_TIMEOUT_S = 600.0  # a live member that relays nothing for this long is dropped (its trial fails, and is retried)
+
+
+class FusedGroupError(RuntimeError):
+    """The group worker failed; the member's trial fails with it (Ray Tune retries it from its checkpoint)."""
+
+
+@ray.remote(num_cpus=0)
+class GroupDirectory:
+    """The study's groups by shape, node and GPU."""
+
+    def __init__(self, size: int, threads: int, gpu_share: float) -> None:
+        self.size, self.threads, self.gpu_share = size, threads, gpu_share
+        self.groups: dict[str, list] = {}
+        self.started = 0  # groups started: their labels g0, g1, ...
+
+    def place(self, shape: str, node_id: str, gpu_ids: list[str]):
+        """A group of this shape on this node and GPU with a slot reserved for the caller."""
+        key = json.dumps([shape, node_id, sorted(gpu_ids)])
+        groups = self.groups.setdefault(key, [])
+        for group in groups:
+            try:
+                if ray.get(group.reserve.remote()):
+                    return group
+            except RayActorError:
+                continue
+        devices = ",".join(gpu_ids) if gpu_ids else None
+        group = GroupWorker.options(
+            num_cpus=0,
+            max_concurrency=self.size + 4,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        ).remote(self.size, self.threads, devices, self.gpu_share, f"g{self.started}")
+        self.started += 1
+        ray.get(group.reserve.remote())
+        groups.append(group)
+        log.info("fused group %d of its shape started on node %s (%d slots)", len(groups), node_id[:8], self.size)
+        return group
+
+
+@dataclass
+class Seat:
+    """A member's place in a group worker: what it joined with, and its reports not yet relayed."""
+
+    token: int
+    config: dict[str, Any]
+    checkpoint_dir: str
+    resume_from: str | None
+    owner: Any  # the member's trial actor: a dead one leaves
+    member: Any = None
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    acked: bool = True  # its last report has been relayed
+    posted_at: float = 0.0
+    left: bool = False
+    ended: bool = False
+    error: str | None = None
+
+
+@ray.remote(num_cpus=0)
+class GroupWorker:
+    """Trains its members' epochs in lockstep in a thread of its own; the members' calls wait on a
+    condition for their reports."""
+
+    def __init__(self, size: int, threads: int, cuda_devices: str | None, gpu_share: float, label: str) -> None:
+        if cuda_devices is not None:  # the GPU of the trials that hold this group's share
+            os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
+        self.size, self.threads, self.gpu_share, self.label = size, threads, gpu_share, label
+        self.reserved = 0
+        self.condition = threading.Condition()
+        self.seats: dict[int, Seat] = {}
+        self.next_token = 0
+        self.thread: threading.Thread | None = None
+        self.broken: str | None = None
+
+    # -- the members' calls ------------------------------------------------------------------------
+    def reserve(self) -> bool:
+        with self.condition:
+            if self.broken is None and self.reserved < self.size:
+                self.reserved += 1
+                return True
+            return False
+
+    def join(self, config: dict[str, Any], checkpoint_dir: str, resume_from: str | None, owner) -> int:
+        with self.condition:
+            token, self.next_token = self.next_token, self.next_token + 1
+            self.seats[token] = Seat(token, config, checkpoint_dir, resume_from, owner)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="fused-group", daemon=True)
+                self.thread.start()
+            self.condition.notify_all()
+            return token
+
+    def next_report(self, token: int) -> dict[str, Any] | None:
+        """The member's next report, or None when none came within POLL_S. Calling it says the
+        member's previous report has been relayed."""
+        with self.condition:
+            seat = self.seats.get(token)
+            if seat is None:
+                return {"error": "this member left its fused group"}
+            seat.acked = True
+            self.condition.notify_all()
+            self.condition.wait_for(lambda: seat.reports or seat.error or self.broken, POLL_S)
+            if seat.error or self.broken:
+                return {"error": seat.error or self.broken}
+            return seat.reports.pop(0) if seat.reports else None
+
+    def leave(self, token: int) -> None:
+        with self.condition:
+            seat = self.seats.get(token)
+            if seat is not None:
+                seat.left = True
+                self.condition.notify_all()
+
+    # -- the training thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._train()
+        except BaseException as error:  # every member's trial fails with it, and is retried
+            message = f"the fused group failed: {error!r}\n{traceback.format_exc()}"
+            log.error(message)
+            with self.condition:
+                self.broken = message
+                self.condition.notify_all()
+
+    def _train(self) -> None:
+        import torch
+
+        from smcl_tune.config import trial_config_from_dict
+        from smcl_tune.data.splits import build_trial_data
+        from smcl_tune.study.trainable import cap_gpu_memory
+        from smcl_tune.trial.checkpoint import resumable_checkpoint
+        from smcl_tune.trial.device import resolve_device
+        from smcl_tune.trial.fused.group_run import FusedGroup, finish_epoch, finish_trial, new_member
+
+        torch.set_num_threads(self.threads)
+        cap_gpu_memory(self.gpu_share)
+        group = data = device = None
+        while True:
+            with self.condition:
+                self.condition.wait_for(lambda: self._ready_for_an_epoch(), POLL_S)
+                if not self._ready_for_an_epoch():
+                    self._drop_dead_owners()
+                    continue
+                self._drop_leavers(group)
+                joining = [seat for seat in self.seats.values() if seat.member is None]
+            for seat in joining:
+                config = trial_config_from_dict(seat.config)
+                if data is None:
+                    device = resolve_device(config.training.device)
+                    data = build_trial_data(config.data).to(device)
+                member = new_member(0, config, data, device, self._poster(seat), Path(seat.checkpoint_dir))
+                if group is None:
+                    group = FusedGroup([member], device, size=self.size)
+                else:
+                    group.admit(member)
+                if seat.resume_from is not None:
+                    checkpoint = resumable_checkpoint(Path(seat.resume_from), config)
+                    if checkpoint is not None:
+                        group.restore(member, checkpoint)
+                seat.member = member
+            if group is None:
+                continue
+            training = [member for member in group.members if member.training]
+            if training:
+                for index, metrics in group.train_epoch(training).items():
+                    finish_epoch(group, next(m for m in training if m.index == index), metrics, data)
+            with self.condition:
+                seats = list(self.seats.values())
+            for seat in seats:
+                if seat.member is not None and not seat.member.training and not seat.ended:
+                    seat.ended = True
+                    finish_trial(group, seat.member, data)
+
+    def _poster(self, seat: Seat):
+        def post(metrics: dict[str, Any], folder: Path | None) -> None:
+            with self.condition:
+                report = {
+                    "metrics": metrics,
+                    "checkpoint": None if folder is None else str(folder),
+                    "done": seat.ended,
+                    "group": f"{self.label}/{seat.member.index}",
+                }
+                seat.reports.append(report)
+                seat.acked, seat.posted_at = False, time.monotonic()
+                self.condition.notify_all()
+
+        return post
+
+    def _ready_for_an_epoch(self) -> bool:
+        """Every member has relayed its last report, or left; and someone is there to train."""
+        waiting = [seat for seat in self.seats.values() if not seat.left and not (seat.acked and not seat.reports)]
+        return not waiting and any(not seat.left for seat in self.seats.values())
+
+    def _drop_dead_owners(self) -> None:
+        """Members whose trial actor died (a killed trial), or that relayed nothing for too long, leave."""
+        now = time.monotonic()
+        for seat in self.seats.values():
+            if seat.left or (seat.acked and not seat.reports):
+                continue
+            if now - seat.posted_at > ACK_TIMEOUT_S:
+                seat.left, seat.error = True, f"relayed no report for {ACK_TIMEOUT_S:.0f} s"
+                continue
+            if seat.owner is not None:
+                ready, _ = ray.wait([seat.owner.__ray_ready__.remote()], timeout=0.2)
+                if ready:
+                    try:
+                        ray.get(ready[0])
+                    except RayActorError:
+                        seat.left = True
+                        log.info("member %d's trial is gone: its slot is free", seat.token)
+
+    def _drop_leavers(self, group) -> None:
+        for token, seat in list(self.seats.items()):
+            if seat.left or (seat.ended and seat.acked and not seat.reports):
+                if group is not None and seat.member is not None and seat.member in group.members:
+                    group.release(seat.member)
+                del self.seats[token]
+                self.reserved -= 1
+
+
+@contextmanager
+def fused_groups(study) -> Iterator[str | None]:
+    """The name of the study's GroupDirectory while this driver runs the study (None when its
+    trials are not fused); the directory and its groups are stopped after."""
+    resources = study.config.resources
+    if resources.fuse == 1:
+        yield None
+        return
+    name = f"smcl-tune-fused-groups-{study.name}-{uuid.uuid4().hex[:8]}"  # a resumed run starts its own
+    threads = max(1, round(resources.cpus))
+    directory = GroupDirectory.options(name=name).remote(resources.fuse, threads, resources.gpus)
+    try:
+        yield name
+    finally:
+        ray.kill(directory)  # its group workers are its own: they go with it
+
+
+def train_fused_member(
+    config,
+    report,
+    checkpoint_dir: Path,
+    resume_from: Path | None,
+    directory: str,
+) -> None:
+    """Train `config` (a TrialConfig) as a member of one of the study's fused groups, relaying each
+    epoch's `report(metrics, checkpoint)` as `run_trial` makes it."""
+    from smcl_tune.trial.fused.fusible import fusible_shape
+
+    context = ray.get_runtime_context()
+    groups = ray.get_actor(directory)
+    shape = json.dumps(fusible_shape(config), sort_keys=True)
+    group = ray.get(groups.place.remote(shape, context.get_node_id(), [str(i) for i in ray.get_gpu_ids()]))
+    owner = context.current_actor
+    token = ray.get(
+        group.join.remote(
+            config.model_dump(mode="json"),
+            str(checkpoint_dir),
+            None if resume_from is None else str(resume_from),
+            owner,
+        )
+    )
+    try:
+        while True:
+            item = ray.get(group.next_report.remote(token))
+            if item is None:
+                continue
+            if "error" in item:
+                raise FusedGroupError(item["error"])
+            metrics = {**item["metrics"], FUSED_GROUP: item["group"]}
+            report(metrics, None if item["checkpoint"] is None else Path(item["checkpoint"]))
+            if item["done"]:
+                return
+    finally:
+        group.leave.remote(token)

@@ -1,0 +1,108 @@
+"""A study with `resources.fuse` (issue 37): its trials train as members of fused groups, and the
+study means what it means unfused. Two real studies on the session's Ray, one fused at 2 and one
+not, with the same baselines over two seeds (never stopped early, so comparable run for run); the
+fused one also searches under ASHA, so that members are stopped early and their slots refilled."""
+
+import math
+import subprocess
+import sys
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from smcl_tune.cli import main
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+BASELINES = [
+    {"name": "smcl", "seeds": [0, 1]},
+    {"name": "ce", "overrides": {"method.name": "ce"}, "seeds": [0, 1]},
+]
+
+
+def _finished(folder, tiny_study, name, **changes):
+    path = tiny_study(folder, name=name, baselines=BASELINES, **changes)
+    code = main(["run", str(path)])
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'smcl-runs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(name)
+    runs = [
+        run
+        for run in client.search_runs([experiment.experiment_id], max_results=100)
+        if run.data.tags.get("smcl.role") != "study"
+    ]
+    return code, client, {run.info.run_name: run for run in runs}
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory, tiny_study, shared_ray_for_module):
+    fused_folder, plain_folder = tmp_path_factory.mktemp("fused"), tmp_path_factory.mktemp("plain")
+    fused = _finished(fused_folder, tiny_study, "fused", resources={"cpus": 1, "fuse": 2})
+    plain = _finished(plain_folder, tiny_study, "plain", num_trials=0, search={})
+    optuna_study = optuna.load_study(
+        study_name="fused", storage=f"sqlite:///{fused_folder / 'smcl-runs' / 'fused' / 'optuna.db'}"
+    )
+    return fused, plain, optuna_study, fused_folder
+
+
+def test_a_fused_study_finishes_with_one_run_per_trial(studies):
+    (code, _, runs), _, _, _ = studies
+    assert code == 0
+    baselines = {f"baseline-{name}-s{seed}" for name in ("smcl", "ce") for seed in (0, 1)}
+    assert set(runs) == baselines | {"trial-000", "trial-001", "trial-002"}
+    statuses = {run.data.tags["smcl.state"]: run.info.status for run in runs.values()}
+    assert statuses == {"completed": "FINISHED", "pruned": "KILLED"}  # as an unfused study ends them
+
+
+def test_every_trial_trained_in_a_group_of_two_and_status_says_which(studies):
+    """Each run records its group and slot; no group held more than two members; `smcl-tune
+    status` lists the group of each trial."""
+    (_, _, runs), _, _, folder = studies
+    groups = {run.info.run_name: run.data.tags.get("smcl.fused_group") for run in runs.values()}
+    assert all(groups.values()), groups
+    assert {group.split("/")[1] for group in groups.values()} == {"0", "1"}  # two slots, both used
+    status = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "status", "fused", "--storage", str(folder / "smcl-runs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    header = next(line for line in lines if line.split()[:1] == ["trial"])
+    assert header.split()[-1] == "group"
+    for name, group in groups.items():
+        rows = [line for line in lines if line.startswith(name + " ")]
+        assert len(rows) == 1 and rows[0].rstrip().endswith(group), (name, status.stdout)
+
+
+def test_each_baseline_trains_as_its_unfused_run(studies):
+    """Run for run, the fused baselines' losses by epoch and results are the unfused ones (float32
+    rounding apart: rtol 1e-2 on the losses, one test image on the accuracies)."""
+    (_, fused_client, fused_runs), (code, plain_client, plain_runs), _, _ = studies
+    assert code == 0
+    for name, plain in plain_runs.items():
+        fused = fused_runs[name]
+        for key in ("loss", "val_balanced_accuracy"):
+            mine = [m.value for m in fused_client.get_metric_history(fused.info.run_id, key)]
+            theirs = [m.value for m in plain_client.get_metric_history(plain.info.run_id, key)]
+            assert len(mine) == len(theirs) == 3, (name, key)
+            assert mine == pytest.approx(theirs, rel=1e-2, abs=1e-3), (name, key)
+        for key in ("test_top1", "test_balanced_accuracy"):
+            assert fused.data.metrics[key] == pytest.approx(plain.data.metrics[key], abs=0.021), (name, key)
+        artifacts = {item.path for item in fused_client.list_artifacts(fused.info.run_id)}
+        assert artifacts == {item.path for item in plain_client.list_artifacts(plain.info.run_id)}, name
+
+
+def test_searched_members_are_optuna_trials_stopped_early_by_asha(studies):
+    """Each member is its own Optuna trial, COMPLETE or PRUNED, with its intermediate values; ASHA
+    (grace period 1, reduction factor 2) stops some after their first epoch."""
+    (_, client, runs), _, optuna_study, _ = studies
+    trials = optuna_study.trials
+    assert len(trials) == 3
+    assert {trial.state for trial in trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert any(trial.state == optuna.trial.TrialState.PRUNED for trial in trials)
+    for trial in trials:
+        assert trial.intermediate_values and all(math.isfinite(v) for v in trial.intermediate_values.values())
+        run = runs[f"trial-{trial.number:03d}"]
+        assert len(client.get_metric_history(run.info.run_id, "loss")) == len(trial.intermediate_values)
