@@ -199,7 +199,7 @@ def _end_to_end(configs, tmp_path):
     alone_dirs = [tmp_path / f"alone-{index}" for index in range(len(typed))]
     fused_dirs = [tmp_path / f"fused-{index}" for index in range(len(typed))]
     alone = [run_trial(config, checkpoint_dir=folder, data=data) for config, folder in zip(typed, alone_dirs)]
-    fused = run_fused_group(typed, checkpoint_dirs=fused_dirs, data=data)
+    fused = run_fused_group(configs, checkpoint_dirs=fused_dirs, data=data)  # dicts, as the README shows
     return alone, fused, alone_dirs, fused_dirs
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from smcl_tune.config import TrialConfig
+from smcl_tune.config import TrialConfig, trial_config_from_dict
 from smcl_tune.data.splits import TrialData, build_trial_data
 from smcl_tune.method.step import StepInputs, StepOutput, step_inputs, step_losses
 from smcl_tune.models import build_network
@@ -252,7 +252,7 @@ def new_member(
 
 
 def run_fused_group(
-    configs: Sequence[TrialConfig],
+    configs: Sequence[TrialConfig | dict[str, Any]],
     reports: Sequence[Report | None] | None = None,
     checkpoint_dirs: Sequence[Path | None] | None = None,
     resume_from: Sequence[Path | None] | None = None,
@@ -261,6 +261,7 @@ def run_fused_group(
 ) -> list[TrialResult]:
     """Train and evaluate a group of trials of one shape (fusible.py) as one stacked model; each
     member's report, checkpoint folder and result are those `run_trial` gives that trial alone."""
+    configs = [trial_config_from_dict(config) if isinstance(config, dict) else config for config in configs]
     check_fusible(configs)
     count = len(configs)
     reports = list(reports or [None] * count)
