@@ -38,7 +38,8 @@ from smcl_tune.results import FUSED_GROUP
 
 log = logging.getLogger(__name__)
 
-POLL_S = 2.0  # a member's wait for its next report, per call
+POLL_S = 0.5  # a member's wait for its next report, per call (it checks for a stop in between)
+RESERVATION_S = 120.0  # a slot promised to a trial that never joins (it died on the way) is free again after this
 ACK_TIMEOUT_S = 600.0  # a live member that relays nothing for this long is dropped (its trial fails, and is retried)
 
 
@@ -105,24 +106,32 @@ class GroupWorker:
         if cuda_devices is not None:  # the GPU of the trials that hold this group's share
             os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
         self.size, self.threads, self.gpu_share, self.label = size, threads, gpu_share, label
-        self.reserved = 0
+        self.reservations: list[float] = []  # when each slot promised to a trial not yet joined was
         self.condition = threading.Condition()
         self.seats: dict[int, Seat] = {}
         self.next_token = 0
         self.thread: threading.Thread | None = None
         self.broken: str | None = None
+        self.group = None  # the FusedGroup, from the first member on
 
     # -- the members' calls ------------------------------------------------------------------------
     def reserve(self) -> bool:
+        """A slot for a trial about to join: one that no member holds (an ended member's is free as
+        soon as its last report is posted), nor another trial's reservation."""
         with self.condition:
-            if self.broken is None and self.reserved < self.size:
-                self.reserved += 1
+            now = time.monotonic()
+            self.reservations = [when for when in self.reservations if now - when < RESERVATION_S]
+            members = sum(1 for seat in self.seats.values() if not (seat.left or seat.ended))
+            if self.broken is None and members + len(self.reservations) < self.size:
+                self.reservations.append(now)
                 return True
             return False
 
     def join(self, config: dict[str, Any], checkpoint_dir: str, resume_from: str | None, owner) -> int:
         with self.condition:
             token, self.next_token = self.next_token, self.next_token + 1
+            if self.reservations:
+                self.reservations.pop(0)
             self.seats[token] = Seat(token, config, checkpoint_dir, resume_from, owner)
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="fused-group", daemon=True)
@@ -174,15 +183,17 @@ class GroupWorker:
 
         torch.set_num_threads(self.threads)
         cap_gpu_memory(self.gpu_share)
-        group = data = device = None
+        data = device = None
         while True:
+            group = self.group
             with self.condition:
                 self.condition.wait_for(lambda: self._ready_for_an_epoch(), POLL_S)
+                self._drop_leavers(group)  # between epochs: a slot freed now is taken below
                 if not self._ready_for_an_epoch():
                     self._drop_dead_owners()
                     continue
-                self._drop_leavers(group)
-                joining = [seat for seat in self.seats.values() if seat.member is None]
+                free = self.size if group is None else group.free_slots()
+                joining = [seat for seat in self.seats.values() if seat.member is None][:free]
             for seat in joining:
                 config = trial_config_from_dict(seat.config)
                 if data is None:
@@ -190,7 +201,7 @@ class GroupWorker:
                     data = build_trial_data(config.data).to(device)
                 member = new_member(0, config, data, device, self._poster(seat), Path(seat.checkpoint_dir))
                 if group is None:
-                    group = FusedGroup([member], device, size=self.size)
+                    group = self.group = FusedGroup([member], device, size=self.size)
                 else:
                     group.admit(member)
                 if seat.resume_from is not None:
@@ -227,9 +238,14 @@ class GroupWorker:
         return post
 
     def _ready_for_an_epoch(self) -> bool:
-        """Every member has relayed its last report, or left; and someone is there to train."""
-        waiting = [seat for seat in self.seats.values() if not seat.left and not (seat.acked and not seat.reports)]
-        return not waiting and any(not seat.left for seat in self.seats.values())
+        """Every member has relayed its last report, or left; and there is an epoch to train or a
+        trial to admit."""
+        seats = [seat for seat in self.seats.values() if not seat.left]
+        if any(not (seat.acked and not seat.reports) for seat in seats):
+            return False
+        free = self.size if self.group is None else self.group.free_slots()
+        joining = any(seat.member is None for seat in seats) and free > 0
+        return joining or any(seat.member is not None and seat.member.training for seat in seats)
 
     def _drop_dead_owners(self) -> None:
         """Members whose trial actor died (a killed trial), or that relayed nothing for too long, leave."""
@@ -255,7 +271,6 @@ class GroupWorker:
                 if group is not None and seat.member is not None and seat.member in group.members:
                     group.release(seat.member)
                 del self.seats[token]
-                self.reserved -= 1
 
 
 @contextmanager
@@ -273,6 +288,20 @@ def fused_groups(study) -> Iterator[str | None]:
         yield name
     finally:
         ray.kill(directory)  # its group workers are its own: they go with it
+
+
+def _stopped_by_ray_tune() -> bool:
+    """Whether Ray Tune has asked this trial to stop. A function trainable learns it only at its next
+    report; a member waiting for its group's next epoch asks here, so that its slot frees at once.
+    Ray's session keeps the signal in a private attribute: without it, the group sees the trial's
+    actor go, a little later."""
+    try:
+        from ray.train._internal.session import get_session
+
+        event = getattr(get_session(), "stop_event", None)
+    except Exception:  # another Ray version
+        return False
+    return event is not None and event.is_set()
 
 
 def train_fused_member(
@@ -303,6 +332,8 @@ def train_fused_member(
         while True:
             item = ray.get(group.next_report.remote(token))
             if item is None:
+                if _stopped_by_ray_tune():
+                    return  # stopped early (or the study ends): the slot is freed below, at once
                 continue
             if "error" in item:
                 raise FusedGroupError(item["error"])
