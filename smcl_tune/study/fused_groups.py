@@ -176,7 +176,7 @@ class GroupWorker:
 
         from smcl_tune.config import trial_config_from_dict
         from smcl_tune.data.splits import build_trial_data
-        from smcl_tune.study.trainable import cap_gpu_memory
+        from smcl_tune.study.gpu_share import cap_gpu_memory
         from smcl_tune.trial.checkpoint import resumable_checkpoint
         from smcl_tune.trial.device import resolve_device
         from smcl_tune.trial.fused.group_run import FusedGroup, finish_epoch, finish_trial, new_member

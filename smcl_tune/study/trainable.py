@@ -11,6 +11,7 @@ import ray
 from ray import tune
 
 from smcl_tune.results import EPOCHS_PLANNED, NODE_ID, TrialEnd
+from smcl_tune.study.gpu_share import cap_gpu_memory
 from smcl_tune.study.scratch_folders import work_folder
 from smcl_tune.study.storage_space import report_with_checkpoint
 from smcl_tune.study.trial_spec import spec_of
@@ -18,23 +19,6 @@ from smcl_tune.study.worker_exit import quiet_exit_during_cleanup
 from smcl_tune.studyfile.schema import OBJECTIVE_METRICS
 
 log = logging.getLogger(__name__)
-
-CUDA_CONTEXT_ALLOWANCE = 0.9  # of a GPU share: each process's CUDA context lies outside the allocator's cap
-
-
-def cap_gpu_memory(share: float) -> None:
-    """Cap this process's CUDA allocations when it holds `share` (0 < share < 1) of a GPU.
-
-    Ray shares a GPU by bookkeeping only; without a cap one trial's caching allocator can take
-    the memory its neighbours need.
-    """
-    import torch  # here, not at the top: the study's driver imports this module and never trains
-
-    if not 0 < share < 1 or not torch.cuda.is_available():
-        return
-    fraction = share * CUDA_CONTEXT_ALLOWANCE
-    torch.cuda.set_per_process_memory_fraction(fraction)
-    log.info("CUDA allocations capped at %.3f of the GPU's memory (a %.2f GPU share)", fraction, share)
 
 
 def refusal_report(reason: str) -> dict[str, Any]:
@@ -49,7 +33,8 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO", fused
     of the study's GroupDirectory) the trial trains as a member of a fused group (fused_groups.py)."""
     logging.getLogger("ray").setLevel(ray_log_level)
     quiet_exit_during_cleanup()
-    cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
+    if fused_groups is None:  # a fused member trains in its group's process, which caps the group's share
+        cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
     spec = spec_of(config)
     if spec.config is None:  # the study goes on; this trial fails with the reason
         tune.report(refusal_report(spec.refusal or "refused"))
