@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One call of a lent GPU machine (issue 28): the GPU check, then studies/cifar10_lt_gpu.yaml through
+# One call of a lent GPU machine (issues 28, 37, 40): the GPU check, the fusion sweep, then $GPU_STUDY
+# (default studies/cifar10_lt_gpu_recipe.yaml, 15 trials fused; studies/cifar10_lt_gpu.yaml packs 4) through
 # `smcl-tune run` at the largest equal epoch budget the time left allows, then its leaderboard and a
 # compressed copy of its store. Each section writes its files to $OUT as it ends, so a call cut
 # short still returns what finished. Carry .gpu-data (data + WITH_STUDY=1 bundle.sh).
@@ -13,6 +14,8 @@ mkdir -p "$out"
 budget=${GPU_RUN_SECONDS:-420}  # the whole script, seconds
 python=${PYTHON:-python3}
 storage=${GPU_RUN_STORAGE:-/tmp/gpu-study}
+study_file=${GPU_STUDY:-studies/cifar10_lt_gpu_recipe.yaml}  # fused: its budget comes from section 1b
+study_name=$(basename "$study_file" .yaml)
 export PYTHONUNBUFFERED=1 RAY_DEDUP_LOGS=0
 left() { echo $((budget - SECONDS)); }
 smcl() { "$python" -m smcl_tune.cli "$@"; }
@@ -51,7 +54,7 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
         fuse_args=(--device cuda --members "${FUSE_SIZES:-1,4,8,16,32}" --steps "${FUSE_STEPS:-20}")
     fi
     timeout -k 10 "${FUSE_SECONDS:-150}" "$python" benchmarks/fused_speed.py "${fuse_args[@]}" \
-        --methods smcl,ce --output "$out/fused_speed.jsonl"
+        --methods smcl --strategies vmap --output "$out/fused_speed.jsonl"
     echo "fusion sweep ended at ${SECONDS} s (exit $?)"
     echo "graphed: skipped, the CUDA-graph step (issue 37, stage c) has not landed"
 } > "$out/01b_fused_speed.txt" 2>&1
@@ -62,16 +65,16 @@ if [[ -n ${GPU_RUN_DRY:-} ]]; then
     study_args=(--epochs 2 --cpu)
     fallback_args=("${study_args[@]}")
 else
-    study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log")
+    study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log" --fused-rows "$out/fused_speed.jsonl")
     fallback_args=(--epochs 10)
 fi
 {
     if (( study_seconds < 60 )); then
         echo "study skipped: ${study_seconds} s left for it at ${SECONDS} s (GPU_RUN_SECONDS=${budget})"
     else
-        "$python" benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml "${study_args[@]}" \
+        "$python" benchmarks/gpu/study_at_epochs.py "$study_file" "${study_args[@]}" \
             --storage "$storage" --out "$out/study.yaml" \
-            || "$python" benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml "${fallback_args[@]}" \
+            || "$python" benchmarks/gpu/study_at_epochs.py "$study_file" "${fallback_args[@]}" \
                 --storage "$storage" --out "$out/study.yaml"
         echo "study started at ${SECONDS} s with ${study_seconds} s"
         timeout -s INT -k 30 "$study_seconds" "$python" -m smcl_tune.cli run "$out/study.yaml"  # timeout needs a program, not smcl
@@ -81,10 +84,10 @@ fi
 
 # 3. what a user reads afterwards, and the store without checkpoints
 {
-    smcl leaderboard cifar10_lt_gpu --storage "$storage"
-    smcl leaderboard cifar10_lt_gpu --storage "$storage" --format csv --output "$out/leaderboard.csv"
-    smcl leaderboard cifar10_lt_gpu --storage "$storage" --format html --output "$out/leaderboard.html"
-    smcl status cifar10_lt_gpu --storage "$storage"
+    smcl leaderboard "$study_name" --storage "$storage"
+    smcl leaderboard "$study_name" --storage "$storage" --format csv --output "$out/leaderboard.csv"
+    smcl leaderboard "$study_name" --storage "$storage" --format html --output "$out/leaderboard.html"
+    smcl status "$study_name" --storage "$storage"
 } > "$out/03_leaderboard.txt" 2>&1
 tar -C "$(dirname "$storage")" --exclude='checkpoint*' -czf "$out/store.tar.gz" "$(basename "$storage")"
 echo "all done at ${SECONDS} s" >> "$out/03_leaderboard.txt"

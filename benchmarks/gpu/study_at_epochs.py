@@ -3,7 +3,10 @@ check rescales the reference recipe (`short_recipe.py`), with its state in anoth
 
 `--seconds S --log gpu_check.log` picks the largest equal budget that fits S seconds of the
 study: the packed trials' median s/epoch from the check's log, trials in waves of
-`max_concurrent`, and a fixed allowance per wave for start-up and evaluation.
+`max_concurrent`, and a fixed allowance per wave for start-up and evaluation. A fused study
+(`resources.fuse` above 1) takes `--fused-rows fused_speed.jsonl` instead: a member's s/step at
+the group size (benchmarks/fused_speed.py, SMCL, the slowest method) times the steps of an epoch of
+`--train-images`, in waves of `max_concurrent` groups.
 
     python benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml --epochs 30 --out /tmp/s.yaml
 """
@@ -11,6 +14,7 @@ study: the packed trials' median s/epoch from the check's log, trials in waves o
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import statistics
@@ -34,6 +38,25 @@ def packed_seconds_per_epoch(log: Path) -> float | None:
     return statistics.median(rates) if rates else None
 
 
+CIFAR10_LT_TRAINING_IMAGES = 12406  # CIFAR-10-LT, IF 100, n_max 5000, no validation split
+
+
+def fused_seconds_per_epoch(rows_file: Path, fuse: int, train_images: int, batch: int) -> float | None:
+    """A member's s/epoch in a group of `fuse`: SMCL's s/step at the smallest measured group of at
+    least `fuse` members (else the largest), on the GPU, vmapped, times the epoch's steps."""
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+    rows = [
+        row
+        for row in rows
+        if row["method"] == "smcl" and row.get("strategy") == "vmap" and row["device"].startswith("cuda")
+    ]
+    if not rows:
+        return None
+    at_least = [row for row in rows if row["members"] >= fuse]
+    row = min(at_least, key=lambda r: r["members"]) if at_least else max(rows, key=lambda r: r["members"])
+    return row["member_seconds_per_step"] * math.ceil(train_images / batch)
+
+
 def epochs_for(seconds: float, seconds_per_epoch: float, trials: int, concurrent: int) -> int:
     waves = math.ceil(trials / concurrent)
     return max(1, int((seconds / waves - WAVE_ALLOWANCE_S) / seconds_per_epoch))
@@ -43,7 +66,8 @@ def rescaled(study: dict, epochs: int, storage: str, cpu: bool = False) -> dict:
     training = study["trial"]["training"]
     if cpu:  # a dry run of the same study here: two steps an epoch, no GPU
         training.update(device="cpu", num_threads=1, max_steps_per_epoch=2)
-        study.update(resources={"cpus": 1, "gpus": 0}, max_concurrent=2)
+        fuse = min(3, study.get("resources", {}).get("fuse", 1))  # fused still, in small groups
+        study.update(resources={"cpus": 1, "gpus": 0, "fuse": fuse}, max_concurrent=2)
     training.update(schedule_at(epochs))
     study["trial"]["method"].update(mask_window_at(epochs))
     study["storage"] = storage
@@ -58,20 +82,32 @@ def main() -> int:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seconds", type=float, help="time the study may take")
     parser.add_argument("--log", type=Path, help="gpu_check.sh's log, for the packed trials' s/epoch")
+    parser.add_argument("--fused-rows", type=Path, help="fused_speed.py's JSON lines, for a fused study")
+    parser.add_argument("--train-images", type=int, default=CIFAR10_LT_TRAINING_IMAGES)
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--cpu", action="store_true", help="a dry run on the CPU: 2 steps an epoch, no GPU")
     arguments = parser.parse_args()
     study = yaml.safe_load(arguments.study.read_text())
     epochs = arguments.epochs
     if epochs is None:
-        per_epoch = packed_seconds_per_epoch(arguments.log) if arguments.log and arguments.log.exists() else None
-        if per_epoch is None or arguments.seconds is None:
-            print("give --epochs, or --seconds with a --log that has the packed trials' table", file=sys.stderr)
-            return 2
         planned = load_study(arguments.study)
-        trials, concurrent = planned.planned_trials, planned.config.max_concurrent
+        fuse = planned.config.resources.fuse
+        trials, concurrent = planned.planned_trials, planned.config.max_concurrent * fuse
+        if fuse > 1:
+            rows = arguments.fused_rows
+            batch = planned.base_trial.training.batch_size
+            per_epoch = None
+            if rows and rows.exists():
+                per_epoch = fused_seconds_per_epoch(rows, fuse, arguments.train_images, batch)
+            how, source = f"a member fused at {fuse}", "--fused-rows with the fusion sweep's GPU rows"
+        else:
+            per_epoch = packed_seconds_per_epoch(arguments.log) if arguments.log and arguments.log.exists() else None
+            how, source = "packed", "a --log that has the packed trials' table"
+        if per_epoch is None or arguments.seconds is None:
+            print(f"give --epochs, or --seconds with {source}", file=sys.stderr)
+            return 2
         epochs = min(arguments.max_epochs, epochs_for(arguments.seconds, per_epoch, trials, concurrent))
-        print(f"{per_epoch:.2f} s/epoch packed, {trials} trials, {arguments.seconds:.0f} s: {epochs} epochs")
+        print(f"{per_epoch:.2f} s/epoch {how}, {trials} trials, {arguments.seconds:.0f} s: {epochs} epochs")
     arguments.out.write_text(yaml.safe_dump(rescaled(study, epochs, arguments.storage, arguments.cpu), sort_keys=False))
     return 0
 

@@ -1,6 +1,7 @@
 """benchmarks/gpu/study_at_epochs.py, run as gpu_run.sh runs it: the shipped GPU study at the epoch
 budget that the GPU check's packed trials leave time for, still a valid study."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,9 @@ packed-3        5     2.263      5447       454           492       34
 """
 
 
-def _run(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, *arguments: str, study: Path = STUDY) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), str(STUDY), "--out", str(tmp_path / "study.yaml"), *arguments],
+        [sys.executable, str(SCRIPT), str(study), "--out", str(tmp_path / "study.yaml"), *arguments],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -51,3 +52,24 @@ def test_a_short_budget_opens_the_mask_window_and_a_missing_table_is_refused(tmp
     assert (method["mask_start_epoch"], method["mask_end_epoch"]) == (0, 4)
     refused = _run(tmp_path, "--seconds", "300", "--log", str(tmp_path / "no-such.log"))
     assert refused.returncode == 2 and "--epochs" in refused.stderr
+
+
+def test_a_fused_study_takes_its_budget_from_the_fusion_sweep(tmp_path):
+    """The recipe study fuses its 15 trials: a member's s/step at the smallest measured group of at
+    least 15 (16 here), times the 97 steps of an epoch of CIFAR-10-LT's 12,406 images at batch 128."""
+    rows = tmp_path / "fused_speed.jsonl"
+    lines = [
+        {"device": "cuda", "method": "smcl", "members": members, "strategy": "vmap", "member_seconds_per_step": step}
+        for members, step in ((8, 0.02), (16, 0.03), (32, 0.05))
+    ]
+    lines.append({"device": "cuda", "method": "ce", "members": 16, "strategy": "vmap", "member_seconds_per_step": 0.01})
+    rows.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    recipe = ROOT / "studies" / "cifar10_lt_gpu_recipe.yaml"
+    done = _run(tmp_path, "--seconds", "345", "--fused-rows", str(rows), study=recipe)
+    assert done.returncode == 0, done.stderr
+    # 0.03 x 97 = 2.91 s/epoch; 15 trials in one group: one wave of 345 s, 45 s of it for start-up
+    assert done.stdout.strip() == "2.91 s/epoch a member fused at 15, 15 trials, 345 s: 103 epochs"
+    study = load_study(tmp_path / "study.yaml")
+    assert study.base_trial.training.epochs == 103 and study.config.resources.fuse == 15
+    refused = _run(tmp_path, "--seconds", "345", "--log", str(tmp_path / "no.log"), study=recipe)
+    assert refused.returncode == 2 and "--fused-rows" in refused.stderr
