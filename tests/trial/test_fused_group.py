@@ -229,3 +229,19 @@ def test_members_of_another_shape_are_refused(tiny_config):
     wide["training"]["batch_size"] = 16
     with pytest.raises(ConfigError, match="fused member 1 differs from member 0 in batch_size"):
         run_fused_group([small, trial_config_from_dict(wide)])
+
+
+def test_a_member_that_diverges_fails_alone_and_stops_training(tmp_path, tiny_config):
+    """A non-finite loss fails that member with its reason, as it fails its trial alone; it trains no
+    further epoch, and the other member ends as its own trial does."""
+    diverging = _config(tiny_config, epochs=3, steps=None, name="ce", mask_end_epoch=None)
+    diverging["training"]["lr"] = 1e20
+    healthy = _config(tiny_config, epochs=3, steps=None, seed=4, name="smcl")
+    alone, fused, _, _ = _end_to_end([diverging, healthy], tmp_path)
+    failed, completed = fused
+    assert failed.status == alone[0].status == "failed"
+    assert "non-finite loss" in failed.reason and failed.epochs_completed == alone[0].epochs_completed
+    assert len(failed.history) == len(alone[0].history)  # no epoch after the one that diverged
+    assert completed.status == "completed" and completed.epochs_completed == 3
+    for mine, theirs in zip(completed.history, alone[1].history):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-2)
