@@ -80,6 +80,9 @@ def short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+CREDENTIALS_IN_URI = "credentials_in_uri"  # a validation error whose input must not be shown
+
+
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     """One line per problem: `field.path: reason, got value`."""
     lines = []
@@ -92,7 +95,11 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
             message = field_in_message.group(2)
         if problem["type"] == "extra_forbidden":
             message = "unknown field"
-        elif problem["type"] != "missing" and "input" in problem and not isinstance(problem["input"], dict):
+        elif (
+            problem["type"] not in ("missing", CREDENTIALS_IN_URI)
+            and "input" in problem
+            and not isinstance(problem["input"], dict)
+        ):
             message = f"{message}, got {short_repr(problem['input'])}"
         path = ".".join(location)
         lines.append(f"{path}: {message}" if path else message)

@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from smcl_tune.config import StrictModel
+from smcl_tune.errors import CREDENTIALS_IN_URI
 from smcl_tune.layout import DEFAULT_STORAGE, STORE_ENTRIES
 from smcl_tune.studyfile.search_space import SearchDistribution
+from smcl_tune.studyfile.uri_credentials import credentials_in
 
 # Metrics a trial reports on the validation split; tuning may only use these (never test_*).
 OBJECTIVE_METRICS = ("val_balanced_accuracy", "val_top1", "val_many", "val_medium", "val_few")
@@ -125,6 +128,19 @@ class StudyConfig(StrictModel):
         DEFAULT_STORAGE, description="folder or URI (s3://, gs://) for Ray results and the Optuna study"
     )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("storage")
+    @classmethod
+    def _no_credentials(cls, storage: str) -> str:
+        variables = credentials_in(storage)
+        if variables:  # the message leaves the URI out: it would show the secret
+            raise PydanticCustomError(
+                CREDENTIALS_IN_URI,
+                "the URI carries credentials, which would reach the study's tags, logs and Ray's saved "
+                "state; remove them and set {variables} in the environment instead",
+                {"variables": " and ".join(variables)},
+            )
+        return storage
 
     @field_validator("name")
     @classmethod
