@@ -80,7 +80,7 @@ def short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-CREDENTIALS_IN_URI = "credentials_in_uri"  # a validation error whose input must not be shown
+CREDENTIALS_IN_URI = "the URI carries credentials"  # a validation error whose input must not be shown
 
 
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
@@ -96,8 +96,9 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
         if problem["type"] == "extra_forbidden":
             message = "unknown field"
         elif (
-            problem["type"] not in ("missing", CREDENTIALS_IN_URI)
+            problem["type"] != "missing"
             and "input" in problem
+            and not message.startswith(CREDENTIALS_IN_URI)
             and not isinstance(problem["input"], dict)
         ):
             message = f"{message}, got {short_repr(problem['input'])}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
 from smcl_tune.config import StrictModel
 from smcl_tune.errors import CREDENTIALS_IN_URI
@@ -134,11 +133,9 @@ class StudyConfig(StrictModel):
     def _no_credentials(cls, storage: str) -> str:
         variables = credentials_in(storage)
         if variables:  # the message leaves the URI out: it would show the secret
-            raise PydanticCustomError(
-                CREDENTIALS_IN_URI,
-                "the URI carries credentials, which would reach the study's tags, logs and Ray's saved "
-                "state; remove them and set {variables} in the environment instead",
-                {"variables": " and ".join(variables)},
+            raise ValueError(
+                f"{CREDENTIALS_IN_URI}, which would reach the study's tags, logs and Ray's saved state; "
+                f"remove them and set {' and '.join(variables)} in the environment instead"
             )
         return storage
 
