@@ -213,8 +213,9 @@ class GroupWorker:
                 continue
             training = [member for member in group.members if member.training]
             if training:
+                by_slot = {member.index: member for member in training}
                 for index, metrics in group.train_epoch(training).items():
-                    finish_epoch(group, next(m for m in training if m.index == index), metrics, data)
+                    finish_epoch(group, by_slot[index], metrics, data)
             with self.condition:
                 seats = list(self.seats.values())
             for seat in seats:

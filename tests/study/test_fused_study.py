@@ -22,24 +22,18 @@ BASELINES = [
 ]
 
 
-def _finished(folder, tiny_study, name, **changes):
+def _finished(folder, tiny_study, trial_runs, name, **changes):
     path = tiny_study(folder, name=name, baselines=BASELINES, **changes)
     code = main(["run", str(path)])
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'smcl-runs' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(name)
-    runs = [
-        run
-        for run in client.search_runs([experiment.experiment_id], max_results=100)
-        if run.data.tags.get("smcl.role") != "study"
-    ]
-    return code, client, {run.info.run_name: run for run in runs}
+    return code, client, {run.info.run_name: run for run in trial_runs(client, name)}
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory, tiny_study, shared_ray_for_module):
+def studies(tmp_path_factory, tiny_study, trial_runs, shared_ray_for_module):
     fused_folder, plain_folder = tmp_path_factory.mktemp("fused"), tmp_path_factory.mktemp("plain")
-    fused = _finished(fused_folder, tiny_study, "fused", resources={"cpus": 1, "fuse": 2})
-    plain = _finished(plain_folder, tiny_study, "plain", num_trials=0, search={})
+    fused = _finished(fused_folder, tiny_study, trial_runs, "fused", resources={"cpus": 1, "fuse": 2})
+    plain = _finished(plain_folder, tiny_study, trial_runs, "plain", num_trials=0, search={})
     optuna_study = optuna.load_study(
         study_name="fused", storage=f"sqlite:///{fused_folder / 'smcl-runs' / 'fused' / 'optuna.db'}"
     )
@@ -51,8 +45,10 @@ def test_a_fused_study_finishes_with_one_run_per_trial(studies):
     assert code == 0
     baselines = {f"baseline-{name}-s{seed}" for name in ("smcl", "ce") for seed in (0, 1)}
     assert set(runs) == baselines | {"trial-000", "trial-001", "trial-002"}
-    statuses = {run.data.tags["smcl.state"]: run.info.status for run in runs.values()}
-    assert statuses == {"completed": "FINISHED", "pruned": "KILLED"}  # as an unfused study ends them
+    # each run ends as an unfused study ends it: completed FINISHED, stopped early KILLED
+    ending = {"completed": "FINISHED", "pruned": "KILLED"}
+    assert all(run.info.status == ending[run.data.tags["smcl.state"]] for run in runs.values()), runs
+    assert {run.data.tags["smcl.state"] for run in runs.values()} == set(ending)
 
 
 def test_every_trial_trained_in_a_group_of_two_and_status_says_which(studies):

@@ -70,8 +70,8 @@ def _close_sums(pairs: list[tuple[torch.Tensor, torch.Tensor, str]]):
     gradient sums the whole batch; the stacked (grouped) convolution adds them in another order,
     and where they cancel, a tensor carries its terms' float32 rounding rather than its own
     (measured: up to 6e-4 of its norm for the first layer's gradient, and 0.9% of a small
-    BatchNorm bias gradient's, 1e-4 of the whole model's; in float64 the same steps agree exactly).
-    A member fed another's data or hyperparameters is off by the order of the norm itself."""
+    BatchNorm bias gradient's; in float64 the same steps agree exactly).
+    A member fed another's data or hyperparameters is caught by its losses (the leak test)."""
     whole = float(torch.linalg.vector_norm(torch.cat([theirs.double().flatten() for _, theirs, _ in pairs])))
     for mine, theirs, what in pairs:
         error = float(torch.linalg.vector_norm((mine - theirs).double()))

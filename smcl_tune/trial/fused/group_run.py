@@ -135,13 +135,9 @@ class FusedGroup:
     def used(self, inputs: dict[int, StepInputs]) -> list[list[bool]]:
         """Per parameter, the members whose step used it: every member that stepped used all its
         parameters but the projection head, which only a pass with embeddings runs."""
-        return [
-            [
-                index in inputs and (inputs[index].with_embedding or not name.startswith(PROJECTION))
-                for index in range(self.size)
-            ]
-            for name in self.names
-        ]
+        stepped = [index in inputs for index in range(self.size)]
+        embedded = [index in inputs and inputs[index].with_embedding for index in range(self.size)]
+        return [embedded if name.startswith(PROJECTION) else stepped for name in self.names]
 
     def forward(
         self, inputs: dict[int, StepInputs], members: dict[int, Member], weights: dict[int, torch.Tensor | None]
