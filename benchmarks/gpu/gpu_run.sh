@@ -41,6 +41,7 @@ if [[ -n ${GPU_RUN_DRY:-} ]]; then
 else
     check_args=(--epochs "${CHECK_EPOCHS:-20}" --ray-epochs "${RAY_EPOCHS:-6}")
 fi
+[[ -n ${CHECK_SKIP:-} ]] && check_args+=(--skip $CHECK_SKIP)  # e.g. CHECK_SKIP=ray: the packed trials, measured by the first run
 GPU_CHECK_LOG="$out/01_gpu_check.log" timeout -k 10 "${CHECK_SECONDS:-200}" \
     bash benchmarks/gpu/gpu_check.sh "${check_args[@]}" > /dev/null 2>> "$out/00_setup.txt"
 echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
@@ -82,12 +83,21 @@ fi
     fi
 } > "$out/02_study.log" 2>&1
 
-# 3. what a user reads afterwards, and the store without checkpoints
+# 3. what a user reads afterwards, and the store without checkpoints. The device tool brings back 8
+# files at most, so the leaderboard's files, `status` and the store travel as one archive.
+report="$out/report"
+mkdir -p "$report"
 {
     smcl leaderboard "$study_name" --storage "$storage"
-    smcl leaderboard "$study_name" --storage "$storage" --format csv --output "$out/leaderboard.csv"
-    smcl leaderboard "$study_name" --storage "$storage" --format html --output "$out/leaderboard.html"
+    smcl leaderboard "$study_name" --storage "$storage" --reference
     smcl status "$study_name" --storage "$storage"
 } > "$out/03_leaderboard.txt" 2>&1
-tar -C "$(dirname "$storage")" --exclude='checkpoint*' -czf "$out/store.tar.gz" "$(basename "$storage")"
+for format in csv html latex markdown; do
+    smcl leaderboard "$study_name" --storage "$storage" --reference --format "$format" \
+        --output "$report/leaderboard.${format/latex/tex}" >> "$out/03_leaderboard.txt" 2>&1
+done
+smcl status "$study_name" --storage "$storage" > "$report/status.txt" 2>&1
+cp -r "$storage" "$report/store" 2>/dev/null
+find "$report/store" -name 'checkpoint*' -prune -exec rm -rf {} + 2>/dev/null
+tar -C "$out" -czf "$out/study.tar.gz" report && rm -rf "$report"
 echo "all done at ${SECONDS} s" >> "$out/03_leaderboard.txt"
