@@ -20,7 +20,7 @@ install: $(STAMP)
 # other version comes from docker/constraints.txt, the file the Docker image installs with.
 $(STAMP): pyproject.toml docker/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --constraint docker/constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --constraint docker/constraints.txt -e '.[dev,cluster]'
 	touch $(STAMP)
 
 lint: $(STAMP)

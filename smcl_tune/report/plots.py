@@ -30,6 +30,7 @@ from smcl_tune.report.highlights import (
     highlights,
 )
 from smcl_tune.report.leaderboard import Leaderboard
+from smcl_tune.store.database import optuna_storage
 
 log = logging.getLogger(__name__)
 
@@ -227,10 +228,10 @@ def importance_figures(board: Leaderboard) -> tuple[list[go.Figure], list[str]]:
 def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[go.Figure | None, str]:
     where = f" ({condition})" if condition else ""
     try:
-        study = optuna.load_study(study_name=name, storage=board.optuna_storage)
-    except sqlalchemy.exc.DatabaseError as error:  # a corrupt file: the report cannot be trusted to be whole
-        path = board.optuna_storage.removeprefix("sqlite:///")
-        raise StudyUnavailable(f"{path}: cannot read the Optuna study ({error.orig or error})") from None
+        study = optuna.load_study(study_name=name, storage=optuna_storage(board.optuna_storage))
+    except sqlalchemy.exc.DatabaseError as error:  # a corrupt file or a server down: the report would not be whole
+        where = board.optuna_storage.removeprefix("sqlite:///")
+        raise StudyUnavailable(f"{where}: cannot read the Optuna study ({error.orig or error})") from None
     except KeyError:  # a study of baselines only has no trials there yet
         return None, f"no Optuna study '{name}' in {board.optuna_storage}"
     try:

@@ -16,6 +16,8 @@ from smcl_tune.errors import StudyBusy
 
 
 class StudyLock:
+    lost: str | None = None  # a file lock is never taken from its holder
+
     def __init__(self, path: Path, study: str) -> None:
         self.path = path
         self.study = study

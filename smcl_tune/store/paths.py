@@ -38,7 +38,7 @@ class StudyPaths:
             storage=storage_path,
             local_root=local_root,
             experiment_dir=f"{storage_path.rstrip('/')}/{study.name}",
-            optuna_url=f"sqlite:///{optuna_database(local_root, study.name)}",
+            optuna_url=study.config.optuna.storage or f"sqlite:///{optuna_database(local_root, study.name)}",
             tracking_uri=study.config.tracking.uri or default_tracking_uri(local_root),
             experiment=study.config.tracking.experiment or study.name,
         )
@@ -49,8 +49,29 @@ class StudyPaths:
         return "://" in self.storage
 
     @property
+    def database_url(self) -> str | None:
+        """The database server that holds the Optuna study, the record and the lock (optuna.storage),
+        or None when they are files in the storage folder."""
+        from smcl_tune.store.database import is_server
+
+        return self.optuna_url if is_server(self.optuna_url) else None
+
+    @property
+    def study_name(self) -> str:
+        return Path(self.experiment_dir).name
+
+    @property
     def record_dir(self) -> Path:
-        return self.local_root / Path(self.experiment_dir).name
+        return self.local_root / self.study_name
+
+    @property
+    def record_place(self) -> str:
+        """Where the study record lies, for messages."""
+        if self.database_url is not None:
+            from smcl_tune.store.database import shown
+
+            return f"the database {shown(self.database_url)}"
+        return str(self.record_dir)
 
     @property
     def record_file(self) -> Path:
@@ -62,7 +83,7 @@ class StudyPaths:
 
     @property
     def lock_file(self) -> Path:
-        return study_lock_file(self.local_root, Path(self.experiment_dir).name)
+        return study_lock_file(self.local_root, self.study_name)
 
 
 def default_tracking_uri(storage_dir: Path) -> str:

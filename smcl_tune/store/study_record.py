@@ -47,6 +47,20 @@ def _read_record(paths: StudyPaths) -> dict[str, Any]:
     return known
 
 
+def study_record_of(paths: StudyPaths) -> dict[str, Any] | None:
+    """The study's record, in its database (optuna.storage on a server) or its storage folder;
+    None when the study has none yet."""
+    if paths.database_url is not None:
+        from smcl_tune.store.database_record import StudyTable
+
+        table = StudyTable(paths.database_url)
+        try:
+            return table.record(paths.study_name)
+        finally:
+            table.close()
+    return _read_record(paths) if paths.record_file.exists() else None
+
+
 def check_storage(paths: StudyPaths) -> None:
     if paths.local_root.exists() and not paths.local_root.is_dir():
         raise ConfigError(f"storage: {paths.local_root} is a file, not a folder; point storage at a folder")
@@ -76,15 +90,16 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
     an existing name are refused."""
     check_storage(paths)
     if restart:
-        check_owned(study, paths)
+        if paths.database_url is None:
+            check_owned(study, paths)
         return
-    if not paths.record_file.exists():
+    known = study_record_of(paths)
+    if known is None:
         return
-    known = _read_record(paths)
     check_record_format(study, paths, known.get("format", 1))  # before anything else it says is compared
     if known.get("fingerprint") != study.fingerprint():
         raise ConfigError(
-            f"study '{study.name}' already exists in {paths.record_dir} with a different study file "
+            f"study '{study.name}' already exists in {paths.record_place} with a different study file "
             f"(it was started from {known.get('source')}); rename the study, or run again with --restart "
             "to discard it and start over"
         )
@@ -102,15 +117,14 @@ def check_record_format(study: Study, paths: StudyPaths, recorded: object) -> No
         return
     by = "a newer" if isinstance(recorded, int) and recorded > RECORD_FORMAT else "an older"
     raise ConfigError(
-        f"study '{study.name}' in {paths.record_dir} was started by {by} smcl-tune and cannot be resumed by this one; "
-        "nothing was changed: give the study a new name (or another storage) to start it afresh beside the old "
+        f"study '{study.name}' in {paths.record_place} was started by {by} smcl-tune and cannot be resumed by this "
+        "one; nothing was changed: give the study a new name (or another storage) to start it afresh beside the old "
         "one, or run again with --restart to discard the old state"
     )
 
 
 def write_study_record(study: Study, paths: StudyPaths) -> None:
     """The record, written atomically: a crash never leaves it empty or cut short."""
-    paths.record_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "format": RECORD_FORMAT,
         "name": study.name,
@@ -118,4 +132,14 @@ def write_study_record(study: Study, paths: StudyPaths) -> None:
         "source": str(study.source) if study.source else None,
         "settings": run_settings(study, paths),
     }
+    if paths.database_url is not None:
+        from smcl_tune.store.database_record import StudyTable
+
+        table = StudyTable(paths.database_url)
+        try:
+            table.write_record(paths.study_name, record)
+        finally:
+            table.close()
+        return
+    paths.record_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(paths.record_file, json.dumps(record).encode())

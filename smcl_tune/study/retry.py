@@ -18,7 +18,6 @@ from smcl_tune.errors import error_chain
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SQLITE_BUSY_TIMEOUT_S = 30  # sqlite's own wait for a lock, per statement
 PATIENCE_S = 300.0
 
 

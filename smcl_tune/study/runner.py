@@ -6,18 +6,23 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ray import tune
 
-from smcl_tune.errors import ConfigError
+from smcl_tune.errors import ConfigError, StudyUnavailable
+from smcl_tune.store.database import check_database, optuna_storage
+from smcl_tune.store.database_lock import DatabaseLock
+from smcl_tune.store.database_record import discard_study
 from smcl_tune.store.health_check import check_study_stores, check_tracking_store
 from smcl_tune.store.lock import StudyLock
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.store.progress import ENDED_STATES, ProgressListener, StudyProgress
 from smcl_tune.store.sqlite_reader import open_run_reader
 from smcl_tune.store.status import trial_progress
-from smcl_tune.store.study_record import check_study_record, write_study_record
+from smcl_tune.store.study_record import check_study_record, study_record_of, write_study_record
 from smcl_tune.store.trial_record import TrialRecord
 from smcl_tune.study.cluster import (
     LocalStorageGuard,
@@ -33,7 +38,7 @@ from smcl_tune.study.job_storage import check_job_storage
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
 from smcl_tune.study.ray_session import cluster_address, init_ray
-from smcl_tune.study.search_plan import expected_trials, optuna_storage
+from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, stopping_when_server_down
 from smcl_tune.study.tune_settings import tune_settings
@@ -65,8 +70,14 @@ class StudyOutcome:
 def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     """Discard the old state on restart, write the record; True when an earlier run can be resumed."""
     check_study_record(study, paths, restart)
+    resumable = not restart and study_record_of(paths) is not None and tune.Tuner.can_restore(paths.experiment_dir)
     if restart:
-        if paths.record_dir.exists():
+        if paths.database_url is not None:
+            discarded = discard_study(paths.database_url, study.name)
+            log.info("restart: deleted %d Optuna studies of %s in %s", discarded, study.name, paths.record_place)
+            if not paths.remote and paths.record_dir.is_dir() and not paths.record_dir.is_symlink():
+                shutil.rmtree(paths.record_dir)  # Ray's experiment of this study, in its storage folder
+        elif paths.record_dir.exists():
             shutil.rmtree(paths.record_dir)  # check_owned proved it is this study's, inside the storage
         if paths.remote:
             log.warning(
@@ -74,7 +85,6 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
             )
         deleted = delete_study_runs(paths.tracking_uri, paths.experiment, study.name)
         log.info("restart: removed the earlier state of study %s (%d MLflow runs deleted)", study.name, deleted)
-    resumable = paths.record_file.exists() and tune.Tuner.can_restore(paths.experiment_dir)
     write_study_record(study, paths)
     return resumable
 
@@ -90,12 +100,14 @@ def run_study(
     quiet_mlflow_retries()  # a tracking server's outage is waited for by tracking_outage, not by MLflow
     # Every refusal comes first: nothing is started or written before these pass.
     check_job_storage(study, paths)
+    check_database(paths.optuna_url)
     check_study_record(study, paths, restart)
     check_study_stores(study, paths, restart)
     check_tracking_store(study, paths, restart)
     if not address:
         check_local_resources(study)
-    with StudyLock(paths.lock_file, study.name), stopping_when_full(paths.storage), stopping_when_server_down():
+    lock = _study_lock(study, paths)
+    with lock, stopping_when_full(paths.storage), stopping_when_server_down(), stopping_when_lock_lost(lock):
         init_ray(address, watching.ray_log_level)
         hosts = cluster_hosts()
         check_cluster_storage(study, paths, hosts)
@@ -107,6 +119,27 @@ def run_study(
         if guard is not None and guard.foreign is not None:
             raise ConfigError(local_storage_message(study, paths, sorted(guard.hosts | {guard.foreign})))
     return StudyOutcome(study.name, time.time() - started, finished, paths)
+
+
+def _study_lock(study: Study, paths: StudyPaths) -> StudyLock | DatabaseLock:
+    """A file lock in the storage folder, or the lock row of the study's database server."""
+    if paths.database_url is None:
+        return StudyLock(paths.lock_file, study.name)
+    return DatabaseLock(paths.database_url, study.name, study.config.optuna.outage_timeout_s)
+
+
+@contextmanager
+def stopping_when_lock_lost(lock: StudyLock | DatabaseLock) -> Iterator[None]:
+    """A study its lock's heartbeat stopped (taken over, or the database gone for too long) ends
+    with that one message, however Ray Tune took the interrupt."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if lock.lost is None:
+            raise
+        raise StudyUnavailable(lock.lost) from None
+    if lock.lost is not None:
+        raise StudyUnavailable(lock.lost)
 
 
 def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -> None:

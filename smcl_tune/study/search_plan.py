@@ -8,16 +8,10 @@ from typing import Any
 
 import optuna
 
-from smcl_tune.study.retry import SQLITE_BUSY_TIMEOUT_S
 from smcl_tune.study.scheduler import StudyScheduler
 from smcl_tune.study.searcher import StudySearcher
 from smcl_tune.study.trial_spec import BASELINE, TrialSpec
 from smcl_tune.studyfile.study import Study
-
-
-def optuna_storage(url: str) -> optuna.storages.RDBStorage:
-    """The study's Optuna storage; sqlite waits for a reader's lock instead of failing at once."""
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
 
 
 def optuna_study_names(study: Study) -> list[str]:

@@ -9,11 +9,12 @@ from typing import Any
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+from smcl_tune.store.database import optuna_storage
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.study.cluster import LocalStorageGuard
 from smcl_tune.study.experiment_state_repair import restore_missing_checkpoints
 from smcl_tune.study.progress_callback import ProgressCallback
-from smcl_tune.study.search_plan import build_scheduler, build_searcher, optuna_storage
+from smcl_tune.study.search_plan import build_scheduler, build_searcher
 from smcl_tune.study.storage_space import StorageWatch
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial

@@ -15,7 +15,7 @@ from smcl_tune.config import StrictModel
 from smcl_tune.errors import CREDENTIALS_IN_URI
 from smcl_tune.layout import DEFAULT_STORAGE, STORE_ENTRIES
 from smcl_tune.studyfile.search_space import SearchDistribution
-from smcl_tune.studyfile.uri_credentials import credentials_in
+from smcl_tune.studyfile.uri_credentials import credentials_advice
 
 # Metrics a trial reports on the validation split; tuning may only use these (never test_*).
 OBJECTIVE_METRICS = ("val_balanced_accuracy", "val_top1", "val_many", "val_medium", "val_few")
@@ -67,6 +67,40 @@ class TrackingConfig(StrictModel):
     outage_timeout_s: float = Field(
         600.0, gt=0, description="seconds to wait for a tracking server that stopped answering before the study stops"
     )
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+
+
+class OptunaConfig(StrictModel):
+    storage: str | None = Field(
+        None,
+        description="a database URL Optuna's RDBStorage takes (postgresql://user@host:5432/db); the study record "
+        "and the driver's lock go there too; default: an sqlite file in the storage folder",
+    )
+    outage_timeout_s: float = Field(
+        600.0, gt=0, description="seconds to wait for a database that stopped answering before the study stops"
+    )
+
+    @field_validator("storage")
+    @classmethod
+    def _a_database_without_credentials(cls, storage: str | None) -> str | None:
+        if storage is None:
+            return None
+        scheme = storage.split("://", 1)[0].split("+")[0] if "://" in storage else ""
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError("not a database URL: postgresql://user@host:port/database (or mysql://, sqlite:///path)")
+        _refuse_credentials(storage)
+        return storage
+
+
+def _refuse_credentials(uri: str) -> None:
+    advice = credentials_advice(uri)
+    if advice:  # the message leaves the URI out: it would show the secret
+        raise ValueError(
+            f"{CREDENTIALS_IN_URI}, which would reach the study's tags, logs and Ray's saved state; "
+            f"remove them and {advice}"
+        )
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # names reach paths, MLflow filters and run names
@@ -127,16 +161,12 @@ class StudyConfig(StrictModel):
         DEFAULT_STORAGE, description="folder or URI (s3://, gs://) for Ray results and the Optuna study"
     )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    optuna: OptunaConfig = Field(default_factory=OptunaConfig)
 
     @field_validator("storage")
     @classmethod
     def _no_credentials(cls, storage: str) -> str:
-        variables = credentials_in(storage)
-        if variables:  # the message leaves the URI out: it would show the secret
-            raise ValueError(
-                f"{CREDENTIALS_IN_URI}, which would reach the study's tags, logs and Ray's saved state; "
-                f"remove them and set {' and '.join(variables)} in the environment instead"
-            )
+        _refuse_credentials(storage)
         return storage
 
     @field_validator("name")

@@ -83,7 +83,8 @@ class Study:
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the study's trials (not of how they are scheduled)."""
-        defining = self.config.model_dump(mode="json", exclude={"max_concurrent", "resources", "tracking", "storage"})
+        where_and_how = {"max_concurrent", "resources", "tracking", "storage", "optuna"}
+        defining = self.config.model_dump(mode="json", exclude=where_and_how)
         return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
 
     def trial_config(self, params: dict[str, Any]) -> TrialConfig:

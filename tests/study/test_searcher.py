@@ -229,7 +229,7 @@ def test_the_study_seed_reproduces_the_suggestions(tmp_path, tiny_study):
 
 @pytest.mark.slow
 def test_a_reader_holding_the_optuna_database_locked_never_kills_the_driver(tmp_path):
-    from smcl_tune.study.search_plan import optuna_storage
+    from smcl_tune.store.database import optuna_storage
 
     database = tmp_path / "optuna.db"
     searcher = _searcher(optuna_storage(f"sqlite:///{database}"))
