@@ -48,12 +48,13 @@ LAYERS = (
 LIBRARY_RULES = {
     "ray": ("study",),
     "mlflow": ("tracking", "store", "report", "cli"),
-    "optuna": ("study", "report", "studyfile", "cli"),
+    "optuna": ("study", "report", "studyfile", "store", "cli"),
     "torch": ("trial", "figures", "data", "method", "metrics", "models", "study"),
 }
 LIBRARY_NOTES = {
     "mlflow": "cli: `smcl-tune run` sets MLflow's logger after importing it; `ui` serves it",
-    "optuna": "studyfile: a distribution becomes Optuna's in the searcher only (lazy); cli: its logger",
+    "optuna": "studyfile: a distribution becomes Optuna's in the searcher only (lazy); cli: its logger; "
+    "store: the study's database opens its Optuna storage (lazy)",
     "torch": "study: the trainable, in a trial's worker only (lazy); the driver never loads it",
 }
 METHOD_ROOMS = ("method", "metrics")  # the science: torch, and of the package only these:

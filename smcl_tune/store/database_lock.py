@@ -120,3 +120,19 @@ class DatabaseLock:
 
     def __exit__(self, *_exc) -> None:
         self.release()
+
+
+def database_driver_holds(url: str, study: str) -> bool | None:
+    """Whether a live driver holds the study's lock row (its heartbeat is recent, or it is a
+    running process of this host): True, False, or None when the database cannot be read."""
+    try:
+        table = StudyTable(url)
+    except (sa.exc.DBAPIError, ModuleNotFoundError):
+        return None
+    try:
+        holder = table.holder(study)
+    except sa.exc.DBAPIError:
+        return None
+    finally:
+        table.close()
+    return holder is not None and not table.is_free(holder, stale_after_s=3 * HEARTBEAT_S)

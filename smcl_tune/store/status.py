@@ -19,6 +19,7 @@ from smcl_tune.tracking.tags import (
     EPOCHS_PER_TRIAL_TAG,
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
+    OPTUNA_STORAGE_TAG,
     PLANNED_TRIALS_TAG,
     STUDY_TAG,
 )
@@ -97,10 +98,22 @@ def trial_progress(record: TrialRecord, study_running: bool, epochs_per_trial: i
     )
 
 
+def _driver_holds(tags: dict[str, str], lock_file: Path | None) -> bool | None:
+    """The study's lock: a row of its database server (optuna.storage), else a file in its storage."""
+    from smcl_tune.store.database import is_server
+
+    optuna_url = tags.get(OPTUNA_STORAGE_TAG, "")
+    if is_server(optuna_url):
+        from smcl_tune.store.database_lock import database_driver_holds
+
+        return database_driver_holds(optuna_url, tags.get(STUDY_TAG, ""))
+    return None if lock_file is None else driver_holds(lock_file)
+
+
 def study_status(store: RunReader, parent, lock_file: Path | None = None) -> StudyStatus:
     """The status of the study whose parent run is `parent`; `lock_file` tells a live driver from a lost one."""
     tags = parent.data.tags
-    running_driver = None if lock_file is None else driver_holds(lock_file)
+    running_driver = _driver_holds(tags, lock_file)
     state = _study_state(parent.info.status, running_driver)
     metric = tags.get(OBJECTIVE_METRIC_TAG, "val_balanced_accuracy")
     epochs = _int_tag(tags, EPOCHS_PER_TRIAL_TAG)

@@ -1,0 +1,81 @@
+"""Studies whose Optuna study, record and lock are in a PostgreSQL server (optuna.storage), run
+through the CLI as a user runs them, on a real server."""
+
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from smcl_tune.layout import OPTUNA_FILE, STATE_FILE
+from smcl_tune.store.database import optuna_storage
+from smcl_tune.store.database_record import StudyTable
+from smcl_tune.studyfile.study import load_study
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _completed(database: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    """The Optuna trials that ended (ASHA's stopped ones too: pruned)."""
+    trials = optuna.load_study(study_name=name, storage=optuna_storage(database)).trials
+    return [trial for trial in trials if trial.state.is_finished()]
+
+
+def _record(database: str, name: str) -> dict | None:
+    table = StudyTable(database)
+    try:
+        return table.record(name)
+    finally:
+        table.close()
+
+
+def test_a_study_keeps_its_search_and_record_in_the_database_and_refuses_another_file_of_its_name(
+    tmp_path, tiny_study, run_cli, postgres_server, joining_env, monkeypatch
+):
+    monkeypatch.setenv("PGPASSWORD", postgres_server.study_password)
+    database = postgres_server.new_database("one_study")
+    env = {**joining_env, "PGPASSWORD": postgres_server.study_password}
+    path = tiny_study(tmp_path, name="pg", num_trials=2, optuna={"storage": database})
+    done = run_cli("run", str(path), cwd=tmp_path, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(_completed(database, "pg")) == 2
+    assert _record(database, "pg")["fingerprint"] == load_study(path).fingerprint()
+    storage = tmp_path / "smcl-runs"
+    assert not list(storage.rglob(OPTUNA_FILE)) and not list(storage.rglob(STATE_FILE))  # nothing of it on disk
+    assert postgres_server.study_password not in done.stdout + done.stderr
+    status = run_cli("status", "pg", "--storage", str(storage), cwd=tmp_path, env=env)
+    assert status.returncode == 0 and "finished" in status.stdout, status.stdout + status.stderr
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    changed = tiny_study(elsewhere, name="pg", num_trials=3, optuna={"storage": database})
+    refused = run_cli("run", str(changed), cwd=elsewhere, env=env, timeout=120)
+    assert refused.returncode == 2
+    assert f"study 'pg' already exists in the database {database} with a different study file" in refused.stderr
+    assert len(_completed(database, "pg")) == 2  # the refusal wrote nothing
+
+
+def test_two_studies_on_one_database_at_once_see_only_their_own_trials(
+    tmp_path, tiny_study, postgres_server, joining_env, monkeypatch
+):
+    monkeypatch.setenv("PGPASSWORD", postgres_server.study_password)
+    database = postgres_server.new_database("two_studies")
+    env = {**joining_env, "PGPASSWORD": postgres_server.study_password}
+    drivers = {}
+    for name, trials in (("first", 2), ("second", 1)):
+        folder = tmp_path / name
+        folder.mkdir()
+        path = tiny_study(folder, name=name, num_trials=trials, optuna={"storage": database})
+        drivers[name] = subprocess.Popen(
+            [sys.executable, "-m", "smcl_tune.cli", "run", str(path)],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for name, driver in drivers.items():
+        _, error = driver.communicate(timeout=600)
+        assert driver.returncode == 0, (name, error[-3000:])
+    assert sorted(optuna.get_all_study_names(optuna_storage(database))) == ["first", "second"]
+    assert len(_completed(database, "first")) == 2 and len(_completed(database, "second")) == 1
