@@ -2,7 +2,7 @@
 lock row of database_record.py, held for the whole of `smcl-tune run` with a heartbeat.
 
 The heartbeat checks the row again each time: a driver whose lock another took over, or whose
-database has not answered for `optuna.outage_timeout_s`, stops its study (as Ctrl-C would, every
+database has not answered for `optuna.outage_timeout_s` (and one heartbeat), stops its study (as Ctrl-C would, every
 trial keeping its last checkpoint) and says why.
 """
 
@@ -74,7 +74,9 @@ class DatabaseLock:
                         first_line(error),
                         self.outage_timeout_s,
                     )
-                if now - down_since >= self.outage_timeout_s:
+                # the searcher's own wait (database_outage.py) usually ends the study first, with the
+                # same message; this one stops a study that asks nothing of Optuna meanwhile
+                if now - down_since >= self.outage_timeout_s + HEARTBEAT_S:
                     return self._stop_study(
                         f"the database {shown(self.url)} has not answered for {now - down_since:.0f} s "
                         f"(optuna.outage_timeout_s: {self.outage_timeout_s:g}); the study stopped and keeps every "

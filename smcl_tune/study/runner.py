@@ -35,12 +35,13 @@ from smcl_tune.study.cluster import (
 )
 from smcl_tune.study.fused_groups import fused_groups
 from smcl_tune.study.job_storage import check_job_storage
+from smcl_tune.study.outage_wait import stopping_when_store_down
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
 from smcl_tune.study.ray_session import cluster_address, init_ray
 from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
-from smcl_tune.study.tracking_outage import quiet_mlflow_retries, stopping_when_server_down
+from smcl_tune.study.tracking_outage import quiet_mlflow_retries
 from smcl_tune.study.tune_settings import tune_settings
 from smcl_tune.study.tuner import new_tuner, restored_tuner, study_trainable
 from smcl_tune.studyfile.study import Study
@@ -107,7 +108,7 @@ def run_study(
     if not address:
         check_local_resources(study)
     lock = _study_lock(study, paths)
-    with lock, stopping_when_full(paths.storage), stopping_when_server_down(), stopping_when_lock_lost(lock):
+    with lock, stopping_when_full(paths.storage), stopping_when_store_down(), stopping_when_lock_lost(lock):
         init_ray(address, watching.ray_log_level)
         hosts = cluster_hosts()
         check_cluster_storage(study, paths, hosts)

@@ -70,6 +70,8 @@ def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudyS
         storage=storage,
         confirm=None if confirm is None else confirm.model_dump(),
         base_trial=absolute_data_root(study.config.trial),
+        database_url=study.config.optuna.storage,
+        outage_timeout_s=study.config.optuna.outage_timeout_s,
     )
 
 

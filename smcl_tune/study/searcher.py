@@ -21,14 +21,16 @@ import logging
 import math
 import pickle
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import optuna
 from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
 from smcl_tune.results import TrialState, objective_value, outcome
-from smcl_tune.study.retry import retry_while_locked
+from smcl_tune.study.database_outage import stored
+from smcl_tune.study.outage_wait import DEFAULT_OUTAGE_TIMEOUT_S
 from smcl_tune.study.trial_spec import CONFIRM, SEARCH, TrialSpec
 from smcl_tune.studyfile.conditions import Condition
 from smcl_tune.studyfile.search_space import SearchDistribution
@@ -48,13 +50,16 @@ def _open_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna
     return optuna.Trial(study, frozen._trial_id)
 
 
+T = TypeVar("T")
+
+
 def _name_the_values(study: optuna.Study, metrics: list[str]) -> None:
     """Name each objective value after its metric, so that optuna-dashboard and Optuna's plots
     show `val_balanced_accuracy` rather than "Objective 0"."""
     with warnings.catch_warnings():
         # Study.set_metric_names is marked experimental (Optuna 3.2 to 5.0); the name it stores is all we use.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry_while_locked(lambda: study.set_metric_names(metrics), f"Optuna study {study.study_name}: metric names")
+        study.set_metric_names(metrics)
 
 
 class StudySearcher(Searcher):
@@ -75,24 +80,28 @@ class StudySearcher(Searcher):
         storage: optuna.storages.BaseStorage,
         confirm: dict[str, Any] | None = None,
         base_trial: dict[str, Any] | None = None,
+        database_url: str | None = None,
+        outage_timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
+        self.database_url = database_url  # a server's outages are waited for (database_outage.py)
+        self.outage_timeout_s = outage_timeout_s
         self.metrics = metric if isinstance(metric, list) else [metric]
         modes = mode if isinstance(mode, list) else [mode]
         self.distributions = {path: distribution.to_optuna() for path, distribution in space.items()}
         self.strata = strata
+        directions = ["maximize" if m == "max" else "minimize" for m in modes]
         self.optuna_studies = {
-            stratum.label: optuna.create_study(
-                study_name=name,
-                storage=storage,
-                sampler=sampler,
-                load_if_exists=True,
-                directions=["maximize" if m == "max" else "minimize" for m in modes],
+            stratum.label: self._stored(
+                lambda name=name, sampler=sampler: optuna.create_study(
+                    study_name=name, storage=storage, sampler=sampler, load_if_exists=True, directions=directions
+                ),
+                f"Optuna study {name}",
             )
             for stratum, name, sampler in zip(strata, study_names, samplers)
         }
         for study in self.optuna_studies.values():
-            _name_the_values(study, self.metrics)
+            self._stored(lambda study=study: _name_the_values(study, self.metrics), f"Optuna study {study.study_name}")
         self.num_trials = num_trials
         self.confirm = confirm
         self.base_trial = base_trial or {}
@@ -104,6 +113,14 @@ class StudySearcher(Searcher):
         self._reported_steps: dict[str, set[int]] = {}
         self._ended: set[str] = set()
 
+    def _stored(self, action: Callable[[], T], what: str) -> T | None:
+        """An Optuna call: waits out a locked sqlite file, or an outage of the study's database."""
+        url, timeout_s = (
+            getattr(self, "database_url", None),
+            getattr(self, "outage_timeout_s", DEFAULT_OUTAGE_TIMEOUT_S),
+        )
+        return stored(url, timeout_s, action, what)
+
     # -- suggesting ------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if trial_id in self._specs:
@@ -112,7 +129,7 @@ class StudySearcher(Searcher):
             return self._suggested(trial_id, self._pending.pop(0))
         if trial_id not in self._trials and self._search_slots:
             stratum = self._search_slots[0]
-            held = retry_while_locked(
+            held = self._stored(
                 lambda: self._orphan(stratum) or (self._ask(stratum), set()),
                 f"Optuna ({stratum.label or 'study'}): a new trial",
             )
@@ -123,7 +140,7 @@ class StudySearcher(Searcher):
             self._reported_steps[trial_id] = held[1]
         if trial_id in self._trials:
             stratum, trial = self._trials[trial_id]
-            retry_while_locked(lambda: trial.set_user_attr("ray_trial_id", trial_id), f"Optuna trial {trial.number}")
+            self._stored(lambda: trial.set_user_attr("ray_trial_id", trial_id), f"Optuna trial {trial.number}")
             name = f"trial-{trial.number:03d}"
             spec = TrialSpec(stratum, SEARCH, name, name, dict(trial.params), identity=f"optuna-{trial.number}")
             return self._suggested(trial_id, spec)
@@ -189,7 +206,7 @@ class StudySearcher(Searcher):
         if value is None or step is None or not math.isfinite(value) or step in steps:
             return  # Optuna refuses NaN intermediate values
         _, trial = self._trials[trial_id]
-        retry_while_locked(lambda: trial.report(value, step), f"Optuna trial {trial.number}, step {step}")
+        self._stored(lambda: trial.report(value, step), f"Optuna trial {trial.number}, step {step}")
         steps.add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -200,10 +217,8 @@ class StudySearcher(Searcher):
         self.on_trial_result(trial_id, result or {})
         state, reason = outcome(result, error)
         if reason:
-            retry_while_locked(
-                lambda: trial.set_user_attr("failure_reason", reason[:2000]), f"Optuna trial {trial.number}"
-            )
-        retry_while_locked(lambda: self._tell(stratum, trial, state, result), f"Optuna trial {trial.number}: its end")
+            self._stored(lambda: trial.set_user_attr("failure_reason", reason[:2000]), f"Optuna trial {trial.number}")
+        self._stored(lambda: self._tell(stratum, trial, state, result), f"Optuna trial {trial.number}: its end")
         self._ended.add(trial_id)
 
     def _tell(self, stratum: Condition, trial: optuna.Trial, state: TrialState, result: dict[str, Any] | None) -> None:

@@ -28,8 +28,8 @@ from smcl_tune.results import (
     TrialState,
     outcome,
 )
+from smcl_tune.study.outage_wait import DEFAULT_OUTAGE_TIMEOUT_S as OUTAGE_S
 from smcl_tune.study.retry import retry_while_locked
-from smcl_tune.study.tracking_outage import DEFAULT_OUTAGE_TIMEOUT_S as OUTAGE_S
 from smcl_tune.study.tracking_outage import wait_for_tracking_server
 from smcl_tune.study.trial_spec import spec_of
 from smcl_tune.study.whole_file_filesystem import is_local

@@ -7,20 +7,15 @@ the wait is this module's, which says once that it is waiting and once that the 
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
-from smcl_tune.errors import StudyUnavailable, error_chain
+from smcl_tune.errors import error_chain
+from smcl_tune.study.outage_wait import Outage, StoreDown, wait_through
 from smcl_tune.studyfile.study import redact_uri
 
-log = logging.getLogger(__name__)
-
 T = TypeVar("T")
-DEFAULT_OUTAGE_TIMEOUT_S = 600.0
 # MLflow's client retries a refused connection 7 times over minutes, a warning each; here it fails
 # at once, and a request to a server that hangs gives up after 30 s, so that the wait below decides.
 MLFLOW_HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
@@ -38,11 +33,8 @@ UNREACHABLE_TEXTS = (
 )
 
 
-class TrackingServerDown(StudyUnavailable):
+class TrackingServerDown(StoreDown):
     """The tracking server did not answer within tracking.outage_timeout_s."""
-
-    def __reduce__(self):
-        return (type(self), self.args)
 
 
 def quiet_mlflow_retries() -> None:
@@ -67,62 +59,14 @@ def _says_unreachable(error: BaseException) -> bool:
     return "too many" in text and "error responses" in text  # 429 / 5xx, which MLflow itself would retry
 
 
-def outage_message(uri: str, waited_s: float, timeout_s: float) -> str:
-    return (
-        f"the tracking server {redact_uri(uri)} has not answered for {waited_s:.0f} s "
-        f"(tracking.outage_timeout_s: {timeout_s:g}); the study stopped and keeps every trial's last "
-        "checkpoint: start the server (or wait for it) and run the same command again to resume"
-    )
-
-
 def wait_for_tracking_server(action: Callable[[], T], what: str, uri: str, timeout_s: float) -> T:
     """`action()`; while the tracking server does not answer, wait and try again, for up to
     `timeout_s` seconds (then TrackingServerDown)."""
-    down_since: float | None = None
-    pause = 1.0
-    while True:
-        try:
-            result = action()
-        except Exception as error:
-            if not is_unreachable(error):
-                raise
-            now = time.monotonic()
-            if down_since is None:
-                down_since = now
-                log.warning(
-                    "waiting for the tracking server %s (%s); the study stops if it does not answer within %g s",
-                    redact_uri(uri),
-                    what,
-                    timeout_s,
-                )
-            if now - down_since >= timeout_s:
-                raise TrackingServerDown(outage_message(uri, now - down_since, timeout_s)) from None
-            time.sleep(min(pause, max(0.1, down_since + timeout_s - now)))
-            pause = min(2 * pause, 10.0)
-            continue
-        if down_since is not None:
-            log.warning(
-                "the tracking server %s answers again after %.0f s; the study goes on",
-                redact_uri(uri),
-                time.monotonic() - down_since,
-            )
-        return result
-
-
-def _outage_in(error: BaseException | None) -> TrackingServerDown | None:
-    return next((link for link in error_chain(error) if isinstance(link, TrackingServerDown)), None)
-
-
-@contextmanager
-def stopping_when_server_down() -> Iterator[None]:
-    """A TrackingServerDown raised in Tune's callbacks (and whatever failed after it, the study run's
-    end among them) leaves the study as that one error."""
-    try:
-        yield
-    except TrackingServerDown:
-        raise
-    except Exception as error:
-        outage = _outage_in(error)
-        if outage is None:
-            raise
-        raise outage from None
+    outage = Outage(
+        f"the tracking server {redact_uri(uri)}",
+        is_unreachable,
+        timeout_s,
+        "tracking.outage_timeout_s",
+        TrackingServerDown,
+    )
+    return wait_through(outage, action, what)

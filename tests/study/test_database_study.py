@@ -3,6 +3,7 @@ through the CLI as a user runs them, on a real server."""
 
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -79,3 +80,68 @@ def test_two_studies_on_one_database_at_once_see_only_their_own_trials(
         assert driver.returncode == 0, (name, error[-3000:])
     assert sorted(optuna.get_all_study_names(optuna_storage(database))) == ["first", "second"]
     assert len(_completed(database, "first")) == 2 and len(_completed(database, "second")) == 1
+
+
+def _reported(database: str, name: str) -> int:
+    """How many epochs the study's Optuna trials have reported; 0 before the study exists."""
+    try:
+        trials = optuna.load_study(study_name=name, storage=optuna_storage(database)).trials
+    except KeyError:
+        return 0
+    return sum(len(trial.intermediate_values) for trial in trials)
+
+
+def _wait_for_reports(database: str, name: str, at_least: int, driver: subprocess.Popen, timeout: float = 300):
+    deadline = time.time() + timeout
+    while time.time() < deadline and driver.poll() is None:
+        if _reported(database, name) >= at_least:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"the study did not reach {at_least} reported epochs (driver exit {driver.poll()})")
+
+
+def test_the_database_going_away_is_waited_for_then_stops_the_study_resumably(
+    tmp_path, tiny_study, own_postgres_server, joining_env, monkeypatch
+):
+    server = own_postgres_server
+    monkeypatch.setenv("PGPASSWORD", server.study_password)
+    database = server.new_database("outage")
+    env = {**joining_env, "PGPASSWORD": server.study_password}
+    path = tiny_study(
+        tmp_path,
+        name="outage",
+        num_trials=3,
+        scheduler={"type": "fifo"},
+        optuna={"storage": database, "outage_timeout_s": 8},
+    )
+    command = [sys.executable, "-m", "smcl_tune.cli", "run", str(path)]
+    driver = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for_reports(database, "outage", 1, driver)
+        server.stop()  # shorter than optuna.outage_timeout_s: waited for
+        time.sleep(3)
+        server.start()
+        reported = _reported(database, "outage")
+        _wait_for_reports(database, "outage", reported + 2, driver)
+        server.stop()  # for good
+        _, error = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    error = error.decode()
+    assert driver.returncode == 1, error[-3000:]
+    stopped = [line for line in error.splitlines() if "has not answered for" in line]
+    assert len(stopped) == 1 and f"the database {database} has not answered for" in stopped[0], error[-3000:]
+    assert "optuna.outage_timeout_s: 8" in stopped[0] and "Traceback" not in error
+    assert "answers again" in error  # the short outage, waited out
+
+    server.start()
+    table = StudyTable(database)
+    try:
+        assert table.holder("outage").pid == driver.pid  # nothing took the lock meanwhile
+    finally:
+        table.close()
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = optuna.load_study(study_name="outage", storage=optuna_storage(database)).trials
+    assert len(trials) == 3 and all(trial.state.is_finished() for trial in trials)
