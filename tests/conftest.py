@@ -10,7 +10,12 @@ import pytest
 
 # Fixtures shared across the folders: tiny studies and the CLI (studies.py), small MLflow stores
 # written as `smcl-tune run` writes them (stores.py).
-pytest_plugins = ("tests.fixtures.studies", "tests.fixtures.stores", "tests.fixtures.postgres")
+pytest_plugins = (
+    "tests.fixtures.studies",
+    "tests.fixtures.stores",
+    "tests.fixtures.postgres",
+    "tests.fixtures.cluster_stores",
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_STATE = ("mlruns", "mlartifacts", "smcl-runs", "mlflow.db")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from smcl_tune.layout import ARTIFACT_FOLDER, DEFAULT_STORAGE, MLFLOW_DATABASE, OPTUNA_FILE, STATE_FILE
 from smcl_tune.store.lock import study_lock_file
@@ -37,7 +38,7 @@ class StudyPaths:
         return cls(
             storage=storage_path,
             local_root=local_root,
-            experiment_dir=f"{storage_path.rstrip('/')}/{study.name}",
+            experiment_dir=below(storage_path, study.name),
             optuna_url=study.config.optuna.storage or f"sqlite:///{optuna_database(local_root, study.name)}",
             tracking_uri=study.config.tracking.uri or default_tracking_uri(local_root),
             experiment=study.config.tracking.experiment or study.name,
@@ -58,7 +59,7 @@ class StudyPaths:
 
     @property
     def study_name(self) -> str:
-        return Path(self.experiment_dir).name
+        return Path(urlsplit(self.experiment_dir).path).name
 
     @property
     def record_dir(self) -> Path:
@@ -78,12 +79,31 @@ class StudyPaths:
         return self.record_dir / STATE_FILE
 
     @property
-    def artifact_root(self) -> Path:
-        return self.local_root / ARTIFACT_FOLDER
+    def artifact_root(self) -> Path | None:
+        """Where the study's MLflow artifacts go when the tracking store is a local file; None for a
+        tracking server, whose own artifact store (S3, say) takes them."""
+        return self.local_root / ARTIFACT_FOLDER if tracking_file(self.tracking_uri) is not None else None
 
     @property
     def lock_file(self) -> Path:
         return study_lock_file(self.local_root, self.study_name)
+
+
+def below(storage: str, name: str) -> str:
+    """`storage/name`, for a folder or a URI: in a URI's path, before its query
+    (`s3://bucket/runs?endpoint_override=...` -> `s3://bucket/runs/name?endpoint_override=...`)."""
+    if "://" not in storage:
+        return f"{storage.rstrip('/')}/{name}"
+    parts = urlsplit(storage)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{name}"))
+
+
+def tracking_file(uri: str) -> str | None:
+    """The local file or folder an MLflow tracking URI names, as written; None for a server."""
+    for scheme in ("sqlite:///", "file://", "file:"):
+        if uri.startswith(scheme):
+            return uri[len(scheme) :] or None
+    return None if "://" in uri else uri
 
 
 def default_tracking_uri(storage_dir: Path) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from smcl_tune.errors import ConfigError
-from smcl_tune.store.paths import StudyPaths
+from smcl_tune.store.paths import StudyPaths, tracking_file
 from smcl_tune.studyfile.study import Study, redact_uri
 
 # Ray's job supervisor sets this in the entrypoint's environment: the job's runtime environment
@@ -45,14 +45,6 @@ def ray_session_folder(path: Path) -> Path | None:
     return None
 
 
-def _tracking_file(uri: str) -> str | None:
-    """The local file or folder an MLflow tracking URI names, as written; None for a server."""
-    for scheme in ("sqlite:///", "file://", "file:"):
-        if uri.startswith(scheme):
-            return uri[len(scheme) :] or None
-    return None if "://" in uri else uri
-
-
 def check_job_storage(study: Study, paths: StudyPaths, environ: Mapping[str, str] = os.environ) -> None:
     """Refuse, under a Ray job, a storage or tracking store that Ray deletes with the job."""
     job = ray_job_id(environ)
@@ -66,15 +58,15 @@ def check_job_storage(study: Study, paths: StudyPaths, environ: Mapping[str, str
             f"folder Ray deletes after the job; {SHARED_PATH_ADVICE}"
         )
     tracking = study.config.tracking.uri
-    tracking_file = _tracking_file(tracking) if tracking else None
-    if tracking_file is not None and not Path(tracking_file).is_absolute():
+    tracking_path = tracking_file(tracking) if tracking else None
+    if tracking_path is not None and not Path(tracking_path).is_absolute():
         raise ConfigError(
             f"{where}tracking.uri: '{redact_uri(tracking)}' names a relative path, and this study runs as Ray job "
             f"{job}, whose working folder Ray deletes after the job; {SHARED_PATH_ADVICE}, or use a tracking server"
         )
-    kept = [("storage", paths.local_root)]
-    if tracking_file is not None:
-        kept.append(("tracking.uri", Path(tracking_file)))
+    kept = [(_local_root_field(paths), paths.local_root)] if _local_root_needed(paths) else []
+    if tracking_path is not None:
+        kept.append(("tracking.uri", Path(tracking_path)))
     for field, path in kept:
         session = ray_session_folder(path)
         if session is not None:
@@ -82,3 +74,18 @@ def check_job_storage(study: Study, paths: StudyPaths, environ: Mapping[str, str
                 f"{where}{field}: {path} lies inside Ray's session folder {session}, which Ray deletes; this study "
                 f"runs as Ray job {job}: {SHARED_PATH_ADVICE}"
             )
+
+
+def _local_root_needed(paths: StudyPaths) -> bool:
+    """Whether anything of the study lives in its local storage folder: Ray's results, or with a
+    storage URI (s3://) the Optuna study, record and lock (without a database server in
+    optuna.storage) or the MLflow store (without a tracking server)."""
+    return not paths.remote or paths.database_url is None or tracking_file(paths.tracking_uri) is not None
+
+
+def _local_root_field(paths: StudyPaths) -> str:
+    if not paths.remote:
+        return "storage"
+    if paths.database_url is None:
+        return "optuna.storage (unset: the Optuna study, its record and lock stay in a local folder even with storage: s3://)"
+    return "tracking.uri (unset: the MLflow store stays in a local folder even with storage: s3://)"

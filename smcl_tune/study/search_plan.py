@@ -72,6 +72,7 @@ def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudyS
         base_trial=absolute_data_root(study.config.trial),
         database_url=study.config.optuna.storage,
         outage_timeout_s=study.config.optuna.outage_timeout_s,
+        max_concurrent=study.config.max_concurrent * study.config.resources.fuse,  # members
     )
 
 

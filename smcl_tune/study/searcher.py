@@ -17,11 +17,13 @@ with exactly one record per trial.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import pickle
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
@@ -82,10 +84,14 @@ class StudySearcher(Searcher):
         base_trial: dict[str, Any] | None = None,
         database_url: str | None = None,
         outage_timeout_s: float = DEFAULT_OUTAGE_TIMEOUT_S,
+        max_concurrent: int | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.database_url = database_url  # a server's outages are waited for (database_outage.py)
         self.outage_timeout_s = outage_timeout_s
+        # the searcher limits its live trials itself, not through Ray's ConcurrencyLimiter, whose
+        # saved state can name a trial that Ray's own saved state does not hold (see restore)
+        self.max_concurrent = max_concurrent
         self.metrics = metric if isinstance(metric, list) else [metric]
         modes = mode if isinstance(mode, list) else [mode]
         self.distributions = {path: distribution.to_optuna() for path, distribution in space.items()}
@@ -125,6 +131,9 @@ class StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if trial_id in self._specs:
             return self._specs[trial_id].ray_config()
+        limit = getattr(self, "max_concurrent", None)
+        if limit is not None and len(set(self._specs) - self._ended) >= limit:
+            return None  # Ray asks again when a trial ends
         if self._pending:
             return self._suggested(trial_id, self._pending.pop(0))
         if trial_id not in self._trials and self._search_slots:
@@ -211,6 +220,7 @@ class StudySearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id not in self._trials or trial_id in self._ended:
+            self._ended.add(trial_id)  # a baseline or confirmation run: no longer live
             return
         stratum, trial = self._trials[trial_id]
         # Ray does not pass the result that made the scheduler stop a trial to on_trial_result.
@@ -243,3 +253,40 @@ class StudySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
+        known = trials_in_experiment_state(Path(checkpoint_path).parent)
+        if known is not None:
+            self.forget_trials_ray_lost(known)
+
+    def forget_trials_ray_lost(self, known: set[str]) -> list[str]:
+        """A driver killed while Ray copied its state to the storage (S3 above all: file by file) can
+        leave this searcher's state newer than Ray's experiment state: a trial suggested here that Ray
+        does not hold would stay live for ever and its slot be lost. Such a trial is planned again: a
+        baseline or confirmation run goes back to the front of the queue, a search trial's slot too
+        (its Optuna trial, left RUNNING, is picked up again as an orphan). The names forgotten."""
+        lost = [trial_id for trial_id in self._specs if trial_id not in known and trial_id not in self._ended]
+        for trial_id in reversed(lost):
+            spec = self._specs.pop(trial_id)
+            held = self._trials.pop(trial_id, None)
+            self._reported_steps.pop(trial_id, None)
+            if held is None:
+                self._pending.insert(0, spec)
+            else:
+                self._search_slots.insert(0, held[0])
+            log.warning(
+                "%s, suggested just before the driver stopped, is not in Ray's saved state: planned again", spec.name
+            )
+        return [trial_id for trial_id in lost]
+
+
+def trials_in_experiment_state(folder: Path) -> set[str] | None:
+    """The ids of the trials Ray's newest experiment state in `folder` holds; None when there is
+    none or it cannot be read (then nothing is forgotten)."""
+    states = sorted(folder.glob("experiment_state-*.json"))
+    if not states:
+        return None
+    try:
+        state = json.loads(states[-1].read_text())
+        return {json.loads(entry[0])["trial_id"] for entry in state["trial_data"]}
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        log.warning("%s: cannot read the trials of Ray's experiment state (%s)", states[-1], error)
+        return None

@@ -51,7 +51,7 @@ def new_tuner(
             search_alg=searcher,
             scheduler=build_scheduler(study),
             num_samples=study.planned_trials,
-            max_concurrent_trials=study.config.max_concurrent * study.config.resources.fuse,  # members
+            max_concurrent_trials=None,  # the searcher's own limit (max_concurrent x fuse members)
             reuse_actors=True,  # one worker process per slot: trials skip the interpreter and torch start-up
         ),
         run_config=tune.RunConfig(
@@ -79,6 +79,7 @@ def apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -
     and Ray Tune's CSV and JSON trial logs are in it."""
     local = getattr(tuner, "_local_tuner", None)
     if local is not None:
+        _limit_in_the_searcher(local._tune_config)
         run_config = local.get_run_config()
         run_config.verbose = verbosity
         for callback in run_config.callbacks or []:
@@ -88,6 +89,14 @@ def apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -
         for logger in (CSVLoggerCallback, JsonLoggerCallback):
             if not any(isinstance(callback, logger) for callback in run_config.callbacks or []):
                 run_config.callbacks = [*(run_config.callbacks or []), logger()]
+
+
+def _limit_in_the_searcher(tune_config: tune.TuneConfig) -> None:
+    """A study started when Ray's ConcurrencyLimiter kept its limit: the searcher keeps it now."""
+    searcher = tune_config.search_alg
+    if tune_config.max_concurrent_trials and getattr(searcher, "max_concurrent", None) is None:
+        searcher.max_concurrent = tune_config.max_concurrent_trials
+    tune_config.max_concurrent_trials = None
 
 
 def restored_tuner(study: Study, paths: StudyPaths, trainable, ray_verbosity: int) -> tune.Tuner:

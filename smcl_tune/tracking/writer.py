@@ -72,16 +72,18 @@ def _finite_metrics(metrics: dict[str, Any], step: int, timestamp: int) -> list[
 class StudyTracker:
     """Writes a study's runs to one MLflow experiment."""
 
-    def __init__(self, uri: str, experiment: str, study_name: str, fingerprint: str, artifact_root: Path) -> None:
+    def __init__(
+        self, uri: str, experiment: str, study_name: str, fingerprint: str, artifact_root: Path | None
+    ) -> None:
         self.client = MlflowClient(tracking_uri=uri)
         self.study_name = study_name
         self.fingerprint = fingerprint
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
-            # An explicit location: MLflow's default is ./mlruns under whatever folder the driver runs in.
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=artifact_root.resolve().as_uri()
-            )
+            # A local store's artifacts go to an explicit folder: MLflow's default is ./mlruns under
+            # whatever folder the driver runs in. A server's go to its own artifact store (None).
+            location = None if artifact_root is None else artifact_root.resolve().as_uri()
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         else:
             self.experiment_id = found.experiment_id
         if found is None or found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from smcl_tune.cli import main
+from smcl_tune.errors import ConfigError
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.study.job_storage import RAY_JOB_CONFIG_ENV, check_job_storage
 from smcl_tune.studyfile.study import load_study
@@ -107,3 +108,45 @@ def test_a_run_in_process_leaves_the_environment_as_it_found_it(tmp_path, tiny_s
     monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
     _refused_in_process(tiny_study(tmp_path, storage="smcl-runs"), monkeypatch, capsys, ray_starts)
     assert "RAY_AIR_NEW_OUTPUT" not in os.environ
+
+
+def _in_a_ray_job_folder(tmp_path, monkeypatch):
+    session = tmp_path / "ray" / "session_2026-12-04_03-00-00_000000_1"
+    working_dir = session / "runtime_resources" / "working_dir_files" / "_ray_pkg_4567"
+    working_dir.mkdir(parents=True)
+    (tmp_path / "ray" / "session_latest").symlink_to(session)
+    monkeypatch.chdir(working_dir)
+    return working_dir
+
+
+def test_a_job_whose_every_store_is_remote_is_accepted(tmp_path, tiny_study, monkeypatch):
+    _in_a_ray_job_folder(tmp_path, monkeypatch)
+    study = load_study(
+        tiny_study(
+            tmp_path,
+            storage="s3://bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http",
+            optuna={"storage": "postgresql://smcl@db:5432/studies"},
+            tracking={"uri": "http://mlflow:5000"},
+        )
+    )
+    check_job_storage(study, StudyPaths.of(study), _job_environment())
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"tracking": {"uri": "http://mlflow:5000"}}, "optuna.storage (unset: the Optuna study"),
+        ({"optuna": {"storage": "postgresql://smcl@db:5432/studies"}}, "tracking.uri (unset: the MLflow store"),
+    ],
+    ids=["no database", "no tracking server"],
+)
+def test_a_job_with_s3_storage_that_would_keep_a_store_in_its_folder_is_refused_naming_the_field(
+    tmp_path, tiny_study, monkeypatch, changes, field
+):
+    working_dir = _in_a_ray_job_folder(tmp_path, monkeypatch)
+    study = load_study(tiny_study(tmp_path, storage="s3://bucket/runs", **changes))
+    with pytest.raises(ConfigError) as refused:
+        check_job_storage(study, StudyPaths.of(study), _job_environment())
+    assert f"{field}" in str(refused.value) and f"{working_dir / 'smcl-runs'} lies inside Ray's session folder" in str(
+        refused.value
+    )

@@ -35,6 +35,7 @@ def _searcher(
     strata=(NO_CONDITION,),
     num_trials=8,
     confirm=None,
+    max_concurrent=None,
 ):
     """A searcher over `strata` (one unlabelled stratum: a study without conditions); its Optuna
     studies are "s" and "s/<label>"."""
@@ -55,6 +56,7 @@ def _searcher(
         study_names=[f"s/{stratum.label}" if stratum.label else "s" for stratum in strata],
         storage=storage,
         confirm=confirm,
+        max_concurrent=max_concurrent,
     )
 
 
@@ -361,7 +363,10 @@ def test_a_baseline_with_seeds_is_one_trial_per_seed_each_training_with_its_seed
     raw["baselines"] = [{"name": "ce", "overrides": {"method.name": "ce"}, "seeds": [0, 1, 2]}]
     study = study_from_dict(raw)
     searcher = build_searcher(study, optuna.storages.InMemoryStorage())
-    suggestions = [spec_of(searcher.suggest(f"t{index}")) for index in range(3)]
+    suggestions = []
+    for index in range(3):  # one at a time: the tiny study's max_concurrent is 1
+        suggestions.append(spec_of(searcher.suggest(f"t{index}")))
+        searcher.on_trial_complete(f"t{index}", _final(0, 0.3, planned=1, selected=0.3))
     # what the trainable trains with: each trial's config, built by the driver
     configs = [s.config for s in suggestions]
     assert [config.training.seed for config in configs] == [0, 1, 2]
@@ -370,3 +375,47 @@ def test_a_baseline_with_seeds_is_one_trial_per_seed_each_training_with_its_seed
     assert {s.configuration for s in suggestions} == {"ce"}  # one configuration over three seeds
     others = [config.model_dump(exclude={"training": {"seed"}}) for config in configs]
     assert others[0] == others[1] == others[2]  # the seed is all that differs
+
+
+def test_the_searcher_holds_its_live_trials_to_max_concurrent_baselines_included(storage):
+    searcher = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], max_concurrent=2)
+    assert spec_of(searcher.suggest("b")).key == "baseline-ce"
+    assert spec_of(searcher.suggest("t1")).key == "optuna-0"
+    assert searcher.suggest("t2") is None  # two live: Ray asks again later
+    searcher.on_trial_complete("b", _final(0, 0.3, planned=1, selected=0.3))
+    assert spec_of(searcher.suggest("t2")).key == "optuna-1"
+
+
+def _saved_experiment_state(folder, trial_ids):
+    """Ray's experiment state as it saves it: each trial a JSON text in `trial_data`."""
+    import json
+
+    trial_data = [[json.dumps({"trial_id": trial_id, "status": "RUNNING"}), "{}"] for trial_id in trial_ids]
+    (folder / "experiment_state-2026-12-04_10-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
+
+
+def test_a_trial_suggested_after_rays_last_saved_state_is_planned_again_on_restore(tmp_path):
+    """A driver killed while Ray copied its state to S3 file by file: the searcher's state names a
+    trial that Ray's experiment state does not; restored, the searcher neither counts it live (which
+    held a study of max_concurrent 1 for ever) nor loses its slot."""
+    from smcl_tune.store.database import optuna_storage
+
+    storage = optuna_storage(f"sqlite:///{tmp_path / 'optuna.db'}")  # what a pickled searcher reopens
+    searcher = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=2)
+    searcher.max_concurrent = 1
+    searcher.suggest("b")
+    searcher.on_trial_complete("b", _final(0, 0.3, planned=1, selected=0.3))
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", _final(0, 0.5, planned=1, selected=0.5))
+    searcher.suggest("t2")  # then the driver is killed; Ray's saved state holds b and t1 only
+    searcher.save(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
+    _saved_experiment_state(tmp_path, ["b", "t1"])
+
+    restored = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=2)
+    restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
+    again = restored.suggest("t2-again")
+    assert spec_of(again).key == "optuna-1"  # its Optuna trial, left RUNNING, is taken up again
+    restored.on_trial_complete("t2-again", _final(0, 0.6, planned=1, selected=0.6))
+    assert restored.suggest("t3") == restored.FINISHED
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [(t.number, t.state) for t in trials] == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE)]
