@@ -69,6 +69,11 @@ def _add_watching(commands) -> None:
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8080)
     dashboard.add_argument("--refresh", type=float, default=10.0, help="seconds between reads of the study (10)")
+    dashboard.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="the study's database server (its optuna.storage), instead of the storage folder's optuna.db",
+    )
     dashboard.set_defaults(handler=command_dashboard)
 
 

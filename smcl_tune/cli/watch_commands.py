@@ -87,6 +87,8 @@ def command_status(arguments: argparse.Namespace) -> int:
 
 
 def command_dashboard(arguments: argparse.Namespace) -> int:
+    if arguments.optuna_storage:
+        return _dashboard_on_database(arguments)
     from smcl_tune.report.dashboard import serve_dashboard
     from smcl_tune.store.paths import optuna_database
 
@@ -102,6 +104,24 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
     )
     with contextlib.suppress(KeyboardInterrupt), _sigterm_as_interrupt():
         serve_dashboard(database, arguments.host, arguments.port, arguments.refresh)
+    return EXIT_OK
+
+
+def _dashboard_on_database(arguments: argparse.Namespace) -> int:
+    """The dashboard over the study's database server (its optuna.storage), from any folder."""
+    from smcl_tune.report.dashboard import serve_database_dashboard
+    from smcl_tune.store.database import check_database, is_server, shown
+
+    url = arguments.optuna_storage
+    if not is_server(url):
+        raise ConfigError(f"--optuna-storage: {shown(url)} is not a database server URL (postgresql://user@host/db)")
+    check_database(url, "--optuna-storage")
+    print(
+        f"Optuna dashboard on http://{arguments.host}:{arguments.port} over {shown(url)} (Ctrl-C stops it)",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt), _sigterm_as_interrupt():
+        serve_database_dashboard(url, arguments.host, arguments.port)
     return EXIT_OK
 
 

@@ -2,7 +2,8 @@
 
 The dashboard reads a consistent copy of the study's `optuna.db` (see sqlite_copy), refreshed in
 the background; anything written through the dashboard (notes, marks) goes to the copy and is
-lost at the next refresh.
+lost at the next refresh. A database server (optuna.storage) is served as it is: its readers
+never block the driver.
 """
 
 from __future__ import annotations
@@ -40,21 +41,31 @@ def serve_dashboard(database: Path, host: str, port: int, refresh_s: float) -> N
             target=_refresh_forever, args=(database, copy, refresh_s, stop), name="dashboard-refresh", daemon=True
         )
         refresher.start()
-        failure: list[BaseException] = []
-        server = threading.Thread(
-            target=_serve,
-            args=(optuna_dashboard.run_server, storage, host, port, failure),
-            name="dashboard",
-            daemon=True,
-        )
-        server.start()
         try:
-            while server.is_alive():  # Ctrl-C and SIGTERM land here, never inside a request
-                server.join(0.5)
+            _serve_until_stopped(optuna_dashboard.run_server, storage, host, port)
         finally:
             stop.set()
-        if failure:
-            raise failure[0]
+
+
+def serve_database_dashboard(url: str, host: str, port: int) -> None:
+    """Serve the Optuna studies of a database server until interrupted."""
+    import optuna_dashboard
+
+    from smcl_tune.store.database import optuna_storage
+
+    _serve_until_stopped(optuna_dashboard.run_server, optuna_storage(url), host, port)
+
+
+def _serve_until_stopped(run_server, storage, host: str, port: int) -> None:
+    failure: list[BaseException] = []
+    server = threading.Thread(
+        target=_serve, args=(run_server, storage, host, port, failure), name="dashboard", daemon=True
+    )
+    server.start()
+    while server.is_alive():  # Ctrl-C and SIGTERM land here, never inside a request
+        server.join(0.5)
+    if failure:
+        raise failure[0]
 
 
 def _serve(run_server, storage, host: str, port: int, failure: list[BaseException]) -> None:

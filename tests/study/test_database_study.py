@@ -31,7 +31,7 @@ def _record(database: str, name: str) -> dict | None:
 
 
 def test_a_study_keeps_its_search_and_record_in_the_database_and_refuses_another_file_of_its_name(
-    tmp_path, tiny_study, run_cli, postgres_server, joining_env, monkeypatch
+    tmp_path, tiny_study, run_cli, postgres_server, joining_env, monkeypatch, dashboard_studies
 ):
     monkeypatch.setenv("PGPASSWORD", postgres_server.study_password)
     database = postgres_server.new_database("one_study")
@@ -46,6 +46,7 @@ def test_a_study_keeps_its_search_and_record_in_the_database_and_refuses_another
     assert postgres_server.study_password not in done.stdout + done.stderr
     status = run_cli("status", "pg", "--storage", str(storage), cwd=tmp_path, env=env)
     assert status.returncode == 0 and "finished" in status.stdout, status.stdout + status.stderr
+    assert dashboard_studies(database, "pg") == (["pg"], [2])  # `dashboard --optuna-storage`, from any folder
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
