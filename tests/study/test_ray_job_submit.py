@@ -14,8 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
+
+from smcl_tune.store.database import optuna_storage
+from tests.fixtures.cluster_stores import S3_ENVIRONMENT
 
 BIN = Path(sys.executable).parent  # the venv's `ray` and `smcl-tune`
 # Ray's servers that take a fixed port by default: each gets a free one, so this head meets no other.
@@ -59,12 +63,15 @@ def _wait_for_port(port: int, head: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture
-def ray_head(tmp_path):
+def ray_head(tmp_path, request):
     """A `ray start --head` on 127.0.0.1 with token auth, its own ports and temp folder, and the
-    client environment that reaches it (the same HOME, so the same ~/.ray/auth_token)."""
+    client environment that reaches it (the same HOME, so the same ~/.ray/auth_token). A test that
+    also asks for `cluster_credentials` has them in the head's environment, as a node would."""
     home = tmp_path / "home"
     home.mkdir()
     env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    if "cluster_credentials" in request.fixturenames:
+        env.update(request.getfixturevalue("cluster_credentials"))
     env.update(HOME=str(home), RAY_AUTH_MODE="token", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     generated = _ray("get-auth-token", "--generate", env=env, timeout=60)
@@ -176,3 +183,31 @@ def test_a_study_submitted_with_ray_job_submit_keeps_its_results_in_its_absolute
     ], logs
     assert "Traceback" not in logs
     print(done.stdout, done.stderr, sep="\n")
+
+
+@pytest.fixture
+def cluster_credentials(postgres_server):
+    return {**S3_ENVIRONMENT, "PGPASSWORD": postgres_server.study_password}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_study_whose_every_store_is_remote_is_accepted_as_a_job(
+    tmp_path, cluster_credentials, ray_head, postgres_server, s3_server, team_tracking_server, two_one_epoch_trials,
+    run_cli, monkeypatch,
+):  # fmt: skip
+    address, env = ray_head
+    monkeypatch.setenv("PGPASSWORD", postgres_server.study_password)
+    database = postgres_server.new_database("job_study")
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    study = two_one_epoch_trials(s3_server.storage("job-runs"))
+    study.update(optuna={"storage": database}, tracking={"uri": team_tracking_server.uri})
+    (job_dir / "tiny.yaml").write_text(yaml.safe_dump(study))
+    done, job = _submit(address, env, job_dir)
+    assert done.returncode == 0 and f"Job '{job}' succeeded" in done.stdout + done.stderr, done.stdout[-3000:]
+    trials = optuna.load_study(study_name="tiny", storage=optuna_storage(database)).trials
+    assert len(trials) == 2 and all(trial.state.is_finished() for trial in trials)
+    assert s3_server.keys("job-runs/tiny/")
+    status = run_cli("status", "tiny", "--tracking-uri", team_tracking_server.uri, cwd=tmp_path)
+    assert status.returncode == 0 and "study tiny: finished, 2 of 2 trials ended" in status.stdout, status.stderr
