@@ -153,7 +153,11 @@ class ModelConfig(StrictModel):
 
 class MethodConfig(StrictModel):
     name: Literal["ce", "supcon", "mask_only", "smcl", "cmo"] = "smcl"
-    saliency: Literal["spectral_residual", "gradient"] = "spectral_residual"
+    saliency: Literal["spectral_residual", "gradient", "cam", "random"] = Field(
+        "spectral_residual",
+        description="spectral_residual (no model), gradient (|d logit_y / d x|), cam (Grad-CAM of the last "
+        "convolutional block for the image's label), or random: the box at a uniformly random place (the control)",
+    )
     saliency_blur_sigma: float = Field(
         1.5, gt=0.0, le=32.0, description="Gaussian blur of the spectral-residual map, pixels"
     )
@@ -278,6 +282,11 @@ class TrialConfig(StrictModel):
                 f"method.mask_end_epoch: the masking window is empty (epochs {method.mask_start_epoch} to "
                 f"{self.mask_end_epoch} of {epochs}), so '{method.name}' would train as plain CE; "
                 "set method.mask_start_epoch and method.mask_end_epoch"
+            )
+        if method.saliency == "random" and method.mask_mode == "threshold":
+            raise ValueError(
+                "method.saliency: 'random' places a box at random; a threshold of a random map means nothing, so "
+                "it needs mask_mode: box"
             )
         if method.compose == "erase" and method.erase_head and method.name in ("smcl", "mask_only"):
             raise ValueError(

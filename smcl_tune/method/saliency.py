@@ -143,3 +143,64 @@ def gradient_saliency(
     if grad is None:
         grad = torch.zeros_like(inputs)
     return _normalize_per_image(grad.detach().abs().amax(dim=1), content)
+
+
+def random_saliency(images: Tensor, generator: torch.Generator, content: Tensor | None = None) -> Tensor:
+    """A map of independent uniform values: its argmax, the centre of a box mask, is a uniformly
+    random pixel of the image's own content. The control of a saliency (Cutout with a minor label).
+
+    Args:
+        images: float [B, C, H, W]; only their shape and device are used.
+        generator: the step's host generator (the draw is on the host, then copied: the same maps
+            on every device).
+        content: bool [B, H, W] or None, as for `spectral_residual_saliency`: padding pixels are 0.
+
+    Returns:
+        float32 [B, H, W] in [0, 1).
+    """
+    batch, _, height, width = images.shape
+    maps = torch.rand((batch, height, width), generator=generator).to(images.device, non_blocking=True)
+    return maps if content is None else maps.masked_fill(~content.to(images.device), 0.0)
+
+
+def cam_saliency(
+    logits_fn: Callable[[Tensor], Tensor],
+    feature_module: torch.nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    content: Tensor | None = None,
+) -> Tensor:
+    """Grad-CAM (Selvaraju et al., ICCV 2017) of each image's own label on the output A of
+    `feature_module` (the last convolutional block): ReLU(sum_k alpha_k A_k), alpha_k the spatial
+    mean of d logit_y / d A_k, upsampled bilinearly to the image's size. With global average pooling
+    and a linear classifier it is the class activation map (Zhou et al., CVPR 2016) up to a scale.
+
+    The model is called as it is (its mode is not changed); no parameter's ``.grad`` is touched.
+
+    Args:
+        logits_fn: maps images [B, C, H, W] to logits [B, num_classes], through `feature_module`.
+        feature_module: the module whose output [B, K, h, w] is weighed.
+        images: float [B, C, H, W].
+        labels: int64 [B].
+        content: bool [B, H, W] or None, as for `spectral_residual_saliency`: padding pixels are 0.
+
+    Returns:
+        float32 [B, H, W], each map min-max normalised to [0, 1] (all zeros where no class evidence
+        is positive).
+    """
+    captured: list[Tensor] = []
+    handle = feature_module.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
+    try:
+        with torch.enable_grad():
+            logits = logits_fn(images.detach())
+            if not captured:
+                raise ValueError("cam: the feature module did not run in the network's forward pass")
+            features = captured[-1]
+            picked = logits.gather(1, labels.to(logits.device).long().view(-1, 1)).sum()
+            (grad,) = torch.autograd.grad(picked, features)
+    finally:
+        handle.remove()
+    weights = grad.detach().float().mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * features.detach().float()).sum(dim=1, keepdim=True))
+    cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return _normalize_per_image(cam, content)

@@ -27,7 +27,7 @@ from smcl_tune.method.masking import (
     soft_labels,
     threshold_mask,
 )
-from smcl_tune.method.saliency import gradient_saliency, spectral_residual_saliency
+from smcl_tune.method.saliency import cam_saliency, gradient_saliency, random_saliency, spectral_residual_saliency
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,19 @@ def _saliency(
     images: torch.Tensor,
     labels: torch.Tensor,
     content: torch.Tensor | None,
+    generator: torch.Generator | None,
 ) -> torch.Tensor:
     if settings.method.saliency == "spectral_residual":
         # float32 under bf16 autocast too: the blur would otherwise run in bf16 and move the threshold mask.
         with torch.autocast(images.device.type, enabled=False):
             return spectral_residual_saliency(images.float(), settings.method.saliency_blur_sigma, content)
+    if settings.method.saliency == "random":
+        return random_saliency(images, generator, content)
     was_training = network.training
     network.eval()  # the extra forward pass must not move BatchNorm's running statistics
     try:
+        if settings.method.saliency == "cam":
+            return cam_saliency(lambda x: network(x)[0], network.backbone.last_block, images, labels, content)
         return gradient_saliency(lambda x: network(x)[0], images, labels, content)
     finally:
         network.train(was_training)
@@ -116,7 +121,7 @@ def mask_batch(settings: StepSettings, network: nn.Module, batch: Batch, generat
     """
     method = settings.method
     if method.compose == "erase":
-        saliency = _saliency(settings, network, batch.head_images, batch.head_labels, batch.head_content)
+        saliency = _saliency(settings, network, batch.head_images, batch.head_labels, batch.head_content, generator)
         mask = _mask(settings, saliency, generator, batch.head_content)
         composite = fill_masked(batch.head_images, mask, method.fill, generator)
     else:
@@ -132,16 +137,16 @@ def _pasted(
     """The first reconstruction (`compose: paste`): saliency, mask, and x_m pasted on x_b."""
     head_images, head_content = batch.head_images, batch.head_content
     if settings.method.mask_source == "minor":
-        saliency = _saliency(settings, network, batch.minor_images, batch.minor_labels, batch.minor_content)
+        saliency = _saliency(settings, network, batch.minor_images, batch.minor_labels, batch.minor_content, generator)
         mask = _mask(settings, saliency, generator, batch.minor_content)
         head_saliency = None
     else:
-        saliency = head_saliency = _saliency(settings, network, head_images, batch.head_labels, head_content)
+        saliency = head_saliency = _saliency(settings, network, head_images, batch.head_labels, head_content, generator)
         mask = _mask(settings, head_saliency, generator, head_content)
     background = head_images
     if settings.method.erase_head:
         if head_saliency is None:
-            head_saliency = _saliency(settings, network, head_images, batch.head_labels, head_content)
+            head_saliency = _saliency(settings, network, head_images, batch.head_labels, head_content, generator)
         own_mask = _mask(settings, head_saliency, generator, head_content)
         background = fill_masked(head_images, own_mask, settings.method.fill, generator)
     return saliency, mask, compose(background, batch.minor_images, mask)

@@ -166,6 +166,16 @@ def test_a_gradient_saliency_member_steps_as_its_trial_from_equal_states(tiny_co
     _in_lockstep(configs)
 
 
+def test_cam_and_random_box_members_step_as_their_trials_from_equal_states(tiny_config):
+    """Grad-CAM hooks the member's own last block (a member seen through MemberView); the random box
+    draws from the member's own generator."""
+    configs = [
+        _config(tiny_config, name="smcl", saliency="cam", mask_probability=1.0),
+        _config(tiny_config, seed=3, name="smcl", saliency="random", mask_probability=1.0),
+    ]
+    _in_lockstep(configs, names=["smcl + cam", "smcl + random"])
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_leak_between_members_is_seen(tiny_config, strategy):
     """Two members with another temperature and seed each: a member given the other's temperature,

@@ -123,6 +123,11 @@ class MemberView:
         self.member = member
         self.training = True
 
+    @property
+    def backbone(self):
+        """The network's backbone module (a class activation map hooks its last block)."""
+        return self.stacked.base.backbone
+
     def train(self, mode: bool = True) -> MemberView:
         self.training = mode
         return self
