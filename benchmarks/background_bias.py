@@ -45,6 +45,9 @@ VARIANTS: dict[str, dict] = {
     "mask_only paste": {"name": "mask_only", **PASTE},
     "smcl paste mask_source=head": {"name": "smcl", **PASTE, "mask_source": "head"},
     "smcl paste erase_head": {"name": "smcl", **PASTE, "erase_head": True},
+    # does the saliency matter (issue 39): the paper's reading with Grad-CAM, and with a random box
+    "smcl cam": {"name": "smcl", "saliency": "cam"},
+    "smcl random": {"name": "smcl", "saliency": "random"},
 }
 DEFAULT_VARIANTS = ["ce", "supcon", "smcl", "smcl minor_images", "mask_only", "smcl + balanced softmax"]
 

@@ -57,6 +57,9 @@ def follow_ups(epochs: int) -> dict[str, dict]:
         "smcl paste": paste,
         "smcl paste gradient": {**paste, "saliency": "gradient"},
         "smcl paste threshold 0.3": {**paste, "saliency_threshold": 0.3},
+        # does the saliency matter (issue 39): the paper's reading with Grad-CAM, and with a random box
+        "smcl cam": {"name": "smcl", "saliency": "cam"},
+        "smcl random": {"name": "smcl", "saliency": "random"},
     }
 
 

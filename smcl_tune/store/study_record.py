@@ -103,12 +103,41 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
             f"(it was started from {known.get('source')}); rename the study, or run again with --restart "
             "to discard it and start over"
         )
+    check_resolved_trial(study, paths, known.get("resolved_trial"))
     for key, value in run_settings(study, paths).items():
         if key in known.get("settings", {}) and known["settings"][key] != value:
             raise ConfigError(
                 f"study '{study.name}': {key} was {known['settings'][key]!r} when the study started and is {value!r} "
                 "now; a resumed study keeps its first run's setting: put it back, or run with --restart"
             )
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def check_resolved_trial(study: Study, paths: StudyPaths, recorded: dict[str, Any] | None) -> None:
+    """The study file's trial, with every default filled in, is what the study started with: a
+    changed default of smcl-tune (a new saliency, say) would otherwise make a resumed study mix two
+    methods without a word. A record from before this check has none to compare."""
+    if recorded is None:
+        return
+    before, now = _flat(recorded), _flat(study.base_trial.model_dump(mode="json"))
+    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
+    if not changed:
+        return
+    shown = ", ".join(f"trial.{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in changed[:3])
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    raise ConfigError(
+        f"study '{study.name}' in {paths.record_place} started with other defaults than this smcl-tune's "
+        f"({shown}{more}); a resumed study keeps what it started with: set these values in the study file as "
+        "they were, or run with --restart to start it over under the new defaults"
+    )
 
 
 def check_record_format(study: Study, paths: StudyPaths, recorded: object) -> None:
@@ -131,6 +160,7 @@ def write_study_record(study: Study, paths: StudyPaths) -> None:
         "fingerprint": study.fingerprint(),
         "source": str(study.source) if study.source else None,
         "settings": run_settings(study, paths),
+        "resolved_trial": study.base_trial.model_dump(mode="json"),
     }
     if paths.database_url is not None:
         from smcl_tune.store.database_record import StudyTable

@@ -207,3 +207,34 @@ def test_a_study_a_newer_smcl_tune_started_is_refused(tmp_path, tiny_study):
     with pytest.raises(ConfigError, match=r"was started by a newer smcl-tune and cannot be resumed by this one"):
         check_study_record(study, paths, restart=False)
     check_study_record(study, paths, restart=True)  # --restart may discard it
+
+
+def _started_under_other_defaults(paths: StudyPaths, **method) -> None:
+    """The record as a study leaves it that started when smcl-tune's defaults were `method`'s."""
+    record = json.loads(paths.record_file.read_text())
+    record["resolved_trial"]["method"].update(method)
+    paths.record_file.write_text(json.dumps(record))
+
+
+def test_a_study_started_under_other_defaults_is_refused_in_one_line_naming_them(
+    tmp_path, tiny_study, capsys, refused_by_main
+):
+    study = load_study(tiny_study(tmp_path, name="defaults"))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    check_study_record(study, paths, restart=False)  # the same defaults: resumed
+    _started_under_other_defaults(paths, saliency="gradient")
+    error = refused_by_main(["run", str(study.source)], capsys)
+    assert "started with other defaults than this smcl-tune's (trial.method.saliency: 'gradient' -> " in error
+    assert "'spectral_residual')" in error and "--restart" in error
+    check_study_record(study, paths, restart=True)  # --restart starts it over under the new ones
+
+
+def test_a_record_from_before_the_resolved_trial_was_kept_is_resumed(tmp_path, tiny_study):
+    study = load_study(tiny_study(tmp_path, name="older-record"))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    record = json.loads(paths.record_file.read_text())
+    del record["resolved_trial"]
+    paths.record_file.write_text(json.dumps(record))
+    check_study_record(study, paths, restart=False)
