@@ -93,5 +93,5 @@ def test_the_random_box_is_the_same_for_the_same_generator_and_ignores_the_image
 def test_random_with_a_threshold_mask_is_refused_naming_the_field():
     from smcl_tune.config import TrialConfig
 
-    with pytest.raises(ValueError, match="method.saliency: 'random' places a box at random"):
+    with pytest.raises(ValueError, match=r"method\.saliency: 'random' places a box at random"):
         TrialConfig.model_validate({"method": {"saliency": "random", "mask_mode": "threshold"}})
