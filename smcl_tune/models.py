@@ -48,10 +48,15 @@ class CifarResNet(nn.Module):
                 channels = width
         self.stages = nn.Sequential(*layers)
         self.feature_dim = 64
-        self.last_block = self.stages  # its output: the feature map a class activation map weighs
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    @property
+    def last_block(self) -> nn.Module:
+        """The block whose output is the feature map a class activation map weighs (a property: as an
+        attribute it would enter the state_dict a second time)."""
+        return self.stages
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1).flatten(1)
@@ -71,7 +76,10 @@ class SmallCNN(nn.Module):
             channels = width
         self.body = nn.Sequential(*layers)
         self.feature_dim = channels
-        self.last_block = self.body
+
+    @property
+    def last_block(self) -> nn.Module:
+        return self.body
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(self.body(x), 1).flatten(1)
@@ -86,7 +94,10 @@ class TorchvisionResNet(nn.Module):
         self.feature_dim = network.fc.in_features
         network.fc = nn.Identity()
         self.network = network
-        self.last_block = network.layer4
+
+    @property
+    def last_block(self) -> nn.Module:
+        return self.network.layer4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)

@@ -255,7 +255,10 @@ class StudySearcher(Searcher):
             self.__dict__.update(pickle.load(file))
         known = trials_in_experiment_state(Path(checkpoint_path).parent)
         if known is not None:
-            self.forget_trials_ray_lost(known)
+            self.forget_trials_ray_lost(set(known))
+            # Ray restores an ended trial as ended and never reports its end again; a searcher saved
+            # before it ended, or by an smcl-tune that kept no baseline in _ended, would count it live
+            self._ended |= {trial_id for trial_id, status in known.items() if status in ENDED_RAY_STATES}
 
     def forget_trials_ray_lost(self, known: set[str]) -> list[str]:
         """A driver killed while Ray copied its state to the storage (S3 above all: file by file) can
@@ -278,15 +281,19 @@ class StudySearcher(Searcher):
         return [trial_id for trial_id in lost]
 
 
-def trials_in_experiment_state(folder: Path) -> set[str] | None:
-    """The ids of the trials Ray's newest experiment state in `folder` holds; None when there is
-    none or it cannot be read (then nothing is forgotten)."""
+ENDED_RAY_STATES = ("TERMINATED", "ERROR")
+
+
+def trials_in_experiment_state(folder: Path) -> dict[str, str] | None:
+    """The trials Ray's newest experiment state in `folder` holds, by id: their status (RUNNING,
+    TERMINATED, ...); None when there is none or it cannot be read (then nothing is forgotten)."""
     states = sorted(folder.glob("experiment_state-*.json"))
     if not states:
         return None
     try:
         state = json.loads(states[-1].read_text())
-        return {json.loads(entry[0])["trial_id"] for entry in state["trial_data"]}
+        trials = [json.loads(entry[0]) for entry in state["trial_data"]]
+        return {trial["trial_id"]: str(trial.get("status", "")) for trial in trials}
     except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
         log.warning("%s: cannot read the trials of Ray's experiment state (%s)", states[-1], error)
         return None

@@ -58,6 +58,8 @@ def test_cam_leaves_the_model_its_mode_its_statistics_and_no_gradient():
     assert all(torch.equal(before[name], buffer) for name, buffer in network.named_buffers())
     assert parts.saliency.shape == (4, 32, 32) and bool((parts.mask.sum(dim=(1, 2, 3)) > 0).all())
     assert all(len(module._forward_hooks) == 0 for module in network.modules())  # the hook is removed
+    # the block is found, not registered twice: a checkpoint's keys stay those of earlier trials
+    assert not [key for key in network.state_dict() if "last_block" in key]
 
 
 def test_cam_is_zero_on_the_crops_padding():

@@ -386,11 +386,11 @@ def test_the_searcher_holds_its_live_trials_to_max_concurrent_baselines_included
     assert spec_of(searcher.suggest("t2")).key == "optuna-1"
 
 
-def _saved_experiment_state(folder, trial_ids):
+def _saved_experiment_state(folder, statuses):
     """Ray's experiment state as it saves it: each trial a JSON text in `trial_data`."""
     import json
 
-    trial_data = [[json.dumps({"trial_id": trial_id, "status": "RUNNING"}), "{}"] for trial_id in trial_ids]
+    trial_data = [[json.dumps({"trial_id": trial_id, "status": status}), "{}"] for trial_id, status in statuses.items()]
     (folder / "experiment_state-2026-12-04_10-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
 
 
@@ -409,7 +409,7 @@ def test_a_trial_suggested_after_rays_last_saved_state_is_planned_again_on_resto
     searcher.on_trial_complete("t1", _final(0, 0.5, planned=1, selected=0.5))
     searcher.suggest("t2")  # then the driver is killed; Ray's saved state holds b and t1 only
     searcher.save(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
-    _saved_experiment_state(tmp_path, ["b", "t1"])
+    _saved_experiment_state(tmp_path, {"b": "TERMINATED", "t1": "TERMINATED"})
 
     restored = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=2)
     restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
@@ -419,3 +419,19 @@ def test_a_trial_suggested_after_rays_last_saved_state_is_planned_again_on_resto
     assert restored.suggest("t3") == restored.FINISHED
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     assert [(t.number, t.state) for t in trials] == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE)]
+
+
+def test_a_trial_rays_saved_state_holds_as_ended_is_not_live_after_a_restore(tmp_path):
+    """A searcher saved before its trial ended (or by an smcl-tune that kept no baseline in its ended
+    set, as a legacy store's): Ray restores the trial as ended and reports nothing more of it."""
+    from smcl_tune.store.database import optuna_storage
+
+    storage = optuna_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    searcher = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=1)
+    searcher.max_concurrent = 1
+    searcher.suggest("b")  # saved while b ran; Ray saved b ended
+    searcher.save(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
+    _saved_experiment_state(tmp_path, {"b": "TERMINATED"})
+    restored = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=1)
+    restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
+    assert spec_of(restored.suggest("t1")).key == "optuna-0"
