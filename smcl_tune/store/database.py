@@ -5,6 +5,7 @@ a server is probed before anything starts."""
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     import sqlalchemy
 
 SQLITE_BUSY_TIMEOUT_S = 30  # sqlite's own wait for a lock, per statement
+SCHEMA_RACE_ATTEMPTS = 5
 CONNECT_TIMEOUT_S = 10  # a server's connection attempt, before the study calls it unreachable
 # SQLAlchemy's `postgresql://` means psycopg2; the cluster extra brings psycopg (3)
 DRIVER_OF_SCHEME = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
@@ -50,10 +52,20 @@ def engine_kwargs(url: str) -> dict[str, Any]:
 
 
 def optuna_storage(url: str) -> optuna.storages.RDBStorage:
-    """The study's Optuna storage."""
+    """The study's Optuna storage. Two drivers opening a fresh database at once both create Optuna's
+    tables, and PostgreSQL refuses the second's (`duplicate key ... already exists`): it tries again,
+    and finds them made."""
     import optuna
+    import sqlalchemy
 
-    return optuna.storages.RDBStorage(engine_url(url), engine_kwargs=engine_kwargs(url))
+    for attempt in range(SCHEMA_RACE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(engine_url(url), engine_kwargs=engine_kwargs(url))
+        except sqlalchemy.exc.DBAPIError as error:
+            if "already exists" not in str(error) or attempt == SCHEMA_RACE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def engine(url: str) -> sqlalchemy.Engine:

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from smcl_tune.store.database import engine
+from smcl_tune.store.database import SCHEMA_RACE_ATTEMPTS, engine
 
 TABLE = "smcl_tune_studies"
 _metadata = sa.MetaData()
@@ -65,10 +65,14 @@ class StudyTable:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = engine(url)
-        try:
-            _metadata.create_all(self.engine, checkfirst=True)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):  # another driver created it at the same moment
-            _metadata.create_all(self.engine, checkfirst=True)
+        for attempt in range(SCHEMA_RACE_ATTEMPTS):
+            try:
+                _metadata.create_all(self.engine, checkfirst=True)
+                break
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):  # another driver created it at that moment
+                if attempt == SCHEMA_RACE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -8,16 +8,22 @@ leaves a state that names a deleted checkpoint, and on resume Ray fails the tria
 checkpoint is still there: it is moved to the name the state expects, so the trial goes on from
 there rather than failing.
 
+The storage may be a local folder or an object store (S3): both are read and written through a
+pyarrow filesystem, where a checkpoint folder is moved by a rename, or by a copy and then a delete.
+
 The experiment state is Ray's own file (`experiment_state-<time>.json`, the newest by name is the
 one Ray restores); it is only read here, and anything unexpected in it leaves the folder as it is.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 from pathlib import Path
 from typing import Any
+
+import pyarrow.fs as pafs
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +31,23 @@ STATE_PATTERN = "experiment_state-*.json"
 CHECKPOINT_PATTERN = "checkpoint_*"
 
 
-def _named_checkpoints(state_file: Path) -> list[tuple[str, str]]:
+def _listing(fs: pafs.FileSystem, folder: str, pattern: str, kind: pafs.FileType) -> list[str]:
+    """The base names of the entries of `folder` of `kind` that match `pattern`, sorted."""
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    except OSError as error:
+        log.warning("cannot list %s (%s): its checkpoints are not checked", folder, error)
+        return []
+    return sorted(
+        entry.base_name for entry in entries if entry.type == kind and fnmatch.fnmatch(entry.base_name, pattern)
+    )
+
+
+def _named_checkpoints(fs: pafs.FileSystem, state_file: str) -> list[tuple[str, str]]:
     """(trial folder, checkpoint folder) for every trial whose last result names a checkpoint."""
     try:
-        trial_data = json.loads(state_file.read_text())["trial_data"]
+        with fs.open_input_stream(state_file) as stream:
+            trial_data = json.loads(stream.readall())["trial_data"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         log.warning("cannot read Ray's experiment state %s (%s): its checkpoints are not checked", state_file, error)
         return []
@@ -45,40 +64,55 @@ def _named_checkpoints(state_file: Path) -> list[tuple[str, str]]:
     return named
 
 
-def restore_missing_checkpoints(experiment_dir: Path) -> list[Path]:
+def _is_folder(fs: pafs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type == pafs.FileType.Directory
+
+
+def _move_folder(fs: pafs.FileSystem, source: str, target: str) -> None:
+    if isinstance(fs, pafs.LocalFileSystem):
+        fs.move(source, target)  # a rename
+        return
+    # an object store has no folders to rename: the copy is whole before the original goes
+    pafs.copy_files(source, target, source_filesystem=fs, destination_filesystem=fs)
+    fs.delete_dir(source)
+
+
+def restore_missing_checkpoints(experiment_dir: Path | str, filesystem: pafs.FileSystem | None = None) -> list[Path]:
     """Where the checkpoint Ray's state names for a trial is gone, move its replacement to that
-    name; the checkpoint folders brought back."""
-    states = sorted(experiment_dir.glob(STATE_PATTERN))
+    name; the checkpoint folders brought back. `experiment_dir` is a local folder, or a path of
+    `filesystem` (an S3 bucket's, say)."""
+    fs = filesystem or pafs.LocalFileSystem()
+    root = str(experiment_dir)
+    states = _listing(fs, root, STATE_PATTERN, pafs.FileType.File)
     if not states:
         return []
     restored = []
-    for folder, name in _named_checkpoints(states[-1]):
-        trial_dir = experiment_dir / folder
-        expected = trial_dir / name
-        if expected.exists() or not trial_dir.is_dir():
+    for folder, name in _named_checkpoints(fs, f"{root}/{states[-1]}"):
+        trial_dir = f"{root}/{folder}"
+        expected = f"{trial_dir}/{name}"
+        if _is_folder(fs, expected) or not _is_folder(fs, trial_dir):
             continue
-        replacement = _replacement(trial_dir, name)
+        replacement = _replacement(_listing(fs, trial_dir, CHECKPOINT_PATTERN, pafs.FileType.Directory), name)
         if replacement is None:
             log.warning("trial folder %s has no checkpoint left: Ray will fail its restore", trial_dir)
             continue
-        replacement.rename(expected)
+        _move_folder(fs, f"{trial_dir}/{replacement}", expected)
         log.warning(
             "%s: Ray's saved state names %s, deleted before the driver stopped; resuming from %s instead",
             folder,
             name,
-            replacement.name,
+            replacement,
         )
-        restored.append(expected)
+        restored.append(Path(expected))
     return restored
 
 
-def _replacement(trial_dir: Path, missing: str) -> Path | None:
+def _replacement(surviving: list[str], missing: str) -> str | None:
     """The checkpoint that replaced `missing`: the first one after it. Ray registers a checkpoint (and
     deletes the one before) only after the driver has handled, and MLflow logged, that epoch's
     result; a later one on disk may hold epochs the driver never saw, which are trained again.
     Without one after it, the newest one before it."""
-    surviving = sorted(path for path in trial_dir.glob(CHECKPOINT_PATTERN) if path.is_dir())
-    later = [path for path in surviving if path.name > missing]
+    later = [name for name in surviving if name > missing]
     if later:
         return later[0]
     return surviving[-1] if surviving else None

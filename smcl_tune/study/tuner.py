@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -101,7 +102,10 @@ def _limit_in_the_searcher(tune_config: tune.TuneConfig) -> None:
 
 def restored_tuner(study: Study, paths: StudyPaths, trainable, ray_verbosity: int) -> tune.Tuner:
     """The study's saved Tuner, its partial copies and lost checkpoints mended first (local storage)."""
-    if not paths.remote:  # a checkpoint in remote storage is Ray's to find
+    if paths.remote:  # an object store: Ray copies whole objects, and the checkpoints are mended there
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(paths.experiment_dir)
+        restore_missing_checkpoints(path, filesystem)
+    else:
         remove_partial_copies(Path(paths.experiment_dir))
         restore_missing_checkpoints(Path(paths.experiment_dir))
     tuner = tune.Tuner.restore(

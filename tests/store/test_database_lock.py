@@ -123,3 +123,30 @@ def test_a_restart_discards_this_studys_optuna_studies_and_record_and_no_other(d
         assert table.record("lt") is None and table.record("lt-2") == {"format": 3}
     finally:
         table.close()
+
+
+def test_drivers_opening_a_fresh_database_at_once_all_get_its_optuna_storage_and_table(postgres_server, monkeypatch):
+    """Each creates Optuna's tables and the study table; PostgreSQL refuses all but one creation."""
+    import threading
+
+    from smcl_tune.store.database import optuna_storage
+
+    monkeypatch.setenv("PGPASSWORD", postgres_server.study_password)
+    for round_ in range(3):
+        database = postgres_server.new_database(f"fresh_{round_}")
+        start, failures = threading.Barrier(4), []
+
+        def open_it(database=database, start=start, failures=failures):
+            start.wait()
+            try:
+                optuna_storage(database)
+                StudyTable(database).close()
+            except Exception as error:
+                failures.append(error)
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []

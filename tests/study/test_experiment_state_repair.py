@@ -54,3 +54,32 @@ def test_without_a_later_checkpoint_the_newest_earlier_one_takes_the_name(tmp_pa
     assert restore_missing_checkpoints(tmp_path) == [trial_dir / "checkpoint_000005"]
     assert (trial_dir / "checkpoint_000005" / "trial.pt").read_text() == "checkpoint_000003"
     assert sorted(path.name for path in trial_dir.iterdir()) == ["checkpoint_000002", "checkpoint_000005"]
+
+
+def test_on_an_object_store_the_replacement_is_copied_to_the_name_and_then_deleted(s3_server, monkeypatch):
+    """S3 (a real S3 API server) has no folders to rename: the same repair, by copy and delete."""
+    import pyarrow.fs
+
+    from tests.fixtures.cluster_stores import S3_ENVIRONMENT
+
+    for name, value in S3_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    fs, root = pyarrow.fs.FileSystem.from_uri(s3_server.storage("repair/study"))
+    trial = json.dumps({"relative_logdir": "train_study_trial_1"})
+    runtime = json.dumps({"last_result": {"epoch": 1, "checkpoint_dir_name": "checkpoint_000001"}})
+    with fs.open_output_stream(f"{root}/experiment_state-2026-01-01_00-00-00.json") as stream:
+        stream.write(json.dumps({"trial_data": [[trial, runtime]]}).encode())
+    for name in ("checkpoint_000002", "checkpoint_000003"):
+        with fs.open_output_stream(f"{root}/train_study_trial_1/{name}/trial.pt") as stream:
+            stream.write(name.encode())
+
+    restored = restore_missing_checkpoints(root, fs)
+
+    assert [path.name for path in restored] == ["checkpoint_000001"]
+    with fs.open_input_stream(f"{root}/train_study_trial_1/checkpoint_000001/trial.pt") as stream:
+        assert stream.readall() == b"checkpoint_000002"
+    files = [key for key in s3_server.keys("repair/study/train_study_trial_1/") if key.endswith("/trial.pt")]
+    assert sorted(key.split("/")[-2] for key in files) == [
+        "checkpoint_000001",
+        "checkpoint_000003",
+    ]
