@@ -266,22 +266,42 @@ class StudySearcher(Searcher):
         does not hold would stay live for ever and its slot be lost. Such a trial is planned again: a
         baseline or confirmation run goes back to the front of the queue, a search trial's slot too
         (its Optuna trial, left RUNNING, is picked up again as an orphan). The names forgotten."""
-        lost = [trial_id for trial_id in self._specs if trial_id not in known and trial_id not in self._ended]
-        for trial_id in reversed(lost):
-            spec = self._specs.pop(trial_id)
-            held = self._trials.pop(trial_id, None)
-            self._reported_steps.pop(trial_id, None)
-            if held is None:
-                self._pending.insert(0, spec)
-            else:
-                self._search_slots.insert(0, held[0])
-            log.warning(
-                "%s, suggested just before the driver stopped, is not in Ray's saved state: planned again", spec.name
-            )
-        return [trial_id for trial_id in lost]
+        return forget_lost_suggestions(self.__dict__, known)
 
 
 ENDED_RAY_STATES = ("TERMINATED", "ERROR")
+
+
+def trial_ids_in_state(experiment_state: bytes) -> dict[str, str]:
+    """The trials of Ray's experiment state file (its JSON), by id: their status."""
+    trials = [json.loads(entry[0]) for entry in json.loads(experiment_state)["trial_data"]]
+    return {trial["trial_id"]: str(trial.get("status", "")) for trial in trials}
+
+
+def forget_lost_suggestions(searcher_state: dict[str, Any], known: set[str]) -> list[str]:
+    """`lost_suggestions`, planned again in `searcher_state` (a StudySearcher's __dict__)."""
+    lost = lost_suggestions(searcher_state, known)
+    for trial_id in reversed(lost):
+        spec = searcher_state["_specs"].pop(trial_id)
+        held = searcher_state["_trials"].pop(trial_id, None)
+        searcher_state["_reported_steps"].pop(trial_id, None)
+        if held is None:
+            searcher_state["_pending"].insert(0, spec)
+        else:
+            searcher_state["_search_slots"].insert(0, held[0])
+        log.warning(
+            "%s, suggested just before the driver stopped, is not in Ray's saved state: planned again", spec.name
+        )
+    return lost
+
+
+def lost_suggestions(searcher_state: dict[str, Any], known: set[str]) -> list[str]:
+    """The trials a saved searcher suggested that Ray's saved state does not hold and that never
+    ended: what a driver killed between the two saves leaves (see forget_trials_ray_lost)."""
+    ended = searcher_state.get("_ended", set())
+    return [
+        trial_id for trial_id in searcher_state.get("_specs", {}) if trial_id not in known and trial_id not in ended
+    ]
 
 
 def trials_in_experiment_state(folder: Path) -> dict[str, str] | None:
@@ -291,9 +311,7 @@ def trials_in_experiment_state(folder: Path) -> dict[str, str] | None:
     if not states:
         return None
     try:
-        state = json.loads(states[-1].read_text())
-        trials = [json.loads(entry[0]) for entry in state["trial_data"]]
-        return {trial["trial_id"]: str(trial.get("status", "")) for trial in trials}
+        return trial_ids_in_state(states[-1].read_bytes())
     except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
         log.warning("%s: cannot read the trials of Ray's experiment state (%s)", states[-1], error)
         return None

@@ -16,6 +16,7 @@ from smcl_tune.study.cluster import LocalStorageGuard
 from smcl_tune.study.experiment_state_repair import restore_missing_checkpoints
 from smcl_tune.study.progress_callback import ProgressCallback
 from smcl_tune.study.search_plan import build_scheduler, build_searcher
+from smcl_tune.study.search_state_repair import uncount_lost_suggestions
 from smcl_tune.study.storage_space import StorageWatch
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial
@@ -105,9 +106,11 @@ def restored_tuner(study: Study, paths: StudyPaths, trainable, ray_verbosity: in
     if paths.remote:  # an object store: Ray copies whole objects, and the checkpoints are mended there
         filesystem, path = pyarrow.fs.FileSystem.from_uri(paths.experiment_dir)
         restore_missing_checkpoints(path, filesystem)
+        uncount_lost_suggestions(path, filesystem)
     else:
         remove_partial_copies(Path(paths.experiment_dir))
         restore_missing_checkpoints(Path(paths.experiment_dir))
+        uncount_lost_suggestions(str(Path(paths.experiment_dir)))
     tuner = tune.Tuner.restore(
         paths.experiment_dir,
         trainable,

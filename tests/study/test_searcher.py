@@ -435,3 +435,39 @@ def test_a_trial_rays_saved_state_holds_as_ended_is_not_live_after_a_restore(tmp
     restored = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=1)
     restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
     assert spec_of(restored.suggest("t1")).key == "optuna-0"
+
+
+def test_rays_count_of_suggestions_forgets_one_its_saved_state_never_held(tmp_path):
+    """Ray stops asking once its count of suggestions reaches the study's trials: a suggestion lost
+    with a killed driver is taken out of that count (and out of an older study's limiter), so the
+    resumed study runs every trial."""
+    from ray import cloudpickle
+
+    from smcl_tune.store.database import optuna_storage
+    from smcl_tune.study.search_state_repair import uncount_lost_suggestions
+
+    storage = optuna_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    searcher = _searcher(storage, num_trials=3)
+    searcher.suggest("t1")
+    searcher.suggest("t2")  # Ray's saved state holds t1 only
+    searcher.save(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
+    _saved_experiment_state(tmp_path, {"t1": "RUNNING"})
+    counts = {
+        "counter": 2,
+        "total_samples": 3,
+        "finished": False,
+        "experiment": None,
+        "name:ConcurrencyLimiter": {"max_concurrent": 2, "live_trials": {"t1", "t2"}, "num_unfinished_live_trials": 2},
+    }
+    (tmp_path / "search_gen_state-2026-12-04_10-00-00.json").write_bytes(cloudpickle.dumps(counts))
+
+    assert uncount_lost_suggestions(str(tmp_path)) == ["t2"]
+    mended = cloudpickle.loads((tmp_path / "search_gen_state-2026-12-04_10-00-00.json").read_bytes())
+    assert mended["counter"] == 1
+    assert mended["name:ConcurrencyLimiter"]["live_trials"] == {"t1"}
+    assert mended["name:ConcurrencyLimiter"]["num_unfinished_live_trials"] == 1
+    assert uncount_lost_suggestions(str(tmp_path)) == []  # mended once: a second resume changes nothing
+    assert cloudpickle.loads((tmp_path / "search_gen_state-2026-12-04_10-00-00.json").read_bytes())["counter"] == 1
+    restored = _searcher(storage, num_trials=3)
+    restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
+    assert spec_of(restored.suggest("t2-again")).key == "optuna-1"  # the lost one's Optuna trial, taken up again
