@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from smcl_tune.errors import ConfigError
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     import optuna
     import sqlalchemy
 
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_S = 30  # sqlite's own wait for a lock, per statement
 SCHEMA_RACE_ATTEMPTS = 5
 CONNECT_TIMEOUT_S = 10  # a server's connection attempt, before the study calls it unreachable
@@ -51,21 +53,27 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
-def optuna_storage(url: str) -> optuna.storages.RDBStorage:
-    """The study's Optuna storage. Two drivers opening a fresh database at once both create Optuna's
-    tables, and PostgreSQL refuses the second's (`duplicate key ... already exists`): it tries again,
-    and finds them made."""
-    import optuna
+def creating_tables(create: Callable[[], T]) -> T:
+    """`create()`, which creates tables if they are missing. Two drivers opening a fresh database at
+    once both create them, and PostgreSQL refuses the second's (`duplicate key ... already exists`):
+    it tries again, and finds them made."""
     import sqlalchemy
 
-    for attempt in range(SCHEMA_RACE_ATTEMPTS):
+    for attempt in range(1, SCHEMA_RACE_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(engine_url(url), engine_kwargs=engine_kwargs(url))
+            return create()
         except sqlalchemy.exc.DBAPIError as error:
-            if "already exists" not in str(error) or attempt == SCHEMA_RACE_ATTEMPTS - 1:
+            if "already exists" not in str(error):
                 raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+            time.sleep(0.2 * attempt)
+    return create()
+
+
+def optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """The study's Optuna storage (Optuna creates its tables on first use)."""
+    import optuna
+
+    return creating_tables(lambda: optuna.storages.RDBStorage(engine_url(url), engine_kwargs=engine_kwargs(url)))
 
 
 def engine(url: str) -> sqlalchemy.Engine:

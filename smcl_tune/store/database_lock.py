@@ -16,7 +16,7 @@ import time
 
 import sqlalchemy as sa
 
-from smcl_tune.errors import StudyBusy, StudyUnavailable
+from smcl_tune.errors import StudyBusy
 from smcl_tune.store.database import first_line, shown
 from smcl_tune.store.database_record import StudyTable
 
@@ -100,10 +100,6 @@ class DatabaseLock:
         log.error("%s", message)
         _thread.interrupt_main(signal.SIGINT)  # Ray Tune stops its trials as on Ctrl-C
 
-    def raise_if_lost(self) -> None:
-        if self.lost is not None:
-            raise StudyUnavailable(self.lost)
-
     def release(self) -> None:
         self._stop.set()
         if self._beating is not None:
@@ -128,13 +124,8 @@ def database_driver_holds(url: str, study: str) -> bool | None:
     """Whether a live driver holds the study's lock row (its heartbeat is recent, or it is a
     running process of this host): True, False, or None when the database cannot be read."""
     try:
-        table = StudyTable(url)
+        with StudyTable(url) as table:
+            holder = table.holder(study)
+            return holder is not None and not table.is_free(holder, stale_after_s=3 * HEARTBEAT_S)
     except (sa.exc.DBAPIError, ModuleNotFoundError):
         return None
-    try:
-        holder = table.holder(study)
-    except sa.exc.DBAPIError:
-        return None
-    finally:
-        table.close()
-    return holder is not None and not table.is_free(holder, stale_after_s=3 * HEARTBEAT_S)

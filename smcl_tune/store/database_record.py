@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from smcl_tune.store.database import SCHEMA_RACE_ATTEMPTS, engine
+from smcl_tune.store.database import creating_tables, engine, optuna_storage
 
 TABLE = "smcl_tune_studies"
 _metadata = sa.MetaData()
@@ -54,8 +54,8 @@ def _process_runs(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it runs, as another user
+        pass
     return True
 
 
@@ -65,17 +65,16 @@ class StudyTable:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = engine(url)
-        for attempt in range(SCHEMA_RACE_ATTEMPTS):
-            try:
-                _metadata.create_all(self.engine, checkfirst=True)
-                break
-            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):  # another driver created it at that moment
-                if attempt == SCHEMA_RACE_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        creating_tables(lambda: _metadata.create_all(self.engine, checkfirst=True))
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> StudyTable:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
 
     def _row(self, name: str):
         with self.engine.connect() as connection:
@@ -167,15 +166,10 @@ def discard_study(url: str, name: str) -> int:
     condition: `name` and `name/<condition>`); the number of Optuna studies deleted. Its lock stays."""
     import optuna
 
-    from smcl_tune.store.database import optuna_storage
-
     storage = optuna_storage(url)
     names = [known for known in optuna.get_all_study_names(storage) if known == name or known.startswith(f"{name}/")]
     for known in names:
         optuna.delete_study(study_name=known, storage=storage)
-    table = StudyTable(url)
-    try:
+    with StudyTable(url) as table:
         table.discard_record(name)
-    finally:
-        table.close()
     return len(names)

@@ -53,11 +53,8 @@ def study_record_of(paths: StudyPaths) -> dict[str, Any] | None:
     if paths.database_url is not None:
         from smcl_tune.store.database_record import StudyTable
 
-        table = StudyTable(paths.database_url)
-        try:
+        with StudyTable(paths.database_url) as table:
             return table.record(paths.study_name)
-        finally:
-            table.close()
     return _read_record(paths) if paths.record_file.exists() else None
 
 
@@ -84,7 +81,7 @@ def check_owned(study: Study, paths: StudyPaths) -> None:
         raise ConfigError(f"--restart: {folder} holds study '{recorded}', not '{study.name}'; not deleting it")
 
 
-def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
+def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> dict[str, Any] | None:
     """Before anything starts: the storage is a folder; --restart deletes only this study's own
     state; a study another smcl-tune started, a changed study file, or changed run settings, under
     an existing name are refused."""
@@ -92,10 +89,10 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
     if restart:
         if paths.database_url is None:
             check_owned(study, paths)
-        return
+        return None
     known = study_record_of(paths)
     if known is None:
-        return
+        return None
     check_record_format(study, paths, known.get("format", 1))  # before anything else it says is compared
     if known.get("fingerprint") != study.fingerprint():
         raise ConfigError(
@@ -110,6 +107,7 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> None:
                 f"study '{study.name}': {key} was {known['settings'][key]!r} when the study started and is {value!r} "
                 "now; a resumed study keeps its first run's setting: put it back, or run with --restart"
             )
+    return known
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -165,11 +163,8 @@ def write_study_record(study: Study, paths: StudyPaths) -> None:
     if paths.database_url is not None:
         from smcl_tune.store.database_record import StudyTable
 
-        table = StudyTable(paths.database_url)
-        try:
+        with StudyTable(paths.database_url) as table:
             table.write_record(paths.study_name, record)
-        finally:
-            table.close()
         return
     paths.record_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(paths.record_file, json.dumps(record).encode())

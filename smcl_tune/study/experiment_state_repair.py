@@ -31,7 +31,7 @@ STATE_PATTERN = "experiment_state-*.json"
 CHECKPOINT_PATTERN = "checkpoint_*"
 
 
-def _listing(fs: pafs.FileSystem, folder: str, pattern: str, kind: pafs.FileType) -> list[str]:
+def listing(fs: pafs.FileSystem, folder: str, pattern: str, kind: pafs.FileType) -> list[str]:
     """The base names of the entries of `folder` of `kind` that match `pattern`, sorted."""
     try:
         entries = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
@@ -43,18 +43,31 @@ def _listing(fs: pafs.FileSystem, folder: str, pattern: str, kind: pafs.FileType
     )
 
 
+def read_file(fs: pafs.FileSystem, path: str) -> bytes:
+    with fs.open_input_stream(path) as stream:
+        return stream.readall()
+
+
+def ray_trials(experiment_state: bytes) -> list[tuple[Any, Any]]:
+    """(trial, runtime) of each trial of Ray's experiment state file, each part decoded from the JSON
+    text Ray keeps it in."""
+    return [
+        tuple(json.loads(part) if isinstance(part, str) else part for part in entry)
+        for entry in json.loads(experiment_state)["trial_data"]
+    ]
+
+
 def _named_checkpoints(fs: pafs.FileSystem, state_file: str) -> list[tuple[str, str]]:
     """(trial folder, checkpoint folder) for every trial whose last result names a checkpoint."""
     try:
-        with fs.open_input_stream(state_file) as stream:
-            trial_data = json.loads(stream.readall())["trial_data"]
+        trials = ray_trials(read_file(fs, state_file))
     except (OSError, ValueError, KeyError, TypeError) as error:
         log.warning("cannot read Ray's experiment state %s (%s): its checkpoints are not checked", state_file, error)
         return []
     named = []
-    for entry in trial_data:
+    for parts in trials:
         try:
-            trial, runtime = (json.loads(part) if isinstance(part, str) else part for part in entry)
+            trial, runtime = parts
             folder: Any = trial["relative_logdir"]
             checkpoint: Any = (runtime.get("last_result") or {}).get("checkpoint_dir_name")
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -83,7 +96,7 @@ def restore_missing_checkpoints(experiment_dir: Path | str, filesystem: pafs.Fil
     `filesystem` (an S3 bucket's, say)."""
     fs = filesystem or pafs.LocalFileSystem()
     root = str(experiment_dir)
-    states = _listing(fs, root, STATE_PATTERN, pafs.FileType.File)
+    states = listing(fs, root, STATE_PATTERN, pafs.FileType.File)
     if not states:
         return []
     restored = []
@@ -92,7 +105,7 @@ def restore_missing_checkpoints(experiment_dir: Path | str, filesystem: pafs.Fil
         expected = f"{trial_dir}/{name}"
         if _is_folder(fs, expected) or not _is_folder(fs, trial_dir):
             continue
-        replacement = _replacement(_listing(fs, trial_dir, CHECKPOINT_PATTERN, pafs.FileType.Directory), name)
+        replacement = _replacement(listing(fs, trial_dir, CHECKPOINT_PATTERN, pafs.FileType.Directory), name)
         if replacement is None:
             log.warning("trial folder %s has no checkpoint left: Ray will fail its restore", trial_dir)
             continue

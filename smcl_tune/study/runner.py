@@ -22,7 +22,7 @@ from smcl_tune.store.paths import StudyPaths
 from smcl_tune.store.progress import ENDED_STATES, ProgressListener, StudyProgress
 from smcl_tune.store.sqlite_reader import open_run_reader
 from smcl_tune.store.status import trial_progress
-from smcl_tune.store.study_record import check_study_record, study_record_of, write_study_record
+from smcl_tune.store.study_record import check_study_record, write_study_record
 from smcl_tune.store.trial_record import TrialRecord
 from smcl_tune.study.cluster import (
     LocalStorageGuard,
@@ -70,8 +70,8 @@ class StudyOutcome:
 
 def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     """Discard the old state on restart, write the record; True when an earlier run can be resumed."""
-    check_study_record(study, paths, restart)
-    resumable = not restart and study_record_of(paths) is not None and tune.Tuner.can_restore(paths.experiment_dir)
+    known = check_study_record(study, paths, restart)
+    resumable = known is not None and tune.Tuner.can_restore(paths.experiment_dir)
     if restart:
         if paths.database_url is not None:
             discarded = discard_study(paths.database_url, study.name)

@@ -1,12 +1,17 @@
-"""Ray's count of the trials its search algorithm handed out, mended after a driver was killed
-between saving the searcher's state and saving its own experiment state.
+"""The searcher's saved state mended against Ray's, before Ray restores a study whose driver was
+killed between saving the one and the other (Ray writes them as separate files, and to S3 one
+after the other).
 
-Ray (2.60) keeps, beside the searcher's own state, the count of suggestions made
-(`search_gen_state-*.json`, with the live trials of a ConcurrencyLimiter that older studies had),
-and stops asking once it reaches the study's trials. A suggestion Ray's experiment state never held
-is planned again (its slot back in the searcher's saved state, here), so it must not count:
-without this, a resumed study ended one trial short. Anything unexpected in the files
-leaves them as they are.
+- A trial the searcher suggested that Ray's experiment state does not hold is planned again: its
+  slot (or its baseline) goes back to the searcher's queue, and Ray's count of suggestions
+  (`search_gen_state-*.json`, with the live trials of the ConcurrencyLimiter older studies had)
+  forgets it. Ray stops asking once that count reaches the study's trials: without this, a resumed
+  study hung (a live trial that never ends) or ended one trial short.
+- A trial Ray's state holds as ended is ended for the searcher too: Ray never reports its end
+  again, and a searcher saved before it (or by an smcl-tune that kept no baseline among its ended
+  trials) would count it live for ever.
+Once mended, the files say the same, and a second repair changes nothing. Anything unexpected in
+them leaves them as they are.
 """
 
 from __future__ import annotations
@@ -16,51 +21,65 @@ import pickle
 
 import pyarrow.fs as pafs
 
-from smcl_tune.study.experiment_state_repair import STATE_PATTERN, _listing
-from smcl_tune.study.searcher import forget_lost_suggestions, trial_ids_in_state
+from smcl_tune.study.experiment_state_repair import STATE_PATTERN, listing, ray_trials, read_file
+from smcl_tune.study.searcher import forget_lost_suggestions
 
 log = logging.getLogger(__name__)
 
 SEARCHER_PATTERN = "searcher-state-*.pkl"
 SEARCH_GENERATOR_PATTERN = "search_gen_state-*.json"
+ENDED_RAY_STATES = ("TERMINATED", "ERROR")
 
 
-def _read(fs: pafs.FileSystem, path: str) -> bytes:
-    with fs.open_input_stream(path) as stream:
-        return stream.readall()
+def _newest(fs: pafs.FileSystem, root: str, pattern: str) -> str | None:
+    found = listing(fs, root, pattern, pafs.FileType.File)
+    return f"{root}/{found[-1]}" if found else None
 
 
-def uncount_lost_suggestions(experiment_dir: str, filesystem: pafs.FileSystem | None = None) -> list[str]:
-    """The suggestions taken out of Ray's count (and of a ConcurrencyLimiter's live trials)."""
+def _uncounted(counts: dict, lost: list[str]) -> dict:
+    """Ray's search-generator state without the `lost` suggestions."""
+    counts["counter"] = max(0, int(counts["counter"]) - len(lost))
+    for key, wrapper in counts.items():
+        if key.startswith("name:") and isinstance(wrapper, dict) and "live_trials" in wrapper:
+            still = set(wrapper["live_trials"]) - set(lost)
+            wrapper["num_unfinished_live_trials"] -= len(wrapper["live_trials"]) - len(still)
+            wrapper["live_trials"] = still
+    return counts
+
+
+def mend_searcher_state(experiment_dir: str, filesystem: pafs.FileSystem | None = None) -> list[str]:
+    """Mend the searcher's saved state (and Ray's count) in `experiment_dir`, a local folder or a
+    path of `filesystem`; the suggestions planned again."""
     from ray import cloudpickle
 
     fs, root = filesystem or pafs.LocalFileSystem(), str(experiment_dir)
-    newest = {}
-    for pattern in (STATE_PATTERN, SEARCHER_PATTERN, SEARCH_GENERATOR_PATTERN):
-        found = _listing(fs, root, pattern, pafs.FileType.File)
-        if not found:
-            return []
-        newest[pattern] = f"{root}/{found[-1]}"
+    state_file, searcher_file = _newest(fs, root, STATE_PATTERN), _newest(fs, root, SEARCHER_PATTERN)
+    if state_file is None or searcher_file is None:
+        return []
+    counts_file = _newest(fs, root, SEARCH_GENERATOR_PATTERN)
     try:
-        known = trial_ids_in_state(_read(fs, newest[STATE_PATTERN]))
-        searcher = pickle.loads(_read(fs, newest[SEARCHER_PATTERN]))
-        lost = forget_lost_suggestions(searcher, set(known))
-        if not lost:
-            return []
-        counts = cloudpickle.loads(_read(fs, newest[SEARCH_GENERATOR_PATTERN]))
-        counts["counter"] = max(0, int(counts["counter"]) - len(lost))
-        for key, wrapper in counts.items():
-            if key.startswith("name:") and isinstance(wrapper, dict) and "live_trials" in wrapper:
-                still = set(wrapper["live_trials"]) - set(lost)
-                wrapper["num_unfinished_live_trials"] -= len(wrapper["live_trials"]) - len(still)
-                wrapper["live_trials"] = still
+        statuses = {
+            trial["trial_id"]: str(trial.get("status", "")) for trial, _ in ray_trials(read_file(fs, state_file))
+        }
+        searcher = pickle.loads(read_file(fs, searcher_file))
+        lost = forget_lost_suggestions(searcher, set(statuses))
+        ended = {trial_id for trial_id, status in statuses.items() if status in ENDED_RAY_STATES}
+        newly_ended = ended - searcher["_ended"]
+        searcher["_ended"] |= ended
+        counts = cloudpickle.loads(read_file(fs, counts_file)) if lost and counts_file else None
     except Exception as error:  # Ray's and an older smcl-tune's files: any surprise leaves them alone
         log.warning("cannot check the searcher's saved state in %s (%s); left as it is", root, error)
         return []
+    if not lost and not newly_ended:
+        return []
     # the searcher's file first: once it no longer names them, a second repair changes nothing
-    with fs.open_output_stream(newest[SEARCHER_PATTERN]) as stream:
+    with fs.open_output_stream(searcher_file) as stream:
         stream.write(pickle.dumps(searcher))
-    with fs.open_output_stream(newest[SEARCH_GENERATOR_PATTERN]) as stream:
-        stream.write(cloudpickle.dumps(counts))
-    log.warning("%d suggestion(s) Ray's saved state does not hold are planned again: %s", len(lost), ", ".join(lost))
+    if counts is not None:
+        with fs.open_output_stream(counts_file) as stream:
+            stream.write(cloudpickle.dumps(_uncounted(counts, lost)))
+    if lost:
+        log.warning(
+            "%d suggestion(s) Ray's saved state does not hold are planned again: %s", len(lost), ", ".join(lost)
+        )
     return lost

@@ -17,13 +17,11 @@ with exactly one record per trial.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import pickle
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
@@ -121,11 +119,9 @@ class StudySearcher(Searcher):
 
     def _stored(self, action: Callable[[], T], what: str) -> T | None:
         """An Optuna call: waits out a locked sqlite file, or an outage of the study's database."""
-        url, timeout_s = (
-            getattr(self, "database_url", None),
-            getattr(self, "outage_timeout_s", DEFAULT_OUTAGE_TIMEOUT_S),
-        )
-        return stored(url, timeout_s, action, what)
+        # a searcher pickled by an smcl-tune before optuna.storage has neither attribute
+        timeout_s = getattr(self, "outage_timeout_s", DEFAULT_OUTAGE_TIMEOUT_S)
+        return stored(getattr(self, "database_url", None), timeout_s, action, what)
 
     # -- suggesting ------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -253,33 +249,12 @@ class StudySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
-        known = trials_in_experiment_state(Path(checkpoint_path).parent)
-        if known is not None:
-            self.forget_trials_ray_lost(set(known))
-            # Ray restores an ended trial as ended and never reports its end again; a searcher saved
-            # before it ended, or by an smcl-tune that kept no baseline in _ended, would count it live
-            self._ended |= {trial_id for trial_id, status in known.items() if status in ENDED_RAY_STATES}
-
-    def forget_trials_ray_lost(self, known: set[str]) -> list[str]:
-        """A driver killed while Ray copied its state to the storage (S3 above all: file by file) can
-        leave this searcher's state newer than Ray's experiment state: a trial suggested here that Ray
-        does not hold would stay live for ever and its slot be lost. Such a trial is planned again: a
-        baseline or confirmation run goes back to the front of the queue, a search trial's slot too
-        (its Optuna trial, left RUNNING, is picked up again as an orphan). The names forgotten."""
-        return forget_lost_suggestions(self.__dict__, known)
-
-
-ENDED_RAY_STATES = ("TERMINATED", "ERROR")
-
-
-def trial_ids_in_state(experiment_state: bytes) -> dict[str, str]:
-    """The trials of Ray's experiment state file (its JSON), by id: their status."""
-    trials = [json.loads(entry[0]) for entry in json.loads(experiment_state)["trial_data"]]
-    return {trial["trial_id"]: str(trial.get("status", "")) for trial in trials}
 
 
 def forget_lost_suggestions(searcher_state: dict[str, Any], known: set[str]) -> list[str]:
-    """`lost_suggestions`, planned again in `searcher_state` (a StudySearcher's __dict__)."""
+    """`lost_suggestions`, planned again in `searcher_state` (a StudySearcher's __dict__, as saved): a
+    baseline or confirmation run goes back to the front of the queue, a search trial's slot too (its
+    Optuna trial, left RUNNING, is picked up again as an orphan)."""
     lost = lost_suggestions(searcher_state, known)
     for trial_id in reversed(lost):
         spec = searcher_state["_specs"].pop(trial_id)
@@ -297,21 +272,8 @@ def forget_lost_suggestions(searcher_state: dict[str, Any], known: set[str]) -> 
 
 def lost_suggestions(searcher_state: dict[str, Any], known: set[str]) -> list[str]:
     """The trials a saved searcher suggested that Ray's saved state does not hold and that never
-    ended: what a driver killed between the two saves leaves (see forget_trials_ray_lost)."""
+    ended: what a driver killed between the two saves leaves (see search_state_repair.py)."""
     ended = searcher_state.get("_ended", set())
     return [
         trial_id for trial_id in searcher_state.get("_specs", {}) if trial_id not in known and trial_id not in ended
     ]
-
-
-def trials_in_experiment_state(folder: Path) -> dict[str, str] | None:
-    """The trials Ray's newest experiment state in `folder` holds, by id: their status (RUNNING,
-    TERMINATED, ...); None when there is none or it cannot be read (then nothing is forgotten)."""
-    states = sorted(folder.glob("experiment_state-*.json"))
-    if not states:
-        return None
-    try:
-        return trial_ids_in_state(states[-1].read_bytes())
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
-        log.warning("%s: cannot read the trials of Ray's experiment state (%s)", states[-1], error)
-        return None

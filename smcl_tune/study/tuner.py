@@ -16,7 +16,7 @@ from smcl_tune.study.cluster import LocalStorageGuard
 from smcl_tune.study.experiment_state_repair import restore_missing_checkpoints
 from smcl_tune.study.progress_callback import ProgressCallback
 from smcl_tune.study.search_plan import build_scheduler, build_searcher
-from smcl_tune.study.search_state_repair import uncount_lost_suggestions
+from smcl_tune.study.search_state_repair import mend_searcher_state
 from smcl_tune.study.storage_space import StorageWatch
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial
@@ -102,15 +102,12 @@ def _limit_in_the_searcher(tune_config: tune.TuneConfig) -> None:
 
 
 def restored_tuner(study: Study, paths: StudyPaths, trainable, ray_verbosity: int) -> tune.Tuner:
-    """The study's saved Tuner, its partial copies and lost checkpoints mended first (local storage)."""
-    if paths.remote:  # an object store: Ray copies whole objects, and the checkpoints are mended there
-        filesystem, path = pyarrow.fs.FileSystem.from_uri(paths.experiment_dir)
-        restore_missing_checkpoints(path, filesystem)
-        uncount_lost_suggestions(path, filesystem)
-    else:
+    """The study's saved Tuner, its partial copies, lost checkpoints and the searcher's state mended first."""
+    if not paths.remote:  # an object store has no partial copies: Ray writes whole objects there
         remove_partial_copies(Path(paths.experiment_dir))
-        restore_missing_checkpoints(Path(paths.experiment_dir))
-        uncount_lost_suggestions(str(Path(paths.experiment_dir)))
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(paths.experiment_dir)  # a folder, or S3's bucket/key
+    restore_missing_checkpoints(path, filesystem)
+    mend_searcher_state(path, filesystem)
     tuner = tune.Tuner.restore(
         paths.experiment_dir,
         trainable,

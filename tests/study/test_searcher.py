@@ -386,6 +386,12 @@ def test_the_searcher_holds_its_live_trials_to_max_concurrent_baselines_included
     assert spec_of(searcher.suggest("t2")).key == "optuna-1"
 
 
+def mend_searcher_state(folder):
+    from smcl_tune.study.search_state_repair import mend_searcher_state
+
+    return mend_searcher_state(folder)
+
+
 def _saved_experiment_state(folder, statuses):
     """Ray's experiment state as it saves it: each trial a JSON text in `trial_data`."""
     import json
@@ -410,6 +416,7 @@ def test_a_trial_suggested_after_rays_last_saved_state_is_planned_again_on_resto
     searcher.suggest("t2")  # then the driver is killed; Ray's saved state holds b and t1 only
     searcher.save(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
     _saved_experiment_state(tmp_path, {"b": "TERMINATED", "t1": "TERMINATED"})
+    mend_searcher_state(str(tmp_path))  # as restored_tuner does before Ray restores
 
     restored = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=2)
     restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
@@ -432,6 +439,7 @@ def test_a_trial_rays_saved_state_holds_as_ended_is_not_live_after_a_restore(tmp
     searcher.suggest("b")  # saved while b ran; Ray saved b ended
     searcher.save(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
     _saved_experiment_state(tmp_path, {"b": "TERMINATED"})
+    mend_searcher_state(str(tmp_path))  # as restored_tuner does before Ray restores
     restored = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=1)
     restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
     assert spec_of(restored.suggest("t1")).key == "optuna-0"
@@ -444,7 +452,6 @@ def test_rays_count_of_suggestions_forgets_one_its_saved_state_never_held(tmp_pa
     from ray import cloudpickle
 
     from smcl_tune.store.database import optuna_storage
-    from smcl_tune.study.search_state_repair import uncount_lost_suggestions
 
     storage = optuna_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
     searcher = _searcher(storage, num_trials=3)
@@ -461,12 +468,12 @@ def test_rays_count_of_suggestions_forgets_one_its_saved_state_never_held(tmp_pa
     }
     (tmp_path / "search_gen_state-2026-12-04_10-00-00.json").write_bytes(cloudpickle.dumps(counts))
 
-    assert uncount_lost_suggestions(str(tmp_path)) == ["t2"]
+    assert mend_searcher_state(str(tmp_path)) == ["t2"]
     mended = cloudpickle.loads((tmp_path / "search_gen_state-2026-12-04_10-00-00.json").read_bytes())
     assert mended["counter"] == 1
     assert mended["name:ConcurrencyLimiter"]["live_trials"] == {"t1"}
     assert mended["name:ConcurrencyLimiter"]["num_unfinished_live_trials"] == 1
-    assert uncount_lost_suggestions(str(tmp_path)) == []  # mended once: a second resume changes nothing
+    assert mend_searcher_state(str(tmp_path)) == []  # mended once: a second resume changes nothing
     assert cloudpickle.loads((tmp_path / "search_gen_state-2026-12-04_10-00-00.json").read_bytes())["counter"] == 1
     restored = _searcher(storage, num_trials=3)
     restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
