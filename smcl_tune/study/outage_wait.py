@@ -80,16 +80,39 @@ def _store_down_in(error: BaseException | None) -> StoreDown | None:
     return next((link for link in error_chain(error) if isinstance(link, StoreDown)), None)
 
 
+# A StoreDown raised where Ray Tune would take it for one trial's failure (a searcher's
+# on_trial_complete: Ray's stop_trial logs it with a traceback and goes on) is kept here instead, and
+# raised by the next store call of the searcher or once the fit returns (raise_deferred).
+_deferred: StoreDown | None = None
+
+
+def defer(error: StoreDown) -> None:
+    global _deferred
+    if _deferred is None:
+        log.debug("deferred until Ray Tune can be stopped: %s", error)
+        _deferred = error
+
+
+def raise_deferred() -> None:
+    if _deferred is not None:
+        raise _deferred
+
+
 @contextmanager
 def stopping_when_store_down() -> Iterator[None]:
     """A StoreDown raised in Tune's callbacks or searcher (and whatever failed after it, the study
-    run's end among them) leaves the study as that one error."""
+    run's end among them), or deferred, leaves the study as that one error."""
+    global _deferred
+    _deferred = None
     try:
         yield
+        raise_deferred()
     except StoreDown:
         raise
     except Exception as error:
-        down = _store_down_in(error)
+        down = _store_down_in(error) or _deferred
         if down is None:
             raise
         raise down from None
+    finally:
+        _deferred = None

@@ -33,6 +33,7 @@ from smcl_tune.study.cluster import (
     storage_is_local,
     warn_unplaceable,
 )
+from smcl_tune.study.database_outage import stored
 from smcl_tune.study.fused_groups import fused_groups
 from smcl_tune.study.job_storage import check_job_storage
 from smcl_tune.study.outage_wait import stopping_when_store_down
@@ -189,7 +190,12 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
             else:
                 tuner = new_tuner(study, paths, trainable, tracker_arguments, guard, watching.ray_verbosity)
             grid = tuner.fit()
-        expected = expected_trials(study, optuna_storage(paths.optuna_url))
+        expected = stored(
+            paths.database_url,
+            study.config.optuna.outage_timeout_s,
+            lambda: expected_trials(study, optuna_storage(paths.optuna_url)),
+            "the study's Optuna trials",
+        )
         finished = len(grid) >= expected and grid.num_terminated + grid.num_errors == len(grid)
         status = "FINISHED" if finished else "KILLED"
     finally:

@@ -30,7 +30,7 @@ from ray.tune.search import Searcher
 
 from smcl_tune.results import TrialState, objective_value, outcome
 from smcl_tune.study.database_outage import stored
-from smcl_tune.study.outage_wait import DEFAULT_OUTAGE_TIMEOUT_S
+from smcl_tune.study.outage_wait import DEFAULT_OUTAGE_TIMEOUT_S, StoreDown, defer, raise_deferred
 from smcl_tune.study.trial_spec import CONFIRM, SEARCH, TrialSpec
 from smcl_tune.studyfile.conditions import Condition
 from smcl_tune.studyfile.search_space import SearchDistribution
@@ -121,6 +121,7 @@ class StudySearcher(Searcher):
         """An Optuna call: waits out a locked sqlite file, or an outage of the study's database."""
         # a searcher pickled by an smcl-tune before optuna.storage has neither attribute
         timeout_s = getattr(self, "outage_timeout_s", DEFAULT_OUTAGE_TIMEOUT_S)
+        raise_deferred()  # the database was given up on already: no second wait
         return stored(getattr(self, "database_url", None), timeout_s, action, what)
 
     # -- suggesting ------------------------------------------------------------------------------
@@ -218,6 +219,14 @@ class StudySearcher(Searcher):
         if trial_id not in self._trials or trial_id in self._ended:
             self._ended.add(trial_id)  # a baseline or confirmation run: no longer live
             return
+        try:
+            self._record_end(trial_id, result, error)
+        except StoreDown as down:  # Ray would log it as the trial's failure and go on
+            defer(down)
+            return
+        self._ended.add(trial_id)
+
+    def _record_end(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         stratum, trial = self._trials[trial_id]
         # Ray does not pass the result that made the scheduler stop a trial to on_trial_result.
         self.on_trial_result(trial_id, result or {})
@@ -225,7 +234,6 @@ class StudySearcher(Searcher):
         if reason:
             self._stored(lambda: trial.set_user_attr("failure_reason", reason[:2000]), f"Optuna trial {trial.number}")
         self._stored(lambda: self._tell(stratum, trial, state, result), f"Optuna trial {trial.number}: its end")
-        self._ended.add(trial_id)
 
     def _tell(self, stratum: Condition, trial: optuna.Trial, state: TrialState, result: dict[str, Any] | None) -> None:
         study = self.optuna_studies[stratum.label]
