@@ -3,10 +3,12 @@ killed between saving the one and the other (Ray writes them as separate files, 
 after the other).
 
 - A trial the searcher suggested that Ray's experiment state does not hold is planned again: its
-  slot (or its baseline) goes back to the searcher's queue, and Ray's count of suggestions
-  (`search_gen_state-*.json`, with the live trials of the ConcurrencyLimiter older studies had)
-  forgets it. Ray stops asking once that count reaches the study's trials: without this, a resumed
-  study hung (a live trial that never ends) or ended one trial short.
+  slot (or its baseline) goes back to the searcher's queue.
+- Ray's count of suggestions (`search_gen_state-*.json`, with the live trials of the
+  ConcurrencyLimiter older studies had) forgets every suggestion its experiment state does not
+  hold, the searcher's file named it or not (that file may be the older one). Ray stops asking once
+  that count reaches the study's trials: without this, a resumed study hung (a live trial that
+  never ends) or ended one trial short.
 - A trial Ray's state holds as ended is ended for the searcher too: Ray never reports its end
   again, and a searcher saved before it (or by an smcl-tune that kept no baseline among its ended
   trials) would count it live for ever.
@@ -36,15 +38,19 @@ def _newest(fs: pafs.FileSystem, root: str, pattern: str) -> str | None:
     return f"{root}/{found[-1]}" if found else None
 
 
-def _uncounted(counts: dict, lost: list[str]) -> dict:
-    """Ray's search-generator state without the `lost` suggestions."""
-    counts["counter"] = max(0, int(counts["counter"]) - len(lost))
+def _held_to(counts: dict, held: set[str]) -> bool:
+    """Ray's search-generator state counting no suggestion beyond the `held` trials (every trial of
+    a study comes from its searcher); whether it changed."""
+    changed = False
+    if int(counts["counter"]) > len(held):
+        counts["counter"], changed = len(held), True
     for key, wrapper in counts.items():
         if key.startswith("name:") and isinstance(wrapper, dict) and "live_trials" in wrapper:
-            still = set(wrapper["live_trials"]) - set(lost)
-            wrapper["num_unfinished_live_trials"] -= len(wrapper["live_trials"]) - len(still)
-            wrapper["live_trials"] = still
-    return counts
+            still = set(wrapper["live_trials"]) & held
+            if still != set(wrapper["live_trials"]):
+                wrapper["num_unfinished_live_trials"] -= len(wrapper["live_trials"]) - len(still)
+                wrapper["live_trials"], changed = still, True
+    return changed
 
 
 def mend_searcher_state(experiment_dir: str, filesystem: pafs.FileSystem | None = None) -> list[str]:
@@ -66,18 +72,19 @@ def mend_searcher_state(experiment_dir: str, filesystem: pafs.FileSystem | None 
         ended = {trial_id for trial_id, status in statuses.items() if status in ENDED_RAY_STATES}
         newly_ended = ended - searcher["_ended"]
         searcher["_ended"] |= ended
-        counts = cloudpickle.loads(read_file(fs, counts_file)) if lost and counts_file else None
+        counts = cloudpickle.loads(read_file(fs, counts_file)) if counts_file else None
+        recount = counts is not None and _held_to(counts, set(statuses))
     except Exception as error:  # Ray's and an older smcl-tune's files: any surprise leaves them alone
         log.warning("cannot check the searcher's saved state in %s (%s); left as it is", root, error)
         return []
-    if not lost and not newly_ended:
-        return []
     # the searcher's file first: once it no longer names them, a second repair changes nothing
-    with fs.open_output_stream(searcher_file) as stream:
-        stream.write(pickle.dumps(searcher))
-    if counts is not None:
+    if lost or newly_ended:
+        with fs.open_output_stream(searcher_file) as stream:
+            stream.write(pickle.dumps(searcher))
+    if recount:
+        log.info("Ray's count of suggestions held to the %d trials of its saved state", len(statuses))
         with fs.open_output_stream(counts_file) as stream:
-            stream.write(cloudpickle.dumps(_uncounted(counts, lost)))
+            stream.write(cloudpickle.dumps(counts))
     if lost:
         log.warning(
             "%d suggestion(s) Ray's saved state does not hold are planned again: %s", len(lost), ", ".join(lost)

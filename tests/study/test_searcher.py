@@ -478,3 +478,28 @@ def test_rays_count_of_suggestions_forgets_one_its_saved_state_never_held(tmp_pa
     restored = _searcher(storage, num_trials=3)
     restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
     assert spec_of(restored.suggest("t2-again")).key == "optuna-1"  # the lost one's Optuna trial, taken up again
+
+
+def test_rays_count_forgets_a_suggestion_that_neither_saved_state_holds(tmp_path):
+    """A driver killed after Ray's count reached S3 but before the searcher's file did: the
+    searcher's file never heard of t2, Ray's count has it. The count is held to the trials Ray's
+    state holds, so the resumed study runs every trial (CI saw one end a trial short)."""
+    from ray import cloudpickle
+
+    from smcl_tune.store.database import optuna_storage
+
+    storage = optuna_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    searcher = _searcher(storage, num_trials=3)
+    searcher.suggest("t1")
+    searcher.save(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))  # the older file
+    searcher.suggest("t2")  # Optuna trial 1, left RUNNING
+    _saved_experiment_state(tmp_path, {"t1": "RUNNING"})
+    counts = {"counter": 2, "total_samples": 3, "finished": False, "experiment": None}
+    (tmp_path / "search_gen_state-2026-12-04_10-00-00.json").write_bytes(cloudpickle.dumps(counts))
+
+    assert mend_searcher_state(str(tmp_path)) == []  # nothing for the searcher to plan again
+    assert cloudpickle.loads((tmp_path / "search_gen_state-2026-12-04_10-00-00.json").read_bytes())["counter"] == 1
+    restored = _searcher(storage, num_trials=3)
+    restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
+    assert spec_of(restored.suggest("t2-again")).key == "optuna-1"  # the orphan, taken up again
+    assert spec_of(restored.suggest("t3")).key == "optuna-2"
