@@ -4,6 +4,8 @@ after the other).
 
 - A trial the searcher suggested that Ray's experiment state does not hold is planned again: its
   slot (or its baseline) goes back to the searcher's queue.
+- A trial Ray's experiment state holds that the searcher never suggested is taken up by it
+  (searcher_state_edits.py).
 - Ray's count of suggestions (`search_gen_state-*.json`, with the live trials of the
   ConcurrencyLimiter older studies had) forgets every suggestion its experiment state does not
   hold, the searcher's file named it or not (that file may be the older one). Ray stops asking once
@@ -18,13 +20,15 @@ them leaves them as they are.
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 
 import pyarrow.fs as pafs
 
 from smcl_tune.study.experiment_state_repair import STATE_PATTERN, listing, ray_trials, read_file
-from smcl_tune.study.searcher import forget_lost_suggestions
+from smcl_tune.study.searcher_state_edits import adopt_unknown_trials, forget_lost_suggestions
+from smcl_tune.study.trial_spec import TRIAL_SPEC, TrialSpec
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,17 @@ ENDED_RAY_STATES = ("TERMINATED", "ERROR")
 def _newest(fs: pafs.FileSystem, root: str, pattern: str) -> str | None:
     found = listing(fs, root, pattern, pafs.FileType.File)
     return f"{root}/{found[-1]}" if found else None
+
+
+def _spec(trial: dict) -> TrialSpec | None:
+    """The spec a trial of Ray's saved state was suggested with, as Ray encodes it in its JSON."""
+    from ray.tune.utils.serialization import TuneFunctionDecoder
+
+    encoded = (trial.get("config") or {}).get(TRIAL_SPEC)
+    if encoded is None:
+        return None
+    # Ray's own files, which Ray's restore decodes the same way
+    return json.loads(json.dumps(encoded), cls=TuneFunctionDecoder, allow_cloudpickle=True)
 
 
 def _held_to(counts: dict, held: set[str]) -> bool:
@@ -64,11 +79,12 @@ def mend_searcher_state(experiment_dir: str, filesystem: pafs.FileSystem | None 
         return []
     counts_file = _newest(fs, root, SEARCH_GENERATOR_PATTERN)
     try:
-        statuses = {
-            trial["trial_id"]: str(trial.get("status", "")) for trial, _ in ray_trials(read_file(fs, state_file))
-        }
+        trials = [trial for trial, _ in ray_trials(read_file(fs, state_file))]
+        statuses = {trial["trial_id"]: str(trial.get("status", "")) for trial in trials}
         searcher = pickle.loads(read_file(fs, searcher_file))
         lost = forget_lost_suggestions(searcher, set(statuses))
+        specs = {trial["trial_id"]: _spec(trial) for trial in trials}
+        adopted = adopt_unknown_trials(searcher, {key: spec for key, spec in specs.items() if spec is not None})
         ended = {trial_id for trial_id, status in statuses.items() if status in ENDED_RAY_STATES}
         newly_ended = ended - searcher["_ended"]
         searcher["_ended"] |= ended
@@ -78,7 +94,7 @@ def mend_searcher_state(experiment_dir: str, filesystem: pafs.FileSystem | None 
         log.warning("cannot check the searcher's saved state in %s (%s); left as it is", root, error)
         return []
     # the searcher's file first: once it no longer names them, a second repair changes nothing
-    if lost or newly_ended:
+    if lost or adopted or newly_ended:
         with fs.open_output_stream(searcher_file) as stream:
             stream.write(pickle.dumps(searcher))
     if recount:

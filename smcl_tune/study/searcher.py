@@ -44,7 +44,7 @@ OPTUNA_STATES = {
 }
 
 
-def _open_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:
+def open_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:
     """A handle on a trial already in the storage. Optuna has no public way to reopen a RUNNING
     trial; `_trial_id` is its storage id (the adoption test fails if this ever changes)."""
     return optuna.Trial(study, frozen._trial_id)
@@ -171,7 +171,7 @@ class StudySearcher(Searcher):
         for frozen in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
             if frozen.number not in held:
                 log.info("Optuna trial %d, left running by an interrupted driver, continues", frozen.number)
-                return _open_trial(study, frozen), set(frozen.intermediate_values)
+                return open_trial(study, frozen), set(frozen.intermediate_values)
         return None
 
     def _plan_confirmations(self) -> None:
@@ -191,17 +191,18 @@ class StudySearcher(Searcher):
             sign = -1 if self.optuna_studies[stratum.label].directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
             completed = self.optuna_studies[stratum.label].get_trials(states=(OptunaState.COMPLETE,))
             best = sorted(completed, key=lambda trial: (sign * trial.values[0], trial.number))[: self.confirm["top_k"]]
+            suggested = {spec.key for spec in self._specs.values()}  # one a resume took up from Ray's state
             for trial in best:
                 for seed in self.confirm["seeds"]:
-                    self._pending.append(
-                        TrialSpec(
-                            stratum,
-                            CONFIRM,
-                            f"confirm-{trial.number:03d}-s{seed}",
-                            f"trial-{trial.number:03d}",
-                            {**trial.params, **self.confirm["overrides"], "training.seed": seed},
-                        )
+                    spec = TrialSpec(
+                        stratum,
+                        CONFIRM,
+                        f"confirm-{trial.number:03d}-s{seed}",
+                        f"trial-{trial.number:03d}",
+                        {**trial.params, **self.confirm["overrides"], "training.seed": seed},
                     )
+                    if spec.key not in suggested:
+                        self._pending.append(spec)
 
     # -- results ---------------------------------------------------------------------------------
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -257,31 +258,3 @@ class StudySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
-
-
-def forget_lost_suggestions(searcher_state: dict[str, Any], known: set[str]) -> list[str]:
-    """`lost_suggestions`, planned again in `searcher_state` (a StudySearcher's __dict__, as saved): a
-    baseline or confirmation run goes back to the front of the queue, a search trial's slot too (its
-    Optuna trial, left RUNNING, is picked up again as an orphan)."""
-    lost = lost_suggestions(searcher_state, known)
-    for trial_id in reversed(lost):
-        spec = searcher_state["_specs"].pop(trial_id)
-        held = searcher_state["_trials"].pop(trial_id, None)
-        searcher_state["_reported_steps"].pop(trial_id, None)
-        if held is None:
-            searcher_state["_pending"].insert(0, spec)
-        else:
-            searcher_state["_search_slots"].insert(0, held[0])
-        log.warning(
-            "%s, suggested just before the driver stopped, is not in Ray's saved state: planned again", spec.name
-        )
-    return lost
-
-
-def lost_suggestions(searcher_state: dict[str, Any], known: set[str]) -> list[str]:
-    """The trials a saved searcher suggested that Ray's saved state does not hold and that never
-    ended: what a driver killed between the two saves leaves (see search_state_repair.py)."""
-    ended = searcher_state.get("_ended", set())
-    return [
-        trial_id for trial_id in searcher_state.get("_specs", {}) if trial_id not in known and trial_id not in ended
-    ]

@@ -392,11 +392,23 @@ def mend_searcher_state(folder):
     return mend_searcher_state(folder)
 
 
-def _saved_experiment_state(folder, statuses):
-    """Ray's experiment state as it saves it: each trial a JSON text in `trial_data`."""
+def _saved_experiment_state(folder, statuses, configs=None):
+    """Ray's experiment state as it saves it: each trial a JSON text in `trial_data`, its config
+    encoded as Ray encodes it."""
     import json
 
-    trial_data = [[json.dumps({"trial_id": trial_id, "status": status}), "{}"] for trial_id, status in statuses.items()]
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    configs = configs or {}
+    trial_data = [
+        [
+            json.dumps(
+                {"trial_id": trial_id, "status": status, "config": configs.get(trial_id, {})}, cls=TuneFunctionEncoder
+            ),
+            "{}",
+        ]
+        for trial_id, status in statuses.items()
+    ]
     (folder / "experiment_state-2026-12-04_10-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
 
 
@@ -503,3 +515,27 @@ def test_rays_count_forgets_a_suggestion_that_neither_saved_state_holds(tmp_path
     restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
     assert spec_of(restored.suggest("t2-again")).key == "optuna-1"  # the orphan, taken up again
     assert spec_of(restored.suggest("t3")).key == "optuna-2"
+
+
+def test_a_trial_rays_state_holds_but_the_older_searcher_file_never_suggested_is_taken_up(tmp_path):
+    """A driver killed after Ray's experiment state reached S3 but before the searcher's did: Ray
+    restores t2 (Optuna trial 1) and the searcher, which never heard of it, must not hand Optuna
+    trial 1 out again as an orphan (two Ray trials on one MLflow run, the study a trial short)."""
+    from smcl_tune.store.database import optuna_storage
+
+    storage = optuna_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    searcher = _searcher(storage, num_trials=3)
+    first = searcher.suggest("t1")
+    searcher.save(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))  # the older file
+    second = searcher.suggest("t2")
+    searcher.on_trial_result("t2", _epoch(0, 0.4, planned=2))
+    _saved_experiment_state(tmp_path, {"t1": "RUNNING", "t2": "RUNNING"}, {"t1": first, "t2": second})
+
+    assert mend_searcher_state(str(tmp_path)) == []
+    restored = _searcher(storage, num_trials=3)
+    restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
+    assert spec_of(restored.suggest("t3")).key == "optuna-2"  # not optuna-1 a second time
+    assert restored.suggest("t4") == restored.FINISHED
+    restored.on_trial_complete("t2", _final(1, 0.5, planned=2, selected=0.5))  # Ray's restored t2 ends
+    trial = optuna.load_study(study_name="s", storage=storage).trials[1]
+    assert trial.state == TrialState.COMPLETE and trial.intermediate_values == {1: 0.4, 2: 0.5}

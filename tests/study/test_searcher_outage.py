@@ -45,18 +45,18 @@ def test_a_trial_ending_while_the_database_is_gone_stops_the_study_without_a_sec
         outage_timeout_s=TIMEOUT_S,
     )
     ended_quietly = []
-    with pytest.raises(DatabaseDown, match=r"has not answered for 1 s \(optuna.outage_timeout_s: 1\)"):
-        with stopping_when_store_down():
-            searcher.suggest("first")
-            searcher.suggest("second")
-            own_postgres_server.stop()
-            searcher.on_trial_complete("first", _result(0, 0.5))  # waits its timeout, raises nothing
-            ended_quietly.append("first")
-            started = time.monotonic()
-            with pytest.raises(DatabaseDown):
-                searcher.on_trial_result("second", _result(0, 0.4))
-            assert time.monotonic() - started < TIMEOUT_S / 2
-            searcher.on_trial_complete("second", _result(1, 0.4))
-            ended_quietly.append("second")
-        # once the fit returns, the study stops on the end that could not be told
+    outage_message = r"has not answered for 1 s \(optuna.outage_timeout_s: 1\)"
+    with pytest.raises(DatabaseDown, match=outage_message), stopping_when_store_down():
+        searcher.suggest("first")
+        searcher.suggest("second")
+        own_postgres_server.stop()
+        searcher.on_trial_complete("first", _result(0, 0.5))  # waits its timeout, raises nothing
+        ended_quietly.append("first")
+        started = time.monotonic()
+        with pytest.raises(DatabaseDown):
+            searcher.on_trial_result("second", _result(0, 0.4))
+        assert time.monotonic() - started < TIMEOUT_S / 2
+        searcher.on_trial_complete("second", _result(1, 0.4))
+        ended_quietly.append("second")
+    # once the fit returns, the study stops on the end that could not be told
     assert ended_quietly == ["first", "second"]
