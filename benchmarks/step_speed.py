@@ -45,6 +45,9 @@ ROWS = {  # the table's row -> the trial's method section
     "smcl masking step": {"name": "smcl", **EVERY_STEP_MASKS},
     "smcl + minor_images": {"name": "smcl", "minor_images": True, **EVERY_STEP_MASKS},
     "smcl paste threshold": {"name": "smcl", "compose": "paste", "mask_mode": "threshold", **EVERY_STEP_MASKS},
+    "smcl saliency cam": {"name": "smcl", "saliency": "cam", **EVERY_STEP_MASKS},
+    "smcl saliency gradient": {"name": "smcl", "saliency": "gradient", **EVERY_STEP_MASKS},
+    "smcl saliency random": {"name": "smcl", "saliency": "random", **EVERY_STEP_MASKS},
 }
 
 
