@@ -55,7 +55,15 @@ SYNTHETIC_MAX_CLASSES = 100  # 10 shapes x 10 colours
 class DataConfig(StrictModel):
     source: Literal["synthetic", "cifar10", "cifar100", "image_folder", "file_list"] = "synthetic"
     root: str | None = Field(None, description="dataset folder, .zip folder, or list folder (not used by synthetic)")
-    download: bool = Field(False, description="let torchvision download CIFAR into root")
+    download: bool = Field(
+        False, description="fetch CIFAR into root when it is not there: once, before the study starts"
+    )
+    mirror: str | None = Field(
+        None,
+        description="CIFAR only: an http(s) URL that serves the same archives as the CIFAR page "
+        "(cifar-10-python.tar.gz, cifar-100-python.tar.gz), for a cluster without internet; "
+        "default: https://www.cs.toronto.edu/~kriz/",
+    )
     num_classes: int = Field(10, ge=2, le=1000, description="synthetic only; other sources define it")
     imbalance_factor: float | None = Field(
         None,
@@ -125,6 +133,11 @@ class DataConfig(StrictModel):
                 )
         if self.source == "file_list" and self.image_size is None:
             raise ValueError("image_size: required for source 'file_list' (its images are resized to it)")
+        if self.mirror is not None:
+            if self.source not in ("cifar10", "cifar100"):
+                raise ValueError(f"mirror: fetches CIFAR only; source '{self.source}' is not fetched")
+            if not self.mirror.startswith(("http://", "https://")):
+                raise ValueError(f"mirror: an http:// or https:// URL, got {self.mirror!r}")
         return self
 
     @property

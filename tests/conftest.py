@@ -15,6 +15,7 @@ pytest_plugins = (
     "tests.fixtures.stores",
     "tests.fixtures.postgres",
     "tests.fixtures.cluster_stores",
+    "tests.fixtures.archives",
 )
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import sys
 
 from smcl_tune.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILURE
 from smcl_tune.cli.report_commands import command_leaderboard, command_ui
-from smcl_tune.cli.study_commands import command_run, command_validate
+from smcl_tune.cli.study_commands import command_prepare, command_run, command_validate
 from smcl_tune.cli.trial_command import command_trial
 from smcl_tune.cli.watch_commands import command_dashboard, command_status
 from smcl_tune.errors import ConfigError, DataSourceError, StudyUnavailable
@@ -34,6 +34,11 @@ def _add_run(commands) -> None:
     validate = commands.add_parser("validate", help="check a study file and print the resolved study")
     validate.add_argument("study", help="study YAML file")
     validate.set_defaults(handler=command_validate)
+    prepare = commands.add_parser(
+        "prepare", help="fetch and check a study's data now (CIFAR), for machines that run it offline later"
+    )
+    prepare.add_argument("study", help="study YAML file")
+    prepare.set_defaults(handler=command_prepare)
 
 
 def _add_reports(commands) -> None:

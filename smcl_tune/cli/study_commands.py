@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import yaml
 
+from smcl_tune.cli.data_stage import prepare_data
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.errors import ConfigError, DataSourceError
@@ -99,6 +100,19 @@ def _run_viewed(study, arguments: argparse.Namespace):
     return run_study(study, arguments.address, arguments.restart, _watching(arguments.verbose, view))
 
 
+def command_prepare(arguments: argparse.Namespace) -> int:
+    """Fetch and check each condition's data, for a machine or cluster that runs the study offline."""
+    from smcl_tune.studyfile.study import load_study
+
+    study = load_study(arguments.study)
+    lines = prepare_data(study, fetch_all=True)
+    check_data(study)  # every source, fetched or not, where the study expects it
+    for line in lines:
+        print(line)
+    print(f"study '{study.name}': its data is in place")
+    return EXIT_OK
+
+
 def command_run(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.publish import publish_leaderboard
     from smcl_tune.report.text_table import format_text
@@ -106,6 +120,8 @@ def command_run(arguments: argparse.Namespace) -> int:
 
     study = load_study(arguments.study)
     check_data(study)
+    for line in prepare_data(study):
+        print(line, file=sys.stderr)
     outcome = _run_watched(study, arguments)
     board = publish_leaderboard(outcome.paths.tracking_uri, study.name)
     print()

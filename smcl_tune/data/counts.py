@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from smcl_tune.errors import DataSourceError
-
-log = logging.getLogger(__name__)
 
 
 def class_counts(n_max: int, num_classes: int, imbalance_factor: float, profile: str = "exp") -> list[int]:
@@ -57,10 +53,25 @@ def training_counts(
                 f"{name}: the long-tailed subset keeps no training image of it (n_max * IF^(-i/(C-1)) rounds "
                 "to 0); lower data.imbalance_factor or raise data.n_max"
             )
-        count = min(target, pool - val_per_class)
-        if count < target:
-            log.info(
-                "%s: %d training images instead of %d (validation holds %d out)", name, count, target, val_per_class
-            )
-        counts.append(count)
+        counts.append(min(target, pool - val_per_class))
     return counts
+
+
+def held_out_note(targets: list[int], counts: list[int], val_per_class: int, class_names: list[str]) -> str | None:
+    """One line on the classes that train on fewer images than the subset's because their pool
+    also holds the validation split; None when none does."""
+    short = [label for label, (target, count) in enumerate(zip(targets, counts)) if count < target]
+    if not short:
+        return None
+    named = [f"{class_names[label]}" if label < len(class_names) else f"class {label}" for label in short]
+    if len(short) == 1:
+        label = short[0]
+        return (
+            f"class {label} ({named[0]}): {counts[label]} training images instead of {targets[label]} "
+            f"(validation holds {val_per_class} out)"
+        )
+    shown = ", ".join(named[:3]) + (", ..." if len(named) > 3 else "")
+    return (
+        f"validation holds {val_per_class} per class out: {len(short)} classes ({shown}) train on up to "
+        f"{max(t - c for t, c in zip(targets, counts))} fewer images than the subset's"
+    )

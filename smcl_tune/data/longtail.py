@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from smcl_tune.data.counts import class_counts as class_counts  # imported from here by callers
-from smcl_tune.data.counts import training_counts
+from smcl_tune.data.counts import held_out_note, training_counts
 from smcl_tune.metrics import SHOT_GROUPS
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,9 @@ def split_long_tailed(
     num_classes = len(target_counts)
     pool_counts = torch.bincount(pool_labels, minlength=num_classes).tolist()
     counts = training_counts(pool_counts, target_counts, val_per_class, class_names or [])
+    note = held_out_note(target_counts, counts, val_per_class, class_names or [])
+    if note:
+        log.info("%s", note)
     train_parts, val_parts = [], []
     if protocol == "ldam":
         for order, count in zip(ldam_members(pool_labels, num_classes), counts):

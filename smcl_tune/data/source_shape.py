@@ -1,7 +1,7 @@
 """Checking a trial's data by paths and counts, before anything starts (`validate` and `run`).
 
 Nothing is downloaded or decoded, and torch loads only for the sources that need it to look:
-CIFAR (torchvision's file names) and image folders and file lists (listing the files is the check).
+image folders and file lists (listing the files is the check).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smcl_tune.config import DataConfig
-from smcl_tune.data.counts import subset_targets, training_counts
+from smcl_tune.data.cifar_files import check_cifar, cifar_class_names
+from smcl_tune.data.counts import held_out_note, subset_targets, training_counts
 from smcl_tune.data.synthetic_classes import SYNTHETIC_POOL_PER_CLASS, class_name
 
 CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
@@ -35,13 +36,11 @@ def _synthetic_shape(config: DataConfig) -> SourceShape:
 
 
 def _cifar_shape(config: DataConfig) -> SourceShape:
-    from smcl_tune.data.sources.cifar import check_cifar
-
-    note = check_cifar(config.source, Path(config.root or ""), config.download)
+    root = Path(config.root or "")
+    note = check_cifar(config.source, root, config.download)
     classes = CIFAR_CLASSES[config.source]
-    return SourceShape(
-        [CIFAR_POOL_PER_CLASS[config.source]] * classes, [f"class_{c}" for c in range(classes)], False, note
-    )
+    names = cifar_class_names(config.source, root) or [f"class_{c}" for c in range(classes)]
+    return SourceShape([CIFAR_POOL_PER_CLASS[config.source]] * classes, names, False, note)
 
 
 def _listed_shape(config: DataConfig) -> SourceShape:
@@ -88,5 +87,7 @@ def check_trial_data(config: DataConfig) -> str | None:
     targets = subset_targets(
         shape.pool_counts, n_max(config, shape.pool_counts), config.subset_imbalance_factor, config.profile
     )
-    training_counts(shape.pool_counts, targets, 0 if shape.has_val else config.val_per_class, shape.class_names)
-    return shape.note
+    held_out = 0 if shape.has_val else config.val_per_class
+    counts = training_counts(shape.pool_counts, targets, held_out, shape.class_names)
+    notes = [shape.note, held_out_note(targets, counts, held_out, shape.class_names)]
+    return "; ".join(note for note in notes if note) or None

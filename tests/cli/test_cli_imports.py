@@ -31,9 +31,13 @@ def _loaded(*arguments: str) -> tuple[list[str], str]:
     return [name for name in last.removeprefix("loaded:").strip().split(",") if name], done.stdout
 
 
-@pytest.mark.parametrize("arguments", [("--help",), ("validate", "studies/quickstart.yaml")], ids=["help", "validate"])
+@pytest.mark.parametrize(
+    "arguments",
+    [("--help",), ("validate", "studies/quickstart.yaml"), ("validate", "studies/cifar100_lt.yaml")],
+    ids=["help", "validate", "validate a CIFAR study"],
+)
 def test_the_quick_commands_load_no_heavy_library(arguments):
     loaded, output = _loaded(*arguments)
     assert loaded == [], f"smcl-tune {' '.join(arguments)} imported {loaded}"
     if arguments[0] == "validate":  # and still did its work
-        assert "study 'quickstart' is valid" in output
+        assert f"study '{Path(arguments[1]).stem}' is valid" in output

@@ -62,4 +62,6 @@ def test_an_image_folder_class_too_small_for_its_validation_quota_is_refused_at_
         r"val_per_class \+ 1 = 11",
     ):
         check_trial_data(config)
-    assert check_trial_data(config.model_copy(update={"val_per_class": 4})) is None
+    assert check_trial_data(config.model_copy(update={"val_per_class": 4})) == (
+        "validation holds 4 per class out: 2 classes (ant, bee) train on up to 5 fewer images than the subset's"
+    )

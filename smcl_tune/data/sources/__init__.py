@@ -25,7 +25,7 @@ def _synthetic(config: DataConfig) -> SourceData:
 
 
 def _cifar(config: DataConfig) -> SourceData:
-    return cifar_source(config.source, Path(config.root or ""), config.download, config.image_size)
+    return cifar_source(config.source, Path(config.root or ""), config.download, config.image_size, config.mirror)
 
 
 def _image_folder(config: DataConfig) -> SourceData:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 
+from smcl_tune.data.fetch import fetch_cifar
 from smcl_tune.data.pool import DataSourceError, SourceData, TensorPool
 
 log = logging.getLogger(__name__)
@@ -16,40 +17,22 @@ log = logging.getLogger(__name__)
 DATASETS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 
 
-def check_cifar(name: str, root: Path, download: bool) -> str | None:
-    """Whether torchvision's files of `name` are under `root`, by name only (nothing is read).
-
-    Returns a note when they are missing and `download` will fetch them; raises DataSourceError
-    when they are missing and nothing will.
-    """
-    dataset_class = DATASETS[name]
-    folder = root.resolve() / dataset_class.base_folder
-    expected = [entry[0] for entry in (*dataset_class.train_list, *dataset_class.test_list)]
-    expected.append(dataset_class.meta["filename"])
-    missing = [file for file in expected if not (folder / file).is_file()]
-    if not missing:
-        return None
-    if download:
-        return f"{name} is not in {folder} yet: the first trial downloads it there (data.download: true)"
-    raise DataSourceError(
-        f"{root}: no {name} data; expected torchvision's folder {folder} with {', '.join(expected)} "
-        f"(missing: {', '.join(missing)}); put the dataset there, or set data.download: true"
-    )
-
-
-def cifar_source(name: str, root: Path, download: bool, image_size: int | None = None) -> SourceData:
-    """CIFAR-10 or CIFAR-100 through torchvision, held in memory; `image_size` resizes on load."""
+def cifar_source(
+    name: str, root: Path, download: bool, image_size: int | None = None, mirror: str | None = None
+) -> SourceData:
+    """CIFAR-10 or CIFAR-100 through torchvision, held in memory; `image_size` resizes on load.
+    With `download`, a node that lacks the files fetches them first, one process at a time."""
     dataset_class = DATASETS[name]
     expected = root / dataset_class.base_folder
+    if download:
+        fetch_cifar(name, root, mirror)
     try:
-        train = dataset_class(str(root), train=True, download=download)
-        test = dataset_class(str(root), train=False, download=download)
+        train = dataset_class(str(root), train=True, download=False)
+        test = dataset_class(str(root), train=False, download=False)
     except (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as error:
-        if download:
-            raise DataSourceError(f"{root}: could not download {name} into it ({error})") from None
         raise DataSourceError(
-            f"{root}: no usable {name} data ({error}); expected torchvision's folder {expected} "
-            "(put the dataset there, or set data.download: true)"
+            f"{root}: no usable {name} data ({error}); expected the folder {expected} "
+            "(put the dataset there, set data.download: true, or run `smcl-tune prepare STUDY.yaml`)"
         ) from None
 
     def pool(dataset: CIFAR10) -> TensorPool:

@@ -1,0 +1,92 @@
+"""The data stage of `smcl-tune run` and `smcl-tune prepare`: each condition's CIFAR data fetched
+once, in the driver, before Ray starts, with its progress shown; a fetch that fails is one line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+PLAIN_EVERY_S = 5.0  # a line this often when the output is not a terminal
+BAR_WIDTH = 30
+MIB = 1 << 20
+
+
+class FetchProgress:
+    """A bar redrawn in place on a terminal; elsewhere (a log, a pipe) a line every few seconds."""
+
+    def __init__(self, what: str, stream: TextIO) -> None:
+        self.what = what
+        self.stream = stream
+        self.terminal = stream.isatty()
+        self.started = time.monotonic()
+        self.shown_at = 0.0
+        self.done = 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self.done = done
+        now = time.monotonic()
+        if self.terminal or now - self.shown_at >= PLAIN_EVERY_S or done == total:
+            self.shown_at = now
+            self._show(done, total, now - self.started)
+
+    def _show(self, done: int, total: int | None, elapsed: float) -> None:
+        speed = done / elapsed if elapsed > 0 else 0.0
+        text = f"{self.what}: {done / MIB:.1f}"
+        if total:
+            left = (total - done) / speed if speed > 0 else float("inf")
+            text += f" of {total / MIB:.1f} MiB, {speed / MIB:.1f} MiB/s, {left:.0f} s left"
+            if self.terminal:
+                filled = int(BAR_WIDTH * done / total)
+                text = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {text}"
+        else:
+            text += f" MiB, {speed / MIB:.1f} MiB/s"
+        if self.terminal:
+            self.stream.write(f"\r{text}\033[K")
+        else:
+            self.stream.write(f"{text}\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.terminal and self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def fetched_datasets(study, fetch_all: bool) -> list[tuple[str, Path, str | None]]:
+    """(dataset, root, mirror) of each CIFAR dataset the study's conditions read, once each: those
+    with data.download, or all of them (`prepare`)."""
+    if any(path in ("data.root", "data.source") for path in study.config.search):
+        return []  # a searched source is checked by each trial
+    found: list[tuple[str, Path, str | None]] = []
+    for condition in study.conditions:
+        data = study.trial_config(condition.overrides).data
+        if data.source in ("cifar10", "cifar100") and (data.download or fetch_all):
+            entry = (data.source, Path(data.root or "").resolve(), data.mirror)
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+def prepare_data(study, fetch_all: bool = False, stream: TextIO | None = None) -> list[str]:
+    """Fetch what the study's CIFAR conditions need; a line for each dataset."""
+    from smcl_tune.data.cifar_files import CIFAR_ARCHIVES
+    from smcl_tune.data.fetch import fetch_cifar
+
+    stream = stream or sys.stderr
+    lines = []
+    for dataset, root, mirror in fetched_datasets(study, fetch_all):
+        archive = CIFAR_ARCHIVES[dataset]
+        if not archive.missing(root):
+            lines.append(f"{dataset}: in {root / archive.folder}")
+            continue
+        print(f"fetching {dataset} ({archive.size / MIB:.0f} MiB) from {archive.url(mirror)} into {root}", file=stream)
+        progress = FetchProgress(dataset, stream)
+        try:
+            fetched = fetch_cifar(dataset, root, mirror, progress)
+        finally:
+            progress.finish()
+        verb = "fetched and checked" if fetched else "fetched by another process"
+        lines.append(f"{dataset}: {verb}, in {root / archive.folder}")
+    return lines

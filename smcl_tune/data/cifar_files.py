@@ -1,0 +1,97 @@
+"""CIFAR's published archives and the files they unpack to, known without torch: the driver checks
+and fetches them before Ray starts (fetch.py), and a trial finds them there.
+
+The archives, their MD5 sums and their layout are those the CIFAR page publishes
+(https://www.cs.toronto.edu/~kriz/cifar.html), which torchvision checks too.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+from smcl_tune.errors import DataSourceError
+
+OFFICIAL_SITE = "https://www.cs.toronto.edu/~kriz/"
+
+
+@dataclass(frozen=True)
+class CifarArchive:
+    dataset: str
+    filename: str
+    md5: str
+    size: int  # bytes
+    folder: str  # what the archive unpacks to, under data.root
+    files: tuple[str, ...]  # the folder's files a trial reads
+    meta_file: str
+    names_key: str  # the class names in the meta file
+
+    def url(self, mirror: str | None = None) -> str:
+        return f"{(mirror or OFFICIAL_SITE).rstrip('/')}/{self.filename}"
+
+    def missing(self, root: Path) -> list[str]:
+        folder = root / self.folder
+        return [name for name in self.files if not (folder / name).is_file()]
+
+
+CIFAR_ARCHIVES = {
+    "cifar10": CifarArchive(
+        "cifar10",
+        "cifar-10-python.tar.gz",
+        "c58f30108f718f92721af3b95e74349a",
+        170_498_071,
+        "cifar-10-batches-py",
+        (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"),
+        "batches.meta",
+        "label_names",
+    ),
+    "cifar100": CifarArchive(
+        "cifar100",
+        "cifar-100-python.tar.gz",
+        "eb9058c3a382ffc7106e4002c42a8d85",
+        169_001_437,
+        "cifar-100-python",
+        ("train", "test", "meta"),
+        "meta",
+        "fine_label_names",
+    ),
+}
+
+
+def check_cifar(name: str, root: Path, download: bool) -> str | None:
+    """Whether CIFAR's files of `name` are under `root`, by name only (nothing is read).
+
+    Returns a note when they are missing and `download` will fetch them; raises DataSourceError
+    when they are missing and nothing will.
+    """
+    archive = CIFAR_ARCHIVES[name]
+    missing = archive.missing(root.resolve())
+    if not missing:
+        return None
+    folder = root.resolve() / archive.folder
+    if download:
+        return f"{name} is not in {folder} yet: it is fetched there before the study starts (data.download: true)"
+    raise DataSourceError(
+        f"{root}: no {name} data; expected the folder {folder} with {', '.join(archive.files)} "
+        f"(missing: {', '.join(missing)}); put the dataset there, set data.download: true, or run "
+        "`smcl-tune prepare STUDY.yaml` where there is a network"
+    )
+
+
+# CIFAR-10's classes in label order, as its page lists them (CIFAR-100's 100 are read from its meta file)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def cifar_class_names(name: str, root: Path) -> list[str] | None:
+    """The class names of the meta file, once the data is there; before, CIFAR-10's published ones
+    (None for CIFAR-100)."""
+    archive = CIFAR_ARCHIVES[name]
+    path = root / archive.folder / archive.meta_file
+    try:
+        with path.open("rb") as file:
+            meta = pickle.load(file, encoding="latin1")  # CIFAR's own file, as torchvision reads it
+        names = [str(label) for label in meta[archive.names_key]]
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError):
+        return list(CIFAR10_CLASSES) if name == "cifar10" else None
+    return names

@@ -1,0 +1,135 @@
+"""A CIFAR archive fetched into `data.root` once: downloaded to a temporary name, its MD5 checked,
+renamed, unpacked into a temporary folder, renamed again; so a killed fetch never leaves a half
+archive or a half folder that passes as whole.
+
+One process at a time per data folder: a lock file there (the `filelock` package, which torch
+already depends on; an OS lock, so a killed holder frees it). The first process fetches, the
+others wait and then find the files. On a cluster each node fetches into its own data folder; a
+folder shared over NFS is locked as far as its NFS locks reach.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from smcl_tune.data.cifar_files import CIFAR_ARCHIVES, CifarArchive
+from smcl_tune.errors import DataSourceError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, "int | None"], None]  # bytes so far, bytes in all (None: not known)
+CHUNK_BYTES = 1 << 20
+CONNECT_TIMEOUT_S = 30.0
+
+
+class FetchError(DataSourceError):
+    """A dataset that could not be fetched (exit code 2, before anything starts)."""
+
+
+def _advice(archive: CifarArchive, root: Path) -> str:
+    return (
+        f"put {archive.folder} (or {archive.filename}) in {root} by hand, or run `smcl-tune prepare STUDY.yaml` "
+        "where there is a network (data.mirror: a URL that serves the same file)"
+    )
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(url: str, archive: CifarArchive, root: Path, progress: Progress | None) -> Path:
+    """The archive at `url`, whole and checked, as root/filename."""
+    target = root / archive.filename
+    partial = root / f".{archive.filename}.part-{os.getpid()}"
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with urllib.request.urlopen(url, timeout=CONNECT_TIMEOUT_S) as response, partial.open("wb") as output:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            done = 0
+            while chunk := response.read(CHUNK_BYTES):
+                output.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        partial.unlink(missing_ok=True)
+        reason = getattr(error, "reason", None) or error
+        raise FetchError(
+            f"could not fetch {archive.dataset} from {urlsplit(url).netloc or url} into {root} ({reason}); "
+            + _advice(archive, root)
+        ) from None
+    if digest.hexdigest() != archive.md5:
+        partial.unlink(missing_ok=True)
+        raise FetchError(
+            f"{url}: the file fetched ({done} bytes) is not {archive.filename} (MD5 {digest.hexdigest()}, "
+            f"expected {archive.md5}); nothing was kept; " + _advice(archive, root)
+        )
+    os.replace(partial, target)
+    return target
+
+
+def _unpack(path: Path, archive: CifarArchive, root: Path) -> None:
+    staging = root / f".{archive.folder}.unpacking-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with tarfile.open(path) as tar:
+            tar.extractall(staging, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise FetchError(f"{path}: cannot unpack it ({error}); delete it and fetch again") from None
+    unpacked = staging / archive.folder
+    missing = archive.missing(staging)
+    if missing:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise FetchError(f"{path}: {archive.folder} in it lacks {', '.join(missing)}; delete it and fetch again")
+    final = root / archive.folder
+    if final.exists():  # a folder without all its files (an older, interrupted download): kept aside
+        aside = root / f"{archive.folder}.incomplete-{int(time.time())}"
+        log.warning("%s lacks some of its files: moved to %s", final, aside)
+        os.replace(final, aside)
+    os.replace(unpacked, final)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def fetch_cifar(dataset: str, root: Path, mirror: str | None = None, progress: Progress | None = None) -> bool:
+    """CIFAR-10 or CIFAR-100 in root, fetched if it is not there; True when this call fetched it."""
+    import filelock
+
+    archive = CIFAR_ARCHIVES[dataset]
+    root = root.resolve()
+    if not archive.missing(root):
+        return False
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(root / f".{archive.filename}.lock")
+        lock.acquire(timeout=0.1)
+    except filelock.Timeout:
+        log.info("another process fetches %s into %s: waiting for it", dataset, root)
+        lock.acquire()
+    except OSError as error:
+        raise FetchError(f"{root}: cannot write the data folder ({error}); " + _advice(archive, root)) from None
+    try:
+        if not archive.missing(root):
+            return False  # another process fetched it meanwhile
+        path = root / archive.filename
+        if not (path.is_file() and _md5(path) == archive.md5):
+            path = _download(archive.url(mirror), archive, root, progress)
+        _unpack(path, archive, root)
+        return True
+    finally:
+        lock.release()

@@ -1,0 +1,98 @@
+"""Fetching a CIFAR archive against a real HTTP server on 127.0.0.1: checked by its MD5, kept only
+whole, and fetched once when several processes start at once. The archive is a small one of the
+same layout, entered in the table of archives as the published one would be."""
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+
+from smcl_tune.data.cifar_files import CIFAR_ARCHIVES
+from smcl_tune.data.fetch import FetchError, fetch_cifar
+from tests.fixtures.archives import ArchiveServer
+
+ARCHIVE = CIFAR_ARCHIVES["cifar10"]
+
+
+def test_an_archive_is_fetched_checked_and_unpacked_with_its_progress(tmp_path, body, published):
+    server = ArchiveServer(body, chunks=3)
+    seen = []
+    try:
+        assert fetch_cifar("cifar10", tmp_path / "data", server.url, lambda done, total: seen.append((done, total)))
+    finally:
+        server.close()
+    assert server.requests == ["/mirror/cifar-10-python.tar.gz"]
+    folder = tmp_path / "data" / ARCHIVE.folder
+    assert (folder / "test_batch").read_text() == "the content of test_batch"
+    assert seen[-1] == (len(body), len(body)) and len(seen) >= 1
+    assert not fetch_cifar("cifar10", tmp_path / "data", server.url)  # there: nothing fetched again
+    leftovers = [p.name for p in (tmp_path / "data").iterdir() if ".part-" in p.name or "unpacking" in p.name]
+    assert leftovers == []
+
+
+def test_a_wrong_file_is_refused_by_its_checksum_and_nothing_is_kept(tmp_path, published):
+    server = ArchiveServer(b"<html>a login page, not the archive</html>")
+    try:
+        with pytest.raises(FetchError, match=r"is not cifar-10-python.tar.gz \(MD5 [0-9a-f]{32}, expected"):
+            fetch_cifar("cifar10", tmp_path / "data", server.url)
+    finally:
+        server.close()
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [".cifar-10-python.tar.gz.lock"]
+
+
+def test_a_corrupt_archive_left_in_the_folder_is_found_by_its_checksum_and_fetched_again(tmp_path, body, published):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ARCHIVE.filename).write_bytes(body[: len(body) // 2])  # a download cut short by an older tool
+    server = ArchiveServer(body)
+    try:
+        assert fetch_cifar("cifar10", data, server.url)
+    finally:
+        server.close()
+    assert len(server.requests) == 1
+    assert hashlib.md5((data / ARCHIVE.filename).read_bytes()).hexdigest() == published.md5
+    assert not ARCHIVE.missing(data)
+
+
+def test_a_server_that_cannot_be_reached_is_one_line_naming_its_host_the_folder_and_what_to_do(tmp_path):
+    with pytest.raises(FetchError) as refused:
+        fetch_cifar("cifar10", tmp_path / "data", "http://127.0.0.1:9/")
+    message = str(refused.value)
+    assert message.startswith(f"could not fetch cifar10 from 127.0.0.1:9 into {tmp_path / 'data'} (")
+    assert "smcl-tune prepare" in message and "\n" not in message
+
+
+FETCHER = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+from smcl_tune.data.cifar_files import CIFAR_ARCHIVES
+from smcl_tune.data.fetch import fetch_cifar
+CIFAR_ARCHIVES["cifar10"] = replace(CIFAR_ARCHIVES["cifar10"], md5=sys.argv[1], size=int(sys.argv[2]))
+fetched = fetch_cifar("cifar10", Path(sys.argv[3]), sys.argv[4])
+folder = Path(sys.argv[3]) / CIFAR_ARCHIVES["cifar10"].folder
+print(fetched, (folder / "data_batch_1").read_text())
+"""
+
+
+def test_processes_starting_at_once_fetch_once_and_all_read_the_same_files(tmp_path, body, published):
+    server = ArchiveServer(body, chunks=4, pause_s=0.5)  # about 2 s: the others start meanwhile
+    data = tmp_path / "data"
+    try:
+        fetchers = [
+            subprocess.Popen(
+                [sys.executable, "-c", FETCHER, published.md5, str(published.size), str(data), server.url],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        outputs = [fetcher.communicate(timeout=120) for fetcher in fetchers]
+    finally:
+        server.close()
+    assert all(fetcher.returncode == 0 for fetcher in fetchers), [error[-2000:] for _, error in outputs]
+    assert len(server.requests) == 1
+    lines = sorted(out.strip() for out, _ in outputs)
+    assert lines == ["False the content of data_batch_1"] * 3 + ["True the content of data_batch_1"]
