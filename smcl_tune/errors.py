@@ -42,6 +42,11 @@ class StudyUnavailable(RuntimeError):
     """A study that cannot be run or read now: another driver holds it, or its store is unreadable."""
 
 
+class StudyStop(StudyUnavailable):
+    """Raised in Ray Tune's callbacks or searcher to end the study with this one message (exit 1),
+    every trial keeping its last checkpoint: a store that stopped answering, data every trial lacks."""
+
+
 class StudyBusy(StudyUnavailable):
     """Another driver runs this study; the message says which (host and process id)."""
 

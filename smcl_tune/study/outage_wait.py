@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from smcl_tune.errors import StudyUnavailable, error_chain
+from smcl_tune.errors import StudyStop, error_chain
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ T = TypeVar("T")
 DEFAULT_OUTAGE_TIMEOUT_S = 600.0  # the study file's default for tracking and optuna
 
 
-class StoreDown(StudyUnavailable):
+class StoreDown(StudyStop):
     """A store did not answer within its outage timeout."""
 
     def __reduce__(self):
@@ -76,8 +76,8 @@ def wait_through(outage: Outage, action: Callable[[], T], what: str) -> T:
         return result
 
 
-def _store_down_in(error: BaseException | None) -> StoreDown | None:
-    return next((link for link in error_chain(error) if isinstance(link, StoreDown)), None)
+def _study_stop_in(error: BaseException | None) -> StudyStop | None:
+    return next((link for link in error_chain(error) if isinstance(link, StudyStop)), None)
 
 
 # A StoreDown raised where Ray Tune would take it for one trial's failure (a searcher's
@@ -99,20 +99,21 @@ def raise_deferred() -> None:
 
 
 @contextmanager
-def stopping_when_store_down() -> Iterator[None]:
-    """A StoreDown raised in Tune's callbacks or searcher (and whatever failed after it, the study
-    run's end among them), or deferred, leaves the study as that one error."""
+def stopping_on_study_stop() -> Iterator[None]:
+    """A StudyStop (a store down, data every trial lacks) raised in Tune's callbacks or searcher
+    (and whatever failed after it, the study run's end among them), or a StoreDown deferred, leaves
+    the study as that one error."""
     global _deferred
     _deferred = None
     try:
         yield
         raise_deferred()
-    except StoreDown:
+    except StudyStop:
         raise
     except Exception as error:
-        down = _store_down_in(error) or _deferred
-        if down is None:
+        stop = _study_stop_in(error) or _deferred
+        if stop is None:
             raise
-        raise down from None
+        raise stop from None
     finally:
         _deferred = None

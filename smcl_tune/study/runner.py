@@ -36,7 +36,7 @@ from smcl_tune.study.cluster import (
 from smcl_tune.study.database_outage import stored
 from smcl_tune.study.fused_groups import fused_groups
 from smcl_tune.study.job_storage import check_job_storage
-from smcl_tune.study.outage_wait import stopping_when_store_down
+from smcl_tune.study.outage_wait import stopping_on_study_stop
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
 from smcl_tune.study.ray_session import cluster_address, init_ray
@@ -109,7 +109,7 @@ def run_study(
     if not address:
         check_local_resources(study)
     lock = _study_lock(study, paths)
-    with lock, stopping_when_full(paths.storage), stopping_when_store_down(), stopping_when_lock_lost(lock):
+    with lock, stopping_when_full(paths.storage), stopping_on_study_stop(), stopping_when_lock_lost(lock):
         init_ray(address, watching.ray_log_level)
         hosts = cluster_hosts()
         check_cluster_storage(study, paths, hosts)

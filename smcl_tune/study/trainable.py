@@ -10,10 +10,12 @@ from typing import Any
 import ray
 from ray import tune
 
+from smcl_tune.errors import DataSourceError
 from smcl_tune.results import EPOCHS_PLANNED, NODE_ID, TrialEnd
 from smcl_tune.study.gpu_share import cap_gpu_memory
 from smcl_tune.study.scratch_folders import work_folder
 from smcl_tune.study.storage_space import report_with_checkpoint
+from smcl_tune.study.trial_data_error import data_error_report
 from smcl_tune.study.trial_spec import spec_of
 from smcl_tune.study.worker_exit import quiet_exit_during_cleanup
 from smcl_tune.studyfile.schema import OBJECTIVE_METRICS
@@ -60,4 +62,7 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO", fused
             return
         from smcl_tune.trial.run import run_trial
 
-        run_trial(spec.config, report=report, checkpoint_dir=checkpoint_dir, resume_from=resume_from)
+        try:
+            run_trial(spec.config, report=report, checkpoint_dir=checkpoint_dir, resume_from=resume_from)
+        except DataSourceError as error:  # the driver stops the study on this report
+            tune.report(data_error_report(error))

@@ -20,6 +20,7 @@ from smcl_tune.study.search_state_repair import mend_searcher_state
 from smcl_tune.study.storage_space import StorageWatch
 from smcl_tune.study.tracking_callback import TrackingCallback
 from smcl_tune.study.trainable import train_study_trial
+from smcl_tune.study.trial_data_error import StopOnDataError
 from smcl_tune.study.whole_file_filesystem import remove_partial_copies, whole_file_storage
 from smcl_tune.studyfile.study import Study
 
@@ -63,6 +64,7 @@ def new_tuner(
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[
+                StopOnDataError(),  # first: a data error stops the study before anything records it
                 CSVLoggerCallback(),
                 JsonLoggerCallback(),
                 StorageWatch(paths.storage),
@@ -91,6 +93,8 @@ def apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -
         for logger in (CSVLoggerCallback, JsonLoggerCallback):
             if not any(isinstance(callback, logger) for callback in run_config.callbacks or []):
                 run_config.callbacks = [*(run_config.callbacks or []), logger()]
+        if not any(isinstance(callback, StopOnDataError) for callback in run_config.callbacks or []):
+            run_config.callbacks = [StopOnDataError(), *(run_config.callbacks or [])]  # a study of an older version
 
 
 def _limit_in_the_searcher(tune_config: tune.TuneConfig) -> None:

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from smcl_tune.store.database import optuna_storage
 from smcl_tune.study.database_outage import DatabaseDown
-from smcl_tune.study.outage_wait import stopping_when_store_down
+from smcl_tune.study.outage_wait import stopping_on_study_stop
 from smcl_tune.study.searcher import StudySearcher
 from smcl_tune.studyfile.conditions import Condition
 from smcl_tune.studyfile.search_space import SearchDistribution
@@ -46,7 +46,7 @@ def test_a_trial_ending_while_the_database_is_gone_stops_the_study_without_a_sec
     )
     ended_quietly = []
     outage_message = r"has not answered for 1 s \(optuna.outage_timeout_s: 1\)"
-    with pytest.raises(DatabaseDown, match=outage_message), stopping_when_store_down():
+    with pytest.raises(DatabaseDown, match=outage_message), stopping_on_study_stop():
         searcher.suggest("first")
         searcher.suggest("second")
         own_postgres_server.stop()
