@@ -291,10 +291,16 @@ class TrialConfig(StrictModel):
     def _check(self) -> TrialConfig:
         method, epochs = self.method, self.training.epochs
         if method.name != "ce" and self.mask_end_epoch <= method.mask_start_epoch:
+            window = (
+                f"the default window, from epoch {method.mask_start_epoch} (mask_start_epoch) to epochs - 3 "
+                f"(mask_end_epoch, exclusive), needs at least {method.mask_start_epoch + 4} epochs"
+                if method.mask_end_epoch is None
+                else f"epochs {method.mask_start_epoch} to {self.mask_end_epoch} (exclusive)"
+            )
             raise ValueError(
-                f"method.mask_end_epoch: the masking window is empty (epochs {method.mask_start_epoch} to "
-                f"{self.mask_end_epoch} of {epochs}), so '{method.name}' would train as plain CE; "
-                "set method.mask_start_epoch and method.mask_end_epoch"
+                f"method.mask_end_epoch: the masking window is empty in {epochs} epochs ({window}), so "
+                f"'{method.name}' would train as plain CE; set it within the run, e.g. method.mask_start_epoch: 0 "
+                f"and method.mask_end_epoch: {epochs}"
             )
         if method.saliency == "random" and method.mask_mode == "threshold":
             raise ValueError(

@@ -72,8 +72,16 @@ def test_yaml_errors_name_the_file(tmp_path):
 
 
 def test_settings_that_would_silently_do_nothing_are_refused():
-    with pytest.raises(ConfigError, match=r"method.mask_end_epoch: the masking window is empty \(epochs 3 to 3 of 6\)"):
+    with pytest.raises(ConfigError) as short:
         trial_config_from_dict({"training": {"epochs": 6}})
+    assert str(short.value) == (  # one line: what the default window needs, and how to set one
+        "method.mask_end_epoch: the masking window is empty in 6 epochs (the default window, from epoch 3 "
+        "(mask_start_epoch) to epochs - 3 (mask_end_epoch, exclusive), needs at least 7 epochs), so 'smcl' would "
+        "train as plain CE; set it within the run, e.g. method.mask_start_epoch: 0 and method.mask_end_epoch: 6"
+    )
+    trial_config_from_dict({"training": {"epochs": 6}, "method": {"mask_start_epoch": 0, "mask_end_epoch": 6}})
+    with pytest.raises(ConfigError, match=r"empty in 20 epochs \(epochs 5 to 5 \(exclusive\)\)"):
+        trial_config_from_dict({"training": {"epochs": 20}, "method": {"mask_start_epoch": 5, "mask_end_epoch": 5}})
     trial_config_from_dict({"training": {"epochs": 6}, "method": {"name": "ce"}})  # CE never masks
     with pytest.raises(ConfigError, match=r"method.drw_start_epoch: DRW starts at epoch 160"):
         trial_config_from_dict({"training": {"epochs": 60}, "method": {"classifier_loss": "drw"}})
