@@ -9,7 +9,7 @@ import sys
 
 from smcl_tune.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILURE
 from smcl_tune.cli.report_commands import command_leaderboard, command_ui
-from smcl_tune.cli.study_commands import command_prepare, command_run, command_validate
+from smcl_tune.cli.study_commands import command_prepare, command_run, command_validate, resume_command
 from smcl_tune.cli.trial_command import command_trial
 from smcl_tune.cli.watch_commands import command_dashboard, command_status
 from smcl_tune.errors import ConfigError, DataSourceError, StudyUnavailable
@@ -115,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"smcl-tune: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        print("smcl-tune: interrupted; run the same command again to resume", file=sys.stderr)
+        if arguments.command == "run":
+            print(f"smcl-tune: interrupted; resume with: {resume_command(arguments)}", file=sys.stderr)
+        else:
+            print("smcl-tune: interrupted", file=sys.stderr)
         return EXIT_FAILURE
     except BrokenPipeError:  # the reader went away (`smcl-tune status | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

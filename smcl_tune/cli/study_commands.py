@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,6 +101,14 @@ def _run_viewed(study, arguments: argparse.Namespace):
     return run_study(study, arguments.address, arguments.restart, _watching(arguments.verbose, view))
 
 
+def resume_command(arguments: argparse.Namespace) -> str:
+    """The command that resumes the study this `run` ran: the same, without --restart."""
+    words = ["smcl-tune", "run", shlex.quote(arguments.study)]
+    if arguments.address:
+        words += ["--address", shlex.quote(arguments.address)]
+    return " ".join(words)
+
+
 def command_prepare(arguments: argparse.Namespace) -> int:
     """Fetch and check each condition's data, for a machine or cluster that runs the study offline."""
     from smcl_tune.studyfile.study import load_study
@@ -120,6 +129,8 @@ def command_run(arguments: argparse.Namespace) -> int:
 
     study = load_study(arguments.study)
     check_data(study)
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's forwarded worker lines without colour codes
     for line in prepare_data(study):
         print(line, file=sys.stderr)
     outcome = _run_watched(study, arguments)
@@ -129,6 +140,6 @@ def command_run(arguments: argparse.Namespace) -> int:
     if board is not None:
         print(format_text(board, width=terminal_width()))
     if not outcome.finished:
-        print("the study did not finish; run the same command again to resume it", file=sys.stderr)
+        print(f"the study did not finish; resume with: {resume_command(arguments)}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK

@@ -39,6 +39,7 @@ from smcl_tune.study.job_storage import check_job_storage
 from smcl_tune.study.outage_wait import stopping_on_study_stop
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
+from smcl_tune.study.ray_hints import without_rays_restore_hint
 from smcl_tune.study.ray_session import cluster_address, init_ray
 from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
@@ -182,7 +183,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
     status = "FAILED"
     finished = False
     try:
-        with fused_groups(study) as directory, reporting_to(progress), tune_settings():
+        with fused_groups(study) as directory, reporting_to(progress), tune_settings(), without_rays_restore_hint():
             trainable = study_trainable(study, watching.ray_log_level, directory)
             if resumable:
                 log.info("resuming study %s from %s", study.name, paths.experiment_dir)

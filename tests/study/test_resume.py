@@ -21,9 +21,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 EPOCHS = 5
 
 
-def _start(study: Path, environment: dict[str, str] | None) -> subprocess.Popen:
+def _start(study: Path, environment: dict[str, str] | None, *options: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
+        [sys.executable, "-m", "smcl_tune.cli", "run", str(study), *options],
         cwd=study.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -108,12 +108,16 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(
     base.write_text(base.read_text().replace("epochs: 3", f"epochs: {EPOCHS}"))
     client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))
 
-    first = _start(base, environment)
+    first = _start(base, environment, *(["--restart"] if how == "SIGINT" else []))
     try:
         _wait_mid_study(client, name, trial_runs)
         if how == "SIGINT":
             os.killpg(first.pid, signal.SIGINT)
             assert first.wait(timeout=120) == 1  # README: 1, a study that did not finish
+            said = first.stderr.read()
+            advice = [line for line in said.splitlines() if "resume" in line and line.startswith(("smcl-tune", "the"))]
+            assert len(advice) == 1 and advice[0].endswith(f"resume with: smcl-tune run {base}"), said[-3000:]
+            assert "Tuner.restore" not in said and "\x1b[" not in said  # no Ray API, no colour codes in a pipe
         else:
             first.kill()  # the driver alone, as `kill -9 <pid>` would
             first.wait(timeout=30)
