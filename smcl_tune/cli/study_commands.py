@@ -16,6 +16,7 @@ from smcl_tune.cli.data_stage import prepare_data
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.errors import ConfigError, DataSourceError
+from smcl_tune.studyfile.field_effects import idle_search_fields
 
 
 def check_data(study) -> str | None:
@@ -44,6 +45,8 @@ def command_validate(arguments: argparse.Namespace) -> int:
     print(yaml.safe_dump(study.display_dict(), sort_keys=False).rstrip())
     if note:
         print(f"# {note}")
+    for warning in idle_search_fields(study):
+        print(f"# warning: {warning}")
     print(
         f"# study '{study.name}' is valid: {study.config.num_trials} sampled trials, "
         f"{len(study.config.baselines)} baselines, fingerprint {study.fingerprint()}"
@@ -129,6 +132,8 @@ def command_run(arguments: argparse.Namespace) -> int:
 
     study = load_study(arguments.study)
     check_data(study)
+    for warning in idle_search_fields(study):
+        print(f"smcl-tune: warning: {warning}", file=sys.stderr)
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's forwarded worker lines without colour codes
     for line in prepare_data(study):
