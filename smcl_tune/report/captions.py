@@ -3,7 +3,11 @@ the titles of the tables over seeds, and the notes."""
 
 from __future__ import annotations
 
+import pandas as pd
+
+from smcl_tune.report.cells import CUT
 from smcl_tune.report.leaderboard import Leaderboard
+from smcl_tune.report.statistics import MIN_SEEDS_FOR_INTERVAL
 from smcl_tune.results import uniform_head_share
 
 BACKGROUND_HEADING = "bg→many"
@@ -52,3 +56,22 @@ def group_lines(board: Leaderboard, background: bool = True) -> list[str]:
     if background and any("uniform guessing" in line for line in lines):
         lines.append(BACKGROUND_NOTE)
     return lines
+
+
+def interval_notes(frame: pd.DataFrame, metric_headings: list[str]) -> list[str]:
+    """Why a table over seeds shows no interval where it shows none, and what a cut bound means."""
+    notes = []
+    counts = [len(seeds.split(",")) for seeds in frame["seeds"]]
+    few = sorted({count for count in counts if count < MIN_SEEDS_FOR_INTERVAL})
+    if few:
+        notes.append(
+            f"{' or '.join(str(count) for count in few)} seeds: too few for an interval (it needs "
+            f"{MIN_SEEDS_FOR_INTERVAL} or more), so no interval and no star"
+        )
+    cells = frame[[heading for heading in metric_headings if heading in frame.columns]]
+    enough = [count >= MIN_SEEDS_FOR_INTERVAL for count in counts]
+    if any(ok and any("[" not in cell and cell != "n/a" for cell in row) for ok, row in zip(enough, cells.values)):
+        notes.append("a zero spread over the seeds: no interval (seeds that agree are not evidence of precision)")
+    if any(CUT in cell for row in cells.values for cell in row):
+        notes.append(f"{CUT} the interval reaches past the metric's range and is shown cut at it")
+    return notes

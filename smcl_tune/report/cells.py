@@ -36,20 +36,36 @@ def points(value, signed: bool = False) -> str:
     return MISSING if is_missing(value) else f"{100 * value:{'+' if signed else ''}.1f}"
 
 
+CUT = "‡"  # an interval bound past the metric's range, shown at the range's end
+
+
+def _bounds(low: float, high: float, lowest: float, highest: float, signed: bool = False) -> str:
+    """`[low, high]` within [lowest, highest], marked with CUT where a bound was past it."""
+    cut = low < lowest or high > highest
+    shown = f"[{points(max(low, lowest), signed)}, {points(min(high, highest), signed)}]"
+    return shown + (CUT if cut else "")
+
+
 def interval_cell(row, metric: str) -> str:
-    """`mean ± std [low, high]` of a configuration's `metric` over its seeds, %."""
+    """`mean ± std [low, high]` of a configuration's `metric` over its seeds, %; without the
+    interval where it is undefined (statistics.t_interval)."""
     mean, spread = row[f"{metric}_mean"], row[f"{metric}_std"]
     if is_missing(mean):
         return "n/a"
     low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
-    return f"{points(mean)} ± {points(spread)} [{points(low)}, {points(high)}]"
+    if is_missing(low):
+        return f"{points(mean)} ± {points(spread)}"
+    return f"{points(mean)} ± {points(spread)} {_bounds(low, high, 0.0, 1.0)}"
 
 
 def difference_cell(row, metric: str) -> str:
-    """`mean [low, high]` of a paired difference to the baseline, points; `*` when the interval excludes 0."""
+    """`mean [low, high]` of a paired difference to the baseline, points; `*` when the interval
+    excludes 0; the mean alone where the interval is undefined."""
     mean = row[f"{metric}_diff"]
     if is_missing(mean):
         return "n/a"
     low, high = row[f"{metric}_diff_low"], row[f"{metric}_diff_high"]
+    if is_missing(low):
+        return points(mean, True)
     mark = "*" if row[f"{metric}_excludes_0"] else ""
-    return f"{points(mean, True)} [{points(low, True)}, {points(high, True)}]{mark}"
+    return f"{points(mean, True)} {_bounds(low, high, -1.0, 1.0, True)}{mark}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from smcl_tune.report.captions import BACKGROUND_HEADING, SEEDS_TITLE, differences_title
+from smcl_tune.report.captions import BACKGROUND_HEADING, SEEDS_TITLE, differences_title, interval_notes
 from smcl_tune.report.cells import difference_cell, interval_cell, number_cell, param_cell, percent_cell
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
 from smcl_tune.report.reference import CAVEAT, published_for
@@ -123,10 +123,11 @@ def sections_after_trials(board: Leaderboard, reference: pd.DataFrame | None = N
     """The titled tables after the trials: seed statistics, paired differences and published results."""
     sections = []
     seeds, differences = seeds_frame(board), differences_frame(board)
+    metrics = list(HEADINGS.values())
     if not seeds.empty:
-        sections.append((SEEDS_TITLE, seeds))
+        sections.append(("; ".join([SEEDS_TITLE, *interval_notes(seeds, metrics)]), seeds))
     if not differences.empty:
-        sections.append((differences_title(board), differences))
+        sections.append(("; ".join([differences_title(board), *interval_notes(differences, metrics)]), differences))
     if reference is not None:
         sections += reference_sections(board, reference)
     return sections

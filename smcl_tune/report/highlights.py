@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from smcl_tune.report.statistics import seed_list, t_interval
+from smcl_tune.report.statistics import MIN_SEEDS_FOR_INTERVAL, seed_list, t_interval
 from smcl_tune.results import TrialState
 
 HIGHLIGHTED_KINDS = ("baseline", "confirm")
@@ -36,9 +36,12 @@ class Highlight:
     def legend(self) -> str:
         """The label with what the point is: one run, or the mean of several seeds."""
         seeds = self.runs["seed"].dropna()
-        if len(self.runs) < 2 or len(seeds) < len(self.runs):
-            return self.label if len(self.runs) < 2 else f"{self.label}: mean of {len(self.runs)} runs (95% interval)"
-        return f"{self.label}: mean of seeds {seed_list(seeds)} (95% interval)"
+        if len(self.runs) < 2:
+            return self.label
+        bar = " (95% interval)" if len(self.runs) >= MIN_SEEDS_FOR_INTERVAL else " (too few seeds for an interval)"
+        if len(seeds) < len(self.runs):
+            return f"{self.label}: mean of {len(self.runs)} runs{bar}"
+        return f"{self.label}: mean of seeds {seed_list(seeds)}{bar}"
 
     def value(self, column: str) -> tuple[float, float, float]:
         """mean, 95% interval low and high of `column` over the runs (the interval NaN for one run)."""

@@ -16,11 +16,15 @@ from smcl_tune.results import TrialState
 
 METRICS = ("test_top1", "test_balanced_accuracy", "test_many", "test_medium", "test_few")
 CONFIDENCE = 0.95
+# Two seeds give a Student-t interval of 12.7 standard errors (t at 1 degree of freedom), wider than
+# the metric's range; two that happen to agree give one of zero width. Neither is evidence.
+MIN_SEEDS_FOR_INTERVAL = 3
 
 
 def t_interval(values: list[float]) -> tuple[float, float, float, float]:
     """mean, sample standard deviation and the Student-t 95% interval of the mean; NaN where
-    undefined (fewer than two finite values for the spread and the interval)."""
+    undefined (fewer than two finite values for the spread; fewer than MIN_SEEDS_FOR_INTERVAL, or a
+    zero spread, for the interval)."""
     finite = [value for value in values if not math.isnan(value)]
     if not finite:
         return math.nan, math.nan, math.nan, math.nan
@@ -28,6 +32,8 @@ def t_interval(values: list[float]) -> tuple[float, float, float, float]:
     if len(finite) < 2:
         return mean, math.nan, math.nan, math.nan
     spread = math.sqrt(sum((value - mean) ** 2 for value in finite) / (len(finite) - 1))
+    if len(finite) < MIN_SEEDS_FOR_INTERVAL or spread == 0:
+        return mean, spread, math.nan, math.nan
     from scipy import stats  # half a second to import: only a board with seeds needs it
 
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(finite) - 1) * spread / math.sqrt(len(finite))

@@ -10,6 +10,7 @@ from smcl_tune.report.display_frames import LEFT_ALIGNED, display_frame, section
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.table_width import fit_to_width
 
+SEEDS_DROP_ORDER = ["medium", "many", "balanced", "seeds"]  # top-1 and few, the long-tailed pair, stay
 FULL_TABLE_HINT = "`smcl-tune leaderboard STUDY --format csv`, or a pipe or a file, keeps every column"
 
 
@@ -46,5 +47,11 @@ def format_text(board: Leaderboard, reference: pd.DataFrame | None = None, width
             left_out = [f"left out to fit {width} columns: {', '.join(dropped)}", f"({FULL_TABLE_HINT})"]
     groups = group_lines(board, background=BACKGROUND_HEADING in trials.columns)
     parts = ["\n".join([title_line(board), *groups, "", text_table(trials), *left_out])]
-    parts += [f"{title}\n\n{text_table(frame)}" for title, frame in sections_after_trials(board, reference)]
+    for title, frame in sections_after_trials(board, reference):
+        lines = []
+        if width is not None and "seeds" in frame.columns:  # the tables over seeds fit as the trials' does
+            frame, dropped = fit_to_width(frame, width, SEEDS_DROP_ORDER)
+            if dropped:
+                lines = [f"left out to fit {width} columns: {', '.join(dropped)}", f"({FULL_TABLE_HINT})"]
+        parts.append("\n".join([f"{title}\n", text_table(frame), *lines]))
     return "\n\n".join(parts)

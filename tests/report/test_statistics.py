@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from smcl_tune.cli import main
+from smcl_tune.report.cells import interval_cell
 from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.latex_table import format_latex
 from smcl_tune.report.leaderboard import load_leaderboard
@@ -42,8 +43,8 @@ def test_configurations_over_seeds_have_mean_std_and_t_intervals(board):
     assert _few(summary, "ce") == pytest.approx([12, 2, 12 - ce_half, 12 + ce_half])
     smcl_half = T_975[2] * math.sqrt(12) / math.sqrt(3)
     assert _few(summary, "smcl") == pytest.approx([24, math.sqrt(12), 24 - smcl_half, 24 + smcl_half])
-    confirm_half = T_975[1] * math.sqrt(8) / math.sqrt(2)
-    assert _few(summary, "trial-001") == pytest.approx([32, math.sqrt(8), 32 - confirm_half, 32 + confirm_half])
+    mean, spread, low, high = _few(summary, "trial-001")  # two seeds: a spread, but too few for an interval
+    assert (mean, spread) == pytest.approx((32, math.sqrt(8))) and math.isnan(low) and math.isnan(high)
     assert summary[summary["configuration"] == "trial-001"].iloc[0]["seeds"] == "1,2"
 
 
@@ -122,3 +123,27 @@ def test_latex_of_a_study_without_seeds_is_a_table_saying_so(tmp_path, build_sto
         r"\midrule",
     ]
     assert lines[5:] == [r"\multicolumn{5}{c}{no configuration has two seeds yet} \\", r"\bottomrule", r"\end{tabular}"]
+
+
+def test_two_seeds_or_a_zero_spread_give_no_interval_and_no_star_and_the_table_says_why(board):
+    text = format_text(board)
+    assert "2 seeds: too few for an interval (it needs 3 or more), so no interval and no star" in text
+    assert "a zero spread over the seeds: no interval" in text  # smcl's top-1 equals ce's on every seed
+    confirmed = [line for line in text.splitlines() if line.startswith("trial-001 [confirm]")]
+    assert confirmed and all("[" not in line.split("]", 1)[1] and "*" not in line for line in confirmed)
+
+
+def test_an_interval_past_the_metrics_range_is_shown_cut_and_marked():
+    row = {"m_mean": 0.95, "m_std": 0.05, "m_ci_low": 0.85, "m_ci_high": 1.07}
+    assert interval_cell(row, "m") == "95.0 ± 5.0 [85.0, 100.0]‡"
+    inside = {**row, "m_ci_high": 0.99}
+    assert interval_cell(inside, "m") == "95.0 ± 5.0 [85.0, 99.0]"
+
+
+def test_the_tables_over_seeds_fit_a_narrow_terminal_as_the_trials_table_does(board):
+    text = format_text(board, width=70)
+    seeds_part = text.split("configurations over seeds", 1)[1]
+    titles = ("left out", "(", "paired", ":", ";")
+    rows = [line for line in seeds_part.splitlines() if "  " in line and not line.startswith(titles)]
+    assert rows and all(len(line) <= 70 for line in rows), [line for line in rows if len(line) > 70]
+    assert "left out to fit 70 columns: medium" in seeds_part
