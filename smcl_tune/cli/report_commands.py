@@ -84,6 +84,13 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
         print(f"wrote {arguments.output}")
     else:
         print(text)
+    for board in boards:
+        if arguments.baseline and board.differences().empty:
+            print(
+                f"study {board.study}: no paired differences to '{arguments.baseline}': a difference needs a "
+                "configuration that shares at least two seeds with it (baselines' `seeds`, `confirm.seeds`)",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 
@@ -119,8 +126,11 @@ def command_ui(arguments: argparse.Namespace) -> int:
         uri = arguments.tracking_uri
     else:
         storage = Path(arguments.storage).resolve()
-        storage.mkdir(parents=True, exist_ok=True)
         uri = default_tracking_uri(storage)
+        if not sqlite_path(uri).exists():  # an empty folder gets no store of MLflow's making
+            raise ConfigError(
+                f"{sqlite_path(uri)}: no MLflow store there; run a study first, or pass --storage or --tracking-uri"
+            )
         relocate_artifacts(uri, storage / ARTIFACT_FOLDER)  # logs where a moved store's artifacts now are
     base_url = f"http://{arguments.host}:{arguments.port}"
     database = sqlite_path(uri)

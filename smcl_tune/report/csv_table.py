@@ -32,6 +32,8 @@ def csv_frame(board: Leaderboard) -> pd.DataFrame:
         "wall_s",
     ]
     frame = board.trials[columns].copy()
+    for counted in ("rank", "seed", "many_classes", "medium_classes", "few_classes", "epochs"):
+        frame[counted] = frame[counted].astype("Int64")  # whole numbers, empty where unknown (not 8.0)
     for name in board.searched:
         frame[f"param.{name}" if name in frame else name] = board.trials.get(f"param.{name}")
     keys = ["condition", "kind", "configuration"]

@@ -102,8 +102,10 @@ def _gallery_html(board: Leaderboard) -> list[str]:
     name, picture = board.gallery
     return [
         f"<h2>The masks of {html.escape(name)}</h2>",
-        '<p class="note">From its first masking epoch: head image, minor-class image, the saliency map the mask '
-        "comes from, the mask, and the composite with its soft label. Does the mask find the object?</p>",
+        '<p class="note">From its first masking epoch; the picture\'s title says which composition. With '
+        "<code>erase</code> (the paper's reading): the image, its saliency map, the box removed, the erased image "
+        "and its soft label. With <code>paste</code>: the head image, the minor-class image, the saliency map the "
+        "mask comes from, the mask, and the composite with its soft label. Does the mask find the object?</p>",
         f'<img class="gallery" alt="mask gallery of {html.escape(name)}" '
         f'src="data:image/png;base64,{base64.b64encode(picture).decode()}">',
     ]

@@ -19,7 +19,28 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def test_ui_over_a_folder_without_a_store_is_refused_in_one_line_and_creates_nothing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"smcl-tune: {tmp_path / 'runs' / 'mlflow.db'}: no MLflow store there; run a study first, or pass --storage "
+        "or --tracking-uri"
+    )
+    assert list(tmp_path.iterdir()) == []  # as `status` there: no store of MLflow's making
+
+
 def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_path, stop_at_teardown):
+    from mlflow.tracking import MlflowClient
+
+    from smcl_tune.store.paths import default_tracking_uri
+
+    (tmp_path / "runs").mkdir()
+    MlflowClient(default_tracking_uri(tmp_path / "runs")).search_experiments()  # a store, as a study leaves one
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(tmp_path / "runs"), "--port", str(port)],

@@ -140,3 +140,5 @@ def test_the_report_shows_the_mask_gallery_of_the_best_trial_that_has_one(tmp_pa
     # trial-000 ranks above the CE baseline at IF 100 (objective 0.62 against 0.5)
     assert "<h2>The masks of trial-000 [imbalance_factor=100]</h2>" in page
     assert page.count('class="gallery"') == 1 and "data:image/png;base64," in page
+    caption = page.split("<h2>The masks of", 1)[1].split("</p>", 1)[0]
+    assert "With <code>erase</code> (the paper's reading): the image, its saliency map, the box removed" in caption

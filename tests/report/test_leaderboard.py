@@ -1,5 +1,8 @@
 """Leaderboards from a small MLflow store built here with known metrics."""
 
+import csv
+import io
+
 import pytest
 
 from smcl_tune.cli import main
@@ -102,7 +105,7 @@ def test_csv_keeps_raw_values(store):
         "trial-003",
         "search",
         "",
-        "0.0",
+        "0",  # a seed, written as the whole number it is
         "completed",
         "",
         "0.9",
@@ -110,6 +113,21 @@ def test_csv_keeps_raw_values(store):
         "0.87",
     ]
     assert csv_lines[5].split(",")[:5] == ["3", "imbalance_factor=100", "100.0", "baseline-ce", "baseline"]
+
+
+def test_csv_writes_counts_as_whole_numbers(store):
+    rows = list(csv.DictReader(io.StringIO(format_csv(load_leaderboard(store[1], "lt")))))
+    for column in ("rank", "seed", "epochs", "many_classes"):
+        assert all(row[column] == "" or row[column].isdigit() for row in rows), [row[column] for row in rows]
+
+
+def test_a_baseline_without_a_configuration_of_two_seeds_says_why_no_differences_appear(store, capsys):
+    assert main(["leaderboard", "lt", "--storage", str(store[0]), "--baseline", "ce"]) == 0
+    said = capsys.readouterr()
+    assert "paired differences" not in said.out
+    assert "study lt: no paired differences to 'ce': a difference needs a configuration that shares at least two" in (
+        said.err
+    )
 
 
 def test_cli_formats_and_output_file(store, tmp_path, capsys):
