@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.ci import skip_unless_ci
+
 # Fixtures shared across the folders: tiny studies and the CLI (studies.py), small MLflow stores
 # written as `smcl-tune run` writes them (stores.py).
 pytest_plugins = (
@@ -50,7 +52,7 @@ def repository_stays_clean():
 def cifar10_jpeg() -> Path:
     """The CIFAR-10 JPEG copy (SMCL_CIFAR10_JPEG, default ../shared/data/cifar10-jpeg)."""
     if not (CIFAR10_JPEG / "train.zip").is_file():
-        pytest.skip(f"the CIFAR-10 JPEG copy is not at {CIFAR10_JPEG} (set SMCL_CIFAR10_JPEG)")
+        skip_unless_ci(f"the CIFAR-10 JPEG copy is not at {CIFAR10_JPEG} (set SMCL_CIFAR10_JPEG)")
     return CIFAR10_JPEG
 
 

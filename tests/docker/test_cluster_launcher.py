@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.ci import skip_unless_ci
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 VENV = Path(sys.prefix)
@@ -22,13 +24,13 @@ NAMESPACES = ["unshare", "--pid", "--net", "--mount", "--fork", "--mount-proc"]
 def _skip_unless_possible() -> None:
     """The test needs root (its own namespaces, a second uid-0 login), sshd and rsync (.ci/run installs both)."""
     if os.geteuid() != 0:
-        pytest.skip("needs root: the cluster runs in its own PID, network and mount namespaces")
+        skip_unless_ci("needs root: the cluster runs in its own PID, network and mount namespaces")
     missing = [tool for tool in ("/usr/sbin/sshd", shutil.which("rsync")) if not tool or not Path(tool).exists()]
     if missing:
-        pytest.skip("needs openssh-server and rsync (.ci/run installs them)")
+        skip_unless_ci("needs openssh-server and rsync (.ci/run installs them)")
     probe = subprocess.run([*NAMESPACES, "true"], capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
-        pytest.skip(f"cannot make namespaces here: {probe.stderr.strip()}")
+        skip_unless_ci(f"cannot make namespaces here: {probe.stderr.strip()}")
 
 
 def _one_host_config(folder: Path) -> dict:

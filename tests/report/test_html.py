@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from smcl_tune.cli import main
+from tests.fixtures.ci import skip_unless_ci
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -45,8 +46,9 @@ def _optuna_studies(path):
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
 def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path, build_store):
+    if CHROMIUM is None:
+        skip_unless_ci("Chromium is not installed (.ci/run installs Debian's chromium)")
     storage = tmp_path / "store"
     build_store(storage, optuna_storage=_optuna_studies(tmp_path / "optuna.db"))
     report = tmp_path / "report.html"

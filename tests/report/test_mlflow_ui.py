@@ -12,6 +12,8 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.fixtures.ci import skip_unless_ci
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -51,8 +53,9 @@ def _assert_port_closes(port: int) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
 def test_the_printed_link_opens_the_trials_as_model_training(tmp_path, build_store, stop_at_teardown):
+    if CHROMIUM is None:
+        skip_unless_ci("Chromium is not installed (.ci/run installs Debian's chromium)")
     storage = tmp_path / "store"
     uri = build_store(storage)
     experiment = MlflowClient(uri).get_experiment_by_name("lt")

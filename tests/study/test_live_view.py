@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from tests.fixtures.ci import skip_unless_ci
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
@@ -23,7 +25,7 @@ def _tmux(socket: str, *arguments: str) -> str:
 
 def test_live_view_redraws_in_place_and_lists_every_trial_that_ends(tmp_path, tiny_study, shared_ray):
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed here (.ci/run installs it)")
+        skip_unless_ci("tmux is not installed here (.ci/run installs it)")
     study = tiny_study(tmp_path, num_trials=3)
     socket = f"smcl-test-{os.getpid()}"
     # on the session's Ray (where Ray runs is not what this test is about)

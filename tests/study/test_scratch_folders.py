@@ -11,6 +11,7 @@ import time
 import pytest
 
 from smcl_tune.study.scratch_folders import LOCK_NAME, remove_stale_work_folders, work_folder
+from tests.fixtures.ci import skip_unless_ci
 
 WORKER = """
 import sys, time
@@ -81,7 +82,7 @@ def test_a_folder_without_a_lock_file_is_removed_only_once_it_is_a_minute_old(tm
 
 def test_another_users_work_folder_is_never_removed(tmp_path):
     if os.getuid() != 0:
-        pytest.skip("giving a folder to another user needs root")
+        skip_unless_ci("giving a folder to another user needs root")
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     theirs = tmp_path / f"smcl-trial-{int(gone.stdout)}-abc"  # a process that has ended
     theirs.mkdir()

@@ -10,6 +10,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.store.paths import default_tracking_uri
+from tests.fixtures.ci import skip_unless_ci
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -23,7 +24,7 @@ def small_storage(tmp_path):
     mount = ["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m", "tmpfs", str(folder)]
     mounted = subprocess.run(mount, capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(
+        skip_unless_ci(
             f"cannot mount a tmpfs here ({mounted.stderr.strip()}); tests/test_atomic_write.py caps files instead"
         )
     yield folder
