@@ -151,8 +151,13 @@ def test_a_study_submitted_with_ray_job_submit_keeps_its_results_in_its_absolute
     address, env = ray_head
     without_token = {**env, "HOME": str(tmp_path)}  # no ~/.ray/auth_token there
     refused = _ray("job", "list", "--address", address, env=without_token, timeout=120)
-    assert refused.returncode != 0 and "token" in (refused.stdout + refused.stderr).lower()
-    print(refused.stdout[-600:], refused.stderr[-600:], sep="\n")
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "couldn't find an authentication token" in said, said[-2000:]
+    # a client with a token that is not the head's: refused by the head itself (Ray prints a token
+    # warning on every call, so the word "token" alone would pass whatever failed)
+    wrong = _ray("job", "list", "--address", address, env={**without_token, "RAY_AUTH_TOKEN": "0" * 32}, timeout=120)
+    said = wrong.stdout + wrong.stderr
+    assert wrong.returncode != 0 and "Forbidden: Invalid authentication token" in said, said[-2000:]
 
     storage = tmp_path / "shared" / "smcl-runs"
     kept = tmp_path / "job"
@@ -160,6 +165,7 @@ def test_a_study_submitted_with_ray_job_submit_keeps_its_results_in_its_absolute
     done, job = _submit(address, env, kept)
     assert done.returncode == 0 and f"Job '{job}' succeeded" in done.stdout + done.stderr, done.stdout[-3000:]
     assert f"Job '{job}' succeeded" in _job_status(address, env, job)
+    assert "joining the Ray cluster at " in done.stdout + done.stderr  # the head's Ray, not one of its own
 
     status = run_cli("status", "tiny", "--storage", str(storage), cwd=tmp_path)
     assert status.returncode == 0 and "study tiny: finished, 2 of 2 trials ended" in status.stdout, status.stderr
