@@ -26,7 +26,12 @@ def _stalled_download(port: int) -> socket.socket:
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     client.connect(("127.0.0.1", port))
     client.sendall(b"GET /static/bundle.js HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\n\r\n")
-    time.sleep(2)  # the server has taken the request and filled the socket's buffers
+    head = client.recv(1024)  # a little: the rest stays unread
+    status, *headers = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert status.split()[1] == b"200", head  # a file that is being sent, not an error answered at once
+    sizes = [int(line.split(b":", 1)[1]) for line in headers if line.lower().startswith(b"content-length:")]
+    assert sizes and sizes[0] > 1_000_000, head  # larger than the socket buffers: the server stays blocked
+    time.sleep(2)  # the server has filled the socket's buffers
     return client
 
 
