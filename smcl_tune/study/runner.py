@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ray import tune
 
 from smcl_tune.errors import ConfigError, StudyUnavailable
-from smcl_tune.store.database import check_database, optuna_storage
+from smcl_tune.store.database import check_database, first_line, optuna_storage
 from smcl_tune.store.database_lock import DatabaseLock
 from smcl_tune.store.database_record import discard_study
 from smcl_tune.store.health_check import check_study_stores, check_tracking_store
@@ -43,7 +43,7 @@ from smcl_tune.study.ray_hints import without_rays_restore_hint
 from smcl_tune.study.ray_session import cluster_address, init_ray
 from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
-from smcl_tune.study.tracking_outage import quiet_mlflow_retries
+from smcl_tune.study.tracking_outage import quiet_mlflow_retries, wait_for_tracking_server
 from smcl_tune.study.tune_settings import tune_settings
 from smcl_tune.study.tuner import new_tuner, restored_tuner, study_trainable
 from smcl_tune.studyfile.study import Study
@@ -199,6 +199,16 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         )
         finished = len(grid) >= expected and grid.num_terminated + grid.num_errors == len(grid)
         status = "FINISHED" if finished else "KILLED"
-    finally:
-        tracker.finish(status)
+    except BaseException:
+        _end_study_run_quietly(tracker, status)  # the study is stopping on its own error: that one is shown
+        raise
+    timeout_s = study.config.tracking.outage_timeout_s
+    wait_for_tracking_server(lambda: tracker.finish(status), "the study run's end", paths.tracking_uri, timeout_s)
     return finished
+
+
+def _end_study_run_quietly(tracker: StudyTracker, status: str) -> None:
+    try:
+        tracker.finish(status)
+    except Exception as error:  # a store that is down: the next run of the study ends its run
+        log.warning("could not mark the study run %s (%s)", status, first_line(error))

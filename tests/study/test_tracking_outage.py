@@ -7,6 +7,7 @@ goes away in the middle: a short outage is waited for, saying so, and loses no m
 duplicates no run; one longer than tracking.outage_timeout_s stops the study with one line naming
 the server, and the same command resumes once it is back."""
 
+import http.server
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -118,13 +120,28 @@ def _stop_after_first_epoch(server: TrackingServer, run: subprocess.Popen) -> No
 
 
 def _assert_every_epoch_logged_once(server: TrackingServer, trial_runs) -> None:
+    """Every trial's epochs once, its final test metrics and result files, and the study run finished."""
     client = MlflowClient(server.uri)
     runs = trial_runs(client, "tiny")
     assert sorted(run.data.tags["mlflow.runName"] for run in runs) == ["trial-000", "trial-001"]  # none twice
     for run in runs:
+        name = run.data.tags["mlflow.runName"]
         assert run.info.status == "FINISHED"
         steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "loss")]
-        assert sorted(steps) == [0, 1, 2], run.data.tags["mlflow.runName"]
+        assert sorted(steps) == [0, 1, 2], name
+        assert {"test_top1", "test_balanced_accuracy", "test_few"} <= set(run.data.metrics), name
+        files = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+        assert {"result.json", "per_class_accuracy.csv"} <= files, (name, files)
+    experiment = client.get_experiment_by_name("tiny")
+    (study_run,) = client.search_runs([experiment.experiment_id], "tags.`smcl.role` = 'study'")
+    assert study_run.info.status == "FINISHED"
+    status = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "status", "tiny", "--tracking-uri", server.uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "study tiny: finished, 2 of 2 trials ended" in status.stdout, status.stdout + status.stderr
 
 
 @pytest.mark.ray
@@ -170,7 +187,8 @@ def test_a_long_outage_stops_the_study_and_the_same_command_resumes(
     # study is): a generous one, so that a busy machine's slow answer is not taken for an outage.
     study.write_text(study.read_text().replace("outage_timeout_s: 4", "outage_timeout_s: 300"))
     resumed = _start_study(study, "resumed.out", joining_env)
-    resumed.wait(timeout=600)
+    with _killed_unless_ended(resumed):
+        resumed.wait(timeout=600)
     output = (tmp_path / "resumed.out").read_text()
     assert resumed.returncode == 0, output
     _assert_every_epoch_logged_once(tracking_server, trial_runs)
@@ -178,7 +196,8 @@ def test_a_long_outage_stops_the_study_and_the_same_command_resumes(
 
 def test_a_server_that_stays_down_ends_the_wait_after_the_bound(monkeypatch, caplog):
     for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded as it was, so that what quiet_mlflow_retries sets goes at the end
+        monkeypatch.delenv(name)
     quiet_mlflow_retries()
     uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there once the probe is closed
     client = MlflowClient(uri)
@@ -218,3 +237,48 @@ def test_a_non_positive_outage_timeout_is_refused(tmp_path, tiny_study):
         ).stdout
     )
     assert shown["tracking"]["outage_timeout_s"] == 600
+
+
+class AnsweringServer:
+    """An HTTP server on 127.0.0.1 that answers every request with `status`."""
+
+    def __init__(self, status: int) -> None:
+        code = status
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                body = b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such thing"}'
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("status", "outage"), [(404, False), (403, False), (500, True), (503, True)])
+def test_over_http_a_4xx_answer_is_not_an_outage_and_a_5xx_is(monkeypatch, status, outage):
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    quiet_mlflow_retries()
+    server = AnsweringServer(status)
+    try:
+        client = MlflowClient(server.uri)
+        with pytest.raises(Exception) as raised:
+            wait_for_tracking_server(lambda: client.get_run("0" * 32), "a test read", server.uri, timeout_s=2)
+    finally:
+        server.close()
+    assert isinstance(raised.value, TrackingServerDown) == outage, raised.value
