@@ -59,7 +59,9 @@ def test_a_full_storage_stops_the_study_and_the_same_command_finishes_it(
     assert last.startswith(f"smcl-tune: {small_storage}: the storage is full ("), output
     assert "needs" in last and "MB" in last and "run the same command again" in last
     assert not [path for path in storage.rglob("*") if ".partial" in path.name or path.suffix == ".tmp"]
-    for checkpoint in storage.rglob("trial.pt"):  # each one whole: it loads
+    checkpoints = list(storage.rglob("trial.pt"))
+    assert checkpoints, sorted(str(path) for path in storage.rglob("*"))  # the epochs before the disk filled
+    for checkpoint in checkpoints:  # each one whole: it loads
         torch.load(checkpoint, map_location="cpu", weights_only=True)
 
     ballast.unlink()  # space is freed
