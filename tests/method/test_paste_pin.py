@@ -2,7 +2,10 @@
 minor` gives, to the bit, the losses the code computed before `compose: erase` existed.
 
 golden/paste_steps.pt was written by golden/make_paste_steps.py at commit 42ef9a1 (the code of
-that time), with its inputs, network weights and generator seed.
+that time), with its inputs, network weights and generator seed, the network in eval mode;
+golden/paste_steps_train.pt by golden/make_paste_steps_train.py (that commit's API, in a worktree
+of it) for the same inputs in train mode: BatchNorm over the step's doubled forward pass, and the
+running statistics that pass leaves.
 """
 
 from pathlib import Path
@@ -16,6 +19,7 @@ from smcl_tune.method.step import StepSettings, step_loss
 from smcl_tune.models import build_network
 
 GOLDEN = torch.load(Path(__file__).with_name("golden") / "paste_steps.pt", weights_only=True)
+TRAIN_GOLDEN = torch.load(Path(__file__).with_name("golden") / "paste_steps_train.pt", weights_only=True)
 # What the defaults were then, set as fields now.
 FIRST_RECONSTRUCTION = {"compose": "paste", "mask_mode": "threshold", "mask_source": "minor"}
 
@@ -37,3 +41,25 @@ def test_paste_fields_give_the_losses_of_the_code_before_erase_to_the_bit(case):
     assert torch.equal(output.classification_loss.detach(), recorded["classification_loss"])
     assert torch.equal(output.contrastive_loss.detach(), recorded["contrastive_loss"])
     assert torch.equal(output.mask_areas, recorded["mask_areas"])
+
+
+@pytest.mark.parametrize("case", sorted(TRAIN_GOLDEN["cases"]))
+def test_in_train_mode_the_paste_fields_give_the_old_losses_and_batchnorm_statistics_to_the_bit(case):
+    recorded = TRAIN_GOLDEN["cases"][case]
+    network = build_network("small_cnn", 5).train()
+    network.load_state_dict(GOLDEN["network"])
+    inputs = GOLDEN["inputs"]
+    settings = StepSettings(MethodConfig(name=recorded["method"], **{**FIRST_RECONSTRUCTION, **recorded["fields"]}), 5)
+    output = step_loss(
+        settings,
+        network,
+        Batch(inputs["head"], inputs["head_labels"], inputs["minor"], inputs["minor_labels"]),
+        torch.Generator().manual_seed(GOLDEN["generator_seed"]),
+    )
+    assert torch.equal(output.loss.detach(), recorded["loss"])
+    assert torch.equal(output.classification_loss.detach(), recorded["classification_loss"])
+    assert torch.equal(output.contrastive_loss.detach(), recorded["contrastive_loss"])
+    assert torch.equal(output.mask_areas, recorded["mask_areas"])
+    running = {key: value for key, value in network.state_dict().items() if key.endswith("running_mean")}
+    assert running.keys() == recorded["running_mean"].keys()
+    assert all(torch.equal(running[key], recorded["running_mean"][key]) for key in running)
