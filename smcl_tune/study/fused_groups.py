@@ -34,6 +34,7 @@ import ray
 from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from smcl_tune.errors import DataSourceError
 from smcl_tune.results import FUSED_GROUP
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class GroupWorker:
         self.next_token = 0
         self.thread: threading.Thread | None = None
         self.broken: str | None = None
+        self.data_error: str | None = None  # data no member can read: each member's trial reports it
         self.group = None  # the FusedGroup, from the first member on
 
     # -- the members' calls ------------------------------------------------------------------------
@@ -149,6 +151,8 @@ class GroupWorker:
             seat.acked = True
             self.condition.notify_all()
             self.condition.wait_for(lambda: seat.reports or seat.error or self.broken, POLL_S)
+            if self.data_error is not None:
+                return {"data_error": self.data_error}
             if seat.error or self.broken:
                 return {"error": seat.error or self.broken}
             return seat.reports.pop(0) if seat.reports else None
@@ -164,6 +168,12 @@ class GroupWorker:
     def _run(self) -> None:
         try:
             self._train()
+        except DataSourceError as error:  # not the members' fault: the study stops on it (trial_data_error.py)
+            log.error("the fused group cannot read its data: %s", error)
+            with self.condition:
+                self.data_error = str(error)
+                self.broken = f"the fused group cannot read its data: {error}"
+                self.condition.notify_all()
         except BaseException as error:  # every member's trial fails with it, and is retried
             message = f"the fused group failed: {error!r}\n{traceback.format_exc()}"
             log.error(message)
@@ -336,6 +346,8 @@ def train_fused_member(
                 if _stopped_by_ray_tune():
                     return  # stopped early (or the study ends): the slot is freed below, at once
                 continue
+            if "data_error" in item:
+                raise DataSourceError(item["data_error"])
             if "error" in item:
                 raise FusedGroupError(item["error"])
             metrics = {**item["metrics"], FUSED_GROUP: item["group"]}

@@ -55,14 +55,14 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO", fused
         if checkpoint is not None:
             resume_from = Path(checkpoint.to_directory(str(Path(work) / "resume")))
         checkpoint_dir = Path(work) / "checkpoint"
-        if fused_groups is not None:
-            from smcl_tune.study.fused_groups import train_fused_member
-
-            train_fused_member(spec.config, report, checkpoint_dir, resume_from, fused_groups)
-            return
-        from smcl_tune.trial.run import run_trial
-
         try:
+            if fused_groups is not None:
+                from smcl_tune.study.fused_groups import train_fused_member
+
+                train_fused_member(spec.config, report, checkpoint_dir, resume_from, fused_groups)
+                return
+            from smcl_tune.trial.run import run_trial
+
             run_trial(spec.config, report=report, checkpoint_dir=checkpoint_dir, resume_from=resume_from)
         except DataSourceError as error:  # the driver stops the study on this report
             tune.report(data_error_report(error))

@@ -43,8 +43,9 @@ def _trial_run_statuses(storage: Path) -> list[str]:
     return [status for (status,) in rows]
 
 
+@pytest.mark.parametrize("fuse", [1, 2], ids=["one trial a process", "fused in twos"])
 def test_an_unreadable_image_stops_the_study_in_one_line_and_the_same_command_resumes_it(
-    tmp_path, tiny_study, joining_env
+    tmp_path, tiny_study, joining_env, fuse
 ):
     images = _image_folder(tmp_path / "images")
     broken = images / "train" / "bee" / "3.png"
@@ -52,7 +53,10 @@ def test_an_unreadable_image_stops_the_study_in_one_line_and_the_same_command_re
     broken.write_bytes(b"not a png")  # listed like any image: the driver's check passes
     trial = copy.deepcopy(tiny_study.args[0])
     trial["data"] = {"source": "image_folder", "root": str(images), "imbalance_factor": 2, "val_per_class": 2}
-    path = tiny_study.func(trial, tmp_path, name="unreadable", num_trials=3, scheduler={"type": "fifo"})
+    resources = {"cpus": 1, "fuse": fuse}
+    path = tiny_study.func(
+        trial, tmp_path, name="unreadable", num_trials=3, scheduler={"type": "fifo"}, resources=resources
+    )
     command = [sys.executable, "-m", "smcl_tune.cli", "run", str(path)]
     storage = tmp_path / "smcl-runs"
 
