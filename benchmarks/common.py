@@ -53,11 +53,14 @@ def mean_spread_cell(values: list[float]) -> str:
 
 
 def interval_cell(values: list[float]) -> str:
-    """Fractions as `mean [low, high]` in %, the Student-t 95% interval over seeds."""
+    """Fractions as `mean [low, high]` in %, the Student-t 95% interval over seeds; the mean alone
+    where the seeds give no interval (fewer than 3, or all equal: report.statistics.t_interval)."""
+    import math
+
     from smcl_tune.report.statistics import t_interval
 
     mean, _, low, high = t_interval([100 * value for value in values])
-    return f"{mean:5.1f} [{low:5.1f}, {high:5.1f}]" if len(values) > 1 else f"{mean:5.1f}"
+    return f"{mean:5.1f}" if math.isnan(low) else f"{mean:5.1f} [{low:5.1f}, {high:5.1f}]"
 
 
 def run_jobs(
