@@ -54,10 +54,15 @@ class FetchProgress:
             self.stream.flush()
 
 
+def searches_the_source(study) -> bool:
+    """Whether the study searches where its data comes from: then each trial checks its own."""
+    return any(path in ("data.root", "data.source") for path in study.config.search)
+
+
 def fetched_datasets(study, fetch_all: bool) -> list[tuple[str, Path, str | None]]:
     """(dataset, root, mirror) of each CIFAR dataset the study's conditions read, once each: those
     with data.download, or all of them (`prepare`)."""
-    if any(path in ("data.root", "data.source") for path in study.config.search):
+    if searches_the_source(study):
         return []  # a searched source is checked by each trial
     found: list[tuple[str, Path, str | None]] = []
     for condition in study.conditions:

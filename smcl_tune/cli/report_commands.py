@@ -21,9 +21,7 @@ NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
     """The MLflow store a read command reads: --tracking-uri, else the storage folder's own."""
-    from smcl_tune.store.paths import default_tracking_uri
     from smcl_tune.store.probes import server_problem
-    from smcl_tune.store.sqlite_copy import sqlite_path
     from smcl_tune.studyfile.study import redact_uri
 
     if arguments.tracking_uri:
@@ -34,7 +32,15 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
                 "tracking server, or check the URI"
             )
         return arguments.tracking_uri
-    uri = default_tracking_uri(Path(arguments.storage).resolve())  # the store StudyPaths gives a study there
+    return storage_store_uri(Path(arguments.storage).resolve())
+
+
+def storage_store_uri(storage: Path) -> str:
+    """The MLflow store of a storage folder; refused when there is none (nothing is created)."""
+    from smcl_tune.store.paths import default_tracking_uri
+    from smcl_tune.store.sqlite_copy import sqlite_path
+
+    uri = default_tracking_uri(storage)  # the store StudyPaths gives a study there
     database = sqlite_path(uri)
     if not database.exists():
         raise ConfigError(f"{database}: no MLflow store there; run a study first, or pass --storage or --tracking-uri")
@@ -117,7 +123,6 @@ def _study_links(uri: str, base_url: str) -> list[str]:
 
 def command_ui(arguments: argparse.Namespace) -> int:
     from smcl_tune.layout import ARTIFACT_FOLDER
-    from smcl_tune.store.paths import default_tracking_uri
     from smcl_tune.store.relocation import relocate_artifacts
     from smcl_tune.store.sqlite_copy import sqlite_path
     from smcl_tune.studyfile.study import redact_uri
@@ -126,11 +131,7 @@ def command_ui(arguments: argparse.Namespace) -> int:
         uri = arguments.tracking_uri
     else:
         storage = Path(arguments.storage).resolve()
-        uri = default_tracking_uri(storage)
-        if not sqlite_path(uri).exists():  # an empty folder gets no store of MLflow's making
-            raise ConfigError(
-                f"{sqlite_path(uri)}: no MLflow store there; run a study first, or pass --storage or --tracking-uri"
-            )
+        uri = storage_store_uri(storage)  # an empty folder gets no store of MLflow's making
         relocate_artifacts(uri, storage / ARTIFACT_FOLDER)  # logs where a moved store's artifacts now are
     base_url = f"http://{arguments.host}:{arguments.port}"
     database = sqlite_path(uri)

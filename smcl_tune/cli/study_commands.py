@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import yaml
 
-from smcl_tune.cli.data_stage import prepare_data
+from smcl_tune.cli.data_stage import prepare_data, searches_the_source
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.errors import ConfigError, DataSourceError
@@ -23,7 +23,7 @@ def check_data(study) -> str | None:
     """Check each condition's data by its paths (nothing downloaded or decoded); a note or None."""
     from smcl_tune.data.source_shape import check_trial_data
 
-    if any(path in ("data.root", "data.source") for path in study.config.search):
+    if searches_the_source(study):
         return None
     notes = []
     for condition in study.conditions:
