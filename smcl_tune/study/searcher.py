@@ -126,6 +126,9 @@ class StudySearcher(Searcher):
 
     # -- suggesting ------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        # Ray asks every second, for up to 10 minutes and deaf to Ctrl-C, while no trial runs and
+        # this answers None: a store given up on must stop the study here, not only at an Optuna call
+        raise_deferred()
         if trial_id in self._specs:
             return self._specs[trial_id].ray_config()
         limit = getattr(self, "max_concurrent", None)

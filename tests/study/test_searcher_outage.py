@@ -43,6 +43,7 @@ def test_a_trial_ending_while_the_database_is_gone_stops_the_study_without_a_sec
         storage=optuna_storage(url),
         database_url=url,
         outage_timeout_s=TIMEOUT_S,
+        max_concurrent=2,
     )
     ended_quietly = []
     outage_message = r"has not answered for 1 s \(optuna.outage_timeout_s: 1\)"
@@ -58,5 +59,11 @@ def test_a_trial_ending_while_the_database_is_gone_stops_the_study_without_a_sec
         assert time.monotonic() - started < TIMEOUT_S / 2
         searcher.on_trial_complete("second", _result(1, 0.4))
         ended_quietly.append("second")
+        # both trials still count as live, so without the stop Ray would be told "none yet" for
+        # 10 minutes, with nothing running and deaf to Ctrl-C
+        started = time.monotonic()
+        with pytest.raises(DatabaseDown):
+            searcher.suggest("third")
+        assert time.monotonic() - started < TIMEOUT_S / 2
     # once the fit returns, the study stops on the end that could not be told
     assert ended_quietly == ["first", "second"]
