@@ -18,6 +18,7 @@ from smcl_tune.store.database_lock import DatabaseLock
 from smcl_tune.store.database_record import discard_study
 from smcl_tune.store.health_check import check_study_stores, check_tracking_store
 from smcl_tune.store.lock import StudyLock
+from smcl_tune.store.object_store import check_object_store
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.store.progress import ENDED_STATES, ProgressListener, StudyProgress
 from smcl_tune.store.sqlite_reader import open_run_reader
@@ -103,6 +104,8 @@ def run_study(
     quiet_mlflow_retries()  # a tracking server's outage is waited for by tracking_outage, not by MLflow
     # Every refusal comes first: nothing is started or written before these pass.
     check_job_storage(study, paths)
+    if paths.remote:
+        check_object_store(paths.experiment_dir)
     check_database(paths.optuna_url)
     check_study_record(study, paths, restart)
     check_study_stores(study, paths, restart)

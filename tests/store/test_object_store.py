@@ -1,0 +1,89 @@
+"""A study whose `storage` is an object store that does not answer, refuses this machine's
+credentials or names a missing bucket is refused in one line, exit 2, before anything starts."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.fixtures.cluster_stores import S3_ENVIRONMENT, S3Server
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def denying_s3_server(tmp_path):
+    """An S3 API server of its own that checks credentials: after its bucket is made (the one
+    request it lets through), it knows no access key."""
+    port = _closed_port()
+    environment = {**os.environ, **S3_ENVIRONMENT, "INITIAL_NO_AUTH_ACTION_COUNT": "1"}
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=5).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "moto never answered"
+                time.sleep(0.2)
+        import boto3
+
+        credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **credentials).create_bucket(Bucket="smcl")
+        yield S3Server(f"127.0.0.1:{port}")
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def test_an_unreachable_object_store_is_one_line_and_exit_2_with_nothing_written(tmp_path, tiny_study, run_cli):
+    closed = _closed_port()
+    storage = f"s3://smcl/runs?endpoint_override=127.0.0.1:{closed}&scheme=http"
+    path = tiny_study(tmp_path, storage=storage)
+    ran = run_cli("run", str(path), cwd=tmp_path, env={**os.environ, **S3_ENVIRONMENT})
+    assert ran.returncode == 2, ran.stderr[-3000:]
+    assert len(ran.stderr.strip().splitlines()) == 1 and "Traceback" not in ran.stderr, ran.stderr
+    assert f"storage: the object store s3://smcl/runs/tiny?endpoint_override=127.0.0.1:{closed}" in ran.stderr
+    assert "Could not connect to server" in ran.stderr and "AWS_ACCESS_KEY_ID" in ran.stderr
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["tiny.yaml"]  # no MLflow run, no lock
+
+
+@pytest.mark.slow  # an S3 API server of its own
+def test_an_object_store_that_denies_this_machines_credentials_is_one_line_before_ray_starts(
+    tmp_path, tiny_study, denying_s3_server, refused_by_main, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    for name, value in S3_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    path = tiny_study(tmp_path, storage=denying_s3_server.storage("runs"))
+    error = refused_by_main(["run", str(path)], capsys)
+    assert error.startswith("smcl-tune: storage: the object store s3://smcl/runs/tiny?endpoint_override=")
+    assert "ACCESS_DENIED" in error
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+@pytest.mark.slow  # the session's S3 API server
+def test_a_missing_bucket_is_one_line_and_a_usable_store_keeps_no_probe(
+    tmp_path, tiny_study, s3_server, refused_by_main, capsys, monkeypatch
+):
+    from smcl_tune.store.object_store import PROBE_PREFIX, check_object_store
+
+    monkeypatch.chdir(tmp_path)
+    for name, value in S3_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    missing = s3_server.storage("runs").replace("s3://smcl/", "s3://no-such-bucket/")
+    error = refused_by_main(["run", str(tiny_study(tmp_path, storage=missing))], capsys)
+    assert "the object store s3://no-such-bucket/runs/tiny?" in error and "no-such-bucket" in error.split("(", 1)[1]
+
+    check_object_store(s3_server.storage("probed/study"))  # a store that answers: passes
+    assert not any(PROBE_PREFIX in key for key in s3_server.keys("probed/"))
