@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from smcl_tune.method.masking import centred_boxes, compose, sample_beta
+from smcl_tune.method.one_hot import one_hot
 
 
 def random_box_mask(lam: Tensor, height: int, width: int, generator: torch.Generator) -> Tensor:
@@ -57,8 +57,8 @@ def cmo_batch(
     # Drawn on the generator's device (the host); an asynchronous copy to the images' device.
     mask = random_box_mask(lam, height, width, generator).to(head_images.device, non_blocking=True)
     area = mask.flatten(1).mean(dim=1)
-    head = F.one_hot(head_labels.long(), num_classes).float()
-    minor = F.one_hot(minor_labels.long().to(head.device), num_classes).float()
+    head = one_hot(head_labels.long(), num_classes)
+    minor = one_hot(minor_labels.long().to(head.device), num_classes)
     weight = area.to(head.device)[:, None]
     targets = (1 - weight) * head + weight * minor
     return CmoBatch(mask, compose(head_images, minor_images, mask), targets, area)

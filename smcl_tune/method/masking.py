@@ -1,10 +1,10 @@
 """Masks from saliency maps, and composing a masked image with its soft label."""
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from smcl_tune.method.blur import gaussian_blur
+from smcl_tune.method.one_hot import one_hot
 
 FILL_MODES = ("mean", "noise", "zero", "blur")
 LABEL_MODES = ("mixed", "minor", "background")
@@ -113,7 +113,8 @@ def sample_beta(alpha: float, n: int, generator: torch.Generator) -> Tensor:
         # Seed only the CPU generator: torch.manual_seed would also reseed CUDA's.
         torch.default_generator.manual_seed(seed)
         concentration = torch.full((), float(alpha))
-        return torch.distributions.Beta(concentration, concentration).sample((n,))
+        # alpha is checked above: the distribution's own check would read its argument back to the host
+        return torch.distributions.Beta(concentration, concentration, validate_args=False).sample((n,))
 
 
 def fill_masked(images: Tensor, mask: Tensor, fill: str, generator: torch.Generator | None = None) -> Tensor:
@@ -200,10 +201,10 @@ def soft_labels(
     """
     if mode not in LABEL_MODES:
         raise ValueError(f"mode must be one of {LABEL_MODES}, got {mode!r}")
-    minor = F.one_hot(minor_labels.long(), num_classes).float()
+    minor = one_hot(minor_labels.long(), num_classes)
     if mode == "minor":
         return minor
-    head = F.one_hot(head_labels.long().to(minor.device), num_classes).float()
+    head = one_hot(head_labels.long().to(minor.device), num_classes)
     weight = area.to(device=minor.device, dtype=torch.float32)[:, None]
     if mode == "background":
         weight = 1 - weight

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from smcl_tune.config import MethodConfig
@@ -27,6 +26,7 @@ from smcl_tune.method.masking import (
     soft_labels,
     threshold_mask,
 )
+from smcl_tune.method.one_hot import one_hot
 from smcl_tune.method.saliency import cam_saliency, gradient_saliency, random_saliency, spectral_residual_saliency
 
 
@@ -180,12 +180,12 @@ def step_inputs(
     """
     head_images, head_labels = batch.head_images, batch.head_labels
     size = head_images.shape[0]
-    head_targets = F.one_hot(head_labels, settings.num_classes).float()
+    head_targets = one_hot(head_labels, settings.num_classes)
     if not batch.masks or not settings.uses_minor_batch:
         return StepInputs(head_images, head_targets, head_labels, size, head_images.new_zeros(0), 0.0)
 
     minor_images, minor_labels = batch.minor_images, batch.minor_labels
-    minor_targets = F.one_hot(minor_labels, settings.num_classes).float()
+    minor_targets = one_hot(minor_labels, settings.num_classes)
     if settings.name == "supcon":
         images, targets = [head_images, minor_images], [head_targets, minor_targets]
         area = head_images.new_zeros(0)  # no mask: the minor images go in whole
