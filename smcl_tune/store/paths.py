@@ -88,6 +88,14 @@ class StudyPaths:
     def lock_file(self) -> Path:
         return study_lock_file(self.local_root, self.study_name)
 
+    @property
+    def driver_writes(self) -> list[Path]:
+        """The local files and folders the driver writes to: the storage folder (Ray's state, the
+        record), the Optuna and MLflow sqlite files, the MLflow artifacts."""
+        places = [] if self.remote else [Path(self.storage)]
+        places += [Path(file) for file in (tracking_file(self.tracking_uri), tracking_file(self.optuna_url)) if file]
+        return places + ([self.artifact_root] if self.artifact_root is not None else [])
+
 
 def below(storage: str, name: str) -> str:
     """`storage/name`, for a folder or a URI: in a URI's path, before its query

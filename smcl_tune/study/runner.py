@@ -113,7 +113,12 @@ def run_study(
     if not address:
         check_local_resources(study)
     lock = _study_lock(study, paths)
-    with lock, stopping_when_full(paths.storage), stopping_on_study_stop(), stopping_when_lock_lost(lock):
+    with (
+        lock,
+        stopping_when_full(paths.storage, paths.driver_writes),
+        stopping_on_study_stop(),
+        stopping_when_lock_lost(lock),
+    ):
         init_ray(address, watching.ray_log_level)
         hosts = cluster_hosts()
         check_cluster_storage(study, paths, hosts)
@@ -213,5 +218,5 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
 def _end_study_run_quietly(tracker: StudyTracker, status: str) -> None:
     try:
         tracker.finish(status)
-    except Exception as error:  # a store that is down: the next run of the study ends its run
-        log.warning("could not mark the study run %s (%s)", status, first_line(error))
+    except Exception as error:  # a store that is down or full: the next run of the study ends its run
+        log.debug("could not mark the study run %s (%s)", status, first_line(error))

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from ray import tune
 from ray.tune import Callback
 
-from smcl_tune.atomic_write import FULL_TEXTS, StorageFull, is_storage_full, storage_full_message
+from smcl_tune.atomic_write import FULL_TEXTS, StorageFull, is_storage_full, mount_point, storage_full_message
 from smcl_tune.errors import error_chain
 from smcl_tune.study.whole_file_filesystem import is_local
 
@@ -164,9 +164,10 @@ def raise_if_storage_full() -> None:
 
 
 @contextmanager
-def stopping_when_full(storage: str) -> Iterator[None]:
+def stopping_when_full(storage: str, driver_writes: Sequence[Path] = ()) -> Iterator[None]:
     """A write of the driver's own (the stores, Ray's state, the leaderboard) that finds its storage
-    full ends the study with StorageFull, the trials' message first."""
+    full ends the study with StorageFull, the trials' message first. `driver_writes`: where the
+    driver writes (StudyPaths.driver_writes), to name the full one when the error does not."""
     try:
         yield
     except StorageFull:
@@ -176,6 +177,12 @@ def stopping_when_full(storage: str) -> Iterator[None]:
             raise
         stop = storage_full_stop()
         if stop is None:
-            failed = getattr(error, "filename", None) or (Path.cwd() if "://" in str(storage) else storage)
+            failed = getattr(error, "filename", None) or fullest(driver_writes) or Path.cwd()
             stop = StorageFull(storage_full_message(Path(failed)))
         raise stop from None
+
+
+def fullest(places: Sequence[Path]) -> Path | None:
+    """Of `places`, one on the filesystem with the least space free (a database error that found its
+    disk full does not say which file it was writing)."""
+    return min(places, key=lambda place: shutil.disk_usage(mount_point(place)).free, default=None)

@@ -2,8 +2,12 @@
 names the storage and the space needed (exit 1, no traceback), leaves no checkpoint half-written,
 and the same command finishes the study once space is freed, with every epoch logged once."""
 
+import errno
+import sqlite3
 import subprocess
 import sys
+import time
+from contextlib import closing
 
 import pytest
 import torch
@@ -73,3 +77,63 @@ def test_a_full_storage_stops_the_study_and_the_same_command_finishes_it(
     for run in runs:
         assert run.info.status == "FINISHED"
         assert sorted(metric.step for metric in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2]
+
+
+def _fill(folder) -> None:
+    with (folder / "ballast").open("wb") as ballast:
+        try:
+            while True:
+                ballast.write(b"\0" * (64 << 10))
+                ballast.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+
+
+def test_the_driver_finding_its_stores_full_stops_the_study_naming_them_and_the_same_command_finishes_it(
+    tmp_path, small_storage, tiny_study, trial_runs, joining_env
+):
+    # the driver's own writes on the small disk: the MLflow and Optuna stores (the trials' checkpoints are not)
+    tracking, optuna_file = small_storage / "mlflow.db", small_storage / "optuna.db"
+    study = tiny_study(
+        tmp_path,
+        num_trials=2,
+        scheduler={"type": "fifo"},
+        storage=str(tmp_path / "smcl-runs"),
+        tracking={"uri": f"sqlite:///{tracking}"},
+        optuna={"storage": f"sqlite:///{optuna_file}"},
+    )
+    command = [sys.executable, "-m", "smcl_tune.cli", "run", str(study)]
+    driver = subprocess.Popen(command, cwd=tmp_path, env=joining_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not _logged_losses(tracking) and driver.poll() is None:  # the study is under way
+            assert time.monotonic() < deadline, "no epoch was logged"
+            time.sleep(0.5)
+        _fill(small_storage)
+        output, error = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    error = error.decode()
+    assert driver.returncode == 1, output.decode()[-2000:] + error[-3000:]
+    *before, last = error.strip().splitlines()
+    assert last.startswith(f"smcl-tune: {small_storage}: the storage is full (0.0 MB free of {SIZE_MB}.0 MB)"), error
+    assert not [line for line in before if "full" in line or "Error" in line or "Traceback" in line], error
+
+    (small_storage / "ballast").unlink()  # space is freed
+    finished = _run(study, tmp_path, joining_env)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    client = MlflowClient(f"sqlite:///{tracking}")
+    runs = trial_runs(client, "tiny")
+    assert sorted(run.data.tags["mlflow.runName"] for run in runs) == ["trial-000", "trial-001"]  # none twice
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert sorted(metric.step for metric in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2]
+
+
+def _logged_losses(database) -> int:
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1)) as connection:
+            return connection.execute("SELECT count(*) FROM metrics WHERE key = 'loss'").fetchone()[0]
+    except sqlite3.Error:  # not made yet
+        return 0
