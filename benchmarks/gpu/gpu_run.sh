@@ -46,6 +46,12 @@ GPU_CHECK_LOG="$out/01_gpu_check.log" timeout -k 10 "${CHECK_SECONDS:-200}" \
     bash benchmarks/gpu/gpu_check.sh "${check_args[@]}" > /dev/null 2>> "$out/00_setup.txt"
 echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
 
+# 1a. CUDA's own count of the host's waits in an epoch, the same for few and many steps (issue 43, item 1);
+# skipped on a CPU
+timeout -k 5 "${SYNC_TEST_SECONDS:-90}" "$python" -m pytest -q -p no:cacheprovider --noconftest \
+    tests/trial/test_host_copies.py -k cuda > "$out/01a_sync_test.txt" 2>&1
+echo "sync test ended at ${SECONDS} s (exit $?)" >> "$out/01a_sync_test.txt"
+
 # 1b. fused trials (issue 37): summed images/s, peak memory and one member's s/step at each group
 # size, eager; every row is appended to fused_speed.jsonl as it ends, so a cut run keeps its rows
 {
