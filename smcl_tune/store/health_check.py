@@ -61,14 +61,16 @@ def check_study_stores(study: Study, paths: StudyPaths, restart: bool) -> None:
         )
 
 
-def check_tracking_store(study: Study, paths: StudyPaths, restart: bool) -> None:
-    """A tracking store shared by several storages (a server) never mixes two studies of one name."""
+def check_tracking_store(study: Study, paths: StudyPaths, restart: bool, resumed: str | None = None) -> None:
+    """A tracking store shared by several storages (a server) never mixes two studies of one name.
+    `resumed`: the fingerprint of the study the record let this study file resume (the file may now
+    set defaults that changed since to what they were, study_record._pins_what_it_started_with)."""
     if restart:
         return
     from smcl_tune.store.mlflow_reader import recorded_fingerprint  # MLflow: only when the check runs
 
     known = recorded_fingerprint(paths.tracking_uri, paths.experiment, study.name)
-    if known is not None and known != study.fingerprint():
+    if known is not None and known not in (study.fingerprint(), resumed):
         raise ConfigError(
             f"the MLflow experiment '{paths.experiment}' at {redact_uri(paths.tracking_uri)} already holds a study "
             f"named '{study.name}' from another study file (fingerprint {known}, this file {study.fingerprint()}); "

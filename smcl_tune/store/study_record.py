@@ -3,10 +3,13 @@ study starts and written when it does."""
 
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 from typing import Any
 
 from smcl_tune.atomic_write import write_bytes_atomically
+from smcl_tune.config import trial_config_from_dict
 from smcl_tune.errors import ConfigError
 from smcl_tune.layout import STATE_FILE
 from smcl_tune.store.paths import StudyPaths
@@ -94,7 +97,7 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> dict[s
     if known is None:
         return None
     check_record_format(study, paths, known.get("format", 1))  # before anything else it says is compared
-    if known.get("fingerprint") != study.fingerprint():
+    if known.get("fingerprint") != study.fingerprint() and not _pins_what_it_started_with(study, known):
         raise ConfigError(
             f"study '{study.name}' already exists in {paths.record_place} with a different study file "
             f"(it was started from {known.get('source')}); rename the study, or run again with --restart "
@@ -108,6 +111,46 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> dict[s
                 "now; a resumed study keeps its first run's setting: put it back, or run with --restart"
             )
     return known
+
+
+def _pins_what_it_started_with(study: Study, known: dict[str, Any]) -> bool:
+    """Whether the study file is the one the study started from, but for trial values it now sets to
+    what they were then (defaults since changed, as check_resolved_trial asks): without those
+    settings, its fingerprint is the recorded one."""
+    recorded = _flat(known.get("resolved_trial") or {})
+    pinned = [key for key, value in _flat(study.config.trial).items() if _pins(study, key, value, recorded)]
+    for count in range(1, len(pinned) + 1):
+        for keys in itertools.combinations(pinned, count):
+            if study.fingerprint(_without(study.config.trial, keys)) == known.get("fingerprint"):
+                return True
+    return False
+
+
+def _pins(study: Study, key: str, value: Any, recorded: dict[str, Any]) -> bool:
+    """Whether the study file's `key: value` sets what the study started with, where today's default differs."""
+    if key not in recorded or recorded[key] != value:
+        return False
+    try:
+        unset = trial_config_from_dict(_without(study.config.trial, (key,))).model_dump(mode="json")
+    except ValueError:  # the trial needs the value (a ConfigError, pydantic's ValidationError): no default
+        return False
+    return _flat(unset).get(key) != value
+
+
+def _without(tree: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, Any]:
+    """`tree` without the dotted keys, and without the sections that leaves empty."""
+    pruned = copy.deepcopy(tree)
+    for dotted in dotted_keys:
+        *sections, leaf = dotted.split(".")
+        chain = [pruned]
+        for section in sections:
+            chain.append(chain[-1][section])
+        del chain[-1][leaf]
+        for parent, section in zip(reversed(chain[:-1]), reversed(sections), strict=True):
+            if parent[section]:
+                break
+            del parent[section]
+    return pruned
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -107,9 +107,9 @@ def run_study(
     if paths.remote:
         check_object_store(paths.experiment_dir)
     check_database(paths.optuna_url)
-    check_study_record(study, paths, restart)
+    record = check_study_record(study, paths, restart)
     check_study_stores(study, paths, restart)
-    check_tracking_store(study, paths, restart)
+    check_tracking_store(study, paths, restart, record.get("fingerprint") if record else None)
     if not address:
         check_local_resources(study)
     lock = _study_lock(study, paths)

@@ -81,10 +81,13 @@ class Study:
         uri = self.config.tracking.uri
         return text.replace(uri, redact_uri(uri)) if uri else text
 
-    def fingerprint(self) -> str:
-        """Hash of everything that defines the study's trials (not of how they are scheduled)."""
+    def fingerprint(self, trial: dict[str, Any] | None = None) -> str:
+        """Hash of everything that defines the study's trials (not of how they are scheduled); with
+        `trial`, of this study with that trial section instead of its own."""
         where_and_how = {"max_concurrent", "resources", "tracking", "storage", "optuna"}
         defining = self.config.model_dump(mode="json", exclude=where_and_how)
+        if trial is not None:
+            defining["trial"] = trial
         return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
 
     def trial_config(self, params: dict[str, Any]) -> TrialConfig:

@@ -226,8 +226,38 @@ def test_a_study_started_under_other_defaults_is_refused_in_one_line_naming_them
     _started_under_other_defaults(paths, saliency="gradient")
     error = refused_by_main(["run", str(study.source)], capsys)
     assert "started with other defaults than this smcl-tune's (trial.method.saliency: 'gradient' -> " in error
-    assert "'spectral_residual')" in error and "--restart" in error
+    assert "'cam')" in error and "--restart" in error
     check_study_record(study, paths, restart=True)  # --restart starts it over under the new ones
+
+
+def test_a_study_file_that_sets_the_changed_default_as_it_was_resumes_as_the_refusal_says(tmp_path, tiny_study):
+    import yaml
+
+    from smcl_tune.store.health_check import check_tracking_store
+
+    path = tiny_study(tmp_path, name="pinned")
+    study = load_study(path)
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    StudyTracker(paths.tracking_uri, paths.experiment, study.name, study.fingerprint(), paths.artifact_root)
+    _started_under_other_defaults(paths, saliency="spectral_residual")  # before cam was the default
+    with pytest.raises(ConfigError, match="set these values in the study file as they were"):
+        check_study_record(study, paths, restart=False)
+
+    text = yaml.safe_load(path.read_text())
+    text["trial"]["method"]["saliency"] = "spectral_residual"  # what the refusal asks for
+    path.write_text(yaml.safe_dump(text))
+    pinned = load_study(path)
+    for _ in range(2):  # resumed, and resumed again once the record and the study run hold the new file
+        record = check_study_record(pinned, paths, restart=False)
+        check_tracking_store(pinned, paths, restart=False, resumed=record["fingerprint"])
+        write_study_record(pinned, paths)
+        StudyTracker(paths.tracking_uri, paths.experiment, pinned.name, pinned.fingerprint(), paths.artifact_root)
+
+    text["trial"]["method"]["saliency"] = "gradient"  # another value is another study
+    path.write_text(yaml.safe_dump(text))
+    with pytest.raises(ConfigError, match="with a different study file"):
+        check_study_record(load_study(path), paths, restart=False)
 
 
 def test_a_record_from_before_the_resolved_trial_was_kept_is_resumed(tmp_path, tiny_study):
