@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks.common import interval_cell, run_jobs, synthetic_trial
+from benchmarks.common import interval_cell, run_jobs, synthetic_trial, with_recorded_saliency
 
 DIFFICULTIES: dict[str, dict] = {
     "default": {},  # the prototype's setting (SMCL.md): opaque objects, rho 0.9
@@ -31,7 +31,8 @@ DIFFICULTIES: dict[str, dict] = {
     # 18.3 %, the no-bias control 65.0 %. Not to be changed after SMCL ran on it.
     "hard": {"rho": 0.95, "object_scale": 0.7, "object_contrast": 0.35, "texture_scale": 0.6, "noise": 12},
 }
-# smcl and mask_only are the paper's reading (compose erase, box masks: the defaults); the first
+# smcl and mask_only are the paper's reading (compose erase, box masks: the defaults) with the spectral
+# residual (common.with_recorded_saliency, whatever the default saliency is); the first
 # reconstruction's rows (paste, threshold masks) are the `paste` variants.
 PASTE = {"compose": "paste", "mask_mode": "threshold"}
 VARIANTS: dict[str, dict] = {
@@ -58,7 +59,7 @@ def run_one(job: tuple[str, dict, int, int, dict]) -> dict:
 
     label, method, seed, epochs, synthetic = job
     started = time.perf_counter()
-    result = run_trial(trial_config_from_dict(synthetic_trial(method, seed, epochs, synthetic)))
+    result = run_trial(trial_config_from_dict(synthetic_trial(with_recorded_saliency(method), seed, epochs, synthetic)))
     masking = [epoch for epoch in result.history if epoch.get("masked_step_fraction", 0) > 0]
     return {
         "variant": label,

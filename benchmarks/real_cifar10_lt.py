@@ -30,7 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks.common import mean_spread_cell, run_jobs
+from benchmarks.common import mean_spread_cell, run_jobs, with_recorded_saliency
 
 DATA = Path(os.environ.get("SMCL_CIFAR10_JPEG", Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg"))
 
@@ -102,7 +102,7 @@ def run_one(job: tuple) -> dict:
     label, method, seed, epochs, n_max, model, galleries = job
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="smcl-benchmark-") as folder:
-        config = trial_config_from_dict(trial(method, seed, epochs, n_max, model))
+        config = trial_config_from_dict(trial(with_recorded_saliency(method), seed, epochs, n_max, model))
         result = run_trial(config, checkpoint_dir=Path(folder))
         gallery = Path(folder, GALLERY_FILE)  # the trial's own picture of its first masking epoch
         if gallery.is_file():

@@ -14,10 +14,11 @@ def test_defaults_follow_the_reference_recipe():
     assert config.method.sampler_beta == 0.9999 and config.model.architecture == "resnet32"
 
 
-# SMCL.md, "Specification (one training step)": the defaults of every option the step reads.
+# SMCL.md, "Specification (one training step)": the defaults of every option the step reads, but
+# the saliency: cam, not the specification's spectral residual, by issue 39's evidence (docs/RESULTS.md)
 SPECIFICATION_DEFAULTS = {
     "name": "smcl",
-    "saliency": "spectral_residual",
+    "saliency": "cam",
     "saliency_blur_sigma": 1.5,
     "compose": "erase",
     "mask_mode": "box",

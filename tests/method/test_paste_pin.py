@@ -21,7 +21,12 @@ from smcl_tune.models import build_network
 GOLDEN = torch.load(Path(__file__).with_name("golden") / "paste_steps.pt", weights_only=True)
 TRAIN_GOLDEN = torch.load(Path(__file__).with_name("golden") / "paste_steps_train.pt", weights_only=True)
 # What the defaults were then, set as fields now.
-FIRST_RECONSTRUCTION = {"compose": "paste", "mask_mode": "threshold", "mask_source": "minor"}
+FIRST_RECONSTRUCTION = {
+    "compose": "paste",
+    "mask_mode": "threshold",
+    "mask_source": "minor",
+    "saliency": "spectral_residual",
+}
 
 
 def _old_step(recorded: dict, network: torch.nn.Module):

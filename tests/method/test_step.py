@@ -54,12 +54,20 @@ def _reference_erase(x_b, y_b, y_m, saliency, lam, fill, label_mode, content=Non
 
 
 @pytest.mark.parametrize(("fill", "label_mode"), [("mean", "mixed"), ("zero", "background"), ("mean", "minor")])
-def test_the_default_smcl_step_erases_the_salient_box_of_x_b_and_is_recomputed_from_its_parts(
+def test_the_smcl_step_erases_the_spectral_residual_box_of_x_b_and_is_recomputed_from_its_parts(
     network, fill, label_mode
 ):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
     settings = StepSettings(
-        MethodConfig(name="smcl", fill=fill, soft_label=label_mode, loss_weight=0.7, temperature=0.2), NUM_CLASSES
+        MethodConfig(
+            name="smcl",
+            saliency="spectral_residual",
+            fill=fill,
+            soft_label=label_mode,
+            loss_weight=0.7,
+            temperature=0.2,
+        ),
+        NUM_CLASSES,
     )
     # the paper's reading is the default
     assert settings.method.compose == "erase" and settings.method.mask_mode == "box"
@@ -90,7 +98,10 @@ def test_erase_keeps_nothing_of_x_m_only_the_background_of_x_b(network):
 
 def test_erase_with_threshold_masks_removes_the_pixels_whose_saliency_is_at_least_t(network):
     (x_b, y_b), (x_m, y_m) = _batch(3), _batch(4)
-    settings = StepSettings(MethodConfig(name="smcl", mask_mode="threshold", saliency_threshold=0.35), NUM_CLASSES)
+    settings = StepSettings(
+        MethodConfig(name="smcl", saliency="spectral_residual", mask_mode="threshold", saliency_threshold=0.35),
+        NUM_CLASSES,
+    )
     parts = mask_batch(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
     saliency = spectral_residual_saliency(x_b, 1.5)
     expected = (saliency >= 0.35).float()
@@ -141,7 +152,10 @@ def test_mask_only_has_no_contrastive_term_and_ce_ignores_the_minor_batch(networ
 def test_paste_with_threshold_masks_pastes_the_minor_images_salient_pixels(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
     settings = StepSettings(
-        MethodConfig(name="smcl", compose="paste", mask_mode="threshold", saliency_threshold=0.4), NUM_CLASSES
+        MethodConfig(
+            name="smcl", saliency="spectral_residual", compose="paste", mask_mode="threshold", saliency_threshold=0.4
+        ),
+        NUM_CLASSES,
     )
     output = step_loss(settings, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
     mask = threshold_mask(spectral_residual_saliency(x_m, settings.method.saliency_blur_sigma), 0.4)
@@ -157,7 +171,7 @@ def test_paste_with_threshold_masks_pastes_the_minor_images_salient_pixels(netwo
 
 def test_paste_mask_source_head_and_erase_head_change_the_composed_image(network):
     (x_b, y_b), (x_m, y_m) = _batch(1), _batch(2)
-    paste = {"compose": "paste", "mask_mode": "threshold", "saliency_threshold": 0.3}
+    paste = {"compose": "paste", "mask_mode": "threshold", "saliency_threshold": 0.3, "saliency": "spectral_residual"}
     default = StepSettings(MethodConfig(name="smcl", **paste), NUM_CLASSES)
     composed = mask_batch(default, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0)).composite
     head = StepSettings(MethodConfig(name="smcl", mask_source="head", **paste), NUM_CLASSES)
