@@ -3,14 +3,11 @@ credentials or names a missing bucket is refused in one line, exit 2, before any
 
 import os
 import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.fixtures.cluster_stores import S3_ENVIRONMENT, S3Server
+from tests.fixtures.cluster_stores import S3_ENVIRONMENT, S3Server, boto_credentials, started_server, stopped_server
 
 
 def _closed_port() -> int:
@@ -20,30 +17,22 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def denying_s3_server(tmp_path):
+def denying_s3_server(tmp_path_factory):
     """An S3 API server of its own that checks credentials: after its bucket is made (the one
     request it lets through), it knows no access key."""
     port = _closed_port()
     environment = {**os.environ, **S3_ENVIRONMENT, "INITIAL_NO_AUTH_ACTION_COUNT": "1"}
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = started_server(
+        command, f"http://127.0.0.1:{port}/moto-api/", tmp_path_factory.mktemp("moto") / "moto.log", environment
+    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=5).close()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "moto never answered"
-                time.sleep(0.2)
         import boto3
 
-        credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
-        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **credentials).create_bucket(Bucket="smcl")
+        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **boto_credentials()).create_bucket(Bucket="smcl")
         yield S3Server(f"127.0.0.1:{port}")
     finally:
-        process.kill()
-        process.wait(timeout=30)
+        stopped_server(process)
 
 
 def test_an_unreachable_object_store_is_one_line_and_exit_2_with_nothing_written(tmp_path, tiny_study, run_cli):

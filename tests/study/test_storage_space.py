@@ -69,14 +69,7 @@ def test_a_full_storage_stops_the_study_and_the_same_command_finishes_it(
         torch.load(checkpoint, map_location="cpu", weights_only=True)
 
     ballast.unlink()  # space is freed
-    finished = _run(study, tmp_path, joining_env)
-    assert finished.returncode == 0, finished.stdout + finished.stderr
-    client = MlflowClient(default_tracking_uri(storage))
-    runs = trial_runs(client, "tiny")
-    assert sorted(run.data.tags["mlflow.runName"] for run in runs) == ["trial-000", "trial-001"]  # none twice
-    for run in runs:
-        assert run.info.status == "FINISHED"
-        assert sorted(metric.step for metric in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2]
+    _finishes_with_every_epoch_once(study, tmp_path, joining_env, default_tracking_uri(storage), trial_runs)
 
 
 def _fill(folder) -> None:
@@ -121,9 +114,14 @@ def test_the_driver_finding_its_stores_full_stops_the_study_naming_them_and_the_
     assert not [line for line in before if "full" in line or "Error" in line or "Traceback" in line], error
 
     (small_storage / "ballast").unlink()  # space is freed
-    finished = _run(study, tmp_path, joining_env)
+    _finishes_with_every_epoch_once(study, tmp_path, joining_env, f"sqlite:///{tracking}", trial_runs)
+
+
+def _finishes_with_every_epoch_once(study, cwd, environment, tracking_uri: str, trial_runs) -> None:
+    """The same command, run again, finishes the study: each trial one run, each epoch logged once."""
+    finished = _run(study, cwd, environment)
     assert finished.returncode == 0, finished.stdout + finished.stderr
-    client = MlflowClient(f"sqlite:///{tracking}")
+    client = MlflowClient(tracking_uri)
     runs = trial_runs(client, "tiny")
     assert sorted(run.data.tags["mlflow.runName"] for run in runs) == ["trial-000", "trial-001"]  # none twice
     for run in runs:
