@@ -93,7 +93,8 @@ def main() -> None:
     for saliency in ("spectral_residual", "gradient"):
         rows.append(("erase", saliency, "box, Beta(1, 1)", StepSettings(MethodConfig(saliency=saliency), 10)))
     for threshold in (0.3, 0.5):
-        settings = StepSettings(MethodConfig(mask_mode="threshold", saliency_threshold=threshold), 10)
+        method = MethodConfig(saliency="spectral_residual", mask_mode="threshold", saliency_threshold=threshold)
+        settings = StepSettings(method, 10)
         rows.append(("erase", "spectral_residual", f"threshold {threshold}", settings))
     for saliency in ("spectral_residual", "gradient"):
         settings = StepSettings(MethodConfig(compose="paste", mask_mode="threshold", saliency=saliency), 10)

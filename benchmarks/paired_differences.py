@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -42,8 +43,8 @@ def paired_rows(runs: dict[str, dict[int, dict]], against: str, variants: list[s
         if not seeds:
             continue
         cells = [interval_cell([runs[variant][s][g] - baseline[s][g] for s in seeds]) for g in GROUPS]
-        share = interval_cell([runs[variant][s]["background_head_share"] for s in seeds])
-        ce_share = interval_cell([baseline[s]["background_head_share"] for s in seeds])
+        share = interval_cell([runs[variant][s].get("background_head_share", math.nan) for s in seeds])
+        ce_share = interval_cell([baseline[s].get("background_head_share", math.nan) for s in seeds])
         rows.append([variant, *cells, share, ce_share, str(len(seeds))])
     return rows
 

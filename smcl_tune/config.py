@@ -164,6 +164,11 @@ class ModelConfig(StrictModel):
     )
 
 
+# Every default of a trial field that a release changed, by dotted key: what it was. A study
+# started under one is resumed once its file sets that value (store/study_record.py).
+FORMER_DEFAULTS: dict[str, tuple[Any, ...]] = {"method.saliency": ("spectral_residual",)}
+
+
 class MethodConfig(StrictModel):
     name: Literal["ce", "supcon", "mask_only", "smcl", "cmo"] = "smcl"
     # cam by the evidence of issue 39 (docs/RESULTS.md): its box misses the object far less often

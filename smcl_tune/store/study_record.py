@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from smcl_tune.atomic_write import write_bytes_atomically
-from smcl_tune.config import trial_config_from_dict
+from smcl_tune.config import FORMER_DEFAULTS
 from smcl_tune.errors import ConfigError
 from smcl_tune.layout import STATE_FILE
 from smcl_tune.store.paths import StudyPaths
@@ -118,23 +118,17 @@ def _pins_what_it_started_with(study: Study, known: dict[str, Any]) -> bool:
     what they were then (defaults since changed, as check_resolved_trial asks): without those
     settings, its fingerprint is the recorded one."""
     recorded = _flat(known.get("resolved_trial") or {})
-    pinned = [key for key, value in _flat(study.config.trial).items() if _pins(study, key, value, recorded)]
-    for count in range(1, len(pinned) + 1):
+    pinned = [key for key, value in _flat(study.config.trial).items() if _pins(key, value, recorded)]
+    for count in range(1, len(pinned) + 1):  # a few keys at most: those FORMER_DEFAULTS names
         for keys in itertools.combinations(pinned, count):
             if study.fingerprint(_without(study.config.trial, keys)) == known.get("fingerprint"):
                 return True
     return False
 
 
-def _pins(study: Study, key: str, value: Any, recorded: dict[str, Any]) -> bool:
-    """Whether the study file's `key: value` sets what the study started with, where today's default differs."""
-    if key not in recorded or recorded[key] != value:
-        return False
-    try:
-        unset = trial_config_from_dict(_without(study.config.trial, (key,))).model_dump(mode="json")
-    except ValueError:  # the trial needs the value (a ConfigError, pydantic's ValidationError): no default
-        return False
-    return _flat(unset).get(key) != value
+def _pins(key: str, value: Any, recorded: dict[str, Any]) -> bool:
+    """Whether the study file's `key: value` sets a former default of smcl-tune's, as the study started with it."""
+    return value in FORMER_DEFAULTS.get(key, ()) and recorded.get(key) == value
 
 
 def _without(tree: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, Any]:

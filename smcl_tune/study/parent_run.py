@@ -12,6 +12,7 @@ from smcl_tune.tracking.tags import (
     BASELINES_TAG,
     CONDITIONS_TAG,
     EPOCHS_PER_TRIAL_TAG,
+    FINGERPRINT_TAG,
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
     OPTUNA_STORAGE_TAG,
@@ -33,4 +34,7 @@ def study_tags(study: Study, paths: StudyPaths) -> dict[str, str]:
         BASELINES_TAG: json.dumps([baseline.name for baseline in study.config.baselines]),
         PLANNED_TRIALS_TAG: str(study.planned_trials),
         EPOCHS_PER_TRIAL_TAG: str(study.max_epochs),
+        # the file's, set by the driver on every run (a trial's tracker keeps the first run's): the
+        # checks let a file that now pins a changed default resume, under a new fingerprint
+        FINGERPRINT_TAG: study.fingerprint(),
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ray import tune
 
+from smcl_tune.atomic_write import is_storage_full
 from smcl_tune.errors import ConfigError, StudyUnavailable
 from smcl_tune.store.database import check_database, first_line, optuna_storage
 from smcl_tune.store.database_lock import DatabaseLock
@@ -219,4 +220,5 @@ def _end_study_run_quietly(tracker: StudyTracker, status: str) -> None:
     try:
         tracker.finish(status)
     except Exception as error:  # a store that is down or full: the next run of the study ends its run
-        log.debug("could not mark the study run %s (%s)", status, first_line(error))
+        level = logging.DEBUG if is_storage_full(error) else logging.WARNING  # a full disk: its own message says it
+        log.log(level, "could not mark the study run %s (%s)", status, first_line(error))

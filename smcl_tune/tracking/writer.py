@@ -102,8 +102,6 @@ class StudyTracker:
         if existing:
             run_id = existing[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
-            # the checks let it resume: a file that now pins a changed default has a new fingerprint
-            self.client.set_tag(run_id, FINGERPRINT_TAG, self.fingerprint)
             return run_id
         tags = {
             STUDY_TAG: self.study_name,

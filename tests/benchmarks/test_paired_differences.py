@@ -18,7 +18,8 @@ def test_differences_are_paired_by_seed_and_an_unfinished_run_is_left_out(tmp_pa
     lines = [_line("ce", seed, 0.50 + 0.10 * seed) for seed in range(3)]
     # the variant is 2, 3 and 4 points above CE seed by seed, whatever each seed's level
     lines += [_line("smcl", seed, 0.52 + 0.11 * seed) for seed in range(3)]
-    lines += [_line("smcl", 3, 0.99, status="failed"), _line("ce", 4, 0.1)]  # neither has a pair
+    lines += [_line("ce", 3, 0.5), _line("smcl", 3, 0.99, status="failed")]  # a failed run pairs with nothing
+    lines.append(_line("ce", 4, 0.1))  # a seed the variant has not run
     results = tmp_path / "runs.jsonl"
     results.write_text("\n".join(lines) + "\n")
     shown = subprocess.run(

@@ -234,12 +234,14 @@ def test_a_study_file_that_sets_the_changed_default_as_it_was_resumes_as_the_ref
     import yaml
 
     from smcl_tune.store.health_check import check_tracking_store
+    from smcl_tune.study.parent_run import study_tags
 
     path = tiny_study(tmp_path, name="pinned")
     study = load_study(path)
     paths = StudyPaths.of(study)
     write_study_record(study, paths)
-    StudyTracker(paths.tracking_uri, paths.experiment, study.name, study.fingerprint(), paths.artifact_root)
+    first = study.fingerprint()
+    StudyTracker(paths.tracking_uri, paths.experiment, study.name, first, paths.artifact_root)
     _started_under_other_defaults(paths, saliency="spectral_residual")  # before cam was the default
     with pytest.raises(ConfigError, match="set these values in the study file as they were"):
         check_study_record(study, paths, restart=False)
@@ -251,8 +253,11 @@ def test_a_study_file_that_sets_the_changed_default_as_it_was_resumes_as_the_ref
     for _ in range(2):  # resumed, and resumed again once the record and the study run hold the new file
         record = check_study_record(pinned, paths, restart=False)
         check_tracking_store(pinned, paths, restart=False, resumed=record["fingerprint"])
-        write_study_record(pinned, paths)
-        StudyTracker(paths.tracking_uri, paths.experiment, pinned.name, pinned.fingerprint(), paths.artifact_root)
+        write_study_record(pinned, paths)  # as run does: the record, then the study run's tags
+        tracker = StudyTracker(paths.tracking_uri, paths.experiment, pinned.name, pinned.fingerprint(), None)
+        tracker.log_study(None, None, {}, study_tags(pinned, paths))
+        # a trial's tracker, restored by Ray with the first run's arguments, changes nothing
+        StudyTracker(paths.tracking_uri, paths.experiment, pinned.name, first, None)
 
     text["trial"]["method"]["saliency"] = "gradient"  # another value is another study
     path.write_text(yaml.safe_dump(text))

@@ -4,8 +4,9 @@ trial's epoch, and a fused group's (a CUDA graph of the step can hold no such ex
 On CUDA each tensor made from Python numbers is a copy from host memory that waits for the GPU:
 the first GPU check counted 151 such waits in one SMCL epoch of CIFAR-10-LT (the saliency's
 luma weights and the mask-area count, every step). Such a tensor shows on any device as
-`aten.lift_fresh`, and a value read back to the host (`.item()`, `bool(tensor)`, `.tolist()`)
-as `aten._local_scalar_dense`, so both are counted here on the CPU. Reads of the step
+`aten.lift_fresh`, and a value read back to the host (`.item()`, `bool(tensor)`) as
+`aten._local_scalar_dense`, so both are counted here on the CPU. A CPU tensor's `.tolist()`,
+`.numpy()` or `.cpu()` reaches no operator here: the CUDA twin at the end counts those. Reads of the step
 generator's draws are not counted: that generator lives on the host on every device
 (trial/components.py), so reading its draws never waits for a GPU.
 """
