@@ -8,6 +8,7 @@ import os
 import socket
 
 from smcl_tune.errors import ConfigError
+from smcl_tune.store.database import first_line
 
 PROBE_PREFIX = ".smcl-tune-probe"
 
@@ -27,7 +28,7 @@ def check_object_store(uri: str, field: str = "storage") -> None:
         filesystem.delete_file(probe)
     except (OSError, ValueError) as error:  # pyarrow: OSError from the store, ValueError from the URI
         raise ConfigError(
-            f"{field}: the object store {uri} cannot be used from {socket.gethostname()} ({_one_line(error)}); "
+            f"{field}: the object store {uri} cannot be used from {socket.gethostname()} ({first_line(error)}); "
             f"check its address (endpoint_override, scheme), the bucket's name, and {_credentials(uri)}"
         ) from None
 
@@ -36,8 +37,3 @@ def _credentials(uri: str) -> str:
     if uri.startswith("s3://"):
         return "this machine's credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or its instance role)"
     return "this machine's credentials for it"
-
-
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return "; ".join(lines) if lines else type(error).__name__

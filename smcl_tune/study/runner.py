@@ -116,7 +116,7 @@ def run_study(
     lock = _study_lock(study, paths)
     with (
         lock,
-        stopping_when_full(paths.storage, paths.driver_writes),
+        stopping_when_full(paths.driver_writes),
         stopping_on_study_stop(),
         stopping_when_lock_lost(lock),
     ):

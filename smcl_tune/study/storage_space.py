@@ -164,7 +164,7 @@ def raise_if_storage_full() -> None:
 
 
 @contextmanager
-def stopping_when_full(storage: str, driver_writes: Sequence[Path] = ()) -> Iterator[None]:
+def stopping_when_full(driver_writes: Sequence[Path]) -> Iterator[None]:
     """A write of the driver's own (the stores, Ray's state, the leaderboard) that finds its storage
     full ends the study with StorageFull, the trials' message first. `driver_writes`: where the
     driver writes (StudyPaths.driver_writes), to name the full one when the error does not."""
