@@ -38,6 +38,7 @@ from smcl_tune.study.cluster import (
 from smcl_tune.study.database_outage import stored
 from smcl_tune.study.fused_groups import fused_groups
 from smcl_tune.study.job_storage import check_job_storage
+from smcl_tune.study.object_store_outage import hide_unreachable_store_tracebacks
 from smcl_tune.study.outage_wait import stopping_on_study_stop
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
@@ -193,7 +194,9 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
     finished = False
     try:
         with fused_groups(study) as directory, reporting_to(progress), tune_settings(), without_rays_restore_hint():
-            trainable = study_trainable(study, watching.ray_log_level, directory)
+            if paths.remote:
+                hide_unreachable_store_tracebacks()  # the trials say that they wait for it
+            trainable = study_trainable(study, paths, watching.ray_log_level, directory)
             if resumable:
                 log.info("resuming study %s from %s", study.name, paths.experiment_dir)
                 tuner = restored_tuner(study, paths, trainable, watching.ray_verbosity)

@@ -11,7 +11,11 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from smcl_tune.study.object_store_outage import STORE_DOWN
+from smcl_tune.study.trial_data_error import DATA_ERROR
 from smcl_tune.study.trial_spec import SEARCH, spec_of
+
+STUDY_STOPPING_REPORTS = (DATA_ERROR, STORE_DOWN)
 
 
 class StudyScheduler(FIFOScheduler):
@@ -42,9 +46,9 @@ class StudyScheduler(FIFOScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         scheduler = self._scheduler(trial)
-        return (
-            TrialScheduler.CONTINUE if scheduler is None else scheduler.on_trial_result(tune_controller, trial, result)
-        )
+        if scheduler is None or any(result.get(key) for key in STUDY_STOPPING_REPORTS):
+            return TrialScheduler.CONTINUE  # a report that stops the study is no epoch's result for a rung
+        return scheduler.on_trial_result(tune_controller, trial, result)
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
         scheduler = self._scheduler(trial)

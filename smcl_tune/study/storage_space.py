@@ -23,11 +23,27 @@ from ray.tune import Callback
 
 from smcl_tune.atomic_write import FULL_TEXTS, StorageFull, is_storage_full, mount_point, storage_full_message
 from smcl_tune.errors import error_chain
+from smcl_tune.study.object_store_outage import waiting_for_the_store
+from smcl_tune.study.outage_wait import Outage
 from smcl_tune.study.whole_file_filesystem import is_local
 
 log = logging.getLogger(__name__)
 
 METADATA_ALLOWANCE = 1 << 20  # Ray writes its result rows and metadata beside each checkpoint
+
+
+def _report_once(metrics: dict[str, Any], checkpoint: Path) -> None:
+    """One try of `tune.report` with a checkpoint to an object store: one that fails leaves Ray's
+    checkpoint count as it was, so the next try writes the same checkpoint folder again."""
+    from ray.train._internal.session import get_session
+
+    storage = get_session().storage
+    index = storage.current_checkpoint_index
+    try:
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint)))
+    except Exception:
+        storage.current_checkpoint_index = index
+        raise
 
 
 def _folder_size(folder: Path) -> int:
@@ -49,11 +65,18 @@ def _local_trial_folder() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def report_with_checkpoint(metrics: dict[str, Any], checkpoint: Path | None) -> None:
+def report_with_checkpoint(
+    metrics: dict[str, Any], checkpoint: Path | None, store_outage: Outage | None = None
+) -> None:
     """`tune.report(metrics, checkpoint)`, refused with StorageFull before Ray copies a checkpoint
-    that cannot fit into the study's storage; a copy that fails half-way is removed."""
+    that cannot fit into the study's storage; a copy that fails half-way is removed. With
+    `store_outage` (an object store's), a copy the store did not take is tried again while it is
+    waited for (ObjectStoreDown past its timeout)."""
     if checkpoint is None:
         tune.report(metrics)
+        return
+    if store_outage is not None:
+        waiting_for_the_store(store_outage, lambda: _report_once(metrics, checkpoint), "a checkpoint of this trial")
         return
     folder = _local_trial_folder()
     before = set() if folder is None else set(folder.glob("checkpoint_*"))

@@ -28,7 +28,9 @@ from smcl_tune.results import (
     TrialState,
     outcome,
 )
+from smcl_tune.study.object_store_outage import ObjectStoreDown, waiting_for_the_store
 from smcl_tune.study.outage_wait import DEFAULT_OUTAGE_TIMEOUT_S as OUTAGE_S
+from smcl_tune.study.outage_wait import Outage, defer
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study.tracking_outage import wait_for_tracking_server
 from smcl_tune.study.trial_spec import spec_of
@@ -59,9 +61,12 @@ STEP_MARKER = "trial_seconds"  # logged with every report: the steps a run alrea
 class TrackingCallback(Callback):
     """Creates the trial runs, logs their metrics and result files, ends the runs."""
 
-    def __init__(self, tracker_arguments: dict[str, Any], outage_timeout_s: float = OUTAGE_S) -> None:
+    def __init__(
+        self, tracker_arguments: dict[str, Any], outage_timeout_s: float = OUTAGE_S, store_outage: Outage | None = None
+    ) -> None:
         self.tracker_arguments = tracker_arguments
         self.outage_timeout_s = outage_timeout_s
+        self.store_outage = store_outage  # a study on an object store: its checkpoints are read through an outage
         self._tracker: StudyTracker | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks with the experiment state
@@ -135,20 +140,35 @@ class TrackingCallback(Callback):
     def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint: Checkpoint, **info: Any) -> None:
         if TrialEnd.of(trial.last_result) is None:
             return  # an epoch's checkpoint: the result file comes with the trial's last one
-        with _checkpoint_folder(checkpoint) as folder:
-            if not (Path(folder) / RESULT_FILE).is_file():
-                log.warning("trial %s: its last checkpoint holds no %s", trial.trial_id, RESULT_FILE)
-                return
-            files = _files(Path(folder), TRIAL_FILES)
+        files = self._checkpoint_files(checkpoint, TRIAL_FILES, f"result files of {trial.trial_id}")
+        if files is None:
+            return
+        if RESULT_FILE not in files:
+            log.warning("trial %s: its last checkpoint holds no %s", trial.trial_id, RESULT_FILE)
+            return
         self._write(lambda: self.tracker.log_files(self._run_id(trial), files), f"result files of {trial.trial_id}")
+
+    def _checkpoint_files(self, checkpoint: Checkpoint, names: tuple[str, ...], what: str) -> dict[str, bytes] | None:
+        """The files of `names` in a persisted checkpoint. An object store that does not answer is
+        waited for; past its timeout (None) the study stops at the searcher's next call, as Ray
+        would take the error for this trial's (outage_wait.defer)."""
+
+        def read() -> dict[str, bytes]:
+            with _checkpoint_folder(checkpoint) as folder:
+                return _files(Path(folder), names)
+
+        try:
+            return waiting_for_the_store(getattr(self, "store_outage", None), read, what)
+        except ObjectStoreDown as down:
+            defer(down)
+            return None
 
     def _log_gallery(self, trial) -> None:
         """The mask gallery of a trial that ended without its final checkpoint (stopped early, failed)."""
         checkpoint = getattr(trial, "checkpoint", None)  # Ray's latest, persisted checkpoint
         if checkpoint is None:
             return
-        with _checkpoint_folder(checkpoint) as folder:
-            files = _files(Path(folder), (GALLERY_FILE,))
+        files = self._checkpoint_files(checkpoint, (GALLERY_FILE,), f"mask gallery of {trial.trial_id}")
         if files:
             self._write(lambda: self.tracker.log_files(self._run_id(trial), files), f"mask gallery of {trial.trial_id}")
 

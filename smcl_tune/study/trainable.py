@@ -13,6 +13,13 @@ from ray import tune
 from smcl_tune.errors import DataSourceError
 from smcl_tune.results import EPOCHS_PLANNED, NODE_ID, TrialEnd
 from smcl_tune.study.gpu_share import cap_gpu_memory
+from smcl_tune.study.object_store_outage import (
+    ObjectStoreDown,
+    hide_unreachable_store_tracebacks,
+    store_down_report,
+    waiting_for_the_store,
+)
+from smcl_tune.study.outage_wait import Outage
 from smcl_tune.study.scratch_folders import work_folder
 from smcl_tune.study.storage_space import report_with_checkpoint
 from smcl_tune.study.trial_data_error import data_error_report
@@ -29,12 +36,21 @@ def refusal_report(reason: str) -> dict[str, Any]:
     return {**dict.fromkeys(OBJECTIVE_METRICS, math.nan), **end.entries()}
 
 
-def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO", fused_groups: str | None = None) -> None:
+def train_study_trial(
+    config: dict[str, Any],
+    ray_log_level: str = "INFO",
+    fused_groups: str | None = None,
+    store_outage: Outage | None = None,
+) -> None:
     """Run one trial with `tune.report(metrics, checkpoint=...)` after every epoch; Ray's own
     messages from this process below `ray_log_level` are not shown. With `fused_groups` (the name
-    of the study's GroupDirectory) the trial trains as a member of a fused group (fused_groups.py)."""
+    of the study's GroupDirectory) the trial trains as a member of a fused group (fused_groups.py).
+    With `store_outage` (a study on an object store), its checkpoints wait for the store when it
+    does not answer (object_store_outage.py)."""
     logging.getLogger("ray").setLevel(ray_log_level)
     quiet_exit_during_cleanup()
+    if store_outage is not None:
+        hide_unreachable_store_tracebacks()  # this trial says that it waits for the store
     if fused_groups is None:  # a fused member trains in its group's process, which caps the group's share
         cap_gpu_memory(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
     spec = spec_of(config)
@@ -47,15 +63,19 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO", fused
         payload = {**metrics, **stamp}
         for name in OBJECTIVE_METRICS:  # Ray wants the scheduler's metric in every report
             payload.setdefault(name, math.nan)
-        report_with_checkpoint(payload, checkpoint)  # refused, whole, when the storage is full
+        report_with_checkpoint(payload, checkpoint, store_outage)  # refused, whole, when the storage is full
 
     with work_folder() as work:
         resume_from = None
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is not None:
-            resume_from = Path(checkpoint.to_directory(str(Path(work) / "resume")))
         checkpoint_dir = Path(work) / "checkpoint"
         try:
+            checkpoint = tune.get_checkpoint()
+            if checkpoint is not None:
+                resume_from = waiting_for_the_store(
+                    store_outage,
+                    lambda: Path(checkpoint.to_directory(str(Path(work) / "resume"))),
+                    "this trial's last checkpoint",
+                )
             if fused_groups is not None:
                 from smcl_tune.study.fused_groups import train_fused_member
 
@@ -66,3 +86,5 @@ def train_study_trial(config: dict[str, Any], ray_log_level: str = "INFO", fused
             run_trial(spec.config, report=report, checkpoint_dir=checkpoint_dir, resume_from=resume_from)
         except DataSourceError as error:  # the driver stops the study on this report
             tune.report(data_error_report(error))
+        except ObjectStoreDown as error:  # so does it on this one
+            tune.report(store_down_report(error))

@@ -13,6 +13,7 @@ from typing import Any
 from ray.tune import Callback
 
 from smcl_tune.errors import StudyStop
+from smcl_tune.study.object_store_outage import STORE_DOWN, ObjectStoreDown
 from smcl_tune.studyfile.schema import OBJECTIVE_METRICS
 
 DATA_ERROR = "data_error"  # the report's key: the error's message
@@ -28,9 +29,13 @@ def data_error_report(error: Exception) -> dict[str, Any]:
 
 
 class StopOnDataError(Callback):
-    """First among the study's callbacks: a data error ends the study before any other records it."""
+    """First among the study's callbacks: a data error, or an object store that a trial waited for
+    in vain (object_store_outage.py), ends the study before any other callback records it."""
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info: Any) -> None:
+        store_down = result.get(STORE_DOWN)
+        if store_down:
+            raise ObjectStoreDown(store_down)
         message = result.get(DATA_ERROR)
         if message:
             raise TrialDataError(

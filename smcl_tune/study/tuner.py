@@ -14,6 +14,8 @@ from smcl_tune.store.database import optuna_storage
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.study.cluster import LocalStorageGuard
 from smcl_tune.study.experiment_state_repair import restore_missing_checkpoints
+from smcl_tune.study.object_store_outage import object_store_outage
+from smcl_tune.study.outage_wait import Outage
 from smcl_tune.study.progress_callback import ProgressCallback
 from smcl_tune.study.search_plan import build_scheduler, build_searcher
 from smcl_tune.study.search_state_repair import mend_searcher_state
@@ -25,11 +27,21 @@ from smcl_tune.study.whole_file_filesystem import remove_partial_copies, whole_f
 from smcl_tune.studyfile.study import Study
 
 
-def study_trainable(study: Study, ray_log_level: str, fused_groups: str | None = None):
-    """Each trial holds its share of `resources`: a group's, split among its `fuse` members."""
+def study_store_outage(study: Study, paths: StudyPaths) -> Outage | None:
+    """What the study's trials and callbacks wait for when its object store does not answer."""
+    if not paths.remote:
+        return None
+    return object_store_outage(paths.experiment_dir, study.config.storage_outage_timeout_s)
+
+
+def study_trainable(study: Study, paths: StudyPaths, ray_log_level: str, fused_groups: str | None = None):
+    """Each trial holds its share of `resources`: a group's, split among its `fuse` members. On an
+    object store, a trial waits for the store while it does not answer."""
     resources = study.config.resources
+    store_outage = study_store_outage(study, paths)
+    parameters = {"ray_log_level": ray_log_level, "fused_groups": fused_groups, "store_outage": store_outage}
     return tune.with_resources(
-        tune.with_parameters(train_study_trial, ray_log_level=ray_log_level, fused_groups=fused_groups),
+        tune.with_parameters(train_study_trial, **parameters),
         {"cpu": resources.cpus / resources.fuse, "gpu": resources.gpus / resources.fuse},
     )
 
@@ -68,7 +80,9 @@ def new_tuner(
                 CSVLoggerCallback(),
                 JsonLoggerCallback(),
                 StorageWatch(paths.storage),
-                TrackingCallback(tracker_arguments, study.config.tracking.outage_timeout_s),
+                TrackingCallback(
+                    tracker_arguments, study.config.tracking.outage_timeout_s, study_store_outage(study, paths)
+                ),
                 ProgressCallback(),
             ],
             stop=guard,
@@ -77,9 +91,9 @@ def new_tuner(
     )
 
 
-def apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -> None:
+def apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float, store_outage: Outage | None) -> None:
     """Tuner.restore brings back the first run's RunConfig and takes no new one; its verbosity (and
-    the tracking callback's outage timeout) are what this run asks for (there is no public setter),
+    the tracking callback's outage timeouts) are what this run asks for (there is no public setter),
     and Ray Tune's CSV and JSON trial logs are in it."""
     local = getattr(tuner, "_local_tuner", None)
     if local is not None:
@@ -89,6 +103,7 @@ def apply_this_run(tuner: tune.Tuner, verbosity: int, outage_timeout_s: float) -
         for callback in run_config.callbacks or []:
             if isinstance(callback, TrackingCallback):
                 callback.outage_timeout_s = outage_timeout_s
+                callback.store_outage = store_outage
         # a study started before tune_settings existed had Ray add these itself: they are not in its RunConfig
         for logger in (CSVLoggerCallback, JsonLoggerCallback):
             if not any(isinstance(callback, logger) for callback in run_config.callbacks or []):
@@ -119,5 +134,5 @@ def restored_tuner(study: Study, paths: StudyPaths, trainable, ray_verbosity: in
         resume_errored=True,
         storage_filesystem=storage_filesystem(paths),
     )
-    apply_this_run(tuner, ray_verbosity, study.config.tracking.outage_timeout_s)
+    apply_this_run(tuner, ray_verbosity, study.config.tracking.outage_timeout_s, study_store_outage(study, paths))
     return tuner

@@ -160,6 +160,12 @@ class StudyConfig(StrictModel):
     storage: str = Field(
         DEFAULT_STORAGE, description="folder or URI (s3://, gs://) for Ray results and the Optuna study"
     )
+    storage_outage_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="seconds a trial waits for an object store (storage: s3://...) that stopped answering before "
+        "the study stops",
+    )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     optuna: OptunaConfig = Field(default_factory=OptunaConfig)
 

@@ -84,7 +84,7 @@ class Study:
     def fingerprint(self, trial: dict[str, Any] | None = None) -> str:
         """Hash of everything that defines the study's trials (not of how they are scheduled); with
         `trial`, of this study with that trial section instead of its own."""
-        where_and_how = {"max_concurrent", "resources", "tracking", "storage", "optuna"}
+        where_and_how = {"max_concurrent", "resources", "tracking", "storage", "storage_outage_timeout_s", "optuna"}
         defining = self.config.model_dump(mode="json", exclude=where_and_how)
         if trial is not None:
             defining["trial"] = trial

@@ -33,3 +33,14 @@ def test_a_study_with_every_kind_of_distribution_keeps_its_fingerprint():
 )
 def test_a_shipped_study_keeps_its_fingerprint(study, fingerprint):
     assert load_study(STUDIES / study).fingerprint() == fingerprint
+
+
+def test_where_a_study_is_stored_and_how_long_its_stores_are_waited_for_leave_its_fingerprint():
+    moved = {
+        **PINNED,
+        "storage": "s3://bucket/runs",
+        "storage_outage_timeout_s": 30,
+        "optuna": {"storage": "postgresql://smcl@db:5432/studies", "outage_timeout_s": 30},
+        "tracking": {"uri": "http://127.0.0.1:5000", "outage_timeout_s": 30},
+    }
+    assert study_from_dict(moved).fingerprint() == "4b09a119e50b511c"

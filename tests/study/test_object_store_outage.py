@@ -1,0 +1,150 @@
+"""A study's object store (`storage: s3://...`) that goes away mid-study: a short outage is waited
+for (the trials' checkpoints reach the store once it is back), a long one stops the study with one
+line naming the store and `storage_outage_timeout_s` (exit 1), and the same command then finishes
+the study, each epoch logged once and no trial recorded as failed."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import closing
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from smcl_tune.store.paths import default_tracking_uri
+from tests.fixtures.cluster_stores import S3_ENVIRONMENT, S3Server
+from tests.fixtures.tcp_proxy import TcpProxy
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+TIMEOUT_S = 8
+
+
+@pytest.fixture
+def s3_behind_a_proxy(s3_server):
+    host, port = s3_server.endpoint.split(":")
+    proxy = TcpProxy((host, int(port)))
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def _logged_losses(tracking_database) -> int:
+    try:
+        with closing(sqlite3.connect(f"file:{tracking_database}?mode=ro", uri=True, timeout=1)) as connection:
+            return connection.execute("SELECT count(*) FROM metrics WHERE key = 'loss'").fetchone()[0]
+    except sqlite3.Error:  # not made yet
+        return 0
+
+
+def _wait_for_losses(tracking_database, at_least: int, driver: subprocess.Popen, timeout: float = 300) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and driver.poll() is None:
+        logged = _logged_losses(tracking_database)
+        if logged >= at_least:
+            return logged
+        time.sleep(0.2)
+    raise AssertionError(f"the study did not reach {at_least} logged epochs (driver exit {driver.poll()})")
+
+
+def test_an_object_store_going_away_is_waited_for_then_stops_the_study_resumably(
+    tmp_path, tiny_study, s3_behind_a_proxy, trial_runs
+):
+    proxy = s3_behind_a_proxy
+    storage = S3Server(proxy.address).storage("outage")
+    path = tiny_study(
+        tmp_path,
+        name="outage",
+        num_trials=3,
+        max_concurrent=1,
+        scheduler={"type": "fifo"},
+        storage=storage,
+        storage_outage_timeout_s=TIMEOUT_S,
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}  # S3 keys for its Ray
+    environment.update(S3_ENVIRONMENT, RAY_DEDUP_LOGS="0")
+    tracking_database = tmp_path / "smcl-runs" / "mlflow.db"
+    command = [sys.executable, "-m", "smcl_tune.cli", "run", str(path)]
+    driver = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        logged = _wait_for_losses(tracking_database, 1, driver)
+        proxy.stop()  # shorter than storage_outage_timeout_s: waited for
+        time.sleep(TIMEOUT_S / 2)
+        proxy.start()
+        _wait_for_losses(tracking_database, logged + 2, driver)
+        proxy.stop()  # for good
+        output, error = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    output, error = output.decode(), error.decode()
+    assert driver.returncode == 1, output[-2000:] + error[-4000:]
+    stopped = [line for line in error.splitlines() if "has not answered for" in line]
+    assert len(stopped) == 1, error[-4000:]
+    assert stopped[0].startswith(f"smcl-tune: the object store {storage.replace('/outage?', '/outage/outage?')}")
+    assert f"storage_outage_timeout_s: {TIMEOUT_S}" in stopped[0] and "Traceback" not in error, error[-4000:]
+    assert "answers again" in output + error  # the short outage, waited out
+
+    proxy.start()
+    resumed = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    client = MlflowClient(default_tracking_uri(tmp_path / "smcl-runs"))
+    runs = trial_runs(client, "outage")
+    assert sorted(run.data.tags["mlflow.runName"] for run in runs) == ["trial-000", "trial-001", "trial-002"]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert sorted(metric.step for metric in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2]
+    optuna_file = tmp_path / "smcl-runs" / "outage" / "optuna.db"
+    trials = optuna.load_study(study_name="outage", storage=f"sqlite:///{optuna_file}").trials
+    assert [trial.state for trial in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+
+
+def _upload_checkpoint(s3_server, prefix: str, files: dict[str, bytes]) -> None:
+    import boto3
+
+    from tests.fixtures.cluster_stores import BUCKET, boto_credentials
+
+    client = boto3.client("s3", endpoint_url=f"http://{s3_server.endpoint}", **boto_credentials())
+    for name, content in files.items():
+        client.put_object(Bucket=BUCKET, Key=f"{prefix}/{name}", Body=content)
+
+
+def test_the_driver_reads_a_trials_result_files_through_an_outage_and_stops_the_study_past_it(
+    s3_server, s3_behind_a_proxy, monkeypatch
+):
+    import pyarrow.fs
+    from ray.tune import Checkpoint
+
+    from smcl_tune.study.object_store_outage import ObjectStoreDown, object_store_outage
+    from smcl_tune.study.outage_wait import stopping_on_study_stop
+    from smcl_tune.study.tracking_callback import TrackingCallback
+
+    for name, value in S3_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    proxy = s3_behind_a_proxy
+    _upload_checkpoint(s3_server, "reader/checkpoint_000002", {"result.json": b"{}", "per_class.csv": b"class\n"})
+    uri = S3Server(proxy.address).storage("reader")
+    filesystem, _ = pyarrow.fs.FileSystem.from_uri(uri)
+    checkpoint = Checkpoint(path="smcl/reader/checkpoint_000002", filesystem=filesystem)
+    callback = TrackingCallback({}, store_outage=object_store_outage(uri, timeout_s=20))
+
+    proxy.stop()
+    back = threading.Timer(2.0, proxy.start)
+    back.start()
+    started = time.monotonic()
+    files = callback._checkpoint_files(checkpoint, ("result.json", "per_class.csv", "gallery.png"), "result files")
+    back.join()
+    assert files == {"result.json": b"{}", "per_class.csv": b"class\n"}
+    assert time.monotonic() - started >= 2.0  # waited for the store, not failed
+
+    proxy.stop()
+    callback.store_outage = object_store_outage(uri, timeout_s=1)
+    stopped = pytest.raises(ObjectStoreDown, match=r"has not answered for \d+ s \(storage_outage_timeout_s: 1\)")
+    with stopped, stopping_on_study_stop():  # Ray would take the error for the trial's: it waits for the fit's end
+        assert callback._checkpoint_files(checkpoint, ("result.json",), "result files") is None
