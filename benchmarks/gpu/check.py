@@ -81,13 +81,24 @@ HEADER = (
 
 
 def train_runs(
-    data_root: Path, data: TrialData, epochs: int, compile_epochs: int, device: str, steps: int | None
+    data_root: Path,
+    data: TrialData,
+    epochs: int,
+    compile_epochs: int,
+    device: str,
+    steps: int | None,
+    compile_mode: str = "default",
 ) -> list[str]:
+    """CE and SMCL eager for `epochs` each, then SMCL compiled for `compile_epochs` (0: a run left out);
+    compile_mode reduce-overhead captures the network's steps as CUDA graphs."""
     rows = []
-    runs = [("ce", "ce", epochs, {}), ("smcl", "smcl", epochs, {})]
-    if compile_epochs:
-        runs.append(("smcl compiled", "smcl", compile_epochs, {"compile": True}))
-    for name, method, run_epochs, extra in runs:
+    compiled_name = "smcl graphed" if compile_mode == "reduce-overhead" else "smcl compiled"
+    runs = [
+        ("ce", "ce", epochs, {}),
+        ("smcl", "smcl", epochs, {}),
+        (compiled_name, "smcl", compile_epochs, {"compile": True, "compile_mode": compile_mode}),
+    ]
+    for name, method, run_epochs, extra in (run for run in runs if run[2] > 0):
         started = time.perf_counter()
         result = run_trial(
             trial_config_from_dict(
@@ -207,6 +218,12 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--ray-epochs", type=int, default=6)
     parser.add_argument("--compile-epochs", type=int, default=0)
+    parser.add_argument(
+        "--compile-mode",
+        default="default",
+        choices=["default", "reduce-overhead", "max-autotune"],
+        help="torch.compile mode of the compiled run; reduce-overhead: CUDA graphs",
+    )
     parser.add_argument("--ray-storage", type=Path, default=Path("/tmp/gpu-check-ray"), help="Ray Tune's results")
     parser.add_argument("--skip", nargs="*", default=[], choices=["train", "sync", "ray"])
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="cap on steps per epoch (dry runs)")
@@ -229,7 +246,13 @@ def main() -> int:
         print("\n".join(sections[-1]), flush=True)
     if "train" not in arguments.skip:
         rows = train_runs(
-            arguments.data, data, arguments.epochs, arguments.compile_epochs, device, arguments.steps_per_epoch
+            arguments.data,
+            data,
+            arguments.epochs,
+            arguments.compile_epochs,
+            device,
+            arguments.steps_per_epoch,
+            arguments.compile_mode,
         )
         sections.append(
             [

@@ -63,8 +63,20 @@ echo "sync test ended at ${SECONDS} s (exit $?)" >> "$out/01a_sync_test.txt"
     timeout -k 10 "${FUSE_SECONDS:-150}" "$python" benchmarks/fused_speed.py "${fuse_args[@]}" \
         --methods smcl --strategies vmap --output "$out/fused_speed.jsonl"
     echo "fusion sweep ended at ${SECONDS} s (exit $?)"
-    echo "graphed: skipped, the CUDA-graph step (issue 37, stage c) has not landed"
 } > "$out/01b_fused_speed.txt" 2>&1
+
+# 1c. one unfused SMCL trial graphed (torch.compile's reduce-overhead: CUDA graphs of the network's
+# steps, now that a step makes no host wait) against section 1's eager row (issue 40, call 1, item 2).
+# GRAPH_EPOCHS=0 leaves it out; torch.compile is refused on a CPU, so a dry run skips it.
+{
+    if [[ -n ${GPU_RUN_DRY:-} ]] || (( ${GRAPH_EPOCHS:-6} == 0 )); then
+        echo "graphed: skipped (a dry run, or GRAPH_EPOCHS=0)"
+    else
+        timeout -k 10 "${GRAPH_SECONDS:-150}" "$python" benchmarks/gpu/check.py --epochs 0 \
+            --compile-epochs "${GRAPH_EPOCHS:-6}" --compile-mode reduce-overhead --skip sync ray
+        echo "graphed run ended at ${SECONDS} s (exit $?)"
+    fi
+} > "$out/01c_graphed.txt" 2>&1
 
 # 2. the study, at the budget that leaves 75 s for a forced stop (30 s), the leaderboard and the store
 study_seconds=$(( $(left) - 75 ))
