@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5  # a member's wait for its next report, per call (it checks for a stop in between)
 RESERVATION_S = 120.0  # a slot promised to a trial that never joins (it died on the way) is free again after this
 ACK_TIMEOUT_S = 600.0  # a live member that relays nothing for this long is dropped (its trial fails, and is retried)
+ACK_MARGIN_S = 60.0  # beyond a member's wait for its object store (storage_outage_timeout_s): that is not silence
 
 
 class FusedGroupError(RuntimeError):
@@ -52,8 +53,8 @@ class FusedGroupError(RuntimeError):
 class GroupDirectory:
     """The study's groups by shape, node and GPU."""
 
-    def __init__(self, size: int, threads: int, gpu_share: float) -> None:
-        self.size, self.threads, self.gpu_share = size, threads, gpu_share
+    def __init__(self, size: int, threads: int, gpu_share: float, ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
+        self.size, self.threads, self.gpu_share, self.ack_timeout_s = size, threads, gpu_share, ack_timeout_s
         self.groups: dict[str, list] = {}
         self.started = 0  # groups started: their labels g0, g1, ...
 
@@ -72,7 +73,7 @@ class GroupDirectory:
             num_cpus=0,
             max_concurrency=self.size + 4,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-        ).remote(self.size, self.threads, devices, self.gpu_share, f"g{self.started}")
+        ).remote(self.size, self.threads, devices, self.gpu_share, f"g{self.started}", self.ack_timeout_s)
         self.started += 1
         ray.get(group.reserve.remote())
         groups.append(group)
@@ -103,10 +104,19 @@ class GroupWorker:
     """Trains its members' epochs in lockstep in a thread of its own; the members' calls wait on a
     condition for their reports."""
 
-    def __init__(self, size: int, threads: int, cuda_devices: str | None, gpu_share: float, label: str) -> None:
+    def __init__(
+        self,
+        size: int,
+        threads: int,
+        cuda_devices: str | None,
+        gpu_share: float,
+        label: str,
+        ack_timeout_s: float = ACK_TIMEOUT_S,
+    ) -> None:
         if cuda_devices is not None:  # the GPU of the trials that hold this group's share
             os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
         self.size, self.threads, self.gpu_share, self.label = size, threads, gpu_share, label
+        self.ack_timeout_s = ack_timeout_s
         self.reservations: list[float] = []  # when each slot promised to a trial not yet joined was
         self.condition = threading.Condition()
         self.seats: dict[int, Seat] = {}
@@ -264,8 +274,8 @@ class GroupWorker:
         for seat in self.seats.values():
             if seat.left or (seat.acked and not seat.reports):
                 continue
-            if now - seat.posted_at > ACK_TIMEOUT_S:
-                seat.left, seat.error = True, f"relayed no report for {ACK_TIMEOUT_S:.0f} s"
+            if now - seat.posted_at > self.ack_timeout_s:
+                seat.left, seat.error = True, f"relayed no report for {self.ack_timeout_s:.0f} s"
                 continue
             if seat.owner is not None:
                 ready, _ = ray.wait([seat.owner.__ray_ready__.remote()], timeout=0.2)
@@ -294,7 +304,8 @@ def fused_groups(study) -> Iterator[str | None]:
         return
     name = f"smcl-tune-fused-groups-{study.name}-{uuid.uuid4().hex[:8]}"  # a resumed run starts its own
     threads = max(1, round(resources.cpus))
-    directory = GroupDirectory.options(name=name).remote(resources.fuse, threads, resources.gpus)
+    ack_timeout_s = max(ACK_TIMEOUT_S, study.config.storage_outage_timeout_s + ACK_MARGIN_S)
+    directory = GroupDirectory.options(name=name).remote(resources.fuse, threads, resources.gpus, ack_timeout_s)
     try:
         yield name
     finally:
