@@ -46,11 +46,15 @@ GPU_CHECK_LOG="$out/01_gpu_check.log" timeout -k 10 "${CHECK_SECONDS:-200}" \
     bash benchmarks/gpu/gpu_check.sh "${check_args[@]}" > /dev/null 2>> "$out/00_setup.txt"
 echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
 
+# The device tool brings back 8 files at most: sections 1a and 1c append to section 1's log.
 # 1a. CUDA's own count of the host's waits in an epoch, the same for few and many steps (issue 43, item 1);
 # skipped on a CPU
-timeout -k 5 "${SYNC_TEST_SECONDS:-90}" "$python" -m pytest -q -p no:cacheprovider --noconftest \
-    tests/trial/test_host_copies.py -k cuda > "$out/01a_sync_test.txt" 2>&1
-echo "sync test ended at ${SECONDS} s (exit $?)" >> "$out/01a_sync_test.txt"
+{
+    echo "=== 1a. tests/trial/test_host_copies.py -k cuda"
+    timeout -k 5 "${SYNC_TEST_SECONDS:-90}" "$python" -m pytest -q -p no:cacheprovider --noconftest \
+        tests/trial/test_host_copies.py -k cuda
+    echo "sync test ended at ${SECONDS} s (exit $?)"
+} >> "$out/01_gpu_check.log" 2>&1
 
 # 1b. fused trials (issue 37): summed images/s, peak memory and one member's s/step at each group
 # size, eager; every row is appended to fused_speed.jsonl as it ends, so a cut run keeps its rows
@@ -69,14 +73,15 @@ echo "sync test ended at ${SECONDS} s (exit $?)" >> "$out/01a_sync_test.txt"
 # steps, now that a step makes no host wait) against section 1's eager row (issue 40, call 1, item 2).
 # GRAPH_EPOCHS=0 leaves it out; torch.compile is refused on a CPU, so a dry run skips it.
 {
-    if [[ -n ${GPU_RUN_DRY:-} ]] || (( ${GRAPH_EPOCHS:-6} == 0 )); then
+    echo "=== 1c. one SMCL trial graphed"
+    if [[ -n ${GPU_RUN_DRY:-} ]] || (( ${GRAPH_EPOCHS:-4} == 0 )); then
         echo "graphed: skipped (a dry run, or GRAPH_EPOCHS=0)"
     else
-        timeout -k 10 "${GRAPH_SECONDS:-150}" "$python" benchmarks/gpu/check.py --epochs 0 \
-            --compile-epochs "${GRAPH_EPOCHS:-6}" --compile-mode reduce-overhead --skip sync ray
+        timeout -k 10 "${GRAPH_SECONDS:-120}" "$python" benchmarks/gpu/check.py --epochs 0 \
+            --compile-epochs "${GRAPH_EPOCHS:-4}" --compile-mode reduce-overhead --skip sync ray
         echo "graphed run ended at ${SECONDS} s (exit $?)"
     fi
-} > "$out/01c_graphed.txt" 2>&1
+} >> "$out/01_gpu_check.log" 2>&1
 
 # 2. the study, at the budget that leaves 75 s for a forced stop (30 s), the leaderboard and the store
 study_seconds=$(( $(left) - 75 ))
