@@ -304,7 +304,9 @@ def fused_groups(study) -> Iterator[str | None]:
         return
     name = f"smcl-tune-fused-groups-{study.name}-{uuid.uuid4().hex[:8]}"  # a resumed run starts its own
     threads = max(1, round(resources.cpus))
-    ack_timeout_s = max(ACK_TIMEOUT_S, study.config.storage_outage_timeout_s + ACK_MARGIN_S)
+    ack_timeout_s = ACK_TIMEOUT_S
+    if "://" in study.config.storage:  # an object store, whose outage a member waits out
+        ack_timeout_s = max(ACK_TIMEOUT_S, study.config.storage_outage_timeout_s + ACK_MARGIN_S)
     directory = GroupDirectory.options(name=name).remote(resources.fuse, threads, resources.gpus, ack_timeout_s)
     try:
         yield name

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from smcl_tune.errors import error_chain
 from smcl_tune.study.outage_wait import Outage, StoreDown, wait_through
+from smcl_tune.study.printing_handlers import add_to_printing_handlers
 from smcl_tune.studyfile.schema import OBJECTIVE_METRICS
 
 T = TypeVar("T")
@@ -21,7 +23,8 @@ T = TypeVar("T")
 STORE_DOWN = "store_down"  # the key of a trial's report that its object store did not answer: the message
 TIMEOUT_FIELD = "storage_outage_timeout_s"
 
-# what the AWS SDK (through pyarrow) and curl say of a store that is gone or busy, not of a refused request
+# What the AWS SDK (through pyarrow) and curl say of a store that is gone, overloaded or restarting,
+# not of a refused request (ACCESS_DENIED, a missing bucket); GCS's transient codes likewise.
 UNREACHABLE_TEXTS = (
     "network_connection",
     "could not connect",
@@ -35,9 +38,14 @@ UNREACHABLE_TEXTS = (
     "timeout was reached",
     "timed out",
     "service_unavailable",
-    "slow_down",
-    "request_timeout",
+    "internal_failure",
+    "throttling",
+    "unavailable",
+    "deadline_exceeded",
 )
+TRANSIENT_STATUS = re.compile(r"http status (5\d\d|429)")  # a load balancer's answer for a store behind it
+# a record of Ray's or pyarrow's is about the object store when its text says so
+STORE_SIGNS = ("aws error", "curlcode", "google::cloud")
 
 
 class ObjectStoreDown(StoreDown):
@@ -45,10 +53,11 @@ class ObjectStoreDown(StoreDown):
 
 
 def is_object_store_unreachable(error: BaseException) -> bool:
-    return any(
-        isinstance(link, OSError) and any(text in str(link).lower() for text in UNREACHABLE_TEXTS)
-        for link in error_chain(error)
-    )
+    return any(isinstance(link, OSError) and _says_unreachable(str(link).lower()) for link in error_chain(error))
+
+
+def _says_unreachable(text: str) -> bool:
+    return any(sign in text for sign in UNREACHABLE_TEXTS) or TRANSIENT_STATUS.search(text) is not None
 
 
 def object_store_outage(uri: str, timeout_s: float) -> Outage:
@@ -68,25 +77,17 @@ def store_down_report(error: ObjectStoreDown) -> dict[str, Any]:
 
 class _HideUnreachableStore(logging.Filter):
     """Drops Ray's and pyarrow's records (tracebacks) of an object store that does not answer: the
-    trials say once that they wait for it, and the study stops with one line past the wait."""
+    trials say once that they wait for it, and the study stops with one line past the wait. A
+    record without the store's own words (an AWS error, curl's) is kept."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith(("ray", "pyarrow")):
             return True
         error = record.exc_info[1] if record.exc_info else None
-        if error is not None and is_object_store_unreachable(error):
-            return False
-        text = record.getMessage().lower()
-        return not any(sign in text for sign in TRACEBACK_SIGNS)
-
-
-TRACEBACK_SIGNS = ("aws error network_connection", "could not connect to server", "curlcode:")
+        texts = [record.getMessage().lower(), *(str(link).lower() for link in error_chain(error))]
+        return not any(_says_unreachable(text) and any(sign in text for sign in STORE_SIGNS) for text in texts)
 
 
 def hide_unreachable_store_tracebacks() -> None:
     """On every handler that prints this process's records (the root's, Ray's)."""
-    names = [None, *(name for name in logging.root.manager.loggerDict if name.split(".")[0] == "ray")]
-    for name in names:
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(item, _HideUnreachableStore) for item in handler.filters):
-                handler.addFilter(_HideUnreachableStore())
+    add_to_printing_handlers(_HideUnreachableStore, ("ray",))

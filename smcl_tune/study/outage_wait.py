@@ -98,6 +98,11 @@ def raise_deferred() -> None:
         raise _deferred
 
 
+def deferred_stop() -> StoreDown | None:
+    """The StoreDown the study stops on at the searcher's next call, if one is deferred."""
+    return _deferred
+
+
 @contextmanager
 def stopping_on_study_stop() -> Iterator[None]:
     """A StudyStop (a store down, data every trial lacks) raised in Tune's callbacks or searcher

@@ -25,6 +25,7 @@ from smcl_tune.atomic_write import FULL_TEXTS, StorageFull, is_storage_full, mou
 from smcl_tune.errors import error_chain
 from smcl_tune.study.object_store_outage import waiting_for_the_store
 from smcl_tune.study.outage_wait import Outage
+from smcl_tune.study.printing_handlers import add_to_printing_handlers
 from smcl_tune.study.whole_file_filesystem import is_local
 
 log = logging.getLogger(__name__)
@@ -130,12 +131,7 @@ class _HideFullStorageTracebacks(logging.Filter):
 
 
 def _hide_full_storage_tracebacks() -> None:
-    """On every handler that prints the driver's records (the root's, Ray's, MLflow's)."""
-    names = [None, *(name for name in logging.root.manager.loggerDict if name.split(".")[0] in ("ray", "mlflow"))]
-    for name in names:
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(item, _HideFullStorageTracebacks) for item in handler.filters):
-                handler.addFilter(_HideFullStorageTracebacks())
+    add_to_printing_handlers(_HideFullStorageTracebacks, ("ray", "mlflow"))
 
 
 class StorageWatch(Callback):

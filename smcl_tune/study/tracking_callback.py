@@ -30,7 +30,7 @@ from smcl_tune.results import (
 )
 from smcl_tune.study.object_store_outage import ObjectStoreDown, waiting_for_the_store
 from smcl_tune.study.outage_wait import DEFAULT_OUTAGE_TIMEOUT_S as OUTAGE_S
-from smcl_tune.study.outage_wait import Outage, defer
+from smcl_tune.study.outage_wait import Outage, defer, deferred_stop
 from smcl_tune.study.retry import retry_while_locked
 from smcl_tune.study.tracking_outage import wait_for_tracking_server
 from smcl_tune.study.trial_spec import spec_of
@@ -157,6 +157,8 @@ class TrackingCallback(Callback):
             with _checkpoint_folder(checkpoint) as folder:
                 return _files(Path(folder), names)
 
+        if _object_store_down():  # already waited for in vain: no second wait
+            return None
         try:
             return waiting_for_the_store(getattr(self, "store_outage", None), read, what)
         except ObjectStoreDown as down:
@@ -173,6 +175,8 @@ class TrackingCallback(Callback):
             self._write(lambda: self.tracker.log_files(self._run_id(trial), files), f"mask gallery of {trial.trial_id}")
 
     def _end(self, trial, error: bool) -> None:
+        if _object_store_down():  # the study stops: the run is left interrupted, not ended without its files
+            return
         state, reason = outcome(trial.last_result, error)
         if state != TrialState.COMPLETED:
             self._log_gallery(trial)
@@ -183,6 +187,10 @@ class TrackingCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._end(trial, error=True)
+
+
+def _object_store_down() -> bool:
+    return isinstance(deferred_stop(), ObjectStoreDown)
 
 
 @contextmanager

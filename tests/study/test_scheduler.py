@@ -52,3 +52,16 @@ def test_fifo_stops_nothing():
     scheduler = StudyScheduler(METRIC, "max", None)
     _first_epoch(scheduler, _trial("good", "search", ""), 0.9)
     assert _first_epoch(scheduler, _trial("weak", "search", ""), 0.01) == TrialScheduler.CONTINUE
+
+
+def test_a_report_that_stops_the_study_is_no_result_for_a_rung():
+    from smcl_tune.study.object_store_outage import STORE_DOWN
+
+    scheduler = StudyScheduler(METRIC, "min", ASHA)
+    assert _first_epoch(scheduler, _trial("first", "search", ""), 0.2) == TrialScheduler.CONTINUE
+    waiting = _trial("waiting", "search", "")
+    scheduler.on_trial_add(None, waiting)
+    stopped = {"training_iteration": 1, METRIC: 0.9, STORE_DOWN: "the object store did not answer"}
+    assert scheduler.on_trial_result(None, waiting, stopped) == TrialScheduler.CONTINUE
+    # resumed, the trial's real first epoch is judged at the rung, as if the stop had not been
+    assert scheduler.on_trial_result(None, waiting, {"training_iteration": 1, METRIC: 0.9}) == TrialScheduler.STOP
