@@ -36,6 +36,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from smcl_tune.errors import DataSourceError
 from smcl_tune.results import FUSED_GROUP
+from smcl_tune.study.outage_wait import Outage
 
 log = logging.getLogger(__name__)
 
@@ -295,9 +296,10 @@ class GroupWorker:
 
 
 @contextmanager
-def fused_groups(study) -> Iterator[str | None]:
+def fused_groups(study, store_outage: Outage | None = None) -> Iterator[str | None]:
     """The name of the study's GroupDirectory while this driver runs the study (None when its
-    trials are not fused); the directory and its groups are stopped after."""
+    trials are not fused); the directory and its groups are stopped after. `store_outage`: what a
+    member waits for when the study's object store does not answer."""
     resources = study.config.resources
     if resources.fuse == 1:
         yield None
@@ -305,8 +307,8 @@ def fused_groups(study) -> Iterator[str | None]:
     name = f"smcl-tune-fused-groups-{study.name}-{uuid.uuid4().hex[:8]}"  # a resumed run starts its own
     threads = max(1, round(resources.cpus))
     ack_timeout_s = ACK_TIMEOUT_S
-    if "://" in study.config.storage:  # an object store, whose outage a member waits out
-        ack_timeout_s = max(ACK_TIMEOUT_S, study.config.storage_outage_timeout_s + ACK_MARGIN_S)
+    if store_outage is not None:  # a member waits out its object store's outage: that is not silence
+        ack_timeout_s = max(ACK_TIMEOUT_S, store_outage.timeout_s + ACK_MARGIN_S)
     directory = GroupDirectory.options(name=name).remote(resources.fuse, threads, resources.gpus, ack_timeout_s)
     try:
         yield name

@@ -48,7 +48,7 @@ from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, wait_for_tracking_server
 from smcl_tune.study.tune_settings import tune_settings
-from smcl_tune.study.tuner import new_tuner, restored_tuner, study_trainable
+from smcl_tune.study.tuner import new_tuner, restored_tuner, study_store_outage, study_trainable
 from smcl_tune.studyfile.study import Study
 from smcl_tune.tracking.writer import StudyTracker, delete_study_runs
 
@@ -193,10 +193,16 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
     status = "FAILED"
     finished = False
     try:
-        with fused_groups(study) as directory, reporting_to(progress), tune_settings(), without_rays_restore_hint():
-            if paths.remote:
-                hide_unreachable_store_tracebacks()  # the trials say that they wait for it
-            trainable = study_trainable(study, paths, watching.ray_log_level, directory)
+        store_outage = study_store_outage(study, paths)
+        if store_outage is not None:
+            hide_unreachable_store_tracebacks()  # the trials say that they wait for it
+        with (
+            fused_groups(study, store_outage) as directory,
+            reporting_to(progress),
+            tune_settings(),
+            without_rays_restore_hint(),
+        ):
+            trainable = study_trainable(study, watching.ray_log_level, directory, store_outage)
             if resumable:
                 log.info("resuming study %s from %s", study.name, paths.experiment_dir)
                 tuner = restored_tuner(study, paths, trainable, watching.ray_verbosity)

@@ -34,11 +34,12 @@ def study_store_outage(study: Study, paths: StudyPaths) -> Outage | None:
     return object_store_outage(paths.experiment_dir, study.config.storage_outage_timeout_s)
 
 
-def study_trainable(study: Study, paths: StudyPaths, ray_log_level: str, fused_groups: str | None = None):
-    """Each trial holds its share of `resources`: a group's, split among its `fuse` members. On an
-    object store, a trial waits for the store while it does not answer."""
+def study_trainable(
+    study: Study, ray_log_level: str, fused_groups: str | None = None, store_outage: Outage | None = None
+):
+    """Each trial holds its share of `resources`: a group's, split among its `fuse` members. With
+    `store_outage` (a study on an object store), a trial waits for the store while it does not answer."""
     resources = study.config.resources
-    store_outage = study_store_outage(study, paths)
     parameters = {"ray_log_level": ray_log_level, "fused_groups": fused_groups, "store_outage": store_outage}
     return tune.with_resources(
         tune.with_parameters(train_study_trial, **parameters),

@@ -3,11 +3,8 @@ names the storage and the space needed (exit 1, no traceback), leaves no checkpo
 and the same command finishes the study once space is freed, with every epoch logged once."""
 
 import errno
-import sqlite3
 import subprocess
 import sys
-import time
-from contextlib import closing
 
 import pytest
 import torch
@@ -15,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from smcl_tune.store.paths import default_tracking_uri
 from tests.fixtures.ci import skip_unless_ci
+from tests.fixtures.tracking_store import wait_for_logged_losses
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -98,10 +96,7 @@ def test_the_driver_finding_its_stores_full_stops_the_study_naming_them_and_the_
     command = [sys.executable, "-m", "smcl_tune.cli", "run", str(study)]
     driver = subprocess.Popen(command, cwd=tmp_path, env=joining_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 300
-        while not _logged_losses(tracking) and driver.poll() is None:  # the study is under way
-            assert time.monotonic() < deadline, "no epoch was logged"
-            time.sleep(0.5)
+        wait_for_logged_losses(tracking, driver)  # the study is under way
         _fill(small_storage)
         output, error = driver.communicate(timeout=300)
     finally:
@@ -127,11 +122,3 @@ def _finishes_with_every_epoch_once(study, cwd, environment, tracking_uri: str, 
     for run in runs:
         assert run.info.status == "FINISHED"
         assert sorted(metric.step for metric in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2]
-
-
-def _logged_losses(database) -> int:
-    try:
-        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1)) as connection:
-            return connection.execute("SELECT count(*) FROM metrics WHERE key = 'loss'").fetchone()[0]
-    except sqlite3.Error:  # not made yet
-        return 0
