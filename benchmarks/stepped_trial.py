@@ -48,6 +48,7 @@ class SteppedTrial:
             epoch_learning_rate(self.config.training, self.epoch, len(plan)),
             parts.device,
             on_masking_batch,
+            parts.graphs,
         )
         self.history.append(metrics)
         self.epoch += 1

@@ -167,6 +167,19 @@ class ModelConfig(StrictModel):
 # Every default of a trial field that a release changed, by dotted key: what it was. A study
 # started under one is resumed once its file sets that value (store/study_record.py).
 FORMER_DEFAULTS: dict[str, tuple[Any, ...]] = {"method.saliency": ("spectral_residual",)}
+# Every trial field a release added, by dotted key, with its default, which trains as before the
+# field was there: a study started before it, whose record lacks it, resumes under that default.
+ADDED_FIELDS: dict[str, Any] = {"training.cuda_graph": False}
+
+
+def with_added_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial config as JSON (a record's, a checkpoint's) with each added field it lacks at its default."""
+    filled = {section: dict(fields) if isinstance(fields, dict) else fields for section, fields in config.items()}
+    for key, default in ADDED_FIELDS.items():
+        section, field = key.split(".")
+        if isinstance(filled.get(section), dict):
+            filled[section].setdefault(field, default)
+    return filled
 
 
 class MethodConfig(StrictModel):
@@ -258,6 +271,10 @@ class TrainingConfig(StrictModel):
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
         "default", description="torch.compile mode; reduce-overhead adds CUDA graphs"
     )
+    cuda_graph: bool = Field(
+        False,
+        description="replay each training step as one CUDA graph (CUDA only; eager, saying why, where it cannot)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
@@ -271,6 +288,14 @@ class TrainingConfig(StrictModel):
         if self.compile and self.device == "cpu":
             raise ValueError(
                 "compile: torch.compile is used on CUDA devices only; set device to auto or cuda, or compile: false"
+            )
+        if self.cuda_graph and self.device == "cpu":
+            raise ValueError(
+                "cuda_graph: CUDA graphs need a CUDA device; set device to auto or cuda, or cuda_graph: false"
+            )
+        if self.cuda_graph and self.compile:
+            raise ValueError(
+                "cuda_graph: the step is captured whole, uncompiled; set compile: false or cuda_graph: false"
             )
         if not self.compile and self.compile_mode != "default":
             raise ValueError(f"compile_mode: '{self.compile_mode}' has no effect without compile: true")

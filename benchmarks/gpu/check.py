@@ -88,14 +88,18 @@ def train_runs(
     device: str,
     steps: int | None,
     compile_mode: str = "default",
+    graph_epochs: int = 0,
 ) -> list[str]:
-    """CE and SMCL eager for `epochs` each, then SMCL compiled for `compile_epochs` (0: a run left out);
-    compile_mode reduce-overhead captures the network's steps as CUDA graphs."""
+    """CE and SMCL eager for `epochs` each, then each with its whole step replayed as a CUDA graph
+    (training.cuda_graph) for `graph_epochs`, then SMCL compiled for `compile_epochs` (0: a run
+    left out); compile_mode reduce-overhead captures the network's steps as CUDA graphs."""
     rows = []
-    compiled_name = "smcl graphed" if compile_mode == "reduce-overhead" else "smcl compiled"
+    compiled_name = "smcl compile-graphed" if compile_mode == "reduce-overhead" else "smcl compiled"
     runs = [
         ("ce", "ce", epochs, {}),
         ("smcl", "smcl", epochs, {}),
+        ("ce step-graphed", "ce", graph_epochs, {"cuda_graph": True}),
+        ("smcl step-graphed", "smcl", graph_epochs, {"cuda_graph": True}),
         (compiled_name, "smcl", compile_epochs, {"compile": True, "compile_mode": compile_mode}),
     ]
     for name, method, run_epochs, extra in (run for run in runs if run[2] > 0):
@@ -219,6 +223,9 @@ def main() -> int:
     parser.add_argument("--ray-epochs", type=int, default=6)
     parser.add_argument("--compile-epochs", type=int, default=0)
     parser.add_argument(
+        "--graph-epochs", type=int, default=0, help="epochs of CE and SMCL with each step a CUDA graph (cuda_graph)"
+    )
+    parser.add_argument(
         "--compile-mode",
         default="default",
         choices=["default", "reduce-overhead", "max-autotune"],
@@ -253,6 +260,7 @@ def main() -> int:
             device,
             arguments.steps_per_epoch,
             arguments.compile_mode,
+            arguments.graph_epochs,
         )
         sections.append(
             [

@@ -50,9 +50,9 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
 # 1a. CUDA's own count of the host's waits in an epoch, the same for few and many steps (issue 43, item 1);
 # skipped on a CPU
 {
-    echo "=== 1a. tests/trial/test_host_copies.py -k cuda"
-    timeout -k 5 "${SYNC_TEST_SECONDS:-90}" "$python" -m pytest -q -p no:cacheprovider --noconftest \
-        tests/trial/test_host_copies.py -k cuda
+    echo "=== 1a. tests/trial/test_host_copies.py and test_graph_step.py -k cuda"
+    timeout -k 5 "${SYNC_TEST_SECONDS:-120}" "$python" -m pytest -q -p no:cacheprovider --noconftest \
+        tests/trial/test_host_copies.py tests/trial/test_graph_step.py -k cuda
     echo "sync test ended at ${SECONDS} s (exit $?)"
 } >> "$out/01_gpu_check.log" 2>&1
 
@@ -69,17 +69,19 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
     echo "fusion sweep ended at ${SECONDS} s (exit $?)"
 } > "$out/01b_fused_speed.txt" 2>&1
 
-# 1c. one unfused SMCL trial graphed (torch.compile's reduce-overhead: CUDA graphs of the network's
-# steps, now that a step makes no host wait) against section 1's eager row (issue 40, call 1, item 2).
-# GRAPH_EPOCHS=0 leaves it out; torch.compile is refused on a CPU, so a dry run skips it.
+# 1c. one unfused CE and SMCL trial with each step replayed as a CUDA graph (training.cuda_graph,
+# issue 37 stage c) against section 1's eager rows (issue 40, call 1, item 2); COMPILE_EPOCHS adds
+# torch.compile's reduce-overhead (CUDA graphs of the network alone). GRAPH_EPOCHS=0 leaves 1c out;
+# both are refused on a CPU, so a dry run skips it.
 {
-    echo "=== 1c. one SMCL trial graphed"
+    echo "=== 1c. CE and SMCL trials graphed"
     if [[ -n ${GPU_RUN_DRY:-} ]] || (( ${GRAPH_EPOCHS:-4} == 0 )); then
         echo "graphed: skipped (a dry run, or GRAPH_EPOCHS=0)"
     else
         timeout -k 10 "${GRAPH_SECONDS:-120}" "$python" benchmarks/gpu/check.py --epochs 0 \
-            --compile-epochs "${GRAPH_EPOCHS:-4}" --compile-mode reduce-overhead --skip sync ray
-        echo "graphed run ended at ${SECONDS} s (exit $?)"
+            --graph-epochs "${GRAPH_EPOCHS:-4}" --compile-epochs "${COMPILE_EPOCHS:-0}" \
+            --compile-mode reduce-overhead --skip sync ray
+        echo "graphed runs ended at ${SECONDS} s (exit $?)"
     fi
 } >> "$out/01_gpu_check.log" 2>&1
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from smcl_tune.method.draws import on_device
 from smcl_tune.method.masking import centred_boxes, compose, sample_beta
 from smcl_tune.method.one_hot import one_hot
 
@@ -53,9 +54,10 @@ def cmo_batch(
     `random_box_mask`; the label uses the box's area after clipping, not 1 - lambda.
     """
     batch, _, height, width = head_images.shape
-    lam = sample_beta(alpha, batch, generator).to(generator.device)
-    # Drawn on the generator's device (the host); an asynchronous copy to the images' device.
-    mask = random_box_mask(lam, height, width, generator).to(head_images.device, non_blocking=True)
+    mask = on_device(
+        lambda: random_box_mask(sample_beta(alpha, batch, generator).to(generator.device), height, width, generator),
+        head_images.device,
+    )
     area = mask.flatten(1).mean(dim=1)
     head = one_hot(head_labels.long(), num_classes)
     minor = one_hot(minor_labels.long().to(head.device), num_classes)

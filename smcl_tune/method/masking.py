@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 
 from smcl_tune.method.blur import gaussian_blur
+from smcl_tune.method.draws import on_device
 from smcl_tune.method.one_hot import one_hot
 
 FILL_MODES = ("mean", "noise", "zero", "blur")
@@ -145,9 +146,12 @@ def fill_masked(images: Tensor, mask: Tensor, fill: str, generator: torch.Genera
         values = mean.expand_as(pixels)
     else:
         std = pixels.std(dim=(2, 3), keepdim=True, correction=0)
-        noise_device = generator.device if generator is not None else images.device
-        noise = torch.randn(images.shape, generator=generator, device=noise_device)
-        values = mean + std * noise.to(images.device, non_blocking=True)
+        if generator is None:
+            noise = torch.randn(images.shape, device=images.device)
+        else:
+            shape = images.shape
+            noise = on_device(lambda: torch.randn(shape, generator=generator, device=generator.device), images.device)
+        values = mean + std * noise
     return compose(images, values.to(images.dtype), mask)
 
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from smcl_tune.method.blur import gaussian_blur
+from smcl_tune.method.draws import on_device
 
 _LUMA = (0.299, 0.587, 0.114)
 # Floor of the amplitude spectrum, relative to each image's largest amplitude. Float32 FFT
@@ -159,7 +160,7 @@ def random_saliency(images: Tensor, generator: torch.Generator, content: Tensor 
         float32 [B, H, W] in [0, 1).
     """
     batch, _, height, width = images.shape
-    maps = torch.rand((batch, height, width), generator=generator).to(images.device, non_blocking=True)
+    maps = on_device(lambda: torch.rand((batch, height, width), generator=generator), images.device)
     return maps if content is None else maps.masked_fill(~content.to(images.device), 0.0)
 
 

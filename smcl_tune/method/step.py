@@ -10,6 +10,7 @@ from torch import nn
 from smcl_tune.config import MethodConfig
 from smcl_tune.method.batch import Batch
 from smcl_tune.method.cmo import cmo_batch
+from smcl_tune.method.draws import on_device
 from smcl_tune.method.losses import (
     balanced_softmax_logits,
     ldam_logits,
@@ -94,8 +95,8 @@ def _mask(
 ) -> torch.Tensor:
     if settings.method.mask_mode == "threshold":
         return threshold_mask(saliency, settings.method.saliency_threshold, content)
-    # Drawn on the host; an asynchronous copy, as a blocking one would wait for the GPU's queue.
-    lam = sample_beta(settings.method.box_alpha, saliency.shape[0], generator).to(saliency.device, non_blocking=True)
+    alpha, size = settings.method.box_alpha, saliency.shape[0]
+    lam = on_device(lambda: sample_beta(alpha, size, generator), saliency.device)
     return box_mask(saliency, lam, content)
 
 

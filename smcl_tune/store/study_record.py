@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from smcl_tune.atomic_write import write_bytes_atomically
-from smcl_tune.config import FORMER_DEFAULTS
+from smcl_tune.config import FORMER_DEFAULTS, with_added_fields
 from smcl_tune.errors import ConfigError
 from smcl_tune.layout import STATE_FILE
 from smcl_tune.store.paths import StudyPaths
@@ -162,7 +162,7 @@ def check_resolved_trial(study: Study, paths: StudyPaths, recorded: dict[str, An
     methods without a word. A record from before this check has none to compare."""
     if recorded is None:
         return
-    before, now = _flat(recorded), _flat(study.base_trial.model_dump(mode="json"))
+    before, now = _flat(with_added_fields(recorded)), _flat(study.base_trial.model_dump(mode="json"))
     changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
     if not changed:
         return

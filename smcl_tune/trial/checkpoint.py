@@ -16,7 +16,7 @@ import torch
 
 import smcl_tune
 from smcl_tune.atomic_write import write_atomically
-from smcl_tune.config import TrialConfig
+from smcl_tune.config import TrialConfig, with_added_fields
 from smcl_tune.figures.mask_gallery import MaskGallery
 from smcl_tune.trial.components import TrialComponents
 from smcl_tune.trial.selection import Selection
@@ -144,7 +144,7 @@ def resumable_checkpoint(path: Path, config: TrialConfig) -> TrialCheckpoint | N
             smcl_tune.__version__,
         )
         return None
-    if _defining(state["config"]) != _defining(config.model_dump(mode="json")):
+    if _defining(with_added_fields(state["config"])) != _defining(config.model_dump(mode="json")):
         log.warning("checkpoint %s was written by another trial configuration: the trial starts from scratch", path)
         return None
     return TrialCheckpoint.from_state(state)

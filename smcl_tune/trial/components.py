@@ -15,7 +15,9 @@ from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
 from smcl_tune.data.splits import StreamSplit, TrialData
 from smcl_tune.method.step import StepSettings
 from smcl_tune.models import build_network
+from smcl_tune.trial.capturable_sgd import CapturableSGD
 from smcl_tune.trial.device import training_network
+from smcl_tune.trial.graph_step import StepGraphs, step_graphs
 
 
 def build_trial_network(config: TrialConfig, num_classes: int, device: torch.device) -> nn.Module:
@@ -30,8 +32,10 @@ def build_trial_network(config: TrialConfig, num_classes: int, device: torch.dev
 
 
 def build_optimizer(network: nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
-    """SGD with the recipe's momentum, weight decay and Nesterov setting; the schedule sets its lr per step."""
-    return torch.optim.SGD(
+    """SGD with the recipe's momentum, weight decay and Nesterov setting; the schedule sets its lr per
+    step (a device tensor's value, under training.cuda_graph)."""
+    update = CapturableSGD if training.cuda_graph else torch.optim.SGD
+    return update(
         network.parameters(),
         lr=training.lr,
         momentum=training.momentum,
@@ -88,6 +92,7 @@ class TrialComponents:
     batches: TrainingBatches
     settings: StepSettings
     counts: torch.Tensor  # training images per class, float32 on the device
+    graphs: StepGraphs | None  # the steps' CUDA graphs (training.cuda_graph); None: eager steps
 
     @classmethod
     def build(cls, config: TrialConfig, data: TrialData, device: torch.device) -> TrialComponents:
@@ -97,14 +102,16 @@ class TrialComponents:
         # Indices are drawn where the images are: on the device, or on the host for a stream split.
         sampling = torch.device("cpu") if isinstance(data.train, StreamSplit) else device
         generators = TrialGenerators.seeded(training.seed, sampling)
+        optimizer = build_optimizer(network, training)
         return cls(
             device=device,
             network=network,
             step_network=training_network(network, training, device),
-            optimizer=build_optimizer(network, training),
+            optimizer=optimizer,
             generators=generators,
             samplers=TrialSamplers.of(config, data, generators.batches),
             batches=TrainingBatches(data.train, data.mean, data.std, training.augment, generators.batches, device),
             settings=StepSettings(config.method, data.num_classes),
             counts=torch.as_tensor(data.train_counts, dtype=torch.float32, device=device),
+            graphs=step_graphs(network, optimizer, device, training.cuda_graph),
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -46,6 +46,32 @@ class EpochSums(NamedTuple):
         )
 
 
+class StepShare(NamedTuple):
+    """What one step adds to its epoch: its share of the sums (a device tensor in EpochSums' order)
+    and the number of images it composed (known to the host from the step's shapes)."""
+
+    sums: torch.Tensor
+    composed: int
+
+
+def training_step(
+    network: nn.Module, criterion: Criterion, optimizer: torch.optim.Optimizer, batch: Batch
+) -> StepShare:
+    """One step: the loss, its gradients and the optimizer's update, at the rate the optimizer holds."""
+    with autocast(batch.head_images.device):
+        output = criterion(network, batch)
+    optimizer.zero_grad(set_to_none=True)
+    output.loss.backward()
+    optimizer.step()
+    return StepShare(torch.stack(EpochSums.of_step(output, batch.head_labels)), output.mask_areas.numel())
+
+
+class StepRunner(Protocol):
+    """Runs the steps in a way of its own (trial/graph_step.py), each at the rate given."""
+
+    def step(self, criterion: Criterion, batch: Batch, rate: float) -> StepShare: ...
+
+
 def train_one_epoch(
     network: nn.Module,
     criterion: Criterion,
@@ -54,32 +80,34 @@ def train_one_epoch(
     learning_rate: Callable[[int], float],
     device: torch.device,
     on_masking_batch: BatchHook | None = None,
+    graphs: StepRunner | None = None,
 ) -> dict[str, float]:
     """One epoch of SMCL (or baseline) steps; its training metrics.
 
     network: the network the steps call (compiled when asked for); criterion: one step's loss;
     learning_rate: the rate of each step of the epoch, by its index; on_masking_batch: called with
-    each batch that masks, before its step. The step makes no host synchronisation: the epoch reads
-    its sums back once, at its end.
+    each batch that masks, before its step; graphs: the trial's step graphs (training.cuda_graph),
+    which then run the steps. The step makes no host synchronisation: the epoch reads its sums back
+    once, at its end.
     """
     network.train()
     totals = torch.zeros(len(EpochSums._fields), dtype=torch.float64, device=device)
     steps = masked_steps = seen = masks = 0  # counts the host knows without asking the device
     started = time.perf_counter()
     for steps, batch in enumerate(batches, start=1):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(steps - 1)
+        rate = learning_rate(steps - 1)
         if batch.masks and on_masking_batch is not None:
             on_masking_batch(batch)
-        with autocast(device):
-            output = criterion(network, batch)
-        optimizer.zero_grad(set_to_none=True)
-        output.loss.backward()
-        optimizer.step()
+        if graphs is None:
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            share = training_step(network, criterion, optimizer, batch)
+        else:
+            share = graphs.step(criterion, batch, rate)
         seen += len(batch.head_labels)
         masked_steps += batch.masks
-        masks += output.mask_areas.numel()
-        totals += torch.stack(EpochSums.of_step(output, batch.head_labels))
+        masks += share.composed
+        totals += share.sums
     sums = EpochSums(*totals.tolist())  # the epoch's only host synchronisation
     return epoch_metrics(sums, EpochCounts(steps, masked_steps, seen, masks), learning_rate(steps - 1), started)
 

@@ -52,6 +52,7 @@ def train_epoch(config: TrialConfig, parts: TrialComponents, epoch: int, gallery
         epoch_learning_rate(config.training, epoch, len(plan)),
         parts.device,
         gallery.hook(epoch, parts.step_network, parts.generators.steps),
+        parts.graphs,
     )
 
 

@@ -1,6 +1,7 @@
 """`smcl-tune trial FILE.yaml`: one trial from the command line, as a user runs it."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -122,3 +123,29 @@ def test_a_cmo_trial_with_ldam_drw_runs_from_the_command_line(tmp_path, trial, c
     code, _, error = _in_process(["trial", str(config)], capsys)
     assert code == 2 and "Traceback" not in error
     assert "model.classifier: LDAM's margins are in cosine units" in error
+
+
+def test_cuda_graphs_on_a_cpu_only_trial_are_refused_naming_the_field(tmp_path, trial, capsys):
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump({**trial, "training": {**trial["training"], "device": "cpu", "cuda_graph": True}}))
+    code, _, error = _in_process(["trial", str(config)], capsys)
+    assert code == 2
+    assert "training.cuda_graph: CUDA graphs need a CUDA device" in error
+    assert "Traceback" not in error and len(error.strip().splitlines()) == 1
+
+
+def test_a_trial_that_asks_for_cuda_graphs_without_a_gpu_says_in_one_line_that_it_steps_eagerly(tmp_path, trial):
+    config = tmp_path / "trial.yaml"
+    config.write_text(
+        yaml.safe_dump({**trial, "training": {**trial["training"], "device": "auto", "cuda_graph": True}})
+    )
+    done = _smcl_tune(
+        "trial", str(config), "--epochs", "1", cwd=tmp_path, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = [line for line in done.stderr.splitlines() if "cuda_graph" in line]
+    assert len(said) == 1
+    assert said[0].endswith(
+        "training.cuda_graph: the steps run eagerly (CUDA graphs need a CUDA device, and this trial runs on cpu)"
+    )
+    assert "status: completed" in done.stdout

@@ -230,6 +230,21 @@ def test_a_study_started_under_other_defaults_is_refused_in_one_line_naming_them
     check_study_record(study, paths, restart=True)  # --restart starts it over under the new ones
 
 
+def test_a_study_started_before_a_field_was_added_resumes_under_its_default(tmp_path, tiny_study):
+    """training.cuda_graph came later: a record without it is not a study of other defaults."""
+    study = load_study(tiny_study(tmp_path, name="older"))
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    record = json.loads(paths.record_file.read_text())
+    del record["resolved_trial"]["training"]["cuda_graph"]
+    paths.record_file.write_text(json.dumps(record))
+    check_study_record(study, paths, restart=False)
+    record["resolved_trial"]["training"]["compile"] = True  # a field it had, changed: still refused
+    paths.record_file.write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match=r"trial.training.compile: True -> False"):
+        check_study_record(study, paths, restart=False)
+
+
 def test_a_study_file_that_sets_the_changed_default_as_it_was_resumes_as_the_refusal_says(tmp_path, tiny_study):
     import yaml
 

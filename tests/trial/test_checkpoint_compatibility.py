@@ -56,3 +56,15 @@ def test_a_changed_run_environment_keeps_the_checkpoint(tmp_path, tiny_config, m
         state = resumable_checkpoint(folder, trial_config_from_dict(now))
     assert state is not None and state.epoch == 1, caplog.text
     assert "starts from scratch" not in caplog.text
+
+
+def test_a_checkpoint_written_before_a_field_was_added_is_kept(tmp_path, tiny_config, caplog):
+    """training.cuda_graph came later; a checkpoint without it was written under its default."""
+    config = trial_config_from_dict(tiny_config())
+    folder = _checkpoint(tmp_path / "older", config)
+    state = torch.load(folder / CHECKPOINT_NAME, weights_only=True)
+    del state["config"]["training"]["cuda_graph"]
+    torch.save(state, folder / CHECKPOINT_NAME)
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.checkpoint"):
+        assert resumable_checkpoint(folder, config) is not None
+    assert "starts from scratch" not in caplog.text

@@ -27,6 +27,7 @@ def fusible_shape(config: TrialConfig) -> dict[str, Any]:
         "device": training.device,
         "num_threads": training.num_threads,
         "compile": training.compile,
+        "cuda_graph": training.cuda_graph,
     }
 
 

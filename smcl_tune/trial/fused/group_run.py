@@ -224,6 +224,10 @@ def build_group(
     weights, generators, samplers and batches), and their stacked network and optimizer."""
     reports = list(reports or [None] * len(configs))
     checkpoint_dirs = list(checkpoint_dirs or [None] * len(configs))
+    if any(config.training.cuda_graph for config in configs):
+        log.warning(
+            "training.cuda_graph: a fused group's steps run eagerly (which members mask changes the step's shape)"
+        )
     members = [
         new_member(index, config, data, device, reports[index], checkpoint_dirs[index])
         for index, config in enumerate(configs)
@@ -241,7 +245,8 @@ def new_member(
 ) -> Member:
     """A member at epoch 0, built as `run_trial` builds its trial: its seeded weights, generators,
     samplers and batches."""
-    parts = TrialComponents.build(config, data, device)
+    eager = config.model_copy(update={"training": config.training.model_copy(update={"cuda_graph": False})})
+    parts = TrialComponents.build(eager, data, device)  # the group steps its members, eagerly
     member = Member(index, config, parts, report, checkpoint_dir)
     member.gallery = GalleryCapture(parts.settings, data.mean, data.std, None)
     return member

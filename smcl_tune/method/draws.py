@@ -1,0 +1,72 @@
+"""The step's host draws (box sizes, fills, random maps, CMO's boxes) on their way to the device.
+
+A step draws from its trial's host generator, then copies the draw to the images' device. A
+CUDA graph (trial/graph_step.py) cannot replay that copy: it would read the host memory of the
+capture's draw again. So a graphed step takes its draws through a `DrawTape`: at capture each
+draw is made and given a fixed device buffer; before each replay the tape makes the same draws
+again, in the same order, from the same generator, into those buffers. The draws of a step are
+then those of the eager step, number for number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import torch
+
+HostDraw = Callable[[], torch.Tensor]
+"""A draw on the host from the step's generator, made from the step's shapes and settings alone
+(no tensor of the step): a graphed step makes it again before each replay."""
+
+
+class DrawTape:
+    """The host draws of one captured step, each with the device buffer the graph reads it from."""
+
+    def __init__(self) -> None:
+        self.draws: list[HostDraw] = []
+        self.buffers: list[torch.Tensor] = []
+        self.first_values: list[torch.Tensor] = []
+
+    def take(self, draw: HostDraw, device: torch.device) -> torch.Tensor:
+        """The capture's draw: made now (the captured step's own), held in a new device buffer."""
+        value = draw()
+        buffer = torch.empty(value.shape, dtype=value.dtype, device=device)
+        self.draws.append(draw)
+        self.buffers.append(buffer)
+        self.first_values.append(value)
+        return buffer
+
+    def load_first(self) -> None:
+        """The capture's own draws into the buffers, for the replay of the captured step."""
+        for buffer, value in zip(self.buffers, self.first_values):
+            buffer.copy_(value, non_blocking=True)
+        self.first_values = []
+
+    def redraw(self) -> None:
+        """The next step's draws, in the eager step's order, into the buffers."""
+        for draw, buffer in zip(self.draws, self.buffers):
+            buffer.copy_(draw(), non_blocking=True)
+
+
+_RECORDING: ContextVar[DrawTape | None] = ContextVar("smcl_draw_tape", default=None)
+
+
+@contextmanager
+def recording(tape: DrawTape) -> Iterator[DrawTape]:
+    """Within: every `on_device` draw goes to `tape` (the step being captured)."""
+    token = _RECORDING.set(tape)
+    try:
+        yield tape
+    finally:
+        _RECORDING.reset(token)
+
+
+def on_device(draw: HostDraw, device: torch.device) -> torch.Tensor:
+    """A host draw on `device`: copied there (asynchronously, as a blocking copy would wait for the
+    GPU's queue), or, while a step is captured, a buffer its replays refill."""
+    tape = _RECORDING.get()
+    if tape is not None:
+        return tape.take(draw, device)
+    return draw().to(device, non_blocking=True)

@@ -1,0 +1,181 @@
+"""The training step replayed as a CUDA graph (`training.cuda_graph: true`).
+
+On a GPU a ResNet-32 step is microseconds of arithmetic behind about 12 ms of Python and kernel
+launches (docs/RESULTS.md, the first GPU run). A CUDA graph launches the whole step at once: the
+masking, the pass, the backward, the optimizer's update and the step's share of the epoch sums
+(the pattern of "whole-network capture" in torch's CUDA graphs notes). What the capture needs:
+- static shapes: one graph per kind of step (plain or masking, each set of batch shapes, with or
+  without class weights); a kind warms up eagerly for WARMUP_STEPS steps, then is captured;
+- the learning rate as a device tensor, written before each replay, which the optimizer's update
+  reads from device memory (trial/capturable_sgd.py);
+- no host synchronisation inside the step (tests/trial/test_host_copies.py);
+- fixed input buffers: before each replay the batch is copied into them (device to device) and
+  the step's host draws are made again into theirs (method/draws.py).
+A capture that fails leaves the trial eager from that step on, with one line saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from smcl_tune.method.batch import Batch
+from smcl_tune.method.draws import DrawTape, recording
+from smcl_tune.method.step import StepLoss
+from smcl_tune.trial.epoch import StepShare, training_step
+
+log = logging.getLogger(__name__)
+
+WARMUP_STEPS = 3  # eager steps of a kind before its capture: cuDNN picks its kernels, autograd its streams
+
+
+class Replayable(Protocol):
+    def replay(self) -> None: ...
+
+
+Capture = Callable[[Callable[[], StepShare], DrawTape], tuple[Replayable, StepShare]]
+"""Records a step (a function of fixed buffers alone), its host draws going to the tape, without
+running it: the recording, and the buffers each replay writes the step's share of the sums to."""
+
+
+def cuda_capture(step: Callable[[], StepShare], draws: DrawTape) -> tuple[Replayable, StepShare]:
+    graph = torch.cuda.CUDAGraph()
+    with recording(draws), torch.cuda.graph(graph):
+        share = step()
+    return graph, share
+
+
+def eager_reason(device: torch.device) -> str | None:
+    """Why a trial on `device` cannot replay its steps as CUDA graphs; None if it can."""
+    if device.type != "cuda":
+        return f"CUDA graphs need a CUDA device, and this trial runs on {device}"
+    return None
+
+
+def step_kind(criterion: StepLoss, batch: Batch) -> tuple:
+    """What a captured step is fixed to: the batch's shapes and dtypes, and whether it has class weights."""
+    shapes = tuple(None if part is None else (tuple(part.shape), part.dtype) for part in batch)
+    return criterion.class_weights is not None, shapes
+
+
+@dataclass
+class CapturedStep:
+    """One kind of step, recorded: its input buffers, its criterion over fixed buffers, its draws."""
+
+    recording: Replayable
+    batch: Batch
+    criterion: StepLoss
+    draws: DrawTape
+    share: StepShare
+
+    def replay(self, criterion: StepLoss, batch: Batch) -> StepShare:
+        for buffer, part in zip(self.batch, batch):
+            if buffer is not None:
+                buffer.copy_(part, non_blocking=True)
+        for buffer, values in (
+            (self.criterion.class_weights, criterion.class_weights),
+            (self.criterion.class_counts, criterion.class_counts),
+        ):
+            if buffer is not None:
+                buffer.copy_(values, non_blocking=True)
+        self.draws.redraw()
+        self.recording.replay()
+        return self.share
+
+
+def _fixed(part: Any) -> Any:
+    return None if part is None else part.clone()
+
+
+class StepGraphs:
+    """A trial's training steps: eager for the first WARMUP_STEPS of each kind, then its graph's replays.
+
+    The optimizer's steps read the learning rate from `rate`, a device tensor; the graphs are
+    made after a checkpoint is restored (they hold the optimizer's momentum buffers).
+    """
+
+    def __init__(
+        self, network: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, capture: Capture
+    ) -> None:
+        self.network, self.optimizer, self.device = network, optimizer, device
+        self.capture = capture
+        self.rate = torch.zeros((), dtype=torch.float32, device=device)
+        self.graphs: dict[tuple, CapturedStep] = {}
+        self.eager_steps: Counter[tuple] = Counter()
+        self.failed: str | None = None  # why the steps stay eager, once a capture failed
+        self.replays = 0
+
+    def _read_rate_from_the_device(self) -> None:
+        # A restored checkpoint puts its own rate and update back in the optimizer's groups.
+        for group in self.optimizer.param_groups:
+            if group["lr"] is not self.rate:
+                group["lr"] = self.rate
+
+    def step(self, criterion: StepLoss, batch: Batch, rate: float) -> StepShare:
+        self._read_rate_from_the_device()
+        self.rate.fill_(rate)
+        kind = step_kind(criterion, batch)
+        captured = self.graphs.get(kind)
+        if captured is not None:
+            self.replays += 1
+            return captured.replay(criterion, batch)
+        if self.failed is None and self.eager_steps[kind] >= WARMUP_STEPS:
+            captured = self._capture(criterion, batch)
+            if captured is not None:
+                self.graphs[kind] = captured
+                captured.draws.load_first()
+                captured.recording.replay()
+                self.replays += 1
+                return captured.share
+        self.eager_steps[kind] += 1
+        return self._eager(criterion, batch)
+
+    def _eager(self, criterion: StepLoss, batch: Batch) -> StepShare:
+        if self.device.type != "cuda" or self.failed is not None:
+            return training_step(self.network, criterion, self.optimizer, batch)
+        # The warm-up runs on a side stream, as torch's notes on capturing a whole network do.
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            share = training_step(self.network, criterion, self.optimizer, batch)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        return share
+
+    def _capture(self, criterion: StepLoss, batch: Batch) -> CapturedStep | None:
+        fixed_batch = Batch(*(_fixed(part) for part in batch))
+        fixed_criterion = replace(
+            criterion, class_weights=_fixed(criterion.class_weights), class_counts=_fixed(criterion.class_counts)
+        )
+        draws = DrawTape()
+        drawn_from = criterion.generator.get_state()
+
+        def step() -> StepShare:
+            return training_step(self.network, fixed_criterion, self.optimizer, fixed_batch)
+
+        try:
+            graph, share = self.capture(step, draws)
+        except Exception as error:  # any failure of a capture leaves the trial eager, said once
+            criterion.generator.set_state(drawn_from)
+            self.failed = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            log.warning("training.cuda_graph: the steps run eagerly from here (the capture failed: %s)", self.failed)
+            return None
+        return CapturedStep(graph, fixed_batch, fixed_criterion, draws, share)
+
+
+def step_graphs(
+    network: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, wanted: bool
+) -> StepGraphs | None:
+    """The trial's step graphs when `training.cuda_graph` asks for them and the device allows; else None (eager)."""
+    if not wanted:
+        return None
+    reason = eager_reason(device)
+    if reason is not None:
+        log.warning("training.cuda_graph: the steps run eagerly (%s)", reason)
+        return None
+    return StepGraphs(network, optimizer, device, cuda_capture)

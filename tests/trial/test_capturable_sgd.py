@@ -1,0 +1,67 @@
+"""The graphed step's optimizer (trial/capturable_sgd.py) is torch.optim.SGD's update, read at a rate tensor."""
+
+import pytest
+import torch
+from torch import nn
+
+from smcl_tune.trial.capturable_sgd import CapturableSGD
+
+STEPS = 25
+RECIPES = {
+    "momentum": {"momentum": 0.9, "weight_decay": 2e-4},
+    "nesterov": {"momentum": 0.9, "weight_decay": 5e-4, "nesterov": True},
+    "plain": {"momentum": 0.0, "weight_decay": 0.0},
+}
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.ModuleDict({"body": nn.Linear(6, 4), "head": nn.Linear(4, 3)})
+
+
+def _train(update, recipe: dict, rate_tensor: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """STEPS steps at a changing rate; the head is used on every third step only (like the projection
+    head, which only a pass with embeddings trains), so its momentum starts later than the body's."""
+    model = _model()
+    optimizer = update(model.parameters(), lr=0.1, **recipe)
+    rate = torch.zeros(())
+    generator = torch.Generator().manual_seed(1)
+    for step in range(STEPS):
+        value = 0.1 * (1 + step) / STEPS
+        for group in optimizer.param_groups:
+            if rate_tensor:
+                rate.fill_(value)
+                group["lr"] = rate
+            else:
+                group["lr"] = value
+        inputs = torch.randn(8, 6, generator=generator)
+        features = model["body"](inputs)
+        loss = features.square().mean() + (model["head"](features).square().mean() if step % 3 == 2 else 0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return model, optimizer
+
+
+@pytest.mark.parametrize("recipe", RECIPES.values(), ids=RECIPES.keys())
+def test_at_a_float_rate_it_is_torchs_sgd_to_the_bit(recipe):
+    expected, torch_optimizer = _train(torch.optim.SGD, recipe, rate_tensor=False)
+    got, optimizer = _train(CapturableSGD, recipe, rate_tensor=False)
+    for (name, value), mine in zip(expected.state_dict().items(), got.state_dict().values()):
+        torch.testing.assert_close(mine, value, rtol=0, atol=0, msg=name)
+    for theirs, mine in zip(torch_optimizer.state.values(), optimizer.state.values()):
+        torch.testing.assert_close(mine["momentum_buffer"], theirs["momentum_buffer"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("recipe", RECIPES.values(), ids=RECIPES.keys())
+def test_at_a_rate_tensor_it_is_torchs_sgd_within_float_rounding(recipe):
+    expected, _ = _train(torch.optim.SGD, recipe, rate_tensor=False)
+    got, optimizer = _train(CapturableSGD, recipe, rate_tensor=True)
+    for (name, value), mine in zip(expected.state_dict().items(), got.state_dict().values()):
+        torch.testing.assert_close(mine, value, rtol=1e-4, atol=1e-5, msg=name)
+    # its state is torch's: a checkpoint of it loads into torch's SGD and steps on alike
+    state = optimizer.state_dict()
+    state["param_groups"][0]["lr"] = 0.1
+    torch_optimizer = torch.optim.SGD(got.parameters(), lr=0.1, **recipe)
+    torch_optimizer.load_state_dict(state)
+    assert len(torch_optimizer.state) == len(optimizer.state) == (4 if recipe["momentum"] else 0)
