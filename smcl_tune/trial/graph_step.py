@@ -110,6 +110,7 @@ class StepGraphs:
         self.eager_steps: Counter[tuple] = Counter()
         self.failed: str | None = None  # why the steps stay eager, once a capture failed
         self.replays = 0
+        self.side_stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def _read_rate_from_the_device(self) -> None:
         # A restored checkpoint puts its own rate and update back in the optimizer's groups.
@@ -137,10 +138,10 @@ class StepGraphs:
         return self._eager(criterion, batch)
 
     def _eager(self, criterion: StepLoss, batch: Batch) -> StepShare:
-        if self.device.type != "cuda" or self.failed is not None:
+        side = self.side_stream
+        if side is None or self.failed is not None:
             return training_step(self.network, criterion, self.optimizer, batch)
         # The warm-up runs on a side stream, as torch's notes on capturing a whole network do.
-        side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             share = training_step(self.network, criterion, self.optimizer, batch)
