@@ -239,22 +239,37 @@ def test_a_kind_of_step_is_captured_after_its_warm_up():
     assert graphs.replays == steps - WARMUP_STEPS - 1
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize(
-    "method", [METHODS["smcl erase box noise"], {"name": "smcl", "saliency": "cam"}, {"name": "ce"}], ids=str
-)
-def test_on_cuda_a_captured_trial_trains_as_the_eager_one(method):
-    def on_cuda(graph: bool) -> SteppedTrial:
-        settings = config({**MASKING, **method}, EPOCHS, 8)
-        settings["training"].update(device="cuda", cuda_graph=graph)
-        return train(SteppedTrial.build(trial_config_from_dict(settings), coded_data(), torch.device("cuda")))
+def _on_cuda(method: dict, twin: bool = False) -> SteppedTrial:
+    """A trial on the GPU with training.cuda_graph; `twin`: its steps eager (same update, same rate tensor)."""
+    settings = config({**MASKING, **method}, EPOCHS, 8)
+    settings["training"].update(device="cuda", cuda_graph=True)
+    trial = SteppedTrial.build(trial_config_from_dict(settings), coded_data(), torch.device("cuda"))
+    if twin:
+        trial.parts.graphs.failed = "the reference steps eagerly"
+    return train(trial)
 
-    eager, trial = on_cuda(False), on_cuda(True)
-    assert trial.parts.graphs is not None and trial.parts.graphs.failed is None
-    assert trial.parts.graphs.replays > 0
-    # bf16 passes: the graph's kernels are the eager ones, its update torch's fused SGD
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", [METHODS["smcl erase box noise"], METHODS["cmo with drw from epoch 1"]], ids=str)
+def test_on_cuda_a_captured_trial_trains_as_its_eager_twin(method):
+    eager, trial = _on_cuda(method, twin=True), _on_cuda(method)
+    graphs = trial.parts.graphs
+    assert graphs.failed is None and graphs.replays > sum(graphs.eager_steps.values())
+    # the graph replays the eager kernels; cuDNN's backward may sum in another order
     for expected, got in zip(eager.history, trial.history):
-        torch.testing.assert_close(got["loss"], expected["loss"], rtol=2e-2, atol=1e-3)
+        for name in ("loss", "masked_area"):
+            torch.testing.assert_close(got[name], expected[name], rtol=1e-3, atol=1e-5, equal_nan=True, msg=name)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_a_step_with_cams_saliency_is_captured():
+    """Grad-CAM (a forward hook, autograd.grad, eval mode) inside the graph; its box moves with
+    float-level differences, so only the first epoch is compared."""
+    method = {"name": "smcl", "saliency": "cam"}
+    eager, trial = _on_cuda(method, twin=True), _on_cuda(method)
+    graphs = trial.parts.graphs
+    assert graphs.failed is None and graphs.replays > 0
+    assert trial.history[0]["loss"] == pytest.approx(eager.history[0]["loss"], rel=2e-2)
 
 
 def test_a_fused_group_asked_for_cuda_graphs_says_once_that_it_steps_eagerly(caplog):
