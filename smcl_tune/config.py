@@ -19,6 +19,14 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A model pickled by an earlier smcl-tune (Ray's saved state of a study it started) lacks
+        # the fields added since (ADDED_FIELDS): each takes its default, which trains as before.
+        super().__setstate__(state)
+        for name, field in type(self).model_fields.items():
+            if name not in self.__dict__ and not field.is_required():
+                self.__dict__[name] = field.get_default(call_default_factory=True)
+
 
 SEED_RANGE = {"ge": 0, "lt": 2**32}  # numpy's and most libraries' seed range
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+|mps)$"
@@ -169,7 +177,7 @@ class ModelConfig(StrictModel):
 FORMER_DEFAULTS: dict[str, tuple[Any, ...]] = {"method.saliency": ("spectral_residual",)}
 # Every trial field a release added, by dotted key, with its default, which trains as before the
 # field was there: a study started before it, whose record lacks it, resumes under that default.
-ADDED_FIELDS: dict[str, Any] = {"training.cuda_graph": False}
+ADDED_FIELDS: dict[str, Any] = {"data.mirror": None, "training.cuda_graph": False}
 
 
 def with_added_fields(config: dict[str, Any]) -> dict[str, Any]:

@@ -103,3 +103,19 @@ def test_ldam_drw_switches_the_cosine_classifier_on_and_refuses_a_mismatch():
         trial_config_from_dict({"training": {"epochs": 20}, "method": {"classifier_loss": "ldam_drw"}})
     with pytest.raises(ConfigError, match=r"method.ldam_max_margin: Input should be greater than 0"):
         trial_config_from_dict({"method": {"classifier_loss": "ldam_drw", "ldam_max_margin": 0}})
+
+
+def test_a_config_pickled_before_a_field_was_added_unpickles_with_its_default():
+    """Ray keeps a study's trial configs pickled; one an earlier smcl-tune saved lacks the fields added since."""
+    import pickle
+
+    from smcl_tune.config import ADDED_FIELDS, TrainingConfig
+
+    assert ADDED_FIELDS["training.cuda_graph"] is False
+    training = TrainingConfig(lr=0.2)
+    state = training.__getstate__()
+    older = {**state, "__dict__": {k: v for k, v in state["__dict__"].items() if k != "cuda_graph"}}
+    restored = TrainingConfig.__new__(TrainingConfig)
+    restored.__setstate__(older)
+    assert restored.cuda_graph is False and restored.lr == 0.2
+    assert pickle.loads(pickle.dumps(restored)) == training

@@ -119,6 +119,17 @@ def _defining(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _differences(written: dict[str, Any], now: dict[str, Any], shown: int = 3) -> str:
+    """The first fields whose values differ, `section.field: written -> now`."""
+    changed = [
+        f"{section}.{field}: {written.get(section, {}).get(field)!r} -> {now.get(section, {}).get(field)!r}"
+        for section in sorted(written.keys() | now.keys())
+        for field in sorted(written.get(section, {}).keys() | now.get(section, {}).keys())
+        if written.get(section, {}).get(field) != now.get(section, {}).get(field)
+    ]
+    return ", ".join(changed[:shown]) + (f" and {len(changed) - shown} more" if len(changed) > shown else "")
+
+
 def resumable_checkpoint(path: Path, config: TrialConfig) -> TrialCheckpoint | None:
     """The checkpoint at `path` (a file or the folder holding one) if this trial can continue from it.
 
@@ -144,7 +155,12 @@ def resumable_checkpoint(path: Path, config: TrialConfig) -> TrialCheckpoint | N
             smcl_tune.__version__,
         )
         return None
-    if _defining(with_added_fields(state["config"])) != _defining(config.model_dump(mode="json")):
-        log.warning("checkpoint %s was written by another trial configuration: the trial starts from scratch", path)
+    written, now = _defining(with_added_fields(state["config"])), _defining(config.model_dump(mode="json"))
+    if written != now:
+        log.warning(
+            "checkpoint %s was written by another trial configuration (%s): the trial starts from scratch",
+            path,
+            _differences(written, now),
+        )
         return None
     return TrialCheckpoint.from_state(state)

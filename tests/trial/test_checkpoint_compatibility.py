@@ -68,3 +68,16 @@ def test_a_checkpoint_written_before_a_field_was_added_is_kept(tmp_path, tiny_co
     with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.checkpoint"):
         assert resumable_checkpoint(folder, config) is not None
     assert "starts from scratch" not in caplog.text
+
+
+def test_a_checkpoint_of_another_configuration_is_set_aside_naming_what_differs(tmp_path, tiny_config, caplog):
+    written = trial_config_from_dict(tiny_config())
+    now = tiny_config()
+    now["method"] = {**now.get("method", {}), "temperature": 0.3}
+    folder = _checkpoint(tmp_path / "other", written)
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.checkpoint"):
+        assert resumable_checkpoint(folder, trial_config_from_dict(now)) is None
+    assert (
+        f"was written by another trial configuration (method.temperature: {written.method.temperature!r} -> 0.3)"
+        in (caplog.text)
+    )
