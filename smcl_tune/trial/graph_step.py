@@ -46,7 +46,14 @@ running it: the recording, and the buffers each replay writes the step's share o
 
 def cuda_capture(step: Callable[[], StepShare], draws: DrawTape) -> tuple[Replayable, StepShare]:
     graph = torch.cuda.CUDAGraph()
-    with recording(draws), torch.cuda.graph(graph):
+    # thread_local: a DataLoader's pin-memory thread (the stream loader) may allocate meanwhile, which
+    # the global mode would make fail; the outer stream context puts the trial's stream back even when
+    # a failed capture raises before torch.cuda.graph restores it.
+    with (
+        torch.cuda.stream(torch.cuda.current_stream()),
+        recording(draws),
+        torch.cuda.graph(graph, capture_error_mode="thread_local"),
+    ):
         share = step()
     return graph, share
 
@@ -159,14 +166,35 @@ class StepGraphs:
         def step() -> StepShare:
             return training_step(self.network, fixed_criterion, self.optimizer, fixed_batch)
 
+        started = self._momentum_started()
         try:
             graph, share = self.capture(step, draws)
+            if self._made_by_the_capture(started):
+                # its first-step copy would be in the graph: each replay would start the momentum anew
+                raise RuntimeError("a parameter's momentum would start inside the graph")
         except Exception as error:  # any failure of a capture leaves the trial eager, said once
             criterion.generator.set_state(drawn_from)
+            for state in self._made_by_the_capture(started):
+                del state["momentum_buffer"]  # it holds no value: the eager step starts it
             self.failed = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             log.warning("training.cuda_graph: the steps run eagerly from here (the capture failed: %s)", self.failed)
             return None
         return CapturedStep(graph, fixed_batch, fixed_criterion, draws, share)
+
+    def _momentum_started(self) -> dict[int, torch.Tensor]:
+        """Each parameter's momentum buffer (held, so compared by identity): what a capture must find, not make."""
+        return {
+            id(param): state["momentum_buffer"]
+            for param, state in self.optimizer.state.items()
+            if "momentum_buffer" in state
+        }
+
+    def _made_by_the_capture(self, started: dict[int, torch.Tensor]) -> list[dict]:
+        return [
+            state
+            for param, state in self.optimizer.state.items()
+            if "momentum_buffer" in state and started.get(id(param)) is not state["momentum_buffer"]
+        ]
 
 
 def step_graphs(

@@ -12,6 +12,7 @@ test at the end captures for real.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 
 import pytest
@@ -74,7 +75,9 @@ def rerun_capture(network: torch.nn.Module, optimizer: torch.optim.Optimizer):
 
     def capture(step, draws: DrawTape):
         state = list(network.state_dict().values()) + [
-            optimizer.state[param]["momentum_buffer"] for param in network.parameters() if param in optimizer.state
+            optimizer.state[param]["momentum_buffer"]
+            for param in network.parameters()
+            if "momentum_buffer" in optimizer.state.get(param, {})
         ]
         before = [tensor.clone() for tensor in state]
         with recording(draws):
@@ -287,3 +290,25 @@ def test_a_fused_group_asked_for_cuda_graphs_says_once_that_it_steps_eagerly(cap
         "training.cuda_graph: a fused group's steps run eagerly (which members mask changes the step's shape)"
     ]
     assert all(member.parts.graphs is None for member in group.members)
+
+
+def test_a_capture_that_would_start_a_momentum_inside_the_graph_is_given_up(caplog):
+    """Every replay would start that momentum anew: the trial steps eagerly instead, saying why."""
+    trial = stepped({"name": "ce", "mask_end_epoch": None}, graph=True)
+    optimizer = trial.parts.optimizer
+    first = next(iter(trial.parts.network.parameters()))
+    capture = rerun_capture(trial.parts.network, optimizer)
+
+    def capture_after_a_reset(step, draws):
+        optimizer.state[first].pop("momentum_buffer")  # as if this parameter had no step before
+        return capture(step, draws)
+
+    graphs = graphed(trial, capture_after_a_reset)
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.graph_step"):
+        metrics = trial.train_epoch()
+    assert graphs.failed == "a parameter's momentum would start inside the graph" and graphs.replays == 0
+    assert [record.getMessage() for record in caplog.records if "from here" in record.getMessage()] == [
+        "training.cuda_graph: the steps run eagerly from here "
+        "(the capture failed: a parameter's momentum would start inside the graph)"
+    ]
+    assert math.isfinite(metrics["loss"]) and "momentum_buffer" in optimizer.state[first]
