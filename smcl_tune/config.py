@@ -180,14 +180,32 @@ FORMER_DEFAULTS: dict[str, tuple[Any, ...]] = {"method.saliency": ("spectral_res
 ADDED_FIELDS: dict[str, Any] = {"data.mirror": None, "training.cuda_graph": False}
 
 
-def with_added_fields(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial config as JSON (a record's, a checkpoint's) with each added field it lacks at its default."""
-    filled = {section: dict(fields) if isinstance(fields, dict) else fields for section, fields in config.items()}
-    for key, default in ADDED_FIELDS.items():
-        section, field = key.split(".")
-        if isinstance(filled.get(section), dict):
-            filled[section].setdefault(field, default)
-    return filled
+def flat_fields(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping's leaves by dotted key: {"training": {"lr": 0.1}} -> {"training.lr": 0.1}."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flat_fields(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def trial_config_changes(before: dict[str, Any], now: dict[str, Any], prefix: str = "", shown: int = 3) -> str:
+    """How a trial config as JSON that a study record or a checkpoint kept (`before`, each field added
+    since at its ADDED_FIELDS default) differs from `now`: its first `shown` differing fields as
+    `key: before -> now`; empty when none differs."""
+    old = {**ADDED_FIELDS, **flat_fields(before)}
+    new = flat_fields(now)
+    changed = sorted(key for key in old.keys() | new.keys() if old.get(key, _UNSET) != new.get(key, _UNSET))
+    described = ", ".join(f"{prefix}{key}: {_shown(old, key)} -> {_shown(new, key)}" for key in changed[:shown])
+    return described + (f" and {len(changed) - shown} more" if len(changed) > shown else "")
+
+
+_UNSET = object()  # a field one side lacks
+
+
+def _shown(fields: dict[str, Any], key: str) -> str:
+    return repr(fields[key]) if key in fields else "unset"
 
 
 class MethodConfig(StrictModel):

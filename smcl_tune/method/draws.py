@@ -41,16 +41,19 @@ class DrawTape:
     def load_first(self) -> None:
         """The capture's own draws into the buffers, for the replay of the captured step."""
         for buffer, value in zip(self.buffers, self.first_values):
-            buffer.copy_(value.pin_memory() if buffer.is_cuda else value, non_blocking=True)
+            _copy_in(buffer, value)
         self.first_values = []
 
     def redraw(self) -> None:
         """The next step's draws, in the eager step's order, into the buffers."""
         for draw, buffer in zip(self.draws, self.buffers):
-            value = draw()
-            # From page-locked memory the copy is asynchronous, and torch's pinned allocator keeps
-            # the block until the copy has read it.
-            buffer.copy_(value.pin_memory() if buffer.is_cuda else value, non_blocking=True)
+            _copy_in(buffer, draw())
+
+
+def _copy_in(buffer: torch.Tensor, value: torch.Tensor) -> None:
+    # From page-locked memory the copy is asynchronous, and torch's pinned allocator keeps the
+    # block until the copy has read it.
+    buffer.copy_(value.pin_memory() if buffer.is_cuda else value, non_blocking=True)
 
 
 _RECORDING: ContextVar[DrawTape | None] = ContextVar("smcl_draw_tape", default=None)

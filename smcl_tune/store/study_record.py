@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from smcl_tune.atomic_write import write_bytes_atomically
-from smcl_tune.config import FORMER_DEFAULTS, with_added_fields
+from smcl_tune.config import FORMER_DEFAULTS, flat_fields, trial_config_changes
 from smcl_tune.errors import ConfigError
 from smcl_tune.layout import STATE_FILE
 from smcl_tune.store.paths import StudyPaths
@@ -117,8 +117,8 @@ def _pins_what_it_started_with(study: Study, known: dict[str, Any]) -> bool:
     """Whether the study file is the one the study started from, but for trial values it now sets to
     what they were then (defaults since changed, as check_resolved_trial asks): without those
     settings, its fingerprint is the recorded one."""
-    recorded = _flat(known.get("resolved_trial") or {})
-    pinned = [key for key, value in _flat(study.config.trial).items() if _pins(key, value, recorded)]
+    recorded = flat_fields(known.get("resolved_trial") or {})
+    pinned = [key for key, value in flat_fields(study.config.trial).items() if _pins(key, value, recorded)]
     for count in range(1, len(pinned) + 1):  # a few keys at most: those FORMER_DEFAULTS names
         for keys in itertools.combinations(pinned, count):
             if study.fingerprint(_without(study.config.trial, keys)) == known.get("fingerprint"):
@@ -147,30 +147,18 @@ def _without(tree: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, An
     return pruned
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
 def check_resolved_trial(study: Study, paths: StudyPaths, recorded: dict[str, Any] | None) -> None:
     """The study file's trial, with every default filled in, is what the study started with: a
     changed default of smcl-tune (a new saliency, say) would otherwise make a resumed study mix two
     methods without a word. A record from before this check has none to compare."""
     if recorded is None:
         return
-    before, now = _flat(with_added_fields(recorded)), _flat(study.base_trial.model_dump(mode="json"))
-    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
-    if not changed:
+    changes = trial_config_changes(recorded, study.base_trial.model_dump(mode="json"), prefix="trial.")
+    if not changes:
         return
-    shown = ", ".join(f"trial.{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in changed[:3])
-    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
     raise ConfigError(
         f"study '{study.name}' in {paths.record_place} started with other defaults than this smcl-tune's "
-        f"({shown}{more}); a resumed study keeps what it started with: set these values in the study file as "
+        f"({changes}); a resumed study keeps what it started with: set these values in the study file as "
         "they were, or run with --restart to start it over under the new defaults"
     )
 

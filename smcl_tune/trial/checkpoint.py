@@ -16,7 +16,7 @@ import torch
 
 import smcl_tune
 from smcl_tune.atomic_write import write_atomically
-from smcl_tune.config import TrialConfig, with_added_fields
+from smcl_tune.config import TrialConfig, trial_config_changes
 from smcl_tune.figures.mask_gallery import MaskGallery
 from smcl_tune.trial.components import TrialComponents
 from smcl_tune.trial.selection import Selection
@@ -119,17 +119,6 @@ def _defining(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _differences(written: dict[str, Any], now: dict[str, Any], shown: int = 3) -> str:
-    """The first fields whose values differ, `section.field: written -> now`."""
-    changed = [
-        f"{section}.{field}: {written.get(section, {}).get(field)!r} -> {now.get(section, {}).get(field)!r}"
-        for section in sorted(written.keys() | now.keys())
-        for field in sorted(written.get(section, {}).keys() | now.get(section, {}).keys())
-        if written.get(section, {}).get(field) != now.get(section, {}).get(field)
-    ]
-    return ", ".join(changed[:shown]) + (f" and {len(changed) - shown} more" if len(changed) > shown else "")
-
-
 def resumable_checkpoint(path: Path, config: TrialConfig) -> TrialCheckpoint | None:
     """The checkpoint at `path` (a file or the folder holding one) if this trial can continue from it.
 
@@ -155,12 +144,12 @@ def resumable_checkpoint(path: Path, config: TrialConfig) -> TrialCheckpoint | N
             smcl_tune.__version__,
         )
         return None
-    written, now = _defining(with_added_fields(state["config"])), _defining(config.model_dump(mode="json"))
-    if written != now:
+    changes = trial_config_changes(_defining(state["config"]), _defining(config.model_dump(mode="json")))
+    if changes:
         log.warning(
             "checkpoint %s was written by another trial configuration (%s): the trial starts from scratch",
             path,
-            _differences(written, now),
+            changes,
         )
         return None
     return TrialCheckpoint.from_state(state)

@@ -33,11 +33,9 @@ def resolve_device(name: str) -> torch.device:
 def autocast(device: torch.device):
     # bf16 for convolutions and matrix products; BatchNorm keeps float32 weights and running
     # statistics and accumulates in float32 (cuDNN's mixed-precision batch norm).
-    if device.type != "cuda":
-        return torch.autocast("cpu", enabled=False)
-    # A step being captured as a CUDA graph keeps no cache of cast weights (torch's notes on graphs
-    # and autocast): the graph recasts them on each replay, as an uncached eager step would.
-    return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not torch.cuda.is_current_stream_capturing())
+    return (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
 
 
 def training_network(network: nn.Module, training: TrainingConfig, device: torch.device) -> nn.Module:

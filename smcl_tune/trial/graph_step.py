@@ -80,17 +80,19 @@ class CapturedStep:
     criterion: StepLoss
     draws: DrawTape
     share: StepShare
+    # the class weights and counts last copied in (a new epoch's criterion brings its own)
+    copied_from: tuple[Any, Any] = (None, None)
 
     def replay(self, criterion: StepLoss, batch: Batch) -> StepShare:
         for buffer, part in zip(self.batch, batch):
             if buffer is not None:
                 buffer.copy_(part, non_blocking=True)
-        for buffer, values in (
-            (self.criterion.class_weights, criterion.class_weights),
-            (self.criterion.class_counts, criterion.class_counts),
-        ):
-            if buffer is not None:
-                buffer.copy_(values, non_blocking=True)
+        sources = (criterion.class_weights, criterion.class_counts)
+        if any(source is not copied for source, copied in zip(sources, self.copied_from)):
+            for buffer, values in zip((self.criterion.class_weights, self.criterion.class_counts), sources):
+                if buffer is not None:
+                    buffer.copy_(values, non_blocking=True)
+            self.copied_from = sources
         self.draws.redraw()
         self.recording.replay()
         return self.share
@@ -179,21 +181,20 @@ class StepGraphs:
             self.failed = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             log.warning("training.cuda_graph: the steps run eagerly from here (the capture failed: %s)", self.failed)
             return None
-        return CapturedStep(graph, fixed_batch, fixed_criterion, draws, share)
+        # the capture's criterion holds copies of this criterion's weights and counts
+        copied_from = (criterion.class_weights, criterion.class_counts)
+        return CapturedStep(graph, fixed_batch, fixed_criterion, draws, share, copied_from)
 
-    def _momentum_started(self) -> dict[int, torch.Tensor]:
+    def _momentum_started(self) -> dict[torch.Tensor, torch.Tensor]:
         """Each parameter's momentum buffer (held, so compared by identity): what a capture must find, not make."""
-        return {
-            id(param): state["momentum_buffer"]
-            for param, state in self.optimizer.state.items()
-            if "momentum_buffer" in state
-        }
+        states = self.optimizer.state.items()
+        return {param: state["momentum_buffer"] for param, state in states if "momentum_buffer" in state}
 
-    def _made_by_the_capture(self, started: dict[int, torch.Tensor]) -> list[dict]:
+    def _made_by_the_capture(self, started: dict[torch.Tensor, torch.Tensor]) -> list[dict]:
         return [
             state
             for param, state in self.optimizer.state.items()
-            if "momentum_buffer" in state and started.get(id(param)) is not state["momentum_buffer"]
+            if "momentum_buffer" in state and started.get(param) is not state["momentum_buffer"]
         ]
 
 
