@@ -5,12 +5,14 @@ CUDA graph (trial/graph_step.py) cannot replay that copy: it would read the host
 capture's draw again. So a graphed step takes its draws through a `DrawTape`: at capture each
 draw is made and given a fixed device buffer; before each replay the tape makes the same draws
 again, in the same order, from the same generator, into those buffers. The draws of a step are
-then those of the eager step, number for number.
+then those of the eager step, number for number. A fused group's step (trial/fused/group_graphs.py)
+marks each draw with the member it is drawn for (`drawing_for`): a replay draws again only for the
+members whose step draws this time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -28,6 +30,7 @@ class DrawTape:
         self.draws: list[HostDraw] = []
         self.buffers: list[torch.Tensor] = []
         self.first_values: list[torch.Tensor] = []
+        self.owners: list[Hashable | None] = []  # whom each draw was made for (drawing_for); None: the step
 
     def take(self, draw: HostDraw, device: torch.device) -> torch.Tensor:
         """The capture's draw: made now (the captured step's own), held in a new device buffer."""
@@ -36,27 +39,32 @@ class DrawTape:
         self.draws.append(draw)
         self.buffers.append(buffer)
         self.first_values.append(value)
+        self.owners.append(_OWNER.get())
         return buffer
 
     def load_first(self) -> None:
         """The capture's own draws into the buffers, for the replay of the captured step."""
         for buffer, value in zip(self.buffers, self.first_values):
-            _copy_in(buffer, value)
+            copy_in(buffer, value)
         self.first_values = []
 
-    def redraw(self) -> None:
-        """The next step's draws, in the eager step's order, into the buffers."""
-        for draw, buffer in zip(self.draws, self.buffers):
-            _copy_in(buffer, draw())
+    def redraw(self, owners: Container[Hashable] | None = None) -> None:
+        """The next step's draws, in the eager step's order, into the buffers; with `owners`, only
+        the draws made for them (the others' buffers keep their values, and their generators theirs)."""
+        for draw, buffer, owner in zip(self.draws, self.buffers, self.owners):
+            if owners is None or owner is None or owner in owners:
+                copy_in(buffer, draw())
 
 
-def _copy_in(buffer: torch.Tensor, value: torch.Tensor) -> None:
+def copy_in(buffer: torch.Tensor, value: torch.Tensor) -> None:
+    """`value` (host) into `buffer` (the device), without waiting for the device."""
     # From page-locked memory the copy is asynchronous, and torch's pinned allocator keeps the
     # block until the copy has read it.
     buffer.copy_(value.pin_memory() if buffer.is_cuda else value, non_blocking=True)
 
 
 _RECORDING: ContextVar[DrawTape | None] = ContextVar("smcl_draw_tape", default=None)
+_OWNER: ContextVar[Hashable | None] = ContextVar("smcl_draw_owner", default=None)
 
 
 @contextmanager
@@ -76,3 +84,13 @@ def on_device(draw: HostDraw, device: torch.device) -> torch.Tensor:
     if tape is not None:
         return tape.take(draw, device)
     return draw().to(device, non_blocking=True)
+
+
+@contextmanager
+def drawing_for(owner: Hashable) -> Iterator[None]:
+    """Within: the draws taped are marked as made for `owner` (DrawTape.redraw's `owners`)."""
+    token = _OWNER.set(owner)
+    try:
+        yield
+    finally:
+        _OWNER.reset(token)

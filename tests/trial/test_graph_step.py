@@ -275,23 +275,6 @@ def test_on_cuda_a_step_with_cams_saliency_is_captured():
     assert trial.history[0]["loss"] == pytest.approx(eager.history[0]["loss"], rel=2e-2)
 
 
-def test_a_fused_group_asked_for_cuda_graphs_says_once_that_it_steps_eagerly(caplog):
-    from smcl_tune.trial.fused.group_run import build_group
-
-    configs = []
-    for seed in range(3):
-        settings = config({**MASKING, "name": "smcl"}, EPOCHS, 8)
-        settings["training"].update(cuda_graph=True, device="auto", seed=seed)
-        configs.append(trial_config_from_dict(settings))
-    with caplog.at_level(logging.WARNING):
-        group = build_group(configs, coded_data(), torch.device("cpu"))
-    said = [record.getMessage() for record in caplog.records if "cuda_graph" in record.getMessage()]
-    assert said == [
-        "training.cuda_graph: a fused group's steps run eagerly (which members mask changes the step's shape)"
-    ]
-    assert all(member.parts.graphs is None for member in group.members)
-
-
 def test_a_capture_that_would_start_a_momentum_inside_the_graph_is_given_up(caplog):
     """Every replay would start that momentum anew: the trial steps eagerly instead, saying why."""
     trial = stepped({"name": "ce", "mask_end_epoch": None}, graph=True)

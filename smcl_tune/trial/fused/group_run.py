@@ -10,6 +10,7 @@ evaluation (each member's network materialised, evaluated as the unfused trial i
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -23,6 +24,7 @@ from torch import nn
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict
 from smcl_tune.data.splits import TrialData, build_trial_data
+from smcl_tune.method.batch import Batch
 from smcl_tune.method.step import StepInputs, StepOutput, step_inputs, step_losses
 from smcl_tune.models import build_network
 from smcl_tune.results import TrialResult, TrialState
@@ -32,6 +34,7 @@ from smcl_tune.trial.device import autocast, gpu_memory_metrics, resolve_device
 from smcl_tune.trial.epoch import EpochCounts, EpochSums, epoch_metrics
 from smcl_tune.trial.evaluation import validation_metrics
 from smcl_tune.trial.fused.fusible import check_fusible
+from smcl_tune.trial.fused.group_graphs import GroupGraphs, group_graphs
 from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork, default_strategy
 from smcl_tune.trial.fused.stacked_sgd import StackedSGD
 from smcl_tune.trial.gallery_capture import GalleryCapture
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, Any], Path | None], None]
 PROJECTION = "projection."  # the parameters of SMCLNetwork's projection head
+_SERIALS = itertools.count()
 
 
 @dataclass
@@ -63,6 +67,7 @@ class Member:
     status: str = TrialState.COMPLETED
     reason: str | None = None
     last_metrics: dict[str, Any] = field(default_factory=dict)
+    serial: int = field(default_factory=lambda: next(_SERIALS))  # which member this is, in this process
 
     @property
     def training(self) -> bool:
@@ -85,6 +90,15 @@ class FusedGroup:
         trainings = [member.config.training for member in [*self.members, *spare]]
         self.optimizer = StackedSGD(self.network.parameters(), trainings)
         self.names = list(self.network.params)
+        self.stepping_masks: dict[tuple[int, ...], torch.Tensor] = {}
+        self.graphs: GroupGraphs | None = None  # the steps' CUDA graphs (training.cuda_graph); None: eager
+
+    def stepping_mask(self, members: tuple[int, ...]) -> torch.Tensor:
+        """[N] bool on the device: True for the slots in `members` (copied there once per set)."""
+        if members not in self.stepping_masks:
+            flags = [slot in members for slot in range(self.size)]
+            self.stepping_masks[members] = torch.tensor(flags, device=self.device)
+        return self.stepping_masks[members]
 
     def free_slots(self) -> int:
         return self.size - len(self.members)
@@ -163,6 +177,36 @@ class FusedGroup:
                 )
         return outputs
 
+    def eager_step(
+        self,
+        members: dict[int, Member],
+        batches: dict[int, Batch],
+        weights: dict[int, torch.Tensor | None],
+        rates: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[int, int]]:
+        """One step of `members` on their `batches` at `rates` ([N], the slots'), the members that
+        mask and those that do not as passes of their own: the members' sums [N, len(EpochSums)]
+        and the images each member composed."""
+        with autocast(self.device):
+            inputs = {
+                index: step_inputs(
+                    member.parts.settings,
+                    MemberView(self.network, index),
+                    batches[index],
+                    member.parts.generators.steps,
+                )
+                for index, member in members.items()
+            }
+            outputs = self.forward(inputs, members, weights)
+        self.optimizer.zero_grad()
+        torch.stack([output.loss for output in outputs.values()]).sum().backward()
+        self.optimizer.step(rates, self.used(inputs))
+        sums = torch.zeros(self.size, len(EpochSums._fields), dtype=torch.float64, device=self.device)
+        for index, output in outputs.items():
+            labels = inputs[index].labels[: inputs[index].head_count]
+            sums[index] = torch.stack(EpochSums.of_step(output, labels))
+        return sums, {index: output.mask_areas.numel() for index, output in outputs.items()}
+
     def train_epoch(self, training: list[Member]) -> dict[int, dict[str, float]]:
         """One epoch of every training member (each at its own epoch: their steps run in lockstep)."""
         plans = {m.index: epoch_plan(m.config, m.epoch, m.parts.samplers, m.parts.generators.steps) for m in training}
@@ -174,9 +218,7 @@ class FusedGroup:
         }
         by_index = {m.index: m for m in training}
         weights = {m.index: class_weights(m.config.method, m.epoch, m.parts.counts) for m in training}
-        totals = {
-            m.index: torch.zeros(len(EpochSums._fields), dtype=torch.float64, device=self.device) for m in training
-        }
+        totals = torch.zeros(self.size, len(EpochSums._fields), dtype=torch.float64, device=self.device)
         counts = {m.index: [0, 0, 0, 0] for m in training}  # steps, masked steps, images, masks
         steps = len(next(iter(plans.values())))
         members = range(self.size)
@@ -185,30 +227,27 @@ class FusedGroup:
         learning_rates = torch.tensor(schedule, dtype=self.network.dtype, device=self.device)
         started = time.perf_counter()
         for step in range(steps):
-            with autocast(self.device):
-                inputs = {}
-                for index, member in by_index.items():
-                    batch = next(batches[index])
-                    if batch.masks and hooks[index] is not None:
-                        hooks[index](batch)
-                    view = MemberView(self.network, index)
-                    inputs[index] = step_inputs(member.parts.settings, view, batch, member.parts.generators.steps)
-                    counts[index][0] += 1
-                    counts[index][1] += batch.masks
-                    counts[index][2] += inputs[index].head_count
-                outputs = self.forward(inputs, by_index, weights)
-            self.optimizer.zero_grad()
-            torch.stack([output.loss for output in outputs.values()]).sum().backward()
-            self.optimizer.step(learning_rates[step], self.used(inputs))
-            for index, output in outputs.items():
-                counts[index][3] += output.mask_areas.numel()
-                labels = inputs[index].labels[: inputs[index].head_count]
-                totals[index] += torch.stack(EpochSums.of_step(output, labels))
+            stepping = {}
+            for index in by_index:
+                batch = stepping[index] = next(batches[index])
+                if batch.masks and hooks[index] is not None:
+                    hooks[index](batch)
+                counts[index][0] += 1
+                counts[index][1] += batch.masks
+                counts[index][2] += len(batch.head_labels)
+            if self.graphs is not None and self.graphs.failed is None:
+                sums, composed = self.graphs.step(by_index, stepping, weights, learning_rates[step])
+            else:
+                sums, composed = self.eager_step(by_index, stepping, weights, learning_rates[step])
+            totals += sums
+            for index, batch in stepping.items():
+                counts[index][3] += composed.get(index, 0) if batch.masks else 0
+        sums_by_member = totals.tolist()  # the epoch's only host synchronisation
         return {
             index: epoch_metrics(
-                EpochSums(*totals[index].tolist()), EpochCounts(*counts[index]), rates[index](steps - 1), started
+                EpochSums(*sums_by_member[index]), EpochCounts(*counts[index]), rates[index](steps - 1), started
             )
-            for index in totals
+            for index in by_index
         }
 
 
@@ -224,15 +263,13 @@ def build_group(
     weights, generators, samplers and batches), and their stacked network and optimizer."""
     reports = list(reports or [None] * len(configs))
     checkpoint_dirs = list(checkpoint_dirs or [None] * len(configs))
-    if any(config.training.cuda_graph for config in configs):
-        log.warning(
-            "training.cuda_graph: a fused group's steps run eagerly (which members mask changes the step's shape)"
-        )
     members = [
         new_member(index, config, data, device, reports[index], checkpoint_dirs[index])
         for index, config in enumerate(configs)
     ]
-    return FusedGroup(members, device, strategy)
+    group = FusedGroup(members, device, strategy)
+    group.graphs = group_graphs(group, any(config.training.cuda_graph for config in configs))
+    return group
 
 
 def new_member(

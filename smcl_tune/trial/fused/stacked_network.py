@@ -43,13 +43,17 @@ class StackedNetwork:
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
 
+    def index_of(self, members: Sequence[int]) -> torch.Tensor:
+        """`members` as a device index, copied to the device once per set of members."""
+        key = tuple(members)
+        if key not in self.indices:
+            self.indices[key] = torch.as_tensor(key, device=next(iter(self.params.values())).device)
+        return self.indices[key]
+
     def _slices(self, members: Sequence[int]) -> tuple[dict, dict, torch.Tensor | None]:
         if list(members) == list(range(self.size)):
             return self.params, self.buffers, None
-        key = tuple(members)
-        if key not in self.indices:  # copied to the device once per set of members
-            self.indices[key] = torch.as_tensor(key, device=next(iter(self.params.values())).device)
-        index = self.indices[key]
+        index = self.index_of(members)
         params = {name: value[index] for name, value in self.params.items()}  # a differentiable gather
         buffers = {name: value[index] for name, value in self.buffers.items()}  # copies: written back below
         return params, buffers, index
@@ -77,6 +81,26 @@ class StackedNetwork:
                 for name, value in buffers.items():
                     self.buffers[name][index] = value
         return out if with_embedding else (out, None)
+
+    def forward_copies(
+        self, index: torch.Tensor, images: torch.Tensor, with_embedding: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+        """A train-mode vmapped pass of the members in `index` over copies of their BatchNorm
+        statistics: the logits, the embeddings, and the copies as the pass moved them (the stacked
+        statistics stay as they were; the caller keeps what it chooses)."""
+        params = {name: value[index] for name, value in self.params.items()}
+        buffers = {name: value[index] for name, value in self.buffers.items()}
+        self.base.train(True)
+
+        def one(member_params, member_buffers, member_images):
+            logits, embeddings = functional_call(
+                self.base, (member_params, member_buffers), (member_images,), {"with_embedding": with_embedding}
+            )
+            return (logits, embeddings) if with_embedding else logits
+
+        out = vmap(one)(params, buffers, images)
+        logits, embeddings = out if with_embedding else (out, None)
+        return logits, embeddings, buffers
 
     def _forward_each(
         self, members: Sequence[int], images: torch.Tensor, with_embedding: bool, train: bool

@@ -54,8 +54,11 @@ class StackedSGD:
             param.grad = None
 
     @torch.no_grad()
-    def step(self, learning_rates: torch.Tensor | Sequence[float], used: Sequence[Sequence[bool]]) -> None:
-        """One step: parameter p of member m moves when used[p][m] (its gradient came from m's loss),
+    def step(
+        self, learning_rates: torch.Tensor | Sequence[float], used: Sequence[Sequence[bool] | torch.Tensor]
+    ) -> None:
+        """One step: parameter p of member m moves when used[p][m] (its gradient came from m's loss;
+        host values, or a [N] bool device tensor, as a captured step needs),
         at m's learning rate; torch.optim.SGD's update: d = g + wd * p; b = d on a buffer's first
         step, else m * b + d; then d = d + m * b (Nesterov) or b; p = p - lr * d."""
         like = self.params[0]
@@ -63,10 +66,12 @@ class StackedSGD:
         for position, (param, buffer) in enumerate(zip(self.params, self.momentum_buffers)):
             if param.grad is None:
                 continue
-            key = tuple(used[position])
-            if key not in self.masks:  # a group has few distinct masks: each is copied to the device once
-                self.masks[key] = torch.as_tensor(key, dtype=torch.bool, device=param.device)
-            stepping = self.masks[key]
+            stepping = used[position]
+            if not isinstance(stepping, torch.Tensor):
+                key = tuple(stepping)
+                if key not in self.masks:  # a group has few distinct masks: each is copied to the device once
+                    self.masks[key] = torch.as_tensor(key, dtype=torch.bool, device=param.device)
+                stepping = self.masks[key]
             fresh = stepping & ~self.started[position]
             momentum, nesterov = self.momentum[position], self.nesterov[position]
             update = param.grad + param * self.decay[position]

@@ -1,0 +1,248 @@
+"""A fused group's steps replayed as CUDA graphs (trial/fused/group_graphs.py) are each member's
+trial's steps.
+
+The recorded step (kinds_step.py) runs every member's plain pass and the masking pass of every
+member of a masking kind present, and picks each member's own on the device. On the CPU a graph is
+played as in test_graph_step.py: `Rerun` runs the recorded step function again over the graph's
+buffers, its draws taken from the tape's buffers, so a value a replay took from anywhere but
+what GroupGraphs copies in (a stale batch or draw, the capture's decisions, rates or class
+weights) parts the member from its trial. Each member is compared with its trial at every step
+(test_fused_group.py's lockstep), its state set back to its trial's after each.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from smcl_tune.config import trial_config_from_dict
+from smcl_tune.method.draws import DrawTape, recording
+from smcl_tune.trial.epoch import StepShare
+from smcl_tune.trial.fused.group_graphs import GroupGraphs
+from smcl_tune.trial.fused.group_run import build_group
+from smcl_tune.trial.graph_step import WARMUP_STEPS
+from tests.trial.test_fused_group import METHODS, _config, _every_method, _in_lockstep
+from tests.trial.test_graph_step import EPOCHS, MASKING, TapeReader
+from tests.trial.test_train_loop import coded_data, config
+
+pytestmark = [pytest.mark.slow]
+
+
+def _group_state(group) -> list[torch.Tensor]:
+    optimizer = group.optimizer
+    return [
+        *group.network.params.values(),
+        *group.network.buffers.values(),
+        *optimizer.momentum_buffers,
+        *optimizer.started,
+    ]
+
+
+class GroupRerun:
+    """A CPU graph of a group's step: each replay runs the recorded step function again."""
+
+    def __init__(self, step, tape: DrawTape, share: StepShare) -> None:
+        self.step, self.tape, self.share = step, tape, share
+
+    def replay(self) -> None:
+        with recording(TapeReader(self.tape)):
+            share = self.step()
+        self.share.sums.copy_(share.sums)
+
+
+def group_rerun_capture(group, captured: list):
+    """A capture that, like CUDA's, leaves the group as it was (the step it runs to record its
+    draws is undone, its draws kept); `captured` collects each recording."""
+
+    def capture(step, draws: DrawTape):
+        state = _group_state(group)
+        before = [tensor.detach().clone() for tensor in state]
+        with recording(draws):
+            share = step()
+        with torch.no_grad():
+            for tensor, value in zip(state, before):
+                tensor.copy_(value)
+        fixed = StepShare(share.sums.clone(), share.composed)
+        rerun = GroupRerun(step, draws, fixed)
+        captured.append(rerun)
+        return rerun, fixed
+
+    return capture
+
+
+def _with_graphs(captured: list):
+    def attach(group) -> None:
+        group.graphs = GroupGraphs(group, group_rerun_capture(group, captured))
+
+    return attach
+
+
+def _graphed_in_lockstep(configs: list[dict], names=None) -> tuple[GroupGraphs, list]:
+    captured: list = []
+    graphs: list[GroupGraphs] = []
+
+    def attach(group) -> None:
+        _with_graphs(captured)(group)
+        graphs.append(group.graphs)
+
+    _in_lockstep(configs, names=names, corrupt=attach)
+    return graphs[0], captured
+
+
+def test_graphed_members_of_every_method_step_as_their_trials(tiny_config):
+    """Ten members, each of its own method and classifier loss (three masking kinds and CE), over
+    30 steps: the plans of a step follow which kinds mask, and those seen WARMUP_STEPS times are
+    recorded and replayed."""
+    configs = _every_method(tiny_config)
+    for member in configs:
+        member["training"]["epochs"] = 30
+        member["method"]["mask_end_epoch"] = None if member["method"]["name"] == "ce" else 30
+    graphs, captured = _graphed_in_lockstep(configs, names=list(METHODS))
+    assert graphs.failed is None
+    assert captured and graphs.replays >= 5, (len(captured), graphs.replays)
+
+
+def test_smcl_members_whose_decisions_differ_step_as_their_trials_when_replayed(tiny_config):
+    """SMCL members with their own temperatures, seeds, fills, saliencies and box sizes, four of one
+    masking kind: in most steps some mask and some do not, whose unused masking passes (and draws)
+    run too; each member's draws, BatchNorm statistics and update stay its own pass's."""
+    configs = [
+        _config(tiny_config, epochs=24, name="smcl", temperature=0.1, fill="noise"),
+        _config(tiny_config, epochs=24, seed=3, name="smcl", temperature=0.4, box_alpha=2.0, minor_images=True),
+        _config(tiny_config, epochs=24, seed=5, name="smcl", temperature=0.2, saliency="random"),
+        _config(tiny_config, epochs=24, seed=6, name="smcl", mask_mode="box", fill="noise", box_alpha=0.5),
+        _config(tiny_config, epochs=24, seed=7, name="smcl", mask_mode="box", loss_weight=0.3),
+    ]
+    graphs, _ = _graphed_in_lockstep(configs)
+    mixed = [key for key in graphs.graphs if key[0].plain and key[0].kinds]
+    assert graphs.failed is None and mixed, list(graphs.graphs)
+    assert graphs.replays >= 8
+
+
+def test_a_replay_that_kept_the_captured_decisions_would_be_seen(tiny_config, monkeypatch):
+    """The lockstep comparison catches a replay that does not copy a step's masking decisions in."""
+    configs = [
+        _config(tiny_config, epochs=24, name="smcl", temperature=0.1),
+        _config(tiny_config, epochs=24, seed=3, name="smcl", temperature=0.4),
+    ]
+    import smcl_tune.trial.fused.group_graphs as module
+
+    decided: list = []
+    original = module.copy_in
+
+    def first_decisions_only(buffer, value):
+        if value.dtype == torch.bool:
+            if decided:
+                return None
+            decided.append(value)
+        return original(buffer, value)
+
+    monkeypatch.setattr(module, "copy_in", first_decisions_only)
+    with pytest.raises(AssertionError):
+        _graphed_in_lockstep(configs)
+
+
+def test_a_capture_that_fails_leaves_the_group_eager_saying_so_once(caplog):
+    configs = []
+    for seed in range(2):
+        settings = config({**MASKING, "name": "smcl"}, EPOCHS, 8)
+        settings["training"].update(seed=seed)
+        configs.append(trial_config_from_dict(settings))
+    group = build_group(configs, coded_data(), torch.device("cpu"))
+
+    def refused(step, draws):
+        state = _group_state(group)
+        before = [tensor.detach().clone() for tensor in state]
+        with recording(draws):
+            step()  # draws from the members' generators, which the failure must give back
+        with torch.no_grad():
+            for tensor, value in zip(state, before):
+                tensor.copy_(value)
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+    group.graphs = GroupGraphs(group, refused)
+    eager = build_group(configs, coded_data(), torch.device("cpu"))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(EPOCHS):
+            mine = group.train_epoch(group.members)
+            theirs = eager.train_epoch(eager.members)
+            for member, other in zip(group.members, eager.members):
+                member.epoch += 1
+                other.epoch += 1
+                assert mine[member.index]["masked_step_fraction"] == theirs[other.index]["masked_step_fraction"]
+    said = [record.getMessage() for record in caplog.records if "cuda_graph" in record.getMessage()]
+    assert said == [
+        "training.cuda_graph: the fused group's steps run eagerly from here "
+        "(the capture failed: operation not permitted when stream is capturing)"
+    ]
+    for member, other in zip(group.members, eager.members):
+        assert torch.equal(member.parts.generators.steps.get_state(), other.parts.generators.steps.get_state())
+
+
+def test_a_group_off_cuda_asked_for_graphs_says_once_that_it_steps_eagerly(caplog):
+    configs = []
+    for seed in range(3):
+        settings = config({**MASKING, "name": "smcl"}, EPOCHS, 8)
+        settings["training"].update(cuda_graph=True, device="auto", seed=seed)
+        configs.append(trial_config_from_dict(settings))
+    with caplog.at_level(logging.WARNING):
+        group = build_group(configs, coded_data(), torch.device("cpu"))
+    said = [record.getMessage() for record in caplog.records if "cuda_graph" in record.getMessage()]
+    assert said == [
+        "training.cuda_graph: the steps run eagerly (CUDA graphs need a CUDA device, and this trial runs on cpu)"
+    ]
+    assert group.graphs is None
+    assert all(member.parts.graphs is None for member in group.members)
+
+
+def test_a_refilled_slot_is_recorded_anew(tiny_config):
+    """A member's hyperparameters are constants of its recorded kernels: the graphs of a member
+    that left are dropped, and its successor's steps are recorded for it."""
+    from smcl_tune.trial.fused.group_run import new_member
+
+    configs = [
+        trial_config_from_dict(_config(tiny_config, epochs=12, name="ce", mask_end_epoch=None, seed=seed))
+        for seed in range(2)
+    ]
+    data = coded_data()
+    group = build_group(configs, data, torch.device("cpu"), strategy="vmap")
+    captured: list = []
+    _with_graphs(captured)(group)
+    for _ in range(WARMUP_STEPS + 2):
+        group.train_epoch(group.members)
+        for member in group.members:
+            member.epoch += 1
+    assert len(group.graphs.graphs) == 1 and group.graphs.replays == 2
+    leaving = group.members[1]
+    group.release(leaving)
+    newcomer = new_member(1, configs[1], data, torch.device("cpu"))
+    group.admit(newcomer)
+    group.train_epoch(group.members)
+    assert group.graphs.graphs == {}, "the graph of the member that left is dropped"
+    assert group.graphs.replays == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs are captured on a CUDA device only")
+def test_a_graphed_group_on_cuda_trains_as_its_eager_group():
+    """Captured for real: the graphed group's epochs agree with the same group stepped eagerly."""
+    configs = []
+    for seed in range(4):
+        settings = config({**MASKING, "name": "smcl", "temperature": 0.1 + 0.1 * seed}, EPOCHS, 8)
+        settings["training"].update(cuda_graph=True, device="cuda", seed=seed)
+        configs.append(trial_config_from_dict(settings))
+    device = torch.device("cuda")
+    data = coded_data().to(device)
+    graphed = build_group(configs, data, device)
+    eager = build_group(configs, data, device)
+    eager.graphs = None
+    assert graphed.graphs is not None
+    for _ in range(EPOCHS):
+        mine = graphed.train_epoch(graphed.members)
+        theirs = eager.train_epoch(eager.members)
+        for member, other in zip(graphed.members, eager.members):
+            member.epoch += 1
+            other.epoch += 1
+            assert mine[member.index]["loss"] == pytest.approx(theirs[other.index]["loss"], rel=1e-3)
+    assert graphed.graphs.failed is None and graphed.graphs.replays > 0
