@@ -25,6 +25,7 @@ from smcl_tune.trial.fused.group_run import build_group
 from smcl_tune.trial.graph_step import WARMUP_STEPS
 from tests.trial.test_fused_group import METHODS, _config, _every_method, _in_lockstep
 from tests.trial.test_graph_step import EPOCHS, MASKING, TapeReader
+from tests.trial.test_host_copies import CountHostTraffic
 from tests.trial.test_train_loop import coded_data, config
 
 pytestmark = [pytest.mark.slow]
@@ -246,3 +247,43 @@ def test_a_graphed_group_on_cuda_trains_as_its_eager_group():
             other.epoch += 1
             assert mine[member.index]["loss"] == pytest.approx(theirs[other.index]["loss"], rel=1e-3)
     assert graphed.graphs.failed is None and graphed.graphs.replays > 0
+
+
+def test_the_recorded_group_step_makes_no_tensor_from_host_data_and_reads_nothing_back(tiny_config):
+    """What a CUDA graph of a group's step can replay: every recorded step (each plan seen) makes
+    no tensor from host data and no host read, but for the members' own host draws (the tape's).
+    Three masking kinds always present (their members always mask) and a supcon member of the
+    first kind that masks half the time; class weights from epochs 4 and 6."""
+    configs = [
+        _config(tiny_config, epochs=16, name="smcl", fill="noise", mask_mode="box", mask_probability=1.0),
+        _config(
+            tiny_config, epochs=16, seed=1, name="smcl", saliency="random", minor_images=True, mask_probability=1.0
+        ),
+        _config(
+            tiny_config, epochs=16, seed=2, name="cmo", classifier_loss="drw", drw_start_epoch=4, mask_probability=1.0
+        ),
+        _config(tiny_config, epochs=16, seed=3, name="supcon", classifier_loss="balanced_softmax"),
+        _config(
+            tiny_config, epochs=16, seed=4, name="ce", mask_end_epoch=None, classifier_loss="drw", drw_start_epoch=6
+        ),
+    ]
+    typed = [trial_config_from_dict(member) for member in configs]
+    group = build_group(typed, coded_data(), torch.device("cpu"), strategy="vmap")
+    counts: list[tuple] = []
+    rerun = group_rerun_capture(group, [])
+
+    def counting(step, draws):
+        generators = [member.parts.generators.steps for member in group.members]
+        with CountHostTraffic(generators) as counter:
+            recorded = rerun(step, draws)
+        counts.append((counter.count, step))
+        return recorded
+
+    group.graphs = GroupGraphs(group, counting)
+    for _ in range(16):
+        group.train_epoch(group.members)
+        for member in group.members:
+            member.epoch += 1
+    plans = [key[0] for key in group.graphs.graphs]
+    assert len(plans) >= 2 and all(plan.plain and len(plan.kinds) == 3 for plan in plans), plans
+    assert [count for count, _ in counts] == [0] * len(counts)
