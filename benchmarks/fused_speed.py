@@ -31,7 +31,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: the package `benchmarks` is found from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-STRATEGIES = ("loop", "vmap")  # smcl_tune/trial/fused/stacked_network.py
+# smcl_tune/trial/fused/stacked_network.py; "graph": vmapped, each step replayed as a CUDA graph
+# (training.cuda_graph, trial/fused/group_graphs.py), on CUDA only
+STRATEGIES = ("loop", "vmap", "graph")
 METHODS = {"smcl": {"name": "smcl", "mask_probability": 1.0, "mask_start_epoch": 0}, "ce": {"name": "ce"}}
 UNFUSED = 0  # the members count of the unfused row
 WARMUP_EPOCHS = 2  # of step_speed's warm-up steps each: a CPU step still speeds up over the first few
@@ -60,6 +62,7 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
     for index in range(max(members, 1)):
         config = step_trial_config(_member_method(method, index), batch, device)
         config.training.seed, config.training.lr = index, 0.1 + 0.01 * index
+        config.training.cuda_graph = strategy == "graph"
         configs.append(config)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -69,7 +72,7 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
         def epoch() -> list[dict]:
             return [trial.train_epoch()]
     else:
-        group = build_group(configs, data, device, strategy=strategy)
+        group = build_group(configs, data, device, strategy="vmap" if strategy == "graph" else strategy)
 
         def epoch() -> list[dict]:
             metrics = list(group.train_epoch(group.members).values())
@@ -86,6 +89,7 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
     )
     epochs = timed[len(timed) // 2]  # the median epoch by summed images/s
     seconds = max(epoch["epoch_seconds"] for epoch in epochs)
+    graphs = None if members == UNFUSED else group.graphs
     return {
         "device": device_name,
         "method": method,
@@ -98,6 +102,8 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
         "member_seconds_per_step": seconds / steps,
         "peak_mib": _peak_mib(device),
         "before_mib": before_mib,
+        "graph_replays": 0 if graphs is None else graphs.replays,
+        "graph_failed": None if graphs is None else graphs.failed,
     }
 
 
@@ -156,6 +162,10 @@ def _print_table(rows: list[dict], seconds: float) -> None:
                 f"{row['member_seconds_per_step']:>8.2f}{row['peak_mib']:>10.0f}{added:>12.0f}"
                 f"{added / max(count, 1):>12.0f}"
             )
+    for row in rows:
+        if row["strategy"] == "graph" and (row.get("graph_failed") or not row.get("graph_replays")):
+            why = row.get("graph_failed") or "no step was replayed"
+            print(f"{row['method']} graph N = {row['members']}: its steps ran eagerly ({why})")
     print(
         "(images/s: head images of all members per second; s/step: one step of the group, i.e. of each member;\n"
         " trials MiB: the peak less what the process held before the trials were built (torch, the images))"
@@ -198,6 +208,8 @@ def main() -> None:
     strategies = arguments.strategies.split(",")
     if any(strategy not in STRATEGIES for strategy in strategies):
         parser.error(f"--strategies: of {', '.join(STRATEGIES)}, got {arguments.strategies}")
+    if "graph" in strategies and not arguments.device.startswith("cuda"):
+        parser.error(f"--strategies: graph replays CUDA graphs, and --device is {arguments.device}")
     started = time.perf_counter()
     rows = []
     runs = [(method, UNFUSED, "unfused") for method in methods]

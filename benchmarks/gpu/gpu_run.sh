@@ -50,22 +50,29 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
 # 1a. CUDA's own count of the host's waits in an epoch, the same for few and many steps (issue 43, item 1);
 # skipped on a CPU
 {
-    echo "=== 1a. tests/trial/test_host_copies.py and test_graph_step.py -k cuda"
+    echo "=== 1a. tests/trial/test_host_copies.py, test_graph_step.py and test_group_graphs.py -k cuda"
     timeout -k 5 "${SYNC_TEST_SECONDS:-120}" "$python" -m pytest -q -p no:cacheprovider --noconftest \
-        tests/trial/test_host_copies.py tests/trial/test_graph_step.py -k cuda
-    echo "sync test ended at ${SECONDS} s (exit $?)"
+        tests/trial/test_host_copies.py tests/trial/test_graph_step.py tests/trial/test_group_graphs.py -k cuda
+    cuda_tests=$?
+    echo "sync test ended at ${SECONDS} s (exit $cuda_tests)"
 } >> "$out/01_gpu_check.log" 2>&1
 
 # 1b. fused trials (issue 37): summed images/s, peak memory and one member's s/step at each group
-# size, eager; every row is appended to fused_speed.jsonl as it ends, so a cut run keeps its rows
+# size, each step replayed as a CUDA graph (FUSE_SIZES), then eager (FUSE_EAGER_SIZES); every row is
+# appended to fused_speed.jsonl as it ends, so a cut run keeps its rows (a dry run: eager, on the CPU)
 {
     if [[ -n ${GPU_RUN_DRY:-} ]]; then
-        fuse_args=(--device cpu --members 1,2 --steps 1 --batch 16)
+        timeout -k 10 "${FUSE_SECONDS:-150}" "$python" benchmarks/fused_speed.py --device cpu --members 1,2 \
+            --steps 1 --batch 16 --methods smcl --strategies vmap --output "$out/fused_speed.jsonl"
     else
-        fuse_args=(--device cuda --members "${FUSE_SIZES:-1,4,8,16,32}" --steps "${FUSE_STEPS:-20}")
+        timeout -k 10 "${FUSE_SECONDS:-150}" "$python" benchmarks/fused_speed.py --device cuda \
+            --members "${FUSE_SIZES:-1,4,8,16,32}" --steps "${FUSE_STEPS:-20}" --methods smcl --strategies graph \
+            --output "$out/fused_speed.jsonl"
+        echo "graphed fusion sweep ended at ${SECONDS} s (exit $?)"
+        timeout -k 10 "${FUSE_EAGER_SECONDS:-60}" "$python" benchmarks/fused_speed.py --device cuda \
+            --members "${FUSE_EAGER_SIZES:-8}" --steps "${FUSE_STEPS:-20}" --methods smcl --strategies vmap \
+            --output "$out/fused_speed.jsonl"
     fi
-    timeout -k 10 "${FUSE_SECONDS:-150}" "$python" benchmarks/fused_speed.py "${fuse_args[@]}" \
-        --methods smcl --strategies vmap --output "$out/fused_speed.jsonl"
     echo "fusion sweep ended at ${SECONDS} s (exit $?)"
 } > "$out/01b_fused_speed.txt" 2>&1
 
@@ -92,6 +99,7 @@ if [[ -n ${GPU_RUN_DRY:-} ]]; then
     fallback_args=("${study_args[@]}")
 else
     study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log" --fused-rows "$out/fused_speed.jsonl")
+    [[ ${cuda_tests:-1} == 0 ]] && study_args+=(--graphs)  # graphed steps only once their CUDA tests passed
     fallback_args=(--epochs 10)
 fi
 {

@@ -6,7 +6,9 @@ study: the packed trials' median s/epoch from the check's log, trials in waves o
 `max_concurrent`, and a fixed allowance per wave for start-up and evaluation. A fused study
 (`resources.fuse` above 1) takes `--fused-rows fused_speed.jsonl` instead: a member's s/step at
 the group size (benchmarks/fused_speed.py, SMCL, the slowest method) times the steps of an epoch of
-`--train-images`, in waves of `max_concurrent` groups.
+`--train-images`, in waves of `max_concurrent` groups. With `--graphs` (the CUDA tests of the graphed
+steps passed), the study's steps are replayed as CUDA graphs (`training.cuda_graph`) when the
+sweep's graphed rows, times GRAPHED_STUDY_COST, beat its eager ones.
 
     python benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml --epochs 30 --out /tmp/s.yaml
 """
@@ -41,14 +43,26 @@ def packed_seconds_per_epoch(log: Path) -> float | None:
 CIFAR10_LT_TRAINING_IMAGES = 12406  # CIFAR-10-LT, IF 100, n_max 5000, no validation split
 
 
-def fused_seconds_per_epoch(rows_file: Path, fuse: int, train_images: int, batch: int) -> float | None:
+# The sweep's SMCL members all mask (one masking pass a step); a graphed step of a study whose
+# members mask half the time also runs the plain pass of every member (trial/fused/kinds_step.py):
+# B more images beside the masking pass's 2B.
+GRAPHED_STUDY_COST = 1.5
+
+
+def fused_seconds_per_epoch(
+    rows_file: Path, fuse: int, train_images: int, batch: int, strategy: str = "vmap"
+) -> float | None:
     """A member's s/epoch in a group of `fuse`: SMCL's s/step at the smallest measured group of at
-    least `fuse` members (else the largest), on the GPU, vmapped, times the epoch's steps."""
+    least `fuse` members (else the largest), on the GPU, by `strategy` (a graphed row counts only if
+    its steps were replayed), times the epoch's steps."""
     rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
     rows = [
         row
         for row in rows
-        if row["method"] == "smcl" and row.get("strategy") == "vmap" and row["device"].startswith("cuda")
+        if row["method"] == "smcl"
+        and row.get("strategy") == strategy
+        and row["device"].startswith("cuda")
+        and (strategy != "graph" or (row.get("graph_replays") and not row.get("graph_failed")))
     ]
     if not rows:
         return None
@@ -86,6 +100,9 @@ def main() -> int:
     parser.add_argument("--train-images", type=int, default=CIFAR10_LT_TRAINING_IMAGES)
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--cpu", action="store_true", help="a dry run on the CPU: 2 steps an epoch, no GPU")
+    parser.add_argument(
+        "--graphs", action="store_true", help="the graphed steps passed their CUDA tests: use them if faster"
+    )
     arguments = parser.parse_args()
     study = yaml.safe_load(arguments.study.read_text())
     epochs = arguments.epochs
@@ -96,10 +113,17 @@ def main() -> int:
         if fuse > 1:
             rows = arguments.fused_rows
             batch = planned.base_trial.training.batch_size
-            per_epoch = None
+            per_epoch = graphed = None
             if rows and rows.exists():
                 per_epoch = fused_seconds_per_epoch(rows, fuse, arguments.train_images, batch)
+                if arguments.graphs:
+                    graphed = fused_seconds_per_epoch(rows, fuse, arguments.train_images, batch, "graph")
             how, source = f"a member fused at {fuse}", "--fused-rows with the fusion sweep's GPU rows"
+            if graphed is not None and (per_epoch is None or graphed * GRAPHED_STUDY_COST < per_epoch):
+                eager = "no eager row" if per_epoch is None else f"eager {per_epoch:.2f} s/epoch"
+                print(f"graphed steps: {graphed:.2f} s/epoch x {GRAPHED_STUDY_COST} against {eager}")
+                per_epoch, how = graphed * GRAPHED_STUDY_COST, f"{how}, its steps graphed"
+                study["trial"]["training"]["cuda_graph"] = True
         else:
             per_epoch = packed_seconds_per_epoch(arguments.log) if arguments.log and arguments.log.exists() else None
             how, source = "packed", "a --log that has the packed trials' table"

@@ -73,3 +73,31 @@ def test_a_fused_study_takes_its_budget_from_the_fusion_sweep(tmp_path):
     assert study.base_trial.training.epochs == 103 and study.config.resources.fuse == 15
     refused = _run(tmp_path, "--seconds", "345", "--log", str(tmp_path / "no.log"), study=recipe)
     assert refused.returncode == 2 and "--fused-rows" in refused.stderr
+
+
+def test_a_fused_study_is_graphed_when_its_tested_graphs_beat_the_eager_rows(tmp_path):
+    """--graphs (the CUDA tests passed): graphed rows whose steps were replayed, at 1.5x their s/step
+    (the study's members also run the plain pass), against the eager rows; without --graphs, or
+    with graphed rows that never replayed, the study stays eager."""
+    rows = tmp_path / "fused_speed.jsonl"
+    eager = {"device": "cuda", "method": "smcl", "members": 16, "strategy": "vmap", "member_seconds_per_step": 0.03}
+    graphed = {**eager, "strategy": "graph", "member_seconds_per_step": 0.01, "graph_replays": 60}
+    recipe = ROOT / "studies" / "cifar10_lt_gpu_recipe.yaml"
+
+    def run(*lines: dict, graphs: bool = True) -> tuple[str, bool]:
+        rows.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        flags = ["--graphs"] if graphs else []
+        done = _run(tmp_path, "--seconds", "345", "--fused-rows", str(rows), *flags, study=recipe)
+        assert done.returncode == 0, done.stderr
+        written = yaml.safe_load((tmp_path / "study.yaml").read_text())["trial"]["training"]
+        return done.stdout.strip().splitlines()[-1], bool(written.get("cuda_graph"))
+
+    # 0.01 x 97 x 1.5 = 1.455 s/epoch against 2.91 eager: one wave of 345 s, 45 s of it for start-up
+    assert run(eager, graphed) == (
+        "1.46 s/epoch a member fused at 15, its steps graphed, 15 trials, 345 s: 200 epochs",
+        True,
+    )
+    assert run(eager, graphed, graphs=False)[1] is False
+    assert run(eager, {**graphed, "graph_replays": 0})[1] is False
+    assert run(eager, {**graphed, "member_seconds_per_step": 0.025})[1] is False  # 0.0375 with the plain pass
+    assert run(graphed)[1] is True
