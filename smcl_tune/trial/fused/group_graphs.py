@@ -17,18 +17,22 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from smcl_tune.method.batch import Batch
 from smcl_tune.method.draws import DrawTape, copy_in
 from smcl_tune.trial.epoch import StepShare
-from smcl_tune.trial.fused.kinds_step import StepPlan, kinds_step, step_plan, with_minor_stand_in
+from smcl_tune.trial.fused.kinds_step import (
+    FusedGroup,
+    Member,
+    StepPlan,
+    kinds_step,
+    step_plan,
+    with_minor_stand_in,
+)
 from smcl_tune.trial.graph_step import WARMUP_STEPS, Capture, Replayable, cuda_capture, eager_reason
-
-if TYPE_CHECKING:
-    from smcl_tune.trial.fused.group_run import FusedGroup, Member
 
 log = logging.getLogger(__name__)
 

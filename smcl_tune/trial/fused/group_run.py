@@ -91,7 +91,8 @@ class FusedGroup:
         self.optimizer = StackedSGD(self.network.parameters(), trainings)
         self.names = list(self.network.params)
         self.stepping_masks: dict[tuple[int, ...], torch.Tensor] = {}
-        self.graphs: GroupGraphs | None = None  # the steps' CUDA graphs (training.cuda_graph); None: eager
+        # the steps' CUDA graphs (training.cuda_graph, which members share: fusible.py); None: eager
+        self.graphs: GroupGraphs | None = group_graphs(self, self.members[0].config.training.cuda_graph)
 
     def stepping_mask(self, members: tuple[int, ...]) -> torch.Tensor:
         """[N] bool on the device: True for the slots in `members` (copied there once per set)."""
@@ -267,9 +268,7 @@ def build_group(
         new_member(index, config, data, device, reports[index], checkpoint_dirs[index])
         for index, config in enumerate(configs)
     ]
-    group = FusedGroup(members, device, strategy)
-    group.graphs = group_graphs(group, any(config.training.cuda_graph for config in configs))
-    return group
+    return FusedGroup(members, device, strategy)
 
 
 def new_member(

@@ -22,21 +22,50 @@ where its own passes average 1.5B.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from smcl_tune.method.batch import Batch
 from smcl_tune.method.draws import drawing_for
 from smcl_tune.method.step import StepInputs, StepOutput, StepSettings, step_inputs, step_losses
+from smcl_tune.trial.components import TrialComponents
 from smcl_tune.trial.device import autocast
 from smcl_tune.trial.epoch import EpochSums
-from smcl_tune.trial.fused.stacked_network import MemberView
+from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork
+from smcl_tune.trial.fused.stacked_sgd import StackedSGD
 
-if TYPE_CHECKING:
-    from smcl_tune.trial.fused.group_run import FusedGroup, Member
+
+class Member(Protocol):
+    """What the step reads of a member (group_run.Member)."""
+
+    index: int
+    parts: TrialComponents
+    serial: int
+
+
+class FusedGroup(Protocol):
+    """What the step reads and moves of a group (group_run.FusedGroup)."""
+
+    network: StackedNetwork
+    optimizer: StackedSGD
+    device: torch.device
+    size: int
+    names: list[str]
+    members: Sequence[Member]
+
+    def stepping_mask(self, members: tuple[int, ...]) -> torch.Tensor: ...
+
+    def eager_step(
+        self,
+        members: Mapping[int, Member],
+        batches: Mapping[int, Batch],
+        weights: Mapping[int, torch.Tensor | None],
+        rates: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[int, int]]: ...
+
 
 MaskingKind = tuple[int, bool]
 """The shape of a member's masking pass: its images per head image (2: [x_b ; x_tilde] or
