@@ -32,9 +32,14 @@ if __package__ in (None, ""):  # run as a file: the package `benchmarks` is foun
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 # smcl_tune/trial/fused/stacked_network.py; "graph": vmapped, each step replayed as a CUDA graph
-# (training.cuda_graph, trial/fused/group_graphs.py), on CUDA only
-STRATEGIES = ("loop", "vmap", "graph")
-METHODS = {"smcl": {"name": "smcl", "mask_probability": 1.0, "mask_start_epoch": 0}, "ce": {"name": "ce"}}
+# (training.cuda_graph, trial/fused/group_graphs.py), on CUDA only; "fixed": the step a graph
+# records (trial/fused/kinds_step.py), run eagerly: what its unused passes cost, on any device
+STRATEGIES = ("loop", "vmap", "graph", "fixed")
+METHODS = {
+    "smcl": {"name": "smcl", "mask_probability": 1.0, "mask_start_epoch": 0},
+    "smcl_half": {"name": "smcl", "mask_probability": 0.5, "mask_start_epoch": 0},  # members' decisions differ
+    "ce": {"name": "ce"},
+}
 UNFUSED = 0  # the members count of the unfused row
 WARMUP_EPOCHS = 2  # of step_speed's warm-up steps each: a CPU step still speeds up over the first few
 TIMED_EPOCHS = 3  # of --steps steps each; the row is the median
@@ -72,7 +77,11 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
         def epoch() -> list[dict]:
             return [trial.train_epoch()]
     else:
-        group = build_group(configs, data, device, strategy="vmap" if strategy == "graph" else strategy)
+        group = build_group(configs, data, device, strategy="vmap" if strategy in ("graph", "fixed") else strategy)
+        if strategy == "fixed":
+            from smcl_tune.trial.fused.group_graphs import GroupGraphs
+
+            group.graphs = GroupGraphs(group, capture=None, warmup_steps=sys.maxsize)  # never captured
 
         def epoch() -> list[dict]:
             metrics = list(group.train_epoch(group.members).values())
@@ -89,7 +98,7 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
     )
     epochs = timed[len(timed) // 2]  # the median epoch by summed images/s
     seconds = max(epoch["epoch_seconds"] for epoch in epochs)
-    graphs = None if members == UNFUSED else group.graphs
+    graphs = None if members == UNFUSED or strategy != "graph" else group.graphs
     return {
         "device": device_name,
         "method": method,
@@ -146,7 +155,7 @@ def _print_table(rows: list[dict], seconds: float) -> None:
         f"{first['threads']} threads; {seconds:.0f} s"
     )
     print(
-        f"{'method':<7}{'strategy':>9}{'N':>4}{'images/s':>10}{'x unfused':>11}{'s/step':>8}{'peak MiB':>10}"
+        f"{'method':<10}{'strategy':>9}{'N':>4}{'images/s':>10}{'x unfused':>11}{'s/step':>8}{'peak MiB':>10}"
         f"{'trials MiB':>12}{'MiB/member':>12}"
     )
     for method in dict.fromkeys(row["method"] for row in rows):
@@ -158,7 +167,7 @@ def _print_table(rows: list[dict], seconds: float) -> None:
             added = row["peak_mib"] - row["before_mib"]
             label = "-" if count == UNFUSED else str(count)
             print(
-                f"{method:<7}{row['strategy']:>9}{label:>4}{row['images_per_second']:>10.1f}{ratio:>11}"
+                f"{method:<10}{row['strategy']:>9}{label:>4}{row['images_per_second']:>10.1f}{ratio:>11}"
                 f"{row['member_seconds_per_step']:>8.2f}{row['peak_mib']:>10.0f}{added:>12.0f}"
                 f"{added / max(count, 1):>12.0f}"
             )

@@ -69,8 +69,8 @@ class CapturedGroupStep:
 class GroupGraphs:
     """A group's steps: eager (kinds_step) for the first WARMUP_STEPS of each key, then replays."""
 
-    def __init__(self, group: FusedGroup, capture: Capture) -> None:
-        self.group, self.capture = group, capture
+    def __init__(self, group: FusedGroup, capture: Capture, warmup_steps: int = WARMUP_STEPS) -> None:
+        self.group, self.capture, self.warmup_steps = group, capture, warmup_steps
         device = group.device
         self.masking = torch.zeros(group.size, dtype=torch.bool, device=device)
         self.rates = torch.zeros(group.size, dtype=group.network.dtype, device=device)
@@ -104,7 +104,7 @@ class GroupGraphs:
         if captured is not None:
             self.replays += 1
             return captured.replay(batches, weights), captured.composed
-        if self.failed is None and self.eager_steps[key] >= WARMUP_STEPS:
+        if self.failed is None and self.eager_steps[key] >= self.warmup_steps:
             captured = self._capture(plan, members, batches, weights)
             if captured is not None:
                 self.graphs[key] = captured
