@@ -20,7 +20,7 @@ import torch
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.method.draws import DrawTape, recording
 from smcl_tune.trial.epoch import StepShare
-from smcl_tune.trial.fused.group_graphs import GroupGraphs
+from smcl_tune.trial.fused.group_graphs import CapturedGroupStep, GroupGraphs
 from smcl_tune.trial.fused.group_run import build_group
 from smcl_tune.trial.graph_step import WARMUP_STEPS
 from tests.trial.test_fused_group import METHODS, _config, _every_method, _in_lockstep
@@ -123,26 +123,95 @@ def test_smcl_members_whose_decisions_differ_step_as_their_trials_when_replayed(
 
 
 def test_a_replay_that_kept_the_captured_decisions_would_be_seen(tiny_config, monkeypatch):
-    """The lockstep comparison catches a replay that does not copy a step's masking decisions in."""
+    """The lockstep comparison catches replays that do not copy a step's masking decisions in
+    (the same change with no replay, every step eager, passes: it is the replays that part)."""
     configs = [
         _config(tiny_config, epochs=24, name="smcl", temperature=0.1),
         _config(tiny_config, epochs=24, seed=3, name="smcl", temperature=0.4),
     ]
-    import smcl_tune.trial.fused.group_graphs as module
-
-    decided: list = []
-    original = module.copy_in
-
-    def first_decisions_only(buffer, value):
-        if value.dtype == torch.bool:
-            if decided:
-                return None
-            decided.append(value)
-        return original(buffer, value)
-
-    monkeypatch.setattr(module, "copy_in", first_decisions_only)
+    monkeypatch.setattr(CapturedGroupStep, "copy_decisions", lambda self, decisions: None)
     with pytest.raises(AssertionError):
         _graphed_in_lockstep(configs)
+
+    def never_captured(group) -> None:
+        group.graphs = GroupGraphs(group, capture=None, warmup_steps=10**9)
+
+    _in_lockstep(configs, corrupt=never_captured)
+
+
+def _drw_group(graphs) -> tuple:
+    """Three members (SMCL, SMCL with minor images, masking in epochs 0 and 1; CE + DRW from epoch
+    2) at batch 10: 24 steps an epoch, the last one of 3 images, and class weights from epoch 2."""
+    configs = []
+    for seed, method in enumerate(
+        [
+            {"name": "smcl", "fill": "noise", "mask_mode": "box"},
+            {"name": "smcl", "minor_images": True, "saliency": "random"},
+            {"name": "ce", "mask_end_epoch": None, "classifier_loss": "drw", "drw_start_epoch": 2},
+        ]
+    ):
+        settings = config({**MASKING, **method}, 4, 10)
+        settings["training"].update(seed=seed, lr=0.05 + 0.02 * seed, warmup_epochs=1)
+        if method["name"] == "ce":
+            settings["method"]["mask_end_epoch"] = None
+        configs.append(trial_config_from_dict(settings))
+    group = build_group(configs, coded_data(), torch.device("cpu"), strategy="vmap")
+    group.graphs = graphs(group)
+    history = []
+    for _ in range(4):
+        history.append(group.train_epoch(group.members))
+        for member in group.members:
+            member.epoch += 1
+    return group, history
+
+
+def test_replays_are_the_recorded_step_run_eagerly_to_the_bit_over_whole_epochs(monkeypatch):
+    """Epochs of several steps (a rate that changes every step of epoch 0, a smaller last batch,
+    class weights from epoch 2), each plan recorded the second time it comes: the replayed group
+    and the same group whose recorded step runs eagerly at every step end with the same weights,
+    statistics, momentum and generators, bit for bit, and the same metrics. DRW's weights are
+    scaled by epoch here, so that a replay holding the capture's weights would show."""
+    import smcl_tune.trial.fused.group_run as group_run
+
+    drw = group_run.class_weights
+
+    def weights_of_the_epoch(method, epoch, counts):
+        weights = drw(method, epoch, counts)
+        return None if weights is None else weights * (1 + epoch)
+
+    monkeypatch.setattr(group_run, "class_weights", weights_of_the_epoch)
+    captured: list = []
+    graphed, graphed_history = _drw_group(
+        lambda group: GroupGraphs(group, group_rerun_capture(group, captured), warmup_steps=1)
+    )
+    eager, eager_history = _drw_group(lambda group: GroupGraphs(group, capture=None, warmup_steps=10**9))
+    shapes = {tuple(shape[0][0]) for key in graphed.graphs.graphs for shape in key[2][:1]}
+    assert graphed.graphs.replays >= 20 and len(shapes) == 2, (graphed.graphs.replays, shapes)
+    assert any(any(key[3]) for key in graphed.graphs.graphs), "a graph with class weights"
+    for mine, theirs in zip(graphed_history, eager_history):
+        for index in mine:
+            for name in ("loss", "loss_mce", "loss_msc", "train_accuracy", "masked_step_fraction", "masked_area"):
+                torch.testing.assert_close(mine[index][name], theirs[index][name], rtol=0, atol=0, equal_nan=True)
+    for mine, theirs in zip(_group_state(graphed), _group_state(eager)):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    for mine, theirs in zip(graphed.members, eager.members):
+        assert torch.equal(mine.parts.generators.steps.get_state(), theirs.parts.generators.steps.get_state())
+
+
+def test_the_graphs_of_a_member_that_ended_are_dropped(tiny_config):
+    """Members with their own epochs: once one ends, the graphs that record it are let go."""
+    configs = [
+        trial_config_from_dict(_config(tiny_config, epochs=epochs, name="ce", mask_end_epoch=None, seed=seed))
+        for seed, epochs in enumerate((5, 9))
+    ]
+    group = build_group(configs, coded_data(), torch.device("cpu"), strategy="vmap")
+    _with_graphs([])(group)
+    for _ in range(9):
+        group.train_epoch([member for member in group.members if member.training])
+        for member in group.members:
+            member.epoch += 1
+    (key,) = group.graphs.graphs
+    assert key[0].members == (1,) and group.graphs.replays == 2 + 1  # epochs 3, 4; then 8
 
 
 def test_a_capture_that_fails_leaves_the_group_eager_saying_so_once(caplog):
@@ -226,27 +295,38 @@ def test_a_refilled_slot_is_recorded_anew(tiny_config):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs are captured on a CUDA device only")
-def test_a_graphed_group_on_cuda_trains_as_its_eager_group():
-    """Captured for real: the graphed group's epochs agree with the same group stepped eagerly."""
+def test_a_graphed_group_on_cuda_trains_as_the_same_group_stepped_eagerly():
+    """Captured for real: four SMCL members masking half the time (one graph for the steps where
+    some mask and some do not), against the same group whose recorded step runs eagerly at every
+    step (the same kernels, launched one by one): the same draws and decisions (generators to the
+    bit), the same epochs' losses, and weights, statistics and momentum within float noise."""
     configs = []
     for seed in range(4):
-        settings = config({**MASKING, "name": "smcl", "temperature": 0.1 + 0.1 * seed}, EPOCHS, 8)
-        settings["training"].update(cuda_graph=True, device="cuda", seed=seed)
+        settings = config({**MASKING, "name": "smcl", "temperature": 0.1 + 0.1 * seed, "fill": "noise"}, EPOCHS, 8)
+        settings["training"].update(cuda_graph=True, device="cuda", seed=seed, lr=0.02)
         configs.append(trial_config_from_dict(settings))
     device = torch.device("cuda")
     data = coded_data().to(device)
     graphed = build_group(configs, data, device)
     eager = build_group(configs, data, device)
-    eager.graphs = None
-    assert graphed.graphs is not None
+    eager.graphs = GroupGraphs(eager, capture=None, warmup_steps=10**9)
     for _ in range(EPOCHS):
         mine = graphed.train_epoch(graphed.members)
         theirs = eager.train_epoch(eager.members)
         for member, other in zip(graphed.members, eager.members):
             member.epoch += 1
             other.epoch += 1
-            assert mine[member.index]["loss"] == pytest.approx(theirs[other.index]["loss"], rel=1e-3)
-    assert graphed.graphs.failed is None and graphed.graphs.replays > 0
+            for name in ("loss", "loss_mce", "loss_msc", "masked_area"):
+                assert mine[member.index][name] == pytest.approx(theirs[other.index][name], rel=1e-3, nan_ok=True)
+            assert mine[member.index]["masked_step_fraction"] == theirs[other.index]["masked_step_fraction"]
+    assert graphed.graphs.failed is None and graphed.graphs.replays > 20
+    for member, other in zip(graphed.members, eager.members):
+        assert torch.equal(member.parts.generators.steps.get_state(), other.parts.generators.steps.get_state())
+    for mine, theirs in zip(_group_state(graphed), _group_state(eager)):
+        if mine.is_floating_point():
+            torch.testing.assert_close(mine, theirs, rtol=1e-2, atol=1e-3)
+        else:
+            assert torch.equal(mine, theirs)  # BatchNorm's step counts, which members' momentum started
 
 
 def test_the_recorded_group_step_makes_no_tensor_from_host_data_and_reads_nothing_back(tiny_config):

@@ -50,9 +50,13 @@ class CapturedGroupStep:
     sums: torch.Tensor
     composed: dict[int, int]
     serials: frozenset[int]  # the members recorded
+    masking: torch.Tensor  # [N] bool: the buffer of which members mask, read by the recorded step
     copied_from: dict[int, Any] = field(default_factory=dict)  # the class weights last copied in, per member
 
-    def replay(self, batches: Mapping[int, Batch], weights: Mapping[int, torch.Tensor | None]) -> torch.Tensor:
+    def replay(
+        self, batches: Mapping[int, Batch], weights: Mapping[int, torch.Tensor | None], decisions: torch.Tensor
+    ) -> torch.Tensor:
+        self.copy_decisions(decisions)
         for index, batch in batches.items():
             for buffer, part in zip(self.batches[index], batch):
                 if part is not None:  # a plain batch leaves the minor buffers as they are: its pass is unused
@@ -64,6 +68,10 @@ class CapturedGroupStep:
         self.draws.redraw(owners={index for index, batch in batches.items() if batch.masks})
         self.recording.replay()
         return self.sums
+
+    def copy_decisions(self, decisions: torch.Tensor) -> None:
+        """Which members mask in this step (host bools), into the buffer the recorded step reads."""
+        copy_in(self.masking, decisions)
 
 
 class GroupGraphs:
@@ -97,13 +105,13 @@ class GroupGraphs:
             tuple(_shapes(with_minor_stand_in(batches[index])) for index in plan.members),
             tuple(weights[index] is not None for index in plan.members),
         )
-        flags = [index in batches and batches[index].masks for index in range(self.group.size)]
-        copy_in(self.masking, torch.tensor(flags))
+        decisions = torch.tensor([index in batches and batches[index].masks for index in range(self.group.size)])
         self.rates.copy_(rates, non_blocking=True)
         captured = self.graphs.get(key)
         if captured is not None:
             self.replays += 1
-            return captured.replay(batches, weights), captured.composed
+            return captured.replay(batches, weights, decisions), captured.composed
+        copy_in(self.masking, decisions)
         if self.failed is None and self.eager_steps[key] >= self.warmup_steps:
             captured = self._capture(plan, members, batches, weights)
             if captured is not None:
@@ -117,7 +125,9 @@ class GroupGraphs:
         return self._eager(plan, members, batches, weights)
 
     def _drop_graphs_of_members_gone(self, members: Mapping[int, Member]) -> None:
-        serials = {member.serial for member in self.group.members}
+        """A member that stopped training (it ended, failed or left) never trains again: the graphs
+        that record it hold memory no step will use."""
+        serials = {member.serial for member in members.values()}
         for key in [key for key, graph in self.graphs.items() if not graph.serials <= serials]:
             del self.graphs[key]
 
@@ -180,7 +190,9 @@ class GroupGraphs:
             return None
         serials = frozenset(members[index].serial for index in plan.members)
         copied_from = {index: weights[index] for index in weights}
-        return CapturedGroupStep(graph, fixed, fixed_weights, draws, share.sums, recorded, serials, copied_from)
+        return CapturedGroupStep(
+            graph, fixed, fixed_weights, draws, share.sums, recorded, serials, self.masking, copied_from
+        )
 
 
 def _fixed(part: torch.Tensor | None) -> torch.Tensor | None:
