@@ -17,6 +17,12 @@ storage=${GPU_RUN_STORAGE:-/tmp/gpu-study}
 study_file=${GPU_STUDY:-studies/cifar10_lt_gpu_recipe.yaml}  # fused: its budget comes from section 1b
 study_name=$(basename "$study_file" .yaml)
 export PYTHONUNBUFFERED=1 RAY_DEDUP_LOGS=0
+# GPU_RUN_PART: all (one call), measure (sections 1-1c: a first call of about 5 minutes) or study
+# (sections 2-3: a second call, given the first call's fused_speed.jsonl as FUSED_ROWS and, when
+# its section 1a passed, GRAPHS_TESTED=1)
+part=${GPU_RUN_PART:-all}
+fused_rows=${FUSED_ROWS:-$out/fused_speed.jsonl}
+graphs_tested=${GRAPHS_TESTED:-}
 left() { echo $((budget - SECONDS)); }
 smcl() { "$python" -m smcl_tune.cli "$@"; }
 
@@ -35,6 +41,7 @@ print(sys.version.split()[0], torch.__version__, torchvision.__version__, ray.__
     >> "$out/00_setup.txt" 2>&1
 echo "setup done at ${SECONDS} s" >> "$out/00_setup.txt"
 
+if [[ $part != study ]]; then
 # 1. the GPU check: sync-debug epoch, CE and SMCL, four packed SMCL trials
 if [[ -n ${GPU_RUN_DRY:-} ]]; then
     check_args=(--cpu --epochs 2 --ray-epochs 1 --steps-per-epoch 2)
@@ -55,6 +62,7 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
         tests/trial/test_host_copies.py tests/trial/test_graph_step.py tests/trial/test_group_graphs.py -k cuda
     cuda_tests=$?
     echo "sync test ended at ${SECONDS} s (exit $cuda_tests)"
+    [[ $cuda_tests == 0 ]] && graphs_tested=1
 } >> "$out/01_gpu_check.log" 2>&1
 
 # 1b. fused trials (issue 37): summed images/s, peak memory and one member's s/step at each group
@@ -72,6 +80,12 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
         timeout -k 10 "${FUSE_EAGER_SECONDS:-60}" "$python" benchmarks/fused_speed.py --device cuda \
             --members "${FUSE_EAGER_SIZES:-8}" --steps "${FUSE_STEPS:-20}" --methods smcl --strategies vmap \
             --output "$out/fused_speed.jsonl"
+        echo "eager fusion sweep ended at ${SECONDS} s (exit $?)"
+        # what the study's steps are to be: members that mask half the time, graphed and eager, at the
+        # study's group size (study_at_epochs.py --graphs compares these rows)
+        timeout -k 10 "${FUSE_STUDY_SECONDS:-90}" "$python" benchmarks/fused_speed.py --device cuda \
+            --members "${FUSE_STUDY_SIZES:-16}" --steps "${FUSE_STEPS:-20}" --methods smcl_half \
+            --strategies graph,vmap --output "$out/fused_speed.jsonl"
     fi
     echo "fusion sweep ended at ${SECONDS} s (exit $?)"
 } > "$out/01b_fused_speed.txt" 2>&1
@@ -92,14 +106,17 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
     fi
 } >> "$out/01_gpu_check.log" 2>&1
 
+fi  # the measurements
+
+if [[ $part != measure ]]; then
 # 2. the study, at the budget that leaves 75 s for a forced stop (30 s), the leaderboard and the store
 study_seconds=$(( $(left) - 75 ))
 if [[ -n ${GPU_RUN_DRY:-} ]]; then
     study_args=(--epochs 2 --cpu)
     fallback_args=("${study_args[@]}")
 else
-    study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log" --fused-rows "$out/fused_speed.jsonl")
-    [[ ${cuda_tests:-1} == 0 ]] && study_args+=(--graphs)  # graphed steps only once their CUDA tests passed
+    study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log" --fused-rows "$fused_rows")
+    [[ -n $graphs_tested ]] && study_args+=(--graphs)  # graphed steps only once their CUDA tests passed
     fallback_args=(--epochs 10)
 fi
 {
@@ -134,3 +151,4 @@ cp -r "$storage" "$report/store" 2>/dev/null
 find "$report/store" -name 'checkpoint*' -prune -exec rm -rf {} + 2>/dev/null
 tar -C "$out" -czf "$out/study.tar.gz" report && rm -rf "$report"
 echo "all done at ${SECONDS} s" >> "$out/03_leaderboard.txt"
+fi  # the study

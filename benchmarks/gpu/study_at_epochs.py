@@ -8,7 +8,7 @@ study: the packed trials' median s/epoch from the check's log, trials in waves o
 the group size (benchmarks/fused_speed.py, SMCL, the slowest method) times the steps of an epoch of
 `--train-images`, in waves of `max_concurrent` groups. With `--graphs` (the CUDA tests of the graphed
 steps passed), the study's steps are replayed as CUDA graphs (`training.cuda_graph`) when the
-sweep's graphed rows, times GRAPHED_STUDY_COST, beat its eager ones.
+sweep's graphed rows of members that mask half the time beat its eager ones.
 
     python benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml --epochs 30 --out /tmp/s.yaml
 """
@@ -43,32 +43,36 @@ def packed_seconds_per_epoch(log: Path) -> float | None:
 CIFAR10_LT_TRAINING_IMAGES = 12406  # CIFAR-10-LT, IF 100, n_max 5000, no validation split
 
 
-# The sweep's SMCL members all mask (one masking pass a step); a graphed step of a study whose
-# members mask half the time also runs the plain pass of every member (trial/fused/kinds_step.py):
-# B more images beside the masking pass's 2B.
-GRAPHED_STUDY_COST = 1.5
+def _sweep_rows(rows_file: Path, method: str, strategy: str) -> list[dict]:
+    """The sweep's GPU rows of `method` by `strategy`; a graphed row only if its steps were replayed."""
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+    return [
+        row
+        for row in rows
+        if row["method"] == method
+        and row.get("strategy") == strategy
+        and row["device"].startswith("cuda")
+        and (strategy != "graph" or (row.get("graph_replays") and not row.get("graph_failed")))
+    ]
 
 
 def fused_seconds_per_epoch(
     rows_file: Path, fuse: int, train_images: int, batch: int, strategy: str = "vmap"
 ) -> float | None:
-    """A member's s/epoch in a group of `fuse`: SMCL's s/step at the smallest measured group of at
-    least `fuse` members (else the largest), on the GPU, by `strategy` (a graphed row counts only if
-    its steps were replayed), times the epoch's steps."""
-    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
-    rows = [
-        row
-        for row in rows
-        if row["method"] == "smcl"
-        and row.get("strategy") == strategy
-        and row["device"].startswith("cuda")
-        and (strategy != "graph" or (row.get("graph_replays") and not row.get("graph_failed")))
-    ]
-    if not rows:
-        return None
-    at_least = [row for row in rows if row["members"] >= fuse]
-    row = min(at_least, key=lambda r: r["members"]) if at_least else max(rows, key=lambda r: r["members"])
-    return row["member_seconds_per_step"] * math.ceil(train_images / batch)
+    """A member's s/epoch in a group of `fuse`: its s/step at the smallest measured group of at
+    least `fuse` members (else the largest), on the GPU, by `strategy`, times the epoch's steps.
+    The rows of SMCL members that mask half the time (`smcl_half`, a study's members' case: their
+    decisions differ) if the sweep has them, else, eagerly, those of SMCL members that all mask.
+    A graphed step's cost depends on that difference (it runs the passes of both kinds), so a
+    graphed estimate takes `smcl_half` rows only."""
+    methods = ("smcl_half",) if strategy == "graph" else ("smcl_half", "smcl")
+    for method in methods:
+        rows = _sweep_rows(rows_file, method, strategy)
+        if rows:
+            at_least = [row for row in rows if row["members"] >= fuse]
+            row = min(at_least, key=lambda r: r["members"]) if at_least else max(rows, key=lambda r: r["members"])
+            return row["member_seconds_per_step"] * math.ceil(train_images / batch)
+    return None
 
 
 def epochs_for(seconds: float, seconds_per_epoch: float, trials: int, concurrent: int) -> int:
@@ -119,10 +123,10 @@ def main() -> int:
                 if arguments.graphs:
                     graphed = fused_seconds_per_epoch(rows, fuse, arguments.train_images, batch, "graph")
             how, source = f"a member fused at {fuse}", "--fused-rows with the fusion sweep's GPU rows"
-            if graphed is not None and (per_epoch is None or graphed * GRAPHED_STUDY_COST < per_epoch):
+            if graphed is not None and (per_epoch is None or graphed < per_epoch):
                 eager = "no eager row" if per_epoch is None else f"eager {per_epoch:.2f} s/epoch"
-                print(f"graphed steps: {graphed:.2f} s/epoch x {GRAPHED_STUDY_COST} against {eager}")
-                per_epoch, how = graphed * GRAPHED_STUDY_COST, f"{how}, its steps graphed"
+                print(f"graphed steps: {graphed:.2f} s/epoch against {eager}")
+                per_epoch, how = graphed, f"{how}, its steps graphed"
                 study["trial"]["training"]["cuda_graph"] = True
         else:
             per_epoch = packed_seconds_per_epoch(arguments.log) if arguments.log and arguments.log.exists() else None

@@ -76,12 +76,18 @@ def test_a_fused_study_takes_its_budget_from_the_fusion_sweep(tmp_path):
 
 
 def test_a_fused_study_is_graphed_when_its_tested_graphs_beat_the_eager_rows(tmp_path):
-    """--graphs (the CUDA tests passed): graphed rows whose steps were replayed, at 1.5x their s/step
-    (the study's members also run the plain pass), against the eager rows; without --graphs, or
-    with graphed rows that never replayed, the study stays eager."""
+    """--graphs (the CUDA tests passed): the graphed and eager rows of members that mask half the
+    time (smcl_half), at the group size; without --graphs, with graphed rows that never replayed,
+    slower, or of members that all mask (smcl: no unused passes, unlike a study's), it stays eager."""
     rows = tmp_path / "fused_speed.jsonl"
-    eager = {"device": "cuda", "method": "smcl", "members": 16, "strategy": "vmap", "member_seconds_per_step": 0.03}
-    graphed = {**eager, "strategy": "graph", "member_seconds_per_step": 0.01, "graph_replays": 60}
+    eager = {
+        "device": "cuda",
+        "method": "smcl_half",
+        "members": 16,
+        "strategy": "vmap",
+        "member_seconds_per_step": 0.03,
+    }
+    graphed = {**eager, "strategy": "graph", "member_seconds_per_step": 0.02, "graph_replays": 60}
     recipe = ROOT / "studies" / "cifar10_lt_gpu_recipe.yaml"
 
     def run(*lines: dict, graphs: bool = True) -> tuple[str, bool]:
@@ -92,12 +98,12 @@ def test_a_fused_study_is_graphed_when_its_tested_graphs_beat_the_eager_rows(tmp
         written = yaml.safe_load((tmp_path / "study.yaml").read_text())["trial"]["training"]
         return done.stdout.strip().splitlines()[-1], bool(written.get("cuda_graph"))
 
-    # 0.01 x 97 x 1.5 = 1.455 s/epoch against 2.91 eager: one wave of 345 s, 45 s of it for start-up
-    assert run(eager, graphed) == (
-        "1.46 s/epoch a member fused at 15, its steps graphed, 15 trials, 345 s: 200 epochs",
-        True,
-    )
-    assert run(eager, graphed, graphs=False)[1] is False
-    assert run(eager, {**graphed, "graph_replays": 0})[1] is False
-    assert run(eager, {**graphed, "member_seconds_per_step": 0.025})[1] is False  # 0.0375 with the plain pass
+    # 0.02 x 97 = 1.94 s/epoch against 2.91 eager: one wave of 345 s, 45 s of it for start-up
+    graphed_study = "1.94 s/epoch a member fused at 15, its steps graphed, 15 trials, 345 s: 154 epochs"
+    assert run(eager, graphed) == (graphed_study, True)
+    eager_study = "2.91 s/epoch a member fused at 15, 15 trials, 345 s: 103 epochs"
+    assert run(eager, graphed, graphs=False) == (eager_study, False)
+    assert run(eager, {**graphed, "graph_replays": 0}) == (eager_study, False)
+    assert run(eager, {**graphed, "member_seconds_per_step": 0.035}) == (eager_study, False)
+    assert run(eager, {**graphed, "method": "smcl"}) == (eager_study, False)
     assert run(graphed)[1] is True
