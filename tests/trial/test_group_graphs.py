@@ -24,7 +24,7 @@ from smcl_tune.trial.fused.group_graphs import CapturedGroupStep, GroupGraphs
 from smcl_tune.trial.fused.group_run import build_group
 from smcl_tune.trial.graph_step import WARMUP_STEPS
 from tests.trial.test_fused_group import METHODS, _config, _every_method, _in_lockstep
-from tests.trial.test_graph_step import EPOCHS, MASKING, TapeReader
+from tests.trial.test_graph_step import EPOCHS, MASKING, Rerun
 from tests.trial.test_host_copies import CountHostTraffic
 from tests.trial.test_train_loop import coded_data, config
 
@@ -41,18 +41,6 @@ def _group_state(group) -> list[torch.Tensor]:
     ]
 
 
-class GroupRerun:
-    """A CPU graph of a group's step: each replay runs the recorded step function again."""
-
-    def __init__(self, step, tape: DrawTape, share: StepShare) -> None:
-        self.step, self.tape, self.share = step, tape, share
-
-    def replay(self) -> None:
-        with recording(TapeReader(self.tape)):
-            share = self.step()
-        self.share.sums.copy_(share.sums)
-
-
 def group_rerun_capture(group, captured: list):
     """A capture that, like CUDA's, leaves the group as it was (the step it runs to record its
     draws is undone, its draws kept); `captured` collects each recording."""
@@ -66,7 +54,7 @@ def group_rerun_capture(group, captured: list):
             for tensor, value in zip(state, before):
                 tensor.copy_(value)
         fixed = StepShare(share.sums.clone(), share.composed)
-        rerun = GroupRerun(step, draws, fixed)
+        rerun = Rerun(step, draws, fixed)
         captured.append(rerun)
         return rerun, fixed
 

@@ -67,6 +67,17 @@ class StackedNetwork:
         if self.strategy == "loop":
             return self._forward_each(members, images, with_embedding, train)
         params, buffers, index = self._slices(members)
+        out = self._vmapped(params, buffers, images, with_embedding, train)
+        if index is not None and train:
+            with torch.no_grad():  # BatchNorm moved the gathered copies of these members' statistics
+                for name, value in buffers.items():
+                    self.buffers[name][index] = value
+        return out
+
+    def _vmapped(
+        self, params: dict, buffers: dict, images: torch.Tensor, with_embedding: bool, train: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One vmapped pass over the members' slices `params` / `buffers` (moved in place in train mode)."""
         self.base.train(train)
 
         def one(member_params, member_buffers, member_images):
@@ -76,10 +87,6 @@ class StackedNetwork:
             return (logits, embeddings) if with_embedding else logits
 
         out = vmap(one)(params, buffers, images)
-        if index is not None and train:
-            with torch.no_grad():  # BatchNorm moved the gathered copies of these members' statistics
-                for name, value in buffers.items():
-                    self.buffers[name][index] = value
         return out if with_embedding else (out, None)
 
     def forward_copies(
@@ -90,16 +97,7 @@ class StackedNetwork:
         statistics stay as they were; the caller keeps what it chooses)."""
         params = {name: value[index] for name, value in self.params.items()}
         buffers = {name: value[index] for name, value in self.buffers.items()}
-        self.base.train(True)
-
-        def one(member_params, member_buffers, member_images):
-            logits, embeddings = functional_call(
-                self.base, (member_params, member_buffers), (member_images,), {"with_embedding": with_embedding}
-            )
-            return (logits, embeddings) if with_embedding else logits
-
-        out = vmap(one)(params, buffers, images)
-        logits, embeddings = out if with_embedding else (out, None)
+        logits, embeddings = self._vmapped(params, buffers, images, with_embedding, train=True)
         return logits, embeddings, buffers
 
     def _forward_each(
