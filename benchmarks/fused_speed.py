@@ -11,8 +11,8 @@ CUDA. "x unfused" divides the summed images/s by the unfused trial's on the same
 MiB" is the peak less what the process held before the trials were built, and "MiB/member" that
 divided by N, against the unfused trial's.
 
-    .venv/bin/python benchmarks/fused_speed.py [--members 1,2,4,8] [--methods smcl,ce] [--steps 4]
-        [--device cpu] [--output docs/results/fused_speed_cpu.jsonl]
+    .venv/bin/python benchmarks/fused_speed.py [--members 1,2,4,8] [--methods smcl,smcl_half,ce] [--steps 4]
+        [--device cpu] [--strategies loop,vmap,fixed (graph: CUDA)] [--output docs/results/fused_speed_cpu.jsonl]
 
 With --output, rows already in the file are not run again (a killed run resumes) and every new
 row is appended as a JSON line as soon as it ends.
