@@ -43,9 +43,8 @@ METHODS = {
 UNFUSED = 0  # the members count of the unfused row
 WARMUP_EPOCHS = 2  # of step_speed's warm-up steps each: a CPU step still speeds up over the first few
 TIMED_EPOCHS = 3  # of --steps steps each; the row is the median
-GRAPH_WARMUP_STEPS = (
-    10  # a graphed row's warm-up epochs' steps: N = 1 of smcl_half has two plans, each warmed up 3 times
-)
+# a graphed row's warm-up epochs' steps: N = 1 of smcl_half has two plans, each warmed up 3 times
+GRAPH_WARMUP_STEPS = 10
 
 
 def _member_method(method: str, index: int) -> dict:

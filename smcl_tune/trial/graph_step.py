@@ -65,10 +65,33 @@ def eager_reason(device: torch.device) -> str | None:
     return None
 
 
+def batch_shapes(batch: Batch) -> tuple:
+    """The shapes and dtypes of a batch's parts (None for a part it lacks): what a graph is fixed to."""
+    return tuple(None if part is None else (tuple(part.shape), part.dtype) for part in batch)
+
+
 def step_kind(criterion: StepLoss, batch: Batch) -> tuple:
     """What a captured step is fixed to: the batch's shapes and dtypes, and whether it has class weights."""
-    shapes = tuple(None if part is None else (tuple(part.shape), part.dtype) for part in batch)
-    return criterion.class_weights is not None, shapes
+    return criterion.class_weights is not None, batch_shapes(batch)
+
+
+def first_line(error: Exception) -> str:
+    """Why a capture failed, in one line."""
+    message = str(error).strip()
+    return message.splitlines()[0] if message else type(error).__name__
+
+
+def on_side_stream(side: torch.cuda.Stream | None, device: torch.device, run: Callable[[], Any]) -> Any:
+    """`run()` on the side stream, ordered after and before the current stream's work (a warm-up
+    step, as torch's notes on capturing a whole network run it); on the current stream without one."""
+    if side is None:
+        return run()
+    current = torch.cuda.current_stream(device)
+    side.wait_stream(current)
+    with torch.cuda.stream(side):
+        result = run()
+    current.wait_stream(side)
+    return result
 
 
 @dataclass
@@ -98,7 +121,8 @@ class CapturedStep:
         return self.share
 
 
-def _fixed(part: Any) -> Any:
+def fixed_copy(part: torch.Tensor | None) -> torch.Tensor | None:
+    """A graph's own buffer holding `part` (None stays None)."""
     return None if part is None else part.clone()
 
 
@@ -147,20 +171,15 @@ class StepGraphs:
         return self._eager(criterion, batch)
 
     def _eager(self, criterion: StepLoss, batch: Batch) -> StepShare:
-        side = self.side_stream
-        if side is None or self.failed is not None:
-            return training_step(self.network, criterion, self.optimizer, batch)
-        # The warm-up runs on a side stream, as torch's notes on capturing a whole network do.
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            share = training_step(self.network, criterion, self.optimizer, batch)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        return share
+        side = self.side_stream if self.failed is None else None
+        return on_side_stream(side, self.device, lambda: training_step(self.network, criterion, self.optimizer, batch))
 
     def _capture(self, criterion: StepLoss, batch: Batch) -> CapturedStep | None:
-        fixed_batch = Batch(*(_fixed(part) for part in batch))
+        fixed_batch = Batch(*(fixed_copy(part) for part in batch))
         fixed_criterion = replace(
-            criterion, class_weights=_fixed(criterion.class_weights), class_counts=_fixed(criterion.class_counts)
+            criterion,
+            class_weights=fixed_copy(criterion.class_weights),
+            class_counts=fixed_copy(criterion.class_counts),
         )
         draws = DrawTape()
         drawn_from = criterion.generator.get_state()
@@ -178,7 +197,7 @@ class StepGraphs:
             criterion.generator.set_state(drawn_from)
             for state in self._made_by_the_capture(started):
                 del state["momentum_buffer"]  # it holds no value: the eager step starts it
-            self.failed = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            self.failed = first_line(error)
             log.warning("training.cuda_graph: the steps run eagerly from here (the capture failed: %s)", self.failed)
             return None
         # the capture's criterion holds copies of this criterion's weights and counts

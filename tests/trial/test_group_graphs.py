@@ -61,6 +61,14 @@ def group_rerun_capture(group, captured: list):
     return capture
 
 
+def _next_epoch(group) -> dict[int, dict[str, float]]:
+    """One epoch of the group's training members, each then at its next epoch: their metrics by slot."""
+    metrics = group.train_epoch([member for member in group.members if member.training])
+    for member in group.members:
+        member.epoch += 1
+    return metrics
+
+
 def _with_graphs(captured: list):
     def attach(group) -> None:
         group.graphs = GroupGraphs(group, group_rerun_capture(group, captured))
@@ -147,9 +155,7 @@ def _drw_group(graphs) -> tuple:
     group.graphs = graphs(group)
     history = []
     for _ in range(4):
-        history.append(group.train_epoch(group.members))
-        for member in group.members:
-            member.epoch += 1
+        history.append(_next_epoch(group))
     return group, history
 
 
@@ -195,9 +201,7 @@ def test_the_graphs_of_a_member_that_ended_are_dropped(tiny_config):
     group = build_group(configs, coded_data(), torch.device("cpu"), strategy="vmap")
     _with_graphs([])(group)
     for _ in range(9):
-        group.train_epoch([member for member in group.members if member.training])
-        for member in group.members:
-            member.epoch += 1
+        _next_epoch(group)
     (key,) = group.graphs.graphs
     assert key[0].members == (1,) and group.graphs.replays == 2 + 1  # epochs 3, 4; then 8
 
@@ -224,11 +228,8 @@ def test_a_capture_that_fails_leaves_the_group_eager_saying_so_once(caplog):
     eager = build_group(configs, coded_data(), torch.device("cpu"))
     with caplog.at_level(logging.WARNING):
         for _ in range(EPOCHS):
-            mine = group.train_epoch(group.members)
-            theirs = eager.train_epoch(eager.members)
+            mine, theirs = _next_epoch(group), _next_epoch(eager)
             for member, other in zip(group.members, eager.members):
-                member.epoch += 1
-                other.epoch += 1
                 assert mine[member.index]["masked_step_fraction"] == theirs[other.index]["masked_step_fraction"]
     said = [record.getMessage() for record in caplog.records if "cuda_graph" in record.getMessage()]
     assert said == [
@@ -269,9 +270,7 @@ def test_a_refilled_slot_is_recorded_anew(tiny_config):
     captured: list = []
     _with_graphs(captured)(group)
     for _ in range(WARMUP_STEPS + 2):
-        group.train_epoch(group.members)
-        for member in group.members:
-            member.epoch += 1
+        _next_epoch(group)
     assert len(group.graphs.graphs) == 1 and group.graphs.replays == 2
     leaving = group.members[1]
     group.release(leaving)
@@ -299,11 +298,8 @@ def test_a_graphed_group_on_cuda_trains_as_the_same_group_stepped_eagerly():
     eager = build_group(configs, data, device)
     eager.graphs = GroupGraphs(eager, capture=None, warmup_steps=10**9)
     for _ in range(EPOCHS):
-        mine = graphed.train_epoch(graphed.members)
-        theirs = eager.train_epoch(eager.members)
+        mine, theirs = _next_epoch(graphed), _next_epoch(eager)
         for member, other in zip(graphed.members, eager.members):
-            member.epoch += 1
-            other.epoch += 1
             for name in ("loss", "loss_mce", "loss_msc", "masked_area"):
                 assert mine[member.index][name] == pytest.approx(theirs[other.index][name], rel=1e-3, nan_ok=True)
             assert mine[member.index]["masked_step_fraction"] == theirs[other.index]["masked_step_fraction"]
@@ -349,9 +345,7 @@ def test_the_recorded_group_step_makes_no_tensor_from_host_data_and_reads_nothin
 
     group.graphs = GroupGraphs(group, counting)
     for _ in range(16):
-        group.train_epoch(group.members)
-        for member in group.members:
-            member.epoch += 1
+        _next_epoch(group)
     plans = [key[0] for key in group.graphs.graphs]
     assert len(plans) >= 2 and all(plan.plain and len(plan.kinds) == 3 for plan in plans), plans
     assert [count for count, _ in counts] == [0] * len(counts)

@@ -4,18 +4,19 @@ The step recorded is kinds_step.py's, whose shapes do not follow the members' ma
 One graph per step plan (which members step, whether the plain pass runs, which masking kinds), per
 batch shapes, per set of members with class weights, and per set of members (a member's
 hyperparameters are constants of the recorded kernels, so a refilled slot is recorded again; the
-graphs of members that left are dropped). As for one trial (trial/graph_step.py), a plan steps
-eagerly WARMUP_STEPS times, on a side stream, before its capture; before each replay the batches,
-the masking decisions, the learning rates and (when they change) the class weights are copied into
-the graph's buffers, and the draws of the members that mask are made again into theirs. A capture
-that fails leaves the group's steps eager (FusedGroup's own step), said in one line.
+graphs of members that stopped training are dropped, once an epoch). As for one trial
+(trial/graph_step.py), a plan steps eagerly WARMUP_STEPS times, on a side stream, before its
+capture; before each replay the batches, the masking decisions, the learning rates and (when they
+change) the class weights are copied into the graph's buffers, and the draws of the members that
+mask are made again into theirs. A capture that fails leaves the group's steps eager (FusedGroup's
+own step), said in one line.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +33,19 @@ from smcl_tune.trial.fused.kinds_step import (
     step_plan,
     with_minor_stand_in,
 )
-from smcl_tune.trial.graph_step import WARMUP_STEPS, Capture, Replayable, cuda_capture, eager_reason
+from smcl_tune.trial.graph_step import (
+    WARMUP_STEPS,
+    Capture,
+    Replayable,
+    batch_shapes,
+    cuda_capture,
+    eager_reason,
+    first_line,
+    fixed_copy,
+    on_side_stream,
+)
 
 log = logging.getLogger(__name__)
-
-
-def _shapes(batch: Batch) -> tuple:
-    return tuple(None if part is None else (tuple(part.shape), part.dtype) for part in batch)
 
 
 @dataclass
@@ -97,12 +104,12 @@ class GroupGraphs:
     ) -> tuple[torch.Tensor, dict[int, int]]:
         """One step of `members` on their `batches` at `rates` ([N], the slots'): the members'
         sums [N, len(EpochSums)] and the images each member that masks composed."""
-        self._drop_graphs_of_members_gone(members)
         plan = step_plan(members, batches)
+        full = {index: with_minor_stand_in(batch) for index, batch in batches.items()}
         key = (
             plan,
             tuple(members[index].serial for index in plan.members),
-            tuple(_shapes(with_minor_stand_in(batches[index])) for index in plan.members),
+            tuple(batch_shapes(full[index]) for index in plan.members),
             tuple(weights[index] is not None for index in plan.members),
         )
         decisions = torch.tensor([index in batches and batches[index].masks for index in range(self.group.size)])
@@ -112,8 +119,9 @@ class GroupGraphs:
             self.replays += 1
             return captured.replay(batches, weights, decisions), captured.composed
         copy_in(self.masking, decisions)
+        masks = {index: batch.masks for index, batch in batches.items()}
         if self.failed is None and self.eager_steps[key] >= self.warmup_steps:
-            captured = self._capture(plan, members, batches, weights)
+            captured = self._capture(plan, members, full, masks, weights)
             if captured is not None:
                 self.graphs[key] = captured
                 captured.draws.load_first()
@@ -122,51 +130,31 @@ class GroupGraphs:
                 return captured.sums, captured.composed
             return self.group.eager_step(members, batches, weights, rates)
         self.eager_steps[key] += 1
-        return self._eager(plan, members, batches, weights)
+        arguments = (self.group, plan, members, full, masks, self.masking, weights, self.rates)
+        return on_side_stream(self.side_stream, self.group.device, lambda: kinds_step(*arguments))
 
-    def _drop_graphs_of_members_gone(self, members: Mapping[int, Member]) -> None:
-        """A member that stopped training (it ended, failed or left) never trains again: the graphs
-        that record it hold memory no step will use."""
-        serials = {member.serial for member in members.values()}
+    def keep_graphs_of(self, members: Iterable[Member]) -> None:
+        """Drops the graphs that record a member not among `members` (an epoch's training members):
+        a member that stopped training (it ended, failed or left) never trains again, and its
+        graphs hold memory no step will use."""
+        serials = {member.serial for member in members}
         for key in [key for key, graph in self.graphs.items() if not graph.serials <= serials]:
             del self.graphs[key]
-
-    def _eager(
-        self,
-        plan: StepPlan,
-        members: Mapping[int, Member],
-        batches: Mapping[int, Batch],
-        weights: Mapping[int, torch.Tensor | None],
-    ) -> tuple[torch.Tensor, dict[int, int]]:
-        full = {index: with_minor_stand_in(batch) for index, batch in batches.items()}
-        masks = {index: batch.masks for index, batch in batches.items()}
-        arguments = (self.group, plan, members, full, masks, self.masking, weights, self.rates)
-        side = self.side_stream
-        if side is None:
-            return kinds_step(*arguments)
-        current = torch.cuda.current_stream(self.group.device)
-        side.wait_stream(current)
-        with torch.cuda.stream(side):
-            result = kinds_step(*arguments)
-        current.wait_stream(side)
-        return result
 
     def _capture(
         self,
         plan: StepPlan,
         members: Mapping[int, Member],
-        batches: Mapping[int, Batch],
+        full: Mapping[int, Batch],
+        masks: Mapping[int, bool],
         weights: Mapping[int, torch.Tensor | None],
     ) -> CapturedGroupStep | None:
         # a plain batch's minor buffers start as its head images: its unused masking pass is recorded too
-        fixed = {
-            index: Batch(*(_fixed(part) for part in with_minor_stand_in(batch))) for index, batch in batches.items()
-        }
-        fixed_weights = {index: _fixed(values) for index, values in weights.items()}
+        fixed = {index: Batch(*(fixed_copy(part) for part in batch)) for index, batch in full.items()}
+        fixed_weights = {index: fixed_copy(values) for index, values in weights.items()}
         generators = {index: members[index].parts.generators.steps for index in plan.members}
         drawn_from = {index: generator.get_state() for index, generator in generators.items()}
         draws = DrawTape()
-        masks = {index: batch.masks for index, batch in batches.items()}
 
         def step() -> StepShare:
             sums, composed = kinds_step(
@@ -181,8 +169,7 @@ class GroupGraphs:
         except Exception as error:  # any failure of a capture leaves the group eager, said once
             for index, generator in generators.items():
                 generator.set_state(drawn_from[index])
-            message = str(error).strip()
-            self.failed = message.splitlines()[0] if message else type(error).__name__
+            self.failed = first_line(error)
             log.warning(
                 "training.cuda_graph: the fused group's steps run eagerly from here (the capture failed: %s)",
                 self.failed,
@@ -193,10 +180,6 @@ class GroupGraphs:
         return CapturedGroupStep(
             graph, fixed, fixed_weights, draws, share.sums, recorded, serials, self.masking, copied_from
         )
-
-
-def _fixed(part: torch.Tensor | None) -> torch.Tensor | None:
-    return None if part is None else part.clone()
 
 
 def group_graphs(group: FusedGroup, wanted: bool) -> GroupGraphs | None:

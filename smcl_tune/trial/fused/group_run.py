@@ -90,16 +90,8 @@ class FusedGroup:
         trainings = [member.config.training for member in [*self.members, *spare]]
         self.optimizer = StackedSGD(self.network.parameters(), trainings)
         self.names = list(self.network.params)
-        self.stepping_masks: dict[tuple[int, ...], torch.Tensor] = {}
         # the steps' CUDA graphs (training.cuda_graph, which members share: fusible.py); None: eager
         self.graphs: GroupGraphs | None = group_graphs(self, self.members[0].config.training.cuda_graph)
-
-    def stepping_mask(self, members: tuple[int, ...]) -> torch.Tensor:
-        """[N] bool on the device: True for the slots in `members` (copied there once per set)."""
-        if members not in self.stepping_masks:
-            flags = [slot in members for slot in range(self.size)]
-            self.stepping_masks[members] = torch.tensor(flags, device=self.device)
-        return self.stepping_masks[members]
 
     def free_slots(self) -> int:
         return self.size - len(self.members)
@@ -226,6 +218,8 @@ class FusedGroup:
         # every step's rate of every member (0 for those that sit the epoch out), copied once an epoch
         schedule = [[rates[index](step) if index in rates else 0.0 for index in members] for step in range(steps)]
         learning_rates = torch.tensor(schedule, dtype=self.network.dtype, device=self.device)
+        if self.graphs is not None:
+            self.graphs.keep_graphs_of(training)
         started = time.perf_counter()
         for step in range(steps):
             stepping = {}

@@ -56,8 +56,6 @@ class FusedGroup(Protocol):
     names: list[str]
     members: Sequence[Member]
 
-    def stepping_mask(self, members: tuple[int, ...]) -> torch.Tensor: ...
-
     def eager_step(
         self,
         members: Mapping[int, Member],
@@ -217,7 +215,7 @@ def kinds_step(
 def _used(group: FusedGroup, plan: StepPlan, masking: torch.Tensor) -> list[torch.Tensor]:
     """Per parameter, the members whose step used it ([N] bool): the members that step, and for
     the projection head those whose own pass has embeddings."""
-    stepping = group.stepping_mask(plan.members)
-    embedded_kinds = [index for kind, indices in plan.kinds if kind[1] for index in indices]
-    embedded = masking & group.stepping_mask(tuple(embedded_kinds))
+    stepping = group.optimizer.device_mask([slot in plan.members for slot in range(group.size)])
+    embedded_kinds = {index for kind, indices in plan.kinds if kind[1] for index in indices}
+    embedded = masking & group.optimizer.device_mask([slot in embedded_kinds for slot in range(group.size)])
     return [embedded if name.startswith("projection.") else stepping for name in group.names]

@@ -68,10 +68,7 @@ class StackedSGD:
                 continue
             stepping = used[position]
             if not isinstance(stepping, torch.Tensor):
-                key = tuple(stepping)
-                if key not in self.masks:  # a group has few distinct masks: each is copied to the device once
-                    self.masks[key] = torch.as_tensor(key, dtype=torch.bool, device=param.device)
-                stepping = self.masks[key]
+                stepping = self.device_mask(stepping)
             fresh = stepping & ~self.started[position]
             momentum, nesterov = self.momentum[position], self.nesterov[position]
             update = param.grad + param * self.decay[position]
@@ -84,6 +81,13 @@ class StackedSGD:
             param.copy_(torch.where(moves, param - rate * direction, param))
             buffer.copy_(torch.where(moves & with_momentum, new_buffer, buffer))
             self.started[position] |= stepping & (with_momentum.view(-1))
+
+    def device_mask(self, flags: Sequence[bool]) -> torch.Tensor:
+        """[N] host bools as a device tensor; a group has few distinct masks: each is copied there once."""
+        key = tuple(flags)
+        if key not in self.masks:
+            self.masks[key] = torch.as_tensor(key, dtype=torch.bool, device=self.params[0].device)
+        return self.masks[key]
 
     def member_state(self, member: int, names: Sequence[str]) -> dict:
         """Member `member`'s optimizer state as torch.optim.SGD's state_dict over its network's
