@@ -10,6 +10,22 @@ import pytest
 
 from tests.fixtures.ci import skip_unless_ci
 
+
+def _share_the_cores_among_workers() -> None:
+    """Under pytest-xdist, each worker's torch (and each process it starts) takes its share of the
+    cores, not all of them: two workers of 2 threads each on 2 cores made the in-process training
+    tests about 2.5x slower (OpenMP threads spinning against each other: the every-method lockstep
+    test took 61 s beside a copy of itself at torch's default, 24 s at one thread). Set before any
+    test module imports torch; the subprocesses the tests start inherit it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 0 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+        if "torch" in sys.modules:  # a plugin imported it first: the variable is read at import
+            sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+_share_the_cores_among_workers()
+
 # Fixtures shared across the folders: tiny studies and the CLI (studies.py), small MLflow stores
 # written as `smcl-tune run` writes them (stores.py).
 pytest_plugins = (
