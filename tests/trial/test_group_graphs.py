@@ -76,7 +76,8 @@ def _with_graphs(captured: list):
     return attach
 
 
-def _graphed_in_lockstep(configs: list[dict], names=None) -> tuple[GroupGraphs, list]:
+def _graphed_in_lockstep(configs: list[dict], names=None) -> tuple[GroupGraphs, list, list[list[float]]]:
+    """The group's graphs, the captured steps, and per member whether each step masked."""
     captured: list = []
     graphs: list[GroupGraphs] = []
 
@@ -84,8 +85,8 @@ def _graphed_in_lockstep(configs: list[dict], names=None) -> tuple[GroupGraphs, 
         _with_graphs(captured)(group)
         graphs.append(group.graphs)
 
-    _in_lockstep(configs, names=names, corrupt=attach)
-    return graphs[0], captured
+    masked = _in_lockstep(configs, names=names, corrupt=attach)
+    return graphs[0], captured, masked
 
 
 def test_graphed_members_of_every_method_step_as_their_trials(tiny_config):
@@ -96,15 +97,24 @@ def test_graphed_members_of_every_method_step_as_their_trials(tiny_config):
     for member in configs:
         member["training"]["epochs"] = 30
         member["method"]["mask_end_epoch"] = None if member["method"]["name"] == "ce" else 30
-    graphs, captured = _graphed_in_lockstep(configs, names=list(METHODS))
+    graphs, captured, _ = _graphed_in_lockstep(configs, names=list(METHODS))
     assert graphs.failed is None
     assert captured and graphs.replays >= 5, (len(captured), graphs.replays)
 
 
 def test_smcl_members_whose_decisions_differ_step_as_their_trials_when_replayed(tiny_config):
     """SMCL members with their own temperatures, seeds, fills, saliencies and box sizes, four of one
-    masking kind: in most steps some mask and some do not, whose unused masking passes (and draws)
-    run too; each member's draws, BatchNorm statistics and update stay its own pass's."""
+    masking kind: in most steps some mask and some do not, and a member that does not mask runs in
+    its kind's masking pass, its BatchNorm statistics over its x_b rows alone (kept_rows_norm.py),
+    or, when its kind is absent, in a plain pass of its own; each member's draws, BatchNorm
+    statistics and update stay its own step's.
+
+    Without augmentation: a random crop's zero padding makes regions of equal activations, whose
+    2x2 max-pool windows hold exact ties, and a pass of one or two members runs other convolution
+    kernels than one of three or more; their rounding then sends a tied window's gradient to
+    another of its inputs (measured: 1.1% of a layer's gradient, the same vmapped pass of 1 or 2
+    members against 3 or more, on equal weights and images). A difference of rounding, as a
+    gradient saliency's argmax (test_fused_group), not of the step; the other tests augment."""
     configs = [
         _config(tiny_config, epochs=24, name="smcl", temperature=0.1, fill="noise"),
         _config(tiny_config, epochs=24, seed=3, name="smcl", temperature=0.4, box_alpha=2.0, minor_images=True),
@@ -112,9 +122,14 @@ def test_smcl_members_whose_decisions_differ_step_as_their_trials_when_replayed(
         _config(tiny_config, epochs=24, seed=6, name="smcl", mask_mode="box", fill="noise", box_alpha=0.5),
         _config(tiny_config, epochs=24, seed=7, name="smcl", mask_mode="box", loss_weight=0.3),
     ]
-    graphs, _ = _graphed_in_lockstep(configs)
-    mixed = [key for key in graphs.graphs if key[0].plain and key[0].kinds]
-    assert graphs.failed is None and mixed, list(graphs.graphs)
+    for member in configs:
+        member["training"]["augment"] = False
+    graphs, _, masked = _graphed_in_lockstep(configs)
+    plans = [key[0] for key in graphs.graphs]
+    assert graphs.failed is None and any(plan.plain and plan.kinds for plan in plans), plans
+    one_kind = [masked[index] for index in (0, 2, 3, 4)]
+    mixed_steps = [step for step in zip(*one_kind) if 0 < sum(step) < len(step)]
+    assert len(mixed_steps) >= 8, "steps in which some members of one masking kind mask and some do not"
     assert graphs.replays >= 8
 
 
@@ -347,5 +362,5 @@ def test_the_recorded_group_step_makes_no_tensor_from_host_data_and_reads_nothin
     for _ in range(16):
         _next_epoch(group)
     plans = [key[0] for key in group.graphs.graphs]
-    assert len(plans) >= 2 and all(plan.plain and len(plan.kinds) == 3 for plan in plans), plans
+    assert len(plans) >= 2 and all(len(plan.kinds) == 3 for plan in plans), plans
     assert [count for count, _ in counts] == [0] * len(counts)

@@ -3,21 +3,25 @@ graph records (trial/fused/group_graphs.py).
 
 The eager step (FusedGroup.forward) runs the members that mask and those that do not as separate
 stacked passes, so its shapes follow each member's own random decision: up to 2^N shapes. This
-step runs the plain pass (x_b) of every member, and the masking pass of every member of each
-masking kind present in the step, whether that member masks or not. Each member's own pass is then
-chosen on the device, by `masking` ([N] bool):
-- its loss and its share of the epoch's sums are its own pass's; the other pass's loss is left
-  out by torch.where, so the gradient that reaches the member's weights is its own pass's (the
-  other adds exact zeros);
-- each pass moves copies of the members' BatchNorm statistics, and a member keeps its own pass's:
-  a member that does not mask has its statistics moved by its clean images alone;
-- the optimizer moves the projection head of the members whose pass has embeddings.
+step runs every member of a masking kind present in the step (some member of that kind masks)
+through that kind's masking pass, whether it masks or not, and the other members through the
+plain pass (x_b). Each member's own step is then chosen on the device, by `masking` ([N] bool):
+- a masking pass starts with x_b, and its BatchNorm layers take their statistics over the rows
+  of each member's own step (kept_rows_norm.py): all of them for a member that masks, x_b's
+  for one that does not, whose first logits are then its plain pass's, its statistics moved by
+  its clean images alone;
+- its loss and its share of the epoch's sums are its own step's; the other is left out by
+  torch.where, so the gradient that reaches the member's weights is its own step's (the other
+  adds exact zeros);
+- the optimizer moves the projection head of the members whose step has embeddings.
 A member's draws are its eager step's: the draws of a masking pass are marked as the member's
 (DrawTape.redraw draws again only for the members that mask), and a member that does not mask
-has its generator's state put back after its unused pass.
+has its generator's state put back after its unused masking inputs.
 
-The price: the unused passes. At mask_probability 0.5 an SMCL member runs 3B images per step,
-where its own passes average 1.5B.
+The price: a member of a kind present that does not mask forwards its kind's 2B (or 3B) images
+for its B. At mask_probability 0.5 an SMCL member runs 2B images per step, where its own steps
+average 1.5B. (Before the kept rows, a separate plain pass made it 3B: FUSION.md's two options,
+measured in docs/RESULTS.md.)
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from smcl_tune.method.step import StepInputs, StepOutput, StepSettings, step_inp
 from smcl_tune.trial.components import TrialComponents
 from smcl_tune.trial.device import autocast
 from smcl_tune.trial.epoch import EpochSums
+from smcl_tune.trial.fused.kept_rows_norm import head_sources
 from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork
 from smcl_tune.trial.fused.stacked_sgd import StackedSGD
 
@@ -79,11 +84,12 @@ def masking_kind(settings: StepSettings) -> MaskingKind | None:
 
 @dataclass(frozen=True)
 class StepPlan:
-    """What a step of fixed shape runs: the members that step (slots, in order), whether the plain
-    pass runs (some member does not mask), and each masking kind present with all its members."""
+    """What a step of fixed shape runs: the members that step (slots, in order), the members of
+    the plain pass (x_b: a method that never masks, or a masking kind none of whose members masks
+    in this step), and each masking kind present with all its members."""
 
     members: tuple[int, ...]
-    plain: bool
+    plain: tuple[int, ...]
     kinds: tuple[tuple[MaskingKind, tuple[int, ...]], ...]
 
 
@@ -98,9 +104,9 @@ def step_plan(members: Mapping[int, Member], batches: Mapping[int, Batch]) -> St
             by_kind.setdefault(kind, []).append(index)
             if batches[index].masks:
                 present.add(kind)
-    plain = any(not batches[index].masks for index in order)
     kinds = tuple((kind, tuple(indices)) for kind, indices in sorted(by_kind.items()) if kind in present)
-    return StepPlan(order, plain, kinds)
+    in_kinds = {index for _, indices in kinds for index in indices}
+    return StepPlan(order, tuple(index for index in order if index not in in_kinds), kinds)
 
 
 def with_minor_stand_in(batch: Batch) -> Batch:
@@ -126,25 +132,23 @@ def _sums(output: StepOutput, inputs: StepInputs) -> torch.Tensor:
     return torch.stack(EpochSums.of_step(output, inputs.labels[: inputs.head_count]))
 
 
-def _passes(
-    group: FusedGroup, index: tuple[int, ...], inputs: Mapping[int, StepInputs]
-) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor], torch.Tensor]:
+def _pass(
+    group: FusedGroup,
+    index: tuple[int, ...],
+    inputs: Mapping[int, StepInputs],
+    row_sources: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """One stacked pass of the members `index` over copies of their BatchNorm statistics, which
+    they keep: the logits, the embeddings and the members' slots."""
     slots = group.network.index_of(index)
     images = torch.stack([inputs[member].images for member in index])
-    logits, embeddings, statistics = group.network.forward_copies(slots, images, inputs[index[0]].with_embedding)
-    return logits, embeddings, statistics, slots
-
-
-def _keep_statistics(
-    group: FusedGroup, slots: torch.Tensor, statistics: dict[str, torch.Tensor], chosen: torch.Tensor | None
-) -> None:
-    """The members in `slots` keep the statistics this pass moved (those `chosen` only, if given)."""
+    logits, embeddings, statistics = group.network.forward_copies(
+        slots, images, inputs[index[0]].with_embedding, row_sources
+    )
     with torch.no_grad():
         for name, moved in statistics.items():
-            stacked = group.network.buffers[name]
-            if chosen is not None:
-                moved = torch.where(chosen.view(-1, *([1] * (moved.dim() - 1))), moved, stacked[slots])
-            stacked[slots] = moved
+            group.network.buffers[name][slots] = moved
+    return logits, embeddings, slots
 
 
 def kinds_step(
@@ -161,7 +165,16 @@ def kinds_step(
     Whether member i masks: `masking[i]` on the device, which the recorded kernels read, and
     `masks[i]` on the host, for its draws. `rates`: [N] learning rates. The members' sums
     [N, len(EpochSums)] (float64; zero for a slot that does not step), and the images each member
-    composes when it masks."""
+    composes when it masks.
+
+    A member of a masking kind present in the step runs its kind's pass, [x_b ; x_tilde] or
+    [x_b ; x_tilde ; x_m], whether it masks or not. Its BatchNorm statistics are taken over the
+    rows of its own step (all of them if it masks, x_b's if not: kept_rows_norm.py), and
+    x_b's logits come first, so a member that does not mask gets its plain step's logits and
+    statistics from the same pass; its loss is chosen by torch.where (the other adds exact zeros
+    to its gradient)."""
+    losses: dict[int, torch.Tensor] = {}
+    shares: dict[int, torch.Tensor] = {}
     with autocast(group.device):
         plain_inputs, masking_inputs = {}, {}
         for index in plan.members:
@@ -172,44 +185,41 @@ def kinds_step(
             for index in kind_members:
                 view = MemberView(group.network, index)
                 masking_inputs[index] = _masking_inputs(members[index], view, batches[index], masks[index])
-        outputs: dict[int, list[tuple[StepOutput, StepInputs]]] = {index: [] for index in plan.members}
-        kept: list[tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]] = []
-        passes = [(plan.members, plain_inputs)] if plan.plain else []
-        passes += [(kind_members, masking_inputs) for _, kind_members in plan.kinds]
-        for pass_members, inputs in passes:
-            logits, embeddings, statistics, slots = _passes(group, pass_members, inputs)
-            chosen = None if not plan.plain else (masking[slots] if inputs is masking_inputs else ~masking[slots])
-            kept.append((slots, statistics, chosen if len(passes) > 1 else None))
-            for position, index in enumerate(pass_members):
-                output = step_losses(
-                    members[index].parts.settings,
-                    inputs[index],
+        if plan.plain:
+            logits, _, _ = _pass(group, plan.plain, plain_inputs)
+            for position, index in enumerate(plan.plain):
+                output = _losses(members[index], plain_inputs[index], logits[position], None, weights[index])
+                losses[index], shares[index] = output.loss, _sums(output, plain_inputs[index])
+        for _, kind_members in plan.kinds:
+            chosen = masking[group.network.index_of(kind_members)]
+            first = masking_inputs[kind_members[0]]
+            rows = head_sources(chosen, first.head_count, first.images.shape[0])
+            logits, embeddings, _ = _pass(group, kind_members, masking_inputs, rows)
+            for position, index in enumerate(kind_members):
+                mine, plain = masking_inputs[index], plain_inputs[index]
+                masked = _losses(
+                    members[index],
+                    mine,
                     logits[position],
                     None if embeddings is None else embeddings[position],
                     weights[index],
-                    members[index].parts.counts,
                 )
-                outputs[index].append((output, inputs[index]))
-    for slots, statistics, chosen in kept:
-        _keep_statistics(group, slots, statistics, chosen)
-    losses, shares = [], []
-    for index in plan.members:
-        ran = outputs[index]
-        if len(ran) == 1:
-            ((output, inputs),) = ran
-            losses.append(output.loss)
-            shares.append(_sums(output, inputs))
-            continue
-        (plain, plain_in), (masked, masked_in) = ran
-        losses.append(torch.where(masking[index], masked.loss, plain.loss))
-        shares.append(torch.where(masking[index], _sums(masked, masked_in), _sums(plain, plain_in)))
+                unmasked = _losses(members[index], plain, logits[position][: plain.head_count], None, weights[index])
+                losses[index] = torch.where(masking[index], masked.loss, unmasked.loss)
+                shares[index] = torch.where(masking[index], _sums(masked, mine), _sums(unmasked, plain))
     group.optimizer.zero_grad()
-    torch.stack(losses).sum().backward()
+    torch.stack([losses[index] for index in plan.members]).sum().backward()
     group.optimizer.step(rates, _used(group, plan, masking))
     sums = torch.zeros(group.size, len(EpochSums._fields), dtype=torch.float64, device=group.device)
-    sums.index_copy_(0, group.network.index_of(plan.members), torch.stack(shares))
+    sums.index_copy_(0, group.network.index_of(plan.members), torch.stack([shares[index] for index in plan.members]))
     composed = {index: inputs.mask_areas.numel() for index, inputs in masking_inputs.items()}
     return sums, composed
+
+
+def _losses(
+    member: Member, inputs: StepInputs, logits: torch.Tensor, embeddings: torch.Tensor | None, weights
+) -> StepOutput:
+    return step_losses(member.parts.settings, inputs, logits, embeddings, weights, member.parts.counts)
 
 
 def _used(group: FusedGroup, plan: StepPlan, masking: torch.Tensor) -> list[torch.Tensor]:

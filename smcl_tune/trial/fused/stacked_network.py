@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from smcl_tune.trial.fused.kept_rows_norm import kept_rows
+
 STRATEGIES = ("vmap", "loop")
 
 
@@ -39,6 +41,7 @@ class StackedNetwork:
         self.size = len(networks)
         self.indices: dict[tuple[int, ...], torch.Tensor] = {}
         self.dtype = next(iter(self.params.values())).dtype
+        self.kept_rows: tuple[nn.Module, list[str]] | None = None  # kept_rows(base), made when first asked
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
@@ -75,14 +78,22 @@ class StackedNetwork:
         return out
 
     def _vmapped(
-        self, params: dict, buffers: dict, images: torch.Tensor, with_embedding: bool, train: bool
+        self,
+        params: dict,
+        buffers: dict,
+        images: torch.Tensor,
+        with_embedding: bool,
+        train: bool,
+        base: nn.Module | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One vmapped pass over the members' slices `params` / `buffers` (moved in place in train mode)."""
-        self.base.train(train)
+        """One vmapped pass over the members' slices `params` / `buffers` (moved in place in train
+        mode), through `base` (default: the network's own structure)."""
+        base = self.base if base is None else base
+        base.train(train)
 
         def one(member_params, member_buffers, member_images):
             logits, embeddings = functional_call(
-                self.base, (member_params, member_buffers), (member_images,), {"with_embedding": with_embedding}
+                base, (member_params, member_buffers), (member_images,), {"with_embedding": with_embedding}
             )
             return (logits, embeddings) if with_embedding else logits
 
@@ -90,14 +101,23 @@ class StackedNetwork:
         return out if with_embedding else (out, None)
 
     def forward_copies(
-        self, index: torch.Tensor, images: torch.Tensor, with_embedding: bool
+        self, index: torch.Tensor, images: torch.Tensor, with_embedding: bool, row_sources: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
         """A train-mode vmapped pass of the members in `index` over copies of their BatchNorm
         statistics: the logits, the embeddings, and the copies as the pass moved them (the stacked
-        statistics stay as they were; the caller keeps what it chooses)."""
+        statistics stay as they were; the caller keeps what it chooses). With `row_sources` [k, n],
+        each member's BatchNorm statistics are taken over the rows its sources name
+        (kept_rows_norm.py)."""
         params = {name: value[index] for name, value in self.params.items()}
         buffers = {name: value[index] for name, value in self.buffers.items()}
-        logits, embeddings = self._vmapped(params, buffers, images, with_embedding, train=True)
+        if row_sources is None:
+            logits, embeddings = self._vmapped(params, buffers, images, with_embedding, train=True)
+            return logits, embeddings, buffers
+        if self.kept_rows is None:
+            self.kept_rows = kept_rows(self.base)
+        base, norms = self.kept_rows
+        bound = {**buffers, **{f"{name}.row_sources": row_sources for name in norms}}
+        logits, embeddings = self._vmapped(params, bound, images, with_embedding, train=True, base=base)
         return logits, embeddings, buffers
 
     def _forward_each(
