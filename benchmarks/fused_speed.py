@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a file: the package `benchmarks` is foun
 
 # smcl_tune/trial/fused/stacked_network.py; "graph": vmapped, each step replayed as a CUDA graph
 # (training.cuda_graph, trial/fused/group_graphs.py), on CUDA only; "fixed": the step a graph
-# records (trial/fused/kinds_step.py), run eagerly: what its unused passes cost, on any device
+# records (trial/fused/kinds_step.py), run eagerly: what its fixed shape costs, on any device
 STRATEGIES = ("loop", "vmap", "graph", "fixed")
 METHODS = {
     "smcl": {"name": "smcl", "mask_probability": 1.0, "mask_start_epoch": 0},

@@ -12,7 +12,8 @@ variance flows back to the row it copies, which sums to BatchNorm's gradient ove
 (c copies of each row give each the batch's terms c times, over c times the count). torch's own
 batch norm runs the pass, so a member that keeps every row gets torch's kernels unchanged.
 The running statistics are moved as torch's BatchNorm2d moves them over the kept rows (M values a
-channel: mean, and the variance times M / (M - 1))."""
+channel: the mean, and the variance times M / (M - 1), where torch's pass used N / (N - 1) of the
+N values of all rows: rescaled after it)."""
 
 from __future__ import annotations
 
@@ -42,14 +43,20 @@ class KeptRowsBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kept = x.index_select(0, self.row_sources)
+        mean, variance = self.running_mean.clone(), self.running_var.clone()  # torch's pass moves these
+        out = F.batch_norm(kept, mean, variance, self.weight, self.bias, True, self.momentum, self.eps)
         with torch.no_grad():
-            variance, mean = torch.var_mean(kept.float(), dim=(0, 2, 3), correction=0)
-            own = torch.arange(x.shape[0], device=x.device)
-            count = (self.row_sources == own).sum() * (x.shape[2] * x.shape[3])
-            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
-            self.running_var.mul_(1 - self.momentum).add_(self.momentum * variance * count / (count - 1))
+            # torch moved the running variance by m * var * N / (N - 1) over all N = n H W values
+            # of `kept`; BatchNorm2d over the kept rows alone moves it by m * var * M / (M - 1)
+            # (C values: cheaper than a second pass over the activations for the variance).
+            pixels = x.shape[2] * x.shape[3]
+            every = x.shape[0] * pixels
+            own = (self.row_sources == torch.arange(x.shape[0], device=x.device)).sum() * pixels
+            moved = variance - (1 - self.momentum) * self.running_var
+            self.running_var.copy_(variance + moved * (((every - 1) / every) * own / (own - 1) - 1))
+            self.running_mean.copy_(mean)
             self.num_batches_tracked.add_(1)
-        return F.batch_norm(kept, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return out
 
 
 def kept_rows(network: nn.Module) -> tuple[nn.Module, list[str]]:
