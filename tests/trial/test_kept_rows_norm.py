@@ -65,18 +65,18 @@ def test_a_stacked_pass_takes_each_members_statistics_over_its_own_rows():
     stacked = StackedNetwork(networks, strategy="vmap")
     images = torch.randn(2, 8, 3, 16, 16)
     sources = head_sources(torch.tensor([True, False]), 4, 8)
-    logits, _, statistics = stacked.forward_copies(stacked.index_of([0, 1]), images, False, sources)
+    logits, _ = stacked.forward([0, 1], images, row_sources=sources)
     for member, (network, rows) in enumerate(zip(networks, (8, 4))):
         network.train()
         theirs, _ = network(images[member, :rows])
         torch.testing.assert_close(logits[member, :rows], theirs, rtol=1e-4, atol=1e-5)
         for name, buffer in network.named_buffers():
-            moved = statistics[name][member]
+            moved = stacked.buffers[name][member]
             if buffer.is_floating_point():
                 torch.testing.assert_close(moved, buffer, rtol=1e-5, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
             else:
                 assert torch.equal(moved, buffer), name
-    assert set(statistics) == set(dict(networks[0].named_buffers())), "no row sources among the statistics"
+    assert set(stacked.buffers) == set(dict(networks[0].named_buffers())), "no row sources among the statistics"
 
 
 def test_a_network_with_another_kind_of_batchnorm_is_refused():

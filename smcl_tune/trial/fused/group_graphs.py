@@ -1,8 +1,8 @@
 """A fused group's training steps replayed as CUDA graphs (`training.cuda_graph: true` in a group).
 
 The step recorded is kinds_step.py's, whose shapes do not follow the members' masking decisions.
-One graph per step plan (which members step, whether the plain pass runs, which masking kinds), per
-batch shapes, per set of members with class weights, and per set of members (a member's
+One graph per step plan (which members step, which of them run the plain pass, which masking
+kinds), per batch shapes, per set of members with class weights, and per set of members (a member's
 hyperparameters are constants of the recorded kernels, so a refilled slot is recorded again; the
 graphs of members that stopped training are dropped, once an epoch). As for one trial
 (trial/graph_step.py), a plan steps eagerly WARMUP_STEPS times, on a side stream, before its

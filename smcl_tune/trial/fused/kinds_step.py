@@ -137,18 +137,10 @@ def _pass(
     index: tuple[int, ...],
     inputs: Mapping[int, StepInputs],
     row_sources: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """One stacked pass of the members `index` over copies of their BatchNorm statistics, which
-    they keep: the logits, the embeddings and the members' slots."""
-    slots = group.network.index_of(index)
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One vmapped pass of the members `index` on their own inputs' images: logits and embeddings."""
     images = torch.stack([inputs[member].images for member in index])
-    logits, embeddings, statistics = group.network.forward_copies(
-        slots, images, inputs[index[0]].with_embedding, row_sources
-    )
-    with torch.no_grad():
-        for name, moved in statistics.items():
-            group.network.buffers[name][slots] = moved
-    return logits, embeddings, slots
+    return group.network.forward(index, images, inputs[index[0]].with_embedding, row_sources=row_sources)
 
 
 def kinds_step(
@@ -186,7 +178,7 @@ def kinds_step(
                 view = MemberView(group.network, index)
                 masking_inputs[index] = _masking_inputs(members[index], view, batches[index], masks[index])
         if plan.plain:
-            logits, _, _ = _pass(group, plan.plain, plain_inputs)
+            logits, _ = _pass(group, plan.plain, plain_inputs)
             for position, index in enumerate(plan.plain):
                 output = _losses(members[index], plain_inputs[index], logits[position], None, weights[index])
                 losses[index], shares[index] = output.loss, _sums(output, plain_inputs[index])
@@ -194,7 +186,7 @@ def kinds_step(
             chosen = masking[group.network.index_of(kind_members)]
             first = masking_inputs[kind_members[0]]
             rows = head_sources(chosen, first.head_count, first.images.shape[0])
-            logits, embeddings, _ = _pass(group, kind_members, masking_inputs, rows)
+            logits, embeddings = _pass(group, kind_members, masking_inputs, rows)
             for position, index in enumerate(kind_members):
                 mine, plain = masking_inputs[index], plain_inputs[index]
                 masked = _losses(
@@ -217,7 +209,11 @@ def kinds_step(
 
 
 def _losses(
-    member: Member, inputs: StepInputs, logits: torch.Tensor, embeddings: torch.Tensor | None, weights
+    member: Member,
+    inputs: StepInputs,
+    logits: torch.Tensor,
+    embeddings: torch.Tensor | None,
+    weights: torch.Tensor | None,
 ) -> StepOutput:
     return step_losses(member.parts.settings, inputs, logits, embeddings, weights, member.parts.counts)
 

@@ -41,7 +41,7 @@ class StackedNetwork:
         self.size = len(networks)
         self.indices: dict[tuple[int, ...], torch.Tensor] = {}
         self.dtype = next(iter(self.params.values())).dtype
-        self.kept_rows: tuple[nn.Module, list[str]] | None = None  # kept_rows(base), made when first asked
+        self.kept_rows_base: tuple[nn.Module, list[str]] | None = None  # kept_rows(base): _kept_rows
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
@@ -62,20 +62,36 @@ class StackedNetwork:
         return params, buffers, index
 
     def forward(
-        self, members: Sequence[int], images: torch.Tensor, with_embedding: bool = False, train: bool = True
+        self,
+        members: Sequence[int],
+        images: torch.Tensor,
+        with_embedding: bool = False,
+        train: bool = True,
+        row_sources: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The logits (and embeddings) of `members`, each on its own images: images [k, n, C, H, W]
         for the k members -> logits [k, n, classes]. In train mode each member's BatchNorm
-        statistics move with its own images only."""
-        if self.strategy == "loop":
+        statistics move with its own images only; with `row_sources` [k, n] (a vmapped pass, in
+        train mode, whatever the strategy), with the rows its sources name (kept_rows_norm.py)."""
+        if self.strategy == "loop" and row_sources is None:
             return self._forward_each(members, images, with_embedding, train)
         params, buffers, index = self._slices(members)
-        out = self._vmapped(params, buffers, images, with_embedding, train)
+        base, bound = self.base, buffers
+        if row_sources is not None:
+            base, norms = self._kept_rows()
+            bound = {**buffers, **{f"{name}.row_sources": row_sources for name in norms}}
+        out = self._vmapped(params, bound, images, with_embedding, train, base)
         if index is not None and train:
             with torch.no_grad():  # BatchNorm moved the gathered copies of these members' statistics
                 for name, value in buffers.items():
                     self.buffers[name][index] = value
         return out
+
+    def _kept_rows(self) -> tuple[nn.Module, list[str]]:
+        """The structure with kept-rows BatchNorm layers, and their names (made when first asked)."""
+        if self.kept_rows_base is None:
+            self.kept_rows_base = kept_rows(self.base)
+        return self.kept_rows_base
 
     def _vmapped(
         self,
@@ -84,11 +100,10 @@ class StackedNetwork:
         images: torch.Tensor,
         with_embedding: bool,
         train: bool,
-        base: nn.Module | None = None,
+        base: nn.Module,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One vmapped pass over the members' slices `params` / `buffers` (moved in place in train
-        mode), through `base` (default: the network's own structure)."""
-        base = self.base if base is None else base
+        mode), through `base` (the network's structure)."""
         base.train(train)
 
         def one(member_params, member_buffers, member_images):
@@ -99,26 +114,6 @@ class StackedNetwork:
 
         out = vmap(one)(params, buffers, images)
         return out if with_embedding else (out, None)
-
-    def forward_copies(
-        self, index: torch.Tensor, images: torch.Tensor, with_embedding: bool, row_sources: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
-        """A train-mode vmapped pass of the members in `index` over copies of their BatchNorm
-        statistics: the logits, the embeddings, and the copies as the pass moved them (the stacked
-        statistics stay as they were; the caller keeps what it chooses). With `row_sources` [k, n],
-        each member's BatchNorm statistics are taken over the rows its sources name
-        (kept_rows_norm.py)."""
-        params = {name: value[index] for name, value in self.params.items()}
-        buffers = {name: value[index] for name, value in self.buffers.items()}
-        if row_sources is None:
-            logits, embeddings = self._vmapped(params, buffers, images, with_embedding, train=True)
-            return logits, embeddings, buffers
-        if self.kept_rows is None:
-            self.kept_rows = kept_rows(self.base)
-        base, norms = self.kept_rows
-        bound = {**buffers, **{f"{name}.row_sources": row_sources for name in norms}}
-        logits, embeddings = self._vmapped(params, bound, images, with_embedding, train=True, base=base)
-        return logits, embeddings, buffers
 
     def _forward_each(
         self, members: Sequence[int], images: torch.Tensor, with_embedding: bool, train: bool
