@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import SupportsFloat
 
 import torch
 from torch import Tensor
@@ -45,7 +46,7 @@ def cmo_batch(
     minor_images: Tensor,
     minor_labels: Tensor,
     num_classes: int,
-    alpha: float,
+    alpha: SupportsFloat,
     generator: torch.Generator,
 ) -> CmoBatch:
     """Each head image x_b with a box of its minor image x_m pasted in, labelled by the pasted area.

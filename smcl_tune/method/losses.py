@@ -27,7 +27,7 @@ def soft_cross_entropy(logits: Tensor, targets: Tensor, class_weights: Tensor | 
     return (sample_weights * per_sample).sum() / sample_weights.sum()
 
 
-def supervised_contrastive_loss(z: Tensor, labels: Tensor, temperature: float) -> Tensor:
+def supervised_contrastive_loss(z: Tensor, labels: Tensor, temperature: float | Tensor) -> Tensor:
     """Supervised contrastive loss, L_out form of Khosla et al. (NeurIPS 2020), eq. 2.
 
     For each anchor a with at least one positive P(a) (same label, not a itself):
@@ -37,12 +37,12 @@ def supervised_contrastive_loss(z: Tensor, labels: Tensor, temperature: float) -
     Args:
         z: [N, D] L2-normalised embeddings, any float dtype (computed in at least float32).
         labels: [N] integer class labels.
-        temperature: tau > 0.
+        temperature: tau > 0; a float, or a 0-dim tensor (not read back: checked where it was made).
 
     Returns:
         Scalar loss; 0 (still connected to ``z``'s graph) when no anchor has a positive.
     """
-    if temperature <= 0:
+    if not isinstance(temperature, Tensor) and temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     z = z.to(torch.promote_types(z.dtype, torch.float32))
     n = z.shape[0]
@@ -95,24 +95,25 @@ def drw_class_weights(class_counts: Tensor, beta: float = 0.9999) -> Tensor:
     return weights.to(device=torch.as_tensor(class_counts).device, dtype=torch.float32)
 
 
-def ldam_margins(class_counts: Tensor, max_margin: float = 0.5) -> Tensor:
+def ldam_margins(class_counts: Tensor, max_margin: float | Tensor = 0.5) -> Tensor:
     """Per-class margins of LDAM (Cao et al. NeurIPS 2019, eq. 13): m_k = C / n_k^(1/4).
 
     Args:
         class_counts: [C] training images per class; counts of 0 are treated as 1.
-        max_margin: the largest margin (that of the rarest class); C is chosen to give it.
+        max_margin: the largest margin (that of the rarest class); C is chosen to give it. A float,
+            or a 0-dim tensor (not read back: checked where it was made).
 
     Returns:
         float32 [C] margins on the class_counts' device, in cosine units.
     """
-    if max_margin < 0:
+    if not isinstance(max_margin, Tensor) and max_margin < 0:
         raise ValueError(f"max_margin must be >= 0, got {max_margin}")
     counts = torch.as_tensor(class_counts, dtype=torch.float32).clamp_min(1.0)
     inverse_fourth_root = counts.pow(-0.25)
     return inverse_fourth_root * (max_margin / inverse_fourth_root.max())
 
 
-def ldam_logits(cosine_logits: Tensor, targets: Tensor, margins: Tensor, scale: float) -> Tensor:
+def ldam_logits(cosine_logits: Tensor, targets: Tensor, margins: Tensor, scale: float | Tensor) -> Tensor:
     """LDAM's logits s * (cos_k - m_k * q_k), to be used in place of the logits in cross-entropy.
 
     For a one-hot target y this is the paper's s * (cos_y - m_y) on the true class and s * cos_k

@@ -1,5 +1,7 @@
 """Masks from saliency maps, and composing a masked image with its soft label."""
 
+from typing import SupportsFloat
+
 import torch
 from torch import Tensor
 
@@ -12,12 +14,12 @@ LABEL_MODES = ("mixed", "minor", "background")
 BLUR_FILL_SIGMA = 1 / 8  # of the image's longer side: 4 px at 32 px, a blur that leaves no object's shape
 
 
-def threshold_mask(saliency: Tensor, threshold: float, content: Tensor | None = None) -> Tensor:
+def threshold_mask(saliency: Tensor, threshold: float | Tensor, content: Tensor | None = None) -> Tensor:
     """Mask of the pixels whose saliency is at least ``threshold``.
 
     Args:
         saliency: float [B, H, W], normalised to [0, 1] per image.
-        threshold: saliency threshold t in [0, 1].
+        threshold: saliency threshold t in [0, 1]; a float, or a 0-dim tensor on the saliency's device.
         content: bool [B, H, W] or None: where False (the crop's padding) a pixel is never masked.
 
     Returns:
@@ -93,27 +95,28 @@ def centred_boxes(centre_y: Tensor, centre_x: Tensor, lam: Tensor, height: int, 
     return (inside_rows[:, :, None] & inside_cols[:, None, :]).float().unsqueeze(1)
 
 
-def sample_beta(alpha: float, n: int, generator: torch.Generator) -> Tensor:
+def sample_beta(alpha: SupportsFloat, n: int, generator: torch.Generator) -> Tensor:
     """Draw n values from Beta(alpha, alpha), reproducibly from ``generator``.
 
     torch's Beta sampler has no generator argument, so a seed is drawn from ``generator`` and
     used on a forked CPU RNG; torch's global RNG state is unchanged afterwards.
 
     Args:
-        alpha: both concentration parameters, > 0.
+        alpha: both concentration parameters, > 0 (anything float() reads: a fused slot's value).
         n: number of draws.
         generator: source of randomness.
 
     Returns:
         float32 [n] on the CPU.
     """
+    alpha = float(alpha)
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0 for Beta(alpha, alpha), got {alpha}")
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
     with torch.random.fork_rng(devices=[]):
         # Seed only the CPU generator: torch.manual_seed would also reseed CUDA's.
         torch.default_generator.manual_seed(seed)
-        concentration = torch.full((), float(alpha))
+        concentration = torch.full((), alpha)
         # alpha is checked above: the distribution's own check would read its argument back to the host
         return torch.distributions.Beta(concentration, concentration, validate_args=False).sample((n,))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -29,15 +29,22 @@ from smcl_tune.method.masking import (
 )
 from smcl_tune.method.one_hot import one_hot
 from smcl_tune.method.saliency import cam_saliency, gradient_saliency, random_saliency, spectral_residual_saliency
+from smcl_tune.method.step_values import StepValues
 
 
 @dataclass(frozen=True)
 class StepSettings:
     """What one step needs: the method's configuration and the number of classes. Every field of
-    the method is read from `method` itself, so a field is written once, in MethodConfig."""
+    the method is read from `method` itself, so a field is written once, in MethodConfig; its
+    numbers (`values`) are the method's own unless given (a fused group's slot tensors: step_values.py)."""
 
     method: MethodConfig
     num_classes: int
+    values: StepValues = field(default=None, compare=False)  # type: ignore[assignment]  # None: the method's
+
+    def __post_init__(self) -> None:
+        if self.values is None:
+            object.__setattr__(self, "values", StepValues.of(self.method))
 
     @property
     def name(self) -> str:
@@ -94,8 +101,8 @@ def _mask(
     settings: StepSettings, saliency: torch.Tensor, generator: torch.Generator, content: torch.Tensor | None
 ) -> torch.Tensor:
     if settings.method.mask_mode == "threshold":
-        return threshold_mask(saliency, settings.method.saliency_threshold, content)
-    alpha, size = settings.method.box_alpha, saliency.shape[0]
+        return threshold_mask(saliency, settings.values.saliency_threshold, content)
+    alpha, size = settings.values.box_alpha, saliency.shape[0]
     lam = on_device(lambda: sample_beta(alpha, size, generator), saliency.device)
     return box_mask(saliency, lam, content)
 
@@ -197,7 +204,7 @@ def step_inputs(
             minor_images,
             minor_labels,
             settings.num_classes,
-            settings.method.box_alpha,
+            settings.values.box_alpha,
             generator,
         )
         images, targets, area = [head_images, pasted.composite], [head_targets, pasted.targets], pasted.area
@@ -223,10 +230,10 @@ def step_losses(
     """L = L_MCE + w * L_MSC of a step's pass (SMCL.md, steps 6-8), from its logits and embeddings."""
     classification = _classification_loss(settings, logits, inputs.targets, class_weights, class_counts)
     if inputs.with_embedding:
-        contrastive = supervised_contrastive_loss(embeddings, inputs.labels, settings.method.temperature)
+        contrastive = supervised_contrastive_loss(embeddings, inputs.labels, settings.values.temperature)
     else:
         contrastive = logits.new_zeros(())
-    loss = classification + inputs.contrastive_weight * contrastive if inputs.with_embedding else classification
+    loss = classification + settings.values.loss_weight * contrastive if inputs.with_embedding else classification
     return StepOutput(loss, classification, contrastive, logits[: inputs.head_count], inputs.mask_areas)
 
 
@@ -274,6 +281,6 @@ def _classification_loss(
     if method.classifier_loss == "balanced_softmax":
         logits = balanced_softmax_logits(logits, class_counts)
     elif method.classifier_loss == "ldam_drw":
-        margins = ldam_margins(class_counts, method.ldam_max_margin)
-        logits = ldam_logits(logits, targets, margins, method.ldam_scale)
+        margins = ldam_margins(class_counts, settings.values.ldam_max_margin)
+        logits = ldam_logits(logits, targets, margins, settings.values.ldam_scale)
     return soft_cross_entropy(logits, targets, class_weights)

@@ -72,6 +72,8 @@ def _close_sums(pairs: list[tuple[torch.Tensor, torch.Tensor, str]]):
     (measured: up to 6e-4 of its norm for the first layer's gradient, and 0.9% of a small
     BatchNorm bias gradient's; in float64 the same steps agree exactly).
     A member fed another's data or hyperparameters is caught by its losses (the leak test)."""
+    if not pairs:
+        return  # e.g. no momentum buffers: SGD without momentum
     whole = float(torch.linalg.vector_norm(torch.cat([theirs.double().flatten() for _, theirs, _ in pairs])))
     for mine, theirs, what in pairs:
         error = float(torch.linalg.vector_norm((mine - theirs).double()))

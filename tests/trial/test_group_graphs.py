@@ -17,13 +17,14 @@ import logging
 import pytest
 import torch
 
+from benchmarks.stepped_trial import SteppedTrial
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.method.draws import DrawTape, recording
 from smcl_tune.trial.epoch import StepShare
 from smcl_tune.trial.fused.group_graphs import CapturedGroupStep, GroupGraphs
 from smcl_tune.trial.fused.group_run import build_group
 from smcl_tune.trial.graph_step import WARMUP_STEPS
-from tests.trial.test_fused_group import METHODS, _config, _every_method, _in_lockstep
+from tests.trial.test_fused_group import METHODS, _compare_step, _config, _every_method, _in_lockstep
 from tests.trial.test_graph_step import EPOCHS, MASKING, Rerun
 from tests.trial.test_host_copies import CountHostTraffic
 from tests.trial.test_train_loop import coded_data, config
@@ -271,9 +272,96 @@ def test_a_group_off_cuda_asked_for_graphs_says_once_that_it_steps_eagerly(caplo
     assert all(member.parts.graphs is None for member in group.members)
 
 
-def test_a_refilled_slot_is_recorded_anew(tiny_config):
-    """A member's hyperparameters are constants of its recorded kernels: the graphs of a member
-    that left are dropped, and its successor's steps are recorded for it."""
+REFILLED_SHAPES = (
+    {"name": "smcl", "mask_mode": "box", "fill": "noise", "mask_probability": 1.0},
+    {
+        "name": "smcl",
+        "compose": "paste",
+        "mask_mode": "threshold",
+        "mask_probability": 1.0,
+        "classifier_loss": "balanced_softmax",
+    },
+)
+
+
+def _refilled_in_lockstep(tiny_config, corrupt=None) -> GroupGraphs:
+    """Two SMCL members (box and threshold masks, every step masking: one plan) until their step
+    is recorded and replayed; then both leave, and members of the same recorded shapes with their
+    own temperatures, loss weights, box size, threshold, seeds and optimizer hyperparameters take
+    their slots. Each newcomer is compared with its own trial at every step. `corrupt(group,
+    newcomers)` runs after the refill."""
+    from smcl_tune.trial.fused.group_run import new_member
+
+    first = [_config(tiny_config, epochs=12, seed=seed, **shape) for seed, shape in enumerate(REFILLED_SHAPES)]
+    then = [
+        _config(tiny_config, epochs=5, seed=7, temperature=0.4, loss_weight=0.3, box_alpha=3.0, **REFILLED_SHAPES[0]),
+        _config(tiny_config, epochs=5, seed=8, temperature=0.05, loss_weight=2, **REFILLED_SHAPES[1]),
+    ]
+    then[0]["training"].update(lr=0.02, momentum=0.5, weight_decay=0.01, nesterov=True)
+    then[1]["method"]["saliency_threshold"] = 0.3
+    then[1]["training"].update(lr=0.2, momentum=0.0)
+    typed = [trial_config_from_dict(config) for config in first]
+    data = coded_data()
+    group = build_group(typed, data, torch.device("cpu"), strategy="vmap")
+    captured: list = []
+    _with_graphs(captured)(group)
+    for _ in range(WARMUP_STEPS + 2):
+        _next_epoch(group)
+    assert group.graphs.captures == 1 and group.graphs.replays == 2
+    for member in list(group.members):
+        group.release(member)
+    configs = [trial_config_from_dict(config) for config in then]
+    newcomers = [new_member(0, config, data, torch.device("cpu")) for config in configs]
+    for member in newcomers:
+        group.admit(member)
+    if corrupt is not None:
+        corrupt(group, newcomers)
+    trials = [SteppedTrial.build(config, data, torch.device("cpu")) for config in configs]
+    for _ in range(5):
+        fused = group.train_epoch(newcomers)
+        for member, trial in zip(newcomers, trials):
+            before = {key: param.detach().clone() for key, param in trial.parts.network.named_parameters()}
+            theirs = trial.train_epoch()
+            _compare_step(group, member, trial, fused[member.index], theirs, f"newcomer {member.index}", before)
+            member.epoch += 1
+            group.network.load_member_state(member.index, trial.parts.network.state_dict())
+            group.optimizer.load_member_state(member.index, trial.parts.optimizer.state_dict())
+    return group.graphs
+
+
+def test_members_refilling_slots_replay_their_predecessors_graph_as_their_own_trials(tiny_config):
+    """FUSION.md: a refill never recaptures. A newcomer's values, step generator and optimizer
+    hyperparameters are read from its slot's memory, so the graph recorded for its predecessor
+    steps it as its own trial steps, from its first step."""
+    graphs = _refilled_in_lockstep(tiny_config)
+    assert graphs.captures == 1 and graphs.replays == 2 + 5
+    assert graphs.failed is None
+
+
+def test_a_refill_whose_values_or_draws_stayed_its_predecessors_would_be_seen(tiny_config):
+    """The refill lockstep catches a slot that kept its predecessor's values (the recorded step
+    would compute with them), or a newcomer drawing from a generator of its own while the recorded
+    draws call the slot's."""
+    from dataclasses import replace
+
+    def predecessors_values(group, newcomers) -> None:
+        for member, shape in zip(newcomers, REFILLED_SHAPES):
+            group.values.set_slot(member.index, trial_config_from_dict(_config(tiny_config, **shape)).method)
+
+    def own_generator(group, newcomers) -> None:
+        member = newcomers[0]
+        own = torch.Generator().manual_seed(0)
+        own.set_state(member.parts.generators.steps.get_state())
+        member.parts = replace(member.parts, generators=replace(member.parts.generators, steps=own))
+
+    for corrupt in (predecessors_values, own_generator):
+        with pytest.raises(AssertionError):
+            _refilled_in_lockstep(tiny_config, corrupt)
+
+
+def test_a_slot_refilled_by_a_member_of_another_shape_is_recorded_anew(tiny_config):
+    """A member's method choices are its recorded kernels (slot_values.recorded_shape): the graph
+    of a slot refilled by another shape is dropped, and the newcomer's steps are recorded for it."""
     from smcl_tune.trial.fused.group_run import new_member
 
     configs = [
@@ -287,13 +375,14 @@ def test_a_refilled_slot_is_recorded_anew(tiny_config):
     for _ in range(WARMUP_STEPS + 2):
         _next_epoch(group)
     assert len(group.graphs.graphs) == 1 and group.graphs.replays == 2
-    leaving = group.members[1]
-    group.release(leaving)
-    newcomer = new_member(1, configs[1], data, torch.device("cpu"))
-    group.admit(newcomer)
+    group.release(group.members[1])
+    other_shape = _config(tiny_config, epochs=12, name="ce", mask_end_epoch=None, classifier_loss="balanced_softmax")
+    group.admit(new_member(1, trial_config_from_dict(other_shape), data, torch.device("cpu")))
     group.train_epoch(group.members)
-    assert group.graphs.graphs == {}, "the graph of the member that left is dropped"
-    assert group.graphs.replays == 2
+    assert group.graphs.graphs == {}, "the graph of the slots' former shapes is dropped"
+    for _ in range(WARMUP_STEPS):
+        _next_epoch(group)
+    assert group.graphs.captures == 2 and group.graphs.replays == 3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs are captured on a CUDA device only")
@@ -326,6 +415,60 @@ def test_a_graphed_group_on_cuda_trains_as_the_same_group_stepped_eagerly():
             torch.testing.assert_close(mine, theirs, rtol=1e-2, atol=1e-3)
         else:
             assert torch.equal(mine, theirs)  # BatchNorm's step counts, which members' momentum started
+
+
+def _cuda_members(seeds, **method) -> list:
+    configs = []
+    for seed in seeds:
+        settings = config({**MASKING, "name": "smcl", "fill": "noise", **method}, EPOCHS, 8)
+        settings["method"]["temperature"] = 0.1 + 0.1 * (seed % 4)
+        settings["training"].update(cuda_graph=True, device="cuda", seed=seed, lr=0.02 + 0.01 * (seed % 3))
+        configs.append(trial_config_from_dict(settings))
+    return configs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs are captured on a CUDA device only")
+def test_a_graphed_group_on_cuda_refilled_by_members_of_its_shapes_replays_without_a_capture():
+    """Captured for real: four SMCL members train until their steps are recorded, then leave, and
+    four of the same shapes with their own seeds, temperatures, loss weights, box sizes and rates
+    take their slots. The graphs recorded for the leavers step the newcomers (a capture after the
+    refill is of a plan not recorded before), as the same group refilled and stepped eagerly steps
+    them."""
+    from smcl_tune.trial.fused.group_run import new_member
+
+    device = torch.device("cuda")
+    data = coded_data().to(device)
+    graphed = build_group(_cuda_members(range(4)), data, device)
+    eager = build_group(_cuda_members(range(4)), data, device)
+    eager.graphs = GroupGraphs(eager, capture=None, warmup_steps=10**9)
+    for _ in range(EPOCHS):
+        _next_epoch(graphed)
+        _next_epoch(eager)
+    captures, replays, recorded = graphed.graphs.captures, graphed.graphs.replays, dict(graphed.graphs.graphs)
+    assert graphed.graphs.failed is None and captures >= 1
+    newcomers = _cuda_members(range(10, 14), loss_weight=0.4, box_alpha=3.0)
+    for group in (graphed, eager):
+        for member in list(group.members):
+            group.release(member)
+        for settings in newcomers:
+            group.admit(new_member(0, settings, data, device))
+    for _ in range(EPOCHS):
+        mine, theirs = _next_epoch(graphed), _next_epoch(eager)
+        for member, other in zip(graphed.members, eager.members):
+            for name in ("loss", "loss_mce", "loss_msc", "masked_area"):
+                assert mine[member.index][name] == pytest.approx(theirs[other.index][name], rel=1e-3, nan_ok=True)
+            assert mine[member.index]["masked_step_fraction"] == theirs[other.index]["masked_step_fraction"]
+    graphs = graphed.graphs.graphs
+    assert all(graphs[key] is graph for key, graph in recorded.items()), "the leavers' graphs are kept"
+    assert graphed.graphs.captures - captures == len(graphs) - len(recorded), "captures of plans not recorded before"
+    assert graphed.graphs.replays > replays + 20
+    for member, other in zip(graphed.members, eager.members):
+        assert torch.equal(member.parts.generators.steps.get_state(), other.parts.generators.steps.get_state())
+    for mine, theirs in zip(_group_state(graphed), _group_state(eager)):
+        if mine.is_floating_point():
+            torch.testing.assert_close(mine, theirs, rtol=1e-2, atol=1e-3)
+        else:
+            assert torch.equal(mine, theirs)
 
 
 def test_the_recorded_group_step_makes_no_tensor_from_host_data_and_reads_nothing_back(tiny_config):

@@ -2,9 +2,11 @@
 
 The step recorded is kinds_step.py's, whose shapes do not follow the members' masking decisions.
 One graph per step plan (which members step, which of them run the plain pass, which masking
-kinds), per batch shapes, per set of members with class weights, and per set of members (a member's
-hyperparameters are constants of the recorded kernels, so a refilled slot is recorded again; the
-graphs of members that stopped training are dropped, once an epoch). As for one trial
+kinds), per batch shapes, per set of members with class weights, and per recorded shape of each
+member stepping (slot_values.py): a member's values, step generator and optimizer hyperparameters
+are read from its slot's memory, so a member that refills a slot replays the graphs recorded for
+its predecessor when their recorded shapes are equal (FUSION.md: a refill never recaptures); a
+graph whose slots no longer hold training members of its shapes is dropped, once an epoch. As for one trial
 (trial/graph_step.py), a plan steps eagerly WARMUP_STEPS times, on a side stream, before its
 capture; before each replay the batches, the masking decisions, the learning rates and (when they
 change) the class weights are copied into the graph's buffers, and the draws of the members that
@@ -56,7 +58,7 @@ class CapturedGroupStep:
     draws: DrawTape
     sums: torch.Tensor
     composed: dict[int, int]
-    serials: frozenset[int]  # the members recorded
+    held: frozenset[tuple[int, tuple]]  # (slot, recorded shape) of each member recorded
     masking: torch.Tensor  # [N] bool: the buffer of which members mask, read by the recorded step
     copied_from: dict[int, Any] = field(default_factory=dict)  # the class weights last copied in, per member
 
@@ -92,7 +94,7 @@ class GroupGraphs:
         self.graphs: dict[tuple, CapturedGroupStep] = {}
         self.eager_steps: Counter[tuple] = Counter()
         self.failed: str | None = None
-        self.replays = 0
+        self.captures = self.replays = 0
         self.side_stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def step(
@@ -108,7 +110,7 @@ class GroupGraphs:
         full = {index: with_minor_stand_in(batch) for index, batch in batches.items()}
         key = (
             plan,
-            tuple(members[index].serial for index in plan.members),
+            tuple(members[index].recorded_shape for index in plan.members),
             tuple(batch_shapes(full[index]) for index in plan.members),
             tuple(weights[index] is not None for index in plan.members),
         )
@@ -124,6 +126,7 @@ class GroupGraphs:
             captured = self._capture(plan, members, full, masks, weights)
             if captured is not None:
                 self.graphs[key] = captured
+                self.captures += 1
                 captured.draws.load_first()
                 captured.recording.replay()
                 self.replays += 1
@@ -134,11 +137,11 @@ class GroupGraphs:
         return on_side_stream(self.side_stream, self.group.device, lambda: kinds_step(*arguments))
 
     def keep_graphs_of(self, members: Iterable[Member]) -> None:
-        """Drops the graphs that record a member not among `members` (an epoch's training members):
-        a member that stopped training (it ended, failed or left) never trains again, and its
-        graphs hold memory no step will use."""
-        serials = {member.serial for member in members}
-        for key in [key for key, graph in self.graphs.items() if not graph.serials <= serials]:
+        """Drops the graphs one of whose slots holds no member of its recorded shape among `members`
+        (an epoch's training members): a slot whose member stopped training (it ended, failed or
+        left) and was not refilled by one of its shape, whose graphs hold memory no step will use."""
+        held = {(member.index, member.recorded_shape) for member in members}
+        for key in [key for key, graph in self.graphs.items() if not graph.held <= held]:
             del self.graphs[key]
 
     def _capture(
@@ -175,10 +178,10 @@ class GroupGraphs:
                 self.failed,
             )
             return None
-        serials = frozenset(members[index].serial for index in plan.members)
+        held = frozenset((index, members[index].recorded_shape) for index in plan.members)
         copied_from = {index: weights[index] for index in weights}
         return CapturedGroupStep(
-            graph, fixed, fixed_weights, draws, share.sums, recorded, serials, self.masking, copied_from
+            graph, fixed, fixed_weights, draws, share.sums, recorded, held, self.masking, copied_from
         )
 
 

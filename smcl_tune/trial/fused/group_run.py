@@ -10,12 +10,12 @@ evaluation (each member's network materialised, evaluated as the unfused trial i
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from smcl_tune.trial.epoch import EpochCounts, EpochSums, epoch_metrics
 from smcl_tune.trial.evaluation import validation_metrics
 from smcl_tune.trial.fused.fusible import check_fusible
 from smcl_tune.trial.fused.group_graphs import GroupGraphs, group_graphs
+from smcl_tune.trial.fused.slot_values import SlotValues, recorded_shape
 from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork, default_strategy
 from smcl_tune.trial.fused.stacked_sgd import StackedSGD
 from smcl_tune.trial.gallery_capture import GalleryCapture
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, Any], Path | None], None]
 PROJECTION = "projection."  # the parameters of SMCLNetwork's projection head
-_SERIALS = itertools.count()
 
 
 @dataclass
@@ -67,7 +67,11 @@ class Member:
     status: str = TrialState.COMPLETED
     reason: str | None = None
     last_metrics: dict[str, Any] = field(default_factory=dict)
-    serial: int = field(default_factory=lambda: next(_SERIALS))  # which member this is, in this process
+
+    @cached_property
+    def recorded_shape(self) -> tuple:
+        """What its recorded steps hold fixed (slot_values.py): a slot's graphs serve its next member of this shape."""
+        return recorded_shape(self.parts.settings)
 
     @property
     def training(self) -> bool:
@@ -90,6 +94,11 @@ class FusedGroup:
         trainings = [member.config.training for member in [*self.members, *spare]]
         self.optimizer = StackedSGD(self.network.parameters(), trainings)
         self.names = list(self.network.params)
+        # what the recorded steps read of a slot's member: its values, its step generator, the counts
+        self.values = SlotValues([member.config.method for member in [*self.members, *spare]], device)
+        self.step_generators = [member.parts.generators.steps for member in self.members]
+        self.step_generators += [torch.Generator() for _ in spare]
+        self.counts = self.members[0].parts.counts  # the condition's: every member trains on one data
         # the steps' CUDA graphs (training.cuda_graph, which members share: fusible.py); None: eager
         self.graphs: GroupGraphs | None = group_graphs(self, self.members[0].config.training.cuda_graph)
 
@@ -97,12 +106,18 @@ class FusedGroup:
         return self.size - len(self.members)
 
     def admit(self, member: Member) -> None:
-        """`member` (at its initial weights) takes a free slot: its weights, hyperparameters and a
-        fresh optimizer state there. Members join and leave between epochs."""
+        """`member` (at its initial weights) takes a free slot: its weights, hyperparameters, values
+        and a fresh optimizer state there, and the slot's step generator, set to its own generator's
+        state (slot_values.py: a graph recorded for the slot's last member then steps it). Members
+        join and leave between epochs."""
         taken = {other.index for other in self.members}
         member.index = min(slot for slot in range(self.size) if slot not in taken)
         self.network.load_member_state(member.index, member.parts.network.state_dict())
         self.optimizer.set_member(member.index, member.config.training)
+        self.values.set_slot(member.index, member.config.method)
+        generator = self.step_generators[member.index]
+        generator.set_state(member.parts.generators.steps.get_state())
+        member.parts = replace(member.parts, generators=replace(member.parts.generators, steps=generator))
         self.members.append(member)
 
     def release(self, member: Member) -> None:

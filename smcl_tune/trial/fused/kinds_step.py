@@ -27,7 +27,7 @@ measured in docs/RESULTS.md.)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -39,6 +39,7 @@ from smcl_tune.trial.components import TrialComponents
 from smcl_tune.trial.device import autocast
 from smcl_tune.trial.epoch import EpochSums
 from smcl_tune.trial.fused.kept_rows_norm import head_sources
+from smcl_tune.trial.fused.slot_values import SlotValues
 from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork
 from smcl_tune.trial.fused.stacked_sgd import StackedSGD
 
@@ -48,7 +49,9 @@ class Member(Protocol):
 
     index: int
     parts: TrialComponents
-    serial: int
+
+    @property
+    def recorded_shape(self) -> tuple: ...
 
 
 class FusedGroup(Protocol):
@@ -60,6 +63,8 @@ class FusedGroup(Protocol):
     size: int
     names: list[str]
     members: Sequence[Member]
+    values: SlotValues
+    counts: torch.Tensor
 
     def eager_step(
         self,
@@ -118,11 +123,17 @@ def with_minor_stand_in(batch: Batch) -> Batch:
     return Batch(head_images, head_labels, head_images, head_labels, head_content, head_content)
 
 
-def _masking_inputs(member: Member, view: MemberView, batch: Batch, masks: bool) -> StepInputs:
+def slot_settings(group: FusedGroup, member: Member) -> StepSettings:
+    """The member's step settings with its slot's values (slot_values.py): what a recorded step
+    reads of them is the slot's memory, whichever member holds the slot when it is replayed."""
+    return replace(member.parts.settings, values=group.values.of_slot(member.index))
+
+
+def _masking_inputs(member: Member, settings: StepSettings, view: MemberView, batch: Batch, masks: bool) -> StepInputs:
     generator = member.parts.generators.steps
     kept = None if masks else generator.get_state()
     with drawing_for(member.index):
-        inputs = step_inputs(member.parts.settings, view, batch, generator)
+        inputs = step_inputs(settings, view, batch, generator)
     if kept is not None:
         generator.set_state(kept)  # the member does not mask: its eager step draws nothing
     return inputs
@@ -167,20 +178,22 @@ def kinds_step(
     to its gradient)."""
     losses: dict[int, torch.Tensor] = {}
     shares: dict[int, torch.Tensor] = {}
+    settings = {index: slot_settings(group, members[index]) for index in plan.members}
     with autocast(group.device):
         plain_inputs, masking_inputs = {}, {}
         for index in plan.members:
-            member, batch = members[index], batches[index]
-            view = MemberView(group.network, index)
-            plain_inputs[index] = step_inputs(member.parts.settings, view, Batch(batch.head_images, batch.head_labels))
+            batch, view = batches[index], MemberView(group.network, index)
+            plain_inputs[index] = step_inputs(settings[index], view, Batch(batch.head_images, batch.head_labels))
         for _, kind_members in plan.kinds:
             for index in kind_members:
                 view = MemberView(group.network, index)
-                masking_inputs[index] = _masking_inputs(members[index], view, batches[index], masks[index])
+                masking_inputs[index] = _masking_inputs(
+                    members[index], settings[index], view, batches[index], masks[index]
+                )
         if plan.plain:
             logits, _ = _pass(group, plan.plain, plain_inputs)
             for position, index in enumerate(plan.plain):
-                output = _losses(members[index], plain_inputs[index], logits[position], None, weights[index])
+                output = _losses(group, settings[index], plain_inputs[index], logits[position], None, weights[index])
                 losses[index], shares[index] = output.loss, _sums(output, plain_inputs[index])
         for _, kind_members in plan.kinds:
             chosen = masking[group.network.index_of(kind_members)]
@@ -189,14 +202,11 @@ def kinds_step(
             logits, embeddings = _pass(group, kind_members, masking_inputs, rows)
             for position, index in enumerate(kind_members):
                 mine, plain = masking_inputs[index], plain_inputs[index]
-                masked = _losses(
-                    members[index],
-                    mine,
-                    logits[position],
-                    None if embeddings is None else embeddings[position],
-                    weights[index],
+                embedding = None if embeddings is None else embeddings[position]
+                masked = _losses(group, settings[index], mine, logits[position], embedding, weights[index])
+                unmasked = _losses(
+                    group, settings[index], plain, logits[position][: plain.head_count], None, weights[index]
                 )
-                unmasked = _losses(members[index], plain, logits[position][: plain.head_count], None, weights[index])
                 losses[index] = torch.where(masking[index], masked.loss, unmasked.loss)
                 shares[index] = torch.where(masking[index], _sums(masked, mine), _sums(unmasked, plain))
     group.optimizer.zero_grad()
@@ -209,13 +219,14 @@ def kinds_step(
 
 
 def _losses(
-    member: Member,
+    group: FusedGroup,
+    settings: StepSettings,
     inputs: StepInputs,
     logits: torch.Tensor,
     embeddings: torch.Tensor | None,
     weights: torch.Tensor | None,
 ) -> StepOutput:
-    return step_losses(member.parts.settings, inputs, logits, embeddings, weights, member.parts.counts)
+    return step_losses(settings, inputs, logits, embeddings, weights, group.counts)
 
 
 def _used(group: FusedGroup, plan: StepPlan, masking: torch.Tensor) -> list[torch.Tensor]:
