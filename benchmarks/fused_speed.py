@@ -3,8 +3,10 @@
 Each row times `FusedGroup.train_epoch` (smcl_tune/trial/fused/group_run.py) on a group of N
 ResNet-32 members at batch 128 over random uint8 images in CIFAR-100-LT's class counts (the
 images of benchmarks/step_speed.py): the median of three epochs of --steps steps, after two
-warm-up epochs of two steps; the members differ in seed,
-temperature and learning rate, as a study's trials do. The row "unfused" is one trial's own step
+warm-up epochs of two steps; the members differ in seed, temperature and learning rate, as a
+study's trials do. In a graphed row the warm-up's members then leave and as many of the same
+shapes (their own seeds and temperatures) refill the slots: the timed epochs are the newcomers',
+replaying the graphs recorded for their predecessors. The row "unfused" is one trial's own step
 (`train_one_epoch` through benchmarks/stepped_trial.py). Each row runs in a process of its own, so
 its peak memory is its own: the process's peak resident set on the CPU, the allocator's peak on
 CUDA. "x unfused" divides the summed images/s by the unfused trial's on the same cores; "trials
@@ -98,6 +100,10 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
         epoch()
     for config in configs:
         config.training.max_steps_per_epoch = steps
+    captured, recorded = 0, {}
+    if strategy == "graph" and members != UNFUSED:
+        _refill(group, configs, data, device)
+        captured, recorded = group.graphs.captures, dict(group.graphs.graphs)
     timed = sorted(
         (epoch() for _ in range(TIMED_EPOCHS)), key=lambda epochs: sum(e["images_per_second"] for e in epochs)
     )
@@ -117,8 +123,28 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
         "peak_mib": _peak_mib(device),
         "before_mib": before_mib,
         "graph_replays": 0 if graphs is None else graphs.replays,
+        "graph_captures_timed": 0 if graphs is None else graphs.captures - captured,
+        # the graphs recorded for the warm-up's members, all replayed by the newcomers, none recorded again
+        "graph_kept_over_refill": graphs is not None
+        and all(graphs.graphs.get(key) is graph for key, graph in recorded.items()),
         "graph_failed": None if graphs is None else graphs.failed,
     }
+
+
+def _refill(group, configs: list, data, device) -> None:
+    """The warm-up's members leave, and as many of the same shapes, with their own seeds and
+    temperatures, take their slots: the timed epochs are theirs, replaying the graphs recorded
+    for their predecessors (slot_values.py); a capture in the timed epochs is reported."""
+    from smcl_tune.trial.fused.group_run import new_member
+
+    for member in list(group.members):
+        group.release(member)
+    for index, config in enumerate(configs):
+        newcomer = config.model_copy(deep=True)
+        newcomer.training.seed = len(configs) + index
+        if newcomer.method.name != "ce":
+            newcomer.method.temperature = config.method.temperature + 0.02
+        group.admit(new_member(0, newcomer, data, device))
 
 
 def _peak_mib(device) -> float:
@@ -180,6 +206,13 @@ def _print_table(rows: list[dict], seconds: float) -> None:
         if row["strategy"] == "graph" and (row.get("graph_failed") or not row.get("graph_replays")):
             why = row.get("graph_failed") or "no step was replayed"
             print(f"{row['method']} graph N = {row['members']}: its steps ran eagerly ({why})")
+        if row["strategy"] == "graph" and row.get("graph_replays") and not row.get("graph_kept_over_refill"):
+            print(f"{row['method']} graph N = {row['members']}: the refill recorded its graphs anew")
+        if row.get("graph_captures_timed"):
+            print(
+                f"{row['method']} graph N = {row['members']}: {row['graph_captures_timed']} captures in the "
+                "timed epochs (plans the warm-up had not recorded: their steps warmed up eagerly first)"
+            )
     print(
         "(images/s: head images of all members per second; s/step: one step of the group, i.e. of each member;\n"
         " trials MiB: the peak less what the process held before the trials were built (torch, the images))"
