@@ -50,10 +50,15 @@ class DrawTape:
 
     def redraw(self, owners: Container[Hashable] | None = None) -> None:
         """The next step's draws, in the eager step's order, into the buffers; with `owners`, only
-        the draws made for them (the others' buffers keep their values, and their generators theirs)."""
+        the draws made for them. The others' generators keep their states, and their buffers are
+        zeroed: the step leaves out what they feed (their members do not mask), and the graphs of
+        one memory pool (trial/graph_step.py) may have written there since, so that a value
+        such as an infinity could reach a gradient as 0 * inf."""
         for draw, buffer, owner in zip(self.draws, self.buffers, self.owners):
             if owners is None or owner is None or owner in owners:
                 copy_in(buffer, draw())
+            else:
+                buffer.zero_()
 
 
 def copy_in(buffer: torch.Tensor, value: torch.Tensor) -> None:

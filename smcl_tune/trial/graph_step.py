@@ -11,11 +11,18 @@ masking, the pass, the backward, the optimizer's update and the step's share of 
 - no host synchronisation inside the step (tests/trial/test_host_copies.py);
 - fixed input buffers: before each replay the batch is copied into them (device to device) and
   the step's host draws are made again into theirs (method/draws.py).
+The graphs of a trial (or of a fused group, trial/fused/group_graphs.py) share one memory pool,
+so that they hold one step's activations, not one per graph. torch's notes call that safe for
+graphs replayed in the order of their capture; it holds in any order here, as no graph reads what
+another may leave in the pool: a replay's sums are added to the epoch's before the next replay,
+its draw buffers are written before it (or zeroed, draws.py), and its gradients, written by its
+own backward, are read by its own update.
 A capture that fails leaves the trial eager from that step on, with one line saying why.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -44,7 +51,10 @@ Capture = Callable[[Callable[[], StepShare], DrawTape], tuple[Replayable, StepSh
 running it: the recording, and the buffers each replay writes the step's share of the sums to."""
 
 
-def cuda_capture(step: Callable[[], StepShare], draws: DrawTape) -> tuple[Replayable, StepShare]:
+def cuda_capture(
+    step: Callable[[], StepShare], draws: DrawTape, pool: tuple[int, int] | None = None
+) -> tuple[Replayable, StepShare]:
+    """`pool`: the memory pool the graphs of one trial or group share (torch.cuda.graph_pool_handle)."""
     graph = torch.cuda.CUDAGraph()
     # thread_local: a DataLoader's pin-memory thread (the stream loader) may allocate meanwhile, which
     # the global mode would make fail; the outer stream context puts the trial's stream back even when
@@ -52,7 +62,7 @@ def cuda_capture(step: Callable[[], StepShare], draws: DrawTape) -> tuple[Replay
     with (
         torch.cuda.stream(torch.cuda.current_stream()),
         recording(draws),
-        torch.cuda.graph(graph, capture_error_mode="thread_local"),
+        torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"),
     ):
         share = step()
     return graph, share
@@ -227,4 +237,9 @@ def step_graphs(
     if reason is not None:
         log.warning("training.cuda_graph: the steps run eagerly (%s)", reason)
         return None
-    return StepGraphs(network, optimizer, device, cuda_capture)
+    return StepGraphs(network, optimizer, device, shared_pool_capture())
+
+
+def shared_pool_capture() -> Capture:
+    """cuda_capture into one new memory pool, for the graphs of one trial or group."""
+    return functools.partial(cuda_capture, pool=torch.cuda.graph_pool_handle())

@@ -284,6 +284,16 @@ REFILLED_SHAPES = (
 )
 
 
+def _recorded_and_replayed(configs: list, data):
+    """A group of `configs` whose one plan of step is recorded, then replayed twice."""
+    group = build_group(configs, data, torch.device("cpu"), strategy="vmap")
+    _with_graphs([])(group)
+    for _ in range(WARMUP_STEPS + 2):
+        _next_epoch(group)
+    assert group.graphs.captures == 1 and len(group.graphs.graphs) == 1 and group.graphs.replays == 2
+    return group
+
+
 def _refilled_in_lockstep(tiny_config, corrupt=None) -> GroupGraphs:
     """Two SMCL members (box and threshold masks, every step masking: one plan) until their step
     is recorded and replayed; then both leave, and members of the same recorded shapes with their
@@ -300,14 +310,8 @@ def _refilled_in_lockstep(tiny_config, corrupt=None) -> GroupGraphs:
     then[0]["training"].update(lr=0.02, momentum=0.5, weight_decay=0.01, nesterov=True)
     then[1]["method"]["saliency_threshold"] = 0.3
     then[1]["training"].update(lr=0.2, momentum=0.0)
-    typed = [trial_config_from_dict(config) for config in first]
     data = coded_data()
-    group = build_group(typed, data, torch.device("cpu"), strategy="vmap")
-    captured: list = []
-    _with_graphs(captured)(group)
-    for _ in range(WARMUP_STEPS + 2):
-        _next_epoch(group)
-    assert group.graphs.captures == 1 and group.graphs.replays == 2
+    group = _recorded_and_replayed([trial_config_from_dict(config) for config in first], data)
     for member in list(group.members):
         group.release(member)
     configs = [trial_config_from_dict(config) for config in then]
@@ -369,12 +373,7 @@ def test_a_slot_refilled_by_a_member_of_another_shape_is_recorded_anew(tiny_conf
         for seed in range(2)
     ]
     data = coded_data()
-    group = build_group(configs, data, torch.device("cpu"), strategy="vmap")
-    captured: list = []
-    _with_graphs(captured)(group)
-    for _ in range(WARMUP_STEPS + 2):
-        _next_epoch(group)
-    assert len(group.graphs.graphs) == 1 and group.graphs.replays == 2
+    group = _recorded_and_replayed(configs, data)
     group.release(group.members[1])
     other_shape = _config(tiny_config, epochs=12, name="ce", mask_end_epoch=None, classifier_loss="balanced_softmax")
     group.admit(new_member(1, trial_config_from_dict(other_shape), data, torch.device("cpu")))
@@ -385,38 +384,6 @@ def test_a_slot_refilled_by_a_member_of_another_shape_is_recorded_anew(tiny_conf
     assert group.graphs.captures == 2 and group.graphs.replays == 3
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs are captured on a CUDA device only")
-def test_a_graphed_group_on_cuda_trains_as_the_same_group_stepped_eagerly():
-    """Captured for real: four SMCL members masking half the time (one graph for the steps where
-    some mask and some do not), against the same group whose recorded step runs eagerly at every
-    step (the same kernels, launched one by one): the same draws and decisions (generators to the
-    bit), the same epochs' losses, and weights, statistics and momentum within float noise."""
-    configs = []
-    for seed in range(4):
-        settings = config({**MASKING, "name": "smcl", "temperature": 0.1 + 0.1 * seed, "fill": "noise"}, EPOCHS, 8)
-        settings["training"].update(cuda_graph=True, device="cuda", seed=seed, lr=0.02)
-        configs.append(trial_config_from_dict(settings))
-    device = torch.device("cuda")
-    data = coded_data().to(device)
-    graphed = build_group(configs, data, device)
-    eager = build_group(configs, data, device)
-    eager.graphs = GroupGraphs(eager, capture=None, warmup_steps=10**9)
-    for _ in range(EPOCHS):
-        mine, theirs = _next_epoch(graphed), _next_epoch(eager)
-        for member, other in zip(graphed.members, eager.members):
-            for name in ("loss", "loss_mce", "loss_msc", "masked_area"):
-                assert mine[member.index][name] == pytest.approx(theirs[other.index][name], rel=1e-3, nan_ok=True)
-            assert mine[member.index]["masked_step_fraction"] == theirs[other.index]["masked_step_fraction"]
-    assert graphed.graphs.failed is None and graphed.graphs.replays > 20
-    for member, other in zip(graphed.members, eager.members):
-        assert torch.equal(member.parts.generators.steps.get_state(), other.parts.generators.steps.get_state())
-    for mine, theirs in zip(_group_state(graphed), _group_state(eager)):
-        if mine.is_floating_point():
-            torch.testing.assert_close(mine, theirs, rtol=1e-2, atol=1e-3)
-        else:
-            assert torch.equal(mine, theirs)  # BatchNorm's step counts, which members' momentum started
-
-
 def _cuda_members(seeds, **method) -> list:
     configs = []
     for seed in seeds:
@@ -425,6 +392,47 @@ def _cuda_members(seeds, **method) -> list:
         settings["training"].update(cuda_graph=True, device="cuda", seed=seed, lr=0.02 + 0.01 * (seed % 3))
         configs.append(trial_config_from_dict(settings))
     return configs
+
+
+def _epochs_alike(graphed, eager) -> None:
+    """EPOCHS epochs of a graphed group and the same group stepped eagerly: each member's losses
+    alike within float noise, its masked steps the same."""
+    for _ in range(EPOCHS):
+        mine, theirs = _next_epoch(graphed), _next_epoch(eager)
+        for member, other in zip(graphed.members, eager.members):
+            for name in ("loss", "loss_mce", "loss_msc", "masked_area"):
+                assert mine[member.index][name] == pytest.approx(theirs[other.index][name], rel=1e-3, nan_ok=True)
+            assert mine[member.index]["masked_step_fraction"] == theirs[other.index]["masked_step_fraction"]
+
+
+def _states_alike(graphed, eager) -> None:
+    """The same draws and decisions (generators to the bit); weights, statistics and momentum
+    within float noise; BatchNorm's step counts and which members' momentum started, equal."""
+    for member, other in zip(graphed.members, eager.members):
+        assert torch.equal(member.parts.generators.steps.get_state(), other.parts.generators.steps.get_state())
+    for mine, theirs in zip(_group_state(graphed), _group_state(eager)):
+        if mine.is_floating_point():
+            torch.testing.assert_close(mine, theirs, rtol=1e-2, atol=1e-3)
+        else:
+            assert torch.equal(mine, theirs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs are captured on a CUDA device only")
+def test_a_graphed_group_on_cuda_trains_as_the_same_group_stepped_eagerly():
+    """Captured for real: four SMCL members masking half the time (a graph for the steps where
+    some mask, one for those where none does, and for the last batch: graphs of one memory pool,
+    replayed in whatever order the steps come), against the same group whose recorded step runs
+    eagerly at every step (the same kernels, launched one by one): the same draws and decisions
+    (generators to the bit), the same epochs' losses, and weights, statistics and momentum within
+    float noise."""
+    device = torch.device("cuda")
+    data = coded_data().to(device)
+    graphed = build_group(_cuda_members(range(4)), data, device)
+    eager = build_group(_cuda_members(range(4)), data, device)
+    eager.graphs = GroupGraphs(eager, capture=None, warmup_steps=10**9)
+    _epochs_alike(graphed, eager)
+    assert graphed.graphs.failed is None and graphed.graphs.replays > 20
+    _states_alike(graphed, eager)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs are captured on a CUDA device only")
@@ -452,23 +460,12 @@ def test_a_graphed_group_on_cuda_refilled_by_members_of_its_shapes_replays_witho
             group.release(member)
         for settings in newcomers:
             group.admit(new_member(0, settings, data, device))
-    for _ in range(EPOCHS):
-        mine, theirs = _next_epoch(graphed), _next_epoch(eager)
-        for member, other in zip(graphed.members, eager.members):
-            for name in ("loss", "loss_mce", "loss_msc", "masked_area"):
-                assert mine[member.index][name] == pytest.approx(theirs[other.index][name], rel=1e-3, nan_ok=True)
-            assert mine[member.index]["masked_step_fraction"] == theirs[other.index]["masked_step_fraction"]
+    _epochs_alike(graphed, eager)
     graphs = graphed.graphs.graphs
     assert all(graphs[key] is graph for key, graph in recorded.items()), "the leavers' graphs are kept"
     assert graphed.graphs.captures - captures == len(graphs) - len(recorded), "captures of plans not recorded before"
     assert graphed.graphs.replays > replays + 20
-    for member, other in zip(graphed.members, eager.members):
-        assert torch.equal(member.parts.generators.steps.get_state(), other.parts.generators.steps.get_state())
-    for mine, theirs in zip(_group_state(graphed), _group_state(eager)):
-        if mine.is_floating_point():
-            torch.testing.assert_close(mine, theirs, rtol=1e-2, atol=1e-3)
-        else:
-            assert torch.equal(mine, theirs)
+    _states_alike(graphed, eager)
 
 
 def test_the_recorded_group_step_makes_no_tensor_from_host_data_and_reads_nothing_back(tiny_config):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from smcl_tune.models import build_network
-from smcl_tune.trial.fused.kept_rows_norm import KeptRowsBatchNorm2d, head_sources, kept_rows
+from smcl_tune.trial.fused.kept_rows_norm import KeptRowsBatchNorm2d, kept_heads, kept_rows
 from smcl_tune.trial.fused.stacked_network import StackedNetwork
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -30,7 +30,7 @@ def test_the_kept_rows_are_batchnorm_over_them_alone(copies):
     outputs stay finite."""
     reference, kept = _norm(0), KeptRowsBatchNorm2d(_norm(0))
     rows = 4 * copies
-    kept.row_sources = head_sources(torch.tensor([False]), 4, rows)[0]
+    kept.keeps_all, kept.head_count = torch.tensor(False), 4
     images = torch.randn(rows, 6, 5, 5) * 3 + 1
     upstream = torch.randn(4, 6, 5, 5)
     theirs_in, mine_in = images[:4].clone().requires_grad_(), images.clone().requires_grad_()
@@ -50,7 +50,7 @@ def test_the_kept_rows_are_batchnorm_over_them_alone(copies):
 
 def test_a_member_that_keeps_every_row_is_torchs_batchnorm_to_the_bit():
     reference, kept = _norm(1), KeptRowsBatchNorm2d(_norm(1))
-    kept.row_sources = head_sources(torch.tensor([True]), 4, 8)[0]
+    kept.keeps_all, kept.head_count = torch.tensor(True), 4
     images = torch.randn(8, 6, 5, 5)
     assert torch.equal(kept(images), reference(images))
 
@@ -64,8 +64,7 @@ def test_a_stacked_pass_takes_each_members_statistics_over_its_own_rows():
         networks.append(build_network("small_cnn", num_classes=5))
     stacked = StackedNetwork(networks, strategy="vmap")
     images = torch.randn(2, 8, 3, 16, 16)
-    sources = head_sources(torch.tensor([True, False]), 4, 8)
-    logits, _ = stacked.forward([0, 1], images, row_sources=sources)
+    logits, _ = stacked.forward([0, 1], images, kept=kept_heads(torch.tensor([True, False]), 4, 8))
     for member, (network, rows) in enumerate(zip(networks, (8, 4))):
         network.train()
         theirs, _ = network(images[member, :rows])
@@ -76,7 +75,7 @@ def test_a_stacked_pass_takes_each_members_statistics_over_its_own_rows():
                 torch.testing.assert_close(moved, buffer, rtol=1e-5, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
             else:
                 assert torch.equal(moved, buffer), name
-    assert set(stacked.buffers) == set(dict(networks[0].named_buffers())), "no row sources among the statistics"
+    assert set(stacked.buffers) == set(dict(networks[0].named_buffers())), "no kept rows among the statistics"
 
 
 def test_a_network_with_another_kind_of_batchnorm_is_refused():
@@ -87,4 +86,4 @@ def test_a_network_with_another_kind_of_batchnorm_is_refused():
 
 def test_rows_that_are_not_whole_copies_of_the_head_are_refused():
     with pytest.raises(ValueError, match="10 rows"):
-        head_sources(torch.tensor([False]), 4, 10)
+        kept_heads(torch.tensor([False]), 4, 10)

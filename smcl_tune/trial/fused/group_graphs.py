@@ -10,8 +10,9 @@ graph whose slots no longer hold training members of its shapes is dropped, once
 (trial/graph_step.py), a plan steps eagerly WARMUP_STEPS times, on a side stream, before its
 capture; before each replay the batches, the masking decisions, the learning rates and (when they
 change) the class weights are copied into the graph's buffers, and the draws of the members that
-mask are made again into theirs. A capture that fails leaves the group's steps eager (FusedGroup's
-own step), said in one line.
+mask are made again into theirs (the others' zeroed). The group's graphs share one memory pool
+(trial/graph_step.py says why that is safe). A capture that fails leaves the group's steps eager
+(FusedGroup's own step), said in one line.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ from smcl_tune.trial.graph_step import (
     Capture,
     Replayable,
     batch_shapes,
-    cuda_capture,
     eager_reason,
     first_line,
     fixed_copy,
     on_side_stream,
+    shared_pool_capture,
 )
 
 log = logging.getLogger(__name__)
@@ -193,4 +194,4 @@ def group_graphs(group: FusedGroup, wanted: bool) -> GroupGraphs | None:
     if reason is not None:
         log.warning("training.cuda_graph: the steps run eagerly (%s)", reason)
         return None
-    return GroupGraphs(group, cuda_capture)
+    return GroupGraphs(group, shared_pool_capture())

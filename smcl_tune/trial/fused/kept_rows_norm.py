@@ -3,14 +3,17 @@ group step (kinds_step.py) forwards a member that does not mask through its kind
 [x_b ; x_tilde] (n = 2B or 3B rows), and gets its plain step's pass over x_b alone from it
 (FUSION.md: "give BatchNorm per-sample weights that leave out the unused rows").
 
-Each layer normalises x[sources] instead of x, where sources[i] = i for a kept row and a kept row
-for a left-out one, with every kept row repeated equally often (i mod B for x_b's B rows). A batch
-of c copies of the kept rows has their mean and biased variance, so every kept row's output is
+Each layer normalises, for a member that keeps x_b's B rows alone, x_b's rows repeated to the
+pass's n rows (row i is x[i mod B]) instead of x; for one that keeps every row, x. A batch of c
+copies of the kept rows has their mean and biased variance, so every kept row's output is
 BatchNorm's over the kept rows alone. So are the gradients: a left-out row's copy receives no
 gradient of its own (its loss is left out), and the part it receives through the batch's mean and
 variance flows back to the row it copies, which sums to BatchNorm's gradient over the kept rows
-(c copies of each row give each the batch's terms c times, over c times the count). torch's own
-batch norm runs the pass, so a member that keeps every row gets torch's kernels unchanged.
+(c copies of each row give each the batch's terms c times, over c times the count). The choice
+is made on the device (torch.where, per member), and the repeated rows are a plain copy: a
+gather by row indices would, under vmap, hold an int64 index of the activation's shape for its
+backward (measured: a third more memory held for a ResNet-32 pass's backward, docs/RESULTS.md).
+torch's own batch norm runs the pass, so a member that keeps every row gets torch's kernels unchanged.
 The running statistics are moved as torch's BatchNorm2d moves them over the kept rows (M values a
 channel: the mean, and the variance times M / (M - 1), where torch's pass used N / (N - 1) of the
 N values of all rows: rescaled after it)."""
@@ -18,15 +21,33 @@ N values of all rows: rescaled after it)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
+@dataclass(frozen=True)
+class KeptRows:
+    """The rows a vmapped pass of k members takes each member's BatchNorm statistics over: every
+    row where keeps_all[i], else the first head_count (x_b's), of n = c * head_count rows."""
+
+    keeps_all: torch.Tensor  # [k] bool, on the device
+    head_count: int
+
+
+def kept_heads(keeps_all: torch.Tensor, head_count: int, rows: int) -> KeptRows:
+    """KeptRows of a pass of `rows` rows: all of them where keeps_all, x_b's head_count otherwise."""
+    if rows % head_count:
+        raise ValueError(f"kept-rows BatchNorm: {rows} rows are not a whole number of copies of {head_count}")
+    return KeptRows(keeps_all, head_count)
+
+
 class KeptRowsBatchNorm2d(nn.Module):
-    """A BatchNorm2d in train mode over the rows `row_sources` names ([n] long, bound per call by
-    functional_call; not part of any checkpoint)."""
+    """A BatchNorm2d in train mode over a member's kept rows: all of them when `keeps_all` (a
+    buffer, bound per call by functional_call: one bool a member under vmap; not part of any
+    checkpoint), else the first `head_count` (set for each pass)."""
 
     def __init__(self, norm: nn.BatchNorm2d) -> None:
         super().__init__()
@@ -37,12 +58,14 @@ class KeptRowsBatchNorm2d(nn.Module):
         self.register_buffer("running_mean", norm.running_mean)
         self.register_buffer("running_var", norm.running_var)
         self.register_buffer("num_batches_tracked", norm.num_batches_tracked)
-        self.register_buffer(
-            "row_sources", torch.zeros(0, dtype=torch.long, device=norm.running_mean.device), persistent=False
-        )
+        device = norm.running_mean.device
+        self.register_buffer("keeps_all", torch.ones((), dtype=torch.bool, device=device), persistent=False)
+        self.head_count = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kept = x.index_select(0, self.row_sources)
+        rows = x.shape[0]
+        heads = x[: self.head_count].repeat(rows // self.head_count, 1, 1, 1)
+        kept = torch.where(self.keeps_all, x, heads)
         mean, variance = self.running_mean.clone(), self.running_var.clone()  # torch's pass moves these
         out = F.batch_norm(kept, mean, variance, self.weight, self.bias, True, self.momentum, self.eps)
         with torch.no_grad():
@@ -50,8 +73,8 @@ class KeptRowsBatchNorm2d(nn.Module):
             # of `kept`; BatchNorm2d over the kept rows alone moves it by m * var * M / (M - 1)
             # (C values: cheaper than a second pass over the activations for the variance).
             pixels = x.shape[2] * x.shape[3]
-            every = x.shape[0] * pixels
-            own = (self.row_sources == torch.arange(x.shape[0], device=x.device)).sum() * pixels
+            every = rows * pixels
+            own = torch.where(self.keeps_all, rows, self.head_count) * pixels
             moved = variance - (1 - self.momentum) * self.running_var
             self.running_var.copy_(variance + moved * (((every - 1) / every) * own / (own - 1) - 1))
             self.running_mean.copy_(mean)
@@ -61,7 +84,7 @@ class KeptRowsBatchNorm2d(nn.Module):
 
 def kept_rows(network: nn.Module) -> tuple[nn.Module, list[str]]:
     """A copy of `network` whose BatchNorm2d layers take their statistics over kept rows, and those
-    layers' names (each takes its rows as the buffer `<name>.row_sources`)."""
+    layers' names (each takes its members' choice as the buffer `<name>.keeps_all`)."""
     copied = copy.deepcopy(network)
     norms = {
         name: module for name, module in copied.named_modules() if isinstance(module, nn.modules.batchnorm._NormBase)
@@ -74,12 +97,3 @@ def kept_rows(network: nn.Module) -> tuple[nn.Module, list[str]]:
         parent = copied.get_submodule(parent_name) if parent_name else copied
         setattr(parent, child, KeptRowsBatchNorm2d(getattr(parent, child)))
     return copied, list(norms)
-
-
-def head_sources(keeps_all: torch.Tensor, head_count: int, rows: int) -> torch.Tensor:
-    """[k, rows] row sources of k members: every row its own for a member that keeps all
-    (`keeps_all` [k] bool), x_b's B rows repeated (i mod B) for one that keeps x_b's alone."""
-    if rows % head_count:
-        raise ValueError(f"kept-rows BatchNorm: {rows} rows are not a whole number of copies of {head_count}")
-    own = torch.arange(rows, device=keeps_all.device)
-    return torch.where(keeps_all.view(-1, 1), own, own % head_count)

@@ -38,7 +38,7 @@ from smcl_tune.method.step import StepInputs, StepOutput, StepSettings, step_inp
 from smcl_tune.trial.components import TrialComponents
 from smcl_tune.trial.device import autocast
 from smcl_tune.trial.epoch import EpochSums
-from smcl_tune.trial.fused.kept_rows_norm import head_sources
+from smcl_tune.trial.fused.kept_rows_norm import KeptRows, kept_heads
 from smcl_tune.trial.fused.slot_values import SlotValues
 from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork
 from smcl_tune.trial.fused.stacked_sgd import StackedSGD
@@ -147,11 +147,11 @@ def _pass(
     group: FusedGroup,
     index: tuple[int, ...],
     inputs: Mapping[int, StepInputs],
-    row_sources: torch.Tensor | None = None,
+    kept: KeptRows | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One vmapped pass of the members `index` on their own inputs' images: logits and embeddings."""
     images = torch.stack([inputs[member].images for member in index])
-    return group.network.forward(index, images, inputs[index[0]].with_embedding, row_sources=row_sources)
+    return group.network.forward(index, images, inputs[index[0]].with_embedding, kept=kept)
 
 
 def kinds_step(
@@ -198,8 +198,8 @@ def kinds_step(
         for _, kind_members in plan.kinds:
             chosen = masking[group.network.index_of(kind_members)]
             first = masking_inputs[kind_members[0]]
-            rows = head_sources(chosen, first.head_count, first.images.shape[0])
-            logits, embeddings = _pass(group, kind_members, masking_inputs, rows)
+            kept = kept_heads(chosen, first.head_count, first.images.shape[0])
+            logits, embeddings = _pass(group, kind_members, masking_inputs, kept)
             for position, index in enumerate(kind_members):
                 mine, plain = masking_inputs[index], plain_inputs[index]
                 embedding = None if embeddings is None else embeddings[position]

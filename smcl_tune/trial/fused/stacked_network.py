@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from smcl_tune.trial.fused.kept_rows_norm import kept_rows
+from smcl_tune.trial.fused.kept_rows_norm import KeptRows, kept_rows
 
 STRATEGIES = ("vmap", "loop")
 
@@ -67,19 +67,21 @@ class StackedNetwork:
         images: torch.Tensor,
         with_embedding: bool = False,
         train: bool = True,
-        row_sources: torch.Tensor | None = None,
+        kept: KeptRows | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The logits (and embeddings) of `members`, each on its own images: images [k, n, C, H, W]
         for the k members -> logits [k, n, classes]. In train mode each member's BatchNorm
-        statistics move with its own images only; with `row_sources` [k, n] (a vmapped pass, in
-        train mode, whatever the strategy), with the rows its sources name (kept_rows_norm.py)."""
-        if self.strategy == "loop" and row_sources is None:
+        statistics move with its own images only; with `kept` (a vmapped pass, in train mode,
+        whatever the strategy), with the rows it keeps for each member (kept_rows_norm.py)."""
+        if self.strategy == "loop" and kept is None:
             return self._forward_each(members, images, with_embedding, train)
         params, buffers, index = self._slices(members)
         base, bound = self.base, buffers
-        if row_sources is not None:
+        if kept is not None:
             base, norms = self._kept_rows()
-            bound = {**buffers, **{f"{name}.row_sources": row_sources for name in norms}}
+            for name in norms:
+                base.get_submodule(name).head_count = kept.head_count
+            bound = {**buffers, **{f"{name}.keeps_all": kept.keeps_all for name in norms}}
         out = self._vmapped(params, bound, images, with_embedding, train, base)
         if index is not None and train:
             with torch.no_grad():  # BatchNorm moved the gathered copies of these members' statistics
