@@ -57,9 +57,10 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
 # 1a. CUDA's own count of the host's waits in an epoch, the same for few and many steps (issue 43, item 1);
 # skipped on a CPU
 {
-    echo "=== 1a. tests/trial/test_host_copies.py, test_graph_step.py and test_group_graphs.py -k cuda"
+    echo "=== 1a. tests/trial/test_host_copies.py, test_graph_step.py, test_group_graphs.py and test_slot_values.py -k cuda"
     timeout -k 5 "${SYNC_TEST_SECONDS:-120}" "$python" -m pytest -q -p no:cacheprovider --noconftest \
-        tests/trial/test_host_copies.py tests/trial/test_graph_step.py tests/trial/test_group_graphs.py -k cuda
+        tests/trial/test_host_copies.py tests/trial/test_graph_step.py tests/trial/test_group_graphs.py \
+        tests/trial/test_slot_values.py -k cuda
     cuda_tests=$?
     echo "sync test ended at ${SECONDS} s (exit $cuda_tests)"
     [[ $cuda_tests == 0 ]] && graphs_tested=1

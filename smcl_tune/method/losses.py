@@ -49,7 +49,9 @@ def supervised_contrastive_loss(z: Tensor, labels: Tensor, temperature: float | 
     if n < 2:
         return (z * 0).sum()
     labels = labels.to(z.device)
-    similarity = (z @ z.T) / temperature
+    # z's dtype again after an autocast matmul (bf16): a 0-dim device tensor tau would otherwise be
+    # rounded to bf16 before the division, a Python float would not
+    similarity = (z @ z.T).to(z.dtype) / temperature
     self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
     positives = (labels[:, None] == labels[None, :]) & ~self_mask
     # torch.logsumexp subtracts the row max; the diagonal is removed by -inf, which stays exact.

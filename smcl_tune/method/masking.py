@@ -25,7 +25,8 @@ def threshold_mask(saliency: Tensor, threshold: float | Tensor, content: Tensor 
     Returns:
         float32 [B, 1, H, W] with values 0 or 1.
     """
-    selected = saliency >= threshold
+    # at least float32: a 0-dim device tensor t would otherwise be rounded to a bf16 map's dtype
+    selected = saliency.to(torch.promote_types(saliency.dtype, torch.float32)) >= threshold
     if content is not None:
         selected = selected & content.to(selected.device)
     return selected.float().unsqueeze(1)

@@ -57,7 +57,8 @@ def test_a_member_that_keeps_every_row_is_torchs_batchnorm_to_the_bit():
 
 def test_a_stacked_pass_takes_each_members_statistics_over_its_own_rows():
     """Two members of a small CNN in one vmapped pass of 8 rows, one keeping all 8, one its first
-    4: each member's logits and moved statistics are its own network's in train mode on its rows."""
+    4: each member's logits, moved statistics and gradients (of a loss of its kept rows' logits)
+    are its own network's in train mode on its rows."""
     networks = []
     for seed in (1, 2):
         torch.manual_seed(seed)
@@ -65,10 +66,20 @@ def test_a_stacked_pass_takes_each_members_statistics_over_its_own_rows():
     stacked = StackedNetwork(networks, strategy="vmap")
     images = torch.randn(2, 8, 3, 16, 16)
     logits, _ = stacked.forward([0, 1], images, kept=kept_heads(torch.tensor([True, False]), 4, 8))
+    upstream = torch.randn(2, 8, 5)
+    (logits[0] * upstream[0]).sum().add((logits[1, :4] * upstream[1, :4]).sum()).backward()
     for member, (network, rows) in enumerate(zip(networks, (8, 4))):
         network.train()
         theirs, _ = network(images[member, :rows])
         torch.testing.assert_close(logits[member, :rows], theirs, rtol=1e-4, atol=1e-5)
+        (theirs * upstream[member, :rows]).sum().backward()
+        for name, param in network.named_parameters():
+            stacked_grad = stacked.params[name].grad
+            assert (stacked_grad is None) == (param.grad is None), name  # the projection: no embeddings asked
+            if param.grad is not None:
+                torch.testing.assert_close(
+                    stacked_grad[member], param.grad, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}"
+                )
         for name, buffer in network.named_buffers():
             moved = stacked.buffers[name][member]
             if buffer.is_floating_point():

@@ -10,6 +10,7 @@ from smcl_tune.config import MethodConfig
 from smcl_tune.method.batch import Batch
 from smcl_tune.method.step import StepSettings, step_loss
 from smcl_tune.models import build_network
+from smcl_tune.trial.device import autocast
 from smcl_tune.trial.fused.slot_values import SlotValues, recorded_shape
 
 NUM_CLASSES = 5
@@ -30,6 +31,13 @@ def test_members_that_differ_in_values_or_plans_share_a_recorded_shape_and_choic
     assert _shape(**base, loss_weight=0.0) != _shape(**base), "no contrastive term: a pass without embeddings"
 
 
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     "method",
     [
@@ -40,23 +48,28 @@ def test_members_that_differ_in_values_or_plans_share_a_recorded_shape_and_choic
     ],
     ids=["smcl box ldam", "smcl threshold", "cmo ldam", "supcon"],
 )
-def test_a_step_reading_a_slot_written_after_it_was_bound_is_the_new_members_step(method):
+def test_a_step_reading_a_slot_written_after_it_was_bound_is_the_new_members_step(method, device):
     """The slot's values are bound first, as a recorded step holds them, and written with the
-    member's values afterwards (the refill): the step equals the member's own, on its floats."""
+    member's values afterwards (the refill): the step equals the member's own, on its floats. On
+    CUDA under the trials' bf16 autocast too, where a device tensor meeting a bf16 tensor would be
+    rounded to bf16 (a temperature of 0.07 read as 0.0698) and a Python float would not."""
+    device = torch.device(device)
     torch.manual_seed(0)
-    network = build_network("small_cnn", NUM_CLASSES, classifier="cosine").eval()
+    network = build_network("small_cnn", NUM_CLASSES, classifier="cosine").eval().to(device)
     generator = torch.Generator().manual_seed(1)
     x_b, x_m = torch.randn(8, 3, 16, 16, generator=generator), torch.randn(8, 3, 16, 16, generator=generator)
-    batch = Batch(x_b, torch.randint(0, NUM_CLASSES, (8,), generator=generator), x_m, torch.arange(8) % NUM_CLASSES)
+    labels = torch.randint(0, NUM_CLASSES, (8,), generator=generator)
+    batch = Batch(x_b.to(device), labels.to(device), x_m.to(device), (torch.arange(8) % NUM_CLASSES).to(device))
     own = StepSettings(MethodConfig(**method), NUM_CLASSES)
-    slots = SlotValues([MethodConfig(name=method["name"]), MethodConfig(name="ce")], torch.device("cpu"))
+    slots = SlotValues([MethodConfig(name=method["name"]), MethodConfig(name="ce")], device)
     bound = replace(own, values=slots.of_slot(0))
     slots.set_slot(0, own.method)
 
-    theirs = step_loss(own, network, batch, torch.Generator().manual_seed(3), None, COUNTS)
-    mine = step_loss(bound, network, batch, torch.Generator().manual_seed(3), None, COUNTS)
+    with autocast(device):
+        theirs = step_loss(own, network, batch, torch.Generator().manual_seed(3), None, COUNTS.to(device))
+        mine = step_loss(bound, network, batch, torch.Generator().manual_seed(3), None, COUNTS.to(device))
     for name in ("loss", "classification_loss", "contrastive_loss", "mask_areas"):
-        torch.testing.assert_close(getattr(mine, name), getattr(theirs, name), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(getattr(mine, name), getattr(theirs, name), rtol=1e-6, atol=1e-6)
     assert float(bound.values.box_alpha) == method.get("box_alpha", 1.0)
     slots.set_slot(0, MethodConfig(name="ce"))
     assert float(bound.values.temperature) == pytest.approx(MethodConfig().temperature), "the views follow the slot"

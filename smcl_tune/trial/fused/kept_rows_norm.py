@@ -10,8 +10,8 @@ BatchNorm's over the kept rows alone. So are the gradients: a left-out row's cop
 gradient of its own (its loss is left out), and the part it receives through the batch's mean and
 variance flows back to the row it copies, which sums to BatchNorm's gradient over the kept rows
 (c copies of each row give each the batch's terms c times, over c times the count). The choice
-is made on the device (torch.where, per member), and the repeated rows are a plain copy: a
-gather by row indices would, under vmap, hold an int64 index of the activation's shape for its
+is made on the device (KeptRowsCopy: torch.where, per member, x_b's rows broadcast over the
+copies): a gather by row indices would, under vmap, hold an int64 index of the activation's shape for its
 backward (measured: a third more memory held for a ResNet-32 pass's backward, docs/RESULTS.md).
 torch's own batch norm runs the pass, so a member that keeps every row gets torch's kernels unchanged.
 The running statistics are moved as torch's BatchNorm2d moves them over the kept rows (M values a
@@ -44,6 +44,34 @@ def kept_heads(keeps_all: torch.Tensor, head_count: int, rows: int) -> KeptRows:
     return KeptRows(keeps_all, head_count)
 
 
+class KeptRowsCopy(torch.autograd.Function):
+    """x as BatchNorm is to see it: x itself where keeps_all, else x_b's first head_count rows
+    broadcast over its copies. The backward gives x_b's rows the sum of their copies' gradients and
+    the others none, in one pass (autograd's own, through where, the broadcast and the slice, wrote
+    the activation's size several times)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, keeps_all: torch.Tensor, head_count: int) -> torch.Tensor:
+        copies = x.reshape(x.shape[0] // head_count, head_count, *x.shape[1:])
+        return torch.where(keeps_all, copies, copies[:1]).reshape(x.shape)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        _, keeps_all, head_count = inputs
+        ctx.save_for_backward(keeps_all)
+        ctx.head_count = head_count
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (keeps_all,) = ctx.saved_tensors
+        copies = grad.reshape(grad.shape[0] // ctx.head_count, ctx.head_count, *grad.shape[1:])
+        own = torch.where(keeps_all, copies, 0)
+        own[0] = torch.where(keeps_all, copies[0], copies.sum(0))
+        return own.reshape(grad.shape), None, None
+
+
 class KeptRowsBatchNorm2d(nn.Module):
     """A BatchNorm2d in train mode over a member's kept rows: all of them when `keeps_all` (a
     buffer, bound per call by functional_call: one bool a member under vmap; not part of any
@@ -64,8 +92,7 @@ class KeptRowsBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.shape[0]
-        heads = x[: self.head_count].repeat(rows // self.head_count, 1, 1, 1)
-        kept = torch.where(self.keeps_all, x, heads)
+        kept = KeptRowsCopy.apply(x, self.keeps_all, self.head_count)
         mean, variance = self.running_mean.clone(), self.running_var.clone()  # torch's pass moves these
         out = F.batch_norm(kept, mean, variance, self.weight, self.bias, True, self.momentum, self.eps)
         with torch.no_grad():
