@@ -11,12 +11,12 @@ gradient of its own (its loss is left out), and the part it receives through the
 variance flows back to the row it copies, which sums to BatchNorm's gradient over the kept rows
 (c copies of each row give each the batch's terms c times, over c times the count). The choice
 is made on the device (KeptRowsCopy: torch.where, per member, x_b's rows broadcast over the
-copies): a gather by row indices would, under vmap, hold an int64 index of the activation's shape for its
-backward (measured: a third more memory held for a ResNet-32 pass's backward, docs/RESULTS.md).
-torch's own batch norm runs the pass, so a member that keeps every row gets torch's kernels unchanged.
-The running statistics are moved as torch's BatchNorm2d moves them over the kept rows (M values a
-channel: the mean, and the variance times M / (M - 1), where torch's pass used N / (N - 1) of the
-N values of all rows: rescaled after it)."""
+copies); a gather by row indices would, under vmap, hold an int64 index of the activation's shape
+for the backward (measured: a third more memory held for a ResNet-32 pass's backward,
+docs/RESULTS.md). torch's own batch norm runs the pass, so a member that keeps every row gets
+torch's kernels unchanged. The running statistics are moved as torch's BatchNorm2d moves them
+over the kept rows (M values a channel: the mean, and the variance times M / (M - 1), where
+torch's pass used N / (N - 1) of the N values of all rows: rescaled after it)."""
 
 from __future__ import annotations
 
