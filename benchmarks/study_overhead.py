@@ -1,0 +1,130 @@
+"""The CPU a small study spends outside its training: `smcl-tune run` of the test suite's tiny study
+(3 SMCL trials of 3 epochs on 5 classes of 16-px synthetic images, one trial at a time), from its
+start to its leaderboard, with a Ray of its own.
+
+Every process on the machine is sampled every 0.1 s (psutil); each one's CPU time (user and system)
+that the run added is summed by kind: the driver (`smcl-tune run`), the trial workers (Ray's actors),
+and Ray's own daemons. A study of the suite is mostly such costs, not training.
+
+    .venv/bin/python benchmarks/study_overhead.py [--runs 3] [--out docs/results/study_overhead.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+TINY_STUDY = {
+    "name": "tiny",
+    "trial": {
+        "data": {
+            "source": "synthetic",
+            "num_classes": 5,
+            "n_max": 60,
+            "imbalance_factor": 10,
+            "val_per_class": 10,
+            "many_above": 30,
+            "few_below": 10,
+            "synthetic": {"image_size": 16, "test_per_class": 10, "val_pool_per_class": 10},
+        },
+        "model": {"architecture": "small_cnn"},
+        "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 10},
+        "training": {"epochs": 3, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0, "milestones": []},
+    },
+    "search": {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}},
+    "num_trials": 3,
+    "max_concurrent": 1,
+    "resources": {"cpus": 1},
+    "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+    "seed": 0,
+}
+TINY_STUDY["trial"]["training"] |= {"milestone_factors": [], "device": "cpu", "num_threads": 1}
+
+
+def process_kind(command_line: str) -> str:
+    if "smcl-tune" in command_line or "smcl_tune.cli" in command_line:
+        return "driver"
+    if "ray::ImplicitFunc" in command_line or "ray::IDLE" in command_line or "default_worker.py" in command_line:
+        return "trial workers"  # Ray's worker processes: the trials' actors, and idle ones Ray started
+    return "Ray daemons"
+
+
+def profiled_run(command: list[str], cwd: Path) -> tuple[float, dict[str, float]]:
+    """Wall seconds of `command` and the CPU seconds each kind of process added meanwhile."""
+    started_at = time.time()
+    seen: dict[tuple[int, float], tuple[float, float, str]] = {}  # (pid, start) -> (first, last, kind)
+
+    def sample() -> None:
+        for process in psutil.process_iter(["pid", "create_time", "cmdline", "cpu_times"]):
+            info = process.info
+            if info["cpu_times"] is None:
+                continue
+            cpu = info["cpu_times"].user + info["cpu_times"].system
+            key = (info["pid"], info["create_time"])
+            # a process older than the run counts from now, a newer one from its start; its kind by
+            # the last name it had (a Ray worker renames itself once it runs an actor; an exited
+            # process waiting to be reaped has none)
+            first = seen[key][0] if key in seen else (cpu if info["create_time"] < started_at else 0.0)
+            name = " ".join(info["cmdline"] or [])
+            kind = process_kind(name) if name else seen.get(key, (0, 0, "Ray daemons"))[2]
+            seen[key] = (first, cpu, kind)
+
+    sample()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while process.poll() is None:
+        sample()
+        time.sleep(0.1)
+    sample()
+    wall = time.time() - started_at
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited with {process.returncode}:\n{process.stderr.read()[-3000:]}")
+    by_kind: dict[str, float] = collections.Counter()
+    for (pid, _), (first, last, kind) in seen.items():
+        if pid != os.getpid():
+            by_kind[kind] += last - first
+    return wall, dict(by_kind)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of the study, each from scratch (3)")
+    parser.add_argument("--out", type=Path, help="append each run as a JSON line to this file")
+    parser.add_argument("--label", default="", help="a name for this code in the JSON lines")
+    arguments = parser.parse_args()
+    entry = Path(sys.executable).parent / "smcl-tune"
+    runs = []
+    for _ in range(arguments.runs):
+        with tempfile.TemporaryDirectory() as folder:
+            study = Path(folder) / "tiny.yaml"
+            study.write_text(yaml.safe_dump({**TINY_STUDY, "storage": str(Path(folder) / "smcl-runs")}))
+            wall, cpu = profiled_run([str(entry), "run", str(study)], Path(folder))
+        runs.append({"label": arguments.label, "wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0]})
+        if arguments.out:
+            with arguments.out.open("a") as out:
+                out.write(json.dumps(runs[-1]) + "\n")
+    kinds = ("driver", "trial workers", "Ray daemons")
+    print(f"`smcl-tune run` of the suite's tiny study (3 trials x 3 epochs), its own Ray; median of {len(runs)} runs")
+    print(f"{'wall s':>7}{'CPU s':>7}" + "".join(f"{kind:>15}" for kind in kinds))
+    total = statistics.median(sum(run["cpu_s"].values()) for run in runs)
+    medians = [statistics.median(run["cpu_s"].get(kind, 0.0) for run in runs) for kind in kinds]
+    wall = statistics.median(run["wall_s"] for run in runs)
+    print(f"{wall:>7.1f}{total:>7.1f}" + "".join(f"{value:>15.1f}" for value in medians))
+    print("(CPU s: user and system time the run's processes added, all cores; the kinds are their medians)")
+    for run in runs:
+        spent = ", ".join(f"{kind} {run['cpu_s'].get(kind, 0.0):.1f}" for kind in kinds)
+        print(f"run: wall {run['wall_s']:.1f} s, {spent}")
+
+
+if __name__ == "__main__":
+    main()
