@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -60,8 +61,15 @@ def process_kind(command_line: str) -> str:
     return "Ray daemons"
 
 
-def profiled_run(command: list[str], cwd: Path) -> tuple[float, dict[str, float]]:
-    """Wall seconds of `command` and the CPU seconds each kind of process added meanwhile."""
+def profiled_run(
+    command: list[str],
+    cwd: Path,
+    kind_of: Callable[[str], str] = process_kind,
+    every_s: float = 0.1,
+    check: bool = True,
+) -> tuple[float, dict[str, float]]:
+    """Wall seconds of `command` and the CPU seconds each kind of process (`kind_of` its command
+    line) added meanwhile, sampled every `every_s`: a process that lived less is missed."""
     started_at = time.time()
     seen: dict[tuple[int, float], tuple[float, float, str]] = {}  # (pid, start) -> (first, last, kind)
 
@@ -77,17 +85,17 @@ def profiled_run(command: list[str], cwd: Path) -> tuple[float, dict[str, float]
             # process waiting to be reaped has none)
             first = seen[key][0] if key in seen else (cpu if info["create_time"] < started_at else 0.0)
             name = " ".join(info["cmdline"] or [])
-            kind = process_kind(name) if name else seen.get(key, (0, 0, "Ray daemons"))[2]
+            kind = kind_of(name) if name else seen.get(key, (0, 0, "Ray daemons"))[2]
             seen[key] = (first, cpu, kind)
 
     sample()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while process.poll() is None:
         sample()
-        time.sleep(0.1)
+        time.sleep(every_s)
     sample()
     wall = time.time() - started_at
-    if process.returncode != 0:
+    if check and process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} exited with {process.returncode}:\n{process.stderr.read()[-3000:]}")
     by_kind: dict[str, float] = collections.Counter()
     for (pid, _), (first, last, kind) in seen.items():

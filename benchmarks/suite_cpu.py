@@ -1,0 +1,70 @@
+"""Where the test suite's CPU goes: `make test` (or another command) run with every process on the
+machine sampled every 0.5 s, its CPU time (user and system) summed by kind. The suite is bound by
+the CPU of a 2-core machine, not by its waits (docs/RESULTS.md), so its time falls only with these.
+
+    .venv/bin/python benchmarks/suite_cpu.py [--log /tmp/suite.log] [-- make test]
+
+A process that lives under 0.5 s is missed (a quick `smcl-tune --help`); the table says how much
+CPU the machine spent in all, from /proc/stat, beside what the kinds account for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from benchmarks.study_overhead import profiled_run
+
+ROOT = Path(__file__).resolve().parents[1]
+# The first kind whose mark is in a command line; pytest's last, since its temporary folders
+# (/tmp/pytest-of-...) are in the command lines of what the tests start.
+KINDS = (
+    ("smcl-tune (CLI, study drivers)", ("smcl-tune", "smcl_tune.cli", "smcl_tune.study.")),
+    ("Ray workers (trials)", ("ray::ImplicitFunc", "ray::IDLE", "default_worker.py", "ray::_")),
+    ("Ray daemons", ("raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py", "ray.util.client", "ray::")),
+    ("MLflow, dashboards", ("mlflow", "optuna-dashboard", "optuna_dashboard", "uvicorn", "huey")),
+    ("browsers, servers", ("chrom", "sshd", "postgres", "moto", "tmux")),
+    # an xdist worker is started by execnet: `python -c "import sys;exec(eval(sys.stdin.readline()))"`
+    ("pytest (in-process tests)", ("-m pytest", "bin/pytest", "exec(eval(sys.stdin")),
+)
+
+
+def suite_kind(command_line: str) -> str:
+    for kind, marks in KINDS:
+        if any(mark in command_line for mark in marks):
+            return kind
+    return "other"
+
+
+def machine_cpu_s() -> float:
+    user, nice, system = (int(value) for value in Path("/proc/stat").read_text().split()[1:4])
+    return (user + nice + system) / 100  # clock ticks of 1/100 s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--log", type=Path, default=Path("/tmp/suite_cpu.log"), help="the command's output")
+    parser.add_argument("--out", type=Path, help="append the table's row as a JSON line to this file")
+    parser.add_argument("command", nargs="*", default=["make", "test"])
+    arguments = parser.parse_args()
+    command = ["bash", "-c", f"{shlex.join(arguments.command)} > {shlex.quote(str(arguments.log))} 2>&1"]
+    before = machine_cpu_s()
+    wall, by_kind = profiled_run(command, ROOT, kind_of=suite_kind, every_s=0.5, check=False)
+    machine = machine_cpu_s() - before
+    print(f"{shlex.join(arguments.command)}: wall {wall:.0f} s, machine CPU {machine:.0f} s (/proc/stat)")
+    print(f"{'kind':<34}{'CPU s':>8}{'share':>8}")
+    for kind, seconds in sorted(by_kind.items(), key=lambda item: -item[1]):
+        print(f"{kind:<34}{seconds:>8.0f}{seconds / machine:>8.0%}")
+    print(f"{'(all kinds)':<34}{sum(by_kind.values()):>8.0f}{sum(by_kind.values()) / machine:>8.0%}")
+    print(f"output: {arguments.log}; last line: {arguments.log.read_text().strip().splitlines()[-1:]}")
+    if arguments.out:
+        with arguments.out.open("a") as out:
+            row = {"command": arguments.command, "wall_s": wall, "machine_cpu_s": machine, "cpu_s": by_kind}
+            out.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
