@@ -53,25 +53,47 @@ TINY_STUDY = {
 TINY_STUDY["trial"]["training"] |= {"milestone_factors": [], "device": "cpu", "num_threads": 1}
 
 
-def process_kind(command_line: str) -> str:
-    if "smcl-tune" in command_line or "smcl_tune.cli" in command_line:
+def program_script_module(argv: list[str]) -> tuple[str, str, str]:
+    """The base names of a command line's program and script (its first argument that is not an
+    option), and the module of `-m MODULE`: what a process is, whatever folders its paths name."""
+    program, script, module = (Path(argv[0]).name if argv else ""), "", ""
+    arguments = iter(argv[1:])
+    for argument in arguments:
+        if argument == "-m":
+            module = next(arguments, "")
+            break
+        if argument == "-c":
+            break
+        if argument in ("-X", "-W"):  # an option with a value: python -X importtime ...
+            next(arguments, None)
+        elif not argument.startswith("-"):
+            script = Path(argument).name
+            break
+    return program, script, module
+
+
+def process_kind(argv: list[str]) -> str:
+    program, script, module = program_script_module(argv)
+    if script == "smcl-tune" or module.startswith("smcl_tune"):
         return "driver"
-    if "ray::ImplicitFunc" in command_line or "ray::IDLE" in command_line or "default_worker.py" in command_line:
+    if program.startswith(("ray::ImplicitFunc", "ray::IDLE")) or script == "default_worker.py":
         return "trial workers"  # Ray's worker processes: the trials' actors, and idle ones Ray started
-    return "Ray daemons"
+    if argv:
+        return "Ray daemons"
+    return "other"  # kernel threads
 
 
 def profiled_run(
     command: list[str],
     cwd: Path,
-    kind_of: Callable[[str], str] = process_kind,
+    kind_of: Callable[[list[str]], str] = process_kind,
     every_s: float = 0.1,
     check: bool = True,
 ) -> tuple[float, dict[str, float]]:
     """Wall seconds of `command` and the CPU seconds each kind of process (`kind_of` its command
     line) added meanwhile, sampled every `every_s`: a process that lived less is missed."""
-    started_at = time.time()
     seen: dict[tuple[int, float], tuple[float, float, str]] = {}  # (pid, start) -> (first, last, kind)
+    older: set[tuple[int, float]] = set()  # the processes of the sample before the command started
 
     def sample() -> None:
         for process in psutil.process_iter(["pid", "create_time", "cmdline", "cpu_times"]):
@@ -80,23 +102,28 @@ def profiled_run(
                 continue
             cpu = info["cpu_times"].user + info["cpu_times"].system
             key = (info["pid"], info["create_time"])
-            # a process older than the run counts from now, a newer one from its start; its kind by
-            # the last name it had (a Ray worker renames itself once it runs an actor; an exited
-            # process waiting to be reaped has none)
-            first = seen[key][0] if key in seen else (cpu if info["create_time"] < started_at else 0.0)
-            name = " ".join(info["cmdline"] or [])
-            kind = kind_of(name) if name else seen.get(key, (0, 0, "Ray daemons"))[2]
+            # a process older than the command counts from the first sample, a newer one from its
+            # start; its kind by the last command line it had (a Ray worker renames itself once it
+            # runs an actor; an exited process waiting to be reaped has none)
+            first = seen[key][0] if key in seen else (cpu if key in older else 0.0)
+            argv = info["cmdline"] or []
+            kind = seen[key][2] if not argv and key in seen else kind_of(argv)
             seen[key] = (first, cpu, kind)
 
+    for process in psutil.process_iter(["pid", "create_time"]):
+        older.add((process.info["pid"], process.info["create_time"]))
     sample()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    while process.poll() is None:
+    started_at = time.time()
+    with tempfile.TemporaryFile("w+") as errors:  # a pipe that nobody reads would block a talkative command
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors, text=True)
+        while process.poll() is None:
+            sample()
+            time.sleep(every_s)
         sample()
-        time.sleep(every_s)
-    sample()
-    wall = time.time() - started_at
-    if check and process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} exited with {process.returncode}:\n{process.stderr.read()[-3000:]}")
+        wall = time.time() - started_at
+        if check and process.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)} exited with {process.returncode}:\n{errors.read()[-3000:]}")
     by_kind: dict[str, float] = collections.Counter()
     for (pid, _), (first, last, kind) in seen.items():
         if pid != os.getpid():

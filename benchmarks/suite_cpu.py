@@ -2,7 +2,7 @@
 machine sampled every 0.5 s, its CPU time (user and system) summed by kind. The suite is bound by
 the CPU of a 2-core machine, not by its waits (docs/RESULTS.md), so its time falls only with these.
 
-    .venv/bin/python benchmarks/suite_cpu.py [--log /tmp/suite.log] [-- make test]
+    .venv/bin/python -m benchmarks.suite_cpu [--log /tmp/suite.log] [-- make test]
 
 A process that lives under 0.5 s is missed (a quick `smcl-tune --help`); the table says how much
 CPU the machine spent in all, from /proc/stat, beside what the kinds account for.
@@ -12,36 +12,49 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
-from benchmarks.study_overhead import profiled_run
+from benchmarks.study_overhead import profiled_run, program_script_module
 
 ROOT = Path(__file__).resolve().parents[1]
-# The first kind whose mark is in a command line; pytest's last, since its temporary folders
-# (/tmp/pytest-of-...) are in the command lines of what the tests start.
-KINDS = (
-    ("smcl-tune (CLI, study drivers)", ("smcl-tune", "smcl_tune.cli", "smcl_tune.study.")),
-    ("Ray workers (trials)", ("ray::ImplicitFunc", "ray::IDLE", "default_worker.py", "ray::_")),
-    ("Ray daemons", ("raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py", "ray.util.client", "ray::")),
-    ("MLflow, dashboards", ("mlflow", "optuna-dashboard", "optuna_dashboard", "uvicorn", "huey")),
-    ("browsers, servers", ("chrom", "sshd", "postgres", "moto", "tmux")),
+RAY_DAEMON_SCRIPTS = ("dashboard.py", "agent.py", "log_monitor.py", "monitor.py", "runtime_env_agent.py")
+MLFLOW_AND_DASHBOARDS = ("mlflow", "uvicorn", "gunicorn", "huey", "optuna-dashboard", "optuna_dashboard")
+SERVERS = ("chrom", "sshd", "postgres", "moto_server", "tmux")
+
+
+def suite_kind(argv: list[str]) -> str:
+    """A process's kind by its program, script and module (not by the folders its arguments name:
+    what the tests start names their temporary folders, /tmp/pytest-of-...)."""
+    program, script, module = program_script_module(argv)
+    if not argv:
+        return "other"  # kernel threads
+    if script == "smcl-tune" or module.startswith("smcl_tune"):
+        return "smcl-tune (CLI, study drivers)"
+    if program.startswith(("ray::ImplicitFunc", "ray::IDLE")) or script == "default_worker.py":
+        return "Ray workers (trials)"
+    if (
+        program in ("raylet", "gcs_server")
+        or program.startswith("ray::")
+        or script in RAY_DAEMON_SCRIPTS
+        or module.startswith("ray.")
+    ):
+        return "Ray daemons"
+    if any(name.startswith(MLFLOW_AND_DASHBOARDS) for name in (program, script, module)):
+        return "MLflow, dashboards"
+    if any(server in program or server in script for server in SERVERS):
+        return "browsers, servers"
     # an xdist worker is started by execnet: `python -c "import sys;exec(eval(sys.stdin.readline()))"`
-    ("pytest (in-process tests)", ("-m pytest", "bin/pytest", "exec(eval(sys.stdin")),
-)
-
-
-def suite_kind(command_line: str) -> str:
-    for kind, marks in KINDS:
-        if any(mark in command_line for mark in marks):
-            return kind
+    if module in ("pytest", "xdist") or script == "pytest" or any("exec(eval(sys.stdin" in part for part in argv):
+        return "pytest (in-process tests)"
     return "other"
 
 
 def machine_cpu_s() -> float:
     user, nice, system = (int(value) for value in Path("/proc/stat").read_text().split()[1:4])
-    return (user + nice + system) / 100  # clock ticks of 1/100 s
+    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

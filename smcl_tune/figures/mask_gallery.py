@@ -100,7 +100,8 @@ def _cell_pixels(picture: torch.Tensor, colour_map: str | None) -> np.ndarray:
     map, enlarged by repeating pixels (nearest), framed in black."""
     values = picture.numpy()
     if colour_map is not None:
-        values = (colormaps[colour_map](np.clip(values, 0, 1))[..., :3] * 255).round().astype(np.uint8)
+        coloured = (colormaps[colour_map](np.clip(values, 0, 1))[..., :3] * 255).round().astype(np.uint8)
+        values = np.where(np.isnan(values)[..., None], np.uint8(255), coloured)  # no value: blank, as imshow left it
     rows = np.arange(CELL_PX) * values.shape[0] // CELL_PX
     columns = np.arange(CELL_PX) * values.shape[1] // CELL_PX
     cell = values[rows][:, columns].copy()
@@ -137,8 +138,10 @@ def gallery_png(gallery: MaskGallery, class_names: list[str], source: str) -> by
                 text(centre, top + CELL_PX / 2, label.replace(" + ", "\n+ "), va="center", fontsize=8)
                 continue
             canvas[top : top + CELL_PX, left : left + CELL_PX] = _cell_pixels(cell, colour_map)
-            if label:
-                text(centre, top + CELL_PX + 3, label, va="top", fontsize=7)
+            if label:  # a soft label under a composite: two classes a line, to stay in its column
+                terms = label.split(" + ")
+                lines = [" + ".join(terms[index : index + 2]) for index in range(0, len(terms), 2)]
+                text(centre, top + CELL_PX + 3, "\n+ ".join(lines), va="top", fontsize=7, linespacing=1.0)
     figure.figimage(canvas, 0, 0, origin="upper")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)

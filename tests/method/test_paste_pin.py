@@ -34,7 +34,10 @@ FIRST_RECONSTRUCTION = {
 }
 
 
-def _within_one_ulp(value: torch.Tensor, recorded: torch.Tensor) -> bool:
+def _within_float32_epsilon(value: torch.Tensor, recorded: torch.Tensor) -> bool:
+    """Equal but for one or two units in the last place, in the same shape and dtype."""
+    if value.shape != recorded.shape or value.dtype != recorded.dtype:
+        return False
     return bool(((value - recorded).abs() <= torch.finfo(recorded.dtype).eps * recorded.abs()).all())
 
 
@@ -50,7 +53,7 @@ def _old_step(recorded: dict, network: torch.nn.Module):
         torch.Generator().manual_seed(GOLDEN["generator_seed"]),
     )
     for name in ("loss", "classification_loss", "contrastive_loss"):
-        assert _within_one_ulp(getattr(output, name).detach(), recorded[name]), name
+        assert _within_float32_epsilon(getattr(output, name).detach(), recorded[name]), name
     assert torch.equal(output.mask_areas, recorded["mask_areas"])
 
 
