@@ -41,7 +41,16 @@ TINY_STUDY = {
         },
         "model": {"architecture": "small_cnn"},
         "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 10},
-        "training": {"epochs": 3, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0, "milestones": []},
+        "training": {
+            "epochs": 3,
+            "batch_size": 32,
+            "lr": 0.05,
+            "warmup_epochs": 0,
+            "milestones": [],
+            "milestone_factors": [],
+            "device": "cpu",
+            "num_threads": 1,
+        },
     },
     "search": {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}},
     "num_trials": 3,
@@ -50,7 +59,6 @@ TINY_STUDY = {
     "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
     "seed": 0,
 }
-TINY_STUDY["trial"]["training"] |= {"milestone_factors": [], "device": "cpu", "num_threads": 1}
 
 
 def program_script_module(argv: list[str]) -> tuple[str, str, str]:

@@ -163,18 +163,15 @@ def _pasted(
 @dataclass
 class StepInputs:
     """What one step forwards and trains on (SMCL.md, steps 1-5): the images of its one pass, their
-    cross-entropy targets and contrastive labels, and how much the contrastive term weighs."""
+    cross-entropy targets and contrastive labels, and whether the pass has a contrastive term (its
+    weight is the settings' `values.loss_weight`)."""
 
     images: torch.Tensor  # x_b; [x_b ; x_tilde], [x_b ; x_tilde ; x_m] or [x_b ; x_m]: [n, C, H, W]
     targets: torch.Tensor  # soft targets [n, num_classes]
     labels: torch.Tensor  # contrastive labels [n]
     head_count: int  # B: the first B images are x_b
     mask_areas: torch.Tensor  # [B] the masked area fraction of each composed image; empty without masks
-    contrastive_weight: float  # w; 0: no contrastive term, the pass needs no embeddings
-
-    @property
-    def with_embedding(self) -> bool:
-        return self.contrastive_weight > 0
+    with_embedding: bool  # False: no contrastive term (w = 0, or a plain step), the pass needs no embeddings
 
 
 def step_inputs(
@@ -190,7 +187,7 @@ def step_inputs(
     size = head_images.shape[0]
     head_targets = one_hot(head_labels, settings.num_classes)
     if not batch.masks or not settings.uses_minor_batch:
-        return StepInputs(head_images, head_targets, head_labels, size, head_images.new_zeros(0), 0.0)
+        return StepInputs(head_images, head_targets, head_labels, size, head_images.new_zeros(0), False)
 
     minor_images, minor_labels = batch.minor_images, batch.minor_labels
     minor_targets = one_hot(minor_labels, settings.num_classes)
@@ -216,7 +213,8 @@ def step_inputs(
         images.append(minor_images)
         targets.append(minor_targets)
         labels.append(minor_labels)
-    return StepInputs(torch.cat(images), torch.cat(targets), torch.cat(labels), size, area, settings.contrastive_weight)
+    with_embedding = settings.contrastive_weight > 0
+    return StepInputs(torch.cat(images), torch.cat(targets), torch.cat(labels), size, area, with_embedding)
 
 
 def step_losses(

@@ -60,6 +60,8 @@ class SlotValues:
         self.host = {name: [0.0] * self.size for name in HOST_VALUES}
         for slot, method in enumerate(methods):
             self.set_slot(slot, method)
+        # made once: views of the tensors and readers of the lists, which set_slot writes in place
+        self._of_slot = [self._values(slot) for slot in range(self.size)]
 
     def set_slot(self, slot: int, method: MethodConfig) -> None:
         with torch.no_grad():
@@ -70,6 +72,9 @@ class SlotValues:
 
     def of_slot(self, slot: int) -> StepValues:
         """The slot's values: what a recorded step reads is whatever the slot holds when it runs."""
+        return self._of_slot[slot]
+
+    def _values(self, slot: int) -> StepValues:
         device = {name: tensor[slot] for name, tensor in self.tensors.items()}
         host = {name: SlotFloat(values, slot) for name, values in self.host.items()}
         return StepValues(**device, **host)
