@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 
@@ -90,6 +89,8 @@ class TorchvisionResNet(nn.Module):
 
     def __init__(self, name: str) -> None:
         super().__init__()
+        import torchvision  # here, not at the top: its import brings torch._dynamo (about 1 s a process)
+
         network = getattr(torchvision.models, name)(weights=None)
         self.feature_dim = network.fc.in_features
         network.fc = nn.Identity()

@@ -5,21 +5,65 @@ torch's own SGD reads a tensor rate back to the host (its foreach and for-loop u
 an `alpha`), and its fused update cannot start the momentum of some parameters but not others (the
 projection head, which only a pass with embeddings trains). The update is torch's (dampening 0):
 d = g + wd * p; b = d on a buffer's first step, else m * b + d; d = d + m * b (Nesterov) or b;
-p = p - lr * d. Its state is torch's (`momentum_buffer` per parameter), so checkpoints load in either.
+p = p - lr * d. Its state and state_dict are torch's (`momentum_buffer` per parameter, parameters
+by index), so a checkpoint of either loads in the other.
+
+Every trial steps with it, graphed or not, and it is not a torch.optim.Optimizer: that class's
+methods (zero_grad, add_param_group, state_dict) import torch._dynamo on their first call, about
+1 s of every trial process's start-up for graph breaks a plain update never needs.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 
+# torch.optim.SGD's hyperparameters, as its state_dict names them; this update reads the first five
+TORCH_SGD_DEFAULTS = {"dampening": 0, "maximize": False, "foreach": None, "differentiable": False, "fused": None}
 
-class CapturableSGD(torch.optim.SGD):
+
+class CapturableSGD:
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float | torch.Tensor,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD needs lr, momentum and weight_decay >= 0, not {lr}, {momentum}, {weight_decay}")
+        if nesterov and momentum <= 0:
+            raise ValueError("Nesterov momentum requires a momentum")  # torch's rule
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        self.defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            **TORCH_SGD_DEFAULTS,
+        }
+        self.param_groups: list[dict[str, Any]] = [{"params": params, **self.defaults}]
+        self.state: defaultdict[torch.Tensor, dict[str, torch.Tensor]] = defaultdict(dict)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if set_to_none:
+                    param.grad = None
+                else:
+                    param.grad.detach_()
+                    param.grad.zero_()
+
     @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def step(self) -> None:
         for group in self.param_groups:
             params = [param for param in group["params"] if param.grad is not None]
             if not params:
@@ -40,4 +84,38 @@ class CapturableSGD(torch.optim.SGD):
                 torch._foreach_sub_(params, torch._foreach_mul(directions, rate))
             else:
                 torch._foreach_add_(params, directions, alpha=-rate)
-        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch.optim.Optimizer's layout: the parameters numbered in group order, each state by number.
+        The tensors are the optimizer's own, not copies (as torch's)."""
+        numbers: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            first = len(numbers)
+            numbers.update({id(param): first + offset for offset, param in enumerate(group["params"])})
+            settings = {key: value for key, value in group.items() if key != "params"}
+            groups.append({**settings, "params": list(range(first, len(numbers)))})
+        state = {numbers[id(param)]: value for param, value in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """A state_dict of this class or of torch.optim.SGD over the same parameters: its
+        hyperparameters replace the groups', its buffers are copied to each parameter's device and dtype."""
+        saved_groups = state_dict["param_groups"]
+        if [len(group["params"]) for group in saved_groups] != [len(group["params"]) for group in self.param_groups]:
+            raise ValueError("loaded state dict has a different number of parameters or groups")
+        by_number = {}
+        for group, saved in zip(self.param_groups, saved_groups):
+            by_number.update(zip(saved["params"], group["params"]))
+            group.update({key: value for key, value in saved.items() if key != "params"})
+        self.state = defaultdict(dict)
+        for number, values in state_dict["state"].items():
+            param = by_number[int(number)]
+            self.state[param] = {key: _onto(value, param) for key, value in values.items()}
+
+
+def _onto(value: Any, param: torch.Tensor) -> Any:
+    if not isinstance(value, torch.Tensor):
+        return value
+    dtype = param.dtype if value.is_floating_point() else value.dtype
+    return value.to(device=param.device, dtype=dtype, copy=True)

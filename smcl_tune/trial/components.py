@@ -31,11 +31,10 @@ def build_trial_network(config: TrialConfig, num_classes: int, device: torch.dev
     return network
 
 
-def build_optimizer(network: nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
+def build_optimizer(network: nn.Module, training: TrainingConfig) -> CapturableSGD:
     """SGD with the recipe's momentum, weight decay and Nesterov setting; the schedule sets its lr per
     step (a device tensor's value, under training.cuda_graph)."""
-    update = CapturableSGD if training.cuda_graph else torch.optim.SGD
-    return update(
+    return CapturableSGD(
         network.parameters(),
         lr=training.lr,
         momentum=training.momentum,
@@ -86,7 +85,7 @@ class TrialComponents:
     device: torch.device
     network: nn.Module
     step_network: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: CapturableSGD
     generators: TrialGenerators
     samplers: TrialSamplers
     batches: TrainingBatches

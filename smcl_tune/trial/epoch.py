@@ -13,6 +13,7 @@ from torch import nn
 
 from smcl_tune.method.batch import Batch
 from smcl_tune.method.step import StepOutput
+from smcl_tune.trial.capturable_sgd import CapturableSGD
 from smcl_tune.trial.device import autocast
 
 Criterion = Callable[[nn.Module, Batch], StepOutput]
@@ -54,9 +55,7 @@ class StepShare(NamedTuple):
     composed: int
 
 
-def training_step(
-    network: nn.Module, criterion: Criterion, optimizer: torch.optim.Optimizer, batch: Batch
-) -> StepShare:
+def training_step(network: nn.Module, criterion: Criterion, optimizer: CapturableSGD, batch: Batch) -> StepShare:
     """One step: the loss, its gradients and the optimizer's update, at the rate the optimizer holds."""
     with autocast(batch.head_images.device):
         output = criterion(network, batch)
@@ -75,7 +74,7 @@ class StepRunner(Protocol):
 def train_one_epoch(
     network: nn.Module,
     criterion: Criterion,
-    optimizer: torch.optim.Optimizer,
+    optimizer: CapturableSGD,
     batches: Iterable[Batch],
     learning_rate: Callable[[int], float],
     device: torch.device,

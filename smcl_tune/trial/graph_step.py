@@ -35,6 +35,7 @@ from torch import nn
 from smcl_tune.method.batch import Batch
 from smcl_tune.method.draws import DrawTape, recording
 from smcl_tune.method.step import StepLoss
+from smcl_tune.trial.capturable_sgd import CapturableSGD
 from smcl_tune.trial.epoch import StepShare, training_step
 
 log = logging.getLogger(__name__)
@@ -143,9 +144,7 @@ class StepGraphs:
     made after a checkpoint is restored (they hold the optimizer's momentum buffers).
     """
 
-    def __init__(
-        self, network: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, capture: Capture
-    ) -> None:
+    def __init__(self, network: nn.Module, optimizer: CapturableSGD, device: torch.device, capture: Capture) -> None:
         self.network, self.optimizer, self.device = network, optimizer, device
         self.capture = capture
         self.rate = torch.zeros((), dtype=torch.float32, device=device)
@@ -227,9 +226,7 @@ class StepGraphs:
         ]
 
 
-def step_graphs(
-    network: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, wanted: bool
-) -> StepGraphs | None:
+def step_graphs(network: nn.Module, optimizer: CapturableSGD, device: torch.device, wanted: bool) -> StepGraphs | None:
     """The trial's step graphs when `training.cuda_graph` asks for them and the device allows; else None (eager)."""
     if not wanted:
         return None

@@ -1,4 +1,5 @@
-"""The graphed step's optimizer (trial/capturable_sgd.py) is torch.optim.SGD's update, read at a rate tensor."""
+"""Every trial's optimizer (trial/capturable_sgd.py) is torch.optim.SGD's update, also at a rate tensor,
+and its checkpoints are torch's."""
 
 import pytest
 import torch
@@ -65,3 +66,34 @@ def test_at_a_rate_tensor_it_is_torchs_sgd_within_float_rounding(recipe):
     torch_optimizer = torch.optim.SGD(got.parameters(), lr=0.1, **recipe)
     torch_optimizer.load_state_dict(state)
     assert len(torch_optimizer.state) == len(optimizer.state) == (4 if recipe["momentum"] else 0)
+
+
+@pytest.mark.parametrize("recipe", RECIPES.values(), ids=RECIPES.keys())
+def test_a_checkpoint_of_torchs_sgd_loads_and_steps_on_to_the_bit(recipe):
+    """A checkpoint written before trials stepped with this class (by torch.optim.SGD) resumes."""
+    trained, torch_optimizer = _train(torch.optim.SGD, recipe, rate_tensor=False)
+    saved = torch_optimizer.state_dict()
+    twin = _model()
+    twin.load_state_dict(trained.state_dict())
+    optimizer = CapturableSGD(twin.parameters(), lr=0.5)
+    optimizer.load_state_dict(saved)
+    assert optimizer.state_dict()["param_groups"] == saved["param_groups"]
+    buffers = zip(optimizer.state.values(), torch_optimizer.state.values())
+    assert all(mine["momentum_buffer"] is not theirs["momentum_buffer"] for mine, theirs in buffers)  # copies
+    inputs = torch.randn(8, 6, generator=torch.Generator().manual_seed(2))
+    for model, update in ((trained, torch_optimizer), (twin, optimizer)):
+        update.zero_grad()
+        model["head"](model["body"](inputs)).square().mean().backward()
+        update.step()
+    for (name, value), mine in zip(trained.state_dict().items(), twin.state_dict().values()):
+        torch.testing.assert_close(mine, value, rtol=0, atol=0, msg=name)
+
+
+def test_impossible_settings_are_refused_as_torch_refuses_them():
+    parameters = list(_model().parameters())
+    with pytest.raises(ValueError, match="Nesterov"):
+        CapturableSGD(parameters, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match=">= 0"):
+        CapturableSGD(parameters, lr=-0.1)
+    with pytest.raises(ValueError, match="empty"):
+        CapturableSGD([], lr=0.1)

@@ -7,14 +7,11 @@ import pickle
 from pathlib import Path
 
 import torch
-from torchvision.datasets import CIFAR10, CIFAR100
 
 from smcl_tune.data.fetch import fetch_cifar
 from smcl_tune.data.pool import DataSourceError, SourceData, TensorPool
 
 log = logging.getLogger(__name__)
-
-DATASETS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 
 
 def cifar_source(
@@ -22,7 +19,11 @@ def cifar_source(
 ) -> SourceData:
     """CIFAR-10 or CIFAR-100 through torchvision, held in memory; `image_size` resizes on load.
     With `download`, a node that lacks the files fetches them first, one process at a time."""
-    dataset_class = DATASETS[name]
+    # imported here: torchvision's import brings torch._dynamo (about 1 s) into every process that
+    # imports the sources, and only a CIFAR study needs it
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    dataset_class = {"cifar10": CIFAR10, "cifar100": CIFAR100}[name]
     expected = root / dataset_class.base_folder
     if download:
         fetch_cifar(name, root, mirror)
@@ -35,7 +36,7 @@ def cifar_source(
             "(put the dataset there, set data.download: true, or run `smcl-tune prepare STUDY.yaml`)"
         ) from None
 
-    def pool(dataset: CIFAR10) -> TensorPool:
+    def pool(dataset) -> TensorPool:
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
         return TensorPool(images, torch.as_tensor(dataset.targets, dtype=torch.long), size=image_size)
 
