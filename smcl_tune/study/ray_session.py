@@ -14,6 +14,10 @@ import ray
 log = logging.getLogger(__name__)
 
 TOKEN_SETUP_LOGGER = "ray._private.authentication.authentication_token_setup"  # its "token auth is enabled" warning
+# Ray starts one idle Python worker per CPU with the node and the first driver, for tasks without a
+# runtime environment; Ray Tune gives every trial actor one (its env_vars), so a trial never takes an
+# idle worker: each would only spend its start-up (about 0.5 CPU-s, and memory) for nothing.
+NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 
 
 def cluster_address(address: str | None) -> str | None:
@@ -39,7 +43,13 @@ def init_ray(address: str | None, log_level: str = "INFO") -> None:
     # address="local": a new Ray of this run's own. Without it, ray.init() joins the last Ray that
     # `ray start` (or a test's cluster) left on this machine, whose CPUs may all be taken.
     with _quiet(TOKEN_SETUP_LOGGER):
-        ray.init(address="local", include_dashboard=False, log_to_driver=True, logging_level=log_level)
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            log_to_driver=True,
+            logging_level=log_level,
+            _system_config=NO_IDLE_WORKERS,
+        )
     make_private(Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")))
 
 
