@@ -139,15 +139,9 @@ def _in_lockstep(
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_each_step_of_every_method_and_classifier_loss_is_its_trials_step(tiny_config, strategy):
-    configs = _every_method(tiny_config)
-    masking = []
-    for config in configs:  # members that mask and members that do not, in one step
-        trial = SteppedTrial.build(
-            trial_config_from_dict(config), build_trial_data(trial_config_from_dict(config).data), CPU
-        )
-        masking.append([trial.train_epoch()["masked_step_fraction"] for _ in range(6)])
-    assert any(step_masks != other for step_masks, other in zip(masking[0], masking[1]))
-    _in_lockstep(configs, names=list(METHODS), strategy=strategy)
+    masked = _in_lockstep(_every_method(tiny_config), names=list(METHODS), strategy=strategy)
+    # members that masked and members that did not, in one step
+    assert any(step_masks != other for step_masks, other in zip(masked[0], masked[1]))
 
 
 def test_each_step_of_ldam_drw_members_with_the_cosine_classifier_is_their_trials(tiny_config):

@@ -99,8 +99,10 @@ def test_an_epoch_of_more_steps_exchanges_no_more_with_the_host(method):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("method", METHODS, ids=IDS)
 def test_a_fused_epoch_of_more_steps_exchanges_no_more_with_the_host(method, strategy):
+    # 4 steps against 15 (233 images): every operator of each member's step runs through the
+    # counting mode in Python, so the many-step epoch is the test's cost
     few_steps = host_traffic_in_a_fused_epoch(method, 64, strategy)
-    many_steps = host_traffic_in_a_fused_epoch(method, 8, strategy)
+    many_steps = host_traffic_in_a_fused_epoch(method, 16, strategy)
     assert many_steps == few_steps
 
 
