@@ -35,9 +35,9 @@ def prepare(source: Path, out: Path) -> int:
     chosen = sorted(split.train_indices.tolist() + split.val_indices.tolist())
     out.mkdir(parents=True, exist_ok=True)
     partial = out / "train.zip.tmp"
-    with zipfile.ZipFile(train.root) as full, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as subset:
+    with zipfile.ZipFile(train.files.root) as full, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as subset:
         for index in chosen:
-            subset.writestr(full.getinfo(train.names[index]), full.read(train.names[index]))
+            subset.writestr(full.getinfo(train.files.names[index]), full.read(train.files.names[index]))
     partial.replace(out / "train.zip")
     shutil.copyfile(source / "test.zip", out / "test.zip")
     return len(chosen)

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import logging
-import os
-import zipfile
-import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from smcl_tune.data.image_files import ImageFiles
 from smcl_tune.errors import DataSourceError
 
 log = logging.getLogger(__name__)
-
-MAX_IMAGE_FILE_BYTES = 64 * 2**20  # one image file, uncompressed: a zip member above this is refused
-MAX_IMAGE_PIXELS = 50_000_000  # one decoded image (about 150 MB as uint8 RGB)
 
 
 class ImagePool(ABC):
@@ -73,69 +66,17 @@ class FilePool(ImagePool):
     def __init__(self, root: str | Path, names: list[str], labels: torch.Tensor, size: int | None = None) -> None:
         if len(names) != len(labels):
             raise ValueError(f"labels: expected {len(names)}, got {len(labels)}")
-        if not names:
-            raise DataSourceError(f"{root}: no images")
-        self.root = Path(root)
-        self.is_zip = self.root.is_file()
-        self.names = names
+        self.files = ImageFiles(root, names)
         self.labels = labels.long()
         self.size = size
-        self._archive: zipfile.ZipFile | None = None
-        self._archive_pid: int | None = None
-        if size is not None:
-            self.image_size = (size, size)
-        else:
-            width, height = self._open(0, decode=False).size  # the header only
-            self.image_size = (height, width)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_archive"] = None
-        state["_archive_pid"] = None
-        return state
+        self.image_size = (size, size) if size is not None else self.files.header_size(0)
 
     def describe(self, index: int) -> str:
         """The file of image `index`, as a user would look for it."""
-        return f"{self.root}:{self.names[index]}" if self.is_zip else str(self.root / self.names[index])
-
-    def _zip(self) -> zipfile.ZipFile:
-        # A handle inherited through fork shares its file offset with the parent: reopen per process.
-        if self._archive is None or self._archive_pid != os.getpid():
-            self._archive = zipfile.ZipFile(self.root)
-            self._archive_pid = os.getpid()
-        return self._archive
-
-    def _read_member(self, index: int) -> bytes:
-        archive = self._zip()
-        size = archive.getinfo(self.names[index]).file_size  # a member never yields more than it declares
-        if size > MAX_IMAGE_FILE_BYTES:
-            raise DataSourceError(
-                f"{self.describe(index)}: {size / 2**20:.0f} MiB uncompressed, more than an image file may be "
-                f"({MAX_IMAGE_FILE_BYTES / 2**20:.0f} MiB)"
-            )
-        return archive.read(self.names[index])
-
-    def _open(self, index: int, decode: bool = True) -> Image.Image:
-        try:
-            if self.is_zip:
-                image = Image.open(io.BytesIO(self._read_member(index)))
-            else:
-                image = Image.open(self.root / self.names[index])
-            if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:
-                raise DataSourceError(
-                    f"{self.describe(index)}: {image.size[0]}x{image.size[1]} pixels, more than an image may have "
-                    f"({MAX_IMAGE_PIXELS:,})"
-                )
-            if decode:
-                image.load()
-            return image
-        except FileNotFoundError:
-            raise DataSourceError(f"{self.describe(index)}: image file not found") from None
-        except (OSError, KeyError, EOFError, zlib.error, zipfile.BadZipFile, Image.DecompressionBombError) as error:
-            raise DataSourceError(f"{self.describe(index)}: cannot read the image ({error})") from None
+        return self.files.describe(index)
 
     def _decode(self, index: int) -> torch.Tensor:
-        image = self._open(index).convert("RGB")
+        image = self.files.open(index).convert("RGB")
         if self.size is not None:
             if image.size != (self.size, self.size):
                 image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)

@@ -1,7 +1,7 @@
 """Checking a trial's data by paths and counts, before anything starts (`validate` and `run`).
 
-Nothing is downloaded or decoded, and torch loads only for the sources that need it to look:
-image folders and file lists (listing the files is the check).
+Nothing is downloaded or decoded (of an image folder, the first images' headers are read), and
+torch is not loaded: listing the files of a folder or a list is the check.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from smcl_tune.config import DataConfig
 from smcl_tune.data.cifar_files import check_cifar, cifar_class_names
 from smcl_tune.data.counts import held_out_note, subset_targets, training_counts
+from smcl_tune.data.file_listing import file_list_listing, image_folder_listing
 from smcl_tune.data.synthetic_classes import SYNTHETIC_POOL_PER_CLASS, class_name
 
 CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
@@ -43,15 +44,15 @@ def _cifar_shape(config: DataConfig) -> SourceShape:
     return SourceShape([CIFAR_POOL_PER_CLASS[config.source]] * classes, names, False, note)
 
 
-def _listed_shape(config: DataConfig) -> SourceShape:
-    """Folders and lists: listing the files is the check."""
-    import torch
+def _image_folder_shape(config: DataConfig) -> SourceShape:
+    """Listing the files is the check."""
+    listing = image_folder_listing(Path(config.root or ""), config.image_size)
+    return SourceShape(listing.train_counts(), listing.class_names, False, None)
 
-    from smcl_tune.data.sources import load_source
 
-    source = load_source(config)
-    counts = torch.bincount(source.train.labels, minlength=len(source.class_names)).tolist()
-    return SourceShape(counts, source.class_names, source.val is not None, None)
+def _file_list_shape(config: DataConfig) -> SourceShape:
+    listing = file_list_listing(Path(config.root or ""))
+    return SourceShape(listing.train_counts(), listing.class_names, True, None)
 
 
 # data.source -> how its shape is known; the names are DataConfig.source's (and data.sources.SOURCES's).
@@ -59,8 +60,8 @@ SHAPES: dict[str, Callable[[DataConfig], SourceShape]] = {
     "synthetic": _synthetic_shape,
     "cifar10": _cifar_shape,
     "cifar100": _cifar_shape,
-    "image_folder": _listed_shape,
-    "file_list": _listed_shape,
+    "image_folder": _image_folder_shape,
+    "file_list": _file_list_shape,
 }
 
 

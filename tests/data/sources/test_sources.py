@@ -269,7 +269,7 @@ def test_a_zip_bomb_member_is_refused_before_it_is_read(tmp_path, folder):
         archive.writestr("train/ant/bomb.png", b"\0" * (65 * 2**20))  # 65 MiB of zeros, a few KB deflated
     assert (zipped / "train.zip").stat().st_size < 2**20
     source = load_source(folder_config(zipped))
-    bomb = source.train.names.index("train/ant/bomb.png")
+    bomb = source.train.files.names.index("train/ant/bomb.png")
     with pytest.raises(DataSourceError, match=r"train\.zip:train/ant/bomb\.png: 65 MiB uncompressed"):
         source.train.load(torch.tensor([bomb]))
 
@@ -289,7 +289,7 @@ def test_a_corrupt_deflate_stream_is_the_sources_own_error_naming_the_file(tmp_p
     (zipped / "train.zip").write_bytes(bytes(raw))
     source = load_source(folder_config(zipped, image_size=8))
     with pytest.raises(DataSourceError, match=re.escape(f"train.zip:{member.filename}: cannot read the image")):
-        source.train.load(torch.tensor([source.train.names.index(member.filename)]))
+        source.train.load(torch.tensor([source.train.files.names.index(member.filename)]))
 
 
 def test_every_source_a_config_can_name_has_a_reader_and_a_path_check():

@@ -1,0 +1,181 @@
+"""The files of an image folder or of file lists, listed and checked without decoding an image and
+without torch: what `validate` and the study driver check before the start, and what the sources
+build their pools from (data/sources/image_folder.py, file_list.py)."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from smcl_tune.data.image_files import ImageFiles
+from smcl_tune.errors import DataSourceError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MAX_ZIP_MEMBERS = 10_000_000  # more is not a dataset archive but a zip bomb of names
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class ListedSplit:
+    files: ImageFiles
+    labels: list[int]
+
+
+@dataclass(frozen=True)
+class Listing:
+    train: ListedSplit
+    test: ListedSplit
+    val: ListedSplit | None  # a validation split of the source's own
+    class_names: list[str]
+
+    def train_counts(self) -> list[int]:
+        counts = Counter(self.train.labels)
+        return [counts[label] for label in range(len(self.class_names))]
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _list_folder(root: Path, split: str) -> dict[str, list[str]]:
+    folder = root / split
+    classes: dict[str, list[str]] = {}
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        names = []
+        for directory, _, files in os.walk(class_dir):
+            names.extend(os.path.relpath(os.path.join(directory, f), root) for f in files if _is_image(f))
+        if not names:
+            raise DataSourceError(f"{class_dir}: class folder holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        classes[class_dir.name] = sorted(names)
+    if not classes:
+        raise DataSourceError(f"{folder}: no class folders; expected {folder}/<class>/<image>")
+    return classes
+
+
+def _list_zip(archive: Path, split: str) -> dict[str, list[str]]:
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            members = opened.infolist()
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataSourceError(f"{archive}: not a readable zip archive ({error})") from None
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise DataSourceError(
+            f"{archive}: {len(members):,} members, more than a dataset archive may hold ({MAX_ZIP_MEMBERS:,})"
+        )
+    classes: dict[str, list[str]] = {}
+    for member in members:
+        parts = member.filename.split("/")
+        if len(parts) < 3 or parts[0] != split or not parts[1] or parts[1].startswith("."):
+            continue
+        names = classes.setdefault(parts[1], [])
+        if not member.is_dir() and _is_image(member.filename):
+            names.append(member.filename)
+    if not classes:
+        raise DataSourceError(f"{archive}: no members {split}/<class>/<image>")
+    for name, files in classes.items():
+        if not files:
+            raise DataSourceError(f"{archive}: {split}/{name}/ holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        files.sort()
+    return dict(sorted(classes.items()))
+
+
+def _image_folder_split(root: Path, split: str) -> tuple[ListedSplit, list[str]]:
+    if (root / split).is_dir():
+        container, classes = root, _list_folder(root, split)
+    elif (root / f"{split}.zip").is_file():
+        container = root / f"{split}.zip"
+        classes = _list_zip(container, split)
+    else:
+        raise DataSourceError(
+            f"{root}: no {split} split; expected a folder {root / split}/<class>/<image> "
+            f"or an archive {root / split}.zip with members {split}/<class>/<image>"
+        )
+    names = [name for files in classes.values() for name in files]
+    labels = [label for label, files in enumerate(classes.values()) for _ in files]
+    return ListedSplit(ImageFiles(container, names), labels), list(classes)
+
+
+def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
+    """`root/train/<class>/*` and `root/test/<class>/*`, or `root/train.zip` and `root/test.zip`
+    holding those members; labels follow the sorted class names. Without `image_size`, the first
+    training and test images must be of one size (their headers are read)."""
+    if not root.is_dir():
+        raise DataSourceError(
+            f"{root}: image folder not found; expected train/ and test/ class folders or train.zip and test.zip"
+        )
+    train, train_classes = _image_folder_split(root, "train")
+    test, test_classes = _image_folder_split(root, "test")
+    if train_classes != test_classes:
+        only_train = sorted(set(train_classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(train_classes))
+        raise DataSourceError(
+            f"{root}: train and test classes differ: only in train {only_train}, only in test {only_test}"
+        )
+    if image_size is None:
+        train_size, test_size = train.files.header_size(0), test.files.header_size(0)
+        if test_size != train_size:
+            raise DataSourceError(
+                f"{test.files.describe(0)}: test images are {test_size}, training images {train_size}; "
+                "set data.image_size"
+            )
+    return Listing(train=train, test=test, val=None, class_names=train_classes)
+
+
+def _read_list(path: Path) -> list[tuple[str, int, int]]:
+    """(relative path, label, line number) of each non-blank line."""
+    if not path.is_file():
+        raise DataSourceError(f"{path}: list file not found; expected lines '<path relative to {path.parent}> <label>'")
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.strip().rsplit(maxsplit=1)
+        try:
+            label = int(parts[1]) if len(parts) == 2 else -1
+        except ValueError:
+            label = -1
+        if label < 0:
+            raise DataSourceError(f"{path}:{number}: expected '<relative path> <integer label >= 0>', got {line!r}")
+        entries.append((parts[0], label, number))
+    if not entries:
+        raise DataSourceError(f"{path}: list file is empty")
+    return entries
+
+
+def _check_entries(root: Path, path: Path, entries: list[tuple[str, int, int]], num_classes: int) -> None:
+    for _name, label, number in entries:
+        if label >= num_classes:
+            raise DataSourceError(f"{path}:{number}: label {label} is out of range 0..{num_classes - 1}")
+    missing = [(name, number) for name, _, number in entries if not (root / name).is_file()]
+    if missing:
+        name, number = missing[0]
+        raise DataSourceError(
+            f"{root / name}: image file not found (listed in {path}:{number}; {len(missing)} listed files missing)"
+        )
+
+
+def file_list_listing(root: Path) -> Listing:
+    """ImageNet-LT style lists `train.txt`, `val.txt`, `test.txt` of `<path relative to root> <label>`;
+    class names from `classes.txt` (one per line) if present, else `class_<id>`."""
+    if not root.is_dir():
+        raise DataSourceError(f"{root}: list folder not found; expected train.txt, val.txt and test.txt in it")
+    lists = {split: _read_list(root / f"{split}.txt") for split in SPLITS}
+    names_file = root / "classes.txt"
+    if names_file.is_file():
+        class_names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+    else:
+        class_names = [f"class_{i}" for i in range(max(label for _, label, _ in lists["train"]) + 1)]
+    for split, entries in lists.items():
+        _check_entries(root, root / f"{split}.txt", entries, len(class_names))
+    listed = {
+        split: ListedSplit(ImageFiles(root, [name for name, _, _ in entries]), [label for _, label, _ in entries])
+        for split, entries in lists.items()
+    }
+    listing = Listing(train=listed["train"], test=listed["test"], val=listed["val"], class_names=class_names)
+    empty = [label for label, count in enumerate(listing.train_counts()) if count == 0]
+    if empty:
+        raise DataSourceError(f"{root / 'train.txt'}: classes without training images: {empty[:10]}")
+    return listing

@@ -1,0 +1,84 @@
+"""Image files in a folder or a zip archive, opened one at a time: what a pool decodes and what a
+check before the start reads the header of. Without torch, so that `validate` and the study driver
+check an image folder or a file list without loading it."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from smcl_tune.errors import DataSourceError
+
+MAX_IMAGE_FILE_BYTES = 64 * 2**20  # one image file, uncompressed: a zip member above this is refused
+MAX_IMAGE_PIXELS = 50_000_000  # one decoded image (about 150 MB as uint8 RGB)
+
+
+class ImageFiles:
+    """`names`: paths relative to `root` (a folder) or member names of the zip archive `root`.
+    Pickles without its open zip handle."""
+
+    def __init__(self, root: str | Path, names: list[str]) -> None:
+        if not names:
+            raise DataSourceError(f"{root}: no images")
+        self.root = Path(root)
+        self.is_zip = self.root.is_file()
+        self.names = names
+        self._archive: zipfile.ZipFile | None = None
+        self._archive_pid: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_archive"] = None
+        state["_archive_pid"] = None
+        return state
+
+    def describe(self, index: int) -> str:
+        """The file of image `index`, as a user would look for it."""
+        return f"{self.root}:{self.names[index]}" if self.is_zip else str(self.root / self.names[index])
+
+    def header_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of image `index`, from its header alone."""
+        width, height = self.open(index, decode=False).size
+        return height, width
+
+    def _zip(self) -> zipfile.ZipFile:
+        # A handle inherited through fork shares its file offset with the parent: reopen per process.
+        if self._archive is None or self._archive_pid != os.getpid():
+            self._archive = zipfile.ZipFile(self.root)
+            self._archive_pid = os.getpid()
+        return self._archive
+
+    def _read_member(self, index: int) -> bytes:
+        archive = self._zip()
+        size = archive.getinfo(self.names[index]).file_size  # a member never yields more than it declares
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise DataSourceError(
+                f"{self.describe(index)}: {size / 2**20:.0f} MiB uncompressed, more than an image file may be "
+                f"({MAX_IMAGE_FILE_BYTES / 2**20:.0f} MiB)"
+            )
+        return archive.read(self.names[index])
+
+    def open(self, index: int, decode: bool = True) -> Image.Image:
+        try:
+            if self.is_zip:
+                image = Image.open(io.BytesIO(self._read_member(index)))
+            else:
+                image = Image.open(self.root / self.names[index])
+            if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:
+                raise DataSourceError(
+                    f"{self.describe(index)}: {image.size[0]}x{image.size[1]} pixels, more than an image may have "
+                    f"({MAX_IMAGE_PIXELS:,})"
+                )
+            if decode:
+                image.load()
+            return image
+        except FileNotFoundError:
+            raise DataSourceError(f"{self.describe(index)}: image file not found") from None
+        except (OSError, KeyError, EOFError, zlib.error, zipfile.BadZipFile, Image.DecompressionBombError) as error:
+            raise DataSourceError(f"{self.describe(index)}: cannot read the image ({error})") from None
