@@ -40,7 +40,7 @@ def step_ms(architecture: str, size: int, batch: int, layout: torch.memory_forma
 
 def pool_ms(shape: tuple[int, ...], layout: torch.memory_format, backward: bool) -> float:
     inputs = torch.randn(*shape).contiguous(memory_format=layout).requires_grad_(backward)
-    gradient = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2)
+    gradient = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2).contiguous(memory_format=layout)
 
     def pool() -> None:
         out = F.max_pool2d(inputs, 2)

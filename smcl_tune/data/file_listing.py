@@ -18,10 +18,11 @@ MAX_ZIP_MEMBERS = 10_000_000  # more is not a dataset archive but a zip bomb of 
 SPLITS = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
+@dataclass
 class ListedSplit:
     files: ImageFiles
     labels: list[int]
+    header_size: tuple[int, int] | None = None  # (height, width) of its first image, once read
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,20 @@ def _list_folder(root: Path, split: str) -> dict[str, list[str]]:
     return classes
 
 
-def _list_zip(archive: Path, split: str) -> dict[str, list[str]]:
+def _list_zip(archive: Path, split: str) -> tuple[dict[str, list[str]], zipfile.ZipFile]:
+    """The classes' members, and the archive left open for the pool (its index read once)."""
     try:
-        with zipfile.ZipFile(archive) as opened:
-            members = opened.infolist()
+        opened = zipfile.ZipFile(archive)
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise DataSourceError(f"{archive}: not a readable zip archive ({error})") from None
+    try:
+        return _zip_classes(archive, split, opened.infolist()), opened
+    except DataSourceError:
+        opened.close()
+        raise
+
+
+def _zip_classes(archive: Path, split: str, members: list[zipfile.ZipInfo]) -> dict[str, list[str]]:
     if len(members) > MAX_ZIP_MEMBERS:
         raise DataSourceError(
             f"{archive}: {len(members):,} members, more than a dataset archive may hold ({MAX_ZIP_MEMBERS:,})"
@@ -83,11 +92,12 @@ def _list_zip(archive: Path, split: str) -> dict[str, list[str]]:
 
 
 def _image_folder_split(root: Path, split: str) -> tuple[ListedSplit, list[str]]:
+    opened = None
     if (root / split).is_dir():
         container, classes = root, _list_folder(root, split)
     elif (root / f"{split}.zip").is_file():
         container = root / f"{split}.zip"
-        classes = _list_zip(container, split)
+        classes, opened = _list_zip(container, split)
     else:
         raise DataSourceError(
             f"{root}: no {split} split; expected a folder {root / split}/<class>/<image> "
@@ -95,7 +105,7 @@ def _image_folder_split(root: Path, split: str) -> tuple[ListedSplit, list[str]]
         )
     names = [name for files in classes.values() for name in files]
     labels = [label for label, files in enumerate(classes.values()) for _ in files]
-    return ListedSplit(ImageFiles(container, names), labels), list(classes)
+    return ListedSplit(ImageFiles(container, names, opened), labels), list(classes)
 
 
 def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
@@ -115,11 +125,11 @@ def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
             f"{root}: train and test classes differ: only in train {only_train}, only in test {only_test}"
         )
     if image_size is None:
-        train_size, test_size = train.files.header_size(0), test.files.header_size(0)
-        if test_size != train_size:
+        train.header_size, test.header_size = train.files.header_size(0), test.files.header_size(0)
+        if test.header_size != train.header_size:
             raise DataSourceError(
-                f"{test.files.describe(0)}: test images are {test_size}, training images {train_size}; "
-                "set data.image_size"
+                f"{test.files.describe(0)}: test images are {test.header_size}, training images "
+                f"{train.header_size}; set data.image_size"
             )
     return Listing(train=train, test=test, val=None, class_names=train_classes)
 

@@ -9,28 +9,30 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from smcl_tune.errors import DataSourceError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MAX_IMAGE_FILE_BYTES = 64 * 2**20  # one image file, uncompressed: a zip member above this is refused
 MAX_IMAGE_PIXELS = 50_000_000  # one decoded image (about 150 MB as uint8 RGB)
 
 
 class ImageFiles:
-    """`names`: paths relative to `root` (a folder) or member names of the zip archive `root`.
-    Pickles without its open zip handle."""
+    """`names`: paths relative to `root` (a folder) or member names of the zip archive `root`;
+    `archive`: that archive already open (its index is read once). Pickles without its open zip
+    handle."""
 
-    def __init__(self, root: str | Path, names: list[str]) -> None:
+    def __init__(self, root: str | Path, names: list[str], archive: zipfile.ZipFile | None = None) -> None:
         if not names:
             raise DataSourceError(f"{root}: no images")
         self.root = Path(root)
         self.is_zip = self.root.is_file()
         self.names = names
-        self._archive: zipfile.ZipFile | None = None
-        self._archive_pid: int | None = None
+        self._archive = archive
+        self._archive_pid = os.getpid() if archive is not None else None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -65,6 +67,8 @@ class ImageFiles:
         return archive.read(self.names[index])
 
     def open(self, index: int, decode: bool = True) -> Image.Image:
+        from PIL import Image  # here: `validate` of a synthetic or CIFAR study never opens an image
+
         try:
             if self.is_zip:
                 image = Image.open(io.BytesIO(self._read_member(index)))

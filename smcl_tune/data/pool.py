@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,18 +57,24 @@ class TensorPool(ImagePool):
 class FilePool(ImagePool):
     """Image files listed up front and decoded on `load`.
 
-    `names` are paths relative to `root` (a folder) or member names of the zip archive `root`.
-    Images are converted to RGB and resized to `size` x `size` when `size` is set; otherwise every
-    image must have the size of the first one. The pool pickles without its open zip handle.
+    `files` (data/image_files.py) names them. Images are converted to RGB and resized to `size` x
+    `size` when `size` is set; otherwise every image must have the size of the first one
+    (`first_size`, when its header was read already). The pool pickles without its open zip handle.
     """
 
-    def __init__(self, root: str | Path, names: list[str], labels: torch.Tensor, size: int | None = None) -> None:
-        if len(names) != len(labels):
-            raise ValueError(f"labels: expected {len(names)}, got {len(labels)}")
-        self.files = ImageFiles(root, names)
+    def __init__(
+        self,
+        files: ImageFiles,
+        labels: torch.Tensor,
+        size: int | None = None,
+        first_size: tuple[int, int] | None = None,
+    ) -> None:
+        if len(files.names) != len(labels):
+            raise ValueError(f"labels: expected {len(files.names)}, got {len(labels)}")
+        self.files = files
         self.labels = labels.long()
         self.size = size
-        self.image_size = (size, size) if size is not None else self.files.header_size(0)
+        self.image_size = (size, size) if size is not None else first_size or files.header_size(0)
 
     def describe(self, index: int) -> str:
         """The file of image `index`, as a user would look for it."""

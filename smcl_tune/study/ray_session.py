@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 TOKEN_SETUP_LOGGER = "ray._private.authentication.authentication_token_setup"  # its "token auth is enabled" warning
 # Ray starts one idle Python worker per CPU with the node and the first driver, for tasks without a
 # runtime environment; Ray Tune gives every trial actor one (its env_vars), so a trial never takes an
-# idle worker: each would only spend its start-up (about 0.5 CPU-s, and memory) for nothing.
+# idle worker: each would only spend its start-up (about 0.5 CPU-s, and memory) for nothing. The
+# fused groups' directory and hand-out actors (study/fused_groups.py) could take one; they start
+# their worker when made instead (under a second, once per study or group).
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 
 

@@ -15,6 +15,7 @@ methods (zero_grad, add_param_group, state_dict) import torch._dynamo on their f
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -58,8 +59,11 @@ class CapturableSGD:
                     continue
                 if set_to_none:
                     param.grad = None
-                else:
-                    param.grad.detach_()
+                else:  # torch's: a gradient with a history is detached, a view cannot be
+                    if param.grad.grad_fn is not None:
+                        param.grad.detach_()
+                    else:
+                        param.grad.requires_grad_(False)
                     param.grad.zero_()
 
     @torch.no_grad()
@@ -73,11 +77,15 @@ class CapturableSGD:
             directions = torch._foreach_add(grads, params, alpha=decay) if decay else grads
             if momentum:
                 buffers = [self.state[param].get("momentum_buffer") for param in params]
-                for index, (param, buffer) in enumerate(zip(params, buffers)):
-                    if buffer is None:
-                        buffers[index] = self.state[param]["momentum_buffer"] = directions[index].detach().clone()
-                    else:
-                        buffer.mul_(momentum).add_(directions[index])
+                if all(buffer is not None for buffer in buffers):  # two launches, not two per parameter
+                    torch._foreach_mul_(buffers, momentum)
+                    torch._foreach_add_(buffers, directions)
+                else:
+                    for index, (param, buffer) in enumerate(zip(params, buffers)):
+                        if buffer is None:
+                            buffers[index] = self.state[param]["momentum_buffer"] = directions[index].detach().clone()
+                        else:
+                            buffer.mul_(momentum).add_(directions[index])
                 directions = torch._foreach_add(directions, buffers, alpha=momentum) if group["nesterov"] else buffers
             rate = group["lr"]
             if isinstance(rate, torch.Tensor):
@@ -100,18 +108,28 @@ class CapturableSGD:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """A state_dict of this class or of torch.optim.SGD over the same parameters: its
-        hyperparameters replace the groups', its buffers are copied to each parameter's device and dtype."""
+        hyperparameters (copies) replace the groups', its buffers are copied to each parameter's
+        device and dtype. Checked whole before anything changes."""
         saved_groups = state_dict["param_groups"]
         if [len(group["params"]) for group in saved_groups] != [len(group["params"]) for group in self.param_groups]:
             raise ValueError("loaded state dict has a different number of parameters or groups")
+        for saved in saved_groups:
+            unsupported = {key: saved[key] for key in ("dampening", "maximize") if saved.get(key)}
+            if unsupported:
+                raise ValueError(f"loaded state dict asks for {unsupported}, which this SGD does not apply")
         by_number = {}
         for group, saved in zip(self.param_groups, saved_groups):
             by_number.update(zip(saved["params"], group["params"]))
-            group.update({key: value for key, value in saved.items() if key != "params"})
-        self.state = defaultdict(dict)
+        unknown = [number for number in state_dict["state"] if int(number) not in by_number]
+        if unknown:
+            raise ValueError(f"loaded state dict has state for parameters {unknown} that its groups do not name")
+        state: defaultdict[torch.Tensor, dict[str, Any]] = defaultdict(dict)
         for number, values in state_dict["state"].items():
             param = by_number[int(number)]
-            self.state[param] = {key: _onto(value, param) for key, value in values.items()}
+            state[param] = {key: _onto(value, param) for key, value in values.items()}
+        for group, saved in zip(self.param_groups, saved_groups):
+            group.update({key: copy.deepcopy(value) for key, value in saved.items() if key != "params"})
+        self.state = state
 
 
 def _onto(value: Any, param: torch.Tensor) -> Any:

@@ -73,6 +73,7 @@ def test_a_checkpoint_of_torchs_sgd_loads_and_steps_on_to_the_bit(recipe):
     """A checkpoint written before trials stepped with this class (by torch.optim.SGD) resumes."""
     trained, torch_optimizer = _train(torch.optim.SGD, recipe, rate_tensor=False)
     saved = torch_optimizer.state_dict()
+    saved["state"] = dict(reversed(saved["state"].items()))  # buffers are found by number, not by position
     twin = _model()
     twin.load_state_dict(trained.state_dict())
     optimizer = CapturableSGD(twin.parameters(), lr=0.5)
@@ -97,3 +98,34 @@ def test_impossible_settings_are_refused_as_torch_refuses_them():
         CapturableSGD(parameters, lr=-0.1)
     with pytest.raises(ValueError, match="empty"):
         CapturableSGD([], lr=0.1)
+
+
+def test_a_checkpoint_it_cannot_honour_is_refused_and_changes_nothing():
+    model = _model()
+    optimizer = CapturableSGD(model.parameters(), lr=0.1, momentum=0.9)
+    model["body"](torch.ones(2, 6)).sum().backward()
+    optimizer.step()
+    before = optimizer.state_dict()
+    for change in ({"dampening": 0.1}, {"maximize": True}):
+        saved = optimizer.state_dict()
+        saved["param_groups"] = [{**saved["param_groups"][0], **change}]
+        with pytest.raises(ValueError, match=next(iter(change))):
+            optimizer.load_state_dict(saved)
+    stray = {**optimizer.state_dict(), "state": {**optimizer.state_dict()["state"], 9: {}}}
+    with pytest.raises(ValueError, match=r"\[9\]"):
+        optimizer.load_state_dict(stray)
+    assert optimizer.state_dict() == before
+
+
+def test_zero_grad_keeps_zeroed_gradients_as_torchs_does():
+    """Also a gradient that is a view (which cannot be detached in place)."""
+    grads = []
+    for update in (torch.optim.SGD, CapturableSGD):
+        model = _model()
+        optimizer = update(model.parameters(), lr=0.1)
+        model["head"](model["body"](torch.ones(2, 6))).sum().backward()
+        model["body"].bias.grad = torch.ones(8)[::2]  # a view
+        optimizer.zero_grad(set_to_none=False)
+        grads.append([param.grad for param in model.parameters()])
+    for theirs, mine in zip(*grads):
+        assert torch.equal(mine, theirs) and not mine.requires_grad

@@ -21,6 +21,7 @@ import torch
 from benchmarks.stepped_trial import SteppedTrial
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.method.draws import DrawTape, recording
+from smcl_tune.trial.capturable_sgd import CapturableSGD
 from smcl_tune.trial.epoch import StepShare
 from smcl_tune.trial.graph_step import WARMUP_STEPS, StepGraphs
 from tests.trial.test_host_copies import CountHostTraffic
@@ -70,7 +71,7 @@ class Rerun:
         self.share.sums.copy_(share.sums)
 
 
-def rerun_capture(network: torch.nn.Module, optimizer: torch.optim.Optimizer):
+def rerun_capture(network: torch.nn.Module, optimizer: CapturableSGD):
     """A capture that, like CUDA's, leaves the trial as it was: the step it runs to record its draws is undone."""
 
     def capture(step, draws: DrawTape):
@@ -143,7 +144,7 @@ def test_a_graphed_trial_trains_as_the_eager_one(method):
     graphs = graphed(trial)
     train(trial)
     assert_trains_alike(eager, trial)
-    # and as today's eager trial (torch's SGD at a float rate) in its first epoch, whose warm-up
+    # and as today's eager trial (its SGD at a float rate: torch's update) in its first epoch, whose warm-up
     # changes the rate every step; later the rate tensor's rounding grows apart as any does
     today = stepped(method)
     assert trial.history[0]["loss"] == pytest.approx(today.train_epoch()["loss"], rel=1e-5)

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def listed_pool(split: ListedSplit, image_size: int | None) -> FilePool:
     labels = torch.tensor(split.labels, dtype=torch.long)
-    return FilePool(split.files.root, split.files.names, labels, image_size)
+    return FilePool(split.files, labels, image_size, split.header_size)
 
 
 def image_folder_source(root: Path, image_size: int | None = None) -> SourceData:
