@@ -26,13 +26,15 @@ def cluster_address(address: str | None) -> str | None:
     return address or os.environ.get("RAY_ADDRESS")
 
 
-def init_ray(address: str | None, log_level: str = "INFO") -> None:
+def init_ray(address: str | None, log_level: str = "INFO") -> bool:
+    """Joins the cluster at `address`, or starts a local Ray of this process's own; False when
+    this process was connected to a Ray already (which it keeps)."""
     if ray.is_initialized():
-        return
+        return False
     if address:
         log.info("joining the Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=True, logging_level=log_level)
-        return
+        return True
     # Ray's servers listen on every interface (it offers no setting to keep them on the loopback), so
     # the local Ray requires its token (RAY_AUTH_MODE unset: Ray's default), and its token file is
     # made this user's alone. That is smcl-tune's choice for the Ray it starts: Ray's warning that it
@@ -53,6 +55,12 @@ def init_ray(address: str | None, log_level: str = "INFO") -> None:
             _system_config=NO_IDLE_WORKERS,
         )
     make_private(Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")))
+    return True
+
+
+def leave_ray() -> None:
+    """Disconnects from the cluster, or stops the local Ray this process started."""
+    ray.shutdown()
 
 
 @contextmanager

@@ -43,7 +43,7 @@ from smcl_tune.study.outage_wait import stopping_on_study_stop
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
 from smcl_tune.study.ray_hints import without_rays_restore_hint
-from smcl_tune.study.ray_session import cluster_address, init_ray
+from smcl_tune.study.ray_session import cluster_address, init_ray, leave_ray
 from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, wait_for_tracking_server
@@ -121,13 +121,19 @@ def run_study(
         stopping_on_study_stop(),
         stopping_when_lock_lost(lock),
     ):
-        init_ray(address, watching.ray_log_level)
-        hosts = cluster_hosts()
-        check_cluster_storage(study, paths, hosts)
-        if address:
-            warn_unplaceable(study)
-        guard = LocalStorageGuard(hosts) if storage_is_local(paths) else None
-        finished = _run(study, paths, restart, guard, watching)
+        ours = init_ray(address, watching.ray_log_level)
+        try:
+            hosts = cluster_hosts()
+            check_cluster_storage(study, paths, hosts)
+            if address:
+                warn_unplaceable(study)
+            guard = LocalStorageGuard(hosts) if storage_is_local(paths) else None
+            finished = _run(study, paths, restart, guard, watching)
+        finally:
+            if ours:
+                # Left before the run's last words are printed: what a trial worker prints while it
+                # is torn down (Ray forwards it; once, a fatal abort's stack) never follows them.
+                leave_ray()
         raise_if_storage_full()
         if guard is not None and guard.foreign is not None:
             raise ConfigError(local_storage_message(study, paths, sorted(guard.hosts | {guard.foreign})))
