@@ -19,16 +19,16 @@ import sys
 from pathlib import Path
 
 WAIT_S = 8
-SETTINGS = {
-    "Ray's default (idle workers)": "{}",
-    "NO_IDLE_WORKERS": "NO_IDLE_WORKERS",
+SETTINGS = {  # label -> whether the probe passes NO_IDLE_WORKERS
+    "Ray's default (idle workers)": "default",
+    "NO_IDLE_WORKERS": "no-idle",
 }
 # Runs in a child process: starts the Ray, waits, prints the CPU seconds of itself and of Ray's processes.
 PROBE = """
 import json, sys, time
 import psutil, ray
 from smcl_tune.study.ray_session import NO_IDLE_WORKERS
-config = eval(sys.argv[1])
+config = NO_IDLE_WORKERS if sys.argv[1] == "no-idle" else {}
 ray.init(address="local", include_dashboard=False, logging_level="ERROR", _system_config=config)
 time.sleep(float(sys.argv[2]))
 me = psutil.Process()

@@ -24,41 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-import yaml
 
-TINY_STUDY = {
-    "name": "tiny",
-    "trial": {
-        "data": {
-            "source": "synthetic",
-            "num_classes": 5,
-            "n_max": 60,
-            "imbalance_factor": 10,
-            "val_per_class": 10,
-            "many_above": 30,
-            "few_below": 10,
-            "synthetic": {"image_size": 16, "test_per_class": 10, "val_pool_per_class": 10},
-        },
-        "model": {"architecture": "small_cnn"},
-        "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 10},
-        "training": {
-            "epochs": 3,
-            "batch_size": 32,
-            "lr": 0.05,
-            "warmup_epochs": 0,
-            "milestones": [],
-            "milestone_factors": [],
-            "device": "cpu",
-            "num_threads": 1,
-        },
-    },
-    "search": {"method.temperature": {"loguniform": [0.05, 0.5]}, "method.loss_weight": {"uniform": [0.1, 1.0]}},
-    "num_trials": 3,
-    "max_concurrent": 1,
-    "resources": {"cpus": 1},
-    "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-    "seed": 0,
-}
+if __package__ in (None, ""):  # run as a file: the packages are found from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from tests.conftest import _tiny_config  # the suite's own tiny study, not a copy of it
+from tests.fixtures.studies import tiny_study_trial, write_tiny_study
 
 
 def program_script_module(argv: list[str]) -> tuple[str, str, str]:
@@ -149,8 +120,7 @@ def main() -> None:
     runs = []
     for _ in range(arguments.runs):
         with tempfile.TemporaryDirectory() as folder:
-            study = Path(folder) / "tiny.yaml"
-            study.write_text(yaml.safe_dump({**TINY_STUDY, "storage": str(Path(folder) / "smcl-runs")}))
+            study = write_tiny_study(tiny_study_trial(_tiny_config), Path(folder))
             wall, cpu = profiled_run([str(entry), "run", str(study)], Path(folder))
         runs.append({"label": arguments.label, "wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0]})
         if arguments.out:

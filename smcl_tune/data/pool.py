@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from smcl_tune.data.image_files import ImageFiles
+from smcl_tune.data.file_listing import ListedSplit
 from smcl_tune.errors import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -57,24 +57,17 @@ class TensorPool(ImagePool):
 class FilePool(ImagePool):
     """Image files listed up front and decoded on `load`.
 
-    `files` (data/image_files.py) names them. Images are converted to RGB and resized to `size` x
-    `size` when `size` is set; otherwise every image must have the size of the first one
-    (`first_size`, when its header was read already). The pool pickles without its open zip handle.
+    `split` (data/file_listing.py) names them and their labels. Images are converted to RGB and
+    resized to `size` x `size` when `size` is set; otherwise every image must have the size of the
+    first one (whose header the listing may have read already). The pool pickles without its open
+    zip handle.
     """
 
-    def __init__(
-        self,
-        files: ImageFiles,
-        labels: torch.Tensor,
-        size: int | None = None,
-        first_size: tuple[int, int] | None = None,
-    ) -> None:
-        if len(files.names) != len(labels):
-            raise ValueError(f"labels: expected {len(files.names)}, got {len(labels)}")
-        self.files = files
-        self.labels = labels.long()
+    def __init__(self, split: ListedSplit, size: int | None = None) -> None:
+        self.files = split.files
+        self.labels = torch.tensor(split.labels, dtype=torch.long)
         self.size = size
-        self.image_size = (size, size) if size is not None else first_size or files.header_size(0)
+        self.image_size = (size, size) if size is not None else split.header_size or self.files.header_size(0)
 
     def describe(self, index: int) -> str:
         """The file of image `index`, as a user would look for it."""

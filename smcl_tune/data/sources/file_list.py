@@ -7,8 +7,7 @@ import logging
 from pathlib import Path
 
 from smcl_tune.data.file_listing import SPLITS, file_list_listing
-from smcl_tune.data.pool import SourceData
-from smcl_tune.data.sources.image_folder import listed_pool
+from smcl_tune.data.pool import FilePool, SourceData
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +17,7 @@ def file_list_source(root: Path, image_size: int) -> SourceData:
     class names from `classes.txt` (one per line) if present, else `class_<id>`; images resized
     to `image_size`."""
     listing = file_list_listing(root)
-    train, val, test = (listed_pool(getattr(listing, split), image_size) for split in SPLITS)
+    train, val, test = (FilePool(getattr(listing, split), image_size) for split in SPLITS)
     classes = len(listing.class_names)
     log.info("file lists %s: %d classes, %d/%d/%d images", root, classes, len(train), len(val), len(test))
     return SourceData(train=train, test=test, val=val, class_names=listing.class_names)
