@@ -30,6 +30,14 @@ def error_chain(error: BaseException | None) -> Iterator[BaseException]:
         error = cause if isinstance(cause, BaseException) else error.__cause__ or error.__context__
 
 
+def first_line(error: BaseException) -> str:
+    """An error in one line: its message's first, or its type's name; a database error's own
+    (SQLAlchemy keeps the driver's as `.orig`, and adds a background link below it)."""
+    cause = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return lines[0] if lines else type(cause).__name__
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the field path and the reason."""
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from smcl_tune.errors import ConfigError
+from smcl_tune.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     import optuna
@@ -85,13 +85,6 @@ def engine(url: str) -> sqlalchemy.Engine:
 def shown(url: str) -> str:
     """A database URL for messages: its user stays (it names the role to check), a password never."""
     return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", url)
-
-
-def first_line(error: BaseException) -> str:
-    """A database error in one line, without SQLAlchemy's background link."""
-    cause = getattr(error, "orig", None) or error
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    return lines[0] if lines else type(cause).__name__
 
 
 def check_database(url: str, field: str = "optuna.storage") -> None:

@@ -16,8 +16,8 @@ import time
 
 import sqlalchemy as sa
 
-from smcl_tune.errors import StudyBusy
-from smcl_tune.store.database import first_line, shown
+from smcl_tune.errors import StudyBusy, first_line
+from smcl_tune.store.database import shown
 from smcl_tune.store.database_record import StudyTable
 
 log = logging.getLogger(__name__)

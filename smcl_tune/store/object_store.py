@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import socket
 
-from smcl_tune.errors import ConfigError
-from smcl_tune.store.database import first_line
+from smcl_tune.errors import ConfigError, first_line
 
 PROBE_PREFIX = ".smcl-tune-probe"
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import ray
+
+from smcl_tune.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -20,20 +23,53 @@ TOKEN_SETUP_LOGGER = "ray._private.authentication.authentication_token_setup"  #
 # fused groups' directory and hand-out actors (study/fused_groups.py) could take one; they start
 # their worker when made instead (under a second, once per study or group).
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+CONNECT_TIMEOUT_S = 5.0  # a host that drops packets rather than refusing them
 
 
 def cluster_address(address: str | None) -> str | None:
     return address or os.environ.get("RAY_ADDRESS")
 
 
-def init_ray(address: str | None, log_level: str = "INFO") -> bool:
-    """Joins the cluster at `address`, or starts a local Ray of this process's own; False when
-    this process was connected to a Ray already (which it keeps)."""
+def check_cluster_answers(address: str, field: str) -> None:
+    """A Ray cluster listens at `address` (ConfigError, before anything starts): given one that
+    nothing answers, ray.init retries for ever, printing a warning every few seconds."""
+    if address.startswith("ray://"):  # Ray Client: its server's host:port
+        target = address.removeprefix("ray://")
+    else:
+        try:
+            # What ray.init connects to: "auto" is the last `ray start` on this machine (its file in
+            # Ray's temp folder), and a loopback host becomes this machine's address.
+            target = ray._private.services.canonicalize_bootstrap_address(address)
+        except (ConnectionError, ValueError) as error:
+            raise ConfigError(f"{field} {address}: {first_line(error)}") from None
+    if target is None:  # "local": a Ray of this run's own
+        return
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{field} {address}: not HOST:PORT (a Ray cluster's address, e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        seen = "" if target in (address, f"ray://{target}") else f" (reached as {target})"
+        raise ConfigError(
+            f"{field} {address}: no Ray cluster answers there{seen}: {error.strerror or error}; "
+            "start one (ray start --head) or give the address `ray start` printed"
+        ) from None
+
+
+def init_ray(address: str | None, log_level: str = "INFO", field: str = "--address") -> bool:
+    """Joins the cluster at `address` (given as `field`), or starts a local Ray of this process's
+    own; False when this process was connected to a Ray already (which it keeps)."""
     if ray.is_initialized():
         return False
     if address:
         log.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, log_to_driver=True, logging_level=log_level)
+        try:
+            ray.init(address=address, log_to_driver=True, logging_level=log_level)
+        except ConnectionError as error:  # something answers there, but not a Ray cluster's GCS
+            raise ConfigError(
+                f"{field} {address}: {first_line(error)}; give the address `ray start --head` printed"
+            ) from None
         return True
     # Ray's servers listen on every interface (it offers no setting to keep them on the loopback), so
     # the local Ray requires its token (RAY_AUTH_MODE unset: Ray's default), and its token file is

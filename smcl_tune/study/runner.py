@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from ray import tune
 
 from smcl_tune.atomic_write import is_storage_full
-from smcl_tune.errors import ConfigError, StudyUnavailable
-from smcl_tune.store.database import check_database, first_line, optuna_storage
+from smcl_tune.errors import ConfigError, StudyUnavailable, first_line
+from smcl_tune.store.database import check_database, optuna_storage
 from smcl_tune.store.database_lock import DatabaseLock
 from smcl_tune.store.database_record import discard_study
 from smcl_tune.store.health_check import check_study_stores, check_tracking_store
@@ -43,7 +43,7 @@ from smcl_tune.study.outage_wait import stopping_on_study_stop
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
 from smcl_tune.study.ray_hints import without_rays_restore_hint
-from smcl_tune.study.ray_session import cluster_address, init_ray, leave_ray
+from smcl_tune.study.ray_session import check_cluster_answers, cluster_address, init_ray, leave_ray
 from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, wait_for_tracking_server
@@ -102,6 +102,7 @@ def run_study(
     watching = watching or Watching()
     started = time.time()
     paths = StudyPaths.of(study)
+    field = "--address" if address else "RAY_ADDRESS"
     address = cluster_address(address)
     quiet_mlflow_retries()  # a tracking server's outage is waited for by tracking_outage, not by MLflow
     # Every refusal comes first: nothing is started or written before these pass.
@@ -112,7 +113,9 @@ def run_study(
     record = check_study_record(study, paths, restart)
     check_study_stores(study, paths, restart)
     check_tracking_store(study, paths, restart, record.get("fingerprint") if record else None)
-    if not address:
+    if address:
+        check_cluster_answers(address, field)
+    else:
         check_local_resources(study)
     lock = _study_lock(study, paths)
     with (
@@ -121,7 +124,7 @@ def run_study(
         stopping_on_study_stop(),
         stopping_when_lock_lost(lock),
     ):
-        ours = init_ray(address, watching.ray_log_level)
+        ours = init_ray(address, watching.ray_log_level, field)
         try:
             hosts = cluster_hosts()
             check_cluster_storage(study, paths, hosts)

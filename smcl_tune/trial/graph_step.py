@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from smcl_tune.errors import first_line
 from smcl_tune.method.batch import Batch
 from smcl_tune.method.draws import DrawTape, recording
 from smcl_tune.method.step import StepLoss
@@ -84,12 +85,6 @@ def batch_shapes(batch: Batch) -> tuple:
 def step_kind(criterion: StepLoss, batch: Batch) -> tuple:
     """What a captured step is fixed to: the batch's shapes and dtypes, and whether it has class weights."""
     return criterion.class_weights is not None, batch_shapes(batch)
-
-
-def first_line(error: Exception) -> str:
-    """Why a capture failed, in one line."""
-    message = str(error).strip()
-    return message.splitlines()[0] if message else type(error).__name__
 
 
 def on_side_stream(side: torch.cuda.Stream | None, device: torch.device, run: Callable[[], Any]) -> Any:

@@ -21,6 +21,7 @@ from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.study.cluster import LocalStorageGuard
 from smcl_tune.study.runner import run_study
 from smcl_tune.studyfile.study import load_study
+from tests.fixtures.ray_heads import wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,41 +38,48 @@ def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path, tiny_st
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     env["RAY_AUTH_MODE"] = "disabled"  # a loopback-only test cluster; real clusters keep Ray's token auth
-    head = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ray.scripts.scripts",
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
-            "--include-dashboard=false",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env=env,
-    )
-    try:
-        study = tiny_study(tmp_path, name="on-head", num_trials=2)
-        done = subprocess.run(
+    log = tmp_path / "head.log"
+    with log.open("w") as output:
+        head = subprocess.Popen(
             [
                 sys.executable,
-                str(ROOT / "docker" / "submit_study.py"),
-                "run",
-                str(study),
-                "--address",
-                f"127.0.0.1:{port}",
+                "-m",
+                "ray.scripts.scripts",
+                "start",
+                "--head",
+                "--block",
+                f"--port={port}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=2",
+                "--include-dashboard=false",
             ],
-            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
         )
+    try:
+        wait_for_port(port, head, log)
+        study = tiny_study(tmp_path, name="on-head", num_trials=2)
+        try:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "docker" / "submit_study.py"),
+                    "run",
+                    str(study),
+                    "--address",
+                    f"127.0.0.1:{port}",
+                ],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        except subprocess.TimeoutExpired as late:
+            stderr = (late.stderr or b"")[-3000:].decode(errors="replace")
+            pytest.fail(f"the submitted study ran past 300 s: {stderr}\nthe head's log: {log.read_text()[-2000:]}")
         assert done.returncode == 0, done.stderr[-3000:]
         assert "study on-head ran for" in done.stdout
         assert f"joining the Ray cluster at 127.0.0.1:{port}" in done.stderr
@@ -192,6 +200,20 @@ def test_resources_no_local_slot_can_hold_are_refused_before_ray_starts(tmp_path
     study = tiny_study(tmp_path, name="greedy", resources={"cpus": 512})
     error = refused_by_main(["run", str(study)], capsys)
     assert f"resources.cpus: a trial asks for 512 CPUs and this machine has {os.cpu_count()}" in error
+    assert not (tmp_path / "smcl-runs").exists()
+
+
+@pytest.mark.parametrize("given", ["--address", "RAY_ADDRESS"])
+def test_an_address_no_ray_cluster_answers_at_is_refused_before_ray_is_joined(
+    tmp_path, tiny_study, capsys, refused_by_main, monkeypatch, given
+):
+    study = tiny_study(tmp_path, name="nowhere")
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there: ray.init would retry for ever
+    if given == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    error = refused_by_main(["run", str(study), *(["--address", address] if given == "--address" else [])], capsys)
+    assert error.startswith(f"smcl-tune: {given} {address}: no Ray cluster answers there"), error
+    assert "ray start --head" in error
     assert not (tmp_path / "smcl-runs").exists()
 
 

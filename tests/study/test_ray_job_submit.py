@@ -20,6 +20,7 @@ import yaml
 
 from smcl_tune.store.database import optuna_storage
 from tests.fixtures.cluster_stores import S3_ENVIRONMENT
+from tests.fixtures.ray_heads import wait_for_port
 
 BIN = Path(sys.executable).parent  # the venv's `ray` and `smcl-tune`
 # Ray's servers that take a fixed port by default: each gets a free one, so this head meets no other.
@@ -49,17 +50,6 @@ def _ray(*arguments, env, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "ray"), *arguments], env=env, capture_output=True, text=True, timeout=timeout, cwd=env["HOME"]
     )
-
-
-def _wait_for_port(port: int, head: subprocess.Popen, log: Path) -> None:
-    deadline = time.time() + 120
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        assert head.poll() is None, log.read_text()[-3000:]
-        assert time.time() < deadline, "the head's dashboard never listened: " + log.read_text()[-3000:]
-        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -100,7 +90,7 @@ def ray_head(tmp_path, request):
             cwd=home,
         )
     try:
-        _wait_for_port(ports["dashboard-port"], head, log)
+        wait_for_port(ports["dashboard-port"], head, log)
         yield f"http://127.0.0.1:{ports['dashboard-port']}", env
     finally:
         # Not `ray stop`: it stops every Ray on the machine, not only this one.
