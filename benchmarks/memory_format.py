@@ -1,10 +1,8 @@
-"""A CPU training step in NCHW (what a CPU trial uses today) against channels_last: the backbones'
-forward and backward, and a 2x2 max-pool alone, at one thread (as each trial of a CPU study runs).
-
-On CUDA the trials already run channels_last (trial/components.py). On the CPU the question is
-whether to follow: it is faster, but it is another kernel, so its float rounding differs from
-NCHW's, and on the tie-heavy synthetic test images that rounding breaks exact ties of the
-max-pools differently by batch shape (see docs/RESULTS.md).
+"""A CPU training step in NCHW against channels_last (every trial's layout, trial/components.py):
+the backbones' forward and backward, and a 2x2 max-pool alone, at one thread (as each trial of a CPU
+study runs). channels_last is another kernel, so its float rounding differs from NCHW's; on the
+tie-heavy synthetic test images it breaks max-pool ties differently by batch shape, which the fused
+lockstep tests' tolerances allow for (tests/trial/test_fused_group.py, docs/RESULTS.md).
 
     .venv/bin/python benchmarks/memory_format.py [--out docs/results/memory_format_cpu.jsonl]
 """

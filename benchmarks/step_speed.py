@@ -1,7 +1,7 @@
 """Speed of one training step on this machine: CE vs SMCL (ResNet-32, batch 128, 32x32).
 
 Every row times the product's own step: `smcl_tune.trial.epoch.train_one_epoch` on a trial built
-from the product's pieces (benchmarks/stepped_trial.py: its autocast, channels_last on CUDA, lr
+from the product's pieces (benchmarks/stepped_trial.py: its autocast, channels_last, lr
 schedule, samplers and device batches), over random uint8 images in CIFAR-100-LT's class counts (IF
 100, 10,847 images), after warm-up steps. The table: ms per step and images/s for a CE step, a step
 that forwards 2B images with CE only (the cost of the doubled batch), SMCL masking steps (erase with

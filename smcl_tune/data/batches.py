@@ -65,7 +65,7 @@ def _loader(split: StreamSplit, batches: list[list[int]], device: torch.device) 
 
 def _as_float(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     images = normalize(images, mean, std)
-    return images.contiguous(memory_format=torch.channels_last) if images.is_cuda else images
+    return images.contiguous(memory_format=torch.channels_last)
 
 
 class TrainingBatches:

@@ -23,7 +23,8 @@ from smcl_tune.trial.run import run_trial
 pytestmark = [pytest.mark.slow]
 
 RTOL, ATOL = 1e-4, 1e-5
-GRADIENT_RTOL, SUMS_ATOL = 5e-3, 1e-3
+# 4e-2: twice the worst seen in channels_last, 2.1e-2 (1.2e-3 in NCHW); see _close_sums.
+GRADIENT_RTOL, SUMS_ATOL = 4e-2, 1e-3
 STEP_METRICS = ("loss", "loss_mce", "loss_msc", "train_accuracy", "masked_step_fraction", "masked_area")
 CPU = torch.device("cpu")
 
@@ -71,6 +72,13 @@ def _close_sums(pairs: list[tuple[torch.Tensor, torch.Tensor, str]]):
     and where they cancel, a tensor carries its terms' float32 rounding rather than its own
     (measured: up to 6e-4 of its norm for the first layer's gradient, and 0.9% of a small
     BatchNorm bias gradient's; in float64 the same steps agree exactly).
+    In channels_last (every trial's layout) a tie breaks too: the tiny trials' images are flat
+    colours, and their crops' padding is flat, so many max-pool windows hold values equal but for
+    rounding, and oneDNN rounds a position differently by batch shape; the window's gradient then goes
+    to another of its positions in the member than in its trial. Measured over this file's and
+    test_group_graphs.py's 57,484 comparisons at one thread: 24 needed more than 5e-3 of their norm
+    (plus 0.1% of all), the worst 2.1e-2; in NCHW none did, the worst 1.2e-3. With a grain on the
+    images (synthetic.noise 8) and no crops, the every-method case holds at 5e-3 in channels_last.
     A member fed another's data or hyperparameters is caught by its losses (the leak test)."""
     if not pairs:
         return  # e.g. no momentum buffers: SGD without momentum
