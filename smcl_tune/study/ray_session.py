@@ -32,29 +32,49 @@ def cluster_address(address: str | None) -> str | None:
 
 def check_cluster_answers(address: str, field: str) -> None:
     """A Ray cluster listens at `address` (ConfigError, before anything starts): given one that
-    nothing answers, ray.init retries for ever, printing a warning every few seconds."""
-    if address.startswith("ray://"):  # Ray Client: its server's host:port
-        target = address.removeprefix("ray://")
+    nothing answers, ray.init retries for minutes (here still after 2, in CI past 300 s), printing a
+    warning every few seconds. A process already connected to Ray keeps it (init_ray): no check."""
+    if ray.is_initialized():
+        return
+    if address == "auto" and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]  # what ray.init takes for "auto"
+    scheme, _, rest = address.rpartition("://")
+    if scheme in ("http", "https"):
+        raise ConfigError(
+            f"{field} {address}: that is a dashboard's address (for `ray job submit`); "
+            "a study joins the cluster at its GCS address, HOST:PORT (e.g. 10.0.0.5:6379)"
+        )
+    if scheme and scheme != "ray":
+        return  # another client Ray offers through a module: ray.init says what it makes of it
+    if not scheme and address not in ("auto", "local"):
+        _host_and_port(address, address, field)
+    if scheme == "ray":  # Ray Client: its server's host:port
+        target = rest
     else:
         try:
             # What ray.init connects to: "auto" is the last `ray start` on this machine (its file in
             # Ray's temp folder), and a loopback host becomes this machine's address.
             target = ray._private.services.canonicalize_bootstrap_address(address)
-        except (ConnectionError, ValueError) as error:
+        except (ConnectionError, ValueError, OSError) as error:
             raise ConfigError(f"{field} {address}: {first_line(error)}") from None
     if target is None:  # "local": a Ray of this run's own
         return
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"{field} {address}: not HOST:PORT (a Ray cluster's address, e.g. 10.0.0.5:6379)")
+    host, port = _host_and_port(target, address, field)
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
-        seen = "" if target in (address, f"ray://{target}") else f" (reached as {target})"
+        seen = "" if target in (address, rest) else f" (reached as {target})"
         raise ConfigError(
             f"{field} {address}: no Ray cluster answers there{seen}: {error.strerror or error}; "
             "start one (ray start --head) or give the address `ray start` printed"
         ) from None
+
+
+def _host_and_port(target: str, address: str, field: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    if not host.strip("[]") or not port.isdigit():
+        raise ConfigError(f"{field} {address}: not HOST:PORT (a Ray cluster's address, e.g. 10.0.0.5:6379)")
+    return host.strip("[]"), int(port)
 
 
 def init_ray(address: str | None, log_level: str = "INFO", field: str = "--address") -> bool:
@@ -66,9 +86,11 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
         log.info("joining the Ray cluster at %s", address)
         try:
             ray.init(address=address, log_to_driver=True, logging_level=log_level)
-        except ConnectionError as error:  # something answers there, but not a Ray cluster's GCS
+        except ConnectionError as error:  # Ray's one message for any failure; its reason is the cause
+            reason = f" ({first_line(error.__cause__)})" if error.__cause__ is not None else ""
             raise ConfigError(
-                f"{field} {address}: {first_line(error)}; give the address `ray start --head` printed"
+                f"{field} {address}: {first_line(error)}{reason}; check the address (`ray start --head` prints "
+                "it) and, for a cluster with token auth, RAY_AUTH_MODE=token and its token"
             ) from None
         return True
     # Ray's servers listen on every interface (it offers no setting to keep them on the loopback), so

@@ -203,10 +203,19 @@ def test_resources_no_local_slot_can_hold_are_refused_before_ray_starts(tmp_path
     assert not (tmp_path / "smcl-runs").exists()
 
 
+def _not_connected_to_ray() -> None:
+    """As a `smcl-tune run` process starts (a process connected to Ray already keeps it, whatever
+    the address): the session's shared Ray, if this worker started it, is left (the next test that
+    asks for it starts it again)."""
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.mark.parametrize("given", ["--address", "RAY_ADDRESS"])
 def test_an_address_no_ray_cluster_answers_at_is_refused_before_ray_is_joined(
     tmp_path, tiny_study, capsys, refused_by_main, monkeypatch, given
 ):
+    _not_connected_to_ray()
     study = tiny_study(tmp_path, name="nowhere")
     address = f"127.0.0.1:{_free_port()}"  # nothing listens there: ray.init would retry for ever
     if given == "RAY_ADDRESS":
@@ -214,6 +223,20 @@ def test_an_address_no_ray_cluster_answers_at_is_refused_before_ray_is_joined(
     error = refused_by_main(["run", str(study), *(["--address", address] if given == "--address" else [])], capsys)
     assert error.startswith(f"smcl-tune: {given} {address}: no Ray cluster answers there"), error
     assert "ray start --head" in error
+    assert not (tmp_path / "smcl-runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "said"),
+    [("http://127.0.0.1:8265", "that is a dashboard's address"), (":6379", "not HOST:PORT"), ("head", "not HOST:PORT")],
+)
+def test_an_address_that_is_not_a_clusters_is_refused_before_ray_is_joined(
+    tmp_path, tiny_study, capsys, refused_by_main, address, said
+):
+    _not_connected_to_ray()
+    study = tiny_study(tmp_path, name="not-an-address")
+    error = refused_by_main(["run", str(study), "--address", address], capsys)
+    assert error.startswith(f"smcl-tune: --address {address}: {said}"), error
     assert not (tmp_path / "smcl-runs").exists()
 
 

@@ -129,7 +129,7 @@ class FusedGroup:
         config = member.config
         network = build_network(
             config.model.architecture, member.parts.settings.num_classes, config.model.projection_dim, config.classifier
-        ).to(self.device)
+        ).to(self.device, memory_format=torch.channels_last)  # as its trial's (trial/components.py)
         network.load_state_dict(self.network.member_state(member.index))
         return network
 
