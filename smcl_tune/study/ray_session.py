@@ -44,13 +44,13 @@ def check_cluster_answers(address: str, field: str) -> None:
             f"{field} {address}: that is a dashboard's address (for `ray job submit`); "
             "a study joins the cluster at its GCS address, HOST:PORT (e.g. 10.0.0.5:6379)"
         )
-    if scheme and scheme != "ray":
-        return  # another client Ray offers through a module: ray.init says what it makes of it
-    if not scheme and address not in ("auto", "local"):
-        _host_and_port(address, address, field)
     if scheme == "ray":  # Ray Client: its server's host:port
         target = rest
+    elif scheme:
+        return  # another client Ray offers through a module: ray.init says what it makes of it
     else:
+        if address not in ("auto", "local"):
+            _host_and_port(address, address, field)  # before Ray, which logs a traceback for ":6379"
         try:
             # What ray.init connects to: "auto" is the last `ray start` on this machine (its file in
             # Ray's temp folder), and a loopback host becomes this machine's address.

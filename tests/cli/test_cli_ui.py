@@ -1,7 +1,6 @@
 """`smcl-tune ui` serves the MLflow UI on 127.0.0.1 over the study store, then stops cleanly."""
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,13 +9,9 @@ import urllib.request
 import psutil
 import pytest
 
+from tests.fixtures.ports import free_port
+
 pytestmark = [pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_ui_over_a_folder_without_a_store_is_refused_in_one_line_and_creates_nothing(tmp_path):
@@ -41,7 +36,7 @@ def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_pa
 
     (tmp_path / "runs").mkdir()
     MlflowClient(default_tracking_uri(tmp_path / "runs")).search_experiments()  # a store, as a study leaves one
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(tmp_path / "runs"), "--port", str(port)],
         # as from a terminal: a launcher that ran these tests as a background job would have

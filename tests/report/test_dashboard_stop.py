@@ -12,11 +12,7 @@ import urllib.request
 import optuna
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.fixtures.ports import free_port
 
 
 def _stalled_download(port: int) -> socket.socket:
@@ -48,7 +44,7 @@ def test_a_dashboard_stopped_with_sigterm_removes_its_copy(tmp_path, moment):
     optuna.create_study(study_name="tiny", storage=f"sqlite:///{database}").optimize(lambda trial: 1.0, n_trials=1)
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    port = _free_port()
+    port = free_port()
     storage = str(database.parents[1])
     dashboard = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "dashboard", "tiny", "--storage", storage, "--port", str(port)],

@@ -13,14 +13,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.fixtures.ci import skip_unless_ci
+from tests.fixtures.ports import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _printed_link(process: subprocess.Popen, study: str) -> str:
@@ -60,7 +55,7 @@ def test_the_printed_link_opens_the_trials_as_model_training(tmp_path, build_sto
     uri = build_store(storage)
     experiment = MlflowClient(uri).get_experiment_by_name("lt")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(storage), "--port", str(port)],
         stdout=subprocess.PIPE,

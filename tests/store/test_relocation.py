@@ -3,7 +3,6 @@ artifacts are found beside its database by `smcl-tune ui`."""
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.store.relocation import relocate_artifacts
 from smcl_tune.tracking.writer import StudyTracker, log_report_files
+from tests.fixtures.ports import free_port
 
 
 def _store_with_an_artifact(storage, study="gpu"):
@@ -63,19 +63,13 @@ def test_a_damaged_store_is_left_alone_with_a_warning(tmp_path, caplog):
     assert "cannot point a moved store's artifacts" in caplog.text and "no such table" in caplog.text
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_ui_over_a_moved_store_says_so_and_serves_its_artifacts(tmp_path, stop_at_teardown):
     written = tmp_path / "gpu-machine" / "gpu-study"
     run_id = _store_with_an_artifact(written)
     moved = tmp_path / "gpu-study"
     shutil.move(written, moved)
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "smcl_tune.cli", "ui", "--storage", str(moved), "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stop_at_teardown(process)

@@ -4,7 +4,6 @@ can hold), the guard against a host that joined later, and the local Ray's token
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,21 +20,16 @@ from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.study.cluster import LocalStorageGuard
 from smcl_tune.study.runner import run_study
 from smcl_tune.studyfile.study import load_study
+from tests.fixtures.ports import free_port
 from tests.fixtures.ray_heads import wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.ray
 @pytest.mark.slow
 def test_submit_script_runs_a_study_on_a_ray_head_started_here(tmp_path, tiny_study, trial_runs):
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     env["RAY_AUTH_MODE"] = "disabled"  # a loopback-only test cluster; real clusters keep Ray's token auth
     log = tmp_path / "head.log"
@@ -217,7 +211,7 @@ def test_an_address_no_ray_cluster_answers_at_is_refused_before_ray_is_joined(
 ):
     _not_connected_to_ray()
     study = tiny_study(tmp_path, name="nowhere")
-    address = f"127.0.0.1:{_free_port()}"  # nothing listens there: ray.init would retry for ever
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there: ray.init would retry for minutes
     if given == "RAY_ADDRESS":
         monkeypatch.setenv("RAY_ADDRESS", address)
     error = refused_by_main(["run", str(study), *(["--address", address] if given == "--address" else [])], capsys)

@@ -11,7 +11,6 @@ import http.server
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,12 +26,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.study.tracking_outage import TrackingServerDown, quiet_mlflow_retries, wait_for_tracking_server
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.fixtures.ports import free_port
 
 
 class TrackingServer:
@@ -41,7 +35,7 @@ class TrackingServer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.database = folder / "server.db"
-        self.uri = f"http://127.0.0.1:{_free_port()}"
+        self.uri = f"http://127.0.0.1:{free_port()}"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -199,7 +193,7 @@ def test_a_server_that_stays_down_ends_the_wait_after_the_bound(monkeypatch, cap
         monkeypatch.setenv(name, "")  # recorded as it was, so that what quiet_mlflow_retries sets goes at the end
         monkeypatch.delenv(name)
     quiet_mlflow_retries()
-    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there once the probe is closed
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there once the probe is closed
     client = MlflowClient(uri)
     started = time.monotonic()
     with caplog.at_level(logging.WARNING), pytest.raises(TrackingServerDown) as stopped:

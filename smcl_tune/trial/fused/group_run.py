@@ -29,7 +29,7 @@ from smcl_tune.method.step import StepInputs, StepOutput, step_inputs, step_loss
 from smcl_tune.models import build_network
 from smcl_tune.results import TrialResult, TrialState
 from smcl_tune.trial.checkpoint import TrialCheckpoint, resumable_checkpoint
-from smcl_tune.trial.components import TrialComponents
+from smcl_tune.trial.components import TrialComponents, on_device
 from smcl_tune.trial.device import autocast, gpu_memory_metrics, resolve_device
 from smcl_tune.trial.epoch import EpochCounts, EpochSums, epoch_metrics
 from smcl_tune.trial.evaluation import validation_metrics
@@ -129,7 +129,8 @@ class FusedGroup:
         config = member.config
         network = build_network(
             config.model.architecture, member.parts.settings.num_classes, config.model.projection_dim, config.classifier
-        ).to(self.device, memory_format=torch.channels_last)  # as its trial's (trial/components.py)
+        )
+        network = on_device(network, self.device)
         network.load_state_dict(self.network.member_state(member.index))
         return network
 
