@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from smcl_tune.config import TrainingConfig, TrialConfig
+from smcl_tune.data import batches
 from smcl_tune.data.batches import TrainingBatches
 from smcl_tune.data.samplers import InstanceSampler, MinorClassSampler
 from smcl_tune.data.splits import StreamSplit, TrialData
@@ -21,9 +22,8 @@ from smcl_tune.trial.graph_step import StepGraphs, step_graphs
 
 
 def on_device(network: nn.Module, device: torch.device) -> nn.Module:
-    """`network` on `device` in the trials' layout, channels_last, as their images (data/batches.py):
-    on the CPU 1.2-1.7x faster than NCHW (benchmarks/memory_format.py)."""
-    return network.to(device, memory_format=torch.channels_last)
+    """`network` on `device` in the trials' layout, as their images (data/batches.MEMORY_FORMAT)."""
+    return network.to(device, memory_format=batches.MEMORY_FORMAT)
 
 
 def build_trial_network(config: TrialConfig, num_classes: int, device: torch.device) -> nn.Module:

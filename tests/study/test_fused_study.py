@@ -16,6 +16,8 @@ from smcl_tune.cli import main
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
+# one image of an accuracy over the tiny study's 50 validation or test images (a balanced one: 10 a class)
+ONE_IMAGE = 0.021
 BASELINES = [
     {"name": "smcl", "seeds": [0, 1]},
     {"name": "ce", "overrides": {"method.name": "ce"}, "seeds": [0, 1]},
@@ -81,18 +83,21 @@ def test_every_trial_trained_in_a_group_of_two_and_status_says_which(studies):
 
 def test_each_baseline_trains_as_its_unfused_run(studies):
     """Run for run, the fused baselines' losses by epoch and results are the unfused ones (float32
-    rounding apart: rtol 1e-2 on the losses, one test image on the accuracies)."""
+    rounding apart: rtol 1e-2 on the losses, one image on the accuracies, which is 0.02 with 10
+    images a class of 5 and 50 in all; seen: one validation image apart in channels_last on an
+    AVX-512 machine)."""
     (_, fused_client, fused_runs), (code, plain_client, plain_runs), _, _ = studies
     assert code == 0
+    tolerance = {"loss": {"rel": 1e-2, "abs": 1e-3}, "val_balanced_accuracy": {"abs": ONE_IMAGE}}
     for name, plain in plain_runs.items():
         fused = fused_runs[name]
-        for key in ("loss", "val_balanced_accuracy"):
+        for key, within in tolerance.items():
             mine = [m.value for m in fused_client.get_metric_history(fused.info.run_id, key)]
             theirs = [m.value for m in plain_client.get_metric_history(plain.info.run_id, key)]
             assert len(mine) == len(theirs) == 3, (name, key)
-            assert mine == pytest.approx(theirs, rel=1e-2, abs=1e-3), (name, key)
+            assert mine == pytest.approx(theirs, **within), (name, key)
         for key in ("test_top1", "test_balanced_accuracy"):
-            assert fused.data.metrics[key] == pytest.approx(plain.data.metrics[key], abs=0.021), (name, key)
+            assert fused.data.metrics[key] == pytest.approx(plain.data.metrics[key], abs=ONE_IMAGE), (name, key)
         artifacts = {item.path for item in fused_client.list_artifacts(fused.info.run_id)}
         assert artifacts == {item.path for item in plain_client.list_artifacts(plain.info.run_id)}, name
 

@@ -29,7 +29,8 @@ from tests.trial.test_graph_step import EPOCHS, MASKING, Rerun
 from tests.trial.test_host_copies import CountHostTraffic
 from tests.trial.test_train_loop import coded_data, config
 
-pytestmark = [pytest.mark.slow]
+# NCHW, as test_fused_group.py's lockstep (tests/trial/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("contiguous_layout")]
 
 
 def _group_state(group) -> list[torch.Tensor]:
