@@ -154,7 +154,7 @@ def test_in_the_trials_own_layout_each_step_of_every_method_is_its_trials_step(t
     configs = _every_method(tiny_config)
     for config in configs:
         config["data"]["synthetic"]["noise"] = 8.0
-        config["training"]["augment"] = False
+        config["training"].update(augment=False, epochs=12)  # DRW's class weights from step 10
     _in_lockstep(configs, names=list(METHODS))
 
 
