@@ -1,8 +1,8 @@
-"""A CPU training step in NCHW against channels_last (every trial's layout, trial/components.py):
+"""A CPU training step in NCHW against channels_last (every trial's layout, data/batches.MEMORY_FORMAT):
 the backbones' forward and backward, and a 2x2 max-pool alone, at one thread (as each trial of a CPU
 study runs). channels_last is another kernel, so its float rounding differs from NCHW's; on the
-tie-heavy synthetic test images it breaks max-pool ties differently by batch shape, which the fused
-lockstep tests' tolerances allow for (tests/trial/test_fused_group.py, docs/RESULTS.md).
+tie-heavy synthetic test images it breaks max-pool ties differently by batch shape and machine, so
+the fused lockstep tests compare in NCHW (tests/trial/conftest.py, docs/RESULTS.md).
 
     .venv/bin/python benchmarks/memory_format.py [--out docs/results/memory_format_cpu.jsonl]
 """

@@ -21,8 +21,7 @@ from smcl_tune.data.splits import DeviceSplit, Split, StreamSplit
 from smcl_tune.method.batch import Batch
 
 # The trials' layout on every device, their images' and their networks' (trial/components.py):
-# on the CPU 1.2-1.7x faster than NCHW (benchmarks/memory_format.py). Its rounding depends on the
-# batch's shape and the machine's vector width more than NCHW's does (tests/trial/conftest.py).
+# on the CPU 1.2-1.7x faster than NCHW (benchmarks/memory_format.py).
 MEMORY_FORMAT = torch.channels_last
 
 Plan = list[tuple[torch.Tensor, torch.Tensor | None]]

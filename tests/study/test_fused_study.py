@@ -96,8 +96,12 @@ def test_each_baseline_trains_as_its_unfused_run(studies):
             theirs = [m.value for m in plain_client.get_metric_history(plain.info.run_id, key)]
             assert len(mine) == len(theirs) == 3, (name, key)
             assert mine == pytest.approx(theirs, **within), (name, key)
-        for key in ("test_top1", "test_balanced_accuracy"):
-            assert fused.data.metrics[key] == pytest.approx(plain.data.metrics[key], abs=ONE_IMAGE), (name, key)
+        # the last epoch's test results; the selected epoch's where both runs selected the same one
+        # (one validation image apart, they may not)
+        same_selection = fused.data.metrics["best_epoch"] == plain.data.metrics["best_epoch"]
+        for key in ("last_test_top1", "last_test_balanced_accuracy", "test_top1", "test_balanced_accuracy"):
+            if key.startswith("last_") or same_selection:
+                assert fused.data.metrics[key] == pytest.approx(plain.data.metrics[key], abs=ONE_IMAGE), (name, key)
         artifacts = {item.path for item in fused_client.list_artifacts(fused.info.run_id)}
         assert artifacts == {item.path for item in plain_client.list_artifacts(plain.info.run_id)}, name
 

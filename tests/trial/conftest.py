@@ -7,7 +7,7 @@ from smcl_tune.data import batches
 
 
 @pytest.fixture
-def contiguous_layout(monkeypatch):
+def nchw_layout(monkeypatch):
     """Trials built in this test keep NCHW, not the trials' channels_last (data/batches.MEMORY_FORMAT).
 
     For the tests that compare two ways of running one trial's arithmetic (a fused member against its

@@ -146,7 +146,7 @@ def today_first_epoch_loss(method: dict) -> float:
     return stepped(method).train_epoch()["loss"]
 
 
-@pytest.mark.usefixtures("contiguous_layout")
+@pytest.mark.usefixtures("nchw_layout")
 @pytest.mark.parametrize("method", METHODS.values(), ids=METHODS.keys())
 def test_a_graphed_trial_trains_as_the_eager_one(method):
     eager = eager_twin(method)
@@ -163,10 +163,12 @@ def test_a_graphed_trial_trains_as_the_eager_one(method):
     assert graphs.replays > sum(graphs.eager_steps.values())
 
 
-@pytest.mark.usefixtures("contiguous_layout")
+@pytest.mark.usefixtures("nchw_layout")
 def test_a_graph_that_kept_its_capture_rate_would_be_seen(monkeypatch):
     """The first-epoch comparison with today's trial above sees replays whose rate stayed the one of
-    the step they were captured at (the first after WARMUP_STEPS eager steps)."""
+    the step they were captured at (the first after WARMUP_STEPS eager steps). In NCHW, as that
+    comparison: in channels_last the rate tensor's rounding alone moved a case by 5.8e-3, more than
+    TODAY_RTOL, and this test could pass for that reason."""
     method = METHODS["smcl threshold"]  # the least moved by a stale rate of those measured
     today = today_first_epoch_loss(method)
     step = StepGraphs.step

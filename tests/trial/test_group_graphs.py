@@ -29,8 +29,7 @@ from tests.trial.test_graph_step import EPOCHS, MASKING, Rerun
 from tests.trial.test_host_copies import CountHostTraffic
 from tests.trial.test_train_loop import coded_data, config
 
-# NCHW, as test_fused_group.py's lockstep (tests/trial/conftest.py)
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("contiguous_layout")]
+pytestmark = [pytest.mark.slow]
 
 
 def _group_state(group) -> list[torch.Tensor]:
@@ -91,6 +90,7 @@ def _graphed_in_lockstep(configs: list[dict], names=None) -> tuple[GroupGraphs, 
     return graphs[0], captured, masked
 
 
+@pytest.mark.usefixtures("nchw_layout")  # compared with their trials: tests/trial/conftest.py
 def test_graphed_members_of_every_method_step_as_their_trials(tiny_config):
     """Ten members, each of its own method and classifier loss (three masking kinds and CE), over
     30 steps: the plans of a step follow which kinds mask, and those seen WARMUP_STEPS times are
@@ -104,6 +104,7 @@ def test_graphed_members_of_every_method_step_as_their_trials(tiny_config):
     assert captured and graphs.replays >= 5, (len(captured), graphs.replays)
 
 
+@pytest.mark.usefixtures("nchw_layout")  # compared with their trials: tests/trial/conftest.py
 def test_smcl_members_whose_decisions_differ_step_as_their_trials_when_replayed(tiny_config):
     """SMCL members with their own temperatures, seeds, fills, saliencies and box sizes, four of one
     masking kind: in most steps some mask and some do not, and a member that does not mask runs in
@@ -135,6 +136,7 @@ def test_smcl_members_whose_decisions_differ_step_as_their_trials_when_replayed(
     assert graphs.replays >= 8
 
 
+@pytest.mark.usefixtures("nchw_layout")  # compared with their trials: tests/trial/conftest.py
 def test_a_replay_that_kept_the_captured_decisions_would_be_seen(tiny_config, monkeypatch):
     """The lockstep comparison catches replays that do not copy a step's masking decisions in
     (the same change with no replay, every step eager, passes: it is the replays that part)."""
@@ -334,6 +336,7 @@ def _refilled_in_lockstep(tiny_config, corrupt=None) -> GroupGraphs:
     return group.graphs
 
 
+@pytest.mark.usefixtures("nchw_layout")  # compared with their trials: tests/trial/conftest.py
 def test_members_refilling_slots_replay_their_predecessors_graph_as_their_own_trials(tiny_config):
     """FUSION.md: a refill never recaptures. A newcomer's values, step generator and optimizer
     hyperparameters are read from its slot's memory, so the graph recorded for its predecessor
@@ -343,6 +346,7 @@ def test_members_refilling_slots_replay_their_predecessors_graph_as_their_own_tr
     assert graphs.failed is None
 
 
+@pytest.mark.usefixtures("nchw_layout")  # compared with their trials: tests/trial/conftest.py
 def test_a_refill_whose_values_or_draws_stayed_its_predecessors_would_be_seen(tiny_config):
     """The refill lockstep catches a slot that kept its predecessor's values (the recorded step
     would compute with them), or a newcomer drawing from a generator of its own while the recorded
