@@ -51,10 +51,12 @@ METHODS = {
 }
 
 
-def _every_method(tiny_config) -> list[dict]:
+def _every_method(tiny_config, epochs=20) -> list[dict]:
+    """A member of each of METHODS, each with its own seed and optimizer hyperparameters, over `epochs`
+    steps (masking in all of them, where its method masks)."""
     configs = []
     for seed, method in enumerate(METHODS.values()):
-        config = _config(tiny_config, seed=seed, **method)
+        config = _config(tiny_config, epochs=epochs, seed=seed, **method)
         config["training"].update(lr=0.05 + 0.01 * seed, momentum=0.9 - 0.05 * seed, nesterov=seed % 2 == 1)
         configs.append(config)
     return configs
@@ -62,6 +64,19 @@ def _every_method(tiny_config) -> list[dict]:
 
 def _close(mine, theirs, what):
     torch.testing.assert_close(mine, theirs, rtol=RTOL, atol=ATOL, msg=lambda message: f"{what}: {message}")
+
+
+def sum_errors(pairs: list[tuple[torch.Tensor, torch.Tensor, str]]) -> list[tuple[float, float, float, str]]:
+    """Per pair (mine, theirs, what): the Euclidean norms of mine - theirs, of theirs, and of all
+    the pairs' theirs together, and what."""
+    if not pairs:
+        return []
+    whole = _norm(torch.cat([theirs.flatten() for _, theirs, _ in pairs]))
+    return [(_norm(mine - theirs), _norm(theirs), whole, what) for mine, theirs, what in pairs]
+
+
+def _norm(tensor: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(tensor.double()))
 
 
 def _close_sums(pairs: list[tuple[torch.Tensor, torch.Tensor, str]]):
@@ -73,13 +88,9 @@ def _close_sums(pairs: list[tuple[torch.Tensor, torch.Tensor, str]]):
     and where they cancel, a tensor carries its terms' float32 rounding rather than its own
     (measured: up to 6e-4 of its norm for the first layer's gradient, and 0.9% of a small
     BatchNorm bias gradient's; in float64 the same steps agree exactly). The worst seen in NCHW:
-    tests/trial/conftest.py."""
-    if not pairs:
-        return  # e.g. no momentum buffers: SGD without momentum
-    whole = float(torch.linalg.vector_norm(torch.cat([theirs.double().flatten() for _, theirs, _ in pairs])))
-    for mine, theirs, what in pairs:
-        error = float(torch.linalg.vector_norm((mine - theirs).double()))
-        size = float(torch.linalg.vector_norm(theirs.double()))
+    tests/trial/conftest.py. A member fed another's data or hyperparameters is caught by its losses
+    (the leak test). No pairs (e.g. no momentum buffers: SGD without momentum), nothing to compare."""
+    for error, size, whole, what in sum_errors(pairs):
         assert error <= GRADIENT_RTOL * size + SUMS_ATOL * whole + 1e-9, (
             f"{what}: off by {error:.3g}, {error / (size or 1):.3g} of its norm, {error / (whole or 1):.3g} of all"
         )
@@ -151,11 +162,10 @@ def test_in_the_trials_own_layout_each_step_of_every_method_is_its_trials_step(t
     grainy images without crops: few max-pool windows hold a tie that rounding could break (a
     masked image's filled box still can; tests/trial/conftest.py)."""
     monkeypatch.setattr(batches, "MEMORY_FORMAT", torch.channels_last)
-    configs = _every_method(tiny_config)
+    configs = _every_method(tiny_config, epochs=12)  # DRW's class weights from step 10
     for config in configs:
         config["data"]["synthetic"]["noise"] = 8.0
-        config["training"].update(augment=False, epochs=12)  # DRW's class weights from step 10
-        config["method"]["mask_end_epoch"] = None if config["method"]["name"] == "ce" else 12
+        config["training"]["augment"] = False
     _in_lockstep(configs, names=list(METHODS), strategy=default_strategy(CPU))
 
 

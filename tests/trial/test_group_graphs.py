@@ -95,11 +95,7 @@ def test_graphed_members_of_every_method_step_as_their_trials(tiny_config):
     """Ten members, each of its own method and classifier loss (three masking kinds and CE), over
     30 steps: the plans of a step follow which kinds mask, and those seen WARMUP_STEPS times are
     recorded and replayed."""
-    configs = _every_method(tiny_config)
-    for member in configs:
-        member["training"]["epochs"] = 30
-        member["method"]["mask_end_epoch"] = None if member["method"]["name"] == "ce" else 30
-    graphs, captured, _ = _graphed_in_lockstep(configs, names=list(METHODS))
+    graphs, captured, _ = _graphed_in_lockstep(_every_method(tiny_config, epochs=30), names=list(METHODS))
     assert graphs.failed is None
     assert captured and graphs.replays >= 5, (len(captured), graphs.replays)
 
