@@ -41,6 +41,7 @@ CIFAR10_JPEG = Path(os.environ.get("SMCL_CIFAR10_JPEG", ROOT.parent / "shared" /
 
 
 LONGEST_FILE = "test_quickstart.py"  # the shipped quickstart study: about 4 minutes, the suite's longest test
+RAY_FILES: set[Path] = set()  # the files with a test marked `ray`, under pytest-xdist
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -49,8 +50,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     fill the gaps, where collection order left the quickstart study running alone at the end."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return  # one process: collection order
-    ray_files = {item.path for item in items if item.get_closest_marker("ray")}
-    items.sort(key=lambda item: (item.path.name != LONGEST_FILE, item.path not in ray_files))
+    RAY_FILES.update(item.path for item in items if item.get_closest_marker("ray"))
+    items.sort(key=lambda item: (item.path.name != LONGEST_FILE, item.path not in RAY_FILES))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under pytest-xdist a worker is handed the files in the order above, so once it reaches a file
+    with no Ray test, no later file of its has one: the session's Ray (`shared_ray`) is stopped
+    there, not kept idle to the end (an idle local Ray spends about 1.9 CPU-s a minute, and the
+    files without Ray take each worker the last minutes of the suite). A test that asks for it after
+    all starts it again."""
+    if RAY_FILES and item.path not in RAY_FILES:
+        _stop_the_shared_ray()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -160,6 +171,10 @@ def joining_env(shared_ray) -> dict[str, str]:
 @pytest.fixture(scope="session", autouse=True)
 def _shared_ray_stops_at_the_end():
     yield
+    _stop_the_shared_ray()
+
+
+def _stop_the_shared_ray() -> None:
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()

@@ -11,6 +11,7 @@ from scipy import stats
 from smcl_tune.report.html import format_html
 from smcl_tune.report.leaderboard import load_leaderboard
 from smcl_tune.report.plots import curves_figure, hyperparameter_figures, many_few_figure
+from tests.fixtures.stores import store_uri
 
 
 def _traces(figure):
@@ -81,7 +82,7 @@ def test_a_confirmed_configuration_sits_at_its_own_hyperparameter_value(tmp_path
     from smcl_tune.store.paths import default_tracking_uri
     from smcl_tune.tracking.writer import StudyTracker
 
-    tracker = StudyTracker(default_tracking_uri(tmp_path), "c", "c", "f", tmp_path / "mlartifacts")
+    tracker = StudyTracker(store_uri(tmp_path), "c", "c", "f", tmp_path / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.search": json.dumps(["temperature"]), "smcl.conditions": '["if=100"]'})
     final = {"test_many": 0.8, "test_few": 0.2, "test_top1": 0.5}
     for name, kind, temperature, score, seed in (

@@ -8,8 +8,8 @@ import pytest
 from smcl_tune.cli import main
 from smcl_tune.report.reference import benchmark_of, load_reference, matching
 from smcl_tune.results import TrialState
-from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.tracking.writer import StudyTracker
+from tests.fixtures.stores import store_uri
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -35,7 +35,7 @@ def test_a_study_is_matched_by_benchmark_imbalance_factor_and_backbone():
 
 
 def _cifar10_store(storage, logged_trial):
-    tracker = StudyTracker(default_tracking_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
+    tracker = StudyTracker(store_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.conditions": '["imbalance_factor=100"]'})
     final = {
         "test_top1": 0.5,

@@ -7,7 +7,6 @@ import time
 
 from smcl_tune.cli import main
 from smcl_tune.results import TrialState
-from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.tracking.tags import (
     ARCHITECTURE_TAG,
     CONDITION_TAG,
@@ -18,6 +17,7 @@ from smcl_tune.tracking.tags import (
     SUBSET_PROTOCOL_TAG,
 )
 from smcl_tune.tracking.writer import StudyTracker
+from tests.fixtures.stores import store_uri
 
 AS_PUBLISHED = {"factor": "100", "protocol": "ldam", "n_max": "default", "epochs": "200"}
 ELSEWHERE = {"factor": "10", "protocol": "seeded", "n_max": "1000", "epochs": "20"}
@@ -25,7 +25,7 @@ ELSEWHERE = {"factor": "10", "protocol": "seeded", "n_max": "1000", "epochs": "2
 
 def _store(storage) -> None:
     """A CIFAR-10-LT study, ResNet-32: one condition as published, one on another subset and budget."""
-    tracker = StudyTracker(default_tracking_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
+    tracker = StudyTracker(store_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.conditions": '["published", "elsewhere"]'})
     for condition, setting in (("published", AS_PUBLISHED), ("elsewhere", ELSEWHERE)):
         tags = {
@@ -66,7 +66,7 @@ def test_published_rows_are_marked_comparable_only_when_everything_matches(tmp_p
 
 
 def test_a_study_without_recorded_protocol_or_epochs_is_not_called_comparable(tmp_path, capsys, logged_trial):
-    tracker = StudyTracker(default_tracking_uri(tmp_path), "old", "old", "f", tmp_path / "mlartifacts")
+    tracker = StudyTracker(store_uri(tmp_path), "old", "old", "f", tmp_path / "mlartifacts")
     tracker.log_study(None, None, {}, {})
     final = {"test_top1": 0.5, "test_balanced_accuracy": 0.5, "test_many": 0.9, "test_medium": 0.5}
     logged_trial(

@@ -13,8 +13,8 @@ from scipy import stats
 from smcl_tune.cli import main
 from smcl_tune.report.statistics import METRICS, paired_differences
 from smcl_tune.results import TrialState
-from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.tracking.writer import StudyTracker
+from tests.fixtures.stores import store_uri
 
 
 def _runs(kind: str, configuration: str, by_seed: dict[int, float], condition: str = "") -> list[dict]:
@@ -63,7 +63,7 @@ def test_one_shared_seed_gives_no_paired_interval(trials):
 
 def _store_with_a_missing_metric(storage) -> None:
     """Baseline ce over seeds 0 and 1; seed 1 has no few-shot accuracy (an empty group)."""
-    tracker = StudyTracker(default_tracking_uri(storage), "gaps", "gaps", "fp", storage / "mlartifacts")
+    tracker = StudyTracker(store_uri(storage), "gaps", "gaps", "fp", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.objective_metric": "val_top1", "smcl.baselines": '["ce", "smcl"]'})
     values = {("ce", 0): 0.40, ("ce", 1): 0.44, ("smcl", 0): 0.50, ("smcl", 1): 0.58}
     for (configuration, seed), value in values.items():

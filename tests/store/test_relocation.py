@@ -15,11 +15,12 @@ from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.store.relocation import relocate_artifacts
 from smcl_tune.tracking.writer import StudyTracker, log_report_files
 from tests.fixtures.ports import free_port
+from tests.fixtures.stores import store_uri
 
 
 def _store_with_an_artifact(storage, study="gpu"):
     """A study run with `leaderboard/gpu.csv` attached; the run's id."""
-    tracker = StudyTracker(default_tracking_uri(storage), study, study, "fp", storage / "mlartifacts")
+    tracker = StudyTracker(store_uri(storage), study, study, "fp", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {})
     report = storage.parent / f"{study}.csv"
     report.write_text("rank,trial\n1,baseline-ce-s0\n")

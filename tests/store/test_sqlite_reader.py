@@ -13,10 +13,11 @@ from smcl_tune.store.mlflow_reader import StudyStore
 from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.store.sqlite_reader import KNOWN_REVISIONS, SqliteRuns, open_run_reader, schema_revision
 from smcl_tune.tracking.writer import StudyTracker, delete_study_runs
+from tests.fixtures.stores import store_uri
 
 
 def _study(storage, name, trials):
-    tracker = StudyTracker(default_tracking_uri(storage), "shared", name, "fp", storage / "mlartifacts")
+    tracker = StudyTracker(store_uri(storage), "shared", name, "fp", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.objective_metric": "val_top1"})
     for index in range(trials):
         run = tracker.trial_run(f"key-{index}", f"trial-{index:03d} [if=10]", "search", {"lr": 0.1 * index}, {})

@@ -6,7 +6,7 @@ import time
 from smcl_tune.cli import main
 from smcl_tune.results import TrialState
 from smcl_tune.store.lock import StudyLock
-from smcl_tune.store.paths import StudyPaths, default_tracking_uri
+from smcl_tune.store.paths import StudyPaths
 from smcl_tune.store.sqlite_copy import copy_database
 from smcl_tune.studyfile.study import load_study
 from smcl_tune.tracking.tags import (
@@ -17,11 +17,12 @@ from smcl_tune.tracking.tags import (
     PLANNED_TRIALS_TAG,
 )
 from smcl_tune.tracking.writer import StudyTracker
+from tests.fixtures.stores import store_uri
 
 
 def _write_study(storage, name="demo"):
     """A study of 5 planned trials of 4 epochs: one finished, one failed, one still running."""
-    tracker = StudyTracker(default_tracking_uri(storage), name, name, "fp", storage / "mlartifacts")
+    tracker = StudyTracker(store_uri(storage), name, name, "fp", storage / "mlartifacts")
     tracker.log_study(
         None,
         None,
