@@ -8,7 +8,8 @@ suite in one process, so that nothing else spends the machine's CPU meanwhile:
 
 OMP_NUM_THREADS=1 is each `make test` worker's share of this 2-core machine (tests/conftest.py). A
 module fixture's cost falls on the first test that asks for it; Ray's CPU while a later test runs
-falls on that test.
+falls on that test. Under `make test`'s workers (PYTEST_ADDOPTS="-p benchmarks.per_test_cpu") the
+rows say which worker ran the test and when it started, a timeline; the CPU then mixes the two.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from benchmarks.suite_cpu import machine_cpu_s
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    wall, cpu = time.perf_counter(), machine_cpu_s()
+    started, wall, cpu = time.time(), time.perf_counter(), machine_cpu_s()
     yield
     row = {
         "test": item.nodeid,
+        "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        "start": round(started, 2),
         "wall_s": round(time.perf_counter() - wall, 2),
         "machine_cpu_s": round(machine_cpu_s() - cpu, 2),
     }
