@@ -18,18 +18,15 @@ import json
 import os
 
 
-def idle_seconds(stat_lines: list[str]) -> list[tuple[float, float, float]]:
-    """(start, end, idle core-seconds) of each interval between two samples."""
-    cores = os.cpu_count() or 1
-    samples = []
-    for line in stat_lines:
-        parts = line.split()
-        samples.append((float(parts[0]), [int(value) for value in parts[2:10]]))
+def idle_seconds(stat_lines: list[str]) -> list[tuple[float, float, float, float]]:
+    """(start, end, idle core-seconds, all core-seconds) of each interval between two samples, from
+    the recording machine's own ticks (user, nice, system, idle, iowait, irq, softirq, steal)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    samples = [(float(line.split()[0]), [int(value) for value in line.split()[2:10]]) for line in stat_lines]
     intervals = []
     for (start, before), (end, after) in itertools.pairwise(samples):
         ticks = [later - earlier for earlier, later in zip(before, after)]
-        idle = (ticks[3] + ticks[4]) / (sum(ticks) or 1)  # idle and iowait
-        intervals.append((start, end, (end - start) * idle * cores))
+        intervals.append((start, end, (ticks[3] + ticks[4]) / tick, sum(ticks) / tick))
     return intervals
 
 
@@ -46,15 +43,16 @@ def main() -> None:
     start = min(row["start"] for row in rows)
     end = max(row["start"] + row["wall_s"] for row in rows)
     blamed: dict[str, float] = collections.Counter()
-    for begin, finish, idle in intervals:
+    capacity = 0.0
+    for begin, finish, idle, whole in intervals:
         middle = (begin + finish) / 2
         if not start <= middle <= end:
             continue
+        capacity += whole
         running = sorted(
             row["test"].split("/")[-1][:70] for row in rows if row["start"] <= middle < row["start"] + row["wall_s"]
         )
         blamed[" | ".join(running) or "(between tests)"] += idle
-    capacity = (end - start) * (os.cpu_count() or 1)
     print(f"idle core-seconds while the tests ran: {sum(blamed.values()):.0f} of {capacity:.0f}")
     ends = {}
     for row in rows:

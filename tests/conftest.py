@@ -151,7 +151,8 @@ def shared_ray() -> str:
     """The session's local Ray, started by the first test that asks for it and kept (as Ray's own
     `ray_start_regular_shared`): an in-process study runs on it (`init_ray` keeps a Ray that is up),
     and a study in a subprocess joins it through the address this returns (`joining_env`). A test
-    that needs a Ray of its own shuts it down first; the next test that asks starts it again."""
+    that needs a Ray of its own shuts it down first, and a worker stops it at its first file without
+    Ray tests (pytest_runtest_setup); the next test that asks starts it again."""
     return _shared_ray_address()
 
 
