@@ -92,7 +92,8 @@ class KeptRowsBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.shape[0]
-        kept = KeptRowsCopy.apply(x, self.keeps_all, self.head_count)
+        # in float32, and back in x's dtype: a vmapped batch norm refuses bf16 (float32_norm.py)
+        kept = KeptRowsCopy.apply(x.float(), self.keeps_all, self.head_count)
         mean, variance = self.running_mean.clone(), self.running_var.clone()  # torch's pass moves these
         out = F.batch_norm(kept, mean, variance, self.weight, self.bias, True, self.momentum, self.eps)
         with torch.no_grad():
@@ -106,7 +107,7 @@ class KeptRowsBatchNorm2d(nn.Module):
             self.running_var.copy_(variance + moved * (((every - 1) / every) * own / (own - 1) - 1))
             self.running_mean.copy_(mean)
             self.num_batches_tracked.add_(1)
-        return out
+        return out.to(x.dtype)
 
 
 def kept_rows(network: nn.Module) -> tuple[nn.Module, list[str]]:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from smcl_tune.trial.fused.float32_norm import float32_norms
 from smcl_tune.trial.fused.kept_rows_norm import KeptRows, kept_rows
 
 STRATEGIES = ("vmap", "loop")
@@ -38,6 +39,7 @@ class StackedNetwork:
         self.strategy = strategy
         self.params, self.buffers = stack_module_state(list(networks))  # parameters: leaves that take grads
         self.base = copy.deepcopy(networks[0]).to("meta")  # the structure; its own weights are never used
+        self.vmapped_base = float32_norms(self.base)  # the structure of a vmapped pass (float32_norm.py)
         self.size = len(networks)
         self.indices: dict[tuple[int, ...], torch.Tensor] = {}
         self.dtype = next(iter(self.params.values())).dtype
@@ -76,7 +78,7 @@ class StackedNetwork:
         if self.strategy == "loop" and kept is None:
             return self._forward_each(members, images, with_embedding, train)
         params, buffers, index = self._slices(members)
-        base, bound = self.base, buffers
+        base, bound = self.vmapped_base, buffers
         if kept is not None:
             base, norms = self._kept_rows()
             for name in norms:
@@ -126,16 +128,6 @@ class StackedNetwork:
         ]
         logits = torch.stack([output[0] for output in outputs])
         return logits, torch.stack([output[1] for output in outputs]) if with_embedding else None
-
-    def forward_shared(self, members: Sequence[int], images: torch.Tensor) -> torch.Tensor:
-        """Eval-mode logits of `members` on the same images [n, C, H, W] -> [k, n, classes]."""
-        params, buffers, _ = self._slices(members)
-        self.base.eval()
-
-        def one(member_params, member_buffers):
-            return functional_call(self.base, (member_params, member_buffers), (images,))[0]
-
-        return vmap(one)(params, buffers)
 
     def member_state(self, member: int) -> dict[str, torch.Tensor]:
         """Member `member`'s weights and buffers as its own network's state_dict (the unfused keys)."""
