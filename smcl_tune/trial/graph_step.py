@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import PurePath
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from smcl_tune.errors import first_line
+from smcl_tune.errors import error_chain, first_line
 from smcl_tune.method.batch import Batch
 from smcl_tune.method.draws import DrawTape, recording
 from smcl_tune.method.step import StepLoss
@@ -68,6 +70,31 @@ def cuda_capture(
     ):
         share = step()
     return graph, share
+
+
+CAPTURING_MODULES = ("graph_step.py", "group_graphs.py")  # the capture's own frames, around every step's
+
+
+def capture_failure(error: BaseException) -> str:
+    """Why a capture failed, in one line: the step's own error, the line of smcl_tune the step
+    raised it from, and what the capture then said. A step that fails inside torch.cuda.graph has
+    CUDA's capture_end fail in turn ("operation failed due to a previous error during capture"),
+    which Python raises with the step's error as its context."""
+    cause = list(error_chain(error))[-1]
+    reason = first_line(cause)
+    ours = [frame for frame in traceback.extract_tb(cause.__traceback__) if _in_smcl_tune(frame.filename)]
+    if ours and PurePath(ours[-1].filename).name not in CAPTURING_MODULES:
+        reason += f" (at {_in_smcl_tune(ours[-1].filename)}:{ours[-1].lineno})"
+    if cause is not error:
+        reason += f"; then: {first_line(error)}"
+    return reason
+
+
+def _in_smcl_tune(filename: str) -> str | None:
+    """The file's path from the package's folder (smcl_tune/...), or None for a file outside it."""
+    parts = PurePath(filename).parts
+    folders = [index for index, part in enumerate(parts[:-1]) if part == "smcl_tune"]
+    return "/".join(parts[folders[-1] :]) if folders else None
 
 
 def eager_reason(device: torch.device) -> str | None:
@@ -201,7 +228,7 @@ class StepGraphs:
             criterion.generator.set_state(drawn_from)
             for state in self._made_by_the_capture(started):
                 del state["momentum_buffer"]  # it holds no value: the eager step starts it
-            self.failed = first_line(error)
+            self.failed = capture_failure(error)
             log.warning("training.cuda_graph: the steps run eagerly from here (the capture failed: %s)", self.failed)
             return None
         # the capture's criterion holds copies of this criterion's weights and counts

@@ -11,8 +11,10 @@ test at the end captures for real.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import re
 from dataclasses import replace
 
 import pytest
@@ -263,6 +265,39 @@ def test_a_failed_capture_leaves_the_trial_eager_saying_why_once(caplog):
     assert graphs.replays == 0 and graphs.eager_steps
     # the failed capture's draws were given back: the steps drew as the eager trial's did
     assert_trains_alike(eager, trial)
+
+
+def test_a_capture_that_cuda_ends_in_error_says_the_steps_own_error_and_its_line(caplog, monkeypatch):
+    """A step that fails inside torch.cuda.graph makes CUDA's capture_end fail in turn, with the
+    step's error only as its context: the line names the step's error first, and where it came from."""
+
+    @contextlib.contextmanager
+    def ending_as_cuda_does():
+        try:
+            yield
+        finally:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+
+    def refuse_backward(loss, *arguments, **options):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+    def failing(step, draws):
+        with monkeypatch.context() as inside, recording(draws), ending_as_cuda_does():
+            inside.setattr(torch.Tensor, "backward", refuse_backward)
+            step()
+
+    trial = stepped(METHODS["smcl erase box noise"], graph=True)
+    graphs = graphed(trial, failing)
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.graph_step"):
+        train(trial)
+    lines = [record.getMessage() for record in caplog.records if "from here" in record.getMessage()]
+    assert len(lines) == 1 and graphs.replays == 0
+    assert re.fullmatch(
+        r"training\.cuda_graph: the steps run eagerly from here \(the capture failed: operation not permitted when "
+        r"stream is capturing \(at smcl_tune/trial/epoch\.py:\d+\); then: CUDA error: operation failed due to a "
+        r"previous error during capture\)",
+        lines[0],
+    ), lines[0]
 
 
 def test_a_kind_of_step_is_captured_after_its_warm_up():

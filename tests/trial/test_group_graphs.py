@@ -255,6 +255,16 @@ def test_a_capture_that_fails_leaves_the_group_eager_saying_so_once(caplog):
         assert torch.equal(member.parts.generators.steps.get_state(), other.parts.generators.steps.get_state())
 
 
+def test_a_recorded_group_step_refuses_a_group_that_loops_over_its_members():
+    """In a loop group a step's plain pass runs through views of the stacked BatchNorm statistics,
+    and its masking pass, vmapped, writes them back in place before the backward that needs them
+    (measured: "modified by an inplace operation"): only a vmapped group records its steps."""
+    configs = [trial_config_from_dict(config({**MASKING, "name": "smcl"}, EPOCHS, 8)) for _ in range(2)]
+    group = build_group(configs, coded_data(), torch.device("cpu"), strategy="loop")
+    with pytest.raises(ValueError, match="a recorded group step needs a vmapped group, not 'loop'"):
+        GroupGraphs(group, capture=None)
+
+
 def test_a_group_off_cuda_asked_for_graphs_says_once_that_it_steps_eagerly(caplog):
     configs = []
     for seed in range(3):

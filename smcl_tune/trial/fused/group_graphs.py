@@ -41,8 +41,8 @@ from smcl_tune.trial.graph_step import (
     Capture,
     Replayable,
     batch_shapes,
+    capture_failure,
     eager_reason,
-    first_line,
     fixed_copy,
     on_side_stream,
     shared_pool_capture,
@@ -88,6 +88,8 @@ class GroupGraphs:
     """A group's steps: eager (kinds_step) for the first WARMUP_STEPS of each key, then replays."""
 
     def __init__(self, group: FusedGroup, capture: Capture, warmup_steps: int = WARMUP_STEPS) -> None:
+        if group.network.strategy != "vmap":
+            raise ValueError(f"a recorded group step needs a vmapped group, not {group.network.strategy!r}")
         self.group, self.capture, self.warmup_steps = group, capture, warmup_steps
         device = group.device
         self.masking = torch.zeros(group.size, dtype=torch.bool, device=device)
@@ -173,7 +175,7 @@ class GroupGraphs:
         except Exception as error:  # any failure of a capture leaves the group eager, said once
             for index, generator in generators.items():
                 generator.set_state(drawn_from[index])
-            self.failed = first_line(error)
+            self.failed = capture_failure(error)
             log.warning(
                 "training.cuda_graph: the fused group's steps run eagerly from here (the capture failed: %s)",
                 self.failed,
@@ -191,6 +193,10 @@ def group_graphs(group: FusedGroup, wanted: bool) -> GroupGraphs | None:
     if not wanted:
         return None
     reason = eager_reason(group.device)
+    if reason is None and group.network.strategy != "vmap":
+        # its passes through the stacked BatchNorm statistics' views, then a vmapped pass's
+        # write-back into them, would fail the recorded step's backward
+        reason = f"a recorded group step runs its members vmapped, and this group runs {group.network.strategy}"
     if reason is not None:
         log.warning("training.cuda_graph: the steps run eagerly (%s)", reason)
         return None
