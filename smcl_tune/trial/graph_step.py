@@ -101,6 +101,14 @@ def eager_reason(device: torch.device) -> str | None:
     """Why a trial on `device` cannot replay its steps as CUDA graphs; None if it can."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device, and this trial runs on {device}"
+    current = torch.cuda.current_device()
+    if device.index not in (None, current):
+        # torch.cuda.graph captures on the current device's streams: another device's step would
+        # run once while captured, and its graph would replay nothing
+        return (
+            f"CUDA graphs are captured on the current CUDA device, cuda:{current}, and this trial runs on {device}; "
+            "choose its GPU with CUDA_VISIBLE_DEVICES instead"
+        )
     return None
 
 

@@ -25,7 +25,7 @@ from smcl_tune.config import trial_config_from_dict
 from smcl_tune.method.draws import DrawTape, recording
 from smcl_tune.trial.capturable_sgd import CapturableSGD
 from smcl_tune.trial.epoch import StepShare
-from smcl_tune.trial.graph_step import WARMUP_STEPS, StepGraphs
+from smcl_tune.trial.graph_step import WARMUP_STEPS, StepGraphs, eager_reason
 from tests.trial.test_host_copies import CountHostTraffic
 from tests.trial.test_train_loop import coded_data, config
 
@@ -298,6 +298,17 @@ def test_a_capture_that_cuda_ends_in_error_says_the_steps_own_error_and_its_line
         r"previous error during capture\)",
         lines[0],
     ), lines[0]
+
+
+def test_a_trial_on_a_gpu_that_is_not_the_current_one_steps_eagerly_saying_how_to_choose_it(monkeypatch):
+    """torch.cuda.graph captures on the current device's streams: a trial on another GPU would run
+    its step once while captured and replay an empty graph, so it steps eagerly instead."""
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert eager_reason(torch.device("cuda", 0)) is None and eager_reason(torch.device("cuda")) is None
+    assert eager_reason(torch.device("cuda", 1)) == (
+        "CUDA graphs are captured on the current CUDA device, cuda:0, and this trial runs on cuda:1; "
+        "choose its GPU with CUDA_VISIBLE_DEVICES instead"
+    )
 
 
 def test_a_kind_of_step_is_captured_after_its_warm_up():
