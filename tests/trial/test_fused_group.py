@@ -124,16 +124,16 @@ def _compare_step(group, member, trial, metrics, theirs, name, before):
 
 
 def _in_lockstep(
-    configs: list[dict], compare=_compare_step, names=None, corrupt=None, strategy="vmap"
+    configs: list[dict], compare=_compare_step, names=None, corrupt=None, strategy="vmap", device=CPU
 ) -> list[list[float]]:
     """Each config as a trial of its own and as a member of one group, one step at a time: after
     each step the member is compared with its trial, then given its trial's state again. Per
     member, whether each step masked."""
     typed = [trial_config_from_dict(config) for config in configs]
     names = names or [str(index) for index in range(len(typed))]
-    data = build_trial_data(typed[0].data).to(CPU)
-    group = build_group(typed, data, CPU, strategy=strategy)
-    trials = [SteppedTrial.build(config, data, CPU) for config in typed]
+    data = build_trial_data(typed[0].data).to(device)
+    group = build_group(typed, data, device, strategy=strategy)
+    trials = [SteppedTrial.build(config, data, device) for config in typed]
     if corrupt is not None:
         corrupt(group)
     masked = [[] for _ in typed]

@@ -267,7 +267,7 @@ def test_a_failed_capture_leaves_the_trial_eager_saying_why_once(caplog):
     assert_trains_alike(eager, trial)
 
 
-def test_a_capture_that_cuda_ends_in_error_says_the_steps_own_error_and_its_line(caplog, monkeypatch):
+def test_a_capture_ended_in_error_says_the_steps_own_error_and_its_line(caplog, monkeypatch):
     """A step that fails inside torch.cuda.graph makes CUDA's capture_end fail in turn, with the
     step's error only as its context: the line names the step's error first, and where it came from."""
 
