@@ -119,6 +119,8 @@ else
     study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log" --fused-rows "$fused_rows")
     [[ -n $graphs_tested ]] && study_args+=(--graphs)  # graphed steps only once their CUDA tests passed
     fallback_args=(--epochs 10)
+    # no fused group ran on this GPU (the sweep wrote no GPU row): the same trials, unfused, packed 4 to the GPU
+    grep -q '"device": "cuda' "$fused_rows" 2>/dev/null || fallback_args=(--epochs 6 --unfused)
 fi
 {
     if (( study_seconds < 60 )); then

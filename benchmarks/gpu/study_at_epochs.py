@@ -31,6 +31,8 @@ if __package__ in (None, ""):  # run as a file: the package `benchmarks` is foun
 from benchmarks.gpu.short_recipe import mask_window_at, schedule_at
 from smcl_tune.studyfile.study import load_study
 
+# --unfused: 4 trials at a quarter of the GPU each, as the first GPU run packed them (16 cores)
+PACKED_TRIALS, PACKED = 4, {"cpus": 3, "gpus": 0.25, "fuse": 1}
 WAVE_ALLOWANCE_S = 45  # a wave's Ray start, image decoding and final test evaluation (a guess: see the log)
 PACKED_ROW = re.compile(r"^packed-\d+\s+\d+\s+([0-9.]+)\s")
 
@@ -107,8 +109,16 @@ def main() -> int:
     parser.add_argument(
         "--graphs", action="store_true", help="the graphed steps passed their CUDA tests: use them if faster"
     )
+    parser.add_argument(
+        "--unfused",
+        action="store_true",
+        help="the trials packed 4 to a GPU, unfused: for a GPU on which the fusion sweep measured no group",
+    )
     arguments = parser.parse_args()
     study = yaml.safe_load(arguments.study.read_text())
+    if arguments.unfused:
+        study.update(resources=PACKED, max_concurrent=PACKED_TRIALS)
+        study["trial"]["training"]["num_threads"] = PACKED["cpus"]
     epochs = arguments.epochs
     if epochs is None:
         planned = load_study(arguments.study)

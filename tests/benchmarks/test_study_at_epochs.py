@@ -107,3 +107,16 @@ def test_a_fused_study_is_graphed_when_its_tested_graphs_beat_the_eager_rows(tmp
     assert run(eager, {**graphed, "member_seconds_per_step": 0.035}) == (eager_study, False)
     assert run(eager, {**graphed, "method": "smcl"}) == (eager_study, False)
     assert run(graphed)[1] is True
+
+
+def test_a_fused_study_without_a_fused_row_runs_unfused_packed_four_to_the_gpu(tmp_path):
+    """gpu_run.sh's fallback when the fusion sweep wrote no GPU row (fusion failed on the GPU): the
+    same trials, each its own, four at a time at a quarter of the GPU."""
+    recipe = ROOT / "studies" / "cifar10_lt_gpu_recipe.yaml"
+    done = _run(tmp_path, "--epochs", "6", "--unfused", study=recipe)
+    assert done.returncode == 0, done.stderr
+    study = load_study(tmp_path / "study.yaml")
+    resources = study.config.resources
+    assert (resources.fuse, resources.gpus, resources.cpus, study.config.max_concurrent) == (1, 0.25, 3, 4)
+    assert study.base_trial.training.epochs == 6 and study.base_trial.training.num_threads == 3
+    assert study.planned_trials == 15
