@@ -227,7 +227,7 @@ def test_a_capture_that_fails_leaves_the_group_eager_saying_so_once(caplog):
         settings = config({**MASKING, "name": "smcl"}, EPOCHS, 8)
         settings["training"].update(seed=seed)
         configs.append(trial_config_from_dict(settings))
-    group = build_group(configs, coded_data(), torch.device("cpu"))
+    group = build_group(configs, coded_data(), torch.device("cpu"), strategy="vmap")
 
     def refused(step, draws):
         state = _group_state(group)
@@ -240,7 +240,7 @@ def test_a_capture_that_fails_leaves_the_group_eager_saying_so_once(caplog):
         raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
 
     group.graphs = GroupGraphs(group, refused)
-    eager = build_group(configs, coded_data(), torch.device("cpu"))
+    eager = build_group(configs, coded_data(), torch.device("cpu"), strategy="vmap")
     with caplog.at_level(logging.WARNING):
         for _ in range(EPOCHS):
             mine, theirs = _next_epoch(group), _next_epoch(eager)
