@@ -160,7 +160,8 @@ def _key(row: dict) -> tuple:
     return row["device"], row["method"], row["members"], row["strategy"], row["batch"], row["steps"]
 
 
-def _run_in_own_process(method: str, members: int, strategy: str, arguments: argparse.Namespace) -> dict:
+def _run_in_own_process(method: str, members: int, strategy: str, arguments: argparse.Namespace) -> dict | None:
+    """The row, measured in a process of its own; None (said on stderr) if that process failed."""
     command = [
         sys.executable,
         __file__,
@@ -175,7 +176,8 @@ def _run_in_own_process(method: str, members: int, strategy: str, arguments: arg
     ]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        sys.exit(f"{method} at N = {members} failed:\n{completed.stderr[-2000:]}")
+        print(f"{method} {strategy} at N = {members} failed:\n{completed.stderr[-2000:]}", file=sys.stderr, flush=True)
+        return None
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -259,7 +261,7 @@ def main() -> None:
     if "graph" in strategies and not arguments.device.startswith("cuda"):
         parser.error(f"--strategies: graph replays CUDA graphs, and --device is {arguments.device}")
     started = time.perf_counter()
-    rows = []
+    rows, failed = [], []
     runs = [(method, UNFUSED, "unfused") for method in methods]
     runs += [(method, size, strategy) for method in methods for strategy in strategies for size in sizes]
     for method, members, strategy in runs:
@@ -267,12 +269,18 @@ def main() -> None:
         row = next((row for row in on_file if _key(row) == wanted), None)
         if row is None:
             row = _run_in_own_process(method, members, strategy, arguments)
+            if row is None:  # the rows after it are still measured: a failed graph leaves the eager ones
+                failed.append(f"{method} {strategy} N={members}")
+                continue
             if arguments.output:
                 arguments.output.parent.mkdir(parents=True, exist_ok=True)
                 with arguments.output.open("a") as output:
                     output.write(json.dumps(row) + "\n")
         rows.append(row)
-    _print_table(rows, time.perf_counter() - started)
+    if rows:
+        _print_table(rows, time.perf_counter() - started)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

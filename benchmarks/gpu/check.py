@@ -113,6 +113,7 @@ def train_runs(
         wall = time.perf_counter() - started
         rows.append(_row(name, result, wall))
         print(f"{name}: {result.status}, epoch 0 took {result.history[0]['epoch_seconds']:.1f} s", flush=True)
+        print(HEADER, rows[-1], sep="\n", flush=True)  # each row as it ends: a run cut later keeps it
     return rows
 
 

@@ -39,6 +39,11 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 "$python" -c "import sys, torch, torchvision, ray, optuna, mlflow, pydantic, smcl_tune.study.runner
 print(sys.version.split()[0], torch.__version__, torchvision.__version__, ray.__version__, optuna.__version__, mlflow.__version__)" \
     >> "$out/00_setup.txt" 2>&1
+if ! "$python" -c "import ray, optuna, mlflow, pydantic" >> "$out/00_setup.txt" 2>&1; then
+    # every section needs them: say so at once rather than in eight files of import errors
+    echo "Ray, Optuna, MLflow or pydantic is missing: build .gpu-data/wheels (WITH_STUDY=1 bash benchmarks/gpu/bundle.sh) and carry it" >> "$out/00_setup.txt"
+    exit 2
+fi
 echo "setup done at ${SECONDS} s" >> "$out/00_setup.txt"
 
 if [[ $part != study ]]; then
@@ -86,7 +91,7 @@ echo "check ended at ${SECONDS} s (exit $?)" >> "$out/01_gpu_check.log"
         # study's group size (study_at_epochs.py --graphs compares these rows)
         timeout -k 10 "${FUSE_STUDY_SECONDS:-90}" "$python" benchmarks/fused_speed.py --device cuda \
             --members "${FUSE_STUDY_SIZES:-16}" --steps "${FUSE_STEPS:-20}" --methods smcl_half \
-            --strategies graph,vmap --output "$out/fused_speed.jsonl"
+            --strategies vmap,graph --output "$out/fused_speed.jsonl"  # eager first: the study's budget needs it
     fi
     echo "fusion sweep ended at ${SECONDS} s (exit $?)"
 } > "$out/01b_fused_speed.txt" 2>&1
@@ -119,8 +124,10 @@ else
     study_args=(--seconds "$study_seconds" --log "$out/01_gpu_check.log" --fused-rows "$fused_rows")
     [[ -n $graphs_tested ]] && study_args+=(--graphs)  # graphed steps only once their CUDA tests passed
     fallback_args=(--epochs 10)
-    # no fused group ran on this GPU (the sweep wrote no GPU row): the same trials, unfused, packed 4 to the GPU
-    grep -q '"device": "cuda' "$fused_rows" 2>/dev/null || fallback_args=(--epochs 6 --unfused)
+    # no fused group ran on this GPU (the sweep wrote no fused GPU row, only its unfused trials'): the
+    # same trials, unfused, packed 4 to the GPU
+    grep -qE '"device": "cuda[^"]*", "method": "[a-z_]+", "members": [1-9][0-9]*, "strategy": "(vmap|graph)"' \
+        "$fused_rows" 2>/dev/null || fallback_args=(--epochs 6 --unfused)
 fi
 {
     if (( study_seconds < 60 )); then

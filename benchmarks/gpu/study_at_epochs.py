@@ -33,6 +33,10 @@ from smcl_tune.studyfile.study import load_study
 
 # --unfused: 4 trials at a quarter of the GPU each, as the first GPU run packed them (16 cores)
 PACKED_TRIALS, PACKED = 4, {"cpus": 3, "gpus": 0.25, "fuse": 1}
+# A fused study's share of its seconds that its steps may take: the sweep's bare steps leave out
+# each epoch's checkpoints and reports of every member through Ray Tune, which a member's next
+# epoch waits for, and its members end together, so a study cut before its end ranks no trial.
+FUSED_STEP_SHARE = 0.8
 WAVE_ALLOWANCE_S = 45  # a wave's Ray start, image decoding and final test evaluation (a guess: see the log)
 PACKED_ROW = re.compile(r"^packed-\d+\s+\d+\s+([0-9.]+)\s")
 
@@ -62,7 +66,8 @@ def fused_seconds_per_epoch(
     rows_file: Path, fuse: int, train_images: int, batch: int, strategy: str = "vmap"
 ) -> float | None:
     """A member's s/epoch in a group of `fuse`: its s/step at the smallest measured group of at
-    least `fuse` members (else the largest), on the GPU, by `strategy`, times the epoch's steps.
+    least `fuse` members (else the largest, scaled up to `fuse` members in proportion: a step of
+    more members is not assumed cheaper), on the GPU, by `strategy`, times the epoch's steps.
     The rows of SMCL members that mask half the time (`smcl_half`, a study's members' case: their
     decisions differ) if the sweep has them, else, eagerly, those of SMCL members that all mask.
     A graphed step's cost depends on that difference (it runs the passes of both kinds), so a
@@ -73,7 +78,8 @@ def fused_seconds_per_epoch(
         if rows:
             at_least = [row for row in rows if row["members"] >= fuse]
             row = min(at_least, key=lambda r: r["members"]) if at_least else max(rows, key=lambda r: r["members"])
-            return row["member_seconds_per_step"] * math.ceil(train_images / batch)
+            scale = max(1.0, fuse / row["members"])
+            return row["member_seconds_per_step"] * scale * math.ceil(train_images / batch)
     return None
 
 
@@ -144,8 +150,10 @@ def main() -> int:
         if per_epoch is None or arguments.seconds is None:
             print(f"give --epochs, or --seconds with {source}", file=sys.stderr)
             return 2
-        epochs = min(arguments.max_epochs, epochs_for(arguments.seconds, per_epoch, trials, concurrent))
-        print(f"{per_epoch:.2f} s/epoch {how}, {trials} trials, {arguments.seconds:.0f} s: {epochs} epochs")
+        share = FUSED_STEP_SHARE if fuse > 1 else 1.0
+        epochs = min(arguments.max_epochs, epochs_for(arguments.seconds * share, per_epoch, trials, concurrent))
+        of_it = f" ({share:.0%} of it for steps)" if share < 1 else ""
+        print(f"{per_epoch:.2f} s/epoch {how}, {trials} trials, {arguments.seconds:.0f} s{of_it}: {epochs} epochs")
     arguments.out.write_text(yaml.safe_dump(rescaled(study, epochs, arguments.storage, arguments.cpu), sort_keys=False))
     return 0
 

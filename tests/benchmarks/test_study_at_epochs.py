@@ -67,10 +67,14 @@ def test_a_fused_study_takes_its_budget_from_the_fusion_sweep(tmp_path):
     recipe = ROOT / "studies" / "cifar10_lt_gpu_recipe.yaml"
     done = _run(tmp_path, "--seconds", "345", "--fused-rows", str(rows), study=recipe)
     assert done.returncode == 0, done.stderr
-    # 0.03 x 97 = 2.91 s/epoch; 15 trials in one group: one wave of 345 s, 45 s of it for start-up
-    assert done.stdout.strip() == "2.91 s/epoch a member fused at 15, 15 trials, 345 s: 103 epochs"
+    # 0.03 x 97 = 2.91 s/epoch; 15 trials in one group: one wave of 80% of 345 s, 45 s of it for start-up
+    assert done.stdout.strip() == "2.91 s/epoch a member fused at 15, 15 trials, 345 s (80% of it for steps): 79 epochs"
     study = load_study(tmp_path / "study.yaml")
-    assert study.base_trial.training.epochs == 103 and study.config.resources.fuse == 15
+    assert study.base_trial.training.epochs == 79 and study.config.resources.fuse == 15
+    # measured at 8 members only (the larger rows cut): a step of 15 is taken to cost 15 / 8 of it
+    rows.write_text(json.dumps(lines[0]) + "\n")
+    done = _run(tmp_path, "--seconds", "345", "--fused-rows", str(rows), study=recipe)
+    assert done.stdout.strip() == "3.64 s/epoch a member fused at 15, 15 trials, 345 s (80% of it for steps): 63 epochs"
     refused = _run(tmp_path, "--seconds", "345", "--log", str(tmp_path / "no.log"), study=recipe)
     assert refused.returncode == 2 and "--fused-rows" in refused.stderr
 
@@ -98,10 +102,12 @@ def test_a_fused_study_is_graphed_when_its_tested_graphs_beat_the_eager_rows(tmp
         written = yaml.safe_load((tmp_path / "study.yaml").read_text())["trial"]["training"]
         return done.stdout.strip().splitlines()[-1], bool(written.get("cuda_graph"))
 
-    # 0.02 x 97 = 1.94 s/epoch against 2.91 eager: one wave of 345 s, 45 s of it for start-up
-    graphed_study = "1.94 s/epoch a member fused at 15, its steps graphed, 15 trials, 345 s: 154 epochs"
+    # 0.02 x 97 = 1.94 s/epoch against 2.91 eager: one wave of 80% of 345 s, 45 s of it for start-up
+    graphed_study = (
+        "1.94 s/epoch a member fused at 15, its steps graphed, 15 trials, 345 s (80% of it for steps): 119 epochs"
+    )
     assert run(eager, graphed) == (graphed_study, True)
-    eager_study = "2.91 s/epoch a member fused at 15, 15 trials, 345 s: 103 epochs"
+    eager_study = "2.91 s/epoch a member fused at 15, 15 trials, 345 s (80% of it for steps): 79 epochs"
     assert run(eager, graphed, graphs=False) == (eager_study, False)
     assert run(eager, {**graphed, "graph_replays": 0}) == (eager_study, False)
     assert run(eager, {**graphed, "member_seconds_per_step": 0.035}) == (eager_study, False)
@@ -110,7 +116,7 @@ def test_a_fused_study_is_graphed_when_its_tested_graphs_beat_the_eager_rows(tmp
 
 
 def test_a_fused_study_without_a_fused_row_runs_unfused_packed_four_to_the_gpu(tmp_path):
-    """gpu_run.sh's fallback when the fusion sweep wrote no GPU row (fusion failed on the GPU): the
+    """gpu_run.sh's fallback when the fusion sweep wrote no fused GPU row (fusion failed on the GPU): the
     same trials, each its own, four at a time at a quarter of the GPU."""
     recipe = ROOT / "studies" / "cifar10_lt_gpu_recipe.yaml"
     done = _run(tmp_path, "--epochs", "6", "--unfused", study=recipe)
