@@ -1,11 +1,11 @@
 """Fused members against their trials under CUDA's bf16 autocast, emulated on the CPU.
 
 The CPU's autocast leaves a vmapped convolution in float32, CUDA's casts it to bf16; the emulation
-(tests/trial/test_float32_norm.py) casts every convolution as CUDA's autocast does. Each member of
+(tests/trial/test_folded_norm.py) casts every convolution as CUDA's autocast does. Each member of
 METHODS (tests/trial/test_fused_group.py: every method and classifier loss) steps in a group, eagerly
 or through the recorded group step that CUDA captures, one step at a time from its trial's state,
 and the script prints, per member, the largest relative difference of its loss from its trial's.
-Without float32_norm.py, every fused step stopped with "expected scalar type BFloat16 but found Float".
+Without folded_norm.py, every fused step stopped with "expected scalar type BFloat16 but found Float".
 
     .venv/bin/python benchmarks/fused_autocast.py [--architecture resnet32] [--steps 12]
 """
@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: the packages are found from the 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from tests.conftest import _tiny_config
-from tests.trial.test_float32_norm import _cuda_like_autocast
+from tests.trial.test_folded_norm import _cuda_like_autocast
 from tests.trial.test_fused_group import METHODS, _every_method, _in_lockstep
 from tests.trial.test_group_graphs import _with_graphs
 

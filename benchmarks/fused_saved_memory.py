@@ -4,7 +4,7 @@ unfused trial's, ResNet-32 on 32x32 images, on the CPU.
 The bytes of every distinct storage the pass saves for its backward (saved_tensors_hooks), for one
 vmapped pass of N members (the pass a fused group runs on CUDA) divided by N, against one member's
 own pass (its trial's). In float32, and under CUDA's bf16 autocast emulated as in
-tests/trial/test_float32_norm.py (every convolution cast to bf16). Activations, not weights: what
+tests/trial/test_folded_norm.py (every convolution cast to bf16). Activations, not weights: what
 grows with the batch, and what the goal of a member within 1.2x of its trial's memory is about.
 
     .venv/bin/python benchmarks/fused_saved_memory.py [--members 4] [--batch 128]
@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a file: the packages are found from the 
 
 from smcl_tune.models import build_network
 from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork
-from tests.trial.test_float32_norm import _cuda_like_autocast
+from tests.trial.test_folded_norm import _cuda_like_autocast
 
 
 def saved_mib(run) -> dict[str, float]:

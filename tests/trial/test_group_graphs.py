@@ -398,10 +398,11 @@ def test_a_slot_refilled_by_a_member_of_another_shape_is_recorded_anew(tiny_conf
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA's bf16 autocast runs on a CUDA device only")
 def test_fused_members_on_cuda_step_as_their_trials_within_bf16_rounding():
     """On CUDA every pass runs under bf16 autocast, the members' vmapped passes too (their
-    BatchNorm in float32: float32_norm.py): stepped eagerly or recorded, each member's loss is its
-    trial's, step by step from equal states, within bf16's rounding."""
+    BatchNorm one kernel over their folded channels: folded_norm.py): stepped eagerly or
+    recorded, each member's loss is its trial's, step by step from equal states, within bf16's
+    rounding."""
     from tests.conftest import _tiny_config  # a plain import: the GPU run's pytest loads no conftest
-    from tests.trial.test_float32_norm import members_step_as_their_trials_within_bf16_rounding
+    from tests.trial.test_folded_norm import members_step_as_their_trials_within_bf16_rounding
 
     for recorded in (False, True):
         members_step_as_their_trials_within_bf16_rounding(_tiny_config, recorded, torch.device("cuda"))

@@ -24,8 +24,9 @@ import copy
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from smcl_tune.trial.fused.folded_norm import FoldedBatchNorm
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,9 @@ class KeptRowsBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.shape[0]
-        # in float32, and back in x's dtype: a vmapped batch norm refuses bf16 (float32_norm.py)
-        kept = KeptRowsCopy.apply(x.float(), self.keeps_all, self.head_count)
+        kept = KeptRowsCopy.apply(x, self.keeps_all, self.head_count)
         mean, variance = self.running_mean.clone(), self.running_var.clone()  # torch's pass moves these
-        out = F.batch_norm(kept, mean, variance, self.weight, self.bias, True, self.momentum, self.eps)
+        out = FoldedBatchNorm.apply(kept, self.weight, self.bias, mean, variance, self.momentum, self.eps)
         with torch.no_grad():
             # torch moved the running variance by m * var * N / (N - 1) over all N = n H W values
             # of `kept`; BatchNorm2d over the kept rows alone moves it by m * var * M / (M - 1)
@@ -107,7 +107,7 @@ class KeptRowsBatchNorm2d(nn.Module):
             self.running_var.copy_(variance + moved * (((every - 1) / every) * own / (own - 1) - 1))
             self.running_mean.copy_(mean)
             self.num_batches_tracked.add_(1)
-        return out.to(x.dtype)
+        return out
 
 
 def kept_rows(network: nn.Module) -> tuple[nn.Module, list[str]]:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from smcl_tune.trial.fused.float32_norm import float32_norms
+from smcl_tune.trial.fused.folded_norm import folded_norms
 from smcl_tune.trial.fused.kept_rows_norm import KeptRows, kept_rows
 
 STRATEGIES = ("vmap", "loop")
@@ -39,7 +39,7 @@ class StackedNetwork:
         self.strategy = strategy
         self.params, self.buffers = stack_module_state(list(networks))  # parameters: leaves that take grads
         self.base = copy.deepcopy(networks[0]).to("meta")  # the structure; its own weights are never used
-        self.vmapped_base = float32_norms(self.base)  # the structure of a vmapped pass (float32_norm.py)
+        self.vmapped_base = folded_norms(self.base)  # the structure of a vmapped pass (folded_norm.py)
         self.size = len(networks)
         self.indices: dict[tuple[int, ...], torch.Tensor] = {}
         self.dtype = next(iter(self.params.values())).dtype
