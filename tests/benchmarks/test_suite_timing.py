@@ -21,7 +21,10 @@ def test_the_plugin_writes_a_row_per_test_and_the_table_sums_them_by_file(tmp_pa
     # one process, as the docstring runs it (not a worker of the xdist run this test may be in)
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")}
     env["PER_TEST_CPU_OUT"] = str(rows)
-    ran = _run("-m", "pytest", "-q", "-p", "benchmarks.per_test_cpu", "-p", "no:cacheprovider", str(tests), env=env)
+    # --rootdir: the rows' test ids from tmp_path, wherever the checkout is (pytest would otherwise take
+    # the common folder of the checkout and tmp_path when it has one, such as /tmp)
+    plugin = ("-p", "benchmarks.per_test_cpu", "-p", "no:cacheprovider", "--rootdir", str(tmp_path))
+    ran = _run("-m", "pytest", "-q", *plugin, str(tests), env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     written = {row["test"].split("::")[1]: row for row in map(json.loads, rows.read_text().splitlines())}
     assert sorted(written) == ["test_quick", "test_slow"]
