@@ -82,9 +82,13 @@ def capture_failure(error: BaseException) -> str:
     which Python raises with the step's error as its context."""
     cause = list(error_chain(error))[-1]
     reason = first_line(cause)
-    ours = [frame for frame in traceback.extract_tb(cause.__traceback__) if _in_smcl_tune(frame.filename)]
-    if ours and PurePath(ours[-1].filename).name not in CAPTURING_MODULES:
-        reason += f" (at {_in_smcl_tune(ours[-1].filename)}:{ours[-1].lineno})"
+    ours = [
+        (path, frame.lineno)
+        for frame in traceback.extract_tb(cause.__traceback__)
+        if (path := _in_smcl_tune(frame.filename)) is not None
+    ]
+    if ours and PurePath(ours[-1][0]).name not in CAPTURING_MODULES:
+        reason += f" (at {ours[-1][0]}:{ours[-1][1]})"
     if cause is not error:
         reason += f"; then: {first_line(error)}"
     return reason
