@@ -8,7 +8,9 @@ study: the packed trials' median s/epoch from the check's log, trials in waves o
 the group size (benchmarks/fused_speed.py, SMCL, the slowest method) times the steps of an epoch of
 `--train-images`, in waves of `max_concurrent` groups. With `--graphs` (the CUDA tests of the graphed
 steps passed), the study's steps are replayed as CUDA graphs (`training.cuda_graph`) when the
-sweep's graphed rows of members that mask half the time beat its eager ones.
+sweep's graphed rows of members that mask half the time beat its eager ones. A fused study whose
+`--fused-rows` hold no fused GPU row (fusion failed on the GPU: the sweep measured only unfused
+trials) runs unfused instead, as `--unfused` does, its budget taken from `--log`.
 
     python benchmarks/gpu/study_at_epochs.py studies/cifar10_lt_gpu.yaml --epochs 30 --out /tmp/s.yaml
 """
@@ -60,6 +62,15 @@ def _sweep_rows(rows_file: Path, method: str, strategy: str) -> list[dict]:
         and row["device"].startswith("cuda")
         and (strategy != "graph" or (row.get("graph_replays") and not row.get("graph_failed")))
     ]
+
+
+def has_fused_gpu_rows(rows_file: Path) -> bool:
+    """Whether the sweep measured any fused group on the GPU (a row of one member or more, eager or
+    graphed), whatever its method: if not, fusion failed there."""
+    if not rows_file.exists():
+        return False
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+    return any(row["device"].startswith("cuda") and row.get("strategy") in ("vmap", "graph") for row in rows)
 
 
 def fused_seconds_per_epoch(
@@ -122,14 +133,19 @@ def main() -> int:
     )
     arguments = parser.parse_args()
     study = yaml.safe_load(arguments.study.read_text())
+    fused = study.get("resources", {}).get("fuse", 1) > 1
+    if fused and not arguments.cpu and arguments.fused_rows and not has_fused_gpu_rows(arguments.fused_rows):
+        print(f"no fused GPU row in {arguments.fused_rows}: the trials unfused, packed {PACKED_TRIALS} to the GPU")
+        arguments.unfused = True
     if arguments.unfused:
         study.update(resources=PACKED, max_concurrent=PACKED_TRIALS)
         study["trial"]["training"]["num_threads"] = PACKED["cpus"]
     epochs = arguments.epochs
     if epochs is None:
         planned = load_study(arguments.study)
-        fuse = planned.config.resources.fuse
-        trials, concurrent = planned.planned_trials, planned.config.max_concurrent * fuse
+        fuse = 1 if arguments.unfused else planned.config.resources.fuse
+        concurrent = PACKED_TRIALS if arguments.unfused else planned.config.max_concurrent * fuse
+        trials = planned.planned_trials
         if fuse > 1:
             rows = arguments.fused_rows
             batch = planned.base_trial.training.batch_size

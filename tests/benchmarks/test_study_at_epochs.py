@@ -115,14 +115,40 @@ def test_a_fused_study_is_graphed_when_its_tested_graphs_beat_the_eager_rows(tmp
     assert run(graphed)[1] is True
 
 
-def test_a_fused_study_without_a_fused_row_runs_unfused_packed_four_to_the_gpu(tmp_path):
-    """gpu_run.sh's fallback when the fusion sweep wrote no fused GPU row (fusion failed on the GPU): the
-    same trials, each its own, four at a time at a quarter of the GPU."""
-    recipe = ROOT / "studies" / "cifar10_lt_gpu_recipe.yaml"
-    done = _run(tmp_path, "--epochs", "6", "--unfused", study=recipe)
-    assert done.returncode == 0, done.stderr
-    study = load_study(tmp_path / "study.yaml")
+def _packed_four_to_the_gpu(out: Path, epochs: int) -> bool:
+    study = load_study(out)
     resources = study.config.resources
-    assert (resources.fuse, resources.gpus, resources.cpus, study.config.max_concurrent) == (1, 0.25, 3, 4)
-    assert study.base_trial.training.epochs == 6 and study.base_trial.training.num_threads == 3
-    assert study.planned_trials == 15
+    return (
+        (resources.fuse, resources.gpus, resources.cpus, study.config.max_concurrent) == (1, 0.25, 3, 4)
+        and study.base_trial.training.epochs == epochs
+        and study.base_trial.training.num_threads == 3
+        and study.planned_trials == 15
+    )
+
+
+def test_a_fused_study_without_a_fused_row_runs_unfused_packed_four_to_the_gpu(tmp_path):
+    """When the fusion sweep wrote no fused GPU row (fusion failed on the GPU: only its unfused trials
+    and a CPU row), gpu_run.sh's calls run the same trials, each its own, four at a time at a quarter of
+    the GPU, priced by the packed trials' table; with a fused GPU row the study stays fused."""
+    recipe, out = ROOT / "studies" / "cifar10_lt_gpu_recipe.yaml", tmp_path / "study.yaml"
+    rows, log = tmp_path / "fused_speed.jsonl", tmp_path / "gpu_check.log"
+    log.write_text(PACKED_TABLE)
+    unfused = {"device": "cuda", "method": "smcl", "members": 1, "strategy": "unfused", "member_seconds_per_step": 0.01}
+    on_cpu = {**unfused, "device": "cpu", "members": 16, "strategy": "vmap"}
+    rows.write_text(json.dumps(unfused) + "\n" + json.dumps(on_cpu) + "\n")
+    done = _run(tmp_path, "--seconds", "332", "--log", str(log), "--fused-rows", str(rows), study=recipe)
+    assert done.returncode == 0, done.stderr
+    # 15 trials in 4 waves of 83 s, 45 s of each for start-up, at the packed median 2.2265 s/epoch
+    assert done.stdout.splitlines() == [
+        f"no fused GPU row in {rows}: the trials unfused, packed 4 to the GPU",
+        "2.23 s/epoch packed, 15 trials, 332 s: 17 epochs",
+    ]
+    assert _packed_four_to_the_gpu(out, 17)
+    # gpu_run.sh's fallback call, when no budget can be priced; --unfused says it outright
+    assert _run(tmp_path, "--epochs", "6", "--fused-rows", str(rows), study=recipe).returncode == 0
+    assert _packed_four_to_the_gpu(out, 6)
+    assert _run(tmp_path, "--epochs", "6", "--unfused", study=recipe).returncode == 0
+    assert _packed_four_to_the_gpu(out, 6)
+    rows.write_text(json.dumps({**on_cpu, "device": "cuda:0", "strategy": "graph"}) + "\n")
+    assert _run(tmp_path, "--epochs", "6", "--fused-rows", str(rows), study=recipe).returncode == 0
+    assert load_study(out).config.resources.fuse == 15
