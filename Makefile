@@ -8,8 +8,9 @@ FAST := -m "not slow and not ray and not browser"
 # fixtures are made once), the files in the order tests/conftest.py gives them (longest first), not
 # xdist's. The tests wait on studies, servers and browsers more than they compute; with one Ray per
 # worker shared by the studies that need no Ray of their own (tests/conftest.py), the whole suite
-# took 9 min 48 s in two workers against 17 min in one process on this 2-core machine
-# (docs/RESULTS.md, issue 36). WORKERS=0 runs it in one process.
+# takes 13-15 min in two workers against 24 min in one process on a 2-core machine (docs/RESULTS.md:
+# 814.85 s, and 1461.90 s in one process, 2026-12-06; a third worker was slower). WORKERS=0 runs it
+# in one process.
 WORKERS ?= 2
 
 .PHONY: test test-fast lint quickstart install clean

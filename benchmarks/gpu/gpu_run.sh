@@ -11,9 +11,17 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:?set OUT to the folder for the results}
 mkdir -p "$out"
-budget=${GPU_RUN_SECONDS:-420}  # the whole script, seconds
 python=${PYTHON:-python3}
-storage=${GPU_RUN_STORAGE:-/tmp/gpu-study}
+if [[ -n ${GPU_RUN_DRY:-} ]]; then
+    # a store of this run's own, under $OUT: a dry run that found an earlier one's (cut by its
+    # timeout) would resume its last trials rather than run the study; time for the 15 to end here
+    budget=${GPU_RUN_SECONDS:-540}
+    storage=${GPU_RUN_STORAGE:-$out/gpu-study}
+    [[ -z ${GPU_RUN_STORAGE:-} ]] && rm -rf "$storage"
+else
+    budget=${GPU_RUN_SECONDS:-420}  # the whole script, seconds
+    storage=${GPU_RUN_STORAGE:-/tmp/gpu-study}  # outside $OUT: the device tool brings back 8 files at most
+fi
 study_file=${GPU_STUDY:-studies/cifar10_lt_gpu_recipe.yaml}  # fused: its budget comes from section 1b
 study_name=$(basename "$study_file" .yaml)
 export PYTHONUNBUFFERED=1 RAY_DEDUP_LOGS=0

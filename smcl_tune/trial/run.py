@@ -60,8 +60,9 @@ def restore(parts: TrialComponents, checkpoint: TrialCheckpoint) -> None:
     """The network, optimizer and generators as the checkpoint saved them."""
     parts.network.load_state_dict(checkpoint.network)
     parts.optimizer.load_state_dict(checkpoint.optimizer)
-    parts.generators.batches.set_state(checkpoint.batch_generator)
-    parts.generators.steps.set_state(checkpoint.step_generator)
+    parts.generators.load(
+        checkpoint.batch_generator, checkpoint.step_generator, checkpoint.config["training"]["seed"], checkpoint.epoch
+    )
 
 
 def run_trial(

@@ -2,6 +2,7 @@
 environment that changed (data moved, another device) keeps the checkpoint."""
 
 import logging
+import shutil
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ import torch
 import smcl_tune
 from smcl_tune.config import trial_config_from_dict
 from smcl_tune.trial.checkpoint import CHECKPOINT_NAME, resumable_checkpoint
+from smcl_tune.trial.fused.group_run import run_fused_group
+from smcl_tune.trial.run import run_trial
 
 
 def _checkpoint(folder, config, version=smcl_tune.__version__):
@@ -81,3 +84,36 @@ def test_a_checkpoint_of_another_configuration_is_set_aside_naming_what_differs(
         f"was written by another trial configuration (method.temperature: {written.method.temperature!r} -> 0.3)"
         in (caplog.text)
     )
+
+
+def _as_written_on_cuda(folder):
+    """The checkpoint in `folder` as a trial on CUDA (the memory loader) writes it: its batch
+    generator's state is a CUDA generator's, its seed and Philox offset (16 bytes)."""
+    state = torch.load(folder / CHECKPOINT_NAME, weights_only=True)
+    state["batch_generator"] = torch.tensor([state["config"]["training"]["seed"] + 1, 4096]).view(torch.uint8)
+    torch.save(state, folder / CHECKPOINT_NAME)
+    return folder
+
+
+def test_a_trial_checkpointed_on_cuda_resumes_on_the_cpu_drawing_its_data_order_anew(tmp_path, tiny_config, caplog):
+    """The device is a run environment (above): the checkpoint is kept, and the batch generator's
+    state, which torch does not load across device kinds, is replaced by a seed of the trial's own,
+    so that the same resume gives the same trial; fused members resume the same way."""
+    config = trial_config_from_dict(tiny_config())
+    first_epoch = tmp_path / "after-epoch-0"
+
+    def keep_first(metrics, checkpoint):
+        if metrics["epoch"] == 0:
+            shutil.copytree(checkpoint, first_epoch)
+
+    run_trial(config, report=keep_first, checkpoint_dir=tmp_path / "run")
+    _as_written_on_cuda(first_epoch)
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.components"):
+        resumed = [run_trial(config, resume_from=first_epoch) for _ in range(2)]
+        fused = run_fused_group([config, tiny_config(seed=1)], resume_from=[first_epoch, None])
+    drawn_anew = "the checkpoint's data order was drawn on another kind of device than this cpu: from epoch 1 on"
+    assert caplog.text.count(drawn_anew) == 3, caplog.text
+    assert [len(result.history) for result in (*resumed, fused[0])] == [2, 2, 2]
+    assert [epoch['loss'] for epoch in resumed[0].history] == [epoch['loss'] for epoch in resumed[1].history]
+    assert resumed[0].test == resumed[1].test
+    assert fused[0].history[1]["loss"] == pytest.approx(resumed[0].history[1]["loss"], rel=1e-2)

@@ -150,8 +150,12 @@ class FusedGroup:
     def restore(self, member: Member, checkpoint: TrialCheckpoint) -> None:
         self.network.load_member_state(member.index, checkpoint.network)
         self.optimizer.load_member_state(member.index, checkpoint.optimizer)
-        member.parts.generators.batches.set_state(checkpoint.batch_generator)
-        member.parts.generators.steps.set_state(checkpoint.step_generator)
+        member.parts.generators.load(
+            checkpoint.batch_generator,
+            checkpoint.step_generator,
+            checkpoint.config["training"]["seed"],
+            checkpoint.epoch,
+        )
         member.epoch, member.selection, member.history = checkpoint.epoch, checkpoint.selection, checkpoint.history
         member.gallery.gallery = checkpoint.gallery
 
