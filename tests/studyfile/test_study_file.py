@@ -204,6 +204,21 @@ BAD_STUDIES = [
         "trial.training.milestone_factors.0: Input should be a finite number",
     ),
     (
+        "a fused study that compiles",
+        lambda r: (r["trial"]["training"].update(device="auto", compile=True), r["resources"].update(fuse=4)),
+        "trial.training.compile: a fused group (resources.fuse: 4) trains its members as one stacked model, "
+        "uncompiled; set resources.fuse: 1 to compile each trial",
+    ),
+    (
+        "a fused study with a compiled baseline",
+        lambda r: (
+            r["trial"]["training"].update(device="auto"),
+            r["baselines"][0]["overrides"].update({"training.compile": True}),
+            r["resources"].update(fuse=2),
+        ),
+        "baselines[0].overrides.training.compile: a fused group (resources.fuse: 2) trains its members",
+    ),
+    (
         "an enormous image size",
         lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/x", "image_size": 1000000}),
         "trial.data.image_size: Input should be less than or equal to 1024",
