@@ -100,10 +100,9 @@ class Seat:
     error: str | None = None
 
 
-@ray.remote(num_cpus=0)
-class GroupWorker:
+class GroupTrainer:
     """Trains its members' epochs in lockstep in a thread of its own; the members' calls wait on a
-    condition for their reports."""
+    condition for their reports. A study runs it as a Ray actor, GroupWorker."""
 
     def __init__(
         self,
@@ -215,11 +214,15 @@ class GroupWorker:
                     continue
                 free = self.size if group is None else group.free_slots()
                 joining = [seat for seat in self.seats.values() if seat.member is None][:free]
+            if data is None and joining:
+                # the data first, then the members: trials whose actors Ray starts meanwhile join the
+                # first epoch rather than the next, where they would stay one epoch behind to the end
+                config = trial_config_from_dict(joining[0].config)
+                device = resolve_device(config.training.device)
+                data = build_trial_data(config.data).to(device)
+                continue
             for seat in joining:
                 config = trial_config_from_dict(seat.config)
-                if data is None:
-                    device = resolve_device(config.training.device)
-                    data = build_trial_data(config.data).to(device)
                 member = new_member(0, config, data, device, self._poster(seat), Path(seat.checkpoint_dir))
                 if group is None:
                     group = self.group = FusedGroup([member], device, size=self.size)
@@ -293,6 +296,9 @@ class GroupWorker:
                 if group is not None and seat.member is not None and seat.member in group.members:
                     group.release(seat.member)
                 del self.seats[token]
+
+
+GroupWorker = ray.remote(num_cpus=0)(GroupTrainer)
 
 
 @contextmanager
