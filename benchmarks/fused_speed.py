@@ -102,7 +102,7 @@ def measure(method: str, members: int, steps: int, batch: int, device_name: str,
         config.training.max_steps_per_epoch = steps
     captured, recorded, warm_peak = 0, {}, 0.0
     if strategy == "graph" and members != UNFUSED:
-        warm_peak = _peak_mib(device)  # a newcomer's network, built on CUDA, resets the allocator's peak
+        warm_peak = _peak_mib(device)  # the warm-up's peak, whatever the refill does to the allocator's
         _refill(group, configs, data, device)
         captured, recorded = group.graphs.captures, dict(group.graphs.graphs)
     timed = sorted(

@@ -33,10 +33,7 @@ def build_trial_network(config: TrialConfig, num_classes: int, device: torch.dev
     """The trial's network at its seeded initial weights, on `device`."""
     torch.manual_seed(config.training.seed)
     network = build_network(config.model.architecture, num_classes, config.model.projection_dim, config.classifier)
-    network = on_device(network, device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    return network
+    return on_device(network, device)
 
 
 def build_optimizer(network: nn.Module, training: TrainingConfig) -> CapturableSGD:

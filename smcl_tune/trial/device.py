@@ -48,8 +48,15 @@ def training_network(network: nn.Module, training: TrainingConfig, device: torch
     return torch.compile(network, mode=training.compile_mode)
 
 
+def start_gpu_memory_peak(device: torch.device) -> None:
+    """gpu_memory_metrics' peaks count from now: a trial's start, or a fused group's (whose members
+    share the process: a member that joins later does not start them again)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def gpu_memory_metrics(device: torch.device) -> dict[str, float]:
-    """Peak GPU memory of this process since the trial started, MiB (empty off CUDA)."""
+    """Peak GPU memory of this process since the trial or its fused group started, MiB (empty off CUDA)."""
     if device.type != "cuda":
         return {}
     return {

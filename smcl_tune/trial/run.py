@@ -22,7 +22,7 @@ from smcl_tune.method.step import StepLoss
 from smcl_tune.results import TrialResult, TrialState
 from smcl_tune.trial.checkpoint import TrialCheckpoint, resumable_checkpoint
 from smcl_tune.trial.components import TrialComponents
-from smcl_tune.trial.device import gpu_memory_metrics, resolve_device
+from smcl_tune.trial.device import gpu_memory_metrics, resolve_device, start_gpu_memory_peak
 from smcl_tune.trial.epoch import train_one_epoch
 from smcl_tune.trial.evaluation import validation_metrics
 from smcl_tune.trial.gallery_capture import GalleryCapture
@@ -92,6 +92,7 @@ def run_trial(
     device = resolve_device(training.device)
     data = (data or build_trial_data(config.data)).to(device)
     parts = TrialComponents.build(config, data, device)
+    start_gpu_memory_peak(device)
     epoch, selection, history = 0, Selection(), []
     gallery = GalleryCapture(parts.settings, data.mean, data.std, None)
     checkpoint = None if resume_from is None else resumable_checkpoint(Path(resume_from), config)

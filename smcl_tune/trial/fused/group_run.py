@@ -30,7 +30,7 @@ from smcl_tune.models import build_network
 from smcl_tune.results import TrialResult, TrialState
 from smcl_tune.trial.checkpoint import TrialCheckpoint, resumable_checkpoint
 from smcl_tune.trial.components import TrialComponents, on_device
-from smcl_tune.trial.device import autocast, gpu_memory_metrics, resolve_device
+from smcl_tune.trial.device import autocast, gpu_memory_metrics, resolve_device, start_gpu_memory_peak
 from smcl_tune.trial.epoch import EpochCounts, EpochSums, epoch_metrics
 from smcl_tune.trial.evaluation import validation_metrics
 from smcl_tune.trial.fused.fusible import check_fusible
@@ -101,6 +101,7 @@ class FusedGroup:
         self.counts = self.members[0].parts.counts  # the condition's: every member trains on one data
         # the steps' CUDA graphs (training.cuda_graph, which members share: fusible.py); None: eager
         self.graphs: GroupGraphs | None = group_graphs(self, self.members[0].config.training.cuda_graph)
+        start_gpu_memory_peak(device)  # the members' gpu_memory_peak_mib: the group's, from its start
 
     def free_slots(self) -> int:
         return self.size - len(self.members)
