@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -176,20 +177,28 @@ class GroupTrainer:
 
     # -- the training thread -----------------------------------------------------------------------
     def _run(self) -> None:
+        data_error = broken = None
         try:
             self._train()
         except DataSourceError as error:  # not the members' fault: the study stops on it (trial_data_error.py)
             log.error("the fused group cannot read its data: %s", error)
-            with self.condition:
-                self.data_error = str(error)
-                self.broken = f"the fused group cannot read its data: {error}"
-                self.condition.notify_all()
+            data_error, broken = str(error), f"the fused group cannot read its data: {error}"
         except BaseException as error:  # every member's trial fails with it, and is retried
-            message = f"the fused group failed: {error!r}\n{traceback.format_exc()}"
-            log.error(message)
-            with self.condition:
-                self.broken = message
-                self.condition.notify_all()
+            broken = f"the fused group failed: {error!r}\n{traceback.format_exc()}"
+            log.error(broken)
+        self._let_go()  # before the members hear of it: their retried trials may start a group here
+        with self.condition:
+            self.data_error, self.broken = data_error, broken
+            self.condition.notify_all()
+
+    def _let_go(self) -> None:
+        """A broken group's memory back to the device: the actor lives on until the study ends (its
+        members read why it broke), and their retried trials start a new group, maybe on the same
+        GPU, where the memory this one held would fail it again after an out-of-memory error."""
+        self.group = None
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
 
     def _train(self) -> None:
         import torch
