@@ -114,6 +114,6 @@ def test_a_trial_checkpointed_on_cuda_resumes_on_the_cpu_drawing_its_data_order_
     drawn_anew = "the checkpoint's data order was drawn on another kind of device than this cpu: from epoch 1 on"
     assert caplog.text.count(drawn_anew) == 3, caplog.text
     assert [len(result.history) for result in (*resumed, fused[0])] == [2, 2, 2]
-    assert [epoch['loss'] for epoch in resumed[0].history] == [epoch['loss'] for epoch in resumed[1].history]
+    assert [epoch["loss"] for epoch in resumed[0].history] == [epoch["loss"] for epoch in resumed[1].history]
     assert resumed[0].test == resumed[1].test
     assert fused[0].history[1]["loss"] == pytest.approx(resumed[0].history[1]["loss"], rel=1e-2)
