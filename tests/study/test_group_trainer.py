@@ -15,24 +15,23 @@ from smcl_tune.trial.fused.group_run import FusedGroup
 pytestmark = pytest.mark.slow
 
 
-def _reports_by_round(trainer: GroupTrainer, tokens: list[int]) -> list[list[tuple[int, int, bool]]]:
-    """Each member's calls in turn until all are done: per round, each report read as (member,
-    epoch, done). A group's next epoch waits for every member's call after its last report."""
-    rounds, done = [], set()
-    while len(done) < len(tokens) and len(rounds) < 50:
-        read = []
+def _reports_by_member(trainer: GroupTrainer, tokens: list[int]) -> list[list[tuple[int, bool]]]:
+    """Each member's calls in turn until all are done (a group's next epoch waits for every
+    member's call after its last report): per member, its reports as (epoch, done)."""
+    reports: list[list[tuple[int, bool]]] = [[] for _ in tokens]
+    for _ in range(200):
         for member, token in enumerate(tokens):
-            if member in done:
+            if reports[member] and reports[member][-1][1]:
                 continue
             report = trainer.next_report(token)
             assert report is None or "error" not in report, report
             if report is not None:
-                read.append((member, report["metrics"]["epoch"], report["done"]))
+                reports[member].append((report["metrics"]["epoch"], report["done"]))
                 if report["done"]:
-                    done.add(member)
                     trainer.leave(token)
-        rounds.append(read)
-    return [read for read in rounds if read]
+        if all(mine and mine[-1][1] for mine in reports):
+            break
+    return reports
 
 
 def _member_configs(tiny_config, count: int) -> list[dict]:
@@ -57,6 +56,14 @@ def test_trials_that_join_while_the_group_reads_its_data_train_from_its_first_ep
         return build(config)
 
     monkeypatch.setattr(splits, "build_trial_data", slow_read)
+    trained = []  # per group epoch, its members as (slot, epoch)
+    train_epoch = FusedGroup.train_epoch
+
+    def recorded(group, training):
+        trained.append([(member.index, member.epoch) for member in training])
+        return train_epoch(group, training)
+
+    monkeypatch.setattr(FusedGroup, "train_epoch", recorded)
     trainer = GroupTrainer(3, 1, None, 0.0, "g0")
     configs = _member_configs(tiny_config, 3)
     tokens = [trainer.join(configs[0], str(tmp_path / "m0"), None, None)]
@@ -65,10 +72,8 @@ def test_trials_that_join_while_the_group_reads_its_data_train_from_its_first_ep
         trainer.join(config, str(tmp_path / f"m{seed}"), None, None) for seed, config in enumerate(configs[1:], 1)
     ]
     read.set()
-    assert _reports_by_round(trainer, tokens) == [
-        [(0, 0, False), (1, 0, False), (2, 0, False)],
-        [(0, 1, True), (1, 1, True), (2, 1, True)],
-    ]
+    assert _reports_by_member(trainer, tokens) == [[(0, False), (1, True)]] * 3
+    assert trained == [[(0, 0), (1, 0), (2, 0)], [(0, 1), (1, 1), (2, 1)]]
 
 
 def test_a_group_that_fails_tells_its_members_why_and_lets_go_of_its_memory(tmp_path, tiny_config, monkeypatch):
