@@ -17,6 +17,7 @@ own checkpoints and join new groups, each member at its own epoch.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -123,7 +124,8 @@ class GroupTrainer:
         self.seats: dict[int, Seat] = {}
         self.next_token = 0
         self.thread: threading.Thread | None = None
-        self.broken: str | None = None
+        self.broken: str | None = None  # why the group failed, once it has let go of its memory
+        self.failing = False  # from its failure on: it takes no more trials
         self.data_error: str | None = None  # data no member can read: each member's trial reports it
         self.group = None  # the FusedGroup, from the first member on
 
@@ -135,7 +137,7 @@ class GroupTrainer:
             now = time.monotonic()
             self.reservations = [when for when in self.reservations if now - when < RESERVATION_S]
             members = sum(1 for seat in self.seats.values() if not (seat.left or seat.ended))
-            if self.broken is None and members + len(self.reservations) < self.size:
+            if not self.failing and members + len(self.reservations) < self.size:
                 self.reservations.append(now)
                 return True
             return False
@@ -177,7 +179,7 @@ class GroupTrainer:
 
     # -- the training thread -----------------------------------------------------------------------
     def _run(self) -> None:
-        data_error = broken = None
+        data_error, broken = None, "the fused group's training ended"
         try:
             self._train()
         except DataSourceError as error:  # not the members' fault: the study stops on it (trial_data_error.py)
@@ -186,16 +188,29 @@ class GroupTrainer:
         except BaseException as error:  # every member's trial fails with it, and is retried
             broken = f"the fused group failed: {error!r}\n{traceback.format_exc()}"
             log.error(broken)
-        self._let_go()  # before the members hear of it: their retried trials may start a group here
         with self.condition:
-            self.data_error, self.broken = data_error, broken
-            self.condition.notify_all()
+            self.failing = True  # no more trials reserve a slot here
+        try:
+            self._let_go()  # before the members hear of it: their retried trials may start a group here
+        except BaseException as error:  # after a sticky CUDA error, freeing memory fails too
+            log.warning("the failed fused group could not give its memory back: %r", error)
+        finally:
+            with self.condition:
+                self.data_error, self.broken = data_error, broken
+                self.condition.notify_all()
 
     def _let_go(self) -> None:
-        """A broken group's memory back to the device: the actor lives on until the study ends (its
-        members read why it broke), and their retried trials start a new group, maybe on the same
-        GPU, where the memory this one held would fail it again after an out-of-memory error."""
+        """A failed group's device memory back (its stacked and its members' own weights, optimizer
+        states, data and graph pools): the actor lives on until the study ends (its members read
+        why it failed), and their retried trials start a new group, maybe on the same GPU, where
+        that memory would fail it again after an out-of-memory error."""
+        if self.group is not None:
+            self.group.graphs = None  # the graphs hold the group: a cycle that would outlive it
         self.group = None
+        with self.condition:
+            for seat in self.seats.values():
+                seat.member = None  # its own network, optimizer state and the data's device split
+        gc.collect()
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_initialized():
             torch.cuda.empty_cache()

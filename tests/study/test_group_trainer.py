@@ -1,7 +1,6 @@
 """A fused group's trainer (study/fused_groups.py), without Ray: the members' calls as the trial
 actors make them, one report each per call."""
 
-import gc
 import threading
 import weakref
 
@@ -80,10 +79,10 @@ def test_a_group_that_fails_tells_its_members_why_and_lets_go_of_its_memory(tmp_
     """An out-of-memory error in a step breaks the group: each member's call says why (its trial
     fails and is retried in a new group, maybe on the same GPU), and the group's network, optimizer
     state and data are let go at once, not when the study ends."""
-    groups = []
+    held = []  # the group, and each member's own network
 
     def out_of_memory(group, training):
-        groups.append(weakref.ref(group))
+        held.extend([weakref.ref(group), *(weakref.ref(member.parts.network) for member in training)])
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(FusedGroup, "train_epoch", out_of_memory)
@@ -97,5 +96,26 @@ def test_a_group_that_fails_tells_its_members_why_and_lets_go_of_its_memory(tmp_
         for _ in range(100):
             report = report or trainer.next_report(token)
         assert report is not None and "CUDA out of memory" in report["error"], report
-    gc.collect()
-    assert len(groups) == 1 and groups[0]() is None, "the broken group is still held"
+        # let go of before the members are told: no collection here
+        assert len(held) == 3 and all(ref() is None for ref in held), "the failed group's memory is still held"
+    assert not trainer.reserve(), "a failed group takes no more trials"
+
+
+def test_a_group_that_cannot_give_its_memory_back_still_tells_its_members(tmp_path, tiny_config, monkeypatch):
+    """After a sticky CUDA error (an illegal memory access), freeing memory fails too: the members
+    are told all the same, rather than waiting for reports that never come."""
+
+    def illegal_access(group, training):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    def cannot_free(trainer):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(FusedGroup, "train_epoch", illegal_access)
+    monkeypatch.setattr(GroupTrainer, "_let_go", cannot_free)
+    trainer = GroupTrainer(1, 1, None, 0.0, "g0")
+    token = trainer.join(_member_configs(tiny_config, 1)[0], str(tmp_path / "m0"), None, None)
+    report = None
+    for _ in range(100):
+        report = report or trainer.next_report(token)
+    assert report is not None and "illegal memory access" in report["error"], report
