@@ -251,23 +251,26 @@ def _check_asha_budget(config: StudyConfig, base_trial: TrialConfig) -> None:
             )
 
 
-def _check_fused_compile(config: StudyConfig, base_trial: TrialConfig) -> None:
+def _check_fused_compile(config: StudyConfig) -> None:
     """A fused group trains its members as one stacked model, never compiled: a study that fuses
-    and asks for torch.compile anywhere would train uncompiled without saying so."""
+    and asks for torch.compile anywhere would train uncompiled without saying so. Each run's trial
+    is resolved in each condition, so that an override written as a section is seen too."""
     fuse = config.resources.fuse
     if fuse == 1:
         return
     why = f"a fused group (resources.fuse: {fuse}) trains its members as one stacked model, uncompiled"
-    if base_trial.training.compile:
-        raise ConfigError(f"trial.training.compile: {why}; set resources.fuse: 1 to compile each trial")
     if "training.compile" in config.search:
         raise ConfigError(f"search.training.compile: {why}; search it with resources.fuse: 1")
-    runs = [(f"baselines[{index}].overrides", baseline.overrides) for index, baseline in enumerate(config.baselines)]
+    runs = [("trial", {})]
+    runs += [(f"baselines[{index}].overrides", baseline.overrides) for index, baseline in enumerate(config.baselines)]
     runs += [] if config.confirm is None else [("confirm.overrides", config.confirm.overrides)]
-    runs.append(("conditions", {"training.compile": any(config.conditions.get("training.compile", []))}))
-    for where, overrides in runs:
-        if overrides.get("training.compile"):
-            raise ConfigError(f"{where}.training.compile: {why}; set resources.fuse: 1 to compile each trial")
+    for condition in study_conditions(config.conditions):
+        in_condition = apply_overrides(config.trial, condition.overrides)
+        for where, overrides in runs:
+            if trial_config_from_dict(apply_overrides(in_condition, overrides)).training.compile:
+                if where == "trial" and condition.overrides.get("training.compile"):
+                    where = "conditions"
+                raise ConfigError(f"{where}.training.compile: {why}; set resources.fuse: 1 to compile each trial")
 
 
 def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
@@ -278,4 +281,4 @@ def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
     _check_fixed_runs(config)
     _check_shared_subset(config)
     _check_asha_budget(config, base_trial)
-    _check_fused_compile(config, base_trial)
+    _check_fused_compile(config)

@@ -219,6 +219,15 @@ BAD_STUDIES = [
         "baselines[0].overrides.training.compile: a fused group (resources.fuse: 2) trains its members",
     ),
     (
+        "a fused study with a compiled condition",
+        lambda r: (
+            r["trial"]["training"].update(device="auto"),
+            r.update(conditions={"training.compile": [False, True]}),
+            r["resources"].update(fuse=2),
+        ),
+        "conditions.training.compile: a fused group (resources.fuse: 2) trains its members",
+    ),
+    (
         "an enormous image size",
         lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/x", "image_size": 1000000}),
         "trial.data.image_size: Input should be less than or equal to 1024",
