@@ -13,7 +13,6 @@ grows with the batch, and what the goal of a member within 1.2x of its trial's m
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import sys
 from pathlib import Path
@@ -26,24 +25,12 @@ if __package__ in (None, ""):  # run as a file: the packages are found from the 
 
 from smcl_tune.models import build_network
 from smcl_tune.trial.fused.stacked_network import MemberView, StackedNetwork
-from tests.trial.test_folded_norm import _cuda_like_autocast
+from tests.trial.test_folded_norm import _cuda_like_autocast, saved_bytes
 
 
 def saved_mib(run) -> dict[str, float]:
     """MiB of the distinct storages `run()` saves for its backward, by dtype."""
-    storages = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = (storage.nbytes(), str(tensor.dtype).removeprefix("torch."))
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        run()
-    by_dtype = collections.Counter()
-    for size, dtype in storages.values():
-        by_dtype[dtype] += size / 2**20
-    return dict(by_dtype)
+    return {dtype: size / 2**20 for dtype, size in saved_bytes(run).items()}
 
 
 def main() -> int:

@@ -51,12 +51,15 @@ def packed_seconds_per_epoch(log: Path) -> float | None:
 CIFAR10_LT_TRAINING_IMAGES = 12406  # CIFAR-10-LT, IF 100, n_max 5000, no validation split
 
 
+def _rows(rows_file: Path) -> list[dict]:
+    return [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+
+
 def _sweep_rows(rows_file: Path, method: str, strategy: str) -> list[dict]:
     """The sweep's GPU rows of `method` by `strategy`; a graphed row only if its steps were replayed."""
-    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
     return [
         row
-        for row in rows
+        for row in _rows(rows_file)
         if row["method"] == method
         and row.get("strategy") == strategy
         and row["device"].startswith("cuda")
@@ -69,8 +72,9 @@ def has_fused_gpu_rows(rows_file: Path) -> bool:
     graphed), whatever its method: if not, fusion failed there."""
     if not rows_file.exists():
         return False
-    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
-    return any(row["device"].startswith("cuda") and row.get("strategy") in ("vmap", "graph") for row in rows)
+    return any(
+        row["device"].startswith("cuda") and row.get("strategy") in ("vmap", "graph") for row in _rows(rows_file)
+    )
 
 
 def fused_seconds_per_epoch(

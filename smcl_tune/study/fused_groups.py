@@ -21,7 +21,6 @@ import gc
 import json
 import logging
 import os
-import sys
 import threading
 import time
 import traceback
@@ -204,15 +203,14 @@ class GroupTrainer:
         states, data and graph pools): the actor lives on until the study ends (its members read
         why it failed), and their retried trials start a new group, maybe on the same GPU, where
         that memory would fail it again after an out-of-memory error."""
-        if self.group is not None:
-            self.group.graphs = None  # the graphs hold the group: a cycle that would outlive it
+        import torch
+
         self.group = None
         with self.condition:
             for seat in self.seats.values():
                 seat.member = None  # its own network, optimizer state and the data's device split
-        gc.collect()
-        torch = sys.modules.get("torch")
-        if torch is not None and torch.cuda.is_initialized():
+        gc.collect()  # the group and its graphs hold each other
+        if torch.cuda.is_initialized():
             torch.cuda.empty_cache()
 
     def _train(self) -> None:

@@ -171,15 +171,20 @@ def _check_search_space(config: StudyConfig) -> None:
                 ) from None
 
 
-def _check_fixed_runs(config: StudyConfig) -> None:
-    """Baselines and confirmation runs: known fields, nothing that changes what is measured but
-    the validation hold-out, and a valid trial in every condition."""
+def _fixed_runs(config: StudyConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    """Baselines and the confirmation runs: where each is in the file, its name, its overrides."""
     runs = [
         (f"baselines[{index}]", baseline.name, baseline.overrides) for index, baseline in enumerate(config.baselines)
     ]
     if config.confirm is not None:
         runs.append(("confirm", "confirm", config.confirm.overrides))
-    for where, name, overrides in runs:
+    return runs
+
+
+def _check_fixed_runs(config: StudyConfig) -> None:
+    """Baselines and confirmation runs: known fields, nothing that changes what is measured but
+    the validation hold-out, and a valid trial in every condition."""
+    for where, name, overrides in _fixed_runs(config):
         for path in overrides:
             if not _is_config_field(path):
                 raise ConfigError(f"{where}.overrides.{path}: names no config field")
@@ -261,9 +266,7 @@ def _check_fused_compile(config: StudyConfig) -> None:
     why = f"a fused group (resources.fuse: {fuse}) trains its members as one stacked model, uncompiled"
     if "training.compile" in config.search:
         raise ConfigError(f"search.training.compile: {why}; search it with resources.fuse: 1")
-    runs = [("trial", {})]
-    runs += [(f"baselines[{index}].overrides", baseline.overrides) for index, baseline in enumerate(config.baselines)]
-    runs += [] if config.confirm is None else [("confirm.overrides", config.confirm.overrides)]
+    runs = [("trial", {}), *((f"{where}.overrides", overrides) for where, _, overrides in _fixed_runs(config))]
     for condition in study_conditions(config.conditions):
         in_condition = apply_overrides(config.trial, condition.overrides)
         for where, overrides in runs:

@@ -18,10 +18,12 @@ import smcl_tune
 from smcl_tune.atomic_write import write_atomically
 from smcl_tune.config import TrialConfig, trial_config_changes
 from smcl_tune.figures.mask_gallery import MaskGallery
-from smcl_tune.trial.components import TrialComponents
+from smcl_tune.trial.components import TrialComponents, TrialGenerators
 from smcl_tune.trial.selection import Selection
 
 log = logging.getLogger(__name__)
+
+RESUMED_SEED_STRIDE = 1_000_003  # a prime: resumed seeds of nearby training.seeds and epochs do not collide
 
 CHECKPOINT_NAME = "trial.pt"
 REQUIRED = frozenset(
@@ -90,6 +92,24 @@ class TrialCheckpoint:
             history=history,
             gallery=gallery,
         )
+
+    def restore_generators(self, generators: TrialGenerators) -> None:
+        """The generators' states as saved. The batch generator lives where the images are drawn
+        (CUDA with the memory loader, else the CPU), and torch loads no state of one kind into the
+        other (a CUDA generator's is its seed and Philox offset, 16 bytes; a CPU one's, 5,056): a
+        trial resumed on the other kind draws its data order from a seed of its own and the epoch.
+        The two kinds' draws differ anyway, so no run on the new device could have matched."""
+        if self.batch_generator.numel() == generators.batches.get_state().numel():
+            generators.batches.set_state(self.batch_generator)
+        else:
+            log.warning(
+                "the checkpoint's data order was drawn on another kind of device than this %s: "
+                "from epoch %d on it is drawn anew (seeded from training.seed and the epoch)",
+                generators.batches.device.type,
+                self.epoch,
+            )
+            generators.batches.manual_seed(self.config["training"]["seed"] + 1 + RESUMED_SEED_STRIDE * self.epoch)
+        generators.steps.set_state(self.step_generator)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TrialCheckpoint:

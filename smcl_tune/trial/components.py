@@ -4,7 +4,6 @@ once (TrialComponents.build); the trial loop only uses them."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
@@ -20,8 +19,6 @@ from smcl_tune.models import build_network
 from smcl_tune.trial.capturable_sgd import CapturableSGD
 from smcl_tune.trial.device import training_network
 from smcl_tune.trial.graph_step import StepGraphs, step_graphs
-
-log = logging.getLogger(__name__)
 
 
 def on_device(network: nn.Module, device: torch.device) -> nn.Module:
@@ -48,9 +45,6 @@ def build_optimizer(network: nn.Module, training: TrainingConfig) -> CapturableS
     )
 
 
-RESUMED_SEED_STRIDE = 1_000_003  # a prime: resumed seeds of nearby training.seeds and epochs do not collide
-
-
 @dataclass(frozen=True)
 class TrialGenerators:
     """A trial's random draws: `batches` for the data order, crops, flips and minor-class samples (on the
@@ -65,24 +59,6 @@ class TrialGenerators:
             batches=torch.Generator(device=sampling_device).manual_seed(seed + 1),
             steps=torch.Generator().manual_seed(seed + 2),
         )
-
-    def load(self, batches_state: torch.Tensor, steps_state: torch.Tensor, seed: int, epoch: int) -> None:
-        """The states a checkpoint of `epoch` saved. The batch generator lives where the images are
-        drawn (CUDA with the memory loader, else the CPU), and torch loads no state of one kind into
-        the other (a CUDA generator's is its seed and Philox offset, 16 bytes; a CPU one's, 5,056): a
-        trial resumed on the other kind draws its data order from a seed of its own and the epoch.
-        The two kinds' draws differ anyway, so no run on the new device could have matched."""
-        if batches_state.numel() == self.batches.get_state().numel():
-            self.batches.set_state(batches_state)
-        else:
-            log.warning(
-                "the checkpoint's data order was drawn on another kind of device than this %s: "
-                "from epoch %d on it is drawn anew (seeded from training.seed and the epoch)",
-                self.batches.device.type,
-                epoch,
-            )
-            self.batches.manual_seed(seed + 1 + RESUMED_SEED_STRIDE * epoch)
-        self.steps.set_state(steps_state)
 
 
 @dataclass(frozen=True)

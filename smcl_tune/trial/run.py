@@ -60,9 +60,7 @@ def restore(parts: TrialComponents, checkpoint: TrialCheckpoint) -> None:
     """The network, optimizer and generators as the checkpoint saved them."""
     parts.network.load_state_dict(checkpoint.network)
     parts.optimizer.load_state_dict(checkpoint.optimizer)
-    parts.generators.load(
-        checkpoint.batch_generator, checkpoint.step_generator, checkpoint.config["training"]["seed"], checkpoint.epoch
-    )
+    checkpoint.restore_generators(parts.generators)
 
 
 def run_trial(

@@ -115,15 +115,17 @@ def test_a_fused_study_is_graphed_when_its_tested_graphs_beat_the_eager_rows(tmp
     assert run(graphed)[1] is True
 
 
-def _packed_four_to_the_gpu(out: Path, epochs: int) -> bool:
+def _packing(out: Path) -> tuple:
+    """fuse, gpus, cpus, max_concurrent, epochs, threads and planned trials of the study written."""
     study = load_study(out)
-    resources = study.config.resources
+    resources, training = study.config.resources, study.base_trial.training
     return (
-        (resources.fuse, resources.gpus, resources.cpus, study.config.max_concurrent) == (1, 0.25, 3, 4)
-        and study.base_trial.training.epochs == epochs
-        and study.base_trial.training.num_threads == 3
-        and study.planned_trials == 15
+        *(resources.fuse, resources.gpus, resources.cpus, study.config.max_concurrent),
+        *(training.epochs, training.num_threads, study.planned_trials),
     )
+
+
+PACKED_FOUR_TO_THE_GPU = (1, 0.25, 3, 4)  # unfused, a quarter of the GPU each, 3 cores, 4 at once
 
 
 def test_a_fused_study_without_a_fused_row_runs_unfused_packed_four_to_the_gpu(tmp_path):
@@ -143,12 +145,12 @@ def test_a_fused_study_without_a_fused_row_runs_unfused_packed_four_to_the_gpu(t
         f"no fused GPU row in {rows}: the trials unfused, packed 4 to the GPU",
         "2.23 s/epoch packed, 15 trials, 332 s: 17 epochs",
     ]
-    assert _packed_four_to_the_gpu(out, 17)
+    assert _packing(out) == (*PACKED_FOUR_TO_THE_GPU, 17, 3, 15)
     # gpu_run.sh's fallback call, when no budget can be priced; --unfused says it outright
     assert _run(tmp_path, "--epochs", "6", "--fused-rows", str(rows), study=recipe).returncode == 0
-    assert _packed_four_to_the_gpu(out, 6)
+    assert _packing(out) == (*PACKED_FOUR_TO_THE_GPU, 6, 3, 15)
     assert _run(tmp_path, "--epochs", "6", "--unfused", study=recipe).returncode == 0
-    assert _packed_four_to_the_gpu(out, 6)
+    assert _packing(out) == (*PACKED_FOUR_TO_THE_GPU, 6, 3, 15)
     rows.write_text(json.dumps({**on_cpu, "device": "cuda:0", "strategy": "graph"}) + "\n")
     assert _run(tmp_path, "--epochs", "6", "--fused-rows", str(rows), study=recipe).returncode == 0
     assert load_study(out).config.resources.fuse == 15

@@ -33,6 +33,15 @@ def _reports_by_member(trainer: GroupTrainer, tokens: list[int]) -> list[list[tu
     return reports
 
 
+def _first_report(trainer: GroupTrainer, token: int) -> dict | None:
+    """The member's first report within 100 calls (each waits up to fused_groups.POLL_S)."""
+    for _ in range(100):
+        report = trainer.next_report(token)
+        if report is not None:
+            return report
+    return None
+
+
 def _member_configs(tiny_config, count: int) -> list[dict]:
     return [
         trial_config_from_dict(tiny_config(epochs=2, num_threads=1, max_steps_per_epoch=2, seed=seed)).model_dump(
@@ -92,9 +101,7 @@ def test_a_group_that_fails_tells_its_members_why_and_lets_go_of_its_memory(tmp_
         for seed, config in enumerate(_member_configs(tiny_config, 2))
     ]
     for token in tokens:
-        report = None
-        for _ in range(100):
-            report = report or trainer.next_report(token)
+        report = _first_report(trainer, token)
         assert report is not None and "CUDA out of memory" in report["error"], report
         # let go of before the members are told: no collection here
         assert len(held) == 3 and all(ref() is None for ref in held), "the failed group's memory is still held"
@@ -115,7 +122,5 @@ def test_a_group_that_cannot_give_its_memory_back_still_tells_its_members(tmp_pa
     monkeypatch.setattr(GroupTrainer, "_let_go", cannot_free)
     trainer = GroupTrainer(1, 1, None, 0.0, "g0")
     token = trainer.join(_member_configs(tiny_config, 1)[0], str(tmp_path / "m0"), None, None)
-    report = None
-    for _ in range(100):
-        report = report or trainer.next_report(token)
+    report = _first_report(trainer, token)
     assert report is not None and "illegal memory access" in report["error"], report

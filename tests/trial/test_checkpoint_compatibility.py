@@ -108,7 +108,7 @@ def test_a_trial_checkpointed_on_cuda_resumes_on_the_cpu_drawing_its_data_order_
 
     run_trial(config, report=keep_first, checkpoint_dir=tmp_path / "run")
     _as_written_on_cuda(first_epoch)
-    with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.components"):
+    with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.checkpoint"):
         resumed = [run_trial(config, resume_from=first_epoch) for _ in range(2)]
         fused = run_fused_group([config, tiny_config(seed=1)], resume_from=[first_epoch, None])
     drawn_anew = "the checkpoint's data order was drawn on another kind of device than this cpu: from epoch 1 on"

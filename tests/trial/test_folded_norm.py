@@ -7,6 +7,7 @@ it: bf16 activations, directly, or from convolutions cast as CUDA's autocast cas
 
 from __future__ import annotations
 
+import collections
 import functools
 
 import pytest
@@ -75,17 +76,25 @@ def test_a_vmapped_pass_normalises_each_member_as_its_own_batch_norm(dtype):
             torch.testing.assert_close(buffers[name][member], value, rtol=1e-6, atol=1e-6, msg=name)
 
 
-def _saved_bytes(run) -> int:
-    """Bytes of the distinct storages `run()` keeps for its backward."""
+def saved_bytes(run) -> collections.Counter[str]:
+    """Bytes of the distinct storages `run()` keeps for its backward, by dtype."""
     storages = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = (storage.nbytes(), str(tensor.dtype).removeprefix("torch."))
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         run()
-    return sum(storages.values())
+    by_dtype = collections.Counter()
+    for size, dtype in storages.values():
+        by_dtype[dtype] += size
+    return by_dtype
+
+
+def _saved_bytes(run) -> int:
+    return sum(saved_bytes(run).values())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -18,6 +18,7 @@ statistics, normalised in float32, given back in bf16, its folded input the one 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -90,20 +91,33 @@ class FoldedBatchNorm2d(nn.BatchNorm2d):
         )
 
 
+def with_batch_norms_replaced(
+    network: nn.Module, replacement: Callable[[str, nn.BatchNorm2d], nn.Module], what: str
+) -> tuple[nn.Module, list[str]]:
+    """A copy of `network` whose BatchNorm2d layers are `replacement(name, layer)`, and their names;
+    a network with another kind of norm layer is refused (a vmapped pass would run torch's rule)."""
+    copied = copy.deepcopy(network)
+    norms = {
+        name: module for name, module in copied.named_modules() if isinstance(module, nn.modules.batchnorm._NormBase)
+    }
+    others = sorted(name for name, module in norms.items() if type(module) is not nn.BatchNorm2d)
+    if others:
+        raise ValueError(f"{what}: only BatchNorm2d layers are supported, not {', '.join(others)}")
+    for name, module in norms.items():
+        parent_name, _, child = name.rpartition(".")
+        setattr(copied.get_submodule(parent_name) if parent_name else copied, child, replacement(name, module))
+    return copied, list(norms)
+
+
+def _folded(name: str, module: nn.BatchNorm2d) -> FoldedBatchNorm2d:
+    if module.momentum is None or not module.affine or not module.track_running_stats:
+        raise ValueError(
+            f"{name}: a folded batch norm needs an affine BatchNorm2d with a momentum and running statistics"
+        )
+    return FoldedBatchNorm2d(module.num_features, module.eps, module.momentum, device=module.running_mean.device)
+
+
 def folded_norms(network: nn.Module) -> nn.Module:
     """A copy of `network` (the structure a vmapped pass calls) whose BatchNorm2d layers are
     FoldedBatchNorm2d: the same parameters and buffers, by the same names."""
-    copied = copy.deepcopy(network)
-    for name, module in list(copied.named_modules()):
-        if type(module) is not nn.BatchNorm2d:
-            continue
-        if module.momentum is None or not module.affine or not module.track_running_stats:
-            raise ValueError(
-                f"{name}: a folded batch norm needs an affine BatchNorm2d with a momentum and running statistics"
-            )
-        replacement = FoldedBatchNorm2d(
-            module.num_features, module.eps, module.momentum, device=module.running_mean.device
-        )
-        parent_name, _, child = name.rpartition(".")
-        setattr(copied.get_submodule(parent_name) if parent_name else copied, child, replacement)
-    return copied
+    return with_batch_norms_replaced(network, _folded, "folded BatchNorm")[0]

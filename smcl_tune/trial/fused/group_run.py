@@ -151,12 +151,7 @@ class FusedGroup:
     def restore(self, member: Member, checkpoint: TrialCheckpoint) -> None:
         self.network.load_member_state(member.index, checkpoint.network)
         self.optimizer.load_member_state(member.index, checkpoint.optimizer)
-        member.parts.generators.load(
-            checkpoint.batch_generator,
-            checkpoint.step_generator,
-            checkpoint.config["training"]["seed"],
-            checkpoint.epoch,
-        )
+        checkpoint.restore_generators(member.parts.generators)
         member.epoch, member.selection, member.history = checkpoint.epoch, checkpoint.selection, checkpoint.history
         member.gallery.gallery = checkpoint.gallery
 

@@ -20,13 +20,12 @@ torch's pass used N / (N - 1) of the N values of all rows: rescaled after it).""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from smcl_tune.trial.fused.folded_norm import FoldedBatchNorm
+from smcl_tune.trial.fused.folded_norm import FoldedBatchNorm, with_batch_norms_replaced
 
 
 @dataclass(frozen=True)
@@ -113,15 +112,4 @@ class KeptRowsBatchNorm2d(nn.Module):
 def kept_rows(network: nn.Module) -> tuple[nn.Module, list[str]]:
     """A copy of `network` whose BatchNorm2d layers take their statistics over kept rows, and those
     layers' names (each takes its members' choice as the buffer `<name>.keeps_all`)."""
-    copied = copy.deepcopy(network)
-    norms = {
-        name: module for name, module in copied.named_modules() if isinstance(module, nn.modules.batchnorm._NormBase)
-    }
-    others = sorted(name for name, module in norms.items() if type(module) is not nn.BatchNorm2d)
-    if others:
-        raise ValueError(f"kept-rows BatchNorm: only BatchNorm2d layers are supported, not {', '.join(others)}")
-    for name in norms:
-        parent_name, _, child = name.rpartition(".")
-        parent = copied.get_submodule(parent_name) if parent_name else copied
-        setattr(parent, child, KeptRowsBatchNorm2d(getattr(parent, child)))
-    return copied, list(norms)
+    return with_batch_norms_replaced(network, lambda _, module: KeptRowsBatchNorm2d(module), "kept-rows BatchNorm")
