@@ -42,6 +42,20 @@ def _first_report(trainer: GroupTrainer, token: int) -> dict | None:
     return None
 
 
+def _held_data_read(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """The group's data read waits for the second event; the first says it has begun."""
+    reading, read = threading.Event(), threading.Event()
+    build = splits.build_trial_data
+
+    def slow_read(config):
+        reading.set()
+        assert read.wait(60)
+        return build(config)
+
+    monkeypatch.setattr(splits, "build_trial_data", slow_read)
+    return reading, read
+
+
 def _member_configs(tiny_config, count: int) -> list[dict]:
     return [
         trial_config_from_dict(tiny_config(epochs=2, num_threads=1, max_steps_per_epoch=2, seed=seed)).model_dump(
@@ -55,15 +69,7 @@ def test_trials_that_join_while_the_group_reads_its_data_train_from_its_first_ep
     """The first member starts the group, which reads the data; the trials whose actors start
     meanwhile (Ray Tune starts them one after another) join that first epoch, so all end together
     (before, they waited for the next one and stayed an epoch behind to the end)."""
-    reading, read = threading.Event(), threading.Event()
-    build = splits.build_trial_data
-
-    def slow_read(config):
-        reading.set()
-        assert read.wait(60)
-        return build(config)
-
-    monkeypatch.setattr(splits, "build_trial_data", slow_read)
+    reading, read = _held_data_read(monkeypatch)
     trained = []  # per group epoch, its members as (slot, epoch)
     train_epoch = FusedGroup.train_epoch
 
@@ -95,11 +101,13 @@ def test_a_group_that_fails_tells_its_members_why_and_lets_go_of_its_memory(tmp_
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(FusedGroup, "train_epoch", out_of_memory)
+    _, read = _held_data_read(monkeypatch)  # both members join before the group's first epoch
     trainer = GroupTrainer(2, 1, None, 0.0, "g0")
     tokens = [
         trainer.join(config, str(tmp_path / f"m{seed}"), None, None)
         for seed, config in enumerate(_member_configs(tiny_config, 2))
     ]
+    read.set()
     for token in tokens:
         report = _first_report(trainer, token)
         assert report is not None and "CUDA out of memory" in report["error"], report
