@@ -1,9 +1,12 @@
 """Checks that hold for the whole suite, and fixtures shared across the test folders."""
 
+import atexit
 import contextlib
 import functools
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,18 @@ def _share_the_cores_among_workers() -> None:
 
 
 _share_the_cores_among_workers()
+
+
+def _cache_in_a_temporary_folder() -> None:
+    """smcl-tune's cache (the empty MLflow store new studies copy) in a folder of the session's,
+    for every process the tests start, not in the user's home."""
+    if "SMCL_TUNE_CACHE" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="smcl-cache-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ["SMCL_TUNE_CACHE"] = folder
+
+
+_cache_in_a_temporary_folder()
 
 # Fixtures shared across the folders: tiny studies and the CLI (studies.py), small MLflow stores
 # written as `smcl-tune run` writes them (stores.py).

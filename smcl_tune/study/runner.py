@@ -17,6 +17,7 @@ from smcl_tune.errors import ConfigError, StudyUnavailable, first_line
 from smcl_tune.store.database import check_database, optuna_storage
 from smcl_tune.store.database_lock import DatabaseLock
 from smcl_tune.store.database_record import discard_study
+from smcl_tune.store.empty_store import start_store
 from smcl_tune.store.health_check import check_study_stores, check_tracking_store
 from smcl_tune.store.lock import StudyLock
 from smcl_tune.store.object_store import check_object_store
@@ -184,6 +185,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         "fingerprint": study.fingerprint(),
         "artifact_root": paths.artifact_root,
     }
+    start_store(paths.tracking_uri)
     tracker = StudyTracker(**tracker_arguments)
     tracker.log_study(
         study.source.name if study.source else None,

@@ -1,0 +1,87 @@
+"""A new study's embedded MLflow store, copied from an empty one that MLflow made once per version.
+
+MLflow makes a new sqlite store by running its schema migrations: about 1.5 CPU-s in a fresh
+process, against 0.05 s to copy a store that it made before (docs/RESULTS.md). The empty store is
+kept in smcl-tune's cache folder, one per MLflow version; a study's store starts as a copy of it, its
+Default experiment as MLflow would have written it. Whatever goes wrong here (no cache folder, a
+file system without hard links), MLflow makes the store itself, as it always did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from smcl_tune.errors import StudyUnavailable
+from smcl_tune.store.sqlite_copy import copy_database, sqlite_path
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "SMCL_TUNE_CACHE"  # smcl-tune's cache folder; default: $XDG_CACHE_HOME/smcl-tune
+DEFAULT_EXPERIMENT_ID = 0
+
+
+def cache_folder() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "smcl-tune"
+
+
+def start_store(tracking_uri: str) -> None:
+    """Put a copy of the empty store where a study's sqlite store is about to be made (a file that
+    does not exist yet, in a folder that does); any other store is left to MLflow."""
+    database = sqlite_path(tracking_uri)
+    if database is None or database.exists() or not database.parent.is_dir():
+        return
+    try:
+        _copy_in(_empty_store(), database)
+    except (OSError, sqlite3.Error, StudyUnavailable, MlflowException) as error:
+        log.debug("MLflow makes the store %s itself: %s", database, error)
+
+
+def _empty_store() -> Path:
+    """The empty store of this MLflow version, made by MLflow in a folder of its own and then
+    renamed into the cache whole, so that a reader never sees one half made."""
+    template = cache_folder() / f"mlflow-{mlflow.__version__}-empty.db"
+    if template.is_file():
+        return template
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=template.parent, prefix=".making-") as making:
+        made = Path(making) / template.name
+        MlflowClient(tracking_uri=f"sqlite:///{made}").search_experiments()
+        os.replace(made, template)
+    return template
+
+
+def _copy_in(template: Path, database: Path) -> None:
+    """The template's copy as `database`, made beside it and linked into place only if no store
+    appeared there meanwhile (another study's driver starting in the same folder keeps its own)."""
+    partial = database.with_name(f".{database.name}.{os.getpid()}.new")
+    try:
+        copy_database(template, partial)
+        _default_experiment_as_mlflow_writes_it(partial)
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, database)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _default_experiment_as_mlflow_writes_it(database: Path) -> None:
+    """MLflow gives a new store's Default experiment ./mlruns/0 under the folder it runs in, and the
+    time it was made; the copy says the same of this driver, not of the template's maker."""
+    now_ms = int(time.time() * 1000)
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute(
+            "UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
+            "WHERE experiment_id = ?",
+            (str(Path.cwd() / "mlruns" / str(DEFAULT_EXPERIMENT_ID)), now_ms, now_ms, DEFAULT_EXPERIMENT_ID),
+        )
