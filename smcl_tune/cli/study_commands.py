@@ -38,9 +38,12 @@ def check_data(study) -> str | None:
 
 
 def command_validate(arguments: argparse.Namespace) -> int:
+    from smcl_tune.store.paths import StudyPaths
+    from smcl_tune.store.study_record import check_storage
     from smcl_tune.studyfile.study import load_study
 
     study = load_study(arguments.study)
+    check_storage(StudyPaths.of(study))
     note = check_data(study)
     print(yaml.safe_dump(study.display_dict(), sort_keys=False).rstrip())
     if note:
@@ -48,10 +51,14 @@ def command_validate(arguments: argparse.Namespace) -> int:
     for warning in idle_search_fields(study):
         print(f"# warning: {warning}")
     print(
-        f"# study '{study.name}' is valid: {study.config.num_trials} sampled trials, "
-        f"{len(study.config.baselines)} baselines, fingerprint {study.fingerprint()}"
+        f"# study '{study.name}' is valid: {_count(study.config.num_trials, 'sampled trial')}, "
+        f"{_count(len(study.config.baselines), 'baseline')}, fingerprint {study.fingerprint()}"
     )
     return EXIT_OK
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
 def _watching(verbose: bool, view):

@@ -62,8 +62,16 @@ def study_record_of(paths: StudyPaths) -> dict[str, Any] | None:
 
 
 def check_storage(paths: StudyPaths) -> None:
-    if paths.local_root.exists() and not paths.local_root.is_dir():
+    """The storage is a folder, or can be made one: no file stands where it or a folder above it goes."""
+    root = paths.local_root.absolute()
+    existing = next(folder for folder in (root, *root.parents) if folder.exists())
+    if existing.is_dir():
+        return
+    if existing == root:
         raise ConfigError(f"storage: {paths.local_root} is a file, not a folder; point storage at a folder")
+    raise ConfigError(
+        f"storage: {paths.local_root} cannot be made: {existing} is a file, not a folder; point storage at a folder"
+    )
 
 
 def check_owned(study: Study, paths: StudyPaths) -> None:

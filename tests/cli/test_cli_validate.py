@@ -26,7 +26,7 @@ def test_a_cifar_study_without_its_data_says_where_it_will_download_and_writes_n
     assert f"cifar100 is not in {folder} yet: it is fetched there before the study starts" in done.stdout
     notes = [line for line in done.stdout.splitlines() if "validation holds" in line]
     assert len(notes) == 1, done.stdout  # one note, not one per condition (its 4 imbalance factors)
-    assert "is valid" in done.stdout
+    assert "# study 'cifar100_lt' is valid: 16 sampled trials, 2 baselines, fingerprint" in done.stdout
     assert list(tmp_path.iterdir()) == []  # no data folder, no download, no run state
 
 
@@ -40,3 +40,9 @@ def test_a_cifar_study_without_its_data_and_without_download_is_refused(tmp_path
     error = done.stderr.strip()
     assert "trial.data.root" in error and "no cifar100 data" in error and "missing: train, test, meta" in error
     assert "Traceback" not in error and len(error.splitlines()) == 1
+
+
+def test_the_valid_line_counts_in_words_a_user_reads(tmp_path):
+    done = _validate(STUDIES / "quickstart.yaml", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "# study 'quickstart' is valid: 8 sampled trials, 1 baseline, fingerprint" in done.stdout

@@ -135,10 +135,20 @@ def test_an_unreadable_study_record_is_named(tmp_path, tiny_study, capsys, refus
     assert "smcl-study.json: the study record is" in error and "--restart" in error
 
 
-def test_a_storage_path_that_is_a_file_is_refused(tmp_path, tiny_study, capsys, refused_by_main):
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_storage_path_that_is_a_file_is_refused(tmp_path, tiny_study, capsys, refused_by_main, command):
     (tmp_path / "notes.txt").write_text("not a folder")
-    error = refused_by_main(["run", str(tiny_study(tmp_path, storage=str(tmp_path / "notes.txt")))], capsys)
+    error = refused_by_main([command, str(tiny_study(tmp_path, storage=str(tmp_path / "notes.txt")))], capsys)
     assert f"storage: {tmp_path / 'notes.txt'} is a file, not a folder" in error
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_storage_path_under_a_file_is_refused(tmp_path, tiny_study, capsys, refused_by_main, command):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    storage = tmp_path / "notes.txt" / "runs"
+    error = refused_by_main([command, str(tiny_study(tmp_path, storage=str(storage)))], capsys)
+    assert f"storage: {storage} cannot be made: {tmp_path / 'notes.txt'} is a file, not a folder" in error
+    assert (tmp_path / "notes.txt").read_text() == "not a folder"
 
 
 def test_credentials_in_the_tracking_uri_never_reach_the_output(tmp_path, tiny_study, capsys):
