@@ -12,6 +12,7 @@ from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
+from smcl_tune.cli.output_file import checked_output, write_output
 from smcl_tune.errors import ConfigError
 
 UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 times the memory and start-up
@@ -57,6 +58,7 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.reference import load_reference
     from smcl_tune.report.text_table import format_text
 
+    output = checked_output(arguments.output)
     uri = tracking_uri(arguments)
     try:
         boards = [load_leaderboard(uri, name, baseline=arguments.baseline) for name in arguments.studies]
@@ -80,13 +82,13 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
         if fmt == "latex":
             text = format_latex(boards[0])
         elif fmt == "table":
-            text = format_text(boards[0], reference, width=None if arguments.output else terminal_width())
+            text = format_text(boards[0], reference, width=None if output else terminal_width())
         elif fmt == "html":
             text = format_html(boards[0], reference)
         else:
             text = {"csv": format_csv, "markdown": format_markdown}[fmt](boards[0], reference)
-    if arguments.output:
-        Path(arguments.output).write_text(text)
+    if output is not None:
+        write_output(output, text)
         print(f"wrote {arguments.output}")
     else:
         print(text)

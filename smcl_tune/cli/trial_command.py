@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import format_accuracy
+from smcl_tune.cli.output_file import checked_output, write_output
 from smcl_tune.report.aligned_columns import aligned_columns
 
 
@@ -30,9 +30,10 @@ def command_trial(arguments: argparse.Namespace) -> int:
     from smcl_tune.studyfile.trial_file import load_trial_config
     from smcl_tune.trial.run import run_trial
 
+    output = checked_output(arguments.output)
     overrides = {} if arguments.epochs is None else {"training.epochs": arguments.epochs}
     result = run_trial(load_trial_config(arguments.config, overrides))
     _print_trial_result(result)
-    if arguments.output:
-        Path(arguments.output).write_text(json.dumps(result.to_dict(), indent=2))
+    if output is not None:
+        write_output(output, json.dumps(result.to_dict(), indent=2))
     return EXIT_OK if result.status == TrialState.COMPLETED else EXIT_FAILURE

@@ -64,6 +64,33 @@ def test_trial_with_a_bad_config_exits_2_naming_the_field(tmp_path, trial):
     assert "method.temperature" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_study_file_given_to_trial_is_named_as_one(tmp_path, trial, capsys):
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({"name": "s", "trial": trial, "search": {}, "num_trials": 1}))
+    code, _, error = _in_process(["trial", str(study)], capsys)
+    assert code == 2
+    assert error.strip() == (
+        f"smcl-tune: {study}: a study file (it has a trial: section), not a trial file; run the study with "
+        f"`smcl-tune run {study}`, or give `smcl-tune trial` a file of its trial section alone"
+    )
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a file as its folder", "a folder"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_trial_trains(tmp_path, trial, capsys, where):
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump(trial))
+    (tmp_path / "notes.txt").write_text("kept")
+    output = {
+        "missing folder": tmp_path / "results" / "r.json",
+        "a file as its folder": tmp_path / "notes.txt" / "r.json",
+        "a folder": tmp_path,
+    }[where]
+    code, out, error = _in_process(["trial", str(config), "--output", str(output)], capsys)
+    assert code == 2 and out == ""  # no epoch trained, no result printed
+    assert error.startswith(f"smcl-tune: --output {output}: ") and len(error.strip().splitlines()) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt", "trial.yaml"]
+
+
 def test_epochs_from_the_command_line_are_checked_with_the_rest_of_the_file(tmp_path, trial, capsys):
     config = tmp_path / "trial.yaml"
     config.write_text(yaml.safe_dump(trial))

@@ -139,6 +139,15 @@ def test_cli_formats_and_output_file(store, tmp_path, capsys):
     assert out.read_text().startswith("## study lt: 6 trials")
 
 
+def test_an_output_whose_folder_is_missing_is_one_line_and_exit_2(store, tmp_path, capsys):
+    storage, _ = store
+    output = tmp_path / "reports" / "lt.html"
+    assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "html", "--output", str(output)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"smcl-tune: --output {output}: its folder {output.parent} does not exist; make it first"
+    assert not output.parent.exists()
+
+
 def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_store, logged_trial):
     storage = tmp_path / "two"
     build_store(storage, "smcl")
