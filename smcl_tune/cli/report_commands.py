@@ -13,6 +13,7 @@ from pathlib import Path
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.cli.output_file import checked_output, write_output
+from smcl_tune.cli.server_address import check_address_free
 from smcl_tune.errors import ConfigError
 
 UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 times the memory and start-up
@@ -135,6 +136,7 @@ def command_ui(arguments: argparse.Namespace) -> int:
         storage = Path(arguments.storage).resolve()
         uri = storage_store_uri(storage)  # an empty folder gets no store of MLflow's making
         relocate_artifacts(uri, storage / ARTIFACT_FOLDER)  # logs where a moved store's artifacts now are
+    check_address_free(arguments.host, arguments.port)
     base_url = f"http://{arguments.host}:{arguments.port}"
     database = sqlite_path(uri)
     links = _study_links(uri, base_url) if database is not None and database.is_file() else []

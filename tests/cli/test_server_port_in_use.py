@@ -1,0 +1,45 @@
+"""`smcl-tune ui` and `dashboard` on a port another server holds: one line naming --port and exit 2,
+before either prints that it serves (ui printed its banner and exited 0 past the server's error,
+dashboard a traceback)."""
+
+import socket
+import subprocess
+import sys
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from smcl_tune.store.paths import default_tracking_uri, optuna_database
+
+
+@pytest.fixture
+def held_port():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+def _smcl_tune(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", *arguments], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_ui_on_a_port_in_use_is_refused_naming_it(tmp_path, held_port):
+    MlflowClient(default_tracking_uri(tmp_path)).search_experiments()  # a store, as a study leaves one
+    done = _smcl_tune("ui", "--storage", str(tmp_path), "--port", str(held_port))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"smcl-tune: --port {held_port}: 127.0.0.1:{held_port} is in use (another server listens there); "
+        "choose another with --port"
+    )
+
+
+def test_dashboard_on_a_port_in_use_is_refused_naming_it(tmp_path, held_port):
+    database = optuna_database(tmp_path, "tiny")
+    database.parent.mkdir()
+    optuna.create_study(study_name="tiny", storage=f"sqlite:///{database}")
+    done = _smcl_tune("dashboard", "tiny", "--storage", str(tmp_path), "--port", str(held_port))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().startswith(f"smcl-tune: --port {held_port}: 127.0.0.1:{held_port} is in use")
+    assert "Traceback" not in done.stderr
