@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-from smcl_tune.results import EPOCHS_PLANNED, FUSED_GROUP, TrialState
+from smcl_tune.results import EPOCHS_PLANNED, FUSED_GROUP, TrialState, objective_value
 
 INTERRUPTED = "interrupted"  # a trial or study whose driver stopped without ending it
 ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
@@ -94,7 +94,7 @@ class StudyProgress:
         trial = self.trial_started(key, name, condition)
         trial.epochs_done = int(result.get("epoch", trial.epochs_done)) + 1
         trial.epochs_planned = int(result.get(EPOCHS_PLANNED) or trial.epochs_planned)
-        trial.objective = float(result.get(self.metric, math.nan))
+        trial.objective = objective_value(result, self.metric)  # the selected epoch's in a trial's final report
         trial.seconds = float(result.get("time_total_s", trial.seconds))
         trial.images_per_second = float(result.get("images_per_second", math.nan))
         trial.gpu_memory_mib = float(result.get("gpu_memory_peak_mib", math.nan))

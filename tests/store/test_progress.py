@@ -42,6 +42,19 @@ def _best(progress):
     return {condition: (trial.objective, trial.name) for condition, trial in progress.best().items()}
 
 
+def test_a_finished_trial_counts_with_its_selected_epoch_as_status_and_the_leaderboard_do():
+    """Its final report carries the last epoch's value and the selected epoch's (`selected_<metric>`):
+    the views said the last (0.7050 where `status` and the leaderboard said 0.7100)."""
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=2, epochs_per_trial=2)
+    progress.epoch_ended("a", "baseline-ce", "", _epoch(0, 0.71, planned=2))
+    progress.epoch_ended(
+        "a", "baseline-ce", "", {**_epoch(1, 0.705, planned=2), "selected_val_balanced_accuracy": 0.71}
+    )
+    progress.trial_ended("a", "baseline-ce", "", TrialState.COMPLETED, None)
+    progress.epoch_ended("b", "trial-000", "", _epoch(0, 0.708, planned=2))
+    assert _best(progress) == {"": (0.71, "baseline-ce")}
+
+
 def test_counts_best_per_condition_and_the_listener_hears_every_event():
     recorder = Recorder()
     progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=6, epochs_per_trial=4, listener=recorder)
