@@ -18,7 +18,9 @@ from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
 from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import GALLERY_FILE, TrialState
+from smcl_tune.store.progress import INTERRUPTED
 from smcl_tune.store.sqlite_reader import RunReader, open_run_reader
+from smcl_tune.store.status import trial_state
 from smcl_tune.store.trial_record import TrialRecord
 from smcl_tune.tracking.tags import (
     ARCHITECTURE_TAG,
@@ -43,7 +45,13 @@ ACCURACY_COLUMNS = ("test_top1", "test_balanced_accuracy", *SHOT_COLUMNS)
 LAST_EPOCH_COLUMNS = tuple(f"last_{column}" for column in ACCURACY_COLUMNS)
 # The share of background-only test images (salient box erased) predicted as a many-shot class.
 BACKGROUND_COLUMNS = ("test_background_head_share", "last_test_background_head_share")
-_STATE_ORDER = {TrialState.COMPLETED: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAILED: 3}
+_STATE_ORDER = {
+    TrialState.COMPLETED: 0,
+    TrialState.PRUNED: 1,
+    TrialState.RUNNING: 2,
+    INTERRUPTED: 2,
+    TrialState.FAILED: 3,
+}
 CURVE_TRIALS = 5
 
 
@@ -89,7 +97,7 @@ class Leaderboard:
         return paired_differences(self.trials, self.baseline)
 
 
-def _trial_row(record: TrialRecord) -> dict:
+def _trial_row(record: TrialRecord, study_running: bool) -> dict:
     tags = record.tags
     row = {
         "condition": record.condition,
@@ -102,7 +110,7 @@ def _trial_row(record: TrialRecord) -> dict:
         "subset_protocol": tags.get(SUBSET_PROTOCOL_TAG, ""),
         "n_max": tags.get(N_MAX_TAG, ""),
         "planned_epochs": record.number(EPOCHS_TAG),
-        "state": record.state,
+        "state": trial_state(record, study_running),
         "reason": record.reason or "",
         "imbalance_factor": record.number(IMBALANCE_FACTOR_TAG),
         "many_above": record.number(MANY_ABOVE_TAG),
@@ -158,7 +166,11 @@ def load_leaderboard(
     conditions = json.loads(tags.get(CONDITIONS_TAG, "[]"))
     baselines = json.loads(tags.get(BASELINES_TAG, "[]"))
     records = [TrialRecord.of_run(run, metric) for run in children]
-    trials = rank_trials(pd.DataFrame([_trial_row(record) for record in records]), mode, conditions)
+    # A study whose run has ended (finished, or stopped by Ctrl-C) runs none of its trials; one whose
+    # driver was killed looks running here, as only its lock tells (`smcl-tune status`).
+    study_running = parent.info.status == "RUNNING"
+    rows = [_trial_row(record, study_running) for record in records]
+    trials = rank_trials(pd.DataFrame(rows), mode, conditions)
     if baseline is None and baselines:
         baseline = baselines[0]
     elif baseline is not None and baseline not in baselines:

@@ -78,16 +78,20 @@ def _study_state(run_status: str, running_driver: bool | None) -> str:
     return {"FINISHED": "finished", "KILLED": "stopped", "FAILED": "failed"}.get(run_status, run_status.lower())
 
 
+def trial_state(record: TrialRecord, study_running: bool) -> str:
+    """A trial record's state, where a trial its driver left running in a study that is not is interrupted."""
+    if record.state == TrialState.RUNNING and not (study_running and record.run_status == "RUNNING"):
+        return INTERRUPTED
+    return record.state
+
+
 def trial_progress(record: TrialRecord, study_running: bool, epochs_per_trial: int | None) -> TrialProgress:
-    """A trial record as progress: a trial its driver left running in a study that is not is interrupted."""
-    state: str = record.state
-    if state == TrialState.RUNNING and not (study_running and record.run_status == "RUNNING"):
-        state = INTERRUPTED
+    """A trial record as progress."""
     return TrialProgress(
         name=record.run_name,
         condition=record.condition,
         role=record.role,
-        state=state,
+        state=trial_state(record, study_running),
         epochs_done=record.epochs_done,
         epochs_planned=epochs_per_trial or 0,
         objective=record.objective,

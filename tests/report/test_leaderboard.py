@@ -13,6 +13,7 @@ from smcl_tune.report.markdown_table import format_markdown
 from smcl_tune.report.text_table import format_text
 from smcl_tune.store.paths import default_tracking_uri
 from smcl_tune.tracking.writer import StudyTracker
+from tests.fixtures.stores import store_uri
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +218,17 @@ def test_a_corrupt_optuna_store_fails_the_html_leaderboard_with_one_line(tmp_pat
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"smcl-tune: {optuna_db}: cannot read the Optuna study")
     assert len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("study_run", "shown"), [("RUNNING", "running"), ("KILLED", "interrupted")])
+def test_a_trial_left_running_by_a_study_that_stopped_is_interrupted(tmp_path, study_run, shown):
+    """As `smcl-tune status` says: the table `run` printed after Ctrl-C called them running."""
+    tracker = StudyTracker(store_uri(tmp_path), "cut", "cut", "fp", tmp_path / "mlartifacts")
+    tracker.log_study(None, None, {}, {"smcl.objective_metric": "val_balanced_accuracy", "smcl.objective_mode": "max"})
+    run_id = tracker.trial_run("trial-000", "trial-000", "search", {"temperature": 0.1}, {})
+    tracker.log_metrics(run_id, {"val_balanced_accuracy": 0.5, "epoch": 0}, 0, 0)
+    if study_run != "RUNNING":
+        tracker.client.set_terminated(tracker.parent_run_id, status=study_run)  # what Ctrl-C leaves
+    board = load_leaderboard(default_tracking_uri(tmp_path), "cut")
+    assert board.trials["state"].tolist() == [shown]
+    assert f"trial-000  {shown}" in format_text(board, width=None)

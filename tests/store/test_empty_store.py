@@ -23,9 +23,12 @@ def migrations():
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())
     logger = logging.getLogger("mlflow.store.db.utils")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # whatever an earlier test set mlflow's logger to
     logger.addHandler(handler)
     yield lambda: sum("Creating initial MLflow database tables" in message for message in seen)
     logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def _tables(database: Path) -> dict[str, list]:
