@@ -55,7 +55,8 @@ RUN_STATE = ("mlruns", "mlartifacts", "smcl-runs", "mlflow.db")
 CIFAR10_JPEG = Path(os.environ.get("SMCL_CIFAR10_JPEG", ROOT.parent / "shared" / "data" / "cifar10-jpeg"))
 
 
-LONGEST_FILE = "test_quickstart.py"  # the shipped quickstart study: about 2 minutes beside the other worker, the suite's longest test
+# the shipped quickstart study: about 2 minutes beside the other worker, the suite's longest test
+LONGEST_FILE = "test_quickstart.py"
 RAY_FILES: set[Path] = set()  # the files with a test marked `ray`, under pytest-xdist
 
 

@@ -114,9 +114,11 @@ def fetch_cifar(dataset: str, root: Path, mirror: str | None = None, progress: P
     root = root.resolve()
     if not archive.missing(root):
         return False
+    made = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
+    lock_file = root / f".{archive.filename}.lock"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(root / f".{archive.filename}.lock")
+        lock = filelock.FileLock(lock_file)
         lock.acquire(timeout=0.1)
     except filelock.Timeout:
         log.info("another process fetches %s into %s: waiting for it", dataset, root)
@@ -131,5 +133,21 @@ def fetch_cifar(dataset: str, root: Path, mirror: str | None = None, progress: P
             path = _download(archive.url(mirror), archive, root, progress)
         _unpack(path, archive, root)
         return True
+    except BaseException:
+        lock.release()
+        if made:
+            _remove_empty(made, lock_file)
+        raise
     finally:
         lock.release()
+
+
+def _remove_empty(folders: list[Path], lock_file: Path) -> None:
+    """A fetch that failed leaves none of the folders it made (deepest first), if they hold nothing
+    but its lock file: a first run without a network leaves no empty data folder behind."""
+    lock_file.unlink(missing_ok=True)
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # something else is in it now
+            return

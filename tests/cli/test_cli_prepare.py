@@ -39,6 +39,7 @@ def test_a_study_whose_data_cannot_be_fetched_stops_in_one_line_before_anything_
     ]
     assert "Traceback" not in done.stderr and "Ray" not in done.stderr
     assert not (tmp_path / "smcl-runs").exists()  # no Optuna study, no MLflow run, no Ray experiment
+    assert not (tmp_path / "data").exists()  # nor an empty data folder
 
 
 def test_a_served_file_that_is_not_the_archive_is_refused_by_prepare_in_one_line(tmp_path):
