@@ -19,6 +19,8 @@ from smcl_tune.errors import ConfigError
 UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 times the memory and start-up
 # MLflow's server also starts a job runner (a process of its own) for its GenAI jobs; smcl-tune runs none.
 NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+# MLflow's server warns of its own use of starlette, which a user of the UI can do nothing about.
+QUIET_SERVER = {"PYTHONWARNINGS": "ignore:starlette.middleware.wsgi is deprecated"}
 
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
@@ -140,14 +142,14 @@ def command_ui(arguments: argparse.Namespace) -> int:
     base_url = f"http://{arguments.host}:{arguments.port}"
     database = sqlite_path(uri)
     links = _study_links(uri, base_url) if database is not None and database.is_file() else []
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--registry-store-uri", uri]
     command += ["--host", arguments.host, "--port", str(arguments.port)]
     command += ["--workers", str(UI_WORKERS)]
     print(f"MLflow UI on {base_url} over {redact_uri(uri)} (Ctrl-C stops it)")
     if links:
         print("each study's trials, best first:")
         print("\n".join(links), flush=True)
-    return serve_until_stopped(command, environment={**os.environ, **NO_JOB_RUNNER})
+    return serve_until_stopped(command, environment={**os.environ, **NO_JOB_RUNNER, **QUIET_SERVER})
 
 
 def _interrupt(*_signal) -> None:

@@ -63,3 +63,6 @@ def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_pa
     with pytest.raises(OSError):  # nothing serves on the port any more
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
     assert (tmp_path / "runs" / "mlflow.db").exists()
+    said = process.stdout.read()
+    assert "Uvicorn running on" in said  # the server's own lines, without its warnings about itself
+    assert "Registry store URI not provided" not in said and "DeprecationWarning" not in said, said
