@@ -113,8 +113,11 @@ def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
     holding those members; labels follow the sorted class names. Without `image_size`, the first
     training and test images must be of one size (their headers are read)."""
     if not root.is_dir():
+        where = (
+            "" if root.is_absolute() else f" (a relative root is taken from the folder smcl-tune runs in, {Path.cwd()})"
+        )
         raise DataSourceError(
-            f"{root}: image folder not found; expected train/ and test/ class folders or train.zip and test.zip"
+            f"{root}: image folder not found{where}; expected train/ and test/ class folders or train.zip and test.zip"
         )
     train, train_classes = _image_folder_split(root, "train")
     test, test_classes = _image_folder_split(root, "test")

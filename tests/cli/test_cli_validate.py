@@ -46,3 +46,14 @@ def test_the_valid_line_counts_in_words_a_user_reads(tmp_path):
     done = _validate(STUDIES / "quickstart.yaml", tmp_path)
     assert done.returncode == 0, done.stderr
     assert "# study 'quickstart' is valid: 8 sampled trials, 1 baseline, fingerprint" in done.stdout
+
+
+def test_a_relative_data_root_not_found_says_which_folder_it_was_taken_from(tmp_path):
+    done = _validate(STUDIES / "cifar10_lt_cpu.yaml", tmp_path)  # its root: ../shared/data/cifar10-jpeg
+    assert done.returncode == 2
+    error = done.stderr.strip()
+    assert error.startswith(f"smcl-tune: {STUDIES / 'cifar10_lt_cpu.yaml'}: trial.data.root") and "\n" not in error
+    assert (
+        "../shared/data/cifar10-jpeg: image folder not found (a relative root is taken from the folder "
+        f"smcl-tune runs in, {tmp_path}); "
+    ) in error
