@@ -10,6 +10,7 @@ file system without hard links), MLflow makes the store itself, as it always did
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sqlite3
@@ -44,14 +45,14 @@ def start_store(tracking_uri: str) -> None:
         return
     try:
         _copy_in(_empty_store(), database)
-    except (OSError, sqlite3.Error, StudyUnavailable, MlflowException) as error:
+    except (OSError, RuntimeError, sqlite3.Error, StudyUnavailable, MlflowException) as error:  # no home: RuntimeError
         log.debug("MLflow makes the store %s itself: %s", database, error)
 
 
 def _empty_store() -> Path:
     """The empty store of this MLflow version, made by MLflow in a folder of its own and then
     renamed into the cache whole, so that a reader never sees one half made."""
-    template = cache_folder() / f"mlflow-{mlflow.__version__}-empty.db"
+    template = cache_folder() / f"mlflow-{mlflow.__version__}-{_migrations_key()}-empty.db"
     if template.is_file():
         return template
     template.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,15 @@ def _empty_store() -> Path:
         MlflowClient(tracking_uri=f"sqlite:///{made}").search_experiments()
         os.replace(made, template)
     return template
+
+
+def _migrations_key() -> str:
+    """A short digest of the names of MLflow's schema migrations: a build of one version with other
+    migrations (a development install) gets an empty store of its own, not one MLflow would refuse
+    as out of date."""
+    versions = Path(mlflow.__file__).parent / "store" / "db_migrations" / "versions"
+    names = sorted(entry.name for entry in os.scandir(versions)) if versions.is_dir() else []
+    return hashlib.sha1("\n".join(names).encode()).hexdigest()[:12]
 
 
 def _copy_in(template: Path, database: Path) -> None:
