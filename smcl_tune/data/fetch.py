@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import tarfile
 import time
 import urllib.error
@@ -51,6 +52,27 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _fetch_error(url: str, archive: CifarArchive, root: Path, reason: object) -> FetchError:
+    return FetchError(
+        f"could not fetch {archive.dataset} from {urlsplit(url).netloc or url} into {root} ({reason}); "
+        + _advice(archive, root)
+    )
+
+
+def _check_reachable(url: str, archive: CifarArchive, root: Path) -> None:
+    """The archive's server answers, before the data folder and its lock file are made: a first run
+    without a network leaves nothing behind (a failed download after this point leaves the folder,
+    as other processes may be waiting on its lock)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return  # a mirror of another kind: the download says what it makes of it
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as error:
+        raise _fetch_error(url, archive, root, error) from None
+
+
 def _download(url: str, archive: CifarArchive, root: Path, progress: Progress | None) -> Path:
     """The archive at `url`, whole and checked, as root/filename."""
     target = root / archive.filename
@@ -68,11 +90,7 @@ def _download(url: str, archive: CifarArchive, root: Path, progress: Progress | 
                     progress(done, total)
     except (urllib.error.URLError, OSError, ValueError) as error:
         partial.unlink(missing_ok=True)
-        reason = getattr(error, "reason", None) or error
-        raise FetchError(
-            f"could not fetch {archive.dataset} from {urlsplit(url).netloc or url} into {root} ({reason}); "
-            + _advice(archive, root)
-        ) from None
+        raise _fetch_error(url, archive, root, getattr(error, "reason", None) or error) from None
     if digest.hexdigest() != archive.md5:
         partial.unlink(missing_ok=True)
         raise FetchError(
@@ -114,11 +132,11 @@ def fetch_cifar(dataset: str, root: Path, mirror: str | None = None, progress: P
     root = root.resolve()
     if not archive.missing(root):
         return False
-    made = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
-    lock_file = root / f".{archive.filename}.lock"
+    if not (root / archive.filename).is_file():
+        _check_reachable(archive.url(mirror), archive, root)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(lock_file)
+        lock = filelock.FileLock(root / f".{archive.filename}.lock")
         lock.acquire(timeout=0.1)
     except filelock.Timeout:
         log.info("another process fetches %s into %s: waiting for it", dataset, root)
@@ -133,21 +151,5 @@ def fetch_cifar(dataset: str, root: Path, mirror: str | None = None, progress: P
             path = _download(archive.url(mirror), archive, root, progress)
         _unpack(path, archive, root)
         return True
-    except BaseException:
-        lock.release()
-        if made:
-            _remove_empty(made, lock_file)
-        raise
     finally:
         lock.release()
-
-
-def _remove_empty(folders: list[Path], lock_file: Path) -> None:
-    """A fetch that failed leaves none of the folders it made (deepest first), if they hold nothing
-    but its lock file: a first run without a network leaves no empty data folder behind."""
-    lock_file.unlink(missing_ok=True)
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # something else is in it now
-            return
