@@ -1,25 +1,33 @@
-"""`--output FILE`: refused before any work when it cannot be written, and written whole."""
+"""`--output FILE`: refused before any work when it cannot be written."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from smcl_tune.atomic_write import write_bytes_atomically
 from smcl_tune.errors import ConfigError
 
 
 def checked_output(path: str | None) -> Path | None:
-    """The file `--output` names, whose folder exists (ConfigError before anything runs)."""
+    """The file `--output` names, in a folder that exists and this user may write in (ConfigError
+    before anything runs)."""
     if path is None:
         return None
     output = Path(path)
     if output.is_dir():
         raise ConfigError(f"--output {path}: that is a folder; name a file in it")
-    if not output.parent.is_dir():
-        what = "is a file, not a folder" if output.parent.exists() else "does not exist; make it first"
-        raise ConfigError(f"--output {path}: its folder {output.parent} {what}")
+    folder = output.parent
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist; make it first"
+        raise ConfigError(f"--output {path}: its folder {folder} {what}")
+    if not os.access(output if output.exists() else folder, os.W_OK):
+        raise ConfigError(f"--output {path}: not writable by this user")
     return output
 
 
 def write_output(output: Path, text: str) -> None:
-    write_bytes_atomically(output, text.encode())
+    """Written through, as a shell's `>` would: a pipe, /dev/stdout, a link and the file's mode work."""
+    try:
+        output.write_text(text)
+    except OSError as error:
+        raise ConfigError(f"--output {output}: cannot write it ({error.strerror or error})") from None

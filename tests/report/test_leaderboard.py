@@ -2,6 +2,8 @@
 
 import csv
 import io
+import subprocess
+import sys
 
 import pytest
 
@@ -138,6 +140,23 @@ def test_cli_formats_and_output_file(store, tmp_path, capsys):
     out = tmp_path / "lt.md"
     assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "markdown", "--output", str(out)]) == 0
     assert out.read_text().startswith("## study lt: 6 trials")
+
+
+def test_an_output_of_a_special_file_or_a_link_is_written_through(store, tmp_path):
+    storage, _ = store
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "latest.csv").symlink_to(tmp_path / "reports" / "lt.csv")
+    command = [sys.executable, "-m", "smcl_tune.cli", "leaderboard", "lt", "--storage", str(storage), "--format", "csv"]
+    to_stdout = subprocess.run([*command, "--output", "/dev/stdout"], capture_output=True, text=True, timeout=120)
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert to_stdout.stdout.startswith("rank,condition,") and "wrote /dev/stdout" in to_stdout.stdout
+    through_link = subprocess.run(
+        [*command, "--output", str(tmp_path / "latest.csv")], capture_output=True, timeout=120
+    )
+    assert through_link.returncode == 0
+    assert (tmp_path / "latest.csv").is_symlink() and (tmp_path / "reports" / "lt.csv").read_text().startswith(
+        "condition,"
+    )
 
 
 def test_an_output_whose_folder_is_missing_is_one_line_and_exit_2(store, tmp_path, capsys):
