@@ -13,14 +13,20 @@ from pathlib import Path
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.cli.output_file import checked_output, write_output
-from smcl_tune.cli.server_address import check_address_free
+from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
 
 UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 times the memory and start-up
 # MLflow's server also starts a job runner (a process of its own) for its GenAI jobs; smcl-tune runs none.
 NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 # MLflow's server warns of its own use of starlette, which a user of the UI can do nothing about.
-QUIET_SERVER = {"PYTHONWARNINGS": "ignore:starlette.middleware.wsgi is deprecated"}
+STARLETTE_WARNING = "ignore:starlette.middleware.wsgi is deprecated"
+
+
+def _quiet_server() -> dict[str, str]:
+    """PYTHONWARNINGS with the starlette filter added to the user's own."""
+    own = os.environ.get("PYTHONWARNINGS")
+    return {"PYTHONWARNINGS": f"{own},{STARLETTE_WARNING}" if own else STARLETTE_WARNING}
 
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
@@ -132,14 +138,12 @@ def command_ui(arguments: argparse.Namespace) -> int:
     from smcl_tune.store.sqlite_copy import sqlite_path
     from smcl_tune.studyfile.study import redact_uri
 
-    if arguments.tracking_uri:
-        uri = arguments.tracking_uri
-    else:
-        storage = Path(arguments.storage).resolve()
-        uri = storage_store_uri(storage)  # an empty folder gets no store of MLflow's making
+    storage = None if arguments.tracking_uri else Path(arguments.storage).resolve()
+    uri = arguments.tracking_uri or storage_store_uri(storage)  # an empty folder gets no store of MLflow's making
+    check_address_free(arguments.host, arguments.port)  # before the store is touched
+    if storage is not None:
         relocate_artifacts(uri, storage / ARTIFACT_FOLDER)  # logs where a moved store's artifacts now are
-    check_address_free(arguments.host, arguments.port)
-    base_url = f"http://{arguments.host}:{arguments.port}"
+    base_url = server_url(arguments.host, arguments.port)
     database = sqlite_path(uri)
     links = _study_links(uri, base_url) if database is not None and database.is_file() else []
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--registry-store-uri", uri]
@@ -149,7 +153,7 @@ def command_ui(arguments: argparse.Namespace) -> int:
     if links:
         print("each study's trials, best first:")
         print("\n".join(links), flush=True)
-    return serve_until_stopped(command, environment={**os.environ, **NO_JOB_RUNNER, **QUIET_SERVER})
+    return serve_until_stopped(command, environment={**os.environ, **NO_JOB_RUNNER, **_quiet_server()})
 
 
 def _interrupt(*_signal) -> None:

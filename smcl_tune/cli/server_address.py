@@ -13,10 +13,18 @@ from smcl_tune.errors import ConfigError
 def check_address_free(host: str, port: int) -> None:
     """ConfigError naming --port (or --host) unless a server can listen at host:port now."""
     try:
-        socket.create_server((host, port)).close()  # SO_REUSEADDR, as the servers set it
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]  # IPv6 for "::"
+        socket.create_server((host, port), family=family).close()  # SO_REUSEADDR, as the servers set it
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise ConfigError(
                 f"--port {port}: {host}:{port} is in use (another server listens there); choose another with --port"
             ) from None
+        if error.errno == errno.EACCES:
+            raise ConfigError(f"--port {port}: this user may not listen on it (ports below 1024 need root)") from None
         raise ConfigError(f"--host {host}: cannot listen there ({error.strerror or error})") from None
+
+
+def server_url(host: str, port: int) -> str:
+    """http://host:port, an IPv6 host in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -10,6 +10,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from smcl_tune.cli.server_address import check_address_free, server_url
+from smcl_tune.errors import ConfigError
 from smcl_tune.store.paths import default_tracking_uri, optuna_database
 
 
@@ -43,3 +45,12 @@ def test_dashboard_on_a_port_in_use_is_refused_naming_it(tmp_path, held_port):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().startswith(f"smcl-tune: --port {held_port}: 127.0.0.1:{held_port} is in use")
     assert "Traceback" not in done.stderr
+
+
+def test_an_ipv6_host_is_checked_on_ipv6_and_linked_in_brackets():
+    with socket.create_server(("::", 0), family=socket.AF_INET6) as held:
+        port = held.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"^--port {port}: :::{port} is in use"):
+            check_address_free("::", port)
+    check_address_free("::", port)  # free again: an IPv6 host is not refused as an IPv4 address
+    assert server_url("::1", 5000) == "http://[::1]:5000" and server_url("127.0.0.1", 5000) == "http://127.0.0.1:5000"
