@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from smcl_tune.errors import ConfigError
 from smcl_tune.layout import ARTIFACT_FOLDER, DEFAULT_STORAGE, MLFLOW_DATABASE, OPTUNA_FILE, STATE_FILE
 from smcl_tune.store.lock import study_lock_file
 from smcl_tune.studyfile.study import Study
@@ -14,6 +15,13 @@ from smcl_tune.studyfile.study import Study
 def optuna_database(local_root: Path, study_name: str) -> Path:
     """A study's Optuna storage (sqlite), in its record folder under the local root."""
     return local_root / study_name / OPTUNA_FILE
+
+
+def _resolved(storage: Path) -> Path:
+    try:
+        return storage.resolve()
+    except (OSError, RuntimeError) as error:  # a link to itself: RuntimeError("Symlink loop ...")
+        raise ConfigError(f"storage: {storage}: cannot resolve it ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,7 @@ class StudyPaths:
 
         storage = study.config.storage
         is_uri = "://" in storage
-        local_root = Path(DEFAULT_STORAGE if is_uri else storage).resolve()
+        local_root = _resolved(Path(DEFAULT_STORAGE if is_uri else storage))
         storage_path = storage if is_uri else str(local_root)
         return cls(
             storage=storage_path,

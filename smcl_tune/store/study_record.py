@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 from smcl_tune.atomic_write import write_bytes_atomically
@@ -64,7 +65,7 @@ def study_record_of(paths: StudyPaths) -> dict[str, Any] | None:
 def check_storage(paths: StudyPaths) -> None:
     """The storage is a folder, or can be made one: no file stands where it or a folder above it goes."""
     root = paths.local_root.absolute()
-    existing = next(folder for folder in (root, *root.parents) if folder.exists())
+    existing = _nearest_existing(root)
     if existing.is_dir():
         return
     if existing == root:
@@ -72,6 +73,19 @@ def check_storage(paths: StudyPaths) -> None:
     raise ConfigError(
         f"storage: {paths.local_root} cannot be made: {existing} is a file, not a folder; point storage at a folder"
     )
+
+
+def _nearest_existing(root: Path) -> Path:
+    """`root` or the nearest folder above it that exists (ConfigError when one cannot be looked into)."""
+    for folder in (root, *root.parents):
+        try:
+            folder.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as error:
+            raise ConfigError(f"storage: {root}: cannot look into {folder.parent} ({error.strerror})") from None
+        return folder
+    return root  # not even the file system's root answers
 
 
 def check_owned(study: Study, paths: StudyPaths) -> None:

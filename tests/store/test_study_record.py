@@ -151,6 +151,15 @@ def test_a_storage_path_under_a_file_is_refused(tmp_path, tiny_study, capsys, re
     assert (tmp_path / "notes.txt").read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_storage_path_that_cannot_be_looked_into_is_refused(tmp_path, tiny_study, capsys, refused_by_main, command):
+    """A folder this user may not read (as root: a link to itself, which no one can follow)."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    storage = tmp_path / "loop" / "runs"
+    error = refused_by_main([command, str(tiny_study(tmp_path, storage=str(storage)))], capsys)
+    assert f"storage: {storage}: cannot resolve it (Symlink loop" in error
+
+
 def test_credentials_in_the_tracking_uri_never_reach_the_output(tmp_path, tiny_study, capsys):
     study = tiny_study(tmp_path, name="secret", tracking={"uri": "https://alice:hunter2@mlflow.example.org"})
     assert main(["validate", str(study)]) == 0
