@@ -16,6 +16,7 @@ import os
 import sqlite3
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import mlflow
@@ -41,8 +42,8 @@ def start_store(tracking_uri: str) -> None:
     """Put a copy of the empty store where a study's sqlite store is about to be made (a file that
     does not exist yet, in a folder that does); any other store is left to MLflow."""
     database = sqlite_path(tracking_uri)
-    if database is None or database.exists() or not database.parent.is_dir():
-        return
+    if database is None or "?" in tracking_uri or database.exists() or not database.parent.is_dir():
+        return  # a URI with options (`?timeout=60`) names its file with them: MLflow makes it
     try:
         _copy_in(_empty_store(), database)
     except (OSError, RuntimeError, sqlite3.Error, StudyUnavailable, MlflowException) as error:  # no home: RuntimeError
@@ -68,14 +69,16 @@ def _migrations_key() -> str:
     migrations (a development install) gets an empty store of its own, not one MLflow would refuse
     as out of date."""
     versions = Path(mlflow.__file__).parent / "store" / "db_migrations" / "versions"
-    names = sorted(entry.name for entry in os.scandir(versions)) if versions.is_dir() else []
+    names = sorted(path.name for path in versions.glob("*.py"))  # not __pycache__, made by the first use
     return hashlib.sha1("\n".join(names).encode()).hexdigest()[:12]
 
 
 def _copy_in(template: Path, database: Path) -> None:
     """The template's copy as `database`, made beside it and linked into place only if no store
     appeared there meanwhile (another study's driver starting in the same folder keeps its own)."""
-    partial = database.with_name(f".{database.name}.{os.getpid()}.new")
+    # A name of its own (drivers on other hosts may share the folder and the pid), made by sqlite
+    # with the mode MLflow's own store would have.
+    partial = database.with_name(f".{database.name}.{uuid.uuid4().hex}.new")
     try:
         copy_database(template, partial)
         _default_experiment_as_mlflow_writes_it(partial)

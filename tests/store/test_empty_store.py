@@ -65,6 +65,7 @@ def test_a_store_started_from_the_cache_is_the_store_mlflow_makes(tmp_path, monk
     for folder in (copied, copied_again):
         assert _tables(folder / MLFLOW_DATABASE) == _tables(by_mlflow / MLFLOW_DATABASE)
         assert [path.name for path in folder.iterdir()] == [MLFLOW_DATABASE]  # no partial copy left
+        assert (folder / MLFLOW_DATABASE).stat().st_mode == (by_mlflow / MLFLOW_DATABASE).stat().st_mode
     with closing(sqlite3.connect(copied / MLFLOW_DATABASE)) as connection:
         location, made, updated = connection.execute(
             "SELECT artifact_location, creation_time, last_update_time FROM experiments WHERE experiment_id = 0"
@@ -86,6 +87,12 @@ def test_a_store_already_there_is_never_replaced(tmp_path, monkeypatch):
     assert (study / MLFLOW_DATABASE).read_bytes() == before
     assert [path.name for path in study.iterdir()] == [MLFLOW_DATABASE]
     assert tracker.client.get_experiment_by_name("mine") is not None
+
+
+def test_a_uri_with_options_is_left_to_mlflow(tmp_path, monkeypatch):
+    monkeypatch.setenv(empty_store.CACHE_ENV, str(tmp_path / "cache"))
+    empty_store.start_store(f"{default_tracking_uri(tmp_path)}?timeout=60")
+    assert not (tmp_path / "cache").exists() and [path.name for path in tmp_path.iterdir()] == []
 
 
 def test_without_a_usable_cache_mlflow_makes_the_store_itself(tmp_path, monkeypatch, migrations):
