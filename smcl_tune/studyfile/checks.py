@@ -109,6 +109,13 @@ def _check_conditions(config: StudyConfig) -> None:
             raise ConfigError(f"conditions.{path}: needs a non-empty list of values, got {short_repr(values)}")
         if len({json.dumps(value, sort_keys=True) for value in values}) != len(values):
             raise ConfigError(f"conditions.{path}: each value once, got {short_repr(values)}")
+    labels = [condition.label for condition in study_conditions(config.conditions)]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ConfigError(
+            f"conditions: {twice[0]} twice: values equal but written differently (10 and 10.0) are one "
+            "condition; give each value once"
+        )
     for condition in study_conditions(config.conditions):
         if not re.fullmatch(r"[A-Za-z0-9_.=,:+-]*", condition.label):
             raise ConfigError(f"conditions: {condition.label!r} is not a usable label; use plain numbers and names")
@@ -242,6 +249,12 @@ def _check_asha_budget(config: StudyConfig, base_trial: TrialConfig) -> None:
             f"scheduler.max_epochs: ASHA stops every trial at max_epochs ({max_epochs}) while trials "
             f"train trial.training.epochs ({epochs}); leave max_epochs out (it defaults to "
             "trial.training.epochs) or make the two equal"
+        )
+    grace_period = config.scheduler.grace_period
+    if grace_period > epochs:
+        raise ConfigError(
+            f"scheduler.grace_period: {grace_period} epochs before ASHA may stop a trial, but trials train "
+            f"{epochs} (trial.training.epochs); make it at most {epochs}"
         )
     if "training.epochs" in config.search:
         raise ConfigError(

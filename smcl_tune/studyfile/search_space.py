@@ -9,6 +9,7 @@ parsed values, does not change with this parsing.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, ClassVar
 
@@ -92,6 +93,8 @@ class Choice(StrictModel):
     def _check_values(self):
         if not isinstance(self.values, list) or not self.values:
             raise ValueError(f"needs a non-empty list of values, got {short_repr(self.values)}")
+        if len({json.dumps(value, sort_keys=True) for value in self.values}) != len(self.values):
+            raise ValueError(f"each value once, got {short_repr(self.values)}")  # a repeat only weights the sampler
         return self
 
     def edge_values(self) -> list[Any]:

@@ -33,6 +33,21 @@ def _set(path: str, value):
 
 BAD_STUDIES = [
     (
+        "condition values equal but written differently",
+        lambda r: r.update(conditions={"data.imbalance_factor": [10, 10.0]}),
+        "conditions: imbalance_factor=10 twice: values equal but written differently (10 and 10.0) are one",
+    ),
+    (
+        "grace period past the epochs",
+        lambda r: r["scheduler"].update(grace_period=9),
+        "scheduler.grace_period: 9 epochs before ASHA may stop a trial, but trials train 8 (trial.training.epochs)",
+    ),
+    (
+        "a choice given twice",
+        lambda r: r["search"].update({"method.temperature": {"choice": [0.1, 0.1]}}),
+        "each value once, got [0.1, 0.1]",
+    ),
+    (
         "unknown search path",
         lambda r: r["search"].update({"method.temprature": {"uniform": [0.1, 0.2]}}),
         "search.method.temprature: names no config field",
