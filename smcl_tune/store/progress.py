@@ -121,10 +121,16 @@ class StudyProgress:
         return sum(counts[state] for state in ENDED_STATES)
 
     def best(self) -> dict[str, TrialProgress]:
-        """Per condition, the trial with the best validation objective so far (of any state)."""
+        """Per condition, the completed trial with the best validation objective, as the leaderboard
+        ranks them; before any has completed, the best of any state so far (a trial stopped early
+        holds an early epoch's value, which may beat the finished trials' selected ones)."""
         best: dict[str, TrialProgress] = {}
         for trial in self.trials.values():
             known = best.get(trial.condition)
+            if known is not None and (known.state == TrialState.COMPLETED) != (trial.state == TrialState.COMPLETED):
+                if trial.state == TrialState.COMPLETED and not math.isnan(trial.objective):
+                    best[trial.condition] = trial
+                continue
             if is_better(trial.objective, None if known is None else known.objective, self.mode):
                 best[trial.condition] = trial
         return best

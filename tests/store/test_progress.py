@@ -55,6 +55,23 @@ def test_a_finished_trial_counts_with_its_selected_epoch_as_status_and_the_leade
     assert _best(progress) == {"": (0.71, "baseline-ce")}
 
 
+@pytest.mark.parametrize(("mode", "early", "selected"), [("max", 0.9, 0.7), ("min", 0.4, 0.55)])
+def test_the_best_is_a_completed_trial_once_one_has_completed(mode, early, selected):
+    """As the leaderboard ranks them: `status` called a trial stopped early at a good early epoch
+    the best (mode min: 0.4000, pruned), above the completed trial the confirmation retrained."""
+    progress = StudyProgress("val_balanced_accuracy", mode, planned_trials=3, epochs_per_trial=2)
+    progress.epoch_ended("a", "trial-000", "", _epoch(0, early, planned=2))
+    assert _best(progress) == {"": (early, "trial-000")}  # nothing has completed yet
+    progress.trial_ended("a", "trial-000", "", TrialState.PRUNED, None)
+    progress.epoch_ended("b", "trial-001", "", _epoch(0, selected, planned=2))
+    progress.epoch_ended(
+        "b", "trial-001", "", {**_epoch(1, selected, planned=2), "selected_val_balanced_accuracy": selected}
+    )
+    progress.trial_ended("b", "trial-001", "", TrialState.COMPLETED, None)
+    progress.epoch_ended("c", "trial-002", "", _epoch(0, early, planned=2))  # running, as good as the pruned one
+    assert _best(progress) == {"": (selected, "trial-001")}
+
+
 def test_counts_best_per_condition_and_the_listener_hears_every_event():
     recorder = Recorder()
     progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=6, epochs_per_trial=4, listener=recorder)
