@@ -196,6 +196,13 @@ def _check_fixed_runs(config: StudyConfig) -> None:
             if not _is_config_field(path):
                 raise ConfigError(f"{where}.overrides.{path}: names no config field")
         _check_not_measured(f"{where}.overrides", overrides, FINAL_RUN_FIELDS)
+        if where == "confirm":
+            for path in overrides:
+                if path in config.search:
+                    raise ConfigError(
+                        f"confirm.overrides.{path}: a searched field; the confirmation retrains each selected "
+                        "configuration with its own value, and a run with another would be labelled as it"
+                    )
         for condition in study_conditions(config.conditions):
             try:
                 trial_config_from_dict(apply_overrides(apply_overrides(config.trial, condition.overrides), overrides))

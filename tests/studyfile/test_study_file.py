@@ -43,6 +43,11 @@ BAD_STUDIES = [
         "scheduler.grace_period: 9 epochs before ASHA may stop a trial, but trials train 8 (trial.training.epochs)",
     ),
     (
+        "a confirmation that changes a searched field",
+        lambda r: r.update(confirm={"top_k": 1, "seeds": [1, 2], "overrides": {"method.temperature": 0.2}}),
+        "confirm.overrides.method.temperature: a searched field; the confirmation retrains each selected",
+    ),
+    (
         "a choice given twice",
         lambda r: r["search"].update({"method.temperature": {"choice": [0.1, 0.1]}}),
         "each value once, got [0.1, 0.1]",
