@@ -296,6 +296,26 @@ def _check_fused_compile(config: StudyConfig) -> None:
                 raise ConfigError(f"{where}.training.compile: {why}; set resources.fuse: 1 to compile each trial")
 
 
+def _check_confirm_seeds(config: StudyConfig) -> None:
+    """A confirmation run with the search trials' own seed and nothing else changed repeats the
+    selected trial's run, and would count as a second seed of it."""
+    confirm = config.confirm
+    if confirm is None or "training.seed" in config.search:
+        return
+    for condition in study_conditions(config.conditions):
+        searched = trial_config_from_dict(apply_overrides(config.trial, condition.overrides))
+        confirmed = trial_config_from_dict(
+            apply_overrides(apply_overrides(config.trial, condition.overrides), confirm.overrides)
+        )
+        seed = searched.training.seed
+        if seed in confirm.seeds and confirmed == searched:
+            raise ConfigError(
+                f"confirm.seeds: {seed} is the seed the search trials train with (trial.training.seed), and "
+                "confirm.overrides change nothing else, so its run would repeat the selected trial's and count "
+                "as a second seed of it; use other seeds (e.g. [1, 2])"
+            )
+
+
 def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
     """Every cross-check, in the order a user fixing the file meets them."""
     _check_conditions(config)
@@ -304,4 +324,5 @@ def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
     _check_fixed_runs(config)
     _check_shared_subset(config)
     _check_asha_budget(config, base_trial)
+    _check_confirm_seeds(config)
     _check_fused_compile(config)

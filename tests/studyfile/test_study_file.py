@@ -48,6 +48,11 @@ BAD_STUDIES = [
         "confirm.overrides.method.temperature: a searched field; the confirmation retrains each selected",
     ),
     (
+        "a confirmation seed that repeats the search trial",
+        lambda r: r.update(confirm={"top_k": 1, "seeds": [0, 1]}),
+        "confirm.seeds: 0 is the seed the search trials train with (trial.training.seed), and confirm.overrides",
+    ),
+    (
         "a choice given twice",
         lambda r: r["search"].update({"method.temperature": {"choice": [0.1, 0.1]}}),
         "each value once, got [0.1, 0.1]",
