@@ -247,6 +247,12 @@ class StudySearcher(Searcher):
                 if all(math.isfinite(v) for v in values):
                     study.tell(trial, values if len(values) > 1 else values[0])
                 else:
+                    missing = [name for name, value in zip(self.metrics, values) if not math.isfinite(value)]
+                    trial.set_user_attr(
+                        "failure_reason",
+                        f"the objective {', '.join(missing)} has no value: a shot group without validation "
+                        "classes in this condition (see its trials' group sizes), or a metric the trial never reported",
+                    )
                     study.tell(trial, state=OptunaState.FAIL)
             else:
                 study.tell(trial, state=OPTUNA_STATES[state])

@@ -144,6 +144,18 @@ def test_a_failed_trial_is_fail_with_its_reason(storage):
     assert crashed.state == TrialState.FAIL and "raised an error" in crashed.user_attrs["failure_reason"]
 
 
+def test_a_completed_trial_whose_objective_has_no_value_is_fail_saying_why(storage):
+    """An objective of an empty shot group (val_few where a condition has no few-shot classes): the
+    trial completed, but Optuna cannot rank it; it said FAIL with no reason."""
+    searcher = _searcher(storage)
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", _epoch(0, math.nan, planned=1))
+    searcher.on_trial_complete("t1", _final(0, math.nan, planned=1, selected=math.nan))
+    trial = _only_trial(storage)
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["failure_reason"].startswith("the objective val_balanced_accuracy has no value: a shot")
+
+
 def test_a_running_trial_left_by_a_killed_driver_is_adopted_exactly_once(storage):
     killed = _searcher(storage)
     left_params = killed.suggest("old-driver-trial")
