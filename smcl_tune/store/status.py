@@ -125,6 +125,8 @@ def study_status(store: RunReader, parent, lock_file: Path | None = None) -> Stu
     for run in store.trial_runs(parent):
         record = TrialRecord.of_run(run, metric)
         progress.add(record.run_id, trial_progress(record, state == "running", epochs))
+    if state == "finished":  # fewer confirmation runs than planned when fewer search trials completed
+        progress.planned_trials = len(progress.trials)
     return StudyStatus(
         name=tags.get(STUDY_TAG, ""),
         state=state,

@@ -194,6 +194,15 @@ class StudySearcher(Searcher):
             sign = -1 if self.optuna_studies[stratum.label].directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
             completed = self.optuna_studies[stratum.label].get_trials(states=(OptunaState.COMPLETE,))
             best = sorted(completed, key=lambda trial: (sign * trial.values[0], trial.number))[: self.confirm["top_k"]]
+            if len(best) < self.confirm["top_k"]:
+                where = f" ({stratum.label})" if stratum.label else ""
+                log.warning(
+                    "confirm%s: %d of top_k %d configurations to confirm: only %d search trials completed",
+                    where,
+                    len(best),
+                    self.confirm["top_k"],
+                    len(completed),
+                )
             suggested = {spec.key for spec in self._specs.values()}  # one a resume took up from Ray's state
             for trial in best:
                 for seed in self.confirm["seeds"]:

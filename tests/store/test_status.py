@@ -151,3 +151,17 @@ def test_long_trial_names_keep_the_table_in_columns(tmp_path, capsys):
     column = header.index("condition")
     assert row[:column].rstrip() == long_name and row[column - 1] == " "
     assert row[column:].split()[:2] == ["imbalance_factor=100", "baseline"]
+
+
+def test_a_finished_study_that_ran_fewer_confirmations_than_planned_has_none_to_go(tmp_path, capsys):
+    """confirm.top_k 4 with 2 search trials completed: 2 confirmations; status said `finished, 6 of 8
+    trials ended` and `2 to go` of it."""
+    storage = tmp_path / "smcl-runs"
+    tracker = _write_study(storage)
+    tracker.end_trial(tracker.trial_run("k2", "trial-002", "search", {}, {}, {}), TrialState.PRUNED)
+    tracker.finish("FINISHED")
+    assert main(["status", "demo", "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "study demo: finished, 3 of 3 trials ended" in out and "trials: 1 completed, 1 pruned, 1 failed, 0 to go" in out
+    )

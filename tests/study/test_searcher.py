@@ -329,6 +329,18 @@ def test_the_confirmation_stage_retrains_the_top_k_of_each_condition_with_every_
     assert searcher.suggest("c8") == "FINISHED"
 
 
+def test_fewer_completed_search_trials_than_top_k_are_confirmed_saying_so(storage, caplog):
+    searcher = _searcher(storage, num_trials=2, confirm={"top_k": 3, "seeds": [1], "overrides": {}})
+    searcher.suggest("t0"), searcher.suggest("t1")
+    searcher.on_trial_complete("t0", _final(0, 0.0, planned=1, selected=0.5))
+    searcher.on_trial_result("t1", _epoch(0, 0.2, planned=4))
+    searcher.on_trial_complete("t1", _epoch(1, 0.3, planned=4))  # stopped early: pruned
+    with caplog.at_level("WARNING", logger="smcl_tune.study.searcher"):
+        confirmations = [searcher.suggest("c0"), searcher.suggest("c1")]
+    assert spec_of(confirmations[0]).configuration == "trial-000" and confirmations[1] == "FINISHED"
+    assert "confirm: 1 of top_k 3 configurations to confirm: only 1 search trials completed" in caplog.text
+
+
 def test_the_searcher_hands_out_exactly_the_trials_the_study_plans(tmp_path, tiny_study):
     """Ray's num_samples is the study's planned count: the searcher offers no trial beyond it."""
     from smcl_tune.study.search_plan import build_searcher
