@@ -81,7 +81,7 @@ def test_without_a_name_status_lists_the_studies(tmp_path, capsys):
     _write_study(storage, "beta").finish("KILLED")
     assert main(["status", "--storage", str(storage)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("study alpha: finished, 2 of 5 trials ended")
+    assert lines[0].startswith("study alpha: finished, 2 of 3 trials ended")  # finished: no more will run
     assert lines[1].startswith("study beta: stopped, 2 of 5 trials ended")
 
 
