@@ -124,15 +124,16 @@ class StudyProgress:
         """Per condition, the completed trial with the best validation objective, as the leaderboard
         ranks them; before any has completed, the best of any state so far (a trial stopped early
         holds an early epoch's value, which may beat the finished trials' selected ones)."""
-        best: dict[str, TrialProgress] = {}
+        by_condition: dict[str, list[TrialProgress]] = {}
         for trial in self.trials.values():
-            known = best.get(trial.condition)
-            if known is not None and (known.state == TrialState.COMPLETED) != (trial.state == TrialState.COMPLETED):
-                if trial.state == TrialState.COMPLETED and not math.isnan(trial.objective):
-                    best[trial.condition] = trial
-                continue
-            if is_better(trial.objective, None if known is None else known.objective, self.mode):
-                best[trial.condition] = trial
+            by_condition.setdefault(trial.condition, []).append(trial)
+        best: dict[str, TrialProgress] = {}
+        for condition, trials in by_condition.items():
+            completed = [t for t in trials if t.state == TrialState.COMPLETED and not math.isnan(t.objective)]
+            for trial in completed or trials:
+                known = best.get(condition)
+                if is_better(trial.objective, None if known is None else known.objective, self.mode):
+                    best[condition] = trial
         return best
 
     @property

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict
 from smcl_tune.errors import ConfigError, short_repr
-from smcl_tune.studyfile.conditions import study_conditions
+from smcl_tune.studyfile.conditions import Condition, study_conditions
 from smcl_tune.studyfile.overrides import apply_overrides
 from smcl_tune.studyfile.schema import StudyConfig
 from smcl_tune.studyfile.search_space import SearchDistribution
@@ -101,6 +101,11 @@ def _check_not_measured(where: str, paths, allowed: tuple[str, ...] = ()) -> Non
             )
 
 
+def _trial_in(config: StudyConfig, condition: Condition, overrides: dict[str, Any] | None = None) -> TrialConfig:
+    """The trial a run with `overrides` (a baseline's, the confirmation's) trains in `condition`."""
+    return trial_config_from_dict(apply_overrides(apply_overrides(config.trial, condition.overrides), overrides or {}))
+
+
 def _check_conditions(config: StudyConfig) -> None:
     for path, values in config.conditions.items():
         if not _is_config_field(path):
@@ -120,7 +125,7 @@ def _check_conditions(config: StudyConfig) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.=,:+-]*", condition.label):
             raise ConfigError(f"conditions: {condition.label!r} is not a usable label; use plain numbers and names")
         try:
-            trial_config_from_dict(apply_overrides(config.trial, condition.overrides))
+            _trial_in(config, condition)
         except ConfigError as error:
             raise ConfigError(f"conditions ({condition.label}) give an invalid trial: {error}") from None
 
@@ -130,7 +135,7 @@ def _check_validation_split(config: StudyConfig) -> None:
     if not config.num_trials:
         return
     for condition in study_conditions(config.conditions):
-        trial = trial_config_from_dict(apply_overrides(config.trial, condition.overrides))
+        trial = _trial_in(config, condition)
         if trial.data.val_per_class == 0:
             where = f" (condition {condition.label})" if condition.label else ""
             raise ConfigError(
@@ -196,16 +201,9 @@ def _check_fixed_runs(config: StudyConfig) -> None:
             if not _is_config_field(path):
                 raise ConfigError(f"{where}.overrides.{path}: names no config field")
         _check_not_measured(f"{where}.overrides", overrides, FINAL_RUN_FIELDS)
-        if where == "confirm":
-            for path in overrides:
-                if path in config.search:
-                    raise ConfigError(
-                        f"confirm.overrides.{path}: a searched field; the confirmation retrains each selected "
-                        "configuration with its own value, and a run with another would be labelled as it"
-                    )
         for condition in study_conditions(config.conditions):
             try:
-                trial_config_from_dict(apply_overrides(apply_overrides(config.trial, condition.overrides), overrides))
+                _trial_in(config, condition, overrides)
             except ConfigError as error:
                 shown = f", condition {condition.label}" if condition.label else ""
                 raise ConfigError(f"{where} ({name}{shown}): {error}") from None
@@ -288,25 +286,30 @@ def _check_fused_compile(config: StudyConfig) -> None:
         raise ConfigError(f"search.training.compile: {why}; search it with resources.fuse: 1")
     runs = [("trial", {}), *((f"{where}.overrides", overrides) for where, _, overrides in _fixed_runs(config))]
     for condition in study_conditions(config.conditions):
-        in_condition = apply_overrides(config.trial, condition.overrides)
         for where, overrides in runs:
-            if trial_config_from_dict(apply_overrides(in_condition, overrides)).training.compile:
+            if _trial_in(config, condition, overrides).training.compile:
                 if where == "trial" and condition.overrides.get("training.compile"):
                     where = "conditions"
                 raise ConfigError(f"{where}.training.compile: {why}; set resources.fuse: 1 to compile each trial")
 
 
-def _check_confirm_seeds(config: StudyConfig) -> None:
-    """A confirmation run with the search trials' own seed and nothing else changed repeats the
-    selected trial's run, and would count as a second seed of it."""
+def _check_confirm(config: StudyConfig) -> None:
+    """The confirmation retrains each selected configuration as it was searched: a searched field
+    overridden would train another value under its label, and a run with the search trials' own
+    seed and nothing else changed repeats the selected trial's, counted as a second seed of it."""
     confirm = config.confirm
-    if confirm is None or "training.seed" in config.search:
+    if confirm is None:
+        return
+    for path in confirm.overrides:
+        if path in config.search:
+            raise ConfigError(
+                f"confirm.overrides.{path}: a searched field; the confirmation retrains each selected "
+                "configuration with its own value, and a run with another would be labelled as it"
+            )
+    if "training.seed" in config.search:
         return
     for condition in study_conditions(config.conditions):
-        searched = trial_config_from_dict(apply_overrides(config.trial, condition.overrides))
-        confirmed = trial_config_from_dict(
-            apply_overrides(apply_overrides(config.trial, condition.overrides), confirm.overrides)
-        )
+        searched, confirmed = _trial_in(config, condition), _trial_in(config, condition, confirm.overrides)
         seed = searched.training.seed
         if seed in confirm.seeds and confirmed == searched:
             raise ConfigError(
@@ -322,7 +325,7 @@ def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
     _check_validation_split(config)
     _check_search_space(config)
     _check_fixed_runs(config)
+    _check_confirm(config)
     _check_shared_subset(config)
     _check_asha_budget(config, base_trial)
-    _check_confirm_seeds(config)
     _check_fused_compile(config)
