@@ -163,7 +163,7 @@ class DataConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    architecture: Literal["resnet32", "small_cnn", "resnet18", "resnet50"] = "resnet32"
+    architecture: Literal["resnet32", "small_cnn", "tiny_cnn", "resnet18", "resnet50"] = "resnet32"
     projection_dim: int = Field(128, ge=2, description="output size of the projection head")
     classifier: Literal["linear", "cosine"] | None = Field(
         None,

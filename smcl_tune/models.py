@@ -68,12 +68,16 @@ def global_average(features: torch.Tensor) -> torch.Tensor:
     return features.mean(dim=(2, 3))
 
 
-class SmallCNN(nn.Module):
-    """Four conv layers (about 111k parameters) for quick CPU runs."""
+SMALL_CNN_WIDTHS = (32, 64, 64, 96)  # about 111k parameters
+TINY_CNN_WIDTHS = (8, 16, 16, 24)  # about 7k: a quarter of each width, about a sixteenth of the arithmetic
 
-    def __init__(self) -> None:
+
+class SmallCNN(nn.Module):
+    """Four conv layers for quick CPU runs (`small_cnn`), or the same at a quarter of its widths
+    (`tiny_cnn`), for smoke runs of a study file and the suite's tiny trials."""
+
+    def __init__(self, widths: tuple[int, ...] = SMALL_CNN_WIDTHS) -> None:
         super().__init__()
-        widths = (32, 64, 64, 96)
         layers, channels = [], 3
         for index, width in enumerate(widths):
             layers += [nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
@@ -169,11 +173,13 @@ class SMCLNetwork(nn.Module):
 
 
 def build_backbone(architecture: str) -> nn.Module:
-    """A backbone by name: resnet32, small_cnn, resnet18, resnet50."""
+    """A backbone by name: resnet32, small_cnn, tiny_cnn, resnet18, resnet50."""
     if architecture == "resnet32":
         return CifarResNet(blocks_per_stage=5)
     if architecture == "small_cnn":
         return SmallCNN()
+    if architecture == "tiny_cnn":
+        return SmallCNN(TINY_CNN_WIDTHS)
     if architecture in ("resnet18", "resnet50"):
         return TorchvisionResNet(architecture)
     raise ValueError(f"model.architecture: unknown {architecture!r}")

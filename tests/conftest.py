@@ -98,7 +98,7 @@ def cifar10_jpeg() -> Path:
 
 
 def _tiny_config(**training) -> dict:
-    """A trial of 5 synthetic 16-px classes, small CNN, on the CPU: seconds per epoch."""
+    """A trial of 5 synthetic 16-px classes, the tiny CNN, on the CPU: about a second per epoch."""
     return {
         "data": {
             "source": "synthetic",
@@ -110,7 +110,7 @@ def _tiny_config(**training) -> dict:
             "few_below": 10,
             "synthetic": {"image_size": 16, "test_per_class": 12, "val_pool_per_class": 12},
         },
-        "model": {"architecture": "small_cnn"},
+        "model": {"architecture": "tiny_cnn"},
         "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 5, "mask_probability": 1.0},
         "training": {
             "epochs": 2,

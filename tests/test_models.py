@@ -15,8 +15,16 @@ def test_resnet32_has_the_cifar_shape():
     assert 0.45e6 < _parameters(network.backbone) < 0.48e6
 
 
+def test_the_tiny_cnn_is_the_small_cnn_at_a_quarter_of_its_widths():
+    small, tiny = build_network("small_cnn", num_classes=5), build_network("tiny_cnn", num_classes=5)
+    small_convs = [m for m in small.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    tiny_convs = [m for m in tiny.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in tiny_convs] == [c.out_channels // 4 for c in small_convs] == [8, 16, 16, 24]
+    assert _parameters(tiny.backbone) < _parameters(small.backbone) / 10
+
+
 def test_networks_give_logits_and_unit_embeddings():
-    for architecture, size in (("resnet32", 32), ("small_cnn", 32), ("resnet18", 64)):
+    for architecture, size in (("resnet32", 32), ("small_cnn", 32), ("tiny_cnn", 16), ("resnet18", 64)):
         network = build_network(architecture, num_classes=7)
         logits, z = network(torch.randn(3, 3, size, size), with_embedding=True)
         assert logits.shape == (3, 7) and z.shape == (3, 128)

@@ -85,7 +85,7 @@ def test_a_trial_run_records_what_published_results_are_compared_on(tmp_path, ti
     assert (tags["smcl.subset_protocol"], tags["smcl.n_max"], tags["smcl.epochs"]) == ("seeded", "40", "2")
     assert (tags["smcl.source"], tags["smcl.architecture"], tags["smcl.imbalance_factor"]) == (
         "synthetic",
-        "small_cnn",
+        "tiny_cnn",
         "10",
     )
 
