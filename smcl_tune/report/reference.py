@@ -18,7 +18,13 @@ from smcl_tune.errors import ConfigError
 
 COLUMNS = ("benchmark", "imbalance_factor", "backbone", "method", "epochs", "top1", "many", "medium", "few", "source")
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-BACKBONES = {"resnet32": "ResNet-32", "resnet18": "ResNet-18", "resnet50": "ResNet-50", "small_cnn": "small CNN", "tiny_cnn": "tiny CNN"}
+BACKBONES = {
+    "resnet32": "ResNet-32",
+    "resnet18": "ResNet-18",
+    "resnet50": "ResNet-50",
+    "small_cnn": "small CNN",
+    "tiny_cnn": "tiny CNN",
+}
 CAVEAT = (
     "published figures are usually the best epoch on the test set (ProCo's own logs, CIFAR-100-LT IF 100: last epoch "
     "52.76, best 52.84); this study's are never selected on test"
