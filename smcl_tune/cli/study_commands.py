@@ -146,7 +146,7 @@ def command_run(arguments: argparse.Namespace) -> int:
     for line in prepare_data(study):
         print(line, file=sys.stderr)
     outcome = _run_watched(study, arguments)
-    board = publish_leaderboard(outcome.paths.tracking_uri, study.name)
+    board = publish_leaderboard(outcome.paths.tracking_uri, study.name, outcome.paths.artifact_root)
     print()
     print(f"study {study.name} ran for {outcome.wall_seconds:.0f} s")
     if board is not None:

@@ -3,6 +3,7 @@ names the storage and the space needed (exit 1, no traceback), leaves no checkpo
 and the same command finishes the study once space is freed, with every epoch logged once."""
 
 import errno
+import shutil
 import subprocess
 import sys
 
@@ -10,13 +11,19 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from smcl_tune.atomic_write import StorageFull
+from smcl_tune.layout import ARTIFACT_FOLDER
+from smcl_tune.report.publish import publish_leaderboard
 from smcl_tune.store.paths import default_tracking_uri
 from tests.fixtures.ci import skip_unless_ci
+from tests.fixtures.studies import tiny_study_trial, write_tiny_study
 from tests.fixtures.tracking_store import wait_for_logged_losses
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-SIZE_MB, BALLAST_MB = 16, 12  # a study of two tiny trials needs about 10 MB; 4 MB are free at first
+# a study of two tiny trials of the small CNN needs about 10 MB; 4 MB are free at first, so the disk
+# fills while the trials write their checkpoints
+SIZE_MB, BALLAST_MB = 16, 12
 
 
 @pytest.fixture
@@ -46,12 +53,13 @@ def _run(study, cwd, environment: dict[str, str]) -> subprocess.CompletedProcess
 
 
 def test_a_full_storage_stops_the_study_and_the_same_command_finishes_it(
-    tmp_path, small_storage, tiny_study, trial_runs, joining_env
+    tmp_path, small_storage, tiny_config, trial_runs, joining_env
 ):
     ballast = small_storage / "ballast"
     ballast.write_bytes(b"\0" * (BALLAST_MB << 20))
     storage = small_storage / "smcl-runs"
-    study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, storage=str(storage))
+    trial = {**tiny_study_trial(tiny_config), "model": {"architecture": "small_cnn"}}  # the tiny CNN's fit
+    study = write_tiny_study(trial, tmp_path, num_trials=2, scheduler={"type": "fifo"}, storage=str(storage))
 
     full = _run(study, tmp_path, joining_env)
     output = full.stdout + full.stderr
@@ -122,3 +130,25 @@ def _finishes_with_every_epoch_once(study, cwd, environment, tracking_uri: str, 
     for run in runs:
         assert run.info.status == "FINISHED"
         assert sorted(metric.step for metric in client.get_metric_history(run.info.run_id, "loss")) == [0, 1, 2]
+
+
+def test_a_leaderboard_that_does_not_fit_its_storage_is_one_message_and_a_later_run_logs_it(small_storage, build_store):
+    """A finished study's last write, its leaderboard's CSV and HTML logged to MLflow, on a full disk:
+    StorageFull (the CLI's one line, exit 1) naming the storage and the files' size, nothing left
+    half-written; `smcl-tune run` again logs them once there is space."""
+    storage = small_storage / "smcl-runs"
+    uri = build_store(storage)
+    ballast = small_storage / "ballast"
+    ballast.write_bytes(b"\0" * (shutil.disk_usage(small_storage).free - (64 << 10)))  # 64 KB left
+    artifacts = storage / ARTIFACT_FOLDER
+    with pytest.raises(StorageFull) as refused:
+        publish_leaderboard(uri, "lt", artifacts)
+    message = str(refused.value)
+    assert message.startswith(f"{small_storage}: the storage is full ("), message
+    assert "writing the leaderboard's CSV and HTML needs" in message and "run the same command again" in message
+    written = sorted(path.name for path in artifacts.rglob("leaderboard/*"))
+    assert written in ([], ["lt.csv"]), written  # the small CSV may fit; no part of the HTML, no staged file
+
+    ballast.unlink()
+    assert publish_leaderboard(uri, "lt", artifacts) is not None
+    assert sorted(path.name for path in artifacts.rglob("leaderboard/*")) == ["lt.csv", "lt.html"]
