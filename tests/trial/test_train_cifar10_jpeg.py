@@ -21,7 +21,7 @@ def test_one_epoch_on_a_small_cifar10_lt_subset_reports_per_class_accuracy(cifar
             "many_above": 100,
             "few_below": 40,
         },
-        "model": {"architecture": "small_cnn"},
+        "model": {"architecture": "tiny_cnn"},
         "method": {"name": "smcl", "mask_start_epoch": 0, "mask_end_epoch": 1, "mask_probability": 1.0},
         "training": {"epochs": 1, "batch_size": 64, "warmup_epochs": 0, "device": "cpu"},
     }

@@ -55,7 +55,7 @@ def classes_shown(images: torch.Tensor) -> torch.Tensor:
 def config(method: dict, epochs: int, batch_size: int = 4) -> dict:
     return {
         "data": {"source": "synthetic", "num_classes": 5},  # replaced by the coded data
-        "model": {"architecture": "small_cnn"},
+        "model": {"architecture": "tiny_cnn"},
         "method": method,
         "training": {
             "epochs": epochs,
@@ -206,7 +206,7 @@ def test_test_metrics_come_from_the_epoch_selected_on_validation(monkeypatch):
     assert result.best_epoch == 0
     assert result.validation["balanced_accuracy"] == history[0]
 
-    network = build_network("small_cnn", 5)
+    network = build_network("tiny_cnn", 5)
     network.load_state_dict(kept["weights"])
     epoch_zero = evaluate(network, data.test, data)
     assert result.test_confusion == epoch_zero.tolist()
