@@ -9,9 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from smcl_tune.report.captions import SEEDS_TITLE, differences_title, group_lines, title_line
+from smcl_tune.report.captions import group_lines, title_line
 from smcl_tune.report.comparison import comparison_frame
-from smcl_tune.report.display_frames import differences_frame, display_frame, reference_sections, seeds_frame
+from smcl_tune.report.display_frames import display_frame, sections_after_trials
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.plots import (
     curves_figure,
@@ -71,15 +71,8 @@ def format_html(board: Leaderboard, reference: pd.DataFrame | None = None) -> st
     figures += [figure for figure in (curves_figure(board), long_tail_figure(board)) if figure is not None]
     table = display_frame(board).to_html(index=False, border=0, classes="leaderboard", na_rep="")
     sections = []
-    tables = [
-        (SEEDS_TITLE, seeds_frame(board)),
-        (differences_title(board) if board.baseline else "", differences_frame(board)),
-    ]
-    if reference is not None:
-        tables += reference_sections(board, reference)
-    for title, frame in tables:
-        if not frame.empty:
-            sections += [f"<h2>{html.escape(title)}</h2>", frame.to_html(index=False, border=0, classes="seeds")]
+    for title, frame in sections_after_trials(board, reference):  # titled as the text table's
+        sections += [f"<h2>{html.escape(title)}</h2>", frame.to_html(index=False, border=0, classes="seeds")]
     return _page(
         f"{board.study}: smcl-tune leaderboard",
         [

@@ -11,6 +11,7 @@ import pytest
 from smcl_tune.cli import main
 from smcl_tune.report.cells import interval_cell
 from smcl_tune.report.csv_table import format_csv
+from smcl_tune.report.html import format_html
 from smcl_tune.report.latex_table import format_latex
 from smcl_tune.report.leaderboard import load_leaderboard
 from smcl_tune.report.statistics import t_interval
@@ -126,9 +127,10 @@ def test_latex_of_a_study_without_seeds_is_a_table_saying_so(tmp_path, build_sto
 
 
 def test_two_seeds_or_a_zero_spread_give_no_interval_and_no_star_and_the_table_says_why(board):
-    text = format_text(board)
-    assert "2 seeds: too few for an interval (it needs 3 or more), so no interval and no star" in text
-    assert "a zero spread over the seeds: no interval" in text  # smcl's top-1 equals ce's on every seed
+    text, page = format_text(board), format_html(board)
+    for report in (text, page):  # the HTML report's headings say it as the text table's titles do
+        assert "2 seeds: too few for an interval (it needs 3 or more), so no interval and no star" in report
+        assert "a zero spread over the seeds: no interval" in report  # smcl's top-1 equals ce's on every seed
     confirmed = [line for line in text.splitlines() if line.startswith("trial-001 [confirm]")]
     assert confirmed and all("[" not in line.split("]", 1)[1] and "*" not in line for line in confirmed)
 
