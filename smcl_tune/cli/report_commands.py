@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
@@ -41,8 +42,27 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
                 f"--tracking-uri: {redact_uri(arguments.tracking_uri)} does not answer ({problem}); start the "
                 "tracking server, or check the URI"
             )
-        return arguments.tracking_uri
+        return existing_store_uri(arguments.tracking_uri)
     return storage_store_uri(Path(arguments.storage).resolve())
+
+
+def existing_store_uri(uri: str) -> str:
+    """A --tracking-uri that names a local store: refused when the store is not there (a reader
+    never makes one), or when it is a bare path to a study's sqlite file (MLflow would take it for
+    a folder store)."""
+    from smcl_tune.store.sqlite_copy import sqlite_path
+
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        raise ConfigError(f"--tracking-uri: {database}: no MLflow store there; run a study first, or check the URI")
+    if "://" in uri:
+        return uri
+    path = Path(uri.removeprefix("file:"))
+    if path.is_file():
+        raise ConfigError(f"--tracking-uri: {uri} is a path, not a URI: write sqlite:///{path.resolve()}")
+    if not path.is_dir():
+        raise ConfigError(f"--tracking-uri: {uri}: no MLflow store there; run a study first, or check the URI")
+    return uri
 
 
 def storage_store_uri(storage: Path) -> str:
@@ -139,7 +159,13 @@ def command_ui(arguments: argparse.Namespace) -> int:
     from smcl_tune.studyfile.study import redact_uri
 
     storage = None if arguments.tracking_uri else Path(arguments.storage).resolve()
-    uri = arguments.tracking_uri or storage_store_uri(storage)  # an empty folder gets no store of MLflow's making
+    if arguments.tracking_uri and urlsplit(arguments.tracking_uri).scheme in ("http", "https"):
+        raise ConfigError(
+            f"--tracking-uri: {redact_uri(arguments.tracking_uri)} is a tracking server: open its own UI at that "
+            "address; `smcl-tune ui` serves a store of files (--storage, or --tracking-uri sqlite:///PATH)"
+        )
+    # an empty folder, or a missing sqlite file, gets no store of MLflow's making
+    uri = existing_store_uri(arguments.tracking_uri) if arguments.tracking_uri else storage_store_uri(storage)
     check_address_free(arguments.host, arguments.port)  # before the store is touched
     if storage is not None:
         relocate_artifacts(uri, storage / ARTIFACT_FOLDER)  # logs where a moved store's artifacts now are

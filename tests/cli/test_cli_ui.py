@@ -29,6 +29,45 @@ def test_ui_over_a_folder_without_a_store_is_refused_in_one_line_and_creates_not
     assert list(tmp_path.iterdir()) == []  # as `status` there: no store of MLflow's making
 
 
+@pytest.mark.parametrize(
+    "command", [["leaderboard", "lt"], ["status"], ["ui", "--port", "9"]], ids=["leaderboard", "status", "ui"]
+)
+def test_a_tracking_uri_without_a_store_or_that_is_a_path_is_refused_in_one_line_and_creates_nothing(tmp_path, command):
+    database = tmp_path / "runs" / "mlflow.db"
+
+    def refused(uri: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "smcl_tune.cli", *command, "--tracking-uri", uri],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        return done.stderr.strip()
+
+    missing = f"smcl-tune: --tracking-uri: {database}: no MLflow store there; run a study first, or check the URI"
+    assert refused(f"sqlite:///{database}") == missing
+    assert list(tmp_path.iterdir()) == []  # MLflow would have made the folder and an empty store
+    database.parent.mkdir()
+    database.write_bytes(b"")  # a study's sqlite file, named as a path
+    assert (
+        refused(str(database))
+        == f"smcl-tune: --tracking-uri: {database} is a path, not a URI: write sqlite:///{database}"
+    )
+
+
+def test_ui_over_a_tracking_server_is_refused_pointing_to_the_servers_own_ui(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "ui", "--tracking-uri", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("smcl-tune: --tracking-uri: http://127.0.0.1:9 is a tracking server: open its own UI")
+
+
 def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_path, stop_at_teardown):
     from mlflow.tracking import MlflowClient
 
