@@ -78,12 +78,12 @@ class LiveView:
             return Group(title, Text("starting Ray"))
         rows = Table.grid(padding=(0, 2))
         for trial in progress.running:
-            rows.add_row(
-                f"{trial.name} ({trial.fused_group})" if trial.fused_group else trial.name,
+            rows.add_row(  # Text: a condition's "[imbalance_factor=10]" is not rich markup
+                Text(f"{trial.name} ({trial.fused_group})" if trial.fused_group else trial.name),
                 ProgressBar(total=max(1, trial.epochs_planned), completed=trial.epochs_done, width=20),
-                f"epoch {trial.epochs_done}/{trial.epochs_planned}",
-                format_objective(trial.objective),
-                format_rate(trial.images_per_second),
-                format_memory(trial.gpu_memory_mib),
+                Text(f"epoch {trial.epochs_done}/{trial.epochs_planned}"),
+                Text(format_objective(trial.objective)),
+                Text(format_rate(trial.images_per_second)),
+                Text(format_memory(trial.gpu_memory_mib)),
             )
         return Group(title + Text(": " + study_summary(progress)), Text(best_summary(progress)), rows)
