@@ -33,9 +33,10 @@ def check_local_resources(study: Study) -> None:
     """Refuse a trial that no slot of this machine can hold: on a local Ray it would wait forever."""
     resources = study.config.resources
     cpus = psutil.cpu_count() or 1
+    asker = "a group of fused trials" if resources.fuse > 1 else "a trial"
     if resources.cpus > cpus:
         raise ConfigError(
-            f"{study.source}: resources.cpus: a trial asks for {resources.cpus:g} CPUs and this machine has {cpus}; "
+            f"{study.source}: resources.cpus: {asker} asks for {resources.cpus:g} CPUs and this machine has {cpus}; "
             f"ask for at most {cpus}, or run on a Ray cluster (--address)"
         )
     if resources.gpus > 0:
@@ -43,7 +44,7 @@ def check_local_resources(study: Study) -> None:
 
         if torch.cuda.device_count() == 0:
             raise ConfigError(
-                f"{study.source}: resources.gpus: a trial asks for {resources.gpus:g} of a GPU and this machine has "
+                f"{study.source}: resources.gpus: {asker} asks for {resources.gpus:g} of a GPU and this machine has "
                 "none; set resources.gpus: 0, or run on a Ray cluster with GPUs (--address)"
             )
 

@@ -293,6 +293,23 @@ def _check_fused_compile(config: StudyConfig) -> None:
                 raise ConfigError(f"{where}.training.compile: {why}; set resources.fuse: 1 to compile each trial")
 
 
+SMALLEST_SHARE = 1e-4  # Ray Tune's resource unit: a smaller fraction of a CPU or GPU is refused once trials start
+
+
+def _check_trial_share(config: StudyConfig) -> None:
+    """Each trial holds its group's cpus and gpus divided by `fuse`: Ray refuses a share below its
+    unit, after the study has started and written its state."""
+    resources = config.resources
+    for name, amount in (("cpus", resources.cpus), ("gpus", resources.gpus)):
+        share = amount / resources.fuse
+        if 0 < share < SMALLEST_SHARE:
+            field = "resources.fuse" if resources.fuse > 1 else f"resources.{name}"
+            raise ConfigError(
+                f"{field}: each trial would hold {share:.2g} of a {name[:-1].upper()} (resources.{name} {amount:g} "
+                f"/ resources.fuse {resources.fuse}); Ray Tune's smallest share is {SMALLEST_SHARE:g}"
+            )
+
+
 def _check_confirm(config: StudyConfig) -> None:
     """The confirmation retrains each selected configuration as it was searched: a searched field
     overridden would train another value under its label, and a run with the search trials' own
@@ -329,3 +346,4 @@ def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
     _check_shared_subset(config)
     _check_asha_budget(config, base_trial)
     _check_fused_compile(config)
+    _check_trial_share(config)

@@ -190,10 +190,13 @@ def test_without_an_address_a_run_starts_its_own_ray_and_never_joins_a_leftover_
     assert "trial-000: finished after 3 epochs" in done.stdout
 
 
-def test_resources_no_local_slot_can_hold_are_refused_before_ray_starts(tmp_path, tiny_study, capsys, refused_by_main):
-    study = tiny_study(tmp_path, name="greedy", resources={"cpus": 512})
+@pytest.mark.parametrize("fuse, asker", [(1, "a trial"), (4, "a group of fused trials")])
+def test_resources_no_local_slot_can_hold_are_refused_before_ray_starts(
+    tmp_path, tiny_study, capsys, refused_by_main, fuse, asker
+):
+    study = tiny_study(tmp_path, name="greedy", resources={"cpus": 512, "fuse": fuse})
     error = refused_by_main(["run", str(study)], capsys)
-    assert f"resources.cpus: a trial asks for 512 CPUs and this machine has {os.cpu_count()}" in error
+    assert f"resources.cpus: {asker} asks for 512 CPUs and this machine has {os.cpu_count()}" in error
     assert not (tmp_path / "smcl-runs").exists()
 
 

@@ -253,6 +253,17 @@ BAD_STUDIES = [
         "conditions.training.compile: a fused group (resources.fuse: 2) trains its members",
     ),
     (
+        "a fuse that leaves each trial less CPU than Ray can give",
+        lambda r: r["resources"].update(cpus=1, fuse=100000),
+        "resources.fuse: each trial would hold 1e-05 of a CPU (resources.cpus 1 / resources.fuse 100000); "
+        "Ray Tune's smallest share is 0.0001",
+    ),
+    (
+        "a GPU share Ray cannot give",
+        lambda r: r["resources"].update(gpus=0.00001),
+        "resources.gpus: each trial would hold 1e-05 of a GPU",
+    ),
+    (
         "an enormous image size",
         lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/x", "image_size": 1000000}),
         "trial.data.image_size: Input should be less than or equal to 1024",
