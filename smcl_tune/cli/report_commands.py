@@ -88,6 +88,14 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.text_table import format_text
 
     output = checked_output(arguments.output)
+    reference = None
+    if arguments.reference is not None:
+        if len(arguments.studies) > 1:
+            raise ConfigError(
+                "--reference: studies side by side are shown without published results; "
+                "run `smcl-tune leaderboard STUDY --reference` for each"
+            )
+        reference = load_reference(Path(arguments.reference) if arguments.reference else None)
     uri = tracking_uri(arguments)
     try:
         boards = [load_leaderboard(uri, name, baseline=arguments.baseline) for name in arguments.studies]
@@ -105,9 +113,6 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
         else:
             text = comparison_html(boards) if fmt == "html" else format_comparison(boards, fmt)
     else:
-        reference = None
-        if arguments.reference is not None:
-            reference = load_reference(Path(arguments.reference) if arguments.reference else None)
         if fmt == "latex":
             text = format_latex(boards[0])
         elif fmt == "table":

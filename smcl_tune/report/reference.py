@@ -49,15 +49,36 @@ def load_reference(extra: Path | None = None) -> pd.DataFrame:
     if extra is not None:
         try:
             own = pd.read_csv(extra)
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
             raise ConfigError(f"{extra}: not a readable CSV of published results ({error})") from None
         missing = [column for column in COLUMNS if column not in own.columns]
         if missing:
             raise ConfigError(
                 f"{extra}: published results need the columns {', '.join(COLUMNS)}; missing: {', '.join(missing)}"
             )
+        _check_numbers(extra, own)
         tables.append(own[list(COLUMNS)])
     return pd.concat(tables, ignore_index=True)
+
+
+PERCENTS = ("top1", "many", "medium", "few")
+NUMBERS = {"imbalance_factor": (1, math.inf), "epochs": (1, math.inf), **dict.fromkeys(PERCENTS, (0, 100))}
+
+
+def _check_numbers(extra: Path, own: pd.DataFrame) -> None:
+    """Each figure a number in its range, or blank (not published; a blank factor: the data as
+    published); accuracies in percent, as papers give them."""
+    for column, (low, high) in NUMBERS.items():
+        for row, value in enumerate(own[column], start=2):  # the file's line: its header is line 1
+            if pd.isna(value):
+                continue
+            number = pd.to_numeric(value, errors="coerce")
+            if pd.isna(number) or not low <= number <= high:
+                unit = " (percent)" if column in PERCENTS else ""
+                shown = repr(value) if pd.isna(number) else f"{number:g}"
+                raise ConfigError(
+                    f"{extra}: line {row}, {column}: {shown} is not a number from {low:g} to {high:g}{unit}, nor blank"
+                )
 
 
 def _same_factor(published, factor: float) -> bool:

@@ -100,3 +100,40 @@ def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, l
     assert "missing: benchmark, imbalance_factor, backbone, epochs, many, medium, few, source" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("", "not a readable CSV of published results (No columns to parse from file)"),
+        (
+            "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
+            "CIFAR-10-LT,abc,ResNet-32,CE,200,71.2,,,,lab\n",
+            "line 2, imbalance_factor: 'abc' is not a number from 1 to inf, nor blank",
+        ),
+        (
+            "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
+            "CIFAR-10-LT,100,ResNet-32,CE,200,71.2,,,,lab\nCIFAR-10-LT,100,ResNet-32,CE,200,171,,,,lab\n",
+            "line 3, top1: 171 is not a number from 0 to 100 (percent), nor blank",
+        ),
+    ],
+    ids=["empty", "a factor that is not a number", "a top-1 past 100 percent"],
+)
+def test_a_reference_file_that_is_empty_or_holds_a_figure_that_is_not_one_is_refused_in_one_line(
+    tmp_path, capsys, logged_trial, text, said
+):
+    _cifar10_store(tmp_path, logged_trial)
+    own = tmp_path / "mine.csv"
+    own.write_text(text)
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"smcl-tune: {own}: {said}", error
+
+
+def test_a_reference_with_studies_side_by_side_is_refused_before_the_store_is_read(tmp_path, capsys):
+    # no store in tmp_path: the refusal comes first
+    assert main(["leaderboard", "a", "b", "--storage", str(tmp_path), "--reference"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "smcl-tune: --reference: studies side by side are shown without published results; "
+        "run `smcl-tune leaderboard STUDY --reference` for each"
+    )
