@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from smcl_tune.report.cells import is_missing, percent_cell
+from smcl_tune.report.cells import as_percent, is_missing, percent_cell
 from smcl_tune.report.display_frames import GROUP_SIZE_OF, HEADINGS
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
 from smcl_tune.report.markdown_table import markdown_table
@@ -16,7 +16,7 @@ COMPARISON_TITLE = "best trial of each study (test metrics of the epoch selected
 def _difference(reference, value) -> str:
     if is_missing(reference) or is_missing(value):
         return "n/a"
-    return f"{100 * (value - reference):+.1f}"
+    return f"{as_percent(value - reference):+.1f}"
 
 
 def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:

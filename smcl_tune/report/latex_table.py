@@ -8,7 +8,7 @@ lines against these 42, and putting them back leaves Styler only the rules and t
 
 from __future__ import annotations
 
-from smcl_tune.report.cells import is_missing
+from smcl_tune.report.cells import as_percent, is_missing
 from smcl_tune.report.display_frames import HEADINGS
 from smcl_tune.report.leaderboard import Leaderboard
 
@@ -43,7 +43,7 @@ def format_latex(board: Leaderboard) -> str:
             lines.append(
                 r"\multicolumn{" + str(len(_LATEX_METRICS) + 1) + "}{l}{\\emph{" + _latex_escape(condition) + r"}} \\"
             )
-        best = {metric: f"{100 * rows[f'{metric}_mean'].max():.1f}" for metric in _LATEX_METRICS}  # as printed
+        best = {metric: f"{as_percent(rows[f'{metric}_mean'].max()):.1f}" for metric in _LATEX_METRICS}  # as printed
         for _, row in rows.iterrows():
             cells = [_latex_escape(row["configuration"] + ("" if row["kind"] == "baseline" else " (tuned)"))]
             for metric in _LATEX_METRICS:
@@ -51,10 +51,10 @@ def format_latex(board: Leaderboard) -> str:
                 if is_missing(mean):
                     cells.append("--")
                     continue
-                value = f"{100 * mean:.1f}"
+                value = f"{as_percent(mean):.1f}"
                 cells.append(
                     (r"\textbf{" + value + "}" if value == best[metric] else value)
-                    + f" $\\pm$ {'--' if is_missing(spread) else f'{100 * spread:.1f}'}"
+                    + f" $\\pm$ {'--' if is_missing(spread) else f'{as_percent(spread):.1f}'}"
                 )
             lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from smcl_tune.cli import main
-from smcl_tune.report.cells import interval_cell
+from smcl_tune.report.cells import interval_cell, percent_cell, points
 from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.html import format_html
 from smcl_tune.report.latex_table import format_latex
@@ -149,3 +149,11 @@ def test_the_tables_over_seeds_fit_a_narrow_terminal_as_the_trials_table_does(bo
     rows = [line for line in seeds_part.splitlines() if "  " in line and not line.startswith(titles)]
     assert rows and all(len(line) <= 70 for line in rows), [line for line in rows if len(line) > 70]
     assert "left out to fit 70 columns: medium" in seeds_part
+
+
+def test_equal_accuracies_computed_two_ways_are_written_alike():
+    # 47 of 400 right: 0.1175 as a count's share, and the float just below it as a mean of classes'
+    # shares; 100 x the second is 11.749999999999998, which `.1f` alone wrote 11.7 beside 11.8
+    as_share, as_mean = 47 / 400, math.nextafter(47 / 400, 0)
+    assert percent_cell(as_share) == percent_cell(as_mean) == "11.8"
+    assert points(as_share - 0.0) == points(as_mean - 0.0)
