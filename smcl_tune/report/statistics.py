@@ -103,7 +103,8 @@ def paired_differences(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
                         f"{metric}_diff": mean,
                         f"{metric}_diff_low": low,
                         f"{metric}_diff_high": high,
-                        f"{metric}_excludes_0": bool(low > 0 or high < 0) if not math.isnan(low) else False,
+                        # None (an empty CSV cell) where there is no interval: too few seeds, or no difference
+                        f"{metric}_excludes_0": bool(low > 0 or high < 0) if not math.isnan(low) else None,
                     }
                 )
             rows.append(row)

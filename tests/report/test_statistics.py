@@ -58,7 +58,7 @@ def test_paired_differences_use_the_seeds_both_ran_and_mark_intervals_without_ze
     assert smcl["test_few_excludes_0"]
     confirmed = differences.loc["trial-001"]  # seeds 1 and 2 only: 16 and 22 points
     assert confirmed["paired_seeds"] == "1,2" and 100 * confirmed["test_few_diff"] == pytest.approx(19)
-    assert not confirmed["test_few_excludes_0"]  # two seeds are too few to tell
+    assert confirmed["test_few_excludes_0"] is None  # two seeds are too few to tell: no interval, no answer
     assert not smcl["test_top1_excludes_0"]  # no difference at all
 
 
@@ -75,6 +75,8 @@ def test_the_text_table_shows_the_statistics_and_the_csv_carries_them_per_seed(b
     assert float(seed_one["config_test_few_mean"]) == pytest.approx(0.24)
     assert float(seed_one["diff_test_few_diff"]) == pytest.approx(0.12)
     assert seed_one["diff_test_few_excludes_0"] == "True"
+    confirmed = next(row for row in rows if row["trial"].startswith("confirm-") and row["diff_test_few_diff"])
+    assert confirmed["diff_test_few_excludes_0"] == ""  # two seeds: no interval, so neither True nor False
 
 
 def test_latex_is_a_booktabs_table_with_the_best_mean_of_each_column_in_bold(board):
