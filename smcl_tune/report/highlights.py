@@ -64,9 +64,11 @@ def highlights(trials: pd.DataFrame) -> list[Highlight]:
 
 
 def error_bar(mean: float, low: float, high: float, scale: float = 100.0) -> dict | None:
-    """A plotly error bar for the interval [low, high] around mean (None without an interval)."""
+    """A plotly error bar for the interval [low, high] around mean (None without an interval), cut
+    at an accuracy's range [0, 1] as the tables cut it."""
     if math.isnan(low) or math.isnan(high):
         return None
+    low, high = max(low, 0.0), min(high, 1.0)
     return {
         "type": "data",
         "symmetric": False,

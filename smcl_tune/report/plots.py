@@ -335,8 +335,9 @@ def long_tail_figure(board: Leaderboard) -> go.Figure | None:
             error_y={
                 "type": "data",
                 "symmetric": False,
-                "array": _percent(classes["ci_high"] - classes["test_accuracy"]).fillna(0),
-                "arrayminus": _percent(classes["test_accuracy"] - classes["ci_low"]).fillna(0),
+                # cut at an accuracy's range, as the tables cut an interval
+                "array": _percent(classes["ci_high"].clip(upper=1.0) - classes["test_accuracy"]).fillna(0),
+                "arrayminus": _percent(classes["test_accuracy"] - classes["ci_low"].clip(lower=0.0)).fillna(0),
             },
             mode="markers+text",
             text=[highlight.label if index == rarest else "" for index in classes.index],

@@ -8,6 +8,7 @@ import re
 import pytest
 from scipy import stats
 
+from smcl_tune.report.highlights import error_bar
 from smcl_tune.report.html import format_html
 from smcl_tune.report.leaderboard import load_leaderboard
 from smcl_tune.report.plots import curves_figure, hyperparameter_figures, many_few_figure
@@ -143,3 +144,9 @@ def test_the_long_tail_plot_shows_each_baseline_per_class_over_its_seeds(tmp_pat
         ].marker.symbol
         == "hexagram"
     )
+
+
+def test_an_error_bar_past_an_accuracys_range_is_cut_at_it_as_the_tables_cut_it():
+    bar = error_bar(0.95, 0.85, 1.07)  # 95% with an interval to 107%
+    assert bar["array"] == pytest.approx([5.0]) and bar["arrayminus"] == pytest.approx([10.0])
+    assert error_bar(0.05, -0.35, 0.2)["arrayminus"] == pytest.approx([5.0])
