@@ -238,7 +238,13 @@ def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[g
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(complete) < 2:
             return None, (
-                f"hyperparameter importance{where} needs at least 2 completed trials, the study has {len(complete)}"
+                f"hyperparameter importance{where} needs at least 2 completed search trials, "
+                f"{'the condition' if condition else 'the study'} has {len(complete)}"
+            )
+        if len({trial.values[0] for trial in complete}) == 1:  # fANOVA finds no variance to share out
+            return None, (
+                f"hyperparameter importance{where}: its {len(complete)} completed search trials all scored "
+                f"{complete[0].values[0]:.4g}, so no hyperparameter explains a difference"
             )
         target = (lambda trial: trial.values[0]) if len(study.directions) > 1 else None
         importances = optuna.importance.get_param_importances(

@@ -53,3 +53,23 @@ def test_importance_counts_completed_trials_and_warns_below_the_threshold(tmp_pa
     page = report.read_text()
     assert '<p class="note">hyperparameter importance (imbalance_factor=10) rests on 7 completed trials' in page
     assert "(fANOVA, 12 completed trials)" in page and "imbalance_factor=100) rests on" not in page
+
+
+def test_search_trials_that_all_scored_the_same_get_a_note_that_says_so(tmp_path, build_store, caplog):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    for condition, values in (("imbalance_factor=10", [0.6, 0.6, 0.6]), ("imbalance_factor=100", [0.4])):
+        study = optuna.create_study(study_name=f"lt/{condition}", storage=url, direction="maximize")
+        for value in values:
+            trial = study.ask()
+            trial.suggest_float("method.temperature", 0.03, 0.5, log=True)
+            study.tell(trial, value)
+    board = load_leaderboard(build_store(tmp_path / "store", optuna_storage=url), "lt")
+    figures, notes = importance_figures(board)
+    assert figures == []
+    assert notes == [
+        "hyperparameter importance (imbalance_factor=10): its 3 completed search trials all scored 0.6, so no "
+        "hyperparameter explains a difference",
+        "hyperparameter importance (imbalance_factor=100) needs at least 2 completed search trials, the condition "
+        "has 1",
+    ]
+    assert "unavailable" not in caplog.text  # fANOVA's own error ("zero total variance") is not shown
