@@ -8,23 +8,34 @@ import pandas as pd
 from smcl_tune.report.cells import CUT
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.statistics import MIN_SEEDS_FOR_INTERVAL
-from smcl_tune.results import uniform_head_share
+from smcl_tune.results import TrialState, uniform_head_share
 
 BACKGROUND_HEADING = "bg→many"
 BACKGROUND_NOTE = (
     f"{BACKGROUND_HEADING}: the share of the test images with their salient box erased (on the synthetic source, "
     "their object) that the model puts in a many-shot class, %; SMCL claims to lower it"
 )
-SELECTION_NOTE = (
-    "test metrics of the epoch selected on validation ('last': of the last epoch); this tool never selects on test"
-)
 SEEDS_TITLE = "configurations over seeds: mean ± std [95% interval, Student t], test %"
+
+
+def epoch_rule(board: Leaderboard) -> str:
+    """Which epoch's test metrics the report gives: a completed trial without a validation value
+    trained without a validation split (data.val_per_class: 0) and reports its last epoch."""
+    trials = board.trials
+    completed = trials[trials["state"] == TrialState.COMPLETED]
+    unvalidated = pd.to_numeric(completed["objective"], errors="coerce").isna()
+    if len(completed) and unvalidated.all():
+        return "the last epoch (no validation split)"
+    if unvalidated.any():
+        return "the epoch selected on validation, or the last where a run has no validation split"
+    return "the epoch selected on validation"
 
 
 def title_line(board: Leaderboard) -> str:
     return (
         f"study {board.study}: {len(board.trials)} trials, ranked by {board.metric} ({board.mode}) "
-        f"within each condition; accuracies in %, {SELECTION_NOTE}"
+        f"within each condition; accuracies in %, test metrics of {epoch_rule(board)} ('last': of the "
+        "last epoch); this tool never selects on test"
     )
 
 

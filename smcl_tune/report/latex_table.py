@@ -8,6 +8,7 @@ lines against these 42, and putting them back leaves Styler only the rules and t
 
 from __future__ import annotations
 
+from smcl_tune.report.captions import epoch_rule
 from smcl_tune.report.cells import as_percent, is_missing
 from smcl_tune.report.display_frames import HEADINGS
 from smcl_tune.report.leaderboard import Leaderboard
@@ -27,7 +28,7 @@ def format_latex(board: Leaderboard) -> str:
     summary = board.configurations()
     header = " & ".join(["Method", *(HEADINGS[m].capitalize() for m in _LATEX_METRICS)])
     lines = [
-        f"% {board.study}: test accuracy (%), mean $\\pm$ std over seeds; epoch selected on validation",
+        f"% {board.study}: test accuracy (%), mean $\\pm$ std over seeds; {epoch_rule(board)}",
         r"\begin{tabular}{l" + "c" * len(_LATEX_METRICS) + "}",
         r"\toprule",
         header + r" \\",

@@ -1,6 +1,7 @@
 """Statistics over seeds, by hand: mean ± std, Student-t 95% intervals, paired differences, LaTeX."""
 
 import csv
+import dataclasses
 import io
 import math
 import subprocess
@@ -159,3 +160,17 @@ def test_equal_accuracies_computed_two_ways_are_written_alike():
     as_share, as_mean = 47 / 400, math.nextafter(47 / 400, 0)
     assert percent_cell(as_share) == percent_cell(as_mean) == "11.8"
     assert points(as_share - 0.0) == points(as_mean - 0.0)
+
+
+def test_the_reports_say_which_epoch_they_give_when_runs_have_no_validation_split(board):
+    assert format_latex(board).splitlines()[0].endswith("over seeds; the epoch selected on validation")
+    unvalidated = dataclasses.replace(board, trials=board.trials.assign(objective=math.nan))  # val_per_class: 0
+    assert format_latex(unvalidated).splitlines()[0].endswith("over seeds; the last epoch (no validation split)")
+    assert "test metrics of the last epoch (no validation split)" in format_text(unvalidated)
+    confirmed_without = board.trials["trial"].str.startswith("confirm-")  # the README's confirm.overrides
+    mixed = dataclasses.replace(
+        board, trials=board.trials.assign(objective=board.trials["objective"].mask(confirmed_without))
+    )
+    assert "test metrics of the epoch selected on validation, or the last where a run has no validation split" in (
+        format_text(mixed)
+    )
