@@ -27,7 +27,7 @@ def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
         bests.append(best)
         row = {
             "study": board.study,
-            "best trial": "" if best is None else best["trial"],
+            "best trial": "" if best is None else _named(best),
             "val objective": "" if best is None else percent_cell(best["objective"]),
         }
         for column in ACCURACY_COLUMNS:
@@ -45,10 +45,45 @@ def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _named(best: pd.Series) -> str:
+    """The trial with its condition: a study with conditions has a trial-000 in each."""
+    return f"{best['trial']} [{best['condition']}]" if best["condition"] else str(best["trial"])
+
+
+def comparison_csv(boards: list[Leaderboard]) -> str:
+    """The comparison as the single-study CSV gives numbers: raw fractions, an empty cell where a
+    value is missing (an empty shot group, a study without a completed trial)."""
+    bests = [board.best() for board in boards]
+    rows = []
+    for board, best in zip(boards, bests):
+        row = {"study": board.study, "row": "best", "trial": "", "condition": "", "objective": None}
+        if best is not None:
+            row |= {"trial": best["trial"], "condition": best["condition"], "objective": best["objective"]}
+        for column in ACCURACY_COLUMNS:
+            row[column] = _present(best, column)
+        rows.append(row)
+    for board, best in zip(boards[1:], bests[1:]):
+        row = {"study": board.study, "row": f"difference to {boards[0].study}"}
+        for column in ACCURACY_COLUMNS:
+            first, value = _present(bests[0], column), _present(best, column)
+            row[column] = None if first is None or value is None else value - first
+        rows.append(row)
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+def _present(best: pd.Series | None, column: str) -> float | None:
+    """A best trial's metric; None where it has none (no trial, or an empty shot group)."""
+    if best is None:
+        return None
+    group_size = best.get(GROUP_SIZE_OF.get(column))
+    value = best[column]
+    return None if is_missing(value) or (not is_missing(group_size) and group_size == 0) else float(value)
+
+
 def format_comparison(boards: list[Leaderboard], fmt: str) -> str:
-    frame = comparison_frame(boards)
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        return comparison_csv(boards)
+    frame = comparison_frame(boards)
     if fmt == "markdown":
         return f"## {COMPARISON_TITLE}\n\n{markdown_table(frame)}\n"
     return f"{COMPARISON_TITLE}\n\n{text_table(frame)}"

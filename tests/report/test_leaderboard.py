@@ -191,12 +191,25 @@ def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_s
             "few_classes": 1,
         },
     )
-    assert main(["leaderboard", "ce", "smcl", "--storage", str(storage), "--format", "csv"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[1].split(",") == ["ce", "baseline-ce", "40.0", "50.0", "50.0", "95.0", "40.0", "10.0"]
-    assert lines[2].split(",")[:2] == ["smcl", "trial-003"]
+    assert main(["leaderboard", "ce", "smcl", "--storage", str(storage)]) == 0
+    lines = [line.split("  ") for line in capsys.readouterr().out.strip().splitlines()]
+    rows = [[cell.strip() for cell in line if cell.strip()] for line in lines[4:]]  # title, header, rule
+    assert rows[0] == ["ce", "baseline-ce [imbalance_factor=100]", "40.0", "50.0", "50.0", "95.0", "40.0", "10.0"]
+    assert rows[1][:2] == ["smcl", "trial-003 [imbalance_factor=10]"]  # the condition of its best trial
     # smcl's best (trial-003, IF 10) has an empty few-shot group: its difference is n/a, not a number
-    assert lines[3].split(",") == ["smcl - ce", "difference", "", "+38.0", "+37.0", "-5.0", "+40.0", "n/a"]
+    assert rows[2] == ["smcl - ce", "difference", "+38.0", "+37.0", "-5.0", "+40.0", "n/a"]
+
+    # the CSV as a single study's: raw fractions, an empty cell for a missing value
+    assert main(["leaderboard", "ce", "smcl", "--storage", str(storage), "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert (table[0]["trial"], table[0]["condition"], float(table[0]["test_top1"])) == (
+        "baseline-ce",
+        "imbalance_factor=100",
+        0.5,
+    )
+    assert table[1]["trial"] == "trial-003" and table[1]["test_few"] == ""
+    assert table[2]["row"] == "difference to ce" and float(table[2]["test_top1"]) == pytest.approx(0.38)
+    assert table[2]["test_few"] == ""
 
 
 def test_unknown_and_empty_studies_and_missing_store(store, tmp_path, capsys):
