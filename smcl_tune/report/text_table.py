@@ -6,7 +6,7 @@ import pandas as pd
 
 from smcl_tune.report.aligned_columns import aligned_columns
 from smcl_tune.report.captions import BACKGROUND_HEADING, group_lines, title_line
-from smcl_tune.report.display_frames import LEFT_ALIGNED, display_frame, sections_after_trials
+from smcl_tune.report.display_frames import HEADINGS, LEFT_ALIGNED, display_frame, sections_after_trials
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.table_width import fit_to_width
 
@@ -22,7 +22,9 @@ def text_table(frame: pd.DataFrame) -> str:
 def _drop_order(board: Leaderboard) -> list[str]:
     """The trials' table's columns a narrow terminal loses first: timings and last-epoch figures,
     then the searched parameters past the first three, epochs, the first three searched; the
-    background head share, the mechanism SMCL claims, outlasts them all but the objective."""
+    background head share, the mechanism SMCL claims; then medium and balanced accuracy and the
+    state (a failed trial's reason can be long), so that top-1, few and many stay with the objective
+    the rows are ranked by, which goes last."""
     searched = list(board.searched)
     return [
         "wall s",
@@ -32,6 +34,10 @@ def _drop_order(board: Leaderboard) -> list[str]:
         "epochs",
         *reversed(searched[:3]),
         BACKGROUND_HEADING,
+        HEADINGS["test_medium"],
+        HEADINGS["test_balanced_accuracy"],
+        "state",
+        HEADINGS["test_many"],
         "val objective",
     ]
 

@@ -75,3 +75,11 @@ def test_the_background_share_outlasts_the_searched_values_and_its_note_goes_wit
             assert share_shown, width  # the mechanism metric goes after the searched hyperparameters
         assert ("of uniform guessing" in text) == share_shown, width
         assert ("bg→many: the share of the test images" in text) == share_shown, width
+
+
+def test_on_an_80_column_terminal_the_table_keeps_the_objective_it_is_ranked_by(build_store, tmp_path):
+    build_store(tmp_path / "store")  # two conditions, a failed trial with its reason
+    table = _trials_table(_leaderboard(tmp_path / "store", tmp_path, terminal_columns=80))
+    assert max(len(line) for line in table) <= 80, "\n".join(table)
+    for heading in ("rank", "condition", "trial", "val objective", "top-1", "few"):
+        assert heading in table[0], table[0]
