@@ -69,8 +69,15 @@ def _print_study(status) -> None:
 def command_status(arguments: argparse.Namespace) -> int:
     from smcl_tune.store.snapshot import StoreSnapshot
 
-    uri = tracking_uri(arguments)
     storage = None if arguments.tracking_uri else Path(arguments.storage).resolve()
+    starting = f"study {arguments.study}: starting (its driver runs; the store has no run of it yet)"
+    try:
+        uri = tracking_uri(arguments)
+    except ConfigError:
+        if arguments.study is not None and storage is not None and _starting(storage, arguments.study):
+            print(starting)  # a new storage's first study, before its MLflow store is made
+            return EXIT_OK
+        raise
     with StoreSnapshot(uri, storage) as snapshot:
         if arguments.study is None:
             statuses = snapshot.all_statuses()
@@ -80,11 +87,21 @@ def command_status(arguments: argparse.Namespace) -> int:
                 print(_study_line(status))
             return EXIT_OK
         status = snapshot.status(arguments.study)
+        if status is None and storage is not None and _starting(storage, arguments.study):
+            print(starting)
+            return EXIT_OK
         if status is None:
             known = ", ".join(snapshot.study_names()) or "none"
             raise ConfigError(f"no study named '{arguments.study}' in {uri} (studies there: {known})")
         _print_study(status)
     return EXIT_OK
+
+
+def _starting(storage: Path, study: str) -> bool:
+    """Whether a driver holds the study's lock: a study between `smcl-tune run` and its MLflow run."""
+    from smcl_tune.store.lock import driver_holds, study_lock_file
+
+    return driver_holds(study_lock_file(storage, study)) is True
 
 
 def command_dashboard(arguments: argparse.Namespace) -> int:

@@ -75,3 +75,27 @@ def test_restart_while_another_driver_runs_the_study_exits_1_and_deletes_nothing
     assert error.startswith("smcl-tune: study 'busy' is being run by process") and len(error.splitlines()) == 1
     assert sorted(path.name for path in paths.record_dir.iterdir()) == before
     assert ray_starts == []
+
+
+def test_status_of_a_study_whose_driver_has_started_says_it_is_starting(tmp_path, build_store):
+    storage = tmp_path / "smcl-runs"
+
+    def status() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "smcl_tune.cli", "status", "new", "--storage", str(storage)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def said() -> tuple[int, str]:
+        done = status()
+        return done.returncode, done.stdout
+
+    starting = "study new: starting (its driver runs; the store has no run of it yet)\n"
+    with StudyLock(storage / ".new.lock", "new"):  # as `smcl-tune run` holds it, before the store is made
+        assert said() == (0, starting)
+        build_store(storage)  # a store with another study in it, not yet this one's run
+        assert said() == (0, starting)
+    after = status()  # no driver: not a study there
+    assert after.returncode == 2 and "no study named 'new'" in after.stderr
