@@ -119,7 +119,7 @@ def run_trial(
         metrics = train_epoch(config, parts, epoch, gallery)
         if not math.isfinite(metrics["loss"]):
             status, reason = TrialState.FAILED, f"non-finite loss ({metrics['loss']}) in epoch {epoch}"
-            log.warning("trial stopped: %s", reason)
+            log.info("trial stopped: %s", reason)  # its result says it; a study prints it once
             break
         metrics.update(gpu_memory_metrics(device), epoch=epoch)
         if len(data.val) > 0:  # without a validation split the last epoch is the result

@@ -347,7 +347,7 @@ def finish_epoch(group: FusedGroup, member: Member, metrics: dict[str, float], d
     epoch = member.epoch
     if not math.isfinite(metrics["loss"]):
         member.status, member.reason = TrialState.FAILED, f"non-finite loss ({metrics['loss']}) in epoch {epoch}"
-        log.warning("member %d stopped: %s", member.index, member.reason)
+        log.info("member %d stopped: %s", member.index, member.reason)  # its trial's result says it, once
         return
     metrics.update(gpu_memory_metrics(group.device), epoch=epoch)
     if len(data.val) > 0:
