@@ -41,7 +41,7 @@ def _print_study(status) -> None:
     print(f"trials: {states or 'none yet'}" + ("" if to_go is None else f", {to_go} to go"))
     print(f"objective: {status.metric} ({status.mode})")
     for condition, trial in sorted(progress.best().items()):
-        where = f"[{condition}] " if condition else ""
+        where = f"[{condition}] " if condition and f"[{condition}]" not in trial.name else ""  # once
         print(f"best {where}{trial.name}: {format_objective(trial.objective)} ({trial.state})")
     error = status.last_error()
     if error is not None:
