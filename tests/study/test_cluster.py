@@ -97,7 +97,10 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path, tiny_study, trial_runs):
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)
-    study_file = tiny_study(tmp_path, name="node-loss", num_trials=4, max_concurrent=2, scheduler={"type": "fifo"})
+    # the small CNN: the tiny one's epochs end before a node is removed
+    study_file = tiny_study(
+        tmp_path, name="node-loss", architecture="small_cnn", num_trials=4, max_concurrent=2, scheduler={"type": "fifo"}
+    )
     study_file.write_text(study_file.read_text().replace("epochs: 3", "epochs: 6"))
     study = load_study(study_file)
     client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))

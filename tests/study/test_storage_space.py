@@ -16,7 +16,6 @@ from smcl_tune.layout import ARTIFACT_FOLDER
 from smcl_tune.report.publish import publish_leaderboard
 from smcl_tune.store.paths import default_tracking_uri
 from tests.fixtures.ci import skip_unless_ci
-from tests.fixtures.studies import tiny_study_trial, write_tiny_study
 from tests.fixtures.tracking_store import wait_for_logged_losses
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -53,13 +52,14 @@ def _run(study, cwd, environment: dict[str, str]) -> subprocess.CompletedProcess
 
 
 def test_a_full_storage_stops_the_study_and_the_same_command_finishes_it(
-    tmp_path, small_storage, tiny_config, trial_runs, joining_env
+    tmp_path, small_storage, tiny_study, trial_runs, joining_env
 ):
     ballast = small_storage / "ballast"
     ballast.write_bytes(b"\0" * (BALLAST_MB << 20))
     storage = small_storage / "smcl-runs"
-    trial = {**tiny_study_trial(tiny_config), "model": {"architecture": "small_cnn"}}  # the tiny CNN's fit
-    study = write_tiny_study(trial, tmp_path, num_trials=2, scheduler={"type": "fifo"}, storage=str(storage))
+    study = tiny_study(  # the small CNN: the tiny one's checkpoints fit the disk
+        tmp_path, architecture="small_cnn", num_trials=2, scheduler={"type": "fifo"}, storage=str(storage)
+    )
 
     full = _run(study, tmp_path, joining_env)
     output = full.stdout + full.stderr
