@@ -8,9 +8,9 @@ FAST := -m "not slow and not ray and not browser"
 # fixtures are made once), the files in the order tests/conftest.py gives them (longest first), not
 # xdist's. The tests wait on studies, servers and browsers more than they compute; with one Ray per
 # worker shared by the studies that need no Ray of their own (tests/conftest.py), the whole suite
-# takes 13-15 min in two workers against 24 min in one process on a 2-core machine (docs/RESULTS.md:
-# 814.85 s, and 1461.90 s in one process, 2026-12-06; a third worker was slower). WORKERS=0 runs it
-# in one process.
+# takes about 12 min in two workers on a 2-core machine (docs/RESULTS.md: 719.17 s at dc77549,
+# 2026-12-06), against 24 min in one process before its tiny trials trained the tiny CNN (1461.90 s;
+# a third worker was slower then). WORKERS=0 runs it in one process.
 WORKERS ?= 2
 
 .PHONY: test test-fast lint quickstart install clean
