@@ -26,8 +26,9 @@ def checked_output(path: str | None) -> Path | None:
 
 
 def write_output(output: Path, text: str) -> None:
-    """Written through, as a shell's `>` would: a pipe, /dev/stdout, a link and the file's mode work."""
+    """Written through, as a shell's `>` would: a pipe, /dev/stdout, a link and the file's mode work;
+    ended by a newline, as the same text printed is."""
     try:
-        output.write_text(text)
+        output.write_text(text if text.endswith("\n") else text + "\n")
     except OSError as error:
         raise ConfigError(f"--output {output}: cannot write it ({error.strerror or error})") from None

@@ -125,7 +125,7 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
         write_output(output, text)
         print(f"wrote {arguments.output}")
     else:
-        print(text)
+        print(text, end="" if text.endswith("\n") else "\n")  # a CSV ends in its own newline: no blank line
     for board in boards:
         if arguments.baseline and board.differences().empty:
             print(

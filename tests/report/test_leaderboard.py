@@ -140,6 +140,12 @@ def test_cli_formats_and_output_file(store, tmp_path, capsys):
     out = tmp_path / "lt.md"
     assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "markdown", "--output", str(out)]) == 0
     assert out.read_text().startswith("## study lt: 6 trials")
+    capsys.readouterr()
+    for fmt in ("table", "csv", "markdown", "latex"):  # the file holds what the same command prints
+        written = tmp_path / f"lt.{fmt}"
+        assert main(["leaderboard", "lt", "--storage", str(storage), "--format", fmt, "--output", str(written)]) == 0
+        assert main(["leaderboard", "lt", "--storage", str(storage), "--format", fmt]) == 0
+        assert written.read_text() == capsys.readouterr().out.split("\n", 1)[1], fmt  # less the line "wrote ..."
 
 
 def test_an_output_of_a_special_file_or_a_link_is_written_through(store, tmp_path):
