@@ -24,6 +24,11 @@ def percent_cell(value, group_size=None) -> str:
     return "" if is_missing(value) else f"{as_percent(value):.1f}"
 
 
+def named_trial(trial) -> str:
+    """A trial row's name with its condition: a study with conditions has a trial-000 in each."""
+    return f"{trial['trial']} [{trial['condition']}]" if trial["condition"] else str(trial["trial"])
+
+
 def number_cell(value, digits: int = 0) -> str:
     return "" if is_missing(value) else f"{value:.{digits}f}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from smcl_tune.report.cells import as_percent, is_missing, percent_cell
+from smcl_tune.report.cells import as_percent, is_missing, named_trial, percent_cell
 from smcl_tune.report.display_frames import GROUP_SIZE_OF, HEADINGS
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
 from smcl_tune.report.markdown_table import markdown_table
@@ -27,7 +27,7 @@ def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
         bests.append(best)
         row = {
             "study": board.study,
-            "best trial": "" if best is None else _named(best),
+            "best trial": "" if best is None else named_trial(best),
             "val objective": "" if best is None else percent_cell(best["objective"]),
         }
         for column in ACCURACY_COLUMNS:
@@ -43,11 +43,6 @@ def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _named(best: pd.Series) -> str:
-    """The trial with its condition: a study with conditions has a trial-000 in each."""
-    return f"{best['trial']} [{best['condition']}]" if best["condition"] else str(best["trial"])
 
 
 def comparison_csv(boards: list[Leaderboard]) -> str:

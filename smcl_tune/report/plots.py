@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import sqlalchemy.exc
 
 from smcl_tune.errors import StudyUnavailable
+from smcl_tune.report.cells import named_trial
 from smcl_tune.report.highlights import (
     HIGHLIGHTED_KINDS,
     KIND_WORDS,
@@ -291,7 +292,8 @@ def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[g
 
 
 def curves_figure(board: Leaderboard) -> go.Figure | None:
-    if not board.curves:
+    """The top trials' validation curves; None without any point (a study without a validation split)."""
+    if not any(pd.to_numeric(curve[board.metric], errors="coerce").notna().any() for curve in board.curves.values()):
         return None
     kinds = {
         (f"{row.trial} [{row.condition}]" if row.condition else row.trial): row.kind
@@ -353,7 +355,7 @@ def long_tail_figure(board: Leaderboard) -> go.Figure | None:
             marker=_highlight_marker(highlight),
         )
     figure.update_layout(
-        title=f"Per-class test accuracy of the best trial ({best['trial']}) against its training count",
+        title=f"Per-class test accuracy of the best trial ({named_trial(best)}) against its training count",
         xaxis_title="training images of the class",
         yaxis_title="test accuracy (%)",
         xaxis_type="log",

@@ -11,7 +11,7 @@ from scipy import stats
 from smcl_tune.report.highlights import error_bar
 from smcl_tune.report.html import format_html
 from smcl_tune.report.leaderboard import load_leaderboard
-from smcl_tune.report.plots import curves_figure, hyperparameter_figures, many_few_figure
+from smcl_tune.report.plots import curves_figure, hyperparameter_figures, long_tail_figure, many_few_figure
 from tests.fixtures.stores import store_uri
 
 
@@ -150,3 +150,16 @@ def test_an_error_bar_past_an_accuracys_range_is_cut_at_it_as_the_tables_cut_it(
     bar = error_bar(0.95, 0.85, 1.07)  # 95% with an interval to 107%
     assert bar["array"] == pytest.approx([5.0]) and bar["arrayminus"] == pytest.approx([10.0])
     assert error_bar(0.05, -0.35, 0.2)["arrayminus"] == pytest.approx([5.0])
+
+
+def test_the_per_class_plot_names_its_trials_condition_and_a_study_without_validation_gets_no_curves(
+    tmp_path, build_store
+):
+    board = load_leaderboard(build_store(tmp_path), "lt")
+    best = board.best()
+    title = long_tail_figure(board).layout.title.text
+    assert f"best trial ({best['trial']} [{best['condition']}])" in title, title
+    assert curves_figure(board) is not None
+    for curve in board.curves.values():  # val_per_class: 0, as a confirmation run may be
+        curve[board.metric] = math.nan
+    assert curves_figure(board) is None  # no plot of empty axes
