@@ -130,7 +130,7 @@ class StudyProgress:
         best: dict[str, TrialProgress] = {}
         for condition, trials in by_condition.items():
             completed = [t for t in trials if t.state == TrialState.COMPLETED and not math.isnan(t.objective)]
-            for trial in completed or trials:
+            for trial in sorted(completed or trials, key=lambda t: t.name):  # ties: the first name, as ranked
                 known = best.get(condition)
                 if is_better(trial.objective, None if known is None else known.objective, self.mode):
                     best[condition] = trial

@@ -72,6 +72,16 @@ def test_the_best_is_a_completed_trial_once_one_has_completed(mode, early, selec
     assert _best(progress) == {"": (selected, "trial-001")}
 
 
+def test_among_trials_that_tie_the_best_is_the_one_the_leaderboard_ranks_first():
+    """By name, as the leaderboard orders equal objectives: `status` named trial-004 where the plain
+    lines and the leaderboard named baseline-ce, all three at 0.6000."""
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=3, epochs_per_trial=1)
+    for key, name in (("c", "trial-004"), ("a", "trial-000"), ("b", "baseline-ce")):
+        progress.epoch_ended(key, name, "", {**_epoch(0, 0.6, planned=1), "selected_val_balanced_accuracy": 0.6})
+        progress.trial_ended(key, name, "", TrialState.COMPLETED, None)
+    assert _best(progress) == {"": (0.6, "baseline-ce")}
+
+
 def test_counts_best_per_condition_and_the_listener_hears_every_event():
     recorder = Recorder()
     progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=6, epochs_per_trial=4, listener=recorder)
