@@ -70,13 +70,11 @@ def command_status(arguments: argparse.Namespace) -> int:
     from smcl_tune.store.snapshot import StoreSnapshot
 
     storage = None if arguments.tracking_uri else Path(arguments.storage).resolve()
-    starting = f"study {arguments.study}: starting (its driver runs; the store has no run of it yet)"
     try:
         uri = tracking_uri(arguments)
     except ConfigError:
-        if arguments.study is not None and storage is not None and _starting(storage, arguments.study):
-            print(starting)  # a new storage's first study, before its MLflow store is made
-            return EXIT_OK
+        if arguments.study is not None and _said_starting(storage, arguments.study):
+            return EXIT_OK  # a new storage's first study, before its MLflow store is made
         raise
     with StoreSnapshot(uri, storage) as snapshot:
         if arguments.study is None:
@@ -87,8 +85,7 @@ def command_status(arguments: argparse.Namespace) -> int:
                 print(_study_line(status))
             return EXIT_OK
         status = snapshot.status(arguments.study)
-        if status is None and storage is not None and _starting(storage, arguments.study):
-            print(starting)
+        if status is None and _said_starting(storage, arguments.study):
             return EXIT_OK
         if status is None:
             known = ", ".join(snapshot.study_names()) or "none"
@@ -97,11 +94,15 @@ def command_status(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _starting(storage: Path, study: str) -> bool:
-    """Whether a driver holds the study's lock: a study between `smcl-tune run` and its MLflow run."""
+def _said_starting(storage: Path | None, study: str) -> bool:
+    """Says that the study is starting when a driver holds its lock (between `smcl-tune run` and its
+    first MLflow run); whether it said so. A store read through --tracking-uri has no lock to see."""
     from smcl_tune.store.lock import driver_holds, study_lock_file
 
-    return driver_holds(study_lock_file(storage, study)) is True
+    if storage is None or driver_holds(study_lock_file(storage, study)) is not True:
+        return False
+    print(f"study {study}: starting (its driver runs; the store has no run of it yet)")
+    return True
 
 
 def command_dashboard(arguments: argparse.Namespace) -> int:

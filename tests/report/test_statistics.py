@@ -159,7 +159,7 @@ def test_equal_accuracies_computed_two_ways_are_written_alike():
     # shares; 100 x the second is 11.749999999999998, which `.1f` alone wrote 11.7 beside 11.8
     as_share, as_mean = 47 / 400, math.nextafter(47 / 400, 0)
     assert percent_cell(as_share) == percent_cell(as_mean) == "11.8"
-    assert points(as_share - 0.0) == points(as_mean - 0.0)
+    assert points(as_share) == points(as_mean)
 
 
 def test_the_reports_say_which_epoch_they_give_when_runs_have_no_validation_split(board):
