@@ -22,9 +22,13 @@ def epoch_rule(board: Leaderboard) -> str:
     """Which epoch's test metrics the report gives: a completed trial without a validation value
     trained without a validation split (data.val_per_class: 0) and reports its last epoch."""
     trials = board.trials
-    completed = trials[trials["state"] == TrialState.COMPLETED]
-    unvalidated = pd.to_numeric(completed["objective"], errors="coerce").isna()
-    if len(completed) and unvalidated.all():
+    return epoch_rule_of(trials.loc[trials["state"] == TrialState.COMPLETED, "objective"])
+
+
+def epoch_rule_of(objectives: pd.Series) -> str:
+    """The epoch rule of trials with these objective values (missing: no validation split)."""
+    unvalidated = pd.to_numeric(objectives, errors="coerce").isna()
+    if len(objectives) and unvalidated.all():
         return "the last epoch (no validation split)"
     if unvalidated.any():
         return "the epoch selected on validation, or the last where a run has no validation split"

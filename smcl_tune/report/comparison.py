@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import pandas as pd
 
+from smcl_tune.report.captions import epoch_rule_of
 from smcl_tune.report.cells import as_percent, is_missing, named_trial, percent_cell
 from smcl_tune.report.display_frames import GROUP_SIZE_OF, HEADINGS
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
 from smcl_tune.report.markdown_table import markdown_table
 from smcl_tune.report.text_table import text_table
 
-COMPARISON_TITLE = "best trial of each study (test metrics of the epoch selected on validation, %)"
-
 
 def _difference(reference, value) -> str:
     if is_missing(reference) or is_missing(value):
         return "n/a"
     return f"{as_percent(value - reference):+.1f}"
+
+
+def comparison_rule(boards: list[Leaderboard]) -> str:
+    """Which epoch's test metrics the best trials give (a study without a validation split: its last)."""
+    bests = [best for best in (board.best() for board in boards) if best is not None]
+    return epoch_rule_of(pd.Series([best["objective"] for best in bests], dtype=object))
+
+
+def comparison_title(boards: list[Leaderboard]) -> str:
+    return f"best trial of each study (test metrics of {comparison_rule(boards)}, %)"
 
 
 def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
@@ -80,5 +89,5 @@ def format_comparison(boards: list[Leaderboard], fmt: str) -> str:
         return comparison_csv(boards)
     frame = comparison_frame(boards)
     if fmt == "markdown":
-        return f"## {COMPARISON_TITLE}\n\n{markdown_table(frame)}\n"
-    return f"{COMPARISON_TITLE}\n\n{text_table(frame)}"
+        return f"## {comparison_title(boards)}\n\n{markdown_table(frame)}\n"
+    return f"{comparison_title(boards)}\n\n{text_table(frame)}"

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from smcl_tune.report.captions import group_lines, title_line
-from smcl_tune.report.comparison import comparison_frame
+from smcl_tune.report.comparison import comparison_frame, comparison_rule
 from smcl_tune.report.display_frames import display_frame, sections_after_trials
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.plots import (
@@ -54,7 +54,7 @@ def comparison_html(boards: list[Leaderboard]) -> str:
         f"{names}: smcl-tune comparison",
         [
             f"<h1>{html.escape(names)}</h1>",
-            "<p>Best finished trial of each study (test metrics of the epoch selected on validation, %), "
+            f"<p>Best finished trial of each study (test metrics of {html.escape(comparison_rule(boards))}, %), "
             "then each study minus the first, per shot group.</p>",
             table,
         ],

@@ -11,8 +11,9 @@ import pytest
 
 from smcl_tune.cli import main
 from smcl_tune.report.cells import interval_cell, percent_cell, points
+from smcl_tune.report.comparison import format_comparison
 from smcl_tune.report.csv_table import format_csv
-from smcl_tune.report.html import format_html
+from smcl_tune.report.html import comparison_html, format_html
 from smcl_tune.report.latex_table import format_latex
 from smcl_tune.report.leaderboard import load_leaderboard
 from smcl_tune.report.statistics import t_interval
@@ -174,3 +175,6 @@ def test_the_reports_say_which_epoch_they_give_when_runs_have_no_validation_spli
     assert "test metrics of the epoch selected on validation, or the last where a run has no validation split" in (
         format_text(mixed)
     )
+    side_by_side = format_comparison([board, unvalidated], "table")
+    assert side_by_side.startswith("best trial of each study (test metrics of the epoch selected on validation, or ")
+    assert "(test metrics of the last epoch (no validation split), %)" in comparison_html([unvalidated, unvalidated])
