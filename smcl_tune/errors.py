@@ -46,6 +46,11 @@ class DataSourceError(ValueError):
     """A dataset that cannot be used (exit code 2, bad input); the message names the path and what was expected."""
 
 
+class DataCountError(DataSourceError):
+    """A class that the long-tailed subset or the validation split leaves without training images:
+    the data fields' doing (n_max, imbalance_factor, val_per_class), not a path's."""
+
+
 class StudyUnavailable(RuntimeError):
     """A study that cannot be run or read now: another driver holds it, or its store is unreadable."""
 

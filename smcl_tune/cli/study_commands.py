@@ -15,7 +15,8 @@ import yaml
 from smcl_tune.cli.data_stage import prepare_data, searches_the_source
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
-from smcl_tune.errors import ConfigError, DataSourceError
+from smcl_tune.cli.fusion_note import fusion_lines
+from smcl_tune.errors import ConfigError, DataCountError, DataSourceError
 from smcl_tune.studyfile.field_effects import idle_search_fields
 
 
@@ -31,7 +32,8 @@ def check_data(study) -> str | None:
         try:
             note = check_trial_data(study.trial_config(condition.overrides).data)
         except DataSourceError as error:
-            raise ConfigError(f"{study.source}: trial.data.root{where}: {error}") from None
+            field = "trial.data" if isinstance(error, DataCountError) else "trial.data.root"
+            raise ConfigError(f"{study.source}: {field}{where}: {error}") from None
         if note and note not in notes:
             notes.append(note)
     return "; ".join(notes) or None
@@ -50,6 +52,8 @@ def command_validate(arguments: argparse.Namespace) -> int:
         print(f"# {note}")
     for warning in idle_search_fields(study):
         print(f"# warning: {warning}")
+    for line in fusion_lines(study):
+        print(f"# {line}")
     print(
         f"# study '{study.name}' is valid: {_count(study.config.num_trials, 'sampled trial')}, "
         f"{_count(len(study.config.baselines), 'baseline')}, fingerprint {study.fingerprint()}"

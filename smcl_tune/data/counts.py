@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from smcl_tune.errors import DataSourceError
+from smcl_tune.errors import DataCountError
 
 
 def class_counts(n_max: int, num_classes: int, imbalance_factor: float, profile: str = "exp") -> list[int]:
@@ -38,18 +38,18 @@ def training_counts(
     """Training images per class once `val_per_class` are held out of each class's pool.
 
     A class whose pool cannot hold both keeps what is left (the head class gives up its validation
-    images under the protocol). Raises DataSourceError naming a class that would train on nothing.
+    images under the protocol). Raises DataCountError naming a class that would train on nothing.
     """
     counts = []
     for label, (pool, target) in enumerate(zip(pool_counts, targets)):
         name = f"class {label} ({class_names[label]})" if label < len(class_names) else f"class {label}"
         if pool < val_per_class + 1:
-            raise DataSourceError(
+            raise DataCountError(
                 f"{name}: the training pool has {pool} images, needs at least val_per_class + 1 = "
                 f"{val_per_class + 1}; lower data.val_per_class or add images"
             )
         if target < 1:
-            raise DataSourceError(
+            raise DataCountError(
                 f"{name}: the long-tailed subset keeps no training image of it (n_max * IF^(-i/(C-1)) rounds "
                 "to 0); lower data.imbalance_factor or raise data.n_max"
             )

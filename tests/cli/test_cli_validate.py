@@ -57,3 +57,47 @@ def test_a_relative_data_root_not_found_says_which_folder_it_was_taken_from(tmp_
         "../shared/data/cifar10-jpeg: image folder not found (a relative root is taken from the folder "
         f"smcl-tune runs in, {tmp_path}); "
     ) in error
+
+
+def _tiny_fused_study(tmp_path: Path, n_max: int) -> Path:
+    study = {
+        "name": "fused",
+        "trial": {
+            "data": {"source": "synthetic", "num_classes": 5, "n_max": n_max, "val_per_class": 5},
+            "model": {"architecture": "tiny_cnn"},
+            "method": {"name": "smcl"},
+            "training": {"epochs": 8, "batch_size": 32, "device": "cpu"},
+        },
+        "search": {"method.temperature": {"loguniform": [0.03, 0.5]}, "training.batch_size": {"choice": [16, 32]}},
+        "baselines": [
+            {"name": "ce", "overrides": {"method.name": "ce"}},
+            {"name": "wide", "overrides": {"training.batch_size": 64}, "seeds": [0, 1]},
+        ],
+        "num_trials": 4,
+        "max_concurrent": 3,
+        "resources": {"cpus": 1, "fuse": 4},
+    }
+    path = tmp_path / "fused.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def test_a_fused_study_says_what_its_resources_count_and_what_splits_its_groups(tmp_path):
+    done = _validate(_tiny_fused_study(tmp_path, n_max=200), tmp_path)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("# ")]
+    assert notes[0].startswith("# fused: up to 4 trials of one shape (data, network, batch size,")
+    assert notes[0].endswith("resources.cpus 1 and max_concurrent 3 count groups, so up to 12 trials run at once")
+    assert notes[1:3] == [
+        "# search.training.batch_size changes the shape: trials with different values train in different groups",
+        "# baseline wide has a shape of its own: it trains in groups of its own runs only",
+    ]  # the ce baseline differs in its method only: it fuses with the search's trials
+
+
+def test_a_class_the_subset_leaves_empty_names_the_data_fields_not_a_root(tmp_path):
+    done = _validate(_tiny_fused_study(tmp_path, n_max=60), tmp_path)  # 60 / 100 rounds class 4 to 0
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"smcl-tune: {tmp_path / 'fused.yaml'}: trial.data: class 4 (magenta_plus): the long-tailed subset keeps "
+        "no training image of it (n_max * IF^(-i/(C-1)) rounds to 0); lower data.imbalance_factor or raise data.n_max"
+    )
