@@ -18,8 +18,13 @@ def is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def empty_group(group_size) -> bool:
+    """A shot group with no class: its accuracy is a missing value, never 0."""
+    return not is_missing(group_size) and group_size == 0
+
+
 def percent_cell(value, group_size=None) -> str:
-    if not is_missing(group_size) and group_size == 0:
+    if empty_group(group_size):
         return "n/a"
     return "" if is_missing(value) else f"{as_percent(value):.1f}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from smcl_tune.report.captions import epoch_rule_of
-from smcl_tune.report.cells import as_percent, is_missing, named_trial, percent_cell
+from smcl_tune.report.cells import as_percent, empty_group, is_missing, named_trial, percent_cell
 from smcl_tune.report.display_frames import GROUP_SIZE_OF, HEADINGS
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
 from smcl_tune.report.markdown_table import markdown_table
@@ -81,7 +81,7 @@ def _present(best: pd.Series | None, column: str) -> float | None:
         return None
     group_size = best.get(GROUP_SIZE_OF.get(column))
     value = best[column]
-    return None if is_missing(value) or (not is_missing(group_size) and group_size == 0) else float(value)
+    return None if is_missing(value) or empty_group(group_size) else float(value)
 
 
 def format_comparison(boards: list[Leaderboard], fmt: str) -> str:
