@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 MISSING = "–"  # a spread or an interval one seed cannot give (the metric is missing in the others)
 
 
@@ -15,7 +17,8 @@ def as_percent(fraction: float) -> float:
 
 
 def is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN, or pandas' NA (a whole-number column's missing value, e.g. an unranked trial's rank)."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def empty_group(group_size) -> bool:

@@ -42,7 +42,7 @@ def display_frame(board: Leaderboard) -> pd.DataFrame:
     """The leaderboard as strings, one row per trial, in rank order."""
     rows = []
     for _, trial in board.trials.iterrows():
-        row = {"rank": str(trial["rank"])}
+        row = {"rank": number_cell(trial["rank"])}
         if board.grouped:
             row["condition"] = trial["condition"]
         row["trial"] = trial["trial"] + _KIND_MARK.get(trial["kind"], "")

@@ -132,7 +132,9 @@ def rank_trials(trials: pd.DataFrame, mode: str, conditions: list[str] | None = 
     """Order the trials by their `objective` (results.objective_value) and add `rank`.
 
     Within each condition (in the study's order): completed trials first, by objective; then
-    pruned, running and failed ones. Ranks restart in each condition.
+    pruned, running and failed ones. Ranks restart in each condition. A trial without an objective
+    value (trained without a validation split, or ended before its first) has no rank: ordering
+    it by name would be a ranking by nothing.
     """
     frame = trials.copy()
     frame["objective"] = pd.to_numeric(frame["objective"], errors="coerce")
@@ -144,7 +146,8 @@ def rank_trials(trials: pd.DataFrame, mode: str, conditions: list[str] | None = 
         ascending=[True, True, mode == "min", True],
         na_position="last",
     ).reset_index(drop=True)
-    frame["rank"] = frame.groupby("condition", sort=False).cumcount() + 1
+    ranked = frame["objective"].notna()
+    frame["rank"] = (frame[ranked].groupby("condition", sort=False).cumcount() + 1).astype("Int64")
     return frame.drop(columns=["_order", "_condition"])
 
 

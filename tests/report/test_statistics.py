@@ -15,7 +15,7 @@ from smcl_tune.report.comparison import format_comparison
 from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.html import comparison_html, format_html
 from smcl_tune.report.latex_table import format_latex
-from smcl_tune.report.leaderboard import load_leaderboard
+from smcl_tune.report.leaderboard import load_leaderboard, rank_trials
 from smcl_tune.report.statistics import t_interval
 from smcl_tune.report.text_table import format_text
 
@@ -178,3 +178,20 @@ def test_the_reports_say_which_epoch_they_give_when_runs_have_no_validation_spli
     side_by_side = format_comparison([board, unvalidated], "table")
     assert side_by_side.startswith("best trial of each study (test metrics of the epoch selected on validation, or ")
     assert "(test metrics of the last epoch (no validation split), %)" in comparison_html([unvalidated, unvalidated])
+
+
+def test_a_trial_without_a_validation_value_has_no_rank_in_any_format(board):
+    trials = board.trials.copy()
+    confirmed = trials["trial"].str.startswith("confirm-")  # as if they trained with data.val_per_class: 0
+    trials["objective"] = trials["objective"].mask(confirmed)
+    mixed = dataclasses.replace(board, trials=rank_trials(trials, board.mode))
+    unranked = mixed.trials[mixed.trials["trial"].str.startswith("confirm-")]
+    assert len(unranked) and unranked["rank"].isna().all()
+    ranked = mixed.trials[mixed.trials["objective"].notna()]
+    for _, members in ranked.groupby("condition"):
+        assert list(members["rank"]) == list(range(1, len(members) + 1))  # no gap where an unranked trial sits
+    rows = list(csv.DictReader(io.StringIO(format_csv(mixed))))
+    assert {row["rank"] for row in rows if row["trial"].startswith("confirm-")} == {""}
+    table = format_text(mixed, width=400).splitlines()
+    confirm_rows = [line for line in table if "confirm-" in line and "[confirm]" in line]
+    assert confirm_rows and all(not line.lstrip()[:1].isdigit() for line in confirm_rows), confirm_rows
