@@ -14,7 +14,7 @@ from smcl_tune.report.comparison import comparison_frame, comparison_rule
 from smcl_tune.report.display_frames import display_frame, sections_after_trials
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.plots import (
-    curves_figure,
+    curves_figures,
     hyperparameter_figures,
     importance_figures,
     long_tail_figure,
@@ -68,7 +68,8 @@ def format_html(board: Leaderboard, reference: pd.DataFrame | None = None) -> st
     ]
     importances, notes = importance_figures(board)
     figures += importances
-    figures += [figure for figure in (curves_figure(board), long_tail_figure(board)) if figure is not None]
+    figures += curves_figures(board)
+    figures += [figure for figure in (long_tail_figure(board),) if figure is not None]
     table = display_frame(board).to_html(index=False, border=0, classes="leaderboard", na_rep="")
     sections = []
     for title, frame in sections_after_trials(board, reference):  # titled as the text table's

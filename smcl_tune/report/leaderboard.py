@@ -188,7 +188,7 @@ def load_leaderboard(
         conditions,
         baseline,
     )
-    for _, row in trials.head(curves).iterrows():
+    for _, row in trials.groupby("condition", sort=False).head(curves).iterrows():  # each condition's top trials
         history = store.metric_history(row["run_id"], metric)
         name = f"{row['trial']} [{row['condition']}]" if row["condition"] else row["trial"]
         board.curves[name] = pd.DataFrame(history, columns=["epoch", metric]).sort_values("epoch")

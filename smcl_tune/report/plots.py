@@ -291,34 +291,42 @@ def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[g
     return figure, warning
 
 
-def curves_figure(board: Leaderboard) -> go.Figure | None:
-    """The top trials' validation curves; None without any point (a study without a validation split)."""
-    if not any(pd.to_numeric(curve[board.metric], errors="coerce").notna().any() for curve in board.curves.values()):
-        return None
-    kinds = {
-        (f"{row.trial} [{row.condition}]" if row.condition else row.trial): row.kind
-        for row in board.trials.itertuples()
+def curves_figures(board: Leaderboard) -> list[go.Figure]:
+    """Each condition's top trials' validation curves, a figure per condition that has a point (a
+    study without a validation split has none)."""
+    rows = {
+        (f"{row.trial} [{row.condition}]" if row.condition else row.trial): row for row in board.trials.itertuples()
     }
-    figure = go.Figure()
-    for trial, curve in board.curves.items():
-        kind = kinds.get(trial, "search")
-        if kind in HIGHLIGHTED_KINDS:
-            figure.add_scatter(
-                x=curve["epoch"],
-                y=_percent(curve[board.metric]),
-                mode="lines+markers",
-                name=f"{KIND_WORDS[kind]}: {trial}",
-                line={"dash": "dash", "width": 3},
-                marker={"symbol": MARKERS[kind], "size": 10},
-            )
-        else:
-            figure.add_scatter(x=curve["epoch"], y=_percent(curve[board.metric]), mode="lines+markers", name=trial)
-    figure.update_layout(
-        title=f"Learning curves of the top trials ({board.metric})",
-        xaxis_title="epoch",
-        yaxis_title=f"{board.metric} (%)",
-    )
-    return figure
+    by_condition: dict[str, list[str]] = {}
+    for trial in board.curves:
+        by_condition.setdefault(getattr(rows.get(trial), "condition", ""), []).append(trial)
+    figures = []
+    for condition, names in by_condition.items():
+        curves = {name: board.curves[name] for name in names}
+        if not any(pd.to_numeric(curve[board.metric], errors="coerce").notna().any() for curve in curves.values()):
+            continue
+        figure = go.Figure()
+        for trial, curve in curves.items():
+            kind = getattr(rows.get(trial), "kind", "search")
+            if kind in HIGHLIGHTED_KINDS:
+                figure.add_scatter(
+                    x=curve["epoch"],
+                    y=_percent(curve[board.metric]),
+                    mode="lines+markers",
+                    name=f"{KIND_WORDS[kind]}: {trial}",
+                    line={"dash": "dash", "width": 3},
+                    marker={"symbol": MARKERS[kind], "size": 10},
+                )
+            else:
+                figure.add_scatter(x=curve["epoch"], y=_percent(curve[board.metric]), mode="lines+markers", name=trial)
+        where = f", condition {condition}" if condition else ""
+        figure.update_layout(
+            title=f"Learning curves of the top trials{where} ({board.metric})",
+            xaxis_title="epoch",
+            yaxis_title=f"{board.metric} (%)",
+        )
+        figures.append(figure)
+    return figures
 
 
 def long_tail_figure(board: Leaderboard) -> go.Figure | None:

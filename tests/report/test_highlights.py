@@ -11,7 +11,7 @@ from scipy import stats
 from smcl_tune.report.highlights import error_bar
 from smcl_tune.report.html import format_html
 from smcl_tune.report.leaderboard import load_leaderboard
-from smcl_tune.report.plots import curves_figure, hyperparameter_figures, long_tail_figure, many_few_figure
+from smcl_tune.report.plots import curves_figures, hyperparameter_figures, long_tail_figure, many_few_figure
 from tests.fixtures.stores import store_uri
 
 
@@ -58,7 +58,13 @@ def test_a_single_run_baseline_is_labelled_without_error_bars_in_every_plot_of_t
     assert "baseline ce [imbalance_factor=100]" in level.text
     assert all("baseline-ce" not in trace.text for trace in temperature.data if trace.name != level.name)
 
-    curves = _traces(curves_figure(board))
+    first, second = curves_figures(board)  # a figure per condition, its top trials
+    assert (
+        first.layout.title.text
+        == "Learning curves of the top trials, condition imbalance_factor=10 (val_balanced_accuracy)"
+    )
+    assert set(_traces(first)) == {"trial-003 [imbalance_factor=10]", "trial-004 [imbalance_factor=10]"}
+    curves = _traces(second)
     baseline_curve = curves["baseline: baseline-ce [imbalance_factor=100]"]
     assert baseline_curve.line.dash == "dash" and baseline_curve.marker.symbol == "star"
     assert curves["trial-001 [imbalance_factor=100]"].line.dash is None
@@ -159,7 +165,11 @@ def test_the_per_class_plot_names_its_trials_condition_and_a_study_without_valid
     best = board.best()
     title = long_tail_figure(board).layout.title.text
     assert f"best trial ({best['trial']} [{best['condition']}])" in title, title
-    assert curves_figure(board) is not None
-    for curve in board.curves.values():  # val_per_class: 0, as a confirmation run may be
+    assert len(curves_figures(board)) == 2
+    for name, curve in board.curves.items():  # val_per_class: 0, as a confirmation run may be
+        if "imbalance_factor=10]" in name:
+            curve[board.metric] = math.nan
+    assert len(curves_figures(board)) == 1  # no plot of empty axes
+    for curve in board.curves.values():
         curve[board.metric] = math.nan
-    assert curves_figure(board) is None  # no plot of empty axes
+    assert curves_figures(board) == []

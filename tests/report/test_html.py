@@ -78,7 +78,8 @@ def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path, build_st
         "val_balanced_accuracy against temperature",
         "Hyperparameter importance for val_balanced_accuracy (imbalance_factor=10)",
         "Hyperparameter importance for val_balanced_accuracy (imbalance_factor=100)",
-        "Learning curves of the top trials",
+        "Learning curves of the top trials, condition imbalance_factor=10",
+        "Learning curves of the top trials, condition imbalance_factor=100",
         "Per-class test accuracy of the best trial",
     ]
     drawn = re.findall(r'<text class="gtitle"[^>]*>([^<]*)<', rendered)  # titles plotly drew into its SVG
