@@ -18,6 +18,12 @@ INTERRUPTED = "interrupted"  # a trial or study whose driver stopped without end
 ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
 
 
+def trial_key(condition: str, name: str) -> str:
+    """A trial's key in the driver's progress: its name within its condition, the same in every run
+    of the study (Ray's trial ids are not known to the store)."""
+    return f"{name} [{condition}]"
+
+
 def is_better(value: float, than: float | None, mode: str) -> bool:
     if math.isnan(value):
         return False
@@ -88,9 +94,19 @@ class StudyProgress:
         trial = self.trials.get(key)
         if trial is None:
             trial = self.trials[key] = TrialProgress(name, condition, epochs_planned=self.epochs_per_trial or 0)
+        elif trial.state == TrialState.FAILED:  # Ray runs a failed trial again when a study resumes
+            trial.state = TrialState.RUNNING
         return trial
 
+    def _ended_before(self, key: str) -> bool:
+        """A trial an earlier run of the study completed or stopped: Ray may report its last epoch and
+        its end again when the driver was killed before Ray saved its own state (it is not counted twice)."""
+        trial = self.trials.get(key)
+        return trial is not None and trial.state in (TrialState.COMPLETED, TrialState.PRUNED)
+
     def epoch_ended(self, key: str, name: str, condition: str, result: dict) -> None:
+        if self._ended_before(key):
+            return
         trial = self.trial_started(key, name, condition)
         trial.epochs_done = int(result.get("epoch", trial.epochs_done)) + 1
         trial.epochs_planned = int(result.get(EPOCHS_PLANNED) or trial.epochs_planned)
@@ -103,6 +119,8 @@ class StudyProgress:
             self.listener.epoch_ended(self, trial)
 
     def trial_ended(self, key: str, name: str, condition: str, state: TrialState, reason: str | None) -> None:
+        if self._ended_before(key):
+            return
         trial = self.trial_started(key, name, condition)
         trial.state, trial.reason = state, reason
         if self.listener is not None:

@@ -13,7 +13,7 @@ from typing import Any
 from ray.tune import Callback
 
 from smcl_tune.results import outcome
-from smcl_tune.store.progress import StudyProgress
+from smcl_tune.store.progress import StudyProgress, trial_key
 from smcl_tune.study.trial_spec import spec_of
 
 _active: StudyProgress | None = None
@@ -31,7 +31,7 @@ def reporting_to(progress: StudyProgress) -> Iterator[StudyProgress]:
 
 def _identity(trial) -> tuple[str, str, str]:
     spec = spec_of(trial.config)
-    return trial.trial_id, spec.run_name, spec.condition.label
+    return trial_key(spec.condition.label, spec.run_name), spec.run_name, spec.condition.label
 
 
 def error_summary(trial) -> str:

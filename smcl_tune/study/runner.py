@@ -22,7 +22,7 @@ from smcl_tune.store.health_check import check_study_stores, check_tracking_stor
 from smcl_tune.store.lock import StudyLock
 from smcl_tune.store.object_store import check_object_store
 from smcl_tune.store.paths import StudyPaths
-from smcl_tune.store.progress import ENDED_STATES, ProgressListener, StudyProgress
+from smcl_tune.store.progress import ENDED_STATES, ProgressListener, StudyProgress, trial_key
 from smcl_tune.store.sqlite_reader import open_run_reader
 from smcl_tune.store.status import trial_progress
 from smcl_tune.store.study_record import check_study_record, write_study_record
@@ -172,7 +172,9 @@ def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -
     for run in [] if parent is None else store.trial_runs(parent):
         record = TrialRecord.of_run(run, progress.metric)
         if record.state in ENDED_STATES:
-            progress.add(record.run_id, trial_progress(record, False, progress.epochs_per_trial))
+            progress.add(
+                trial_key(record.condition, record.run_name), trial_progress(record, False, progress.epochs_per_trial)
+            )
 
 
 def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuard | None, watching: Watching) -> bool:

@@ -241,6 +241,12 @@ class StudySearcher(Searcher):
 
     def _record_end(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         stratum, trial = self._trials[trial_id]
+        study = self.optuna_studies[stratum.label]
+        recorded = self._stored(lambda: study.get_trials(deepcopy=False)[trial.number], f"Optuna trial {trial.number}")
+        if recorded is not None and recorded.state.is_finished():
+            # recorded by a driver killed before Ray saved its own state: Ray reports the end again
+            log.debug("Optuna trial %d: its end is recorded already", trial.number)
+            return
         # Ray does not pass the result that made the scheduler stop a trial to on_trial_result.
         self.on_trial_result(trial_id, result or {})
         state, reason = outcome(result, error)

@@ -11,7 +11,7 @@ from smcl_tune.cli.formatting import format_duration
 from smcl_tune.cli.live_view import LiveView
 from smcl_tune.cli.plain_view import PlainView
 from smcl_tune.results import TrialState
-from smcl_tune.store.progress import StudyProgress, TrialProgress
+from smcl_tune.store.progress import StudyProgress, TrialProgress, trial_key
 
 
 class Recorder:
@@ -114,6 +114,25 @@ def test_trials_of_an_earlier_session_count_as_ended_and_can_be_best():
     progress.add("r0", TrialProgress("trial-000", "", state=TrialState.COMPLETED, epochs_done=4, objective=0.61))
     progress.add("r1", TrialProgress("trial-001", "", state=TrialState.PRUNED, epochs_done=1, objective=0.30))
     assert progress.to_go == 3 and progress.ended() == 2 and _best(progress) == {"": (0.61, "trial-000")}
+
+
+def test_an_earlier_sessions_trial_that_ray_reports_again_is_counted_and_said_once():
+    """A driver killed after a trial's end reached the store, before Ray saved its own state: on
+    resume Ray reports the trial's last epoch and its end again (`4 done` of 3 planned, and a second
+    'finished' line). A failed trial that Ray runs again is running until it ends."""
+    recorder = Recorder()
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=3, epochs_per_trial=4, listener=recorder)
+    done = TrialProgress("trial-000", "if=10", state=TrialState.COMPLETED, epochs_done=4, objective=0.61)
+    progress.add(trial_key("if=10", "trial-000"), done)
+    progress.add(trial_key("if=10", "trial-001"), TrialProgress("trial-001", "if=10", state=TrialState.FAILED))
+    again = (trial_key("if=10", "trial-000"), "trial-000", "if=10")
+    progress.trial_started(*again)
+    progress.epoch_ended(*again, {**_epoch(3, 0.5), "selected_val_balanced_accuracy": 0.5})
+    progress.trial_ended(*again, TrialState.COMPLETED, None)
+    assert recorder.events == [] and progress.ended() == 2 and progress.to_go == 1
+    assert _best(progress) == {"if=10": (0.61, "trial-000")}
+    progress.trial_started(trial_key("if=10", "trial-001"), "trial-001", "if=10")
+    assert [trial.name for trial in progress.running] == ["trial-001"] and progress.ended() == 1
 
 
 def test_eta_is_the_epochs_left_at_the_rate_trained_so_far_without_the_start_up():

@@ -563,3 +563,23 @@ def test_a_trial_rays_state_holds_but_the_older_searcher_file_never_suggested_is
     restored.on_trial_complete("t2", _final(1, 0.5, planned=2, selected=0.5))  # Ray's restored t2 ends
     trial = optuna.load_study(study_name="s", storage=storage).trials[1]
     assert trial.state == TrialState.COMPLETE and trial.intermediate_values == {1: 0.4, 2: 0.5}
+
+
+def test_an_end_recorded_before_the_driver_was_killed_is_not_told_again(tmp_path, caplog):
+    # Ray saves its experiment state (and this searcher) now and then: a driver killed after a trial's
+    # end reached Optuna, before Ray saved, resumes with the trial live, and Ray reports its end again
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")  # a file, as a study's
+    searcher = _searcher(storage)
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", _epoch(0, 0.5, planned=2))
+    saved = tmp_path / "searcher.pkl"
+    searcher.save(str(saved))
+    searcher.on_trial_complete("t1", _final(1, 0.6, planned=2, selected=0.6))
+    resumed = _searcher(storage)
+    resumed.restore(str(saved))
+    with caplog.at_level("DEBUG", logger="smcl_tune.study.searcher"):
+        resumed.on_trial_complete("t1", _final(1, 0.6, planned=2, selected=0.6))
+    assert not [record for record in caplog.records if record.levelname == "WARNING"], caplog.text
+    trial = _only_trial(storage)
+    assert (trial.state, trial.value, trial.intermediate_values) == (TrialState.COMPLETE, 0.6, {1: 0.5, 2: 0.6})
+    assert "t1" in resumed._ended  # no longer live for the searcher's concurrency limit
