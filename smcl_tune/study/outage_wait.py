@@ -80,6 +80,11 @@ def _study_stop_in(error: BaseException | None) -> StudyStop | None:
     return next((link for link in error_chain(error) if isinstance(link, StudyStop)), None)
 
 
+def stops_the_study(error: BaseException) -> bool:
+    """Whether `error` ends the study resumably: a StudyStop, or an error Ray Tune raised over one."""
+    return _study_stop_in(error) is not None or _deferred is not None
+
+
 # A StoreDown raised where Ray Tune would take it for one trial's failure (a searcher's
 # on_trial_complete: Ray's stop_trial logs it with a traceback and goes on) is kept here instead, and
 # raised by the next store call of the searcher or once the fit returns (raise_deferred).

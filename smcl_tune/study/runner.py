@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ray import tune
 
-from smcl_tune.atomic_write import is_storage_full
+from smcl_tune.atomic_write import StorageFull, is_storage_full
 from smcl_tune.errors import ConfigError, StudyUnavailable, first_line
 from smcl_tune.store.database import check_database, optuna_storage
 from smcl_tune.store.database_lock import DatabaseLock
@@ -40,13 +40,14 @@ from smcl_tune.study.database_outage import stored
 from smcl_tune.study.fused_groups import fused_groups
 from smcl_tune.study.job_storage import check_job_storage
 from smcl_tune.study.object_store_outage import hide_unreachable_store_tracebacks
-from smcl_tune.study.outage_wait import stopping_on_study_stop
+from smcl_tune.study.outage_wait import stopping_on_study_stop, stops_the_study
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
 from smcl_tune.study.ray_hints import without_rays_restore_hint
 from smcl_tune.study.ray_session import check_cluster_answers, cluster_address, init_ray, leave_ray
 from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
+from smcl_tune.study.termination import sigterm_as_ctrl_c
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, wait_for_tracking_server
 from smcl_tune.study.tune_settings import tune_settings
 from smcl_tune.study.tuner import new_tuner, restored_tuner, study_store_outage, study_trainable
@@ -132,7 +133,8 @@ def run_study(
             if address:
                 warn_unplaceable(study)
             guard = LocalStorageGuard(hosts) if storage_is_local(paths) else None
-            finished = _run(study, paths, restart, guard, watching)
+            with sigterm_as_ctrl_c():  # after init_ray: Ray's handler would abort the driver
+                finished = _run(study, paths, restart, guard, watching)
         finally:
             if ours:
                 # Left before the run's last words are printed: what a trial worker prints while it
@@ -230,8 +232,11 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         )
         finished = len(grid) >= expected and grid.num_terminated + grid.num_errors == len(grid)
         status = "FINISHED" if finished else "KILLED"
-    except BaseException:
-        _end_study_run_quietly(tracker, status)  # the study is stopping on its own error: that one is shown
+    except BaseException as error:
+        # Ctrl-C, SIGTERM, a stop that says why (a store, the data, a full disk): `stopped`, and the
+        # same command resumes it; any other error is the driver's own, shown as it is: `failed`
+        stopped = isinstance(error, (KeyboardInterrupt, SystemExit, StorageFull)) or stops_the_study(error)
+        _end_study_run_quietly(tracker, "KILLED" if stopped else status)
         raise
     timeout_s = study.config.tracking.outage_timeout_s
     wait_for_tracking_server(lambda: tracker.finish(status), "the study run's end", paths.tracking_uri, timeout_s)

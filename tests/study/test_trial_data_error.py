@@ -69,6 +69,8 @@ def test_an_unreadable_image_stops_the_study_in_one_line_and_the_same_command_re
     assert "Traceback" not in stopped.stderr
     assert "FAIL" not in _optuna_states(storage, "unreadable")  # the trial that hit it is not a failed trial
     assert set(_trial_run_statuses(storage)) <= {"KILLED"}  # nor a finished MLflow run: interrupted, as on Ctrl-C
+    status = subprocess.run([*command[:3], "status", "unreadable"], cwd=tmp_path, capture_output=True, text=True)
+    assert status.stdout.startswith("study unreadable: stopped,"), status.stdout + status.stderr  # not `failed`
 
     broken.write_bytes(whole)
     resumed = subprocess.run(command, cwd=tmp_path, env=joining_env, capture_output=True, text=True, timeout=600)
