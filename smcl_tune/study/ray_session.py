@@ -71,6 +71,16 @@ def check_cluster_answers(address: str, field: str) -> None:
         ) from None
 
 
+def connection_reason(cause: BaseException) -> str:
+    """Why Ray could not connect, in a line: its message's first line, or, where the message holds a
+    traceback (Ray's "Last connection error: Traceback ..."), the exception it ends with, such as
+    "ray.exceptions.AuthenticationError: ... InvalidAuthToken ..." for a wrong token."""
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    if any(line.endswith("Traceback (most recent call last):") for line in lines):
+        return lines[-1]
+    return first_line(cause)
+
+
 def _host_and_port(target: str, address: str, field: str) -> tuple[str, int]:
     host, _, port = target.rpartition(":")
     if not host.strip("[]") or not port.isdigit():
@@ -88,7 +98,7 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
         try:
             ray.init(address=address, log_to_driver=True, logging_level=log_level)
         except ConnectionError as error:  # Ray's one message for any failure; its reason is the cause
-            reason = f" ({first_line(error.__cause__)})" if error.__cause__ is not None else ""
+            reason = f" ({connection_reason(error.__cause__)})" if error.__cause__ is not None else ""
             raise ConfigError(
                 f"{field} {address}: {first_line(error)}{reason}; check the address (`ray start --head` prints "
                 "it) and, for a cluster with token auth, RAY_AUTH_MODE=token and its token"
