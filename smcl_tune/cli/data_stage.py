@@ -95,3 +95,26 @@ def prepare_data(study, fetch_all: bool = False, stream: TextIO | None = None) -
         verb = "fetched and checked" if fetched else "fetched by another process"
         lines.append(f"{dataset}: {verb}, in {root / archive.folder}")
     return lines
+
+
+def check_job_data(study) -> None:
+    """Under a Ray job, refuse a CIFAR dataset still to fetch into Ray's session folder (a relative
+    data.root is taken from the job's working folder there): Ray deletes it after the job, every job
+    would fetch it again, and the other nodes' trials would each fetch their own."""
+    from smcl_tune.data.cifar_files import CIFAR_ARCHIVES
+    from smcl_tune.errors import ConfigError
+    from smcl_tune.study.job_storage import ray_job_id, ray_session_folder
+
+    job = ray_job_id()
+    if job is None:
+        return
+    where = f"{study.source}: " if study.source else ""
+    for dataset, root, _ in fetched_datasets(study, fetch_all=False):
+        session = ray_session_folder(root)
+        if session is not None and CIFAR_ARCHIVES[dataset].missing(root):
+            raise ConfigError(
+                f"{where}trial.data.root: {dataset} would be fetched into {root}, inside Ray's session folder "
+                f"{session}, which Ray deletes after job {job} (and every job would fetch it again); set it to an "
+                "absolute path on a folder every node shares (e.g. /mnt/shared/data) and fetch it there once with "
+                "smcl-tune prepare"
+            )

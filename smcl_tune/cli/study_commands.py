@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import yaml
 
-from smcl_tune.cli.data_stage import prepare_data, searches_the_source
+from smcl_tune.cli.data_stage import check_job_data, prepare_data, searches_the_source
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.cli.fusion_note import fusion_lines
@@ -139,10 +139,14 @@ def command_prepare(arguments: argparse.Namespace) -> int:
 def command_run(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.publish import publish_leaderboard
     from smcl_tune.report.text_table import format_text
+    from smcl_tune.store.paths import StudyPaths
+    from smcl_tune.study.job_storage import check_job_storage
     from smcl_tune.studyfile.study import load_study
 
     study = load_study(arguments.study)
     check_data(study)
+    check_job_storage(study, StudyPaths.of(study))  # before a fetch: run_study checks it too, after
+    check_job_data(study)
     for warning in idle_search_fields(study):
         print(f"smcl-tune: warning: {warning}", file=sys.stderr)
     if not (sys.stdout.isatty() and sys.stderr.isatty()):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from smcl_tune.cli import main
 from smcl_tune.errors import ConfigError
@@ -150,3 +151,30 @@ def test_a_job_with_s3_storage_that_would_keep_a_store_in_its_folder_is_refused_
     assert f"{field}" in str(refused.value) and f"{working_dir / 'smcl-runs'} lies inside Ray's session folder" in str(
         refused.value
     )
+
+
+def _cifar_study(tiny_study, folder, **changes):
+    """The tiny study on CIFAR-10 under a relative data.root, fetched on first run (none here)."""
+    path = tiny_study(folder, name="cifar", **changes)
+    study = yaml.safe_load(path.read_text())
+    study["trial"]["data"] = {"source": "cifar10", "root": "data", "download": True, "val_per_class": 10}
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def test_a_job_refuses_a_cifar_fetch_into_its_working_folder_and_a_relative_storage_before_any_fetch(
+    tmp_path, tiny_study, monkeypatch, capsys, ray_starts
+):
+    session = tmp_path / "ray" / "session_2026-11-30_03-00-00_000000_1"
+    working_dir = session / "runtime_resources" / "working_dir_files" / "_ray_pkg_0123"
+    working_dir.mkdir(parents=True)
+    (tmp_path / "ray" / "session_latest").symlink_to(session)
+    monkeypatch.chdir(working_dir)  # where Ray runs a job's entrypoint: a relative data.root lands here
+    study = _cifar_study(tiny_study, tmp_path)
+    error = _refused_in_process(study, monkeypatch, capsys, ray_starts)
+    assert f"trial.data.root: cifar10 would be fetched into {working_dir / 'data'}, inside Ray's session" in error
+    assert "fetch it there once with smcl-tune prepare" in error and not (working_dir / "data").exists()
+
+    relative = _cifar_study(tiny_study, tmp_path, storage="smcl-runs")
+    error = _refused_in_process(relative, monkeypatch, capsys, ray_starts)  # this machine has no network:
+    assert "storage: 'smcl-runs' is relative" in error  # a fetch first would have failed with its own line
