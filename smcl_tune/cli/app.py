@@ -8,6 +8,7 @@ import os
 import sys
 
 from smcl_tune.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILURE
+from smcl_tune.cli.interruption import sigterm_as_interrupt
 from smcl_tune.cli.report_commands import command_leaderboard, command_ui
 from smcl_tune.cli.study_commands import command_prepare, command_run, command_validate, resume_command
 from smcl_tune.cli.trial_command import command_trial
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)  # argparse exits with 2 on bad arguments
     try:
-        return arguments.handler(arguments)
+        with sigterm_as_interrupt():
+            return arguments.handler(arguments)
     except (ConfigError, DataSourceError) as error:
         print(f"smcl-tune: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -83,8 +83,8 @@ def prepare_data(study, fetch_all: bool = False, stream: TextIO | None = None) -
     lines = []
     for dataset, root, mirror in fetched_datasets(study, fetch_all):
         archive = CIFAR_ARCHIVES[dataset]
-        if not archive.missing(root):
-            lines.append(f"{dataset}: in {root / archive.folder}")
+        if archive.whole(root):  # each file CIFAR's own: a copy cut short or other data is fetched again
+            lines.append(f"{dataset}: in {root / archive.folder}, checked")
             continue
         print(f"fetching {dataset} ({archive.size / MIB:.0f} MiB) from {archive.url(mirror)} into {root}", file=stream)
         progress = FetchProgress(dataset, stream)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from urllib.parse import urlsplit
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
+from smcl_tune.cli.interruption import sigterm_as_interrupt
 from smcl_tune.cli.output_file import checked_output, write_output
 from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
@@ -187,24 +187,18 @@ def command_ui(arguments: argparse.Namespace) -> int:
     return serve_until_stopped(command, environment={**os.environ, **NO_JOB_RUNNER, **_quiet_server()})
 
 
-def _interrupt(*_signal) -> None:
-    raise KeyboardInterrupt
-
-
 def serve_until_stopped(command: list[str], environment: dict[str, str] | None = None) -> int:
     """Run a server until it exits, or until this process gets Ctrl-C or SIGTERM; then stop the
     server with every process it started (MLflow runs uvicorn and its workers), never leaving one."""
     # A session of its own: Ctrl-C in the terminal reaches only this process.
     process = subprocess.Popen(command, start_new_session=True, env=environment)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return process.wait()
+        with sigterm_as_interrupt():
+            return process.wait()
     except KeyboardInterrupt:
         stop_process_tree(process.pid)
         process.wait(timeout=10)
         return EXIT_OK
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def stop_process_tree(pid: int, grace_s: float = 20.0) -> None:

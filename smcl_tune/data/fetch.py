@@ -23,13 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from smcl_tune.data.cifar_files import CIFAR_ARCHIVES, CifarArchive
+from smcl_tune.data.cifar_files import CHUNK_BYTES, CIFAR_ARCHIVES, CifarArchive, md5_of
 from smcl_tune.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, "int | None"], None]  # bytes so far, bytes in all (None: not known)
-CHUNK_BYTES = 1 << 20
 CONNECT_TIMEOUT_S = 30.0
 
 
@@ -42,14 +41,6 @@ def _advice(archive: CifarArchive, root: Path) -> str:
         f"put {archive.folder} (or {archive.filename}) in {root} by hand, or run `smcl-tune prepare STUDY.yaml` "
         "where there is a network (data.mirror: a URL that serves the same file)"
     )
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as file:
-        while chunk := file.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fetch_error(url: str, archive: CifarArchive, root: Path, reason: object) -> FetchError:
@@ -74,31 +65,40 @@ def _check_reachable(url: str, archive: CifarArchive, root: Path) -> None:
 
 
 def _download(url: str, archive: CifarArchive, root: Path, progress: Progress | None) -> Path:
-    """The archive at `url`, whole and checked, as root/filename."""
+    """The archive at `url`, whole and checked, as root/filename. Its partial file goes however the
+    download ends (an error, Ctrl-C or SIGTERM)."""
     target = root / archive.filename
     partial = root / f".{archive.filename}.part-{os.getpid()}"
     digest = hashlib.md5(usedforsecurity=False)
     try:
-        with urllib.request.urlopen(url, timeout=CONNECT_TIMEOUT_S) as response, partial.open("wb") as output:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            done = 0
-            while chunk := response.read(CHUNK_BYTES):
-                output.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-    except (urllib.error.URLError, OSError, ValueError) as error:
+        try:
+            with urllib.request.urlopen(url, timeout=CONNECT_TIMEOUT_S) as response, partial.open("wb") as output:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                done = 0
+                while chunk := response.read(CHUNK_BYTES):
+                    output.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise _fetch_error(url, archive, root, _reason(error)) from None
+        if digest.hexdigest() != archive.md5:
+            raise FetchError(
+                f"{url}: the file fetched ({done} bytes) is not {archive.filename} (MD5 {digest.hexdigest()}, "
+                f"expected {archive.md5}); nothing was kept; " + _advice(archive, root)
+            )
+        os.replace(partial, target)
+    finally:
         partial.unlink(missing_ok=True)
-        raise _fetch_error(url, archive, root, getattr(error, "reason", None) or error) from None
-    if digest.hexdigest() != archive.md5:
-        partial.unlink(missing_ok=True)
-        raise FetchError(
-            f"{url}: the file fetched ({done} bytes) is not {archive.filename} (MD5 {digest.hexdigest()}, "
-            f"expected {archive.md5}); nothing was kept; " + _advice(archive, root)
-        )
-    os.replace(partial, target)
     return target
+
+
+def _reason(error: BaseException) -> object:
+    """An HTTP error names the address that answered it (a mirror without the file: 404 at its URL)."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason} at {error.url}"
+    return getattr(error, "reason", None) or error
 
 
 def _unpack(path: Path, archive: CifarArchive, root: Path) -> None:
@@ -116,22 +116,47 @@ def _unpack(path: Path, archive: CifarArchive, root: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise FetchError(f"{path}: {archive.folder} in it lacks {', '.join(missing)}; delete it and fetch again")
     final = root / archive.folder
-    if final.exists():  # a folder without all its files (an older, interrupted download): kept aside
+    if final.exists():  # a folder without all its files, or with files not CIFAR's: kept aside
         aside = root / f"{archive.folder}.incomplete-{int(time.time())}"
-        log.warning("%s lacks some of its files: moved to %s", final, aside)
+        log.warning("%s lacks some of its files or holds files that are not CIFAR's: moved to %s", final, aside)
         os.replace(final, aside)
     os.replace(unpacked, final)
     shutil.rmtree(staging, ignore_errors=True)
 
 
 def fetch_cifar(dataset: str, root: Path, mirror: str | None = None, progress: Progress | None = None) -> bool:
-    """CIFAR-10 or CIFAR-100 in root, fetched if it is not there; True when this call fetched it."""
-    import filelock
-
+    """CIFAR-10 or CIFAR-100 in root, fetched if it is not there whole; True when this call fetched it."""
     archive = CIFAR_ARCHIVES[dataset]
     root = root.resolve()
-    if not archive.missing(root):
+    if archive.whole(root):
         return False
+    try:
+        return _fetch(archive, root, mirror, progress)
+    except FetchError as error:
+        found = _found_there(archive, root)
+        if not found:
+            raise
+        raise FetchError(f"{found}; {error}") from None
+
+
+def _found_there(archive: CifarArchive, root: Path) -> str | None:
+    """What was in the data folder that is not CIFAR's, for the line of a fetch that failed."""
+    found = []
+    damaged = archive.damaged(root) if (root / archive.folder).is_dir() else []
+    if damaged:
+        found.append(
+            f"{root / archive.folder}: {', '.join(damaged)} not CIFAR's (another MD5: cut short, or other data)"
+        )
+    path = root / archive.filename
+    md5 = md5_of(path) if path.is_file() else archive.md5
+    if md5 != archive.md5:
+        found.append(f"{path}: not CIFAR's archive (MD5 {md5}, expected {archive.md5})")
+    return "; ".join(found) or None
+
+
+def _fetch(archive: CifarArchive, root: Path, mirror: str | None, progress: Progress | None) -> bool:
+    import filelock
+
     if not (root / archive.filename).is_file():
         _check_reachable(archive.url(mirror), archive, root)
     try:
@@ -139,17 +164,27 @@ def fetch_cifar(dataset: str, root: Path, mirror: str | None = None, progress: P
         lock = filelock.FileLock(root / f".{archive.filename}.lock")
         lock.acquire(timeout=0.1)
     except filelock.Timeout:
-        log.info("another process fetches %s into %s: waiting for it", dataset, root)
+        log.info("another process fetches %s into %s: waiting for it", archive.dataset, root)
         lock.acquire()
     except OSError as error:
         raise FetchError(f"{root}: cannot write the data folder ({error}); " + _advice(archive, root)) from None
     try:
-        if not archive.missing(root):
+        if archive.whole(root):
             return False  # another process fetched it meanwhile
+        _remove_leftovers(archive, root)
         path = root / archive.filename
-        if not (path.is_file() and _md5(path) == archive.md5):
+        if not (path.is_file() and md5_of(path) == archive.md5):
             path = _download(archive.url(mirror), archive, root, progress)
         _unpack(path, archive, root)
         return True
     finally:
         lock.release()
+
+
+def _remove_leftovers(archive: CifarArchive, root: Path) -> None:
+    """What fetches killed outright (SIGKILL, a lost node) left: partial downloads and unpackings.
+    Under the lock no other process writes them."""
+    for partial in root.glob(f".{archive.filename}.part-*"):
+        partial.unlink(missing_ok=True)
+    for staging in root.glob(f".{archive.folder}.unpacking-*"):
+        shutil.rmtree(staging, ignore_errors=True)

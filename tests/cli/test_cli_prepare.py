@@ -74,3 +74,21 @@ def test_prepare_fetches_the_data_once_with_progress_and_run_then_finds_it(
     assert f"cifar10: fetched and checked, in {tmp_path / 'data' / 'cifar-10-batches-py'}" in output.out
     assert f"cifar10: in {tmp_path / 'data' / 'cifar-10-batches-py'}" in output.out
     assert "study 'cifar10_lt': its data is in place" in output.out
+
+
+def test_sigterm_during_a_fetch_stops_prepare_as_ctrl_c_does_leaving_no_partial_file(tmp_path):
+    server = ArchiveServer(b"x" * (4 << 20), chunks=40, pause_s=0.5)  # 20 s: long enough to be stopped
+    try:
+        path = _cifar_study(tmp_path, server.url)
+        command = [sys.executable, "-m", "smcl_tune.cli", "prepare", path.name]
+        fetching = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / "data").glob(".cifar-10-python.tar.gz.part-*")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        fetching.terminate()  # SIGTERM: `kill PID`, `timeout`, a service manager
+        _, error = fetching.communicate(timeout=60)
+    finally:
+        server.close()
+    assert fetching.returncode == 1 and error.rstrip().endswith("smcl-tune: interrupted"), error[-2000:]
+    assert "Traceback" not in error
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [".cifar-10-python.tar.gz.lock"]

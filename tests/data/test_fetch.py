@@ -79,7 +79,9 @@ from dataclasses import replace
 from pathlib import Path
 from smcl_tune.data.cifar_files import CIFAR_ARCHIVES
 from smcl_tune.data.fetch import fetch_cifar
-CIFAR_ARCHIVES["cifar10"] = replace(CIFAR_ARCHIVES["cifar10"], md5=sys.argv[1], size=int(sys.argv[2]))
+CIFAR_ARCHIVES["cifar10"] = replace(
+    CIFAR_ARCHIVES["cifar10"], md5=sys.argv[1], size=int(sys.argv[2]), file_md5s=tuple(sys.argv[5].split(","))
+)
 fetched = fetch_cifar("cifar10", Path(sys.argv[3]), sys.argv[4])
 folder = Path(sys.argv[3]) / CIFAR_ARCHIVES["cifar10"].folder
 print(fetched, (folder / "data_batch_1").read_text())
@@ -92,7 +94,10 @@ def test_processes_starting_at_once_fetch_once_and_all_read_the_same_files(tmp_p
     try:
         fetchers = [
             subprocess.Popen(
-                [sys.executable, "-c", FETCHER, published.md5, str(published.size), str(data), server.url],
+                [
+                    *(sys.executable, "-c", FETCHER, published.md5, str(published.size), str(data), server.url),
+                    ",".join(published.file_md5s),
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -106,3 +111,71 @@ def test_processes_starting_at_once_fetch_once_and_all_read_the_same_files(tmp_p
     assert len(server.requests) == 1
     lines = sorted(out.strip() for out, _ in outputs)
     assert lines == ["False the content of data_batch_1"] * 3 + ["True the content of data_batch_1"]
+
+
+def test_a_folder_whose_files_are_not_cifars_is_fetched_again_and_kept_aside(tmp_path, body, published):
+    folder = tmp_path / "data" / ARCHIVE.folder
+    folder.mkdir(parents=True)
+    for name in ARCHIVE.files:  # the names are all there: a copy cut short, or junk, under them
+        (folder / name).write_text("junk")
+    assert ARCHIVE.missing(tmp_path / "data") == [] and not published.whole(tmp_path / "data")
+    server = ArchiveServer(body)
+    try:
+        assert fetch_cifar("cifar10", tmp_path / "data", server.url)
+    finally:
+        server.close()
+    assert published.whole(tmp_path / "data") and (folder / "test_batch").read_text() == "the content of test_batch"
+    (aside,) = (tmp_path / "data").glob(f"{ARCHIVE.folder}.incomplete-*")
+    assert (aside / "test_batch").read_text() == "junk"  # the user's files are moved, not deleted
+
+
+def test_a_fetch_that_fails_names_what_in_the_folder_is_not_cifars(tmp_path, body, published):
+    data = tmp_path / "data"
+    (data / ARCHIVE.folder).mkdir(parents=True)
+    for name in ARCHIVE.files:
+        (data / ARCHIVE.folder / name).write_text("junk")
+    (data / ARCHIVE.filename).write_bytes(b"not the archive")  # placed by hand
+    with pytest.raises(FetchError) as refused:
+        fetch_cifar("cifar10", data, "http://127.0.0.1:9/")
+    message = str(refused.value)
+    assert message.startswith(f"{data / ARCHIVE.folder}: data_batch_1, data_batch_2, ")
+    assert "batches.meta not CIFAR's (another MD5: cut short, or other data); " in message
+    assert (
+        f"{data / ARCHIVE.filename}: not CIFAR's archive (MD5 {hashlib.md5(b'not the archive').hexdigest()}" in message
+    )
+    assert "could not fetch cifar10 from 127.0.0.1:9" in message and "\n" not in message
+
+
+def test_an_interrupted_download_leaves_no_partial_file_and_a_killed_ones_is_cleared(tmp_path, body, published):
+    data = tmp_path / "data"
+    data.mkdir()
+    killed = data / f".{ARCHIVE.filename}.part-999999"  # a fetch killed outright (SIGKILL) left it
+    killed.write_bytes(b"half")
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt  # Ctrl-C (or SIGTERM, which the CLI takes as one) mid-download
+
+    server = ArchiveServer(body, chunks=2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fetch_cifar("cifar10", data, server.url, interrupt)
+        assert [path.name for path in data.iterdir() if ".part-" in path.name] == []
+    finally:
+        server.close()
+
+
+def test_a_mirror_without_the_file_says_which_address_answered_404(tmp_path, published):
+    import functools
+    import http.server
+    import threading
+
+    files = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))  # an empty mirror
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/empty/"
+    try:
+        with pytest.raises(FetchError, match=rf"\(HTTP 404 File not found at {url}cifar-10-python.tar.gz\)"):
+            fetch_cifar("cifar10", tmp_path / "data", url)
+    finally:
+        server.shutdown()
+        server.server_close()
