@@ -38,7 +38,10 @@ class Listing:
 
 
 def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
+    """An image file's name; a hidden one (macOS's `._NAME.jpg` beside each image copied from its
+    disks, an editor's backup) is not an image, as a hidden class folder is not a class."""
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith(".") and base.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _list_folder(root: Path, split: str) -> dict[str, list[str]]:
@@ -46,7 +49,8 @@ def _list_folder(root: Path, split: str) -> dict[str, list[str]]:
     classes: dict[str, list[str]] = {}
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         names = []
-        for directory, _, files in os.walk(class_dir):
+        for directory, folders, files in os.walk(class_dir):
+            folders[:] = [name for name in folders if not name.startswith(".")]
             names.extend(os.path.relpath(os.path.join(directory, f), root) for f in files if _is_image(f))
         if not names:
             raise DataSourceError(f"{class_dir}: class folder holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
@@ -80,7 +84,8 @@ def _zip_classes(archive: Path, split: str, members: list[zipfile.ZipInfo]) -> d
         if len(parts) < 3 or parts[0] != split or not parts[1] or parts[1].startswith("."):
             continue
         names = classes.setdefault(parts[1], [])
-        if not member.is_dir() and _is_image(member.filename):
+        hidden = any(part.startswith(".") for part in parts[2:-1])
+        if not member.is_dir() and not hidden and _is_image(member.filename):
             names.append(member.filename)
     if not classes:
         raise DataSourceError(f"{archive}: no members {split}/<class>/<image>")
