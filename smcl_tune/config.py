@@ -105,7 +105,8 @@ class DataConfig(StrictModel):
         None,
         ge=8,
         le=1024,
-        description="resize images to this side (image folders, file lists); None keeps the source size",
+        description="resize images to this side (image folders; file lists, which need it); None keeps the "
+        "source size (an image folder's images must then share one)",
     )
     loader: Literal["auto", "memory", "stream"] = Field(
         "auto",

@@ -118,11 +118,9 @@ def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
     holding those members; labels follow the sorted class names. Without `image_size`, the first
     training and test images must be of one size (their headers are read)."""
     if not root.is_dir():
-        where = (
-            "" if root.is_absolute() else f" (a relative root is taken from the folder smcl-tune runs in, {Path.cwd()})"
-        )
         raise DataSourceError(
-            f"{root}: image folder not found{where}; expected train/ and test/ class folders or train.zip and test.zip"
+            f"{root}: image folder not found{_taken_from(root)}; expected train/ and test/ class folders or "
+            "train.zip and test.zip"
         )
     train, train_classes = _image_folder_split(root, "train")
     test, test_classes = _image_folder_split(root, "test")
@@ -140,6 +138,11 @@ def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
                 f"{train.header_size}; set data.image_size"
             )
     return Listing(train=train, test=test, val=None, class_names=train_classes)
+
+
+def _taken_from(root: Path) -> str:
+    """Where a relative root that is not there was looked for."""
+    return "" if root.is_absolute() else f" (a relative root is taken from the folder smcl-tune runs in, {Path.cwd()})"
 
 
 def _read_list(path: Path) -> list[tuple[str, int, int]]:
@@ -163,10 +166,13 @@ def _read_list(path: Path) -> list[tuple[str, int, int]]:
     return entries
 
 
-def _check_entries(root: Path, path: Path, entries: list[tuple[str, int, int]], num_classes: int) -> None:
+def _check_entries(
+    root: Path, path: Path, entries: list[tuple[str, int, int]], num_classes: int, named: bool = False
+) -> None:
     for _name, label, number in entries:
         if label >= num_classes:
-            raise DataSourceError(f"{path}:{number}: label {label} is out of range 0..{num_classes - 1}")
+            why = f" ({root / 'classes.txt'} names {num_classes} classes)" if named else ""
+            raise DataSourceError(f"{path}:{number}: label {label} is out of range 0..{num_classes - 1}{why}")
     missing = [(name, number) for name, _, number in entries if not (root / name).is_file()]
     if missing:
         name, number = missing[0]
@@ -179,7 +185,9 @@ def file_list_listing(root: Path) -> Listing:
     """ImageNet-LT style lists `train.txt`, `val.txt`, `test.txt` of `<path relative to root> <label>`;
     class names from `classes.txt` (one per line) if present, else `class_<id>`."""
     if not root.is_dir():
-        raise DataSourceError(f"{root}: list folder not found; expected train.txt, val.txt and test.txt in it")
+        raise DataSourceError(
+            f"{root}: list folder not found{_taken_from(root)}; expected train.txt, val.txt and test.txt in it"
+        )
     lists = {split: _read_list(root / f"{split}.txt") for split in SPLITS}
     names_file = root / "classes.txt"
     if names_file.is_file():
@@ -187,7 +195,7 @@ def file_list_listing(root: Path) -> Listing:
     else:
         class_names = [f"class_{i}" for i in range(max(label for _, label, _ in lists["train"]) + 1)]
     for split, entries in lists.items():
-        _check_entries(root, root / f"{split}.txt", entries, len(class_names))
+        _check_entries(root, root / f"{split}.txt", entries, len(class_names), names_file.is_file())
     listed = {
         split: ListedSplit(ImageFiles(root, [name for name, _, _ in entries]), [label for _, label, _ in entries])
         for split, entries in lists.items()

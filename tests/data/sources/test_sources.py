@@ -239,6 +239,23 @@ def test_label_out_of_range_names_file_and_line(tmp_path):
         load_source(list_config(root))
 
 
+def test_a_label_past_the_classes_txt_names_that_file(tmp_path):
+    root = make_file_lists(tmp_path, with_names=True)
+    (root / "classes.txt").write_text("apple\nbanana\n")  # three classes are labelled
+    message = re.escape(f"train.txt:4: label 2 is out of range 0..1 ({root / 'classes.txt'} names 2 classes)")
+    with pytest.raises(DataSourceError, match=message):
+        load_source(list_config(root))
+
+
+def test_a_relative_list_folder_not_found_says_where_it_was_taken_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    message = re.escape(
+        f"lists: list folder not found (a relative root is taken from the folder smcl-tune runs in, {tmp_path})"
+    )
+    with pytest.raises(DataSourceError, match=message):
+        load_source(list_config(Path("lists")))
+
+
 def test_missing_listed_image_is_named(tmp_path):
     root = make_file_lists(tmp_path)
     (root / "t" / "1.png").unlink()
