@@ -57,21 +57,41 @@ def training_counts(
     return counts
 
 
-def held_out_note(targets: list[int], counts: list[int], val_per_class: int, class_names: list[str]) -> str | None:
-    """One line on the classes that train on fewer images than the subset's because their pool
-    also holds the validation split; None when none does."""
+def held_out_note(
+    pool_counts: list[int], targets: list[int], counts: list[int], val_per_class: int, class_names: list[str]
+) -> str | None:
+    """One line on the classes that train on fewer images than the subset's: because their pool is
+    smaller than the subset's count (n_max above what the source holds, or an imbalance factor below
+    a file list's own), which flattens the long tail, or because the pool also holds the validation
+    split. None when no class does."""
     short = [label for label, (target, count) in enumerate(zip(targets, counts)) if count < target]
     if not short:
         return None
-    named = [f"{class_names[label]}" if label < len(class_names) else f"class {label}" for label in short]
-    if len(short) == 1:
-        label = short[0]
-        return (
-            f"class {label} ({named[0]}): {counts[label]} training images instead of {targets[label]} "
+
+    def name(label: int) -> str:
+        return class_names[label] if label < len(class_names) else f"class {label}"
+
+    lacking = [label for label in short if pool_counts[label] < targets[label]]
+    held = [label for label in short if label not in lacking]
+    parts = []
+    if lacking:
+        shown = ", ".join(f"{name(label)} {pool_counts[label]} of {targets[label]}" for label in lacking[:3])
+        parts.append(
+            f"{len(lacking)} {'class holds' if len(lacking) == 1 else 'classes hold'} fewer images than the subset "
+            f"keeps of {'it' if len(lacking) == 1 else 'them'} ({shown}{', ...' if len(lacking) > 3 else ''}): the "
+            f"training counts run from {max(counts)} to {min(counts)}, an imbalance factor of "
+            f"{max(counts) / min(counts):.1f}"
+        )
+    if len(held) == 1:
+        label = held[0]
+        parts.append(
+            f"class {label} ({name(label)}): {counts[label]} training images instead of {targets[label]} "
             f"(validation holds {val_per_class} out)"
         )
-    shown = ", ".join(named[:3]) + (", ..." if len(named) > 3 else "")
-    return (
-        f"validation holds {val_per_class} per class out: {len(short)} classes ({shown}) train on up to "
-        f"{max(t - c for t, c in zip(targets, counts))} fewer images than the subset's"
-    )
+    elif held:
+        shown = ", ".join(name(label) for label in held[:3]) + (", ..." if len(held) > 3 else "")
+        parts.append(
+            f"validation holds {val_per_class} per class out: {len(held)} classes ({shown}) train on up to "
+            f"{max(targets[label] - counts[label] for label in held)} fewer images than the subset's"
+        )
+    return "; ".join(parts)

@@ -72,7 +72,7 @@ def split_long_tailed(
     num_classes = len(target_counts)
     pool_counts = torch.bincount(pool_labels, minlength=num_classes).tolist()
     counts = training_counts(pool_counts, target_counts, val_per_class, class_names or [])
-    note = held_out_note(target_counts, counts, val_per_class, class_names or [])
+    note = held_out_note(pool_counts, target_counts, counts, val_per_class, class_names or [])
     if note:
         log.info("%s", note)
     train_parts, val_parts = [], []

@@ -90,5 +90,5 @@ def check_trial_data(config: DataConfig) -> str | None:
     )
     held_out = 0 if shape.has_val else config.val_per_class
     counts = training_counts(shape.pool_counts, targets, held_out, shape.class_names)
-    notes = [shape.note, held_out_note(targets, counts, held_out, shape.class_names)]
+    notes = [shape.note, held_out_note(shape.pool_counts, targets, counts, held_out, shape.class_names)]
     return "; ".join(note for note in notes if note) or None
