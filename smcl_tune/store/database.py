@@ -98,7 +98,8 @@ def check_database(url: str, field: str = "optuna.storage") -> None:
     except ModuleNotFoundError as error:
         raise ConfigError(
             f"{field}: {shown(url)} needs the database driver {error.name}, which is not installed; "
-            "install smcl-tune with its cluster extra: pip install 'smcl-tune[cluster]'"
+            "install smcl-tune with its cluster extra, from its checkout: "
+            "pip install --constraint docker/constraints.txt '.[cluster]'"
         ) from None
     try:
         with database.connect() as connection:
