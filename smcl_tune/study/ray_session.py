@@ -13,7 +13,7 @@ from pathlib import Path
 import ray
 
 from smcl_tune.errors import ConfigError, first_line
-from smcl_tune.study.worker_logging import QUIET_RAY_WORKERS
+from smcl_tune.study.worker_logging import worker_log_level
 
 log = logging.getLogger(__name__)
 
@@ -115,21 +115,16 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
         )
     # address="local": a new Ray of this run's own. Without it, ray.init() joins the last Ray that
     # `ray start` (or a test's cluster) left on this machine, whose CPUs may all be taken.
-    with _quiet(TOKEN_SETUP_LOGGER):
+    with _quiet(TOKEN_SETUP_LOGGER), worker_log_level(log_level):
         ray.init(
             address="local",
             include_dashboard=False,
             log_to_driver=True,
             logging_level=log_level,
-            runtime_env=None if verbose_ray(log_level) else {"worker_process_setup_hook": QUIET_RAY_WORKERS},
             _system_config=NO_IDLE_WORKERS,
         )
     make_private(Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")))
     return True
-
-
-def verbose_ray(log_level: str) -> bool:
-    return logging.getLevelName(log_level) <= logging.INFO
 
 
 def leave_ray() -> None:

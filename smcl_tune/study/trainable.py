@@ -25,9 +25,11 @@ from smcl_tune.study.storage_space import report_with_checkpoint
 from smcl_tune.study.trial_data_error import data_error_report
 from smcl_tune.study.trial_spec import spec_of
 from smcl_tune.study.worker_exit import quiet_exit_during_cleanup
+from smcl_tune.study.worker_logging import apply_worker_log_level
 from smcl_tune.studyfile.schema import OBJECTIVE_METRICS
 
 log = logging.getLogger(__name__)
+apply_worker_log_level()  # a worker imports this module before Ray Tune restores a trial in it
 
 
 def refusal_report(reason: str) -> dict[str, Any]:
