@@ -84,5 +84,9 @@ class ImageFiles:
             return image
         except FileNotFoundError:
             raise DataSourceError(f"{self.describe(index)}: image file not found") from None
+        except Image.UnidentifiedImageError:  # PIL's text names a zip member's buffer as <_io.BytesIO object at 0x...>
+            raise DataSourceError(
+                f"{self.describe(index)}: cannot read the image (not an image format PIL knows, or damaged)"
+            ) from None
         except (OSError, KeyError, EOFError, zlib.error, zipfile.BadZipFile, Image.DecompressionBombError) as error:
             raise DataSourceError(f"{self.describe(index)}: cannot read the image ({error})") from None

@@ -111,11 +111,16 @@ def test_pool_pickles_and_loads_after_unpickling(folder, tmp_path, zipped):
     assert torch.equal(restored.load(torch.tensor([1, 4])), before)
 
 
-def test_unreadable_image_is_named(folder):
+@pytest.mark.parametrize("zipped", [False, True])
+def test_unreadable_image_is_named_with_a_reason_a_user_can_read(folder, tmp_path, zipped):
     (folder / "train" / "cat" / "0001.png").write_bytes(b"not a png")
-    train = load_source(folder_config(folder)).train
-    with pytest.raises(DataSourceError, match=r"0001.png"):
+    root = make_zips(tmp_path / "zipped", folder) if zipped else folder
+    train = load_source(folder_config(root)).train
+    where = f"{root / 'train.zip'}:train/cat/0001.png" if zipped else str(folder / "train" / "cat" / "0001.png")
+    reason = "cannot read the image (not an image format PIL knows, or damaged)"
+    with pytest.raises(DataSourceError, match=re.escape(f"{where}: {reason}")) as refused:
         train.load(torch.tensor([3]))
+    assert "BytesIO" not in str(refused.value)
 
 
 def test_unreadable_first_image_fails_in_load_source(folder):
