@@ -118,3 +118,17 @@ def check_job_data(study) -> None:
                 "absolute path on a folder every node shares (e.g. /mnt/shared/data) and fetch it there once with "
                 "smcl-tune prepare"
             )
+
+
+def checked_data(data, where: str, prefix: str = "", condition: str = "") -> str | None:
+    """`check_trial_data` of a trial's data config, its refusal naming the file (`where`) and the
+    field: `data.root` for a path, `data` for counts (prefix: `trial.` in a study file)."""
+    from smcl_tune.data.source_shape import check_trial_data
+    from smcl_tune.errors import ConfigError, DataCountError, DataSourceError
+
+    try:
+        return check_trial_data(data)
+    except DataSourceError as error:
+        field = f"{prefix}data" if isinstance(error, DataCountError) else f"{prefix}data.root"
+        in_condition = f" (condition {condition})" if condition else ""
+        raise ConfigError(f"{where}: {field}{in_condition}: {error}") from None

@@ -12,28 +12,21 @@ from contextlib import contextmanager
 
 import yaml
 
-from smcl_tune.cli.data_stage import check_job_data, prepare_data, searches_the_source
+from smcl_tune.cli.data_stage import check_job_data, checked_data, prepare_data, searches_the_source
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.cli.fusion_note import fusion_lines
-from smcl_tune.errors import ConfigError, DataCountError, DataSourceError
 from smcl_tune.studyfile.field_effects import idle_search_fields
 
 
 def check_data(study) -> str | None:
     """Check each condition's data by its paths (nothing downloaded or decoded); a note or None."""
-    from smcl_tune.data.source_shape import check_trial_data
-
     if searches_the_source(study):
         return None
     notes = []
     for condition in study.conditions:
-        where = f" (condition {condition.label})" if condition.label else ""
-        try:
-            note = check_trial_data(study.trial_config(condition.overrides).data)
-        except DataSourceError as error:
-            field = "trial.data" if isinstance(error, DataCountError) else "trial.data.root"
-            raise ConfigError(f"{study.source}: {field}{where}: {error}") from None
+        data = study.trial_config(condition.overrides).data
+        note = checked_data(data, str(study.source), prefix="trial.", condition=condition.label)
         if note and note not in notes:
             notes.append(note)
     return "; ".join(notes) or None

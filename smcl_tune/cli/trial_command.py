@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
+from smcl_tune.cli.data_stage import checked_data
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import format_accuracy
 from smcl_tune.cli.output_file import checked_output, write_output
@@ -32,7 +34,11 @@ def command_trial(arguments: argparse.Namespace) -> int:
 
     output = checked_output(arguments.output)
     overrides = {} if arguments.epochs is None else {"training.epochs": arguments.epochs}
-    result = run_trial(load_trial_config(arguments.config, overrides))
+    config = load_trial_config(arguments.config, overrides)
+    note = checked_data(config.data, arguments.config)  # its paths, before anything trains
+    if note:
+        print(f"smcl-tune: {note}", file=sys.stderr)
+    result = run_trial(config)
     _print_trial_result(result)
     if output is not None:
         write_output(output, json.dumps(result.to_dict(), indent=2))

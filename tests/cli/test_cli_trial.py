@@ -91,6 +91,20 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_trial_trains(tmp
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt", "trial.yaml"]
 
 
+def test_data_that_is_not_there_is_refused_naming_the_file_and_field_before_the_trial_trains(
+    tmp_path, trial, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump({**trial, "data": {"source": "image_folder", "root": "photos"}}))
+    code, out, error = _in_process(["trial", str(config)], capsys)
+    assert code == 2 and out == ""
+    assert error.strip() == (
+        f"smcl-tune: {config}: data.root: photos: image folder not found (a relative root is taken from the "
+        f"folder smcl-tune runs in, {tmp_path}); expected train/ and test/ class folders or train.zip and test.zip"
+    )
+
+
 def test_epochs_from_the_command_line_are_checked_with_the_rest_of_the_file(tmp_path, trial, capsys):
     config = tmp_path / "trial.yaml"
     config.write_text(yaml.safe_dump(trial))
