@@ -18,6 +18,7 @@ from torch import nn
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict
 from smcl_tune.data.splits import TrialData, build_trial_data
+from smcl_tune.errors import ConfigError
 from smcl_tune.method.step import StepLoss
 from smcl_tune.results import TrialResult, TrialState
 from smcl_tune.trial.checkpoint import TrialCheckpoint, resumable_checkpoint
@@ -77,13 +78,16 @@ def run_trial(
     report: called once per epoch with its metrics and its checkpoint folder (None without
     `checkpoint_dir`); the last report carries the final scalars, and its folder the result file.
     checkpoint_dir: where the checkpoint (and at the end the result file, CSV and PNGs) is written.
-    resume_from: a checkpoint folder (or file) to continue from.
+    resume_from: a checkpoint folder (or file) to continue from; one that is not there is refused
+    (ConfigError), one of another configuration or version is set aside with a warning.
     data: prebuilt data (benchmarks share it between trials); built from config.data if None.
     on_epoch: called after each epoch's validation with the epoch's number (0-based), its metrics
     (those of its report) and the trial's network, holding that epoch's weights (to read, not change).
     """
     if not isinstance(config, TrialConfig):
         config = trial_config_from_dict(config)
+    if resume_from is not None and not Path(resume_from).exists():  # a typo: not a checkpoint lost on the way
+        raise ConfigError(f"resume_from: {resume_from}: no such checkpoint file or folder")
     training = config.training
     if training.num_threads is not None:
         torch.set_num_threads(training.num_threads)

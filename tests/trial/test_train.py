@@ -1,10 +1,12 @@
 import math
+import re
 import shutil
 
 import pytest
 import torch
 
 from smcl_tune.config import trial_config_from_dict
+from smcl_tune.errors import ConfigError
 from smcl_tune.results import RESULT_FILE, read_result
 from smcl_tune.trial.checkpoint import CHECKPOINT_NAME
 from smcl_tune.trial.run import run_trial
@@ -233,3 +235,9 @@ def test_the_trial_writes_its_csv_and_pictures_beside_its_result_file(tmp_path, 
     for picture in (CONFUSION_FILE, GALLERY_FILE):
         assert Image.open(folder / picture).format == "PNG"
     assert not [path.name for path in folder.iterdir() if path.name.endswith(".tmp")]  # nothing half-written
+
+
+def test_a_resume_from_a_path_that_is_not_there_is_refused_before_anything_trains(tmp_path, tiny_config):
+    missing = tmp_path / "chekpoint"  # a typo, not a checkpoint a trial could have lost
+    with pytest.raises(ConfigError, match=re.escape(f"resume_from: {missing}: no such checkpoint file or folder")):
+        run_trial(trial_config_from_dict(tiny_config()), resume_from=missing)
