@@ -120,15 +120,19 @@ def check_job_data(study) -> None:
             )
 
 
-def checked_data(data, where: str, prefix: str = "", condition: str = "") -> str | None:
-    """`check_trial_data` of a trial's data config, its refusal naming the file (`where`) and the
-    field: `data.root` for a path, `data` for counts (prefix: `trial.` in a study file)."""
+def checked_data(data, where: str, prefix: str = "", condition: str = "") -> list[str]:
+    """`check_trial_data` of a trial's data config: its notes (on the source, then on the subset's
+    counts, which name the condition); its refusal naming the file (`where`) and the field,
+    `data.root` for a path, `data` for counts (prefix: `trial.` in a study file)."""
     from smcl_tune.data.source_shape import check_trial_data
     from smcl_tune.errors import ConfigError, DataCountError, DataSourceError
 
+    in_condition = f" (condition {condition})" if condition else ""
     try:
-        return check_trial_data(data)
+        source_note, counts_note = check_trial_data(data)
     except DataSourceError as error:
         field = f"{prefix}data" if isinstance(error, DataCountError) else f"{prefix}data.root"
-        in_condition = f" (condition {condition})" if condition else ""
         raise ConfigError(f"{where}: {field}{in_condition}: {error}") from None
+    if counts_note and condition:
+        counts_note = f"condition {condition}: {counts_note}"
+    return [note for note in (source_note, counts_note) if note]

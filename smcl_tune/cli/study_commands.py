@@ -19,17 +19,17 @@ from smcl_tune.cli.fusion_note import fusion_lines
 from smcl_tune.studyfile.field_effects import idle_search_fields
 
 
-def check_data(study) -> str | None:
-    """Check each condition's data by its paths (nothing downloaded or decoded); a note or None."""
+def check_data(study) -> list[str]:
+    """Check each condition's data by its paths (nothing downloaded or decoded); notes for the user."""
     if searches_the_source(study):
-        return None
-    notes = []
+        return []
+    notes: list[str] = []
     for condition in study.conditions:
         data = study.trial_config(condition.overrides).data
-        note = checked_data(data, str(study.source), prefix="trial.", condition=condition.label)
-        if note and note not in notes:
-            notes.append(note)
-    return "; ".join(notes) or None
+        for note in checked_data(data, str(study.source), prefix="trial.", condition=condition.label):
+            if note not in notes:  # a download to come is one note for all the conditions it serves
+                notes.append(note)
+    return notes
 
 
 def command_validate(arguments: argparse.Namespace) -> int:
@@ -39,9 +39,9 @@ def command_validate(arguments: argparse.Namespace) -> int:
 
     study = load_study(arguments.study)
     check_storage(StudyPaths.of(study))
-    note = check_data(study)
+    notes = check_data(study)
     print(yaml.safe_dump(study.display_dict(), sort_keys=False).rstrip())
-    if note:
+    for note in notes:
         print(f"# {note}")
     for warning in idle_search_fields(study):
         print(f"# warning: {warning}")

@@ -35,8 +35,7 @@ def command_trial(arguments: argparse.Namespace) -> int:
     output = checked_output(arguments.output)
     overrides = {} if arguments.epochs is None else {"training.epochs": arguments.epochs}
     config = load_trial_config(arguments.config, overrides)
-    note = checked_data(config.data, arguments.config)  # its paths, before anything trains
-    if note:
+    for note in checked_data(config.data, arguments.config):  # its paths, before anything trains
         print(f"smcl-tune: {note}", file=sys.stderr)
     result = run_trial(config)
     _print_trial_result(result)

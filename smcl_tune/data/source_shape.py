@@ -80,15 +80,15 @@ def n_max(config: DataConfig, pool_counts: list[int]) -> int:
     return DEFAULT_N_MAX.get(config.source, max(pool_counts))
 
 
-def check_trial_data(config: DataConfig) -> str | None:
+def check_trial_data(config: DataConfig) -> tuple[str | None, str | None]:
     """What `build_trial_data` would refuse, found without downloading or decoding an image: the
     source's paths, and a class the subset or the validation split would leave without training
-    images. Returns a note for the user (e.g. a download still to come); raises DataSourceError."""
+    images. Returns two notes for the user, each or both None: on the source (e.g. a download still
+    to come) and on the subset's counts; raises DataSourceError."""
     shape = describe_source(config)
     targets = subset_targets(
         shape.pool_counts, n_max(config, shape.pool_counts), config.subset_imbalance_factor, config.profile
     )
     held_out = 0 if shape.has_val else config.val_per_class
     counts = training_counts(shape.pool_counts, targets, held_out, shape.class_names)
-    notes = [shape.note, held_out_note(shape.pool_counts, targets, counts, held_out, shape.class_names)]
-    return "; ".join(note for note in notes if note) or None
+    return shape.note, held_out_note(shape.pool_counts, targets, counts, held_out, shape.class_names)

@@ -24,8 +24,12 @@ def test_a_cifar_study_without_its_data_says_where_it_will_download_and_writes_n
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "data" / "cifar-100-python"
     assert f"cifar100 is not in {folder} yet: it is fetched there before the study starts" in done.stdout
-    notes = [line for line in done.stdout.splitlines() if "validation holds" in line]
-    assert len(notes) == 1, done.stdout  # one note, not one per condition (its 4 imbalance factors)
+    fetched = [line for line in done.stdout.splitlines() if "fetched there" in line]
+    assert len(fetched) == 1, done.stdout  # one note for the download, not one per condition
+    counts = [line for line in done.stdout.splitlines() if "validation holds" in line]
+    assert [line.split(":")[0] for line in counts] == [
+        f"# condition imbalance_factor={factor}" for factor in (10, 50, 100)
+    ], done.stdout  # each condition's own subset, named
     assert "# study 'cifar100_lt' is valid: 16 sampled trials, 2 baselines, fingerprint" in done.stdout
     assert list(tmp_path.iterdir()) == []  # no data folder, no download, no run state
 

@@ -62,7 +62,7 @@ def test_an_image_folder_class_too_small_for_its_validation_quota_is_refused_at_
         r"val_per_class \+ 1 = 11",
     ):
         check_trial_data(config)
-    assert check_trial_data(config.model_copy(update={"val_per_class": 4})) == (
+    assert check_trial_data(config.model_copy(update={"val_per_class": 4}))[1] == (
         "1 class holds fewer images than the subset keeps of it (bee 5 of 6): the training counts run from 26 "
         "to 1, an imbalance factor of 26.0; class 0 (ant): 26 training images instead of 30 (validation holds 4 out)"
     )
@@ -72,7 +72,7 @@ def test_a_pool_smaller_than_the_subsets_count_says_the_long_tail_it_flattens_to
     # n_max above what the folder holds: the head class keeps its whole pool, the others as asked (40, 12, 4)
     root = _image_folder(tmp_path / "folder", {"ant": 12, "bee": 12, "cat": 12})
     config = DataConfig(source="image_folder", root=str(root), n_max=40, imbalance_factor=10, val_per_class=0)
-    assert check_trial_data(config) == (
+    assert check_trial_data(config)[1] == (
         "1 class holds fewer images than the subset keeps of it (ant 12 of 40): the training counts run from 12 "
         "to 4, an imbalance factor of 3.0"
     )
