@@ -205,3 +205,27 @@ def file_list_listing(root: Path) -> Listing:
     if empty:
         raise DataSourceError(f"{root / 'train.txt'}: classes without training images: {empty[:10]}")
     return listing
+
+
+def _images(count: int) -> str:
+    return f"{count} image" + ("" if count == 1 else "s")
+
+
+def overlap_note(listing: Listing) -> str | None:
+    """File lists are the user's: a note where they list an image twice, or in two splits (validation
+    and test are meant to be held out of training); None where they do not."""
+    splits = {"train": listing.train, "val": listing.val, "test": listing.test}
+    listed = {split: [os.path.normpath(name) for name in files.files.names] for split, files in splits.items() if files}
+    notes = []
+    for split, names in listed.items():
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        if repeated:
+            notes.append(f"{split}.txt lists {_images(len(repeated))} more than once (first: {repeated[0]})")
+    train = set(listed["train"])
+    for split in ("val", "test"):
+        shared = sorted(train.intersection(listed.get(split, [])))
+        if shared:
+            notes.append(f"{split}.txt and train.txt share {_images(len(shared))} (first: {shared[0]})")
+    if not notes:
+        return None
+    return f"{listing.train.files.root}: " + "; ".join(notes) + ": a split that repeats training images is not held out"

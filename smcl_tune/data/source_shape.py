@@ -13,7 +13,7 @@ from pathlib import Path
 from smcl_tune.config import DataConfig
 from smcl_tune.data.cifar_files import check_cifar, cifar_class_names
 from smcl_tune.data.counts import held_out_note, subset_targets, training_counts
-from smcl_tune.data.file_listing import file_list_listing, image_folder_listing
+from smcl_tune.data.file_listing import file_list_listing, image_folder_listing, overlap_note
 from smcl_tune.data.synthetic_classes import SYNTHETIC_POOL_PER_CLASS, class_name
 
 CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
@@ -52,7 +52,7 @@ def _image_folder_shape(config: DataConfig) -> SourceShape:
 
 def _file_list_shape(config: DataConfig) -> SourceShape:
     listing = file_list_listing(Path(config.root or ""))
-    return SourceShape(listing.train_counts(), listing.class_names, True, None)
+    return SourceShape(listing.train_counts(), listing.class_names, True, overlap_note(listing))
 
 
 # data.source -> how its shape is known; the names are DataConfig.source's (and data.sources.SOURCES's).

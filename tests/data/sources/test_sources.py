@@ -244,6 +244,20 @@ def test_label_out_of_range_names_file_and_line(tmp_path):
         load_source(list_config(root))
 
 
+def test_lists_that_repeat_an_image_or_share_one_with_training_get_a_note_at_the_check(tmp_path):
+    from smcl_tune.data.source_shape import check_trial_data
+
+    root = make_file_lists(tmp_path)
+    assert check_trial_data(list_config(root))[0] is None  # held-out lists: nothing to say
+    (root / "val.txt").write_text("v/0.png 1\na/1.png 0\n")  # a training image among the validation ones
+    with (root / "train.txt").open("a") as lines:
+        lines.write("./c/0.png 2\n")  # the same image twice, written two ways
+    assert check_trial_data(list_config(root))[0] == (
+        f"{root}: train.txt lists 1 image more than once (first: c/0.png); val.txt and train.txt share 1 image "
+        "(first: a/1.png): a split that repeats training images is not held out"
+    )
+
+
 def test_a_label_past_the_classes_txt_names_that_file(tmp_path):
     root = make_file_lists(tmp_path, with_names=True)
     (root / "classes.txt").write_text("apple\nbanana\n")  # three classes are labelled
