@@ -9,7 +9,10 @@ from smcl_tune.errors import ConfigError
 
 
 def apply_overrides(trial: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `trial` with each `a.b.c: value` set (missing sections created)."""
+    """A copy of `trial` with each `a.b.c: value` set (missing sections created). A mapping given
+    for a section sets the fields it names and keeps the others: `training: {lr: 0.01}` is
+    `training.lr: 0.01` (it replaced the whole section, silently dropping the trial's epochs, batch
+    size and device)."""
     result = copy.deepcopy(trial)
     for path, value in params.items():
         node = result
@@ -18,5 +21,13 @@ def apply_overrides(trial: dict[str, Any], params: dict[str, Any]) -> dict[str, 
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{path}: {part} is not a section")
-        node[leaf] = value
+        _set(node, leaf, copy.deepcopy(value))
     return result
+
+
+def _set(node: dict[str, Any], key: str, value: Any) -> None:
+    if isinstance(value, dict) and isinstance(node.get(key), dict):
+        for name, inner in value.items():
+            _set(node[key], name, inner)
+    else:
+        node[key] = value

@@ -323,6 +323,19 @@ def test_baselines_and_confirmation_runs_may_train_on_the_whole_subset():
     assert study.trial_config(raw["confirm"]["overrides"]).data.val_per_class == 0
 
 
+def test_a_section_written_as_a_mapping_in_overrides_sets_its_fields_and_keeps_the_others():
+    from smcl_tune.studyfile.study import study_from_dict
+
+    raw = yaml.safe_load(QUICKSTART.read_text())  # epochs 8, batch 64, lr 0.05, on the CPU
+    nested = {"method": {"name": "ce"}, "training": {"lr": 0.01}}  # as the trial section itself is written
+    raw["baselines"] = [{"name": "ce", "overrides": nested}]
+    study = study_from_dict(raw)
+    training = study.trial_config(nested).training
+    assert (training.lr, training.epochs, training.batch_size, training.device) == (0.01, 8, 64, "cpu")
+    assert study.trial_config(nested) == study.trial_config({"method.name": "ce", "training.lr": 0.01})
+    assert study.trial_config(nested).method.mask_mode == "threshold"  # the method's other fields kept too
+
+
 def test_shipped_studies_are_valid(capsys, monkeypatch):
     from smcl_tune.studyfile.study import load_study
 
