@@ -38,7 +38,8 @@ def epoch_rule_of(objectives: pd.Series) -> str:
 def title_line(board: Leaderboard) -> str:
     return (
         f"study {board.study}: {len(board.trials)} trials, ranked by {board.metric} ({board.mode}) "
-        f"within each condition; accuracies in %, test metrics of {epoch_rule(board)} ('last': of the "
+        "within each condition, completed trials before those stopped early (whose value is an early epoch's); "
+        f"accuracies in %, test metrics of {epoch_rule(board)} ('last': of the "
         "last epoch); this tool never selects on test"
     )
 

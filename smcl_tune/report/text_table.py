@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 
 from smcl_tune.report.aligned_columns import aligned_columns
@@ -51,8 +53,10 @@ def format_text(board: Leaderboard, reference: pd.DataFrame | None = None, width
         trials, dropped = fit_to_width(trials, width, _drop_order(board))
         if dropped:
             left_out = [f"left out to fit {width} columns: {', '.join(dropped)}", f"({FULL_TABLE_HINT})"]
-    groups = group_lines(board, background=BACKGROUND_HEADING in trials.columns)
-    parts = ["\n".join([title_line(board), *groups, "", text_table(trials), *left_out])]
+    captions = [title_line(board), *group_lines(board, background=BACKGROUND_HEADING in trials.columns)]
+    if width is not None:  # a terminal: the captions wrap at its width, as the table fits it
+        captions = [textwrap.fill(line, width, subsequent_indent="  ") for line in captions]
+    parts = ["\n".join([*captions, "", text_table(trials), *left_out])]
     for title, frame in sections_after_trials(board, reference):
         lines = []
         if width is not None and "seeds" in frame.columns:  # the tables over seeds fit as the trials' does
