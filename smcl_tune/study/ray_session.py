@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,7 +98,8 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
     if address:
         log.info("joining the Ray cluster at %s", address)
         try:
-            ray.init(address=address, log_to_driver=True, logging_level=log_level)
+            with _keeping_sigterm():
+                ray.init(address=address, log_to_driver=True, logging_level=log_level)
         except ConnectionError as error:  # Ray's one message for any failure; its reason is the cause
             reason = f" ({connection_reason(error.__cause__)})" if error.__cause__ is not None else ""
             raise ConfigError(
@@ -115,7 +118,7 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
         )
     # address="local": a new Ray of this run's own. Without it, ray.init() joins the last Ray that
     # `ray start` (or a test's cluster) left on this machine, whose CPUs may all be taken.
-    with _quiet(TOKEN_SETUP_LOGGER), worker_log_level(log_level):
+    with _quiet(TOKEN_SETUP_LOGGER), worker_log_level(log_level), _keeping_sigterm():
         ray.init(
             address="local",
             include_dashboard=False,
@@ -129,7 +132,23 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
 
 def leave_ray() -> None:
     """Disconnects from the cluster, or stops the local Ray this process started."""
-    ray.shutdown()
+    with _keeping_sigterm():
+        ray.shutdown()
+
+
+@contextmanager
+def _keeping_sigterm() -> Iterator[None]:
+    """The SIGTERM handler smcl-tune set (SIGTERM as Ctrl-C, cli/interruption.py) kept through Ray's
+    calls, which put their own in (`sys.exit(15)`: no resume line, no clean-up) or leave none."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ours = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if ours is not None:
+            signal.signal(signal.SIGTERM, ours)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ray import tune
 
-from smcl_tune.atomic_write import StorageFull, is_storage_full
+from smcl_tune.atomic_write import is_storage_full
 from smcl_tune.errors import ConfigError, StudyUnavailable, first_line
 from smcl_tune.store.database import check_database, optuna_storage
 from smcl_tune.store.database_lock import DatabaseLock
@@ -47,7 +47,7 @@ from smcl_tune.study.ray_hints import without_rays_restore_hint
 from smcl_tune.study.ray_session import check_cluster_answers, cluster_address, init_ray, leave_ray
 from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
-from smcl_tune.study.termination import sigterm_as_ctrl_c
+from smcl_tune.study.termination import sigint_restored_after, sigterm_as_ctrl_c
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, wait_for_tracking_server
 from smcl_tune.study.tune_settings import tune_settings
 from smcl_tune.study.tuner import new_tuner, restored_tuner, study_store_outage, study_trainable
@@ -223,7 +223,8 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
                 tuner = restored_tuner(study, paths, trainable, watching.ray_verbosity)
             else:
                 tuner = new_tuner(study, paths, trainable, tracker_arguments, guard, watching.ray_verbosity)
-            grid = tuner.fit()
+            with sigint_restored_after():
+                grid = tuner.fit()
         expected = stored(
             paths.database_url,
             study.config.optuna.outage_timeout_s,
@@ -235,7 +236,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
     except BaseException as error:
         # Ctrl-C, SIGTERM, a stop that says why (a store, the data, a full disk): `stopped`, and the
         # same command resumes it; any other error is the driver's own, shown as it is: `failed`
-        stopped = isinstance(error, (KeyboardInterrupt, SystemExit, StorageFull)) or stops_the_study(error)
+        stopped = isinstance(error, (KeyboardInterrupt, SystemExit)) or is_storage_full(error) or stops_the_study(error)
         _end_study_run_quietly(tracker, "KILLED" if stopped else status)
         raise
     timeout_s = study.config.tracking.outage_timeout_s

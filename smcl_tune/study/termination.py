@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 
 def _as_ctrl_c(signum, frame) -> None:
-    handler = signal.getsignal(signal.SIGINT)  # Ray Tune's while it fits, which stops the fit gracefully
+    handler = signal.getsignal(signal.SIGINT)  # Ray Tune's while it fits (it stops the fit gracefully)
     if callable(handler):
         handler(signal.SIGINT, frame)
     else:
@@ -29,3 +29,18 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def sigint_restored_after() -> Iterator[None]:
+    """Ray Tune's fit puts in a SIGINT handler of its own and leaves it when the fit returns: Ctrl-C
+    (and SIGTERM, forwarded to it) then only logged a warning while the study run was ended."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)

@@ -31,3 +31,32 @@ def test_sigterm_stops_the_study_as_ctrl_c_does(tmp_path, tiny_study, joining_en
     assert "SIGTERM received" not in error and "Traceback" not in error, error[-3000:]
     status = subprocess.run([*command[:3], "status", "terminated"], cwd=tmp_path, capture_output=True, text=True)
     assert status.stdout.startswith("study terminated: stopped,"), status.stdout + status.stderr
+
+
+KEEPS_ITS_HANDLER = """
+import os, signal
+from smcl_tune.cli.interruption import sigterm_as_interrupt
+from smcl_tune.study.ray_session import init_ray, leave_ray
+from smcl_tune.study.termination import sigint_restored_after
+with sigterm_as_interrupt():
+    ours = signal.getsignal(signal.SIGTERM)
+    init_ray(os.environ["RAY_ADDRESS"])
+    print("after init", signal.getsignal(signal.SIGTERM) is ours)
+    before = signal.getsignal(signal.SIGINT)
+    with sigint_restored_after():
+        signal.signal(signal.SIGINT, lambda *_: None)  # as Ray Tune's fit leaves its own
+    print("after the fit", signal.getsignal(signal.SIGINT) is before)
+    leave_ray()
+    print("after leave", signal.getsignal(signal.SIGTERM) is ours)
+"""
+
+
+def test_rays_calls_and_the_fit_leave_the_handlers_smcl_tune_set(joining_env):
+    # ray.init puts in Ray's own SIGTERM handler (sys.exit(15): no resume line, no clean-up), and
+    # Ray Tune's fit leaves its SIGINT handler, which swallowed Ctrl-C and SIGTERM after the fit
+    done = subprocess.run(
+        [sys.executable, "-c", KEEPS_ITS_HANDLER], env=joining_env, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split("\n")[:3] == ["after init True", "after the fit True", "after leave True"], (
+        done.stdout + done.stderr[-2000:]
+    )
