@@ -66,7 +66,7 @@ class ProgressListener(Protocol):
 
 
 class StudyProgress:
-    """A study's trials by key (a Ray trial id in the driver, a run id in the store), and what follows
+    """A study's trials by key (`trial_key` in the driver, a run id in the store), and what follows
     from them; `listener` hears of every finished epoch and every trial that ends."""
 
     def __init__(
@@ -84,6 +84,7 @@ class StudyProgress:
         self.listener = listener
         self.started = time.monotonic()
         self.trials: dict[str, TrialProgress] = {}
+        self._trained: set[str] = set()  # trials an earlier run had ended that trained in this one
 
     # -- what the driver (or the store) tells it -----------------------------------------------------
     def add(self, key: str, trial: TrialProgress) -> None:
@@ -94,20 +95,24 @@ class StudyProgress:
         trial = self.trials.get(key)
         if trial is None:
             trial = self.trials[key] = TrialProgress(name, condition, epochs_planned=self.epochs_per_trial or 0)
-        elif trial.state == TrialState.FAILED:  # Ray runs a failed trial again when a study resumes
-            trial.state = TrialState.RUNNING
         return trial
 
-    def _ended_before(self, key: str) -> bool:
-        """A trial an earlier run of the study completed or stopped: Ray may report its last epoch and
-        its end again when the driver was killed before Ray saved its own state (it is not counted twice)."""
+    def _reported_again(self, key: str, result: dict | None = None) -> bool:
+        """An end an earlier run of the study recorded, that Ray reports again (its last report, then
+        its end) when the driver was killed before Ray saved its own state: counted and said once.
+        A trial that trains on instead (Ray resumes a pruned or failed one) is followed as running."""
         trial = self.trials.get(key)
-        return trial is not None and trial.state in (TrialState.COMPLETED, TrialState.PRUNED)
+        if trial is None or trial.state not in ENDED_STATES or key in self._trained:
+            return False
+        return result is None or "epochs_completed" in result  # an end, or the report that carries it
 
     def epoch_ended(self, key: str, name: str, condition: str, result: dict) -> None:
-        if self._ended_before(key):
+        if self._reported_again(key, result):
             return
         trial = self.trial_started(key, name, condition)
+        if trial.state in ENDED_STATES:  # ended in an earlier run, and Ray trains it on (a pruned or failed trial)
+            self._trained.add(key)
+            trial.state = TrialState.RUNNING
         trial.epochs_done = int(result.get("epoch", trial.epochs_done)) + 1
         trial.epochs_planned = int(result.get(EPOCHS_PLANNED) or trial.epochs_planned)
         trial.objective = objective_value(result, self.metric)  # the selected epoch's in a trial's final report
@@ -119,7 +124,7 @@ class StudyProgress:
             self.listener.epoch_ended(self, trial)
 
     def trial_ended(self, key: str, name: str, condition: str, state: TrialState, reason: str | None) -> None:
-        if self._ended_before(key):
+        if self._reported_again(key):
             return
         trial = self.trial_started(key, name, condition)
         trial.state, trial.reason = state, reason

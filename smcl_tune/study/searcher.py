@@ -225,7 +225,7 @@ class StudySearcher(Searcher):
         if value is None or step is None or not math.isfinite(value) or step in steps:
             return  # Optuna refuses NaN intermediate values
         _, trial = self._trials[trial_id]
-        self._stored(lambda: trial.report(value, step), f"Optuna trial {trial.number}, step {step}")
+        self._stored(lambda: _report(trial, value, step), f"Optuna trial {trial.number}, step {step}")
         steps.add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -282,3 +282,12 @@ class StudySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
+
+
+def _report(trial: optuna.Trial, value: float, step: int) -> None:
+    """An intermediate value; none for a trial that has ended, whose last report Ray sends again
+    when the driver was killed before Ray saved its state (the end was recorded, its values too)."""
+    try:
+        trial.report(value, step)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.debug("Optuna trial %d has ended: its value at step %d is not reported again", trial.number, step)

@@ -118,21 +118,33 @@ def test_trials_of_an_earlier_session_count_as_ended_and_can_be_best():
 
 def test_an_earlier_sessions_trial_that_ray_reports_again_is_counted_and_said_once():
     """A driver killed after a trial's end reached the store, before Ray saved its own state: on
-    resume Ray reports the trial's last epoch and its end again (`4 done` of 3 planned, and a second
-    'finished' line). A failed trial that Ray runs again is running until it ends."""
+    resume Ray reports the trial's last report and its end again (`4 done` of 3 planned, and a second
+    'finished' line). A pruned or failed trial that Ray trains on instead is running until it ends."""
     recorder = Recorder()
     progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=3, epochs_per_trial=4, listener=recorder)
     done = TrialProgress("trial-000", "if=10", state=TrialState.COMPLETED, epochs_done=4, objective=0.61)
     progress.add(trial_key("if=10", "trial-000"), done)
-    progress.add(trial_key("if=10", "trial-001"), TrialProgress("trial-001", "if=10", state=TrialState.FAILED))
+    pruned = TrialProgress("trial-001", "if=10", state=TrialState.PRUNED, epochs_done=1, objective=0.3)
+    progress.add(trial_key("if=10", "trial-001"), pruned)
     again = (trial_key("if=10", "trial-000"), "trial-000", "if=10")
     progress.trial_started(*again)
-    progress.epoch_ended(*again, {**_epoch(3, 0.5), "selected_val_balanced_accuracy": 0.5})
+    last = {**_epoch(3, 0.5), "selected_val_balanced_accuracy": 0.61, "epochs_completed": 4}  # its final report
+    progress.epoch_ended(*again, last)
     progress.trial_ended(*again, TrialState.COMPLETED, None)
     assert recorder.events == [] and progress.ended() == 2 and progress.to_go == 1
     assert _best(progress) == {"if=10": (0.61, "trial-000")}
-    progress.trial_started(trial_key("if=10", "trial-001"), "trial-001", "if=10")
+    trained_on = (trial_key("if=10", "trial-001"), "trial-001", "if=10")  # resumed from its rung's checkpoint
+    progress.trial_started(*trained_on)
+    progress.epoch_ended(*trained_on, _epoch(1, 0.35))
     assert [trial.name for trial in progress.running] == ["trial-001"] and progress.ended() == 1
+    progress.epoch_ended(*trained_on, {**_epoch(3, 0.4), "selected_val_balanced_accuracy": 0.4, "epochs_completed": 4})
+    progress.trial_ended(*trained_on, TrialState.COMPLETED, None)
+    assert recorder.events == [
+        ("epoch", "trial-001", 2),
+        ("epoch", "trial-001", 4),
+        ("ended", "trial-001: finished after 4 epochs"),
+    ]
+    assert progress.counts()[TrialState.COMPLETED] == 2 and progress.ended() == 2
 
 
 def test_eta_is_the_epochs_left_at_the_rate_trained_so_far_without_the_start_up():

@@ -578,6 +578,7 @@ def test_an_end_recorded_before_the_driver_was_killed_is_not_told_again(tmp_path
     resumed = _searcher(storage)
     resumed.restore(str(saved))
     with caplog.at_level("DEBUG", logger="smcl_tune.study.searcher"):
+        resumed.on_trial_result("t1", _final(1, 0.6, planned=2, selected=0.6))  # Ray sends the last report first
         resumed.on_trial_complete("t1", _final(1, 0.6, planned=2, selected=0.6))
     assert not [record for record in caplog.records if record.levelname == "WARNING"], caplog.text
     trial = _only_trial(storage)
