@@ -111,7 +111,7 @@ def check_job_data(study) -> None:
     where = f"{study.source}: " if study.source else ""
     for dataset, root, _ in fetched_datasets(study, fetch_all=False):
         session = ray_session_folder(root)
-        if session is not None and CIFAR_ARCHIVES[dataset].missing(root):
+        if session is not None and not CIFAR_ARCHIVES[dataset].whole(root):
             raise ConfigError(
                 f"{where}trial.data.root: {dataset} would be fetched into {root}, inside Ray's session folder "
                 f"{session}, which Ray deletes after job {job} (and every job would fetch it again); set it to an "

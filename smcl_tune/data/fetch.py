@@ -104,24 +104,24 @@ def _reason(error: BaseException) -> object:
 def _unpack(path: Path, archive: CifarArchive, root: Path) -> None:
     staging = root / f".{archive.folder}.unpacking-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    try:
-        with tarfile.open(path) as tar:
-            tar.extractall(staging, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as error:
+    try:  # the staging folder goes however the unpacking ends (an error, Ctrl-C or SIGTERM)
+        try:
+            with tarfile.open(path) as tar:
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as error:
+            raise FetchError(f"{path}: cannot unpack it ({error}); delete it and fetch again") from None
+        unpacked = staging / archive.folder
+        missing = archive.missing(staging)
+        if missing:
+            raise FetchError(f"{path}: {archive.folder} in it lacks {', '.join(missing)}; delete it and fetch again")
+        final = root / archive.folder
+        if final.exists():  # a folder without all its files, or with files not CIFAR's: kept aside
+            aside = root / f"{archive.folder}.incomplete-{int(time.time())}"
+            log.warning("%s lacks some of its files or holds files that are not CIFAR's: moved to %s", final, aside)
+            os.replace(final, aside)
+        os.replace(unpacked, final)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise FetchError(f"{path}: cannot unpack it ({error}); delete it and fetch again") from None
-    unpacked = staging / archive.folder
-    missing = archive.missing(staging)
-    if missing:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise FetchError(f"{path}: {archive.folder} in it lacks {', '.join(missing)}; delete it and fetch again")
-    final = root / archive.folder
-    if final.exists():  # a folder without all its files, or with files not CIFAR's: kept aside
-        aside = root / f"{archive.folder}.incomplete-{int(time.time())}"
-        log.warning("%s lacks some of its files or holds files that are not CIFAR's: moved to %s", final, aside)
-        os.replace(final, aside)
-    os.replace(unpacked, final)
-    shutil.rmtree(staging, ignore_errors=True)
 
 
 def fetch_cifar(dataset: str, root: Path, mirror: str | None = None, progress: Progress | None = None) -> bool:
@@ -157,7 +157,8 @@ def _found_there(archive: CifarArchive, root: Path) -> str | None:
 def _fetch(archive: CifarArchive, root: Path, mirror: str | None, progress: Progress | None) -> bool:
     import filelock
 
-    if not (root / archive.filename).is_file():
+    placed = root / archive.filename
+    if not (placed.is_file() and md5_of(placed) == archive.md5):  # else no download: no server asked
         _check_reachable(archive.url(mirror), archive, root)
     try:
         root.mkdir(parents=True, exist_ok=True)

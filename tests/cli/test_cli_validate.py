@@ -105,3 +105,22 @@ def test_a_class_the_subset_leaves_empty_names_the_data_fields_not_a_root(tmp_pa
         f"smcl-tune: {tmp_path / 'fused.yaml'}: trial.data: class 4 (magenta_plus): the long-tailed subset keeps "
         "no training image of it (n_max * IF^(-i/(C-1)) rounds to 0); lower data.imbalance_factor or raise data.n_max"
     )
+
+
+def test_a_cifar_copy_whose_files_are_not_cifars_is_refused_or_noted_to_be_fetched_again(tmp_path):
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"):
+        (folder / name).write_text("junk")  # every name there: a copy cut short, or not CIFAR's
+    study = yaml.safe_load((STUDIES / "cifar10_lt.yaml").read_text())
+    offline = tmp_path / "offline.yaml"
+    offline.write_text(
+        yaml.safe_dump({**study, "trial": {**study["trial"], "data": {**study["trial"]["data"], "download": False}}})
+    )
+    done = _validate(offline, tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert f"trial.data.root (condition imbalance_factor=10): {folder}: data_batch_1, data_batch_2, " in done.stderr
+    assert "are not CIFAR's (another MD5: cut short, or other data); put CIFAR's own files there" in done.stderr
+    done = _validate(STUDIES / "cifar10_lt.yaml", tmp_path)  # data.download: true
+    assert done.returncode == 0
+    assert "the folder is moved aside and cifar10 fetched again before the study starts" in done.stdout

@@ -10,6 +10,7 @@ import pytest
 
 from smcl_tune.data.cifar_files import CIFAR_ARCHIVES
 from smcl_tune.data.fetch import FetchError, fetch_cifar
+from smcl_tune.errors import DataSourceError
 from tests.fixtures.archives import ArchiveServer
 
 ARCHIVE = CIFAR_ARCHIVES["cifar10"]
@@ -179,3 +180,38 @@ def test_a_mirror_without_the_file_says_which_address_answered_404(tmp_path, pub
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_unpacking_cut_short_leaves_no_staging_folder(tmp_path, body, published, monkeypatch):
+    import tarfile
+
+    def interrupted(*_arguments, **_options):
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM taken as one, while the 180 MB unpack
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", interrupted)
+    server = ArchiveServer(body)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fetch_cifar("cifar10", tmp_path / "data", server.url)
+    finally:
+        server.close()
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [
+        ".cifar-10-python.tar.gz.lock",
+        "cifar-10-python.tar.gz",  # checked whole: the next fetch unpacks it without a download
+    ]
+
+
+def test_a_file_that_cannot_be_read_is_named_in_one_line(tmp_path, published, monkeypatch):
+    import smcl_tune.data.cifar_files as cifar_files
+
+    folder = tmp_path / ARCHIVE.folder
+    folder.mkdir()
+    for name in ARCHIVE.files:
+        (folder / name).write_text("the content")
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied", str(path))  # e.g. written by a container's root, mode 600
+
+    monkeypatch.setattr(cifar_files, "md5_of", unreadable)
+    with pytest.raises(DataSourceError, match=rf"^{folder / 'data_batch_1'}: cannot read it \(Permission denied\)$"):
+        published.damaged(tmp_path)

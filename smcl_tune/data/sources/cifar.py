@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from smcl_tune.data.cifar_files import CIFAR_ARCHIVES
 from smcl_tune.data.fetch import fetch_cifar
 from smcl_tune.data.pool import DataSourceError, SourceData, TensorPool
 
@@ -25,8 +26,8 @@ def cifar_source(
 
     dataset_class = {"cifar10": CIFAR10, "cifar100": CIFAR100}[name]
     expected = root / dataset_class.base_folder
-    if download:
-        fetch_cifar(name, root, mirror)
+    if download and CIFAR_ARCHIVES[name].missing(root):  # the driver checked the files whole; torchvision checks
+        fetch_cifar(name, root, mirror)  # their MD5 as it reads them: no third hashing here
     try:
         train = dataset_class(str(root), train=True, download=False)
         test = dataset_class(str(root), train=False, download=False)
