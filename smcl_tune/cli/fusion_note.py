@@ -29,15 +29,17 @@ def fusion_lines(study) -> list[str]:
         f"epoch, device) train as one group in one process; {held} and max_concurrent {config.max_concurrent} "
         f"count groups, so up to {resources.fuse * config.max_concurrent} trials run at once"
     ]
-    searched = shape({})
+    searched = {shape({})} if config.num_trials else set()  # the shapes the search's trials may have
     for field, distribution in config.search.items():
-        if len({shape({field: value}) for value in distribution.edge_values()} - {None}) > 1:
+        shapes = {shape({field: value}) for value in distribution.edge_values()} - {None}
+        searched |= shapes
+        if len(shapes) > 1:
             lines.append(f"search.{field} changes the shape: trials with different values train in different groups")
     fixed = [(f"baseline {baseline.name}", baseline.overrides) for baseline in config.baselines]
     if config.confirm is not None:
         fixed.append(("the confirmation runs", config.confirm.overrides))
     for name, overrides in fixed:
         own = shape(overrides)
-        if own is not None and own != searched:
-            lines.append(f"{name} has a shape of its own: it trains in groups of its own runs only")
+        if own is not None and searched and own not in searched:
+            lines.append(f"{name} has a shape no search trial has: it trains in groups of its own runs only")
     return lines

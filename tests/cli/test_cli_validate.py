@@ -76,6 +76,7 @@ def _tiny_fused_study(tmp_path: Path, n_max: int) -> Path:
         "baselines": [
             {"name": "ce", "overrides": {"method.name": "ce"}},
             {"name": "wide", "overrides": {"training.batch_size": 64}, "seeds": [0, 1]},
+            {"name": "narrow", "overrides": {"training.batch_size": 16}},  # the shape of some search trials
         ],
         "num_trials": 4,
         "max_concurrent": 3,
@@ -94,8 +95,9 @@ def test_a_fused_study_says_what_its_resources_count_and_what_splits_its_groups(
     assert notes[0].endswith("resources.cpus 1 and max_concurrent 3 count groups, so up to 12 trials run at once")
     assert notes[1:3] == [
         "# search.training.batch_size changes the shape: trials with different values train in different groups",
-        "# baseline wide has a shape of its own: it trains in groups of its own runs only",
-    ]  # the ce baseline differs in its method only: it fuses with the search's trials
+        "# baseline wide has a shape no search trial has: it trains in groups of its own runs only",
+    ]  # the ce baseline differs in its method only, narrow in a batch size searched: they fuse with search trials
+    assert not [line for line in notes if "narrow" in line]
 
 
 def test_a_class_the_subset_leaves_empty_names_the_data_fields_not_a_root(tmp_path):
