@@ -308,17 +308,18 @@ def curves_figures(board: Leaderboard) -> list[go.Figure]:
         figure = go.Figure()
         for trial, curve in curves.items():
             kind = getattr(rows.get(trial), "kind", "search")
+            label = trial.removesuffix(f" [{condition}]") if condition else trial  # the title names the condition
             if kind in HIGHLIGHTED_KINDS:
                 figure.add_scatter(
                     x=curve["epoch"],
                     y=_percent(curve[board.metric]),
                     mode="lines+markers",
-                    name=f"{KIND_WORDS[kind]}: {trial}",
+                    name=f"{KIND_WORDS[kind]}: {label}",
                     line={"dash": "dash", "width": 3},
                     marker={"symbol": MARKERS[kind], "size": 10},
                 )
             else:
-                figure.add_scatter(x=curve["epoch"], y=_percent(curve[board.metric]), mode="lines+markers", name=trial)
+                figure.add_scatter(x=curve["epoch"], y=_percent(curve[board.metric]), mode="lines+markers", name=label)
         where = f", condition {condition}" if condition else ""
         figure.update_layout(
             title=f"Learning curves of the top trials{where} ({board.metric})",

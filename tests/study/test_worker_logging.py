@@ -21,10 +21,13 @@ def test_the_level_is_named_while_the_ray_starts_and_the_drivers_environment_is_
 
 def test_a_worker_applies_the_named_level_to_ray_tune(monkeypatch):
     tune_logger = logging.getLogger("ray.tune")
-    monkeypatch.setattr(tune_logger, "level", tune_logger.level)  # restored after the test
-    monkeypatch.setenv(WORKER_LOG_LEVEL_ENV, "WARNING")
-    apply_worker_log_level()
-    assert tune_logger.level == logging.WARNING
-    monkeypatch.setenv(WORKER_LOG_LEVEL_ENV, "INFO")  # --verbose
-    apply_worker_log_level()
-    assert tune_logger.level == logging.INFO
+    before = tune_logger.level
+    try:
+        monkeypatch.setenv(WORKER_LOG_LEVEL_ENV, "WARNING")
+        apply_worker_log_level()
+        assert tune_logger.level == logging.WARNING
+        monkeypatch.setenv(WORKER_LOG_LEVEL_ENV, "INFO")  # --verbose
+        apply_worker_log_level()
+        assert tune_logger.level == logging.INFO
+    finally:
+        tune_logger.setLevel(before)  # setLevel: the loggers below it forget their cached levels too
