@@ -6,11 +6,13 @@ wrong types and out-of-range values are rejected with the field path and the rea
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smcl_tune.errors import ConfigError, format_validation_error
+from smcl_tune.field_hints import field_hint
 
 
 class StrictModel(BaseModel):
@@ -291,7 +293,7 @@ class TrainingConfig(StrictModel):
     )
     augment: bool = Field(True, description="random crop (pad 4) and horizontal flip")
     seed: int = Field(0, **SEED_RANGE)
-    device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda, cuda:N, mps")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N, mps")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None leaves torch's default")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
     compile: bool = Field(False, description="torch.compile the network for training steps (CUDA only)")
@@ -302,6 +304,13 @@ class TrainingConfig(StrictModel):
         False,
         description="replay each training step as one CUDA graph (CUDA only; eager, saying why, where it cannot)",
     )
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(DEVICE_PATTERN, device):
+            raise ValueError("one of auto, cpu, cuda, cuda:N (a GPU's index) or mps")
+        return device
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
@@ -396,4 +405,6 @@ def trial_config_from_dict(raw: dict[str, Any], prefix: str = "") -> TrialConfig
     try:
         return TrialConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, prefix)) from None
+        raise ConfigError(
+            format_validation_error(error, prefix, lambda parts: field_hint(TrialConfig, parts))
+        ) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import reprlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -101,8 +101,11 @@ def short_repr(value: Any, limit: int = 80) -> str:
 CREDENTIALS_IN_URI = "the URI carries credentials"  # a validation error whose input must not be shown
 
 
-def format_validation_error(error: ValidationError, prefix: str = "") -> str:
-    """One line per problem: `field.path: reason, got value`."""
+def format_validation_error(
+    error: ValidationError, prefix: str = "", hint: Callable[[tuple[str, ...]], str | None] | None = None
+) -> str:
+    """One line per problem: `field.path: reason, got value`; an unknown field with `hint`'s guess at
+    the path meant (relative to the model validated, as the problem's location is)."""
     lines = []
     for problem in error.errors():
         location = [str(part) for part in (prefix, *problem["loc"]) if part != ""]
@@ -112,12 +115,16 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
             location.append(field_in_message.group(1))
             message = field_in_message.group(2)
         if problem["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif (
-            problem["type"] != "missing"
+            meant = hint(tuple(str(part) for part in problem["loc"])) if hint else None
+            message = "unknown field" + (f"; did you mean {'.'.join(filter(None, [prefix, meant]))}?" if meant else "")
+        elif problem["type"] == "int_from_float":
+            message = "Input should be a whole number"
+        if (
+            problem["type"] not in ("missing", "extra_forbidden")
             and "input" in problem
             and not message.startswith(CREDENTIALS_IN_URI)
             and not isinstance(problem["input"], dict)
+            and repr(problem["input"]) not in message  # a check of ours that shows the value already
         ):
             message = f"{message}, got {short_repr(problem['input'])}"
         path = ".".join(location)

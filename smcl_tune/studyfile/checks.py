@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict
 from smcl_tune.errors import ConfigError, short_repr
+from smcl_tune.field_hints import field_hint
 from smcl_tune.studyfile.conditions import Condition, study_conditions
 from smcl_tune.studyfile.overrides import apply_overrides
 from smcl_tune.studyfile.schema import StudyConfig
@@ -44,6 +45,12 @@ def _config_field(path: str):
 
 def _is_config_field(path: str) -> bool:
     return _config_field(path) is not None
+
+
+def _meant(path: str) -> str:
+    """`; did you mean method.temperature?` for a path that names no field, or nothing."""
+    meant = field_hint(TrialConfig, path.split("."))
+    return f"; did you mean {meant}?" if meant else ""
 
 
 def _value_type(annotation: Any) -> Any:
@@ -109,7 +116,7 @@ def _trial_in(config: StudyConfig, condition: Condition, overrides: dict[str, An
 def _check_conditions(config: StudyConfig) -> None:
     for path, values in config.conditions.items():
         if not _is_config_field(path):
-            raise ConfigError(f"conditions.{path}: names no config field")
+            raise ConfigError(f"conditions.{path}: names no config field{_meant(path)}")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"conditions.{path}: needs a non-empty list of values, got {short_repr(values)}")
         if len({json.dumps(value, sort_keys=True) for value in values}) != len(values):
@@ -151,7 +158,7 @@ def _check_search_space(config: StudyConfig) -> None:
     edges = {}
     for path, distribution in config.search.items():
         if not _is_config_field(path):
-            raise ConfigError(f"search.{path}: names no config field")
+            raise ConfigError(f"search.{path}: names no config field{_meant(path)}")
         if path in config.conditions:
             raise ConfigError(f"search.{path}: is a condition; a path is either searched or a condition")
         edges[path] = distribution.edge_values()
@@ -199,7 +206,7 @@ def _check_fixed_runs(config: StudyConfig) -> None:
     for where, name, overrides in _fixed_runs(config):
         for path in overrides:
             if not _is_config_field(path):
-                raise ConfigError(f"{where}.overrides.{path}: names no config field")
+                raise ConfigError(f"{where}.overrides.{path}: names no config field{_meant(path)}")
         _check_not_measured(f"{where}.overrides", overrides, FINAL_RUN_FIELDS)
         for condition in study_conditions(config.conditions):
             try:

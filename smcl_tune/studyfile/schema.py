@@ -7,9 +7,10 @@ search bound, baseline and condition gives a valid trial) are in checks.py.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from smcl_tune.config import StrictModel
 from smcl_tune.errors import CREDENTIALS_IN_URI
@@ -104,6 +105,13 @@ def _refuse_credentials(uri: str) -> None:
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # names reach paths, MLflow filters and run names
+NAME_WORDS = "letters, digits, '_', '.' and '-', starting with a letter or a digit"
+
+
+def _plain_name(name: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ValueError(f"a name of {NAME_WORDS}")
+    return name
 
 
 SeedList = Annotated[list[Annotated[int, Field(ge=0, lt=2**32)]], Field(min_length=1)]
@@ -116,7 +124,7 @@ def _distinct(seeds: list[int] | None) -> list[int] | None:
 
 
 class Baseline(StrictModel):
-    name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    name: Annotated[str, AfterValidator(_plain_name)] = Field(max_length=100)
     overrides: dict[str, Any] = Field(default_factory=dict, description="dotted config path -> value")
     seeds: SeedList | None = Field(None, description="one trial per seed (training.seed); unset: the trial's own seed")
 
@@ -139,7 +147,7 @@ class ConfirmConfig(StrictModel):
 
 
 class StudyConfig(StrictModel):
-    name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    name: Annotated[str, AfterValidator(_plain_name)] = Field(max_length=100)
     trial: dict[str, Any] = Field(default_factory=dict)
     conditions: dict[str, list[Any]] = Field(
         default_factory=dict, description="dotted config path -> values; each combination is a stratum of its own"

@@ -8,6 +8,7 @@ and holds the validated Study.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict
 from smcl_tune.errors import ConfigError, format_validation_error
+from smcl_tune.field_hints import field_hint
 from smcl_tune.studyfile.checks import check_study
 from smcl_tune.studyfile.conditions import Condition, plain_param_names, study_conditions
 from smcl_tune.studyfile.overrides import apply_overrides
@@ -107,7 +109,7 @@ def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     try:
         config = StudyConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error)) from None
+        raise ConfigError(format_validation_error(error, hint=functools.partial(field_hint, StudyConfig))) from None
     base_trial = trial_config_from_dict(config.trial, prefix="trial")
     check_study(config, base_trial)
     return Study(config, base_trial, source)

@@ -189,7 +189,7 @@ BAD_STUDIES = [
     (
         "a baseline name with a quote",
         lambda r: r["baselines"].append({"name": "ce'); drop", "overrides": {}}),
-        "baselines.1.name: String should match pattern",
+        "baselines.1.name: a name of letters, digits, '_', '.' and '-', starting with a letter or a digit, got",
     ),
     (
         "two baselines of one name",
@@ -197,7 +197,28 @@ BAD_STUDIES = [
         "baselines: each baseline needs a name of its own; repeated: ce",
     ),
     ("a name the store uses itself", _set("name", "mlartifacts"), "name: 'mlartifacts' is a name the study store uses"),
-    ("an unknown device", _set("trial.training.device", "banana"), "trial.training.device: String should match"),
+    (
+        "an unknown device",
+        _set("trial.training.device", "banana"),
+        "trial.training.device: one of auto, cpu, cuda, cuda:N (a GPU's index) or mps, got 'banana'",
+    ),
+    (
+        "a misspelt field",
+        _set("trial.data.nmax", 100),
+        "trial.data.nmax: unknown field; did you mean trial.data.n_max?",
+    ),
+    (
+        "a field in the wrong section",
+        _set("trial.training.temperature", 0.1),
+        "trial.training.temperature: unknown field; did you mean trial.method.temperature?",
+    ),
+    ("a misspelt study field", _set("n_trials", 3), "n_trials: unknown field; did you mean num_trials?"),
+    (
+        "a searched path without its section",
+        lambda r: r["search"].update({"temperature": {"uniform": [0.1, 0.5]}}),
+        "search.temperature: names no config field; did you mean method.temperature?",
+    ),
+    ("a fractional count", _set("num_trials", 3.5), "num_trials: Input should be a whole number, got 3.5"),
     ("a seed outside 32 bits", _set("trial.training.seed", 2**32), "trial.training.seed: Input should be less than"),
     ("a negative subset seed", _set("trial.data.subset_seed", -1), "trial.data.subset_seed: Input should be greater"),
     ("a study seed outside 32 bits", _set("seed", 2**40), "seed: Input should be less than 4294967296"),
