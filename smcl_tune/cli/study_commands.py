@@ -47,10 +47,13 @@ def command_validate(arguments: argparse.Namespace) -> int:
         print(f"# warning: {warning}")
     for line in fusion_lines(study):
         print(f"# {line}")
-    print(
-        f"# study '{study.name}' is valid: {_count(study.config.num_trials, 'sampled trial')}, "
-        f"{_count(len(study.config.baselines), 'baseline')}, fingerprint {study.fingerprint()}"
+    per_condition = (
+        f"{_count(study.config.num_trials, 'sampled trial')}, {_count(len(study.config.baselines), 'baseline')}"
     )
+    conditions = len(study.conditions)
+    if conditions > 1:  # as `run` counts them: every condition's, confirmation runs included
+        per_condition += f" in each of {conditions} conditions ({study.planned_trials} trials planned in all)"
+    print(f"# study '{study.name}' is valid: {per_condition}, fingerprint {study.fingerprint()}")
     return EXIT_OK
 
 

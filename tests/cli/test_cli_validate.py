@@ -30,7 +30,9 @@ def test_a_cifar_study_without_its_data_says_where_it_will_download_and_writes_n
     assert [line.split(":")[0] for line in counts] == [
         f"# condition imbalance_factor={factor}" for factor in (10, 50, 100)
     ], done.stdout  # each condition's own subset, named
-    assert "# study 'cifar100_lt' is valid: 16 sampled trials, 2 baselines, fingerprint" in done.stdout
+    # per condition, and in all as `run` counts them: (16 + 2 x 3 seeds + 3 confirmed x 2 seeds) x 3
+    valid = "# study 'cifar100_lt' is valid: 16 sampled trials, 2 baselines in each of 3 conditions (84 trials planned"
+    assert valid in done.stdout
     assert list(tmp_path.iterdir()) == []  # no data folder, no download, no run state
 
 
