@@ -59,9 +59,17 @@ def _add_reports(commands) -> None:
     board.set_defaults(handler=command_leaderboard)
     ui = commands.add_parser("ui", help="serve the MLflow UI over the study store")
     _add_store_arguments(ui)
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    _add_server_arguments(ui, 5000)
     ui.set_defaults(handler=command_ui)
+
+
+def _add_server_arguments(parser, port: int) -> None:
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (127.0.0.1: this machine only; 0.0.0.0: every network interface)",
+    )
+    parser.add_argument("--port", type=int, default=port, help=f"port to serve on ({port})")
 
 
 def _add_watching(commands) -> None:
@@ -72,8 +80,7 @@ def _add_watching(commands) -> None:
     dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard over a study's Optuna storage")
     dashboard.add_argument("study", metavar="NAME", help="the study's name")
     dashboard.add_argument("--storage", default=DEFAULT_STORAGE, help=STORAGE_HELP)
-    dashboard.add_argument("--host", default="127.0.0.1")
-    dashboard.add_argument("--port", type=int, default=8080)
+    _add_server_arguments(dashboard, 8080)
     dashboard.add_argument("--refresh", type=float, default=10.0, help="seconds between reads of the study (10)")
     dashboard.add_argument(
         "--optuna-storage",
