@@ -49,7 +49,7 @@ def _print_study(status) -> None:
     header = ["trial", "condition", "role", "state", "epochs", "objective", "time"]
     rows = [
         [
-            trial.name,
+            trial.name.removesuffix(f" [{trial.condition}]") if trial.condition else trial.name,  # its own column
             trial.condition,
             trial.role,
             trial.state,

