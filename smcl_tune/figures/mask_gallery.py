@@ -82,7 +82,7 @@ def _columns(
         return [
             ("image", gallery.head[row].permute(1, 2, 0), head_name, None),
             ("its saliency", gallery.saliency[row], "", "inferno"),
-            ("box (removed)", gallery.mask[row], area, "gray"),
+            ("mask (removed)", gallery.mask[row], area, "gray"),  # a salient box, or a thresholded map
             ("erased image", gallery.composite[row].permute(1, 2, 0), "", None),
             ("soft label", None, soft_label, None),
         ]
