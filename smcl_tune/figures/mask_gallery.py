@@ -123,7 +123,8 @@ def gallery_png(gallery: MaskGallery, class_names: list[str], source: str) -> by
     text(
         width / 2,
         TOP_PX / 4,
-        f"SMCL masks ({gallery.compose}), epoch {gallery.epoch} (the first that masks): {rows} "
+        f"SMCL masks ({gallery.compose}), epoch {gallery.epoch + 1} (the first that masks; counted from 1, as the "
+        f"live view counts): {rows} "
         f"{'images' if gallery.compose == 'erase' else 'pairs'}",
         va="center",
         fontsize=11,

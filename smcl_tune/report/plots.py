@@ -311,7 +311,7 @@ def curves_figures(board: Leaderboard) -> list[go.Figure]:
             label = trial.removesuffix(f" [{condition}]") if condition else trial  # the title names the condition
             if kind in HIGHLIGHTED_KINDS:
                 figure.add_scatter(
-                    x=curve["epoch"],
+                    x=curve["epoch"] + 1,
                     y=_percent(curve[board.metric]),
                     mode="lines+markers",
                     name=f"{KIND_WORDS[kind]}: {label}",
@@ -319,11 +319,13 @@ def curves_figures(board: Leaderboard) -> list[go.Figure]:
                     marker={"symbol": MARKERS[kind], "size": 10},
                 )
             else:
-                figure.add_scatter(x=curve["epoch"], y=_percent(curve[board.metric]), mode="lines+markers", name=label)
+                figure.add_scatter(
+                    x=curve["epoch"] + 1, y=_percent(curve[board.metric]), mode="lines+markers", name=label
+                )
         where = f", condition {condition}" if condition else ""
         figure.update_layout(
             title=f"Learning curves of the top trials{where} ({board.metric})",
-            xaxis_title="epoch",
+            xaxis_title="epoch (from 1)",
             yaxis_title=f"{board.metric} (%)",
         )
         figures.append(figure)
