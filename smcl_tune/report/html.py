@@ -24,6 +24,7 @@ from smcl_tune.report.plots import (
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; font-size: 0.85em; margin-bottom: 2em; }
+table.dataframe { display: block; max-width: 100%; overflow-x: auto; }  /* a wide table scrolls, not cut */
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; }
 td:nth-child(2), td:nth-child(3), th:nth-child(2), th:nth-child(3) { text-align: left; }

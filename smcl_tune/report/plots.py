@@ -82,6 +82,15 @@ def many_few_figure(board: Leaderboard) -> go.Figure | None:
         name="search trials",
         marker={"size": 9},
     )
+    front = pareto_front(points, "test_many", "test_few")
+    figure.add_scatter(  # under the baselines' and confirmed configurations' markers, open: they show through
+        x=_percent(front["test_many"]),
+        y=_percent(front["test_few"]),
+        mode="lines+markers",
+        text=front["trial"],
+        name="Pareto front",
+        marker={"size": 14, "symbol": "diamond-open"},
+    )
     marked = highlights(points)
     many = [highlight.value("test_many") for highlight in marked]
     few = [highlight.value("test_few") for highlight in marked]
@@ -90,15 +99,6 @@ def many_few_figure(board: Leaderboard) -> go.Figure | None:
     unlabelled = colliding_labels(centres, *spans)
     for index, highlight in enumerate(marked):
         _add_many_few_highlight(figure, highlight, many[index], few[index], labelled=index not in unlabelled)
-    front = pareto_front(points, "test_many", "test_few")
-    figure.add_scatter(
-        x=_percent(front["test_many"]),
-        y=_percent(front["test_few"]),
-        mode="lines+markers",
-        text=front["trial"],
-        name="Pareto front",
-        marker={"size": 12, "symbol": "diamond"},
-    )
     figure.update_layout(
         title="Many-shot vs few-shot test accuracy",
         xaxis_title="many-shot accuracy (%)",
@@ -157,9 +157,15 @@ def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
         if search.empty:
             continue
         figure = go.Figure()
-        for state, members in search.groupby("state"):
+        by = ["condition", "state"] if board.grouped else ["state"]  # a condition's trials beside its own baseline
+        for keys, members in search.groupby(by, sort=False):
+            condition, state = keys if board.grouped else ("", keys[0])
             figure.add_scatter(
-                x=members["_value"], y=_percent(members["objective"]), mode="markers", text=members["trial"], name=state
+                x=members["_value"],
+                y=_percent(members["objective"]),
+                mode="markers",
+                text=members["trial"],
+                name=f"{state} [{condition}]" if condition else state,
             )
         for highlight in highlights(shown.dropna(subset=["objective"])):
             _add_objective_highlight(figure, highlight, search["_value"])
