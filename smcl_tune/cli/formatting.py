@@ -13,7 +13,8 @@ def format_accuracy(value: float | None) -> str:
 
 
 def format_objective(value: float | None) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:.4f}"
+    """A validation accuracy (every objective is one) in %, as the leaderboard writes it."""
+    return "–" if value is None or math.isnan(value) else f"{round(100 * value, 9):.1f}%"
 
 
 def format_duration(seconds: float | None) -> str:

@@ -180,9 +180,9 @@ def test_plain_view_prints_an_epoch_line_at_most_every_interval_and_every_trial_
     lines = capsys.readouterr().out.splitlines()
     assert "study demo: 2 trials planned" in lines[0]
     assert len(lines) == 3  # the start, one epoch line (the rest fall within the interval), the end
-    assert "trial-000: epoch 1/4, val_balanced_accuracy 0.0000, 100 images/s" in lines[1]
+    assert "trial-000: epoch 1/4, val_balanced_accuracy 0.0%, 100 images/s" in lines[1]
     assert "trial-000: finished after 4 epochs" in lines[2] and "1 done" in lines[2] and "1 to go" in lines[2]
-    assert "best val_balanced_accuracy: 0.3000 (trial-000)" in lines[2]
+    assert "best val_balanced_accuracy: 30.0% (trial-000)" in lines[2]
 
 
 def test_live_view_shows_the_study_line_and_a_bar_per_running_trial():
@@ -195,7 +195,7 @@ def test_live_view_shows_the_study_line_and_a_bar_per_running_trial():
     view.console.print(view._render())
     screen = view.console.export_text()
     assert "study demo: 0 done, 0 stopped early, 0 failed, 2 running, 2 to go" in screen
-    assert "best val_balanced_accuracy: 0.4200 (trial-000 [IF 100])" in screen
+    assert "best val_balanced_accuracy: 42.0% (trial-000 [IF 100])" in screen
     assert screen.count("[IF 100]") == 3  # once per running trial and in the best: never twice in a row
     assert "trial-000" in screen and "epoch 2/4" in screen and "100 images/s" in screen
     assert "GPU 2.0 GiB" in screen

@@ -58,11 +58,11 @@ def test_status_of_a_running_study_shows_states_best_eta_and_last_error(tmp_path
     out = capsys.readouterr().out
     assert "study demo: running, 2 of 5 trials ended" in out and "ETA " in out and "ETA unknown" not in out
     assert "trials: 1 completed, 1 failed, 1 running, 2 to go" in out
-    assert "best [IF 100] trial-000: 0.5500 (completed)" in out
+    assert "best [IF 100] trial-000: 55.0% (completed)" in out
     assert "last error: trial-001: ValueError: temperature must be positive" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("trial-")}
-    assert rows["trial-000"][-4:-1] == ["completed", "4", "0.5500"]
-    assert rows["trial-002"][-4:-1] == ["running", "2", "0.4000"]
+    assert rows["trial-000"][-4:-1] == ["completed", "4", "55.0%"]
+    assert rows["trial-002"][-4:-1] == ["running", "2", "40.0%"]
 
 
 def test_a_study_whose_driver_is_gone_reads_as_interrupted(tmp_path, capsys):
