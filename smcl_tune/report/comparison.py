@@ -11,6 +11,8 @@ from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
 from smcl_tune.report.markdown_table import markdown_table
 from smcl_tune.report.text_table import text_table
 
+GROUP_COLUMNS = ("many_classes", "medium_classes", "few_classes")
+
 
 def _difference(reference, value) -> str:
     if is_missing(reference) or is_missing(value):
@@ -84,10 +86,28 @@ def _present(best: pd.Series | None, column: str) -> float | None:
     return None if is_missing(value) or empty_group(group_size) else float(value)
 
 
+def different_data_note(boards: list[Leaderboard]) -> str | None:
+    """A note where the best trials' shot groups differ: the studies measure different data (another
+    benchmark, imbalance factor or split), and their differences compare benchmarks, not methods."""
+    groups = {}
+    for board in boards:
+        best = board.best()
+        if best is not None and not any(is_missing(best.get(column)) for column in GROUP_COLUMNS):
+            groups[board.study] = "/".join(str(int(best[column])) for column in GROUP_COLUMNS)
+    if len(set(groups.values())) < 2:
+        return None
+    shown = ", ".join(f"{study} {sizes}" for study, sizes in groups.items())
+    return (
+        f"note: the best trials' shot groups differ ({shown} many/medium/few classes): the studies train on "
+        "different data, so a difference compares their benchmarks as much as their methods"
+    )
+
+
 def format_comparison(boards: list[Leaderboard], fmt: str) -> str:
     if fmt == "csv":
         return comparison_csv(boards)
     frame = comparison_frame(boards)
+    note = different_data_note(boards)
     if fmt == "markdown":
-        return f"## {comparison_title(boards)}\n\n{markdown_table(frame)}\n"
-    return f"{comparison_title(boards)}\n\n{text_table(frame)}"
+        return f"## {comparison_title(boards)}\n\n{markdown_table(frame)}\n" + (f"\n{note}\n" if note else "")
+    return f"{comparison_title(boards)}\n\n{text_table(frame)}" + (f"\n\n{note}" if note else "")
