@@ -13,7 +13,10 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def test_sigterm_stops_the_study_as_ctrl_c_does(tmp_path, tiny_study, joining_env):
-    path = tiny_study(tmp_path, name="terminated", num_trials=2, scheduler={"type": "fifo"})
+    # fused in twos, both trials start at once: Ray counts the trials its fit stopped as terminated,
+    # and a study whose every trial had started was recorded finished, exit 0
+    resources = {"cpus": 1, "fuse": 2}
+    path = tiny_study(tmp_path, name="terminated", num_trials=2, scheduler={"type": "fifo"}, resources=resources)
     path.write_text(path.read_text().replace("epochs: 3", "epochs: 30"))  # still running when the signal comes
     command = [sys.executable, "-m", "smcl_tune.cli", "run", str(path)]
     driver = subprocess.Popen(
