@@ -36,9 +36,15 @@ def epoch_rule_of(objectives: pd.Series) -> str:
 
 
 def title_line(board: Leaderboard) -> str:
+    if pd.to_numeric(board.trials["objective"], errors="coerce").notna().any():
+        order = (
+            f"ranked by {board.metric} ({board.mode}) within each condition, completed trials before those stopped "
+            "early (whose value is an early epoch's)"
+        )
+    else:  # nothing to rank by: the test set is never one
+        order = "unranked (no validation split; this tool never ranks on test), by condition, state and name"
     return (
-        f"study {board.study}: {len(board.trials)} trials, ranked by {board.metric} ({board.mode}) "
-        "within each condition, completed trials before those stopped early (whose value is an early epoch's); "
+        f"study {board.study}: {len(board.trials)} trials, {order}; "
         f"accuracies in %, test metrics of {epoch_rule(board)} ('last': of the "
         "last epoch); this tool never selects on test"
     )

@@ -10,6 +10,7 @@ from smcl_tune.report.display_frames import GROUP_SIZE_OF, HEADINGS
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
 from smcl_tune.report.markdown_table import markdown_table
 from smcl_tune.report.text_table import text_table
+from smcl_tune.results import TrialState
 
 GROUP_COLUMNS = ("many_classes", "medium_classes", "few_classes")
 
@@ -21,9 +22,12 @@ def _difference(reference, value) -> str:
 
 
 def comparison_rule(boards: list[Leaderboard]) -> str:
-    """Which epoch's test metrics the best trials give (a study without a validation split: its last)."""
-    bests = [best for best in (board.best() for board in boards) if best is not None]
-    return epoch_rule_of(pd.Series([best["objective"] for best in bests], dtype=object))
+    """Which epoch's test metrics the studies' completed trials give (without a validation split: the last)."""
+    objectives = [board.trials.loc[board.trials["state"] == TrialState.COMPLETED, "objective"] for board in boards]
+    return epoch_rule_of(pd.concat(objectives, ignore_index=True) if objectives else pd.Series(dtype=object))
+
+
+NO_BEST = "none: no validation split to select on"
 
 
 def comparison_title(boards: list[Leaderboard]) -> str:
@@ -38,7 +42,7 @@ def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
         bests.append(best)
         row = {
             "study": board.study,
-            "best trial": "" if best is None else named_trial(best),
+            "best trial": _best_name(board, best),
             "val objective": "" if best is None else percent_cell(best["objective"]),
         }
         for column in ACCURACY_COLUMNS:
@@ -54,6 +58,12 @@ def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _best_name(board: Leaderboard, best: pd.Series | None) -> str:
+    if best is not None:
+        return named_trial(best)
+    return NO_BEST if (board.trials["state"] == TrialState.COMPLETED).any() else ""
 
 
 def comparison_csv(boards: list[Leaderboard]) -> str:

@@ -78,9 +78,14 @@ class Leaderboard:
         return self.trials["condition"].nunique() > 1
 
     def best(self) -> pd.Series | None:
-        finished = self.trials[(self.trials["state"] == TrialState.COMPLETED) & (self.trials["kind"] == "search")]
+        """The completed search trial of the best validation objective (of any completed run in a
+        study of baselines only); None where no completed run has a validation value: nothing was
+        selected, and this tool never selects on test."""
+        completed = self.trials[self.trials["state"] == TrialState.COMPLETED]
+        completed = completed[pd.to_numeric(completed["objective"], errors="coerce").notna()]
+        finished = completed[completed["kind"] == "search"]
         if finished.empty:
-            finished = self.trials[self.trials["state"] == TrialState.COMPLETED]
+            finished = completed
         if finished.empty:
             return None
         ordered = finished.sort_values("objective", ascending=self.mode == "min", na_position="last")
@@ -196,7 +201,8 @@ def load_leaderboard(
     if best is not None:
         text = store.artifact_text(best["run_id"], "per_class_accuracy.csv")
         board.best_per_class = None if text is None else pd.read_csv(io.StringIO(text))
-        board.highlight_per_class = _highlights_per_class(store, trials[trials["condition"] == best["condition"]])
+    shown = best["condition"] if best is not None else (trials["condition"].iloc[0] if len(trials) else "")
+    board.highlight_per_class = _highlights_per_class(store, trials[trials["condition"] == shown])
     board.gallery = _best_gallery(store, trials)
     return board
 

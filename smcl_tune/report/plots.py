@@ -339,19 +339,22 @@ def curves_figures(board: Leaderboard) -> list[go.Figure]:
 
 
 def long_tail_figure(board: Leaderboard) -> go.Figure | None:
+    """The best trial's per-class accuracy against the classes' training counts, with each baseline's
+    and confirmed configuration's over its seeds; those alone where no trial is best (no validation)."""
     per_class = board.best_per_class
-    if per_class is None or per_class.empty:
-        return None
     best = board.best()
-    figure = go.Figure(
-        go.Scatter(
+    has_best = best is not None and per_class is not None and not per_class.empty
+    if not has_best and not board.highlight_per_class:
+        return None
+    figure = go.Figure()
+    if has_best:
+        figure.add_scatter(
             x=per_class["train_count"],
             y=_percent(per_class["test_accuracy"]),
             mode="markers",
             text=per_class["class_name"],
             name="classes",
         )
-    )
     for highlight, classes in board.highlight_per_class:
         rarest = classes["train_count"].idxmin()
         figure.add_scatter(
@@ -371,8 +374,13 @@ def long_tail_figure(board: Leaderboard) -> go.Figure | None:
             name=highlight.legend,
             marker=_highlight_marker(highlight),
         )
+    whose = (
+        f"the best trial ({named_trial(best)})"
+        if has_best
+        else "the baselines and confirmed configurations (no best trial: no validation split)"
+    )
     figure.update_layout(
-        title=f"Per-class test accuracy of the best trial ({named_trial(best)}) against its training count",
+        title=f"Per-class test accuracy of {whose} against the training count",
         xaxis_title="training images of the class",
         yaxis_title="test accuracy (%)",
         xaxis_type="log",

@@ -177,7 +177,11 @@ def test_the_reports_say_which_epoch_they_give_when_runs_have_no_validation_spli
     )
     side_by_side = format_comparison([board, unvalidated], "table")
     assert side_by_side.startswith("best trial of each study (test metrics of the epoch selected on validation, or ")
+    assert "none: no validation split to select on" in side_by_side  # no arbitrary "best" without validation
     assert "(test metrics of the last epoch (no validation split), %)" in comparison_html([unvalidated, unvalidated])
+    assert format_text(unvalidated).startswith(
+        "study seeds: 8 trials, unranked (no validation split; this tool never ranks on test), by condition"
+    )
 
 
 def test_a_trial_without_a_validation_value_has_no_rank_in_any_format(board):
