@@ -43,8 +43,18 @@ def _config_field(path: str):
     return field
 
 
-def _is_config_field(path: str) -> bool:
-    return _config_field(path) is not None
+def _check_field(where: str, path: str) -> None:
+    """`path` names a field: not a section, whose mapping would replace the trial's section whole
+    (and pass by the checks of the fields inside it)."""
+    field = _config_field(path)
+    if field is None:
+        raise ConfigError(f"{where}.{path}: names no config field{_meant(path)}")
+    value_type = _value_type(field.annotation)
+    if isinstance(value_type, type) and issubclass(value_type, BaseModel):
+        raise ConfigError(
+            f"{where}.{path}: names a section, not a field; give each field of it its own dotted path "
+            f"({path}.FIELD: value)"
+        )
 
 
 def _meant(path: str) -> str:
@@ -115,8 +125,7 @@ def _trial_in(config: StudyConfig, condition: Condition, overrides: dict[str, An
 
 def _check_conditions(config: StudyConfig) -> None:
     for path, values in config.conditions.items():
-        if not _is_config_field(path):
-            raise ConfigError(f"conditions.{path}: names no config field{_meant(path)}")
+        _check_field("conditions", path)
         if not isinstance(values, list) or not values:
             raise ConfigError(f"conditions.{path}: needs a non-empty list of values, got {short_repr(values)}")
         if len({json.dumps(value, sort_keys=True) for value in values}) != len(values):
@@ -157,8 +166,7 @@ def _check_search_space(config: StudyConfig) -> None:
     distributions' edge values (all of them up to MAX_CHECKED_COMBINATIONS) gives a valid trial."""
     edges = {}
     for path, distribution in config.search.items():
-        if not _is_config_field(path):
-            raise ConfigError(f"search.{path}: names no config field{_meant(path)}")
+        _check_field("search", path)
         if path in config.conditions:
             raise ConfigError(f"search.{path}: is a condition; a path is either searched or a condition")
         edges[path] = distribution.edge_values()
@@ -205,8 +213,7 @@ def _check_fixed_runs(config: StudyConfig) -> None:
     the validation hold-out, and a valid trial in every condition."""
     for where, name, overrides in _fixed_runs(config):
         for path in overrides:
-            if not _is_config_field(path):
-                raise ConfigError(f"{where}.overrides.{path}: names no config field{_meant(path)}")
+            _check_field(f"{where}.overrides", path)
         _check_not_measured(f"{where}.overrides", overrides, FINAL_RUN_FIELDS)
         for condition in study_conditions(config.conditions):
             try:

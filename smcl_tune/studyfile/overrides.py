@@ -9,10 +9,8 @@ from smcl_tune.errors import ConfigError
 
 
 def apply_overrides(trial: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `trial` with each `a.b.c: value` set (missing sections created). A mapping given
-    for a section sets the fields it names and keeps the others: `training: {lr: 0.01}` is
-    `training.lr: 0.01` (it replaced the whole section, silently dropping the trial's epochs, batch
-    size and device)."""
+    """A copy of `trial` with each `a.b.c: value` set (missing sections created). A study's paths
+    name fields, never a section (studyfile/checks.py): a mapping for one would replace it whole."""
     result = copy.deepcopy(trial)
     for path, value in params.items():
         node = result
@@ -21,13 +19,5 @@ def apply_overrides(trial: dict[str, Any], params: dict[str, Any]) -> dict[str, 
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{path}: {part} is not a section")
-        _set(node, leaf, copy.deepcopy(value))
+        node[leaf] = value
     return result
-
-
-def _set(node: dict[str, Any], key: str, value: Any) -> None:
-    if isinstance(value, dict) and isinstance(node.get(key), dict):
-        for name, inner in value.items():
-            _set(node[key], name, inner)
-    else:
-        node[key] = value

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from smcl_tune.cli import main
+from smcl_tune.errors import ConfigError
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "studies" / "quickstart.yaml"
 
@@ -344,17 +345,32 @@ def test_baselines_and_confirmation_runs_may_train_on_the_whole_subset():
     assert study.trial_config(raw["confirm"]["overrides"]).data.val_per_class == 0
 
 
-def test_a_section_written_as_a_mapping_in_overrides_sets_its_fields_and_keeps_the_others():
+@pytest.mark.parametrize(
+    "where, change",
+    [
+        ("baselines[0].overrides.training", lambda r: r["baselines"][0]["overrides"].update(training={"lr": 0.01})),
+        (
+            "confirm.overrides.method",
+            lambda r: r.update(confirm={"top_k": 1, "seeds": [1], "overrides": {"method": {}}}),
+        ),
+        ("search.data", lambda r: r["search"].update(data={"choice": [{"imbalance_factor": 10}, {"n_max": 50}]})),
+        ("conditions.training", lambda r: r.update(conditions={"training": [{"epochs": 4}, {"epochs": 8}]})),
+    ],
+    ids=["a baseline", "confirmation", "a search", "conditions"],
+)
+def test_a_section_written_as_a_mapping_is_refused_naming_the_dotted_paths_to_use(where, change):
+    # a mapping replaced the trial's whole section (a CE baseline trained the default 200 epochs at
+    # batch 128 on 'auto'), and the fields inside it passed by the checks of what is measured
     from smcl_tune.studyfile.study import study_from_dict
 
-    raw = yaml.safe_load(QUICKSTART.read_text())  # epochs 8, batch 64, lr 0.05, on the CPU
-    nested = {"method": {"name": "ce"}, "training": {"lr": 0.01}}  # as the trial section itself is written
-    raw["baselines"] = [{"name": "ce", "overrides": nested}]
-    study = study_from_dict(raw)
-    training = study.trial_config(nested).training
-    assert (training.lr, training.epochs, training.batch_size, training.device) == (0.01, 8, 64, "cpu")
-    assert study.trial_config(nested) == study.trial_config({"method.name": "ce", "training.lr": 0.01})
-    assert study.trial_config(nested).method.mask_mode == "threshold"  # the method's other fields kept too
+    raw = yaml.safe_load(QUICKSTART.read_text())
+    change(raw)
+    with pytest.raises(ConfigError) as refused:
+        study_from_dict(raw)
+    section = where.rsplit(".", 1)[1]
+    assert str(refused.value) == (
+        f"{where}: names a section, not a field; give each field of it its own dotted path ({section}.FIELD: value)"
+    )
 
 
 def test_shipped_studies_are_valid(capsys, monkeypatch):
