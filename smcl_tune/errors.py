@@ -124,9 +124,18 @@ def format_validation_error(
             and "input" in problem
             and not message.startswith(CREDENTIALS_IN_URI)
             and not isinstance(problem["input"], dict)
-            and repr(problem["input"]) not in message  # a check of ours that shows the value already
+            and not _shows(message, problem)  # a check of ours that shows the value already
         ):
             message = f"{message}, got {short_repr(problem['input'])}"
         path = ".".join(location)
         lines.append(f"{path}: {message}" if path else message)
     return "\n".join(lines)
+
+
+def _shows(message: str, problem: dict) -> bool:
+    """Whether a check of ours (a value error) wrote the value into its message, as a whole token:
+    pydantic's own bounds ("greater than or equal to 16") never count, nor a digit inside a number."""
+    if problem["type"] != "value_error":
+        return False
+    shown = re.escape(repr(problem["input"]))
+    return re.search(rf"(?<![\w.']){shown}(?![\w.'])", message) is not None

@@ -105,7 +105,7 @@ def _refuse_credentials(uri: str) -> None:
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # names reach paths, MLflow filters and run names
-NAME_WORDS = "letters, digits, '_', '.' and '-', starting with a letter or a digit"
+NAME_WORDS = "letters, digits, underscores, dots and hyphens, starting with a letter or a digit"
 
 
 def _plain_name(name: str) -> str:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-# check.py holds out 100 validation images per class; 102 leave each class 2 training images.
+# check.py trains on the folder as prepare_data.py writes it (the published subset, no validation split).
 TRAIN_PER_CLASS, TEST_PER_CLASS = 102, 2
 
 

@@ -190,7 +190,8 @@ BAD_STUDIES = [
     (
         "a baseline name with a quote",
         lambda r: r["baselines"].append({"name": "ce'); drop", "overrides": {}}),
-        "baselines.1.name: a name of letters, digits, '_', '.' and '-', starting with a letter or a digit, got",
+        "baselines.1.name: a name of letters, digits, underscores, dots and hyphens, starting with a letter or a "
+        "digit, got",
     ),
     (
         "two baselines of one name",
@@ -220,6 +221,16 @@ BAD_STUDIES = [
         "search.temperature: names no config field; did you mean method.temperature?",
     ),
     ("a fractional count", _set("num_trials", 3.5), "num_trials: Input should be a whole number, got 3.5"),
+    (
+        "a value whose digits are in the bound",  # 6 is in "16": the value was left out
+        _set("trial.data.synthetic.image_size", 6),
+        "trial.data.synthetic.image_size: Input should be greater than or equal to 16, got 6",
+    ),
+    (
+        "a name that is a character the rule names",
+        _set("name", "_"),
+        "name: a name of letters, digits, underscores, dots and hyphens, starting with a letter or a digit, got '_'",
+    ),
     ("a seed outside 32 bits", _set("trial.training.seed", 2**32), "trial.training.seed: Input should be less than"),
     ("a negative subset seed", _set("trial.data.subset_seed", -1), "trial.data.subset_seed: Input should be greater"),
     ("a study seed outside 32 bits", _set("seed", 2**40), "seed: Input should be less than 4294967296"),
