@@ -38,7 +38,8 @@ def trial_config(data_root: Path, method: str, epochs: int, device: str, **train
             "root": str(data_root),
             "n_max": 5000,
             "imbalance_factor": 100,
-            "val_per_class": 100,
+            "val_per_class": 0,  # prepare_data.py's folder is the published subset: no image to hold out
+            "subset_protocol": "ldam",
             "loader": "memory",
         },
         "model": {"architecture": "resnet32"},

@@ -140,13 +140,21 @@ fi
     if (( study_seconds < 60 )); then
         echo "study skipped: ${study_seconds} s left for it at ${SECONDS} s (GPU_RUN_SECONDS=${budget})"
     else
-        "$python" benchmarks/gpu/study_at_epochs.py "$study_file" "${study_args[@]}" \
-            --storage "$storage" --out "$out/study.yaml" \
-            || "$python" benchmarks/gpu/study_at_epochs.py "$study_file" "${fallback_args[@]}" \
-                --storage "$storage" --out "$out/study.yaml"
+        if [[ -f $storage/study.yaml ]]; then  # a second call resumes the first's study: the same file
+            cp "$storage/study.yaml" "$out/study.yaml"
+            echo "resuming the study of an earlier call ($storage/study.yaml)"
+        else
+            "$python" benchmarks/gpu/study_at_epochs.py "$study_file" "${study_args[@]}" \
+                --storage "$storage" --out "$out/study.yaml" \
+                || "$python" benchmarks/gpu/study_at_epochs.py "$study_file" "${fallback_args[@]}" \
+                    --storage "$storage" --out "$out/study.yaml"
+            mkdir -p "$storage" && cp "$out/study.yaml" "$storage/study.yaml"
+        fi
         echo "study started at ${SECONDS} s with ${study_seconds} s"
         timeout -s INT -k 30 "$study_seconds" "$python" -m smcl_tune.cli run "$out/study.yaml"  # timeout needs a program, not smcl
-        echo "study ended at ${SECONDS} s (exit $?)"
+        status=$?
+        (( status == 124 )) && stopped=": the time limit stopped it, and a second call resumes it" || stopped=""
+        echo "study ended at ${SECONDS} s (exit ${status}${stopped})"
     fi
 } > "$out/02_study.log" 2>&1
 

@@ -1,9 +1,12 @@
 """Copy the images of CIFAR-10-LT (imbalance factor 100) out of the JPEG copy of CIFAR-10.
 
-Writes `OUT/train.zip` (for each class its long-tailed training images plus the validation
-images, drawn with the project's own split) and `OUT/test.zip` (the 10,000 test images), in
-the image-folder layout `data.source: image_folder` reads. About 24 MB: small enough to travel
-with the repository to a machine without network (`benchmarks/gpu/gpu_check.sh`).
+Writes `OUT/train.zip`, the published subset itself: the images Cao et al.'s LDAM-DRW code keeps
+(`data.subset_protocol: ldam` over the whole copy, whose images are in CIFAR's order within each
+class), 12,406 of them, and `OUT/test.zip` (the 10,000 test images), in the image-folder layout
+`data.source: image_folder` reads. A study over it with `subset_protocol: ldam`, n_max 5000 and
+imbalance factor 100 keeps every image (each class's pool is its count), so it trains on the
+subset the published CIFAR-10-LT rows trained on. About 23 MB: small enough to travel with the
+repository to a machine without network (`benchmarks/gpu/gpu_check.sh`).
 
     .venv/bin/python benchmarks/gpu/prepare_data.py [--source ../shared/data/cifar10-jpeg]
                                                     [--out .gpu-data/cifar10-lt-jpeg]
@@ -23,16 +26,14 @@ from smcl_tune.data.sources.image_folder import image_folder_source
 
 N_MAX = 5000
 IMBALANCE_FACTOR = 100
-VAL_PER_CLASS = 100
-SUBSET_SEED = 0
 
 
 def prepare(source: Path, out: Path) -> int:
     pools = image_folder_source(source)
     train = pools.train
     targets = class_counts(N_MAX, len(pools.class_names), IMBALANCE_FACTOR, "exp")
-    split = split_long_tailed(train.labels, targets, VAL_PER_CLASS, seed=SUBSET_SEED)
-    chosen = sorted(split.train_indices.tolist() + split.val_indices.tolist())
+    split = split_long_tailed(train.labels, targets, 0, seed=0, protocol="ldam")  # the published subset
+    chosen = sorted(split.train_indices.tolist())
     out.mkdir(parents=True, exist_ok=True)
     partial = out / "train.zip.tmp"
     with zipfile.ZipFile(train.files.root) as full, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as subset:
@@ -57,7 +58,7 @@ def main() -> int:
         print(error, file=sys.stderr)
         return 2
     size = sum(path.stat().st_size for path in arguments.out.glob("*.zip")) / 2**20
-    print(f"{arguments.out}: {count} training and validation images, 10,000 test images, {size:.1f} MiB")
+    print(f"{arguments.out}: {count} training images (the published subset), 10,000 test images, {size:.1f} MiB")
     return 0
 
 
