@@ -57,7 +57,7 @@ def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str
     accuracies as fractions like the trials')."""
     frame = csv_frame(board)
     if reference is not None:
-        class_names = [] if board.best_per_class is None else board.best_per_class["class_name"].astype(str).tolist()
+        class_names = board.class_names
         for described, rows in published_for(board.trials, class_names, reference):
             condition = described.split(": ")[0] if board.grouped else ""
             published = pd.DataFrame(

@@ -96,7 +96,7 @@ def differences_frame(board: Leaderboard) -> pd.DataFrame:
 
 def reference_sections(board: Leaderboard, reference: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Published results for what each condition measures; a one-row note where none matches."""
-    class_names = [] if board.best_per_class is None else board.best_per_class["class_name"].astype(str).tolist()
+    class_names = board.class_names
     sections = []
     for described, rows in published_for(board.trials, class_names, reference):
         if rows.empty:

@@ -69,6 +69,7 @@ class Leaderboard:
     baseline: str | None = None  # the baseline configurations are compared with (paired over seeds)
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)  # trial -> epoch, validation metric
     best_per_class: pd.DataFrame | None = None  # class_id, class_name, train_count, test_accuracy
+    class_names: list[str] = field(default_factory=list)  # of a completed trial (the best where there is one)
     # the baselines and confirmed configurations in the best trial's condition: per class over their seeds
     highlight_per_class: list[tuple[Highlight, pd.DataFrame]] = field(default_factory=list)
     gallery: tuple[str, bytes] | None = None  # the best masking trial's name and its mask gallery (PNG)
@@ -201,10 +202,23 @@ def load_leaderboard(
     if best is not None:
         text = store.artifact_text(best["run_id"], "per_class_accuracy.csv")
         board.best_per_class = None if text is None else pd.read_csv(io.StringIO(text))
+    board.class_names = _class_names(store, board.best_per_class, trials)
     shown = best["condition"] if best is not None else (trials["condition"].iloc[0] if len(trials) else "")
     board.highlight_per_class = _highlights_per_class(store, trials[trials["condition"] == shown])
     board.gallery = _best_gallery(store, trials)
     return board
+
+
+def _class_names(store: RunReader, best_per_class: pd.DataFrame | None, trials: pd.DataFrame) -> list[str]:
+    """The classes' names (they tell CIFAR-10 in an image folder): the best trial's, or where no trial
+    is best (no validation split) the first completed trial's that kept its per-class file."""
+    if best_per_class is not None:
+        return best_per_class["class_name"].astype(str).tolist()
+    for run_id in trials.loc[trials["state"] == TrialState.COMPLETED, "run_id"]:
+        text = store.artifact_text(run_id, "per_class_accuracy.csv")
+        if text is not None:
+            return pd.read_csv(io.StringIO(text))["class_name"].astype(str).tolist()
+    return []
 
 
 def _highlights_per_class(store: RunReader, trials: pd.DataFrame) -> list[tuple[Highlight, pd.DataFrame]]:

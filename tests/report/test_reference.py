@@ -137,3 +137,25 @@ def test_a_reference_with_studies_side_by_side_is_refused_before_the_store_is_re
         "smcl-tune: --reference: studies side by side are shown without published results; "
         "run `smcl-tune leaderboard STUDY --reference` for each"
     )
+
+
+def test_a_study_without_a_validation_split_on_cifar10_images_still_finds_its_published_rows(tmp_path, capsys):
+    # the GPU recipe: CIFAR-10-LT from an image folder (named by its classes), no validation split, so
+    # no trial is best: the classes' names come from a completed trial's per-class file
+    from smcl_tune.figures.class_accuracy import per_class_csv
+
+    tracker = StudyTracker(store_uri(tmp_path), "recipe", "recipe", "f", tmp_path / "mlartifacts")
+    tracker.log_study(None, None, {}, {"smcl.conditions": '["imbalance_factor=100"]'})
+    tags = {"smcl.imbalance_factor": "100", "smcl.condition": "imbalance_factor=100", "smcl.source": "image_folder"}
+    tags |= {"smcl.architecture": "resnet32", "smcl.configuration": "ce", "smcl.seed": "0"}
+    run = tracker.trial_run("k0", "baseline-ce-s0 [imbalance_factor=100]", "baseline", {}, {}, tags)
+    final = {"test_top1": 0.5, "test_many": 0.6, "test_medium": 0.3, "epochs_completed": 2, "epoch": 1}
+    tracker.log_metrics(run, {**final, "loss": 0.5}, 1, 0)  # no val_* metric: val_per_class 0
+    counts = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    tracker.log_files(run, {"per_class_accuracy.csv": per_class_csv(list(CIFAR10), counts, [0.5] * 10)})
+    tracker.end_trial(run, TrialState.COMPLETED, None)
+    tracker.finish()
+    assert main(["leaderboard", "recipe", "--storage", str(tmp_path), "--reference"]) == 0
+    out = capsys.readouterr().out
+    assert "published results for imbalance_factor=100: CIFAR-10-LT, IF 100, ResNet-32" in out
+    assert "CE [published]" in out and "no published figure matches" not in out
