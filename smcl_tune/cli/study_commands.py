@@ -51,8 +51,10 @@ def command_validate(arguments: argparse.Namespace) -> int:
         f"{_count(study.config.num_trials, 'sampled trial')}, {_count(len(study.config.baselines), 'baseline')}"
     )
     conditions = len(study.conditions)
-    if conditions > 1:  # as `run` counts them: every condition's, confirmation runs included
-        per_condition += f" in each of {conditions} conditions ({study.planned_trials} trials planned in all)"
+    if conditions > 1:
+        per_condition += f" in each of {conditions} conditions"
+    if study.planned_trials != study.config.num_trials + len(study.config.baselines):  # seeds, conditions, confirm
+        per_condition += f" ({study.planned_trials} trials planned in all, as run counts them)"
     print(f"# study '{study.name}' is valid: {per_condition}, fingerprint {study.fingerprint()}")
     return EXIT_OK
 

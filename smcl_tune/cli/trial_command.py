@@ -17,7 +17,7 @@ def _print_trial_result(result) -> None:
     sizes = result.group_sizes
     print(f"status: {result.status}" + (f" ({result.reason})" if result.reason else ""))
     selection = "selected on validation" if result.validation else "no validation split, the last"
-    print(f"epochs: {result.epochs_completed}, {selection}: epoch {result.best_epoch}")
+    print(f"epochs: {result.epochs_completed}, {selection}: epoch {result.best_epoch + 1}")  # from 1, as the views
     print(f"shot groups (classes): many {sizes['many']} / medium {sizes['medium']} / few {sizes['few']}")
     splits = [("validation", result.validation), ("test", result.test)]
     if result.last_test and result.last_test != result.test:

@@ -99,7 +99,8 @@ def _gallery_html(board: Leaderboard) -> list[str]:
     return [
         f"<h2>The masks of {html.escape(name)}</h2>",
         '<p class="note">From its first masking epoch; the picture\'s title says which composition. With '
-        "<code>erase</code> (the paper's reading): the image, its saliency map, the box removed, the erased image "
+        "<code>erase</code> (the paper's reading): the image, its saliency map, the mask removed (its salient box, "
+        "or its map over the threshold), the erased image "
         "and its soft label. With <code>paste</code>: the head image, the minor-class image, the saliency map the "
         "mask comes from, the mask, and the composite with its soft label. Does the mask find the object?</p>",
         f'<img class="gallery" alt="mask gallery of {html.escape(name)}" '

@@ -92,11 +92,8 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
                 "--restart: the Ray results under %s are not deleted; they are overwritten", paths.experiment_dir
             )
         deleted = delete_study_runs(paths.tracking_uri, paths.experiment, study.name)
-        log.info(
-            "restart: removed the earlier state of study %s (%d MLflow runs deleted, the study run among them)",
-            study.name,
-            deleted,
-        )
+        if deleted:  # the study's own run counts among them
+            log.info("restart: removed the earlier state of study %s (%d MLflow runs deleted)", study.name, deleted)
     write_study_record(study, paths)
     return resumable
 

@@ -47,7 +47,7 @@ def test_trial_prints_its_result_and_writes_json(tmp_path, trial):
     config.write_text(yaml.safe_dump(trial))
     done = _smcl_tune("trial", str(config), "--epochs", "1", "--output", str(tmp_path / "result.json"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "status: completed" in done.stdout and "epochs: 1, selected on validation: epoch 0" in done.stdout
+    assert "status: completed" in done.stdout and "epochs: 1, selected on validation: epoch 1" in done.stdout
     assert "shot groups (classes): many 2 / medium 1 / few 1" in done.stdout
     test_line = next(line for line in done.stdout.splitlines() if line.startswith("test"))
     result = json.loads((tmp_path / "result.json").read_text())

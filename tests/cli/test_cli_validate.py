@@ -100,6 +100,8 @@ def test_a_fused_study_says_what_its_resources_count_and_what_splits_its_groups(
         "# baseline wide has a shape no search trial has: it trains in groups of its own runs only",
     ]  # the ce baseline differs in its method only, narrow in a batch size searched: they fuse with search trials
     assert not [line for line in notes if "narrow" in line]
+    # one condition, a baseline over two seeds: 4 + 1 + 2 + 1 runs, as run counts them
+    assert "is valid: 4 sampled trials, 3 baselines (8 trials planned in all, as run counts them)" in notes[-1]
 
 
 def test_a_class_the_subset_leaves_empty_names_the_data_fields_not_a_root(tmp_path):

@@ -53,7 +53,7 @@ def test_a_single_run_baseline_is_labelled_without_error_bars_in_every_plot_of_t
 
     (temperature,) = hyperparameter_figures(board)
     names = set(_traces(temperature))
-    assert {"completed [imbalance_factor=10]", "completed [imbalance_factor=100]"} <= names  # a colour each
+    assert {"completed [imbalance_factor=10]", "completed [imbalance_factor=100]"} <= names  # a legend entry each
     assert "completed" not in names
     level = _traces(temperature)["baseline ce [imbalance_factor=100]"]  # CE does not search the temperature
     assert level.y == (50.0, 50.0) and level.line.dash == "dash" and level.marker.symbol == "star"

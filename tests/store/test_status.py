@@ -140,16 +140,16 @@ def test_long_trial_names_keep_the_table_in_columns(tmp_path, capsys):
     """The GPU study's names (`baseline-supcon-s0 [imbalance_factor=100]`) ran into the condition."""
     storage = tmp_path / "smcl-runs"
     tracker = _write_study(storage)
-    long_name = "baseline-supcon-s0 [imbalance_factor=100]"
+    long_name = "baseline-supcon-balanced-softmax-s0 [imbalance_factor=100]"  # 35 characters without its condition
     run = tracker.trial_run("k3", long_name, "baseline", {}, {}, {CONDITION_TAG: "imbalance_factor=100"})
     now = int(time.time() * 1000)
     tracker.log_metrics(run, {"val_balanced_accuracy": 0.6, "epoch": 0, "trial_seconds": 5.0}, 0, now)
     assert main(["status", "demo", "--storage", str(storage)]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("trial "))
-    row = next(line for line in lines if line.startswith("baseline-supcon-s0 "))
+    row = next(line for line in lines if line.startswith("baseline-supcon-balanced-softmax-s0 "))
     column = header.index("condition")
-    assert row[:column].rstrip() == "baseline-supcon-s0" and row[column - 1] == " "  # its condition: one column
+    assert row[:column].rstrip() == "baseline-supcon-balanced-softmax-s0" and row[column - 1] == " "  # one column
     assert row[column:].split()[:2] == ["imbalance_factor=100", "baseline"]
 
 
