@@ -6,7 +6,9 @@ wrong types and out-of-range values are rejected with the field path and the rea
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -400,11 +402,19 @@ class TrialConfig(StrictModel):
         return self
 
 
-def trial_config_from_dict(raw: dict[str, Any], prefix: str = "") -> TrialConfig:
-    """Validate a plain mapping into a TrialConfig, raising ConfigError with field paths."""
+def trial_config_from_dict(
+    raw: dict[str, Any], prefix: str = "", hint: Callable[[tuple[str, ...]], str | None] | None = None
+) -> TrialConfig:
+    """Validate a plain mapping into a TrialConfig, raising ConfigError with field paths; `hint`
+    words what an unknown field most likely meant (default: the trial's own closest field)."""
     try:
         return TrialConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(
-            format_validation_error(error, prefix, lambda parts: field_hint(TrialConfig, parts))
-        ) from None
+        words = hint or functools.partial(trial_hint, prefix)
+        raise ConfigError(format_validation_error(error, prefix, words)) from None
+
+
+def trial_hint(prefix: str, parts: tuple[str, ...]) -> str | None:
+    """`did you mean PREFIX.PATH?` for the trial's field most likely meant by the unknown `parts`."""
+    meant = field_hint(TrialConfig, parts, peer_sections=True)
+    return f"did you mean {'.'.join(filter(None, [prefix, meant]))}?" if meant else None

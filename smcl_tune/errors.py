@@ -104,19 +104,20 @@ CREDENTIALS_IN_URI = "the URI carries credentials"  # a validation error whose i
 def format_validation_error(
     error: ValidationError, prefix: str = "", hint: Callable[[tuple[str, ...]], str | None] | None = None
 ) -> str:
-    """One line per problem: `field.path: reason, got value`; an unknown field with `hint`'s guess at
-    the path meant (relative to the model validated, as the problem's location is)."""
+    """One line per problem: `field.path: reason, got value`; an unknown field with `hint`'s words on
+    what was meant, given its location in the model validated (`did you mean method.temperature?`)."""
     lines = []
     for problem in error.errors():
-        location = [str(part) for part in (prefix, *problem["loc"]) if part != ""]
+        location = [prefix] if prefix else []
+        location += [str(part) if part != "" else '""' for part in problem["loc"]]  # an empty key, shown
         message = problem["msg"].removeprefix("Value error, ")
         field_in_message = re.match(r"^([a-z_.]+): (.*)$", message, re.DOTALL)
         if field_in_message:  # a model-level check names its field first
             location.append(field_in_message.group(1))
             message = field_in_message.group(2)
         if problem["type"] == "extra_forbidden":
-            meant = hint(tuple(str(part) for part in problem["loc"])) if hint else None
-            message = "unknown field" + (f"; did you mean {'.'.join(filter(None, [prefix, meant]))}?" if meant else "")
+            words = hint(tuple(str(part) for part in problem["loc"])) if hint else None
+            message = "unknown field" + (f"; {words}" if words else "")
         elif problem["type"] == "int_from_float":
             message = "Input should be a whole number"
         if (

@@ -1,5 +1,5 @@
 """A hint for a field name a config or study file gets wrong: the field of that name in another
-section (`temperature` under `training:` is `method.temperature`), or the closest name there is
+section (`temperature` under `training:` is `method.temperature`), or the closest name beside it
 (`nmax` is `n_max`, `n_trials` is `num_trials`). Read from the models' own fields."""
 
 from __future__ import annotations
@@ -7,47 +7,86 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+SIBLING_CUTOFF = 0.75  # difflib's ratio: `nmax` and `n_max` 0.89, `training` and `tracking` 0.88
+PATH_CUTOFF = 0.8
 
-def _section_model(annotation: Any) -> Any:
-    """The model a field holds (`X` or `X | None`), or None for a plain value."""
+
+def _unwrapped(annotation: Any) -> Any:
+    """`X` of `X | None`, and of `list[X]` (a list of sections: baselines)."""
     arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(arguments) == 1:
         annotation = arguments[0]
+    if typing.get_origin(annotation) is list and len(typing.get_args(annotation)) == 1:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _section_model(annotation: Any) -> Any:
+    """The model a field holds, or None for a plain value."""
+    annotation = _unwrapped(annotation)
     return annotation if isinstance(annotation, type) and hasattr(annotation, "model_fields") else None
 
 
-def field_paths(model: Any, prefix: str = "") -> Iterator[str]:
-    """Every dotted path of `model`'s fields, sections and the fields in them."""
+def field_paths(model: Any, prefix: str = "", sections: Mapping[str, Any] | None = None) -> Iterator[str]:
+    """Every dotted path of `model`'s fields, sections and the fields in them; `sections` names the
+    model of a field the model holds as a plain mapping (a study's `trial:`)."""
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
         yield path
-        section = _section_model(field.annotation)
+        section = (sections or {}).get(path) or _section_model(field.annotation)
         if section is not None:
-            yield from field_paths(section, f"{path}.")
+            yield from field_paths(section, f"{path}.", sections)
 
 
-def _fields_of(model: Any, parts: Sequence[str]) -> list[str]:
-    """The field names of the section `parts` names in `model` ([] where it names none)."""
+def _fields_of(model: Any, parts: Sequence[str], sections: Mapping[str, Any]) -> list[str]:
+    """The field names of the section `parts` names in `model` ([] where it names none); a list's
+    index (`baselines.0`) is passed by."""
+    walked: list[str] = []
     for part in parts:
+        if part.isdigit():
+            continue
+        walked.append(part)
         field = model.model_fields.get(part)
-        model = None if field is None else _section_model(field.annotation)
+        model = None if field is None else sections.get(".".join(walked)) or _section_model(field.annotation)
         if model is None:
             return []
     return list(model.model_fields)
 
 
-def field_hint(model: Any, parts: Sequence[str]) -> str | None:
-    """The path (relative to `model`) a user most likely meant by the unknown `parts`, or None."""
-    paths = list(field_paths(model))
-    wanted, leaf = ".".join(parts), parts[-1]
-    elsewhere = [path for path in paths if path.rsplit(".", 1)[-1] == leaf and path != wanted]
+def field_hint(
+    model: Any, parts: Sequence[str], sections: Mapping[str, Any] | None = None, peer_sections: bool = False
+) -> str | None:
+    """The path (relative to `model`) a user most likely meant by the unknown `parts`, or None. With
+    `peer_sections` (a trial's data / model / method / training), a field put in the wrong one of
+    them is looked for in the others; else only within its own top section."""
+    sections = sections or {}
+    if not parts or any(not part or "." in part for part in parts):  # a dotted key where a mapping belongs
+        return None
+    logical = [part for part in parts if not part.isdigit()]
+    wanted, leaf = ".".join(logical), logical[-1]
+    paths = list(field_paths(model, sections=sections))
+    # the same name in another section: of the same top section, or anywhere below the top for a top-level name
+    elsewhere = [
+        path
+        for path in paths
+        if path.rsplit(".", 1)[-1] == leaf
+        and path != wanted
+        and "." in path
+        and (
+            len(logical) == 1
+            or path.split(".")[0] == logical[0]
+            or (peer_sections and path.count(".") == len(logical) - 1)
+        )
+    ]
     if len(elsewhere) == 1:
         return elsewhere[0]
-    siblings = difflib.get_close_matches(leaf, _fields_of(model, parts[:-1]), n=1, cutoff=0.6)
+    siblings = difflib.get_close_matches(leaf, _fields_of(model, parts[:-1], sections), n=1, cutoff=SIBLING_CUTOFF)
     if siblings:
         return ".".join([*parts[:-1], siblings[0]])
-    close = difflib.get_close_matches(wanted, paths, n=1, cutoff=0.8)
+    parent = wanted.rpartition(".")[0]  # its section's fields were weighed above, by their names alone
+    others = [path for path in paths if not wanted.startswith(path) and path.rpartition(".")[0] != parent]
+    close = difflib.get_close_matches(wanted, others, n=1, cutoff=PATH_CUTOFF)
     return close[0] if close else None

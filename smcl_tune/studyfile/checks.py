@@ -59,7 +59,7 @@ def _check_field(where: str, path: str) -> None:
 
 def _meant(path: str) -> str:
     """`; did you mean method.temperature?` for a path that names no field, or nothing."""
-    meant = field_hint(TrialConfig, path.split("."))
+    meant = field_hint(TrialConfig, path.split("."), peer_sections=True)
     return f"; did you mean {meant}?" if meant else ""
 
 

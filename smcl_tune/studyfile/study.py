@@ -8,7 +8,6 @@ and holds the validated Study.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -17,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from smcl_tune.config import TrialConfig, trial_config_from_dict
+from smcl_tune.config import TrialConfig, trial_config_from_dict, trial_hint
 from smcl_tune.errors import ConfigError, format_validation_error
 from smcl_tune.field_hints import field_hint
 from smcl_tune.studyfile.checks import check_study
@@ -104,13 +103,26 @@ def redact_uri(uri: str | None) -> str | None:
     return re.sub(r"(?<=://)[^/@]+@", "***@", uri)
 
 
+def _study_hint(parts: tuple[str, ...]) -> str | None:
+    """A study field's name gone wrong, or a trial section's written at the top level (`training:`)."""
+    meant = field_hint(StudyConfig, parts, {"trial": TrialConfig})
+    return f"did you mean {meant}?" if meant else None
+
+
+def _trial_section_hint(parts: tuple[str, ...]) -> str | None:
+    """A field under `trial:`: the trial's closest, or a study field put there (`trial: {tracking: ...}`)."""
+    if parts and parts[0] in StudyConfig.model_fields and parts[0] not in TrialConfig.model_fields:
+        return f"{parts[0]} is a field of the study: write it at the top level, not under trial:"
+    return trial_hint("trial", parts)
+
+
 def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     """Validate a study mapping; ConfigError names the field path and the reason."""
     try:
         config = StudyConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, hint=functools.partial(field_hint, StudyConfig))) from None
-    base_trial = trial_config_from_dict(config.trial, prefix="trial")
+        raise ConfigError(format_validation_error(error, hint=_study_hint)) from None
+    base_trial = trial_config_from_dict(config.trial, prefix="trial", hint=_trial_section_hint)
     check_study(config, base_trial)
     return Study(config, base_trial, source)
 

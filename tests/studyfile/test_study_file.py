@@ -215,6 +215,17 @@ BAD_STUDIES = [
         "trial.training.temperature: unknown field; did you mean trial.method.temperature?",
     ),
     ("a misspelt study field", _set("n_trials", 3), "n_trials: unknown field; did you mean num_trials?"),
+    ("a trial section at the top", _set("training.lr", 0.1), "training: unknown field; did you mean trial.training?"),
+    (
+        "a study field under trial",
+        _set("trial.tracking", {}),
+        "trial.tracking: unknown field; tracking is a field of the study: write it at the top level, not under trial:",
+    ),
+    (
+        "a baseline's misspelt field",
+        lambda r: r["baselines"].append({"name": "other", "seed": [1]}),
+        "baselines.1.seed: unknown field; did you mean baselines.1.seeds?",
+    ),
     (
         "a searched path without its section",
         lambda r: r["search"].update({"temperature": {"uniform": [0.1, 0.5]}}),
@@ -312,6 +323,15 @@ def test_bad_study_exits_2_with_one_clear_line(tmp_path, capsys, label, change, 
     assert expected in error
     assert str(path) in error
     assert "Traceback" not in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "change", [_set("objective.name", "x"), _set("trial.training.uri", "x")], ids=["objective.name", "training.uri"]
+)
+def test_a_name_near_no_field_gets_no_guess(tmp_path, capsys, change):
+    # a guess from the path's shared beginning alone named objective.mode and trial.training.lr
+    assert main(["validate", str(_study(tmp_path, change))]) == 2
+    assert capsys.readouterr().err.strip().endswith(": unknown field")
 
 
 def test_a_study_file_that_is_not_utf8_text_is_named(tmp_path, capsys):
