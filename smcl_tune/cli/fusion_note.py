@@ -38,8 +38,9 @@ def fusion_lines(study) -> list[str]:
     fixed = [(f"baseline {baseline.name}", baseline.overrides) for baseline in config.baselines]
     if config.confirm is not None:
         fixed.append(("the confirmation runs", config.confirm.overrides))
+    others = "no search trial has" if searched else "the study's trial section does not have"
     for name, overrides in fixed:
         own = shape(overrides)
-        if own is not None and searched and own not in searched:
-            lines.append(f"{name} has a shape no search trial has: it trains in groups of its own runs only")
+        if own is not None and own not in (searched or {shape({})}):  # a study of baselines: the trial section's
+            lines.append(f"{name} has a shape {others}: it trains in groups of its own runs only")
     return lines

@@ -130,3 +130,18 @@ def test_a_cifar_copy_whose_files_are_not_cifars_is_refused_or_noted_to_be_fetch
     done = _validate(STUDIES / "cifar10_lt.yaml", tmp_path)  # data.download: true
     assert done.returncode == 0
     assert "the folder is moved aside and cifar10 fetched again before the study starts" in done.stdout
+
+
+def test_a_fused_study_of_baselines_only_names_the_baseline_of_another_shape(tmp_path):
+    study = yaml.safe_load(_tiny_fused_study(tmp_path, n_max=200).read_text())
+    study.update(search={}, num_trials=0)
+    path = tmp_path / "baselines.yaml"
+    path.write_text(yaml.safe_dump(study))
+    done = _validate(path, tmp_path)
+    assert done.returncode == 0, done.stderr
+    named = [line for line in done.stdout.splitlines() if "has a shape" in line]
+    assert named == [
+        "# baseline wide has a shape the study's trial section does not have: it trains in groups of its own runs only",
+        "# baseline narrow has a shape the study's trial section does not have: it trains in groups of its own runs "
+        "only",
+    ]
