@@ -70,7 +70,8 @@ def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str
                     "source": rows["source"],
                     "comparable": rows["comparable"],
                     **{
-                        f"test_{name}": pd.to_numeric(rows[name], errors="coerce") / 100
+                        # a published percentage with 2 decimals is a fraction with 4: 70.4 is 0.704, not 0.70400...01
+                        f"test_{name}": (pd.to_numeric(rows[name], errors="coerce") / 100).round(6)
                         for name in ("top1", "many", "medium", "few")
                     },
                 }
