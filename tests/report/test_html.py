@@ -144,4 +144,4 @@ def test_the_report_shows_the_mask_gallery_of_the_best_trial_that_has_one(tmp_pa
     assert "<h2>The masks of trial-000 [imbalance_factor=100]</h2>" in page
     assert page.count('class="gallery"') == 1 and "data:image/png;base64," in page
     caption = page.split("<h2>The masks of", 1)[1].split("</p>", 1)[0]
-    assert "With <code>erase</code> (the paper's reading): the image, its saliency map, the box removed" in caption
+    assert "With <code>erase</code> (the paper's reading): the image, its saliency map, the mask removed" in caption
