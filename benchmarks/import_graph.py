@@ -42,7 +42,7 @@ LAYERS = (
     ("studyfile",),
     ("results", "config"),
     ("atomic_write", "layout"),
-    ("errors", "moved_modules", "field_hints"),
+    ("errors", "moved_modules", "field_hints", "signal_handlers"),
 )
 # Which rooms may import a library (at all, lazily included); the others may not.
 LIBRARY_RULES = {

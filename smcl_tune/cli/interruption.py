@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
-from collections.abc import Iterator
+
+from smcl_tune.signal_handlers import handler_kept
 
 
 def _interrupt(*_signal) -> None:
     raise KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
+    return handler_kept(signal.SIGTERM, _interrupt)

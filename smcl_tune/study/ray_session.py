@@ -7,14 +7,14 @@ import logging
 import os
 import signal
 import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import ray
 
 from smcl_tune.errors import ConfigError, first_line
+from smcl_tune.signal_handlers import handler_kept
 from smcl_tune.study.worker_logging import worker_log_level
 
 log = logging.getLogger(__name__)
@@ -136,19 +136,10 @@ def leave_ray() -> None:
         ray.shutdown()
 
 
-@contextmanager
-def _keeping_sigterm() -> Iterator[None]:
+def _keeping_sigterm() -> AbstractContextManager[None]:
     """The SIGTERM handler smcl-tune set (SIGTERM as Ctrl-C, cli/interruption.py) kept through Ray's
     calls, which put their own in (`sys.exit(15)`: no resume line, no clean-up) or leave none."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    ours = signal.getsignal(signal.SIGTERM)
-    try:
-        yield
-    finally:
-        if ours is not None:
-            signal.signal(signal.SIGTERM, ours)
+    return handler_kept(signal.SIGTERM)
 
 
 @contextmanager

@@ -6,9 +6,9 @@ and the study was recorded as failed."""
 from __future__ import annotations
 
 import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+
+from smcl_tune.signal_handlers import handler_kept
 
 
 def _as_ctrl_c(signum, frame) -> None:
@@ -19,28 +19,11 @@ def _as_ctrl_c(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
-@contextmanager
-def sigterm_as_ctrl_c() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _as_ctrl_c)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def sigterm_as_ctrl_c() -> AbstractContextManager[None]:
+    return handler_kept(signal.SIGTERM, _as_ctrl_c)
 
 
-@contextmanager
-def sigint_restored_after() -> Iterator[None]:
+def sigint_restored_after() -> AbstractContextManager[None]:
     """Ray Tune's fit puts in a SIGINT handler of its own and leaves it when the fit returns: Ctrl-C
     (and SIGTERM, forwarded to it) then only logged a warning while the study run was ended."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.getsignal(signal.SIGINT)
-    try:
-        yield
-    finally:
-        if before is not None:
-            signal.signal(signal.SIGINT, before)
+    return handler_kept(signal.SIGINT)

@@ -165,11 +165,7 @@ def _cifar_study(tiny_study, folder, **changes):
 def test_a_job_refuses_a_cifar_fetch_into_its_working_folder_and_a_relative_storage_before_any_fetch(
     tmp_path, tiny_study, monkeypatch, capsys, ray_starts
 ):
-    session = tmp_path / "ray" / "session_2026-11-30_03-00-00_000000_1"
-    working_dir = session / "runtime_resources" / "working_dir_files" / "_ray_pkg_0123"
-    working_dir.mkdir(parents=True)
-    (tmp_path / "ray" / "session_latest").symlink_to(session)
-    monkeypatch.chdir(working_dir)  # where Ray runs a job's entrypoint: a relative data.root lands here
+    working_dir = _in_a_ray_job_folder(tmp_path, monkeypatch)  # a relative data.root lands in it
     study = _cifar_study(tiny_study, tmp_path)
     error = _refused_in_process(study, monkeypatch, capsys, ray_starts)
     assert f"trial.data.root: cifar10 would be fetched into {working_dir / 'data'}, inside Ray's session" in error
