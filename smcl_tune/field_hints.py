@@ -10,7 +10,7 @@ import typing
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-SIBLING_CUTOFF = 0.75  # difflib's ratio: `nmax` and `n_max` 0.89, `training` and `tracking` 0.88
+SIBLING_CUTOFF = 0.75  # difflib's ratio, as it prints them: `nmax` and `n_max` 0.89, `training` and `tracking` 0.75
 PATH_CUTOFF = 0.8
 
 

@@ -29,7 +29,8 @@ def fusion_lines(study) -> list[str]:
         f"epoch, device) train as one group in one process; {held} and max_concurrent {config.max_concurrent} "
         f"count groups, so up to {resources.fuse * config.max_concurrent} trials run at once"
     ]
-    searched = {shape({})} if config.num_trials else set()  # the shapes the search's trials may have
+    own_section = shape({})
+    searched = {own_section} if config.num_trials else set()  # the shapes the search's trials may have
     for field, distribution in config.search.items():
         shapes = {shape({field: value}) for value in distribution.edge_values()} - {None}
         searched |= shapes
@@ -41,6 +42,6 @@ def fusion_lines(study) -> list[str]:
     others = "no search trial has" if searched else "the study's trial section does not have"
     for name, overrides in fixed:
         own = shape(overrides)
-        if own is not None and own not in (searched or {shape({})}):  # a study of baselines: the trial section's
+        if own is not None and own not in (searched or {own_section}):  # a study of baselines: the trial section's
             lines.append(f"{name} has a shape {others}: it trains in groups of its own runs only")
     return lines

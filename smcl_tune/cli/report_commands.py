@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
-from smcl_tune.cli.interruption import sigterm_as_interrupt
 from smcl_tune.cli.output_file import checked_output, write_output
 from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
@@ -193,9 +192,8 @@ def serve_until_stopped(command: list[str], environment: dict[str, str] | None =
     # A session of its own: Ctrl-C in the terminal reaches only this process.
     process = subprocess.Popen(command, start_new_session=True, env=environment)
     try:
-        with sigterm_as_interrupt():
-            return process.wait()
-    except KeyboardInterrupt:
+        return process.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM, which cli/app.py takes as one
         stop_process_tree(process.pid)
         process.wait(timeout=10)
         return EXIT_OK

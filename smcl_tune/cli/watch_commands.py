@@ -11,7 +11,6 @@ from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_OK
 from smcl_tune.cli.formatting import format_duration, format_objective
-from smcl_tune.cli.interruption import sigterm_as_interrupt
 from smcl_tune.cli.report_commands import tracking_uri
 from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
@@ -121,7 +120,7 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
         f"refreshed every {arguments.refresh:g} s (Ctrl-C stops it)",
         flush=True,
     )
-    with contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, or SIGTERM (cli/app.py)
         serve_dashboard(database, arguments.host, arguments.port, arguments.refresh)
     return EXIT_OK
 
@@ -140,6 +139,6 @@ def _dashboard_on_database(arguments: argparse.Namespace) -> int:
         f"Optuna dashboard on {server_url(arguments.host, arguments.port)} over {shown(url)} (Ctrl-C stops it)",
         flush=True,
     )
-    with contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, or SIGTERM (cli/app.py)
         serve_database_dashboard(url, arguments.host, arguments.port)
     return EXIT_OK

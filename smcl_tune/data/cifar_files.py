@@ -16,6 +16,7 @@ from smcl_tune.errors import DataSourceError
 
 OFFICIAL_SITE = "https://www.cs.toronto.edu/~kriz/"
 CHUNK_BYTES = 1 << 20
+NOT_CIFARS = "not CIFAR's (another MD5: cut short, or other data)"  # a file of the folder that fails its check
 
 
 _known_md5s: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> MD5: a file is read once per process
@@ -65,6 +66,11 @@ class CifarArchive:
             except OSError as error:
                 raise DataSourceError(f"{path}: cannot read it ({error.strerror or error})") from None
         return damaged
+
+    def archive_whole(self, root: Path) -> bool:
+        """The archive in `root`, CIFAR's own (so it is unpacked, not downloaded again)."""
+        path = root / self.filename
+        return path.is_file() and md5_of(path) == self.md5
 
     def whole(self, root: Path) -> bool:
         """Every file there, each CIFAR's own (about half a second for CIFAR's 180 MB)."""
@@ -119,7 +125,7 @@ def check_cifar(name: str, root: Path, download: bool) -> str | None:
         damaged = archive.damaged(root.resolve())
         if not damaged:
             return None
-        wrong = f"{folder}: {', '.join(damaged)} are not CIFAR's (another MD5: cut short, or other data)"
+        wrong = f"{folder}: {', '.join(damaged)} are {NOT_CIFARS}"
         if download:
             return f"{wrong}: the folder is moved aside and {name} fetched again before the study starts"
         raise DataSourceError(f"{wrong}; put CIFAR's own files there, or set data.download: true to fetch them again")

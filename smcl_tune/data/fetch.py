@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from smcl_tune.data.cifar_files import CHUNK_BYTES, CIFAR_ARCHIVES, CifarArchive, md5_of
+from smcl_tune.data.cifar_files import CHUNK_BYTES, CIFAR_ARCHIVES, NOT_CIFARS, CifarArchive, md5_of
 from smcl_tune.errors import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -144,21 +144,17 @@ def _found_there(archive: CifarArchive, root: Path) -> str | None:
     found = []
     damaged = archive.damaged(root) if (root / archive.folder).is_dir() else []
     if damaged:
-        found.append(
-            f"{root / archive.folder}: {', '.join(damaged)} not CIFAR's (another MD5: cut short, or other data)"
-        )
+        found.append(f"{root / archive.folder}: {', '.join(damaged)} {NOT_CIFARS}")
     path = root / archive.filename
-    md5 = md5_of(path) if path.is_file() else archive.md5
-    if md5 != archive.md5:
-        found.append(f"{path}: not CIFAR's archive (MD5 {md5}, expected {archive.md5})")
+    if path.is_file() and not archive.archive_whole(root):
+        found.append(f"{path}: not CIFAR's archive (MD5 {md5_of(path)}, expected {archive.md5})")
     return "; ".join(found) or None
 
 
 def _fetch(archive: CifarArchive, root: Path, mirror: str | None, progress: Progress | None) -> bool:
     import filelock
 
-    placed = root / archive.filename
-    if not (placed.is_file() and md5_of(placed) == archive.md5):  # else no download: no server asked
+    if not archive.archive_whole(root):  # else no download: no server asked
         _check_reachable(archive.url(mirror), archive, root)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -174,7 +170,7 @@ def _fetch(archive: CifarArchive, root: Path, mirror: str | None, progress: Prog
             return False  # another process fetched it meanwhile
         _remove_leftovers(archive, root)
         path = root / archive.filename
-        if not (path.is_file() and md5_of(path) == archive.md5):
+        if not archive.archive_whole(root):
             path = _download(archive.url(mirror), archive, root, progress)
         _unpack(path, archive, root)
         return True

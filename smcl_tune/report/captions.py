@@ -21,8 +21,12 @@ SEEDS_TITLE = "configurations over seeds: mean ± std [95% interval, Student t],
 def epoch_rule(board: Leaderboard) -> str:
     """Which epoch's test metrics the report gives: a completed trial without a validation value
     trained without a validation split (data.val_per_class: 0) and reports its last epoch."""
-    trials = board.trials
-    return epoch_rule_of(trials.loc[trials["state"] == TrialState.COMPLETED, "objective"])
+    return epoch_rule_of(completed_objectives(board))
+
+
+def completed_objectives(board: Leaderboard) -> pd.Series:
+    """The validation objective of each completed trial (missing: trained without a validation split)."""
+    return board.trials.loc[board.trials["state"] == TrialState.COMPLETED, "objective"]
 
 
 def epoch_rule_of(objectives: pd.Series) -> str:

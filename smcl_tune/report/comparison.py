@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from smcl_tune.report.captions import epoch_rule_of
+from smcl_tune.report.captions import completed_objectives, epoch_rule_of
 from smcl_tune.report.cells import as_percent, empty_group, is_missing, named_trial, percent_cell
 from smcl_tune.report.display_frames import GROUP_SIZE_OF, HEADINGS
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
@@ -23,7 +23,7 @@ def _difference(reference, value) -> str:
 
 def comparison_rule(boards: list[Leaderboard]) -> str:
     """Which epoch's test metrics the studies' completed trials give (without a validation split: the last)."""
-    objectives = [board.trials.loc[board.trials["state"] == TrialState.COMPLETED, "objective"] for board in boards]
+    objectives = [completed_objectives(board) for board in boards]
     return epoch_rule_of(pd.concat(objectives, ignore_index=True) if objectives else pd.Series(dtype=object))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
+from smcl_tune.report.cells import named_trial
 from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import GALLERY_FILE, TrialState
@@ -196,8 +197,7 @@ def load_leaderboard(
     )
     for _, row in trials.groupby("condition", sort=False).head(curves).iterrows():  # each condition's top trials
         history = store.metric_history(row["run_id"], metric)
-        name = f"{row['trial']} [{row['condition']}]" if row["condition"] else row["trial"]
-        board.curves[name] = pd.DataFrame(history, columns=["epoch", metric]).sort_values("epoch")
+        board.curves[named_trial(row)] = pd.DataFrame(history, columns=["epoch", metric]).sort_values("epoch")
     best = board.best()
     if best is not None:
         text = store.artifact_text(best["run_id"], "per_class_accuracy.csv")
@@ -238,6 +238,5 @@ def _best_gallery(store: RunReader, trials: pd.DataFrame, tries: int = 10) -> tu
     for _, row in completed.head(tries).iterrows():
         picture = store.artifact_bytes(row["run_id"], GALLERY_FILE)
         if picture is not None:
-            name = f"{row['trial']} [{row['condition']}]" if row["condition"] else row["trial"]
-            return name, picture
+            return named_trial(row), picture
     return None

@@ -300,34 +300,27 @@ def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[g
 def curves_figures(board: Leaderboard) -> list[go.Figure]:
     """Each condition's top trials' validation curves, a figure per condition that has a point (a
     study without a validation split has none)."""
-    rows = {
-        (f"{row.trial} [{row.condition}]" if row.condition else row.trial): row for row in board.trials.itertuples()
-    }
-    by_condition: dict[str, list[str]] = {}
-    for trial in board.curves:
-        by_condition.setdefault(getattr(rows.get(trial), "condition", ""), []).append(trial)
+    rows = {named_trial(row): row for _, row in board.trials.iterrows()}
+    by_condition: dict[str, list[tuple[pd.Series, pd.DataFrame]]] = {}
+    for name, curve in board.curves.items():
+        row = rows[name]
+        by_condition.setdefault(row["condition"], []).append((row, curve))
     figures = []
-    for condition, names in by_condition.items():
-        curves = {name: board.curves[name] for name in names}
-        if not any(pd.to_numeric(curve[board.metric], errors="coerce").notna().any() for curve in curves.values()):
+    for condition, members in by_condition.items():
+        if not any(pd.to_numeric(curve[board.metric], errors="coerce").notna().any() for _, curve in members):
             continue
         figure = go.Figure()
-        for trial, curve in curves.items():
-            kind = getattr(rows.get(trial), "kind", "search")
-            label = trial.removesuffix(f" [{condition}]") if condition else trial  # the title names the condition
+        for row, curve in members:  # named by the trial alone: the title names the condition
+            kind, style = row["kind"], {}
             if kind in HIGHLIGHTED_KINDS:
-                figure.add_scatter(
-                    x=curve["epoch"] + 1,
-                    y=_percent(curve[board.metric]),
-                    mode="lines+markers",
-                    name=f"{KIND_WORDS[kind]}: {label}",
-                    line={"dash": "dash", "width": 3},
-                    marker={"symbol": MARKERS[kind], "size": 10},
-                )
-            else:
-                figure.add_scatter(
-                    x=curve["epoch"] + 1, y=_percent(curve[board.metric]), mode="lines+markers", name=label
-                )
+                style = {"line": {"dash": "dash", "width": 3}, "marker": {"symbol": MARKERS[kind], "size": 10}}
+            figure.add_scatter(
+                x=curve["epoch"] + 1,
+                y=_percent(curve[board.metric]),
+                mode="lines+markers",
+                name=f"{KIND_WORDS[kind]}: {row['trial']}" if kind in HIGHLIGHTED_KINDS else row["trial"],
+                **style,
+            )
         where = f", condition {condition}" if condition else ""
         figure.update_layout(
             title=f"Learning curves of the top trials{where} ({board.metric})",

@@ -168,24 +168,19 @@ def stopping_when_lock_lost(lock: StudyLock | DatabaseLock) -> Iterator[None]:
         raise StudyUnavailable(lock.lost)
 
 
-def _ended_trials(paths: StudyPaths, name: str, metric: str) -> int:
-    """How many of the study's trials its store records as ended (completed, pruned or failed)."""
+def _ended_records(paths: StudyPaths, name: str, metric: str) -> list[TrialRecord]:
+    """The study's trials its store records as ended (completed, pruned or failed)."""
     store = open_run_reader(paths.tracking_uri)
     parent = store.study_run(name)
-    runs = [] if parent is None else store.trial_runs(parent)
-    return sum(TrialRecord.of_run(run, metric).state in ENDED_STATES for run in runs)
+    records = [TrialRecord.of_run(run, metric) for run in ([] if parent is None else store.trial_runs(parent))]
+    return [record for record in records if record.state in ENDED_STATES]
 
 
 def _add_earlier_trials(progress: StudyProgress, paths: StudyPaths, name: str) -> None:
     """The trials an earlier run of a resumed study ended, so that its counts and ETA are whole."""
-    store = open_run_reader(paths.tracking_uri)
-    parent = store.study_run(name)
-    for run in [] if parent is None else store.trial_runs(parent):
-        record = TrialRecord.of_run(run, progress.metric)
-        if record.state in ENDED_STATES:
-            progress.add(
-                trial_key(record.condition, record.run_name), trial_progress(record, False, progress.epochs_per_trial)
-            )
+    for record in _ended_records(paths, name, progress.metric):
+        trial = trial_progress(record, False, progress.epochs_per_trial)
+        progress.add(trial_key(record.condition, record.run_name), trial)
 
 
 def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuard | None, watching: Watching) -> bool:
@@ -243,7 +238,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
         finished = len(grid) >= expected and grid.num_terminated + grid.num_errors == len(grid)
         # Ray counts a trial its fit stopped on Ctrl-C as terminated (every trial of a fused study that
         # had started): the trials' own records say which ended
-        finished = finished and _ended_trials(paths, study.name, objective.metric) >= expected
+        finished = finished and len(_ended_records(paths, study.name, objective.metric)) >= expected
         status = "FINISHED" if finished else "KILLED"
     except BaseException as error:
         # Ctrl-C, SIGTERM, a stop that says why (a store, the data, a full disk): `stopped`, and the

@@ -17,9 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from smcl_tune.config import TrialConfig, trial_config_from_dict
+from smcl_tune.config import TrialConfig, trial_config_from_dict, trial_hint
 from smcl_tune.errors import ConfigError, short_repr
-from smcl_tune.field_hints import field_hint
 from smcl_tune.studyfile.conditions import Condition, study_conditions
 from smcl_tune.studyfile.overrides import apply_overrides
 from smcl_tune.studyfile.schema import StudyConfig
@@ -59,8 +58,8 @@ def _check_field(where: str, path: str) -> None:
 
 def _meant(path: str) -> str:
     """`; did you mean method.temperature?` for a path that names no field, or nothing."""
-    meant = field_hint(TrialConfig, path.split("."), peer_sections=True)
-    return f"; did you mean {meant}?" if meant else ""
+    words = trial_hint("", tuple(path.split(".")))
+    return f"; {words}" if words else ""
 
 
 def _value_type(annotation: Any) -> Any:
