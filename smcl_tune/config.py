@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import re
+import types
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from smcl_tune.errors import ConfigError, format_validation_error
 from smcl_tune.field_hints import field_hint
@@ -23,6 +25,19 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_or_false_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true as 1 and false as 0; YAML reads yes, no, on and off so too,
+        # and `epochs: yes` trained one epoch
+        if (
+            isinstance(value, bool)
+            and info.field_name
+            and _reads_true_as_a_number(cls.model_fields[info.field_name].annotation)
+        ):
+            raise ValueError("Input should be a number, not true or false (YAML reads yes, no, on and off so)")
+        return value
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A model pickled by an earlier smcl-tune (Ray's saved state of a study it started) lacks
         # the fields added since (ADDED_FIELDS): each takes its default, which trains as before.
@@ -30,6 +45,25 @@ class StrictModel(BaseModel):
         for name, field in type(self).model_fields.items():
             if name not in self.__dict__ and not field.is_required():
                 self.__dict__[name] = field.get_default(call_default_factory=True)
+
+
+def _reads_true_as_a_number(annotation: Any) -> bool:
+    """Whether pydantic would take a bool for a field of this type as a number: the type admits an
+    int or a float, and no bool (bool itself, Any, or a literal true or false)."""
+    leaves = _leaf_types(annotation)
+    takes_a_bool = any(leaf is bool or leaf is Any or leaf is True or leaf is False for leaf in leaves)
+    return not takes_a_bool and any(leaf in (int, float) for leaf in leaves)
+
+
+def _leaf_types(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _leaf_types(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [leaf for member in typing.get_args(annotation) for leaf in _leaf_types(member)]
+    if origin is Literal:
+        return list(typing.get_args(annotation))
+    return [annotation]
 
 
 SEED_RANGE = {"ge": 0, "lt": 2**32}  # numpy's and most libraries' seed range

@@ -115,7 +115,10 @@ def reference_sections(board: Leaderboard, reference: pd.DataFrame) -> list[tupl
                 "source": rows["source"],
             }
         )
-        sections.append((f"published results for {described} (%; {CAVEAT})", shown))
+        title = (
+            f"published results on {rows['benchmark'].iloc[0]}, every imbalance factor and backbone, beside {described}"
+        )
+        sections.append((f"{title} (%; {CAVEAT})", shown))
     return sections
 
 

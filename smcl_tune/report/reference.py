@@ -173,5 +173,11 @@ def published_for(
         }
         rows = reference[reference["benchmark"] == benchmark].copy() if benchmark else reference.iloc[0:0].copy()
         rows["comparable"] = [comparability(row, study) for _, row in rows.iterrows()]
+        # the condition's own imbalance factor and backbone first, the benchmark's other rows after
+        elsewhere = [
+            not (_same_factor(row["imbalance_factor"], factor) and row["backbone"] == backbone)
+            for _, row in rows.iterrows()
+        ]
+        rows = rows.iloc[sorted(range(len(rows)), key=lambda index: elsewhere[index])]
         found.append((f"{condition + ': ' if condition else ''}{described}", rows))
     return found

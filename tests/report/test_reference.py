@@ -66,15 +66,19 @@ def test_the_leaderboard_puts_published_results_beside_the_study(tmp_path, capsy
     _cifar10_store(tmp_path, logged_trial)
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference"]) == 0
     out = capsys.readouterr().out
-    assert "published results for imbalance_factor=100: CIFAR-10-LT, IF 100, ResNet-32" in out
+    assert (
+        "published results on CIFAR-10-LT, every imbalance factor and backbone, beside imbalance_factor=100: CIFAR-10-LT, IF 100, ResNet-32"
+        in out
+    )
     assert "never selected on test" in out
     ce = next(line for line in out.splitlines() if line.startswith("CE [published]"))
     assert "200" in ce and "70.4" in ce and "Zhang et al. (AAAI 2021)" in ce
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     published = [row for row in rows if row["kind"] == "published"]
-    # every published row of CIFAR-10-LT, ResNet-32; LDAM-DRW also at IF 10, which is not this condition's
-    assert [row["trial"] for row in published] == ["CE", "LDAM-DRW", "LDAM-DRW", "Balanced Softmax", "ProCo"]
+    # every published row of CIFAR-10-LT, ResNet-32, the condition's IF 100 first; LDAM-DRW also at IF 10, last
+    assert [row["trial"] for row in published] == ["CE", "LDAM-DRW", "Balanced Softmax", "ProCo", "LDAM-DRW"]
+    assert [float(row["imbalance_factor"]) for row in published] == [100, 100, 100, 100, 10]
     assert published[0]["test_top1"] == "0.704"  # written as published, without float noise
 
 
@@ -157,5 +161,8 @@ def test_a_study_without_a_validation_split_on_cifar10_images_still_finds_its_pu
     tracker.finish()
     assert main(["leaderboard", "recipe", "--storage", str(tmp_path), "--reference"]) == 0
     out = capsys.readouterr().out
-    assert "published results for imbalance_factor=100: CIFAR-10-LT, IF 100, ResNet-32" in out
+    assert (
+        "published results on CIFAR-10-LT, every imbalance factor and backbone, beside imbalance_factor=100: CIFAR-10-LT, IF 100, ResNet-32"
+        in out
+    )
     assert "CE [published]" in out and "no published figure matches" not in out

@@ -51,9 +51,9 @@ def test_published_rows_are_marked_comparable_only_when_everything_matches(tmp_p
     assert published == [
         ("CE", "yes"),
         ("LDAM-DRW", "yes"),
-        ("LDAM-DRW", "not comparable: imbalance factor 10 (this study 100)"),
         ("Balanced Softmax", "yes"),
         ("ProCo", "yes"),
+        ("LDAM-DRW", "not comparable: imbalance factor 10 (this study 100)"),  # another factor: last
     ]
     elsewhere = {row["trial"]: row["comparable"] for row in rows if row["condition"] == "elsewhere"}
     assert elsewhere["CE"] == (

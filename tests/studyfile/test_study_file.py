@@ -232,6 +232,13 @@ BAD_STUDIES = [
         "search.temperature: names no config field; did you mean method.temperature?",
     ),
     ("a fractional count", _set("num_trials", 3.5), "num_trials: Input should be a whole number, got 3.5"),
+    (  # pydantic took true as 1: `epochs: yes` trained one epoch
+        "yes for a count",
+        _set("num_trials", True),
+        "num_trials: Input should be a number, not true or false (YAML reads yes, no, on and off so), got True",
+    ),
+    ("no for a rate", _set("trial.training.lr", False), "trial.training.lr: Input should be a number, not true or"),
+    ("yes for an optional count", _set("trial.data.n_max", True), "trial.data.n_max: Input should be a number, not"),
     (
         "a value whose digits are in the bound",  # 6 is in "16": the value was left out
         _set("trial.data.synthetic.image_size", 6),
