@@ -113,7 +113,7 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
             text = comparison_html(boards) if fmt == "html" else format_comparison(boards, fmt)
     else:
         if fmt == "latex":
-            text = format_latex(boards[0])
+            text = format_latex(boards[0], reference)
         elif fmt == "table":
             text = format_text(boards[0], reference, width=None if output else terminal_width())
         elif fmt == "html":

@@ -8,10 +8,13 @@ lines against these 42, and putting them back leaves Styler only the rules and t
 
 from __future__ import annotations
 
+import pandas as pd
+
 from smcl_tune.report.captions import epoch_rule
-from smcl_tune.report.cells import as_percent, is_missing
+from smcl_tune.report.cells import as_percent, is_missing, param_cell
 from smcl_tune.report.display_frames import HEADINGS
 from smcl_tune.report.leaderboard import Leaderboard
+from smcl_tune.report.reference import CAVEAT, published_for
 
 _LATEX_METRICS = ("test_top1", "test_many", "test_medium", "test_few")
 
@@ -22,10 +25,13 @@ def _latex_escape(text: str) -> str:
     return text
 
 
-def format_latex(board: Leaderboard) -> str:
+def format_latex(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
     """A booktabs table of the configurations run with two or more seeds: mean ± std per shot
-    group, the best mean of each column (within a condition) in bold."""
+    group, the best mean of each column (within a condition) in bold. With `reference`, each
+    condition's comparable published results follow its rows, as published (a comment names the
+    others and why they are left out)."""
     summary = board.configurations()
+    published = _published_by_condition(board, reference) if reference is not None else {}
     header = " & ".join(["Method", *(HEADINGS[m].capitalize() for m in _LATEX_METRICS)])
     lines = [
         f"% {board.study}: test accuracy (%), mean $\\pm$ std over seeds; {epoch_rule(board)}",
@@ -34,6 +40,8 @@ def format_latex(board: Leaderboard) -> str:
         header + r" \\",
         r"\midrule",
     ]
+    if any((rows["comparable"] == "yes").any() for rows in published.values()):
+        lines.insert(1, f"% (published): {CAVEAT}")
     if summary.empty:  # a frame without columns: nothing to group
         lines.append(r"\multicolumn{" + str(len(_LATEX_METRICS) + 1) + r"}{c}{no configuration has two seeds yet} \\")
     conditions = [] if summary.empty else summary.groupby("condition", sort=False)
@@ -58,5 +66,29 @@ def format_latex(board: Leaderboard) -> str:
                     + f" $\\pm$ {'--' if is_missing(spread) else f'{as_percent(spread):.1f}'}"
                 )
             lines.append(" & ".join(cells) + r" \\")
+        lines += _published_lines(published.get(condition))
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def _published_by_condition(board: Leaderboard, reference: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    found = {}
+    for described, rows in published_for(board.trials, board.class_names, reference):
+        found[described.split(": ")[0] if board.grouped else ""] = rows
+    return found
+
+
+def _published_lines(rows: pd.DataFrame | None) -> list[str]:
+    """The comparable rows as published (no spread: papers give one figure), each with its source
+    as a comment; the others in one comment each."""
+    if rows is None or rows.empty:
+        return []
+    lines = []
+    for _, row in rows.iterrows():
+        if row["comparable"] != "yes":
+            lines.append(f"% left out: {row['method']} [published], {row['comparable']}")
+            continue
+        cells = [_latex_escape(f"{row['method']} (published)")]
+        cells += [param_cell(row[name]) or "--" for name in ("top1", "many", "medium", "few")]
+        lines.append(" & ".join(cells) + r" \\ % " + row["source"])
+    return lines

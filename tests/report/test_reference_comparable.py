@@ -10,10 +10,12 @@ from smcl_tune.results import TrialState
 from smcl_tune.tracking.tags import (
     ARCHITECTURE_TAG,
     CONDITION_TAG,
+    CONFIGURATION_TAG,
     EPOCHS_TAG,
     IMBALANCE_FACTOR_TAG,
     N_MAX_TAG,
     SOURCE_TAG,
+    SEED_TAG,
     SUBSET_PROTOCOL_TAG,
 )
 from smcl_tune.tracking.writer import StudyTracker
@@ -23,8 +25,9 @@ AS_PUBLISHED = {"factor": "100", "protocol": "ldam", "n_max": "default", "epochs
 ELSEWHERE = {"factor": "10", "protocol": "seeded", "n_max": "1000", "epochs": "20"}
 
 
-def _store(storage) -> None:
-    """A CIFAR-10-LT study, ResNet-32: one condition as published, one on another subset and budget."""
+def _store(storage, seeds: tuple[int, ...] = (0,)) -> None:
+    """A CIFAR-10-LT study, ResNet-32: one condition as published, one on another subset and budget;
+    its CE baseline over `seeds`."""
     tracker = StudyTracker(store_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.conditions": '["published", "elsewhere"]'})
     for condition, setting in (("published", AS_PUBLISHED), ("elsewhere", ELSEWHERE)):
@@ -37,9 +40,13 @@ def _store(storage) -> None:
             N_MAX_TAG: setting["n_max"],
             EPOCHS_TAG: setting["epochs"],
         }
-        run = tracker.trial_run(f"{condition}/ce", f"baseline-ce [{condition}]", "baseline", {}, {}, tags)
-        tracker.log_metrics(run, {"test_top1": 0.7, "val_balanced_accuracy": 0.7}, 0, int(time.time() * 1000))
-        tracker.end_trial(run, TrialState.COMPLETED)
+        for seed in seeds:
+            name = f"baseline-ce{f'-s{seed}' if len(seeds) > 1 else ''} [{condition}]"
+            seeded = {**tags, CONFIGURATION_TAG: "ce", SEED_TAG: str(seed)} if len(seeds) > 1 else tags
+            run = tracker.trial_run(f"{condition}/ce/{seed}", name, "baseline", {}, {}, seeded)
+            metrics = {"test_top1": 0.7 + seed / 100, "val_balanced_accuracy": 0.7}
+            tracker.log_metrics(run, metrics, 0, int(time.time() * 1000))
+            tracker.end_trial(run, TrialState.COMPLETED)
     tracker.finish()
 
 
@@ -89,3 +96,17 @@ def test_a_study_without_recorded_protocol_or_epochs_is_not_called_comparable(tm
         f"not comparable: {unrecorded}",
         f"not comparable: imbalance factor 10 (this study 100); {unrecorded}",  # LDAM-DRW's IF 10 row
     }
+
+
+def test_the_latex_table_puts_each_conditions_comparable_published_rows_under_it(tmp_path, capsys):
+    _store(tmp_path, seeds=(0, 1))
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", "--format", "latex"]) == 0
+    latex = capsys.readouterr().out
+    blocks = {block.split("}", 1)[0]: block for block in latex.split(r"\emph{")[1:]}
+    published, elsewhere = blocks["published"], blocks["elsewhere"]
+    assert latex.splitlines()[1].startswith("% (published): published figures are usually the best epoch on the test")
+    assert r"ce & \textbf{70.5} $\pm$ 0.7" in published
+    assert r"CE (published) & 70.4 & -- & -- & -- \\ % Zhang et al. (AAAI 2021)" in published
+    assert "% left out: LDAM-DRW [published], not comparable: imbalance factor 10 (this study 100)" in published
+    # nothing published is comparable with the other subset and budget: every row a comment
+    assert "(published) &" not in elsewhere and elsewhere.count("% left out: ") == 5
