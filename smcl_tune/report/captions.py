@@ -25,8 +25,14 @@ def epoch_rule(board: Leaderboard) -> str:
 
 
 def completed_objectives(board: Leaderboard) -> pd.Series:
-    """The validation objective of each completed trial (missing: trained without a validation split)."""
-    return board.trials.loc[board.trials["state"] == TrialState.COMPLETED, "objective"]
+    """The validation objective of each completed trial (missing: trained without a validation
+    split); while none has completed, of each trial that trained an epoch (a study stopped early
+    on, whose rule is the one its trials will report by)."""
+    trials = board.trials
+    completed = trials["state"] == TrialState.COMPLETED
+    if not completed.any():
+        completed = pd.to_numeric(trials["epochs"], errors="coerce").fillna(0) >= 1
+    return trials.loc[completed, "objective"]
 
 
 def epoch_rule_of(objectives: pd.Series) -> str:

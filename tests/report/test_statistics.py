@@ -18,6 +18,7 @@ from smcl_tune.report.latex_table import format_latex
 from smcl_tune.report.leaderboard import load_leaderboard, rank_trials
 from smcl_tune.report.statistics import t_interval
 from smcl_tune.report.text_table import format_text
+from smcl_tune.results import TrialState
 
 T_975 = {1: 12.7062047, 2: 4.30265273}  # Student t quantiles, 1 and 2 degrees of freedom
 
@@ -181,6 +182,11 @@ def test_the_reports_say_which_epoch_they_give_when_runs_have_no_validation_spli
     assert "(test metrics of the last epoch (no validation split), %)" in comparison_html([unvalidated, unvalidated])
     assert format_text(unvalidated).startswith(
         "study seeds: 8 trials, unranked (no validation split; this tool never ranks on test), by condition"
+    )
+    # a study stopped before any trial completed: the rule its trials' epochs so far will report by
+    running = unvalidated.trials.assign(state=TrialState.RUNNING, epochs=2)
+    assert "test metrics of the last epoch (no validation split)" in format_text(
+        dataclasses.replace(unvalidated, trials=running)
     )
 
 
