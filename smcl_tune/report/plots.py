@@ -16,6 +16,7 @@ import math
 
 import optuna
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 import sqlalchemy.exc
 
@@ -31,6 +32,7 @@ from smcl_tune.report.highlights import (
     highlights,
 )
 from smcl_tune.report.leaderboard import Leaderboard
+from smcl_tune.results import TrialState
 from smcl_tune.store.database import optuna_storage
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ IMPORTANCE_MIN_TRIALS = 10
 # hover text and the legend, one drawn over another cannot be read.
 LABEL_HEIGHT = 0.06
 LABEL_CHAR_WIDTH = 0.01
+
+# In the hyperparameter plots a condition has one colour; its trials' states differ by marker.
+STATE_SYMBOLS = {TrialState.COMPLETED: "circle", TrialState.PRUNED: "triangle-down", TrialState.RUNNING: "circle-open"}
 
 Interval = tuple[float, float, float]  # mean, 95% interval low and high (Highlight.value)
 
@@ -68,29 +73,44 @@ def _highlight_marker(highlight: Highlight) -> dict:
     return {"size": MARKER_SIZE, "symbol": MARKERS[highlight.kind], "line": {"width": 1, "color": "#222"}}
 
 
+def condition_colours(board: Leaderboard) -> dict[str, str]:
+    """One colour per condition, in the study's order (plotly's own palette), so that a condition's
+    trials, its Pareto front and its points of every state share it; {} for a study of one condition."""
+    if not board.grouped:
+        return {}
+    labels = [*board.conditions, *(c for c in board.trials["condition"].unique() if c not in board.conditions)]
+    palette = plotly.colors.qualitative.Plotly
+    return {label: palette[index % len(palette)] for index, label in enumerate(labels)}
+
+
 def many_few_figure(board: Leaderboard) -> go.Figure | None:
     points = board.trials.dropna(subset=["test_many", "test_few"])
     if points.empty:
         return None
     figure = go.Figure()
-    search = points[~points["kind"].isin(HIGHLIGHTED_KINDS)]
-    figure.add_scatter(
-        x=_percent(search["test_many"]),
-        y=_percent(search["test_few"]),
-        mode="markers",
-        text=search["trial"],
-        name="search trials",
-        marker={"size": 9},
-    )
-    front = pareto_front(points, "test_many", "test_few")
-    figure.add_scatter(  # under the baselines' and confirmed configurations' markers, open: they show through
-        x=_percent(front["test_many"]),
-        y=_percent(front["test_few"]),
-        mode="lines+markers",
-        text=front["trial"],
-        name="Pareto front",
-        marker={"size": 14, "symbol": "diamond-open"},
-    )
+    colours = condition_colours(board)
+    # a Pareto front per condition: trials of another imbalance factor trade many against few on other data
+    for condition, members in points.groupby("condition", sort=False) if colours else [("", points)]:
+        suffix, colour = (f" [{condition}]", colours[condition]) if colours else ("", None)
+        search = members[~members["kind"].isin(HIGHLIGHTED_KINDS)]
+        figure.add_scatter(
+            x=_percent(search["test_many"]),
+            y=_percent(search["test_few"]),
+            mode="markers",
+            text=search["trial"],
+            name=f"search trials{suffix}",
+            marker={"size": 9, "color": colour},
+        )
+        front = pareto_front(members, "test_many", "test_few")
+        figure.add_scatter(  # under the baselines' and confirmed configurations' markers, open: they show through
+            x=_percent(front["test_many"]),
+            y=_percent(front["test_few"]),
+            mode="lines+markers",
+            text=front["trial"],
+            name=f"Pareto front{suffix}",
+            marker={"size": 14, "symbol": "diamond-open", "color": colour},
+            line={"color": colour},
+        )
     marked = highlights(points)
     many = [highlight.value("test_many") for highlight in marked]
     few = [highlight.value("test_few") for highlight in marked]
@@ -157,6 +177,7 @@ def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
         if search.empty:
             continue
         figure = go.Figure()
+        colours = condition_colours(board)
         by = ["condition", "state"] if board.grouped else ["state"]  # a condition's trials beside its own baseline
         for keys, members in search.groupby(by, sort=False):
             condition, state = keys if board.grouped else ("", keys[0])
@@ -166,6 +187,7 @@ def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
                 mode="markers",
                 text=members["trial"],
                 name=f"{state} [{condition}]" if condition else state,
+                marker={"color": colours.get(condition), "symbol": STATE_SYMBOLS.get(state, "circle")},
             )
         for highlight in highlights(shown.dropna(subset=["objective"])):
             _add_objective_highlight(figure, highlight, search["_value"])

@@ -1,6 +1,7 @@
 """Baselines and confirmed configurations stand out in the report's plots: their own marker, a
 label, and the 95% interval over their seeds as error bars."""
 
+import dataclasses
 import json
 import math
 import re
@@ -48,13 +49,26 @@ def test_a_single_run_baseline_is_labelled_without_error_bars_in_every_plot_of_t
     ce = traces["baseline ce [imbalance_factor=100]"]
     assert ce.marker.symbol == "star" and (ce.x, ce.y) == ((90.0,), (5.0,))
     assert ce.error_x.array is None and ce.error_y.array is None
-    search = traces["search trials"]
-    assert set(zip(search.x, search.y)) == {(80.0, 20.0), (85.0, 25.0)}  # trial-003 has no few-shot class
+    search = traces["search trials [imbalance_factor=100]"]
+    assert set(zip(search.x, search.y)) == {(80.0, 20.0), (85.0, 25.0)}  # trial-003 (IF 10) has no few-shot class
+
+    # a Pareto front per condition: IF 10's trial-003 (90, 50) would dominate all of IF 100's in one pool
+    few = board.trials["test_few"].mask(board.trials["trial"] == "trial-003", 0.5)
+    fronts = _traces(many_few_figure(dataclasses.replace(board, trials=board.trials.assign(test_few=few))))
+    assert list(fronts["Pareto front [imbalance_factor=10]"].text) == ["trial-003"]
+    assert list(fronts["Pareto front [imbalance_factor=100]"].text) == ["trial-001", "baseline-ce"]
+    colour = fronts["Pareto front [imbalance_factor=100]"].marker.color  # a condition's colour, in every plot
+    assert fronts["search trials [imbalance_factor=100]"].marker.color == colour
+    assert fronts["search trials [imbalance_factor=10]"].marker.color not in (colour, None)
 
     (temperature,) = hyperparameter_figures(board)
     names = set(_traces(temperature))
     assert {"completed [imbalance_factor=10]", "completed [imbalance_factor=100]"} <= names  # a legend entry each
     assert "completed" not in names
+    colours = {name: trace.marker.color for name, trace in _traces(temperature).items() if "[" in name}
+    assert colours["completed [imbalance_factor=100]"] == colours["pruned [imbalance_factor=100]"]
+    assert colours["completed [imbalance_factor=100]"] != colours["completed [imbalance_factor=10]"]
+    assert _traces(temperature)["pruned [imbalance_factor=100]"].marker.symbol == "triangle-down"
     level = _traces(temperature)["baseline ce [imbalance_factor=100]"]  # CE does not search the temperature
     assert level.y == (50.0, 50.0) and level.line.dash == "dash" and level.marker.symbol == "star"
     assert level.x == (0.05, 0.4)  # across the searched range

@@ -111,7 +111,7 @@ def test_pareto_front_keeps_the_trials_no_other_beats_on_both_many_and_few(tmp_p
         for blob in re.findall(r"Plotly.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", page)
         if "Pareto front" in blob
     )
-    front = next(trace for trace in figure if trace["name"] == "Pareto front")
+    front = next(trace for trace in figure if trace["name"] == "Pareto front [imbalance_factor=100]")
 
     def values(array):  # plotly writes numeric arrays as base64 with a dtype
         return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
