@@ -34,6 +34,12 @@ def test_a_study_is_matched_by_benchmark_imbalance_factor_and_backbone():
     assert imagenet["method"].tolist() == ["PaCo"]  # ImageNet-LT as published, with its backbone
 
 
+TITLE = (
+    "published results on CIFAR-10-LT, every imbalance factor and backbone, "
+    "beside imbalance_factor=100: CIFAR-10-LT, IF 100, ResNet-32"
+)
+
+
 def _cifar10_store(storage, logged_trial):
     tracker = StudyTracker(store_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.conditions": '["imbalance_factor=100"]'})
@@ -66,10 +72,7 @@ def test_the_leaderboard_puts_published_results_beside_the_study(tmp_path, capsy
     _cifar10_store(tmp_path, logged_trial)
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "published results on CIFAR-10-LT, every imbalance factor and backbone, beside imbalance_factor=100: CIFAR-10-LT, IF 100, ResNet-32"
-        in out
-    )
+    assert TITLE in out
     assert "never selected on test" in out
     ce = next(line for line in out.splitlines() if line.startswith("CE [published]"))
     assert "200" in ce and "70.4" in ce and "Zhang et al. (AAAI 2021)" in ce
@@ -161,8 +164,5 @@ def test_a_study_without_a_validation_split_on_cifar10_images_still_finds_its_pu
     tracker.finish()
     assert main(["leaderboard", "recipe", "--storage", str(tmp_path), "--reference"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "published results on CIFAR-10-LT, every imbalance factor and backbone, beside imbalance_factor=100: CIFAR-10-LT, IF 100, ResNet-32"
-        in out
-    )
+    assert TITLE in out
     assert "CE [published]" in out and "no published figure matches" not in out

@@ -14,8 +14,8 @@ from smcl_tune.tracking.tags import (
     EPOCHS_TAG,
     IMBALANCE_FACTOR_TAG,
     N_MAX_TAG,
-    SOURCE_TAG,
     SEED_TAG,
+    SOURCE_TAG,
     SUBSET_PROTOCOL_TAG,
 )
 from smcl_tune.tracking.writer import StudyTracker
