@@ -451,4 +451,6 @@ def trial_config_from_dict(
 def trial_hint(prefix: str, parts: tuple[str, ...]) -> str | None:
     """`did you mean PREFIX.PATH?` for the trial's field most likely meant by the unknown `parts`."""
     meant = field_hint(TrialConfig, parts, peer_sections=True)
-    return f"did you mean {'.'.join(filter(None, [prefix, meant]))}?" if meant else None
+    if not meant:
+        return None
+    return f"did you mean {' or '.join('.'.join(filter(None, [prefix, path])) for path in meant.split(' or '))}?"

@@ -59,7 +59,8 @@ def _fields_of(model: Any, parts: Sequence[str], sections: Mapping[str, Any]) ->
 def field_hint(
     model: Any, parts: Sequence[str], sections: Mapping[str, Any] | None = None, peer_sections: bool = False
 ) -> str | None:
-    """The path (relative to `model`) a user most likely meant by the unknown `parts`, or None. With
+    """The path (relative to `model`) a user most likely meant by the unknown `parts` (two joined by
+    ` or ` where a field beside it and one elsewhere are as likely), or None. With
     `peer_sections` (a trial's data / model / method / training), a field put in the wrong one of
     them is looked for in the others; else only within its own top section."""
     sections = sections or {}
@@ -82,7 +83,9 @@ def field_hint(
         )
     ]
     if len(elsewhere) == 1:
-        return elsewhere[0]
+        # a field beside it with that word in its name may be the one meant (data.seed: subset_seed)
+        beside = [name for name in _fields_of(model, parts[:-1], sections) if leaf in name.split("_")]
+        return " or ".join([*(".".join([*parts[:-1], name]) for name in beside[:1]), elsewhere[0]])
     siblings = difflib.get_close_matches(leaf, _fields_of(model, parts[:-1], sections), n=1, cutoff=SIBLING_CUTOFF)
     if siblings:
         return ".".join([*parts[:-1], siblings[0]])

@@ -215,6 +215,11 @@ BAD_STUDIES = [
         "trial.training.temperature: unknown field; did you mean trial.method.temperature?",
     ),
     ("a misspelt study field", _set("n_trials", 3), "n_trials: unknown field; did you mean num_trials?"),
+    (  # the subset's seed beside it, or the training's (which orders the data)
+        "a seed in the data section",
+        _set("trial.data.seed", 1),
+        "trial.data.seed: unknown field; did you mean trial.data.subset_seed or trial.training.seed?",
+    ),
     ("a trial section at the top", _set("training.lr", 0.1), "training: unknown field; did you mean trial.training?"),
     (
         "a study field under trial",
