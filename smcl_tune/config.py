@@ -30,8 +30,9 @@ class StrictModel(BaseModel):
     def _no_true_or_false_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
         # pydantic's lax mode reads true as 1 and false as 0; YAML reads yes, no, on and off so too,
         # and `epochs: yes` trained one epoch
+        values = value if isinstance(value, list) else [value]  # milestones: [yes, 180] too
         if (
-            isinstance(value, bool)
+            any(isinstance(item, bool) for item in values)
             and info.field_name
             and _reads_true_as_a_number(cls.model_fields[info.field_name].annotation)
         ):
@@ -63,6 +64,8 @@ def _leaf_types(annotation: Any) -> list[Any]:
         return [leaf for member in typing.get_args(annotation) for leaf in _leaf_types(member)]
     if origin is Literal:
         return list(typing.get_args(annotation))
+    if origin is list:
+        return _leaf_types(typing.get_args(annotation)[0])
     return [annotation]
 
 

@@ -58,8 +58,7 @@ def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str
     frame = csv_frame(board)
     if reference is not None:
         class_names = board.class_names
-        for described, rows in published_for(board.trials, class_names, reference):
-            condition = described.split(": ")[0] if board.grouped else ""
+        for condition, _, rows in published_for(board.trials, class_names, reference):
             published = pd.DataFrame(
                 {
                     "condition": condition,

@@ -98,7 +98,7 @@ def reference_sections(board: Leaderboard, reference: pd.DataFrame) -> list[tupl
     """Published results for what each condition measures; a one-row note where none matches."""
     class_names = board.class_names
     sections = []
-    for described, rows in published_for(board.trials, class_names, reference):
+    for _, described, rows in published_for(board.trials, class_names, reference):
         if rows.empty:
             note = pd.DataFrame([{"published results": "no published figure matches this study"}])
             sections.append((f"published results for {described}", note))

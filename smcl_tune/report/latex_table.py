@@ -8,6 +8,8 @@ lines against these 42, and putting them back leaves Styler only the rules and t
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from smcl_tune.report.captions import epoch_rule
@@ -19,10 +21,12 @@ from smcl_tune.report.reference import CAVEAT, published_for
 _LATEX_METRICS = ("test_top1", "test_many", "test_medium", "test_few")
 
 
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
 def _latex_escape(text: str) -> str:
-    for character, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#")):
-        text = text.replace(character, escaped)
-    return text
+    """Text set as text: LaTeX's special characters escaped in one pass (an escape's own braces stay)."""
+    return re.sub(r"[\\&%#_${}~^]", lambda match: _LATEX_SPECIAL.get(match[0], "\\" + match[0]), text)
 
 
 def format_latex(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
@@ -40,11 +44,10 @@ def format_latex(board: Leaderboard, reference: pd.DataFrame | None = None) -> s
         header + r" \\",
         r"\midrule",
     ]
-    if any((rows["comparable"] == "yes").any() for rows in published.values()):
-        lines.insert(1, f"% (published): {CAVEAT}")
     if summary.empty:  # a frame without columns: nothing to group
         lines.append(r"\multicolumn{" + str(len(_LATEX_METRICS) + 1) + r"}{c}{no configuration has two seeds yet} \\")
     conditions = [] if summary.empty else summary.groupby("condition", sort=False)
+    published_shown = 0
     for index, (condition, rows) in enumerate(conditions):
         if index:
             lines.append(r"\midrule")
@@ -66,16 +69,17 @@ def format_latex(board: Leaderboard, reference: pd.DataFrame | None = None) -> s
                     + f" $\\pm$ {'--' if is_missing(spread) else f'{as_percent(spread):.1f}'}"
                 )
             lines.append(" & ".join(cells) + r" \\")
-        lines += _published_lines(published.get(condition))
+        published_lines = _published_lines(published.get(condition))
+        published_shown += sum(not line.startswith("%") for line in published_lines)
+        lines += published_lines
+    if published_shown:
+        lines.insert(1, f"% (published): {CAVEAT}")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
 def _published_by_condition(board: Leaderboard, reference: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    found = {}
-    for described, rows in published_for(board.trials, board.class_names, reference):
-        found[described.split(": ")[0] if board.grouped else ""] = rows
-    return found
+    return {condition: rows for condition, _, rows in published_for(board.trials, board.class_names, reference)}
 
 
 def _published_lines(rows: pd.DataFrame | None) -> list[str]:
@@ -86,9 +90,14 @@ def _published_lines(rows: pd.DataFrame | None) -> list[str]:
     lines = []
     for _, row in rows.iterrows():
         if row["comparable"] != "yes":
-            lines.append(f"% left out: {row['method']} [published], {row['comparable']}")
+            lines.append(_comment(f"left out: {row['method']} [published], {row['comparable']}"))
             continue
         cells = [_latex_escape(f"{row['method']} (published)")]
         cells += [param_cell(row[name]) or "--" for name in ("top1", "many", "medium", "few")]
-        lines.append(" & ".join(cells) + r" \\ % " + row["source"])
+        lines.append(" & ".join(cells) + r" \\ " + _comment(row["source"]))
     return lines
+
+
+def _comment(text: object) -> str:
+    """A LaTeX comment of one line, whatever line breaks the text holds."""
+    return "% " + " ".join(str(text).split())

@@ -34,6 +34,7 @@ from smcl_tune.report.highlights import (
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.results import TrialState
 from smcl_tune.store.database import optuna_storage
+from smcl_tune.store.progress import INTERRUPTED
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,13 @@ LABEL_HEIGHT = 0.06
 LABEL_CHAR_WIDTH = 0.01
 
 # In the hyperparameter plots a condition has one colour; its trials' states differ by marker.
-STATE_SYMBOLS = {TrialState.COMPLETED: "circle", TrialState.PRUNED: "triangle-down", TrialState.RUNNING: "circle-open"}
+STATE_SYMBOLS = {
+    TrialState.COMPLETED: "circle",
+    TrialState.PRUNED: "triangle-down",
+    TrialState.FAILED: "x",
+    TrialState.RUNNING: "circle-open",
+    INTERRUPTED: "square-open",
+}
 
 Interval = tuple[float, float, float]  # mean, 95% interval low and high (Highlight.value)
 

@@ -57,7 +57,10 @@ def load_reference(extra: Path | None = None) -> pd.DataFrame:
                 f"{extra}: published results need the columns {', '.join(COLUMNS)}; missing: {', '.join(missing)}"
             )
         _check_numbers(extra, own)
-        tables.append(own[list(COLUMNS)])
+        unnamed = own.index[own["method"].isna() | (own["method"].astype(str).str.strip() == "")]
+        if len(unnamed):
+            raise ConfigError(f"{extra}: line {unnamed[0] + 2}, method: blank; each published row names its method")
+        tables.append(own[list(COLUMNS)].fillna({"source": ""}))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -148,9 +151,9 @@ def comparability(row: pd.Series, study: dict) -> str:
 
 def published_for(
     trials: pd.DataFrame, class_names: list[str], reference: pd.DataFrame
-) -> list[tuple[str, pd.DataFrame]]:
-    """Per condition of the study: a description of what it measures, and the published rows of
-    its benchmark, each with `comparable`: 'yes' or 'not comparable: ' and why."""
+) -> list[tuple[str, str, pd.DataFrame]]:
+    """Per condition of the study: its label, a description of what it measures, and the published
+    rows of its benchmark, each with `comparable`: 'yes' or 'not comparable: ' and why."""
     found = []
     for condition, members in trials.groupby("condition", sort=False):
         first = members.iloc[0]
@@ -179,5 +182,5 @@ def published_for(
             for _, row in rows.iterrows()
         ]
         rows = rows.iloc[sorted(range(len(rows)), key=lambda index: elsewhere[index])]
-        found.append((f"{condition + ': ' if condition else ''}{described}", rows))
+        found.append((condition, f"{condition + ': ' if condition else ''}{described}", rows))
     return found

@@ -69,6 +69,7 @@ def test_a_single_run_baseline_is_labelled_without_error_bars_in_every_plot_of_t
     assert colours["completed [imbalance_factor=100]"] == colours["pruned [imbalance_factor=100]"]
     assert colours["completed [imbalance_factor=100]"] != colours["completed [imbalance_factor=10]"]
     assert _traces(temperature)["pruned [imbalance_factor=100]"].marker.symbol == "triangle-down"
+    assert _traces(temperature)["failed [imbalance_factor=10]"].marker.symbol == "x"  # not a completed one's circle
     level = _traces(temperature)["baseline ce [imbalance_factor=100]"]  # CE does not search the temperature
     assert level.y == (50.0, 50.0) and level.line.dash == "dash" and level.marker.symbol == "star"
     assert level.x == (0.05, 0.4)  # across the searched range

@@ -3,6 +3,7 @@
 
 import csv
 import io
+import json
 import time
 
 from smcl_tune.cli import main
@@ -25,12 +26,13 @@ AS_PUBLISHED = {"factor": "100", "protocol": "ldam", "n_max": "default", "epochs
 ELSEWHERE = {"factor": "10", "protocol": "seeded", "n_max": "1000", "epochs": "20"}
 
 
-def _store(storage, seeds: tuple[int, ...] = (0,)) -> None:
+def _store(storage, seeds: tuple[int, ...] = (0,), conditions: tuple[str, ...] = ("published", "elsewhere")) -> None:
     """A CIFAR-10-LT study, ResNet-32: one condition as published, one on another subset and budget;
     its CE baseline over `seeds`."""
     tracker = StudyTracker(store_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
-    tracker.log_study(None, None, {}, {"smcl.conditions": '["published", "elsewhere"]'})
-    for condition, setting in (("published", AS_PUBLISHED), ("elsewhere", ELSEWHERE)):
+    tracker.log_study(None, None, {}, {"smcl.conditions": json.dumps(list(conditions))})
+    settings = {"published": AS_PUBLISHED, "elsewhere": ELSEWHERE}
+    for condition, setting in ((condition, settings[condition]) for condition in conditions):
         tags = {
             CONDITION_TAG: condition,
             SOURCE_TAG: "cifar10",
@@ -110,3 +112,40 @@ def test_the_latex_table_puts_each_conditions_comparable_published_rows_under_it
     assert "% left out: LDAM-DRW [published], not comparable: imbalance factor 10 (this study 100)" in published
     # nothing published is comparable with the other subset and budget: every row a comment
     assert "(published) &" not in elsewhere and elsewhere.count("% left out: ") == 5
+
+
+def test_a_study_of_one_named_condition_gets_its_published_rows_in_latex_and_csv(tmp_path, capsys):
+    # one condition: the report is not grouped, but the rows are still keyed by the condition's label
+    _store(tmp_path, seeds=(0, 1), conditions=("published",))
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", "--format", "latex"]) == 0
+    latex = capsys.readouterr().out
+    assert r"CE (published) & 70.4 & -- & -- & -- \\ % Zhang et al. (AAAI 2021)" in latex
+    assert latex.splitlines()[1].startswith("% (published): ")
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {row["condition"] for row in rows} == {"published"}  # the trials' and the published rows' alike
+
+
+def test_a_users_row_without_a_source_or_with_a_line_break_in_it_is_shown_in_every_format(tmp_path, capsys):
+    _store(tmp_path, seeds=(0, 1), conditions=("published",))
+    own = tmp_path / "mine.csv"
+    own.write_text(
+        "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
+        "CIFAR-10-LT,100,ResNet-32,Mine,200,71.5,,,,\n"
+        'CIFAR-10-LT,100,ResNet-32,$\\tau$-norm {x},200,72.5,,,,"two\nlines"\n'
+    )
+    for fmt in ("table", "markdown", "csv", "html", "latex"):
+        assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own), "--format", fmt]) == 0
+        assert "Mine" in capsys.readouterr().out, fmt
+    main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own), "--format", "latex"])
+    latex = capsys.readouterr().out
+    assert "Mine (published) & 71.5 & -- & -- & -- \\\\ % \n" in latex
+    assert r"\$\textbackslash{}tau\$-norm \{x\} (published) & 72.5 & -- & -- & -- \\ % two lines" in latex
+    own.write_text(
+        "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\nCIFAR-10-LT,100,ResNet-32,,200,71.5,,,,lab\n"
+    )
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"smcl-tune: {own}: line 2, method: blank; each published row names its method"
+    )

@@ -244,6 +244,7 @@ BAD_STUDIES = [
     ),
     ("no for a rate", _set("trial.training.lr", False), "trial.training.lr: Input should be a number, not true or"),
     ("yes for an optional count", _set("trial.data.n_max", True), "trial.data.n_max: Input should be a number, not"),
+    ("yes in a list of numbers", _set("trial.training.milestones", [True, 180]), "trial.training.milestones: Input"),
     (
         "a value whose digits are in the bound",  # 6 is in "16": the value was left out
         _set("trial.data.synthetic.image_size", 6),
