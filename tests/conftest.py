@@ -156,10 +156,28 @@ def _shared_ray_address() -> str:
     import ray
 
     from smcl_tune.study.ray_session import init_ray
+    from tests.fixtures.cluster_stores import S3_ENVIRONMENT
 
     if not ray.is_initialized():
-        init_ray(None, "WARNING")
+        # the S3 test server's keys (tests/fixtures/cluster_stores.py) in its workers' environment,
+        # which they inherit from this process: a study stored in that server's bucket joins it too
+        with _environment(S3_ENVIRONMENT):
+            init_ray(None, "WARNING")
     return ray.get_runtime_context().gcs_address
+
+
+@contextlib.contextmanager
+def _environment(names: dict[str, str]):
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture

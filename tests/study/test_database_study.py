@@ -30,57 +30,50 @@ def _record(database: str, name: str) -> dict | None:
         table.close()
 
 
-def test_a_study_keeps_its_search_and_record_in_the_database_and_refuses_another_file_of_its_name(
+def test_two_studies_on_one_database_at_once_keep_their_search_and_record_there_and_see_only_their_own_trials(
     tmp_path, tiny_study, run_cli, postgres_server, joining_env, monkeypatch, dashboard_studies
-):
-    monkeypatch.setenv("PGPASSWORD", postgres_server.study_password)
-    database = postgres_server.new_database("one_study")
-    env = {**joining_env, "PGPASSWORD": postgres_server.study_password}
-    path = tiny_study(tmp_path, name="pg", num_trials=2, optuna={"storage": database})
-    done = run_cli("run", str(path), cwd=tmp_path, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert len(_completed(database, "pg")) == 2
-    assert _record(database, "pg")["fingerprint"] == load_study(path).fingerprint()
-    storage = tmp_path / "smcl-runs"
-    assert not list(storage.rglob(OPTUNA_FILE)) and not list(storage.rglob(STATE_FILE))  # nothing of it on disk
-    assert postgres_server.study_password not in done.stdout + done.stderr
-    status = run_cli("status", "pg", "--storage", str(storage), cwd=tmp_path, env=env)
-    assert status.returncode == 0 and "finished" in status.stdout, status.stdout + status.stderr
-    assert dashboard_studies(database, "pg") == (["pg"], [2])  # `dashboard --optuna-storage`, from any folder
-
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    changed = tiny_study(elsewhere, name="pg", num_trials=3, optuna={"storage": database})
-    refused = run_cli("run", str(changed), cwd=elsewhere, env=env, timeout=120)
-    assert refused.returncode == 2
-    assert f"study 'pg' already exists in the database {database} with a different study file" in refused.stderr
-    assert len(_completed(database, "pg")) == 2  # the refusal wrote nothing
-
-
-def test_two_studies_on_one_database_at_once_see_only_their_own_trials(
-    tmp_path, tiny_study, postgres_server, joining_env, monkeypatch
 ):
     monkeypatch.setenv("PGPASSWORD", postgres_server.study_password)
     database = postgres_server.new_database("two_studies")
     env = {**joining_env, "PGPASSWORD": postgres_server.study_password}
-    drivers = {}
+    drivers, paths = {}, {}
     for name, trials in (("first", 2), ("second", 1)):
         folder = tmp_path / name
         folder.mkdir()
-        path = tiny_study(folder, name=name, num_trials=trials, optuna={"storage": database})
+        paths[name] = tiny_study(folder, name=name, num_trials=trials, optuna={"storage": database})
         drivers[name] = subprocess.Popen(
-            [sys.executable, "-m", "smcl_tune.cli", "run", str(path)],
+            [sys.executable, "-m", "smcl_tune.cli", "run", str(paths[name])],
             cwd=folder,
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
+    said = ""
     for name, driver in drivers.items():
-        _, error = driver.communicate(timeout=600)
+        output, error = driver.communicate(timeout=600)
         assert driver.returncode == 0, (name, error[-3000:])
+        said += output + error
     assert sorted(optuna.get_all_study_names(optuna_storage(database))) == ["first", "second"]
     assert len(_completed(database, "first")) == 2 and len(_completed(database, "second")) == 1
+    assert postgres_server.study_password not in said
+
+    path, folder = paths["first"], tmp_path / "first"
+    assert _record(database, "first")["fingerprint"] == load_study(path).fingerprint()
+    storage = folder / "smcl-runs"
+    assert not list(storage.rglob(OPTUNA_FILE)) and not list(storage.rglob(STATE_FILE))  # nothing of it on disk
+    status = run_cli("status", "first", "--storage", str(storage), cwd=folder, env=env)
+    assert status.returncode == 0 and "finished" in status.stdout, status.stdout + status.stderr
+    # `dashboard --optuna-storage`, from any folder: the database's studies
+    assert dict(zip(*dashboard_studies(database, "first"))) == {"first": 2, "second": 1}
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    changed = tiny_study(elsewhere, name="first", num_trials=3, optuna={"storage": database})
+    refused = run_cli("run", str(changed), cwd=elsewhere, env=env, timeout=120)
+    assert refused.returncode == 2
+    assert f"study 'first' already exists in the database {database} with a different study file" in refused.stderr
+    assert len(_completed(database, "first")) == 2  # the refusal wrote nothing
 
 
 def _reported(database: str, name: str) -> int:

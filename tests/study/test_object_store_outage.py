@@ -4,7 +4,6 @@ line naming the store and `storage_outage_timeout_s` (exit 1), and the same comm
 the study, each epoch logged once and no trial recorded as failed."""
 
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -58,7 +57,7 @@ class _Lines:
 
 
 def test_an_object_store_going_away_is_waited_for_then_stops_the_study_resumably(
-    tmp_path, tiny_study, s3_behind_a_proxy, trial_runs
+    tmp_path, tiny_study, s3_behind_a_proxy, trial_runs, joining_env
 ):
     proxy = s3_behind_a_proxy
     storage = S3Server(proxy.address).storage("outage")
@@ -71,8 +70,8 @@ def test_an_object_store_going_away_is_waited_for_then_stops_the_study_resumably
         storage=storage,
         storage_outage_timeout_s=TIMEOUT_S,
     )
-    environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}  # S3 keys for its Ray
-    environment.update(S3_ENVIRONMENT, RAY_DEDUP_LOGS="0")
+    # the session's Ray, whose workers have the S3 keys (tests/conftest.py): where Ray runs is not the subject
+    environment = {**joining_env, **S3_ENVIRONMENT, "RAY_DEDUP_LOGS": "0"}
     tracking_database = tmp_path / "smcl-runs" / "mlflow.db"
     command = [sys.executable, "-m", "smcl_tune.cli", "run", str(path)]
     driver = subprocess.Popen(

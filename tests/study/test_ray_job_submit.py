@@ -52,23 +52,22 @@ def _ray(*arguments, env, timeout=300) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def ray_head(tmp_path, request):
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory, postgres_server):
     """A `ray start --head` on 127.0.0.1 with token auth, its own ports and temp folder, and the
-    client environment that reaches it (the same HOME, so the same ~/.ray/auth_token). A test that
-    also asks for `cluster_credentials` has them in the head's environment, as a node would."""
-    home = tmp_path / "home"
-    home.mkdir()
+    client environment that reaches it (the same HOME, so the same ~/.ray/auth_token), shared by the
+    file's tests (its start costs seconds and CPU): the cluster's credentials (S3, PGPASSWORD) are in
+    the head's environment, as a node would have them."""
+    home = tmp_path_factory.mktemp("home")
     env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
-    if "cluster_credentials" in request.fixturenames:
-        env.update(request.getfixturevalue("cluster_credentials"))
+    env.update(S3_ENVIRONMENT, PGPASSWORD=postgres_server.study_password)
     env.update(HOME=str(home), RAY_AUTH_MODE="token", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     generated = _ray("get-auth-token", "--generate", env=env, timeout=60)
     assert generated.returncode == 0 and (home / ".ray" / "auth_token").is_file(), generated.stderr
     ports = dict(zip(PORTS, _free_ports(len(PORTS))))
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
-    log = tmp_path / "head.log"
+    log = home.parent / f"{home.name}-head.log"
     with log.open("w") as output:
         head = subprocess.Popen(
             [
@@ -93,13 +92,11 @@ def ray_head(tmp_path, request):
         wait_for_port(ports["dashboard-port"], head, log)
         yield f"http://127.0.0.1:{ports['dashboard-port']}", env
     finally:
-        # Not `ray stop`: it stops every Ray on the machine, not only this one.
+        # Not `ray stop`: it stops every Ray on the machine, not only this one. Not SIGTERM either:
+        # `ray start --block` takes about 30 s to stop on it.
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            head.wait(timeout=5)  # `ray start --block` takes its time to stop: what is left gets SIGKILL
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGKILL)  # the head's servers and workers left in its group
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=60)
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -181,15 +178,10 @@ def test_a_study_submitted_with_ray_job_submit_keeps_its_results_in_its_absolute
     print(done.stdout, done.stderr, sep="\n")
 
 
-@pytest.fixture
-def cluster_credentials(postgres_server):
-    return {**S3_ENVIRONMENT, "PGPASSWORD": postgres_server.study_password}
-
-
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_study_whose_every_store_is_remote_is_accepted_as_a_job(
-    tmp_path, cluster_credentials, ray_head, postgres_server, s3_server, team_tracking_server, two_one_epoch_trials,
+    tmp_path, ray_head, postgres_server, s3_server, team_tracking_server, two_one_epoch_trials,
     run_cli, monkeypatch,
 ):  # fmt: skip
     address, env = ray_head

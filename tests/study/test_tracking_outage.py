@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from smcl_tune.study.tracking_outage import TrackingServerDown, quiet_mlflow_retries, wait_for_tracking_server
 from tests.fixtures.ports import free_port
+from tests.fixtures.tcp_proxy import TcpProxy
 
 
 class TrackingServer:
@@ -69,11 +70,40 @@ class TrackingServer:
             return store.execute("SELECT COUNT(*) FROM metrics WHERE key = 'loss'").fetchone()[0]
 
 
+@pytest.fixture(scope="module")
+def _one_server(tmp_path_factory):
+    """One `mlflow server` for the file (its start costs about 7 CPU-s): each test's study has a
+    name of its own, and an outage is the proxy in front of it going away (tracking_server)."""
+    server = TrackingServer(tmp_path_factory.mktemp("server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+class ProxiedServer:
+    """The module's server as a study sees it: through a TCP proxy that `stop()` takes away (the
+    port closed, every connection cut, as a killed server leaves them) and `start()` brings back."""
+
+    def __init__(self, server: TrackingServer) -> None:
+        self.server = server
+        self.proxy = TcpProxy(("127.0.0.1", int(server.uri.rsplit(":", 1)[1])))
+        self.uri = f"http://{self.proxy.address}"
+        self.earlier_losses = server.logged_losses()  # the file's earlier tests'
+
+    def start(self) -> None:
+        self.proxy.start()
+
+    def stop(self) -> None:
+        self.proxy.stop()
+
+    def logged_losses(self) -> int:
+        """How many epochs' losses this test's study has logged."""
+        return self.server.logged_losses() - self.earlier_losses
+
+
 @pytest.fixture
-def tracking_server(tmp_path):
-    folder = tmp_path / "server"
-    folder.mkdir()
-    server = TrackingServer(folder)
+def tracking_server(_one_server):
+    server = ProxiedServer(_one_server)
     server.start()
     yield server
     server.stop()
@@ -104,7 +134,7 @@ def _killed_unless_ended(run: subprocess.Popen) -> Iterator[None]:
             run.wait()
 
 
-def _stop_after_first_epoch(server: TrackingServer, run: subprocess.Popen) -> None:
+def _stop_after_first_epoch(server: ProxiedServer, run: subprocess.Popen) -> None:
     deadline = time.monotonic() + 300
     while server.logged_losses() == 0:
         assert run.poll() is None, "the study ended before the server was stopped"
@@ -113,10 +143,19 @@ def _stop_after_first_epoch(server: TrackingServer, run: subprocess.Popen) -> No
     server.stop()
 
 
-def _assert_every_epoch_logged_once(server: TrackingServer, trial_runs) -> None:
+def _wait_for_line(path: Path, text: str, run: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the study's output file says `text` (the driver's wait has begun)."""
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text():
+        assert run.poll() is None, path.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no line says {text!r}"
+        time.sleep(0.1)
+
+
+def _assert_every_epoch_logged_once(server: ProxiedServer, trial_runs, study: str) -> None:
     """Every trial's epochs once, its final test metrics and result files, and the study run finished."""
     client = MlflowClient(server.uri)
-    runs = trial_runs(client, "tiny")
+    runs = trial_runs(client, study)
     assert sorted(run.data.tags["mlflow.runName"] for run in runs) == ["trial-000", "trial-001"]  # none twice
     for run in runs:
         name = run.data.tags["mlflow.runName"]
@@ -126,27 +165,27 @@ def _assert_every_epoch_logged_once(server: TrackingServer, trial_runs) -> None:
         assert {"test_top1", "test_balanced_accuracy", "test_few"} <= set(run.data.metrics), name
         files = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
         assert {"result.json", "per_class_accuracy.csv"} <= files, (name, files)
-    experiment = client.get_experiment_by_name("tiny")
+    experiment = client.get_experiment_by_name(study)
     (study_run,) = client.search_runs([experiment.experiment_id], "tags.`smcl.role` = 'study'")
     assert study_run.info.status == "FINISHED"
     status = subprocess.run(
-        [sys.executable, "-m", "smcl_tune.cli", "status", "tiny", "--tracking-uri", server.uri],
+        [sys.executable, "-m", "smcl_tune.cli", "status", study, "--tracking-uri", server.uri],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert "study tiny: finished, 2 of 2 trials ended" in status.stdout, status.stdout + status.stderr
+    assert f"study {study}: finished, 2 of 2 trials ended" in status.stdout, status.stdout + status.stderr
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_short_outage_is_waited_for_and_loses_nothing(tmp_path, tracking_server, tiny_study, trial_runs, joining_env):
-    tracking = {"uri": tracking_server.uri, "outage_timeout_s": 300}  # a restart takes up to a minute here
-    study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
+    tracking = {"uri": tracking_server.uri, "outage_timeout_s": 300}
+    study = tiny_study(tmp_path, name="short", num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
     run = _start_study(study, "run.out", joining_env)
     with _killed_unless_ended(run):
         _stop_after_first_epoch(tracking_server, run)
-        time.sleep(5)
+        _wait_for_line(tmp_path / "run.out", f"waiting for the tracking server {tracking_server.uri}", run)
         tracking_server.start()
         run.wait(timeout=600)
     output = (tmp_path / "run.out").read_text()
@@ -154,7 +193,7 @@ def test_a_short_outage_is_waited_for_and_loses_nothing(tmp_path, tracking_serve
     assert f"waiting for the tracking server {tracking_server.uri}" in output
     assert f"the tracking server {tracking_server.uri} answers again" in output
     assert "Retrying" not in output and "urllib3" not in output and "Traceback" not in output
-    _assert_every_epoch_logged_once(tracking_server, trial_runs)
+    _assert_every_epoch_logged_once(tracking_server, trial_runs, "short")
 
 
 @pytest.mark.ray
@@ -163,7 +202,7 @@ def test_a_long_outage_stops_the_study_and_the_same_command_resumes(
     tmp_path, tracking_server, tiny_study, trial_runs, joining_env
 ):
     tracking = {"uri": tracking_server.uri, "outage_timeout_s": 4}
-    study = tiny_study(tmp_path, num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
+    study = tiny_study(tmp_path, name="long", num_trials=2, scheduler={"type": "fifo"}, tracking=tracking)
     run = _start_study(study, "stopped.out", joining_env)
     with _killed_unless_ended(run):
         _stop_after_first_epoch(tracking_server, run)
@@ -185,7 +224,7 @@ def test_a_long_outage_stops_the_study_and_the_same_command_resumes(
         resumed.wait(timeout=600)
     output = (tmp_path / "resumed.out").read_text()
     assert resumed.returncode == 0, output
-    _assert_every_epoch_logged_once(tracking_server, trial_runs)
+    _assert_every_epoch_logged_once(tracking_server, trial_runs, "long")
 
 
 def test_a_server_that_stays_down_ends_the_wait_after_the_bound(monkeypatch, caplog):
