@@ -93,7 +93,10 @@ def _kill_group(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize(("how", "fuse"), [("SIGINT", 1), ("SIGKILL", 1), ("SIGKILL", 2)])
+# Not ("SIGKILL", 1): a study of unfused trials killed with its Ray and resumed is
+# tests/study/test_cluster_stores.py's, and the repair of Ray's state after a kill is this fused
+# case's and tests/study/test_checkpoint_repair.py's (a study launch is some 30 s of the suite).
+@pytest.mark.parametrize(("how", "fuse"), [("SIGINT", 1), ("SIGKILL", 2)])
 def test_interrupted_study_resumes_without_rerunning_or_duplicating(
     tmp_path, how, fuse, tiny_study, trial_runs, request
 ):
