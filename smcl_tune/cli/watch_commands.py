@@ -21,6 +21,9 @@ def _study_line(status) -> str:
     planned = "?" if progress.planned_trials is None else progress.planned_trials
     line = f"study {status.name}: {status.state}, {progress.ended()} of {planned} trials ended"
     line += f", elapsed {format_duration(status.elapsed_seconds())}"
+    this_run = status.this_run_seconds()
+    if this_run is not None:
+        line += f" since it started ({format_duration(this_run)} in this run)"
     if status.state == "running":
         line += f", ETA {format_duration(status.eta_seconds())}"
     return line

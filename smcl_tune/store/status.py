@@ -21,6 +21,7 @@ from smcl_tune.tracking.tags import (
     OBJECTIVE_MODE_TAG,
     OPTUNA_STORAGE_TAG,
     PLANNED_TRIALS_TAG,
+    RUN_STARTED_TAG,
     STUDY_TAG,
 )
 
@@ -34,6 +35,7 @@ class StudyStatus:
     started_ms: int
     ended_ms: int | None
     progress: StudyProgress
+    run_started_ms: int | None = None  # this driver's start: later than started_ms where the study was resumed
 
     @property
     def metric(self) -> str:
@@ -58,6 +60,13 @@ class StudyStatus:
     def elapsed_seconds(self, now_ms: int | None = None) -> float:
         end = self.ended_ms if self.ended_ms is not None and self.state != "running" else now_ms or _now_ms()
         return max(0.0, (end - self.started_ms) / 1000)
+
+    def this_run_seconds(self, now_ms: int | None = None) -> float | None:
+        """How long the running driver has run, where it resumed the study a minute or more after it
+        started (the elapsed time then includes the time the study was down); None otherwise."""
+        if self.state != "running" or self.run_started_ms is None or self.run_started_ms - self.started_ms < 60_000:
+            return None
+        return max(0.0, ((now_ms or _now_ms()) - self.run_started_ms) / 1000)
 
     def eta_seconds(self) -> float | None:
         return self.progress.eta_seconds() if self.state == "running" else None
@@ -133,4 +142,5 @@ def study_status(store: RunReader, parent, lock_file: Path | None = None) -> Stu
         started_ms=parent.info.start_time,
         ended_ms=parent.info.end_time,
         progress=progress,
+        run_started_ms=_int_tag(tags, RUN_STARTED_TAG),
     )

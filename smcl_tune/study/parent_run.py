@@ -4,6 +4,7 @@ leaderboard), written when a run starts."""
 from __future__ import annotations
 
 import json
+import time
 
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.studyfile.conditions import plain_param_names
@@ -17,13 +18,14 @@ from smcl_tune.tracking.tags import (
     OBJECTIVE_MODE_TAG,
     OPTUNA_STORAGE_TAG,
     PLANNED_TRIALS_TAG,
+    RUN_STARTED_TAG,
     SEARCH_TAG,
 )
 
 
 def study_tags(study: Study, paths: StudyPaths) -> dict[str, str]:
     """The parent run's tags: the objective, the Optuna storage, the searched names, the conditions'
-    labels, the baselines, the planned trials and the epochs per trial."""
+    labels, the baselines, the planned trials, the epochs per trial and when this run started."""
     objective = study.config.objective
     return {
         OBJECTIVE_METRIC_TAG: objective.metric,
@@ -37,4 +39,6 @@ def study_tags(study: Study, paths: StudyPaths) -> dict[str, str]:
         # the file's, set by the driver on every run (a trial's tracker keeps the first run's): the
         # checks let a file that now pins a changed default resume, under a new fingerprint
         FINGERPRINT_TAG: study.fingerprint(),
+        # a resumed study's status tells its time since it started (downtime included) from this run's
+        RUN_STARTED_TAG: str(int(time.time() * 1000)),
     }

@@ -12,6 +12,7 @@ OPTUNA_STORAGE_TAG = "smcl.optuna_storage"
 SEARCH_TAG = "smcl.search"  # JSON list of the searched hyperparameters' plain names
 CONDITIONS_TAG = "smcl.conditions"  # JSON list of the conditions' labels (empty without conditions)
 BASELINES_TAG = "smcl.baselines"  # JSON list of the baselines' names, in the study file's order
+RUN_STARTED_TAG = "smcl.run_started_ms"  # when the latest driver of the study started (ms since the epoch)
 PLANNED_TRIALS_TAG = "smcl.planned_trials"  # every trial the study file asks for (confirmation runs included)
 EPOCHS_PER_TRIAL_TAG = "smcl.epochs_per_trial"
 # Tags of a trial run.

@@ -1,5 +1,6 @@
 """`smcl-tune status`: where a study stands, read from a copy of its store, without Ray."""
 
+import re
 import sqlite3
 import time
 
@@ -15,12 +16,13 @@ from smcl_tune.tracking.tags import (
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
     PLANNED_TRIALS_TAG,
+    RUN_STARTED_TAG,
 )
 from smcl_tune.tracking.writer import StudyTracker
 from tests.fixtures.stores import store_uri
 
 
-def _write_study(storage, name="demo"):
+def _write_study(storage, name="demo", **tags):
     """A study of 5 planned trials of 4 epochs: one finished, one failed, one still running."""
     tracker = StudyTracker(store_uri(storage), name, name, "fp", storage / "mlartifacts")
     tracker.log_study(
@@ -32,6 +34,7 @@ def _write_study(storage, name="demo"):
             OBJECTIVE_MODE_TAG: "max",
             PLANNED_TRIALS_TAG: "5",
             EPOCHS_PER_TRIAL_TAG: "4",
+            **tags,
         },
     )
     now = int(time.time() * 1000)
@@ -165,3 +168,22 @@ def test_a_finished_study_that_ran_fewer_confirmations_than_planned_has_none_to_
     assert (
         "study demo: finished, 3 of 3 trials ended" in out and "trials: 1 completed, 1 pruned, 1 failed, 0 to go" in out
     )
+
+
+def test_a_resumed_study_says_how_long_its_running_driver_has_run(tmp_path, capsys):
+    # started two hours ago, down for most of them, resumed 30 s ago: the elapsed time alone misled
+    storage = tmp_path / "smcl-runs"
+    _write_study(storage, **{RUN_STARTED_TAG: str(int(time.time() * 1000) - 30_000)})
+    with sqlite3.connect(storage / "mlflow.db") as store:
+        study_runs = "SELECT run_uuid FROM tags WHERE key = 'smcl.role' AND value = 'study'"
+        store.execute(f"UPDATE runs SET start_time = start_time - 7200000 WHERE run_uuid IN ({study_runs})")
+    with StudyLock(storage / ".demo.lock", "demo"):
+        assert main(["status", "demo", "--storage", str(storage)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert re.search(r", elapsed 2h00m since it started \(3\ds in this run\), ETA ", first), first
+    # a study whose driver is the one that started it says nothing more
+    fresh = tmp_path / "fresh"
+    _write_study(fresh, **{RUN_STARTED_TAG: str(int(time.time() * 1000))})
+    with StudyLock(fresh / ".demo.lock", "demo"):
+        assert main(["status", "demo", "--storage", str(fresh)]) == 0
+    assert "in this run" not in capsys.readouterr().out

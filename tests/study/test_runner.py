@@ -74,6 +74,12 @@ def test_study_exits_0_and_mlflow_nests_one_run_per_trial(finished_study):
     assert code == 0
     parents = [run for run in runs if run.data.tags.get("smcl.role") == "study"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # when its driver started, which `status` of a resumed study reads
+    assert (
+        parents[0].info.start_time - 60_000
+        <= int(parents[0].data.tags["smcl.run_started_ms"])
+        <= (parents[0].info.end_time)
+    )
     children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == 12  # per condition: 2 baselines + 3 sampled + 1 confirmation run
     for label in (IF10, IF4):
