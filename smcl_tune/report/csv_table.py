@@ -64,7 +64,8 @@ def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str
                     "condition": condition,
                     "trial": rows["method"],
                     "kind": "published",
-                    "epochs": rows["epochs"],
+                    # whole numbers, as the trials' column is (pandas' concat made both 3.0 and 200.0)
+                    "epochs": pd.to_numeric(rows["epochs"], errors="coerce").round().astype("Int64"),
                     "imbalance_factor": rows["imbalance_factor"],
                     "source": rows["source"],
                     "comparable": rows["comparable"],

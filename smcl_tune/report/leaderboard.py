@@ -18,7 +18,7 @@ from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
 from smcl_tune.report.cells import named_trial
 from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
-from smcl_tune.results import GALLERY_FILE, TrialState
+from smcl_tune.results import GALLERY_FILE, OBJECTIVE_DECIMALS, TrialState
 from smcl_tune.store.progress import INTERRUPTED
 from smcl_tune.store.sqlite_reader import RunReader, open_run_reader
 from smcl_tune.store.status import trial_state
@@ -90,8 +90,10 @@ class Leaderboard:
             finished = completed
         if finished.empty:
             return None
-        ordered = finished.sort_values("objective", ascending=self.mode == "min", na_position="last")
-        return ordered.iloc[0]
+        # stable, over the ranked order: a tie in the last bit goes to the trial ranked first
+        tied = finished.assign(_objective=finished["objective"].round(OBJECTIVE_DECIMALS))
+        ordered = tied.sort_values("_objective", ascending=self.mode == "min", na_position="last", kind="stable")
+        return ordered.iloc[0].drop("_objective")
 
     def configurations(self) -> pd.DataFrame:
         """Configurations with two or more seeds: mean, std and 95% interval of each test metric."""
@@ -148,14 +150,15 @@ def rank_trials(trials: pd.DataFrame, mode: str, conditions: list[str] | None = 
     frame["_order"] = frame["state"].map(_STATE_ORDER).fillna(4)
     order = {label: index for index, label in enumerate(conditions or [])}
     frame["_condition"] = frame["condition"].map(lambda label: (order.get(label, len(order)), label))
+    frame["_objective"] = frame["objective"].round(OBJECTIVE_DECIMALS)  # a tie in the last bit goes by name
     frame = frame.sort_values(
-        ["_condition", "_order", "objective", "trial"],
+        ["_condition", "_order", "_objective", "trial"],
         ascending=[True, True, mode == "min", True],
         na_position="last",
     ).reset_index(drop=True)
     ranked = frame["objective"].notna()
     frame["rank"] = (frame[ranked].groupby("condition", sort=False).cumcount() + 1).astype("Int64")
-    return frame.drop(columns=["_order", "_condition"])
+    return frame.drop(columns=["_order", "_condition", "_objective"])
 
 
 def load_leaderboard(

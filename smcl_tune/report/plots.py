@@ -32,7 +32,7 @@ from smcl_tune.report.highlights import (
     highlights,
 )
 from smcl_tune.report.leaderboard import Leaderboard
-from smcl_tune.results import TrialState
+from smcl_tune.results import TrialState, tie_rounded
 from smcl_tune.store.database import optuna_storage
 from smcl_tune.store.progress import INTERRUPTED
 
@@ -76,8 +76,11 @@ def _percent(series: pd.Series) -> pd.Series:
     return 100 * pd.to_numeric(series, errors="coerce")
 
 
-def _highlight_marker(highlight: Highlight) -> dict:
-    return {"size": MARKER_SIZE, "symbol": MARKERS[highlight.kind], "line": {"width": 1, "color": "#222"}}
+def _highlight_marker(highlight: Highlight, colour: str | None = None) -> dict:
+    """Its kind's symbol; in a study of several conditions, its condition's colour (plotly's next
+    one otherwise, which may be another condition's)."""
+    marker = {"size": MARKER_SIZE, "symbol": MARKERS[highlight.kind], "line": {"width": 1, "color": "#222"}}
+    return {**marker, "color": colour} if colour else marker
 
 
 def condition_colours(board: Leaderboard) -> dict[str, str]:
@@ -125,7 +128,9 @@ def many_few_figure(board: Leaderboard) -> go.Figure | None:
     centres = [(100 * x[0], 100 * y[0], highlight.label) for highlight, x, y in zip(marked, many, few)]
     unlabelled = colliding_labels(centres, *spans)
     for index, highlight in enumerate(marked):
-        _add_many_few_highlight(figure, highlight, many[index], few[index], labelled=index not in unlabelled)
+        _add_many_few_highlight(
+            figure, highlight, many[index], few[index], index not in unlabelled, colours.get(highlight.condition)
+        )
     figure.update_layout(
         title="Many-shot vs few-shot test accuracy",
         xaxis_title="many-shot accuracy (%)",
@@ -154,7 +159,7 @@ def _axis_span(points: pd.Series, intervals: list[Interval]) -> float:
 
 
 def _add_many_few_highlight(
-    figure: go.Figure, highlight: Highlight, many: Interval, few: Interval, labelled: bool
+    figure: go.Figure, highlight: Highlight, many: Interval, few: Interval, labelled: bool, colour: str | None
 ) -> None:
     """A highlight's marker, its label on the plot where `labelled`, always in its hover text and the legend."""
     figure.add_scatter(
@@ -168,7 +173,7 @@ def _add_many_few_highlight(
         textposition="top center",
         name=highlight.legend,
         showlegend=True,
-        marker=_highlight_marker(highlight),
+        marker=_highlight_marker(highlight, colour),
     )
 
 
@@ -197,7 +202,7 @@ def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
                 marker={"color": colours.get(condition), "symbol": STATE_SYMBOLS.get(state, "circle")},
             )
         for highlight in highlights(shown.dropna(subset=["objective"])):
-            _add_objective_highlight(figure, highlight, search["_value"])
+            _add_objective_highlight(figure, highlight, search["_value"], colours.get(highlight.condition))
         figure.update_layout(
             title=f"{board.metric} against {name}", xaxis_title=name, yaxis_title=f"{board.metric} (%)"
         )
@@ -205,7 +210,9 @@ def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
     return figures
 
 
-def _add_objective_highlight(figure: go.Figure, highlight: Highlight, searched: pd.Series) -> None:
+def _add_objective_highlight(
+    figure: go.Figure, highlight: Highlight, searched: pd.Series, colour: str | None = None
+) -> None:
     """At its own value of the hyperparameter when it has one (a confirmed search trial), else
     (a baseline that does not search it) as a labelled level across the plot with its interval."""
     mean, low, high = highlight.value("objective")
@@ -219,7 +226,7 @@ def _add_objective_highlight(figure: go.Figure, highlight: Highlight, searched: 
             text=[highlight.label],
             textposition="top center",
             name=highlight.legend,
-            marker=_highlight_marker(highlight),
+            marker=_highlight_marker(highlight, colour),
         )
         return
     numeric = pd.to_numeric(searched, errors="coerce")
@@ -231,8 +238,8 @@ def _add_objective_highlight(figure: go.Figure, highlight: Highlight, searched: 
         text=["", highlight.label],
         textposition="top left",
         name=highlight.legend,
-        line={"dash": "dash"},
-        marker=_highlight_marker(highlight),
+        line={"dash": "dash", "color": colour},
+        marker=_highlight_marker(highlight, colour),
     )
     if not (math.isnan(low) or math.isnan(high)):
         figure.add_scatter(
@@ -277,7 +284,7 @@ def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[g
                 f"hyperparameter importance{where} needs at least 2 completed search trials, "
                 f"{'the condition' if condition else 'the study'} has {len(complete)}"
             )
-        if len({trial.values[0] for trial in complete}) == 1:  # fANOVA finds no variance to share out
+        if len({tie_rounded(trial.values[0]) for trial in complete}) == 1:  # fANOVA finds no variance to share out
             return None, (
                 f"hyperparameter importance{where}: its {len(complete)} completed search trials all scored "
                 f"{complete[0].values[0]:.4g}, so no hyperparameter explains a difference"
@@ -287,7 +294,7 @@ def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[g
             study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=target
         )
     except Exception as error:  # a report still renders without this plot
-        log.warning("hyperparameter importance unavailable: %s", error)
+        log.warning("hyperparameter importance%s unavailable: %s", where, error)
         return None, f"hyperparameter importance{where} unavailable: {error}"
     names = list(importances)[::-1]
     count = len(complete)

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-from smcl_tune.results import EPOCHS_PLANNED, FUSED_GROUP, TrialState, objective_value
+from smcl_tune.results import EPOCHS_PLANNED, FUSED_GROUP, TrialState, objective_value, tie_rounded
 
 INTERRUPTED = "interrupted"  # a trial or study whose driver stopped without ending it
 ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
@@ -27,7 +27,10 @@ def trial_key(condition: str, name: str) -> str:
 def is_better(value: float, than: float | None, mode: str) -> bool:
     if math.isnan(value):
         return False
-    return than is None or (value > than if mode == "max" else value < than)
+    if than is None:
+        return True
+    value, than = tie_rounded(value), tie_rounded(than)  # a difference in the last bit is a tie
+    return value > than if mode == "max" else value < than
 
 
 @dataclass

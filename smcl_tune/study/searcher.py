@@ -28,7 +28,7 @@ import optuna
 from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
-from smcl_tune.results import TrialState, objective_value, outcome
+from smcl_tune.results import TrialState, objective_value, outcome, tie_rounded
 from smcl_tune.study.database_outage import stored
 from smcl_tune.study.outage_wait import DEFAULT_OUTAGE_TIMEOUT_S, StoreDown, defer, raise_deferred
 from smcl_tune.study.trial_spec import CONFIRM, SEARCH, TrialSpec
@@ -193,7 +193,9 @@ class StudySearcher(Searcher):
             self._confirmed.add(stratum.label)
             sign = -1 if self.optuna_studies[stratum.label].directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
             completed = self.optuna_studies[stratum.label].get_trials(states=(OptunaState.COMPLETE,))
-            best = sorted(completed, key=lambda trial: (sign * trial.values[0], trial.number))[: self.confirm["top_k"]]
+            best = sorted(completed, key=lambda trial: (sign * tie_rounded(trial.values[0]), trial.number))[
+                : self.confirm["top_k"]
+            ]
             if len(best) < self.confirm["top_k"]:
                 where = f" ({stratum.label})" if stratum.label else ""
                 log.warning(

@@ -60,6 +60,7 @@ def test_a_single_run_baseline_is_labelled_without_error_bars_in_every_plot_of_t
     colour = fronts["Pareto front [imbalance_factor=100]"].marker.color  # a condition's colour, in every plot
     assert fronts["search trials [imbalance_factor=100]"].marker.color == colour
     assert fronts["search trials [imbalance_factor=10]"].marker.color not in (colour, None)
+    assert fronts["baseline ce [imbalance_factor=100]"].marker.color == colour  # not plotly's next colour
 
     (temperature,) = hyperparameter_figures(board)
     names = set(_traces(temperature))
@@ -70,6 +71,8 @@ def test_a_single_run_baseline_is_labelled_without_error_bars_in_every_plot_of_t
     assert colours["completed [imbalance_factor=100]"] != colours["completed [imbalance_factor=10]"]
     assert _traces(temperature)["pruned [imbalance_factor=100]"].marker.symbol == "triangle-down"
     assert _traces(temperature)["failed [imbalance_factor=10]"].marker.symbol == "x"  # not a completed one's circle
+    level_colour = _traces(temperature)["baseline ce [imbalance_factor=100]"].marker.color
+    assert level_colour == colours["completed [imbalance_factor=100]"]  # the same colour in every plot
     level = _traces(temperature)["baseline ce [imbalance_factor=100]"]  # CE does not search the temperature
     assert level.y == (50.0, 50.0) and level.line.dash == "dash" and level.marker.symbol == "star"
     assert level.x == (0.05, 0.4)  # across the searched range

@@ -83,6 +83,7 @@ def test_the_leaderboard_puts_published_results_beside_the_study(tmp_path, capsy
     assert [row["trial"] for row in published] == ["CE", "LDAM-DRW", "Balanced Softmax", "ProCo", "LDAM-DRW"]
     assert [float(row["imbalance_factor"]) for row in published] == [100, 100, 100, 100, 10]
     assert published[0]["test_top1"] == "0.704"  # written as published, without float noise
+    assert published[0]["epochs"] == "200" and all("." not in row["epochs"] for row in rows)  # whole, as without it
 
 
 def test_a_synthetic_study_says_no_published_figure_matches(tmp_path, capsys, build_store):

@@ -205,3 +205,19 @@ def test_a_trial_without_a_validation_value_has_no_rank_in_any_format(board):
     table = format_text(mixed, width=400).splitlines()
     confirm_rows = [line for line in table if "confirm-" in line and "[confirm]" in line]
     assert confirm_rows and all(not line.lstrip()[:1].isdigit() for line in confirm_rows), confirm_rows
+
+
+def test_objectives_that_differ_in_the_last_bit_rank_by_name_and_the_best_is_the_first(board):
+    from smcl_tune.store.progress import StudyProgress, TrialProgress
+
+    trials = board.trials.head(2).assign(kind="search")
+    first, second = sorted(trials["trial"])
+    trials["objective"] = [0.5333333333333334 if name == second else 0.5333333333333333 for name in trials["trial"]]
+    trials["condition"], trials["state"] = "", TrialState.COMPLETED
+    ranked = rank_trials(trials, "max")
+    assert list(ranked["trial"]) == [first, second]  # a tie: by name, not by the last bit
+    assert dataclasses.replace(board, trials=ranked).best()["trial"] == first
+    progress = StudyProgress("val_balanced_accuracy", "max", 2, 1)
+    for name, value in ((second, 0.5333333333333334), (first, 0.5333333333333333)):
+        progress.add(name, TrialProgress(name, "", "search", TrialState.COMPLETED, 1, 1, value, 1.0))
+    assert progress.best()[""].name == first  # `status` names the trial the leaderboard ranks first

@@ -584,3 +584,12 @@ def test_an_end_recorded_before_the_driver_was_killed_is_not_told_again(tmp_path
     trial = _only_trial(storage)
     assert (trial.state, trial.value, trial.intermediate_values) == (TrialState.COMPLETE, 0.6, {1: 0.5, 2: 0.6})
     assert "t1" in resumed._ended  # no longer live for the searcher's concurrency limit
+
+
+def test_a_tie_in_the_last_bit_confirms_the_first_trial(storage):
+    # 8/15 as a count's share and as a mean of class shares: the later trial won by float rounding
+    searcher = _searcher(storage, num_trials=3, confirm={"top_k": 1, "seeds": [1], "overrides": {}})
+    for index, score in enumerate((8 / 15, 0.5333333333333333, 0.5333333333333334)):
+        searcher.suggest(f"t{index}")
+        searcher.on_trial_complete(f"t{index}", _final(0, 0.0, planned=1, selected=score))
+    assert spec_of(searcher.suggest("c0")).configuration == "trial-000"
