@@ -74,6 +74,8 @@ def format_latex(board: Leaderboard, reference: pd.DataFrame | None = None) -> s
         lines += published_lines
     if published_shown:
         lines.insert(1, f"% (published): {CAVEAT}")
+    elif reference is not None and all(rows.empty for rows in published.values()):
+        lines.insert(1, "% --reference: no published figure matches this study's benchmark")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 

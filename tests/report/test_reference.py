@@ -92,6 +92,8 @@ def test_a_synthetic_study_says_no_published_figure_matches(tmp_path, capsys, bu
     out = capsys.readouterr().out
     assert "published results for imbalance_factor=10: the synthetic background-bias benchmark, IF 10, small CNN" in out
     assert "no published figure matches this study" in out
+    assert main(["leaderboard", "lt", "--storage", str(tmp_path), "--reference", "--format", "latex"]) == 0
+    assert "% --reference: no published figure matches this study's benchmark" in capsys.readouterr().out
 
 
 def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, logged_trial):
