@@ -86,7 +86,11 @@ def field_hint(
         # a field beside it with that word in its name may be the one meant (data.seed: subset_seed)
         beside = [name for name in _fields_of(model, parts[:-1], sections) if leaf in name.split("_")]
         return " or ".join([*(".".join([*parts[:-1], name]) for name in beside[:1]), elsewhere[0]])
-    siblings = difflib.get_close_matches(leaf, _fields_of(model, parts[:-1], sections), n=1, cutoff=SIBLING_CUTOFF)
+    beside = _fields_of(model, parts[:-1], sections)
+    siblings = difflib.get_close_matches(leaf, beside, n=1, cutoff=SIBLING_CUTOFF)
+    # a short field's long form, which no ratio reaches: learning_rate is lr
+    initials = "".join(word[:1] for word in leaf.split("_")) if "_" in leaf else None
+    siblings = siblings or [name for name in beside if name == initials]
     if siblings:
         return ".".join([*parts[:-1], siblings[0]])
     parent = wanted.rpartition(".")[0]  # its section's fields were weighed above, by their names alone

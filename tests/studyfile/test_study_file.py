@@ -215,6 +215,11 @@ BAD_STUDIES = [
         "trial.training.temperature: unknown field; did you mean trial.method.temperature?",
     ),
     ("a misspelt study field", _set("n_trials", 3), "n_trials: unknown field; did you mean num_trials?"),
+    (
+        "a short field's long form",
+        _set("trial.training.learning_rate", 0.1),
+        "trial.training.learning_rate: unknown field; did you mean trial.training.lr?",
+    ),
     (  # the subset's seed beside it, or the training's (which orders the data)
         "a seed in the data section",
         _set("trial.data.seed", 1),
