@@ -11,6 +11,7 @@ from smcl_tune.report.captions import BACKGROUND_HEADING, SEEDS_TITLE, differenc
 from smcl_tune.report.cells import difference_cell, interval_cell, number_cell, param_cell, percent_cell
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
 from smcl_tune.report.reference import CAVEAT, published_for
+from smcl_tune.report.statistics import unpaired_configurations
 
 HEADINGS = {
     "test_top1": "top-1",
@@ -129,8 +130,13 @@ def sections_after_trials(board: Leaderboard, reference: pd.DataFrame | None = N
     metrics = list(HEADINGS.values())
     if not seeds.empty:
         sections.append(("; ".join([SEEDS_TITLE, *interval_notes(seeds, metrics)]), seeds))
+    unpaired = unpaired_configurations(board.trials, board.baseline) if board.baseline else []
+    left_out = [f"not paired, fewer than 2 seeds in common: {'; '.join(unpaired)}"] if unpaired else []
     if not differences.empty:
-        sections.append(("; ".join([differences_title(board), *interval_notes(differences, metrics)]), differences))
+        title = "; ".join([differences_title(board), *interval_notes(differences, metrics), *left_out])
+        sections.append((title, differences))
+    elif unpaired:
+        sections.append((differences_title(board), pd.DataFrame([{"paired differences": left_out[0]}])))
     if reference is not None:
         sections += reference_sections(board, reference)
     return sections

@@ -109,3 +109,24 @@ def paired_differences(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
                 )
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def unpaired_configurations(trials: pd.DataFrame, baseline: str) -> list[str]:
+    """The configurations run over seeds that share fewer than two seeds with `baseline` in their
+    condition, so that paired_differences leaves them out: `trial-002 [confirm] (imbalance_factor=10):
+    1 seed in common with ce (seeds 1,2 against 0,1)`."""
+    runs = seed_runs(trials)
+    found = []
+    for condition, in_condition in runs.groupby("condition", sort=True):
+        reference = in_condition[(in_condition["kind"] == "baseline") & (in_condition["configuration"] == baseline)]
+        for (kind, configuration), members in in_condition.groupby(["kind", "configuration"], sort=True):
+            if (kind == "baseline" and configuration == baseline) or len(members) < 2:
+                continue
+            common = members["seed"].isin(reference["seed"]).sum()
+            if common < 2:
+                where = f" ({condition})" if condition else ""
+                found.append(
+                    f"{configuration} [{kind}]{where}: {common} seed{'' if common == 1 else 's'} in common with "
+                    f"{baseline} (seeds {seed_list(members['seed'])} against {seed_list(reference['seed']) or 'none'})"
+                )
+    return found

@@ -221,3 +221,22 @@ def test_objectives_that_differ_in_the_last_bit_rank_by_name_and_the_best_is_the
     for name, value in ((second, 0.5333333333333334), (first, 0.5333333333333333)):
         progress.add(name, TrialProgress(name, "", "search", TrialState.COMPLETED, 1, 1, value, 1.0))
     assert progress.best()[""].name == first  # `status` names the trial the leaderboard ranks first
+
+
+def test_a_configuration_sharing_under_two_seeds_with_the_baseline_is_named_under_the_paired_table(board):
+    # confirm over seeds 1,2 against baselines over 0,1,2 pairs; over 2,3 it shares one seed and was left out silently
+    trials = board.trials.copy()
+    confirmed = trials["kind"] == "confirm"
+    trials.loc[confirmed, "seed"] = [2, 3][: confirmed.sum()]
+    text = format_text(dataclasses.replace(board, trials=trials), width=400)
+    paired_title = next(line for line in text.splitlines() if line.startswith("paired differences"))
+    assert paired_title.endswith(
+        "not paired, fewer than 2 seeds in common: trial-001 [confirm] (imbalance_factor=100): "
+        "1 seed in common with ce (seeds 2,3 against 0,1,2)"
+    ), paired_title
+    assert "smcl" in text.split(paired_title)[1]  # the baseline that pairs keeps its row
+    # nothing paired at all: the section says why instead of vanishing
+    only_confirm = trials[(trials["kind"] == "confirm") | (trials["configuration"] == "ce")]
+    text = format_text(dataclasses.replace(board, trials=only_confirm), width=400)
+    after = text.split("paired differences to the baseline 'ce'")[1]
+    assert "not paired, fewer than 2 seeds in common: trial-001 [confirm]" in after
