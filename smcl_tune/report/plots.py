@@ -179,6 +179,7 @@ def _add_many_few_highlight(
 
 def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
     figures = []
+    colours = condition_colours(board)
     for name in board.searched:
         column = f"param.{name}"
         if column not in board.trials:
@@ -189,7 +190,6 @@ def hyperparameter_figures(board: Leaderboard) -> list[go.Figure]:
         if search.empty:
             continue
         figure = go.Figure()
-        colours = condition_colours(board)
         by = ["condition", "state"] if board.grouped else ["state"]  # a condition's trials beside its own baseline
         for keys, members in search.groupby(by, sort=False):
             condition, state = keys if board.grouped else ("", keys[0])

@@ -9,6 +9,7 @@ was chosen because it scored well, so counting it would bias the mean upwards.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pandas as pd
 
@@ -74,40 +75,47 @@ def configuration_summary(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _against_baseline(
+    trials: pd.DataFrame, baseline: str
+) -> Iterator[tuple[str, str, str, pd.DataFrame, pd.DataFrame]]:
+    """(condition, kind, configuration, its seeded runs, the baseline's in that condition) for every
+    configuration but the baseline itself."""
+    for condition, in_condition in seed_runs(trials).groupby("condition", sort=True):
+        reference = in_condition[(in_condition["kind"] == "baseline") & (in_condition["configuration"] == baseline)]
+        for (kind, configuration), members in in_condition.groupby(["kind", "configuration"], sort=True):
+            if not (kind == "baseline" and configuration == baseline):
+                yield condition, kind, configuration, members, reference
+
+
 def paired_differences(trials: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Each configuration minus `baseline` in its condition, paired by seed over the seeds both
     ran: per metric the mean difference, its 95% interval, and whether the interval excludes 0."""
-    runs = seed_runs(trials)
     rows = []
-    for condition, in_condition in runs.groupby("condition", sort=True):
-        reference = in_condition[(in_condition["kind"] == "baseline") & (in_condition["configuration"] == baseline)]
+    for condition, kind, configuration, members, reference in _against_baseline(trials, baseline):
         by_seed = reference.set_index("seed")
-        for (kind, configuration), members in in_condition.groupby(["kind", "configuration"], sort=True):
-            if kind == "baseline" and configuration == baseline:
-                continue
-            paired = members[members["seed"].isin(by_seed.index)]
-            if len(paired) < 2:
-                continue
-            row = {
-                "condition": condition,
-                "kind": kind,
-                "configuration": configuration,
-                "baseline": baseline,
-                "paired_seeds": seed_list(paired["seed"]),
-            }
-            for metric in METRICS:
-                differences = [value - by_seed.loc[seed, metric] for seed, value in zip(paired["seed"], paired[metric])]
-                mean, _, low, high = t_interval([float(d) for d in differences])
-                row.update(
-                    {
-                        f"{metric}_diff": mean,
-                        f"{metric}_diff_low": low,
-                        f"{metric}_diff_high": high,
-                        # None (an empty CSV cell) where there is no interval: too few seeds, or no difference
-                        f"{metric}_excludes_0": bool(low > 0 or high < 0) if not math.isnan(low) else None,
-                    }
-                )
-            rows.append(row)
+        paired = members[members["seed"].isin(by_seed.index)]
+        if len(paired) < 2:
+            continue
+        row = {
+            "condition": condition,
+            "kind": kind,
+            "configuration": configuration,
+            "baseline": baseline,
+            "paired_seeds": seed_list(paired["seed"]),
+        }
+        for metric in METRICS:
+            differences = [value - by_seed.loc[seed, metric] for seed, value in zip(paired["seed"], paired[metric])]
+            mean, _, low, high = t_interval([float(d) for d in differences])
+            row.update(
+                {
+                    f"{metric}_diff": mean,
+                    f"{metric}_diff_low": low,
+                    f"{metric}_diff_high": high,
+                    # None (an empty CSV cell) where there is no interval: too few seeds, or no difference
+                    f"{metric}_excludes_0": bool(low > 0 or high < 0) if not math.isnan(low) else None,
+                }
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -115,18 +123,13 @@ def unpaired_configurations(trials: pd.DataFrame, baseline: str) -> list[str]:
     """The configurations run over seeds that share fewer than two seeds with `baseline` in their
     condition, so that paired_differences leaves them out: `trial-002 [confirm] (imbalance_factor=10):
     1 seed in common with ce (seeds 1,2 against 0,1)`."""
-    runs = seed_runs(trials)
     found = []
-    for condition, in_condition in runs.groupby("condition", sort=True):
-        reference = in_condition[(in_condition["kind"] == "baseline") & (in_condition["configuration"] == baseline)]
-        for (kind, configuration), members in in_condition.groupby(["kind", "configuration"], sort=True):
-            if (kind == "baseline" and configuration == baseline) or len(members) < 2:
-                continue
-            common = members["seed"].isin(reference["seed"]).sum()
-            if common < 2:
-                where = f" ({condition})" if condition else ""
-                found.append(
-                    f"{configuration} [{kind}]{where}: {common} seed{'' if common == 1 else 's'} in common with "
-                    f"{baseline} (seeds {seed_list(members['seed'])} against {seed_list(reference['seed']) or 'none'})"
-                )
+    for condition, kind, configuration, members, reference in _against_baseline(trials, baseline):
+        common = members["seed"].isin(reference["seed"]).sum()
+        if len(members) >= 2 and common < 2:
+            where = f" ({condition})" if condition else ""
+            found.append(
+                f"{configuration} [{kind}]{where}: {common} seed{'' if common == 1 else 's'} in common with "
+                f"{baseline} (seeds {seed_list(members['seed'])} against {seed_list(reference['seed']) or 'none'})"
+            )
     return found
