@@ -47,12 +47,11 @@ class Outage:
 
 
 def wait_through(outage: Outage, action: Callable[[], T], what: str) -> T:
-    """`action()`; while the store does not answer, wait and try again, for up to its timeout from
-    the start of the first call that failed (then its error, with one message)."""
+    """`action()`; while the store does not answer, wait and try again, for up to its timeout
+    (then its error, with one message)."""
     down_since: float | None = None
     pause = 1.0
     while True:
-        attempt_started = time.monotonic()
         try:
             result = action()
         except Exception as error:
@@ -60,9 +59,7 @@ def wait_through(outage: Outage, action: Callable[[], T], what: str) -> T:
                 raise
             now = time.monotonic()
             if down_since is None:
-                # unanswered since the failed call began: a client's own retries inside it (pyarrow's
-                # S3 reads retry for about 6 s) count towards the wait, not before it
-                down_since = attempt_started
+                down_since = now
                 log.warning(
                     "waiting for %s (%s); the study stops if it does not answer within %g s",
                     outage.store,
