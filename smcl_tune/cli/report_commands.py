@@ -83,18 +83,19 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.latex_table import format_latex
     from smcl_tune.report.leaderboard import load_leaderboard
     from smcl_tune.report.markdown_table import format_markdown
-    from smcl_tune.report.reference import load_reference
+    from smcl_tune.report.reference import load_own_reference, load_reference, rows_of_other_benchmarks
     from smcl_tune.report.text_table import format_text
 
     output = checked_output(arguments.output)
-    reference = None
+    reference = own = None
     if arguments.reference is not None:
         if len(arguments.studies) > 1:
             raise ConfigError(
                 "--reference: studies side by side are shown without published results; "
                 "run `smcl-tune leaderboard STUDY --reference` for each"
             )
-        reference = load_reference(Path(arguments.reference) if arguments.reference else None)
+        own = load_own_reference(Path(arguments.reference)) if arguments.reference else None
+        reference = load_reference(own)
     uri = tracking_uri(arguments)
     try:
         boards = [load_leaderboard(uri, name, baseline=arguments.baseline) for name in arguments.studies]
@@ -132,6 +133,9 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
                 "configuration that shares at least two seeds with it (baselines' `seeds`, `confirm.seeds`)",
                 file=sys.stderr,
             )
+    unshown = None if own is None else rows_of_other_benchmarks(own, boards[0].trials, boards[0].class_names)
+    if unshown:
+        print(f"smcl-tune: --reference {arguments.reference}: {unshown}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -31,6 +31,9 @@ CAVEAT = (
 )
 
 
+BENCHMARKS = ("CIFAR-10-LT", "CIFAR-100-LT", "ImageNet-LT")  # what benchmark_of can find a study's data to be
+
+
 def benchmark_of(source: str, class_names: list[str]) -> str | None:
     """The published benchmark a study's data is, or None (the synthetic data, an unknown folder)."""
     if source == "cifar10" or (source == "image_folder" and sorted(class_names) == CIFAR10_CLASSES):
@@ -42,26 +45,49 @@ def benchmark_of(source: str, class_names: list[str]) -> str | None:
     return None
 
 
-def load_reference(extra: Path | None = None) -> pd.DataFrame:
-    """The shipped table, with the rows of `extra` (a CSV of the same columns) after it."""
-    shipped = resources.files("smcl_tune.report").joinpath("published.csv").read_text()
-    tables = [pd.read_csv(io.StringIO(shipped))]
-    if extra is not None:
-        try:
-            own = pd.read_csv(extra)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{extra}: not a readable CSV of published results ({error})") from None
-        missing = [column for column in COLUMNS if column not in own.columns]
-        if missing:
-            raise ConfigError(
-                f"{extra}: published results need the columns {', '.join(COLUMNS)}; missing: {', '.join(missing)}"
-            )
-        _check_numbers(extra, own)
-        unnamed = own.index[own["method"].isna() | (own["method"].astype(str).str.strip() == "")]
-        if len(unnamed):
-            raise ConfigError(f"{extra}: line {unnamed[0] + 2}, method: blank; each published row names its method")
-        tables.append(own[list(COLUMNS)].fillna({"source": ""}))
-    return pd.concat(tables, ignore_index=True)
+def load_reference(own: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The shipped table, with a user's rows (`load_own_reference`) after it."""
+    shipped = pd.read_csv(io.StringIO(resources.files("smcl_tune.report").joinpath("published.csv").read_text()))
+    return shipped if own is None else pd.concat([shipped, own], ignore_index=True)
+
+
+def load_own_reference(extra: Path) -> pd.DataFrame:
+    """A user's published results: the shipped table's columns, each row checked; a backbone may be
+    named as the study file names it (`resnet32` is ResNet-32)."""
+    try:
+        own = pd.read_csv(extra)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{extra}: not a readable CSV of published results ({error})") from None
+    missing = [column for column in COLUMNS if column not in own.columns]
+    if missing:
+        raise ConfigError(
+            f"{extra}: published results need the columns {', '.join(COLUMNS)}; missing: {', '.join(missing)}"
+        )
+    _check_numbers(extra, own)
+    unnamed = own.index[own["method"].isna() | (own["method"].astype(str).str.strip() == "")]
+    if len(unnamed):
+        raise ConfigError(f"{extra}: line {unnamed[0] + 2}, method: blank; each published row names its method")
+    unknown = own.index[~own["benchmark"].isin(BENCHMARKS)]
+    if len(unknown):  # a row no study can match would never be shown
+        name = own["benchmark"][unknown[0]]
+        raise ConfigError(
+            f"{extra}: line {unknown[0] + 2}, benchmark: {'blank' if pd.isna(name) else repr(name)} is none a study "
+            f"is matched to ({', '.join(BENCHMARKS)})"
+        )
+    own = own[list(COLUMNS)].fillna({"source": ""})
+    return own.assign(backbone=[BACKBONES.get(name, name) for name in own["backbone"]])
+
+
+def rows_of_other_benchmarks(own: pd.DataFrame, trials: pd.DataFrame, class_names: list[str]) -> str | None:
+    """Which of a user's published rows no condition of the study is shown beside (another
+    benchmark's), in words; None when every row is of the study's benchmark."""
+    studied = {benchmark_of(source, class_names) for source in trials["source"].dropna().unique()} - {None}
+    others = own[~own["benchmark"].isin(studied)]
+    if others.empty:
+        return None
+    counts = ", ".join(f"{count} of {name}" for name, count in others["benchmark"].value_counts(sort=False).items())
+    study = ", ".join(sorted(studied)) if studied else "no published benchmark"
+    return f"{len(others)} of its {len(own)} rows are not shown ({counts}); this study's data is {study}"
 
 
 PERCENTS = ("top1", "many", "medium", "few")

@@ -104,7 +104,8 @@ def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, l
         "CIFAR-10-LT,100,ResNet-32,Our lab's CE,200,71.2,,,,lab notebook\n"
     )
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 0
-    assert "Our lab's CE [published]" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "Our lab's CE [published]" in said.out and said.err == ""
     (tmp_path / "bad.csv").write_text("method,top1\nCE,70\n")
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(tmp_path / "bad.csv")]) == 2
     assert "missing: benchmark, imbalance_factor, backbone, epochs, many, medium, few, source" in (
@@ -126,8 +127,13 @@ def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, l
             "CIFAR-10-LT,100,ResNet-32,CE,200,71.2,,,,lab\nCIFAR-10-LT,100,ResNet-32,CE,200,171,,,,lab\n",
             "line 3, top1: 171 is not a number from 0 to 100 (percent), nor blank",
         ),
+        (
+            "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
+            "CIFAR-10-LT,100,ResNet-32,CE,200,71.2,,,,lab\nCIFAR10-LT,100,ResNet-32,CE,200,71,,,,lab\n",
+            "line 3, benchmark: 'CIFAR10-LT' is none a study is matched to (CIFAR-10-LT, CIFAR-100-LT, ImageNet-LT)",
+        ),
     ],
-    ids=["empty", "a factor that is not a number", "a top-1 past 100 percent"],
+    ids=["empty", "a factor that is not a number", "a top-1 past 100 percent", "a benchmark no study is"],
 )
 def test_a_reference_file_that_is_empty_or_holds_a_figure_that_is_not_one_is_refused_in_one_line(
     tmp_path, capsys, logged_trial, text, said
@@ -138,6 +144,28 @@ def test_a_reference_file_that_is_empty_or_holds_a_figure_that_is_not_one_is_ref
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 2
     error = capsys.readouterr().err.strip()
     assert error == f"smcl-tune: {own}: {said}", error
+
+
+def test_a_users_rows_of_another_benchmark_are_named_and_a_backbone_may_be_named_as_the_study_file_does(
+    tmp_path, capsys, logged_trial
+):
+    _cifar10_store(tmp_path, logged_trial)
+    own = tmp_path / "mine.csv"
+    own.write_text(
+        "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
+        "CIFAR-10-LT,100,resnet32,Our lab's CE,2,71.2,,,,lab notebook\n"
+        "CIFAR-100-LT,100,resnet32,Our lab's CE,200,41.2,,,,lab notebook\n"
+        "CIFAR-100-LT,50,resnet32,Our lab's CE,200,45.0,,,,lab notebook\n"
+    )
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 0
+    said = capsys.readouterr()
+    ours = next(line for line in said.out.splitlines() if line.startswith("Our lab's CE [published]"))
+    assert "not comparable" in ours and "backbone" not in ours  # resnet32 is the study's ResNet-32
+    assert "41.2" not in said.out
+    assert said.err == (
+        f"smcl-tune: --reference {own}: 2 of its 3 rows are not shown (2 of CIFAR-100-LT); "
+        "this study's data is CIFAR-10-LT\n"
+    )
 
 
 def test_a_reference_with_studies_side_by_side_is_refused_before_the_store_is_read(tmp_path, capsys):
