@@ -17,7 +17,7 @@ from smcl_tune.report.plots import (
     curves_figures,
     hyperparameter_figures,
     importance_figures,
-    long_tail_figure,
+    long_tail_figures,
     many_few_figure,
 )
 
@@ -71,7 +71,7 @@ def format_html(board: Leaderboard, reference: pd.DataFrame | None = None) -> st
     importances, notes = importance_figures(board)
     figures += importances
     figures += curves_figures(board)
-    figures += [figure for figure in (long_tail_figure(board),) if figure is not None]
+    figures += long_tail_figures(board)
     table = display_frame(board).to_html(index=False, border=0, classes="leaderboard", na_rep="")
     sections = []
     for title, frame in sections_after_trials(board, reference):  # titled as the text table's
@@ -93,16 +93,21 @@ def format_html(board: Leaderboard, reference: pd.DataFrame | None = None) -> st
 
 
 def _gallery_html(board: Leaderboard) -> list[str]:
-    if board.gallery is None:
-        return []
-    name, picture = board.gallery
-    return [
-        f"<h2>The masks of {html.escape(name)}</h2>",
-        '<p class="note">From its first masking epoch; the picture\'s title says which composition. With '
-        "<code>erase</code> (the paper's reading): the image, its saliency map, the mask removed (its salient box, "
-        "or its map over the threshold), the erased image "
-        "and its soft label. With <code>paste</code>: the head image, the minor-class image, the saliency map the "
-        "mask comes from, the mask, and the composite with its soft label. Does the mask find the object?</p>",
-        f'<img class="gallery" alt="mask gallery of {html.escape(name)}" '
-        f'src="data:image/png;base64,{base64.b64encode(picture).decode()}">',
-    ]
+    """Each condition's mask gallery (of its best-ranked trial that masks), the note once, over the first."""
+    galleries = [pictures.gallery for pictures in board.pictures if pictures.gallery is not None]
+    page = []
+    for index, (name, picture) in enumerate(galleries):
+        page.append(f"<h2>The masks of {html.escape(name)}</h2>")
+        if index == 0:
+            page.append(
+                '<p class="note">From its first masking epoch; the picture\'s title says which composition. With '
+                "<code>erase</code> (the paper's reading): the image, its saliency map, the mask removed (its salient "
+                "box, or its map over the threshold), the erased image and its soft label. With <code>paste</code>: "
+                "the head image, the minor-class image, the saliency map the mask comes from, the mask, and the "
+                "composite with its soft label. Does the mask find the object?</p>"
+            )
+        page.append(
+            f'<img class="gallery" alt="mask gallery of {html.escape(name)}" '
+            f'src="data:image/png;base64,{base64.b64encode(picture).decode()}">'
+        )
+    return page

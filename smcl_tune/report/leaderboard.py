@@ -57,6 +57,34 @@ CURVE_TRIALS = 5
 
 
 @dataclass
+class ConditionPictures:
+    """What the report draws of one condition beside its table: its best trial's per-class accuracy,
+    its baselines' and confirmed configurations' over their seeds, and the mask gallery of its
+    best-ranked trial that masks."""
+
+    condition: str
+    best: pd.Series | None  # the condition's best trial (Leaderboard.best's rule); None: nothing selected
+    best_per_class: pd.DataFrame | None  # class_id, class_name, train_count, test_accuracy
+    highlight_per_class: list[tuple[Highlight, pd.DataFrame]]
+    gallery: tuple[str, bytes] | None  # the trial's name and its mask gallery (PNG)
+
+
+def best_trial(trials: pd.DataFrame, mode: str) -> pd.Series | None:
+    """See Leaderboard.best; of these trials."""
+    completed = trials[trials["state"] == TrialState.COMPLETED]
+    completed = completed[pd.to_numeric(completed["objective"], errors="coerce").notna()]
+    finished = completed[completed["kind"] == "search"]
+    if finished.empty:
+        finished = completed
+    if finished.empty:
+        return None
+    # stable, over the ranked order: a tie in the last bit goes to the trial ranked first
+    tied = finished.assign(_objective=finished["objective"].round(OBJECTIVE_DECIMALS))
+    ordered = tied.sort_values("_objective", ascending=mode == "min", na_position="last", kind="stable")
+    return ordered.iloc[0].drop("_objective")
+
+
+@dataclass
 class Leaderboard:
     """A study's trials, ranked, with what the report needs beside the table."""
 
@@ -69,11 +97,8 @@ class Leaderboard:
     conditions: list[str] = field(default_factory=list)  # the conditions' labels, in the study's order
     baseline: str | None = None  # the baseline configurations are compared with (paired over seeds)
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)  # trial -> epoch, validation metric
-    best_per_class: pd.DataFrame | None = None  # class_id, class_name, train_count, test_accuracy
     class_names: list[str] = field(default_factory=list)  # of a completed trial (the best where there is one)
-    # the baselines and confirmed configurations in the best trial's condition: per class over their seeds
-    highlight_per_class: list[tuple[Highlight, pd.DataFrame]] = field(default_factory=list)
-    gallery: tuple[str, bytes] | None = None  # the best masking trial's name and its mask gallery (PNG)
+    pictures: list[ConditionPictures] = field(default_factory=list)  # each condition's, in the table's order
 
     @property
     def grouped(self) -> bool:
@@ -83,17 +108,7 @@ class Leaderboard:
         """The completed search trial of the best validation objective (of any completed run in a
         study of baselines only); None where no completed run has a validation value: nothing was
         selected, and this tool never selects on test."""
-        completed = self.trials[self.trials["state"] == TrialState.COMPLETED]
-        completed = completed[pd.to_numeric(completed["objective"], errors="coerce").notna()]
-        finished = completed[completed["kind"] == "search"]
-        if finished.empty:
-            finished = completed
-        if finished.empty:
-            return None
-        # stable, over the ranked order: a tie in the last bit goes to the trial ranked first
-        tied = finished.assign(_objective=finished["objective"].round(OBJECTIVE_DECIMALS))
-        ordered = tied.sort_values("_objective", ascending=self.mode == "min", na_position="last", kind="stable")
-        return ordered.iloc[0].drop("_objective")
+        return best_trial(self.trials, self.mode)
 
     def configurations(self) -> pd.DataFrame:
         """Configurations with two or more seeds: mean, std and 95% interval of each test metric."""
@@ -201,15 +216,28 @@ def load_leaderboard(
     for _, row in trials.groupby("condition", sort=False).head(curves).iterrows():  # each condition's top trials
         history = store.metric_history(row["run_id"], metric)
         board.curves[named_trial(row)] = pd.DataFrame(history, columns=["epoch", metric]).sort_values("epoch")
+    board.pictures = [
+        _condition_pictures(store, condition, trials[trials["condition"] == condition], mode)
+        for condition in trials["condition"].unique()
+    ]
     best = board.best()
+    best_per_class = next(
+        (found.best_per_class for found in board.pictures if best is not None and found.condition == best["condition"]),
+        None,
+    )
+    board.class_names = _class_names(store, best_per_class, trials)
+    return board
+
+
+def _condition_pictures(store: RunReader, condition: str, trials: pd.DataFrame, mode: str) -> ConditionPictures:
+    best = best_trial(trials, mode)
+    per_class = None
     if best is not None:
         text = store.artifact_text(best["run_id"], "per_class_accuracy.csv")
-        board.best_per_class = None if text is None else pd.read_csv(io.StringIO(text))
-    board.class_names = _class_names(store, board.best_per_class, trials)
-    shown = best["condition"] if best is not None else (trials["condition"].iloc[0] if len(trials) else "")
-    board.highlight_per_class = _highlights_per_class(store, trials[trials["condition"] == shown])
-    board.gallery = _best_gallery(store, trials)
-    return board
+        per_class = None if text is None else pd.read_csv(io.StringIO(text))
+    return ConditionPictures(
+        condition, best, per_class, _highlights_per_class(store, trials), _best_gallery(store, trials)
+    )
 
 
 def _class_names(store: RunReader, best_per_class: pd.DataFrame | None, trials: pd.DataFrame) -> list[str]:

@@ -31,7 +31,7 @@ from smcl_tune.report.highlights import (
     error_bar,
     highlights,
 )
-from smcl_tune.report.leaderboard import Leaderboard
+from smcl_tune.report.leaderboard import ConditionPictures, Leaderboard
 from smcl_tune.results import TrialState, tie_rounded
 from smcl_tune.store.database import optuna_storage
 from smcl_tune.store.progress import INTERRUPTED
@@ -367,13 +367,18 @@ def curves_figures(board: Leaderboard) -> list[go.Figure]:
     return figures
 
 
-def long_tail_figure(board: Leaderboard) -> go.Figure | None:
-    """The best trial's per-class accuracy against the classes' training counts, with each baseline's
-    and confirmed configuration's over its seeds; those alone where no trial is best (no validation)."""
-    per_class = board.best_per_class
-    best = board.best()
+def long_tail_figures(board: Leaderboard) -> list[go.Figure]:
+    """Per condition: its best trial's per-class accuracy against the classes' training counts, with
+    each baseline's and confirmed configuration's over its seeds; those alone where no trial is best
+    (no validation split)."""
+    figures = [_long_tail_figure(pictures) for pictures in board.pictures]
+    return [figure for figure in figures if figure is not None]
+
+
+def _long_tail_figure(pictures: ConditionPictures) -> go.Figure | None:
+    per_class, best = pictures.best_per_class, pictures.best
     has_best = best is not None and per_class is not None and not per_class.empty
-    if not has_best and not board.highlight_per_class:
+    if not has_best and not pictures.highlight_per_class:
         return None
     figure = go.Figure()
     if has_best:
@@ -384,7 +389,7 @@ def long_tail_figure(board: Leaderboard) -> go.Figure | None:
             text=per_class["class_name"],
             name="classes",
         )
-    for highlight, classes in board.highlight_per_class:
+    for highlight, classes in pictures.highlight_per_class:
         rarest = classes["train_count"].idxmin()
         figure.add_scatter(
             x=classes["train_count"],
@@ -403,10 +408,11 @@ def long_tail_figure(board: Leaderboard) -> go.Figure | None:
             name=highlight.legend,
             marker=_highlight_marker(highlight),
         )
+    where = f", condition {pictures.condition}" if pictures.condition else ""
     whose = (
         f"the best trial ({named_trial(best)})"
         if has_best
-        else "the baselines and confirmed configurations (no best trial: no validation split)"
+        else f"the baselines and confirmed configurations{where} (no best trial: no validation split)"
     )
     figure.update_layout(
         title=f"Per-class test accuracy of {whose} against the training count",

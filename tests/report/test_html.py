@@ -80,7 +80,8 @@ def test_html_report_renders_its_tables_and_plots_in_chromium(tmp_path, build_st
         "Hyperparameter importance for val_balanced_accuracy (imbalance_factor=100)",
         "Learning curves of the top trials, condition imbalance_factor=10",
         "Learning curves of the top trials, condition imbalance_factor=100",
-        "Per-class test accuracy of the best trial",
+        "Per-class test accuracy of the best trial (trial-003 [imbalance_factor=10])",
+        "Per-class test accuracy of the best trial (trial-001 [imbalance_factor=100])",
     ]
     drawn = re.findall(r'<text class="gtitle"[^>]*>([^<]*)<', rendered)  # titles plotly drew into its SVG
     for title in titles:
@@ -121,7 +122,7 @@ def test_pareto_front_keeps_the_trials_no_other_beats_on_both_many_and_few(tmp_p
     assert sorted(zip(values(front["x"]), values(front["y"]))) == [(85.0, 25.0), (90.0, 5.0)]
 
 
-def test_the_report_shows_the_mask_gallery_of_the_best_trial_that_has_one(tmp_path, build_store):
+def test_the_report_shows_each_conditions_mask_gallery_of_its_best_trial_that_has_one(tmp_path, build_store):
     import io
 
     from mlflow.tracking import MlflowClient
@@ -140,8 +141,19 @@ def test_the_report_shows_the_mask_gallery_of_the_best_trial_that_has_one(tmp_pa
     report = tmp_path / "report.html"
     assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "html", "--output", str(report)]) == 0
     page = report.read_text()
-    # trial-000 ranks above the CE baseline at IF 100 (objective 0.62 against 0.5)
+    # trial-000 ranks above the CE baseline at IF 100 (objective 0.62 against 0.5); IF 10 has no gallery
     assert "<h2>The masks of trial-000 [imbalance_factor=100]</h2>" in page
     assert page.count('class="gallery"') == 1 and "data:image/png;base64," in page
+    # the study's best trial is at IF 10: its gallery comes first, and IF 100's is still shown
+    (tmp_path / "mask_gallery.png").write_bytes(picture.getvalue())
+    client.log_artifact(runs["trial-003 [imbalance_factor=10]"], str(tmp_path / "mask_gallery.png"))
+    assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "html", "--output", str(report)]) == 0
+    page = report.read_text()
+    headings = [line for line in page.splitlines() if line.startswith("<h2>The masks of")]
+    assert headings == [
+        "<h2>The masks of trial-003 [imbalance_factor=10]</h2>",
+        "<h2>The masks of trial-000 [imbalance_factor=100]</h2>",
+    ], headings
+    assert page.count('class="gallery"') == 2 and page.count("Does the mask find the object?") == 1
     caption = page.split("<h2>The masks of", 1)[1].split("</p>", 1)[0]
     assert "With <code>erase</code> (the paper's reading): the image, its saliency map, the mask removed" in caption
