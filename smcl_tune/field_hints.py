@@ -88,9 +88,9 @@ def field_hint(
         return " or ".join([*(".".join([*parts[:-1], name]) for name in beside[:1]), elsewhere[0]])
     beside = _fields_of(model, parts[:-1], sections)
     siblings = difflib.get_close_matches(leaf, beside, n=1, cutoff=SIBLING_CUTOFF)
-    # a short field's long form, which no ratio reaches: learning_rate is lr
+    # a short field's long form, which no ratio reaches: learning_rate (its initials) and lrate are lr
     initials = "".join(word[:1] for word in leaf.split("_")) if "_" in leaf else None
-    siblings = siblings or [name for name in beside if name == initials]
+    siblings = siblings or [name for name in beside if name == initials or (len(name) <= 3 and leaf.startswith(name))]
     if siblings:
         return ".".join([*parts[:-1], siblings[0]])
     parent = wanted.rpartition(".")[0]  # its section's fields were weighed above, by their names alone

@@ -220,6 +220,11 @@ BAD_STUDIES = [
         _set("trial.training.learning_rate", 0.1),
         "trial.training.learning_rate: unknown field; did you mean trial.training.lr?",
     ),
+    (
+        "a short field's longer form",
+        _set("trial.training.lrate", 0.1),
+        "trial.training.lrate: unknown field; did you mean trial.training.lr?",
+    ),
     (  # the subset's seed beside it, or the training's (which orders the data)
         "a seed in the data section",
         _set("trial.data.seed", 1),
