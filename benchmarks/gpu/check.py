@@ -52,7 +52,8 @@ def trial_config(data_root: Path, method: str, epochs: int, device: str, **train
             "weight_decay": 2e-4,
             "schedule": "step",
             "device": device,
-            "num_threads": 2,
+            # a CPU dry run packs 4 trials on the machine's cores: 2 threads each spun against each other
+            "num_threads": 2 if device == "cuda" else 1,
             **training,
         },
     }

@@ -96,7 +96,7 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path, tiny_study, trial_runs):
     ray.init(address=cluster.address)
     # the small CNN: the tiny one's epochs end before a node is removed
     study_file = tiny_study(
-        tmp_path, name="node-loss", architecture="small_cnn", num_trials=4, max_concurrent=2, scheduler={"type": "fifo"}
+        tmp_path, name="node-loss", architecture="small_cnn", num_trials=2, max_concurrent=2, scheduler={"type": "fifo"}
     )
     study_file.write_text(study_file.read_text().replace("epochs: 3", "epochs: 6"))
     study = load_study(study_file)
@@ -135,7 +135,7 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path, tiny_study, trial_runs):
         cluster.shutdown()
 
     runs = {run.info.run_name: run for run in trial_runs(client, "node-loss")}
-    assert sorted(runs) == ["trial-000", "trial-001", "trial-002", "trial-003"]
+    assert sorted(runs) == ["trial-000", "trial-001"]
     nodes_used = set()
     for name, run in sorted(runs.items()):
         nodes = run.data.tags["smcl.nodes"].split(",")
@@ -150,7 +150,7 @@ def test_losing_a_worker_node_loses_no_trial(tmp_path, tiny_study, trial_runs):
     optuna_study = optuna.load_study(
         study_name="node-loss", storage=f"sqlite:///{tmp_path / 'smcl-runs' / 'node-loss' / 'optuna.db'}"
     )
-    assert [t.state for t in optuna_study.get_trials()] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert [t.state for t in optuna_study.get_trials()] == [optuna.trial.TrialState.COMPLETE] * 2
     print("\n".join(["node-loss timeline:", *timeline]))
 
 
