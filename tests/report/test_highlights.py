@@ -41,6 +41,9 @@ def test_seeded_baselines_and_confirmed_configurations_are_labelled_means_with_i
     assert ce.error_y.arrayminus == pytest.approx((_half_width([10, 14, 12]),))
     assert confirmed.error_y.array is None  # two seeds: too few for an interval, so no bar
     assert len(traces["search trials"].x) == 0  # the seed runs are not also ordinary dots
+    # the front runs through the points drawn, the means: not through confirm-001-s2's lone 34 %
+    front = traces["Pareto front"]
+    assert list(front.text) == ["confirmed trial-001 [imbalance_factor=100]"] and list(front.y) == pytest.approx([32.0])
 
 
 def test_a_single_run_baseline_is_labelled_without_error_bars_in_every_plot_of_trials(tmp_path, build_store):
@@ -56,7 +59,10 @@ def test_a_single_run_baseline_is_labelled_without_error_bars_in_every_plot_of_t
     few = board.trials["test_few"].mask(board.trials["trial"] == "trial-003", 0.5)
     fronts = _traces(many_few_figure(dataclasses.replace(board, trials=board.trials.assign(test_few=few))))
     assert list(fronts["Pareto front [imbalance_factor=10]"].text) == ["trial-003"]
-    assert list(fronts["Pareto front [imbalance_factor=100]"].text) == ["trial-001", "baseline-ce"]
+    assert list(fronts["Pareto front [imbalance_factor=100]"].text) == [
+        "trial-001",
+        "baseline ce [imbalance_factor=100]",
+    ]
     colour = fronts["Pareto front [imbalance_factor=100]"].marker.color  # a condition's colour, in every plot
     assert fronts["search trials [imbalance_factor=100]"].marker.color == colour
     assert fronts["search trials [imbalance_factor=10]"].marker.color not in (colour, None)
