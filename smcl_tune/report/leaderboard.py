@@ -16,7 +16,7 @@ import pandas as pd
 
 from smcl_tune.errors import EmptyStudy, StudyNotFound, UnknownBaseline
 from smcl_tune.report.cells import named_trial
-from smcl_tune.report.highlights import Highlight, highlights, per_class_summary
+from smcl_tune.report.highlights import HIGHLIGHTED_KINDS, Highlight, highlights, per_class_summary
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import GALLERY_FILE, OBJECTIVE_DECIMALS, TrialState
 from smcl_tune.store.progress import INTERRUPTED
@@ -213,9 +213,9 @@ def load_leaderboard(
         conditions,
         baseline,
     )
-    for _, row in trials.groupby("condition", sort=False).head(curves).iterrows():  # each condition's top trials
-        history = store.metric_history(row["run_id"], metric)
-        board.curves[named_trial(row)] = pd.DataFrame(history, columns=["epoch", metric]).sort_values("epoch")
+    for _, members in trials.groupby("condition", sort=False):
+        for row, history in _curve_runs(store, members, metric, curves):
+            board.curves[named_trial(row)] = pd.DataFrame(history, columns=["epoch", metric]).sort_values("epoch")
     board.pictures = [
         _condition_pictures(store, condition, trials[trials["condition"] == condition], mode)
         for condition in trials["condition"].unique()
@@ -227,6 +227,32 @@ def load_leaderboard(
     )
     board.class_names = _class_names(store, best_per_class, trials)
     return board
+
+
+def _curve_runs(
+    store: RunReader, members: pd.DataFrame, metric: str, count: int
+) -> list[tuple[pd.Series, list[tuple[int, float]]]]:
+    """A condition's runs whose validation curves are drawn, each with its curve: its top `count`
+    search trials in rank order, and each baseline and confirmed configuration once (its lowest
+    seed: its best seed would flatter it); runs without a validation value (no validation split)
+    are passed over. At most 3 tries per run drawn bound the store reads."""
+    search = members[~members["kind"].isin(HIGHLIGHTED_KINDS)]
+    highlighted = members[members["kind"].isin(HIGHLIGHTED_KINDS)].sort_values("seed", kind="stable")
+    groups = [search.head(3 * count)] + [
+        runs.head(3) for _, runs in highlighted.groupby(["kind", "configuration"], sort=False, dropna=False)
+    ]
+    wanted = [count] + [1] * (len(groups) - 1)
+    chosen = []
+    for runs, needed in zip(groups, wanted):
+        found = []
+        for _, row in runs.iterrows():
+            history = store.metric_history(row["run_id"], metric)
+            if any(not math.isnan(value) for _, value in history):
+                found.append((row, history))
+                if len(found) == needed:
+                    break
+        chosen += found
+    return sorted(chosen, key=lambda pair: members.index.get_loc(pair[0].name))  # the table's order
 
 
 def _condition_pictures(store: RunReader, condition: str, trials: pd.DataFrame, mode: str) -> ConditionPictures:

@@ -204,3 +204,34 @@ def test_each_condition_has_a_per_class_plot_of_its_best_trial_and_a_study_witho
     for curve in board.curves.values():
         curve[board.metric] = math.nan
     assert curves_figures(board) == []
+
+
+def test_the_curves_are_the_top_search_trials_and_each_configuration_once_at_its_lowest_seed_with_a_curve(
+    tmp_path, logged_trial
+):
+    from smcl_tune.tracking.writer import StudyTracker
+
+    tracker = StudyTracker(store_uri(tmp_path), "c", "c", "f", tmp_path / "mlartifacts")
+    tracker.log_study(None, None, {}, {"smcl.conditions": '["if=100"]'})
+    runs = [  # name, kind, configuration, seed, its validation curve (none: no validation split)
+        *((f"baseline-ce-s{seed}", "baseline", "ce", seed, [0.8, 0.9]) for seed in (1, 2)),
+        ("baseline-ce-s0", "baseline", "ce", 0, []),
+        *((f"confirm-001-s{seed}", "confirm", "trial-001", seed, [0.7, 0.85]) for seed in (2, 1)),
+        *((f"trial-00{number}", "search", "", 0, [0.1, 0.1 * number]) for number in range(8)),
+    ]
+    for name, kind, configuration, seed, curve in runs:
+        final = {"test_top1": 0.5, **({"selected_val_balanced_accuracy": curve[-1]} if curve else {})}
+        logged_trial(
+            tracker, name, kind, "completed", "if=100", {}, curve, final, configuration=configuration, seed=seed
+        )
+    tracker.finish()
+    board = load_leaderboard(store_uri(tmp_path), "c")
+    # above every search trial in the table: 2 seeds of CE and 2 of trial-001, which would have filled the 5
+    assert list(board.trials["trial"])[:4] == ["baseline-ce-s1", "baseline-ce-s2", "confirm-001-s1", "confirm-001-s2"]
+    assert [name.split(" [")[0] for name in board.curves] == [
+        "baseline-ce-s1",  # CE's lowest seed, 0, has no validation curve
+        "confirm-001-s1",
+        *(f"trial-00{number}" for number in (7, 6, 5, 4, 3)),
+    ]
+    (figure,) = curves_figures(board)
+    assert all(len(trace.x) == 2 for trace in figure.data)  # no empty trace
