@@ -14,6 +14,8 @@ from typing import Protocol
 
 from smcl_tune.results import EPOCHS_PLANNED, FUSED_GROUP, TrialState, objective_value, tie_rounded
 
+SEARCH_ROLE = "search"  # a search trial's role (tracking.tags.ROLE_TAG), as against a baseline's or a confirmation's
+
 INTERRUPTED = "interrupted"  # a trial or study whose driver stopped without ending it
 ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
 
@@ -94,10 +96,11 @@ class StudyProgress:
         """A trial as a record says it is (an earlier run's, or the store's)."""
         self.trials[key] = trial
 
-    def trial_started(self, key: str, name: str, condition: str) -> TrialProgress:
+    def trial_started(self, key: str, name: str, condition: str, role: str = "") -> TrialProgress:
         trial = self.trials.get(key)
         if trial is None:
             trial = self.trials[key] = TrialProgress(name, condition, epochs_planned=self.epochs_per_trial or 0)
+        trial.role = role or trial.role
         return trial
 
     def _reported_again(self, key: str, result: dict | None = None) -> bool:
@@ -109,10 +112,10 @@ class StudyProgress:
             return False
         return result is None or "epochs_completed" in result  # an end, or the report that carries it
 
-    def epoch_ended(self, key: str, name: str, condition: str, result: dict) -> None:
+    def epoch_ended(self, key: str, name: str, condition: str, result: dict, role: str = "") -> None:
         if self._reported_again(key, result):
             return
-        trial = self.trial_started(key, name, condition)
+        trial = self.trial_started(key, name, condition, role)
         if trial.state in ENDED_STATES:  # ended in an earlier run, and Ray trains it on (a pruned or failed trial)
             self._trained.add(key)
             trial.state = TrialState.RUNNING
@@ -126,10 +129,12 @@ class StudyProgress:
         if self.listener is not None:
             self.listener.epoch_ended(self, trial)
 
-    def trial_ended(self, key: str, name: str, condition: str, state: TrialState, reason: str | None) -> None:
+    def trial_ended(
+        self, key: str, name: str, condition: str, state: TrialState, reason: str | None, role: str = ""
+    ) -> None:
         if self._reported_again(key):
             return
-        trial = self.trial_started(key, name, condition)
+        trial = self.trial_started(key, name, condition, role)
         trial.state, trial.reason = state, reason
         if self.listener is not None:
             self.listener.trial_ended(self, trial)
@@ -147,16 +152,18 @@ class StudyProgress:
         return sum(counts[state] for state in ENDED_STATES)
 
     def best(self) -> dict[str, TrialProgress]:
-        """Per condition, the completed trial with the best validation objective, as the leaderboard
-        ranks them; before any has completed, the best of any state so far (a trial stopped early
-        holds an early epoch's value, which may beat the finished trials' selected ones)."""
+        """Per condition, the completed search trial with the best validation objective, as the
+        leaderboard's report names its best trial (a baseline's or a confirmation's seed only where
+        no search trial has completed); before any has completed, the best of any state so far (a
+        trial stopped early holds an early epoch's value, which may beat the finished trials' selected ones)."""
         by_condition: dict[str, list[TrialProgress]] = {}
         for trial in self.trials.values():
             by_condition.setdefault(trial.condition, []).append(trial)
         best: dict[str, TrialProgress] = {}
         for condition, trials in by_condition.items():
             completed = [t for t in trials if t.state == TrialState.COMPLETED and not math.isnan(t.objective)]
-            for trial in sorted(completed or trials, key=lambda t: t.name):  # ties: the first name, as ranked
+            searched = [t for t in completed if t.role == SEARCH_ROLE]
+            for trial in sorted(searched or completed or trials, key=lambda t: t.name):  # ties: the first name
                 known = best.get(condition)
                 if is_better(trial.objective, None if known is None else known.objective, self.mode):
                     best[condition] = trial

@@ -34,6 +34,10 @@ def _identity(trial) -> tuple[str, str, str]:
     return trial_key(spec.condition.label, spec.run_name), spec.run_name, spec.condition.label
 
 
+def _role(trial) -> str:
+    return spec_of(trial.config).role
+
+
 def error_summary(trial) -> str:
     """The last line of a failed trial's error: the exception, without Ray's traceback."""
     error = trial.get_error()
@@ -44,18 +48,18 @@ def error_summary(trial) -> str:
 class ProgressCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
         if _active is not None:
-            _active.trial_started(*_identity(trial))
+            _active.trial_started(*_identity(trial), role=_role(trial))
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info: Any) -> None:
         if _active is not None and "epoch" in result:
-            _active.epoch_ended(*_identity(trial), result)
+            _active.epoch_ended(*_identity(trial), result, role=_role(trial))
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         if _active is not None:
             state, reason = outcome(trial.last_result)
-            _active.trial_ended(*_identity(trial), state, reason)
+            _active.trial_ended(*_identity(trial), state, reason, role=_role(trial))
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
         if _active is not None:
             state, _ = outcome(trial.last_result, error=True)
-            _active.trial_ended(*_identity(trial), state, error_summary(trial))
+            _active.trial_ended(*_identity(trial), state, error_summary(trial), role=_role(trial))

@@ -74,12 +74,25 @@ def test_the_best_is_a_completed_trial_once_one_has_completed(mode, early, selec
 
 def test_among_trials_that_tie_the_best_is_the_one_the_leaderboard_ranks_first():
     """By name, as the leaderboard orders equal objectives: `status` named trial-004 where the plain
-    lines and the leaderboard named baseline-ce, all three at 0.6000."""
+    lines and the leaderboard named the first, all three at 0.6000."""
     progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=3, epochs_per_trial=1)
-    for key, name in (("c", "trial-004"), ("a", "trial-000"), ("b", "baseline-ce")):
+    for key, name in (("c", "trial-004"), ("a", "trial-000"), ("b", "trial-002")):
         progress.epoch_ended(key, name, "", {**_epoch(0, 0.6, planned=1), "selected_val_balanced_accuracy": 0.6})
-        progress.trial_ended(key, name, "", TrialState.COMPLETED, None)
-    assert _best(progress) == {"": (0.6, "baseline-ce")}
+        progress.trial_ended(key, name, "", TrialState.COMPLETED, None, role="search")
+    assert _best(progress) == {"": (0.6, "trial-000")}
+
+
+def test_the_best_is_a_search_trial_as_the_report_names_it_not_a_baselines_seed():
+    """A walk saw `status` name `baseline-ce-s3` the best, where the report's per-class plot named
+    the best trial trial-000: the best is the best configuration the search found."""
+    progress = StudyProgress("val_balanced_accuracy", "max", planned_trials=3, epochs_per_trial=1)
+    for key, name, role, value in (("a", "baseline-ce-s3", "baseline", 0.9), ("b", "confirm-000-s1", "confirm", 0.8)):
+        progress.epoch_ended(key, name, "", {**_epoch(0, value, planned=1), "selected_val_balanced_accuracy": value})
+        progress.trial_ended(key, name, "", TrialState.COMPLETED, None, role=role)
+    assert _best(progress) == {"": (0.9, "baseline-ce-s3")}  # no search trial has completed yet
+    progress.epoch_ended("c", "trial-000", "", {**_epoch(0, 0.7, planned=1), "selected_val_balanced_accuracy": 0.7})
+    progress.trial_ended("c", "trial-000", "", TrialState.COMPLETED, None, role="search")
+    assert _best(progress) == {"": (0.7, "trial-000")}
 
 
 def test_counts_best_per_condition_and_the_listener_hears_every_event():
