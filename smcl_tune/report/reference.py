@@ -7,6 +7,7 @@ Published figures are usually the best epoch on the test set; this tool never se
 
 from __future__ import annotations
 
+import difflib
 import io
 import math
 from importlib import resources
@@ -70,9 +71,11 @@ def load_own_reference(extra: Path) -> pd.DataFrame:
     unknown = own.index[~own["benchmark"].isin(BENCHMARKS)]
     if len(unknown):  # a row no study can match would never be shown
         name = own["benchmark"][unknown[0]]
+        close = difflib.get_close_matches(str(name), BENCHMARKS, n=1, cutoff=0.6) if not pd.isna(name) else []
+        hint = f"; did you mean {close[0]}?" if close else ""
         raise ConfigError(
-            f"{extra}: line {unknown[0] + 2}, benchmark: {'blank' if pd.isna(name) else repr(name)} is none a study "
-            f"is matched to ({', '.join(BENCHMARKS)})"
+            f"{extra}: line {unknown[0] + 2}, benchmark: {'blank' if pd.isna(name) else repr(name)} is not one a study "
+            f"can be matched to ({', '.join(BENCHMARKS)}){hint}"
         )
     own = own[list(COLUMNS)].fillna({"source": ""})
     return own.assign(backbone=[BACKBONES.get(name, name) for name in own["backbone"]])
@@ -202,11 +205,11 @@ def published_for(
         }
         rows = reference[reference["benchmark"] == benchmark].copy() if benchmark else reference.iloc[0:0].copy()
         rows["comparable"] = [comparability(row, study) for _, row in rows.iterrows()]
-        # the condition's own imbalance factor and backbone first, the benchmark's other rows after
-        elsewhere = [
-            not (_same_factor(row["imbalance_factor"], factor) and row["backbone"] == backbone)
+        # the condition's own imbalance factor first (its own backbone first among them), the rest after
+        distance = [
+            (not _same_factor(row["imbalance_factor"], factor), row["backbone"] != backbone)
             for _, row in rows.iterrows()
         ]
-        rows = rows.iloc[sorted(range(len(rows)), key=lambda index: elsewhere[index])]
+        rows = rows.iloc[sorted(range(len(rows)), key=lambda index: distance[index])]
         found.append((condition, f"{condition + ': ' if condition else ''}{described}", rows))
     return found

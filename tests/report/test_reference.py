@@ -86,6 +86,29 @@ def test_the_leaderboard_puts_published_results_beside_the_study(tmp_path, capsy
     assert published[0]["epochs"] == "200" and all("." not in row["epochs"] for row in rows)  # whole, as without it
 
 
+def test_the_conditions_own_imbalance_factor_comes_first_whatever_its_backbone(tmp_path, capsys, logged_trial):
+    # a walk's small CNN at IF 10: the IF 10 row came after every IF 100 one, as no row had its backbone
+    tracker = StudyTracker(store_uri(tmp_path), "c10", "c10", "f", tmp_path / "mlartifacts")
+    tracker.log_study(None, None, {}, {"smcl.conditions": '["imbalance_factor=10"]'})
+    final = {"test_top1": 0.5, "test_many": 0.9, "test_medium": 0.5, "test_few": 0.1}
+    logged_trial(
+        tracker,
+        "baseline-ce",
+        "baseline",
+        TrialState.COMPLETED,
+        "imbalance_factor=10",
+        {},
+        [0.4],
+        final,
+        source="cifar10",
+        architecture="small_cnn",
+    )
+    tracker.finish()
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", "--format", "csv"]) == 0
+    published = [row for row in csv.DictReader(io.StringIO(capsys.readouterr().out)) if row["kind"] == "published"]
+    assert [float(row["imbalance_factor"]) for row in published] == [10, 100, 100, 100, 100]
+
+
 def test_a_synthetic_study_says_no_published_figure_matches(tmp_path, capsys, build_store):
     build_store(tmp_path)
     assert main(["leaderboard", "lt", "--storage", str(tmp_path), "--reference"]) == 0
@@ -130,7 +153,8 @@ def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, l
         (
             "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
             "CIFAR-10-LT,100,ResNet-32,CE,200,71.2,,,,lab\nCIFAR10-LT,100,ResNet-32,CE,200,71,,,,lab\n",
-            "line 3, benchmark: 'CIFAR10-LT' is none a study is matched to (CIFAR-10-LT, CIFAR-100-LT, ImageNet-LT)",
+            "line 3, benchmark: 'CIFAR10-LT' is not one a study can be matched to (CIFAR-10-LT, CIFAR-100-LT, "
+            "ImageNet-LT); did you mean CIFAR-10-LT?",
         ),
     ],
     ids=["empty", "a factor that is not a number", "a top-1 past 100 percent", "a benchmark no study is"],
