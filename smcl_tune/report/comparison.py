@@ -1,18 +1,58 @@
-"""Several studies side by side: the best completed trial of each, and each study's difference to the first."""
+"""Several studies side by side: the best completed trial of each, and each study's difference to the first.
+
+Where a study has trials at several imbalance factors, the studies are compared per factor: each
+study's best at that factor, and its difference to the first study that has it (the best of a study
+across factors is, by its validation score, that of its easiest factor).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pandas as pd
 
 from smcl_tune.report.captions import completed_objectives, epoch_rule_of
 from smcl_tune.report.cells import as_percent, empty_group, is_missing, named_trial, percent_cell
 from smcl_tune.report.display_frames import GROUP_SIZE_OF, HEADINGS
-from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard
+from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, Leaderboard, best_trial
 from smcl_tune.report.markdown_table import markdown_table
 from smcl_tune.report.text_table import text_table
 from smcl_tune.results import TrialState
 
 GROUP_COLUMNS = ("many_classes", "medium_classes", "few_classes")
+AS_PUBLISHED = "as published"  # the imbalance factor of data taken as its benchmark gives it (no factor)
+
+
+@dataclass
+class Compared:
+    """The studies' best trials at one imbalance factor (`factor` "" where none has several)."""
+
+    factor: str
+    bests: list[tuple[Leaderboard, pd.Series | None]]  # the studies with trials there, in the order given
+
+
+def _factor_of(value) -> str:
+    number = pd.to_numeric(value, errors="coerce")
+    return AS_PUBLISHED if pd.isna(number) else f"{number:g}"
+
+
+def compared(boards: list[Leaderboard]) -> list[Compared]:
+    """One comparison of every study's best trial; per imbalance factor where a study has several."""
+    factors = [board.trials["imbalance_factor"].map(_factor_of) for board in boards]
+    if all(found.nunique() <= 1 for found in factors):
+        return [Compared("", [(board, board.best()) for board in boards])]
+    order = list(dict.fromkeys(factor for found in factors for factor in found))
+    return [
+        Compared(
+            factor,
+            [
+                (board, best_trial(board.trials[found == factor], board.mode))
+                for board, found in zip(boards, factors)
+                if (found == factor).any()
+            ],
+        )
+        for factor in order
+    ]
 
 
 def _difference(reference, value) -> str:
@@ -30,33 +70,40 @@ def comparison_rule(boards: list[Leaderboard]) -> str:
 NO_BEST = "none: no validation split to select on"
 
 
+def per_factor_words(boards: list[Leaderboard]) -> str:
+    """ ", per imbalance factor" where the studies are compared per factor, else ""."""
+    return ", per imbalance factor" if compared(boards)[0].factor else ""
+
+
 def comparison_title(boards: list[Leaderboard]) -> str:
-    return f"best trial of each study (test metrics of {comparison_rule(boards)}, %)"
+    return f"best trial of each study{per_factor_words(boards)} (test metrics of {comparison_rule(boards)}, %)"
 
 
 def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
-    """Best completed trial of each study, then the difference of each study to the first one."""
-    rows, bests = [], []
-    for board in boards:
-        best = board.best()
-        bests.append(best)
-        row = {
-            "study": board.study,
-            "best trial": _best_name(board, best),
-            "val objective": "" if best is None else percent_cell(best["objective"]),
-        }
-        for column in ACCURACY_COLUMNS:
-            group_size = None if best is None else best.get(GROUP_SIZE_OF.get(column))
-            row[HEADINGS[column]] = "" if best is None else percent_cell(best[column], group_size)
-        rows.append(row)
-    reference = bests[0]
-    for board, best in zip(boards[1:], bests[1:]):
-        row = {"study": f"{board.study} - {boards[0].study}", "best trial": "difference", "val objective": ""}
-        for column in ACCURACY_COLUMNS:
-            row[HEADINGS[column]] = _difference(
-                None if reference is None else reference[column], None if best is None else best[column]
-            )
-        rows.append(row)
+    """Best completed trial of each study, then the difference of each study to the first one (per
+    imbalance factor where a study has several: a column says which)."""
+    rows = []
+    for group in compared(boards):
+        where = {"imbalance factor": group.factor} if group.factor else {}
+        for board, best in group.bests:
+            row = {
+                **where,
+                "study": board.study,
+                "best trial": _best_name(board, best),
+                "val objective": "" if best is None else percent_cell(best["objective"]),
+            }
+            for column in ACCURACY_COLUMNS:
+                group_size = None if best is None else best.get(GROUP_SIZE_OF.get(column))
+                row[HEADINGS[column]] = "" if best is None else percent_cell(best[column], group_size)
+            rows.append(row)
+        (first, reference), *others = group.bests
+        for board, best in others:
+            row = {**where, "study": f"{board.study} - {first.study}", "best trial": "difference", "val objective": ""}
+            for column in ACCURACY_COLUMNS:
+                row[HEADINGS[column]] = _difference(
+                    None if reference is None else reference[column], None if best is None else best[column]
+                )
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -69,21 +116,23 @@ def _best_name(board: Leaderboard, best: pd.Series | None) -> str:
 def comparison_csv(boards: list[Leaderboard]) -> str:
     """The comparison as the single-study CSV gives numbers: raw fractions, an empty cell where a
     value is missing (an empty shot group, a study without a completed trial)."""
-    bests = [board.best() for board in boards]
     rows = []
-    for board, best in zip(boards, bests):
-        row = {"study": board.study, "row": "best", "trial": "", "condition": "", "objective": None}
-        if best is not None:
-            row |= {"trial": best["trial"], "condition": best["condition"], "objective": best["objective"]}
-        for column in ACCURACY_COLUMNS:
-            row[column] = _present(best, column)
-        rows.append(row)
-    for board, best in zip(boards[1:], bests[1:]):
-        row = {"study": board.study, "row": f"difference to {boards[0].study}"}
-        for column in ACCURACY_COLUMNS:
-            first, value = _present(bests[0], column), _present(best, column)
-            row[column] = None if first is None or value is None else value - first
-        rows.append(row)
+    for group in compared(boards):
+        where = {"imbalance_factor": group.factor} if group.factor else {}
+        for board, best in group.bests:
+            row = {**where, "study": board.study, "row": "best", "trial": "", "condition": "", "objective": None}
+            if best is not None:
+                row |= {"trial": best["trial"], "condition": best["condition"], "objective": best["objective"]}
+            for column in ACCURACY_COLUMNS:
+                row[column] = _present(best, column)
+            rows.append(row)
+        (first, reference), *others = group.bests
+        for board, best in others:
+            row = {**where, "study": board.study, "row": f"difference to {first.study}"}
+            for column in ACCURACY_COLUMNS:
+                before, value = _present(reference, column), _present(best, column)
+                row[column] = None if before is None or value is None else value - before
+            rows.append(row)
     return pd.DataFrame(rows).to_csv(index=False)
 
 
@@ -97,19 +146,24 @@ def _present(best: pd.Series | None, column: str) -> float | None:
 
 
 def different_data_note(boards: list[Leaderboard]) -> str | None:
-    """A note where the best trials' shot groups differ: the studies measure different data (another
-    benchmark, imbalance factor or split), and their differences compare benchmarks, not methods."""
-    groups = {}
-    for board in boards:
-        best = board.best()
-        if best is not None and not any(is_missing(best.get(column)) for column in GROUP_COLUMNS):
-            groups[board.study] = "/".join(str(int(best[column])) for column in GROUP_COLUMNS)
-    if len(set(groups.values())) < 2:
+    """A note where the best trials compared with each other have different shot groups: the studies
+    measure different data (another benchmark, imbalance factor or split), and their differences
+    compare benchmarks, not methods."""
+    differing = []
+    for group in compared(boards):
+        sizes = {
+            board.study: "/".join(str(int(best[column])) for column in GROUP_COLUMNS)
+            for board, best in group.bests
+            if best is not None and not any(is_missing(best.get(column)) for column in GROUP_COLUMNS)
+        }
+        if len(set(sizes.values())) > 1:
+            shown = ", ".join(f"{study} {found}" for study, found in sizes.items())
+            differing.append(f"imbalance factor {group.factor}: {shown}" if group.factor else shown)
+    if not differing:
         return None
-    shown = ", ".join(f"{study} {sizes}" for study, sizes in groups.items())
     return (
-        f"note: the best trials' shot groups differ ({shown} many/medium/few classes): the studies train on "
-        "different data, so a difference compares their benchmarks as much as their methods"
+        f"note: the best trials' shot groups differ ({'; '.join(differing)} many/medium/few classes): the studies "
+        "train on different data, so a difference compares their benchmarks as much as their methods"
     )
 
 

@@ -199,29 +199,53 @@ def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_s
     )
     assert main(["leaderboard", "ce", "smcl", "--storage", str(storage)]) == 0
     out = capsys.readouterr().out
-    # smcl's best is of another condition (IF 10, no few-shot class): the studies' data differ, and it says so
-    assert out.rstrip().endswith(
-        "note: the best trials' shot groups differ (ce 2/2/1, smcl 3/2/0 many/medium/few classes): the studies "
-        "train on different data, so a difference compares their benchmarks as much as their methods"
-    )
+    # smcl has trials at IF 10 and 100: compared per factor, its IF 100 best against ce (its best
+    # overall, trial-003, is of IF 10, where ce has no trial: shown alone, no difference)
+    assert out.startswith("best trial of each study, per imbalance factor (test metrics of the epoch selected")
     lines = [line.split("  ") for line in out.strip().splitlines()]
     rows = [[cell.strip() for cell in line if cell.strip()] for line in lines[4:]]  # title, header, rule
-    assert rows[0] == ["ce", "baseline-ce [imbalance_factor=100]", "40.0", "50.0", "50.0", "95.0", "40.0", "10.0"]
-    assert rows[1][:2] == ["smcl", "trial-003 [imbalance_factor=10]"]  # the condition of its best trial
-    # smcl's best (trial-003, IF 10) has an empty few-shot group: its difference is n/a, not a number
-    assert rows[2] == ["smcl - ce", "difference", "+38.0", "+37.0", "-5.0", "+40.0", "n/a"]
+    assert rows[0] == [
+        "100",
+        "ce",
+        "baseline-ce [imbalance_factor=100]",
+        "40.0",
+        "50.0",
+        "50.0",
+        "95.0",
+        "40.0",
+        "10.0",
+    ]
+    assert rows[1][:3] == ["100", "smcl", "trial-001 [imbalance_factor=100]"]
+    assert rows[2] == ["100", "smcl - ce", "difference", "+10.0", "+10.0", "-10.0", "+15.0", "+15.0"]
+    assert rows[3][:3] == ["10", "smcl", "trial-003 [imbalance_factor=10]"] and len(rows) == 4
+    assert rows[3][-1] == "n/a"  # trial-003 has an empty few-shot group
+    assert "note:" not in out  # at IF 100 the studies' shot groups agree
 
     # the CSV as a single study's: raw fractions, an empty cell for a missing value
     assert main(["leaderboard", "ce", "smcl", "--storage", str(storage), "--format", "csv"]) == 0
     table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert (table[0]["trial"], table[0]["condition"], float(table[0]["test_top1"])) == (
-        "baseline-ce",
-        "imbalance_factor=100",
-        0.5,
+    assert [(row["imbalance_factor"], row["study"], row["row"], row["trial"]) for row in table] == [
+        ("100", "ce", "best", "baseline-ce"),
+        ("100", "smcl", "best", "trial-001"),
+        ("100", "smcl", "difference to ce", ""),
+        ("10", "smcl", "best", "trial-003"),
+    ]
+    assert float(table[2]["test_top1"]) == pytest.approx(0.10) and table[3]["test_few"] == ""
+
+    # studies of one factor each are compared as they are, with a note where their data differ
+    tracker = StudyTracker(uri, "ce10", "ce10", "def", storage / "mlartifacts")
+    tracker.log_study(None, None, {}, {"smcl.objective_metric": "val_balanced_accuracy", "smcl.objective_mode": "max"})
+    groups = {"many_classes": 3, "medium_classes": 2, "few_classes": 0}
+    final = {"selected_val_balanced_accuracy": 0.6, "test_top1": 0.7, "test_many": 0.9, "test_medium": 0.6, **groups}
+    logged_trial(tracker, "baseline-ce", "baseline", "completed", "imbalance_factor=10", {}, [0.6], final)
+    assert main(["leaderboard", "ce", "ce10", "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("best trial of each study (test metrics of") and "imbalance factor  " not in out
+    assert "ce10 - ce" in out
+    assert out.rstrip().endswith(
+        "note: the best trials' shot groups differ (ce 2/2/1, ce10 3/2/0 many/medium/few classes): the studies "
+        "train on different data, so a difference compares their benchmarks as much as their methods"
     )
-    assert table[1]["trial"] == "trial-003" and table[1]["test_few"] == ""
-    assert table[2]["row"] == "difference to ce" and float(table[2]["test_top1"]) == pytest.approx(0.38)
-    assert table[2]["test_few"] == ""
 
 
 def test_unknown_and_empty_studies_and_missing_store(store, tmp_path, capsys):
