@@ -35,6 +35,7 @@ from smcl_tune.report.leaderboard import ConditionPictures, Leaderboard
 from smcl_tune.results import OBJECTIVE_DECIMALS, TrialState, tie_rounded
 from smcl_tune.store.database import optuna_storage
 from smcl_tune.store.progress import INTERRUPTED
+from smcl_tune.studyfile.conditions import plain_param_names
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +321,7 @@ def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[g
     figure = go.Figure(
         go.Bar(
             x=[importances[n] for n in names],
-            y=names,
+            y=list(plain_param_names(dict.fromkeys(names))),  # as the other plots and MLflow name them
             orientation="h",
             marker={"color": "#bbbbbb" if too_few else "#1f77b4"},
         )

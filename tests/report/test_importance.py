@@ -43,6 +43,7 @@ def test_importance_counts_completed_trials_and_warns_below_the_threshold(tmp_pa
         "Hyperparameter importance for val_balanced_accuracy (imbalance_factor=100) (fANOVA, 12 completed trials)"
     )
     assert not enough.layout.annotations
+    assert sorted(enough.data[0].y) == ["loss_weight", "temperature"]  # as the other plots and MLflow name them
     assert notes == [
         "hyperparameter importance (imbalance_factor=10) rests on 7 completed trials, fewer than 10: "
         "too few to rank the hyperparameters; the order can change with the next trials"
