@@ -89,8 +89,10 @@ def field_hint(
     beside = _fields_of(model, parts[:-1], sections)
     siblings = difflib.get_close_matches(leaf, beside, n=1, cutoff=SIBLING_CUTOFF)
     # a short field's long form, which no ratio reaches: learning_rate (its initials) and lrate are lr
+    # (lr_decay is not: a word of its own after lr names something else)
     initials = "".join(word[:1] for word in leaf.split("_")) if "_" in leaf else None
-    siblings = siblings or [name for name in beside if name == initials or (len(name) <= 3 and leaf.startswith(name))]
+    longer = [name for name in beside if len(name) <= 3 and leaf.startswith(name) and "_" not in leaf]
+    siblings = siblings or [name for name in beside if name == initials] or longer
     if siblings:
         return ".".join([*parts[:-1], siblings[0]])
     parent = wanted.rpartition(".")[0]  # its section's fields were weighed above, by their names alone

@@ -1,8 +1,8 @@
 """Several studies side by side: the best completed trial of each, and each study's difference to the first.
 
-Where a study has trials at several imbalance factors, the studies are compared per factor: each
-study's best at that factor, and its difference to the first study that has it (the best of a study
-across factors is, by its validation score, that of its easiest factor).
+Where a study has completed trials at several imbalance factors and the studies share one, they
+are compared per factor: each study's best at that factor, and its difference to the first study
+that has it (the best of a study across factors is, by its validation score, that of its easiest).
 """
 
 from __future__ import annotations
@@ -20,34 +20,39 @@ from smcl_tune.report.text_table import text_table
 from smcl_tune.results import TrialState
 
 GROUP_COLUMNS = ("many_classes", "medium_classes", "few_classes")
-AS_PUBLISHED = "as published"  # the imbalance factor of data taken as its benchmark gives it (no factor)
+NO_FACTOR = "none"  # no imbalance factor recorded: data taken as its benchmark gives it, or a store that lacks it
 
 
 @dataclass
 class Compared:
-    """The studies' best trials at one imbalance factor (`factor` "" where none has several)."""
+    """The studies' best trials at one imbalance factor (`factor` "" where they are compared whole)."""
 
     factor: str
-    bests: list[tuple[Leaderboard, pd.Series | None]]  # the studies with trials there, in the order given
+    bests: list[tuple[Leaderboard, pd.Series | None]]  # the studies with a completed trial there, in the order given
 
 
 def _factor_of(value) -> str:
     number = pd.to_numeric(value, errors="coerce")
-    return AS_PUBLISHED if pd.isna(number) else f"{number:g}"
+    return NO_FACTOR if pd.isna(number) else f"{number:g}"
 
 
 def compared(boards: list[Leaderboard]) -> list[Compared]:
-    """One comparison of every study's best trial; per imbalance factor where a study has several."""
-    factors = [board.trials["imbalance_factor"].map(_factor_of) for board in boards]
-    if all(found.nunique() <= 1 for found in factors):
+    """One comparison of every study's best trial; per imbalance factor where a study has completed
+    trials at several and another study has completed trials at one of them."""
+    completed = [board.trials[board.trials["state"] == TrialState.COMPLETED] for board in boards]
+    factors = [trials["imbalance_factor"].map(_factor_of) for trials in completed]
+    shared = [
+        factor for factor in set().union(*map(set, factors)) if sum((found == factor).any() for found in factors) > 1
+    ]
+    if all(found.nunique() <= 1 for found in factors) or not shared:
         return [Compared("", [(board, board.best()) for board in boards])]
     order = list(dict.fromkeys(factor for found in factors for factor in found))
     return [
         Compared(
             factor,
             [
-                (board, best_trial(board.trials[found == factor], board.mode))
-                for board, found in zip(boards, factors)
+                (board, best_trial(trials[found == factor], board.mode))
+                for board, trials, found in zip(boards, completed, factors)
                 if (found == factor).any()
             ],
         )

@@ -234,10 +234,12 @@ def _curve_runs(
 ) -> list[tuple[pd.Series, list[tuple[int, float]]]]:
     """A condition's runs whose validation curves are drawn, each with its curve: its top `count`
     search trials in rank order, and each baseline and confirmed configuration once (its lowest
-    seed: its best seed would flatter it); runs without a validation value (no validation split)
-    are passed over. At most 3 tries per run drawn bound the store reads."""
+    completed seed: its best seed would flatter it); runs without a validation value (no validation
+    split) are passed over. At most 3 tries per run drawn bound the store reads."""
     search = members[~members["kind"].isin(HIGHLIGHTED_KINDS)]
-    highlighted = members[members["kind"].isin(HIGHLIGHTED_KINDS)].sort_values("seed", kind="stable")
+    # as the configurations' means over seeds are: of their completed runs (a failed seed's curve would stand for it)
+    highlighted = members[members["kind"].isin(HIGHLIGHTED_KINDS) & (members["state"] == TrialState.COMPLETED)]
+    highlighted = highlighted.sort_values("seed", kind="stable")
     groups = [search.head(3 * count)] + [
         runs.head(3) for _, runs in highlighted.groupby(["kind", "configuration"], sort=False, dropna=False)
     ]

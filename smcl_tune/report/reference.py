@@ -71,8 +71,9 @@ def load_own_reference(extra: Path) -> pd.DataFrame:
     unknown = own.index[~own["benchmark"].isin(BENCHMARKS)]
     if len(unknown):  # a row no study can match would never be shown
         name = own["benchmark"][unknown[0]]
-        close = difflib.get_close_matches(str(name), BENCHMARKS, n=1, cutoff=0.6) if not pd.isna(name) else []
-        hint = f"; did you mean {close[0]}?" if close else ""
+        lower = {benchmark.lower(): benchmark for benchmark in BENCHMARKS}
+        close = [] if pd.isna(name) else difflib.get_close_matches(str(name).lower(), lower, n=1, cutoff=0.6)
+        hint = f"; did you mean {lower[close[0]]}?" if close else ""
         raise ConfigError(
             f"{extra}: line {unknown[0] + 2}, benchmark: {'blank' if pd.isna(name) else repr(name)} is not one a study "
             f"can be matched to ({', '.join(BENCHMARKS)}){hint}"

@@ -216,14 +216,15 @@ def test_the_curves_are_the_top_search_trials_and_each_configuration_once_at_its
     runs = [  # name, kind, configuration, seed, its validation curve (none: no validation split)
         *((f"baseline-ce-s{seed}", "baseline", "ce", seed, [0.8, 0.9]) for seed in (1, 2)),
         ("baseline-ce-s0", "baseline", "ce", 0, []),
+        ("baseline-smcl-s0", "baseline", "smcl", 0, [0.05]),  # failed after an epoch: not what stands for smcl
+        ("baseline-smcl-s1", "baseline", "smcl", 1, [0.6, 0.65]),
         *((f"confirm-001-s{seed}", "confirm", "trial-001", seed, [0.7, 0.85]) for seed in (2, 1)),
         *((f"trial-00{number}", "search", "", 0, [0.1, 0.1 * number]) for number in range(8)),
     ]
     for name, kind, configuration, seed, curve in runs:
         final = {"test_top1": 0.5, **({"selected_val_balanced_accuracy": curve[-1]} if curve else {})}
-        logged_trial(
-            tracker, name, kind, "completed", "if=100", {}, curve, final, configuration=configuration, seed=seed
-        )
+        state = "failed" if name == "baseline-smcl-s0" else "completed"
+        logged_trial(tracker, name, kind, state, "if=100", {}, curve, final, configuration=configuration, seed=seed)
     tracker.finish()
     board = load_leaderboard(store_uri(tmp_path), "c")
     # above every search trial in the table: 2 seeds of CE and 2 of trial-001, which would have filled the 5
@@ -231,7 +232,9 @@ def test_the_curves_are_the_top_search_trials_and_each_configuration_once_at_its
     assert [name.split(" [")[0] for name in board.curves] == [
         "baseline-ce-s1",  # CE's lowest seed, 0, has no validation curve
         "confirm-001-s1",
-        *(f"trial-00{number}" for number in (7, 6, 5, 4, 3)),
+        "trial-007",
+        "baseline-smcl-s1",  # its lowest completed seed
+        *(f"trial-00{number}" for number in (6, 5, 4, 3)),
     ]
     (figure,) = curves_figures(board)
-    assert all(len(trace.x) == 2 for trace in figure.data)  # no empty trace
+    assert all(len(trace.x) == 2 for trace in figure.data)  # no empty trace, no failed seed's one point

@@ -248,6 +248,30 @@ def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_s
     )
 
 
+def test_side_by_side_is_per_factor_only_where_completed_trials_share_one(tmp_path, capsys, logged_trial):
+    storage = tmp_path / "three"
+    uri = store_uri(storage)
+    final = {"selected_val_balanced_accuracy": 0.5, "test_top1": 0.5, "test_many": 0.9, "test_medium": 0.5}
+    for study, trials in {
+        "a": [("imbalance_factor=100", "completed")],
+        "b": [("imbalance_factor=100", "completed"), ("imbalance_factor=10", "failed")],  # failed: no best there
+        "c": [("imbalance_factor=50", "completed"), ("imbalance_factor=10", "completed")],
+    }.items():
+        tracker = StudyTracker(uri, study, study, "def", storage / "mlartifacts")
+        tracker.log_study(None, None, {}, {})
+        for number, (condition, state) in enumerate(trials):
+            logged_trial(tracker, f"trial-00{number}", "search", state, condition, {}, [0.5], final)
+        tracker.finish()
+    # a failed trial at another factor does not make b a study of two factors
+    assert main(["leaderboard", "a", "b", "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("best trial of each study (test metrics") and "b - a" in out and "10]" not in out
+    # c has two factors but shares none with a: compared whole, as studies of one factor each
+    assert main(["leaderboard", "a", "c", "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("best trial of each study (test metrics") and "c - a" in out
+
+
 def test_unknown_and_empty_studies_and_missing_store(store, tmp_path, capsys):
     storage, uri = store
     with pytest.raises(StudyNotFound, match=r"studies there: lt"):

@@ -156,8 +156,14 @@ def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, l
             "line 3, benchmark: 'CIFAR10-LT' is not one a study can be matched to (CIFAR-10-LT, CIFAR-100-LT, "
             "ImageNet-LT); did you mean CIFAR-10-LT?",
         ),
+        (
+            "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
+            "cifar-100-lt,100,ResNet-32,CE,200,41,,,,lab\n",
+            "line 2, benchmark: 'cifar-100-lt' is not one a study can be matched to (CIFAR-10-LT, CIFAR-100-LT, "
+            "ImageNet-LT); did you mean CIFAR-100-LT?",
+        ),
     ],
-    ids=["empty", "a factor that is not a number", "a top-1 past 100 percent", "a benchmark no study is"],
+    ids=["empty", "a factor that is not a number", "a top-1 past 100 percent", "a benchmark no study is", "lower case"],
 )
 def test_a_reference_file_that_is_empty_or_holds_a_figure_that_is_not_one_is_refused_in_one_line(
     tmp_path, capsys, logged_trial, text, said

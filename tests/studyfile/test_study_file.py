@@ -349,7 +349,9 @@ def test_bad_study_exits_2_with_one_clear_line(tmp_path, capsys, label, change, 
 
 
 @pytest.mark.parametrize(
-    "change", [_set("objective.name", "x"), _set("trial.training.uri", "x")], ids=["objective.name", "training.uri"]
+    "change",
+    [_set("objective.name", "x"), _set("trial.training.uri", "x"), _set("trial.training.lr_decay", 0.1)],
+    ids=["objective.name", "training.uri", "training.lr_decay"],  # lr_decay is not the learning rate
 )
 def test_a_name_near_no_field_gets_no_guess(tmp_path, capsys, change):
     # a guess from the path's shared beginning alone named objective.mode and trial.training.lr
