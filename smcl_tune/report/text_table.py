@@ -10,7 +10,7 @@ from smcl_tune.report.aligned_columns import aligned_columns
 from smcl_tune.report.captions import BACKGROUND_HEADING, group_lines, title_line
 from smcl_tune.report.display_frames import HEADINGS, LEFT_ALIGNED, display_frame, sections_after_trials
 from smcl_tune.report.leaderboard import Leaderboard
-from smcl_tune.report.table_width import fit_to_width
+from smcl_tune.report.table_width import fit_to_width, table_width
 
 SEEDS_DROP_ORDER = ["medium", "many", "balanced", "seeds"]  # top-1 and few, the long-tailed pair, stay
 FULL_TABLE_HINT = "`smcl-tune leaderboard STUDY --format csv`, or a pipe or a file, keeps every column"
@@ -63,5 +63,32 @@ def format_text(board: Leaderboard, reference: pd.DataFrame | None = None, width
             frame, dropped = fit_to_width(frame, width, SEEDS_DROP_ORDER)
             if dropped:
                 lines = [f"left out to fit {width} columns: {', '.join(dropped)}", f"({FULL_TABLE_HINT})"]
+        if width is not None and "comparable" in frame.columns:
+            frame, lines = _fit_published(frame, width)
+        if width is not None:  # a section's title wraps as the captions do
+            title = textwrap.fill(title, width, subsequent_indent="  ")
         parts.append("\n".join([f"{title}\n", text_table(frame), *lines]))
     return "\n\n".join(parts)
+
+
+def _fit_published(frame: pd.DataFrame, width: int) -> tuple[pd.DataFrame, list[str]]:
+    """Published results on a terminal: where the table is wider, each row's reasons for not being
+    comparable become a numbered note under it (rows with the same reasons share one), and the
+    sources are left out if it is still too wide."""
+    if table_width(frame) <= width:
+        return frame, []
+    prefix = "not comparable: "
+    reasons = list(dict.fromkeys(value.removeprefix(prefix) for value in frame["comparable"] if value != "yes"))
+    numbered = {reason: index for index, reason in enumerate(reasons, start=1)}
+    frame = frame.assign(
+        comparable=[
+            "yes" if value == "yes" else f"no ({numbered[value.removeprefix(prefix)]})" for value in frame["comparable"]
+        ]
+    )
+    frame, dropped = fit_to_width(frame, width, ["source"])
+    lines = [
+        textwrap.fill(f"({index}) {reason}", width, subsequent_indent="    ") for reason, index in numbered.items()
+    ]
+    if dropped:
+        lines += [f"left out to fit {width} columns: {', '.join(dropped)}", f"({FULL_TABLE_HINT})"]
+    return frame, lines

@@ -227,3 +227,21 @@ def test_a_study_without_a_validation_split_on_cifar10_images_still_finds_its_pu
     out = capsys.readouterr().out
     assert TITLE in out
     assert "CE [published]" in out and "no published figure matches" not in out
+
+
+def test_on_a_terminal_the_published_table_fits_its_width_with_its_reasons_as_numbered_notes(tmp_path, logged_trial):
+    from smcl_tune.report.leaderboard import load_leaderboard
+    from smcl_tune.report.text_table import format_text
+
+    _cifar10_store(tmp_path, logged_trial)
+    board = load_leaderboard(store_uri(tmp_path), "c10")
+    wide = format_text(board, load_reference())
+    assert max(len(line) for line in wide.splitlines()) > 150  # a pipe or a file: every column, as it was
+    text = format_text(board, load_reference(), width=100)
+    section = text[text.index("published results on CIFAR-10-LT") :]
+    assert max(len(line) for line in section.splitlines()) <= 100, section
+    ce = next(line for line in section.splitlines() if line.startswith("CE [published]"))
+    assert "70.4" in ce and ce.rstrip().endswith("no (1)")  # its reasons: note (1) under the table
+    notes = [line for line in section.splitlines() if line.startswith("(")]
+    assert notes[0].startswith("(1) this study's subset protocol is not recorded")
+    assert "left out to fit 100 columns: source" in section
