@@ -75,20 +75,20 @@ def comparison_rule(boards: list[Leaderboard]) -> str:
 NO_BEST = "none: no validation split to select on"
 
 
-def per_factor_words(boards: list[Leaderboard]) -> str:
-    """ ", per imbalance factor" where the studies are compared per factor, else ""."""
-    return ", per imbalance factor" if compared(boards)[0].factor else ""
+def per_factor_words(groups: list[Compared]) -> str:
+    """ ", per imbalance factor" where the studies are compared per factor (`compared`), else ""."""
+    return ", per imbalance factor" if groups[0].factor else ""
 
 
-def comparison_title(boards: list[Leaderboard]) -> str:
-    return f"best trial of each study{per_factor_words(boards)} (test metrics of {comparison_rule(boards)}, %)"
+def comparison_title(boards: list[Leaderboard], groups: list[Compared]) -> str:
+    return f"best trial of each study{per_factor_words(groups)} (test metrics of {comparison_rule(boards)}, %)"
 
 
-def comparison_frame(boards: list[Leaderboard]) -> pd.DataFrame:
+def comparison_frame(groups: list[Compared]) -> pd.DataFrame:
     """Best completed trial of each study, then the difference of each study to the first one (per
-    imbalance factor where a study has several: a column says which)."""
+    imbalance factor where `compared` found the studies share one: a column says which)."""
     rows = []
-    for group in compared(boards):
+    for group in groups:
         where = {"imbalance factor": group.factor} if group.factor else {}
         for board, best in group.bests:
             row = {
@@ -118,11 +118,11 @@ def _best_name(board: Leaderboard, best: pd.Series | None) -> str:
     return NO_BEST if (board.trials["state"] == TrialState.COMPLETED).any() else ""
 
 
-def comparison_csv(boards: list[Leaderboard]) -> str:
+def comparison_csv(groups: list[Compared]) -> str:
     """The comparison as the single-study CSV gives numbers: raw fractions, an empty cell where a
     value is missing (an empty shot group, a study without a completed trial)."""
     rows = []
-    for group in compared(boards):
+    for group in groups:
         where = {"imbalance_factor": group.factor} if group.factor else {}
         for board, best in group.bests:
             row = {**where, "study": board.study, "row": "best", "trial": "", "condition": "", "objective": None}
@@ -150,12 +150,12 @@ def _present(best: pd.Series | None, column: str) -> float | None:
     return None if is_missing(value) or empty_group(group_size) else float(value)
 
 
-def different_data_note(boards: list[Leaderboard]) -> str | None:
+def different_data_note(groups: list[Compared]) -> str | None:
     """A note where the best trials compared with each other have different shot groups: the studies
     measure different data (another benchmark, imbalance factor or split), and their differences
     compare benchmarks, not methods."""
     differing = []
-    for group in compared(boards):
+    for group in groups:
         sizes = {
             board.study: "/".join(str(int(best[column])) for column in GROUP_COLUMNS)
             for board, best in group.bests
@@ -173,10 +173,10 @@ def different_data_note(boards: list[Leaderboard]) -> str | None:
 
 
 def format_comparison(boards: list[Leaderboard], fmt: str) -> str:
+    groups = compared(boards)
     if fmt == "csv":
-        return comparison_csv(boards)
-    frame = comparison_frame(boards)
-    note = different_data_note(boards)
+        return comparison_csv(groups)
+    frame, note, title = comparison_frame(groups), different_data_note(groups), comparison_title(boards, groups)
     if fmt == "markdown":
-        return f"## {comparison_title(boards)}\n\n{markdown_table(frame)}\n" + (f"\n{note}\n" if note else "")
-    return f"{comparison_title(boards)}\n\n{text_table(frame)}" + (f"\n\n{note}" if note else "")
+        return f"## {title}\n\n{markdown_table(frame)}\n" + (f"\n{note}\n" if note else "")
+    return f"{title}\n\n{text_table(frame)}" + (f"\n\n{note}" if note else "")

@@ -10,7 +10,13 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from smcl_tune.report.captions import group_lines, title_line
-from smcl_tune.report.comparison import comparison_frame, comparison_rule, different_data_note, per_factor_words
+from smcl_tune.report.comparison import (
+    compared,
+    comparison_frame,
+    comparison_rule,
+    different_data_note,
+    per_factor_words,
+)
 from smcl_tune.report.display_frames import display_frame, sections_after_trials
 from smcl_tune.report.leaderboard import Leaderboard
 from smcl_tune.report.plots import (
@@ -49,16 +55,17 @@ def _page(title: str, body: list[str]) -> str:
 
 def comparison_html(boards: list[Leaderboard]) -> str:
     """Several studies side by side: the best trial of each and the differences to the first."""
-    table = comparison_frame(boards).to_html(index=False, border=0, na_rep="")
+    groups = compared(boards)
+    table = comparison_frame(groups).to_html(index=False, border=0, na_rep="")
     names = ", ".join(board.study for board in boards)
     return _page(
         f"{names}: smcl-tune comparison",
         [
             f"<h1>{html.escape(names)}</h1>",
-            f"<p>Best finished trial of each study{per_factor_words(boards)} (test metrics of "
+            f"<p>Best finished trial of each study{per_factor_words(groups)} (test metrics of "
             f"{html.escape(comparison_rule(boards))}, %), then each study minus the first, per shot group.</p>",
             table,
-            *(f'<p class="note">{html.escape(note)}</p>' for note in [different_data_note(boards)] if note),
+            *(f'<p class="note">{html.escape(note)}</p>' for note in [different_data_note(groups)] if note),
         ],
     )
 

@@ -220,12 +220,11 @@ def load_leaderboard(
         _condition_pictures(store, condition, trials[trials["condition"] == condition], mode)
         for condition in trials["condition"].unique()
     ]
-    best = board.best()
-    best_per_class = next(
-        (found.best_per_class for found in board.pictures if best is not None and found.condition == best["condition"]),
-        None,
+    best = board.best()  # also its condition's best: the same rule over a subset that holds it
+    pictures = {found.condition: found for found in board.pictures}
+    board.class_names = _class_names(
+        store, None if best is None else pictures[best["condition"]].best_per_class, trials
     )
-    board.class_names = _class_names(store, best_per_class, trials)
     return board
 
 
@@ -239,22 +238,26 @@ def _curve_runs(
     search = members[~members["kind"].isin(HIGHLIGHTED_KINDS)]
     # as the configurations' means over seeds are: of their completed runs (a failed seed's curve would stand for it)
     highlighted = members[members["kind"].isin(HIGHLIGHTED_KINDS) & (members["state"] == TrialState.COMPLETED)]
-    highlighted = highlighted.sort_values("seed", kind="stable")
-    groups = [search.head(3 * count)] + [
-        runs.head(3) for _, runs in highlighted.groupby(["kind", "configuration"], sort=False, dropna=False)
-    ]
-    wanted = [count] + [1] * (len(groups) - 1)
-    chosen = []
-    for runs, needed in zip(groups, wanted):
-        found = []
-        for _, row in runs.iterrows():
-            history = store.metric_history(row["run_id"], metric)
-            if any(not math.isnan(value) for _, value in history):
-                found.append((row, history))
-                if len(found) == needed:
-                    break
-        chosen += found
+    chosen = _with_curves(store, search.head(3 * count), metric, count)
+    for _, seeds in highlighted.sort_values("seed", kind="stable").groupby(
+        ["kind", "configuration"], sort=False, dropna=False
+    ):
+        chosen += _with_curves(store, seeds.head(3), metric, 1)
     return sorted(chosen, key=lambda pair: members.index.get_loc(pair[0].name))  # the table's order
+
+
+def _with_curves(
+    store: RunReader, runs: pd.DataFrame, metric: str, count: int
+) -> list[tuple[pd.Series, list[tuple[int, float]]]]:
+    """The first `count` of `runs` that logged a validation value, each with its curve."""
+    found = []
+    for _, row in runs.iterrows():
+        history = store.metric_history(row["run_id"], metric)
+        if any(not math.isnan(value) for _, value in history):
+            found.append((row, history))
+            if len(found) == count:
+                break
+    return found
 
 
 def _condition_pictures(store: RunReader, condition: str, trials: pd.DataFrame, mode: str) -> ConditionPictures:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from smcl_tune.results import EPOCHS_PLANNED, FUSED_GROUP, TrialState, objective_value, tie_rounded
-
-SEARCH_ROLE = "search"  # a search trial's role (tracking.tags.ROLE_TAG), as against a baseline's or a confirmation's
+from smcl_tune.store.trial_record import SEARCH_ROLE
 
 INTERRUPTED = "interrupted"  # a trial or study whose driver stopped without ending it
 ENDED_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)

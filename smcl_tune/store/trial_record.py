@@ -18,7 +18,8 @@ from smcl_tune.tracking.tags import (
     STATE_TAG,
 )
 
-ROLES = ("search", "baseline", "confirm")
+SEARCH_ROLE = "search"  # a search trial's ROLE_TAG, as against a baseline's or a confirmation's
+ROLES = (SEARCH_ROLE, "baseline", "confirm")
 
 
 def trial_state(tag: str | None) -> TrialState:

@@ -29,13 +29,11 @@ def reporting_to(progress: StudyProgress) -> Iterator[StudyProgress]:
         _active = None
 
 
-def _identity(trial) -> tuple[str, str, str]:
+def _identity(trial) -> dict[str, str]:
+    """The trial as StudyProgress's methods take it (key, name, condition, role)."""
     spec = spec_of(trial.config)
-    return trial_key(spec.condition.label, spec.run_name), spec.run_name, spec.condition.label
-
-
-def _role(trial) -> str:
-    return spec_of(trial.config).role
+    label = spec.condition.label
+    return {"key": trial_key(label, spec.run_name), "name": spec.run_name, "condition": label, "role": spec.role}
 
 
 def error_summary(trial) -> str:
@@ -48,18 +46,18 @@ def error_summary(trial) -> str:
 class ProgressCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
         if _active is not None:
-            _active.trial_started(*_identity(trial), role=_role(trial))
+            _active.trial_started(**_identity(trial))
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info: Any) -> None:
         if _active is not None and "epoch" in result:
-            _active.epoch_ended(*_identity(trial), result, role=_role(trial))
+            _active.epoch_ended(result=result, **_identity(trial))
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         if _active is not None:
             state, reason = outcome(trial.last_result)
-            _active.trial_ended(*_identity(trial), state, reason, role=_role(trial))
+            _active.trial_ended(state=state, reason=reason, **_identity(trial))
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
         if _active is not None:
             state, _ = outcome(trial.last_result, error=True)
-            _active.trial_ended(*_identity(trial), state, error_summary(trial), role=_role(trial))
+            _active.trial_ended(state=state, reason=error_summary(trial), **_identity(trial))
