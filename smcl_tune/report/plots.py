@@ -308,6 +308,14 @@ def _importance_figure(board: Leaderboard, name: str, condition: str) -> tuple[g
                 f"hyperparameter importance{where}: its {len(complete)} completed search trials all scored "
                 f"{complete[0].values[0]:.4g}, so no hyperparameter explains a difference"
             )
+        searched = dict.fromkeys(name for trial in complete for name in trial.params)
+        if len(searched) < 2:  # fANOVA would give one hyperparameter all the variance: a bar at 1.0 says nothing
+            what = (
+                f"one hyperparameter is searched ({', '.join(plain_param_names(searched))})"
+                if searched
+                else "no hyperparameter is searched"
+            )
+            return None, f"hyperparameter importance{where}: {what}, so there is nothing to rank"
         target = (lambda trial: trial.values[0]) if len(study.directions) > 1 else None
         importances = optuna.importance.get_param_importances(
             study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=target

@@ -74,3 +74,25 @@ def test_search_trials_that_all_scored_the_same_get_a_note_that_says_so(tmp_path
         "has 1",
     ]
     assert "unavailable" not in caplog.text  # fANOVA's own error ("zero total variance") is not shown
+
+
+def test_a_search_of_one_hyperparameter_gets_a_note_not_a_bar_at_one(tmp_path, build_store):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="lt/imbalance_factor=10", storage=url, direction="maximize")
+    for value in (0.4, 0.5, 0.6):
+        trial = study.ask()
+        trial.suggest_float("method.temperature", 0.03, 0.5, log=True)
+        study.tell(trial, value)
+    storage = tmp_path / "store"
+    board = load_leaderboard(build_store(storage, optuna_storage=url), "lt")
+    figures, notes = importance_figures(board)
+    assert figures == []
+    one = (
+        "hyperparameter importance (imbalance_factor=10): one hyperparameter is searched (temperature), "
+        "so there is nothing to rank"
+    )
+    assert notes[0] == one
+
+    report = tmp_path / "report.html"
+    assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "html", "--output", str(report)]) == 0
+    assert f'<p class="note">{one}</p>' in report.read_text()
