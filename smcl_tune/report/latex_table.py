@@ -31,9 +31,9 @@ def _latex_escape(text: str) -> str:
 
 def format_latex(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
     """A booktabs table of the configurations run with two or more seeds: mean ± std per shot
-    group, the best mean of each column (within a condition) in bold. With `reference`, each
-    condition's comparable published results follow its rows, as published (a comment names the
-    others and why they are left out)."""
+    group, the best mean of each column (within a condition) in bold where another row is below
+    it. With `reference`, each condition's comparable published results follow its rows, as
+    published (a comment names the others and why they are left out)."""
     summary = board.configurations()
     published = _published_by_condition(board, reference) if reference is not None else {}
     header = " & ".join(["Method", *(HEADINGS[m].capitalize() for m in _LATEX_METRICS)])
@@ -55,7 +55,7 @@ def format_latex(board: Leaderboard, reference: pd.DataFrame | None = None) -> s
             lines.append(
                 r"\multicolumn{" + str(len(_LATEX_METRICS) + 1) + "}{l}{\\emph{" + _latex_escape(condition) + r"}} \\"
             )
-        best = {metric: f"{as_percent(rows[f'{metric}_mean'].max()):.1f}" for metric in _LATEX_METRICS}  # as printed
+        best = {metric: _best_printed(rows[f"{metric}_mean"]) for metric in _LATEX_METRICS}
         for _, row in rows.iterrows():
             cells = [_latex_escape(row["configuration"] + ("" if row["kind"] == "baseline" else " (tuned)"))]
             for metric in _LATEX_METRICS:
@@ -78,6 +78,15 @@ def format_latex(board: Leaderboard, reference: pd.DataFrame | None = None) -> s
         lines.insert(1, "% --reference: no published figure matches this study's benchmark")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def _best_printed(means: pd.Series) -> str | None:
+    """The best mean as printed, where it beats another row's: a column of one row, or of rows that
+    all print the same (a column of 0.0), has nothing to set in bold."""
+    printed = {f"{as_percent(mean):.1f}" for mean in means if not is_missing(mean)}
+    if len(printed) < 2:
+        return None
+    return f"{as_percent(means.max()):.1f}"
 
 
 def _published_by_condition(board: Leaderboard, reference: pd.DataFrame) -> dict[str, pd.DataFrame]:
