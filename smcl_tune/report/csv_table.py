@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, BACKGROUND_COLUMNS, Leaderboard
-from smcl_tune.report.reference import published_for
+from smcl_tune.report.reference import BACKBONES, published_for
 
 
 def csv_frame(board: Leaderboard) -> pd.DataFrame:
@@ -54,9 +54,11 @@ def csv_frame(board: Leaderboard) -> pd.DataFrame:
 
 def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str:
     """The trials; with `reference`, the matching published results after them (kind `published`,
-    accuracies as fractions like the trials')."""
+    accuracies as fractions like the trials'), and each row's backbone, as the published table
+    names it, so that a row's `comparable` reason can be read off its neighbours."""
     frame = csv_frame(board)
     if reference is not None:
+        frame["backbone"] = [BACKBONES.get(name, name) or None for name in board.trials["architecture"]]
         class_names = board.class_names
         for condition, _, rows in published_for(board.trials, class_names, reference):
             published = pd.DataFrame(
@@ -67,6 +69,7 @@ def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str
                     # whole numbers, as the trials' column is (pandas' concat made both 3.0 and 200.0)
                     "epochs": pd.to_numeric(rows["epochs"], errors="coerce").round().astype("Int64"),
                     "imbalance_factor": rows["imbalance_factor"],
+                    "backbone": rows["backbone"],
                     "source": rows["source"],
                     "comparable": rows["comparable"],
                     **{

@@ -105,8 +105,12 @@ def test_the_conditions_own_imbalance_factor_comes_first_whatever_its_backbone(t
     )
     tracker.finish()
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", "--format", "csv"]) == 0
-    published = [row for row in csv.DictReader(io.StringIO(capsys.readouterr().out)) if row["kind"] == "published"]
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    published = [row for row in rows if row["kind"] == "published"]
     assert [float(row["imbalance_factor"]) for row in published] == [10, 100, 100, 100, 100]
+    # each row's backbone, so that "backbone ResNet-32 (this study small CNN)" can be read off the rows
+    assert {row["backbone"] for row in published} == {"ResNet-32"}
+    assert [row["backbone"] for row in rows if row["kind"] != "published"] == ["small CNN"]
 
 
 def test_a_synthetic_study_says_no_published_figure_matches(tmp_path, capsys, build_store):
