@@ -142,6 +142,14 @@ def check_cifar(name: str, root: Path, download: bool) -> str | None:
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads a pickle of plain data only (CIFAR's meta file is a dict of lists of strings): a file
+    that names a class or function, as one made to run code on load does, is refused."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"{module}.{name}: not plain data")
+
+
 def cifar_class_names(name: str, root: Path) -> list[str] | None:
     """The class names of the meta file, once the data is there; before, CIFAR-10's published ones
     (None for CIFAR-100)."""
@@ -149,7 +157,7 @@ def cifar_class_names(name: str, root: Path) -> list[str] | None:
     path = root / archive.folder / archive.meta_file
     try:
         with path.open("rb") as file:
-            meta = pickle.load(file, encoding="latin1")  # CIFAR's own file, as torchvision reads it
+            meta = _PlainUnpickler(file, encoding="latin1").load()  # CIFAR's own file, as torchvision reads it
         names = [str(label) for label in meta[archive.names_key]]
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError):
         return list(CIFAR10_CLASSES) if name == "cifar10" else None

@@ -145,3 +145,23 @@ def test_a_fused_study_of_baselines_only_names_the_baseline_of_another_shape(tmp
         "# baseline narrow has a shape the study's trial section does not have: it trains in groups of its own runs "
         "only",
     ]
+
+
+class _RunsCodeWhenLoaded:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_cifar_meta_file_made_to_run_code_is_not_run_by_validate(tmp_path):
+    import pickle
+
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [_RunsCodeWhenLoaded(marker)]}))
+    done = _validate(STUDIES / "cifar10_lt.yaml", tmp_path)  # data.download: true: fetched before the study starts
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists()  # the meta file's class names are read as plain data only
