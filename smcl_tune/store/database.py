@@ -4,13 +4,13 @@ a server is probed before anything starts."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from smcl_tune.errors import ConfigError, first_line
+from smcl_tune.studyfile.uri_credentials import without_credentials
 
 if TYPE_CHECKING:
     import optuna
@@ -84,7 +84,7 @@ def engine(url: str) -> sqlalchemy.Engine:
 
 def shown(url: str) -> str:
     """A database URL for messages: its user stays (it names the role to check), a password never."""
-    return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", url)
+    return without_credentials(url, keep_user=True)
 
 
 def check_database(url: str, field: str = "optuna.storage") -> None:

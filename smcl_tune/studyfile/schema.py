@@ -69,6 +69,13 @@ class TrackingConfig(StrictModel):
         600.0, gt=0, description="seconds to wait for a tracking server that stopped answering before the study stops"
     )
 
+    @field_validator("uri")
+    @classmethod
+    def _no_credentials(cls, uri: str | None) -> str | None:
+        if uri is not None:
+            _refuse_credentials(uri)
+        return uri
+
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 

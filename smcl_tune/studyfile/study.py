@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from smcl_tune.studyfile.checks import check_study
 from smcl_tune.studyfile.conditions import Condition, plain_param_names, study_conditions
 from smcl_tune.studyfile.overrides import apply_overrides
 from smcl_tune.studyfile.schema import OBJECTIVE_METRICS, StudyConfig
+from smcl_tune.studyfile.uri_credentials import without_credentials
 from smcl_tune.studyfile.yaml_loader import load_yaml
 
 # OBJECTIVE_METRICS, apply_overrides and plain_param_names are imported from here by study/.
@@ -98,9 +98,7 @@ class Study:
 
 def redact_uri(uri: str | None) -> str | None:
     """A URI without the user and password it may carry: `https://user:secret@host` -> `https://***@host`."""
-    if uri is None:
-        return None
-    return re.sub(r"(?<=://)[^/@]+@", "***@", uri)
+    return None if uri is None else without_credentials(uri)
 
 
 def _study_hint(parts: tuple[str, ...]) -> str | None:

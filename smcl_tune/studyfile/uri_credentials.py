@@ -13,7 +13,9 @@ QUERY_SECRETS = {
     "secret_key": "AWS_SECRET_ACCESS_KEY",
     "session_token": "AWS_SESSION_TOKEN",
 }
-PASSWORD_IN_USER_PART = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@?#]*:[^/@?#]*@")
+# query options that carry a password or a token, whatever the scheme: never shown
+SECRET_QUERY_OPTIONS = (*QUERY_SECRETS, "password", "token")
+SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 # a database's password in the user part: libpq's and MySQL's own places for it
@@ -24,18 +26,65 @@ DATABASE_PASSWORD_PLACES = {
 }
 
 
+# an MLflow tracking server's: what its client reads from the environment
+HTTP_CREDENTIALS = ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"]
+
+
+def _scheme(uri: str) -> str | None:
+    match = SCHEME.match(uri)
+    return match[1].split("+")[0].lower() if match else None
+
+
+def user_part(uri: str) -> str | None:
+    """What `uri` carries before its host (`user` or `user:password`), None without one. A
+    database URL's password may hold '/' and '@' (SQLAlchemy reads up to the last '@' before the
+    query); elsewhere the user part ends at the first '/', '?' or '#', as URLs have it, unless
+    what comes before that '/' is `user:word`, not `host:port`: then a password with a '/' in it."""
+    scheme = _scheme(uri)
+    if scheme is None:
+        return None
+    rest = uri[uri.index("://") + 3 :]
+    before_query = re.split(r"[?#]", rest)[0]
+    authority = re.split(r"[/?#]", rest)[0]
+    _, colon, port = authority.partition(":")
+    if scheme in DATABASE_PASSWORD_PLACES or (
+        "@" not in authority and colon and not port.isdigit() and authority[:1] != "["
+    ):
+        authority = before_query
+    user, at, _ = authority.rpartition("@")
+    return user if at else None
+
+
 def credentials_in(uri: str) -> list[str]:
     """The environment variables (or files) to use instead of what `uri` carries; [] when it
     carries none."""
-    if "://" not in uri:
+    scheme = _scheme(uri)
+    if scheme is None:
         return []
+    places = DATABASE_PASSWORD_PLACES.get(scheme) or (
+        HTTP_CREDENTIALS if scheme in ("http", "https") else ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+    )
     variables = []
-    if PASSWORD_IN_USER_PART.match(uri):
-        scheme = uri.split("://", 1)[0].split("+")[0].lower()
-        variables += DATABASE_PASSWORD_PLACES.get(scheme, ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+    if ":" in (user_part(uri) or ""):
+        variables += places
     query = parse_qs(urlsplit(uri).query)
     variables += [variable for option, variable in QUERY_SECRETS.items() if option in query]
+    if any(option in query for option in ("password", "token")):
+        variables += places
     return list(dict.fromkeys(variables))
+
+
+def without_credentials(uri: str, keep_user: bool = False) -> str:
+    """`uri` for messages: its user part as `***` (`user:***` with `keep_user`: it names the role
+    to check), and the values of its secret query options as `***`."""
+    user = user_part(uri)
+    if user is not None:
+        start = uri.index("://") + 3
+        name, colon, _ = user.partition(":")
+        hidden = (f"{name}:***" if colon else name) if keep_user else "***"
+        uri = uri[:start] + hidden + uri[start + len(user) :]
+    options = "|".join(SECRET_QUERY_OPTIONS)
+    return re.sub(rf"(?<=[?&])({options})=[^&#]*", r"\1=***", uri)
 
 
 def credentials_advice(uri: str) -> str | None:
@@ -43,6 +92,6 @@ def credentials_advice(uri: str) -> str | None:
     variables = credentials_in(uri)
     if not variables:
         return None
-    if variables[0].startswith("AWS_"):
+    if variables[0].startswith(("AWS_", "MLFLOW_")):
         return f"set {' and '.join(variables)} in the environment instead"
     return f"give the password through {' or '.join(variables)} instead"

@@ -173,6 +173,7 @@ def test_a_reference_file_that_is_empty_or_holds_a_figure_that_is_not_one_is_ref
     tmp_path, capsys, logged_trial, text, said
 ):
     _cifar10_store(tmp_path, logged_trial)
+    capsys.readouterr()  # MLflow's own lines making the store, first in a process: not the CLI's
     own = tmp_path / "mine.csv"
     own.write_text(text)
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 2

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from smcl_tune.studyfile.uri_credentials import credentials_in
+from smcl_tune.studyfile.uri_credentials import credentials_in, without_credentials
 
 SECRET = "wJalrXUtnFEMI-K7MDENG"
 
@@ -22,10 +22,44 @@ SECRET = "wJalrXUtnFEMI-K7MDENG"
         (f"s3://AKIAEXAMPLE:{SECRET}@bucket/runs", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
         (f"s3://bucket/runs?secret_key={SECRET}&access_key=AKIA", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
         ("s3://bucket/runs?session_token=abc&region=eu-west-1", ["AWS_SESSION_TOKEN"]),
+        ("s3://bucket/key@v1", []),
+        ("http://127.0.0.1:5000/a@b", []),  # a port, then an '@' in the path
+        ("http://[::1]:5000/a@b", []),
+        (f"https://alice:{SECRET}@mlflow.example.org", ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"]),
+        (f"http://alice:{SECRET}/x@127.0.0.1:5000", ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"]),
+        (f"gs://alice:{SECRET}/x@bucket/runs", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
+        # a database's password may hold '/' and '@' (SQLAlchemy reads it up to the last '@'), or be a query option
+        (f"postgresql://alice:{SECRET}/x@db:5432/studies", ["PGPASSWORD", "a ~/.pgpass file"]),
+        (f"postgresql://alice:{SECRET}@x@db:5432/studies", ["PGPASSWORD", "a ~/.pgpass file"]),
+        (f"postgresql://alice@db:5432/studies?password={SECRET}", ["PGPASSWORD", "a ~/.pgpass file"]),
+        ("sqlite:////tmp/a@b/optuna.db", []),
     ],
 )
 def test_the_credentials_a_uri_carries_name_the_variables_that_replace_them(uri, variables):
     assert credentials_in(uri) == variables
+    shown = without_credentials(uri) + without_credentials(uri, keep_user=True)
+    assert SECRET not in shown and (shown == uri + uri) == (variables == [])
+
+
+def test_a_database_url_in_a_message_keeps_its_user_and_hides_its_password():
+    assert without_credentials(f"postgresql://alice:{SECRET}/x@db/s", keep_user=True) == "postgresql://alice:***@db/s"
+    assert without_credentials("postgresql://alice@db/s?sslmode=require&password=pw", keep_user=True) == (
+        "postgresql://alice@db/s?sslmode=require&password=***"
+    )
+    assert without_credentials(f"http://127.0.0.1:1/?token={SECRET}") == "http://127.0.0.1:1/?token=***"
+
+
+def test_validate_refuses_a_tracking_uri_with_credentials_naming_mlflows_variables(tmp_path, tiny_study):
+    path = tiny_study(tmp_path, tracking={"uri": f"https://alice:{SECRET}@mlflow.example.org"})
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "validate", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "tracking.uri: the URI carries credentials, which would reach the study's tags, logs and Ray's saved " in (
+        done.stderr
+    )
+    assert "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment instead" in done.stderr
+    assert SECRET not in done.stderr + done.stdout
 
 
 def test_validate_refuses_a_storage_with_credentials_and_never_prints_them(tmp_path, tiny_study):
