@@ -31,6 +31,7 @@ def _quiet_server() -> dict[str, str]:
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
     """The MLflow store a read command reads: --tracking-uri, else the storage folder's own."""
+    from smcl_tune.store.database import check_database
     from smcl_tune.store.probes import server_problem
     from smcl_tune.studyfile.study import redact_uri
 
@@ -41,6 +42,7 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
                 f"--tracking-uri: {redact_uri(arguments.tracking_uri)} does not answer ({problem}); start the "
                 "tracking server, or check the URI"
             )
+        check_database(arguments.tracking_uri, "--tracking-uri")
         return existing_store_uri(arguments.tracking_uri)
     return storage_store_uri(Path(arguments.storage).resolve())
 
@@ -172,6 +174,10 @@ def command_ui(arguments: argparse.Namespace) -> int:
             f"--tracking-uri: {redact_uri(arguments.tracking_uri)} is a tracking server: open its own UI at that "
             "address; `smcl-tune ui` serves a store of files (--storage, or --tracking-uri sqlite:///PATH)"
         )
+    if arguments.tracking_uri:
+        from smcl_tune.store.database import check_database
+
+        check_database(arguments.tracking_uri, "--tracking-uri")  # MLflow's server would end in a traceback
     # an empty folder, or a missing sqlite file, gets no store of MLflow's making
     uri = existing_store_uri(arguments.tracking_uri) if arguments.tracking_uri else storage_store_uri(storage)
     check_address_free(arguments.host, arguments.port)  # before the store is touched

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from smcl_tune.errors import ConfigError, DamagedStore
+from smcl_tune.store.database import check_database
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.store.probes import TUNER_FILE, ray_state_problem, server_problem, sqlite_problem
 from smcl_tune.store.sqlite_copy import sqlite_path
@@ -24,6 +25,7 @@ def check_tracking(uri: str, where: str = "tracking.uri") -> None:
             f"{where}: {redact_uri(uri)} does not answer ({problem}); start the tracking server, "
             "or point the URI at one that runs"
         )
+    check_database(uri, where)  # a database server MLflow would otherwise retry for minutes, then fail
     database = sqlite_path(uri)
     if database is not None and database.exists():
         problem = sqlite_problem(database)

@@ -46,3 +46,23 @@ def test_moving_the_optuna_storage_is_not_a_changed_study(tmp_path, tiny_study):
     default = load_study(tiny_study(tmp_path, name="pg"))
     moved = load_study(tiny_study(tmp_path, name="pg", optuna={"storage": "postgresql://smcl@db:5432/studies"}))
     assert default.fingerprint() == moved.fingerprint()
+
+
+def test_a_tracking_database_that_does_not_answer_is_one_line_for_run_status_and_ui(
+    tmp_path, tiny_study, refused_by_main, capsys
+):
+    import socket
+
+    from smcl_tune.cli import main
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    url = f"postgresql://smcl@127.0.0.1:{closed}/mlflow"
+    error = refused_by_main(["run", str(tiny_study(tmp_path, name="pg", tracking={"uri": url}))], capsys)
+    assert error.startswith(f"smcl-tune: tracking.uri: cannot connect to {url} (") and "refused" in error
+    for command in (["status", "pg"], ["ui"]):
+        assert main([*command, "--tracking-uri", url]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"smcl-tune: --tracking-uri: cannot connect to {url} (") and "Traceback" not in error
+        assert len(error.strip().splitlines()) == 1
