@@ -125,6 +125,7 @@ class DataConfig(StrictModel):
     n_max: int | None = Field(
         None,
         ge=1,
+        le=10_000_000,
         description="images of the head class; default: the source's per-class pool "
         "(CIFAR-10 5000, CIFAR-100 500, synthetic 500)",
     )
@@ -316,8 +317,8 @@ class MethodConfig(StrictModel):
 
 
 class TrainingConfig(StrictModel):
-    epochs: int = Field(200, ge=1)
-    batch_size: int = Field(128, ge=2)
+    epochs: int = Field(200, ge=1, le=100_000)  # a bound that catches a typo of many digits before it trains for ever
+    batch_size: int = Field(128, ge=2, le=1_000_000)
     lr: float = Field(0.1, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = False

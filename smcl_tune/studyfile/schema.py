@@ -167,9 +167,12 @@ class StudyConfig(StrictModel):
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     num_trials: int = Field(
-        8, ge=0, description="trials sampled by Optuna in each condition (baselines come on top); 0: baselines only"
+        8,
+        ge=0,
+        le=1_000_000,
+        description="trials sampled by Optuna in each condition (baselines come on top); 0: baselines only",
     )
-    max_concurrent: int = Field(2, ge=1, description="trials (groups of fused trials) running at once")
+    max_concurrent: int = Field(2, ge=1, le=1_000_000, description="trials (groups of fused trials) running at once")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     seed: int = Field(0, ge=0, lt=2**32, description="seed of Optuna's sampler")
     storage: str = Field(

@@ -33,6 +33,17 @@ def _set(path: str, value):
 
 
 BAD_STUDIES = [
+    (  # a typo of many digits would train for ever
+        "epochs past any recipe",
+        lambda r: r["trial"]["training"].update(epochs=10**32),
+        "trial.training.epochs: Input should be less than or equal to 100000",
+    ),
+    ("trials past any search", lambda r: r.update(num_trials=10**26), "num_trials: Input should be less than or equal"),
+    (
+        "a head class past any data",
+        lambda r: r["trial"]["data"].update(n_max=10**15),
+        "trial.data.n_max: Input should be less than or equal to 10000000",
+    ),
     (
         "condition values equal but written differently",
         lambda r: r.update(conditions={"data.imbalance_factor": [10, 10.0]}),
