@@ -5,7 +5,9 @@ with a traceback."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
+import sys
 
 from smcl_tune.errors import ConfigError
 
@@ -23,6 +25,22 @@ def check_address_free(host: str, port: int) -> None:
         if error.errno == errno.EACCES:
             raise ConfigError(f"--port {port}: this user may not listen on it (ports below 1024 need root)") from None
         raise ConfigError(f"--host {host}: cannot listen there ({error.strerror or error})") from None
+
+
+def warn_unless_loopback(host: str) -> None:
+    """Says so on stderr when --host lets other machines reach a server that asks no password."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+    except OSError:
+        return  # check_address_free has refused it already
+    if all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses):
+        return
+    print(
+        f"smcl-tune: warning: --host {host}: other machines can reach this server, and it asks for no "
+        "password; keep it on 127.0.0.1 and reach it through an SSH tunnel (ssh -L) unless a firewall guards it",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def server_url(host: str, port: int) -> str:

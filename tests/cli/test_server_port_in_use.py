@@ -10,7 +10,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from smcl_tune.cli.server_address import check_address_free, server_url
+from smcl_tune.cli.server_address import check_address_free, server_url, warn_unless_loopback
 from smcl_tune.errors import ConfigError
 from smcl_tune.store.paths import default_tracking_uri, optuna_database
 
@@ -54,3 +54,31 @@ def test_an_ipv6_host_is_checked_on_ipv6_and_linked_in_brackets():
             check_address_free("::", port)
     check_address_free("::", port)  # free again: an IPv6 host is not refused as an IPv4 address
     assert server_url("::1", 5000) == "http://[::1]:5000" and server_url("127.0.0.1", 5000) == "http://127.0.0.1:5000"
+
+
+def test_a_dashboard_other_machines_can_reach_says_so_and_a_loopback_one_does_not(tmp_path, capsys):
+    database = optuna_database(tmp_path, "tiny")
+    database.parent.mkdir()
+    optuna.create_study(study_name="tiny", storage=f"sqlite:///{database}")
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    command = ["dashboard", "tiny", "--storage", str(tmp_path), "--host", "0.0.0.0", "--port", str(port)]
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "smcl_tune.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serving.stdout.readline().startswith(f"Optuna dashboard on http://0.0.0.0:{port} ")
+    finally:
+        serving.terminate()
+        serving.wait(timeout=60)
+    warning = serving.stderr.read().splitlines()[0]
+    assert warning == (
+        "smcl-tune: warning: --host 0.0.0.0: other machines can reach this server, and it asks for no password; "
+        "keep it on 127.0.0.1 and reach it through an SSH tunnel (ssh -L) unless a firewall guards it"
+    )
+    for loopback in ("127.0.0.1", "localhost", "::1"):
+        warn_unless_loopback(loopback)
+    assert capsys.readouterr().err == ""
