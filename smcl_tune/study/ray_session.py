@@ -116,6 +116,10 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
             "RAY_AUTH_MODE=%s: the local Ray accepts any client that can reach this machine's ports",
             os.environ["RAY_AUTH_MODE"],
         )
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    # Ray writes a new token with the default umask (world-readable until make_private below): in a
+    # folder of its owner's only, no one else can read it meanwhile
+    token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # address="local": a new Ray of this run's own. Without it, ray.init() joins the last Ray that
     # `ray start` (or a test's cluster) left on this machine, whose CPUs may all be taken.
     with _quiet(TOKEN_SETUP_LOGGER), worker_log_level(log_level), _keeping_sigterm():
@@ -126,7 +130,7 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
             logging_level=log_level,
             _system_config=NO_IDLE_WORKERS,
         )
-    make_private(Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token")))
+    make_private(token)
     return True
 
 

@@ -256,6 +256,7 @@ def test_a_local_ray_refuses_clients_without_its_token_and_keeps_the_token_priva
         "init_ray(None)\n"
         "token = os.path.expanduser('~/.ray/auth_token')\n"
         "print('mode', oct(stat.S_IMODE(os.stat(token).st_mode)))\n"
+        "print('folder', oct(stat.S_IMODE(os.stat(os.path.dirname(token)).st_mode)))\n"
         "address = ray.get_runtime_context().gcs_address\n"
         # one connection attempt, not Ray's ~20 s of retries: a refused token is refused at the first
         f"env = {{**os.environ, 'HOME': {str(stranger)!r}, 'RAY_AUTH_MODE': 'disabled',\n"
@@ -272,4 +273,5 @@ def test_a_local_ray_refuses_clients_without_its_token_and_keeps_the_token_priva
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert "mode 0o600" in lines  # Ray wrote it world-readable; only its owner can read it now
+    assert "folder 0o700" in lines  # and no one else could meanwhile: its folder is its owner's only
     assert "stranger 1 True" in lines  # a client without the token is refused
