@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from smcl_tune.atomic_write import write_bytes_atomically
 from smcl_tune.study.experiment_state_repair import STATE_PATTERN, listing, ray_trials, read_file
 from smcl_tune.study.searcher_state_edits import adopt_unknown_trials, forget_lost_suggestions
 from smcl_tune.study.trial_spec import TRIAL_SPEC, TrialSpec
@@ -95,14 +97,23 @@ def mend_searcher_state(experiment_dir: str, filesystem: pafs.FileSystem | None 
         return []
     # the searcher's file first: once it no longer names them, a second repair changes nothing
     if lost or adopted or newly_ended:
-        with fs.open_output_stream(searcher_file) as stream:
-            stream.write(pickle.dumps(searcher))
+        _replace_whole(fs, searcher_file, pickle.dumps(searcher))
     if recount:
         log.info("Ray's count of suggestions held to the %d trials of its saved state", len(statuses))
-        with fs.open_output_stream(counts_file) as stream:
-            stream.write(cloudpickle.dumps(counts))
+        _replace_whole(fs, counts_file, cloudpickle.dumps(counts))
     if lost:
         log.warning(
             "%d suggestion(s) Ray's saved state does not hold are planned again: %s", len(lost), ", ".join(lost)
         )
     return lost
+
+
+def _replace_whole(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """A local file is replaced by a rename: a kill during a resume's repair leaves the old file or
+    the new one, never a part of it, which the next resume would need. An object store writes whole
+    objects."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        write_bytes_atomically(Path(path), data)
+    else:
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)

@@ -473,9 +473,13 @@ def test_a_trial_rays_saved_state_holds_as_ended_is_not_live_after_a_restore(tmp
     searcher = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=1)
     searcher.max_concurrent = 1
     searcher.suggest("b")  # saved while b ran; Ray saved b ended
-    searcher.save(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
+    saved = tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"
+    searcher.save(str(saved))
     _saved_experiment_state(tmp_path, {"b": "TERMINATED"})
+    before = saved.stat().st_ino
     mend_searcher_state(str(tmp_path))  # as restored_tuner does before Ray restores
+    # replaced whole by a rename, not rewritten in place: a kill meanwhile leaves no part of a file
+    assert saved.stat().st_ino != before and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
     restored = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}], num_trials=1)
     restored.restore(str(tmp_path / "searcher-state-2026-12-04_10-00-00.pkl"))
     assert spec_of(restored.suggest("t1")).key == "optuna-0"
