@@ -26,6 +26,7 @@ TOKEN_SETUP_LOGGER = "ray._private.authentication.authentication_token_setup"  #
 # fused groups' directory and hand-out actors (study/fused_groups.py) could take one; they start
 # their worker when made instead (under a second, once per study or group).
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+AWS_KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
 CONNECT_TIMEOUT_S = 5.0  # a host that drops packets rather than refusing them
 
 
@@ -131,7 +132,17 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
             _system_config=NO_IDLE_WORKERS,
         )
     make_private(token)
+    _keep_cloud_keys_out_of_rays_logs()
     return True
+
+
+def _keep_cloud_keys_out_of_rays_logs() -> None:
+    """Ray Tune gives each trial actor the driver's AWS keys as its runtime environment, which Ray's
+    runtime-env agent logs in plain text (its log is readable by every user of the machine). A
+    local Ray's workers inherit the driver's environment, keys included: they need no copy."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE.difference_update(AWS_KEY_VARIABLES)
 
 
 def leave_ray() -> None:

@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -175,7 +177,10 @@ def test_without_an_address_a_run_starts_its_own_ray_and_never_joins_a_leftover_
     leftover = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # a Ray no trial could run on
     try:
         study = tiny_study(tmp_path, name="own-ray", num_trials=1)
+        secret = f"not-a-real-key-{uuid.uuid4().hex}"
         environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+        environment["AWS_SECRET_ACCESS_KEY"] = secret
+        started = time.time()
         done = subprocess.run(
             [sys.executable, "-m", "smcl_tune.cli", "run", str(study)],
             cwd=tmp_path,
@@ -188,6 +193,12 @@ def test_without_an_address_a_run_starts_its_own_ray_and_never_joins_a_leftover_
         leftover.shutdown()
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "trial-000: finished after 3 epochs" in done.stdout
+    # Ray Tune would hand the trial the driver's AWS keys through Ray, whose agent logs them in plain text
+    sessions = [
+        path for path in Path(tempfile.gettempdir(), "ray").glob("session_2*") if path.stat().st_ctime > started
+    ]
+    logs = [path for session in sessions for path in (session / "logs").glob("*") if path.is_file()]
+    assert logs and not [path for path in logs if secret in path.read_text(errors="replace")]
 
 
 @pytest.mark.parametrize("fuse, asker", [(1, "a trial"), (4, "a group of fused trials")])
