@@ -187,14 +187,16 @@ def command_ui(arguments: argparse.Namespace) -> int:
     base_url = server_url(arguments.host, arguments.port)
     database = sqlite_path(uri)
     links = _study_links(uri, base_url) if database is not None and database.is_file() else []
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--registry-store-uri", uri]
+    # the store's URI goes through the environment, not the command line, which every user can read (ps)
+    stores = {"MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_REGISTRY_STORE_URI": uri}
+    command = [sys.executable, "-m", "mlflow", "ui"]
     command += ["--host", arguments.host, "--port", str(arguments.port)]
     command += ["--workers", str(UI_WORKERS)]
     print(f"MLflow UI on {base_url} over {redact_uri(uri)} (Ctrl-C stops it)")
     if links:
         print("each study's trials, best first:")
         print("\n".join(links), flush=True)
-    return serve_until_stopped(command, environment={**os.environ, **NO_JOB_RUNNER, **_quiet_server()})
+    return serve_until_stopped(command, environment={**os.environ, **NO_JOB_RUNNER, **_quiet_server(), **stores})
 
 
 def serve_until_stopped(command: list[str], environment: dict[str, str] | None = None) -> int:

@@ -96,6 +96,8 @@ def test_ui_answers_200_and_stops_on_ctrl_c_with_every_process_it_started(tmp_pa
     assert status == 200
     server = psutil.Process(process.pid).children(recursive=True)  # MLflow, uvicorn and its workers
     assert server
+    # the store's URI (a database's may hold a password) is on no command line, which every user can read
+    assert not [member.cmdline() for member in server if "mlflow.db" in " ".join(member.cmdline())]
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
     assert not [member for member in server if member.is_running() and member.status() != psutil.STATUS_ZOMBIE]
