@@ -44,6 +44,23 @@ class _BoundedLoader(yaml.SafeLoader):
             self._count(1, line)
         return node
 
+    def construct_mapping(self, node, deep=False):
+        """A key given twice in one mapping is refused: YAML would keep the last one silently, so a
+        second `search:` would drop the first. Keys a merge (`<<: *name`) brings may be overridden."""
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[tuple[str, str], int] = {}
+            for key, _ in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first_line:
+                    raise ConfigError(
+                        f"'{key.value}' twice in one mapping (lines {first_line[key.tag, key.value]} and {line}): "
+                        "YAML would keep the second and drop the first; give it once"
+                    )
+                first_line[key.tag, key.value] = line
+        return super().construct_mapping(node, deep)
+
     def _count(self, values: int, line: int) -> None:
         self._total += values
         if self._total > MAX_YAML_VALUES:

@@ -77,3 +77,19 @@ def test_anchors_and_merge_keys_within_the_bound_still_load(tmp_path):
     assert raw["baselines"][0]["overrides"] == {"lr": 0.1, "momentum": 0.9, "seed": 1}
     assert raw["baselines"][1]["overrides"] == {"lr": 0.1, "momentum": 0.9}
     assert len(raw["milestones"]) == 9 and len(raw["milestones"][0][0][0]) == 9
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines_and_a_merged_key_may_be_overridden(tmp_path):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: x\nsearch:\n  method.temperature: {uniform: [0.1, 0.5]}\nseed: 1\nsearch: {}\n")
+    done = _cli("validate", twice, tmp_path)  # the second search would have dropped the first, silently
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"smcl-tune: {twice}: 'search' twice in one mapping (lines 2 and 5): YAML would keep the second and drop "
+        "the first; give it once"
+    )
+    with pytest.raises(ConfigError, match=r"'lr' twice in one mapping \(lines 4 and 4\)"):
+        load_yaml(_study(tmp_path, "{lr: 1, lr: 2}"))
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("common: &common {lr: 0.1}\nmine: {<<: *common, lr: 0.2}\n")
+    assert load_yaml(merged)["mine"] == {"lr": 0.2}
