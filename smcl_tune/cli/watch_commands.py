@@ -69,6 +69,7 @@ def _print_study(status) -> None:
 
 def command_status(arguments: argparse.Namespace) -> int:
     from smcl_tune.store.snapshot import StoreSnapshot
+    from smcl_tune.studyfile.study import redact_uri
 
     storage = None if arguments.tracking_uri else Path(arguments.storage).resolve()
     try:
@@ -90,7 +91,7 @@ def command_status(arguments: argparse.Namespace) -> int:
             return EXIT_OK
         if status is None:
             known = ", ".join(snapshot.study_names()) or "none"
-            raise ConfigError(f"no study named '{arguments.study}' in {uri} (studies there: {known})")
+            raise ConfigError(f"no study named '{arguments.study}' in {redact_uri(uri)} (studies there: {known})")
         _print_study(status)
     return EXIT_OK
 

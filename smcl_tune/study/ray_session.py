@@ -3,6 +3,7 @@ token kept private."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -98,6 +99,7 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
         return False
     if address:
         log.info("joining the Ray cluster at %s", address)
+        _hand_cloud_keys_to_trials(True)  # a cluster's workers have the driver's keys only through Ray
         try:
             with _keeping_sigterm():
                 ray.init(address=address, log_to_driver=True, logging_level=log_level)
@@ -120,7 +122,9 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
     token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
     # Ray writes a new token with the default umask (world-readable until make_private below): in a
     # folder of its owner's only, no one else can read it meanwhile
-    token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() == "token":
+        with contextlib.suppress(OSError):  # a home folder that cannot be written: Ray says so itself
+            token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # address="local": a new Ray of this run's own. Without it, ray.init() joins the last Ray that
     # `ray start` (or a test's cluster) left on this machine, whose CPUs may all be taken.
     with _quiet(TOKEN_SETUP_LOGGER), worker_log_level(log_level), _keeping_sigterm():
@@ -132,17 +136,21 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
             _system_config=NO_IDLE_WORKERS,
         )
     make_private(token)
-    _keep_cloud_keys_out_of_rays_logs()
+    _hand_cloud_keys_to_trials(False)
     return True
 
 
-def _keep_cloud_keys_out_of_rays_logs() -> None:
-    """Ray Tune gives each trial actor the driver's AWS keys as its runtime environment, which Ray's
-    runtime-env agent logs in plain text (its log is readable by every user of the machine). A
-    local Ray's workers inherit the driver's environment, keys included: they need no copy."""
+def _hand_cloud_keys_to_trials(through_ray: bool) -> None:
+    """Whether Ray Tune gives each trial actor the driver's AWS keys as its runtime environment,
+    which Ray's runtime-env agent logs in plain text (a log every user of the machine can read). A
+    local Ray's workers inherit the driver's environment, keys included: they need no copy. Set
+    for each Ray this process starts or joins: the setting is Ray Tune's, one for the process."""
     from ray.tune.execution import class_cache
 
-    class_cache.ENV_VARS_TO_PROPAGATE.difference_update(AWS_KEY_VARIABLES)
+    if through_ray:
+        class_cache.ENV_VARS_TO_PROPAGATE.update(AWS_KEY_VARIABLES)
+    else:
+        class_cache.ENV_VARS_TO_PROPAGATE.difference_update(AWS_KEY_VARIABLES)
 
 
 def leave_ray() -> None:

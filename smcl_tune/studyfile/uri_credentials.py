@@ -69,8 +69,10 @@ def credentials_in(uri: str) -> list[str]:
         variables += places
     query = parse_qs(urlsplit(uri).query)
     variables += [variable for option, variable in QUERY_SECRETS.items() if option in query]
-    if any(option in query for option in ("password", "token")):
+    if "password" in query:
         variables += places
+    if "token" in query:
+        variables += ["MLFLOW_TRACKING_TOKEN"] if scheme in ("http", "https") else places
     return list(dict.fromkeys(variables))
 
 

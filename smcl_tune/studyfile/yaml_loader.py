@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from smcl_tune.errors import ConfigError
+from smcl_tune.errors import ConfigError, short_repr
 
 MAX_YAML_VALUES = 10_000  # a study file holds a few hundred; aliases (`*name`) count once per use
 MAX_YAML_DEPTH = 64
@@ -23,6 +23,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth = 0
         self._sizes: dict[int, int] = {}  # id of a composed node -> its values with aliases expanded
         self._total = 0
+        self._checked: set[int] = set()  # ids of the mappings checked for a key given twice
 
     def compose_node(self, parent, index):
         is_alias = self.check_event(yaml.AliasEvent)
@@ -44,10 +45,13 @@ class _BoundedLoader(yaml.SafeLoader):
             self._count(1, line)
         return node
 
-    def construct_mapping(self, node, deep=False):
+    def flatten_mapping(self, node):
         """A key given twice in one mapping is refused: YAML would keep the last one silently, so a
-        second `search:` would drop the first. Keys a merge (`<<: *name`) brings may be overridden."""
-        if isinstance(node, yaml.MappingNode):
+        second `search:` would drop the first. Keys a merge (`<<: *name`) brings may be overridden.
+        Checked before PyYAML flattens the merges, which rewrites the node in place (an anchored
+        node met again through its alias is checked once)."""
+        if id(node) not in self._checked:
+            self._checked.add(id(node))
             first_line: dict[tuple[str, str], int] = {}
             for key, _ in node.value:
                 if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
@@ -55,11 +59,11 @@ class _BoundedLoader(yaml.SafeLoader):
                 line = key.start_mark.line + 1
                 if (key.tag, key.value) in first_line:
                     raise ConfigError(
-                        f"'{key.value}' twice in one mapping (lines {first_line[key.tag, key.value]} and {line}): "
-                        "YAML would keep the second and drop the first; give it once"
+                        f"{short_repr(key.value)} twice in one mapping (lines {first_line[key.tag, key.value]} and "
+                        f"{line}): YAML would keep the second and drop the first; give it once"
                     )
                 first_line[key.tag, key.value] = line
-        return super().construct_mapping(node, deep)
+        super().flatten_mapping(node)
 
     def _count(self, values: int, line: int) -> None:
         self._total += values

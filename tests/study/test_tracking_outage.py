@@ -195,6 +195,18 @@ def test_a_short_outage_is_waited_for_and_loses_nothing(tmp_path, tracking_serve
     assert "Retrying" not in output and "urllib3" not in output and "Traceback" not in output
     assert "View run" not in output and "View experiment" not in output  # MLflow's own lines, with the server's URL
     _assert_every_epoch_logged_once(tracking_server, trial_runs, "short")
+    with_user = tracking_server.uri.replace("http://", "http://alice:hunter2@")  # as a user may give it
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "status", "nosuch", "--tracking-uri", with_user],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        done.returncode == 2
+        and "hunter2" not in done.stderr
+        and "no study named 'nosuch' in http://***@" in (done.stderr)
+    )
 
 
 @pytest.mark.ray

@@ -33,6 +33,7 @@ SECRET = "wJalrXUtnFEMI-K7MDENG"
         (f"postgresql://alice:{SECRET}@x@db:5432/studies", ["PGPASSWORD", "a ~/.pgpass file"]),
         (f"postgresql://alice@db:5432/studies?password={SECRET}", ["PGPASSWORD", "a ~/.pgpass file"]),
         ("sqlite:////tmp/a@b/optuna.db", []),
+        (f"http://127.0.0.1:5000/?token={SECRET}", ["MLFLOW_TRACKING_TOKEN"]),
     ],
 )
 def test_the_credentials_a_uri_carries_name_the_variables_that_replace_them(uri, variables):

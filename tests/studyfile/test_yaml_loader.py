@@ -93,3 +93,7 @@ def test_a_key_given_twice_is_refused_naming_both_lines_and_a_merged_key_may_be_
     merged = tmp_path / "merged.yaml"
     merged.write_text("common: &common {lr: 0.1}\nmine: {<<: *common, lr: 0.2}\n")
     assert load_yaml(merged)["mine"] == {"lr": 0.2}
+    # an anchored mapping with a merge of its own, met again through its alias: PyYAML has flattened it by then
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("base: &base {lr: 0.1}\nx:\n  <<: &d {<<: *base, lr: 0.2}\n  m: 1\ny: *d\n")
+    assert load_yaml(nested)["y"] == {"lr": 0.2}
