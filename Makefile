@@ -4,14 +4,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The tests a change is checked against while it is written: no Ray, no browser, nothing slow.
 FAST := -m "not slow and not ray and not browser"
-# The suite runs in two pytest-xdist workers, each test file whole in one of them (its module
+# The suite runs in three pytest-xdist workers, each test file whole in one of them (its module
 # fixtures are made once), the files in the order tests/conftest.py gives them (longest first), not
-# xdist's. The tests wait on studies, servers and browsers more than they compute; with one Ray per
-# worker shared by the studies that need no Ray of their own (tests/conftest.py), the whole suite
-# takes about 12 min in two workers on a 2-core machine (docs/RESULTS.md: 719.17 s at dc77549,
-# 2026-12-06), against 24 min in one process before its tiny trials trained the tiny CNN (1461.90 s;
-# a third worker was slower then). WORKERS=0 runs it in one process.
-WORKERS ?= 2
+# xdist's. With one Ray per worker shared by the studies that need no Ray of their own
+# (tests/conftest.py), two workers left the 2 cores about a tenth idle (studies, servers and
+# browsers waited); a third fills it: on a 2-core machine 571.42 s in three workers against 611.98 s
+# in two at the same code (f14d890; docs/RESULTS.md, 2026-12-07), 24 min in one process before its
+# tiny trials trained the tiny CNN. WORKERS=2 runs it as before, WORKERS=0 in one process.
+WORKERS ?= 3
 
 .PHONY: test test-fast lint quickstart install clean
 
