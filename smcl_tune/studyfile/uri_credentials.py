@@ -14,7 +14,7 @@ QUERY_SECRETS = {
     "session_token": "AWS_SESSION_TOKEN",
 }
 # query options that carry a password or a token, whatever the scheme: never shown
-SECRET_QUERY_OPTIONS = (*QUERY_SECRETS, "password", "token")
+SECRET_QUERY_OPTIONS = (*QUERY_SECRETS, "password", "token", "access_token")
 SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -71,7 +71,7 @@ def credentials_in(uri: str) -> list[str]:
     variables += [variable for option, variable in QUERY_SECRETS.items() if option in query]
     if "password" in query:
         variables += places
-    if "token" in query:
+    if "token" in query or "access_token" in query:
         variables += ["MLFLOW_TRACKING_TOKEN"] if scheme in ("http", "https") else places
     return list(dict.fromkeys(variables))
 

@@ -34,6 +34,7 @@ SECRET = "wJalrXUtnFEMI-K7MDENG"
         (f"postgresql://alice@db:5432/studies?password={SECRET}", ["PGPASSWORD", "a ~/.pgpass file"]),
         ("sqlite:////tmp/a@b/optuna.db", []),
         (f"http://127.0.0.1:5000/?token={SECRET}", ["MLFLOW_TRACKING_TOKEN"]),
+        (f"https://mlflow.example.org/?access_token={SECRET}", ["MLFLOW_TRACKING_TOKEN"]),
     ],
 )
 def test_the_credentials_a_uri_carries_name_the_variables_that_replace_them(uri, variables):
