@@ -100,6 +100,9 @@ class DatabaseLock:
         log.error("%s", message)
         _thread.interrupt_main(signal.SIGINT)  # Ray Tune stops its trials as on Ctrl-C
 
+    def withdraw(self) -> None:
+        """Nothing to take back: the lock's row goes with its release."""
+
     def release(self) -> None:
         self._stop.set()
         if self._beating is not None:

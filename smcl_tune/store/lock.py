@@ -6,6 +6,7 @@ killed driver never blocks the resume. The lock file says who holds it, for the 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -22,24 +23,43 @@ class StudyLock:
         self.path = path
         self.study = study
         self._fd: int | None = None
+        self._made: list[Path] = []  # the folder and file this acquire created, for withdraw
 
     def acquire(self) -> None:
+        if not self.path.parent.exists():
+            self._made.append(self.path.parent)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise StudyBusy(
-                f"study '{self.study}' is being run by {holder}; wait for that run to end, or stop it first "
-                f"(its lock: {self.path})"
-            ) from None
+        while True:
+            made_file = not self.path.exists()
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise StudyBusy(
+                    f"study '{self.study}' is being run by {holder}; wait for that run to end, or stop it first "
+                    f"(its lock: {self.path})"
+                ) from None
+            if _still_named(fd, self.path):
+                break
+            os.close(fd)  # a refused run withdrew that file after this one opened it: take the new one
+        if made_file:
+            self._made.append(self.path)
         os.ftruncate(fd, 0)
         os.write(
             fd, f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode()
         )
         self._fd = fd
+
+    def withdraw(self) -> None:
+        """A run refused after it took the lock leaves no lock file, nor the storage folder it made
+        for it; a file or folder that was there before is left."""
+        if self._fd is None:
+            return
+        for made in reversed(self._made):
+            with contextlib.suppress(OSError):  # a folder another run has written into meanwhile
+                made.unlink() if made == self.path else made.rmdir()
 
     def release(self) -> None:
         if self._fd is not None:
@@ -52,6 +72,14 @@ class StudyLock:
 
     def __exit__(self, *_exc) -> None:
         self.release()
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether the locked file is still the one `path` names (withdraw unlinks it under its lock)."""
+    try:
+        return os.fstat(fd).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False
 
 
 def study_lock_file(local_root: Path, study_name: str) -> Path:

@@ -127,10 +127,18 @@ def run_study(
         stopping_on_study_stop(),
         stopping_when_lock_lost(lock),
     ):
-        ours = init_ray(address, watching.ray_log_level, field)
+        try:
+            ours = init_ray(address, watching.ray_log_level, field)
+        except ConfigError:
+            lock.withdraw()  # refused before anything started: nothing of it is left
+            raise
         try:
             hosts = cluster_hosts()
-            check_cluster_storage(study, paths, hosts)
+            try:
+                check_cluster_storage(study, paths, hosts)
+            except ConfigError:
+                lock.withdraw()
+                raise
             if address:
                 warn_unplaceable(study)
             guard = LocalStorageGuard(hosts) if storage_is_local(paths) else None

@@ -99,3 +99,37 @@ def test_status_of_a_study_whose_driver_has_started_says_it_is_starting(tmp_path
         assert said() == (0, starting)
     after = status()  # no driver: not a study there
     assert after.returncode == 2 and "no study named 'new'" in after.stderr
+
+
+def test_a_run_refused_after_it_took_the_lock_leaves_no_lock_file_nor_storage_folder(
+    tmp_path, tiny_study, monkeypatch, capsys
+):
+    from smcl_tune.errors import ConfigError
+    from smcl_tune.study import runner
+
+    def refused(*_arguments, **_keywords):  # as Ray refuses a cluster's wrong token, once the lock is held
+        raise ConfigError("--address 10.0.0.5:6379: Failed to connect (InvalidAuthToken)")
+
+    monkeypatch.setattr(runner, "init_ray", refused)
+    storage = tmp_path / "runs"
+    study = tiny_study(tmp_path, name="refused", storage=str(storage))
+    assert main(["run", str(study)]) == 2
+    assert "InvalidAuthToken" in capsys.readouterr().err
+    assert not storage.exists()  # neither the folder the lock made nor its `.refused.lock`
+
+
+def test_after_a_withdrawn_lock_the_next_driver_takes_a_lock_of_its_own_that_a_third_is_refused_by(tmp_path):
+    path = tmp_path / "runs" / ".s.lock"
+    first = StudyLock(path, "s")
+    first.acquire()
+    first.withdraw()
+    first.release()
+    assert not path.parent.exists()  # the folder it made for its lock went with it
+    second = StudyLock(path, "s")
+    second.acquire()
+    try:
+        assert path.is_file()
+        with pytest.raises(StudyBusy):
+            StudyLock(path, "s").acquire()
+    finally:
+        second.release()
