@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.cli.output_file import checked_output, write_output
-from smcl_tune.cli.server_address import check_address_free, server_url, warn_unless_loopback
+from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
 
 UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 times the memory and start-up
@@ -181,7 +181,6 @@ def command_ui(arguments: argparse.Namespace) -> int:
     # an empty folder, or a missing sqlite file, gets no store of MLflow's making
     uri = existing_store_uri(arguments.tracking_uri) if arguments.tracking_uri else storage_store_uri(storage)
     check_address_free(arguments.host, arguments.port)  # before the store is touched
-    warn_unless_loopback(arguments.host)
     if storage is not None:
         relocate_artifacts(uri, storage / ARTIFACT_FOLDER)  # logs where a moved store's artifacts now are
     base_url = server_url(arguments.host, arguments.port)

@@ -13,7 +13,8 @@ from smcl_tune.errors import ConfigError
 
 
 def check_address_free(host: str, port: int) -> None:
-    """ConfigError naming --port (or --host) unless a server can listen at host:port now."""
+    """ConfigError naming --port (or --host) unless a server can listen at host:port now; a host
+    other machines can reach is said so (warn_unless_loopback)."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]  # IPv6 for "::"
         socket.create_server((host, port), family=family).close()  # SO_REUSEADDR, as the servers set it
@@ -25,6 +26,7 @@ def check_address_free(host: str, port: int) -> None:
         if error.errno == errno.EACCES:
             raise ConfigError(f"--port {port}: this user may not listen on it (ports below 1024 need root)") from None
         raise ConfigError(f"--host {host}: cannot listen there ({error.strerror or error})") from None
+    warn_unless_loopback(host)
 
 
 def warn_unless_loopback(host: str) -> None:
@@ -32,7 +34,7 @@ def warn_unless_loopback(host: str) -> None:
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
     except OSError:
-        return  # check_address_free has refused it already
+        return  # a host that does not resolve: check_address_free refuses it
     if all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses):
         return
     print(

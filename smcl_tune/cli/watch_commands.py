@@ -12,7 +12,7 @@ from pathlib import Path
 from smcl_tune.cli.exit_codes import EXIT_OK
 from smcl_tune.cli.formatting import format_duration, format_objective
 from smcl_tune.cli.report_commands import tracking_uri
-from smcl_tune.cli.server_address import check_address_free, server_url, warn_unless_loopback
+from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
 
 
@@ -119,7 +119,6 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
     if arguments.refresh <= 0:
         raise ConfigError(f"--refresh: must be a positive number of seconds, not {arguments.refresh:g}")
     check_address_free(arguments.host, arguments.port)
-    warn_unless_loopback(arguments.host)
     print(
         f"Optuna dashboard on {server_url(arguments.host, arguments.port)} over a copy of {database}, "
         f"refreshed every {arguments.refresh:g} s (Ctrl-C stops it)",
@@ -140,7 +139,6 @@ def _dashboard_on_database(arguments: argparse.Namespace) -> int:
         raise ConfigError(f"--optuna-storage: {shown(url)} is not a database server URL (postgresql://user@host/db)")
     check_database(url, "--optuna-storage")
     check_address_free(arguments.host, arguments.port)
-    warn_unless_loopback(arguments.host)
     print(
         f"Optuna dashboard on {server_url(arguments.host, arguments.port)} over {shown(url)} (Ctrl-C stops it)",
         flush=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from smcl_tune.report.leaderboard import ACCURACY_COLUMNS, BACKGROUND_COLUMNS, Leaderboard
-from smcl_tune.report.reference import BACKBONES, published_for
+from smcl_tune.report.reference import backbone_of, published_for
 
 
 def csv_frame(board: Leaderboard) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def format_csv(board: Leaderboard, reference: pd.DataFrame | None = None) -> str
     names it, so that a row's `comparable` reason can be read off its neighbours."""
     frame = csv_frame(board)
     if reference is not None:
-        frame["backbone"] = [BACKBONES.get(name, name) or None for name in board.trials["architecture"]]
+        frame["backbone"] = [backbone_of(name) or None for name in board.trials["architecture"]]
         class_names = board.class_names
         for condition, _, rows in published_for(board.trials, class_names, reference):
             published = pd.DataFrame(

@@ -26,6 +26,13 @@ BACKBONES = {
     "small_cnn": "small CNN",
     "tiny_cnn": "tiny CNN",
 }
+
+
+def backbone_of(architecture: str) -> str:
+    """An architecture as the published table names its backbone (`resnet32` is ResNet-32)."""
+    return BACKBONES.get(architecture, architecture)
+
+
 CAVEAT = (
     "published figures are usually the best epoch on the test set (ProCo's own logs, CIFAR-100-LT IF 100: last epoch "
     "52.76, best 52.84); this study's are never selected on test"
@@ -79,7 +86,7 @@ def load_own_reference(extra: Path) -> pd.DataFrame:
             f"can be matched to ({', '.join(BENCHMARKS)}){hint}"
         )
     own = own[list(COLUMNS)].fillna({"source": ""})
-    return own.assign(backbone=[BACKBONES.get(name, name) for name in own["backbone"]])
+    return own.assign(backbone=[backbone_of(name) for name in own["backbone"]])
 
 
 def rows_of_other_benchmarks(own: pd.DataFrame, trials: pd.DataFrame, class_names: list[str]) -> str | None:
@@ -189,7 +196,7 @@ def published_for(
         first = members.iloc[0]
         factors = members["imbalance_factor"].dropna().unique()
         factor = float(factors[0]) if len(factors) == 1 else math.nan
-        backbone = BACKBONES.get(first["architecture"], first["architecture"])
+        backbone = backbone_of(first["architecture"])
         benchmark = benchmark_of(first["source"], class_names)
         shown = f"IF {factor:g}" if not math.isnan(factor) else "as published"
         data = benchmark or {"synthetic": "the synthetic background-bias benchmark"}.get(

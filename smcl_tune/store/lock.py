@@ -59,7 +59,10 @@ class StudyLock:
             return
         for made in reversed(self._made):
             with contextlib.suppress(OSError):  # a folder another run has written into meanwhile
-                made.unlink() if made == self.path else made.rmdir()
+                if made == self.path:
+                    made.unlink()
+                else:
+                    made.rmdir()
 
     def release(self) -> None:
         if self._fd is not None:

@@ -114,7 +114,8 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
     # the local Ray requires its token (RAY_AUTH_MODE unset: Ray's default), and its token file is
     # made this user's alone. That is smcl-tune's choice for the Ray it starts: Ray's warning that it
     # chose token mode is not shown (a cluster's, when joining one, is).
-    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+    token_mode = os.environ.get("RAY_AUTH_MODE", "token").lower() == "token"
+    if not token_mode:
         log.warning(
             "RAY_AUTH_MODE=%s: the local Ray accepts any client that can reach this machine's ports",
             os.environ["RAY_AUTH_MODE"],
@@ -122,7 +123,7 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
     token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
     # Ray writes a new token with the default umask (world-readable until make_private below): in a
     # folder of its owner's only, no one else can read it meanwhile
-    if os.environ.get("RAY_AUTH_MODE", "token").lower() == "token":
+    if token_mode:
         with contextlib.suppress(OSError):  # a home folder that cannot be written: Ray says so itself
             token.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # address="local": a new Ray of this run's own. Without it, ray.init() joins the last Ray that

@@ -127,18 +127,12 @@ def run_study(
         stopping_on_study_stop(),
         stopping_when_lock_lost(lock),
     ):
-        try:
+        with _withdrawn_if_refused(lock):
             ours = init_ray(address, watching.ray_log_level, field)
-        except ConfigError:
-            lock.withdraw()  # refused before anything started: nothing of it is left
-            raise
         try:
             hosts = cluster_hosts()
-            try:
+            with _withdrawn_if_refused(lock):
                 check_cluster_storage(study, paths, hosts)
-            except ConfigError:
-                lock.withdraw()
-                raise
             if address:
                 warn_unplaceable(study)
             guard = LocalStorageGuard(hosts) if storage_is_local(paths) else None
@@ -160,6 +154,17 @@ def _study_lock(study: Study, paths: StudyPaths) -> StudyLock | DatabaseLock:
     if paths.database_url is None:
         return StudyLock(paths.lock_file, study.name)
     return DatabaseLock(paths.database_url, study.name, study.config.optuna.outage_timeout_s)
+
+
+@contextmanager
+def _withdrawn_if_refused(lock: StudyLock | DatabaseLock) -> Iterator[None]:
+    """A refusal (ConfigError) after the lock was taken and before anything started leaves nothing
+    of the run: not its lock file, nor the storage folder made for it."""
+    try:
+        yield
+    except ConfigError:
+        lock.withdraw()
+        raise
 
 
 @contextmanager

@@ -61,8 +61,9 @@ def credentials_in(uri: str) -> list[str]:
     scheme = _scheme(uri)
     if scheme is None:
         return []
+    http = scheme in ("http", "https")
     places = DATABASE_PASSWORD_PLACES.get(scheme) or (
-        HTTP_CREDENTIALS if scheme in ("http", "https") else ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        HTTP_CREDENTIALS if http else ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
     )
     variables = []
     if ":" in (user_part(uri) or ""):
@@ -72,7 +73,7 @@ def credentials_in(uri: str) -> list[str]:
     if "password" in query:
         variables += places
     if "token" in query or "access_token" in query:
-        variables += ["MLFLOW_TRACKING_TOKEN"] if scheme in ("http", "https") else places
+        variables += ["MLFLOW_TRACKING_TOKEN"] if http else places
     return list(dict.fromkeys(variables))
 
 
