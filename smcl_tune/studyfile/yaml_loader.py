@@ -47,22 +47,28 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def flatten_mapping(self, node):
         """A key given twice in one mapping is refused: YAML would keep the last one silently, so a
-        second `search:` would drop the first. Keys a merge (`<<: *name`) brings may be overridden.
+        second `search:` would drop the first. Keys are compared as the values they load as, as a dict
+        compares them. Keys a merge (`<<: *name`) brings may be overridden.
         Checked before PyYAML flattens the merges, which rewrites the node in place (an anchored
         node met again through its alias is checked once)."""
         if id(node) not in self._checked:
             self._checked.add(id(node))
-            first_line: dict[tuple[str, str], int] = {}
+            first: dict[Any, tuple[str, int]] = {}  # a key's value -> how it was first written, its line
             for key, _ in node.value:
                 if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
                     continue
                 line = key.start_mark.line + 1
-                if (key.tag, key.value) in first_line:
+                value = self.construct_object(key)  # `1` and `1.0`, or `null` and `~`, are one key of a dict
+                if value in first:
+                    written, first_line = first[value]
+                    keys = f"{short_repr(key.value)} twice"
+                    if written != key.value:
+                        keys = f"{short_repr(written)} and {short_repr(key.value)}, one key,"
                     raise ConfigError(
-                        f"{short_repr(key.value)} twice in one mapping (lines {first_line[key.tag, key.value]} and "
-                        f"{line}): YAML would keep the second and drop the first; give it once"
+                        f"{keys} in one mapping (lines {first_line} and {line}): YAML would keep the second and "
+                        "drop the first; give it once"
                     )
-                first_line[key.tag, key.value] = line
+                first[value] = (key.value, line)
         super().flatten_mapping(node)
 
     def _count(self, values: int, line: int) -> None:
