@@ -16,6 +16,8 @@ QUERY_SECRETS = {
 # query options that carry a password or a token, whatever the scheme: never shown
 SECRET_QUERY_OPTIONS = (*QUERY_SECRETS, "password", "token", "access_token")
 SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# pyarrow's S3 option that names another endpoint: a URL or `host:port`, which could carry a user part
+ENDPOINT_OPTION = "endpoint_override"
 
 
 # a database's password in the user part: libpq's and MySQL's own places for it
@@ -39,7 +41,8 @@ def user_part(uri: str) -> str | None:
     """What `uri` carries before its host (`user` or `user:password`), None without one. A
     database URL's password may hold '/' and '@' (SQLAlchemy reads up to the last '@' before the
     query); elsewhere the user part ends at the first '/', '?' or '#', as URLs have it, unless
-    what comes before that '/' is `user:word`, not `host:port`: then a password with a '/' in it."""
+    what comes before that '/' is `user:word`, not `host:port` (nor `host:`, an empty port): then a
+    password with a '/' in it."""
     scheme = _scheme(uri)
     if scheme is None:
         return None
@@ -48,7 +51,7 @@ def user_part(uri: str) -> str | None:
     authority = re.split(r"[/?#]", rest)[0]
     _, colon, port = authority.partition(":")
     if scheme in DATABASE_PASSWORD_PLACES or (
-        "@" not in authority and colon and not port.isdigit() and authority[:1] != "["
+        "@" not in authority and colon and port and not port.isdigit() and authority[:1] != "["
     ):
         authority = before_query
     user, at, _ = authority.rpartition("@")
@@ -69,6 +72,8 @@ def credentials_in(uri: str) -> list[str]:
     if ":" in (user_part(uri) or ""):
         variables += places
     query = parse_qs(urlsplit(uri).query)
+    if any(_endpoint_has_user(endpoint) for endpoint in query.get(ENDPOINT_OPTION, [])):
+        variables += ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
     variables += [variable for option, variable in QUERY_SECRETS.items() if option in query]
     if "password" in query:
         variables += places
@@ -87,7 +92,20 @@ def without_credentials(uri: str, keep_user: bool = False) -> str:
         hidden = (f"{name}:***" if colon else name) if keep_user else "***"
         uri = uri[:start] + hidden + uri[start + len(user) :]
     options = "|".join(SECRET_QUERY_OPTIONS)
-    return re.sub(rf"(?<=[?&])({options})=[^&#]*", r"\1=***", uri)
+    uri = re.sub(rf"(?<=[?&])({options})=[^&#]*", r"\1=***", uri)
+    return re.sub(rf"(?<=[?&]){ENDPOINT_OPTION}=([^&#]*)", _endpoint_shown, uri)
+
+
+def _endpoint_has_user(endpoint: str) -> bool:
+    """Whether an `endpoint_override` value (decoded) carries a user part: `http://user:pw@host`,
+    or `user:pw@host:port` without a scheme."""
+    return user_part(endpoint if SCHEME.match(endpoint) else f"http://{endpoint}") is not None
+
+
+def _endpoint_shown(option: re.Match) -> str:
+    """The option as written, or with its value as `***` when the value carries a user part."""
+    endpoint = parse_qs(option[0]).get(ENDPOINT_OPTION, [""])[0]
+    return f"{ENDPOINT_OPTION}=***" if _endpoint_has_user(endpoint) else option[0]
 
 
 def credentials_advice(uri: str) -> str | None:

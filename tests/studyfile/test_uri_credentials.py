@@ -19,12 +19,23 @@ SECRET = "wJalrXUtnFEMI-K7MDENG"
         ("/data/a:b@c/runs", []),  # a folder, whatever its characters
         ("s3://bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http", []),
         ("gs://bucket/runs", []),
+        ("s3://bucket/runs?endpoint_override=http%3A%2F%2Fminio.lan%3A9000%2Fa%40b", []),
+        # a user part in the endpoint S3 talks to: the endpoint's own keys, AWS's variables give them
+        (
+            f"s3://bucket/runs?endpoint_override=http://alice:{SECRET}@minio:9000",
+            ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+        ),
+        (
+            f"s3://b/r?region=x&endpoint_override=alice%3A{SECRET}%40minio%3A9000",
+            ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+        ),
         (f"s3://AKIAEXAMPLE:{SECRET}@bucket/runs", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
         (f"s3://bucket/runs?secret_key={SECRET}&access_key=AKIA", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
         ("s3://bucket/runs?session_token=abc&region=eu-west-1", ["AWS_SESSION_TOKEN"]),
         ("s3://bucket/key@v1", []),
         ("http://127.0.0.1:5000/a@b", []),  # a port, then an '@' in the path
         ("http://[::1]:5000/a@b", []),
+        ("http://127.0.0.1:/a@b", []),  # an empty port (the scheme's own), then an '@' in the path
         (f"https://alice:{SECRET}@mlflow.example.org", ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"]),
         (f"http://alice:{SECRET}/x@127.0.0.1:5000", ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"]),
         (f"gs://alice:{SECRET}/x@bucket/runs", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
