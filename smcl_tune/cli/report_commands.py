@@ -31,18 +31,10 @@ def _quiet_server() -> dict[str, str]:
 
 def tracking_uri(arguments: argparse.Namespace) -> str:
     """The MLflow store a read command reads: --tracking-uri, else the storage folder's own."""
-    from smcl_tune.store.database import check_database
-    from smcl_tune.store.probes import server_problem
-    from smcl_tune.studyfile.study import redact_uri
+    from smcl_tune.store.health_check import check_tracking_answers
 
     if arguments.tracking_uri:
-        problem = server_problem(arguments.tracking_uri)
-        if problem is not None:
-            raise ConfigError(
-                f"--tracking-uri: {redact_uri(arguments.tracking_uri)} does not answer ({problem}); start the "
-                "tracking server, or check the URI"
-            )
-        check_database(arguments.tracking_uri, "--tracking-uri")
+        check_tracking_answers(arguments.tracking_uri, "--tracking-uri", "or check the URI")
         return existing_store_uri(arguments.tracking_uri)
     return storage_store_uri(Path(arguments.storage).resolve())
 

@@ -16,16 +16,20 @@ from smcl_tune.studyfile.study import Study, redact_uri
 UNCHANGED = "nothing was changed"
 
 
-def check_tracking(uri: str, where: str = "tracking.uri") -> None:
-    """A tracking server answers (ConfigError: the URI is wrong, or its server is down); an sqlite
-    store can be read (DamagedStore)."""
+def check_tracking_answers(uri: str, where: str, otherwise: str) -> None:
+    """A tracking server, or the database server of a tracking store, answers; ConfigError saying
+    to start it `otherwise` (the URI is wrong, or its server is down)."""
     problem = server_problem(uri)
     if problem is not None:
         raise ConfigError(
-            f"{where}: {redact_uri(uri)} does not answer ({problem}); start the tracking server, "
-            "or point the URI at one that runs"
+            f"{where}: {redact_uri(uri)} does not answer ({problem}); start the tracking server, {otherwise}"
         )
     check_database(uri, where)  # a database server MLflow would otherwise retry for minutes, then fail
+
+
+def check_tracking(uri: str, where: str = "tracking.uri") -> None:
+    """A tracking store a study writes answers (ConfigError); its sqlite file can be read (DamagedStore)."""
+    check_tracking_answers(uri, where, "or point the URI at one that runs")
     database = sqlite_path(uri)
     if database is not None and database.exists():
         problem = sqlite_problem(database)
