@@ -1,5 +1,6 @@
 """Bad study files: exit code 2, one line naming the file, the field path and the reason."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -456,6 +457,21 @@ def test_shipped_studies_are_valid(capsys, monkeypatch):
     if (QUICKSTART.parents[2] / "shared" / "data" / "cifar10-jpeg" / "train.zip").exists():
         assert main(["validate", str(jpeg_study)]) == 0
     assert "is valid" in capsys.readouterr().out
+
+
+def test_the_readmes_study_file_is_valid_as_a_user_copies_it(tmp_path):
+    readme = (QUICKSTART.parents[1] / "README.md").read_text()
+    block = re.search(r"A study file \(see `studies/`\):\n\n```yaml\n(.*?)```", readme, re.DOTALL).group(1)
+    (tmp_path / "study.yaml").write_text(block)
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "validate", "study.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "study 'cifar100_lt' is valid: 16 sampled trials, 1 baseline in each of 3 conditions" in done.stdout
 
 
 def test_a_study_takes_the_ldam_drw_and_cmo_baselines_and_searches_over_cmo(tmp_path, capsys):
