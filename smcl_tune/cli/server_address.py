@@ -15,6 +15,8 @@ from smcl_tune.errors import ConfigError
 def check_address_free(host: str, port: int) -> None:
     """ConfigError naming --port (or --host) unless a server can listen at host:port now; a host
     other machines can reach is said so (warn_unless_loopback)."""
+    if not 1 <= port <= 65535:  # 0 would let the system choose a port the printed address could not name
+        raise ConfigError(f"--port {port}: a port is a number from 1 to 65535")
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]  # IPv6 for "::"
         socket.create_server((host, port), family=family).close()  # SO_REUSEADDR, as the servers set it
