@@ -77,14 +77,16 @@ def command_status(arguments: argparse.Namespace) -> int:
     except ConfigError:
         if arguments.study is not None and _said_starting(storage, arguments.study):
             return EXIT_OK  # a new storage's first study, before its MLflow store is made
+        if arguments.study is None and _said_starting_all(storage, known=[]):
+            return EXIT_OK
         raise
     with StoreSnapshot(uri, storage) as snapshot:
         if arguments.study is None:
             statuses = snapshot.all_statuses()
-            if not statuses:
-                print("no studies in this store yet")
             for status in statuses:
                 print(_study_line(status))
+            if not _said_starting_all(storage, known=[status.name for status in statuses]) and not statuses:
+                print("no studies in this store yet")
             return EXIT_OK
         status = snapshot.status(arguments.study)
         if status is None and _said_starting(storage, arguments.study):
@@ -94,6 +96,19 @@ def command_status(arguments: argparse.Namespace) -> int:
             raise ConfigError(f"no study named '{arguments.study}' in {redact_uri(uri)} (studies there: {known})")
         _print_study(status)
     return EXIT_OK
+
+
+def _said_starting_all(storage: Path | None, known: list[str]) -> bool:
+    """Says which studies other than `known` are starting (their drivers hold their locks); whether
+    any is."""
+    if storage is None or not storage.is_dir():
+        return False
+    said = False
+    for lock in sorted(storage.glob(".*.lock")):  # study_lock_file's names
+        name = lock.name.removeprefix(".").removesuffix(".lock")
+        if name not in known:
+            said = _said_starting(storage, name) or said
+    return said
 
 
 def _said_starting(storage: Path | None, study: str) -> bool:

@@ -80,25 +80,29 @@ def test_restart_while_another_driver_runs_the_study_exits_1_and_deletes_nothing
 def test_status_of_a_study_whose_driver_has_started_says_it_is_starting(tmp_path, build_store):
     storage = tmp_path / "smcl-runs"
 
-    def status() -> subprocess.CompletedProcess:
+    def status(*name: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "smcl_tune.cli", "status", "new", "--storage", str(storage)],
+            [sys.executable, "-m", "smcl_tune.cli", "status", *name, "--storage", str(storage)],
             capture_output=True,
             text=True,
             timeout=120,
         )
 
-    def said() -> tuple[int, str]:
-        done = status()
+    def said(*name: str) -> tuple[int, str]:
+        done = status(*name)
         return done.returncode, done.stdout
 
     starting = "study new: starting (its driver runs; the store has no run of it yet)\n"
     with StudyLock(storage / ".new.lock", "new"):  # as `smcl-tune run` holds it, before the store is made
-        assert said() == (0, starting)
+        assert said("new") == (0, starting)
+        assert said() == (0, starting)  # every study in the storage: this one
         build_store(storage)  # a store with another study in it, not yet this one's run
-        assert said() == (0, starting)
-    after = status()  # no driver: not a study there
+        assert said("new") == (0, starting)
+        code, every = said()
+        assert code == 0 and every.endswith(starting) and every.startswith("study ") and len(every.splitlines()) == 2
+    after = status("new")  # no driver: not a study there
     assert after.returncode == 2 and "no study named 'new'" in after.stderr
+    assert "new" not in status().stdout
 
 
 def test_a_run_refused_after_it_took_the_lock_leaves_no_lock_file_nor_storage_folder(
