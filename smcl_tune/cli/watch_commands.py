@@ -128,11 +128,11 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.dashboard import serve_dashboard
     from smcl_tune.store.paths import optuna_database
 
+    if arguments.refresh <= 0:
+        raise ConfigError(f"--refresh: must be a positive number of seconds, not {arguments.refresh:g}")
     database = optuna_database(Path(arguments.storage).resolve(), arguments.study)
     if not database.is_file():
         raise ConfigError(f"{database}: no Optuna storage for study '{arguments.study}'; check NAME and --storage")
-    if arguments.refresh <= 0:
-        raise ConfigError(f"--refresh: must be a positive number of seconds, not {arguments.refresh:g}")
     check_address_free(arguments.host, arguments.port)
     print(
         f"Optuna dashboard on {server_url(arguments.host, arguments.port)} over a copy of {database}, "

@@ -1,0 +1,70 @@
+"""`smcl-tune dashboard --refresh N` shows trials a running study adds, within N seconds, from its
+copy of the study's storage; a refresh that is not a positive number of seconds is refused."""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import optuna
+import pytest
+
+from tests.fixtures.ports import free_port
+
+
+def _trial_counts(port: int) -> list[int]:
+    base = f"http://127.0.0.1:{port}/api/studies"
+    with urllib.request.urlopen(base, timeout=10) as answer:
+        summaries = json.load(answer)["study_summaries"]
+    counts = []
+    for summary in summaries:
+        with urllib.request.urlopen(f"{base}/{summary['study_id']}", timeout=30) as answer:
+            counts.append(len(json.load(answer)["trials"]))
+    return counts
+
+
+@pytest.mark.slow
+def test_a_dashboard_shows_a_trial_the_study_adds_within_its_refresh(tmp_path):
+    database = tmp_path / "smcl-runs" / "tiny" / "optuna.db"
+    database.parent.mkdir(parents=True)
+    study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{database}")
+    study.optimize(lambda trial: 1.0, n_trials=2)
+    port = free_port()
+    command = ["dashboard", "tiny", "--storage", str(tmp_path / "smcl-runs"), "--port", str(port), "--refresh", "1"]
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "smcl_tune.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                assert _trial_counts(port) == [2]
+                break
+            except OSError:
+                assert dashboard.poll() is None, dashboard.stdout.read()
+                assert time.monotonic() < deadline, "the dashboard never answered"
+                time.sleep(0.5)
+        study.optimize(lambda trial: 2.0, n_trials=1)  # the study goes on while the dashboard serves
+        added = time.monotonic()
+        while _trial_counts(port) != [3]:
+            assert time.monotonic() - added < 30, "the new trial never showed"  # a second's refresh, a loaded machine
+            time.sleep(0.25)
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
+
+
+@pytest.mark.parametrize("refresh", ["0", "-1"])
+def test_a_refresh_that_is_not_a_positive_number_of_seconds_is_refused(tmp_path, refresh):
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "dashboard", "tiny", "--storage", str(tmp_path), "--refresh", refresh],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == f"smcl-tune: --refresh: must be a positive number of seconds, not {refresh}"
