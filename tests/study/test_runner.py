@@ -4,16 +4,20 @@ conditions, baselines, a search per condition, and the confirmation stage."""
 import csv
 import io
 import math
+import subprocess
+from pathlib import Path
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+import smcl_tune
 from smcl_tune.cli import main
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 IF10, IF4 = "imbalance_factor=10", "imbalance_factor=4"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +97,11 @@ def test_study_exits_0_and_mlflow_nests_one_run_per_trial(finished_study):
         assert names - confirmations == {"baseline-ce", "baseline-diverges", "trial-000", "trial-001", "trial-002"}
     assert not [run for run in children if run.info.status == "RUNNING"]
     assert client.list_artifacts(parents[0].info.run_id, "study")
+    # what reproduces it: the package's version, and the commit of its checkout (none outside one)
+    checkout = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    commit = checkout.stdout.strip() if checkout.returncode == 0 else None
+    assert parents[0].data.tags.get("smcl.git_commit") == commit
+    assert parents[0].data.tags["smcl.version"] == parents[0].data.params["version"] == smcl_tune.__version__
     published = {item.path for item in client.list_artifacts(parents[0].info.run_id, "leaderboard")}
     assert published == {"leaderboard/e2e.csv", "leaderboard/e2e.html"}
 
