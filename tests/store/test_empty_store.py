@@ -104,3 +104,14 @@ def test_without_a_usable_cache_mlflow_makes_the_store_itself(tmp_path, monkeypa
     tracker = StudyTracker(default_tracking_uri(tmp_path), "study", "study", "abc", tmp_path / "artifacts")
     assert migrations() == 1
     assert tracker.client.get_experiment_by_name("study") is not None
+
+
+def test_the_cache_is_under_xdg_cache_home_or_the_home_folders_cache_unless_named(tmp_path, monkeypatch):
+    monkeypatch.delenv(empty_store.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert empty_store.cache_folder() == tmp_path / "xdg" / "smcl-tune"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert empty_store.cache_folder() == tmp_path / "home" / ".cache" / "smcl-tune"
+    monkeypatch.setenv(empty_store.CACHE_ENV, str(tmp_path / "named"))
+    assert empty_store.cache_folder() == tmp_path / "named"
