@@ -88,6 +88,8 @@ class StudyTracker:
             self.experiment_id = found.experiment_id
         if found is None or found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
             self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+        self._finished_at: int | None = None  # when the study had finished, before this driver ran it again
+        self._ended_here = False  # whether a trial ended under this driver
         self.parent_run_id = self._find_or_create_parent()
         self._trial_runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}
@@ -101,6 +103,8 @@ class StudyTracker:
         existing = self._search(f"tags.`{STUDY_TAG}` = '{self.study_name}' and tags.`{ROLE_TAG}` = 'study'")
         if existing:
             run_id = existing[0].info.run_id
+            if existing[0].info.status == "FINISHED":
+                self._finished_at = existing[0].info.end_time
             self.client.update_run(run_id, status="RUNNING")
             return run_id
         tags = {
@@ -202,12 +206,16 @@ class StudyTracker:
         tags = [RunTag(STATE_TAG, state)] + ([RunTag(REASON_TAG, reason[:5000])] if reason else [])
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, status=RunStatus.to_string(_TERMINAL[state]))
+        self._ended_here = True
 
     def finish(self, status: str = "FINISHED") -> None:
-        """End the study run; a child still RUNNING (its trial never ended) is marked KILLED."""
+        """End the study run; a child still RUNNING (its trial never ended) is marked KILLED. A
+        finished study run again, with no trial to end, keeps its end time (its elapsed time is
+        its trials', not the time until someone ran it again)."""
         for run in self._search(f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and attributes.status = 'RUNNING'"):
             self.client.set_terminated(run.info.run_id, status="KILLED")
-        self.client.set_terminated(self.parent_run_id, status=status)
+        unchanged = status == "FINISHED" and not self._ended_here
+        self.client.set_terminated(self.parent_run_id, status=status, end_time=self._finished_at if unchanged else None)
 
 
 def delete_study_runs(uri: str, experiment: str, study_name: str) -> int:

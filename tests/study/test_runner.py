@@ -203,3 +203,21 @@ def test_nan_trial_fails_with_its_reason_and_the_study_goes_on(finished_study):
     diverged = _run(runs, f"baseline-diverges [{IF10}]")
     assert diverged.info.status == "FAILED"
     assert "non-finite loss" in diverged.data.tags["smcl.reason"]
+
+
+def test_running_the_finished_study_again_trains_nothing_and_keeps_its_elapsed_time(
+    finished_study, study_folder, capsys
+):
+    """Last in this file: it runs the module's study again."""
+    _, client, runs, _ = finished_study
+    parent = next(run for run in runs if run.data.tags.get("smcl.role") == "study")
+    capsys.readouterr()
+    assert main(["run", str(study_folder / "e2e.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "ended in an earlier run" in out, out[-2000:]
+    again = client.get_run(parent.info.run_id)
+    assert again.info.status == "FINISHED" and again.info.end_time == parent.info.end_time
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    assert len(children) == 12  # nothing trained or logged twice
