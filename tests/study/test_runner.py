@@ -214,7 +214,7 @@ def test_running_the_finished_study_again_trains_nothing_and_keeps_its_elapsed_t
     capsys.readouterr()
     assert main(["run", str(study_folder / "e2e.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "ended in an earlier run" in out, out[-2000:]
+    assert "12 ended in an earlier run" in out and "baseline-ce [baseline]" in out, out[-2000:]
     again = client.get_run(parent.info.run_id)
     assert again.info.status == "FINISHED" and again.info.end_time == parent.info.end_time
     children = client.search_runs(
