@@ -399,7 +399,7 @@ class TrialConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> TrialConfig:
         method, epochs = self.method, self.training.epochs
-        if method.name != "ce" and self.mask_end_epoch <= method.mask_start_epoch:
+        if method.name != "ce" and min(self.mask_end_epoch, epochs) <= method.mask_start_epoch:
             window = (
                 f"the default window, from epoch {method.mask_start_epoch} (mask_start_epoch) to epochs - 3 "
                 f"(mask_end_epoch, exclusive), needs at least {method.mask_start_epoch + 4} epochs"
