@@ -89,7 +89,6 @@ class StudyTracker:
         if found is None or found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
             self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         self._finished_at: int | None = None  # when the study had finished, before this driver ran it again
-        self._ended_here = False  # whether a trial ended under this driver
         self.parent_run_id = self._find_or_create_parent()
         self._trial_runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}
@@ -206,16 +205,21 @@ class StudyTracker:
         tags = [RunTag(STATE_TAG, state)] + ([RunTag(REASON_TAG, reason[:5000])] if reason else [])
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, status=RunStatus.to_string(_TERMINAL[state]))
-        self._ended_here = True
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the study run; a child still RUNNING (its trial never ended) is marked KILLED. A
-        finished study run again, with no trial to end, keeps its end time (its elapsed time is
-        its trials', not the time until someone ran it again)."""
-        for run in self._search(f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and attributes.status = 'RUNNING'"):
+        finished study run again in which no trial trained (none ran, none ended since) stays
+        finished at its end time: its elapsed time is its trials', not the time until it was run
+        again. The trials' runs decide, as they may be ended by another process's tracker."""
+        children = self._search(f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'")
+        running = [run for run in children if run.info.status == "RUNNING"]
+        for run in running:
             self.client.set_terminated(run.info.run_id, status="KILLED")
-        unchanged = status == "FINISHED" and not self._ended_here
-        self.client.set_terminated(self.parent_run_id, status=status, end_time=self._finished_at if unchanged else None)
+        finished_at = self._finished_at
+        if finished_at is not None and not running and all((run.info.end_time or 0) <= finished_at for run in children):
+            self.client.set_terminated(self.parent_run_id, status="FINISHED", end_time=finished_at)
+            return
+        self.client.set_terminated(self.parent_run_id, status=status)
 
 
 def delete_study_runs(uri: str, experiment: str, study_name: str) -> int:

@@ -1,6 +1,7 @@
 """A study's MLflow artifacts land under its storage folder, never in the folder the driver runs in."""
 
 import os
+import time
 from pathlib import Path
 
 import yaml
@@ -34,3 +35,31 @@ def test_artifacts_go_under_the_storage_folder_and_nothing_into_the_current_fold
     assert os.listdir(elsewhere) == [], "MLflow wrote into the current folder (an experiment without a location?)"
     logged = sorted(path.name for path in paths.artifact_root.rglob("*") if path.is_file())
     assert {"study.yaml", "resolved_study.json", "trial_config.json", "per_class_accuracy.csv"} <= set(logged)
+
+
+def test_a_finished_study_run_again_keeps_its_end_unless_a_trial_trained_again(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def tracker() -> StudyTracker:  # one per driver, and one per trial callback, as a study makes them
+        return StudyTracker(uri, "e", "s", "f", tmp_path / "artifacts")
+
+    first = tracker()
+    run_id = first.trial_run("t0", "trial-000", "search", {}, {})
+    first.end_trial(run_id, TrialState.FAILED, "non-finite loss")
+    first.finish()
+    client = first.client
+    ended = client.get_run(first.parent_run_id).info.end_time
+
+    for status in ("FINISHED", "KILLED"):  # run again with nothing to train, to its end or stopped
+        time.sleep(0.01)
+        tracker().finish(status)
+        parent = client.get_run(first.parent_run_id).info
+        assert (parent.status, parent.end_time) == ("FINISHED", ended), status
+
+    driver, callback = tracker(), tracker()  # a rerun that trains the failed trial again
+    time.sleep(0.01)
+    callback.end_trial(callback.trial_run("t0", "trial-000", "search", {}, {}), TrialState.COMPLETED)
+    driver.finish()
+    parent = client.get_run(first.parent_run_id).info
+    assert parent.status == "FINISHED" and parent.end_time > ended
+    assert parent.end_time >= client.get_run(run_id).info.end_time
