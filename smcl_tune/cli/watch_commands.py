@@ -15,6 +15,8 @@ from smcl_tune.cli.report_commands import tracking_uri
 from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
 
+MAX_REFRESH_S = 86_400  # a day; far longer ones (1e300) overflowed the refresher's timer
+
 
 def _study_line(status) -> str:
     progress = status.progress
@@ -128,8 +130,10 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.dashboard import serve_dashboard
     from smcl_tune.store.paths import optuna_database
 
-    if arguments.refresh <= 0:
-        raise ConfigError(f"--refresh: must be a positive number of seconds, not {arguments.refresh:g}")
+    if not 0 < arguments.refresh <= MAX_REFRESH_S:  # nan too: a refresh without pause would copy in a loop
+        raise ConfigError(
+            f"--refresh: must be a number of seconds above 0 and at most {MAX_REFRESH_S:,}, not {arguments.refresh:g}"
+        )
     database = optuna_database(Path(arguments.storage).resolve(), arguments.study)
     if not database.is_file():
         raise ConfigError(f"{database}: no Optuna storage for study '{arguments.study}'; check NAME and --storage")
