@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_OK
@@ -14,6 +15,7 @@ from smcl_tune.cli.formatting import format_duration, format_objective
 from smcl_tune.cli.report_commands import tracking_uri
 from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
+from smcl_tune.studyfile.schema import NAME_PATTERN
 
 MAX_REFRESH_S = 86_400  # a day; far longer ones (1e300) overflowed the refresher's timer
 
@@ -108,7 +110,7 @@ def _said_starting_all(storage: Path | None, known: list[str]) -> bool:
     said = False
     for lock in sorted(storage.glob(".*.lock")):  # study_lock_file's names
         name = lock.name.removeprefix(".").removesuffix(".lock")
-        if name not in known:
+        if name not in known and re.fullmatch(NAME_PATTERN, name):
             said = _said_starting(storage, name) or said
     return said
 
@@ -120,7 +122,10 @@ def _said_starting(storage: Path | None, study: str) -> bool:
 
     if storage is None or driver_holds(study_lock_file(storage, study)) is not True:
         return False
-    print(f"study {study}: starting (its driver runs; the store has no run of it yet)")
+    print(
+        f"study {study}: starting (its driver runs; this store has no run of it yet, unless it logs to a "
+        "tracking.uri of its own)"
+    )
     return True
 
 
