@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from smcl_tune.config import DEFAULT_IMBALANCE_FACTOR, TrialConfig
+from smcl_tune.config import DEFAULT_IMBALANCE_FACTOR, DEFAULT_LOADER_WORKERS, TrialConfig
+from smcl_tune.data.source_shape import DEFAULT_N_MAX
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 # a table of fields: its header, then rows | `section.field` / `field` ... | default / default ... | meaning |
@@ -16,7 +17,7 @@ ROW = re.compile(r"^\| (`[^|]*?) \| ([^|]*?) \|", re.MULTILINE)
 # defaults the README gives as they resolve, where the code's default is None: (field, as written)
 RESOLVED = {
     ("method.mask_end_epoch", "epochs - 3"),
-    ("data.n_max", "the source's pool"),
+    ("data.n_max", "the source's pool"),  # the row names each source's pool, checked below
     ("data.n_max", "500"),  # the synthetic source's table: its pool
     ("data.imbalance_factor", "100"),  # DEFAULT_IMBALANCE_FACTOR; unset for file lists
     ("data.loader_workers", "unset (4)"),
@@ -62,7 +63,9 @@ def test_every_default_in_the_readmes_tables_is_the_codes():
     defaults = _leaf_fields(TrialConfig)
     documented = _documented_defaults()
     assert len(documented) >= 50  # the tables were found
-    assert DEFAULT_IMBALANCE_FACTOR == 100
+    assert DEFAULT_IMBALANCE_FACTOR == 100 and DEFAULT_LOADER_WORKERS == 4
+    assert DEFAULT_N_MAX == {"cifar10": 5000, "cifar100": 500, "synthetic": 500}
+    assert "(CIFAR-10 5000, CIFAR-100 500, synthetic 500)" in README
     for path, written in documented:
         assert path in defaults, f"README names {path}, which is not a field"
         if (path, written) in RESOLVED:
