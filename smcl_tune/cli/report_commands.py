@@ -166,12 +166,9 @@ def command_ui(arguments: argparse.Namespace) -> int:
             f"--tracking-uri: {redact_uri(arguments.tracking_uri)} is a tracking server: open its own UI at that "
             "address; `smcl-tune ui` serves a store of files (--storage, or --tracking-uri sqlite:///PATH)"
         )
-    if arguments.tracking_uri:
-        from smcl_tune.store.database import check_database
-
-        check_database(arguments.tracking_uri, "--tracking-uri")  # MLflow's server would end in a traceback
-    # an empty folder, or a missing sqlite file, gets no store of MLflow's making
-    uri = existing_store_uri(arguments.tracking_uri) if arguments.tracking_uri else storage_store_uri(storage)
+    # a database that does not answer (MLflow's server would end in a traceback), an empty folder or a
+    # missing sqlite file: refused, and no store of MLflow's making
+    uri = tracking_uri(arguments)
     check_address_free(arguments.host, arguments.port)  # before the store is touched
     if storage is not None:
         relocate_artifacts(uri, storage / ARTIFACT_FOLDER)  # logs where a moved store's artifacts now are
