@@ -5,7 +5,7 @@ so credentials come from the environment only."""
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 # pyarrow's S3 URI options that carry a secret, and the variables that replace them
 QUERY_SECRETS = {
@@ -91,21 +91,30 @@ def without_credentials(uri: str, keep_user: bool = False) -> str:
         name, colon, _ = user.partition(":")
         hidden = (f"{name}:***" if colon else name) if keep_user else "***"
         uri = uri[:start] + hidden + uri[start + len(user) :]
-    options = "|".join(SECRET_QUERY_OPTIONS)
-    uri = re.sub(rf"(?<=[?&])({options})=[^&#]*", r"\1=***", uri)
-    return re.sub(rf"(?<=[?&]){ENDPOINT_OPTION}=([^&#]*)", _endpoint_shown, uri)
+    return _query_hidden(uri)
+
+
+def _query_hidden(uri: str) -> str:
+    """`uri` with the value of each secret query option as `***`, and of an `endpoint_override`
+    that carries a user part; option names are read decoded (`secret%5Fkey` is `secret_key`)."""
+    start, question, rest = uri.partition("?")
+    if not question:
+        return uri
+    query, hash_mark, fragment = rest.partition("#")
+    options = []
+    for option in query.split("&"):
+        name, _, value = option.partition("=")
+        key = unquote_plus(name)
+        if key in SECRET_QUERY_OPTIONS or (key == ENDPOINT_OPTION and _endpoint_has_user(unquote_plus(value))):
+            option = f"{name}=***"
+        options.append(option)
+    return f"{start}?{'&'.join(options)}{hash_mark}{fragment}"
 
 
 def _endpoint_has_user(endpoint: str) -> bool:
     """Whether an `endpoint_override` value (decoded) carries a user part: `http://user:pw@host`,
     or `user:pw@host:port` without a scheme."""
     return user_part(endpoint if SCHEME.match(endpoint) else f"http://{endpoint}") is not None
-
-
-def _endpoint_shown(option: re.Match) -> str:
-    """The option as written, or with its value as `***` when the value carries a user part."""
-    endpoint = parse_qs(option[0]).get(ENDPOINT_OPTION, [""])[0]
-    return f"{ENDPOINT_OPTION}=***" if _endpoint_has_user(endpoint) else option[0]
 
 
 def credentials_advice(uri: str) -> str | None:

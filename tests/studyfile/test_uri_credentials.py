@@ -32,6 +32,11 @@ SECRET = "wJalrXUtnFEMI-K7MDENG"
         (f"s3://AKIAEXAMPLE:{SECRET}@bucket/runs", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
         (f"s3://bucket/runs?secret_key={SECRET}&access_key=AKIA", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
         ("s3://bucket/runs?session_token=abc&region=eu-west-1", ["AWS_SESSION_TOKEN"]),
+        (f"s3://bucket/runs?secret%5Fkey={SECRET}", ["AWS_SECRET_ACCESS_KEY"]),  # an option's name encoded
+        (
+            f"s3://b/r?endpoint%5Foverride=http://alice:{SECRET}@minio:9000",
+            ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+        ),
         ("s3://bucket/key@v1", []),
         ("http://127.0.0.1:5000/a@b", []),  # a port, then an '@' in the path
         ("http://[::1]:5000/a@b", []),
