@@ -31,3 +31,16 @@ def test_class_without_evaluation_images_is_missing():
     assert per_class[0] == 0.5 and math.isnan(per_class[1])
     summary = accuracy_summary(matrix, {"many": [0], "medium": [], "few": [1]})
     assert math.isnan(summary["few"]) and math.isnan(summary["medium"])
+
+
+def test_a_class_without_evaluation_images_is_left_out_of_balanced_accuracy_and_its_group():
+    # class 0: 1 of 2 right; class 1: no evaluation images; class 2: 2 of 2 right
+    matrix = confusion_matrix(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 0, 2, 2]), 3)
+    summary = accuracy_summary(matrix, {"many": [2], "medium": [], "few": [0, 1]})
+    assert summary["balanced_accuracy"] == (0.5 + 1.0) / 2  # not (0.5 + 0 + 1) / 3, nor NaN
+    assert summary["few"] == 0.5 and summary["many"] == 1.0 and summary["top1"] == 3 / 4
+
+
+def test_an_empty_evaluation_is_missing_everywhere():
+    summary = accuracy_summary(torch.zeros(3, 3, dtype=torch.long), {"many": [0], "medium": [1], "few": [2]})
+    assert all(math.isnan(value) for value in summary.values()), summary
