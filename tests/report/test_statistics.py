@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from smcl_tune.cli import main
@@ -16,7 +17,7 @@ from smcl_tune.report.csv_table import format_csv
 from smcl_tune.report.html import comparison_html, format_html
 from smcl_tune.report.latex_table import format_latex
 from smcl_tune.report.leaderboard import load_leaderboard, rank_trials
-from smcl_tune.report.statistics import t_interval
+from smcl_tune.report.statistics import configuration_summary, paired_differences, t_interval
 from smcl_tune.report.text_table import format_text
 from smcl_tune.results import TrialState
 
@@ -241,3 +242,30 @@ def test_a_configuration_sharing_under_two_seeds_with_the_baseline_is_named_unde
     text = format_text(dataclasses.replace(board, trials=only_confirm), width=400)
     after = text.split("paired differences to the baseline 'ce'")[1]
     assert "not paired, fewer than 2 seeds in common: trial-001 [confirm]" in after
+
+
+def _seed_runs(rows: list[tuple[str, str, int, str, float]]) -> pd.DataFrame:
+    """Runs of one condition: (kind, configuration, seed, state, few-shot accuracy); the other
+    metrics equal across runs."""
+    return pd.DataFrame(
+        [
+            {"condition": "imbalance_factor=10", "kind": kind, "configuration": configuration, "seed": seed}
+            | {"state": state, "test_few": few, "test_top1": 0.5, "test_balanced_accuracy": 0.5}
+            | {"test_many": 0.5, "test_medium": 0.5}
+            for kind, configuration, seed, state, few in rows
+        ]
+    )
+
+
+def test_a_configuration_worse_than_the_baseline_on_every_seed_is_marked_and_failed_runs_are_no_seeds():
+    completed = TrialState.COMPLETED
+    runs = _seed_runs(
+        [("baseline", "ce", seed, completed, few) for seed, few in enumerate([0.20, 0.22, 0.21])]
+        + [("confirm", "worse", seed, completed, few) for seed, few in enumerate([0.10, 0.13, 0.10])]
+        + [("confirm", "worse", 1, TrialState.FAILED, 0.90), ("confirm", "worse", 3, TrialState.FAILED, 0.90)]
+    )
+    worse = paired_differences(runs, "ce").set_index("configuration").loc["worse"]
+    assert worse["paired_seeds"] == "0,1,2" and 100 * worse["test_few_diff"] == pytest.approx(-10)
+    assert 100 * worse["test_few_diff_high"] < 0 and worse["test_few_excludes_0"]  # worse, and the interval says so
+    summary = configuration_summary(runs).set_index("configuration").loc["worse"]
+    assert summary["seeds"] == "0,1,2" and 100 * summary["test_few_mean"] == pytest.approx(11)
