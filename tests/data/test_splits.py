@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from smcl_tune.config import DataConfig
+from smcl_tune.data import splits
 from smcl_tune.data.pool import DataSourceError
 from smcl_tune.data.source_shape import check_trial_data
 from smcl_tune.data.splits import build_trial_data
@@ -76,3 +77,41 @@ def test_a_pool_smaller_than_the_subsets_count_says_the_long_tail_it_flattens_to
         "1 class holds fewer images than the subset keeps of it (ant 12 of 40): the training counts run from 12 "
         "to 4, an imbalance factor of 3.0"
     )
+
+
+def _coloured_folder(root: Path, per_class: dict[str, tuple[int, tuple[int, int, int]]]) -> Path:
+    """An image folder whose classes differ in colour, each image with noise of its own."""
+    generator = torch.Generator().manual_seed(0)
+    for split in ("train", "test"):
+        for name, (count, colour) in per_class.items():
+            (root / split / name).mkdir(parents=True)
+            for index in range(count if split == "train" else 2):
+                noise = torch.randint(-30, 31, (8, 8, 3), generator=generator)
+                pixels = (torch.tensor(colour) + noise).clamp(0, 255).to(torch.uint8)
+                Image.fromarray(pixels.numpy()).save(root / split / name / f"{index}.png")
+    return root
+
+
+def test_the_trial_normalises_by_its_training_images_and_groups_classes_by_the_counts_it_trains_on(
+    tmp_path, monkeypatch
+):
+    from smcl_tune.data.augment import channel_statistics
+    from smcl_tune.data.longtail import shot_groups
+
+    root = _coloured_folder(
+        tmp_path / "folder", {"ant": (60, (200, 40, 40)), "bee": (30, (40, 200, 40))} | {"cat": (25, (40, 40, 200))}
+    )
+    # n_max 40 at IF 2 asks for 40 / 28 / 20; validation holds 10 of each out of pools of 60, 30, 25
+    config = DataConfig(source="image_folder", root=str(root), n_max=40, imbalance_factor=2, val_per_class=10)
+    data = build_trial_data(config.model_copy(update={"many_above": 30, "few_below": 18}))
+    assert data.train_counts == [40, 20, 15]
+    assert data.groups == shot_groups([40, 20, 15], 30, 18) == {"many": [0], "medium": [1], "few": [2]}
+    mean, std = channel_statistics(data.train.images)
+    assert torch.equal(data.mean, mean) and torch.equal(data.std, std) and not torch.allclose(mean, std)
+    # streamed, the statistics come from a sample of the training images, drawn across its classes (the
+    # subset lists them class by class: its first 40 are all red ants)
+    streamed = config.model_copy(update={"loader": "stream", "loader_workers": 0})
+    assert torch.allclose(build_trial_data(streamed).mean, mean, atol=1e-6)  # a sample of 10,000 holds them all
+    monkeypatch.setattr(splits, "STATISTICS_SAMPLE", 40)
+    sampled = build_trial_data(streamed).mean
+    assert (sampled - mean).abs().max() < 0.1, (sampled, mean)
