@@ -9,7 +9,7 @@ from smcl_tune.method.batch import Batch
 from smcl_tune.method.losses import soft_cross_entropy, supervised_contrastive_loss
 from smcl_tune.method.masking import compose, sample_beta, threshold_mask
 from smcl_tune.method.saliency import spectral_residual_saliency
-from smcl_tune.method.step import StepSettings, mask_batch, step_loss
+from smcl_tune.method.step import StepSettings, mask_batch, step_inputs, step_loss
 from smcl_tune.models import build_network
 
 from .reference import reference_box, reference_fill, reference_soft_label
@@ -66,6 +66,8 @@ def test_the_smcl_step_erases_the_spectral_residual_box_of_x_b_and_is_recomputed
             soft_label=label_mode,
             loss_weight=0.7,
             temperature=0.2,
+            box_alpha=0.3,  # not the defaults: the step must use the box's alpha and the blur's sigma it is given
+            saliency_blur_sigma=0.8,
         ),
         NUM_CLASSES,
     )
@@ -121,6 +123,14 @@ def test_minor_images_forwards_the_real_minor_images_as_positives_and_supcon_is_
     )
     assert torch.allclose(output.loss, expected, atol=1e-5)
     assert output.head_logits.shape == (len(x_b), NUM_CLASSES)
+    # exactly: an untrained network's embeddings are too alike for the loss to tell the labels apart
+    inputs = step_inputs(smcl, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
+    assert torch.equal(inputs.labels, torch.cat([y_b, y_m, y_m]))  # x_tilde and x_m are positives of y_m
+    assert torch.equal(inputs.images[2 * len(x_b) :], x_m)
+    # mask_only forwards x_m as well: more cross-entropy, still no contrastive term
+    mask_only = StepSettings(MethodConfig(name="mask_only", minor_images=True), NUM_CLASSES)
+    inputs = step_inputs(mask_only, network, Batch(x_b, y_b, x_m, y_m), torch.Generator().manual_seed(0))
+    assert torch.equal(inputs.images[2 * len(x_b) :], x_m) and not inputs.with_embedding
     # supcon: the same pass without the masked images
     supcon = StepSettings(MethodConfig(name="supcon", loss_weight=0.5, temperature=0.3), NUM_CLASSES)
     baseline = step_loss(supcon, network, Batch(x_b, y_b, x_m, y_m))
