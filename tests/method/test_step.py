@@ -212,6 +212,17 @@ def test_the_step_passes_the_crops_content_masks_to_the_saliency(network):
     lam = sample_beta(1.0, len(x_b), torch.Generator().manual_seed(0))
     expected = torch.stack([reference_box(parts.saliency[i], float(lam[i]), content[i]) for i in range(len(x_b))])
     assert torch.equal(parts.mask[:, 0], expected)
+    # paste: the mask comes from x_m, so x_m's own content bounds it, not x_b's
+    minor_content = torch.ones_like(content)
+    minor_content[:, :, 12:] = False  # x_m padded on the right border instead
+    x_m[:, :, :, 12:] = -3.0
+    paste = StepSettings(MethodConfig(name="smcl", compose="paste"), NUM_CLASSES)
+    both = Batch(x_b, y_b, x_m, y_m, head_content=content, minor_content=minor_content)
+    parts = mask_batch(paste, network, both, torch.Generator().manual_seed(0))
+    assert float(parts.saliency[:, :, 12:].abs().max()) == 0.0
+    lam = sample_beta(1.0, len(x_m), torch.Generator().manual_seed(0))
+    expected = [reference_box(parts.saliency[i], float(lam[i]), minor_content[i]) for i in range(len(x_m))]
+    assert torch.equal(parts.mask[:, 0], torch.stack(expected))
 
 
 def test_gradient_saliency_and_box_masks_train_without_moving_batchnorm_statistics(network):
