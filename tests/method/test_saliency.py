@@ -163,6 +163,27 @@ def test_an_image_padded_at_one_border_never_gets_its_peak_or_box_centre_on_the_
             rows, cols = torch.nonzero(boxes[index, 0], as_tuple=True)
             centre = (int(rows.float().mean().round()), int(cols.float().mean().round()))
             assert bool(content[index][centre]), f"image {index}: box centre {centre} on the padding"
+    # the padding filled with the image's mean grey: the spectral residual's peak on the object (230),
+    # and each map normalised over the image's own pixels, from 0 to 1
+    saliency = spectral_residual_saliency(pixels, 1.5, content)
+    assert torch.equal(saliency.masked_fill(padded, torch.inf).flatten(1).min(1).values, torch.zeros(64))
+    assert torch.equal(saliency.flatten(1).max(1).values, torch.ones(64))
+    peaks = salient_peaks(saliency, content)
+    on_object = cropped[:, 0].flatten(1).gather(1, peaks[:, None]) == 230
+    assert float(on_object.float().mean()) >= 0.9
     # without the content mask, the padding's edge draws the spectral-residual peak for many images
     unaware = salient_peaks(spectral_residual_saliency(pixels, 1.5))
     assert bool(padded.flatten(1).gather(1, unaware[:, None]).float().mean() > 0.2)
+
+
+def test_gradient_saliency_takes_the_largest_channel_of_each_pixel():
+    # pixel (1, 1): a weight of 1 on the red channel only; pixel (5, 6): 0.6 on all three channels
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1, bias=False))
+    with torch.no_grad():
+        weight = torch.zeros(3, 8, 8)
+        weight[0, 1, 1] = 1.0
+        weight[:, 5, 6] = 0.6
+        model[1].weight.copy_(weight.view(1, -1))
+    maps = gradient_saliency(model, torch.randn(1, 3, 8, 8), torch.zeros(1))
+    assert divmod(int(maps[0].flatten().argmax()), 8) == (1, 1)  # the channels' max (SMCL.md), not their mean
+    assert float(maps[0, 5, 6]) == pytest.approx(0.6)
