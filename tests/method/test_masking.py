@@ -73,6 +73,8 @@ def test_box_of_a_batch_equals_boxes_of_single_images():
     for index in range(6):
         single = box_mask(saliency[index : index + 1], lam[index : index + 1])
         assert torch.equal(batched[index], single[0])
+        # a box of a non-square image has each side in proportion to that side of the image
+        assert torch.equal(batched[index, 0], reference_box(saliency[index], float(lam[index])))
 
 
 def test_threshold_mask_area_does_not_grow_with_the_threshold():
@@ -85,6 +87,11 @@ def test_threshold_mask_area_does_not_grow_with_the_threshold():
     mask = threshold_mask(saliency, 0.5)
     assert mask.shape == (4, 1, 32, 32)
     assert torch.equal(mask[:, 0].bool(), saliency >= 0.5)
+    # M = [S >= t] (SMCL.md): at t = 1 the peak of a normalised map is masked, at t = 0 every pixel
+    ramp = torch.tensor([[[0.0, 0.5, 1.0]]])
+    assert threshold_mask(ramp, 1.0)[0, 0].tolist() == [[0.0, 0.0, 1.0]]
+    assert threshold_mask(ramp, 0.5)[0, 0].tolist() == [[0.0, 1.0, 1.0]]
+    assert threshold_mask(ramp, 0.0)[0, 0].tolist() == [[1.0, 1.0, 1.0]]
 
 
 def test_mask_area_and_compose():
