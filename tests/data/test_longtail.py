@@ -1,7 +1,10 @@
 import numpy as np
+import pytest
 import torch
 
+from smcl_tune.data.counts import training_counts
 from smcl_tune.data.longtail import class_counts, shot_groups, split_long_tailed
+from smcl_tune.errors import DataCountError
 
 
 def test_cifar100_lt_if100_keeps_10847_images_in_35_35_30_groups():
@@ -26,6 +29,18 @@ def test_cifar10_lt_if100_keeps_12406_images():
 
 def test_step_profile_halves_head_and_tail():
     assert class_counts(500, 10, 10, profile="step") == [500] * 5 + [50] * 5
+    assert class_counts(100, 5, 10, profile="step") == [100, 100, 10, 10, 10]  # odd C: the tail has the extra class
+    assert class_counts(500, 4, 3, profile="step") == [500, 500, 166, 166]  # int(500 / 3), not rounded
+
+
+def test_a_split_with_one_class_or_a_pool_its_validation_empties_is_refused():
+    with pytest.raises(ValueError, match="num_classes: must be >= 2, got 1"):
+        class_counts(500, 1, 10)
+    with pytest.raises(
+        DataCountError, match=r"class 1 \(b\): the training pool has 10 images, needs at least val_per_class \+ 1 = 11"
+    ):
+        training_counts([50, 10], [50, 10], 10, ["a", "b"])  # 10 held out of 10: nothing left to train on
+    assert training_counts([50, 11], [50, 10], 10, ["a", "b"]) == [40, 1]
 
 
 def _pool(per_class: int, num_classes: int) -> torch.Tensor:

@@ -19,6 +19,8 @@ def test_a_last_batch_of_one_image_joins_the_batch_before_it():
     assert [len(batch) for batch in batches] == [32, 33] and len(sampler) == 2
     assert sorted(torch.cat(batches).tolist()) == list(range(65))
     assert [len(batch) for batch in InstanceSampler(1, 32, torch.Generator()).epoch()] == [1]
+    two = InstanceSampler(66, 32, torch.Generator().manual_seed(0))  # a last batch of two stays a batch
+    assert [len(batch) for batch in two.epoch()] == [32, 32, 2] and len(two) == 3
 
 
 def test_minor_class_sampler_matches_effective_number_probabilities():
