@@ -30,6 +30,11 @@ def test_the_salient_box_of_each_image_takes_its_mean_colour():
 def test_the_boxes_are_the_same_for_every_trial():
     assert torch.equal(background_box_sizes(50), background_box_sizes(50))
     assert torch.equal(background_box_sizes(50)[:20], background_box_sizes(20))  # the same per image, any length
+    # and the same as every earlier study's: a changed seed or alpha would make head shares incomparable
+    expected = torch.tensor([0.5449326038360596, 0.8731040358543396, 0.9993758797645569, 0.2649267911911011])
+    assert torch.allclose(background_box_sizes(4), expected, rtol=0, atol=1e-6)  # float noise across CPUs at most
+    many = background_box_sizes(10_000)  # Beta(1, 1): uniform, variance 1/12
+    assert abs(float(many.mean()) - 0.5) < 0.01 and abs(float(many.var()) - 1 / 12) < 0.005
 
 
 def test_known_objects_are_erased_instead_of_boxes():
