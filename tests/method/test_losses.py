@@ -135,6 +135,12 @@ def test_supcon_skips_anchors_without_positives():
     assert loss.item() == pytest.approx((sum(anchor_losses) / 5).item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("temperature", [0.0, -0.1])
+def test_supcon_refuses_a_temperature_that_is_not_positive(temperature):
+    with pytest.raises(ValueError, match=f"temperature must be > 0, got {temperature}"):
+        supervised_contrastive_loss(random_embeddings(4, 8, seed=1), torch.tensor([0, 0, 1, 1]), temperature)
+
+
 @pytest.mark.parametrize("n", [1, 6])
 def test_supcon_without_positives_is_zero_with_finite_gradients(n):
     z = random_embeddings(n, 8, seed=6).requires_grad_(True)
