@@ -170,7 +170,8 @@ def packed_trials(
     for spec in specs:
         if spec.config is None:
             raise SystemExit(f"{spec.name}: {spec.refusal}")
-    ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
+    # a Ray of its own: with no address, ray.init joins the last `ray start` on this machine
+    ray.init(address="local", num_gpus=1, include_dashboard=False, log_to_driver=False)
     started = time.time()
     tuner = tune.Tuner(
         tune.with_resources(train_study_trial, {"cpu": 3 if device == "cuda" else 0.5, "gpu": 1.0 / trials}),
