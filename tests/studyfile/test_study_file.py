@@ -459,17 +459,11 @@ def test_shipped_studies_are_valid(capsys, monkeypatch):
     assert "is valid" in capsys.readouterr().out
 
 
-def test_the_readmes_study_file_is_valid_as_a_user_copies_it(tmp_path):
+def test_the_readmes_study_file_is_valid_as_a_user_copies_it(tmp_path, run_cli):
     readme = (QUICKSTART.parents[1] / "README.md").read_text()
     block = re.search(r"A study file \(see `studies/`\):\n\n```yaml\n(.*?)```", readme, re.DOTALL).group(1)
     (tmp_path / "study.yaml").write_text(block)
-    done = subprocess.run(
-        [sys.executable, "-m", "smcl_tune.cli", "validate", "study.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_cli("validate", "study.yaml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "study 'cifar100_lt' is valid: 16 sampled trials, 1 baseline in each of 3 conditions" in done.stdout
 
