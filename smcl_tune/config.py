@@ -399,18 +399,19 @@ class TrialConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> TrialConfig:
         method, epochs = self.method, self.training.epochs
-        if method.name != "ce" and method.mask_start_epoch >= epochs and self.mask_end_epoch > method.mask_start_epoch:
-            raise ValueError(
-                f"method.mask_start_epoch: the masking window starts at epoch {method.mask_start_epoch}, after the "
-                f"run's last epoch ({epochs - 1}), so '{method.name}' would train as plain CE; start it within the "
-                f"run, e.g. method.mask_start_epoch: 0"
-            )
-        if method.name != "ce" and self.mask_end_epoch <= method.mask_start_epoch:
+        start, end = method.mask_start_epoch, self.mask_end_epoch
+        if method.name != "ce" and min(end, epochs) <= start:  # no epoch of the run masks
+            if end > start:
+                raise ValueError(
+                    f"method.mask_start_epoch: the masking window starts at epoch {start}, after the run's last "
+                    f"epoch ({epochs - 1}), so '{method.name}' would train as plain CE; start it within the run, "
+                    "e.g. method.mask_start_epoch: 0"
+                )
             window = (
-                f"the default window, from epoch {method.mask_start_epoch} (mask_start_epoch) to epochs - 3 "
-                f"(mask_end_epoch, exclusive), needs at least {method.mask_start_epoch + 4} epochs"
+                f"the default window, from epoch {start} (mask_start_epoch) to epochs - 3 "
+                f"(mask_end_epoch, exclusive), needs at least {start + 4} epochs"
                 if method.mask_end_epoch is None
-                else f"epochs {method.mask_start_epoch} to {self.mask_end_epoch} (exclusive)"
+                else f"epochs {start} to {end} (exclusive)"
             )
             raise ValueError(
                 f"method.mask_end_epoch: the masking window is empty in {epochs} epochs ({window}), so "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 from pathlib import Path
 
 from smcl_tune.cli.exit_codes import EXIT_OK
@@ -15,7 +14,6 @@ from smcl_tune.cli.formatting import format_duration, format_objective
 from smcl_tune.cli.report_commands import tracking_uri
 from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
-from smcl_tune.studyfile.schema import NAME_PATTERN
 
 MAX_REFRESH_S = 86_400  # a day; far longer ones (1e300) overflowed the refresher's timer
 
@@ -105,14 +103,12 @@ def command_status(arguments: argparse.Namespace) -> int:
 def _said_starting_all(storage: Path | None, known: list[str]) -> bool:
     """Says which studies other than `known` are starting (their drivers hold their locks); whether
     any is."""
-    if storage is None or not storage.is_dir():
-        return False
-    said = False
-    for lock in sorted(storage.glob(".*.lock")):  # study_lock_file's names
-        name = lock.name.removeprefix(".").removesuffix(".lock")
-        if name not in known and re.fullmatch(NAME_PATTERN, name):
-            said = _said_starting(storage, name) or said
-    return said
+    from smcl_tune.store.lock import studies_being_run
+
+    starting = [name for name in studies_being_run(storage) if name not in known] if storage is not None else []
+    for study in starting:
+        print(_starting_line(study))
+    return bool(starting)
 
 
 def _said_starting(storage: Path | None, study: str) -> bool:
@@ -122,11 +118,15 @@ def _said_starting(storage: Path | None, study: str) -> bool:
 
     if storage is None or driver_holds(study_lock_file(storage, study)) is not True:
         return False
-    print(
+    print(_starting_line(study))
+    return True
+
+
+def _starting_line(study: str) -> str:
+    return (
         f"study {study}: starting (its driver runs; this store has no run of it yet, unless it logs to a "
         "tracking.uri of its own)"
     )
-    return True
 
 
 def command_dashboard(arguments: argparse.Namespace) -> int:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import socket
 import time
 from pathlib import Path
 
 from smcl_tune.errors import StudyBusy
+from smcl_tune.studyfile.schema import NAME_PATTERN
 
 
 class StudyLock:
@@ -88,6 +90,18 @@ def _still_named(fd: int, path: Path) -> bool:
 def study_lock_file(local_root: Path, study_name: str) -> Path:
     """The lock a study's driver holds while it runs (see StudyLock), in the storage folder."""
     return local_root / f".{study_name}.lock"
+
+
+def studies_being_run(local_root: Path) -> list[str]:
+    """The studies of a storage folder whose drivers hold their locks now, by name."""
+    if not local_root.is_dir():
+        return []
+    names = (lock.name.removeprefix(".").removesuffix(".lock") for lock in local_root.glob(".*.lock"))
+    return sorted(
+        name
+        for name in names
+        if re.fullmatch(NAME_PATTERN, name) and driver_holds(study_lock_file(local_root, name)) is True
+    )
 
 
 def driver_holds(lock_file: Path) -> bool | None:

@@ -211,13 +211,16 @@ class StudyTracker:
         finished study run again in which no trial trained (none ran, none ended since) stays
         finished at its end time: its elapsed time is its trials', not the time until it was run
         again. The trials' runs decide, as they may be ended by another process's tracker."""
-        children = self._search(f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'")
-        running = [run for run in children if run.info.status == "RUNNING"]
+        children = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'"
+        running = self._search(f"{children} and attributes.status = 'RUNNING'")
         for run in running:
             self.client.set_terminated(run.info.run_id, status="KILLED")
-        finished_at = self._finished_at
-        if finished_at is not None and not running and all((run.info.end_time or 0) <= finished_at for run in children):
-            self.client.set_terminated(self.parent_run_id, status="FINISHED", end_time=finished_at)
+        if (
+            self._finished_at is not None
+            and not running
+            and not self._search(f"{children} and attributes.end_time > {self._finished_at}")
+        ):
+            self.client.set_terminated(self.parent_run_id, status="FINISHED", end_time=self._finished_at)
             return
         self.client.set_terminated(self.parent_run_id, status=status)
 

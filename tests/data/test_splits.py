@@ -8,6 +8,8 @@ from PIL import Image
 
 from smcl_tune.config import DataConfig
 from smcl_tune.data import splits
+from smcl_tune.data.augment import channel_statistics
+from smcl_tune.data.longtail import shot_groups
 from smcl_tune.data.pool import DataSourceError
 from smcl_tune.data.source_shape import check_trial_data
 from smcl_tune.data.splits import build_trial_data
@@ -95,9 +97,6 @@ def _coloured_folder(root: Path, per_class: dict[str, tuple[int, tuple[int, int,
 def test_the_trial_normalises_by_its_training_images_and_groups_classes_by_the_counts_it_trains_on(
     tmp_path, monkeypatch
 ):
-    from smcl_tune.data.augment import channel_statistics
-    from smcl_tune.data.longtail import shot_groups
-
     root = _coloured_folder(
         tmp_path / "folder", {"ant": (60, (200, 40, 40)), "bee": (30, (40, 200, 40))} | {"cat": (25, (40, 40, 200))}
     )

@@ -1,27 +1,16 @@
 """`smcl-tune dashboard --refresh N` shows trials a running study adds, within N seconds, from its
 copy of the study's storage; a refresh that is not a number of seconds in (0, one day] is refused."""
 
-import json
-import subprocess
-import sys
 import time
-import urllib.request
 
 import optuna
 import pytest
 
-from tests.fixtures.ports import free_port
+from tests.fixtures.dashboards import served_studies, serving_dashboard
 
 
 def _trial_counts(port: int) -> list[int]:
-    base = f"http://127.0.0.1:{port}/api/studies"
-    with urllib.request.urlopen(base, timeout=10) as answer:
-        summaries = json.load(answer)["study_summaries"]
-    counts = []
-    for summary in summaries:
-        with urllib.request.urlopen(f"{base}/{summary['study_id']}", timeout=30) as answer:
-            counts.append(len(json.load(answer)["trials"]))
-    return counts
+    return [len(study["trials"]) for study in served_studies(port)]
 
 
 @pytest.mark.slow
@@ -30,24 +19,8 @@ def test_a_dashboard_shows_a_trial_the_study_adds_within_its_refresh(tmp_path):
     database.parent.mkdir(parents=True)
     study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{database}")
     study.optimize(lambda trial: 1.0, n_trials=2)
-    port = free_port()
-    command = ["dashboard", "tiny", "--storage", str(tmp_path / "smcl-runs"), "--port", str(port), "--refresh", "1"]
-    dashboard = subprocess.Popen(
-        [sys.executable, "-m", "smcl_tune.cli", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                assert _trial_counts(port) == [2]
-                break
-            except OSError:
-                assert dashboard.poll() is None, dashboard.stdout.read()
-                assert time.monotonic() < deadline, "the dashboard never answered"
-                time.sleep(0.5)
+    with serving_dashboard("tiny", "--storage", str(tmp_path / "smcl-runs"), "--refresh", "1") as port:
+        assert _trial_counts(port) == [2]
         # Twice, each trial as soon as the last one showed: a refresh of 10 s (the default) instead
         # of 1 would leave one of them unseen for about 10 s.
         for trials in (3, 4):
@@ -56,19 +29,11 @@ def test_a_dashboard_shows_a_trial_the_study_adds_within_its_refresh(tmp_path):
             while _trial_counts(port) != [trials]:
                 assert time.monotonic() - added < 6, f"trial {trials} did not show within 6 s of a 1 s refresh"
                 time.sleep(0.25)
-    finally:
-        dashboard.terminate()
-        dashboard.wait(timeout=30)
 
 
 @pytest.mark.parametrize("refresh", ["0", "-1", "nan", "inf", "86401"])
-def test_a_refresh_that_is_not_a_number_of_seconds_up_to_a_day_is_refused(tmp_path, refresh):
-    done = subprocess.run(
-        [sys.executable, "-m", "smcl_tune.cli", "dashboard", "tiny", "--storage", str(tmp_path), "--refresh", refresh],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_a_refresh_that_is_not_a_number_of_seconds_up_to_a_day_is_refused(tmp_path, refresh, run_cli):
+    done = run_cli("dashboard", "tiny", "--storage", str(tmp_path), "--refresh", refresh, cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == (
         f"smcl-tune: --refresh: must be a number of seconds above 0 and at most 86,400, not {refresh}"
