@@ -7,11 +7,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import optuna
 import pytest
 
+from tests.fixtures.dashboards import wait_until_answering
 from tests.fixtures.ports import free_port
 
 
@@ -54,15 +54,7 @@ def test_a_dashboard_stopped_with_sigterm_removes_its_copy(tmp_path, moment):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:  # serving: its copy is in the temporary folder
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10).close()
-                break
-            except OSError:
-                assert dashboard.poll() is None, dashboard.stdout.read()
-                assert time.monotonic() < deadline, "the dashboard never answered"
-                time.sleep(0.5)
+        wait_until_answering(dashboard, port)  # serving: its copy is in the temporary folder
         assert [path.name.startswith("smcl-dashboard-") for path in temporary.iterdir()] == [True]
         client = _stalled_download(port) if moment == "during a request" else None
         dashboard.send_signal(signal.SIGTERM)
