@@ -24,6 +24,8 @@ _ENDED_STYLE = {TrialState.COMPLETED: "green", TrialState.PRUNED: "yellow", Tria
 
 
 def _stream_handlers() -> list[logging.StreamHandler]:
+    """The handlers that hold the terminal's stream, subclasses included: Ray's handler is one, and
+    writes to the stream it was made with (its docstring says sys.stderr at emit time; it is not)."""
     loggers = [logging.getLogger()] + [
         logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)
     ]
@@ -31,7 +33,9 @@ def _stream_handlers() -> list[logging.StreamHandler]:
         handler
         for logger in loggers
         for handler in logger.handlers
-        if type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.stderr)
+        if isinstance(handler, logging.StreamHandler)
+        and "stream" in vars(handler)  # not logging's last resort, whose stream is a read-only property
+        and handler.stream in (sys.stdout, sys.stderr)
     ]
 
 

@@ -46,6 +46,7 @@ from smcl_tune.study.progress_callback import reporting_to
 from smcl_tune.study.ray_hints import without_rays_restore_hint
 from smcl_tune.study.ray_session import check_cluster_answers, cluster_address, init_ray, leave_ray
 from smcl_tune.study.search_plan import expected_trials
+from smcl_tune.study.staging_copy_race import without_staging_copy_races
 from smcl_tune.study.storage_space import raise_if_storage_full, stopping_when_full
 from smcl_tune.study.termination import sigint_restored_after, sigterm_as_ctrl_c
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, wait_for_tracking_server
@@ -233,6 +234,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
             reporting_to(progress),
             tune_settings(),
             without_rays_restore_hint(),
+            without_staging_copy_races(),
         ):
             trainable = study_trainable(study, watching.ray_log_level, directory, store_outage)
             if resumable:
