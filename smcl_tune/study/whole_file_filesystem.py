@@ -8,6 +8,12 @@ destination under a temporary name and renamed over it when its stream is closed
 leaves the previous version, and a hidden `.NAME.<random>.partial` file (atomic_write's
 naming) that nothing reads; a write the disk refuses leaves nothing. (Files are replaced one at a
 time: a kill between two leaves one new and one old, each whole.)
+
+Whole is not enough for the experiment state, which Ray's driver rewrites in place in the staging
+folder while its background copy may be reading it: the copy took a torn file (a prefix of the
+JSON), and a driver killed before the next copy left a study that could not be resumed. A Ray state
+file that is not readable (store/probes) therefore does not replace the previous version; the next
+copy brings the new one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pyarrow
 from pyarrow import fs
 
 from smcl_tune.atomic_write import PARTIAL_SUFFIX, open_partial
+from smcl_tune.store.probes import ray_state_file_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,11 @@ class _WholeOrAbsent:
         except BaseException:
             self._abandon()
             raise
+        torn = ray_state_file_problem(Path(self.temporary), os.path.basename(self.path))
+        if torn is not None:
+            Path(self.temporary).unlink(missing_ok=True)
+            log.debug("%s: a copy read while Ray rewrote it (%s); the previous version is kept", self.path, torn)
+            return
         os.replace(self.temporary, self.path)
 
 

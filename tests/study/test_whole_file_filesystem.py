@@ -1,9 +1,13 @@
-"""`atomic_storage.py`: what Ray writes into a local storage is whole or absent, even when the
-writing process is killed half-way or its disk refuses the write."""
+"""`whole_file_filesystem.py`: what Ray writes into a local storage is whole or absent, even when
+the writing process is killed half-way or its disk refuses the write, and Ray's state files are
+readable even when Ray rewrites them while it copies them."""
 
+import json
+import os
 import pickle
 import subprocess
 import sys
+import threading
 
 import pytest
 from pyarrow import fs
@@ -79,7 +83,7 @@ def test_copies_reads_and_listings_go_through_as_on_the_local_disk(tmp_path):
     source = tmp_path / "staging"
     (source / "checkpoint_000001").mkdir(parents=True)
     (source / "checkpoint_000001" / "model.pt").write_bytes(b"w" * 100_000)
-    (source / "tuner.pkl").write_bytes(b"t")
+    (source / "tuner.pkl").write_bytes(pickle.dumps("t"))
     storage = whole_file_storage()
     fs.copy_files(str(source), str(tmp_path / "storage"), destination_filesystem=storage)
     copied = sorted(str(path.relative_to(tmp_path / "storage")) for path in (tmp_path / "storage").rglob("*"))
@@ -87,9 +91,59 @@ def test_copies_reads_and_listings_go_through_as_on_the_local_disk(tmp_path):
     assert (tmp_path / "storage" / "checkpoint_000001" / "model.pt").read_bytes() == b"w" * 100_000
     storage.copy_file(str(tmp_path / "storage" / "tuner.pkl"), str(tmp_path / "storage" / "copy.pkl"))
     with storage.open_input_stream(str(tmp_path / "storage" / "copy.pkl")) as stream:
-        assert stream.read() == b"t"
+        assert pickle.loads(stream.read()) == "t"
 
 
 def test_ray_can_send_it_to_a_worker_and_the_storage_checks_treat_it_as_local():
     received = pickle.loads(pickle.dumps(whole_file_storage()))
     assert is_local(received) and is_local(fs.LocalFileSystem()) and not is_local(fs.S3FileSystem(anonymous=True))
+
+
+def test_a_state_file_copied_while_ray_rewrites_it_never_replaces_a_readable_one(tmp_path):
+    # The driver's save rewrites the experiment state in place (TuneController.save_to_dir) while
+    # the last save's copy may still run: without the check, most of these copies were torn JSON.
+    from ray.train._internal.storage import _pyarrow_fs_copy_files
+
+    staging, storage = tmp_path / "staging", tmp_path / "storage"
+    staging.mkdir(), storage.mkdir()
+    state = {"trial_data": [["x" * 200, {"y": list(range(300))}] for _ in range(40)]}  # 64 kB
+    name = "experiment_state-2026-12-07_00-00-00.json"
+    (staging / name).write_text(json.dumps(state))
+    _pyarrow_fs_copy_files(str(staging), str(storage), destination_filesystem=whole_file_storage())
+    saving = threading.Event()
+    saving.set()
+
+    def save_again_and_again() -> None:
+        while saving.is_set():
+            with open(staging / name, "w") as file:
+                json.dump(state, file)
+
+    saver = threading.Thread(target=save_again_and_again)
+    saver.start()
+    try:
+        for _ in range(100):
+            _pyarrow_fs_copy_files(str(staging), str(storage), destination_filesystem=whole_file_storage())
+            assert json.loads((storage / name).read_text()) == state
+    finally:
+        saving.clear()
+        saver.join()
+    assert os.listdir(storage) == [name]
+
+
+@pytest.mark.parametrize(
+    ("name", "torn"),
+    [("experiment_state-1.json", b'{"trial_data": [1, '), ("searcher-state-1.pkl", pickle.dumps([1, 2])[:-3])],
+)
+def test_an_unreadable_state_file_keeps_the_previous_version_and_other_files_are_written_as_they_come(
+    tmp_path, name, torn
+):
+    storage = whole_file_storage()
+    state = tmp_path / name
+    state.write_bytes(OLD)
+    with storage.open_output_stream(str(state)) as stream:
+        stream.write(torn)
+    assert state.read_bytes() == OLD and os.listdir(tmp_path) == [name]
+    other = tmp_path / "result.json"  # a trial's own file: Ray's state probes do not apply
+    with storage.open_output_stream(str(other)) as stream:
+        stream.write(b'{"half": ')
+    assert other.read_bytes() == b'{"half": '
