@@ -73,9 +73,14 @@ def test_live_view_redraws_in_place_and_lists_every_trial_that_ends(tmp_path, ti
     assert "Trial status" not in final  # Ray's own tables are gone without --verbose
 
 
-def test_verbose_brings_back_rays_own_tables(tmp_path, tiny_study, run_cli, joining_env):
+def test_verbose_and_the_loggers_switch_bring_back_rays_own_tables_and_files(
+    tmp_path, tiny_study, run_cli, joining_env
+):
     study = tiny_study(tmp_path, num_trials=1)
-    done = run_cli("run", str(study), "--verbose", cwd=tmp_path, timeout=600, env=joining_env)
+    # the README's switch for Ray Tune's own loggers (TensorBoard's event files), set by the user
+    env = {**joining_env, "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "0"}
+    done = run_cli("run", str(study), "--verbose", cwd=tmp_path, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Trial status" in done.stdout + done.stderr  # Ray Tune's status table
     assert "trial-000: finished after 3 epochs" in done.stdout  # the plain lines as well
+    assert list((tmp_path / "smcl-runs" / "tiny").glob("*/events.out.tfevents.*")), "no TensorBoard event files"
