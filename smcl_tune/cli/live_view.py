@@ -29,7 +29,7 @@ def _stream_handlers() -> list[logging.StreamHandler]:
     loggers = [logging.getLogger()] + [
         logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)
     ]
-    return [
+    handlers = [
         handler
         for logger in loggers
         for handler in logger.handlers
@@ -37,6 +37,7 @@ def _stream_handlers() -> list[logging.StreamHandler]:
         and "stream" in vars(handler)  # not logging's last resort, whose stream is a read-only property
         and handler.stream in (sys.stdout, sys.stderr)
     ]
+    return list(dict.fromkeys(handlers))  # a handler of two loggers is redirected (and restored) once
 
 
 class LiveView:
@@ -55,7 +56,7 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         handlers = _stream_handlers()
-        self._live.start()
+        self._live.start(refresh=True)  # drawn at once, not at the first refresh half a second later
         for handler in handlers:  # they hold the real streams; the live view redirects sys.stdout / stderr
             self._handlers.append((handler, handler.setStream(sys.stderr)))
         return self

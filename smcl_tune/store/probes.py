@@ -4,7 +4,6 @@ before it starts anything. Nothing here writes, creates or deletes a file of a s
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import pickletools
 import shutil
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 CONNECT_TIMEOUT_S = 5.0
 TUNER_FILE = "tuner.pkl"
+EXPERIMENT_STATE_FILES = "experiment_state-*.json"
 
 
 def sqlite_problem(path: Path) -> str | None:
@@ -93,19 +93,10 @@ def experiment_state_problem(path: Path) -> str | None:
 # What Ray restores a Tuner from: its own pickle, and the newest of each kind of state file.
 RAY_STATE_FILES = (
     (TUNER_FILE, _pickle_problem),
-    ("experiment_state-*.json", experiment_state_problem),
+    (EXPERIMENT_STATE_FILES, experiment_state_problem),
     ("search_gen_state-*.json", _pickle_problem),  # a pickle, whatever its name says
     ("searcher-state-*.pkl", _pickle_problem),
 )
-
-
-def ray_state_file_problem(content: Path, name: str) -> str | None:
-    """What is wrong with `content` as Ray's state file named `name`; None when nothing is, or when
-    no state file has that name."""
-    for pattern, problem_of in RAY_STATE_FILES:
-        if fnmatch.fnmatch(name, pattern):
-            return problem_of(content)
-    return None
 
 
 def ray_state_problem(experiment_dir: Path) -> tuple[Path, str] | None:

@@ -11,13 +11,15 @@ time: a kill between two leaves one new and one old, each whole.)
 
 Whole is not enough for the experiment state, which Ray's driver rewrites in place in the staging
 folder while its background copy may be reading it: the copy took a torn file (a prefix of the
-JSON), and a driver killed before the next copy left a study that could not be resumed. A Ray state
-file that is not readable (store/probes) therefore does not replace the previous version; the next
-copy brings the new one.
+JSON), and a driver killed before the next copy left a study that could not be resumed. A copy of
+the experiment state that is not readable JSON (store/probes) therefore does not replace the
+previous version; the next copy brings the new one. (Ray's other state files are written under a
+temporary name and renamed: a copy finds them whole, or not at all.)
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 from pathlib import Path
@@ -26,9 +28,16 @@ import pyarrow
 from pyarrow import fs
 
 from smcl_tune.atomic_write import PARTIAL_SUFFIX, open_partial
-from smcl_tune.store.probes import ray_state_file_problem
+from smcl_tune.store.probes import EXPERIMENT_STATE_FILES, experiment_state_problem
 
 log = logging.getLogger(__name__)
+
+
+def _torn_experiment_state(path: str, copy: str) -> str | None:
+    """What is wrong with `copy`, the new version of `path`, if `path` is an experiment state."""
+    if not fnmatch.fnmatch(os.path.basename(path), EXPERIMENT_STATE_FILES):
+        return None
+    return experiment_state_problem(Path(copy))
 
 
 class _WholeOrAbsent:
@@ -68,7 +77,7 @@ class _WholeOrAbsent:
         except BaseException:
             self._abandon()
             raise
-        torn = ray_state_file_problem(Path(self.temporary), os.path.basename(self.path))
+        torn = _torn_experiment_state(self.path, self.temporary)
         if torn is not None:
             Path(self.temporary).unlink(missing_ok=True)
             log.debug("%s: a copy read while Ray rewrote it (%s); the previous version is kept", self.path, torn)
