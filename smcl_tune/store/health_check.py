@@ -4,12 +4,10 @@ user can do; nothing is deleted or rewritten."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from smcl_tune.errors import ConfigError, DamagedStore
 from smcl_tune.store.database import check_database
 from smcl_tune.store.paths import StudyPaths
-from smcl_tune.store.probes import TUNER_FILE, ray_state_problem, server_problem, sqlite_problem
+from smcl_tune.store.probes import ray_state_problem, server_problem, sqlite_problem
 from smcl_tune.store.sqlite_copy import sqlite_path
 from smcl_tune.studyfile.study import Study, redact_uri
 
@@ -55,12 +53,10 @@ def check_study_stores(study: Study, paths: StudyPaths, restart: bool) -> None:
                 f"{optuna_db}: study '{study.name}''s Optuna storage is damaged ({problem}); {UNCHANGED}: "
                 f"restore it from a backup, {restart_hint}"
             )
-    experiment = Path(paths.experiment_dir)
-    if paths.remote or not (experiment / TUNER_FILE).exists():
-        return
-    damaged = ray_state_problem(experiment)
+    damaged = ray_state_problem(paths.experiment_dir)  # a folder, or an object store's
     if damaged is not None:
         file, problem = damaged
+        experiment = paths.experiment_dir.split("?")[0]
         raise DamagedStore(
             f"{file}: Ray's saved state of study '{study.name}' is unreadable ({problem}); {UNCHANGED}: "
             f"restore {experiment} from a backup, {restart_hint}"

@@ -4,6 +4,7 @@ before it starts anything. Nothing here writes, creates or deletes a file of a s
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import pickletools
 import shutil
@@ -70,20 +71,21 @@ def server_problem(uri: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str | None
         return error.strerror or str(error) or type(error).__name__
 
 
-def _pickle_problem(path: Path) -> str | None:
-    """Why `path` is not a whole pickle, found by reading its opcodes (nothing is unpickled), or None."""
+def _pickle_problem(data: bytes) -> str | None:
+    """Why `data` is not a whole pickle, found by reading its opcodes (nothing is unpickled), or None."""
     try:
-        for _ in pickletools.genops(path.read_bytes()):
+        for _ in pickletools.genops(data):
             pass
-    except (OSError, ValueError, EOFError) as error:
+    except (ValueError, EOFError) as error:
         return f"not a pickle ({error})"
     return None
 
 
-def experiment_state_problem(path: Path) -> str | None:
+def experiment_state_problem(data: bytes) -> str | None:
+    """Why `data` is not Ray's experiment state (JSON with a list of trials), or None."""
     try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+        state = json.loads(data)
+    except ValueError as error:
         return f"not JSON ({error})"
     if not (isinstance(state, dict) and isinstance(state.get("trial_data"), list)):
         return "it holds no list of trials"
@@ -99,13 +101,33 @@ RAY_STATE_FILES = (
 )
 
 
-def ray_state_problem(experiment_dir: Path) -> tuple[Path, str] | None:
-    """The first unreadable file of the Ray experiment saved in `experiment_dir` and what is wrong
-    with it, or None."""
+def ray_state_problem(experiment_dir: str) -> tuple[str, str] | None:
+    """The first unreadable file of the Ray experiment saved in `experiment_dir` (a folder, or an
+    object store's URI) and what is wrong with it; None when every file reads, or when no experiment
+    was saved there (no Tuner file). An object store that does not answer is its own check's to say."""
+    import pyarrow.fs as pafs  # pyarrow: only when a study starts
+
+    remote = "://" in experiment_dir
+    filesystem, folder = (
+        pafs.FileSystem.from_uri(experiment_dir) if remote else (pafs.LocalFileSystem(), experiment_dir)
+    )
+    shown = experiment_dir.split("?")[0].rstrip("/")  # an object store's options are not part of a name
+    try:
+        entries = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    except OSError:
+        return None if remote else (shown, "the folder cannot be listed")
+    names = sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.File)
+    if TUNER_FILE not in names:
+        return None
     for pattern, problem_of in RAY_STATE_FILES:
-        found = sorted(experiment_dir.glob(pattern))
-        if found:
-            problem = problem_of(found[-1])
-            if problem is not None:
-                return found[-1], problem
+        found = fnmatch.filter(names, pattern)
+        if not found:
+            continue
+        try:
+            with filesystem.open_input_stream(f"{folder}/{found[-1]}") as stream:
+                problem = problem_of(stream.readall())
+        except OSError as error:
+            problem = None if remote else f"not readable ({error})"
+        if problem is not None:
+            return f"{shown}/{found[-1]}", problem
     return None

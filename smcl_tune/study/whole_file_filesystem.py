@@ -37,7 +37,7 @@ def _torn_experiment_state(path: str, copy: str) -> str | None:
     """What is wrong with `copy`, the new version of `path`, if `path` is an experiment state."""
     if not fnmatch.fnmatch(os.path.basename(path), EXPERIMENT_STATE_FILES):
         return None
-    return experiment_state_problem(Path(copy))
+    return experiment_state_problem(Path(copy).read_bytes())
 
 
 class _WholeOrAbsent:

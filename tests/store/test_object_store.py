@@ -2,12 +2,20 @@
 credentials or names a missing bucket is refused in one line, exit 2, before anything starts."""
 
 import os
+import pickle
 import socket
 import sys
 
 import pytest
 
-from tests.fixtures.cluster_stores import S3_ENVIRONMENT, S3Server, boto_credentials, started_server, stopped_server
+from tests.fixtures.cluster_stores import (
+    BUCKET,
+    S3_ENVIRONMENT,
+    S3Server,
+    boto_credentials,
+    started_server,
+    stopped_server,
+)
 
 
 def _closed_port() -> int:
@@ -76,3 +84,36 @@ def test_a_missing_bucket_is_one_line_and_a_usable_store_keeps_no_probe(
 
     check_object_store(s3_server.storage("probed/study"))  # a store that answers: passes
     assert not any(PROBE_PREFIX in key for key in s3_server.keys("probed/"))
+
+
+@pytest.mark.slow  # the session's S3 API server
+def test_a_torn_experiment_state_in_an_object_store_is_one_line_with_nothing_changed(
+    tmp_path, tiny_study, s3_server, capsys, monkeypatch, ray_starts
+):
+    # A copy Ray took while it rewrote its state (smcl_tune/study/whole_file_filesystem.py): Ray would
+    # log an error, start the experiment afresh and run the study's trials again (a helper's trial).
+    import boto3
+
+    from smcl_tune.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for name, value in S3_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=f"http://{s3_server.endpoint}", **boto_credentials())
+    saved = {
+        "torn/tiny/tuner.pkl": pickle.dumps({"a": "tuner"}),
+        "torn/tiny/experiment_state-2026-12-07_00-00-00.json": b'{"trial_data": [["{\\"trial_id',
+    }
+    for key, body in saved.items():
+        client.put_object(Bucket=BUCKET, Key=key, Body=body)
+    assert main(["run", str(tiny_study(tmp_path, storage=s3_server.storage("torn")))]) == 1  # a damaged store
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and ray_starts == [], error
+    assert error.startswith(
+        "smcl-tune: s3://smcl/torn/tiny/experiment_state-2026-12-07_00-00-00.json: "
+        "Ray's saved state of study 'tiny' is unreadable (not JSON"
+    ), error
+    assert "restore s3://smcl/torn/tiny from a backup, or run again with --restart" in error
+    # (the object store's own check leaves its folder's markers, "torn/" and "torn/tiny/", as it did before)
+    assert sorted(key for key in s3_server.keys("torn/") if not key.endswith("/")) == sorted(saved)
+    assert all(client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body for key, body in saved.items())
