@@ -52,6 +52,7 @@ from smcl_tune.study.termination import sigint_restored_after, sigterm_as_ctrl_c
 from smcl_tune.study.tracking_outage import quiet_mlflow_retries, wait_for_tracking_server
 from smcl_tune.study.tune_settings import tune_settings
 from smcl_tune.study.tuner import new_tuner, restored_tuner, study_store_outage, study_trainable
+from smcl_tune.study.whole_state_saves import whole_experiment_state_saves
 from smcl_tune.studyfile.study import Study
 from smcl_tune.tracking.writer import StudyTracker, delete_study_runs
 
@@ -235,6 +236,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
             tune_settings(),
             without_rays_restore_hint(),
             without_staging_copy_races(),
+            whole_experiment_state_saves(),
         ):
             trainable = study_trainable(study, watching.ray_log_level, directory, store_outage)
             if resumable:

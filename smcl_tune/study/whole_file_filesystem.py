@@ -9,11 +9,12 @@ leaves the previous version, and a hidden `.NAME.<random>.partial` file (atomic_
 naming) that nothing reads; a write the disk refuses leaves nothing. (Files are replaced one at a
 time: a kill between two leaves one new and one old, each whole.)
 
-Whole is not enough for the experiment state, which Ray's driver rewrites in place in the staging
+Whole is not enough for the experiment state, which Ray's driver rewrote in place in the staging
 folder while its background copy may be reading it: the copy took a torn file (a prefix of the
-JSON), and a driver killed before the next copy left a study that could not be resumed. A copy of
-the experiment state that is not readable JSON (store/probes) therefore does not replace the
-previous version; the next copy brings the new one. (Ray's other state files are written under a
+JSON), and a driver killed before the next copy left a study that could not be resumed. A study's
+fit now saves it whole (whole_state_saves); should a Ray save it otherwise, a copy of the
+experiment state that is not readable JSON (store/probes) still does not replace the previous
+version here, and the next copy brings the new one. (Ray's other state files are written under a
 temporary name and renamed: a copy finds them whole, or not at all.)
 """
 
