@@ -11,7 +11,9 @@ object store takes a copy: whatever was read) or smcl-tune's whole-file one
 (smcl_tune/study/whole_file_filesystem.py). A local study runs the last row. Columns:
 - `torn`: copies after which the storage's experiment state was not readable JSON (a driver killed
   then left a study that could not be resumed);
-- `vanished`: copies that failed because a file they listed had been renamed away (a temporary).
+- `vanished`: copies that failed because a file they listed had been renamed away (a temporary of
+  the whole save, were it written in the staging folder; the stand-in saves no searcher state, whose
+  temporaries Ray writes there too).
 
     .venv/bin/python benchmarks/state_copy_race.py [--copies 300] [--output state_copy_race.jsonl]
 """

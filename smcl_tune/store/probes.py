@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from smcl_tune.studyfile.uri_credentials import without_credentials
+
 CONNECT_TIMEOUT_S = 5.0
 TUNER_FILE = "tuner.pkl"
 EXPERIMENT_STATE_FILES = "experiment_state-*.json"
@@ -111,11 +113,12 @@ def ray_state_problem(experiment_dir: str) -> tuple[str, str] | None:
     filesystem, folder = (
         pafs.FileSystem.from_uri(experiment_dir) if remote else (pafs.LocalFileSystem(), experiment_dir)
     )
-    shown = experiment_dir.split("?")[0].rstrip("/")  # an object store's options are not part of a name
+    # an object store's options are not part of a file's name, nor are credentials shown
+    shown = without_credentials(experiment_dir.split("?")[0].rstrip("/"))
     try:
         entries = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    except OSError:
-        return None if remote else (shown, "the folder cannot be listed")
+    except OSError:  # not a folder, or one this user cannot list: not a damaged state, and Ray will say
+        return None
     names = sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.File)
     if TUNER_FILE not in names:
         return None

@@ -31,7 +31,8 @@ _NOT_SET = object()
 
 
 class _RenamedWhenClosed:
-    """A text file written under a temporary name and renamed to `path` when closed without error."""
+    """A text file written under a temporary name and renamed to `path` when closed without error;
+    a failed write (or close) removes the temporary and leaves `path` as it was."""
 
     def __init__(self, path: Path, encoding: str | None) -> None:
         self.path = path
@@ -39,13 +40,18 @@ class _RenamedWhenClosed:
         self.temporary = path.parent.parent / f".{uuid.uuid4()}-tmp-{path.name}"
         self._file = builtins.open(self.temporary, "w", encoding=encoding)  # noqa: SIM115 (closed by close())
 
-    def write(self, text: str) -> int:
-        return self._file.write(text)
+    def __getattr__(self, name: str):
+        return getattr(self._file, name)  # flush, fileno, closed, ... of the temporary
 
     def close(self) -> None:
-        if not self._file.closed:
+        if self._file.closed:
+            return
+        try:
             self._file.close()
             os.replace(self.temporary, self.path)
+        except BaseException:
+            self.temporary.unlink(missing_ok=True)
+            raise
 
     def __enter__(self) -> _RenamedWhenClosed:
         return self
@@ -59,7 +65,8 @@ class _RenamedWhenClosed:
 
 
 def _state_writes_whole(file, mode="r", *arguments, **options):
-    if mode == "w" and not arguments and set(options) <= {"encoding"}:
+    """Ray's `open(path, "w")` of its experiment state, written whole; anything else, builtins.open."""
+    if mode == "w" and not arguments and set(options) <= {"encoding"} and isinstance(file, (str, os.PathLike)):
         path = Path(file)
         if fnmatch.fnmatch(path.name, EXPERIMENT_STATE_FILES):
             return _RenamedWhenClosed(path, options.get("encoding"))
@@ -74,6 +81,8 @@ def _tune_controller_module() -> ModuleType:
 
 @contextmanager
 def whole_experiment_state_saves() -> Iterator[None]:
+    """For the block (a study's fit, one at a time in a process): Ray's tune controller module
+    saves its experiment state whole; afterwards the module is as it was."""
     module = _tune_controller_module()
     previous = module.__dict__.get("open", _NOT_SET)
     module.open = _state_writes_whole
@@ -81,6 +90,6 @@ def whole_experiment_state_saves() -> Iterator[None]:
         yield
     finally:
         if previous is _NOT_SET:
-            del module.open
+            module.__dict__.pop("open", None)
         else:
             module.open = previous

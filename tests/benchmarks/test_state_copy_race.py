@@ -23,5 +23,6 @@ def test_the_whole_save_never_leaves_a_torn_state(tmp_path):
     ]
     assert all(row["copies"] == 30 and 0 <= row["vanished"] <= 30 for row in rows)
     assert [row["torn"] for row in rows[1:]] == [0, 0, 0]  # smcl-tune's storage, its save, or both
+    assert [row["vanished"] for row in rows[2:]] == [0, 0]  # the whole save's temporary is never listed
     printed = [line.split() for line in shown.stdout.splitlines() if line.startswith(("Ray's ", "whole "))]
     assert [cells[-3:] for cells in printed] == [["30", str(row["torn"]), str(row["vanished"])] for row in rows]

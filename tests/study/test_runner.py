@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 import smcl_tune
 from smcl_tune.cli import main
+from smcl_tune.study import whole_state_saves
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -46,7 +47,16 @@ def finished_study(study_folder, tiny_study, shared_ray_for_module):
         confirm={"top_k": 1, "seeds": [1]},
         tracking={"uri": tracking_uri, "experiment": "e2e-experiment"},
     )
-    code = main(["run", str(path)])  # on the session's Ray
+    saved_whole = []  # Ray's experiment state saves that whole_state_saves took (a spy; the saves are real)
+
+    class _Counted(whole_state_saves._RenamedWhenClosed):
+        def __init__(self, path, encoding):
+            saved_whole.append(Path(path).name)
+            super().__init__(path, encoding)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(whole_state_saves, "_RenamedWhenClosed", _Counted)
+        code = main(["run", str(path)])  # on the session's Ray
     storage = tmp_path / "smcl-runs"
     assert not (storage / "mlflow.db").exists()  # the study's tracking URI, not the default store
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -56,7 +66,7 @@ def finished_study(study_folder, tiny_study, shared_ray_for_module):
         label: optuna.load_study(study_name=f"e2e/{label}", storage=f"sqlite:///{storage / 'e2e' / 'optuna.db'}")
         for label in (IF10, IF4)
     }
-    return code, client, runs, studies
+    return code, client, runs, studies, saved_whole
 
 
 def test_ray_tune_keeps_its_trial_logs_but_writes_no_tensorboard_files(finished_study, study_folder):
@@ -69,12 +79,20 @@ def test_ray_tune_keeps_its_trial_logs_but_writes_no_tensorboard_files(finished_
     assert not list(experiment.rglob("*.partial")) and len(list(experiment.rglob("checkpoint_*"))) >= 12
 
 
+def test_ray_saved_its_experiment_state_whole_and_its_module_is_as_it_was(finished_study):
+    from ray.tune.execution import tune_controller
+
+    saved_whole = finished_study[4]
+    assert saved_whole and all(name.startswith("experiment_state-") for name in saved_whole)
+    assert "open" not in vars(tune_controller)
+
+
 def _run(runs, name):
     return next(run for run in runs if run.info.run_name == name)
 
 
 def test_study_exits_0_and_mlflow_nests_one_run_per_trial(finished_study):
-    code, client, runs, _ = finished_study
+    code, client, runs, _, _ = finished_study
     assert code == 0
     parents = [run for run in runs if run.data.tags.get("smcl.role") == "study"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -107,7 +125,7 @@ def test_study_exits_0_and_mlflow_nests_one_run_per_trial(finished_study):
 
 
 def test_each_condition_has_its_own_optuna_study_and_asha_rungs(finished_study):
-    _, _, runs, studies = finished_study
+    _, _, runs, studies, _ = finished_study
     pruned = []
     for label, study in studies.items():
         trials = study.get_trials()
@@ -127,7 +145,7 @@ def test_each_condition_has_its_own_optuna_study_and_asha_rungs(finished_study):
 
 
 def test_baselines_and_confirmation_runs_train_their_full_budget(finished_study):
-    _, _, runs, studies = finished_study
+    _, _, runs, studies, _ = finished_study
     for label, study in studies.items():
         ce = _run(runs, f"baseline-ce [{label}]")
         assert ce.data.tags["smcl.state"] == "completed" and ce.data.metrics["epochs_completed"] == 3
@@ -144,7 +162,7 @@ def test_baselines_and_confirmation_runs_train_their_full_budget(finished_study)
 
 
 def test_an_empty_shot_group_is_missing_in_mlflow_and_in_the_leaderboard(finished_study, capsys):
-    _, client, runs, _ = finished_study
+    _, client, runs, _, _ = finished_study
     no_few = _run(runs, f"baseline-ce [{IF4}]")
     assert no_few.data.tags["smcl.state"] == "completed"
     assert "test_few" not in no_few.data.metrics and "test_many" in no_few.data.metrics  # missing, not 0
@@ -166,7 +184,7 @@ def test_an_empty_shot_group_is_missing_in_mlflow_and_in_the_leaderboard(finishe
 
 
 def test_completed_trial_has_epoch_metrics_test_metrics_and_artifacts(finished_study):
-    _, client, runs, _ = finished_study
+    _, client, runs, _, _ = finished_study
     ce = _run(runs, f"baseline-ce [{IF10}]")
     assert ce.info.status == "FINISHED" and ce.data.tags["smcl.state"] == "completed"
     history = client.get_metric_history(ce.info.run_id, "val_balanced_accuracy")
@@ -199,7 +217,7 @@ def test_completed_trial_has_epoch_metrics_test_metrics_and_artifacts(finished_s
 
 
 def test_nan_trial_fails_with_its_reason_and_the_study_goes_on(finished_study):
-    _, _, runs, _ = finished_study
+    _, _, runs, _, _ = finished_study
     diverged = _run(runs, f"baseline-diverges [{IF10}]")
     assert diverged.info.status == "FAILED"
     assert "non-finite loss" in diverged.data.tags["smcl.reason"]
@@ -209,7 +227,7 @@ def test_running_the_finished_study_again_trains_nothing_and_keeps_its_elapsed_t
     finished_study, study_folder, capsys
 ):
     """Last in this file: it runs the module's study again."""
-    _, client, runs, _ = finished_study
+    _, client, runs, _, _ = finished_study
     parent = next(run for run in runs if run.data.tags.get("smcl.role") == "study")
     capsys.readouterr()
     assert main(["run", str(study_folder / "e2e.yaml")]) == 0

@@ -13,7 +13,8 @@ from smcl_tune.study.whole_state_saves import whole_experiment_state_saves
 def test_rays_save_racing_rays_copy_leaves_no_torn_state(tmp_path):
     # into a plain folder, as an object store takes a copy: whatever the copy read
     assert torn_copies(tmp_path / "as-ray-saves", 200)["torn"] > 0  # the race, as Ray runs it: else nothing is tested
-    assert torn_copies(tmp_path / "whole", 200, whole_saves=True)["torn"] == 0
+    # nor does a copy meet the save's temporary, renamed away (it is written beside the staging folder)
+    assert torn_copies(tmp_path / "whole", 200, whole_saves=True) == {"torn": 0, "vanished": 0}
     assert "open" not in vars(tune_controller)  # Ray's module as it was
 
 
@@ -36,3 +37,11 @@ def test_only_the_experiment_state_is_written_aside_and_a_failed_save_keeps_the_
     assert json.loads(state.read_text()) == {"trial_data": [1]}
     assert sorted(path.name for path in staging.iterdir()) == [STATE, "other.json"]
     assert [path.name for path in tmp_path.iterdir()] == ["driver_artifacts"]  # no temporary left
+
+
+def test_a_save_that_cannot_be_renamed_into_place_leaves_no_temporary(tmp_path):
+    staging = tmp_path / "driver_artifacts"
+    (staging / STATE / "in-the-way").mkdir(parents=True)  # the state's name is taken by a folder
+    with whole_experiment_state_saves(), pytest.raises(OSError), tune_controller.open(staging / STATE, "w") as file:
+        file.write("{}")
+    assert [path.name for path in tmp_path.iterdir()] == ["driver_artifacts"]
