@@ -55,13 +55,18 @@ def test_an_unreachable_object_store_is_one_line_and_exit_2_with_nothing_written
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["tiny.yaml"]  # no MLflow run, no lock
 
 
-@pytest.mark.slow  # an S3 API server of its own
-def test_an_object_store_that_denies_this_machines_credentials_is_one_line_before_ray_starts(
-    tmp_path, tiny_study, denying_s3_server, refused_by_main, capsys, monkeypatch
-):
+@pytest.fixture
+def in_the_s3_environment(tmp_path, monkeypatch):
+    """The test runs in its own folder, with the S3 servers' credentials in the environment."""
     monkeypatch.chdir(tmp_path)
     for name, value in S3_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.mark.slow  # an S3 API server of its own
+def test_an_object_store_that_denies_this_machines_credentials_is_one_line_before_ray_starts(
+    tmp_path, tiny_study, denying_s3_server, refused_by_main, capsys, in_the_s3_environment
+):
     path = tiny_study(tmp_path, storage=denying_s3_server.storage("runs"))
     error = refused_by_main(["run", str(path)], capsys)
     assert error.startswith("smcl-tune: storage: the object store s3://smcl/runs/tiny?endpoint_override=")
@@ -71,13 +76,10 @@ def test_an_object_store_that_denies_this_machines_credentials_is_one_line_befor
 
 @pytest.mark.slow  # the session's S3 API server
 def test_a_missing_bucket_is_one_line_and_a_usable_store_keeps_no_probe(
-    tmp_path, tiny_study, s3_server, refused_by_main, capsys, monkeypatch
+    tmp_path, tiny_study, s3_server, refused_by_main, capsys, in_the_s3_environment
 ):
     from smcl_tune.store.object_store import PROBE_PREFIX, check_object_store
 
-    monkeypatch.chdir(tmp_path)
-    for name, value in S3_ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
     missing = s3_server.storage("runs").replace("s3://smcl/", "s3://no-such-bucket/")
     error = refused_by_main(["run", str(tiny_study(tmp_path, storage=missing))], capsys)
     assert "the object store s3://no-such-bucket/runs/tiny?" in error and "no-such-bucket" in error.split("(", 1)[1]
@@ -88,17 +90,14 @@ def test_a_missing_bucket_is_one_line_and_a_usable_store_keeps_no_probe(
 
 @pytest.mark.slow  # the session's S3 API server
 def test_a_torn_experiment_state_in_an_object_store_is_one_line_with_nothing_changed(
-    tmp_path, tiny_study, s3_server, capsys, monkeypatch, ray_starts
+    tmp_path, tiny_study, s3_server, capsys, in_the_s3_environment, ray_starts
 ):
-    # A copy Ray took while it rewrote its state (smcl_tune/study/whole_file_filesystem.py): Ray would
+    # A copy Ray took while it rewrote its state (smcl_tune/study/whole_state_saves.py): Ray would
     # log an error, start the experiment afresh and run the study's trials again (a helper's trial).
     import boto3
 
     from smcl_tune.cli import main
 
-    monkeypatch.chdir(tmp_path)
-    for name, value in S3_ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
     client = boto3.client("s3", endpoint_url=f"http://{s3_server.endpoint}", **boto_credentials())
     saved = {
         "torn/tiny/tuner.pkl": pickle.dumps({"a": "tuner"}),
