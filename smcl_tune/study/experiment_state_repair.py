@@ -43,6 +43,15 @@ def listing(fs: pafs.FileSystem, folder: str, pattern: str, kind: pafs.FileType)
     )
 
 
+def holds_experiment_state(experiment_dir: str) -> bool:
+    """Whether Ray saved an experiment state in `experiment_dir` (a folder, or an object store's
+    URI). A driver killed in a study's first seconds leaves Ray's Tuner file without one: Ray then
+    fails to restore, starts the experiment over and, without the study's number of trials (its
+    restore passes none), runs one trial and ends, at every later run too."""
+    filesystem, folder = pafs.FileSystem.from_uri(experiment_dir) if "://" in experiment_dir else (None, experiment_dir)
+    return bool(listing(filesystem or pafs.LocalFileSystem(), folder, STATE_PATTERN, pafs.FileType.File))
+
+
 def read_file(fs: pafs.FileSystem, path: str) -> bytes:
     with fs.open_input_stream(path) as stream:
         return stream.readall()

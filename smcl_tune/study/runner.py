@@ -37,6 +37,7 @@ from smcl_tune.study.cluster import (
     warn_unplaceable,
 )
 from smcl_tune.study.database_outage import stored
+from smcl_tune.study.experiment_state_repair import holds_experiment_state
 from smcl_tune.study.fused_groups import fused_groups
 from smcl_tune.study.job_storage import check_job_storage
 from smcl_tune.study.object_store_outage import hide_unreachable_store_tracebacks
@@ -81,6 +82,13 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     """Discard the old state on restart, write the record; True when an earlier run can be resumed."""
     known = check_study_record(study, paths, restart)
     resumable = known is not None and tune.Tuner.can_restore(paths.experiment_dir)
+    if resumable and not restart and not holds_experiment_state(paths.experiment_dir):
+        log.info(
+            "study %s: its first run was stopped before Ray saved its state; Ray's experiment starts anew "
+            "(the Optuna trials it had asked for are taken up)",
+            study.name,
+        )
+        resumable = False
     if restart:
         if paths.database_url is not None:
             discarded = discard_study(paths.database_url, study.name)

@@ -42,6 +42,29 @@ def baseline_specs(study: Study) -> list[TrialSpec]:
     return trials
 
 
+# Apart from the conditions' seeds (study seed + condition index) for any study of fewer conditions.
+SEED_STRIDE = 1_000_003
+
+
+def _sampler_seed(study_seed: int, condition: int, held: int) -> int:
+    """A condition's TPE seed. A searcher is built for an Optuna study that already holds trials
+    only when the study's first run was stopped before Ray saved its state (resume restores the
+    searcher, its samplers' state with it): the study's own seed would draw those trials'
+    configurations again, so it draws from one of its own."""
+    return (study_seed + condition + SEED_STRIDE * held) % 2**32
+
+
+def _trials_held(storage: optuna.storages.BaseStorage, names: list[str]) -> dict[str, int]:
+    """How many trials each of the Optuna studies `names` holds already (0: not made yet)."""
+    held = {}
+    for name in names:
+        try:
+            held[name] = storage.get_n_trials(storage.get_study_id_from_name(name))
+        except KeyError:  # no such study yet
+            held[name] = 0
+    return held
+
+
 def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudySearcher:
     """The study's searcher: per condition, baselines, then TPE seeded from the study's seed, then
     the confirmation runs."""
@@ -53,9 +76,10 @@ def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudyS
     strata = study.conditions
     # One TPE per condition, each seeded; with two objectives Optuna's TPESampler runs as MOTPE.
     startup = min(10, max(2, study.config.num_trials // 3))
+    held = _trials_held(storage, optuna_study_names(study))
     samplers = [
-        optuna.samplers.TPESampler(seed=(study.config.seed + index) % 2**32, n_startup_trials=startup)
-        for index in range(len(strata))
+        optuna.samplers.TPESampler(seed=_sampler_seed(study.config.seed, index, held[name]), n_startup_trials=startup)
+        for index, name in enumerate(optuna_study_names(study))
     ]
     confirm = study.config.confirm
     return StudySearcher(

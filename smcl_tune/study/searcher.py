@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
@@ -48,6 +49,21 @@ def open_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.
     """A handle on a trial already in the storage. Optuna has no public way to reopen a RUNNING
     trial; `_trial_id` is its storage id (the adoption test fails if this ever changes)."""
     return optuna.Trial(study, frozen._trial_id)
+
+
+def _draw_missing(trial: optuna.Trial, distributions: dict[str, BaseDistribution]) -> None:
+    """The trial's values of `distributions` that it lacks, drawn now: a driver killed inside
+    Optuna's `ask`, after the trial was made and before its values were, left it without them (it
+    then trained on the study file's values, and was recorded with no parameters)."""
+    for name, distribution in distributions.items():
+        if name in trial.params:
+            continue
+        if isinstance(distribution, CategoricalDistribution):
+            trial.suggest_categorical(name, distribution.choices)
+        elif isinstance(distribution, IntDistribution):
+            trial.suggest_int(name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
+        else:
+            trial.suggest_float(name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
 
 T = TypeVar("T")
@@ -174,7 +190,9 @@ class StudySearcher(Searcher):
         for frozen in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
             if frozen.number not in held:
                 log.info("Optuna trial %d, left running by an interrupted driver, continues", frozen.number)
-                return open_trial(study, frozen), set(frozen.intermediate_values)
+                trial = open_trial(study, frozen)
+                _draw_missing(trial, self.distributions)
+                return trial, set(frozen.intermediate_values)
         return None
 
     def _plan_confirmations(self) -> None:

@@ -162,3 +162,49 @@ def test_interrupted_study_resumes_without_rerunning_or_duplicating(
     )
     states = [trial.state for trial in optuna_study.get_trials()]
     assert states == [optuna.trial.TrialState.COMPLETE] * 3
+
+
+def test_a_study_killed_before_ray_saved_its_state_runs_every_trial_when_run_again(
+    tmp_path, tiny_study, trial_runs, joining_env
+):
+    # Ray writes its Tuner file when the study starts and its experiment state at the fit's first
+    # step. Killed in between, Ray's restore found no state and started over with one trial planned:
+    # the study ran one trial and ended, at every later run too.
+    base = tiny_study(tmp_path, name="early", num_trials=2, scheduler={"type": "fifo"})
+    experiment = tmp_path / "smcl-runs" / "early"
+    client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path / "smcl-runs"))
+    first = _start(base, joining_env)
+    try:
+        deadline = time.time() + 120
+        while not (experiment / "tuner.pkl").exists():
+            assert first.poll() is None and time.time() < deadline, "the study never wrote Ray's Tuner file"
+            time.sleep(0.02)
+        first.kill()  # the driver alone, as `kill -9 <pid>` would
+        first.wait(timeout=30)
+    finally:
+        _kill_group(first)
+    _wait_until_settled(experiment, quiet_s=1.0)
+    # If the kill landed after the first save (a slow machine), its state is what the kill before
+    # it leaves; no trial has started either way (a trial's worker takes seconds to start).
+    for saved in ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl", "basic-variant-*"):
+        for path in experiment.glob(saved):
+            path.unlink()
+    assert trial_runs(client, "early") == [] and not [path for path in experiment.iterdir() if path.is_dir()]
+
+    second = _start(base, joining_env)
+    try:
+        assert second.wait(timeout=600) == 0, second.stderr.read()[-3000:]
+    finally:
+        _kill_group(second)
+    said = second.stderr.read()
+    assert "Failed to restore" not in said and "Ray's experiment starts anew" in said, said[-3000:]
+    after = trial_runs(client, "early")
+    assert sorted((run.info.run_name, run.info.status) for run in after) == [
+        ("trial-000", "FINISHED"),
+        ("trial-001", "FINISHED"),
+    ]
+    optuna_study = optuna.load_study(study_name="early", storage=f"sqlite:///{experiment / 'optuna.db'}")
+    trials = optuna_study.get_trials()
+    assert [trial.state for trial in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert all(set(trial.params) == {"method.temperature", "method.loss_weight"} for trial in trials)
+    assert trials[0].params != trials[1].params

@@ -171,6 +171,43 @@ def test_a_running_trial_left_by_a_killed_driver_is_adopted_exactly_once(storage
     assert [(t.number, t.state) for t in trials] == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE)]
 
 
+def test_a_running_trial_a_killed_ask_left_without_values_draws_them_before_it_trains(storage):
+    typed = {
+        **SPACE,
+        "training.batch_size": {"logint": [16, 256]},
+        "method.mask_mode": {"choice": ["box", "threshold"]},
+    }
+    study = optuna.create_study(study_name="s", storage=storage, directions=["maximize"])
+    study.ask()  # the driver was killed inside Optuna's ask: the trial is made, none of its values are
+    searcher = _searcher(storage, space=typed)
+    adopted = searcher.suggest("new-1")
+    assert spec_of(adopted).key == "optuna-0"
+    drawn = _only_trial(storage).params
+    assert sorted(drawn) == sorted(typed)  # recorded in Optuna, as any trial's
+    assert all(adopted[name] == value for name, value in drawn.items())  # and trained on
+    assert 0.05 <= drawn["method.temperature"] <= 0.5 and 16 <= drawn["training.batch_size"] <= 256
+    assert drawn["method.mask_mode"] in ("box", "threshold")
+
+
+def test_a_searcher_built_over_trials_a_killed_run_asked_draws_other_configurations(tmp_path, tiny_study):
+    # A study stopped before Ray saved its state starts Ray's experiment anew, with a searcher built
+    # anew: seeded as the first run's, it drew that run's configurations again.
+    from smcl_tune.study.search_plan import build_searcher
+    from smcl_tune.studyfile.study import study_from_dict
+
+    study = study_from_dict(yaml.safe_load(tiny_study(tmp_path, seed=3, num_trials=4).read_text()))
+    storage = optuna.storages.InMemoryStorage()
+    first_run = build_searcher(study, storage).suggest("t0")  # asked; the driver is then killed
+    again = build_searcher(study, storage)
+    taken_up = again.suggest("u0")
+    again.on_trial_complete("u0", _final(0, 0.5, planned=1, selected=0.5))  # one trial at a time
+    fresh = again.suggest("u1")
+    assert spec_of(taken_up).key == "optuna-0" and taken_up["method.temperature"] == first_run["method.temperature"]
+    assert spec_of(fresh).key == "optuna-1" and fresh["method.temperature"] != first_run["method.temperature"]
+    # a study with no trials yet draws as it always did: the study's seed reproduces it
+    assert build_searcher(study, optuna.storages.InMemoryStorage()).suggest("v0") == first_run
+
+
 def test_baselines_come_first_and_never_reach_optuna(storage):
     searcher = _searcher(storage, baselines=[{"name": "ce", "overrides": {"method.name": "ce"}}])
     baseline = searcher.suggest("b")
