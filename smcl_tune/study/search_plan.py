@@ -42,16 +42,23 @@ def baseline_specs(study: Study) -> list[TrialSpec]:
     return trials
 
 
-# Apart from the conditions' seeds (study seed + condition index) for any study of fewer conditions.
-SEED_STRIDE = 1_000_003
-
-
-def _sampler_seed(study_seed: int, condition: int, held: int) -> int:
-    """A condition's TPE seed. A searcher is built for an Optuna study that already holds trials
-    only when the study's first run was stopped before Ray saved its state (resume restores the
-    searcher, its samplers' state with it): the study's own seed would draw those trials'
-    configurations again, so it draws from one of its own."""
-    return (study_seed + condition + SEED_STRIDE * held) % 2**32
+def _past_draws(sampler: optuna.samplers.BaseSampler, distributions: dict, held: int) -> None:
+    """`sampler` moved on by the `held` trials its Optuna study holds already. A searcher is built
+    for such a study only when the study's first run was stopped before Ray saved its state (a
+    resume restores the searcher, its samplers' state with it): seeded anew, the sampler drew those
+    trials' configurations again. Asked once more on a scratch study, it draws as the first run did
+    after them, so the study's seed still gives the configurations an uninterrupted run draws (in
+    TPE's random start-up trials; TPE's own depend on the results, as always)."""
+    if not held:
+        return
+    # the sampler's own draws, on a scratch study's trial: asked through the scratch study, TPE would
+    # tie its search-space cache to that study, and refuse the study's own afterwards
+    scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    scratch.ask()
+    trial = scratch.trials[-1]
+    for _ in range(held):
+        for name, distribution in distributions.items():
+            sampler.sample_independent(scratch, trial, name, distribution)
 
 
 def _trials_held(storage: optuna.storages.BaseStorage, names: list[str]) -> dict[str, int]:
@@ -76,11 +83,14 @@ def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudyS
     strata = study.conditions
     # One TPE per condition, each seeded; with two objectives Optuna's TPESampler runs as MOTPE.
     startup = min(10, max(2, study.config.num_trials // 3))
-    held = _trials_held(storage, optuna_study_names(study))
     samplers = [
-        optuna.samplers.TPESampler(seed=_sampler_seed(study.config.seed, index, held[name]), n_startup_trials=startup)
-        for index, name in enumerate(optuna_study_names(study))
+        optuna.samplers.TPESampler(seed=(study.config.seed + index) % 2**32, n_startup_trials=startup)
+        for index in range(len(strata))
     ]
+    distributions = {path: distribution.to_optuna() for path, distribution in study.config.search.items()}
+    held = _trials_held(storage, optuna_study_names(study))
+    for sampler, name in zip(samplers, optuna_study_names(study)):
+        _past_draws(sampler, distributions, held[name])
     confirm = study.config.confirm
     return StudySearcher(
         space=study.config.search,

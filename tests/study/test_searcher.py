@@ -189,23 +189,28 @@ def test_a_running_trial_a_killed_ask_left_without_values_draws_them_before_it_t
     assert drawn["method.mask_mode"] in ("box", "threshold")
 
 
-def test_a_searcher_built_over_trials_a_killed_run_asked_draws_other_configurations(tmp_path, tiny_study):
+def test_a_searcher_built_over_trials_a_killed_run_asked_draws_what_an_uninterrupted_run_draws(tmp_path, tiny_study):
     # A study stopped before Ray saved its state starts Ray's experiment anew, with a searcher built
     # anew: seeded as the first run's, it drew that run's configurations again.
     from smcl_tune.study.search_plan import build_searcher
     from smcl_tune.studyfile.study import study_from_dict
 
-    study = study_from_dict(yaml.safe_load(tiny_study(tmp_path, seed=3, num_trials=4).read_text()))
-    storage = optuna.storages.InMemoryStorage()
-    first_run = build_searcher(study, storage).suggest("t0")  # asked; the driver is then killed
-    again = build_searcher(study, storage)
-    taken_up = again.suggest("u0")
-    again.on_trial_complete("u0", _final(0, 0.5, planned=1, selected=0.5))  # one trial at a time
-    fresh = again.suggest("u1")
-    assert spec_of(taken_up).key == "optuna-0" and taken_up["method.temperature"] == first_run["method.temperature"]
-    assert spec_of(fresh).key == "optuna-1" and fresh["method.temperature"] != first_run["method.temperature"]
-    # a study with no trials yet draws as it always did: the study's seed reproduces it
-    assert build_searcher(study, optuna.storages.InMemoryStorage()).suggest("v0") == first_run
+    study = study_from_dict(yaml.safe_load(tiny_study(tmp_path, seed=3, num_trials=6).read_text()))
+
+    def two_draws(searcher, first_id: str) -> list[dict]:
+        first = searcher.suggest(first_id)
+        searcher.on_trial_complete(first_id, _final(0, 0.5, planned=1, selected=0.5))  # one trial at a time
+        return [first, searcher.suggest("next")]
+
+    uninterrupted = two_draws(build_searcher(study, optuna.storages.InMemoryStorage()), "t0")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")  # as a study's own
+    optuna.create_study(study_name="another", storage=storage)  # the study's id is not the first
+    build_searcher(study, storage).suggest("t0")  # asked; the driver is then killed
+    taken_up, fresh = two_draws(build_searcher(study, storage), "u0")
+    assert spec_of(taken_up).key == "optuna-0" and spec_of(fresh).key == "optuna-1"
+    assert [{key: draw[key] for key in SPACE} for draw in (taken_up, fresh)] == [
+        {key: draw[key] for key in SPACE} for draw in uninterrupted
+    ]
 
 
 def test_baselines_come_first_and_never_reach_optuna(storage):
