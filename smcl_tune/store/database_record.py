@@ -161,15 +161,22 @@ class StudyTable:
             )
 
 
-def discard_study(url: str, name: str) -> int:
-    """--restart of a study whose state is in a database: its record, and its Optuna studies (one per
-    condition: `name` and `name/<condition>`); the number of Optuna studies deleted. Its lock stays."""
+def delete_optuna_studies(url: str, name: str) -> int:
+    """The Optuna studies of study `name` (one per condition: `name` and `name/<condition>`) deleted
+    from the Optuna storage at `url`; how many there were."""
     import optuna
 
     storage = optuna_storage(url)
     names = [known for known in optuna.get_all_study_names(storage) if known == name or known.startswith(f"{name}/")]
     for known in names:
         optuna.delete_study(study_name=known, storage=storage)
+    return len(names)
+
+
+def discard_study(url: str, name: str) -> int:
+    """--restart of a study whose state is in a database: its record, and its Optuna studies; the
+    number of Optuna studies deleted. Its lock stays."""
+    deleted = delete_optuna_studies(url, name)
     with StudyTable(url) as table:
         table.discard_record(name)
-    return len(names)
+    return deleted

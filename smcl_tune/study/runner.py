@@ -16,13 +16,14 @@ from smcl_tune.atomic_write import is_storage_full
 from smcl_tune.errors import ConfigError, StudyUnavailable, first_line
 from smcl_tune.store.database import check_database, optuna_storage
 from smcl_tune.store.database_lock import DatabaseLock
-from smcl_tune.store.database_record import discard_study
+from smcl_tune.store.database_record import delete_optuna_studies, discard_study
 from smcl_tune.store.empty_store import start_store
 from smcl_tune.store.health_check import check_study_stores, check_tracking_store
 from smcl_tune.store.lock import StudyLock
 from smcl_tune.store.object_store import check_object_store
 from smcl_tune.store.paths import StudyPaths
 from smcl_tune.store.progress import ENDED_STATES, ProgressListener, StudyProgress, trial_key
+from smcl_tune.store.sqlite_copy import sqlite_path
 from smcl_tune.store.sqlite_reader import open_run_reader
 from smcl_tune.store.status import trial_progress
 from smcl_tune.store.study_record import check_study_record, write_study_record
@@ -95,8 +96,12 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
             log.info("restart: deleted %d Optuna studies of %s in %s", discarded, study.name, paths.record_place)
             if not paths.remote and paths.record_dir.is_dir() and not paths.record_dir.is_symlink():
                 shutil.rmtree(paths.record_dir)  # Ray's experiment of this study, in its storage folder
-        elif paths.record_dir.exists():
-            shutil.rmtree(paths.record_dir)  # check_owned proved it is this study's, inside the storage
+        else:
+            if paths.record_dir.exists():
+                shutil.rmtree(paths.record_dir)  # check_owned proved it is this study's, inside the storage
+            optuna_file = sqlite_path(paths.optuna_url)
+            if optuna_file is not None and optuna_file.exists():  # the study file's own, outside the folder
+                delete_optuna_studies(paths.optuna_url, study.name)
         if paths.remote:
             log.warning(
                 "--restart: the Ray results under %s are not deleted; they are overwritten", paths.experiment_dir

@@ -223,6 +223,21 @@ def test_nan_trial_fails_with_its_reason_and_the_study_goes_on(finished_study):
     assert "non-finite loss" in diverged.data.tags["smcl.reason"]
 
 
+def test_restart_of_a_study_whose_optuna_file_is_outside_its_folder_starts_its_search_afresh(
+    tmp_path, tiny_study, shared_ray_for_module
+):
+    # The study's folder is removed on --restart; an Optuna file of the study file's own choosing
+    # kept the first run's trials, which the restarted search took up and counted.
+    optuna_url = f"sqlite:///{tmp_path / 'searches.db'}"
+    path = tiny_study(tmp_path, name="elsewhere", num_trials=1, optuna={"storage": optuna_url})
+    assert main(["run", str(path)]) == 0
+    optuna.create_study(study_name="another", storage=optuna_url)  # not the study's: kept
+    assert main(["run", str(path), "--restart"]) == 0
+    trials = optuna.load_study(study_name="elsewhere", storage=optuna_url).get_trials()
+    assert [trial.number for trial in trials] == [0]  # the restarted run's one trial, not the first run's too
+    assert "another" in optuna.get_all_study_names(optuna_url)
+
+
 def test_running_the_finished_study_again_trains_nothing_and_keeps_its_elapsed_time(
     finished_study, study_folder, capsys
 ):
