@@ -55,10 +55,11 @@ def check_study_stores(study: Study, paths: StudyPaths, restart: bool) -> None:
             )
     damaged = ray_state_problem(paths.experiment_dir)  # a folder, or an object store's
     if damaged is not None:
-        file, problem = damaged
-        experiment = redact_uri(paths.experiment_dir.split("?")[0])
+        name, problem = damaged
+        # an object store's options are not part of a file's name, nor are credentials shown
+        experiment = redact_uri(paths.experiment_dir.split("?")[0].rstrip("/"))
         raise DamagedStore(
-            f"{file}: Ray's saved state of study '{study.name}' is unreadable ({problem}); {UNCHANGED}: "
+            f"{experiment}/{name}: Ray's saved state of study '{study.name}' is unreadable ({problem}); {UNCHANGED}: "
             f"restore {experiment} from a backup, {restart_hint}"
         )
 

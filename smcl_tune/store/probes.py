@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import pickletools
 import shutil
 import socket
@@ -14,7 +15,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from smcl_tune.studyfile.uri_credentials import without_credentials
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
 TUNER_FILE = "tuner.pkl"
@@ -103,23 +104,29 @@ RAY_STATE_FILES = (
 )
 
 
-def ray_state_problem(experiment_dir: str) -> tuple[str, str] | None:
-    """The first unreadable file of the Ray experiment saved in `experiment_dir` (a folder, or an
-    object store's URI) and what is wrong with it; None when every file reads, or when no experiment
-    was saved there (no Tuner file). An object store that does not answer is its own check's to say."""
+def _experiment_files(experiment_dir: str):
+    """The filesystem of a Ray experiment (a folder, or an object store's URI), its path there, and
+    the names of the files in it; OSError when it cannot be listed."""
     import pyarrow.fs as pafs  # pyarrow: only when a study starts
 
+    if "://" in experiment_dir:
+        filesystem, folder = pafs.FileSystem.from_uri(experiment_dir)
+    else:
+        filesystem, folder = pafs.LocalFileSystem(), experiment_dir
+    entries = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return filesystem, folder, sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.File)
+
+
+def ray_state_problem(experiment_dir: str) -> tuple[str, str] | None:
+    """The first unreadable file of the Ray experiment saved in `experiment_dir` (a folder, or an
+    object store's URI), by name, and what is wrong with it; None when every file reads, or when no
+    experiment was saved there (no Tuner file). An object store that does not answer is its own
+    check's to say."""
     remote = "://" in experiment_dir
-    filesystem, folder = (
-        pafs.FileSystem.from_uri(experiment_dir) if remote else (pafs.LocalFileSystem(), experiment_dir)
-    )
-    # an object store's options are not part of a file's name, nor are credentials shown
-    shown = without_credentials(experiment_dir.split("?")[0].rstrip("/"))
     try:
-        entries = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        filesystem, folder, names = _experiment_files(experiment_dir)
     except OSError:  # not a folder, or one this user cannot list: not a damaged state, and Ray will say
         return None
-    names = sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.File)
     if TUNER_FILE not in names:
         return None
     for pattern, problem_of in RAY_STATE_FILES:
@@ -132,5 +139,19 @@ def ray_state_problem(experiment_dir: str) -> tuple[str, str] | None:
         except OSError as error:
             problem = None if remote else f"not readable ({error})"
         if problem is not None:
-            return f"{shown}/{found[-1]}", problem
+            return found[-1], problem
     return None
+
+
+def holds_experiment_state(experiment_dir: str) -> bool:
+    """Whether Ray saved an experiment state in `experiment_dir` (a folder, or an object store's
+    URI). A driver killed in a study's first seconds leaves Ray's Tuner file without one: Ray then
+    fails to restore, starts the experiment over and, without the study's number of trials (its
+    restore passes none), runs one trial and ends, at every later run too. A folder that cannot be
+    listed holds one as far as this can tell: Ray's restore, as before, says what it finds."""
+    try:
+        _, _, names = _experiment_files(experiment_dir)
+    except OSError as error:
+        log.warning("cannot list %s (%s): its Ray experiment is restored as it is", experiment_dir, error)
+        return True
+    return bool(fnmatch.filter(names, EXPERIMENT_STATE_FILES))

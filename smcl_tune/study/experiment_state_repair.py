@@ -25,9 +25,10 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from smcl_tune.store.probes import EXPERIMENT_STATE_FILES
+
 log = logging.getLogger(__name__)
 
-STATE_PATTERN = "experiment_state-*.json"
 CHECKPOINT_PATTERN = "checkpoint_*"
 
 
@@ -41,25 +42,6 @@ def listing(fs: pafs.FileSystem, folder: str, pattern: str, kind: pafs.FileType)
     return sorted(
         entry.base_name for entry in entries if entry.type == kind and fnmatch.fnmatch(entry.base_name, pattern)
     )
-
-
-def holds_experiment_state(experiment_dir: str) -> bool:
-    """Whether Ray saved an experiment state in `experiment_dir` (a folder, or an object store's
-    URI). A driver killed in a study's first seconds leaves Ray's Tuner file without one: Ray then
-    fails to restore, starts the experiment over and, without the study's number of trials (its
-    restore passes none), runs one trial and ends, at every later run too. A folder that cannot be
-    listed holds one as far as this can tell: Ray's restore, as before, says what it finds."""
-    if "://" in experiment_dir:
-        filesystem, folder = pafs.FileSystem.from_uri(experiment_dir)
-    else:
-        filesystem, folder = pafs.LocalFileSystem(), experiment_dir
-    try:
-        entries = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    except OSError as error:
-        log.warning("cannot list %s (%s): its Ray experiment is restored as it is", folder, error)
-        return True
-    files = [entry.base_name for entry in entries if entry.type == pafs.FileType.File]
-    return bool(fnmatch.filter(files, STATE_PATTERN))
 
 
 def read_file(fs: pafs.FileSystem, path: str) -> bytes:
@@ -115,7 +97,7 @@ def restore_missing_checkpoints(experiment_dir: Path | str, filesystem: pafs.Fil
     `filesystem` (an S3 bucket's, say)."""
     fs = filesystem or pafs.LocalFileSystem()
     root = str(experiment_dir)
-    states = listing(fs, root, STATE_PATTERN, pafs.FileType.File)
+    states = listing(fs, root, EXPERIMENT_STATE_FILES, pafs.FileType.File)
     if not states:
         return []
     restored = []

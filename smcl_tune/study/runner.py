@@ -22,6 +22,7 @@ from smcl_tune.store.health_check import check_study_stores, check_tracking_stor
 from smcl_tune.store.lock import StudyLock
 from smcl_tune.store.object_store import check_object_store
 from smcl_tune.store.paths import StudyPaths
+from smcl_tune.store.probes import holds_experiment_state
 from smcl_tune.store.progress import ENDED_STATES, ProgressListener, StudyProgress, trial_key
 from smcl_tune.store.sqlite_copy import sqlite_path
 from smcl_tune.store.sqlite_reader import open_run_reader
@@ -38,7 +39,6 @@ from smcl_tune.study.cluster import (
     warn_unplaceable,
 )
 from smcl_tune.study.database_outage import stored
-from smcl_tune.study.experiment_state_repair import holds_experiment_state
 from smcl_tune.study.fused_groups import fused_groups
 from smcl_tune.study.job_storage import check_job_storage
 from smcl_tune.study.object_store_outage import hide_unreachable_store_tracebacks
@@ -83,7 +83,7 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     """Discard the old state on restart, write the record; True when an earlier run can be resumed."""
     known = check_study_record(study, paths, restart)
     resumable = known is not None and tune.Tuner.can_restore(paths.experiment_dir)
-    if resumable and not restart and not holds_experiment_state(paths.experiment_dir):
+    if resumable and not holds_experiment_state(paths.experiment_dir):
         log.info(
             "study %s: its first run was stopped before Ray saved its state; Ray's experiment starts anew "
             "(the Optuna trials it had asked for are taken up)",
@@ -96,12 +96,11 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
             log.info("restart: deleted %d Optuna studies of %s in %s", discarded, study.name, paths.record_place)
             if not paths.remote and paths.record_dir.is_dir() and not paths.record_dir.is_symlink():
                 shutil.rmtree(paths.record_dir)  # Ray's experiment of this study, in its storage folder
-        else:
-            if paths.record_dir.exists():
-                shutil.rmtree(paths.record_dir)  # check_owned proved it is this study's, inside the storage
-            optuna_file = sqlite_path(paths.optuna_url)
-            if optuna_file is not None and optuna_file.exists():  # the study file's own, outside the folder
-                delete_optuna_studies(paths.optuna_url, study.name)
+        elif paths.record_dir.exists():
+            shutil.rmtree(paths.record_dir)  # check_owned proved it is this study's, inside the storage
+        optuna_file = sqlite_path(paths.optuna_url)
+        if optuna_file is not None and optuna_file.exists():  # the study file's own, outside the folder
+            delete_optuna_studies(paths.optuna_url, study.name)
         if paths.remote:
             log.warning(
                 "--restart: the Ray results under %s are not deleted; they are overwritten", paths.experiment_dir

@@ -42,36 +42,6 @@ def baseline_specs(study: Study) -> list[TrialSpec]:
     return trials
 
 
-def _past_draws(sampler: optuna.samplers.BaseSampler, distributions: dict, held: int) -> None:
-    """`sampler` moved on by the `held` trials its Optuna study holds already. A searcher is built
-    for such a study only when the study's first run was stopped before Ray saved its state (a
-    resume restores the searcher, its samplers' state with it): seeded anew, the sampler drew those
-    trials' configurations again. Asked once more on a scratch study, it draws as the first run did
-    after them, so the study's seed still gives the configurations an uninterrupted run draws (in
-    TPE's random start-up trials; TPE's own depend on the results, as always)."""
-    if not held:
-        return
-    # the sampler's own draws, on a scratch study's trial: asked through the scratch study, TPE would
-    # tie its search-space cache to that study, and refuse the study's own afterwards
-    scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
-    scratch.ask()
-    trial = scratch.trials[-1]
-    for _ in range(held):
-        for name, distribution in distributions.items():
-            sampler.sample_independent(scratch, trial, name, distribution)
-
-
-def _trials_held(storage: optuna.storages.BaseStorage, names: list[str]) -> dict[str, int]:
-    """How many trials each of the Optuna studies `names` holds already (0: not made yet)."""
-    held = {}
-    for name in names:
-        try:
-            held[name] = storage.get_n_trials(storage.get_study_id_from_name(name))
-        except KeyError:  # no such study yet
-            held[name] = 0
-    return held
-
-
 def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudySearcher:
     """The study's searcher: per condition, baselines, then TPE seeded from the study's seed, then
     the confirmation runs."""
@@ -87,10 +57,6 @@ def build_searcher(study: Study, storage: optuna.storages.BaseStorage) -> StudyS
         optuna.samplers.TPESampler(seed=(study.config.seed + index) % 2**32, n_startup_trials=startup)
         for index in range(len(strata))
     ]
-    distributions = {path: distribution.to_optuna() for path, distribution in study.config.search.items()}
-    held = _trials_held(storage, optuna_study_names(study))
-    for sampler, name in zip(samplers, optuna_study_names(study)):
-        _past_draws(sampler, distributions, held[name])
     confirm = study.config.confirm
     return StudySearcher(
         space=study.config.search,

@@ -28,7 +28,8 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from smcl_tune.atomic_write import write_bytes_atomically
-from smcl_tune.study.experiment_state_repair import STATE_PATTERN, listing, ray_trials, read_file
+from smcl_tune.store.probes import EXPERIMENT_STATE_FILES
+from smcl_tune.study.experiment_state_repair import listing, ray_trials, read_file
 from smcl_tune.study.searcher_state_edits import adopt_unknown_trials, forget_lost_suggestions
 from smcl_tune.study.trial_spec import TRIAL_SPEC, TrialSpec
 
@@ -76,7 +77,7 @@ def mend_searcher_state(experiment_dir: str, filesystem: pafs.FileSystem | None 
     from ray import cloudpickle
 
     fs, root = filesystem or pafs.LocalFileSystem(), str(experiment_dir)
-    state_file, searcher_file = _newest(fs, root, STATE_PATTERN), _newest(fs, root, SEARCHER_PATTERN)
+    state_file, searcher_file = _newest(fs, root, EXPERIMENT_STATE_FILES), _newest(fs, root, SEARCHER_PATTERN)
     if state_file is None or searcher_file is None:
         return []
     counts_file = _newest(fs, root, SEARCH_GENERATOR_PATTERN)

@@ -66,6 +66,25 @@ def _draw_missing(trial: optuna.Trial, distributions: dict[str, BaseDistribution
             trial.suggest_float(name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
 
+def _past_draws(sampler: optuna.samplers.BaseSampler, distributions: dict, held: int) -> None:
+    """`sampler` moved on by the `held` trials its Optuna study holds already. A new searcher meets
+    such a study only when the study's first run was stopped before Ray saved its state (a resume
+    unpickles the searcher, its samplers' state with it): seeded anew, the sampler drew those
+    trials' configurations again. Asked once more on a scratch study, it draws as the first run did
+    after them, so the study's seed still gives the configurations an uninterrupted run draws (in
+    TPE's random start-up trials; TPE's own depend on the results, as always)."""
+    if not held:
+        return
+    # the sampler's own draws, on a scratch study's trial: asked through the scratch study, TPE would
+    # tie its search-space cache to that study, and refuse the study's own afterwards
+    scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    scratch.ask()
+    trial = scratch.trials[-1]
+    for _ in range(held):
+        for name, distribution in distributions.items():
+            sampler.sample_independent(scratch, trial, name, distribution)
+
+
 T = TypeVar("T")
 
 
@@ -122,6 +141,10 @@ class StudySearcher(Searcher):
         }
         for study in self.optuna_studies.values():
             self._stored(lambda study=study: _name_the_values(study, self.metrics), f"Optuna study {study.study_name}")
+            held = self._stored(
+                lambda study=study: len(study.get_trials(deepcopy=False)), f"Optuna study {study.study_name}"
+            )
+            _past_draws(study.sampler, self.distributions, held)
         self.num_trials = num_trials
         self.confirm = confirm
         self.base_trial = base_trial or {}

@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 from smcl_tune.store.probes import EXPERIMENT_STATE_FILES
 
@@ -73,17 +72,12 @@ def _state_writes_whole(file, mode="r", *arguments, **options):
     return builtins.open(file, mode, *arguments, **options)
 
 
-def _tune_controller_module() -> ModuleType:
-    from ray.tune.execution import tune_controller
-
-    return tune_controller
-
-
 @contextmanager
 def whole_experiment_state_saves() -> Iterator[None]:
     """For the block (a study's fit, one at a time in a process): Ray's tune controller module
     saves its experiment state whole; afterwards the module is as it was."""
-    module = _tune_controller_module()
+    from ray.tune.execution import tune_controller as module
+
     previous = module.__dict__.get("open", _NOT_SET)
     module.open = _state_writes_whole
     try:

@@ -5,7 +5,7 @@ Found while running tests/study/test_resume.py's SIGKILL case (issue 26)."""
 import subprocess
 import sys
 
-from smcl_tune.store.probes import sqlite_problem
+from smcl_tune.store.probes import holds_experiment_state, sqlite_problem
 
 KILLED_MID_WRITE = """
 import os, signal, sqlite3, sys
@@ -36,3 +36,13 @@ def test_a_damaged_store_beside_a_journal_is_still_damaged(tmp_path):
     (tmp_path / "optuna.db-journal").write_bytes(b"not a journal" * 1000)
     store.write_bytes(b"not a database" * 1000)
     assert sqlite_problem(store) is not None
+
+
+def test_an_experiment_holds_a_state_only_with_rays_state_file_and_an_unlistable_one_is_restored(tmp_path):
+    (tmp_path / "tuner.pkl").write_bytes(b"t")  # a driver killed before Ray's first save
+    assert not holds_experiment_state(str(tmp_path))
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
+    assert holds_experiment_state(str(tmp_path))
+    # a listing that fails (here: not a folder; in an object store, no right to list) is not taken
+    # for a study that saved nothing: that would start a resumable study over
+    assert holds_experiment_state(str(tmp_path / "tuner.pkl"))

@@ -83,15 +83,3 @@ def test_on_an_object_store_the_replacement_is_copied_to_the_name_and_then_delet
         "checkpoint_000001",
         "checkpoint_000003",
     ]
-
-
-def test_an_experiment_holds_a_state_only_with_rays_state_file_and_an_unlistable_one_is_restored(tmp_path):
-    from smcl_tune.study.experiment_state_repair import holds_experiment_state
-
-    (tmp_path / "tuner.pkl").write_bytes(b"t")  # a driver killed before Ray's first save
-    assert not holds_experiment_state(str(tmp_path))
-    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
-    assert holds_experiment_state(str(tmp_path))
-    # a listing that fails (here: not a folder; in an object store, no right to list) is not taken
-    # for a study that saved nothing: that would start a resumable study over
-    assert holds_experiment_state(str(tmp_path / "tuner.pkl"))

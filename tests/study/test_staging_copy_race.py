@@ -62,7 +62,7 @@ def test_other_errors_of_the_copy_are_shown(tmp_path):
     assert _shown(_error_opening(tmp_path / ".hidden-file"))  # not Ray's temporary name
     present = tmp_path / RAYS_TEMPORARY
     present.write_text("x")
-    assert _shown(_error_opening(tmp_path / "gone").__class__(f"Failed to open local file '{present}'"))
+    assert _shown(FileNotFoundError(f"Failed to open local file '{present}'"))  # still there
     assert _shown(PermissionError(f"Failed to open local file '{tmp_path / RAYS_TEMPORARY}'"))
     assert not logging.getLogger(EXPERIMENT_STATE_LOGGER).filters and not logging.getLogger(SYNCER_LOGGER).filters
 

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from smcl_tune.study.tracking_outage import TrackingServerDown, quiet_mlflow_retries, wait_for_tracking_server
+from tests.fixtures.cluster_stores import started_server
 from tests.fixtures.ports import free_port
 from tests.fixtures.tcp_proxy import TcpProxy
 
@@ -44,18 +44,8 @@ class TrackingServer:
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", port]
         command += ["--backend-store-uri", f"sqlite:///{self.database}", "--workers", "1"]
         command += ["--default-artifact-root", str(self.folder / "artifacts")]
-        log = (self.folder / "server.log").open("a")
         environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no GenAI job runner
-        self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=environment)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.uri}/health", timeout=5).close()
-                return
-            except OSError:
-                assert self.process.poll() is None, (self.folder / "server.log").read_text()
-                assert time.monotonic() < deadline, "the tracking server never answered"
-                time.sleep(0.3)
+        self.process = started_server(command, f"{self.uri}/health", self.folder / "server.log", environment)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
