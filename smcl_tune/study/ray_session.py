@@ -43,32 +43,37 @@ def check_cluster_answers(address: str, field: str) -> None:
         return
     if address == "auto" and os.environ.get("RAY_ADDRESS"):
         address = os.environ["RAY_ADDRESS"]  # what ray.init takes for "auto"
-    scheme, _, rest = address.rpartition("://")
+    scheme = address.rpartition("://")[0]
     if scheme in ("http", "https"):
         raise ConfigError(
             f"{field} {address}: that is a dashboard's address (for `ray job submit`); "
             "a study joins the cluster at its GCS address, HOST:PORT (e.g. 10.0.0.5:6379)"
         )
-    if scheme == "ray":  # Ray Client: its server's host:port
-        target = rest
-    elif scheme:
+    if scheme == "ray":
+        # Under Ray Client, Ray Tune runs the Tuner's fit on the cluster: the study's searcher, stores,
+        # MLflow writes and safeguards would run there, on paths named on this machine.
+        raise ConfigError(
+            f"{field} {address}: that is a Ray Client address, which a study cannot run through; "
+            "give the cluster's GCS address, HOST:PORT (e.g. 10.0.0.5:6379), from a machine of the "
+            "cluster, or submit the study with `ray job submit`"
+        )
+    if scheme:
         return  # another client Ray offers through a module: ray.init says what it makes of it
-    else:
-        if address not in ("auto", "local"):
-            _host_and_port(address, address, field)  # before Ray, which logs a traceback for ":6379"
-        try:
-            # What ray.init connects to: "auto" is the last `ray start` on this machine (its file in
-            # Ray's temp folder), and a loopback host becomes this machine's address.
-            target = ray._private.services.canonicalize_bootstrap_address(address)
-        except (ConnectionError, ValueError, OSError) as error:
-            raise ConfigError(f"{field} {address}: {first_line(error)}") from None
+    if address not in ("auto", "local"):
+        _host_and_port(address, address, field)  # before Ray, which logs a traceback for ":6379"
+    try:
+        # What ray.init connects to: "auto" is the last `ray start` on this machine (its file in
+        # Ray's temp folder), and a loopback host becomes this machine's address.
+        target = ray._private.services.canonicalize_bootstrap_address(address)
+    except (ConnectionError, ValueError, OSError) as error:
+        raise ConfigError(f"{field} {address}: {first_line(error)}") from None
     if target is None:  # "local": a Ray of this run's own
         return
     host, port = _host_and_port(target, address, field)
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
-        seen = "" if target in (address, rest) else f" (reached as {target})"
+        seen = "" if target == address else f" (reached as {target})"
         raise ConfigError(
             f"{field} {address}: no Ray cluster answers there{seen}: {error.strerror or error}; "
             "start one (ray start --head) or give the address `ray start` printed"

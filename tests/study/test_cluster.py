@@ -236,7 +236,12 @@ def test_an_address_no_ray_cluster_answers_at_is_refused_before_ray_is_joined(
 
 @pytest.mark.parametrize(
     ("address", "said"),
-    [("http://127.0.0.1:8265", "that is a dashboard's address"), (":6379", "not HOST:PORT"), ("head", "not HOST:PORT")],
+    [
+        ("http://127.0.0.1:8265", "that is a dashboard's address"),
+        ("ray://127.0.0.1:10001", "that is a Ray Client address, which a study cannot run through"),
+        (":6379", "not HOST:PORT"),
+        ("head", "not HOST:PORT"),
+    ],
 )
 def test_an_address_that_is_not_a_clusters_is_refused_before_ray_is_joined(
     tmp_path, tiny_study, capsys, refused_by_main, address, said
