@@ -68,9 +68,11 @@ def profiled_run(
     kind_of: Callable[[list[str]], str] = process_kind,
     every_s: float = 0.1,
     check: bool = True,
+    started: collections.Counter[str] | None = None,
 ) -> tuple[float, dict[str, float]]:
     """Wall seconds of `command` and the CPU seconds each kind of process (`kind_of` its command
-    line) added meanwhile, sampled every `every_s`: a process that lived less is missed."""
+    line) added meanwhile, sampled every `every_s`: a process that lived less is missed. `started`,
+    if given, counts the processes of each kind that started meanwhile."""
     seen: dict[tuple[int, float], tuple[float, float, str]] = {}  # (pid, start) -> (first, last, kind)
     older: set[tuple[int, float]] = set()  # the processes of the sample before the command started
 
@@ -104,9 +106,11 @@ def profiled_run(
             errors.seek(0)
             raise SystemExit(f"{' '.join(command)} exited with {process.returncode}:\n{errors.read()[-3000:]}")
     by_kind: dict[str, float] = collections.Counter()
-    for (pid, _), (first, last, kind) in seen.items():
+    for (pid, created), (first, last, kind) in seen.items():
         if pid != os.getpid():
             by_kind[kind] += last - first
+            if started is not None and (pid, created) not in older:
+                started[kind] += 1
     return wall, dict(by_kind)
 
 
