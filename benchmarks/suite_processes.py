@@ -21,26 +21,27 @@ if __package__ in (None, ""):  # run as a file: the packages are found from the 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from benchmarks.study_overhead import process_kind as study_process_kind
-from benchmarks.study_overhead import profiled_run
+from benchmarks.study_overhead import profiled_run, program_script_module
 
-RAY_DAEMONS = ("gcs_server", "raylet", "dashboard", "agent.py", "log_monitor", "monitor.py", "ray_client_server")
-SERVERS = ("mlflow", "moto_server", "postgres", "sshd", "optuna-dashboard", "optuna_dashboard", "gunicorn", "uvicorn")
+RAY_DAEMONS = ("gcs_server", "raylet", "dashboard.py", "agent.py", "main.py", "log_monitor.py", "monitor.py")
+SERVERS = ("mlflow", "moto_server", "postgres", "sshd", "optuna-dashboard", "uvicorn", "gunicorn", "huey_consumer")
 
 
 def suite_process_kind(argv: list[str]) -> str:
-    """A process of the suite, by its command line."""
-    line = " ".join(argv)
-    if "pytest" in line or "exec(eval(sys.stdin.readline()))" in line:  # pytest-xdist's workers (execnet)
-        return "pytest and its workers"
-    if "chrom" in line:
+    """A process of the suite, by its program, script or module (not by its arguments, which name
+    the tests' temporary folders)."""
+    program, script, module = program_script_module(argv)
+    if script == "pytest" or module == "pytest" or any("exec(eval(sys.stdin.readline()))" in a for a in argv):
+        return "pytest and its workers"  # the last: pytest-xdist's workers, started by execnet
+    if "chrom" in program:
         return "Chromium"
-    if any(name in line for name in SERVERS):
+    if any(name in (program, script, module) or module.startswith(f"{name}.") for name in SERVERS):
         return "servers (MLflow, moto, PostgreSQL, sshd, dashboards)"
     kind = study_process_kind(argv)
-    if kind == "driver":
+    if kind == "driver" or program == "smcl-tune":
         return "smcl-tune commands (drivers, status, ...)"
-    if kind == "Ray daemons" and not any(name in line for name in RAY_DAEMONS):
-        return "other"  # make, tmux, git, shells
+    if kind == "Ray daemons" and not (program in RAY_DAEMONS or script in RAY_DAEMONS):
+        return f"other ({script or module or program})"
     return kind
 
 
