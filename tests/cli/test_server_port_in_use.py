@@ -74,7 +74,9 @@ def test_a_dashboard_other_machines_can_reach_says_so_and_a_loopback_one_does_no
     database = optuna_database(tmp_path, "tiny")
     database.parent.mkdir()
     optuna.create_study(study_name="tiny", storage=f"sqlite:///{database}")
-    with socket.create_server(("127.0.0.1", 0)) as probe:
+    # free on every interface, as the server binds it: a port free on the loopback alone may be one
+    # that a server bound to this machine's other address holds (Ray's, in another test)
+    with socket.create_server(("0.0.0.0", 0)) as probe:
         port = probe.getsockname()[1]
     command = ["dashboard", "tiny", "--storage", str(tmp_path), "--host", "0.0.0.0", "--port", str(port)]
     serving = subprocess.Popen(
@@ -84,7 +86,10 @@ def test_a_dashboard_other_machines_can_reach_says_so_and_a_loopback_one_does_no
         text=True,
     )
     try:
-        assert serving.stdout.readline().startswith(f"Optuna dashboard on http://0.0.0.0:{port} ")
+        first_line = serving.stdout.readline()
+        assert first_line.startswith(f"Optuna dashboard on http://0.0.0.0:{port} "), (
+            first_line or f"exit {serving.wait(timeout=60)}: {serving.stderr.read()}"
+        )
     finally:
         serving.terminate()
         serving.wait(timeout=60)
