@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from smcl_tune.cli.server_address import check_address_free, server_url, warn_unless_loopback
 from smcl_tune.errors import ConfigError
 from smcl_tune.store.paths import default_tracking_uri, optuna_database
+from tests.fixtures.ports import free_port
 
 
 @pytest.fixture
@@ -74,10 +75,7 @@ def test_a_dashboard_other_machines_can_reach_says_so_and_a_loopback_one_does_no
     database = optuna_database(tmp_path, "tiny")
     database.parent.mkdir()
     optuna.create_study(study_name="tiny", storage=f"sqlite:///{database}")
-    # free on every interface, as the server binds it: a port free on the loopback alone may be one
-    # that a server bound to this machine's other address holds (Ray's, in another test)
-    with socket.create_server(("0.0.0.0", 0)) as probe:
-        port = probe.getsockname()[1]
+    port = free_port()  # free on every interface, where the server binds it
     command = ["dashboard", "tiny", "--storage", str(tmp_path), "--host", "0.0.0.0", "--port", str(port)]
     serving = subprocess.Popen(
         [sys.executable, "-m", "smcl_tune.cli", *command],

@@ -39,7 +39,7 @@ def _free_ports(count: int) -> list[int]:
     probes = [socket.socket() for _ in range(count)]
     try:
         for probe in probes:
-            probe.bind(("127.0.0.1", 0))
+            probe.bind(("0.0.0.0", 0))  # free on every interface, as in tests/fixtures/ports.py
         return [probe.getsockname()[1] for probe in probes]
     finally:
         for probe in probes:
