@@ -11,6 +11,7 @@ CPU the machine spent in all, from /proc/stat, beside what the kinds account for
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import shlex
@@ -65,17 +66,20 @@ def main() -> None:
     arguments = parser.parse_args()
     command = ["bash", "-c", f"{shlex.join(arguments.command)} > {shlex.quote(str(arguments.log))} 2>&1"]
     before = machine_cpu_s()
-    wall, by_kind = profiled_run(command, ROOT, kind_of=suite_kind, every_s=0.5, check=False)
+    started: collections.Counter[str] = collections.Counter()
+    wall, by_kind = profiled_run(command, ROOT, kind_of=suite_kind, every_s=0.5, check=False, started=started)
     machine = machine_cpu_s() - before
     print(f"{shlex.join(arguments.command)}: wall {wall:.0f} s, machine CPU {machine:.0f} s (/proc/stat)")
-    print(f"{'kind':<34}{'CPU s':>8}{'share':>8}")
+    print(f"{'kind':<34}{'CPU s':>8}{'share':>8}{'started':>9}")
     for kind, seconds in sorted(by_kind.items(), key=lambda item: -item[1]):
-        print(f"{kind:<34}{seconds:>8.0f}{seconds / machine:>8.0%}")
+        print(f"{kind:<34}{seconds:>8.0f}{seconds / machine:>8.0%}{started[kind]:>9}")
     print(f"{'(all kinds)':<34}{sum(by_kind.values()):>8.0f}{sum(by_kind.values()) / machine:>8.0%}")
+    print("(started: the processes of each kind that started while the command ran, seen by a sample)")
     print(f"output: {arguments.log}; last line: {arguments.log.read_text().strip().splitlines()[-1:]}")
     if arguments.out:
         with arguments.out.open("a") as out:
             row = {"command": arguments.command, "wall_s": wall, "machine_cpu_s": machine, "cpu_s": by_kind}
+            row["started"] = dict(started)
             out.write(json.dumps(row) + "\n")
 
 

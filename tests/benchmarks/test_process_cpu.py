@@ -1,6 +1,7 @@
 """The CPU accounting of benchmarks/study_overhead.py and suite_cpu.py: what a process spends is
 counted once, under its kind, including a process that starts and ends while the command runs."""
 
+import collections
 import sys
 
 from benchmarks.study_overhead import profiled_run
@@ -19,7 +20,9 @@ def test_a_busy_child_is_counted_under_its_kind_and_an_idle_parent_costs_little(
     def kind_of(argv: list[str]) -> str:
         return "child" if "busy-child" in argv else "parent" if "parent" in argv else "other"
 
-    wall, cpu = profiled_run(command, tmp_path, kind_of=kind_of, every_s=0.05)
+    started = collections.Counter()
+    wall, cpu = profiled_run(command, tmp_path, kind_of=kind_of, every_s=0.05, started=started)
+    assert started == {"parent": 1, "child": 1}, started
     assert 0.55 <= cpu["child"] <= 1.0, cpu
     assert 0.0 < cpu["parent"] < 0.5, cpu  # start-up and a sleep
     assert wall >= 1.5  # the child's 0.6 s of work and 0.6 s of sleep, the parent's 0.5 s
