@@ -22,7 +22,7 @@ def test_a_busy_child_is_counted_under_its_kind_and_an_idle_parent_costs_little(
 
     started = collections.Counter()
     wall, cpu = profiled_run(command, tmp_path, kind_of=kind_of, every_s=0.05, started=started)
-    assert started == {"parent": 1, "child": 1}, started
+    assert (started["parent"], started["child"]) == (1, 1), started  # the machine's other processes aside
     assert 0.55 <= cpu["child"] <= 1.0, cpu
     assert 0.0 < cpu["parent"] < 0.5, cpu  # start-up and a sleep
     assert wall >= 1.5  # the child's 0.6 s of work and 0.6 s of sleep, the parent's 0.5 s
