@@ -3,6 +3,8 @@ the password never shows."""
 
 import pytest
 
+from tests.fixtures.ports import free_port
+
 
 @pytest.fixture
 def database_study(tmp_path, tiny_study, postgres_server):
@@ -23,11 +25,7 @@ def test_a_wrong_password_is_one_line_before_ray_starts(
 
 
 def test_an_unreachable_server_is_one_line_before_ray_starts(database_study, postgres_server, refused_by_main, capsys):
-    import socket
-
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = free_port()  # a port nothing listens on
     error = refused_by_main(["run", str(database_study(postgres_server.url("refusals", port=closed)))], capsys)
     where = f"postgresql://smcl@127.0.0.1:{closed}/refusals"
     assert error.startswith(f"smcl-tune: optuna.storage: cannot connect to {where} (")
@@ -51,13 +49,9 @@ def test_moving_the_optuna_storage_is_not_a_changed_study(tmp_path, tiny_study):
 def test_a_tracking_database_that_does_not_answer_is_one_line_for_run_status_and_ui(
     tmp_path, tiny_study, refused_by_main, capsys
 ):
-    import socket
-
     from smcl_tune.cli import main
 
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = free_port()  # a port nothing listens on
     url = f"postgresql://smcl@127.0.0.1:{closed}/mlflow"
     error = refused_by_main(["run", str(tiny_study(tmp_path, name="pg", tracking={"uri": url}))], capsys)
     assert error.startswith(f"smcl-tune: tracking.uri: cannot connect to {url} (") and "refused" in error

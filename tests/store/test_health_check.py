@@ -4,7 +4,6 @@ shared tracking store never mixes two study files of one name. The slow tests ru
 `smcl-tune run` as a user does; the fast ones the same command in this process."""
 
 import pickle
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,13 @@ from smcl_tune.store.paths import StudyPaths
 from smcl_tune.store.study_record import write_study_record
 from smcl_tune.studyfile.study import load_study
 from smcl_tune.tracking.writer import StudyTracker
+from tests.fixtures.ports import free_port
 
 JUNK = b"this is not a database, nor a pickle, nor JSON\n" * 50
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed again when the probe is: nothing listens there
 
 
 def _started_study(tmp_path, tiny_study, **changes):
@@ -73,7 +67,7 @@ def test_a_damaged_mlflow_store_is_named_and_left_as_it_is(tmp_path, tiny_study,
 
 @pytest.mark.slow  # a subprocess that imports Ray, torch and MLflow
 def test_a_tracking_server_that_does_not_answer_is_a_wrong_uri(tmp_path, tiny_study, run_cli):
-    uri = f"http://127.0.0.1:{_closed_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     study = load_study(tiny_study(tmp_path, tracking={"uri": uri}))
     error = _refused_by_cli(run_cli, study, tmp_path, 2)
     assert error == (

@@ -3,7 +3,6 @@ credentials or names a missing bucket is refused in one line, exit 2, before any
 
 import os
 import pickle
-import socket
 import sys
 
 import pytest
@@ -16,19 +15,14 @@ from tests.fixtures.cluster_stores import (
     started_server,
     stopped_server,
 )
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:  # a port nothing listens on once it is closed
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.fixtures.ports import free_port
 
 
 @pytest.fixture
 def denying_s3_server(tmp_path_factory):
     """An S3 API server of its own that checks credentials: after its bucket is made (the one
     request it lets through), it knows no access key."""
-    port = _closed_port()
+    port = free_port()
     environment = {**os.environ, **S3_ENVIRONMENT, "INITIAL_NO_AUTH_ACTION_COUNT": "1"}
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     process = started_server(
@@ -44,7 +38,7 @@ def denying_s3_server(tmp_path_factory):
 
 
 def test_an_unreachable_object_store_is_one_line_and_exit_2_with_nothing_written(tmp_path, tiny_study, run_cli):
-    closed = _closed_port()
+    closed = free_port()
     storage = f"s3://smcl/runs?endpoint_override=127.0.0.1:{closed}&scheme=http"
     path = tiny_study(tmp_path, storage=storage)
     ran = run_cli("run", str(path), cwd=tmp_path, env={**os.environ, **S3_ENVIRONMENT})

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import yaml
 
 from smcl_tune.store.database import optuna_storage
 from tests.fixtures.cluster_stores import S3_ENVIRONMENT
+from tests.fixtures.ports import free_ports
 from tests.fixtures.ray_heads import wait_for_port
 
 BIN = Path(sys.executable).parent  # the venv's `ray` and `smcl-tune`
@@ -33,17 +33,6 @@ PORTS = (
     "runtime-env-agent-port",
     "metrics-export-port",
 )
-
-
-def _free_ports(count: int) -> list[int]:
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("0.0.0.0", 0))  # free on every interface, as in tests/fixtures/ports.py
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def _ray(*arguments, env, timeout=300) -> subprocess.CompletedProcess:
@@ -65,7 +54,7 @@ def ray_head(tmp_path_factory, postgres_server):
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     generated = _ray("get-auth-token", "--generate", env=env, timeout=60)
     assert generated.returncode == 0 and (home / ".ray" / "auth_token").is_file(), generated.stderr
-    ports = dict(zip(PORTS, _free_ports(len(PORTS))))
+    ports = dict(zip(PORTS, free_ports(len(PORTS))))
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
     log = home.parent / f"{home.name}-head.log"
     with log.open("w") as output:
