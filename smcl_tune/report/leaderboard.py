@@ -35,10 +35,12 @@ from smcl_tune.tracking.tags import (
     OBJECTIVE_METRIC_TAG,
     OBJECTIVE_MODE_TAG,
     OPTUNA_STORAGE_TAG,
+    PROFILE_TAG,
     SEARCH_TAG,
     SEED_TAG,
     SOURCE_TAG,
     SUBSET_PROTOCOL_TAG,
+    SUBSET_SEED_TAG,
 )
 
 SHOT_COLUMNS = ("test_many", "test_medium", "test_few")
@@ -133,6 +135,8 @@ def _trial_row(record: TrialRecord, study_running: bool) -> dict:
         "architecture": tags.get(ARCHITECTURE_TAG, ""),
         "subset_protocol": tags.get(SUBSET_PROTOCOL_TAG, ""),
         "n_max": tags.get(N_MAX_TAG, ""),
+        "profile": tags.get(PROFILE_TAG, ""),
+        "subset_seed": tags.get(SUBSET_SEED_TAG, ""),
         "planned_epochs": record.number(EPOCHS_TAG),
         "state": trial_state(record, study_running),
         "reason": record.reason or "",

@@ -46,9 +46,11 @@ from smcl_tune.tracking.tags import (
     MANY_ABOVE_TAG,
     METHOD_TAG,
     N_MAX_TAG,
+    PROFILE_TAG,
     SEED_TAG,
     SOURCE_TAG,
     SUBSET_PROTOCOL_TAG,
+    SUBSET_SEED_TAG,
 )
 from smcl_tune.tracking.writer import StudyTracker
 
@@ -99,6 +101,8 @@ class TrackingCallback(Callback):
                 ARCHITECTURE_TAG: resolved.model.architecture,
                 SUBSET_PROTOCOL_TAG: data.subset_protocol,
                 N_MAX_TAG: "default" if data.n_max is None else str(data.n_max),
+                PROFILE_TAG: data.profile,
+                SUBSET_SEED_TAG: str(data.subset_seed),
                 EPOCHS_TAG: str(resolved.training.epochs),
             }
         tags.update({CONDITION_TAG: spec.condition.label, CONFIGURATION_TAG: spec.configuration})

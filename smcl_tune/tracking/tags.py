@@ -32,6 +32,8 @@ SOURCE_TAG = "smcl.source"  # data.source
 ARCHITECTURE_TAG = "smcl.architecture"  # model.architecture
 SUBSET_PROTOCOL_TAG = "smcl.subset_protocol"  # data.subset_protocol
 N_MAX_TAG = "smcl.n_max"  # data.n_max; "default": the source's per-class pool
+PROFILE_TAG = "smcl.profile"  # data.profile: "exp" or "step"
+SUBSET_SEED_TAG = "smcl.subset_seed"  # data.subset_seed
 EPOCHS_TAG = "smcl.epochs"  # training.epochs: the trial's budget
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own, mlflow.utils.mlflow_tags.MLFLOW_PARENT_RUN_ID
 # The experiment tag MLflow's UI reads to open an experiment on its runs (not its GenAI overview).

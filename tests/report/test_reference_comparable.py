@@ -1,10 +1,13 @@
 """`leaderboard --reference` says which published rows a study can be compared with, and why not
-(issue 26): dataset, imbalance factor, backbone, subset protocol and epochs must match."""
+(issue 26): dataset, imbalance factor, backbone, subset (protocol, n_max, profile, seed) and epochs
+must match."""
 
 import csv
 import io
 import json
 import time
+
+import pytest
 
 from smcl_tune.cli import main
 from smcl_tune.results import TrialState
@@ -15,23 +18,28 @@ from smcl_tune.tracking.tags import (
     EPOCHS_TAG,
     IMBALANCE_FACTOR_TAG,
     N_MAX_TAG,
+    PROFILE_TAG,
     SEED_TAG,
     SOURCE_TAG,
     SUBSET_PROTOCOL_TAG,
+    SUBSET_SEED_TAG,
 )
 from smcl_tune.tracking.writer import StudyTracker
 from tests.fixtures.stores import store_uri
 
-AS_PUBLISHED = {"factor": "100", "protocol": "ldam", "n_max": "default", "epochs": "200"}
-ELSEWHERE = {"factor": "10", "protocol": "seeded", "n_max": "1000", "epochs": "20"}
+AS_PUBLISHED = {"factor": "100", "protocol": "ldam", "n_max": "default", "profile": "exp", "epochs": "200"}
+ELSEWHERE = {"factor": "10", "protocol": "seeded", "n_max": "1000", "profile": "exp", "seed": "0", "epochs": "20"}
+STEP = {**AS_PUBLISHED, "profile": "step"}  # Cao et al.'s other CIFAR-LT: half the classes at n_max / IF
+BEFORE_PROFILES = {k: v for k, v in AS_PUBLISHED.items() if k != "profile"}  # a store written before its tag
 
 
 def _store(storage, seeds: tuple[int, ...] = (0,), conditions: tuple[str, ...] = ("published", "elsewhere")) -> None:
-    """A CIFAR-10-LT study, ResNet-32: one condition as published, one on another subset and budget;
-    its CE baseline over `seeds`."""
+    """A CIFAR-10-LT study, ResNet-32: one condition as published, one on another subset and budget
+    (and, where named, one on the step profile, one recorded before profiles were); its CE baseline
+    over `seeds`."""
     tracker = StudyTracker(store_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.conditions": json.dumps(list(conditions))})
-    settings = {"published": AS_PUBLISHED, "elsewhere": ELSEWHERE}
+    settings = {"published": AS_PUBLISHED, "elsewhere": ELSEWHERE, "step": STEP, "before": BEFORE_PROFILES}
     for condition, setting in ((condition, settings[condition]) for condition in conditions):
         tags = {
             CONDITION_TAG: condition,
@@ -42,6 +50,8 @@ def _store(storage, seeds: tuple[int, ...] = (0,), conditions: tuple[str, ...] =
             N_MAX_TAG: setting["n_max"],
             EPOCHS_TAG: setting["epochs"],
         }
+        recorded = {PROFILE_TAG: setting.get("profile"), SUBSET_SEED_TAG: setting.get("seed")}
+        tags |= {tag: value for tag, value in recorded.items() if value is not None}
         for seed in seeds:
             name = f"baseline-ce{f'-s{seed}' if len(seeds) > 1 else ''} [{condition}]"
             seeded = {**tags, CONFIGURATION_TAG: "ce", SEED_TAG: str(seed)} if len(seeds) > 1 else tags
@@ -67,11 +77,88 @@ def test_published_rows_are_marked_comparable_only_when_everything_matches(tmp_p
     elsewhere = {row["trial"]: row["comparable"] for row in rows if row["condition"] == "elsewhere"}
     assert elsewhere["CE"] == (
         "not comparable: imbalance factor 100 (this study 10); "
-        "subset seeded, n_max 1000 (published: ldam, n_max 5000); 200 epochs (this study 20)"
+        "subset seeded (seed 0), n_max 1000 (published: ldam, n_max 5000); 200 epochs (this study 20)"
     )
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference"]) == 0
     out = capsys.readouterr().out
     assert "not comparable: imbalance factor 100 (this study 10); subset seeded" in out
+
+
+def _comparable(tmp_path, capsys, *extra: str) -> dict[str, dict[str, str]]:
+    """Each condition's published rows, by method: their `comparable` (of a method's first row, the one
+    of the condition's own imbalance factor where there is one)."""
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", *extra, "--format", "csv"]) == 0
+    rows = [row for row in csv.DictReader(io.StringIO(capsys.readouterr().out)) if row["kind"] == "published"]
+    found: dict[str, dict[str, str]] = {}
+    for row in rows:
+        found.setdefault(row["condition"], {}).setdefault(row["trial"], row["comparable"])
+    return found
+
+
+def test_a_study_on_the_step_profile_is_not_compared_with_the_long_tailed_rows(tmp_path, capsys):
+    _store(tmp_path, conditions=("published", "step", "before"))
+    found = _comparable(tmp_path, capsys)
+    assert found["published"]["CE"] == "yes"
+    assert found["step"]["CE"] == (
+        "not comparable: subset ldam, n_max 5000, step profile (published: ldam, n_max 5000, exp profile)"
+    )
+    assert found["before"]["CE"] == "not comparable: this study's imbalance profile is not recorded"
+
+
+def test_a_users_rows_name_the_subset_they_trained_on(tmp_path, capsys):
+    _store(tmp_path)
+    own = tmp_path / "mine.csv"
+    header = "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source"
+    own.write_text(
+        f"{header},subset_protocol,n_max,profile,subset_seed\n"
+        "CIFAR-10-LT,10,resnet32,Mine,20,61.5,,,,lab,seeded,1000,exp,0\n"
+        "CIFAR-10-LT,10,resnet32,Mine other seed,20,61.0,,,,lab,seeded,1000,,1\n"
+        "CIFAR-10-LT,100,resnet32,Mine as published,200,71.0,,,,lab,,,,\n"
+    )
+    found = _comparable(tmp_path, capsys, str(own))
+    assert found["elsewhere"]["Mine"] == "yes"
+    assert found["elsewhere"]["Mine other seed"] == (
+        "not comparable: subset seeded (seed 0), n_max 1000 (published: seeded (seed 1), n_max 1000)"
+    )
+    assert found["published"]["Mine as published"] == "yes"  # blank: the benchmark's published subset
+    assert found["published"]["Mine"].startswith("not comparable: imbalance factor 10 (this study 100); ")
+    assert "(published: seeded (seed 0), n_max 1000)" in found["published"]["Mine"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "values", "refusal"),
+    [
+        ("profile", "steps", "line 2, profile: 'steps' is not exp or step"),
+        ("subset_protocol", "cui", "line 2, subset_protocol: 'cui' is not ldam or seeded"),
+        ("n_max", "1.5", "line 2, n_max: '1.5' is not a whole number from 1"),
+        ("subset_protocol,subset_seed", "ldam,3", "line 2, subset_seed: only a seeded subset has one"),
+    ],
+)
+def test_a_users_subset_that_is_not_one_a_study_can_train_on_is_refused_naming_its_line(
+    tmp_path, capsys, columns, values, refusal
+):
+    own = tmp_path / "mine.csv"
+    own.write_text(
+        f"benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source,{columns}\n"
+        f"CIFAR-10-LT,100,ResNet-32,Mine,200,71.5,,,,lab,{values}\n"
+    )
+    _store(tmp_path, conditions=("published",))
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"smcl-tune: {own}: {refusal}") and len(error.splitlines()) == 1, error
+
+
+def test_a_subset_on_a_benchmark_used_as_published_is_refused(tmp_path, capsys):
+    own = tmp_path / "mine.csv"
+    own.write_text(
+        "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source,profile\n"
+        "ImageNet-LT,,ResNet-50,Mine,90,51.5,,,,lab,step\n"
+    )
+    _store(tmp_path, conditions=("published",))
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"smcl-tune: {own}: line 2, profile: ImageNet-LT is used as published (no subset is drawn); leave it blank"
+    )
 
 
 def test_a_study_without_recorded_protocol_or_epochs_is_not_called_comparable(tmp_path, capsys, logged_trial):

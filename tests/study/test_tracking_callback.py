@@ -77,12 +77,17 @@ def test_only_the_trials_own_metric_names_reach_mlflow(tmp_path, tiny_config):
 
 def test_a_trial_run_records_what_published_results_are_compared_on(tmp_path, tiny_config):
     callback, client = _callback(tmp_path, tiny_config)
-    callback.on_trial_start(0, [], _ray_trial(tiny_config, "t3", "optuna-2", **{"data.n_max": 40}))
+    callback.on_trial_start(
+        0,
+        [],
+        _ray_trial(tiny_config, "t3", "optuna-2", **{"data.n_max": 40, "data.profile": "step", "data.subset_seed": 3}),
+    )
     (run,) = client.search_runs(
         [client.get_experiment_by_name("cb").experiment_id], filter_string="tags.`smcl.role` = 'search'"
     )
     tags = run.data.tags
     assert (tags["smcl.subset_protocol"], tags["smcl.n_max"], tags["smcl.epochs"]) == ("seeded", "40", "2")
+    assert (tags["smcl.profile"], tags["smcl.subset_seed"]) == ("step", "3")
     assert (tags["smcl.source"], tags["smcl.architecture"], tags["smcl.imbalance_factor"]) == (
         "synthetic",
         "tiny_cnn",
