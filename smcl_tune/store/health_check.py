@@ -4,6 +4,8 @@ user can do; nothing is deleted or rewritten."""
 
 from __future__ import annotations
 
+import socket
+
 from smcl_tune.errors import ConfigError, DamagedStore
 from smcl_tune.store.database import check_database
 from smcl_tune.store.paths import StudyPaths
@@ -53,15 +55,20 @@ def check_study_stores(study: Study, paths: StudyPaths, restart: bool) -> None:
                 f"{optuna_db}: study '{study.name}''s Optuna storage is damaged ({problem}); {UNCHANGED}: "
                 f"restore it from a backup, {restart_hint}"
             )
-    damaged = ray_state_problem(paths.experiment_dir)  # a folder, or an object store's
-    if damaged is not None:
-        name, problem = damaged
-        # an object store's options are not part of a file's name, nor are credentials shown
-        experiment = redact_uri(paths.experiment_dir.split("?")[0].rstrip("/"))
-        raise DamagedStore(
-            f"{experiment}/{name}: Ray's saved state of study '{study.name}' is unreadable ({problem}); {UNCHANGED}: "
-            f"restore {experiment} from a backup, {restart_hint}"
+    found = ray_state_problem(paths.experiment_dir)  # a folder, or an object store's
+    if found is None:
+        return
+    # an object store's options are not part of a file's name, nor are credentials shown
+    experiment = redact_uri(paths.experiment_dir.split("?")[0].rstrip("/"))
+    if found.unread:  # the machine's access, not the store, is at fault: as for a store refused whole
+        raise ConfigError(
+            f"{experiment}/{found.name}: Ray's saved state of study '{study.name}' cannot be read from "
+            f"{socket.gethostname()} ({found.problem}); {UNCHANGED}: give this machine access to it, {restart_hint}"
         )
+    raise DamagedStore(
+        f"{experiment}/{found.name}: Ray's saved state of study '{study.name}' is unreadable ({found.problem}); "
+        f"{UNCHANGED}: restore {experiment} from a backup, {restart_hint}"
+    )
 
 
 def check_tracking_store(study: Study, paths: StudyPaths, restart: bool, resumed: str | None = None) -> None:

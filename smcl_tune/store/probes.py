@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
@@ -117,12 +118,19 @@ def _experiment_files(experiment_dir: str):
     return filesystem, folder, sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.File)
 
 
-def ray_state_problem(experiment_dir: str) -> tuple[str, str] | None:
-    """The first unreadable file of the Ray experiment saved in `experiment_dir` (a folder, or an
-    object store's URI), by name, and what is wrong with it; None when every file reads, or when no
-    experiment was saved there (no Tuner file). An object store that does not answer is its own
-    check's to say."""
-    remote = "://" in experiment_dir
+class StateProblem(NamedTuple):
+    """A file of a saved Ray experiment that Ray could not restore from."""
+
+    name: str  # in the experiment's folder
+    problem: str  # what is wrong with it, or why it could not be read
+    unread: bool  # the store would not give it to this machine (access, I/O), rather than it being damaged
+
+
+def ray_state_problem(experiment_dir: str) -> StateProblem | None:
+    """The first file of the Ray experiment saved in `experiment_dir` (a folder, or an object
+    store's URI) that is damaged or cannot be read; None when every file reads, or when no
+    experiment was saved there (no Tuner file). A folder or store that cannot be listed is another
+    check's to say (an object store that does not answer, or refuses this machine)."""
     try:
         filesystem, folder, names = _experiment_files(experiment_dir)
     except OSError:  # not a folder, or one this user cannot list: not a damaged state, and Ray will say
@@ -135,11 +143,12 @@ def ray_state_problem(experiment_dir: str) -> tuple[str, str] | None:
             continue
         try:
             with filesystem.open_input_stream(f"{folder}/{found[-1]}") as stream:
-                problem = problem_of(stream.readall())
-        except OSError as error:
-            problem = None if remote else f"not readable ({error})"
+                data = stream.readall()
+        except OSError as error:  # listed, but not given: Ray's restore would fail on it, or start over
+            return StateProblem(found[-1], str(error).splitlines()[0] if str(error) else type(error).__name__, True)
+        problem = problem_of(data)
         if problem is not None:
-            return found[-1], problem
+            return StateProblem(found[-1], problem, False)
     return None
 
 

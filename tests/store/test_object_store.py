@@ -1,6 +1,8 @@
 """A study whose `storage` is an object store that does not answer, refuses this machine's
-credentials or names a missing bucket is refused in one line, exit 2, before anything starts."""
+credentials or names a missing bucket is refused in one line, exit 2, before anything starts; so
+is one whose saved Ray state it will not give this machine. A torn state is refused as damaged."""
 
+import json
 import os
 import pickle
 import sys
@@ -35,6 +37,65 @@ def denying_s3_server(tmp_path_factory):
         yield S3Server(f"127.0.0.1:{port}")
     finally:
         stopped_server(process)
+
+
+DENIED_STATE = "denied/tiny/experiment_state-2026-12-07_00-00-00.json"
+
+
+@pytest.fixture
+def s3_server_keeping_a_state_from_this_machine(tmp_path_factory, monkeypatch, in_the_s3_environment):
+    """An S3 API server of its own holding a study's Ray state, whose access key in this test's
+    environment may list, write and delete in the bucket but not read the state's experiment file
+    (an IAM policy; the setup's 7 requests go through unchecked, and no other key is known)."""
+    port = free_port()
+    environment = {**os.environ, **S3_ENVIRONMENT, "INITIAL_NO_AUTH_ACTION_COUNT": "7"}
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    process = started_server(
+        command, f"http://127.0.0.1:{port}/moto-api/", tmp_path_factory.mktemp("moto") / "moto.log", environment
+    )
+    try:
+        import boto3
+
+        endpoint = {"endpoint_url": f"http://127.0.0.1:{port}", **boto_credentials()}
+        s3, iam = boto3.client("s3", **endpoint), boto3.client("iam", **endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        saved = {"denied/tiny/tuner.pkl": pickle.dumps({"a": "tuner"}), DENIED_STATE: b'{"trial_data": []}'}
+        for key, body in saved.items():
+            s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        iam.create_user(UserName="driver")
+        statements = [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]},
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/{DENIED_STATE}"},
+        ]
+        document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+        policy = iam.create_policy(PolicyName="no-state", PolicyDocument=document)["Policy"]["Arn"]
+        iam.attach_user_policy(UserName="driver", PolicyArn=policy)
+        key = iam.create_access_key(UserName="driver")["AccessKey"]
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        yield S3Server(f"127.0.0.1:{port}"), saved
+    finally:
+        stopped_server(process)
+
+
+@pytest.mark.slow  # an S3 API server of its own
+def test_a_saved_state_the_object_store_will_not_give_this_machine_is_one_line_with_nothing_changed(
+    tmp_path, tiny_study, s3_server_keeping_a_state_from_this_machine, refused_by_main, capsys
+):
+    # Ray's restore would fail on it, or start the study over; its other files read, its folder lists
+    server, saved = s3_server_keeping_a_state_from_this_machine
+    error = refused_by_main(["run", str(tiny_study(tmp_path, storage=server.storage("denied")))], capsys)
+    assert error.startswith(
+        f"smcl-tune: s3://smcl/{DENIED_STATE}: Ray's saved state of study 'tiny' cannot be read from "
+    ), error
+    assert "ACCESS_DENIED" in error and "give this machine access to it, or run again with --restart" in error
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=f"http://{server.endpoint}")  # this machine's key, from the environment
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix="denied/")["Contents"]
+    assert sorted(entry["Key"] for entry in listed if not entry["Key"].endswith("/")) == sorted(saved)
+    tuner = "denied/tiny/tuner.pkl"
+    assert client.get_object(Bucket=BUCKET, Key=tuner)["Body"].read() == saved[tuner]
 
 
 def test_an_unreachable_object_store_is_one_line_and_exit_2_with_nothing_written(tmp_path, tiny_study, run_cli):
