@@ -53,22 +53,19 @@ class _BoundedLoader(yaml.SafeLoader):
         node met again through its alias is checked once)."""
         if id(node) not in self._checked:
             self._checked.add(id(node))
-            first: dict[Any, tuple[str, int]] = {}  # a key's value -> how it was first written, its line
+            first: dict[Any, tuple[yaml.ScalarNode, int]] = {}  # a key's value -> its first node, its line
             for key, _ in node.value:
                 if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
                     continue
                 line = key.start_mark.line + 1
                 value = self.construct_object(key)  # `1` and `1.0`, or `null` and `~`, are one key of a dict
                 if value in first:
-                    written, first_line = first[value]
-                    keys = f"{short_repr(key.value)} twice"
-                    if written != key.value:
-                        keys = f"{short_repr(written)} and {short_repr(key.value)}, one key,"
+                    earlier, first_line = first[value]
                     raise ConfigError(
-                        f"{keys} in one mapping (lines {first_line} and {line}): YAML would keep the second and "
-                        "drop the first; give it once"
+                        f"{_same_key(earlier, key)} in one mapping (lines {first_line} and {line}): YAML would keep "
+                        "the second and drop the first; give it once"
                     )
-                first[value] = (key.value, line)
+                first[value] = (key, line)
         super().flatten_mapping(node)
 
     def _count(self, values: int, line: int) -> None:
@@ -120,3 +117,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return raw
+
+
+def _same_key(earlier: yaml.ScalarNode, later: yaml.ScalarNode) -> str:
+    """Two keys that load as one, as the file wrote them: `'lr' twice`, `'1' and '1.0', one key,`, or,
+    where only a tag tells them apart (`!!float 1` and `1`), with the type each has."""
+    if earlier.value != later.value:
+        return f"{short_repr(earlier.value)} and {short_repr(later.value)}, one key,"
+    if earlier.tag != later.tag:
+        kinds = [node.tag.rsplit(":", 1)[-1] for node in (earlier, later)]
+        return f"{short_repr(earlier.value)} ({kinds[0]}) and {short_repr(later.value)} ({kinds[1]}), one key,"
+    return f"{short_repr(later.value)} twice"

@@ -91,7 +91,11 @@ def test_a_key_given_twice_is_refused_naming_both_lines_and_a_merged_key_may_be_
     with pytest.raises(ConfigError, match=r"'lr' twice in one mapping \(lines 4 and 4\)"):
         load_yaml(_study(tmp_path, "{lr: 1, lr: 2}"))
     # written differently, one key once loaded: the dict would keep the second silently
-    for keys, written in [("1: a, 1.0: b", "'1' and '1.0'"), ("null: a, ~: b", "'null' and '~'")]:
+    for keys, written in [
+        ("1: a, 1.0: b", "'1' and '1.0'"),
+        ("null: a, ~: b", "'null' and '~'"),
+        ("!!float 1: a, 1: b", r"'1' \(float\) and '1' \(int\)"),  # one text: the types tell them apart
+    ]:
         with pytest.raises(ConfigError, match=rf"{written}, one key, in one mapping \(lines 4 and 4\)"):
             load_yaml(_study(tmp_path, "{" + keys + "}"))
     assert load_yaml(_study(tmp_path, '{"1": a, 1: b}'))["trial"]["training"]["milestones"] == {"1": "a", 1: "b"}
