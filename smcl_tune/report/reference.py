@@ -16,11 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from smcl_tune.errors import ConfigError
+from smcl_tune.report.published_subsets import SUBSET_COLUMNS, blank, check_subset_columns, subset_reason
 
 COLUMNS = ("benchmark", "imbalance_factor", "backbone", "method", "epochs", "top1", "many", "medium", "few", "source")
-# What a row's training subset was, named as the study file's `data` fields; a user's file may have
-# them (blank or absent: the benchmark's published subset, as every shipped row is).
-SUBSET_COLUMNS = ("subset_protocol", "n_max", "profile", "subset_seed")
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 BACKBONES = {
     "resnet32": "ResNet-32",
@@ -75,7 +73,6 @@ def load_own_reference(extra: Path) -> pd.DataFrame:
             f"{extra}: published results need the columns {', '.join(COLUMNS)}; missing: {', '.join(missing)}"
         )
     _check_numbers(extra, own)
-    _check_subsets(extra, own)
     unnamed = own.index[own["method"].isna() | (own["method"].astype(str).str.strip() == "")]
     if len(unnamed):
         raise ConfigError(f"{extra}: line {unnamed[0] + 2}, method: blank; each published row names its method")
@@ -89,6 +86,7 @@ def load_own_reference(extra: Path) -> pd.DataFrame:
             f"{extra}: line {unknown[0] + 2}, benchmark: {'blank' if pd.isna(name) else repr(name)} is not one a study "
             f"can be matched to ({', '.join(BENCHMARKS)}){hint}"
         )
+    check_subset_columns(extra, own)
     own = own[[column for column in (*COLUMNS, *SUBSET_COLUMNS) if column in own.columns]].fillna({"source": ""})
     return own.assign(backbone=[backbone_of(name) for name in own["backbone"]])
 
@@ -125,39 +123,6 @@ def _check_numbers(extra: Path, own: pd.DataFrame) -> None:
                 )
 
 
-SUBSET_CHOICES = {"subset_protocol": ("ldam", "seeded"), "profile": ("exp", "step")}
-SUBSET_NUMBERS = {"n_max": 1, "subset_seed": 0}  # whole numbers from these
-
-
-def _check_subsets(extra: Path, own: pd.DataFrame) -> None:
-    """A row's subset columns, where the file has them: one of the study file's choices, or a whole
-    number; only on a benchmark whose published figures train on a subset, and a seed only with
-    a seeded one."""
-    protocols = own["subset_protocol"] if "subset_protocol" in own.columns else pd.Series("", index=own.index)
-    for column in (name for name in SUBSET_COLUMNS if name in own.columns):
-        for row, (value, benchmark, protocol) in enumerate(zip(own[column], own["benchmark"], protocols), start=2):
-            if _blank(value):
-                continue
-            if benchmark not in PUBLISHED_SUBSETS:
-                problem = f"{benchmark} is used as published (no subset is drawn); leave it blank"
-            elif column == "subset_seed" and (_blank(protocol) or str(protocol).strip() != "seeded"):
-                problem = "only a seeded subset has one (subset_protocol seeded)"
-            else:
-                problem = _subset_value_problem(column, value)
-            if problem:
-                raise ConfigError(f"{extra}: line {row}, {column}: {problem}")
-
-
-def _subset_value_problem(column: str, value) -> str | None:
-    text = str(value).strip()
-    if column in SUBSET_CHOICES:
-        return None if text in SUBSET_CHOICES[column] else f"{text!r} is not {' or '.join(SUBSET_CHOICES[column])}"
-    number = pd.to_numeric(value, errors="coerce")
-    if pd.isna(number) or number != int(number) or number < SUBSET_NUMBERS[column]:
-        return f"{text!r} is not a whole number from {SUBSET_NUMBERS[column]}"
-    return None
-
-
 def _same_factor(published, factor: float) -> bool:
     """An imbalance factor matches, or both are the data as published (no factor)."""
     published = pd.to_numeric(published, errors="coerce")
@@ -173,80 +138,15 @@ def matching(reference: pd.DataFrame, benchmark: str | None, factor: float, back
     return chosen[[_same_factor(value, factor) for value in chosen["imbalance_factor"]]]
 
 
-# The subsets the published CIFAR-LT figures train on: Cao et al.'s LDAM-DRW subsets of each
-# class's whole training pool, counts falling exponentially.
-PUBLISHED_SUBSETS = {"CIFAR-10-LT": ("ldam", 5000), "CIFAR-100-LT": ("ldam", 500)}
-PUBLISHED_PROFILE = "exp"
-
-
 def _single(values) -> str | float | None:
     """The one value a condition's trials share, or None (several, or none recorded)."""
-    known = {
-        value for value in values if value not in ("", None) and not (isinstance(value, float) and math.isnan(value))
-    }
+    known = {value for value in values if not blank(value)}
     return known.pop() if len(known) == 1 else None
-
-
-def _blank(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
-
-
-def _row_subset(row: pd.Series, benchmark: str) -> tuple[str, int, str, int | None]:
-    """The subset a published row trained on: protocol, n_max, profile and (seeded only) seed; a
-    blank or absent column is the benchmark's published subset (LDAM's, of the whole pool, exp)."""
-    protocol, pool = PUBLISHED_SUBSETS[benchmark]
-    protocol = protocol if _blank(row.get("subset_protocol")) else str(row["subset_protocol"]).strip()
-    n_max = pool if _blank(row.get("n_max")) else int(float(row["n_max"]))
-    profile = PUBLISHED_PROFILE if _blank(row.get("profile")) else str(row["profile"]).strip()
-    seed = None
-    if protocol == "seeded":
-        seed = 0 if _blank(row.get("subset_seed")) else int(float(row["subset_seed"]))  # the study file's default
-    return protocol, n_max, profile, seed
-
-
-def _subset_words(subset: tuple, with_profile: bool) -> str:
-    protocol, n_max, profile, seed = subset
-    if seed is None:
-        words = f"{protocol}, n_max {n_max}"
-    else:
-        words = f"{protocol} (seed {'not recorded' if seed is UNRECORDED else seed}), n_max {n_max}"
-    return f"{words}, {profile} profile" if with_profile else words
-
-
-UNRECORDED = object()  # a field a condition's trials did not record (a store written before its tag)
-
-
-def _subset_reason(row: pd.Series, study: dict) -> str | None:
-    """What differs between the subset a published row trained on and a condition's, or None."""
-    benchmark = study["benchmark"]
-    if benchmark not in PUBLISHED_SUBSETS:
-        return None
-    if study["protocol"] is None or study["n_max"] is None:
-        return "this study's subset protocol is not recorded"
-    protocol, n_max = study["protocol"], study["n_max"]
-    seed = None
-    if protocol == "seeded":
-        seed = UNRECORDED if study["subset_seed"] is None else int(study["subset_seed"])
-    ours = (
-        protocol,
-        PUBLISHED_SUBSETS[benchmark][1] if n_max == "default" else int(n_max),
-        UNRECORDED if study["profile"] is None else study["profile"],
-        seed,
-    )
-    theirs = _row_subset(row, benchmark)
-    if any(mine is not UNRECORDED and mine != published for mine, published in zip(ours, theirs)):
-        with_profile = ours[2] is not UNRECORDED and ours[2] != theirs[2]
-        return f"subset {_subset_words(ours, with_profile)} (published: {_subset_words(theirs, with_profile)})"
-    if ours[2] is UNRECORDED:
-        return "this study's imbalance profile is not recorded"
-    if seed is UNRECORDED:
-        return "this study's subset seed is not recorded"
-    return None
 
 
 def comparability(row: pd.Series, study: dict) -> str:
     """'yes', or 'not comparable: ...' naming what differs between a published row and a condition
-    of the study (imbalance factor, backbone, subset protocol, epochs)."""
+    of the study (imbalance factor, backbone, training subset, epochs)."""
     reasons = []
     if not _same_factor(row["imbalance_factor"], study["factor"]):
         published = pd.to_numeric(row["imbalance_factor"], errors="coerce")
@@ -256,7 +156,7 @@ def comparability(row: pd.Series, study: dict) -> str:
         )
     if row["backbone"] != study["backbone"]:
         reasons.append(f"backbone {row['backbone']} (this study {study['backbone']})")
-    subset = _subset_reason(row, study)
+    subset = subset_reason(row, study)
     if subset:
         reasons.append(subset)
     epochs = pd.to_numeric(row["epochs"], errors="coerce")

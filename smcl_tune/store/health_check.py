@@ -60,10 +60,11 @@ def check_study_stores(study: Study, paths: StudyPaths, restart: bool) -> None:
         return
     # an object store's options are not part of a file's name, nor are credentials shown
     experiment = redact_uri(paths.experiment_dir.split("?")[0].rstrip("/"))
-    if found.unread:  # the machine's access, not the store, is at fault: as for a store refused whole
+    if found.unread:  # this machine's access, not the store, is at fault: as for a store refused whole
+        who = "this machine's credentials" if paths.remote else "this user"
         raise ConfigError(
             f"{experiment}/{found.name}: Ray's saved state of study '{study.name}' cannot be read from "
-            f"{socket.gethostname()} ({found.problem}); {UNCHANGED}: give this machine access to it, {restart_hint}"
+            f"{socket.gethostname()} ({found.problem}); {UNCHANGED}: give {who} read access to it, {restart_hint}"
         )
     raise DamagedStore(
         f"{experiment}/{found.name}: Ray's saved state of study '{study.name}' is unreadable ({found.problem}); "

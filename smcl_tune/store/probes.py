@@ -123,7 +123,7 @@ class StateProblem(NamedTuple):
 
     name: str  # in the experiment's folder
     problem: str  # what is wrong with it, or why it could not be read
-    unread: bool  # the store would not give it to this machine (access, I/O), rather than it being damaged
+    unread: bool  # the store refused this machine (its user, its credentials) access to it
 
 
 def ray_state_problem(experiment_dir: str) -> StateProblem | None:
@@ -144,12 +144,22 @@ def ray_state_problem(experiment_dir: str) -> StateProblem | None:
         try:
             with filesystem.open_input_stream(f"{folder}/{found[-1]}") as stream:
                 data = stream.readall()
-        except OSError as error:  # listed, but not given: Ray's restore would fail on it, or start over
-            return StateProblem(found[-1], str(error).splitlines()[0] if str(error) else type(error).__name__, True)
+        except OSError as error:  # listed, but not given: Ray's restore would fail on it and start over
+            said = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if _denied(error):
+                return StateProblem(found[-1], said, True)
+            return StateProblem(found[-1], f"not readable ({said})", False)
         problem = problem_of(data)
         if problem is not None:
             return StateProblem(found[-1], problem, False)
     return None
+
+
+def _denied(error: OSError) -> bool:
+    """Whether a store refused access (a folder's permissions, an object store's policy), not a fault."""
+    return isinstance(error, PermissionError) or any(
+        word in str(error) for word in ("ACCESS_DENIED", "AccessDenied", "Permission denied")
+    )
 
 
 def holds_experiment_state(experiment_dir: str) -> bool:

@@ -31,6 +31,7 @@ AS_PUBLISHED = {"factor": "100", "protocol": "ldam", "n_max": "default", "profil
 ELSEWHERE = {"factor": "10", "protocol": "seeded", "n_max": "1000", "profile": "exp", "seed": "0", "epochs": "20"}
 STEP = {**AS_PUBLISHED, "profile": "step"}  # Cao et al.'s other CIFAR-LT: half the classes at n_max / IF
 BEFORE_PROFILES = {k: v for k, v in AS_PUBLISHED.items() if k != "profile"}  # a store written before its tag
+BEFORE_SEEDS = {k: v for k, v in ELSEWHERE.items() if k not in ("profile", "seed")}
 
 
 def _store(storage, seeds: tuple[int, ...] = (0,), conditions: tuple[str, ...] = ("published", "elsewhere")) -> None:
@@ -39,7 +40,8 @@ def _store(storage, seeds: tuple[int, ...] = (0,), conditions: tuple[str, ...] =
     over `seeds`."""
     tracker = StudyTracker(store_uri(storage), "c10", "c10", "f", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.conditions": json.dumps(list(conditions))})
-    settings = {"published": AS_PUBLISHED, "elsewhere": ELSEWHERE, "step": STEP, "before": BEFORE_PROFILES}
+    settings = {"published": AS_PUBLISHED, "elsewhere": ELSEWHERE, "step": STEP}
+    settings |= {"before": BEFORE_PROFILES, "before seeded": BEFORE_SEEDS}
     for condition, setting in ((condition, settings[condition]) for condition in conditions):
         tags = {
             CONDITION_TAG: condition,
@@ -96,13 +98,22 @@ def _comparable(tmp_path, capsys, *extra: str) -> dict[str, dict[str, str]]:
 
 
 def test_a_study_on_the_step_profile_is_not_compared_with_the_long_tailed_rows(tmp_path, capsys):
-    _store(tmp_path, conditions=("published", "step", "before"))
+    _store(tmp_path, conditions=("published", "step", "before", "before seeded"))
     found = _comparable(tmp_path, capsys)
     assert found["published"]["CE"] == "yes"
     assert found["step"]["CE"] == (
         "not comparable: subset ldam, n_max 5000, step profile (published: ldam, n_max 5000, exp profile)"
     )
     assert found["before"]["CE"] == "not comparable: this study's imbalance profile is not recorded"
+    own = tmp_path / "mine.csv"
+    own.write_text(
+        "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source,subset_protocol,n_max\n"
+        "CIFAR-10-LT,10,ResNet-32,Mine,20,61.5,,,,lab,seeded,1000\n"
+    )
+    found = _comparable(tmp_path, capsys, str(own))
+    assert found["before seeded"]["Mine"] == (
+        "not comparable: this study's imbalance profile and subset seed are not recorded"
+    )
 
 
 def test_a_users_rows_name_the_subset_they_trained_on(tmp_path, capsys):
@@ -128,10 +139,14 @@ def test_a_users_rows_name_the_subset_they_trained_on(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("columns", "values", "refusal"),
     [
-        ("profile", "steps", "line 2, profile: 'steps' is not exp or step"),
-        ("subset_protocol", "cui", "line 2, subset_protocol: 'cui' is not ldam or seeded"),
-        ("n_max", "1.5", "line 2, n_max: '1.5' is not a whole number from 1"),
+        ("profile", "steps", "line 2, profile: 'steps' is not a value of data.profile (input should be 'exp' or"),
+        ("subset_protocol", "cui", "line 2, subset_protocol: 'cui' is not a value of data.subset_protocol"),
+        ("n_max", "1.5", "line 2, n_max: '1.5' is not a value of data.n_max (input should be a valid integer"),
+        ("n_max", "inf", "line 2, n_max: 'inf' is not a value of data.n_max (input should be a finite number)"),
+        ("n_max", "True", "line 2, n_max: 'True' is not a value of data.n_max"),
+        ("subset_protocol,subset_seed", "seeded,4294967296", "line 2, subset_seed: '4294967296' is not a value"),
         ("subset_protocol,subset_seed", "ldam,3", "line 2, subset_seed: only a seeded subset has one"),
+        ("n-max", "1000", "column 'n-max': did you mean n_max?"),  # ignored, its rows would be the published subset
     ],
 )
 def test_a_users_subset_that_is_not_one_a_study_can_train_on_is_refused_naming_its_line(
@@ -159,6 +174,9 @@ def test_a_subset_on_a_benchmark_used_as_published_is_refused(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"smcl-tune: {own}: line 2, profile: ImageNet-LT is used as published (no subset is drawn); leave it blank"
     )
+    own.write_text(own.read_text().replace("ImageNet-LT", "CIFAR10-LT"))  # the benchmark's own error first
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 2
+    assert "line 2, benchmark: 'CIFAR10-LT' is not one" in capsys.readouterr().err
 
 
 def test_a_study_without_recorded_protocol_or_epochs_is_not_called_comparable(tmp_path, capsys, logged_trial):

@@ -88,7 +88,8 @@ def test_a_saved_state_the_object_store_will_not_give_this_machine_is_one_line_w
     assert error.startswith(
         f"smcl-tune: s3://smcl/{DENIED_STATE}: Ray's saved state of study 'tiny' cannot be read from "
     ), error
-    assert "ACCESS_DENIED" in error and "give this machine access to it, or run again with --restart" in error
+    assert "ACCESS_DENIED" in error
+    assert "give this machine's credentials read access to it, or run again with --restart" in error
     import boto3
 
     client = boto3.client("s3", endpoint_url=f"http://{server.endpoint}")  # this machine's key, from the environment
