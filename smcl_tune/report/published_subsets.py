@@ -81,13 +81,17 @@ def _row_subset(row: pd.Series, benchmark: str) -> tuple[str, int, str, int | No
     return protocol, n_max, profile, seed
 
 
-def _words(subset: tuple, with_profile: bool) -> str:
+def _words(subset: tuple, shown: set[str]) -> str:
+    """The `shown` fields of a subset (protocol, n_max, profile, seed), as its reason names them."""
     protocol, n_max, profile, seed = subset
-    if seed is None:
-        words = f"{protocol}, n_max {n_max}"
-    else:
-        words = f"{protocol} (seed {'not recorded' if seed is UNRECORDED else seed}), n_max {n_max}"
-    return f"{words}, {profile} profile" if with_profile else words
+    parts = []
+    if "protocol" in shown:
+        parts.append(protocol if seed is None else f"{protocol}, seed {'not recorded' if seed is UNRECORDED else seed}")
+    if "n_max" in shown:
+        parts.append(f"n_max {n_max}")
+    if "profile" in shown:
+        parts.append(f"{profile} profile")
+    return ", ".join(parts)
 
 
 def subset_reason(row: pd.Series, study: dict) -> str | None:
@@ -110,9 +114,14 @@ def subset_reason(row: pd.Series, study: dict) -> str | None:
         seed,
     )
     theirs = _row_subset(row, benchmark)
-    if any(mine is not UNRECORDED and mine != published for mine, published in zip(ours, theirs)):
-        with_profile = ours[2] is not UNRECORDED and ours[2] != theirs[2]
-        return f"subset {_words(ours, with_profile)} (published: {_words(theirs, with_profile)})"
+    differ = {
+        name
+        for name, mine, published in zip(("protocol", "n_max", "profile", "protocol"), ours, theirs)
+        if mine is not UNRECORDED and mine != published
+    }
+    if differ:
+        said = f"{_words(ours, differ)} (published: {_words(theirs, differ)})"
+        return said if differ == {"profile"} else f"subset {said}"
     fields = (("imbalance profile", ours[2]), ("subset seed", seed))
     unrecorded = [name for name, value in fields if value is UNRECORDED]
     if unrecorded:
