@@ -81,7 +81,7 @@ def check_tracking_store(study: Study, paths: StudyPaths, restart: bool, resumed
     from smcl_tune.store.mlflow_reader import recorded_fingerprint  # MLflow: only when the check runs
 
     known = recorded_fingerprint(paths.tracking_uri, paths.experiment, study.name)
-    if known is not None and known not in (study.fingerprint(), resumed):
+    if known is not None and known not in (*study.fingerprints(), resumed):
         raise ConfigError(
             f"the MLflow experiment '{paths.experiment}' at {redact_uri(paths.tracking_uri)} already holds a study "
             f"named '{study.name}' from another study file (fingerprint {known}, this file {study.fingerprint()}); "

@@ -119,7 +119,7 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> dict[s
     if known is None:
         return None
     check_record_format(study, paths, known.get("format", 1))  # before anything else it says is compared
-    if known.get("fingerprint") != study.fingerprint() and not _pins_what_it_started_with(study, known):
+    if known.get("fingerprint") not in study.fingerprints() and not _pins_what_it_started_with(study, known):
         raise ConfigError(
             f"study '{study.name}' already exists in {paths.record_place} with a different study file "
             f"(it was started from {known.get('source')}); rename the study, or run again with --restart "
@@ -143,7 +143,7 @@ def _pins_what_it_started_with(study: Study, known: dict[str, Any]) -> bool:
     pinned = [key for key, value in flat_fields(study.config.trial).items() if _pins(key, value, recorded)]
     for count in range(1, len(pinned) + 1):  # a few keys at most: those FORMER_DEFAULTS names
         for keys in itertools.combinations(pinned, count):
-            if study.fingerprint(_without(study.config.trial, keys)) == known.get("fingerprint"):
+            if known.get("fingerprint") in study.fingerprints(_without(study.config.trial, keys)):
                 return True
     return False
 

@@ -20,6 +20,7 @@ from smcl_tune.errors import ConfigError, format_validation_error
 from smcl_tune.field_hints import field_hint
 from smcl_tune.studyfile.checks import check_study
 from smcl_tune.studyfile.conditions import Condition, plain_param_names, study_conditions
+from smcl_tune.studyfile.numbers_as_read import numbers_as_read
 from smcl_tune.studyfile.overrides import apply_overrides
 from smcl_tune.studyfile.schema import OBJECTIVE_METRICS, StudyConfig
 from smcl_tune.studyfile.uri_credentials import without_credentials
@@ -84,11 +85,21 @@ class Study:
 
     def fingerprint(self, trial: dict[str, Any] | None = None) -> str:
         """Hash of everything that defines the study's trials (not of how they are scheduled); with
-        `trial`, of this study with that trial section instead of its own."""
+        `trial`, of this study with that trial section instead of its own. A number the trial
+        section writes as text counts as the number it is read as (`epochs: "3"` is `epochs: 3`)."""
+        written = self.config.trial if trial is None else trial
+        read = (self.base_trial if trial is None else trial_config_from_dict(trial)).model_dump(mode="json")
+        return self._hash(numbers_as_read(written, read))
+
+    def fingerprints(self, trial: dict[str, Any] | None = None) -> tuple[str, str]:
+        """The fingerprint, and the one smcl-tune gave this study file before 2026-12-07 (numbers
+        written as text counted as text): either identifies a study started from this file."""
+        return self.fingerprint(trial), self._hash(self.config.trial if trial is None else trial)
+
+    def _hash(self, trial: dict[str, Any]) -> str:
         where_and_how = {"max_concurrent", "resources", "tracking", "storage", "storage_outage_timeout_s", "optuna"}
         defining = self.config.model_dump(mode="json", exclude=where_and_how)
-        if trial is not None:
-            defining["trial"] = trial
+        defining["trial"] = trial
         return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
 
     def trial_config(self, params: dict[str, Any]) -> TrialConfig:

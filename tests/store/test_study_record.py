@@ -308,3 +308,29 @@ def test_a_record_from_before_the_resolved_trial_was_kept_is_resumed(tmp_path, t
     del record["resolved_trial"]
     paths.record_file.write_text(json.dumps(record))
     check_study_record(study, paths, restart=False)
+
+
+def test_a_study_started_when_numbers_written_as_text_counted_as_text_resumes_and_takes_the_numbers(
+    tmp_path, tiny_study
+):
+    from smcl_tune.store.health_check import check_tracking_store
+
+    path = tiny_study(tmp_path, name="texts")
+    path.write_text(path.read_text().replace("epochs: 3", 'epochs: "3"'))
+    study = load_study(path)
+    paths = StudyPaths.of(study)
+    fingerprint, before = study.fingerprints()
+    assert before != fingerprint
+    write_study_record(study, paths)  # the record and the study run as smcl-tune wrote them before 2026-12-07
+    record = json.loads(paths.record_file.read_text())
+    paths.record_file.write_text(json.dumps({**record, "fingerprint": before}))
+    StudyTracker(paths.tracking_uri, paths.experiment, study.name, before, paths.artifact_root)
+
+    assert check_study_record(study, paths, restart=False)["fingerprint"] == before  # resumed
+    check_tracking_store(study, paths, restart=False, resumed=before)
+    write_study_record(study, paths)  # as run does: the record now holds the number's fingerprint
+    path.write_text(path.read_text().replace('epochs: "3"', "epochs: 3"))  # the same study, spelt otherwise
+    assert check_study_record(load_study(path), paths, restart=False)["fingerprint"] == fingerprint
+    path.write_text(path.read_text().replace("epochs: 3", "epochs: 4"))  # another value is another study
+    with pytest.raises(ConfigError, match="with a different study file"):
+        check_study_record(load_study(path), paths, restart=False)

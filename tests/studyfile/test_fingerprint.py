@@ -45,3 +45,23 @@ def test_where_a_study_is_stored_and_how_long_its_stores_are_waited_for_leave_it
         "tracking": {"uri": "http://127.0.0.1:5000", "outage_timeout_s": 30},
     }
     assert study_from_dict(moved).fingerprint() == "4b09a119e50b511c"
+
+
+def _with_training(**training) -> dict:
+    return {**PINNED, "trial": {**PINNED["trial"], "training": {**PINNED["trial"]["training"], **training}}}
+
+
+def test_a_number_written_as_text_is_the_number_it_is_read_as():
+    # YAML 1.1 reads `lr: 1e-3` (no dot) as text, which the trial's schema reads as 0.001
+    assert study_from_dict(_with_training(epochs="8")).fingerprint() == "4b09a119e50b511c"
+    one = study_from_dict(_with_training(lr="1e-3", milestones=["160", 180]))
+    other = study_from_dict(_with_training(lr=0.001, milestones=[160, 180]))
+    assert one.fingerprint() == other.fingerprint()
+    assert study_from_dict(_with_training(lr=0.002)).fingerprint() != other.fingerprint()
+
+
+def test_a_study_started_before_text_was_read_as_numbers_keeps_the_fingerprint_it_had():
+    written = study_from_dict(_with_training(epochs="8"))
+    # the second as smcl-tune computed it before 2026-12-07 (ab347b6: `epochs: "8"` another study than 8)
+    assert written.fingerprints() == ("4b09a119e50b511c", "d29437c517dc8ee0")
+    assert study_from_dict(PINNED).fingerprints() == ("4b09a119e50b511c", "4b09a119e50b511c")

@@ -1,0 +1,19 @@
+"""Numbers a study file wrote as text (`epochs: "3"`, or `lr: 1e-3`, which YAML 1.1 reads as a
+string) taken as the numbers the trial's schema reads them as, so that two spellings of one
+study are one study."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def numbers_as_read(written: Any, read: Any) -> Any:
+    """`written` (a trial section as the file gave it) with each text whose field `read` (the same
+    section validated, as JSON) holds a number replaced by that number; everything else as written."""
+    if isinstance(written, dict) and isinstance(read, dict):
+        return {key: numbers_as_read(value, read[key]) if key in read else value for key, value in written.items()}
+    if isinstance(written, list) and isinstance(read, list) and len(written) == len(read):
+        return [numbers_as_read(item, value) for item, value in zip(written, read)]
+    if isinstance(written, str) and isinstance(read, int | float) and not isinstance(read, bool):
+        return read
+    return written
