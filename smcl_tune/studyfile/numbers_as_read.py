@@ -15,5 +15,16 @@ def numbers_as_read(written: Any, read: Any) -> Any:
     if isinstance(written, list) and isinstance(read, list) and len(written) == len(read):
         return [numbers_as_read(item, value) for item, value in zip(written, read)]
     if isinstance(written, str) and isinstance(read, int | float) and not isinstance(read, bool):
-        return read
+        return _as_written_unquoted(written, read)
     return written
+
+
+def _as_written_unquoted(text: str, number: int | float) -> int | float:
+    """The number as YAML reads the text unquoted: `"50"` in a float field is 50, as `50` there is
+    (the field's float 50.0 would hash as another study than `50`); `"1e-3"` is 0.001."""
+    if isinstance(number, float) and number.is_integer():
+        try:
+            return int(text)
+        except ValueError:
+            return number
+    return number

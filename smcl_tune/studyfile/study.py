@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict, trial_hint
 from smcl_tune.errors import ConfigError, format_validation_error
@@ -88,7 +89,10 @@ class Study:
         `trial`, of this study with that trial section instead of its own. A number the trial
         section writes as text counts as the number it is read as (`epochs: "3"` is `epochs: 3`)."""
         written = self.config.trial if trial is None else trial
-        read = (self.base_trial if trial is None else trial_config_from_dict(trial)).model_dump(mode="json")
+        try:
+            read = (self.base_trial if trial is None else trial_config_from_dict(trial)).model_dump(mode="json")
+        except ConfigError:  # a trial section no study can run is only hashed, as written
+            return self._hash(written)
         return self._hash(numbers_as_read(written, read))
 
     def fingerprints(self, trial: dict[str, Any] | None = None) -> tuple[str, str]:
@@ -99,7 +103,7 @@ class Study:
     def _hash(self, trial: dict[str, Any]) -> str:
         where_and_how = {"max_concurrent", "resources", "tracking", "storage", "storage_outage_timeout_s", "optuna"}
         defining = self.config.model_dump(mode="json", exclude=where_and_how)
-        defining["trial"] = trial
+        defining["trial"] = to_jsonable_python(trial)  # as the dump above: a YAML set is a list, bytes text
         return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
 
     def trial_config(self, params: dict[str, Any]) -> TrialConfig:

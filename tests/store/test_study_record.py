@@ -310,20 +310,43 @@ def test_a_record_from_before_the_resolved_trial_was_kept_is_resumed(tmp_path, t
     check_study_record(study, paths, restart=False)
 
 
+def _started_before_text_was_read_as_numbers(tmp_path, tiny_study, name: str):
+    """A study file writing `epochs: "3"`, and the record smcl-tune wrote for it before 2026-12-07."""
+    path = tiny_study(tmp_path, name=name)
+    path.write_text(path.read_text().replace("epochs: 3", 'epochs: "3"'))
+    study = load_study(path)
+    paths = StudyPaths.of(study)
+    write_study_record(study, paths)
+    record = json.loads(paths.record_file.read_text())
+    paths.record_file.write_text(json.dumps({**record, "fingerprint": study.fingerprints()[1]}))
+    return path, study, paths
+
+
+def test_a_study_run_tagged_before_text_was_read_as_numbers_is_this_files_on_a_shared_server(tmp_path, tiny_study):
+    from smcl_tune.store.health_check import check_tracking_store
+
+    _, study, paths = _started_before_text_was_read_as_numbers(tmp_path, tiny_study, "tagged")
+    StudyTracker(paths.tracking_uri, paths.experiment, study.name, study.fingerprints()[1], paths.artifact_root)
+    check_tracking_store(study, paths, restart=False, resumed=None)  # no record read: the server's tag alone
+
+
+def test_a_study_started_then_under_other_defaults_resumes_once_they_are_pinned(tmp_path, tiny_study):
+    path, _, paths = _started_before_text_was_read_as_numbers(tmp_path, tiny_study, "pinned-then")
+    _started_under_other_defaults(paths, saliency="spectral_residual")
+    path.write_text(path.read_text().replace("method:", "method:\n    saliency: spectral_residual", 1))
+    pinned = load_study(path)
+    assert pinned.config.trial["method"]["saliency"] == "spectral_residual"
+    assert check_study_record(pinned, paths, restart=False) is not None
+
+
 def test_a_study_started_when_numbers_written_as_text_counted_as_text_resumes_and_takes_the_numbers(
     tmp_path, tiny_study
 ):
     from smcl_tune.store.health_check import check_tracking_store
 
-    path = tiny_study(tmp_path, name="texts")
-    path.write_text(path.read_text().replace("epochs: 3", 'epochs: "3"'))
-    study = load_study(path)
-    paths = StudyPaths.of(study)
+    path, study, paths = _started_before_text_was_read_as_numbers(tmp_path, tiny_study, "texts")
     fingerprint, before = study.fingerprints()
     assert before != fingerprint
-    write_study_record(study, paths)  # the record and the study run as smcl-tune wrote them before 2026-12-07
-    record = json.loads(paths.record_file.read_text())
-    paths.record_file.write_text(json.dumps({**record, "fingerprint": before}))
     StudyTracker(paths.tracking_uri, paths.experiment, study.name, before, paths.artifact_root)
 
     assert check_study_record(study, paths, restart=False)["fingerprint"] == before  # resumed

@@ -58,6 +58,16 @@ def test_a_number_written_as_text_is_the_number_it_is_read_as():
     other = study_from_dict(_with_training(lr=0.001, milestones=[160, 180]))
     assert one.fingerprint() == other.fingerprint()
     assert study_from_dict(_with_training(lr=0.002)).fingerprint() != other.fingerprint()
+    # a whole number in a float field: as the file would read unquoted, not the field's 1.0
+    for text, number in (("1", 1), ("1.0", 1.0)):
+        written, read = (study_from_dict(_with_training(lr=value)) for value in (text, number))
+        assert written.fingerprint() == read.fingerprint()
+
+
+def test_a_value_json_has_no_word_for_is_hashed_as_before():
+    # a YAML set (`!!set`) the schema takes as a list: as the code before 2026-12-07 hashed it (0554304~1)
+    milestones = {"milestones": {160, 180}}
+    assert study_from_dict(_with_training(**milestones)).fingerprints() == ("c6be076e3f030314",) * 2
 
 
 def test_a_study_started_before_text_was_read_as_numbers_keeps_the_fingerprint_it_had():
