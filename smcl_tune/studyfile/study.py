@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic import TypeAdapter, ValidationError
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict, trial_hint
 from smcl_tune.errors import ConfigError, format_validation_error
@@ -103,12 +102,15 @@ class Study:
     def _hash(self, trial: dict[str, Any]) -> str:
         where_and_how = {"max_concurrent", "resources", "tracking", "storage", "storage_outage_timeout_s", "optuna"}
         defining = self.config.model_dump(mode="json", exclude=where_and_how)
-        defining["trial"] = to_jsonable_python(trial)  # as the dump above: a YAML set is a list, bytes text
+        defining["trial"] = _AS_JSON.dump_python(trial, mode="json")  # as the dump above: a YAML set is a list
         return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
 
     def trial_config(self, params: dict[str, Any]) -> TrialConfig:
         """The base trial config with dotted-path values applied."""
         return trial_config_from_dict(apply_overrides(self.config.trial, params))
+
+
+_AS_JSON = TypeAdapter(Any)
 
 
 def redact_uri(uri: str | None) -> str | None:
