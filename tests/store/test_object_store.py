@@ -2,6 +2,7 @@
 credentials or names a missing bucket is refused in one line, exit 2, before anything starts; so
 is one whose saved Ray state it will not give this machine. A torn state is refused as damaged."""
 
+import contextlib
 import json
 import os
 import pickle
@@ -20,23 +21,31 @@ from tests.fixtures.cluster_stores import (
 from tests.fixtures.ports import free_port
 
 
-@pytest.fixture
-def denying_s3_server(tmp_path_factory):
-    """An S3 API server of its own that checks credentials: after its bucket is made (the one
-    request it lets through), it knows no access key."""
+@contextlib.contextmanager
+def _moto_checking_credentials(tmp_path_factory, unchecked: int):
+    """An S3 API server of its own that lets its first `unchecked` requests through, then checks
+    every request's credentials against the IAM users it knows; its endpoint, host:port."""
     port = free_port()
-    environment = {**os.environ, **S3_ENVIRONMENT, "INITIAL_NO_AUTH_ACTION_COUNT": "1"}
+    environment = {**os.environ, **S3_ENVIRONMENT, "INITIAL_NO_AUTH_ACTION_COUNT": str(unchecked)}
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     process = started_server(
         command, f"http://127.0.0.1:{port}/moto-api/", tmp_path_factory.mktemp("moto") / "moto.log", environment
     )
     try:
-        import boto3
-
-        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **boto_credentials()).create_bucket(Bucket="smcl")
-        yield S3Server(f"127.0.0.1:{port}")
+        yield f"127.0.0.1:{port}"
     finally:
         stopped_server(process)
+
+
+@pytest.fixture
+def denying_s3_server(tmp_path_factory):
+    """An S3 API server of its own that checks credentials: after its bucket is made (the one
+    request it lets through), it knows no access key."""
+    import boto3
+
+    with _moto_checking_credentials(tmp_path_factory, unchecked=1) as endpoint:
+        boto3.client("s3", endpoint_url=f"http://{endpoint}", **boto_credentials()).create_bucket(Bucket="smcl")
+        yield S3Server(endpoint)
 
 
 DENIED_STATE = "denied/tiny/experiment_state-2026-12-07_00-00-00.json"
@@ -47,17 +56,11 @@ def s3_server_keeping_a_state_from_this_machine(tmp_path_factory, monkeypatch, i
     """An S3 API server of its own holding a study's Ray state, whose access key in this test's
     environment may list, write and delete in the bucket but not read the state's experiment file
     (an IAM policy; the setup's 7 requests go through unchecked, and no other key is known)."""
-    port = free_port()
-    environment = {**os.environ, **S3_ENVIRONMENT, "INITIAL_NO_AUTH_ACTION_COUNT": "7"}
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    process = started_server(
-        command, f"http://127.0.0.1:{port}/moto-api/", tmp_path_factory.mktemp("moto") / "moto.log", environment
-    )
-    try:
-        import boto3
+    import boto3
 
-        endpoint = {"endpoint_url": f"http://127.0.0.1:{port}", **boto_credentials()}
-        s3, iam = boto3.client("s3", **endpoint), boto3.client("iam", **endpoint)
+    with _moto_checking_credentials(tmp_path_factory, unchecked=7) as endpoint:
+        address = {"endpoint_url": f"http://{endpoint}", **boto_credentials()}
+        s3, iam = boto3.client("s3", **address), boto3.client("iam", **address)
         s3.create_bucket(Bucket=BUCKET)
         saved = {"denied/tiny/tuner.pkl": pickle.dumps({"a": "tuner"}), DENIED_STATE: b'{"trial_data": []}'}
         for key, body in saved.items():
@@ -73,9 +76,7 @@ def s3_server_keeping_a_state_from_this_machine(tmp_path_factory, monkeypatch, i
         key = iam.create_access_key(UserName="driver")["AccessKey"]
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-        yield S3Server(f"127.0.0.1:{port}"), saved
-    finally:
-        stopped_server(process)
+        yield S3Server(endpoint), saved
 
 
 @pytest.mark.slow  # an S3 API server of its own
