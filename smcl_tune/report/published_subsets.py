@@ -6,15 +6,14 @@ columns named as the study file's `data` fields."""
 from __future__ import annotations
 
 import difflib
-import math
 from pathlib import Path
-from typing import Annotated
 
 import pandas as pd
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from smcl_tune.config import DataConfig
 from smcl_tune.errors import ConfigError
+from smcl_tune.report.cells import is_missing
 
 # The subsets the published CIFAR-LT figures train on: Cao et al.'s LDAM-DRW subsets of each
 # class's whole training pool, counts falling exponentially.
@@ -26,7 +25,8 @@ UNRECORDED = object()  # a field a condition's trials did not record (a store wr
 
 
 def blank(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
+    """A cell left empty: missing (NaN, None) or only spaces."""
+    return is_missing(value) or str(value).strip() == ""
 
 
 def check_subset_columns(extra: Path, own: pd.DataFrame) -> None:
@@ -55,16 +55,14 @@ def check_subset_columns(extra: Path, own: pd.DataFrame) -> None:
 
 
 def _value_problem(column: str, value) -> str | None:
-    """Why `value` is not one the study file's `data.<column>` takes, or None."""
-    field = DataConfig.model_fields[column]
-    adapter = TypeAdapter(Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation)
-    text = str(value).strip()
-    if isinstance(value, bool):  # pandas reads a column of True / False as booleans, which pydantic takes as 1 / 0
-        return f"{text!r} is not a value of data.{column}"
+    """Why `value` is not one the study file's `data.<column>` takes, or None: the field's own
+    validation (DataConfig validates an assignment, its true/false and inf refusals included)."""
     try:
-        adapter.validate_python(text if isinstance(value, str) else value)
+        setattr(DataConfig(source="synthetic"), column, value)  # the one source that needs no other field
     except ValidationError as error:
-        return f"{text!r} is not a value of data.{column} ({error.errors()[0]['msg'].lower()})"
+        reason = error.errors()[0]["msg"].removeprefix("Value error, ")
+        reason = reason[:1].lower() + reason[1:]  # within the line's parentheses
+        return f"{str(value).strip()!r} is not a value of data.{column} ({reason})"
     return None
 
 
@@ -116,6 +114,7 @@ def subset_reason(row: pd.Series, study: dict) -> str | None:
     theirs = _row_subset(row, benchmark)
     differ = {
         name
+        # a seed is named with its protocol (`seeded, seed 0`)
         for name, mine, published in zip(("protocol", "n_max", "profile", "protocol"), ours, theirs)
         if mine is not UNRECORDED and mine != published
     }
