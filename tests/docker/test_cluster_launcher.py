@@ -115,7 +115,10 @@ def test_ray_up_submit_and_down_run_a_study_on_a_one_host_cluster_over_ssh(tmp_p
     assert rcs == {"up": "0", "submit": "0", "down": "0"}, (rcs, up[-3000:], submit[-3000:], down[-3000:])
     assert "ray start --head" in up and "New status: up-to-date" in up
     assert "joining the Ray cluster at auto" in submit and "study tiny ran for" in submit
-    assert "Stopped all" in down and "No nodes remaining" in down
+    # Ray stopped on the head: within `ray stop`'s grace period, or (a loaded machine: its GCS slower
+    # than 16 s to exit, seen once in a fresh clone's .ci/run) forcefully after it
+    stopped = "Stopped all" in down or ("Stopped only" in down and "will be forcefully terminated" in down)
+    assert stopped and "No nodes remaining" in down
     venv_on_path = f"export PATH={VENV}/bin:$PATH"
     assert (tmp_path / "head-home" / ".bashrc").read_text().splitlines().count(venv_on_path) == 1
 
