@@ -20,6 +20,7 @@ from smcl_tune.report.highlights import HIGHLIGHTED_KINDS, Highlight, highlights
 from smcl_tune.report.statistics import configuration_summary, paired_differences
 from smcl_tune.results import GALLERY_FILE, OBJECTIVE_DECIMALS, TrialState
 from smcl_tune.store.progress import INTERRUPTED
+from smcl_tune.store.relocation import optuna_url_beside
 from smcl_tune.store.sqlite_reader import RunReader, open_run_reader
 from smcl_tune.store.status import trial_state
 from smcl_tune.store.trial_record import TrialRecord
@@ -213,7 +214,7 @@ def load_leaderboard(
         mode,
         trials,
         json.loads(tags.get(SEARCH_TAG, "[]")),
-        tags.get(OPTUNA_STORAGE_TAG),
+        optuna_url_beside(tags.get(OPTUNA_STORAGE_TAG), tracking_uri, study),
         conditions,
         baseline,
     )

@@ -35,6 +35,7 @@ from smcl_tune.report.leaderboard import ConditionPictures, Leaderboard
 from smcl_tune.results import OBJECTIVE_DECIMALS, TrialState, tie_rounded
 from smcl_tune.store.database import optuna_storage
 from smcl_tune.store.progress import INTERRUPTED
+from smcl_tune.store.sqlite_copy import sqlite_path
 from smcl_tune.studyfile.conditions import plain_param_names
 
 log = logging.getLogger(__name__)
@@ -278,6 +279,9 @@ def importance_figures(board: Leaderboard) -> tuple[list[go.Figure], list[str]]:
     says how many completed trials it rests on, with a note where they are too few to rank."""
     if not board.optuna_storage:
         return [], ["no Optuna storage recorded for this study"]
+    database = sqlite_path(board.optuna_storage)
+    if database is not None and not database.is_file():  # opening it would create an empty one
+        return [], [f"hyperparameter importance: no Optuna storage at {database}"]
     figures, notes = [], []
     for condition in board.conditions or [""]:
         name = f"{board.study}/{condition}" if condition else board.study

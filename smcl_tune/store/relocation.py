@@ -6,6 +6,9 @@ written on a GPU machine under /tmp/gpu-study and read here from ~/runs/gpu-stud
 travels with it, so `smcl-tune ui` rewrites the locations that named an `mlartifacts` folder no
 longer on this machine to the one beside the database. A location whose folder still exists
 (another store sharing the database, or the original of a copy) is left as it is.
+
+A study's Optuna storage is recorded the same way (its sqlite file's absolute path); one kept in
+the study's storage folder travels with the store, and is read from there.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from smcl_tune.layout import ARTIFACT_FOLDER
+from smcl_tune.layout import ARTIFACT_FOLDER, OPTUNA_FILE
+from smcl_tune.store.paths import optuna_database
 from smcl_tune.store.sqlite_copy import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -61,3 +65,18 @@ def _relocate(database: Path, new: str) -> list[str]:
                 "%s: the store was moved; its artifacts, recorded under %s, are now read from %s", database, old, new
             )
     return [location for _, location in moved]
+
+
+def optuna_url_beside(recorded: str | None, tracking_uri: str, study: str) -> str | None:
+    """The Optuna storage of `study` whose MLflow store is read at `tracking_uri`: an sqlite file
+    at its default place (`STORAGE/STUDY/optuna.db`) was written beside that store, so a store moved
+    or copied elsewhere is read from its own folder, not from the recorded path (gone, or the
+    original's), unless only the recorded file exists; any other storage (a server, a file of the
+    study file's choosing) as recorded."""
+    recorded_file = sqlite_path(recorded or "")
+    database = sqlite_path(tracking_uri)
+    at_default_place = recorded_file is not None and recorded_file.parts[-2:] == (study, OPTUNA_FILE)
+    if not at_default_place or database is None:
+        return recorded
+    beside = optuna_database(database.parent, study)
+    return recorded if recorded_file.is_file() and not beside.is_file() else f"sqlite:///{beside}"

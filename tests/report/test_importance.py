@@ -1,6 +1,9 @@
 """The importance plot says how many completed trials it rests on, and warns when they are too few."""
 
+import shutil
+
 import optuna
+import pytest
 
 from smcl_tune.cli import main
 from smcl_tune.report.leaderboard import load_leaderboard
@@ -96,3 +99,32 @@ def test_a_search_of_one_hyperparameter_gets_a_note_not_a_bar_at_one(tmp_path, b
     report = tmp_path / "report.html"
     assert main(["leaderboard", "lt", "--storage", str(storage), "--format", "html", "--output", str(report)]) == 0
     assert f'<p class="note">{one}</p>' in report.read_text()
+
+
+@pytest.mark.parametrize("kept", ["moved", "copied", "lost"])
+def test_a_store_read_from_another_folder_reads_the_optuna_storage_beside_it(tmp_path, build_store, kept):
+    """A study's store run on a GPU machine and copied back (or moved) is read from its new folder;
+    its Optuna storage, recorded with its old absolute path, is read from there too, and a reader
+    never creates one where the recorded path points."""
+    storage = tmp_path / "gpu" / "smcl-runs"
+    (storage / "lt").mkdir(parents=True)
+    url = _optuna_studies(storage / "lt" / "optuna.db", {"imbalance_factor=10": 11, "imbalance_factor=100": 12})
+    build_store(storage, optuna_storage=url)
+    if kept == "copied":
+        shutil.copytree(tmp_path / "gpu", tmp_path / "laptop")
+        (storage / "lt" / "optuna.db").unlink()  # the original's, which a copy must not be read from
+    else:
+        shutil.move(tmp_path / "gpu", tmp_path / "laptop")
+    if kept == "lost":
+        (tmp_path / "laptop" / "smcl-runs" / "lt" / "optuna.db").unlink()
+
+    report = tmp_path / "report.html"
+    where = str(tmp_path / "laptop" / "smcl-runs")
+    assert main(["leaderboard", "lt", "--storage", where, "--format", "html", "--output", str(report)]) == 0
+    page = report.read_text()
+    if kept == "lost":
+        assert f"hyperparameter importance: no Optuna storage at {where}/lt/optuna.db" in page
+        assert not (tmp_path / "laptop" / "smcl-runs" / "lt" / "optuna.db").exists()
+    else:
+        assert "(fANOVA, 11 completed trials)" in page and "(fANOVA, 12 completed trials)" in page
+    assert not (storage / "lt" / "optuna.db").exists()
