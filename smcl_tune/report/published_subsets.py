@@ -119,7 +119,7 @@ def subset_reason(row: pd.Series, study: dict) -> str | None:
         if mine is not UNRECORDED and mine != published
     }
     if differ:
-        said = f"{_words(ours, differ)} (published: {_words(theirs, differ)})"
+        said = f"{_words(theirs, differ)} (this study {_words(ours, differ)})"  # as the other reasons: the row's first
         return said if differ == {"profile"} else f"subset {said}"
     fields = (("imbalance profile", ours[2]), ("subset seed", seed))
     unrecorded = [name for name, value in fields if value is UNRECORDED]

@@ -79,11 +79,11 @@ def test_published_rows_are_marked_comparable_only_when_everything_matches(tmp_p
     elsewhere = {row["trial"]: row["comparable"] for row in rows if row["condition"] == "elsewhere"}
     assert elsewhere["CE"] == (
         "not comparable: imbalance factor 100 (this study 10); "
-        "subset seeded, seed 0, n_max 1000 (published: ldam, n_max 5000); 200 epochs (this study 20)"
+        "subset ldam, n_max 5000 (this study seeded, seed 0, n_max 1000); 200 epochs (this study 20)"
     )
     assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference"]) == 0
     out = capsys.readouterr().out
-    assert "not comparable: imbalance factor 100 (this study 10); subset seeded" in out
+    assert "not comparable: imbalance factor 100 (this study 10); subset ldam" in out
 
 
 def _comparable(tmp_path, capsys, *extra: str) -> dict[str, dict[str, str]]:
@@ -101,7 +101,7 @@ def test_a_study_on_the_step_profile_is_not_compared_with_the_long_tailed_rows(t
     _store(tmp_path, conditions=("published", "step", "before", "before seeded"))
     found = _comparable(tmp_path, capsys)
     assert found["published"]["CE"] == "yes"
-    assert found["step"]["CE"] == ("not comparable: step profile (published: exp profile)")
+    assert found["step"]["CE"] == "not comparable: exp profile (this study step profile)"
     assert found["before"]["CE"] == "not comparable: this study's imbalance profile is not recorded"
     own = tmp_path / "mine.csv"
     own.write_text(
@@ -127,11 +127,11 @@ def test_a_users_rows_name_the_subset_they_trained_on(tmp_path, capsys):
     found = _comparable(tmp_path, capsys, str(own))
     assert found["elsewhere"]["Mine"] == "yes"
     assert found["elsewhere"]["Mine other seed"] == (
-        "not comparable: subset seeded, seed 0 (published: seeded, seed 1)"
+        "not comparable: subset seeded, seed 1 (this study seeded, seed 0)"
     )
     assert found["published"]["Mine as published"] == "yes"  # blank: the benchmark's published subset
     assert found["published"]["Mine"].startswith("not comparable: imbalance factor 10 (this study 100); ")
-    assert "subset ldam, n_max 5000 (published: seeded, seed 0, n_max 1000)" in found["published"]["Mine"]
+    assert "subset seeded, seed 0, n_max 1000 (this study ldam, n_max 5000)" in found["published"]["Mine"]
 
 
 @pytest.mark.parametrize(
