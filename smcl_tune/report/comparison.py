@@ -150,26 +150,63 @@ def _present(best: pd.Series | None, column: str) -> float | None:
     return None if is_missing(value) or empty_group(group_size) else float(value)
 
 
+# What a best trial recorded of the data it trained on, and of where its shot groups are drawn.
+DATA_COLUMNS = ("source", "imbalance_factor", "subset_protocol", "n_max", "profile", "subset_seed")
+THRESHOLD_COLUMNS = ("many_above", "few_below")
+
+
+def _recorded(best: pd.Series, columns: tuple[str, ...]) -> tuple | None:
+    values = tuple(best.get(column) for column in columns)
+    return None if any(is_missing(value) or value == "" for value in values) else values
+
+
+def _only_thresholds_differ(bests: list[tuple[Leaderboard, pd.Series]]) -> bool:
+    """Whether the best trials trained on the same recorded data (as many classes) and their shot
+    groups differ only because they are drawn at other thresholds (`data.many_above`, `few_below`)."""
+    data = {_recorded(best, DATA_COLUMNS) for _, best in bests}
+    thresholds = {_recorded(best, THRESHOLD_COLUMNS) for _, best in bests}
+    classes = {sum(int(best[column]) for column in GROUP_COLUMNS) for _, best in bests}
+    return len(data) == 1 and None not in data and None not in thresholds and len(thresholds) > 1 and len(classes) == 1
+
+
+def _thresholds_said(best: pd.Series) -> str:
+    return f"many above {best['many_above']:g}, few below {best['few_below']:g}"
+
+
 def different_data_note(groups: list[Compared]) -> str | None:
     """A note where the best trials compared with each other have different shot groups: the studies
     measure different data (another benchmark, imbalance factor or split), and their differences
-    compare benchmarks, not methods."""
-    differing = []
+    compare benchmarks, not methods; or, on the same data, shot groups drawn at other thresholds,
+    whose many, medium and few columns do not compare."""
+    differing, thresholds = [], []
     for group in groups:
-        sizes = {
-            board.study: "/".join(str(int(best[column])) for column in GROUP_COLUMNS)
+        bests = [
+            (board, best)
             for board, best in group.bests
             if best is not None and not any(is_missing(best.get(column)) for column in GROUP_COLUMNS)
-        }
-        if len(set(sizes.values())) > 1:
-            shown = ", ".join(f"{study} {found}" for study, found in sizes.items())
-            differing.append(f"imbalance factor {group.factor}: {shown}" if group.factor else shown)
-    if not differing:
-        return None
-    return (
-        f"note: the best trials' shot groups differ ({'; '.join(differing)} many/medium/few classes): the studies "
-        "train on different data, so a difference compares their benchmarks as much as their methods"
-    )
+        ]
+        sizes = {board.study: "/".join(str(int(best[column])) for column in GROUP_COLUMNS) for board, best in bests}
+        if len(set(sizes.values())) < 2:
+            continue
+        at = f"imbalance factor {group.factor}: " if group.factor else ""
+        if _only_thresholds_differ(bests):
+            shown = "; ".join(f"{board.study} {_thresholds_said(best)}" for board, best in bests)
+            thresholds.append(f"{at}{shown}")
+        else:
+            differing.append(at + ", ".join(f"{study} {found}" for study, found in sizes.items()))
+    notes = []
+    if differing:
+        notes.append(
+            f"note: the best trials' shot groups differ ({'; '.join(differing)} many/medium/few classes): the "
+            "studies train on different data, so a difference compares their benchmarks as much as their methods"
+        )
+    if thresholds:
+        notes.append(
+            f"note: the best trials' shot groups are drawn at other thresholds ({' | '.join(thresholds)}): on the "
+            "same data, their many, medium and few columns count other classes and do not compare; top-1 and "
+            "balanced accuracy do"
+        )
+    return "\n".join(notes) or None
 
 
 def format_comparison(boards: list[Leaderboard], fmt: str) -> str:

@@ -248,6 +248,44 @@ def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_s
     )
 
 
+@pytest.mark.parametrize("n_max", ["default", "40"])
+def test_studies_whose_shot_groups_differ_only_by_their_thresholds_say_so(tmp_path, capsys, logged_trial, n_max):
+    """Two studies of one data set, their shot groups drawn at other `many_above`: their top-1 and
+    balanced accuracy compare, their many / medium / few columns do not; another subset is other data."""
+    storage = tmp_path / "thresholds"
+    uri = store_uri(storage)
+    subset = {"smcl.subset_protocol": "ldam", "smcl.profile": "exp", "smcl.subset_seed": "0"}
+    for study, many_above, groups, subset_n_max in (
+        ("g30", "30", (3, 2, 0), "default"),
+        ("g100", "100", (1, 4, 0), n_max),
+    ):
+        tracker = StudyTracker(uri, study, study, "def", storage / "mlartifacts")
+        tracker.log_study(
+            None, None, {}, {"smcl.objective_metric": "val_balanced_accuracy", "smcl.objective_mode": "max"}
+        )
+        final = {
+            "selected_val_balanced_accuracy": 0.6,
+            "test_top1": 0.7,
+            "test_many": 0.9,
+            "test_medium": 0.6,
+            **dict(zip(("many_classes", "medium_classes", "few_classes"), groups)),
+        }
+        tags = subset | {"smcl.many_above": many_above, "smcl.n_max": subset_n_max}
+        logged_trial(
+            tracker, "baseline-ce", "baseline", "completed", "imbalance_factor=10", {}, [0.6], final, tags=tags
+        )
+    assert main(["leaderboard", "g30", "g100", "--storage", str(storage)]) == 0
+    note = capsys.readouterr().out.rstrip().splitlines()[-1]
+    if n_max == "default":
+        assert note == (
+            "note: the best trials' shot groups are drawn at other thresholds (g30 many above 30, few below 10; "
+            "g100 many above 100, few below 10): on the same data, their many, medium and few columns count other "
+            "classes and do not compare; top-1 and balanced accuracy do"
+        )
+    else:
+        assert note.startswith("note: the best trials' shot groups differ (g30 3/2/0, g100 1/4/0 many/medium/few")
+
+
 def test_side_by_side_is_per_factor_only_where_completed_trials_share_one(tmp_path, capsys, logged_trial):
     storage = tmp_path / "three"
     uri = store_uri(storage)
