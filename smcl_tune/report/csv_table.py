@@ -10,7 +10,8 @@ from smcl_tune.report.reference import backbone_of, published_for
 
 def csv_frame(board: Leaderboard) -> pd.DataFrame:
     """One row per trial. A trial that is a seed of a configuration also carries the
-    configuration's statistics (`config_*`) and its paired difference to the baseline (`diff_*`)."""
+    configuration's statistics (`config_*`, over `config_seeds`) and its paired difference to the
+    baseline (`diff_*`, to `diff_baseline` over `diff_paired_seeds`, the seeds both ran)."""
     columns = [
         "rank",
         "condition",
@@ -39,13 +40,13 @@ def csv_frame(board: Leaderboard) -> pd.DataFrame:
     keys = ["condition", "kind", "configuration"]
     summary = board.configurations()
     if not summary.empty:
-        statistics = summary.drop(columns=["seeds"]).rename(
+        statistics = summary.rename(
             columns={c: f"config_{c}" for c in summary.columns if c not in keys}
         )
         frame = frame.merge(statistics, on=keys, how="left")
     differences = board.differences()
     if not differences.empty:
-        paired = differences.drop(columns=["baseline", "paired_seeds"]).rename(
+        paired = differences.rename(
             columns={c: f"diff_{c}" for c in differences.columns if c not in keys}
         )
         frame = frame.merge(paired, on=keys, how="left")

@@ -79,8 +79,14 @@ def test_the_text_table_shows_the_statistics_and_the_csv_carries_them_per_seed(b
     assert float(seed_one["config_test_few_mean"]) == pytest.approx(0.24)
     assert float(seed_one["diff_test_few_diff"]) == pytest.approx(0.12)
     assert seed_one["diff_test_few_excludes_0"] == "True"
+    assert (seed_one["config_seeds"], seed_one["diff_baseline"], seed_one["diff_paired_seeds"]) == (
+        "0,1,2",
+        "ce",
+        "0,1,2",
+    )
     confirmed = next(row for row in rows if row["trial"].startswith("confirm-") and row["diff_test_few_diff"])
     assert confirmed["diff_test_few_excludes_0"] == ""  # two seeds: no interval, so neither True nor False
+    assert (confirmed["diff_baseline"], confirmed["diff_paired_seeds"]) == ("ce", "1,2")  # what the pairing used
 
 
 def test_latex_is_a_booktabs_table_with_the_best_mean_of_each_column_in_bold_where_it_beats_another(board):
