@@ -81,6 +81,11 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.text_table import format_text
 
     output = checked_output(arguments.output)
+    if arguments.baseline is not None and len(arguments.studies) > 1:
+        raise ConfigError(
+            "--baseline: studies side by side are compared best trial against best trial, without paired "
+            "differences; run `smcl-tune leaderboard STUDY --baseline NAME` for each"
+        )
     reference = own = None
     if arguments.reference is not None:
         if len(arguments.studies) > 1:

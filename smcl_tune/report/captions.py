@@ -47,12 +47,14 @@ def epoch_rule_of(objectives: pd.Series) -> str:
 
 def title_line(board: Leaderboard) -> str:
     if pd.to_numeric(board.trials["objective"], errors="coerce").notna().any():
+        within = " within each condition" if board.grouped else ""
         order = (
-            f"ranked by {board.metric} ({board.mode}) within each condition, completed trials before those stopped "
+            f"ranked by {board.metric} ({board.mode}){within}, completed trials before those stopped "
             "early (whose value is an early epoch's)"
         )
     else:  # nothing to rank by: the test set is never one
-        order = "unranked (no validation split; this tool never ranks on test), by condition, state and name"
+        by = "condition, state and name" if board.grouped else "state and name"
+        order = f"unranked (no validation split; this tool never ranks on test), by {by}"
     return (
         f"study {board.study}: {len(board.trials)} trials, {order}; "
         f"accuracies in %, test metrics of {epoch_rule(board)} ('last': of the "

@@ -65,7 +65,9 @@ def load_own_reference(extra: Path) -> pd.DataFrame:
     named as the study file names it (`resnet32` is ResNet-32)."""
     try:
         own = pd.read_csv(extra)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"{extra}: empty; published results need a header line: {', '.join(COLUMNS)}") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ConfigError(f"{extra}: not a readable CSV of published results ({error})") from None
     missing = [column for column in COLUMNS if column not in own.columns]
     if missing:
@@ -100,7 +102,8 @@ def rows_of_other_benchmarks(own: pd.DataFrame, trials: pd.DataFrame, class_name
         return None
     counts = ", ".join(f"{count} of {name}" for name, count in others["benchmark"].value_counts(sort=False).items())
     study = ", ".join(sorted(studied)) if studied else "no published benchmark"
-    return f"{len(others)} of its {len(own)} rows are not shown ({counts}); this study's data is {study}"
+    which = "its row is" if len(own) == 1 else f"{len(others)} of its {len(own)} rows are"
+    return f"{which} not shown ({counts}); this study's data is {study}"
 
 
 PERCENTS = ("top1", "many", "medium", "few")

@@ -35,6 +35,7 @@ def test_table_gives_the_numbers_ranks_and_conditions(store):
     text = format_text(load_leaderboard(store[1], "lt"))
     lines = text.splitlines()
     assert "never selects on test" in lines[0] and "'last': of the last epoch" in lines[0]
+    assert lines[0].startswith("study lt: 6 trials, ranked by val_balanced_accuracy (max) within each condition,")
     rule = "(many / medium / few) (many: > 30 training images, few: < 10)"
     assert (
         lines[1]

@@ -146,7 +146,11 @@ def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, l
 @pytest.mark.parametrize(
     "text, said",
     [
-        ("", "not a readable CSV of published results (No columns to parse from file)"),
+        (
+            "",
+            "empty; published results need a header line: "
+            "benchmark, imbalance_factor, backbone, method, epochs, top1, many, medium, few, source",
+        ),
         (
             "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
             "CIFAR-10-LT,abc,ResNet-32,CE,200,71.2,,,,lab\n",
@@ -203,6 +207,12 @@ def test_a_users_rows_of_another_benchmark_are_named_and_a_backbone_may_be_named
         f"smcl-tune: --reference {own}: 2 of its 3 rows are not shown (2 of CIFAR-100-LT); "
         "this study's data is CIFAR-10-LT\n"
     )
+    one = tmp_path / "one.csv"
+    one.write_text(own.read_text().splitlines()[0] + "\nCIFAR-100-LT,100,resnet32,Our lab's CE,200,41.2,,,,lab\n")
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(one)]) == 0
+    assert capsys.readouterr().err == (
+        f"smcl-tune: --reference {one}: its row is not shown (1 of CIFAR-100-LT); this study's data is CIFAR-10-LT\n"
+    )
 
 
 def test_a_reference_with_studies_side_by_side_is_refused_before_the_store_is_read(tmp_path, capsys):
@@ -252,3 +262,12 @@ def test_on_a_terminal_the_published_table_fits_its_width_with_its_reasons_as_nu
     notes = [line for line in section.splitlines() if line.startswith("(")]
     assert notes[0].startswith("(1) this study's subset protocol is not recorded")
     assert "left out to fit 100 columns: source" in section
+
+
+def test_a_baseline_with_studies_side_by_side_is_refused_before_the_store_is_read(tmp_path, capsys):
+    # side by side, each study's best trial is compared with the first's: no baseline pairs anything there
+    assert main(["leaderboard", "a", "b", "--storage", str(tmp_path), "--baseline", "ce"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "smcl-tune: --baseline: studies side by side are compared best trial against best trial, without paired "
+        "differences; run `smcl-tune leaderboard STUDY --baseline NAME` for each"
+    )

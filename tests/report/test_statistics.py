@@ -173,6 +173,9 @@ def test_equal_accuracies_computed_two_ways_are_written_alike():
 
 
 def test_the_reports_say_which_epoch_they_give_when_runs_have_no_validation_split(board):
+    assert format_text(board).startswith(  # one condition: no "within each condition"
+        "study seeds: 8 trials, ranked by val_balanced_accuracy (max), completed trials before those stopped early"
+    )
     assert format_latex(board).splitlines()[0].endswith("over seeds; the epoch selected on validation")
     unvalidated = dataclasses.replace(board, trials=board.trials.assign(objective=math.nan))  # val_per_class: 0
     assert format_latex(unvalidated).splitlines()[0].endswith("over seeds; the last epoch (no validation split)")
@@ -189,7 +192,7 @@ def test_the_reports_say_which_epoch_they_give_when_runs_have_no_validation_spli
     assert "none: no validation split to select on" in side_by_side  # no arbitrary "best" without validation
     assert "(test metrics of the last epoch (no validation split), %)" in comparison_html([unvalidated, unvalidated])
     assert format_text(unvalidated).startswith(
-        "study seeds: 8 trials, unranked (no validation split; this tool never ranks on test), by condition"
+        "study seeds: 8 trials, unranked (no validation split; this tool never ranks on test), by state and name;"
     )
     # a study stopped before any trial completed: the rule its trials' epochs so far will report by
     running = unvalidated.trials.assign(state=TrialState.RUNNING, epochs=2)
