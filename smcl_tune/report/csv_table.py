@@ -40,15 +40,11 @@ def csv_frame(board: Leaderboard) -> pd.DataFrame:
     keys = ["condition", "kind", "configuration"]
     summary = board.configurations()
     if not summary.empty:
-        statistics = summary.rename(
-            columns={c: f"config_{c}" for c in summary.columns if c not in keys}
-        )
+        statistics = summary.rename(columns={c: f"config_{c}" for c in summary.columns if c not in keys})
         frame = frame.merge(statistics, on=keys, how="left")
     differences = board.differences()
     if not differences.empty:
-        paired = differences.rename(
-            columns={c: f"diff_{c}" for c in differences.columns if c not in keys}
-        )
+        paired = differences.rename(columns={c: f"diff_{c}" for c in differences.columns if c not in keys})
         frame = frame.merge(paired, on=keys, how="left")
     return frame
 
