@@ -233,6 +233,12 @@ def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_s
     ]
     assert float(table[2]["test_top1"]) == pytest.approx(0.10) and table[3]["test_few"] == ""
 
+    # LaTeX, for a paper: each study's configurations over seeds, not its best trial of one seed
+    assert main(["leaderboard", "ce", "smcl", "--storage", str(storage), "--format", "latex"]) == 0
+    latex = capsys.readouterr().out
+    assert [line.split(":")[0] for line in latex.splitlines() if line.startswith("% ")] == ["% ce", "% smcl"]
+    assert latex.count(r"\begin{tabular}") == 2 and "trial-001" not in latex
+
     # studies of one factor each are compared as they are, with a note where their data differ
     tracker = StudyTracker(uri, "ce10", "ce10", "def", storage / "mlartifacts")
     tracker.log_study(None, None, {}, {"smcl.objective_metric": "val_balanced_accuracy", "smcl.objective_mode": "max"})
