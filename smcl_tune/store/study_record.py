@@ -106,6 +106,21 @@ def check_owned(study: Study, paths: StudyPaths) -> None:
         raise ConfigError(f"--restart: {folder} holds study '{recorded}', not '{study.name}'; not deleting it")
 
 
+def _check_no_others_folder(study: Study, paths: StudyPaths) -> None:
+    """A new study writes into `storage/NAME` and --restart later deletes it: a folder already there
+    with something in it and no record is another's (a user's files), and is not taken over."""
+    folder = paths.record_dir
+    try:
+        taken = folder.is_symlink() or (folder.is_dir() and any(folder.iterdir()))
+    except OSError as error:
+        raise ConfigError(f"storage: cannot look into {folder} ({error.strerror})") from None
+    if taken:
+        raise ConfigError(
+            f"{folder} already holds files and no study record ({STATE_FILE}), so it is not study '{study.name}''s "
+            "state; not writing into it: move it away, or choose another study name or storage"
+        )
+
+
 def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> dict[str, Any] | None:
     """Before anything starts: the storage is a folder; --restart deletes only this study's own
     state; a study another smcl-tune started, a changed study file, or changed run settings, under
@@ -117,6 +132,8 @@ def check_study_record(study: Study, paths: StudyPaths, restart: bool) -> dict[s
         return None
     known = study_record_of(paths)
     if known is None:
+        if paths.database_url is None:
+            _check_no_others_folder(study, paths)
         return None
     check_record_format(study, paths, known.get("format", 1))  # before anything else it says is compared
     if known.get("fingerprint") not in study.fingerprints() and not _pins_what_it_started_with(study, known):

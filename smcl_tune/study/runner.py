@@ -4,11 +4,13 @@ the progress) and the fit. Ray Tune schedules, Optuna samples, ASHA stops, MLflo
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from ray import tune
 
@@ -95,9 +97,9 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
             discarded = discard_study(paths.database_url, study.name)
             log.info("restart: deleted %d Optuna studies of %s in %s", discarded, study.name, paths.record_place)
             if not paths.remote and paths.record_dir.is_dir() and not paths.record_dir.is_symlink():
-                shutil.rmtree(paths.record_dir)  # Ray's experiment of this study, in its storage folder
+                _discard(paths.record_dir)  # Ray's experiment of this study, in its storage folder
         elif paths.record_dir.exists():
-            shutil.rmtree(paths.record_dir)  # check_owned proved it is this study's, inside the storage
+            _discard(paths.record_dir)  # check_owned proved it is this study's, inside the storage
         optuna_file = sqlite_path(paths.optuna_url)
         if optuna_file is not None and optuna_file.exists():  # the study file's own, outside the folder
             delete_optuna_studies(paths.optuna_url, study.name)
@@ -110,6 +112,14 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
             log.info("restart: removed the earlier state of study %s (%d MLflow runs deleted)", study.name, deleted)
     write_study_record(study, paths)
     return resumable
+
+
+def _discard(folder: Path) -> None:
+    """Delete a study's folder, first moved aside whole: a kill in the middle of the deletion leaves
+    a hidden folder, not the study's without its record (which no later run would take for its own)."""
+    aside = folder.with_name(f".{folder.name}.discarded-{os.getpid()}")
+    folder.rename(aside)
+    shutil.rmtree(aside)
 
 
 def run_study(

@@ -97,6 +97,13 @@ def test_restart_deletes_no_folder_that_its_record_does_not_prove_to_be_the_stud
     study = tiny_study(tmp_path, name="thesis", storage=str(papers))
     error = refused_by_main(["run", str(study), "--restart"], capsys)
     assert "holds no study record (smcl-study.json), so it is not study 'thesis''s state; not deleting it" in error
+    # nor is it taken over by a plain run (whose record a later --restart would take for proof)
+    error = refused_by_main(["run", str(study)], capsys)
+    assert error == (
+        f"smcl-tune: {papers / 'thesis'} already holds files and no study record (smcl-study.json), so it is not "
+        "study 'thesis''s state; not writing into it: move it away, or choose another study name or storage"
+    )
+    assert sorted(path.name for path in papers.rglob("*")) == ["chapter1.tex", "thesis"]
     assert (papers / "thesis" / "chapter1.tex").read_text() == "years of work"
 
 
