@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from smcl_tune.errors import StudyBusy
+from smcl_tune.errors import ConfigError, StudyBusy
 from smcl_tune.studyfile.schema import NAME_PATTERN
 
 
@@ -30,10 +30,16 @@ class StudyLock:
     def acquire(self) -> None:
         if not self.path.parent.exists():
             self._made.append(self.path.parent)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # the storage's first write: a folder the file system will not make is the study file's storage
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"storage: {self.path.parent} cannot be made ({error.strerror})") from None
         while True:
             made_file = not self.path.exists()
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise ConfigError(f"storage: cannot write in {self.path.parent} ({error.strerror})") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -158,6 +158,12 @@ def test_a_storage_path_under_a_file_is_refused(tmp_path, tiny_study, capsys, re
     assert (tmp_path / "notes.txt").read_text() == "not a folder"
 
 
+def test_a_storage_folder_the_file_system_will_not_make_is_refused(tmp_path, tiny_study, capsys, refused_by_main):
+    """/proc takes no new folder (the same path as a folder this user may not write in)."""
+    error = refused_by_main(["run", str(tiny_study(tmp_path, storage="/proc/smcl-runs"))], capsys)
+    assert error == "smcl-tune: storage: /proc/smcl-runs cannot be made (No such file or directory)"
+
+
 @pytest.mark.parametrize("command", ["run", "validate"])
 def test_a_storage_path_that_cannot_be_looked_into_is_refused(tmp_path, tiny_study, capsys, refused_by_main, command):
     """A folder this user may not read (as root: a link to itself, which no one can follow)."""
