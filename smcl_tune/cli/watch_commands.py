@@ -19,10 +19,15 @@ MAX_REFRESH_S = 86_400  # a day; far longer ones (1e300) overflowed the refreshe
 
 
 def _study_line(status) -> str:
+    from smcl_tune.store.progress import INTERRUPTED
+
     progress = status.progress
     planned = "?" if progress.planned_trials is None else progress.planned_trials
     line = f"study {status.name}: {status.state}, {progress.ended()} of {planned} trials ended"
-    line += f", elapsed {format_duration(status.elapsed_seconds())}"
+    if status.state == INTERRUPTED:  # its driver was lost at a time nothing recorded: no end to count to
+        line += f", started {format_duration(status.elapsed_seconds())} ago"
+    else:
+        line += f", elapsed {format_duration(status.elapsed_seconds())}"
     this_run = status.this_run_seconds()
     if this_run is not None:
         line += f" since it started ({format_duration(this_run)} in this run)"

@@ -136,7 +136,8 @@ def test_status_finds_the_lock_run_takes_and_gives_the_exact_eta(tmp_path, capsy
     assert first.endswith(", ETA 1m40s")
     # The driver gone, its lock file left behind and held by nobody: the same path tells.
     assert main(["status", "demo", "--storage", str(storage)]) == 0
-    assert capsys.readouterr().out.startswith("study demo: interrupted, 2 of 5 trials ended")
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("study demo: interrupted, 2 of 5 trials ended, started ") and first.endswith(" ago")
 
 
 def test_long_trial_names_keep_the_table_in_columns(tmp_path, capsys):
