@@ -7,6 +7,7 @@ Published figures are usually the best epoch on the test set; this tool never se
 
 from __future__ import annotations
 
+import csv
 import difflib
 import io
 import math
@@ -64,11 +65,15 @@ def load_own_reference(extra: Path) -> pd.DataFrame:
     """A user's published results: the shipped table's columns, each row checked; a backbone may be
     named as the study file names it (`resnet32` is ResNet-32)."""
     try:
-        own = pd.read_csv(extra)
+        text = extra.read_text()
+        _check_fields(extra, text)
+        own = pd.read_csv(io.StringIO(text))
     except pd.errors.EmptyDataError:
         raise ConfigError(f"{extra}: empty; published results need a header line: {', '.join(COLUMNS)}") from None
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError, csv.Error) as error:
         raise ConfigError(f"{extra}: not a readable CSV of published results ({error})") from None
+    if own.empty:
+        raise ConfigError(f"{extra}: a header and no rows; add a row of published results under it")
     missing = [column for column in COLUMNS if column not in own.columns]
     if missing:
         raise ConfigError(
@@ -110,6 +115,25 @@ PERCENTS = ("top1", "many", "medium", "few")
 NUMBERS = {"imbalance_factor": (1, math.inf), "epochs": (1, math.inf), **dict.fromkeys(PERCENTS, (0, 100))}
 
 
+def _check_fields(extra: Path, text: str) -> None:
+    """Each column named once, and no row longer than the header: pandas would take a name twice as
+    `top1.1`, and a row one field too long (every row, or the first) as an index, each column then
+    read as the one before it."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return
+    header = [name.strip() for name in rows[0]]
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise ConfigError(f"{extra}: line 1 names the column {twice[0]} twice; name each column once")
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) > len(header):
+            raise ConfigError(
+                f"{extra}: line {line} has {len(row)} fields, the header names {len(header)} columns; "
+                "quote a field that holds a comma"
+            )
+
+
 def _check_numbers(extra: Path, own: pd.DataFrame) -> None:
     """Each figure a number in its range, or blank (not published; a blank factor: the data as
     published); accuracies in percent, as papers give them."""
@@ -124,6 +148,8 @@ def _check_numbers(extra: Path, own: pd.DataFrame) -> None:
                 raise ConfigError(
                     f"{extra}: line {row}, {column}: {shown} is not a number from {low:g} to {high:g}{unit}, nor blank"
                 )
+            if column == "epochs" and not float(number).is_integer():
+                raise ConfigError(f"{extra}: line {row}, epochs: {number:g} is not a whole number of epochs")
 
 
 def _same_factor(published, factor: float) -> bool:

@@ -143,6 +143,9 @@ def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, l
     )
 
 
+HEADER_ONLY = "a header and no rows; add a row of published results under it"
+
+
 @pytest.mark.parametrize(
     "text, said",
     [
@@ -173,8 +176,34 @@ def test_a_users_own_published_results_join_the_shipped_ones(tmp_path, capsys, l
             "line 2, benchmark: 'cifar-100-lt' is not one a study can be matched to (CIFAR-10-LT, CIFAR-100-LT, "
             "ImageNet-LT); did you mean CIFAR-100-LT?",
         ),
+        ("benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n", HEADER_ONLY),
+        (
+            "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source,top1\n"
+            "CIFAR-10-LT,100,ResNet-32,CE,200,71.2,,,,lab,70\n",
+            "line 1 names the column top1 twice; name each column once",
+        ),
+        (
+            "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
+            "CIFAR-10-LT,100,ResNet-32,CE,200,50,,,,me,extra\n",
+            "line 2 has 11 fields, the header names 10 columns; quote a field that holds a comma",
+        ),
+        (
+            "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source\n"
+            "CIFAR-10-LT,100,ResNet-32,CE,200.5,71.2,,,,lab\n",
+            "line 2, epochs: 200.5 is not a whole number of epochs",
+        ),
     ],
-    ids=["empty", "a factor that is not a number", "a top-1 past 100 percent", "a benchmark no study is", "lower case"],
+    ids=[
+        "empty",
+        "a factor that is not a number",
+        "a top-1 past 100 percent",
+        "a benchmark no study is",
+        "lower case",
+        "a header and no rows",
+        "a column twice",
+        "a field too many",
+        "a fraction of an epoch",
+    ],
 )
 def test_a_reference_file_that_is_empty_or_holds_a_figure_that_is_not_one_is_refused_in_one_line(
     tmp_path, capsys, logged_trial, text, said
