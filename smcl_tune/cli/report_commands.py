@@ -81,6 +81,9 @@ def command_leaderboard(arguments: argparse.Namespace) -> int:
     from smcl_tune.report.text_table import format_text
 
     output = checked_output(arguments.output)
+    twice = next((name for index, name in enumerate(arguments.studies) if name in arguments.studies[:index]), None)
+    if twice is not None:
+        raise ConfigError(f"leaderboard: study '{twice}' is named twice; name each study once")
     if arguments.baseline is not None and len(arguments.studies) > 1:
         raise ConfigError(
             "--baseline: studies side by side are compared best trial against best trial, without paired "

@@ -366,3 +366,9 @@ def test_a_trial_left_running_by_a_study_that_stopped_is_interrupted(tmp_path, s
     board = load_leaderboard(default_tracking_uri(tmp_path), "cut")
     assert board.trials["state"].tolist() == [shown]
     assert f"trial-000  {shown}" in format_text(board, width=None)
+
+
+def test_a_study_named_twice_side_by_side_is_refused(tmp_path, capsys):
+    # a study beside itself would show a difference of +0.0 to itself
+    assert main(["leaderboard", "a", "b", "a", "--storage", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "smcl-tune: leaderboard: study 'a' is named twice; name each study once"
