@@ -34,9 +34,20 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
     from smcl_tune.store.health_check import check_tracking_answers
 
     if arguments.tracking_uri:
+        check_usable_scheme(arguments.tracking_uri)
         check_tracking_answers(arguments.tracking_uri, "--tracking-uri", "or check the URI")
         return existing_store_uri(arguments.tracking_uri)
     return storage_store_uri(Path(arguments.storage).resolve())
+
+
+def check_usable_scheme(uri: str) -> None:
+    """A --tracking-uri with a scheme names a store smcl-tune can use (a bare path is
+    existing_store_uri's to check)."""
+    from smcl_tune.studyfile.study import redact_uri
+    from smcl_tune.studyfile.tracking_uri import TRACKING_URI_FORMS, usable_tracking_uri
+
+    if "://" in uri and not usable_tracking_uri(uri):
+        raise ConfigError(f"--tracking-uri: {redact_uri(uri)}: {TRACKING_URI_FORMS}")
 
 
 def existing_store_uri(uri: str) -> str:

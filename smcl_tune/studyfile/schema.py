@@ -16,6 +16,7 @@ from smcl_tune.config import StrictModel
 from smcl_tune.errors import CREDENTIALS_IN_URI
 from smcl_tune.layout import DEFAULT_STORAGE, STORE_ENTRIES
 from smcl_tune.studyfile.search_space import SearchDistribution
+from smcl_tune.studyfile.tracking_uri import TRACKING_URI_FORMS, usable_tracking_uri
 from smcl_tune.studyfile.uri_credentials import credentials_advice
 
 # Metrics a trial reports on the validation split; tuning may only use these (never test_*).
@@ -71,9 +72,11 @@ class TrackingConfig(StrictModel):
 
     @field_validator("uri")
     @classmethod
-    def _no_credentials(cls, uri: str | None) -> str | None:
+    def _a_usable_uri_without_credentials(cls, uri: str | None) -> str | None:
         if uri is not None:
             _refuse_credentials(uri)
+            if not usable_tracking_uri(uri):
+                raise ValueError(TRACKING_URI_FORMS)
         return uri
 
 

@@ -1,0 +1,26 @@
+"""Bad arguments and study-file values are refused in one line naming the option or field, exit 2,
+before anything starts or is served."""
+
+import pytest
+
+from smcl_tune.cli import main
+
+FORMS = "the tracking URIs smcl-tune uses start with sqlite:///, postgresql://, mysql://, http:// or https://"
+
+
+@pytest.mark.parametrize("uri", ["nope://x", "file:///tmp/x"])
+def test_a_study_files_tracking_uri_of_a_scheme_smcl_tune_cannot_use_is_refused_by_validate(
+    tmp_path, tiny_study, capsys, uri
+):
+    study = tiny_study(tmp_path, tracking={"uri": uri})
+    assert main(["validate", str(study)]) == 2
+    assert capsys.readouterr().err == f"smcl-tune: {study}: tracking.uri: {FORMS}, got '{uri}'\n"
+
+
+@pytest.mark.parametrize("command", [["status"], ["leaderboard", "tiny"], ["ui"]], ids=["status", "leaderboard", "ui"])
+@pytest.mark.parametrize("uri", ["nope://x", "file:///tmp/x"])
+def test_a_tracking_uri_option_of_a_scheme_smcl_tune_cannot_use_is_refused_before_serving(capsys, command, uri):
+    assert main([*command, "--tracking-uri", uri]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"smcl-tune: --tracking-uri: {uri}: {FORMS}\n"
+    assert captured.out == ""  # `ui` says nothing of serving
