@@ -108,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# options whose empty value (an unset variable: `--address "$HEAD"`) would silently mean their default
+NON_EMPTY_OPTIONS = ("address", "storage", "tracking_uri", "optuna_storage")
+
+
+def check_no_empty_option(arguments: argparse.Namespace) -> None:
+    """ConfigError naming the first option given an empty (or blank) value."""
+    for name in NON_EMPTY_OPTIONS:
+        value = getattr(arguments, name, None)
+        if value is not None and not value.strip():
+            raise ConfigError(
+                f"--{name.replace('_', '-')}: empty; give a value, or leave the option out for its default"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
     # nor MLflow's "View run at URL" lines, which show a server's URL as given (with its user part)
@@ -117,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)  # argparse exits with 2 on bad arguments
     try:
+        check_no_empty_option(arguments)
         with sigterm_as_interrupt():
             return arguments.handler(arguments)
     except (ConfigError, DataSourceError) as error:

@@ -70,6 +70,13 @@ class TrackingConfig(StrictModel):
         600.0, gt=0, description="seconds to wait for a tracking server that stopped answering before the study stops"
     )
 
+    @field_validator("uri", "experiment")
+    @classmethod
+    def _not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():  # YAML's '' is not its null: no silent default
+            raise ValueError("empty; leave it out (or write null) for the default")
+        return value
+
     @field_validator("uri")
     @classmethod
     def _a_usable_uri_without_credentials(cls, uri: str | None) -> str | None:

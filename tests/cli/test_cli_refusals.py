@@ -24,3 +24,31 @@ def test_a_tracking_uri_option_of_a_scheme_smcl_tune_cannot_use_is_refused_befor
     captured = capsys.readouterr()
     assert captured.err == f"smcl-tune: --tracking-uri: {uri}: {FORMS}\n"
     assert captured.out == ""  # `ui` says nothing of serving
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["run", "q.yaml", "--address"], "--address"),
+        (["status", "--tracking-uri"], "--tracking-uri"),
+        (["status", "--storage"], "--storage"),
+        (["leaderboard", "tiny", "--storage"], "--storage"),
+        (["ui", "--tracking-uri"], "--tracking-uri"),
+        (["dashboard", "tiny", "--optuna-storage"], "--optuna-storage"),
+    ],
+)
+@pytest.mark.parametrize("value", ["", "  "], ids=["empty", "blank"])
+def test_an_empty_option_is_refused_not_taken_for_its_default(capsys, command, option, value):
+    assert main([*command, value]) == 2  # an unset variable: `--address "$HEAD"`
+    captured = capsys.readouterr()
+    assert captured.err == f"smcl-tune: {option}: empty; give a value, or leave the option out for its default\n"
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("field", ["uri", "experiment"])
+def test_an_empty_tracking_field_is_refused_not_taken_for_its_default(tmp_path, tiny_study, capsys, field):
+    study = tiny_study(tmp_path, tracking={field: ""})
+    assert main(["validate", str(study)]) == 2
+    assert capsys.readouterr().err == (
+        f"smcl-tune: {study}: tracking.{field}: empty; leave it out (or write null) for the default, got ''\n"
+    )
