@@ -94,6 +94,8 @@ def _host_and_port(target: str, address: str, field: str) -> tuple[str, int]:
     host, _, port = target.rpartition(":")
     if not host.strip("[]") or not port.isdigit():
         raise ConfigError(f"{field} {address}: not HOST:PORT (a Ray cluster's address, e.g. 10.0.0.5:6379)")
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{field} {address}: port {port}: a port is a number from 1 to 65535")
     return host.strip("[]"), int(port)
 
 

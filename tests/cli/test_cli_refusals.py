@@ -52,3 +52,17 @@ def test_an_empty_tracking_field_is_refused_not_taken_for_its_default(tmp_path, 
     assert capsys.readouterr().err == (
         f"smcl-tune: {study}: tracking.{field}: empty; leave it out (or write null) for the default, got ''\n"
     )
+
+
+@pytest.mark.parametrize("port", ["99999", "0"])
+@pytest.mark.parametrize("given", ["--address", "RAY_ADDRESS"])
+def test_an_address_whose_port_is_out_of_range_is_refused_as_invalid_not_as_a_cluster_that_does_not_answer(
+    tmp_path, tiny_study, capsys, refused_by_main, monkeypatch, given, port
+):
+    study = tiny_study(tmp_path)
+    address = f"127.0.0.1:{port}"
+    if given == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    error = refused_by_main(["run", str(study), *(["--address", address] if given == "--address" else [])], capsys)
+    assert error == f"smcl-tune: {given} {address}: port {port}: a port is a number from 1 to 65535"
+    assert not (tmp_path / "smcl-runs").exists()
