@@ -22,7 +22,19 @@ def checked_output(path: str | None) -> Path | None:
         raise ConfigError(f"--output {path}: its folder {folder} {what}")
     if not os.access(output if output.exists() else folder, os.W_OK):
         raise ConfigError(f"--output {path}: not writable by this user")
+    if not output.exists():
+        _check_creatable(output, path)
     return output
+
+
+def _check_creatable(output: Path, path: str) -> None:
+    """A new file can be made there, made and removed at once: some folders take none whatever
+    their mode says (/proc, a pseudo filesystem), and the work would be done for nothing."""
+    try:
+        output.open("x").close()
+    except OSError as error:
+        raise ConfigError(f"--output {path}: cannot write it ({error.strerror or error})") from None
+    output.unlink()
 
 
 def write_output(output: Path, text: str) -> None:

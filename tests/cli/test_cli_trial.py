@@ -91,6 +91,16 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_trial_trains(tmp
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt", "trial.yaml"]
 
 
+def test_an_output_in_a_folder_that_takes_no_new_file_is_refused_before_the_trial_trains(tmp_path, trial, capsys):
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump(trial))
+    # /proc takes no new file, even from root, to whom its mode says it is writable
+    why = "cannot write it (No such file or directory)" if os.access("/proc", os.W_OK) else "not writable by this user"
+    code, out, error = _in_process(["trial", str(config), "--output", "/proc/out.json"], capsys)
+    assert code == 2 and out == ""  # no epoch trained, no result printed
+    assert error == f"smcl-tune: --output /proc/out.json: {why}\n"
+
+
 def test_data_that_is_not_there_is_refused_naming_the_file_and_field_before_the_trial_trains(
     tmp_path, trial, capsys, monkeypatch
 ):
