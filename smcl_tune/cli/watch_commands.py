@@ -138,6 +138,7 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
     if arguments.optuna_storage:
         return _dashboard_on_database(arguments)
     from smcl_tune.report.dashboard import serve_dashboard
+    from smcl_tune.store.health_check import check_optuna_file
     from smcl_tune.store.paths import optuna_database
 
     if not 0 < arguments.refresh <= MAX_REFRESH_S:  # nan too: a refresh without pause would copy in a loop
@@ -147,6 +148,7 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
     database = optuna_database(Path(arguments.storage).resolve(), arguments.study)
     if not database.is_file():
         raise ConfigError(f"{database}: no Optuna storage for study '{arguments.study}'; check NAME and --storage")
+    check_optuna_file(database, arguments.study, "or run the study again with --restart to start it over")
     check_address_free(arguments.host, arguments.port)
     print(
         f"Optuna dashboard on {server_url(arguments.host, arguments.port)} over a copy of {database}, "

@@ -5,6 +5,7 @@ user can do; nothing is deleted or rewritten."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 from smcl_tune.errors import ConfigError, DamagedStore
 from smcl_tune.store.database import check_database
@@ -40,6 +41,16 @@ def check_tracking(uri: str, where: str = "tracking.uri") -> None:
             )
 
 
+def check_optuna_file(database: Path, study: str, otherwise: str) -> None:
+    """A study's Optuna sqlite file can be read (DamagedStore saying to restore it, `otherwise`)."""
+    problem = sqlite_problem(database)
+    if problem is not None:
+        raise DamagedStore(
+            f"{database}: study '{study}''s Optuna storage is damaged ({problem}); {UNCHANGED}: "
+            f"restore it from a backup, {otherwise}"
+        )
+
+
 def check_study_stores(study: Study, paths: StudyPaths, restart: bool) -> None:
     """The tracking store, and unless --restart discards them, the study's Optuna storage and
     Ray's saved experiment."""
@@ -49,12 +60,7 @@ def check_study_stores(study: Study, paths: StudyPaths, restart: bool) -> None:
     restart_hint = "or run again with --restart to start the study over"
     optuna_db = sqlite_path(paths.optuna_url)
     if optuna_db is not None and optuna_db.exists():
-        problem = sqlite_problem(optuna_db)
-        if problem is not None:
-            raise DamagedStore(
-                f"{optuna_db}: study '{study.name}''s Optuna storage is damaged ({problem}); {UNCHANGED}: "
-                f"restore it from a backup, {restart_hint}"
-            )
+        check_optuna_file(optuna_db, study.name, restart_hint)
     found = ray_state_problem(paths.experiment_dir)  # a folder, or an object store's
     if found is None:
         return

@@ -4,6 +4,7 @@ before anything starts or is served."""
 import pytest
 
 from smcl_tune.cli import main
+from tests.fixtures.ports import free_port
 
 FORMS = "the tracking URIs smcl-tune uses start with sqlite:///, postgresql://, mysql://, http:// or https://"
 
@@ -66,3 +67,17 @@ def test_an_address_whose_port_is_out_of_range_is_refused_as_invalid_not_as_a_cl
     error = refused_by_main(["run", str(study), *(["--address", address] if given == "--address" else [])], capsys)
     assert error == f"smcl-tune: {given} {address}: port {port}: a port is a number from 1 to 65535"
     assert not (tmp_path / "smcl-runs").exists()
+
+
+def test_a_dashboard_over_a_damaged_optuna_file_is_refused_before_it_says_it_serves(tmp_path, capsys):
+    database = tmp_path / "runs" / "lt" / "optuna.db"
+    database.parent.mkdir(parents=True)
+    database.write_bytes(b"not a database, " * 256)
+    assert main(["dashboard", "lt", "--storage", str(tmp_path / "runs"), "--port", str(free_port())]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no "Optuna dashboard on http://..." first
+    assert captured.err == (
+        f"smcl-tune: {database}: study 'lt''s Optuna storage is damaged (file is not a database); nothing was "
+        "changed: restore it from a backup, or run the study again with --restart to start it over\n"
+    )
+    assert database.read_bytes() == b"not a database, " * 256
