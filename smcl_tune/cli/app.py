@@ -122,6 +122,22 @@ def check_no_empty_option(arguments: argparse.Namespace) -> None:
             )
 
 
+# each command's file argument, and what the file is: an empty one ("") would be read as the current folder
+FILE_ARGUMENTS = {
+    "run": ("study", "a study YAML file"),
+    "validate": ("study", "a study YAML file"),
+    "prepare": ("study", "a study YAML file"),
+    "trial": ("config", "a trial config YAML file"),
+}
+
+
+def check_no_empty_file(arguments: argparse.Namespace) -> None:
+    """ConfigError naming the command's file argument when it is empty (or blank)."""
+    name, what = FILE_ARGUMENTS.get(arguments.command, (None, None))
+    if name is not None and not getattr(arguments, name).strip():
+        raise ConfigError(f"{name}: empty; give the path of {what}")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
     # nor MLflow's "View run at URL" lines, which show a server's URL as given (with its user part)
@@ -131,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)  # argparse exits with 2 on bad arguments
     try:
+        check_no_empty_file(arguments)
         check_no_empty_option(arguments)
         with sigterm_as_interrupt():
             return arguments.handler(arguments)

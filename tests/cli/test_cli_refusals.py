@@ -81,3 +81,19 @@ def test_a_dashboard_over_a_damaged_optuna_file_is_refused_before_it_says_it_ser
         "changed: restore it from a backup, or run the study again with --restart to start it over\n"
     )
     assert database.read_bytes() == b"not a database, " * 256
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        ("validate", "study: empty; give the path of a study YAML file"),
+        ("run", "study: empty; give the path of a study YAML file"),
+        ("prepare", "study: empty; give the path of a study YAML file"),
+        ("trial", "config: empty; give the path of a trial config YAML file"),
+    ],
+)
+def test_an_empty_file_argument_is_named_not_read_as_the_current_folder(capsys, command, said):
+    assert main([command, ""]) == 2  # it said `.: cannot read (Is a directory)`
+    captured = capsys.readouterr()
+    assert captured.err == f"smcl-tune: {said}\n"
+    assert captured.out == ""
