@@ -10,6 +10,7 @@ from smcl_tune.cli.data_stage import checked_data
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import format_accuracy
 from smcl_tune.cli.output_file import checked_output, write_output
+from smcl_tune.errors import ConfigError
 from smcl_tune.report.aligned_columns import aligned_columns
 
 
@@ -27,6 +28,15 @@ def _print_trial_result(result) -> None:
     print(aligned_columns(["split", "top-1", "balanced", "many", "medium", "few"], rows, left=("split",)))
 
 
+def _check_device_here(device: str, path: str) -> None:
+    """The trial trains on this machine: a CUDA device it lacks is refused before anything trains."""
+    from smcl_tune.trial.device import missing_cuda_device
+
+    missing = missing_cuda_device(device)
+    if missing:
+        raise ConfigError(f"{path}: training.device: {device}, but {missing}; set training.device: auto or cpu")
+
+
 def command_trial(arguments: argparse.Namespace) -> int:
     from smcl_tune.results import TrialState
     from smcl_tune.studyfile.trial_file import load_trial_config
@@ -35,6 +45,7 @@ def command_trial(arguments: argparse.Namespace) -> int:
     output = checked_output(arguments.output)
     overrides = {} if arguments.epochs is None else {"training.epochs": arguments.epochs}
     config = load_trial_config(arguments.config, overrides)
+    _check_device_here(config.training.device, arguments.config)
     for note in checked_data(config.data, arguments.config):  # its paths, before anything trains
         print(f"smcl-tune: {note}", file=sys.stderr)
     result = run_trial(config)

@@ -2,8 +2,8 @@
 
 Every search bound and its combinations, every baseline and confirmation override, every
 condition gives a valid trial; what a trial measures is never searched; runs paired over seeds
-train on the same data; ASHA's budget is one epoch count. Each refusal is a ConfigError naming
-the field path.
+train on the same data; ASHA's budget is one epoch count; a CUDA device has a GPU share to run
+on. Each refusal is a ConfigError naming the field path.
 """
 
 from __future__ import annotations
@@ -323,6 +323,35 @@ def _check_trial_share(config: StudyConfig) -> None:
             )
 
 
+def _on_cuda(device: Any) -> bool:
+    return isinstance(device, str) and device.split(":")[0] == "cuda"
+
+
+def _check_cuda_has_a_gpu(config: StudyConfig) -> None:
+    """A trial on a CUDA device needs a GPU: with resources.gpus 0 Ray gives its trials none, and
+    each would fail as it starts, whatever GPUs the driver's machine has."""
+    if config.resources.gpus > 0:
+        return
+    why = (
+        "trains on a GPU, and trials get none (resources.gpus: 0); give each trial one "
+        "(resources.gpus: 1, or 0.5 to share one) or set device: cpu"
+    )
+    searched = config.search.get("training.device")
+    for device in searched.edge_values() if searched is not None else []:
+        if _on_cuda(device):
+            raise ConfigError(f"search.training.device: {device} {why}")
+    runs = [(f"{where}.overrides", overrides) for where, _, overrides in _fixed_runs(config)]
+    if config.num_trials:
+        runs.insert(0, ("trial", {}))
+    for condition in study_conditions(config.conditions):
+        for where, overrides in runs:
+            device = _trial_in(config, condition, overrides).training.device
+            if _on_cuda(device):
+                if "training.device" not in overrides:  # the device comes from the condition or the trial
+                    where = "conditions" if "training.device" in condition.overrides else "trial"
+                raise ConfigError(f"{where}.training.device: {device} {why}")
+
+
 def _check_confirm(config: StudyConfig) -> None:
     """The confirmation retrains each selected configuration as it was searched: a searched field
     overridden would train another value under its label, and a run with the search trials' own
@@ -360,3 +389,4 @@ def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
     _check_asha_budget(config, base_trial)
     _check_fused_compile(config)
     _check_trial_share(config)
+    _check_cuda_has_a_gpu(config)

@@ -30,6 +30,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def missing_cuda_device(name: str) -> str | None:
+    """Why `name` (a training.device) is a CUDA device this machine lacks, or None."""
+    if name.split(":")[0] != "cuda":
+        return None
+    if not torch.cuda.is_available():
+        return "this machine has no CUDA device (torch.cuda.is_available() is False)"
+    index, count = int(name.partition(":")[2] or 0), torch.cuda.device_count()
+    if index >= count:
+        return f"this machine has {count} CUDA device{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1})"
+    return None
+
+
 def autocast(device: torch.device):
     # bf16 for convolutions and matrix products; BatchNorm keeps float32 weights and running
     # statistics and accumulates in float32 (cuDNN's mixed-precision batch norm).

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
 
 pytestmark = [pytest.mark.slow]
@@ -72,6 +73,20 @@ def test_a_study_file_given_to_trial_is_named_as_one(tmp_path, trial, capsys):
     assert error.strip() == (
         f"smcl-tune: {study}: a study file (it has a trial: section), not a trial file; run the study with "
         f"`smcl-tune run {study}`, or give `smcl-tune trial` a file of its trial section alone"
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_a_cuda_trial_on_a_machine_without_one_is_refused_before_it_trains(tmp_path, trial, capsys, device):
+    trial["training"]["device"] = device
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump(trial))
+    code, out, error = _in_process(["trial", str(config)], capsys)
+    assert code == 2 and out == ""
+    assert error.strip() == (
+        f"smcl-tune: {config}: training.device: {device}, but this machine has no CUDA device "
+        "(torch.cuda.is_available() is False); set training.device: auto or cpu"
     )
 
 

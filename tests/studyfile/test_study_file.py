@@ -342,6 +342,32 @@ BAD_STUDIES = [
         lambda r: r["resources"].update(gpus=0.00001),
         "resources.gpus: each trial would hold 1e-05 of a GPU",
     ),
+    (  # Ray gives such trials no GPU: each failed as it started, with "Found no NVIDIA driver"
+        "a CUDA trial with no GPU for it",
+        _set("trial.training.device", "cuda"),
+        "trial.training.device: cuda trains on a GPU, and trials get none (resources.gpus: 0); give each trial "
+        "one (resources.gpus: 1, or 0.5 to share one) or set device: cpu",
+    ),
+    (
+        "a CUDA device by index with no GPU for it",
+        _set("trial.training.device", "cuda:0"),
+        "trial.training.device: cuda:0 trains on a GPU, and trials get none (resources.gpus: 0)",
+    ),
+    (
+        "a searched CUDA device with no GPU for it",
+        lambda r: r["search"].update({"training.device": {"choice": ["cpu", "cuda"]}}),
+        "search.training.device: cuda trains on a GPU, and trials get none (resources.gpus: 0)",
+    ),
+    (
+        "a CUDA baseline with no GPU for it",
+        lambda r: r["baselines"][0]["overrides"].update({"training.device": "cuda"}),
+        "baselines[0].overrides.training.device: cuda trains on a GPU, and trials get none (resources.gpus: 0)",
+    ),
+    (
+        "a CUDA condition with no GPU for it",
+        lambda r: r.update(conditions={"training.device": ["cpu", "cuda"]}),
+        "conditions.training.device: cuda trains on a GPU, and trials get none (resources.gpus: 0)",
+    ),
     (
         "an enormous image size",
         lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/x", "image_size": 1000000}),
@@ -401,6 +427,17 @@ def test_run_refuses_a_bad_file_before_anything_starts(tmp_path):
     assert done.returncode == 2
     assert "resources.gpus" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "smcl-runs").exists()
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_a_study_without_gpus_trains_on_the_cpu_or_what_its_trials_find(tmp_path, capsys, device):
+    assert main(["validate", str(_study(tmp_path, _set("trial.training.device", device)))]) == 0
+
+
+def test_a_cuda_study_with_a_gpu_share_is_valid_on_a_machine_without_one(tmp_path, capsys):
+    # the driver of a cluster study need not have a GPU: its trials run where Ray gives them one
+    study = _study(tmp_path, lambda r: (r["trial"]["training"].update(device="cuda"), r["resources"].update(gpus=0.5)))
+    assert main(["validate", str(study)]) == 0
 
 
 def test_baselines_and_confirmation_runs_may_train_on_the_whole_subset():
