@@ -69,6 +69,21 @@ def _leaf_types(annotation: Any) -> list[Any]:
     return [annotation]
 
 
+# `~/runs`, `file:~/runs`, `sqlite:///~/runs/optuna.db`: a local path from the home folder
+_FROM_HOME = re.compile(r"^(?:sqlite(?:\+\w+)?:///|file:(?://)?)?~")
+
+
+def written_out(path: str | None) -> str | None:
+    """`path`, refused where it starts at ~, which nothing expands (a folder named ~ was made in the
+    current one) and which names another folder on each machine the file may go to."""
+    if path is not None and _FROM_HOME.match(path):
+        raise ValueError(
+            f"{path!r} starts with ~, which is not expanded (a folder named ~ would be made in the current one); "
+            "write the path out, as the file may be read on other machines"
+        )
+    return path
+
+
 SEED_RANGE = {"ge": 0, "lt": 2**32}  # numpy's and most libraries' seed range
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+|mps)$"
 
@@ -162,6 +177,8 @@ class DataConfig(StrictModel):
         f"unset: {DEFAULT_LOADER_WORKERS}",
     )
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
+    _root_written_out = field_validator("root")(written_out)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from smcl_tune.config import StrictModel
+from smcl_tune.config import StrictModel, written_out
 from smcl_tune.errors import CREDENTIALS_IN_URI
 from smcl_tune.layout import DEFAULT_STORAGE, STORE_ENTRIES
 from smcl_tune.studyfile.search_space import SearchDistribution
@@ -79,9 +79,10 @@ class TrackingConfig(StrictModel):
 
     @field_validator("uri")
     @classmethod
-    def _a_usable_uri_without_credentials(cls, uri: str | None) -> str | None:
+    def _a_usable_uri_written_out_without_credentials(cls, uri: str | None) -> str | None:
         if uri is not None:
             _refuse_credentials(uri)
+            written_out(uri)
             if not usable_tracking_uri(uri):
                 raise ValueError(TRACKING_URI_FORMS)
         return uri
@@ -109,7 +110,7 @@ class OptunaConfig(StrictModel):
         if scheme not in DATABASE_SCHEMES:
             raise ValueError("not a database URL: postgresql://user@host:port/database (or mysql://, sqlite:///path)")
         _refuse_credentials(storage)
-        return storage
+        return written_out(storage)
 
 
 def _refuse_credentials(uri: str) -> None:
@@ -199,9 +200,9 @@ class StudyConfig(StrictModel):
 
     @field_validator("storage")
     @classmethod
-    def _no_credentials(cls, storage: str) -> str:
+    def _written_out_without_credentials(cls, storage: str) -> str:
         _refuse_credentials(storage)
-        return storage
+        return written_out(storage)
 
     @field_validator("name")
     @classmethod

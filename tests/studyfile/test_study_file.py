@@ -368,6 +368,32 @@ BAD_STUDIES = [
         lambda r: r.update(conditions={"training.device": ["cpu", "cuda"]}),
         "conditions.training.device: cuda trains on a GPU, and trials get none (resources.gpus: 0)",
     ),
+    (  # nothing expands ~: a folder named ~ was made in the current one
+        "a storage from the home folder",
+        _set("storage", "~/smcl-runs-x"),
+        "storage: '~/smcl-runs-x' starts with ~, which is not expanded (a folder named ~ would be made in the current "
+        "one); write the path out, as the file may be read on other machines",
+    ),
+    (
+        "a data root from the home folder",
+        lambda r: r["trial"]["data"].update({"source": "cifar10", "root": "~/data"}),
+        "trial.data.root: '~/data' starts with ~, which is not expanded",
+    ),
+    (
+        "a tracking sqlite file from the home folder",
+        _set("tracking.uri", "sqlite:///~/mlflow.db"),
+        "tracking.uri: 'sqlite:///~/mlflow.db' starts with ~, which is not expanded",
+    ),
+    (
+        "a tracking folder from the home folder",
+        _set("tracking.uri", "file:~/mlruns"),
+        "tracking.uri: 'file:~/mlruns' starts with ~, which is not expanded",
+    ),
+    (
+        "an Optuna sqlite file from the home folder",
+        _set("optuna.storage", "sqlite:///~/optuna.db"),
+        "optuna.storage: 'sqlite:///~/optuna.db' starts with ~, which is not expanded",
+    ),
     (
         "an enormous image size",
         lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/x", "image_size": 1000000}),
@@ -437,6 +463,11 @@ def test_a_study_without_gpus_trains_on_the_cpu_or_what_its_trials_find(tmp_path
 def test_a_cuda_study_with_a_gpu_share_is_valid_on_a_machine_without_one(tmp_path, capsys):
     # the driver of a cluster study need not have a GPU: its trials run where Ray gives them one
     study = _study(tmp_path, lambda r: (r["trial"]["training"].update(device="cuda"), r["resources"].update(gpus=0.5)))
+    assert main(["validate", str(study)]) == 0
+
+
+def test_a_path_with_a_tilde_past_its_start_is_a_path_as_written(tmp_path, capsys):
+    study = _study(tmp_path, _set("storage", str(tmp_path / "runs~1")))
     assert main(["validate", str(study)]) == 0
 
 
