@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict, trial_hint
 from smcl_tune.errors import ConfigError, short_repr
-from smcl_tune.studyfile.conditions import Condition, study_conditions
+from smcl_tune.studyfile.conditions import Condition, plain_param_names, study_conditions, value_label
 from smcl_tune.studyfile.overrides import apply_overrides
 from smcl_tune.studyfile.schema import StudyConfig
 from smcl_tune.studyfile.search_space import SearchDistribution
@@ -129,12 +129,12 @@ def _check_conditions(config: StudyConfig) -> None:
             raise ConfigError(f"conditions.{path}: needs a non-empty list of values, got {short_repr(values)}")
         if len({json.dumps(value, sort_keys=True) for value in values}) != len(values):
             raise ConfigError(f"conditions.{path}: each value once, got {short_repr(values)}")
+    _check_labels_differ(config)
     labels = [condition.label for condition in study_conditions(config.conditions)]
     twice = sorted({label for label in labels if labels.count(label) > 1})
-    if twice:
+    if twice:  # values whose text holds the labels' separators (`,` `=`)
         raise ConfigError(
-            f"conditions: {twice[0]} twice: values equal but written differently (10 and 10.0) are one "
-            "condition; give each value once"
+            f"conditions: {twice[0]} twice: two combinations of values label as one; give values whose labels differ"
         )
     for condition in study_conditions(config.conditions):
         if not re.fullmatch(r"[A-Za-z0-9_.=,:+-]*", condition.label):
@@ -143,6 +143,26 @@ def _check_conditions(config: StudyConfig) -> None:
             _trial_in(config, condition)
         except ConfigError as error:
             raise ConfigError(f"conditions ({condition.label}) give an invalid trial: {error}") from None
+
+
+def _check_labels_differ(config: StudyConfig) -> None:
+    """Each value of a condition has a label of its own: values labelled alike would be one stratum."""
+    names = plain_param_names(dict.fromkeys(config.conditions))
+    for (path, values), name in zip(config.conditions.items(), names):
+        first: dict[str, Any] = {}  # a label -> the value first given it
+        for value in values:
+            label = f"{name}={value_label(value)}"
+            if label in first:
+                raise ConfigError(f"conditions.{path}: {_why_one_label(first[label], value, label)}")
+            first[label] = value
+
+
+def _why_one_label(first: Any, second: Any, label: str) -> str:
+    shown = f"{short_repr(first)} and {short_repr(second)}"
+    if first == second:
+        return f"{shown} are one value written differently, one condition ({label}); give each value once"
+    digits = " (a label keeps 6 significant digits)" if float in (type(first), type(second)) else ""
+    return f"{shown} both label as {label}{digits}; give values whose labels differ"
 
 
 def _check_validation_split(config: StudyConfig) -> None:

@@ -15,7 +15,8 @@ class Condition:
     overrides: dict[str, Any]
 
 
-def _value_label(value: Any) -> str:
+def value_label(value: Any) -> str:
+    """A condition value as its label shows it: a float at 6 significant digits."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -27,7 +28,7 @@ def study_conditions(conditions: dict[str, list[Any]]) -> list[Condition]:
     names = list(plain_param_names(dict.fromkeys(conditions)))
     crossed = []
     for values in itertools.product(*conditions.values()):
-        label = ",".join(f"{name}={_value_label(value)}" for name, value in zip(names, values))
+        label = ",".join(f"{name}={value_label(value)}" for name, value in zip(names, values))
         crossed.append(Condition(label, dict(zip(conditions, values))))
     return crossed
 

@@ -48,7 +48,20 @@ BAD_STUDIES = [
     (
         "condition values equal but written differently",
         lambda r: r.update(conditions={"data.imbalance_factor": [10, 10.0]}),
-        "conditions: imbalance_factor=10 twice: values equal but written differently (10 and 10.0) are one",
+        "conditions.data.imbalance_factor: 10 and 10.0 are one value written differently, one condition "
+        "(imbalance_factor=10); give each value once",
+    ),
+    (  # not equal: their labels round them to one, which the message said were equal values
+        "condition values whose labels round to one",
+        lambda r: r.update(conditions={"data.synthetic.rho": [0.9, 0.9000001]}),
+        "conditions.data.synthetic.rho: 0.9 and 0.9000001 both label as rho=0.9 (a label keeps 6 significant "
+        "digits); give values whose labels differ",
+    ),
+    (
+        "a whole condition value and one just above it",
+        lambda r: r.update(conditions={"data.imbalance_factor": [10, 10.0000000001]}),
+        "conditions.data.imbalance_factor: 10 and 10.0000000001 both label as imbalance_factor=10 (a label keeps 6 "
+        "significant digits); give values whose labels differ",
     ),
     (
         "grace period past the epochs",
