@@ -217,6 +217,32 @@ def _check_search_space(config: StudyConfig) -> None:
                 ) from None
 
 
+def _field_value(trial: TrialConfig, path: str) -> Any:
+    value: Any = trial
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _check_choices_distinct(config: StudyConfig) -> None:
+    """Each choice once as its field reads it (1 and 1.0 of a float field, 0.1 and '0.1'): a value
+    given twice is sampled twice as often."""
+    condition = study_conditions(config.conditions)[0]  # every value gives a valid trial in each
+    for path, distribution in config.search.items():
+        if distribution.kind != "choice":
+            continue
+        read: list[tuple[Any, Any]] = []  # (the value as written, as the field reads it)
+        for value in distribution.values:
+            as_read = _field_value(_trial_in(config, condition, {path: value}), path)
+            for written, earlier in read:
+                if earlier == as_read:
+                    raise ConfigError(
+                        f"search.{path}.choice: each value once, got {short_repr(distribution.values)} "
+                        f"({short_repr(written)} and {short_repr(value)} are one value as the field reads them)"
+                    )
+            read.append((value, as_read))
+
+
 def _fixed_runs(config: StudyConfig) -> list[tuple[str, str, dict[str, Any]]]:
     """Baselines and the confirmation runs: where each is in the file, its name, its overrides."""
     runs = [
@@ -403,6 +429,7 @@ def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
     _check_conditions(config)
     _check_validation_split(config)
     _check_search_space(config)
+    _check_choices_distinct(config)
     _check_fixed_runs(config)
     _check_confirm(config)
     _check_shared_subset(config)

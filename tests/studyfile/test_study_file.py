@@ -83,6 +83,23 @@ BAD_STUDIES = [
         lambda r: r["search"].update({"method.temperature": {"choice": [0.1, 0.1]}}),
         "each value once, got [0.1, 0.1]",
     ),
+    (  # a value given twice is sampled twice as often
+        "a choice written twice as one number",
+        lambda r: r["search"].update({"method.temperature": {"choice": [1, 1.0]}}),
+        "search.method.temperature.choice: each value once, got [1, 1.0] (1 and 1.0 are one value as the field "
+        "reads them)",
+    ),
+    (
+        "a choice written twice as a number and as text",
+        lambda r: r["search"].update({"method.temperature": {"choice": [0.1, "0.1"]}}),
+        "search.method.temperature.choice: each value once, got [0.1, '0.1'] (0.1 and '0.1' are one value as the "
+        "field reads them)",
+    ),
+    (
+        "a whole-number choice written twice",
+        lambda r: r["search"].update({"training.batch_size": {"choice": [32, 64, 32.0]}}),
+        "search.training.batch_size.choice: each value once, got [32, 64, 32.0] (32 and 32.0 are one value as",
+    ),
     (
         "unknown search path",
         lambda r: r["search"].update({"method.temprature": {"uniform": [0.1, 0.2]}}),
