@@ -129,8 +129,19 @@ def format_validation_error(
         ):
             message = f"{message}, got {short_repr(problem['input'])}"
         path = ".".join(location)
-        lines.append(f"{path}: {message}" if path else message)
-    return "\n".join(lines)
+        lines.append((path, problem["type"], message))
+    return "\n".join(f"{path}: {message}" if path else message for path, _, message in _without_meant_fields(lines))
+
+
+def _without_meant_fields(lines: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The problems, less a required field's absence where an unknown field's hint names it
+    (`Name: quickstart` is one mistake: `Name: unknown field; did you mean name?`)."""
+    hints = [message for _, kind, message in lines if kind == "extra_forbidden"]
+
+    def meant(path: str) -> bool:
+        return any(re.search(rf"did you mean (.* or )?{re.escape(path)}( or .*)?\?$", hint) for hint in hints)
+
+    return [(path, kind, message) for path, kind, message in lines if not (kind == "missing" and meant(path))]
 
 
 def _shows(message: str, problem: dict) -> bool:

@@ -112,8 +112,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
-    if raw is None:
-        raw = {}
+    if raw is None:  # nothing, comments only, or an empty document (`---`)
+        raise ConfigError(f"{path}: the file is empty (it holds no YAML values)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return raw

@@ -76,6 +76,14 @@ def test_a_study_file_given_to_trial_is_named_as_one(tmp_path, trial, capsys):
     )
 
 
+def test_an_empty_trial_file_is_refused_before_a_default_trial_trains(tmp_path, capsys):
+    empty = tmp_path / "trial.yaml"
+    empty.write_text("")
+    code, out, error = _in_process(["trial", str(empty)], capsys)
+    assert code == 2 and out == ""
+    assert error.strip() == f"smcl-tune: {empty}: the file is empty (it holds no YAML values)"
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_a_cuda_trial_on_a_machine_without_one_is_refused_before_it_trains(tmp_path, trial, capsys, device):

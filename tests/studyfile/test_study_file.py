@@ -461,6 +461,22 @@ def test_a_study_file_that_is_not_utf8_text_is_named(tmp_path, capsys):
     assert error == f"smcl-tune: {binary}: not a UTF-8 text file"
 
 
+@pytest.mark.parametrize("text", ["", "# a study, to be written\n", "---\n...\n"], ids=["0 bytes", "comments", "---"])
+def test_an_empty_study_file_is_said_to_be_empty(tmp_path, capsys, text):
+    # it said `name: Field required`
+    empty = tmp_path / "study.yaml"
+    empty.write_text(text)
+    assert main(["validate", str(empty)]) == 2
+    assert capsys.readouterr().err.strip() == f"smcl-tune: {empty}: the file is empty (it holds no YAML values)"
+
+
+def test_a_misspelt_required_field_is_named_with_its_hint_not_as_missing(tmp_path, capsys):
+    # `Name:` said `name: Field required` first, and on a line of its own
+    path = _study(tmp_path, lambda r: r.update(Name=r.pop("name")))
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == f"smcl-tune: {path}: Name: unknown field; did you mean name?"
+
+
 def test_invalid_yaml_and_missing_file(tmp_path, capsys):
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: x\nsearch: {a: [1, 2\n")
