@@ -119,6 +119,8 @@ def check_cifar(name: str, root: Path, download: bool) -> str | None:
     when they are missing and nothing will.
     """
     archive = CIFAR_ARCHIVES[name]
+    if root.exists() and not root.is_dir():
+        raise DataSourceError(f"{root}: a file, not a folder; expected the folder that holds {archive.folder}")
     missing = archive.missing(root.resolve())
     folder = root.resolve() / archive.folder
     if not missing:

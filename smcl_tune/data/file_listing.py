@@ -119,8 +119,7 @@ def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
     training and test images must be of one size (their headers are read)."""
     if not root.is_dir():
         raise DataSourceError(
-            f"{root}: image folder not found{_taken_from(root)}; expected train/ and test/ class folders or "
-            "train.zip and test.zip"
+            f"{root}: {_no_folder(root, 'image')}; expected train/ and test/ class folders or train.zip and test.zip"
         )
     train, train_classes = _image_folder_split(root, "train")
     test, test_classes = _image_folder_split(root, "test")
@@ -138,6 +137,11 @@ def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
                 f"{train.header_size}; set data.image_size"
             )
     return Listing(train=train, test=test, val=None, class_names=train_classes)
+
+
+def _no_folder(root: Path, kind: str) -> str:
+    """`image folder not found`, or, where the root is a file, that it is one."""
+    return "a file, not a folder" if root.exists() else f"{kind} folder not found{_taken_from(root)}"
 
 
 def _taken_from(root: Path) -> str:
@@ -185,9 +189,7 @@ def file_list_listing(root: Path) -> Listing:
     """ImageNet-LT style lists `train.txt`, `val.txt`, `test.txt` of `<path relative to root> <label>`;
     class names from `classes.txt` (one per line) if present, else `class_<id>`."""
     if not root.is_dir():
-        raise DataSourceError(
-            f"{root}: list folder not found{_taken_from(root)}; expected train.txt, val.txt and test.txt in it"
-        )
+        raise DataSourceError(f"{root}: {_no_folder(root, 'list')}; expected train.txt, val.txt and test.txt in it")
     lists = {split: _read_list(root / f"{split}.txt") for split in SPLITS}
     names_file = root / "classes.txt"
     if names_file.is_file():

@@ -4,7 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from smcl_tune.cli import main
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
@@ -63,6 +66,32 @@ def test_a_relative_data_root_not_found_says_which_folder_it_was_taken_from(tmp_
         "../shared/data/cifar10-jpeg: image folder not found (a relative root is taken from the folder "
         f"smcl-tune runs in, {tmp_path}); "
     ) in error
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"source": "image_folder"}, "expected train/ and test/ class folders or train.zip and test.zip"),
+        ({"source": "file_list", "image_size": 32}, "expected train.txt, val.txt and test.txt in it"),
+        ({"source": "cifar10"}, "expected the folder that holds cifar-10-batches-py"),
+        ({"source": "cifar10", "download": True}, "expected the folder that holds cifar-10-batches-py"),
+    ],
+    ids=["image folder", "file list", "cifar", "cifar to download"],
+)
+def test_a_data_root_that_is_a_file_is_said_to_be_one(tmp_path, capsys, data, expected):
+    # an image folder's said `image folder not found`, a file being there
+    root = tmp_path / "images.tar"
+    root.write_bytes(b"not a folder")
+    study = yaml.safe_load((STUDIES / "quickstart.yaml").read_text())
+    study["trial"]["data"] = {**study["trial"]["data"], "root": str(root), **data}
+    for name in ("synthetic", "num_classes"):
+        del study["trial"]["data"][name]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"smcl-tune: {path}: trial.data.root: {root}: a file, not a folder; {expected}"
+    )
 
 
 def _tiny_fused_study(tmp_path: Path, n_max: int) -> Path:
