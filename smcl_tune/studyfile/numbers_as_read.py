@@ -1,6 +1,6 @@
 """Numbers a study file wrote as text (`epochs: "3"`, or `lr: 1e-3`, which YAML 1.1 reads as a
 string) taken as the numbers the trial's schema reads them as, so that two spellings of one
-study are one study."""
+study are one study; and, for people, each text shown as the value it is read as."""
 
 from __future__ import annotations
 
@@ -28,3 +28,15 @@ def _as_written_unquoted(text: str, number: int | float) -> int | float:
         except ValueError:
             return number
     return number
+
+
+def values_as_read(written: Any, read: Any) -> Any:
+    """`written` with each text whose field `read` holds a number, or true / false, shown as that
+    value (`lr: '0.05'` as 0.05, `nesterov: 'yes'` as true): what the study resolves to, for people."""
+    if isinstance(written, dict) and isinstance(read, dict):
+        return {key: values_as_read(value, read[key]) if key in read else value for key, value in written.items()}
+    if isinstance(written, list) and isinstance(read, list) and len(written) == len(read):
+        return [values_as_read(item, value) for item, value in zip(written, read)]
+    if isinstance(written, str) and isinstance(read, bool):
+        return read
+    return numbers_as_read(written, read)

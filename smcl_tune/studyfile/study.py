@@ -20,7 +20,7 @@ from smcl_tune.errors import ConfigError, format_validation_error
 from smcl_tune.field_hints import field_hint
 from smcl_tune.studyfile.checks import check_study
 from smcl_tune.studyfile.conditions import Condition, plain_param_names, study_conditions
-from smcl_tune.studyfile.numbers_as_read import numbers_as_read
+from smcl_tune.studyfile.numbers_as_read import numbers_as_read, values_as_read
 from smcl_tune.studyfile.overrides import apply_overrides
 from smcl_tune.studyfile.schema import OBJECTIVE_METRICS, StudyConfig
 from smcl_tune.studyfile.uri_credentials import without_credentials
@@ -70,8 +70,10 @@ class Study:
         return per_condition * len(self.conditions)
 
     def display_dict(self) -> dict[str, Any]:
-        """The resolved study for people and logs: the tracking URI's credentials redacted."""
+        """The resolved study for people and logs: the trial's texts as the values they are read as,
+        the tracking URI's credentials redacted."""
         resolved = self.config.model_dump(mode="json")
+        resolved["trial"] = values_as_read(resolved["trial"], self.base_trial.model_dump(mode="json"))
         resolved["tracking"]["uri"] = redact_uri(resolved["tracking"]["uri"])
         return resolved
 

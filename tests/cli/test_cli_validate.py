@@ -194,3 +194,13 @@ def test_a_cifar_meta_file_made_to_run_code_is_not_run_by_validate(tmp_path):
     done = _validate(STUDIES / "cifar10_lt.yaml", tmp_path)  # data.download: true: fetched before the study starts
     assert done.returncode == 0, done.stderr
     assert not marker.exists()  # the meta file's class names are read as plain data only
+
+
+def test_the_resolved_study_shows_texts_as_the_values_they_are_read_as(tmp_path, capsys):
+    study = yaml.safe_load((STUDIES / "quickstart.yaml").read_text())
+    study["trial"]["training"].update(lr="0.05", nesterov="yes", epochs="8")  # quoted in the file
+    path = tmp_path / "quoted.yaml"
+    path.write_text(yaml.safe_dump(study))
+    assert main(["validate", str(path)]) == 0
+    training = yaml.safe_load(capsys.readouterr().out)["trial"]["training"]
+    assert (training["lr"], training["nesterov"], training["epochs"]) == (0.05, True, 8)
