@@ -85,7 +85,8 @@ def _add_watching(commands) -> None:
     dashboard.add_argument(
         "--optuna-storage",
         metavar="URL",
-        help="the study's database server (its optuna.storage), instead of the storage folder's optuna.db",
+        help="the study's optuna.storage as its study file sets it (a database server, or sqlite:///PATH), "
+        "instead of the storage folder's optuna.db",
     )
     dashboard.set_defaults(handler=command_dashboard)
 

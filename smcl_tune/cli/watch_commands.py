@@ -135,7 +135,10 @@ def _starting_line(study: str) -> str:
 
 
 def command_dashboard(arguments: argparse.Namespace) -> int:
-    if arguments.optuna_storage:
+    from smcl_tune.store.sqlite_copy import sqlite_path
+
+    own_file = sqlite_path(arguments.optuna_storage or "")
+    if arguments.optuna_storage and own_file is None:
         return _dashboard_on_database(arguments)
     from smcl_tune.report.dashboard import serve_dashboard
     from smcl_tune.store.health_check import check_optuna_file
@@ -145,9 +148,17 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
         raise ConfigError(
             f"--refresh: must be a number of seconds above 0 and at most {MAX_REFRESH_S:,}, not {arguments.refresh:g}"
         )
-    database = optuna_database(Path(arguments.storage).resolve(), arguments.study)
+    if own_file is not None:  # a study file's own optuna.storage: sqlite:///PATH
+        database = own_file.resolve()
+        if not database.is_file():
+            raise ConfigError(f"--optuna-storage: {database}: no such file; give the study's optuna.storage")
+    else:
+        database = optuna_database(Path(arguments.storage).resolve(), arguments.study)
     if not database.is_file():
-        raise ConfigError(f"{database}: no Optuna storage for study '{arguments.study}'; check NAME and --storage")
+        raise ConfigError(
+            f"{database}: no Optuna storage for study '{arguments.study}'; check NAME and --storage (a study "
+            "whose study file sets optuna.storage: --optuna-storage with that URL)"
+        )
     check_optuna_file(database, arguments.study, "or run the study again with --restart to start it over")
     check_address_free(arguments.host, arguments.port)
     print(

@@ -31,6 +31,21 @@ def test_a_dashboard_shows_a_trial_the_study_adds_within_its_refresh(tmp_path):
                 time.sleep(0.25)
 
 
+def test_a_study_files_own_sqlite_optuna_storage_is_served_from_its_url(tmp_path, run_cli):
+    """`optuna.storage: sqlite:///PATH` in a study file: not in the storage folder, nor a server."""
+    database = tmp_path / "shared" / "studies.db"
+    database.parent.mkdir()
+    optuna.create_study(study_name="own", storage=f"sqlite:///{database}").optimize(lambda trial: 1.0, n_trials=3)
+    with serving_dashboard("own", "--optuna-storage", f"sqlite:///{database}") as port:
+        assert _trial_counts(port) == [3]
+    missing = run_cli("dashboard", "own", "--optuna-storage", f"sqlite:///{tmp_path / 'none.db'}", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip() == (
+        f"smcl-tune: --optuna-storage: {tmp_path / 'none.db'}: no such file; give the study's optuna.storage"
+    )
+    assert not (tmp_path / "none.db").exists()
+
+
 @pytest.mark.parametrize("refresh", ["0", "-1", "nan", "inf", "86401"])
 def test_a_refresh_that_is_not_a_number_of_seconds_up_to_a_day_is_refused(tmp_path, refresh, run_cli):
     done = run_cli("dashboard", "tiny", "--storage", str(tmp_path), "--refresh", refresh, cwd=tmp_path)
