@@ -40,6 +40,14 @@ class Objective(StrictModel):
 class ObjectiveConfig(Objective):
     secondary: Objective | None = Field(None, description="a second objective makes the study multi-objective")
 
+    @model_validator(mode="after")
+    def _two_metrics(self) -> ObjectiveConfig:
+        if self.secondary is not None and self.secondary.metric == self.metric:
+            raise ValueError(
+                f"secondary: {self.metric} is already the objective's metric; a second objective is another metric"
+            )
+        return self
+
 
 class SchedulerConfig(StrictModel):
     type: Literal["asha", "fifo"] = "asha"
@@ -48,6 +56,13 @@ class SchedulerConfig(StrictModel):
     )
     grace_period: int = Field(1, ge=1, description="epochs before ASHA may stop a trial")
     reduction_factor: float = Field(3.0, gt=1.0)
+
+    @model_validator(mode="after")
+    def _asha_settings_only_for_asha(self) -> SchedulerConfig:
+        given = sorted(self.model_fields_set & {"grace_period", "reduction_factor"})
+        if self.type == "fifo" and given:
+            raise ValueError(f"{given[0]}: only ASHA stops trials early (type: asha); FIFO runs every trial whole")
+        return self
 
 
 class ResourcesConfig(StrictModel):

@@ -424,6 +424,16 @@ BAD_STUDIES = [
         _set("optuna.storage", "sqlite:///~/optuna.db"),
         "optuna.storage: 'sqlite:///~/optuna.db' starts with ~, which is not expanded",
     ),
+    (  # it was ignored: FIFO stops no trial
+        "an ASHA setting under FIFO",
+        _set("scheduler", {"type": "fifo", "grace_period": 3}),
+        "scheduler.grace_period: only ASHA stops trials early (type: asha); FIFO runs every trial whole",
+    ),
+    (  # one metric twice: a multi-objective study of one objective
+        "a secondary objective that is the objective",
+        _set("objective", {"metric": "val_top1", "secondary": {"metric": "val_top1", "mode": "max"}}),
+        "objective.secondary: val_top1 is already the objective's metric; a second objective is another metric",
+    ),
     (
         "an enormous image size",
         lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/x", "image_size": 1000000}),
