@@ -29,12 +29,14 @@ def checked_output(path: str | None) -> Path | None:
 
 def _check_creatable(output: Path, path: str) -> None:
     """A new file can be made there, made and removed at once: some folders take none whatever
-    their mode says (/proc, a pseudo filesystem), and the work would be done for nothing."""
+    their mode says (/proc, a pseudo filesystem), and the work would be done for nothing. A link
+    to a file still to be written is checked at its target, which the link is written through."""
+    target = output.resolve()
     try:
-        output.open("x").close()
+        target.open("x").close()
     except OSError as error:
         raise ConfigError(f"--output {path}: cannot write it ({error.strerror or error})") from None
-    output.unlink()
+    target.unlink()
 
 
 def write_output(output: Path, text: str) -> None:
