@@ -25,7 +25,7 @@ def _study_line(status) -> str:
     planned = "?" if progress.planned_trials is None else progress.planned_trials
     line = f"study {status.name}: {status.state}, {progress.ended()} of {planned} trials ended"
     if status.state == INTERRUPTED:  # its driver was lost at a time nothing recorded: no end to count to
-        line += f", started {format_duration(status.elapsed_seconds())} ago"
+        line += f", started {format_duration(status.seconds_since_start())} ago"
     else:
         line += f", elapsed {format_duration(status.elapsed_seconds())}"
     this_run = status.this_run_seconds()

@@ -153,6 +153,7 @@ def _present(best: pd.Series | None, column: str) -> float | None:
 # What a best trial recorded of the data it trained on, and of where its shot groups are drawn.
 DATA_COLUMNS = ("source", "imbalance_factor", "subset_protocol", "n_max", "profile", "subset_seed")
 THRESHOLD_COLUMNS = ("many_above", "few_below")
+POOLS_OF_THEIR_OWN = ("cifar10", "cifar100")  # the data is the source's pool and the recorded subset of it
 
 
 def _recorded(best: pd.Series, columns: tuple[str, ...]) -> tuple | None:
@@ -164,6 +165,8 @@ def _only_thresholds_differ(bests: list[tuple[Leaderboard, pd.Series]]) -> bool:
     """Whether the best trials trained on the same recorded data (as many classes) and their shot
     groups differ only because they are drawn at other thresholds (`data.many_above`, `few_below`)."""
     data = {_recorded(best, DATA_COLUMNS) for _, best in bests}
+    if not all(best.get("source") in POOLS_OF_THEIR_OWN for _, best in bests):
+        return False  # an image folder's or the synthetic data's images are not in what a trial records
     thresholds = {_recorded(best, THRESHOLD_COLUMNS) for _, best in bests}
     classes = {sum(int(best[column]) for column in GROUP_COLUMNS) for _, best in bests}
     return len(data) == 1 and None not in data and None not in thresholds and len(thresholds) > 1 and len(classes) == 1

@@ -123,7 +123,7 @@ def _check_fields(extra: Path, text: str) -> None:
     if not rows:
         return
     header = [name.strip() for name in rows[0]]
-    twice = sorted({name for name in header if header.count(name) > 1})
+    twice = sorted({name for name in header if name and header.count(name) > 1})  # a spreadsheet's blank ones
     if twice:
         raise ConfigError(f"{extra}: line 1 names the column {twice[0]} twice; name each column once")
     for line, row in enumerate(rows[1:], start=2):

@@ -7,6 +7,7 @@ killed driver never blocks the resume. The lock file says who holds it, for the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -16,6 +17,9 @@ from pathlib import Path
 
 from smcl_tune.errors import ConfigError, StudyBusy
 from smcl_tune.studyfile.schema import NAME_PATTERN
+
+# errors of a path the study file names (not of the disk: a full one is StorageFull's, exit 1)
+REFUSED_PATH = {errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 class StudyLock:
@@ -33,12 +37,16 @@ class StudyLock:
         try:  # the storage's first write: a folder the file system will not make is the study file's storage
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
+            if error.errno not in REFUSED_PATH:
+                raise
             raise ConfigError(f"storage: {self.path.parent} cannot be made ({error.strerror})") from None
         while True:
             made_file = not self.path.exists()
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as error:
+                if error.errno not in REFUSED_PATH:
+                    raise
                 raise ConfigError(f"storage: cannot write in {self.path.parent} ({error.strerror})") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

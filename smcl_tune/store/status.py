@@ -61,6 +61,10 @@ class StudyStatus:
         end = self.ended_ms if self.ended_ms is not None and self.state != "running" else now_ms or _now_ms()
         return max(0.0, (end - self.started_ms) / 1000)
 
+    def seconds_since_start(self, now_ms: int | None = None) -> float:
+        """From the study's first start to now (an end an earlier run recorded is no end of this one)."""
+        return max(0.0, ((now_ms or _now_ms()) - self.started_ms) / 1000)
+
     def this_run_seconds(self, now_ms: int | None = None) -> float | None:
         """How long the running driver has run, where it resumed the study a minute or more after it
         started (the elapsed time then includes the time the study was down); None otherwise."""

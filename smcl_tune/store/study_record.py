@@ -111,7 +111,7 @@ def _check_no_others_folder(study: Study, paths: StudyPaths) -> None:
     with something in it and no record is another's (a user's files), and is not taken over."""
     folder = paths.record_dir
     try:
-        taken = folder.is_symlink() or (folder.is_dir() and any(folder.iterdir()))
+        taken = folder.is_dir() and any(folder.iterdir())  # an empty one, or a link to one, is the user's offer
     except OSError as error:
         raise ConfigError(f"storage: cannot look into {folder} ({error.strerror})") from None
     if taken:

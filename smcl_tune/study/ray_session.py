@@ -38,9 +38,8 @@ def cluster_address(address: str | None) -> str | None:
 def check_cluster_answers(address: str, field: str) -> None:
     """A Ray cluster listens at `address` (ConfigError, before anything starts): given one that
     nothing answers, ray.init retries for minutes (here still after 2, in CI past 300 s), printing a
-    warning every few seconds. A process already connected to Ray keeps it (init_ray): no check."""
-    if ray.is_initialized():
-        return
+    warning every few seconds. A process already connected to Ray keeps it (init_ray): only the
+    address's form is checked."""
     if address == "auto" and os.environ.get("RAY_ADDRESS"):
         address = os.environ["RAY_ADDRESS"]  # what ray.init takes for "auto"
     scheme = address.rpartition("://")[0]
@@ -61,6 +60,8 @@ def check_cluster_answers(address: str, field: str) -> None:
         return  # another client Ray offers through a module: ray.init says what it makes of it
     if address not in ("auto", "local"):
         _host_and_port(address, address, field)  # before Ray, which logs a traceback for ":6379"
+    if ray.is_initialized():
+        return
     try:
         # What ray.init connects to: "auto" is the last `ray start` on this machine (its file in
         # Ray's temp folder), and a loopback host becomes this machine's address.

@@ -118,7 +118,10 @@ def _discard(folder: Path) -> None:
     """Delete a study's folder, first moved aside whole: a kill in the middle of the deletion leaves
     a hidden folder, not the study's without its record (which no later run would take for its own)."""
     aside = folder.with_name(f".{folder.name}.discarded-{os.getpid()}")
-    folder.rename(aside)
+    try:
+        folder.rename(aside)
+    except OSError:  # a mount point, say: deleted where it is
+        aside = folder
     shutil.rmtree(aside)
 
 

@@ -98,9 +98,13 @@ def _trials_to_try(study) -> list[TrialConfig]:
 
 
 def idle_search_fields(study) -> list[str]:
-    """One line for each searched field that changes no trial of the study."""
+    """One line for each searched field that changes no trial of the study, and for each ASHA
+    setting under FIFO (a warning, not a refusal: a study started with one must still resume)."""
     configs = _trials_to_try(study)
-    lines = []
+    lines = [
+        f"scheduler.{name}: does nothing under scheduler.type: fifo, which stops no trial early (it is ASHA's)"
+        for name in study.config.scheduler.idle_fields()
+    ]
     for path in study.config.search:
         effect = EFFECT_OF.get(path)
         if effect is not None and configs and not any(effect.acts(config) for config in configs):

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import re
 
-DATABASE_KINDS = ("sqlite", "postgresql", "mysql")  # with or without a driver: postgresql+psycopg://
-SERVER_SCHEMES = ("http", "https")
+DATABASE_KINDS = ("sqlite", "postgresql", "mysql", "mssql")  # with or without a driver: postgresql+psycopg://
+SERVER_SCHEMES = ("http", "https", "databricks", "databricks-uc")  # databricks: also alone, or databricks://PROFILE
 SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 TRACKING_URI_FORMS = (
-    "the tracking URIs smcl-tune uses start with sqlite:///, postgresql://, mysql://, http:// or https://"
+    "the tracking URIs smcl-tune uses start with sqlite:///, postgresql://, mysql://, mssql://, http://, https:// "
+    "or databricks"
 )
 
 
 def usable_tracking_uri(uri: str) -> bool:
     """Whether `uri` names a store smcl-tune can use: its scheme is a database's or a tracking server's."""
+    if uri in ("databricks", "databricks-uc"):
+        return True
     match = SCHEME.match(uri)
     if match is None:
         return False

@@ -6,7 +6,10 @@ import pytest
 from smcl_tune.cli import main
 from tests.fixtures.ports import free_port
 
-FORMS = "the tracking URIs smcl-tune uses start with sqlite:///, postgresql://, mysql://, http:// or https://"
+FORMS = (
+    "the tracking URIs smcl-tune uses start with sqlite:///, postgresql://, mysql://, mssql://, http://, https:// "
+    "or databricks"
+)
 
 
 @pytest.mark.parametrize("uri", ["nope://x", "file:///tmp/x"])

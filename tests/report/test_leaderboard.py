@@ -255,10 +255,13 @@ def test_several_studies_side_by_side_with_differences(tmp_path, capsys, build_s
     )
 
 
-@pytest.mark.parametrize("n_max", ["default", "40"])
-def test_studies_whose_shot_groups_differ_only_by_their_thresholds_say_so(tmp_path, capsys, logged_trial, n_max):
+@pytest.mark.parametrize("source, n_max", [("cifar10", "default"), ("cifar10", "40"), ("synthetic", "default")])
+def test_studies_whose_shot_groups_differ_only_by_their_thresholds_say_so(
+    tmp_path, capsys, logged_trial, source, n_max
+):
     """Two studies of one data set, their shot groups drawn at other `many_above`: their top-1 and
-    balanced accuracy compare, their many / medium / few columns do not; another subset is other data."""
+    balanced accuracy compare, their many / medium / few columns do not; another subset is other
+    data, and so may be synthetic images (their settings are not recorded)."""
     storage = tmp_path / "thresholds"
     uri = store_uri(storage)
     subset = {"smcl.subset_protocol": "ldam", "smcl.profile": "exp", "smcl.subset_seed": "0"}
@@ -279,11 +282,20 @@ def test_studies_whose_shot_groups_differ_only_by_their_thresholds_say_so(tmp_pa
         }
         tags = subset | {"smcl.many_above": many_above, "smcl.n_max": subset_n_max}
         logged_trial(
-            tracker, "baseline-ce", "baseline", "completed", "imbalance_factor=10", {}, [0.6], final, tags=tags
+            tracker,
+            "baseline-ce",
+            "baseline",
+            "completed",
+            "imbalance_factor=10",
+            {},
+            [0.6],
+            final,
+            source=source,
+            tags=tags,
         )
     assert main(["leaderboard", "g30", "g100", "--storage", str(storage)]) == 0
     note = capsys.readouterr().out.rstrip().splitlines()[-1]
-    if n_max == "default":
+    if (source, n_max) == ("cifar10", "default"):
         assert note == (
             "note: the best trials' shot groups are drawn at other thresholds (g30 many above 30, few below 10; "
             "g100 many above 100, few below 10): on the same data, their many, medium and few columns count other "
