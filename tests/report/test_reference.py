@@ -300,3 +300,14 @@ def test_a_baseline_with_studies_side_by_side_is_refused_before_the_store_is_rea
         "smcl-tune: --baseline: studies side by side are compared best trial against best trial, without paired "
         "differences; run `smcl-tune leaderboard STUDY --baseline NAME` for each"
     )
+
+
+def test_a_spreadsheets_blank_trailing_columns_are_no_column_named_twice(tmp_path, capsys, logged_trial):
+    _cifar10_store(tmp_path, logged_trial)
+    own = tmp_path / "exported.csv"
+    own.write_text(
+        "benchmark,imbalance_factor,backbone,method,epochs,top1,many,medium,few,source,,\n"
+        "CIFAR-10-LT,100,ResNet-32,Our CE,200,71.2,,,,lab,,\n"
+    )
+    assert main(["leaderboard", "c10", "--storage", str(tmp_path), "--reference", str(own)]) == 0
+    assert "Our CE [published]" in capsys.readouterr().out

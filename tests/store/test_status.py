@@ -188,3 +188,17 @@ def test_a_resumed_study_says_how_long_its_running_driver_has_run(tmp_path, caps
     with StudyLock(fresh / ".demo.lock", "demo"):
         assert main(["status", "demo", "--storage", str(fresh)]) == 0
     assert "in this run" not in capsys.readouterr().out
+
+
+def test_an_interrupted_study_resumed_after_a_stop_says_when_it_first_started():
+    """A resumed run keeps the end time its stopped run recorded (MLflow's update_run); killed, the
+    study is interrupted, and its line counts from its first start, not to that old end."""
+    from smcl_tune.cli.watch_commands import _study_line
+    from smcl_tune.store.progress import INTERRUPTED, StudyProgress
+    from smcl_tune.store.status import StudyStatus
+
+    now_ms = int(time.time() * 1000)
+    started = now_ms - 3 * 3600 * 1000  # three hours ago; its first run stopped after ten minutes
+    progress = StudyProgress("val_balanced_accuracy", "max", 4, 3)
+    status = StudyStatus("demo", INTERRUPTED, started, started + 600_000, progress, run_started_ms=now_ms - 60_000)
+    assert ", started 3h00m ago" in _study_line(status)

@@ -107,6 +107,21 @@ def test_restart_deletes_no_folder_that_its_record_does_not_prove_to_be_the_stud
     assert (papers / "thesis" / "chapter1.tex").read_text() == "years of work"
 
 
+def test_an_empty_folder_or_a_link_to_one_is_offered_to_a_new_study(tmp_path, tiny_study):
+    """Made ahead by the user (a link puts Ray's results on another disk): nothing of anyone's in it."""
+    from smcl_tune.store.study_record import check_study_record
+    from smcl_tune.studyfile.study import load_study
+
+    storage = tmp_path / "smcl-runs"
+    (tmp_path / "big-disk").mkdir()
+    storage.mkdir()
+    (storage / "linked").symlink_to(tmp_path / "big-disk")
+    (storage / "made").mkdir()
+    for name in ("linked", "made"):
+        study = load_study(tiny_study(tmp_path, name=name, storage=str(storage)))
+        assert check_study_record(study, StudyPaths.of(study), restart=False) is None
+
+
 def test_restart_deletes_nothing_outside_the_storage(tmp_path, tiny_study, capsys, refused_by_main):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
