@@ -15,6 +15,7 @@ from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.cli.output_file import checked_output, write_output
 from smcl_tune.cli.server_address import check_address_free, server_url
 from smcl_tune.errors import ConfigError
+from smcl_tune.layout import MLFLOW_DATABASE
 
 UI_WORKERS = 1  # one reader at a desk; MLflow's default of 4 processes takes 4 times the memory and start-up
 # MLflow's server also starts a job runner (a process of its own) for its GenAI jobs; smcl-tune runs none.
@@ -52,8 +53,8 @@ def check_usable_scheme(uri: str) -> None:
 
 def existing_store_uri(uri: str) -> str:
     """A --tracking-uri that names a local store: refused when the store is not there (a reader
-    never makes one), or when it is a bare path to a study's sqlite file (MLflow would take it for
-    a folder store)."""
+    never makes one), or when it is a bare path: to a study's sqlite file (MLflow would take it for
+    a folder store), or to a folder (MLflow 3 refuses folder stores)."""
     from smcl_tune.store.sqlite_copy import sqlite_path
 
     database = sqlite_path(uri)
@@ -66,7 +67,10 @@ def existing_store_uri(uri: str) -> str:
         raise ConfigError(f"--tracking-uri: {uri} is a path, not a URI: write sqlite:///{path.resolve()}")
     if not path.is_dir():
         raise ConfigError(f"--tracking-uri: {uri}: no MLflow store there; run a study first, or check the URI")
-    return uri
+    # a folder: MLflow 3 reads no folder store (`mlruns`); a study's storage holds its sqlite store
+    database = path.resolve() / MLFLOW_DATABASE
+    hint = f"--storage {path}" if database.is_file() else "sqlite:///PATH of a study's mlflow.db, or --storage FOLDER"
+    raise ConfigError(f"--tracking-uri: {uri} is a folder, which MLflow 3 reads no store from: give {hint}")
 
 
 def storage_store_uri(storage: Path) -> str:

@@ -55,6 +55,15 @@ def test_a_tracking_uri_without_a_store_or_that_is_a_path_is_refused_in_one_line
         refused(str(database))
         == f"smcl-tune: --tracking-uri: {database} is a path, not a URI: write sqlite:///{database}"
     )
+    # a folder: a study's storage (MLflow 3 reads no folder store), or any other
+    assert refused(str(database.parent)) == (
+        f"smcl-tune: --tracking-uri: {database.parent} is a folder, which MLflow 3 reads no store from: "
+        f"give --storage {database.parent}"
+    )
+    assert refused(str(tmp_path)) == (
+        f"smcl-tune: --tracking-uri: {tmp_path} is a folder, which MLflow 3 reads no store from: "
+        "give sqlite:///PATH of a study's mlflow.db, or --storage FOLDER"
+    )
 
 
 def test_ui_over_a_tracking_server_is_refused_pointing_to_the_servers_own_ui(tmp_path):
