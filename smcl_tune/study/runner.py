@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -84,6 +85,7 @@ class StudyOutcome:
 def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     """Discard the old state on restart, write the record; True when an earlier run can be resumed."""
     known = check_study_record(study, paths, restart)
+    _remove_discarded(paths)
     resumable = known is not None and tune.Tuner.can_restore(paths.experiment_dir)
     if resumable and not holds_experiment_state(paths.experiment_dir):
         log.info(
@@ -112,6 +114,18 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
             log.info("restart: removed the earlier state of study %s (%d MLflow runs deleted)", study.name, deleted)
     write_study_record(study, paths)
     return resumable
+
+
+def _remove_discarded(paths: StudyPaths) -> None:
+    """The folders an earlier --restart of this study moved aside and was killed before it deleted
+    them: this driver holds the study's lock, so no other is deleting them now."""
+    leftover = re.compile(rf"\.{re.escape(paths.study_name)}\.discarded-\d+")
+    if not paths.local_root.is_dir():
+        return
+    for folder in paths.local_root.iterdir():
+        if leftover.fullmatch(folder.name) and folder.is_dir() and not folder.is_symlink():
+            log.info("removing %s, left by a --restart of study %s that was stopped", folder, paths.study_name)
+            shutil.rmtree(folder)
 
 
 def _discard(folder: Path) -> None:

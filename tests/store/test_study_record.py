@@ -81,8 +81,14 @@ def test_restart_discards_the_record_the_optuna_study_and_the_mlflow_runs(tmp_pa
     )
     tracker.trial_run("optuna-0", "trial-000", "search", {"temperature": 0.1}, {})
     (paths.record_dir / "optuna.db").write_text("stale")
+    left = paths.local_root / ".again.discarded-4242"  # an earlier --restart, killed while it deleted
+    (left / "deep").mkdir(parents=True)
+    other = paths.local_root / ".again.discarded-4242.lock"  # a file of another study's name (again.discarded-4242)
+    other.write_text("")
     assert _prepare_state(study, paths, restart=True) is False
     assert not (paths.record_dir / "optuna.db").exists()
+    assert not left.exists() and other.exists()
+    assert [path.name for path in paths.local_root.iterdir() if ".discarded-" in path.name] == [other.name]
     assert (paths.record_dir / "smcl-study.json").exists()
     experiment = tracker.client.get_experiment_by_name(paths.experiment)
     assert tracker.client.search_runs([experiment.experiment_id]) == []
