@@ -120,6 +120,8 @@ def format_validation_error(
             message = "unknown field" + (f"; {words}" if words else "")
         elif problem["type"] == "int_from_float":
             message = "Input should be a whole number"
+        elif problem["type"] == "model_type":  # pydantic names its class: "instance of DataConfig"
+            message = "Input should be a section of fields (`field: value` lines under it)"
         if (
             problem["type"] not in ("missing", "extra_forbidden")
             and "input" in problem

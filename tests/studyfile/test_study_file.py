@@ -429,6 +429,11 @@ BAD_STUDIES = [
         _set("objective", {"metric": "val_top1", "secondary": {"metric": "val_top1", "mode": "max"}}),
         "objective.secondary: val_top1 is already the objective's metric; a second objective is another metric",
     ),
+    (  # pydantic's own words named its class: "a valid dictionary or instance of DataConfig"
+        "a number where a section goes",
+        lambda r: r["trial"].update(data=5),
+        "trial.data: Input should be a section of fields (`field: value` lines under it), got 5",
+    ),
     (
         "an enormous image size",
         lambda r: r["trial"]["data"].update({"source": "image_folder", "root": "/x", "image_size": 1000000}),
