@@ -29,10 +29,10 @@ def _print_trial_result(result) -> None:
 
 
 def _check_device_here(device: str, path: str) -> None:
-    """The trial trains on this machine: a CUDA device it lacks is refused before anything trains."""
-    from smcl_tune.trial.device import missing_cuda_device
+    """The trial trains on this machine: a CUDA or MPS device it lacks is refused before anything trains."""
+    from smcl_tune.trial.device import missing_device
 
-    missing = missing_cuda_device(device)
+    missing = missing_device(device)
     if missing:
         raise ConfigError(f"{path}: training.device: {device}, but {missing}; set training.device: auto or cpu")
 

@@ -30,8 +30,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def missing_cuda_device(name: str) -> str | None:
-    """Why `name` (a training.device) is a CUDA device this machine lacks, or None."""
+def missing_device(name: str) -> str | None:
+    """Why `name` (a training.device) is a CUDA or MPS device this machine lacks, or None."""
+    if name == "mps":
+        return None if torch.backends.mps.is_available() else "this machine has no MPS device (Apple's GPU)"
     if name.split(":")[0] != "cuda":
         return None
     if not torch.cuda.is_available():

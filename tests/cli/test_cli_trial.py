@@ -98,6 +98,19 @@ def test_a_cuda_trial_on_a_machine_without_one_is_refused_before_it_trains(tmp_p
     )
 
 
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has an MPS device")
+def test_an_mps_trial_on_a_machine_without_one_is_refused_before_it_trains(tmp_path, trial, capsys):
+    trial["training"]["device"] = "mps"
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump(trial))
+    code, out, error = _in_process(["trial", str(config)], capsys)
+    assert code == 2 and out == ""
+    assert error.strip() == (
+        f"smcl-tune: {config}: training.device: mps, but this machine has no MPS device (Apple's GPU); "
+        "set training.device: auto or cpu"
+    )
+
+
 @pytest.mark.parametrize("where", ["missing folder", "a file as its folder", "a folder"])
 def test_an_output_that_cannot_be_written_is_refused_before_the_trial_trains(tmp_path, trial, capsys, where):
     config = tmp_path / "trial.yaml"
