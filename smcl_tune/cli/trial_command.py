@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from smcl_tune.cli.data_stage import checked_data
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
@@ -43,6 +44,10 @@ def command_trial(arguments: argparse.Namespace) -> int:
     from smcl_tune.trial.run import run_trial
 
     output = checked_output(arguments.output)
+    config_file = Path(arguments.config)
+    if output is not None and output.exists() and config_file.exists() and output.samefile(config_file):
+        # the result would replace the config it came from
+        raise ConfigError(f"--output {arguments.output}: that is the trial file itself; name another file")
     overrides = {} if arguments.epochs is None else {"training.epochs": arguments.epochs}
     config = load_trial_config(arguments.config, overrides)
     _check_device_here(config.training.device, arguments.config)

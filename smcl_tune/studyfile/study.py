@@ -144,10 +144,19 @@ def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     return Study(config, base_trial, source)
 
 
+TRIAL_SECTIONS = frozenset({"data", "model", "method", "training"})  # a trial file's top level
+
+
 def load_study(path: str | Path) -> Study:
     """Read and validate a study file; errors name the file, the field path and the reason."""
     path = Path(path)
     raw = load_yaml(path)
+    if isinstance(raw, dict) and "trial" not in raw and "name" not in raw and TRIAL_SECTIONS & raw.keys():
+        sections = ", ".join(sorted(TRIAL_SECTIONS & raw.keys()))
+        raise ConfigError(  # the other way round from load_trial_config's refusal
+            f"{path}: a trial file (its {sections} at the top), not a study file; train it with"
+            f" `smcl-tune trial {path}`, or put it under trial: in a study file with a name"
+        )
     try:
         return study_from_dict(raw, path)
     except ConfigError as error:

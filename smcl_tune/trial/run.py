@@ -67,8 +67,8 @@ def restore(parts: TrialComponents, checkpoint: TrialCheckpoint) -> None:
 def run_trial(
     config: TrialConfig | dict[str, Any],
     report: Report | None = None,
-    checkpoint_dir: Path | None = None,
-    resume_from: Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume_from: str | Path | None = None,
     data: TrialData | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrialResult:
@@ -86,6 +86,7 @@ def run_trial(
     """
     if not isinstance(config, TrialConfig):
         config = trial_config_from_dict(config)
+    checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)  # a str, as resume_from takes
     if resume_from is not None and not Path(resume_from).exists():  # a typo: not a checkpoint lost on the way
         raise ConfigError(f"resume_from: {resume_from}: no such checkpoint file or folder")
     training = config.training

@@ -236,3 +236,13 @@ def test_a_trial_that_asks_for_cuda_graphs_without_a_gpu_says_in_one_line_that_i
         "training.cuda_graph: the steps run eagerly (CUDA graphs need a CUDA device, and this trial runs on cpu)"
     )
     assert "status: completed" in done.stdout
+
+
+def test_an_output_that_is_the_trial_file_itself_is_refused_before_it_trains(tmp_path, trial, capsys):
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump(trial))
+    written = config.read_text()
+    code, out, error = _in_process(["trial", str(config), "--output", str(config)], capsys)
+    assert code == 2 and out == ""
+    assert error.strip() == f"smcl-tune: --output {config}: that is the trial file itself; name another file"
+    assert config.read_text() == written

@@ -625,3 +625,14 @@ def test_an_asha_setting_under_fifo_is_named_as_doing_nothing(tmp_path, capsys):
         "# warning: scheduler.grace_period: does nothing under scheduler.type: fifo, which stops no trial early "
         "(it is ASHA's)"
     ) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "prepare"])
+def test_a_trial_file_given_as_a_study_is_named_as_one_in_one_line(tmp_path, capsys, command):
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(yaml.safe_load(QUICKSTART.read_text())["trial"]))
+    assert main([command, str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"smcl-tune: {path}: a trial file (its data, method, model, training at the top), not a study file; "
+        f"train it with `smcl-tune trial {path}`, or put it under trial: in a study file with a name\n"
+    )

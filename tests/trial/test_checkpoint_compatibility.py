@@ -106,7 +106,7 @@ def test_a_trial_checkpointed_on_cuda_resumes_on_the_cpu_drawing_its_data_order_
         if metrics["epoch"] == 0:
             shutil.copytree(checkpoint, first_epoch)
 
-    run_trial(config, report=keep_first, checkpoint_dir=tmp_path / "run")
+    run_trial(config, report=keep_first, checkpoint_dir=str(tmp_path / "run"))  # a str, as a script may give
     _as_written_on_cuda(first_epoch)
     with caplog.at_level(logging.WARNING, logger="smcl_tune.trial.checkpoint"):
         resumed = [run_trial(config, resume_from=first_epoch) for _ in range(2)]
