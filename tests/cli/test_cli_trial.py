@@ -84,30 +84,28 @@ def test_an_empty_trial_file_is_refused_before_a_default_trial_trains(tmp_path, 
     assert error.strip() == f"smcl-tune: {empty}: the file is empty (it holds no YAML values)"
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
-@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
-def test_a_cuda_trial_on_a_machine_without_one_is_refused_before_it_trains(tmp_path, trial, capsys, device):
+NO_CUDA = "this machine has no CUDA device (torch.cuda.is_available() is False)"
+NO_MPS = "this machine has no MPS device (Apple's GPU)"
+
+
+@pytest.mark.parametrize(
+    "device, missing, here",
+    [
+        ("cuda", NO_CUDA, torch.cuda.is_available()),
+        ("cuda:0", NO_CUDA, torch.cuda.is_available()),
+        ("mps", NO_MPS, torch.backends.mps.is_available()),
+    ],
+)
+def test_a_device_this_machine_lacks_is_refused_before_it_trains(tmp_path, trial, capsys, device, missing, here):
+    if here:
+        pytest.skip(f"this machine has a {device} device")
     trial["training"]["device"] = device
     config = tmp_path / "trial.yaml"
     config.write_text(yaml.safe_dump(trial))
     code, out, error = _in_process(["trial", str(config)], capsys)
     assert code == 2 and out == ""
     assert error.strip() == (
-        f"smcl-tune: {config}: training.device: {device}, but this machine has no CUDA device "
-        "(torch.cuda.is_available() is False); set training.device: auto or cpu"
-    )
-
-
-@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has an MPS device")
-def test_an_mps_trial_on_a_machine_without_one_is_refused_before_it_trains(tmp_path, trial, capsys):
-    trial["training"]["device"] = "mps"
-    config = tmp_path / "trial.yaml"
-    config.write_text(yaml.safe_dump(trial))
-    code, out, error = _in_process(["trial", str(config)], capsys)
-    assert code == 2 and out == ""
-    assert error.strip() == (
-        f"smcl-tune: {config}: training.device: mps, but this machine has no MPS device (Apple's GPU); "
-        "set training.device: auto or cpu"
+        f"smcl-tune: {config}: training.device: {device}, but {missing}; set training.device: auto or cpu"
     )
 
 
