@@ -44,11 +44,11 @@ def tracking_uri(arguments: argparse.Namespace) -> str:
 def check_usable_scheme(uri: str) -> None:
     """A --tracking-uri with a scheme names a store smcl-tune can use (a bare path is
     existing_store_uri's to check)."""
-    from smcl_tune.studyfile.study import redact_uri
     from smcl_tune.studyfile.tracking_uri import TRACKING_URI_FORMS, usable_tracking_uri
+    from smcl_tune.studyfile.uri_credentials import without_credentials
 
     if "://" in uri and not usable_tracking_uri(uri):
-        raise ConfigError(f"--tracking-uri: {redact_uri(uri)}: {TRACKING_URI_FORMS}")
+        raise ConfigError(f"--tracking-uri: {without_credentials(uri)}: {TRACKING_URI_FORMS}")
 
 
 def existing_store_uri(uri: str) -> str:

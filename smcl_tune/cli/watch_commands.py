@@ -154,11 +154,11 @@ def command_dashboard(arguments: argparse.Namespace) -> int:
             raise ConfigError(f"--optuna-storage: {database}: no such file; give the study's optuna.storage")
     else:
         database = optuna_database(Path(arguments.storage).resolve(), arguments.study)
-    if not database.is_file():
-        raise ConfigError(
-            f"{database}: no Optuna storage for study '{arguments.study}'; check NAME and --storage (a study "
-            "whose study file sets optuna.storage: --optuna-storage with that URL)"
-        )
+        if not database.is_file():
+            raise ConfigError(
+                f"{database}: no Optuna storage for study '{arguments.study}'; check NAME and --storage (a study "
+                "whose study file sets optuna.storage: --optuna-storage with that URL)"
+            )
     check_optuna_file(database, arguments.study, "or run the study again with --restart to start it over")
     check_address_free(arguments.host, arguments.port)
     print(

@@ -164,9 +164,9 @@ def _recorded(best: pd.Series, columns: tuple[str, ...]) -> tuple | None:
 def _only_thresholds_differ(bests: list[tuple[Leaderboard, pd.Series]]) -> bool:
     """Whether the best trials trained on the same recorded data (as many classes) and their shot
     groups differ only because they are drawn at other thresholds (`data.many_above`, `few_below`)."""
-    data = {_recorded(best, DATA_COLUMNS) for _, best in bests}
     if not all(best.get("source") in POOLS_OF_THEIR_OWN for _, best in bests):
         return False  # an image folder's or the synthetic data's images are not in what a trial records
+    data = {_recorded(best, DATA_COLUMNS) for _, best in bests}
     thresholds = {_recorded(best, THRESHOLD_COLUMNS) for _, best in bests}
     classes = {sum(int(best[column]) for column in GROUP_COLUMNS) for _, best in bests}
     return len(data) == 1 and None not in data and None not in thresholds and len(thresholds) > 1 and len(classes) == 1

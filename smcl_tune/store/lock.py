@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from smcl_tune.errors import ConfigError, StudyBusy
@@ -20,6 +21,17 @@ from smcl_tune.studyfile.schema import NAME_PATTERN
 
 # errors of a path the study file names (not of the disk: a full one is StorageFull's, exit 1)
 REFUSED_PATH = {errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+@contextlib.contextmanager
+def _refused_as_storage(what: str) -> Iterator[None]:
+    """A path the file system refuses, as the study file's `storage` (ConfigError: `storage: WHAT (why)`)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in REFUSED_PATH:
+            raise
+        raise ConfigError(f"storage: {what} ({error.strerror})") from None
 
 
 class StudyLock:
@@ -34,20 +46,13 @@ class StudyLock:
     def acquire(self) -> None:
         if not self.path.parent.exists():
             self._made.append(self.path.parent)
-        try:  # the storage's first write: a folder the file system will not make is the study file's storage
+        # the storage's first writes: a folder the file system will not make is the study file's storage
+        with _refused_as_storage(f"{self.path.parent} cannot be made"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            if error.errno not in REFUSED_PATH:
-                raise
-            raise ConfigError(f"storage: {self.path.parent} cannot be made ({error.strerror})") from None
         while True:
             made_file = not self.path.exists()
-            try:
+            with _refused_as_storage(f"cannot write in {self.path.parent}"):
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as error:
-                if error.errno not in REFUSED_PATH:
-                    raise
-                raise ConfigError(f"storage: cannot write in {self.path.parent} ({error.strerror})") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

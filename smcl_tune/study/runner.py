@@ -116,10 +116,15 @@ def _prepare_state(study: Study, paths: StudyPaths, restart: bool) -> bool:
     return resumable
 
 
+def _aside_prefix(study_name: str) -> str:
+    """The name, less the moving process's id, of a study's folder that --restart moved aside."""
+    return f".{study_name}.discarded-"
+
+
 def _remove_discarded(paths: StudyPaths) -> None:
     """The folders an earlier --restart of this study moved aside and was killed before it deleted
     them: this driver holds the study's lock, so no other is deleting them now."""
-    leftover = re.compile(rf"\.{re.escape(paths.study_name)}\.discarded-\d+")
+    leftover = re.compile(rf"{re.escape(_aside_prefix(paths.study_name))}\d+")
     if not paths.local_root.is_dir():
         return
     for folder in paths.local_root.iterdir():
@@ -131,7 +136,7 @@ def _remove_discarded(paths: StudyPaths) -> None:
 def _discard(folder: Path) -> None:
     """Delete a study's folder, first moved aside whole: a kill in the middle of the deletion leaves
     a hidden folder, not the study's without its record (which no later run would take for its own)."""
-    aside = folder.with_name(f".{folder.name}.discarded-{os.getpid()}")
+    aside = folder.with_name(f"{_aside_prefix(folder.name)}{os.getpid()}")
     try:
         folder.rename(aside)
     except OSError:  # a mount point, say: deleted where it is

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from smcl_tune.config import TrialConfig, trial_config_from_dict, trial_hint
+from smcl_tune.config import TrainingConfig, TrialConfig, trial_config_from_dict, trial_hint
 from smcl_tune.errors import ConfigError, short_repr
 from smcl_tune.studyfile.conditions import Condition, plain_param_names, study_conditions, value_label
 from smcl_tune.studyfile.overrides import apply_overrides
@@ -195,13 +195,16 @@ def _check_search_space(config: StudyConfig) -> None:
         base = apply_overrides(config.trial, condition.overrides)
         where = f" (condition {condition.label})" if condition.label else ""
         for path, values in edges.items():
+            read: list[tuple[Any, Any]] = []  # each value as written, and as its field reads it
             for value in values:
                 try:
-                    trial_config_from_dict(apply_overrides(base, {path: value}))
+                    trial = trial_config_from_dict(apply_overrides(base, {path: value}))
                 except ConfigError as error:
                     raise ConfigError(
                         f"search.{path}: the value {short_repr(value)} gives an invalid trial{where}: {error}"
                     ) from None
+                if config.search[path].kind == "choice":
+                    _check_choice_once(path, config.search[path].values, read, value, _field_value(trial, path))
         if len(edges) < 2:
             continue
         for count, values in enumerate(itertools.product(*edges.values())):
@@ -224,23 +227,16 @@ def _field_value(trial: TrialConfig, path: str) -> Any:
     return value
 
 
-def _check_choices_distinct(config: StudyConfig) -> None:
+def _check_choice_once(path: str, choices: list[Any], read: list[tuple[Any, Any]], value: Any, as_read: Any) -> None:
     """Each choice once as its field reads it (1 and 1.0 of a float field, 0.1 and '0.1'): a value
-    given twice is sampled twice as often."""
-    condition = study_conditions(config.conditions)[0]  # every value gives a valid trial in each
-    for path, distribution in config.search.items():
-        if distribution.kind != "choice":
-            continue
-        read: list[tuple[Any, Any]] = []  # (the value as written, as the field reads it)
-        for value in distribution.values:
-            as_read = _field_value(_trial_in(config, condition, {path: value}), path)
-            for written, earlier in read:
-                if earlier == as_read:
-                    raise ConfigError(
-                        f"search.{path}.choice: each value once, got {short_repr(distribution.values)} "
-                        f"({short_repr(written)} and {short_repr(value)} are one value as the field reads them)"
-                    )
-            read.append((value, as_read))
+    given twice is sampled twice as often. `read`: the choices before `value`, as written and read."""
+    for written, earlier in read:
+        if earlier == as_read:
+            raise ConfigError(
+                f"search.{path}.choice: each value once, got {short_repr(choices)} "
+                f"({short_repr(written)} and {short_repr(value)} are one value as the field reads them)"
+            )
+    read.append((value, as_read))
 
 
 def _fixed_runs(config: StudyConfig) -> list[tuple[str, str, dict[str, Any]]]:
@@ -375,7 +371,8 @@ def _on_cuda(device: Any) -> bool:
 
 def _check_cuda_has_a_gpu(config: StudyConfig) -> None:
     """A trial on a CUDA device needs a GPU: with resources.gpus 0 Ray gives its trials none, and
-    each would fail as it starts, whatever GPUs the driver's machine has."""
+    each would fail as it starts, whatever GPUs the driver's machine has. The device is read where
+    the file sets it: a run's overrides, else its condition's, else the trial section."""
     if config.resources.gpus > 0:
         return
     why = (
@@ -389,13 +386,19 @@ def _check_cuda_has_a_gpu(config: StudyConfig) -> None:
     runs = [(f"{where}.overrides", overrides) for where, _, overrides in _fixed_runs(config)]
     if config.num_trials:
         runs.insert(0, ("trial", {}))
+    in_trial = config.trial.get("training", {}).get("device", TrainingConfig.model_fields["device"].default)
     for condition in study_conditions(config.conditions):
         for where, overrides in runs:
-            device = _trial_in(config, condition, overrides).training.device
+            settings = (
+                (where, overrides),
+                ("conditions", condition.overrides),
+                ("trial", {"training.device": in_trial}),
+            )
+            place, device = next(
+                (place, set_in["training.device"]) for place, set_in in settings if "training.device" in set_in
+            )
             if _on_cuda(device):
-                if "training.device" not in overrides:  # the device comes from the condition or the trial
-                    where = "conditions" if "training.device" in condition.overrides else "trial"
-                raise ConfigError(f"{where}.training.device: {device} {why}")
+                raise ConfigError(f"{place}.training.device: {device} {why}")
 
 
 def _check_confirm(config: StudyConfig) -> None:
@@ -429,7 +432,6 @@ def check_study(config: StudyConfig, base_trial: TrialConfig) -> None:
     _check_conditions(config)
     _check_validation_split(config)
     _check_search_space(config)
-    _check_choices_distinct(config)
     _check_fixed_runs(config)
     _check_confirm(config)
     _check_shared_subset(config)

@@ -4,19 +4,41 @@ study are one study; and, for people, each text shown as the value it is read as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
 def numbers_as_read(written: Any, read: Any) -> Any:
     """`written` (a trial section as the file gave it) with each text whose field `read` (the same
     section validated, as JSON) holds a number replaced by that number; everything else as written."""
+    return _leaves_replaced(written, read, _number_as_read)
+
+
+def values_as_read(written: Any, read: Any) -> Any:
+    """`written` with each text whose field `read` holds a number, or true / false, shown as that
+    value (`lr: '0.05'` as 0.05, `nesterov: 'yes'` as true): what the study resolves to, for people."""
+    return _leaves_replaced(written, read, _value_as_read)
+
+
+def _leaves_replaced(written: Any, read: Any, leaf: Callable[[Any, Any], Any]) -> Any:
+    """`written` with each leaf replaced by `leaf(written, read)`, walking both trees alike."""
     if isinstance(written, dict) and isinstance(read, dict):
-        return {key: numbers_as_read(value, read[key]) if key in read else value for key, value in written.items()}
+        return {
+            key: _leaves_replaced(value, read[key], leaf) if key in read else value for key, value in written.items()
+        }
     if isinstance(written, list) and isinstance(read, list) and len(written) == len(read):
-        return [numbers_as_read(item, value) for item, value in zip(written, read)]
+        return [_leaves_replaced(item, value, leaf) for item, value in zip(written, read)]
+    return leaf(written, read)
+
+
+def _number_as_read(written: Any, read: Any) -> Any:
     if isinstance(written, str) and isinstance(read, int | float) and not isinstance(read, bool):
         return _as_written_unquoted(written, read)
     return written
+
+
+def _value_as_read(written: Any, read: Any) -> Any:
+    return read if isinstance(written, str) and isinstance(read, bool) else _number_as_read(written, read)
 
 
 def _as_written_unquoted(text: str, number: int | float) -> int | float:
@@ -28,15 +50,3 @@ def _as_written_unquoted(text: str, number: int | float) -> int | float:
         except ValueError:
             return number
     return number
-
-
-def values_as_read(written: Any, read: Any) -> Any:
-    """`written` with each text whose field `read` holds a number, or true / false, shown as that
-    value (`lr: '0.05'` as 0.05, `nesterov: 'yes'` as true): what the study resolves to, for people."""
-    if isinstance(written, dict) and isinstance(read, dict):
-        return {key: values_as_read(value, read[key]) if key in read else value for key, value in written.items()}
-    if isinstance(written, list) and isinstance(read, list) and len(written) == len(read):
-        return [values_as_read(item, value) for item, value in zip(written, read)]
-    if isinstance(written, str) and isinstance(read, bool):
-        return read
-    return numbers_as_read(written, read)

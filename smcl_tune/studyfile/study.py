@@ -144,7 +144,7 @@ def study_from_dict(raw: dict[str, Any], source: Path | None = None) -> Study:
     return Study(config, base_trial, source)
 
 
-TRIAL_SECTIONS = frozenset({"data", "model", "method", "training"})  # a trial file's top level
+TRIAL_SECTIONS = frozenset(TrialConfig.model_fields) - frozenset(StudyConfig.model_fields)  # a trial file's top level
 
 
 def load_study(path: str | Path) -> Study:
