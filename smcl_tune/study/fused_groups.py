@@ -37,6 +37,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from smcl_tune.errors import DataSourceError
 from smcl_tune.results import FUSED_GROUP
+from smcl_tune.study.group_threads import group_threads
 from smcl_tune.study.outage_wait import Outage
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,11 @@ class FusedGroupError(RuntimeError):
 class GroupDirectory:
     """The study's groups by shape, node and GPU."""
 
-    def __init__(self, size: int, threads: int, gpu_share: float, ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
-        self.size, self.threads, self.gpu_share, self.ack_timeout_s = size, threads, gpu_share, ack_timeout_s
+    def __init__(
+        self, size: int, cpus_per_member: float, gpu_share: float, ack_timeout_s: float = ACK_TIMEOUT_S
+    ) -> None:
+        self.size, self.cpus_per_member, self.gpu_share = size, cpus_per_member, gpu_share
+        self.ack_timeout_s = ack_timeout_s
         self.groups: dict[str, list] = {}
         self.started = 0  # groups started: their labels g0, g1, ...
 
@@ -75,7 +79,7 @@ class GroupDirectory:
             num_cpus=0,
             max_concurrency=self.size + 4,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-        ).remote(self.size, self.threads, devices, self.gpu_share, f"g{self.started}", self.ack_timeout_s)
+        ).remote(self.size, self.cpus_per_member, devices, self.gpu_share, f"g{self.started}", self.ack_timeout_s)
         self.started += 1
         ray.get(group.reserve.remote())
         groups.append(group)
@@ -108,7 +112,7 @@ class GroupTrainer:
     def __init__(
         self,
         size: int,
-        threads: int,
+        cpus_per_member: float,
         cuda_devices: str | None,
         gpu_share: float,
         label: str,
@@ -116,7 +120,8 @@ class GroupTrainer:
     ) -> None:
         if cuda_devices is not None:  # the GPU of the trials that hold this group's share
             os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
-        self.size, self.threads, self.gpu_share, self.label = size, threads, gpu_share, label
+        self.size, self.cpus_per_member, self.gpu_share, self.label = size, cpus_per_member, gpu_share, label
+        self.threads = 0  # torch's threads in this process, set per epoch (group_threads.py)
         self.ack_timeout_s = ack_timeout_s
         self.reservations: list[float] = []  # when each slot promised to a trial not yet joined was
         self.condition = threading.Condition()
@@ -223,7 +228,6 @@ class GroupTrainer:
         from smcl_tune.trial.device import resolve_device
         from smcl_tune.trial.fused.group_run import FusedGroup, finish_epoch, finish_trial, new_member
 
-        torch.set_num_threads(self.threads)
         cap_gpu_memory(self.gpu_share)
         data = device = None
         while True:
@@ -259,6 +263,7 @@ class GroupTrainer:
                 continue
             training = [member for member in group.members if member.training]
             if training:
+                self._set_threads(training, torch)
                 by_slot = {member.index: member for member in training}
                 for index, metrics in group.train_epoch(training).items():
                     finish_epoch(group, by_slot[index], metrics, data)
@@ -268,6 +273,13 @@ class GroupTrainer:
                 if seat.member is not None and not seat.member.training and not seat.ended:
                     seat.ended = True
                     finish_trial(group, seat.member, data)
+
+    def _set_threads(self, training: list, torch) -> None:
+        threads = group_threads(len(training), self.cpus_per_member, training[0].config.training.num_threads)
+        if threads != self.threads:
+            torch.set_num_threads(threads)
+            log.info("fused group %s trains %d members with %d torch threads", self.label, len(training), threads)
+            self.threads = threads
 
     def _poster(self, seat: Seat):
         def post(metrics: dict[str, Any], folder: Path | None) -> None:
@@ -333,11 +345,12 @@ def fused_groups(study, store_outage: Outage | None = None) -> Iterator[str | No
         yield None
         return
     name = f"smcl-tune-fused-groups-{study.name}-{uuid.uuid4().hex[:8]}"  # a resumed run starts its own
-    threads = max(1, round(resources.cpus))
     ack_timeout_s = ACK_TIMEOUT_S
     if store_outage is not None:  # a member waits out its object store's outage: that is not silence
         ack_timeout_s = max(ACK_TIMEOUT_S, store_outage.timeout_s + ACK_MARGIN_S)
-    directory = GroupDirectory.options(name=name).remote(resources.fuse, threads, resources.gpus, ack_timeout_s)
+    directory = GroupDirectory.options(name=name).remote(
+        resources.fuse, resources.cpus / resources.fuse, resources.gpus, ack_timeout_s
+    )
     try:
         yield name
     finally:

@@ -132,3 +132,30 @@ def test_a_group_that_cannot_give_its_memory_back_still_tells_its_members(tmp_pa
     token = trainer.join(_member_configs(tiny_config, 1)[0], str(tmp_path / "m0"), None, None)
     report = _first_report(trainer, token)
     assert report is not None and "illegal memory access" in report["error"], report
+
+
+def test_a_group_sets_its_threads_from_the_members_training_each_epoch(tmp_path, tiny_config, monkeypatch):
+    """Without training.num_threads, a group of two members that each hold one CPU trains with two
+    threads, and with one once the shorter member has ended; with it, the trials' own value."""
+    import torch
+
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)  # the test process keeps its own
+    _, read = _held_data_read(monkeypatch)  # both members join before the group's first epoch
+    trainer = GroupTrainer(2, 1.0, None, 0.0, "g0")
+    configs = [
+        trial_config_from_dict(
+            tiny_config(epochs=epochs, num_threads=None, max_steps_per_epoch=1, seed=seed)
+        ).model_dump(mode="json")
+        for seed, epochs in enumerate([1, 2])
+    ]
+    tokens = [trainer.join(config, str(tmp_path / f"m{seed}"), None, None) for seed, config in enumerate(configs)]
+    read.set()
+    assert _reports_by_member(trainer, tokens) == [[(0, True)], [(0, False), (1, True)]]
+    assert threads == [2, 1]
+
+    threads.clear()
+    trainer = GroupTrainer(2, 1.0, None, 0.0, "g1")
+    token = trainer.join(_member_configs(tiny_config, 1)[0], str(tmp_path / "own"), None, None)  # num_threads 1
+    assert _reports_by_member(trainer, [token]) == [[(0, False), (1, True)]]
+    assert threads == [1]
