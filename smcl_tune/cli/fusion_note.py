@@ -35,7 +35,10 @@ def fusion_lines(study) -> list[str]:
         shapes = {shape({field: value}) for value in distribution.edge_values()} - {None}
         searched |= shapes
         if len(shapes) > 1:
-            lines.append(f"search.{field} changes the shape: trials with different values train in different groups")
+            lines.append(
+                f"search.{field} changes the shape: trials with different values train in different groups, "
+                f"each with its own members' CPUs ({resources.cpus:g} / {resources.fuse} a trial)"
+            )
     fixed = [(f"baseline {baseline.name}", baseline.overrides) for baseline in config.baselines]
     if config.confirm is not None:
         fixed.append(("the confirmation runs", config.confirm.overrides))

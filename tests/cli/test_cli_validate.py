@@ -125,7 +125,8 @@ def test_a_fused_study_says_what_its_resources_count_and_what_splits_its_groups(
     assert notes[0].startswith("# fused: up to 4 trials of one shape (data, network, batch size,")
     assert notes[0].endswith("resources.cpus 1 and max_concurrent 3 count groups, so up to 12 trials run at once")
     assert notes[1:3] == [
-        "# search.training.batch_size changes the shape: trials with different values train in different groups",
+        "# search.training.batch_size changes the shape: trials with different values train in different groups, "
+        "each with its own members' CPUs (1 / 4 a trial)",
         "# baseline wide has a shape no search trial has: it trains in groups of its own runs only",
     ]  # the ce baseline differs in its method only, narrow in a batch size searched: they fuse with search trials
     assert not [line for line in notes if "narrow" in line]
