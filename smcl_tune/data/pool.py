@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from smcl_tune.data.eight_bit_rgb import eight_bit_rgb
 from smcl_tune.data.file_listing import ListedSplit
 from smcl_tune.errors import DataSourceError
 
@@ -74,7 +75,7 @@ class FilePool(ImagePool):
         return self.files.describe(index)
 
     def _decode(self, index: int) -> torch.Tensor:
-        image = self.files.open(index).convert("RGB")
+        image = eight_bit_rgb(self.files.open(index))
         if self.size is not None:
             if image.size != (self.size, self.size):
                 image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)

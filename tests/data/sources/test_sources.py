@@ -350,3 +350,18 @@ def test_every_source_a_config_can_name_has_a_reader_and_a_path_check():
     names = set(get_args(DataConfig.model_fields["source"].annotation))
     assert set(SOURCES) == names
     assert set(SHAPES) == names
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_16_bit_greyscale_png_keeps_its_tones_not_white(folder, tmp_path, zipped):
+    """PIL's convert("RGB") clipped a 16-bit PNG's values to 255: all but its darkest tones white."""
+    import numpy as np
+
+    ramp = np.linspace(0, 65535, 64, dtype=np.uint16).reshape(8, 8)
+    Image.fromarray(ramp).save(folder / "train" / "ant" / "0000.png")
+    assert Image.open(folder / "train" / "ant" / "0000.png").mode.startswith("I;16")
+    root = make_zips(tmp_path / "zipped", folder) if zipped else folder
+    image = load_source(folder_config(root)).train.load(torch.tensor([0]))[0]
+    expected = torch.from_numpy(np.rint(ramp / 257).astype(np.uint8))
+    assert torch.equal(image, expected.expand(3, 8, 8))
+    assert (image == 255).float().mean() < 0.05  # it was 0.98 white
