@@ -21,8 +21,8 @@ import zipfile
 from pathlib import Path
 
 from smcl_tune.data.longtail import class_counts, split_long_tailed
-from smcl_tune.data.pool import DataSourceError
 from smcl_tune.data.sources.image_folder import image_folder_source
+from smcl_tune.errors import DataSourceError
 
 N_MAX = 5000
 IMBALANCE_FACTOR = 100

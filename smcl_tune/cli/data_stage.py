@@ -14,10 +14,12 @@ MIB = 1 << 20
 
 
 class FetchProgress:
-    """A bar redrawn in place on a terminal; elsewhere (a log, a pipe) a line every few seconds."""
+    """A bar redrawn in place on a terminal; elsewhere (a log, a pipe) a line every few seconds.
+    `unit`: MiB (amounts in bytes), or a count's name (images)."""
 
-    def __init__(self, what: str, stream: TextIO) -> None:
+    def __init__(self, what: str, stream: TextIO, unit: str = "MiB") -> None:
         self.what = what
+        self.unit = unit
         self.stream = stream
         self.terminal = stream.isatty()
         self.started = time.monotonic()
@@ -31,17 +33,20 @@ class FetchProgress:
             self.shown_at = now
             self._show(done, total, now - self.started)
 
+    def _amount(self, amount: float) -> str:
+        return f"{amount / MIB:.1f}" if self.unit == "MiB" else f"{amount:,.0f}"
+
     def _show(self, done: int, total: int | None, elapsed: float) -> None:
         speed = done / elapsed if elapsed > 0 else 0.0
-        text = f"{self.what}: {done / MIB:.1f}"
+        text = f"{self.what}: {self._amount(done)}"
         if total:
             left = (total - done) / speed if speed > 0 else float("inf")
-            text += f" of {total / MIB:.1f} MiB, {speed / MIB:.1f} MiB/s, {left:.0f} s left"
+            text += f" of {self._amount(total)} {self.unit}, {self._amount(speed)} {self.unit}/s, {left:.0f} s left"
             if self.terminal:
                 filled = int(BAR_WIDTH * done / total)
                 text = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {text}"
         else:
-            text += f" MiB, {speed / MIB:.1f} MiB/s"
+            text += f" {self.unit}, {self._amount(speed)} {self.unit}/s"
         if self.terminal:
             self.stream.write(f"\r{text}\033[K")
         else:
@@ -94,6 +99,36 @@ def prepare_data(study, fetch_all: bool = False, stream: TextIO | None = None) -
             progress.finish()
         verb = "fetched and checked" if fetched else "fetched by another process"
         lines.append(f"{dataset}: {verb}, in {root / archive.folder}")
+    return lines
+
+
+def checked_images(study, stream: TextIO | None = None) -> list[str]:
+    """Decode every image of each image-folder or file-list source the study's conditions read, once
+    each (`prepare`), with its progress shown; a line for each. A file that cannot be used is a
+    ConfigError naming the field and the files."""
+    from smcl_tune.data.image_check import check_images, refusal
+    from smcl_tune.errors import ConfigError
+
+    if searches_the_source(study):
+        return []  # a searched source is checked by each trial
+    stream = stream or sys.stderr
+    lines: list[str] = []
+    checked: list[tuple[str, Path, int | None]] = []
+    for condition in study.conditions:
+        data = study.trial_config(condition.overrides).data
+        entry = (data.source, Path(data.root or "").resolve(), data.image_size)
+        if data.source not in ("image_folder", "file_list") or entry in checked:
+            continue
+        checked.append(entry)
+        progress = FetchProgress(f"reading the images of {entry[1]}", stream, unit="images")
+        try:
+            check = check_images(data, progress)
+        finally:
+            progress.finish()
+        if check.failures:
+            in_condition = f" (condition {condition.label})" if condition.label else ""
+            raise ConfigError(f"{study.source}: trial.data.root{in_condition}: {refusal(check)}")
+        lines.append(f"{data.source}: {check.images:,} images in {entry[1]}, each read")
     return lines
 
 

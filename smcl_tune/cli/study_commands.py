@@ -12,7 +12,13 @@ from contextlib import contextmanager
 
 import yaml
 
-from smcl_tune.cli.data_stage import check_job_data, checked_data, prepare_data, searches_the_source
+from smcl_tune.cli.data_stage import (
+    check_job_data,
+    checked_data,
+    checked_images,
+    prepare_data,
+    searches_the_source,
+)
 from smcl_tune.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from smcl_tune.cli.formatting import terminal_width
 from smcl_tune.cli.fusion_note import fusion_lines
@@ -128,6 +134,7 @@ def command_prepare(arguments: argparse.Namespace) -> int:
     study = load_study(arguments.study)
     lines = prepare_data(study, fetch_all=True)
     check_data(study)  # every source, fetched or not, where the study expects it
+    lines += checked_images(study)  # and every image file of a folder or list read
     for line in lines:
         print(line)
     print(f"study '{study.name}': its data is in place")

@@ -66,7 +66,9 @@ class ImageFiles:
             )
         return archive.read(self.names[index])
 
-    def open(self, index: int, decode: bool = True) -> Image.Image:
+    def open(self, index: int, decode: bool | str = True, expected_size: tuple[int, int] | None = None) -> Image.Image:
+        """Image `index`, decoded or (`decode=False`) its header read. `expected_size`: (height,
+        width) its header must have, checked before it is decoded."""
         from PIL import Image  # here: `validate` of a synthetic or CIFAR study never opens an image
 
         try:
@@ -79,6 +81,13 @@ class ImageFiles:
                     f"{self.describe(index)}: {image.size[0]}x{image.size[1]} pixels, more than an image may have "
                     f"({MAX_IMAGE_PIXELS:,})"
                 )
+            if expected_size is not None and image.size != (expected_size[1], expected_size[0]):
+                raise DataSourceError(
+                    f"{self.describe(index)}: image is {image.size[0]}x{image.size[1]} but the pool's images are "
+                    f"{expected_size[1]}x{expected_size[0]}; set data.image_size to resize all images"
+                )
+            if decode == "draft":  # a JPEG decodes at 1/8 scale, every byte still read: a file cut short fails
+                image.draft("RGB", (1, 1))
             if decode:
                 image.load()
             return image

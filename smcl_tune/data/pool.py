@@ -13,7 +13,6 @@ from PIL import Image
 
 from smcl_tune.data.eight_bit_rgb import eight_bit_rgb
 from smcl_tune.data.file_listing import ListedSplit
-from smcl_tune.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +74,9 @@ class FilePool(ImagePool):
         return self.files.describe(index)
 
     def _decode(self, index: int) -> torch.Tensor:
-        image = eight_bit_rgb(self.files.open(index))
-        if self.size is not None:
-            if image.size != (self.size, self.size):
-                image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)
-        elif image.size != (self.image_size[1], self.image_size[0]):
-            raise DataSourceError(
-                f"{self.describe(index)}: image is {image.size[0]}x{image.size[1]} but the pool's images are "
-                f"{self.image_size[1]}x{self.image_size[0]}; set data.image_size to resize all images"
-            )
+        image = eight_bit_rgb(self.files.open(index, expected_size=None if self.size else self.image_size))
+        if self.size is not None and image.size != (self.size, self.size):
+            image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)
         return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
 
     def load(self, indices: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,9 @@ from smcl_tune.config import DataConfig
 from smcl_tune.data import splits
 from smcl_tune.data.augment import channel_statistics
 from smcl_tune.data.longtail import shot_groups
-from smcl_tune.data.pool import DataSourceError
 from smcl_tune.data.source_shape import check_trial_data
 from smcl_tune.data.splits import build_trial_data
+from smcl_tune.errors import DataSourceError
 
 PUBLISHED = {"train": [0, 0, 0, 0, 1, 1, 1, 2, 2], "val": [0, 1, 2], "test": [0, 1, 2]}
 

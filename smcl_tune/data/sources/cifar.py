@@ -10,7 +10,8 @@ import torch
 
 from smcl_tune.data.cifar_files import CIFAR_ARCHIVES
 from smcl_tune.data.fetch import fetch_cifar
-from smcl_tune.data.pool import DataSourceError, SourceData, TensorPool
+from smcl_tune.data.pool import SourceData, TensorPool
+from smcl_tune.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from PIL import Image
 from pydantic import ValidationError
 
 from smcl_tune.config import DataConfig
-from smcl_tune.data.pool import DataSourceError, TensorPool
+from smcl_tune.data.pool import TensorPool
 from smcl_tune.data.sources import load_source
+from smcl_tune.errors import DataSourceError
 
 CLASSES = {"dog": 2, "cat": 3, "ant": 2}  # sorted: ant=0, cat=1, dog=2
 

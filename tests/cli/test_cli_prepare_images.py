@@ -1,0 +1,90 @@
+"""`smcl-tune prepare` of an image folder reads every image, so a file a trial could not use is
+named before the study runs (it said "its data is in place" for files it never opened)."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+
+def _folder(root: Path) -> Path:
+    for split in ("train", "test"):
+        for name, count in {"ant": 12, "bee": 6}.items():
+            for index in range(count):
+                path = root / split / name / f"{index:04d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (8, 8), (40 * index % 256, 90, 200)).save(path)
+    return root
+
+
+def _study(folder: Path, root: Path) -> Path:
+    trial = {
+        "data": {"source": "image_folder", "root": str(root), "n_max": 10, "imbalance_factor": 2, "val_per_class": 1},
+        "model": {"architecture": "tiny_cnn"},
+        "method": {"name": "ce"},
+        "training": {"epochs": 1, "device": "cpu"},
+    }
+    study = {"name": "folder", "trial": trial, "num_trials": 0, "baselines": [{"name": "ce"}]}
+    path = folder / "folder.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def _prepare(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "prepare", str(path)], cwd=path.parent, capture_output=True, text=True
+    )
+
+
+def test_prepare_reads_every_image_of_a_folder_and_says_how_many(tmp_path):
+    root = _folder(tmp_path / "images")
+    done = _prepare(_study(tmp_path, root))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"image_folder: 36 images in {root}, each read",
+        "study 'folder': its data is in place",
+    ]
+    assert f"reading the images of {root}: 36 of 36 images" in done.stderr
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_prepare_names_images_a_trial_could_not_use_in_one_line(tmp_path, zipped):
+    root = _folder(tmp_path / "images")
+    cut = root / "train" / "ant" / "0003.png"
+    cut.write_bytes(cut.read_bytes()[:-30])  # cut short: its header reads, its pixels do not
+    (root / "train" / "bee" / "0001.png").write_text("not an image")
+    Image.new("RGB", (9, 8)).save(root / "test" / "bee" / "0002.png")  # another size, without data.image_size
+    if zipped:
+        zips = tmp_path / "zipped"
+        zips.mkdir()
+        for split in ("train", "test"):
+            with zipfile.ZipFile(zips / f"{split}.zip", "w") as archive:
+                for path in sorted((root / split).rglob("*.png")):
+                    archive.write(path, path.relative_to(root).as_posix())
+        root = zips
+    else:
+        (root / "train" / "bee" / "0005.png").unlink()
+        (root / "train" / "bee" / "0005.png").symlink_to(root / "gone.png")  # a broken link
+    done = _prepare(_study(tmp_path, root))
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("smcl-tune:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr
+    where = (lambda name: f"{root / name.split('/')[0]}.zip:{name}") if zipped else (lambda name: str(root / name))
+    failed = 4 if not zipped else 3  # the broken link is not a file a zip can hold
+    assert errors[0].startswith(
+        f"smcl-tune: {tmp_path / 'folder.yaml'}: trial.data.root: {failed} of 36 images cannot be used: "
+        f"{where('train/ant/0003.png')}: cannot read the image ("
+    )
+    assert (
+        f"{where('train/bee/0001.png')}: cannot read the image (not an image format PIL knows, or damaged)" in errors[0]
+    )
+    if zipped:
+        assert f"{where('test/bee/0002.png')}: image is 9x8 but the pool's images are 8x8" in errors[0]
+    else:
+        assert f"{where('train/bee/0005.png')}: image file not found" in errors[0]
+        assert errors[0].endswith("; and 1 more")
+    assert "its data is in place" not in done.stdout
