@@ -49,8 +49,14 @@ def _list_folder(root: Path, split: str) -> dict[str, list[str]]:
     classes: dict[str, list[str]] = {}
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         names = []
-        for directory, folders, files in os.walk(class_dir):
-            folders[:] = [name for name in folders if not name.startswith(".")]
+        walked = set()  # real paths: a link back up (a loop) or to a folder walked already adds nothing
+        for directory, folders, files in os.walk(class_dir, followlinks=True):
+            real = os.path.realpath(directory)
+            if real in walked:
+                folders[:] = []
+                continue
+            walked.add(real)
+            folders[:] = sorted(name for name in folders if not name.startswith("."))  # the first of two links is read
             names.extend(os.path.relpath(os.path.join(directory, f), root) for f in files if _is_image(f))
         if not names:
             raise DataSourceError(f"{class_dir}: class folder holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
@@ -132,11 +138,23 @@ def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
     if image_size is None:
         train.header_size, test.header_size = train.files.header_size(0), test.files.header_size(0)
         if test.header_size != train.header_size:
+            (train_h, train_w), (test_h, test_w) = train.header_size, test.header_size
             raise DataSourceError(
-                f"{test.files.describe(0)}: test images are {test.header_size}, training images "
-                f"{train.header_size}; set data.image_size"
+                f"{root}: the first training image is {train_w}x{train_h} ({train.files.describe(0)}), the first "
+                f"test image {test_w}x{test_h} ({test.files.describe(0)}); images must be of one size, or set "
+                "data.image_size to resize them all"
             )
     return Listing(train=train, test=test, val=None, class_names=train_classes)
+
+
+def folder_and_zip_note(root: Path) -> str | None:
+    """A note where a split is there both as a folder and as a zip archive: the folder is read."""
+    both = [split for split in ("train", "test") if (root / split).is_dir() and (root / f"{split}.zip").is_file()]
+    if not both:
+        return None
+    folders = " and ".join(f"{split}/" for split in both)
+    archives = " and ".join(f"{split}.zip" for split in both)
+    return f"{root}: holds {folders} and {archives}: the folders are read, the archives are not"
 
 
 def _no_folder(root: Path, kind: str) -> str:
@@ -193,7 +211,7 @@ def file_list_listing(root: Path) -> Listing:
     lists = {split: _read_list(root / f"{split}.txt") for split in SPLITS}
     names_file = root / "classes.txt"
     if names_file.is_file():
-        class_names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+        class_names = _class_names(names_file)
     else:
         class_names = [f"class_{i}" for i in range(max(label for _, label, _ in lists["train"]) + 1)]
     for split, entries in lists.items():
@@ -205,8 +223,26 @@ def file_list_listing(root: Path) -> Listing:
     listing = Listing(train=listed["train"], test=listed["test"], val=listed["val"], class_names=class_names)
     empty = [label for label, count in enumerate(listing.train_counts()) if count == 0]
     if empty:
-        raise DataSourceError(f"{root / 'train.txt'}: classes without training images: {empty[:10]}")
+        named = ", ".join(f"{label} ({class_names[label]})" for label in empty[:10])
+        more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
+        raise DataSourceError(f"{root / 'train.txt'}: classes without training images: {named}{more}")
     return listing
+
+
+def _class_names(path: Path) -> list[str]:
+    """One name per non-blank line, in label order; a name given twice is refused (two labels would
+    share it in every report)."""
+    names: dict[str, int] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        name = line.strip()
+        if name in names:
+            raise DataSourceError(
+                f"{path}:{number}: class name {name!r} is also on line {names[name]}; "
+                "each class needs a name of its own"
+            )
+        if name:
+            names[name] = number
+    return list(names)
 
 
 def _images(count: int) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from smcl_tune.config import DataConfig
 from smcl_tune.data.cifar_files import check_cifar, cifar_class_names
 from smcl_tune.data.counts import held_out_note, subset_targets, training_counts
-from smcl_tune.data.file_listing import file_list_listing, image_folder_listing, overlap_note
+from smcl_tune.data.file_listing import file_list_listing, folder_and_zip_note, image_folder_listing, overlap_note
 from smcl_tune.data.synthetic_classes import SYNTHETIC_POOL_PER_CLASS, class_name
 
 CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
@@ -46,8 +46,9 @@ def _cifar_shape(config: DataConfig) -> SourceShape:
 
 def _image_folder_shape(config: DataConfig) -> SourceShape:
     """Listing the files is the check."""
-    listing = image_folder_listing(Path(config.root or ""), config.image_size)
-    return SourceShape(listing.train_counts(), listing.class_names, False, None)
+    root = Path(config.root or "")
+    listing = image_folder_listing(root, config.image_size)
+    return SourceShape(listing.train_counts(), listing.class_names, False, folder_and_zip_note(root))
 
 
 def _file_list_shape(config: DataConfig) -> SourceShape:

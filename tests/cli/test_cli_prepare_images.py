@@ -1,5 +1,6 @@
-"""`smcl-tune prepare` of an image folder reads every image, so a file a trial could not use is
-named before the study runs (it said "its data is in place" for files it never opened)."""
+"""An image folder before the study runs: `smcl-tune prepare` reads every image, so a file a trial
+could not use is named (it said "its data is in place" for files it never opened); `validate` says
+which of a folder and a zip of one split it reads."""
 
 import subprocess
 import sys
@@ -88,3 +89,21 @@ def test_prepare_names_images_a_trial_could_not_use_in_one_line(tmp_path, zipped
         assert f"{where('train/bee/0005.png')}: image file not found" in errors[0]
         assert errors[0].endswith("; and 1 more")
     assert "its data is in place" not in done.stdout
+
+
+def test_validate_notes_a_split_there_as_a_folder_and_as_a_zip_and_reads_the_folder(tmp_path):
+    """Unzipping train.zip beside itself leaves both: the folder was read without a word."""
+    root = _folder(tmp_path / "images")
+    for split in ("train", "test"):
+        with zipfile.ZipFile(root / f"{split}.zip", "w") as archive:
+            archive.writestr(f"{split}/ant/0000.png", b"")
+    done = subprocess.run(
+        [sys.executable, "-m", "smcl_tune.cli", "validate", str(_study(tmp_path, root))],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    note = f"# {root}: holds train/ and test/ and train.zip and test.zip: the folders are read, the archives are not"
+    assert note in done.stdout.splitlines()
+    assert _prepare(_study(tmp_path, root)).returncode == 0  # the archives' empty member is never read

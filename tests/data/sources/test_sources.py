@@ -366,3 +366,53 @@ def test_a_16_bit_greyscale_png_keeps_its_tones_not_white(folder, tmp_path, zipp
     expected = torch.from_numpy(np.rint(ramp / 257).astype(np.uint8))
     assert torch.equal(image, expected.expand(3, 8, 8))
     assert (image == 255).float().mean() < 0.05  # it was 0.98 white
+
+
+def test_first_images_of_two_sizes_name_both_files_width_by_height(folder):
+    """The odd image may be either: the refusal named the test image, and wrote (height, width)."""
+    save_png(folder / "train" / "ant" / "0000.png", (1, 2, 3), size=(12, 8))  # width 12, height 8
+    with pytest.raises(DataSourceError) as refused:
+        load_source(folder_config(folder))
+    assert str(refused.value) == (
+        f"{folder}: the first training image is 12x8 ({folder / 'train' / 'ant' / '0000.png'}), the first test "
+        f"image 8x8 ({folder / 'test' / 'ant' / '0000.png'}); images must be of one size, or set data.image_size "
+        "to resize them all"
+    )
+
+
+def test_a_class_name_given_twice_in_classes_txt_names_both_lines(tmp_path):
+    root = make_file_lists(tmp_path, with_names=True)
+    (root / "classes.txt").write_text("apple\nbanana\n\napple\n")
+    with pytest.raises(DataSourceError) as refused:
+        load_source(list_config(root))
+    assert str(refused.value) == (
+        f"{root / 'classes.txt'}:4: class name 'apple' is also on line 1; each class needs a name of its own"
+    )
+
+
+def test_a_class_without_training_images_is_named_by_its_name_too(tmp_path):
+    root = make_file_lists(tmp_path, with_names=True)
+    (root / "train.txt").write_text("a/0.png 0\nc/0.png 2\n")
+    with pytest.raises(DataSourceError) as refused:
+        load_source(list_config(root))
+    assert str(refused.value) == f"{root / 'train.txt'}: classes without training images: 1 (banana)"
+
+
+def test_a_linked_folder_inside_a_class_folder_is_read_and_a_link_loop_ends(folder, tmp_path):
+    """Images kept on another disk and linked into a class folder were skipped without a word."""
+    elsewhere = tmp_path / "elsewhere"
+    save_png(elsewhere / "more.png", (9, 9, 9))
+    (folder / "train" / "cat" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "train" / "cat" / "loop").symlink_to(folder / "train" / "cat", target_is_directory=True)
+    (folder / "train" / "cat" / "again").symlink_to(elsewhere, target_is_directory=True)  # one folder, read once
+    train = load_source(folder_config(folder)).train
+    assert train.files.names == [
+        "train/ant/0000.png",
+        "train/ant/0001.png",
+        "train/cat/0000.png",
+        "train/cat/0001.png",
+        "train/cat/0002.png",
+        "train/cat/again/more.png",
+        "train/dog/0000.png",
+        "train/dog/0001.png",
+    ]
