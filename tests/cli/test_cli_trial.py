@@ -53,6 +53,7 @@ def test_trial_prints_its_result_and_writes_json(tmp_path, trial):
     test_line = next(line for line in done.stdout.splitlines() if line.startswith("test"))
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "completed" and result["epochs_completed"] == 1
+    assert result["best_epoch"] == 0  # the printed 'epoch 1': the file counts from 0, as the README says
     assert test_line.split()[1] == f"{100 * result['test']['top1']:.1f}"
     assert len(result["history"]) == 1 and len(result["test_confusion"]) == 4
 
