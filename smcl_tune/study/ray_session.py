@@ -27,6 +27,12 @@ TOKEN_SETUP_LOGGER = "ray._private.authentication.authentication_token_setup"  #
 # fused groups' directory and hand-out actors (study/fused_groups.py) could take one; they start
 # their worker when made instead (under a second, once per study or group).
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+# A local Ray's GCS never comes back (it keeps no state to restart from), yet the driver waits 60 s
+# (Ray's default) for it before ending: after a SIGTERM to the whole process group (`timeout 60
+# smcl-tune run`, a service manager's stop), which kills the local Ray too, the run took a minute to
+# exit. Waiting a few seconds still rides out a slow GCS: the wait counts from a broken connection.
+LOCAL_GCS_GONE_S = 5
+LOCAL_RAY_CONFIG = {**NO_IDLE_WORKERS, "gcs_rpc_server_reconnect_timeout_s": LOCAL_GCS_GONE_S}
 AWS_KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
 CONNECT_TIMEOUT_S = 5.0  # a host that drops packets rather than refusing them
 
@@ -142,7 +148,7 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
             include_dashboard=False,
             log_to_driver=True,
             logging_level=log_level,
-            _system_config=NO_IDLE_WORKERS,
+            _system_config=LOCAL_RAY_CONFIG,
         )
     make_private(token)
     _hand_cloud_keys_to_trials(False)
