@@ -35,18 +35,18 @@ def _one_run(after_s: float) -> dict:
         study["storage"] = str(Path(folder) / "smcl-runs")
         path = Path(folder) / "quickstart.yaml"
         path.write_text(yaml.safe_dump(study))
-        log = (Path(folder) / "driver.log").open("w")
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "smcl_tune.cli", "run", str(path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as `setsid` gives it
-        )
-        time.sleep(after_s)
-        signalled = time.monotonic()
-        os.killpg(driver.pid, signal.SIGTERM)
-        code = driver.wait()
-        seconds = time.monotonic() - signalled
+        with (Path(folder) / "driver.log").open("w") as log:
+            driver = subprocess.Popen(
+                [sys.executable, "-m", "smcl_tune.cli", "run", str(path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, as `setsid` gives it
+            )
+            time.sleep(after_s)
+            signalled = time.monotonic()
+            os.killpg(driver.pid, signal.SIGTERM)
+            code = driver.wait()
+            seconds = time.monotonic() - signalled
         status = subprocess.run(
             [sys.executable, "-m", "smcl_tune.cli", "status", study["name"], "--storage", study["storage"]],
             capture_output=True,

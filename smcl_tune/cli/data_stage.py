@@ -125,7 +125,7 @@ def checked_images(study, stream: TextIO | None = None) -> list[str]:
             check = check_images(data, progress)
         finally:
             progress.finish()
-        if check.failures:
+        if check.failed:
             in_condition = f" (condition {condition.label})" if condition.label else ""
             raise ConfigError(f"{study.source}: trial.data.root{in_condition}: {refusal(check)}")
         lines.append(f"{data.source}: {check.images:,} images in {entry[1]}, each read")

@@ -14,6 +14,6 @@ def eight_bit_rgb(image: Image.Image) -> Image.Image:
     to 0..255 (x / 257, rounded) instead. (PIL opens a 16-bit RGB PNG as 8-bit RGB itself.)"""
     if image.mode not in SIXTEEN_BIT_MODES:
         return image.convert("RGB")
-    values = np.asarray(image).astype(np.float64)
-    grey = np.clip(np.rint(values / 257), 0, 255).astype(np.uint8)
+    values = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)  # mode I holds 32-bit values
+    grey = ((values + 128) // 257).astype(np.uint8)  # x / 257 rounded, in integers: no float copy of a large image
     return Image.fromarray(grey, mode="L").convert("RGB")

@@ -50,11 +50,16 @@ def _list_folder(root: Path, split: str) -> dict[str, list[str]]:
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         names = []
         walked = set()  # real paths: a link back up (a loop) or to a folder walked already adds nothing
-        for directory, folders, files in os.walk(class_dir, followlinks=True):
+        for directory, folders, files in os.walk(class_dir, followlinks=True, onerror=_unlistable):
             real = os.path.realpath(directory)
             if real in walked:
                 folders[:] = []
                 continue
+            if _holds(real, os.path.realpath(folder)):
+                raise DataSourceError(
+                    f"{directory}: a link to {real}, which holds {folder} itself: every class's images would "
+                    f"count as {class_dir.name}'s"
+                )
             walked.add(real)
             folders[:] = sorted(name for name in folders if not name.startswith("."))  # the first of two links is read
             names.extend(os.path.relpath(os.path.join(directory, f), root) for f in files if _is_image(f))
@@ -64,6 +69,16 @@ def _list_folder(root: Path, split: str) -> dict[str, list[str]]:
     if not classes:
         raise DataSourceError(f"{folder}: no class folders; expected {folder}/<class>/<image>")
     return classes
+
+
+def _holds(outer: str, inner: str) -> bool:
+    """Whether the real path `outer` is `inner` or a folder above it."""
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def _unlistable(error: OSError) -> None:
+    """os.walk's error: a folder inside a class folder that cannot be listed is named, not skipped."""
+    raise DataSourceError(f"{error.filename}: cannot list the folder ({error.strerror})")
 
 
 def _list_zip(archive: Path, split: str) -> tuple[dict[str, list[str]], zipfile.ZipFile]:
@@ -154,7 +169,8 @@ def folder_and_zip_note(root: Path) -> str | None:
         return None
     folders = " and ".join(f"{split}/" for split in both)
     archives = " and ".join(f"{split}.zip" for split in both)
-    return f"{root}: holds {folders} and {archives}: the folders are read, the archives are not"
+    read = "the folders are read, the archives are not" if len(both) > 1 else "the folder is read, the archive is not"
+    return f"{root}: holds {folders} and {archives}: {read}"
 
 
 def _no_folder(root: Path, kind: str) -> str:

@@ -91,11 +91,23 @@ class ImageFiles:
             if decode:
                 image.load()
             return image
+        except DataSourceError:  # ours, above (a ValueError too): already worded
+            raise
         except FileNotFoundError:
             raise DataSourceError(f"{self.describe(index)}: image file not found") from None
         except Image.UnidentifiedImageError:  # PIL's text names a zip member's buffer as <_io.BytesIO object at 0x...>
             raise DataSourceError(
                 f"{self.describe(index)}: cannot read the image (not an image format PIL knows, or damaged)"
             ) from None
-        except (OSError, KeyError, EOFError, zlib.error, zipfile.BadZipFile, Image.DecompressionBombError) as error:
+        # ValueError, SyntaxError: PIL's words for a damaged header or chunk (a PNG text chunk too large)
+        except (
+            OSError,
+            KeyError,
+            EOFError,
+            ValueError,
+            SyntaxError,
+            zlib.error,
+            zipfile.BadZipFile,
+            Image.DecompressionBombError,
+        ) as error:
             raise DataSourceError(f"{self.describe(index)}: cannot read the image ({error})") from None

@@ -244,6 +244,7 @@ class GroupTrainer:
                 # the data first, then the members: trials whose actors Ray starts meanwhile join the
                 # first epoch rather than the next, where they would stay one epoch behind to the end
                 config = trial_config_from_dict(joining[0].config)
+                self._set_threads(len(joining), config.training.num_threads, torch)  # the data's build uses them
                 device = resolve_device(config.training.device)
                 data = build_trial_data(config.data).to(device)
                 continue
@@ -263,7 +264,7 @@ class GroupTrainer:
                 continue
             training = [member for member in group.members if member.training]
             if training:
-                self._set_threads(training, torch)
+                self._set_threads(len(training), training[0].config.training.num_threads, torch)
                 by_slot = {member.index: member for member in training}
                 for index, metrics in group.train_epoch(training).items():
                     finish_epoch(group, by_slot[index], metrics, data)
@@ -274,11 +275,11 @@ class GroupTrainer:
                     seat.ended = True
                     finish_trial(group, seat.member, data)
 
-    def _set_threads(self, training: list, torch) -> None:
-        threads = group_threads(len(training), self.cpus_per_member, training[0].config.training.num_threads)
+    def _set_threads(self, members: int, num_threads: int | None, torch) -> None:
+        threads = group_threads(members, self.cpus_per_member, num_threads)
         if threads != self.threads:
             torch.set_num_threads(threads)
-            log.info("fused group %s trains %d members with %d torch threads", self.label, len(training), threads)
+            log.info("fused group %s: %d members, %d torch threads", self.label, members, threads)
             self.threads = threads
 
     def _poster(self, seat: Seat):

@@ -32,7 +32,16 @@ NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_drive
 # smcl-tune run`, a service manager's stop), which kills the local Ray too, the run took a minute to
 # exit. Waiting a few seconds still rides out a slow GCS: the wait counts from a broken connection.
 LOCAL_GCS_GONE_S = 5
-LOCAL_RAY_CONFIG = {**NO_IDLE_WORKERS, "gcs_rpc_server_reconnect_timeout_s": LOCAL_GCS_GONE_S}
+GCS_GONE_SETTING = "gcs_rpc_server_reconnect_timeout_s"
+
+
+def _local_ray_config() -> dict:
+    """The local Ray's system config; a user's own RAY_gcs_rpc_server_reconnect_timeout_s is kept."""
+    if f"RAY_{GCS_GONE_SETTING}" in os.environ:
+        return dict(NO_IDLE_WORKERS)
+    return {**NO_IDLE_WORKERS, GCS_GONE_SETTING: LOCAL_GCS_GONE_S}
+
+
 AWS_KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
 CONNECT_TIMEOUT_S = 5.0  # a host that drops packets rather than refusing them
 
@@ -148,7 +157,7 @@ def init_ray(address: str | None, log_level: str = "INFO", field: str = "--addre
             include_dashboard=False,
             log_to_driver=True,
             logging_level=log_level,
-            _system_config=LOCAL_RAY_CONFIG,
+            _system_config=_local_ray_config(),
         )
     make_private(token)
     _hand_cloud_keys_to_trials(False)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 
 def _folder(root: Path) -> Path:
@@ -107,3 +107,17 @@ def test_validate_notes_a_split_there_as_a_folder_and_as_a_zip_and_reads_the_fol
     note = f"# {root}: holds train/ and test/ and train.zip and test.zip: the folders are read, the archives are not"
     assert note in done.stdout.splitlines()
     assert _prepare(_study(tmp_path, root)).returncode == 0  # the archives' empty member is never read
+
+
+def test_an_image_pil_refuses_with_a_value_error_is_one_line_too(tmp_path):
+    """A PNG whose text chunk unpacks past PIL's limit: PIL raises ValueError, which was a traceback."""
+    root = _folder(tmp_path / "images")
+    text = PngImagePlugin.PngInfo()
+    text.add_text("comment", "x" * (2 << 20), zip=True)  # 2 MiB, 2 KiB packed
+    Image.new("RGB", (8, 8)).save(root / "test" / "ant" / "0004.png", pnginfo=text)
+    done = _prepare(_study(tmp_path, root))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.splitlines()[-1].endswith(
+        f"1 of 36 images cannot be used: {root / 'test' / 'ant' / '0004.png'}: cannot read the image "
+        "(Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK)"
+    )

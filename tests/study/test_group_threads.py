@@ -8,7 +8,7 @@ def test_a_group_trains_with_the_whole_cpus_its_members_hold():
     assert group_threads(2, 2 / 4, None) == 1
     assert group_threads(3, 0.6 / 2, None) == 1  # 0.9 CPU: at least one thread
     assert group_threads(3, 4 / 4, None) == 3
-    assert group_threads(5, 0.6, None) == 3  # 3.0 held, though 5 x 0.6 is 2.9999999999999996
+    assert group_threads(5, 2.4 / 6, None) == 2  # 2.0 held, though 5 x (2.4 / 6) is 1.9999999999999998
 
 
 def test_two_single_member_groups_of_one_study_use_the_two_cores_their_trials_hold_not_four():

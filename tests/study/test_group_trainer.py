@@ -139,8 +139,15 @@ def test_a_group_sets_its_threads_from_the_members_training_each_epoch(tmp_path,
     threads, and with one once the shorter member has ended; with it, the trials' own value."""
     import torch
 
-    threads = []
+    threads, per_epoch = [], []  # torch.set_num_threads's calls; the threads set when each epoch trains
     monkeypatch.setattr(torch, "set_num_threads", threads.append)  # the test process keeps its own
+    train_epoch = FusedGroup.train_epoch
+
+    def recorded(group, training):
+        per_epoch.append(threads[-1])
+        return train_epoch(group, training)
+
+    monkeypatch.setattr(FusedGroup, "train_epoch", recorded)
     _, read = _held_data_read(monkeypatch)  # both members join before the group's first epoch
     trainer = GroupTrainer(2, 1.0, None, 0.0, "g0")
     configs = [
@@ -152,10 +159,10 @@ def test_a_group_sets_its_threads_from_the_members_training_each_epoch(tmp_path,
     tokens = [trainer.join(config, str(tmp_path / f"m{seed}"), None, None) for seed, config in enumerate(configs)]
     read.set()
     assert _reports_by_member(trainer, tokens) == [[(0, True)], [(0, False), (1, True)]]
-    assert threads == [2, 1]
+    assert per_epoch == [2, 1]
 
-    threads.clear()
+    per_epoch.clear()
     trainer = GroupTrainer(2, 1.0, None, 0.0, "g1")
     token = trainer.join(_member_configs(tiny_config, 1)[0], str(tmp_path / "own"), None, None)  # num_threads 1
     assert _reports_by_member(trainer, [token]) == [[(0, False), (1, True)]]
-    assert threads == [1]
+    assert per_epoch == [1, 1]

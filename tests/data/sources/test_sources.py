@@ -416,3 +416,35 @@ def test_a_linked_folder_inside_a_class_folder_is_read_and_a_link_loop_ends(fold
         "train/dog/0000.png",
         "train/dog/0001.png",
     ]
+
+
+@pytest.mark.parametrize("target", ["split", "root"])
+def test_a_link_in_a_class_folder_to_a_folder_above_it_is_refused(folder, target):
+    """It would label every class's images as that class."""
+    up = folder / "train" if target == "split" else folder
+    (folder / "train" / "cat" / "all").symlink_to(up, target_is_directory=True)
+    with pytest.raises(DataSourceError) as refused:
+        load_source(folder_config(folder))
+    assert str(refused.value) == (
+        f"{folder / 'train' / 'cat' / 'all'}: a link to {up}, which holds {folder / 'train'} itself: every "
+        "class's images would count as cat's"
+    )
+
+
+def test_a_folder_in_a_class_folder_that_cannot_be_listed_is_named(folder, monkeypatch):
+    """os.walk skipped it without a word. (Its mode cannot refuse root, who runs CI: the listing is refused here.)"""
+    import os
+
+    locked = folder / "train" / "cat" / "locked"
+    save_png(locked / "0.png", (1, 1, 1))
+    scandir = os.scandir
+
+    def refusing(path="."):
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.raises(DataSourceError) as refused:
+        load_source(folder_config(folder))
+    assert str(refused.value) == f"{locked}: cannot list the folder (Permission denied)"
