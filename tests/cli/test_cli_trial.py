@@ -245,3 +245,27 @@ def test_an_output_that_is_the_trial_file_itself_is_refused_before_it_trains(tmp
     assert code == 2 and out == ""
     assert error.strip() == f"smcl-tune: --output {config}: that is the trial file itself; name another file"
     assert config.read_text() == written
+
+
+def test_an_image_the_trial_cannot_read_ends_it_in_one_line_naming_the_file_exit_2(tmp_path, trial):
+    """As the README says: exit 2 here, where `run` stops its study resumably with exit 1."""
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("ant", "bee"):
+            for index in range(6):
+                path = tmp_path / "images" / split / name / f"{index}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (16, 16), (40 * index, 90, 200)).save(path)
+    (tmp_path / "images" / "train" / "bee" / "3.png").write_bytes(b"not an image")  # not the first: listed, not read
+    trial["data"] = {"source": "image_folder", "root": str(tmp_path / "images"), "n_max": 6, "imbalance_factor": 2}
+    trial["data"].update(val_per_class=1, many_above=5, few_below=2)
+    config = tmp_path / "trial.yaml"
+    config.write_text(yaml.safe_dump(trial))
+    done = _smcl_tune("trial", str(config), "--epochs", "1", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"smcl-tune: {tmp_path / 'images' / 'train' / 'bee' / '3.png'}: cannot read the image (not an image "
+        "format PIL knows, or damaged)"
+    )
