@@ -3,6 +3,7 @@ once, in the driver, before Ray starts, with its progress shown; a fetch that fa
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,11 +48,17 @@ class FetchProgress:
                 text = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {text}"
         else:
             text += f" {self.unit}, {self._amount(speed)} {self.unit}/s"
-        if self.terminal:
-            self.stream.write(f"\r{text}\033[K")
+        if self.terminal:  # within the terminal's width: a wrapped line would not be redrawn in place
+            self.stream.write(f"\r{text[: self._columns() - 1]}\033[K")
         else:
             self.stream.write(f"{text}\n")
         self.stream.flush()
+
+    def _columns(self) -> int:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            return 80
 
     def finish(self) -> None:
         if self.terminal and self.done:

@@ -39,7 +39,8 @@ class PlainView:
     def started(self, progress: StudyProgress) -> None:
         earlier = progress.ended()
         resumed = f", {earlier} ended in an earlier run" if earlier else ""
-        print(f"{_clock()} study {self.study}: {progress.planned_trials} trials planned{resumed}", flush=True)
+        planned = progress.planned_trials
+        print(f"{_clock()} study {self.study}: {planned} trial{'s' * (planned != 1)} planned{resumed}", flush=True)
 
     def epoch_ended(self, progress: StudyProgress, trial: TrialProgress) -> None:
         now = time.monotonic()

@@ -16,6 +16,7 @@ from smcl_tune.errors import DataSourceError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_ZIP_MEMBERS = 10_000_000  # more is not a dataset archive but a zip bomb of names
 SPLITS = ("train", "val", "test")
+LIST_ENCODING = "utf-8-sig"  # a byte-order mark (a spreadsheet's export) is not part of the first line's name
 
 
 @dataclass
@@ -44,25 +45,38 @@ def _is_image(name: str) -> bool:
     return not base.startswith(".") and base.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _list_folder(root: Path, split: str) -> dict[str, list[str]]:
+def _list_folder(root: Path, split: str, seen: dict[str, str]) -> dict[str, list[str]]:
+    """The split's class folders' images; `seen` maps each image's real path to its name, across
+    the splits, so that one file reached twice (through a link) is refused."""
     folder = root / split
+    real_split = os.path.realpath(folder)
     classes: dict[str, list[str]] = {}
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         names = []
         walked = set()  # real paths: a link back up (a loop) or to a folder walked already adds nothing
-        for directory, folders, files in os.walk(class_dir, followlinks=True, onerror=_unlistable):
+        waiting = [str(class_dir)]  # depth first, in name order: of two links to one folder, the first is read
+        while waiting:
+            directory = waiting.pop()
             real = os.path.realpath(directory)
             if real in walked:
-                folders[:] = []
                 continue
-            if _holds(real, os.path.realpath(folder)):
+            if _holds(real, real_split):
+                above = "the split folder itself" if real == real_split else f"a folder above {folder}"
                 raise DataSourceError(
-                    f"{directory}: a link to {real}, which holds {folder} itself: every class's images would "
-                    f"count as {class_dir.name}'s"
+                    f"{directory}: a link to {real}, {above}: every class's images would count as {class_dir.name}'s"
                 )
             walked.add(real)
-            folders[:] = sorted(name for name in folders if not name.startswith("."))  # the first of two links is read
-            names.extend(os.path.relpath(os.path.join(directory, f), root) for f in files if _is_image(f))
+            entries = _entries(directory)
+            waiting.extend(entry.path for entry in reversed(entries) if entry.is_dir())
+            for entry in entries:
+                if not entry.is_dir() and _is_image(entry.name):
+                    name = os.path.relpath(entry.path, root)
+                    # a file's own link is resolved; the others lie where their folder really is
+                    is_link = entry.is_symlink()
+                    _check_once(
+                        root, name, os.path.realpath(entry.path) if is_link else os.path.join(real, entry.name), seen
+                    )
+                    names.append(name)
         if not names:
             raise DataSourceError(f"{class_dir}: class folder holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
         classes[class_dir.name] = sorted(names)
@@ -71,14 +85,30 @@ def _list_folder(root: Path, split: str) -> dict[str, list[str]]:
     return classes
 
 
+def _check_once(root: Path, name: str, real: str, seen: dict[str, str]) -> None:
+    """One file, one place: a link that reaches an image listed already would count it twice, under
+    a second class, or in training and test at once."""
+    first = seen.setdefault(real, name)
+    if first != name:
+        raise DataSourceError(
+            f"{root / name}: the same file as {root / first} (through a link); an image may be in one class "
+            "of one split only"
+        )
+
+
 def _holds(outer: str, inner: str) -> bool:
     """Whether the real path `outer` is `inner` or a folder above it."""
     return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
-def _unlistable(error: OSError) -> None:
-    """os.walk's error: a folder inside a class folder that cannot be listed is named, not skipped."""
-    raise DataSourceError(f"{error.filename}: cannot list the folder ({error.strerror})")
+def _entries(directory: str) -> list[os.DirEntry]:
+    """The folder's entries by name, hidden ones left out; a folder that cannot be listed is named,
+    not skipped (as os.walk would)."""
+    try:
+        with os.scandir(directory) as listing:
+            return sorted((entry for entry in listing if not entry.name.startswith(".")), key=lambda entry: entry.name)
+    except OSError as error:
+        raise DataSourceError(f"{directory}: cannot list the folder ({error.strerror})") from None
 
 
 def _list_zip(archive: Path, split: str) -> tuple[dict[str, list[str]], zipfile.ZipFile]:
@@ -117,10 +147,10 @@ def _zip_classes(archive: Path, split: str, members: list[zipfile.ZipInfo]) -> d
     return dict(sorted(classes.items()))
 
 
-def _image_folder_split(root: Path, split: str) -> tuple[ListedSplit, list[str]]:
+def _image_folder_split(root: Path, split: str, seen: dict[str, str]) -> tuple[ListedSplit, list[str]]:
     opened = None
     if (root / split).is_dir():
-        container, classes = root, _list_folder(root, split)
+        container, classes = root, _list_folder(root, split, seen)
     elif (root / f"{split}.zip").is_file():
         container = root / f"{split}.zip"
         classes, opened = _list_zip(container, split)
@@ -142,8 +172,9 @@ def image_folder_listing(root: Path, image_size: int | None = None) -> Listing:
         raise DataSourceError(
             f"{root}: {_no_folder(root, 'image')}; expected train/ and test/ class folders or train.zip and test.zip"
         )
-    train, train_classes = _image_folder_split(root, "train")
-    test, test_classes = _image_folder_split(root, "test")
+    seen: dict[str, str] = {}  # real path -> name, across both splits
+    train, train_classes = _image_folder_split(root, "train", seen)
+    test, test_classes = _image_folder_split(root, "test", seen)
     if train_classes != test_classes:
         only_train = sorted(set(train_classes) - set(test_classes))
         only_test = sorted(set(test_classes) - set(train_classes))
@@ -188,7 +219,7 @@ def _read_list(path: Path) -> list[tuple[str, int, int]]:
     if not path.is_file():
         raise DataSourceError(f"{path}: list file not found; expected lines '<path relative to {path.parent}> <label>'")
     entries = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding=LIST_ENCODING).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.strip().rsplit(maxsplit=1)
@@ -214,9 +245,8 @@ def _check_entries(
     missing = [(name, number) for name, _, number in entries if not (root / name).is_file()]
     if missing:
         name, number = missing[0]
-        raise DataSourceError(
-            f"{root / name}: image file not found (listed in {path}:{number}; {len(missing)} listed files missing)"
-        )
+        what = "a folder, not an image file" if (root / name).is_dir() else "image file not found"
+        raise DataSourceError(f"{root / name}: {what} (listed in {path}:{number}; {len(missing)} listed files missing)")
 
 
 def file_list_listing(root: Path) -> Listing:
@@ -249,7 +279,7 @@ def _class_names(path: Path) -> list[str]:
     """One name per non-blank line, in label order; a name given twice is refused (two labels would
     share it in every report)."""
     names: dict[str, int] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding=LIST_ENCODING).splitlines(), start=1):
         name = line.strip()
         if name in names:
             raise DataSourceError(

@@ -66,6 +66,11 @@ class ImageFiles:
             )
         return archive.read(self.names[index])
 
+    def _is_empty(self, index: int) -> bool:
+        if self.is_zip:
+            return self._zip().getinfo(self.names[index]).file_size == 0
+        return (self.root / self.names[index]).stat().st_size == 0
+
     def open(self, index: int, decode: bool | str = True, expected_size: tuple[int, int] | None = None) -> Image.Image:
         """Image `index`, decoded or (`decode=False`) its header read. `expected_size`: (height,
         width) its header must have, checked before it is decoded."""
@@ -96,9 +101,8 @@ class ImageFiles:
         except FileNotFoundError:
             raise DataSourceError(f"{self.describe(index)}: image file not found") from None
         except Image.UnidentifiedImageError:  # PIL's text names a zip member's buffer as <_io.BytesIO object at 0x...>
-            raise DataSourceError(
-                f"{self.describe(index)}: cannot read the image (not an image format PIL knows, or damaged)"
-            ) from None
+            why = "an empty file" if self._is_empty(index) else "not an image format PIL knows, or damaged"
+            raise DataSourceError(f"{self.describe(index)}: cannot read the image ({why})") from None
         # ValueError, SyntaxError: PIL's words for a damaged header or chunk (a PNG text chunk too large)
         except (
             OSError,

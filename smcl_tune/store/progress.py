@@ -55,7 +55,7 @@ class TrialProgress:
     def describe(self) -> str:
         """How an ended trial ended, in a line."""
         if self.state == TrialState.COMPLETED:
-            return f"{self.name}: finished after {self.epochs_done} epochs"
+            return f"{self.name}: finished after {self.epochs_done} epoch{'s' * (self.epochs_done != 1)}"
         if self.state == TrialState.PRUNED:
             return f"{self.name}: stopped early at epoch {self.epochs_done}"
         return f"{self.name}: failed at epoch {self.epochs_done}: {self.reason or 'no reason given'}"

@@ -121,3 +121,38 @@ def test_an_image_pil_refuses_with_a_value_error_is_one_line_too(tmp_path):
         f"1 of 36 images cannot be used: {root / 'test' / 'ant' / '0004.png'}: cannot read the image "
         "(Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK)"
     )
+
+
+def test_the_progress_bar_fits_a_narrow_terminal(tmp_path):
+    """A line wider than the terminal wraps, and `\\r` then redraws only its last part: a stack of half-lines."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    path = _study(tmp_path, _folder(tmp_path / "a-folder-with-a-long-name-to-make-the-progress-line-long"))
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))  # 24 rows, 40 columns
+    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smcl_tune.cli", "prepare", str(path)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=120) == 0
+    drawn = [part.removesuffix("\x1b[K") for part in b"".join(chunks).decode().split("\r") if part.strip()]
+    assert drawn and drawn[0].startswith("[") and all(len(part) < 40 for part in drawn), drawn

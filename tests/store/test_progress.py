@@ -219,4 +219,12 @@ def test_live_view_shows_the_study_line_and_a_bar_per_running_trial():
 def test_an_ended_trial_says_how_it_ended():
     finished = TrialProgress("t", "", state=TrialState.COMPLETED, epochs_done=8)
     assert finished.describe() == "t: finished after 8 epochs"
+    one = TrialProgress("t", "", state=TrialState.COMPLETED, epochs_done=1)
+    assert one.describe() == "t: finished after 1 epoch"  # not "1 epochs"
     assert TrialProgress("t", "", state=TrialState.FAILED).describe() == "t: failed at epoch 0: no reason given"
+
+
+def test_plain_view_counts_one_planned_trial_in_the_singular(capsys):
+    view = PlainView("demo", min_interval_s=3600)
+    view.started(StudyProgress("val_balanced_accuracy", "max", planned_trials=1, epochs_per_trial=4, listener=view))
+    assert capsys.readouterr().out.rstrip().endswith("study demo: 1 trial planned")

@@ -425,9 +425,28 @@ def test_a_link_in_a_class_folder_to_a_folder_above_it_is_refused(folder, target
     (folder / "train" / "cat" / "all").symlink_to(up, target_is_directory=True)
     with pytest.raises(DataSourceError) as refused:
         load_source(folder_config(folder))
+    above = "the split folder itself" if target == "split" else f"a folder above {folder / 'train'}"
     assert str(refused.value) == (
-        f"{folder / 'train' / 'cat' / 'all'}: a link to {up}, which holds {folder / 'train'} itself: every "
-        "class's images would count as cat's"
+        f"{folder / 'train' / 'cat' / 'all'}: a link to {up}, {above}: every class's images would count as cat's"
+    )
+
+
+@pytest.mark.parametrize("link", ["another class's folder", "a test image"])
+def test_a_link_that_reaches_an_image_listed_already_is_refused(folder, link):
+    """It gave those images a second class, or put test images into training, without a word."""
+    if link == "a test image":
+        (folder / "train" / "cat" / "zz.png").symlink_to(folder / "test" / "cat" / "0001.png")
+        first, second = (
+            folder / "train" / "cat" / "zz.png",
+            folder / "test" / "cat" / "0001.png",
+        )  # train is listed first
+    else:
+        (folder / "train" / "cat" / "ants").symlink_to(folder / "train" / "ant", target_is_directory=True)
+        first, second = folder / "train" / "ant" / "0000.png", folder / "train" / "cat" / "ants" / "0000.png"
+    with pytest.raises(DataSourceError) as refused:
+        load_source(folder_config(folder))
+    assert str(refused.value) == (
+        f"{second}: the same file as {first} (through a link); an image may be in one class of one split only"
     )
 
 
@@ -448,3 +467,29 @@ def test_a_folder_in_a_class_folder_that_cannot_be_listed_is_named(folder, monke
     with pytest.raises(DataSourceError) as refused:
         load_source(folder_config(folder))
     assert str(refused.value) == f"{locked}: cannot list the folder (Permission denied)"
+
+
+def test_list_files_saved_with_a_byte_order_mark_read_as_without(tmp_path):
+    """It became part of the first class's name and the first image's path ('image file not found')."""
+    root = make_file_lists(tmp_path, with_names=True)
+    for name in ("classes.txt", "train.txt"):
+        (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())
+    source = load_source(list_config(root))
+    assert source.class_names == ["apple", "banana", "cherry"]
+    assert source.train.files.names[0] == "a/0.png"
+
+
+def test_a_listed_folder_and_an_empty_image_say_what_they_are(tmp_path):
+    root = make_file_lists(tmp_path)
+    (root / "train.txt").write_text("a/0.png 0\na 0\nb/my image.png 1\nc/0.png 2\n")
+    with pytest.raises(DataSourceError) as refused:
+        load_source(list_config(root))
+    assert str(refused.value) == (
+        f"{root / 'a'}: a folder, not an image file (listed in {root / 'train.txt'}:2; 1 listed files missing)"
+    )
+    (root / "train.txt").write_text("a/0.png 0\nb/my image.png 1\nc/0.png 2\n")
+    (root / "a" / "0.png").write_bytes(b"")
+    with pytest.raises(
+        DataSourceError, match=re.escape(f"{root / 'a' / '0.png'}: cannot read the image (an empty file)")
+    ):
+        load_source(list_config(root)).train.load(torch.tensor([0]))
