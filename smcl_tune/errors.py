@@ -98,6 +98,12 @@ def short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def in_file(path, error: Exception) -> ConfigError:
+    """`error` with the file `path` before each of its lines: several problems, a line each, each
+    naming the file."""
+    return ConfigError("\n".join(f"{path}: {line}" for line in str(error).splitlines()))
+
+
 CREDENTIALS_IN_URI = "the URI carries credentials"  # a validation error whose input must not be shown
 
 

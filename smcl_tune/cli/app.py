@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         with sigterm_as_interrupt():
             return arguments.handler(arguments)
     except (ConfigError, DataSourceError) as error:
-        print(f"smcl-tune: {error}", file=sys.stderr)
+        for line in str(error).splitlines():  # several problems: a line each
+            print(f"smcl-tune: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StudyUnavailable as error:
         print(f"smcl-tune: {error}", file=sys.stderr)

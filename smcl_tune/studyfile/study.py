@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict, trial_hint
-from smcl_tune.errors import ConfigError, format_validation_error
+from smcl_tune.errors import ConfigError, format_validation_error, in_file
 from smcl_tune.field_hints import field_hint
 from smcl_tune.studyfile.checks import check_study
 from smcl_tune.studyfile.conditions import Condition, plain_param_names, study_conditions
@@ -160,4 +160,4 @@ def load_study(path: str | Path) -> Study:
     try:
         return study_from_dict(raw, path)
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise in_file(path, error) from None

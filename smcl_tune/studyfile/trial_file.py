@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from smcl_tune.config import TrialConfig, trial_config_from_dict
-from smcl_tune.errors import ConfigError
+from smcl_tune.errors import ConfigError, in_file
 from smcl_tune.studyfile.overrides import apply_overrides
 from smcl_tune.studyfile.yaml_loader import load_yaml
 
@@ -24,4 +24,4 @@ def load_trial_config(path: str | Path, overrides: dict[str, Any] | None = None)
     try:
         return trial_config_from_dict(raw)
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise in_file(path, error) from None

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from smcl_tune.errors import ConfigError, short_repr
+from smcl_tune.errors import ConfigError, in_file, short_repr
 
 MAX_YAML_VALUES = 10_000  # a study file holds a few hundred; aliases (`*name`) count once per use
 MAX_YAML_DEPTH = 64
@@ -107,7 +107,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         raw = _parse_yaml(text)
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise in_file(path, error) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

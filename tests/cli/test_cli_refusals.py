@@ -100,3 +100,19 @@ def test_an_empty_file_argument_is_named_not_read_as_the_current_folder(capsys, 
     captured = capsys.readouterr()
     assert captured.err == f"smcl-tune: {said}\n"
     assert captured.out == ""
+
+
+def test_several_mistakes_are_a_line_each_and_each_names_the_file(tmp_path, tiny_study, capsys):
+    """Only the first line named the file (and smcl-tune): the next read as a stray `bar: unknown field`."""
+    study = tiny_study(tmp_path)
+    study.write_text(study.read_text() + "foo: 1\nbar: 2\n")
+    trial = tmp_path / "trial.yaml"
+    trial.write_text("training: {epochs: 1, lr: -1}\nmodel: {depth: 3}\n")
+    assert main(["validate", str(study)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"smcl-tune: {study}: foo: unknown field",
+        f"smcl-tune: {study}: bar: unknown field",
+    ]
+    assert main(["trial", str(trial)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"smcl-tune: {trial}: ") for line in lines), lines
