@@ -48,7 +48,7 @@ from smcl_tune.study.object_store_outage import hide_unreachable_store_traceback
 from smcl_tune.study.outage_wait import stopping_on_study_stop, stops_the_study
 from smcl_tune.study.parent_run import study_tags
 from smcl_tune.study.progress_callback import reporting_to
-from smcl_tune.study.ray_hints import without_rays_restore_hint
+from smcl_tune.study.ray_hints import without_rays_own_advice
 from smcl_tune.study.ray_session import check_cluster_answers, cluster_address, init_ray, leave_ray
 from smcl_tune.study.search_plan import expected_trials
 from smcl_tune.study.staging_copy_race import without_staging_copy_races
@@ -278,7 +278,7 @@ def _run(study: Study, paths: StudyPaths, restart: bool, guard: LocalStorageGuar
             fused_groups(study, store_outage) as directory,
             reporting_to(progress),
             tune_settings(),
-            without_rays_restore_hint(),
+            without_rays_own_advice(),
             without_staging_copy_races(),
             whole_experiment_state_saves(),
         ):

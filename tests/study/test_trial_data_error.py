@@ -75,5 +75,7 @@ def test_an_unreadable_image_stops_the_study_in_one_line_and_the_same_command_re
     broken.write_bytes(whole)
     resumed = subprocess.run(command, cwd=tmp_path, env=joining_env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # Ray's warning on its result grid, of the trial the stop left without result files, read as a failure
+    assert "Failed to fetch metrics" not in resumed.stderr + resumed.stdout
     assert _optuna_states(storage, "unreadable") == ["COMPLETE"] * 3
     assert _trial_run_statuses(storage) == ["FINISHED"] * 3
