@@ -11,6 +11,8 @@ import pytest
 import yaml
 from PIL import Image, PngImagePlugin
 
+from tests.fixtures.terminal import read_until_closed
+
 
 def _folder(root: Path) -> Path:
     for split in ("train", "test"):
@@ -143,16 +145,7 @@ def test_the_progress_bar_fits_a_narrow_terminal(tmp_path):
         env=env,
     )
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the command ended
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
+    written = read_until_closed(leader)
     assert process.wait(timeout=120) == 0
-    drawn = [part.removesuffix("\x1b[K") for part in b"".join(chunks).decode().split("\r") if part.strip()]
+    drawn = [part.removesuffix("\x1b[K") for part in written.decode().split("\r") if part.strip()]
     assert drawn and drawn[0].startswith("[") and all(len(part) < 40 for part in drawn), drawn

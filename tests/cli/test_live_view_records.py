@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+from tests.fixtures.terminal import read_until_closed
+
 PROGRAM = textwrap.dedent(
     """
     import logging, sys, time
@@ -31,18 +33,9 @@ def _on_a_terminal(program: str) -> str:
     main, child = pty.openpty()
     process = subprocess.Popen([sys.executable, "-c", program], stdout=child, stderr=child, stdin=subprocess.DEVNULL)
     os.close(child)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # the terminal closed with the process
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    assert process.wait(timeout=60) == 0, b"".join(chunks).decode(errors="replace")
-    os.close(main)
-    return b"".join(chunks).decode(errors="replace")
+    written = read_until_closed(main)
+    assert process.wait(timeout=60) == 0, written.decode(errors="replace")
+    return written.decode(errors="replace")
 
 
 def test_rays_records_print_above_the_live_view_on_lines_of_their_own():

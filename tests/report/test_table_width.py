@@ -5,6 +5,8 @@ import pty
 import subprocess
 import sys
 
+from tests.fixtures.terminal import read_until_closed
+
 TRIALS_HEADING = "rank"
 
 
@@ -18,18 +20,9 @@ def _leaderboard(storage, cwd, terminal_columns=None) -> str:
     env = {**os.environ, "COLUMNS": str(terminal_columns)}
     process = subprocess.Popen(command, cwd=cwd, stdout=follower, stderr=subprocess.PIPE, env=env)
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the command ended
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
+    written = read_until_closed(leader)
     assert process.wait(timeout=120) == 0, process.stderr.read().decode()
-    return b"".join(chunks).decode().replace("\r\n", "\n")
+    return written.decode().replace("\r\n", "\n")
 
 
 def _trials_table(text: str) -> list[str]:
